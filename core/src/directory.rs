@@ -1,0 +1,594 @@
+//! Reference data: the region tree, departments, users and roles, the case
+//! taxonomy and deadline rules. Server-authoritative; for now loaded from a JSON
+//! file (format documented in `docs/directory-format.md`).
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::doc::case::Severity;
+use crate::ids::{CategoryCode, DeptId, RegionCode, RegionLevel, UserId};
+
+/// Largest directory file accepted (a city of 15,000 grids fits in a few MB).
+pub const MAX_DIRECTORY_BYTES: usize = 32 * 1024 * 1024;
+
+const FORMAT: &str = "gridsync-directory";
+const VERSION: u32 = 1;
+
+/// Why a directory file was refused. Messages name the offending code or id, never
+/// a person's name.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// The JSON could not be parsed into the documented shape.
+    #[error("directory is not valid JSON of the documented format: {0}")]
+    Parse(#[from] serde_json::Error),
+    /// The file is larger than [`MAX_DIRECTORY_BYTES`].
+    #[error("directory file is {0} bytes; the limit is {MAX_DIRECTORY_BYTES}")]
+    TooLarge(usize),
+    /// Parsed, but the content is inconsistent.
+    #[error("directory is inconsistent: {0}")]
+    Invalid(String),
+}
+
+/// A user's role; decides which workflow actions they may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// 网格员: patrols one grid, reports and verifies cases.
+    GridWorker,
+    /// 社区 dispatcher.
+    CommunityDispatcher,
+    /// 街道 / 镇 dispatcher.
+    TownDispatcher,
+    /// 区 / 县 dispatcher.
+    DistrictDispatcher,
+    /// Handler in a department; handles what is dispatched to it.
+    DepartmentHandler,
+    /// May do everything within their region.
+    Admin,
+}
+
+impl Role {
+    /// The level of the region tree a dispatcher works at; `None` for other roles.
+    pub fn dispatch_level(self) -> Option<RegionLevel> {
+        match self {
+            Role::CommunityDispatcher => Some(RegionLevel::Community),
+            Role::TownDispatcher => Some(RegionLevel::Town),
+            Role::DistrictDispatcher | Role::Admin => Some(RegionLevel::District),
+            Role::GridWorker | Role::DepartmentHandler => None,
+        }
+    }
+
+    /// Whether this is one of the dispatcher roles (admin included).
+    pub fn is_dispatcher(self) -> bool {
+        self.dispatch_level().is_some()
+    }
+
+    /// Stable snake_case name, as stored in documents.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::GridWorker => "grid_worker",
+            Role::CommunityDispatcher => "community_dispatcher",
+            Role::TownDispatcher => "town_dispatcher",
+            Role::DistrictDispatcher => "district_dispatcher",
+            Role::DepartmentHandler => "department_handler",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parse the stored name.
+    pub fn parse(s: &str) -> Option<Role> {
+        [
+            Role::GridWorker,
+            Role::CommunityDispatcher,
+            Role::TownDispatcher,
+            Role::DistrictDispatcher,
+            Role::DepartmentHandler,
+            Role::Admin,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+
+    /// The region level a user of this role must be placed at, if fixed.
+    fn home_level(self) -> Option<RegionLevel> {
+        match self {
+            Role::GridWorker => Some(RegionLevel::Grid),
+            Role::CommunityDispatcher => Some(RegionLevel::Community),
+            Role::TownDispatcher => Some(RegionLevel::Town),
+            Role::DistrictDispatcher => Some(RegionLevel::District),
+            Role::DepartmentHandler | Role::Admin => None,
+        }
+    }
+}
+
+/// A node of the region tree.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    /// Code; its prefix is the parent's code.
+    pub code: RegionCode,
+    /// Display name (Chinese).
+    pub name: String,
+    /// Level; must agree with the code's length.
+    pub level: RegionLevel,
+}
+
+/// A department cases can be dispatched to.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Department {
+    /// Short id.
+    pub id: DeptId,
+    /// Display name.
+    pub name: String,
+    /// The region whose cases it handles.
+    pub region: RegionCode,
+}
+
+/// A user: a grid worker, dispatcher, handler or admin.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// Id.
+    pub id: UserId,
+    /// Display name. Personal data: never logged.
+    pub name: String,
+    /// What they may do.
+    pub role: Role,
+    /// Where they work: a grid worker's grid, a dispatcher's community/town/district.
+    pub region: RegionCode,
+    /// For department handlers: their department.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<DeptId>,
+}
+
+/// A subcategory of the taxonomy.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subcategory {
+    /// `<category>.<name>`.
+    pub code: CategoryCode,
+    /// Chinese name.
+    pub name: String,
+    /// English name.
+    pub name_en: String,
+}
+
+/// A top-level case category (one of the domains).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Category {
+    /// Code, e.g. `safety`.
+    pub code: CategoryCode,
+    /// Chinese name.
+    pub name: String,
+    /// English name.
+    pub name_en: String,
+    /// Its subcategories.
+    pub subcategories: Vec<Subcategory>,
+}
+
+/// How long a dispatched case may take. `"*"` matches any category or severity;
+/// the most specific matching rule wins.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlineRule {
+    /// A category code or `"*"`.
+    pub category: String,
+    /// A severity or `"*"`.
+    pub severity: String,
+    /// Hours from dispatch to deadline.
+    pub hours: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirectoryFile {
+    format: String,
+    version: u32,
+    name: String,
+    regions: Vec<Region>,
+    departments: Vec<Department>,
+    users: Vec<User>,
+    taxonomy: Vec<Category>,
+    deadline_rules: Vec<DeadlineRule>,
+}
+
+/// The loaded, validated directory with lookup indexes.
+#[derive(Debug)]
+pub struct Directory {
+    /// Name of the top region (e.g. the district).
+    pub name: String,
+    regions: Vec<Region>,
+    departments: Vec<Department>,
+    users: Vec<User>,
+    taxonomy: Vec<Category>,
+    deadline_rules: Vec<DeadlineRule>,
+    region_idx: HashMap<RegionCode, usize>,
+    dept_idx: HashMap<DeptId, usize>,
+    user_idx: HashMap<UserId, usize>,
+    category_idx: HashMap<CategoryCode, usize>,
+    subcategory_idx: HashMap<CategoryCode, usize>,
+}
+
+fn invalid(msg: String) -> DirectoryError {
+    DirectoryError::Invalid(msg)
+}
+
+const MAX_NAME_CHARS: usize = 100;
+
+fn check_name(what: &str, id: &str, name: &str) -> Result<(), DirectoryError> {
+    let n = name.chars().count();
+    if n == 0 || n > MAX_NAME_CHARS {
+        return Err(invalid(format!(
+            "{what} {id}: name must have 1 to {MAX_NAME_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+impl Directory {
+    /// Parse and validate a directory file.
+    pub fn from_json(json: &str) -> Result<Directory, DirectoryError> {
+        if json.len() > MAX_DIRECTORY_BYTES {
+            return Err(DirectoryError::TooLarge(json.len()));
+        }
+        let file: DirectoryFile = serde_json::from_str(json)?;
+        if file.format != FORMAT {
+            return Err(invalid(format!(
+                "format is {:?}, expected {FORMAT:?}",
+                file.format
+            )));
+        }
+        if file.version != VERSION {
+            return Err(invalid(format!(
+                "version {} is not supported (expected {VERSION})",
+                file.version
+            )));
+        }
+        Self::build(file)
+    }
+
+    fn build(file: DirectoryFile) -> Result<Directory, DirectoryError> {
+        let mut region_idx = HashMap::new();
+        for (i, r) in file.regions.iter().enumerate() {
+            check_name("region", r.code.as_str(), &r.name)?;
+            if r.code.level() != r.level {
+                return Err(invalid(format!(
+                    "region {}: level {} does not match a code of {} digits",
+                    r.code,
+                    r.level.as_str(),
+                    r.code.as_str().len()
+                )));
+            }
+            if let Some(parent_level) = r.level.parent() {
+                let parent = r
+                    .code
+                    .ancestor(parent_level)
+                    .filter(|p| region_idx.contains_key(p));
+                if parent.is_none() {
+                    return Err(invalid(format!(
+                        "region {}: its parent region is not listed before it",
+                        r.code
+                    )));
+                }
+            }
+            if region_idx.insert(r.code.clone(), i).is_some() {
+                return Err(invalid(format!("region {} is listed twice", r.code)));
+            }
+        }
+        if !file
+            .regions
+            .iter()
+            .any(|r| r.level == RegionLevel::District)
+        {
+            return Err(invalid("no district-level region".into()));
+        }
+
+        let mut dept_idx = HashMap::new();
+        for (i, d) in file.departments.iter().enumerate() {
+            check_name("department", d.id.as_str(), &d.name)?;
+            if !region_idx.contains_key(&d.region) {
+                return Err(invalid(format!(
+                    "department {}: unknown region {}",
+                    d.id, d.region
+                )));
+            }
+            if dept_idx.insert(d.id.clone(), i).is_some() {
+                return Err(invalid(format!("department {} is listed twice", d.id)));
+            }
+        }
+
+        let mut user_idx = HashMap::new();
+        for (i, u) in file.users.iter().enumerate() {
+            check_name("user", u.id.as_str(), &u.name)?;
+            if !region_idx.contains_key(&u.region) {
+                return Err(invalid(format!(
+                    "user {}: unknown region {}",
+                    u.id, u.region
+                )));
+            }
+            if let Some(level) = u.role.home_level() {
+                if u.region.level() != level {
+                    return Err(invalid(format!(
+                        "user {}: a {} must be placed at a {} region",
+                        u.id,
+                        u.role.as_str(),
+                        level.as_str()
+                    )));
+                }
+            }
+            match (&u.department, u.role) {
+                (Some(d), Role::DepartmentHandler) if dept_idx.contains_key(d) => {}
+                (Some(d), Role::DepartmentHandler) => {
+                    return Err(invalid(format!("user {}: unknown department {d}", u.id)))
+                }
+                (None, Role::DepartmentHandler) => {
+                    return Err(invalid(format!(
+                        "user {}: a department handler needs a department",
+                        u.id
+                    )))
+                }
+                (Some(_), _) => {
+                    return Err(invalid(format!(
+                        "user {}: only department handlers have a department",
+                        u.id
+                    )))
+                }
+                (None, _) => {}
+            }
+            if user_idx.insert(u.id.clone(), i).is_some() {
+                return Err(invalid(format!("user {} is listed twice", u.id)));
+            }
+        }
+
+        let mut category_idx = HashMap::new();
+        let mut subcategory_idx = HashMap::new();
+        for (i, c) in file.taxonomy.iter().enumerate() {
+            check_name("category", c.code.as_str(), &c.name)?;
+            if c.code.as_str().contains('.') {
+                return Err(invalid(format!(
+                    "category {}: must not contain '.'",
+                    c.code
+                )));
+            }
+            if category_idx.insert(c.code.clone(), i).is_some() {
+                return Err(invalid(format!("category {} is listed twice", c.code)));
+            }
+            let prefix = format!("{}.", c.code);
+            for s in &c.subcategories {
+                check_name("subcategory", s.code.as_str(), &s.name)?;
+                if !s.code.as_str().starts_with(&prefix) {
+                    return Err(invalid(format!(
+                        "subcategory {} must start with {prefix}",
+                        s.code
+                    )));
+                }
+                if subcategory_idx.insert(s.code.clone(), i).is_some() {
+                    return Err(invalid(format!("subcategory {} is listed twice", s.code)));
+                }
+            }
+        }
+        if category_idx.is_empty() {
+            return Err(invalid("the taxonomy is empty".into()));
+        }
+
+        let mut seen_rules = HashSet::new();
+        let mut has_default = false;
+        for r in &file.deadline_rules {
+            if r.category != "*" && !file.taxonomy.iter().any(|c| c.code.as_str() == r.category) {
+                return Err(invalid(format!(
+                    "deadline rule: unknown category {:?}",
+                    r.category
+                )));
+            }
+            if r.severity != "*" && Severity::parse(&r.severity).is_none() {
+                return Err(invalid(format!(
+                    "deadline rule: unknown severity {:?}",
+                    r.severity
+                )));
+            }
+            if r.hours == 0 || r.hours > 24 * 365 {
+                return Err(invalid(format!(
+                    "deadline rule {}/{}: hours must be between 1 and 8760",
+                    r.category, r.severity
+                )));
+            }
+            if !seen_rules.insert((r.category.clone(), r.severity.clone())) {
+                return Err(invalid(format!(
+                    "deadline rule {}/{} is listed twice",
+                    r.category, r.severity
+                )));
+            }
+            has_default |= r.category == "*" && r.severity == "*";
+        }
+        if !has_default {
+            return Err(invalid(
+                "deadline rules need a default rule with category \"*\" and severity \"*\"".into(),
+            ));
+        }
+
+        Ok(Directory {
+            name: file.name,
+            regions: file.regions,
+            departments: file.departments,
+            users: file.users,
+            taxonomy: file.taxonomy,
+            deadline_rules: file.deadline_rules,
+            region_idx,
+            dept_idx,
+            user_idx,
+            category_idx,
+            subcategory_idx,
+        })
+    }
+
+    /// A user by id.
+    pub fn user(&self, id: &UserId) -> Option<&User> {
+        self.user_idx.get(id).map(|&i| &self.users[i])
+    }
+
+    /// All users.
+    pub fn users(&self) -> &[User] {
+        &self.users
+    }
+
+    /// A region by code.
+    pub fn region(&self, code: &RegionCode) -> Option<&Region> {
+        self.region_idx.get(code).map(|&i| &self.regions[i])
+    }
+
+    /// All regions, parents before children.
+    pub fn regions(&self) -> &[Region] {
+        &self.regions
+    }
+
+    /// A department by id.
+    pub fn department(&self, id: &DeptId) -> Option<&Department> {
+        self.dept_idx.get(id).map(|&i| &self.departments[i])
+    }
+
+    /// All departments.
+    pub fn departments(&self) -> &[Department] {
+        &self.departments
+    }
+
+    /// The taxonomy.
+    pub fn categories(&self) -> &[Category] {
+        &self.taxonomy
+    }
+
+    /// A top-level category by code.
+    pub fn category(&self, code: &CategoryCode) -> Option<&Category> {
+        self.category_idx.get(code).map(|&i| &self.taxonomy[i])
+    }
+
+    /// Whether `sub` is a subcategory of `category`.
+    pub fn is_subcategory_of(&self, sub: &CategoryCode, category: &CategoryCode) -> bool {
+        self.subcategory_idx
+            .get(sub)
+            .is_some_and(|&i| self.taxonomy[i].code == *category)
+    }
+
+    /// Hours allowed for a case of this category and severity: the most specific
+    /// matching rule (exact category and severity, then category, then severity,
+    /// then the default).
+    pub fn deadline_hours(&self, category: &CategoryCode, severity: Severity) -> u32 {
+        let cat = category.as_str();
+        let sev = severity.as_str();
+        let candidates = [(cat, sev), (cat, "*"), ("*", sev), ("*", "*")];
+        candidates
+            .iter()
+            .find_map(|(c, s)| {
+                self.deadline_rules
+                    .iter()
+                    .find(|r| r.category == *c && r.severity == *s)
+            })
+            .map_or(72, |r| r.hours)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The sample directory shipped with the crate.
+    pub(crate) const SAMPLE: &str = include_str!("../data/sample-directory.json");
+
+    pub(crate) fn sample() -> Directory {
+        Directory::from_json(SAMPLE).expect("sample directory is valid")
+    }
+
+    #[test]
+    fn sample_directory_loads_with_a_few_hundred_grids() {
+        let dir = sample();
+        let grids = dir
+            .regions()
+            .iter()
+            .filter(|r| r.level == RegionLevel::Grid)
+            .count();
+        assert!((200..=400).contains(&grids), "{grids} grids");
+        assert_eq!(dir.categories().len(), 6);
+        let worker = dir
+            .users()
+            .iter()
+            .find(|u| u.role == Role::GridWorker)
+            .unwrap();
+        assert_eq!(worker.region.level(), RegionLevel::Grid);
+    }
+
+    #[test]
+    fn deadline_rules_pick_the_most_specific() {
+        let dir = sample();
+        let safety: CategoryCode = "safety".parse().unwrap();
+        let city: CategoryCode = "city".parse().unwrap();
+        assert_eq!(dir.deadline_hours(&safety, Severity::Urgent), 2);
+        assert_eq!(dir.deadline_hours(&city, Severity::Urgent), 4);
+        assert_eq!(dir.deadline_hours(&city, Severity::Low), 120);
+    }
+
+    fn mutate(f: impl FnOnce(&mut serde_json::Value)) -> Result<Directory, DirectoryError> {
+        let mut v: serde_json::Value = serde_json::from_str(SAMPLE).unwrap();
+        f(&mut v);
+        Directory::from_json(&v.to_string())
+    }
+
+    #[test]
+    fn inconsistent_directories_are_refused_with_the_reason() {
+        let cases: Vec<(&str, Box<dyn FnOnce(&mut serde_json::Value)>)> = vec![
+            ("format", Box::new(|v| v["format"] = "other".into())),
+            ("version 2", Box::new(|v| v["version"] = 2.into())),
+            (
+                "listed twice",
+                Box::new(|v| {
+                    let r = v["regions"][1].clone();
+                    v["regions"].as_array_mut().unwrap().push(r)
+                }),
+            ),
+            (
+                "parent region",
+                Box::new(|v| v["regions"][1]["code"] = "339999001".into()),
+            ),
+            (
+                "must be placed at a grid",
+                Box::new(|v| {
+                    let users = v["users"].as_array_mut().unwrap();
+                    let w = users
+                        .iter_mut()
+                        .find(|u| u["role"] == "grid_worker")
+                        .unwrap();
+                    w["region"] = "339901001".into();
+                }),
+            ),
+            (
+                "unknown department",
+                Box::new(|v| {
+                    let users = v["users"].as_array_mut().unwrap();
+                    let h = users
+                        .iter_mut()
+                        .find(|u| u["role"] == "department_handler")
+                        .unwrap();
+                    h["department"] = "nope".into();
+                }),
+            ),
+            (
+                "unknown category",
+                Box::new(|v| {
+                    v["deadline_rules"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(serde_json::json!({"category":"x","severity":"*","hours":1}))
+                }),
+            ),
+            ("unknown field", Box::new(|v| v["extra"] = 1.into())),
+        ];
+        for (expected, f) in cases {
+            let err = mutate(f).expect_err(expected).to_string();
+            assert!(
+                err.contains(expected),
+                "{err:?} should mention {expected:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Typed access to the Automerge documents: one module per document kind. All the
+//! key names live here; nothing outside this module touches a raw path.
+
+pub mod case;
+pub mod patrol;
+
+use automerge::transaction::Transactable;
+use automerge::{ObjId, ObjType, ReadDoc, ScalarValue, Value};
+use chrono::{DateTime, Utc};
+
+/// A document that does not have the shape its kind requires (e.g. a change from a
+/// buggy or hostile replica). The message names the field, never its content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("document field {field}: {reason}")]
+pub struct SchemaError {
+    /// The field path.
+    pub field: String,
+    /// What is wrong.
+    pub reason: &'static str,
+}
+
+fn schema_err(field: &str, reason: &'static str) -> SchemaError {
+    SchemaError {
+        field: field.to_owned(),
+        reason,
+    }
+}
+
+/// Version of the document layout written by this code.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Common root keys.
+mod key {
+    pub const KIND: &str = "kind";
+    pub const SCHEMA: &str = "schema";
+    pub const ID: &str = "id";
+}
+
+fn scalar(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Result<Option<ScalarValue>, SchemaError> {
+    match doc.get(obj, key) {
+        Ok(Some((Value::Scalar(v), _))) => Ok(Some(v.into_owned())),
+        Ok(Some((Value::Object(_), _))) => {
+            Err(schema_err(key, "expected a value, found an object"))
+        }
+        Ok(None) => Ok(None),
+        Err(_) => Err(schema_err(key, "unreadable")),
+    }
+}
+
+fn opt_str(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Result<Option<String>, SchemaError> {
+    match scalar(doc, obj, key)? {
+        Some(ScalarValue::Str(s)) => Ok(Some(s.to_string())),
+        Some(_) => Err(schema_err(key, "expected a string")),
+        None => Ok(None),
+    }
+}
+
+fn req_str(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Result<String, SchemaError> {
+    opt_str(doc, obj, key)?.ok_or_else(|| schema_err(key, "missing"))
+}
+
+fn req_parse<T: std::str::FromStr>(
+    doc: &impl ReadDoc,
+    obj: &ObjId,
+    key: &str,
+) -> Result<T, SchemaError> {
+    req_str(doc, obj, key)?
+        .parse()
+        .map_err(|_| schema_err(key, "not a valid value"))
+}
+
+fn opt_i64(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Result<Option<i64>, SchemaError> {
+    match scalar(doc, obj, key)? {
+        Some(ScalarValue::Int(n)) | Some(ScalarValue::Timestamp(n)) => Ok(Some(n)),
+        Some(ScalarValue::Uint(n)) => i64::try_from(n)
+            .map(Some)
+            .map_err(|_| schema_err(key, "number out of range")),
+        Some(_) => Err(schema_err(key, "expected a number")),
+        None => Ok(None),
+    }
+}
+
+fn opt_f64(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Result<Option<f64>, SchemaError> {
+    match scalar(doc, obj, key)? {
+        Some(ScalarValue::F64(n)) => Ok(Some(n)),
+        Some(ScalarValue::Int(n)) => Ok(Some(n as f64)),
+        Some(_) => Err(schema_err(key, "expected a number")),
+        None => Ok(None),
+    }
+}
+
+fn opt_bool(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Result<Option<bool>, SchemaError> {
+    match scalar(doc, obj, key)? {
+        Some(ScalarValue::Boolean(b)) => Ok(Some(b)),
+        Some(_) => Err(schema_err(key, "expected a boolean")),
+        None => Ok(None),
+    }
+}
+
+fn opt_time(
+    doc: &impl ReadDoc,
+    obj: &ObjId,
+    key: &str,
+) -> Result<Option<DateTime<Utc>>, SchemaError> {
+    opt_i64(doc, obj, key)?
+        .map(|ms| DateTime::from_timestamp_millis(ms).ok_or_else(|| schema_err(key, "bad time")))
+        .transpose()
+}
+
+fn req_time(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Result<DateTime<Utc>, SchemaError> {
+    opt_time(doc, obj, key)?.ok_or_else(|| schema_err(key, "missing"))
+}
+
+fn child(
+    doc: &impl ReadDoc,
+    obj: &ObjId,
+    key: &str,
+    want: ObjType,
+) -> Result<Option<ObjId>, SchemaError> {
+    match doc.get(obj, key) {
+        Ok(Some((Value::Object(t), id))) if t == want => Ok(Some(id)),
+        Ok(Some(_)) => Err(schema_err(key, "has the wrong type")),
+        Ok(None) => Ok(None),
+        Err(_) => Err(schema_err(key, "unreadable")),
+    }
+}
+
+fn req_list(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Result<ObjId, SchemaError> {
+    child(doc, obj, key, ObjType::List)?.ok_or_else(|| schema_err(key, "missing"))
+}
+
+/// The map objects of a list, in list order; anything else in the list is a schema error.
+fn list_maps(doc: &impl ReadDoc, list: &ObjId, field: &str) -> Result<Vec<ObjId>, SchemaError> {
+    (0..doc.length(list))
+        .map(|i| match doc.get(list, i) {
+            Ok(Some((Value::Object(ObjType::Map), id))) => Ok(id),
+            _ => Err(schema_err(field, "list item is not a map")),
+        })
+        .collect()
+}
+
+fn check_root(doc: &impl ReadDoc, kind: &str, id: &crate::ids::DocId) -> Result<(), SchemaError> {
+    let root = automerge::ROOT;
+    if req_str(doc, &root, key::KIND)? != kind {
+        return Err(schema_err(key::KIND, "does not match the document id"));
+    }
+    if req_str(doc, &root, key::ID)? != id.as_str() {
+        return Err(schema_err(key::ID, "does not match the document id"));
+    }
+    match opt_i64(doc, &root, key::SCHEMA)? {
+        Some(SCHEMA_VERSION) => Ok(()),
+        _ => Err(schema_err(key::SCHEMA, "unsupported schema version")),
+    }
+}
+
+fn put_root<T: Transactable>(
+    tx: &mut T,
+    kind: &str,
+    id: &crate::ids::DocId,
+) -> Result<(), automerge::AutomergeError> {
+    tx.put(automerge::ROOT, key::KIND, kind)?;
+    tx.put(automerge::ROOT, key::SCHEMA, SCHEMA_VERSION)?;
+    tx.put(automerge::ROOT, key::ID, id.as_str())?;
+    Ok(())
+}
+
+fn time_value(t: DateTime<Utc>) -> ScalarValue {
+    ScalarValue::Timestamp(t.timestamp_millis())
+}
+
+/// Append a new map to the end of `list` and return it.
+fn push_map<T: Transactable>(tx: &mut T, list: &ObjId) -> Result<ObjId, automerge::AutomergeError> {
+    let len = tx.length(list);
+    tx.insert_object(list, len, ObjType::Map)
+}
+
+/// A root-level list to append to; its absence means the document is not ours.
+fn list_obj<T: Transactable>(tx: &T, field: &str) -> Result<ObjId, automerge::AutomergeError> {
+    req_list(tx, &automerge::ROOT, field)
+        .map_err(|_| automerge::AutomergeError::InvalidObjId(field.into()))
+}

@@ -1,0 +1,879 @@
+//! The engine the app talks to: one SQLite file, the directory, and the typed
+//! operations of a grid worker's, dispatcher's or handler's day.
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use automerge::transaction::{CommitOptions, Transaction as AmTransaction};
+use automerge::{Automerge, AutomergeError, ChangeHash, ReadDoc};
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use crate::db::Db;
+use crate::directory::{Directory, Role, User};
+use crate::doc::case::{self, check_coordinates, check_note, CaseDoc, NewCase, Note, PhotoRef};
+use crate::doc::patrol::{self, CheckIn, Observation, PatrolDoc};
+use crate::error::{Error, OpenError, Result};
+use crate::ids::{DeptId, DeviceId, DocId, DocKind, PhotoHash, RegionLevel, UserId};
+use crate::index::{self, CaseFilter, CaseSummary, DailyCompliance};
+use crate::store::{self, DocImport, OutboxItem};
+use crate::track::TrackPoint;
+use crate::workflow::{fold, Action, CaseState, Entry, Outcome, Status};
+
+/// Who is using this device. Fixed when the database is created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The user, as named in the directory.
+    pub user: UserId,
+    /// This device; its id is the Automerge actor of every local change.
+    pub device: DeviceId,
+}
+
+/// A source of the current time (tests and simulations replace it).
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Points buffered before they are written into the patrol as one chunk (5 minutes
+/// at one point every 5 seconds).
+pub const TRACK_CHUNK_POINTS: i64 = 60;
+/// Most points accepted in one `add_track_points` call.
+pub const MAX_POINTS_PER_CALL: usize = 1000;
+
+/// A case with its folded state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Case {
+    /// The document content.
+    pub doc: CaseDoc,
+    /// The fold of its timeline.
+    pub state: CaseState,
+}
+
+impl Case {
+    /// Timeline entries paired with what became of each (applied, conflict, refused).
+    pub fn timeline(&self) -> impl Iterator<Item = (&Entry, &Outcome)> {
+        self.doc.timeline.iter().zip(&self.state.outcomes)
+    }
+}
+
+/// The result of importing one document's changes from another replica.
+#[derive(Debug)]
+pub struct ImportResult {
+    /// The document.
+    pub doc: DocId,
+    /// What was applied, or why the document's changes were all rejected.
+    pub outcome: Result<DocImport>,
+}
+
+/// The embedded engine.
+pub struct Engine {
+    db: Db,
+    identity: Identity,
+    directory: RwLock<Option<Arc<Directory>>>,
+    clock: Clock,
+}
+
+fn new_entry_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+impl Engine {
+    /// Open (creating or migrating) the database at `path` for `identity`. Loads no
+    /// documents: only the schema check, the identity and the directory are read.
+    pub fn open(path: impl AsRef<Path>, identity: Identity) -> Result<Engine, OpenError> {
+        Self::open_with_clock(path, identity, Arc::new(Utc::now))
+    }
+
+    /// Like [`Engine::open`], with a clock of the caller's.
+    pub fn open_with_clock(
+        path: impl AsRef<Path>,
+        identity: Identity,
+        clock: Clock,
+    ) -> Result<Engine, OpenError> {
+        let path = path.as_ref();
+        let db = Db::open(path)?;
+        let sqlite = |source| OpenError::Sqlite {
+            path: path.to_owned(),
+            source,
+        };
+        let stored = db
+            .write(|tx| -> rusqlite::Result<_> {
+                let user: Option<String> = tx
+                    .query_row("SELECT value FROM meta WHERE key = 'user'", [], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                let device: Option<String> = tx
+                    .query_row("SELECT value FROM meta WHERE key = 'device'", [], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                if user.is_none() {
+                    tx.execute(
+                        "INSERT INTO meta (key, value) VALUES ('user', ?1), ('device', ?2)",
+                        params![identity.user.as_str(), identity.device.to_string()],
+                    )?;
+                }
+                let json: Option<String> = tx
+                    .query_row("SELECT json FROM directory WHERE id = 1", [], |r| r.get(0))
+                    .optional()?;
+                Ok((user, device, json))
+            })
+            .map_err(sqlite)?;
+        let (user, device, json) = stored;
+        if let (Some(user), Some(device)) = (user, device) {
+            if user != identity.user.as_str() || device != identity.device.to_string() {
+                return Err(OpenError::WrongIdentity {
+                    path: path.to_owned(),
+                });
+            }
+        }
+        let directory = json
+            .map(|j| Directory::from_json(&j))
+            .transpose()
+            .map_err(|source| OpenError::Directory {
+                path: path.to_owned(),
+                source,
+            })?
+            .map(Arc::new);
+        Ok(Engine {
+            db,
+            identity,
+            directory: RwLock::new(directory),
+            clock,
+        })
+    }
+
+    /// Who this device belongs to.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// Validate and store a directory (JSON, see `docs/directory-format.md`),
+    /// replacing the previous one.
+    pub fn load_directory(&self, json: &str) -> Result<()> {
+        let dir = Directory::from_json(json)?;
+        let now = self.now().timestamp_millis();
+        self.db.write(|tx| -> Result<()> {
+            tx.execute(
+                "INSERT INTO directory (id, json, loaded_ms) VALUES (1, ?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET json = excluded.json, loaded_ms = excluded.loaded_ms",
+                params![json, now],
+            )?;
+            Ok(())
+        })?;
+        *self.directory.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(dir));
+        Ok(())
+    }
+
+    /// The current directory.
+    pub fn directory(&self) -> Result<Arc<Directory>> {
+        self.directory
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                Error::InvalidInput("no directory has been loaded on this device".into())
+            })
+    }
+
+    /// This device's user, from the directory.
+    pub fn me(&self) -> Result<User> {
+        let dir = self.directory()?;
+        dir.user(&self.identity.user)
+            .cloned()
+            .ok_or_else(|| Error::NotFound {
+                what: "user",
+                id: self.identity.user.to_string(),
+            })
+    }
+
+    // ---- cases -------------------------------------------------------------
+
+    /// Report a new case. Durable when this returns.
+    pub fn report_case(&self, input: NewCase) -> Result<DocId> {
+        let dir = self.directory()?;
+        let me = self.me()?;
+        input.validate()?;
+        if dir.category(&input.category).is_none() {
+            return Err(Error::InvalidInput(format!(
+                "unknown category {}",
+                input.category
+            )));
+        }
+        if let Some(sub) = &input.subcategory {
+            if !dir.is_subcategory_of(sub, &input.category) {
+                return Err(Error::InvalidInput(format!(
+                    "{sub} is not a subcategory of {}",
+                    input.category
+                )));
+            }
+        }
+        let grid = match (&input.grid, me.role) {
+            (None, Role::GridWorker) => me.region.clone(),
+            (None, _) => return Err(Error::InvalidInput("grid is required".into())),
+            (Some(g), _) => g.clone(),
+        };
+        match dir.region(&grid) {
+            Some(r) if r.level == RegionLevel::Grid => {}
+            _ => {
+                return Err(Error::InvalidInput(format!(
+                    "{grid} is not a grid in the directory"
+                )))
+            }
+        }
+        if !me.region.contains(&grid) {
+            return Err(Error::Forbidden(format!(
+                "grid {grid} is outside your region"
+            )));
+        }
+        let level = match me.role.dispatch_level() {
+            Some(l) if me.role != Role::Admin => l,
+            _ => RegionLevel::Community,
+        };
+        let report = Entry {
+            id: new_entry_id(),
+            after: None,
+            actor: me.id.clone(),
+            role: me.role,
+            at: self.now(),
+            action: Action::Report { level },
+        };
+        if !report.action.allowed_for(me.role) {
+            return Err(Error::Forbidden(format!(
+                "a {} may not report cases",
+                me.role.as_str()
+            )));
+        }
+        let id = DocId::new(DocKind::Case);
+        let content = CaseDoc::new(id.clone(), me.id.clone(), grid, input, report);
+        self.db.write(|tx| -> Result<()> {
+            let mut doc = Automerge::new();
+            self.commit_local(tx, &id, &mut doc, |t| content.write_new(t))?;
+            self.materialise(tx, &id, &doc)?;
+            Ok(())
+        })?;
+        Ok(id)
+    }
+
+    /// Take a workflow action on a case. Checks the role, the region and the case's
+    /// state, appends the entry and returns the new state.
+    pub fn act(&self, id: &DocId, action: Action) -> Result<CaseState> {
+        let dir = self.directory()?;
+        let me = self.me()?;
+        if let Action::Dispatch { dept, .. } = &action {
+            if dir.department(dept).is_none() {
+                return Err(Error::InvalidInput(format!("unknown department {dept}")));
+            }
+        }
+        self.db.write(|tx| {
+            let mut doc = self.load_case_doc(tx, id)?;
+            let case = CaseDoc::read(&doc, id).map_err(|source| Error::Malformed {
+                doc: id.to_string(),
+                source,
+            })?;
+            self.check_scope(&me, &case)?;
+            let state = fold(&case.timeline);
+            if matches!(action, Action::Feedback { .. } | Action::Return { .. })
+                && me.role == Role::DepartmentHandler
+                && state.assigned_dept != me.department
+            {
+                return Err(Error::Forbidden(
+                    "the case is not dispatched to your department".into(),
+                ));
+            }
+            state.check(me.role, &action)?;
+            let entry = Entry {
+                id: new_entry_id(),
+                after: case.last_entry_id().map(str::to_owned),
+                actor: me.id.clone(),
+                role: me.role,
+                at: self.now(),
+                action,
+            };
+            if case.timeline.len() >= case::limits::TIMELINE {
+                return Err(Error::InvalidInput("the case's timeline is full".into()));
+            }
+            self.commit_local(tx, id, &mut doc, |t| case::append_entry(t, &entry))?;
+            self.materialise(tx, id, &doc)?;
+            let mut timeline = case.timeline;
+            timeline.push(entry);
+            Ok(fold(&timeline))
+        })
+    }
+
+    /// Dispatch a case to a department; the deadline defaults to the directory's rule
+    /// for the case's category and severity.
+    pub fn dispatch(
+        &self,
+        id: &DocId,
+        dept: DeptId,
+        deadline: Option<DateTime<Utc>>,
+    ) -> Result<CaseState> {
+        let deadline = match deadline {
+            Some(d) => d,
+            None => {
+                let case = self.get_case(id)?;
+                let hours = self
+                    .directory()?
+                    .deadline_hours(&case.doc.category, case.doc.severity);
+                self.now() + chrono::Duration::hours(hours.into())
+            }
+        };
+        self.act(id, Action::Dispatch { dept, deadline })
+    }
+
+    /// Add a note to a case.
+    pub fn add_note(&self, id: &DocId, text: &str) -> Result<()> {
+        check_note(text)?;
+        let me = self.me()?;
+        let note = Note {
+            by: me.id.clone(),
+            at: self.now(),
+            text: text.to_owned(),
+        };
+        self.edit_case(
+            id,
+            &me,
+            |case| {
+                if case.notes.len() >= case::limits::NOTES {
+                    return Err(Error::InvalidInput(
+                        "the case has the maximum number of notes".into(),
+                    ));
+                }
+                Ok(())
+            },
+            |t| case::add_note(t, &note),
+        )
+    }
+
+    /// Attach a photo (already stored on the device) to a case by its hash.
+    pub fn attach_photo(&self, id: &DocId, hash: PhotoHash) -> Result<()> {
+        let me = self.me()?;
+        let photo = PhotoRef {
+            hash,
+            by: me.id.clone(),
+            at: self.now(),
+        };
+        self.edit_case(
+            id,
+            &me,
+            |case| {
+                if case.photos.len() >= case::limits::PHOTOS {
+                    return Err(Error::InvalidInput(
+                        "the case has the maximum number of photos".into(),
+                    ));
+                }
+                Ok(())
+            },
+            |t| case::add_photo(t, &photo),
+        )
+    }
+
+    fn edit_case(
+        &self,
+        id: &DocId,
+        me: &User,
+        check: impl FnOnce(&CaseDoc) -> Result<()>,
+        edit: impl FnOnce(&mut AmTransaction<'_>) -> Result<(), AutomergeError>,
+    ) -> Result<()> {
+        self.db.write(|tx| {
+            let mut doc = self.load_case_doc(tx, id)?;
+            let case = CaseDoc::read(&doc, id).map_err(|source| Error::Malformed {
+                doc: id.to_string(),
+                source,
+            })?;
+            self.check_scope(me, &case)?;
+            check(&case)?;
+            self.commit_local(tx, id, &mut doc, edit)?;
+            self.materialise(tx, id, &doc)
+        })
+    }
+
+    /// Whether `me` may see and act on `case` at all: within their region, or, for a
+    /// department handler, dispatched to their department.
+    fn check_scope(&self, me: &User, case: &CaseDoc) -> Result<()> {
+        let visible = match me.role {
+            Role::DepartmentHandler => fold(&case.timeline).assigned_dept == me.department,
+            _ => me.region.contains(&case.grid),
+        };
+        if visible {
+            Ok(())
+        } else {
+            // The same answer as for a case that does not exist: no probing by id.
+            Err(Error::NotFound {
+                what: "case",
+                id: case.id.to_string(),
+            })
+        }
+    }
+
+    fn load_case_doc(&self, tx: &Transaction<'_>, id: &DocId) -> Result<Automerge> {
+        if id.kind() != DocKind::Case {
+            return Err(Error::NotFound {
+                what: "case",
+                id: id.to_string(),
+            });
+        }
+        store::load(tx, id)?.ok_or_else(|| Error::NotFound {
+            what: "case",
+            id: id.to_string(),
+        })
+    }
+
+    /// A case with its timeline and state (loads the one document).
+    pub fn get_case(&self, id: &DocId) -> Result<Case> {
+        let me = self.me()?;
+        let doc = self.db.read(|tx| self.load_case_doc(tx, id))?;
+        let doc = CaseDoc::read(&doc, id).map_err(|source| Error::Malformed {
+            doc: id.to_string(),
+            source,
+        })?;
+        self.check_scope(&me, &doc)?;
+        let state = fold(&doc.timeline);
+        Ok(Case { doc, state })
+    }
+
+    /// List cases from the index (no document is loaded).
+    pub fn list_cases(&self, filter: &CaseFilter) -> Result<Vec<CaseSummary>> {
+        self.db.read(|tx| index::list_cases(tx, filter))
+    }
+
+    /// Count cases by status from the index.
+    pub fn count_cases(&self, filter: &CaseFilter) -> Result<Vec<(Status, u64)>> {
+        self.db.read(|tx| index::count_by_status(tx, filter))
+    }
+
+    /// The filter for "assigned to me": a handler's department's open cases, a
+    /// dispatcher's region's cases waiting for a dispatcher, a grid worker's cases
+    /// waiting for her verification.
+    pub fn assigned_to_me(&self) -> Result<CaseFilter> {
+        let me = self.me()?;
+        Ok(match me.role {
+            Role::DepartmentHandler => CaseFilter {
+                assigned_dept: me.department.clone(),
+                statuses: vec![Status::Dispatched],
+                ..Default::default()
+            },
+            Role::GridWorker => CaseFilter {
+                region: Some(me.region.clone()),
+                statuses: vec![Status::Handled],
+                ..Default::default()
+            },
+            _ => CaseFilter {
+                region: Some(me.region.clone()),
+                statuses: vec![
+                    Status::Reported,
+                    Status::Accepted,
+                    Status::Verified,
+                    Status::Archived,
+                ],
+                ..Default::default()
+            },
+        })
+    }
+
+    // ---- patrols -----------------------------------------------------------
+
+    /// Start a patrol of the grid worker's grid.
+    pub fn start_patrol(&self) -> Result<DocId> {
+        let me = self.me()?;
+        if me.role != Role::GridWorker {
+            return Err(Error::Forbidden("only grid workers patrol".into()));
+        }
+        let id = DocId::new(DocKind::Patrol);
+        let now = self.now();
+        self.db.write(|tx| {
+            let mut doc = Automerge::new();
+            self.commit_local(tx, &id, &mut doc, |t| {
+                PatrolDoc::write_new(t, &id, &me.id, &me.region, now)
+            })?;
+            self.materialise(tx, &id, &doc)
+        })?;
+        Ok(id)
+    }
+
+    fn own_running_patrol(
+        &self,
+        tx: &Transaction<'_>,
+        id: &DocId,
+    ) -> Result<(Automerge, PatrolDoc)> {
+        let not_found = || Error::NotFound {
+            what: "patrol",
+            id: id.to_string(),
+        };
+        if id.kind() != DocKind::Patrol {
+            return Err(not_found());
+        }
+        let doc = store::load(tx, id)?.ok_or_else(not_found)?;
+        let patrol = PatrolDoc::read(&doc, id).map_err(|source| Error::Malformed {
+            doc: id.to_string(),
+            source,
+        })?;
+        if patrol.worker != self.identity.user {
+            return Err(not_found());
+        }
+        if patrol.ended.is_some() {
+            return Err(Error::InvalidInput("the patrol has already ended".into()));
+        }
+        Ok((doc, patrol))
+    }
+
+    /// Record GPS points. They are durable at once and written into the patrol
+    /// document in chunks of [`TRACK_CHUNK_POINTS`].
+    pub fn add_track_points(&self, id: &DocId, points: &[TrackPoint]) -> Result<()> {
+        if points.len() > MAX_POINTS_PER_CALL {
+            return Err(Error::InvalidInput(format!(
+                "at most {MAX_POINTS_PER_CALL} points per call"
+            )));
+        }
+        for p in points {
+            check_coordinates(p.lat, p.lon)?;
+        }
+        self.db.write(|tx| {
+            self.own_running_patrol(tx, id)?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO track_pending (doc_id, at_ms, lat, lon) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for p in points {
+                insert.execute(params![id.as_str(), p.at.timestamp_millis(), p.lat, p.lon])?;
+            }
+            let pending: i64 = tx.query_row(
+                "SELECT count(*) FROM track_pending WHERE doc_id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )?;
+            if pending >= TRACK_CHUNK_POINTS {
+                self.flush_track(tx, id)?;
+            } else {
+                tx.execute(
+                    "UPDATE patrols SET track_points = track_points + ?2 WHERE doc_id = ?1",
+                    params![id.as_str(), points.len() as i64],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn pending_points(tx: &Transaction<'_>, id: &DocId) -> Result<Vec<TrackPoint>> {
+        let mut stmt = tx.prepare_cached(
+            "SELECT at_ms, lat, lon FROM track_pending WHERE doc_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([id.as_str()], |r| {
+            Ok(TrackPoint {
+                at: DateTime::from_timestamp_millis(r.get(0)?).unwrap_or_default(),
+                lat: r.get(1)?,
+                lon: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Move buffered points of one patrol into its document.
+    fn flush_track(&self, tx: &Transaction<'_>, id: &DocId) -> Result<()> {
+        let points = Self::pending_points(tx, id)?;
+        if points.is_empty() {
+            return Ok(());
+        }
+        let mut doc = store::load(tx, id)?.ok_or_else(|| Error::NotFound {
+            what: "patrol",
+            id: id.to_string(),
+        })?;
+        for chunk in points.chunks(crate::track::MAX_POINTS_PER_CHUNK) {
+            self.commit_local(tx, id, &mut doc, |t| patrol::append_track(t, chunk))?;
+        }
+        tx.execute("DELETE FROM track_pending WHERE doc_id = ?1", [id.as_str()])?;
+        self.materialise(tx, id, &doc)
+    }
+
+    /// Write every patrol's buffered points into its document (done before changes
+    /// are exported, so a sync carries them).
+    pub fn flush_tracks(&self) -> Result<()> {
+        self.db.write(|tx| {
+            let ids: Vec<String> = tx
+                .prepare("SELECT DISTINCT doc_id FROM track_pending")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for id in ids {
+                self.flush_track(tx, &id.parse()?)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Check in at a place or household.
+    pub fn check_in(&self, id: &DocId, place: &str, lat: f64, lon: f64) -> Result<()> {
+        check_coordinates(lat, lon)?;
+        check_patrol_text("place", place)?;
+        let c = CheckIn {
+            at: self.now(),
+            place: place.to_owned(),
+            lat,
+            lon,
+        };
+        self.edit_patrol(
+            id,
+            |p| p.checkins.len() < patrol::limits::CHECKINS,
+            |t| patrol::add_checkin(t, &c),
+        )
+    }
+
+    /// Note something seen on patrol.
+    pub fn add_observation(&self, id: &DocId, text: &str) -> Result<()> {
+        check_patrol_text("observation", text)?;
+        let o = Observation {
+            at: self.now(),
+            text: text.to_owned(),
+        };
+        self.edit_patrol(
+            id,
+            |p| p.observations.len() < patrol::limits::OBSERVATIONS,
+            |t| patrol::add_observation(t, &o),
+        )
+    }
+
+    /// Record that a case was reported during this patrol.
+    pub fn link_case_to_patrol(&self, id: &DocId, case: &DocId) -> Result<()> {
+        if case.kind() != DocKind::Case {
+            return Err(Error::InvalidInput(format!("{case} is not a case")));
+        }
+        self.edit_patrol(
+            id,
+            |p| p.cases.len() < patrol::limits::CASES,
+            |t| patrol::add_case(t, case),
+        )
+    }
+
+    /// End a patrol; buffered points are written into it first.
+    pub fn end_patrol(&self, id: &DocId) -> Result<()> {
+        let now = self.now();
+        self.db.write(|tx| {
+            self.own_running_patrol(tx, id)?;
+            self.flush_track(tx, id)?;
+            let mut doc = store::load(tx, id)?.ok_or_else(|| Error::NotFound {
+                what: "patrol",
+                id: id.to_string(),
+            })?;
+            self.commit_local(tx, id, &mut doc, |t| patrol::end(t, now))?;
+            self.materialise(tx, id, &doc)
+        })
+    }
+
+    fn edit_patrol(
+        &self,
+        id: &DocId,
+        has_room: impl FnOnce(&PatrolDoc) -> bool,
+        edit: impl FnOnce(&mut AmTransaction<'_>) -> Result<(), AutomergeError>,
+    ) -> Result<()> {
+        self.db.write(|tx| {
+            let (mut doc, p) = self.own_running_patrol(tx, id)?;
+            if !has_room(&p) {
+                return Err(Error::InvalidInput("the patrol log is full".into()));
+            }
+            self.commit_local(tx, id, &mut doc, edit)?;
+            self.materialise(tx, id, &doc)
+        })
+    }
+
+    /// A patrol with its whole track (buffered points included).
+    pub fn get_patrol(&self, id: &DocId) -> Result<PatrolDoc> {
+        let me = self.me()?;
+        let not_found = || Error::NotFound {
+            what: "patrol",
+            id: id.to_string(),
+        };
+        if id.kind() != DocKind::Patrol {
+            return Err(not_found());
+        }
+        self.db.read(|tx| {
+            let doc = store::load(tx, id)?.ok_or_else(not_found)?;
+            let mut p = PatrolDoc::read(&doc, id).map_err(|source| Error::Malformed {
+                doc: id.to_string(),
+                source,
+            })?;
+            if !me.region.contains(&p.grid) {
+                return Err(not_found());
+            }
+            p.track.extend(Self::pending_points(tx, id)?);
+            Ok(p)
+        })
+    }
+
+    /// Each worker's compliance with "two patrols a day, two hours each" on each day
+    /// from `from` to `to` (China Standard Time), zero-filled. At most 366 days.
+    pub fn patrol_compliance(
+        &self,
+        workers: &[UserId],
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DailyCompliance>> {
+        let days = (to - from).num_days();
+        if !(0..366).contains(&days) {
+            return Err(Error::InvalidInput(
+                "the date range must be 1 to 366 days".into(),
+            ));
+        }
+        self.db
+            .read(|tx| index::patrol_compliance(tx, workers, from, to))
+    }
+
+    // ---- replication -------------------------------------------------------
+
+    /// Every document on this replica.
+    pub fn doc_ids(&self) -> Result<Vec<DocId>> {
+        self.db.read(|tx| store::doc_ids(tx, None))
+    }
+
+    /// The heads of a document (empty if this replica does not have it).
+    pub fn heads(&self, id: &DocId) -> Result<Vec<ChangeHash>> {
+        self.db.read(|tx| {
+            Ok(store::load(tx, id)?
+                .map(|d| d.get_heads())
+                .unwrap_or_default())
+        })
+    }
+
+    /// The changes of a document that a replica whose heads are `have` lacks, in
+    /// causal order, as raw bytes.
+    pub fn changes_since(&self, id: &DocId, have: &[ChangeHash]) -> Result<Vec<Vec<u8>>> {
+        self.db.read(|tx| {
+            Ok(store::load(tx, id)?
+                .map(|d| {
+                    d.get_changes(have)
+                        .iter()
+                        .map(|c| c.raw_bytes().to_vec())
+                        .collect()
+                })
+                .unwrap_or_default())
+        })
+    }
+
+    /// Import changes from another replica, all documents in one transaction. Each
+    /// document's changes are decoded under size limits, applied, checked against
+    /// the document schema and only then stored and indexed; a document whose
+    /// changes fail is left as it was and reported.
+    pub fn import_changes(&self, batch: &[(DocId, Vec<Vec<u8>>)]) -> Result<Vec<ImportResult>> {
+        let now_ms = self.now().timestamp_millis();
+        self.db.write(|tx| {
+            let mut results = Vec::with_capacity(batch.len());
+            for (id, raw) in batch {
+                let outcome = self.import_doc(tx, id, raw, now_ms);
+                if let Err(Error::Storage(e)) = outcome {
+                    return Err(Error::Storage(e));
+                }
+                results.push(ImportResult {
+                    doc: id.clone(),
+                    outcome,
+                });
+            }
+            Ok(results)
+        })
+    }
+
+    fn import_doc(
+        &self,
+        tx: &Transaction<'_>,
+        id: &DocId,
+        raw: &[Vec<u8>],
+        now_ms: i64,
+    ) -> Result<DocImport> {
+        let changes = store::decode_changes(id, raw)?;
+        let mut doc = store::load(tx, id)?.unwrap_or_default();
+        let (applied, report) = store::apply(id, &mut doc, changes)?;
+        if applied.is_empty() {
+            return Ok(report);
+        }
+        self.validate(id, &doc)?;
+        store::persist(tx, id, &doc, &applied, false, now_ms)?;
+        self.materialise(tx, id, &doc)?;
+        Ok(report)
+    }
+
+    fn validate(&self, id: &DocId, doc: &Automerge) -> Result<()> {
+        let malformed = |source| Error::Malformed {
+            doc: id.to_string(),
+            source,
+        };
+        match id.kind() {
+            DocKind::Case => CaseDoc::read(doc, id).map(drop).map_err(malformed),
+            DocKind::Patrol => PatrolDoc::read(doc, id).map(drop).map_err(malformed),
+        }
+    }
+
+    /// Local changes not yet acknowledged by the server, oldest first, up to about
+    /// `max_bytes` (at least one). Buffered track points are written out first.
+    pub fn outbox_pending(&self, max_bytes: usize) -> Result<Vec<OutboxItem>> {
+        self.flush_tracks()?;
+        self.db.read(|tx| store::outbox_pending(tx, max_bytes))
+    }
+
+    /// Record that the server has durably stored these changes.
+    pub fn mark_delivered(&self, hashes: &[ChangeHash]) -> Result<usize> {
+        let now = self.now().timestamp_millis();
+        self.db.write(|tx| store::mark_acked(tx, hashes, now))
+    }
+
+    // ---- internals ---------------------------------------------------------
+
+    /// Make one local change to `doc`, persist it and put it in the outbox.
+    fn commit_local(
+        &self,
+        tx: &Transaction<'_>,
+        id: &DocId,
+        doc: &mut Automerge,
+        edit: impl FnOnce(&mut AmTransaction<'_>) -> Result<(), AutomergeError>,
+    ) -> Result<()> {
+        doc.set_actor(self.identity.device.actor());
+        let now = self.now();
+        let done = doc
+            .transact_with(
+                |_| CommitOptions::default().with_time(now.timestamp()),
+                edit,
+            )
+            .map_err(|f| Error::Document(f.error))?;
+        if let Some(hash) = done.hash {
+            let change = doc
+                .get_change_by_hash(&hash)
+                .ok_or_else(|| Error::BadChange {
+                    doc: id.to_string(),
+                    reason: "the change just made is missing".into(),
+                })?;
+            store::persist(tx, id, doc, &[change], true, now.timestamp_millis())?;
+        }
+        Ok(())
+    }
+
+    /// Fold a document into the index tables.
+    fn materialise(&self, tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<()> {
+        let malformed = |source| Error::Malformed {
+            doc: id.to_string(),
+            source,
+        };
+        match id.kind() {
+            DocKind::Case => {
+                let case = CaseDoc::read(doc, id).map_err(malformed)?;
+                index::index_case(tx, &case, &fold(&case.timeline))
+            }
+            DocKind::Patrol => {
+                let p = PatrolDoc::read(doc, id).map_err(malformed)?;
+                index::index_patrol(tx, &p, &Self::pending_points(tx, id)?)
+            }
+        }
+    }
+}
+
+fn check_patrol_text(field: &'static str, text: &str) -> Result<()> {
+    let n = text.chars().count();
+    if text.trim().is_empty() {
+        return Err(Error::InvalidInput(format!("{field}: is required")));
+    }
+    if n > patrol::limits::TEXT {
+        return Err(Error::InvalidInput(format!(
+            "{field}: is {n} characters; the limit is {}",
+            patrol::limits::TEXT
+        )));
+    }
+    Ok(())
+}

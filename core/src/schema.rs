@@ -1,0 +1,170 @@
+//! The SQLite schema, as versioned migrations. Each step runs once, in one
+//! IMMEDIATE transaction, and bumps `PRAGMA user_version`. Never edit a step that
+//! has shipped: add a new one.
+
+use rusqlite::Connection;
+
+/// `PRAGMA application_id` of every gridsync database ("GRDS"), so a foreign SQLite
+/// file is recognised and left alone.
+pub const APPLICATION_ID: i32 = 0x4752_4453;
+
+/// Migration steps; step `i` takes the schema from version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: documents, changes, outbox, directory, and the case/patrol index.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) STRICT;
+
+    CREATE TABLE directory (
+        id        INTEGER PRIMARY KEY CHECK (id = 1),
+        json      TEXT NOT NULL,
+        loaded_ms INTEGER NOT NULL
+    ) STRICT;
+
+    -- One row per Automerge document: the compacted snapshot; the changes made
+    -- since it are in doc_changes.
+    CREATE TABLE docs (
+        doc_id     TEXT PRIMARY KEY,
+        kind       TEXT NOT NULL CHECK (kind IN ('case', 'patrol')),
+        snapshot   BLOB,
+        updated_ms INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE doc_changes (
+        id     INTEGER PRIMARY KEY,
+        doc_id TEXT NOT NULL REFERENCES docs (doc_id) ON DELETE CASCADE,
+        hash   BLOB NOT NULL UNIQUE,
+        bytes  BLOB NOT NULL
+    ) STRICT;
+    CREATE INDEX doc_changes_doc ON doc_changes (doc_id);
+
+    -- Every local change, in order, until the server acknowledges it.
+    CREATE TABLE outbox (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        doc_id     TEXT NOT NULL REFERENCES docs (doc_id),
+        hash       BLOB NOT NULL UNIQUE,
+        bytes      BLOB NOT NULL,
+        created_ms INTEGER NOT NULL,
+        acked_ms   INTEGER
+    ) STRICT;
+    CREATE INDEX outbox_doc ON outbox (doc_id);
+    CREATE INDEX outbox_pending ON outbox (seq) WHERE acked_ms IS NULL;
+
+    -- GPS points waiting to be written into their patrol document as one chunk.
+    CREATE TABLE track_pending (
+        id     INTEGER PRIMARY KEY,
+        doc_id TEXT NOT NULL REFERENCES docs (doc_id) ON DELETE CASCADE,
+        at_ms  INTEGER NOT NULL,
+        lat    REAL NOT NULL,
+        lon    REAL NOT NULL
+    ) STRICT;
+    CREATE INDEX track_pending_doc ON track_pending (doc_id);
+
+    -- Materialised cases: every list, filter and count is answered here.
+    CREATE TABLE cases (
+        doc_id        TEXT PRIMARY KEY REFERENCES docs (doc_id) ON DELETE CASCADE,
+        grid          TEXT NOT NULL,
+        category      TEXT NOT NULL,
+        subcategory   TEXT,
+        severity      TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        level         TEXT NOT NULL,
+        reporter      TEXT NOT NULL,
+        assigned_dept TEXT,
+        deadline_ms   INTEGER,
+        supervision   INTEGER,
+        self_handled  INTEGER NOT NULL,
+        satisfaction  INTEGER,
+        has_conflict  INTEGER NOT NULL,
+        title         TEXT NOT NULL,
+        photo_count   INTEGER NOT NULL,
+        created_ms    INTEGER NOT NULL,
+        updated_ms    INTEGER NOT NULL,
+        accepted_ms   INTEGER,
+        handled_ms    INTEGER,
+        closed_ms     INTEGER
+    ) STRICT;
+    CREATE INDEX cases_status ON cases (status, created_ms);
+    CREATE INDEX cases_grid ON cases (grid, status);
+    CREATE INDEX cases_category ON cases (category, status);
+    CREATE INDEX cases_dept ON cases (assigned_dept, status);
+    CREATE INDEX cases_reporter ON cases (reporter);
+    CREATE INDEX cases_deadline ON cases (deadline_ms) WHERE status = 'dispatched';
+    CREATE INDEX cases_created ON cases (created_ms);
+
+    -- Search columns for cases (see search.rs); rowid = cases.rowid.
+    CREATE VIRTUAL TABLE case_search USING fts5 (uni, bi, content = '', contentless_delete = 1, tokenize = 'unicode61');
+
+    CREATE TABLE patrols (
+        doc_id         TEXT PRIMARY KEY REFERENCES docs (doc_id) ON DELETE CASCADE,
+        worker         TEXT NOT NULL,
+        grid           TEXT NOT NULL,
+        day            TEXT NOT NULL,
+        started_ms     INTEGER NOT NULL,
+        ended_ms       INTEGER,
+        track_points   INTEGER NOT NULL,
+        distance_m     REAL NOT NULL,
+        checkins       INTEGER NOT NULL,
+        observations   INTEGER NOT NULL,
+        cases_reported INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX patrols_worker_day ON patrols (worker, day);
+    CREATE INDEX patrols_day ON patrols (day);
+    "#,
+];
+
+/// The schema version this code writes.
+pub fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Run every migration step above `from`, each in its own IMMEDIATE transaction.
+pub fn migrate(conn: &mut Connection, from: i64) -> rusqlite::Result<()> {
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(from.max(0) as usize) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema_of(conn: &Connection) -> Vec<(String, String)> {
+        let mut stmt = conn
+            .prepare("SELECT name, sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// Every step, applied one at a time from every older version, must end at the
+    /// same schema as a fresh database.
+    #[test]
+    fn each_migration_step_reaches_the_fresh_schema() {
+        let mut fresh = Connection::open_in_memory().unwrap();
+        migrate(&mut fresh, 0).unwrap();
+        let want = schema_of(&fresh);
+        for start in 0..MIGRATIONS.len() {
+            let mut conn = Connection::open_in_memory().unwrap();
+            for (i, step) in MIGRATIONS.iter().enumerate().take(start) {
+                conn.execute_batch(step).unwrap();
+                conn.pragma_update(None, "user_version", i as i64 + 1)
+                    .unwrap();
+            }
+            migrate(&mut conn, start as i64).unwrap();
+            assert_eq!(schema_of(&conn), want, "from version {start}");
+            let v: i64 = conn
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap();
+            assert_eq!(v, current_version());
+        }
+    }
+}

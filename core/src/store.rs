@@ -1,0 +1,259 @@
+//! Automerge documents in SQLite: a compacted snapshot per document plus the
+//! changes made since, append-only and keyed by hash. Local changes also go to the
+//! outbox, where they stay until the server acknowledges them.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use automerge::{Automerge, Change, ChangeHash, ReadDoc};
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use crate::error::{Error, Result};
+use crate::ids::{DocId, DocKind};
+
+/// Largest change accepted from another replica.
+pub const MAX_CHANGE_BYTES: usize = 1024 * 1024;
+/// Largest total of changes to one document in one import.
+pub const MAX_DOC_IMPORT_BYTES: usize = 16 * 1024 * 1024;
+/// Changes since the last snapshot before the document is compacted.
+const COMPACT_AFTER: i64 = 32;
+
+/// Load a document, or `None` if this replica does not have it.
+pub(crate) fn load(tx: &Transaction<'_>, id: &DocId) -> Result<Option<Automerge>> {
+    let snapshot: Option<Option<Vec<u8>>> = tx
+        .query_row(
+            "SELECT snapshot FROM docs WHERE doc_id = ?1",
+            [id.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(snapshot) = snapshot else {
+        return Ok(None);
+    };
+    let corrupt = |e: automerge::AutomergeError| Error::BadChange {
+        doc: id.to_string(),
+        reason: format!("stored document is unreadable: {e}"),
+    };
+    let mut doc = match snapshot {
+        Some(bytes) => Automerge::load(&bytes).map_err(corrupt)?,
+        None => Automerge::new(),
+    };
+    let mut stmt =
+        tx.prepare_cached("SELECT bytes FROM doc_changes WHERE doc_id = ?1 ORDER BY id")?;
+    let mut rows = stmt.query([id.as_str()])?;
+    let mut changes = Vec::new();
+    while let Some(row) = rows.next()? {
+        let bytes: Vec<u8> = row.get(0)?;
+        changes.push(Change::try_from(&bytes[..]).map_err(|e| Error::BadChange {
+            doc: id.to_string(),
+            reason: format!("stored change is unreadable: {e}"),
+        })?);
+    }
+    if !changes.is_empty() {
+        doc.apply_changes(changes).map_err(corrupt)?;
+    }
+    Ok(Some(doc))
+}
+
+fn ensure_doc_row(tx: &Transaction<'_>, id: &DocId, now_ms: i64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO docs (doc_id, kind, updated_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (doc_id) DO UPDATE SET updated_ms = excluded.updated_ms",
+    )?
+    .execute(params![id.as_str(), id.kind().as_str(), now_ms])?;
+    Ok(())
+}
+
+/// Persist changes to `doc` (already applied in memory), compacting when due.
+/// Local changes also enter the outbox.
+pub(crate) fn persist(
+    tx: &Transaction<'_>,
+    id: &DocId,
+    doc: &Automerge,
+    changes: &[Change],
+    local: bool,
+    now_ms: i64,
+) -> Result<()> {
+    ensure_doc_row(tx, id, now_ms)?;
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO doc_changes (doc_id, hash, bytes) VALUES (?1, ?2, ?3)",
+    )?;
+    let mut outbox = tx.prepare_cached(
+        "INSERT OR IGNORE INTO outbox (doc_id, hash, bytes, created_ms) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for change in changes {
+        let hash = change.hash();
+        insert.execute(params![id.as_str(), &hash.0[..], change.raw_bytes()])?;
+        if local {
+            outbox.execute(params![
+                id.as_str(),
+                &hash.0[..],
+                change.raw_bytes(),
+                now_ms
+            ])?;
+        }
+    }
+    let pending: i64 = tx
+        .prepare_cached("SELECT count(*) FROM doc_changes WHERE doc_id = ?1")?
+        .query_row([id.as_str()], |r| r.get(0))?;
+    if pending > COMPACT_AFTER {
+        // The snapshot and the deletion commit together, so a crash leaves either the
+        // old changes or the new snapshot, never neither.
+        tx.prepare_cached("UPDATE docs SET snapshot = ?2 WHERE doc_id = ?1")?
+            .execute(params![id.as_str(), doc.save()])?;
+        tx.prepare_cached("DELETE FROM doc_changes WHERE doc_id = ?1")?
+            .execute([id.as_str()])?;
+    }
+    Ok(())
+}
+
+/// What became of one document's changes in an import.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DocImport {
+    /// Changes newly applied.
+    pub applied: Vec<ChangeHash>,
+    /// Changes this replica already had.
+    pub duplicates: usize,
+    /// Changes held back because a change they depend on has not arrived.
+    pub missing_deps: Vec<ChangeHash>,
+}
+
+/// Decode untrusted change bytes, bounded before they reach Automerge.
+pub(crate) fn decode_changes(id: &DocId, raw: &[Vec<u8>]) -> Result<Vec<Change>> {
+    let total: usize = raw.iter().map(Vec::len).sum();
+    if total > MAX_DOC_IMPORT_BYTES {
+        return Err(Error::BadChange {
+            doc: id.to_string(),
+            reason: format!("{total} bytes of changes; the limit is {MAX_DOC_IMPORT_BYTES}"),
+        });
+    }
+    raw.iter()
+        .map(|bytes| {
+            if bytes.len() > MAX_CHANGE_BYTES {
+                return Err(Error::BadChange {
+                    doc: id.to_string(),
+                    reason: format!(
+                        "a change of {} bytes exceeds {MAX_CHANGE_BYTES}",
+                        bytes.len()
+                    ),
+                });
+            }
+            Change::try_from(&bytes[..]).map_err(|e| Error::BadChange {
+                doc: id.to_string(),
+                reason: format!("not an Automerge change: {e}"),
+            })
+        })
+        .collect()
+}
+
+/// Apply decoded changes to an in-memory document. A panic inside Automerge is
+/// caught and reported as a bad change; the caller discards the document.
+pub(crate) fn apply(
+    id: &DocId,
+    doc: &mut Automerge,
+    changes: Vec<Change>,
+) -> Result<(Vec<Change>, DocImport)> {
+    let mut report = DocImport::default();
+    let mut fresh = Vec::new();
+    for change in changes {
+        if doc.get_change_by_hash(&change.hash()).is_some() {
+            report.duplicates += 1;
+        } else {
+            fresh.push(change);
+        }
+    }
+    let result = catch_unwind(AssertUnwindSafe(|| doc.apply_changes(fresh.clone())));
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            return Err(Error::BadChange {
+                doc: id.to_string(),
+                reason: e.to_string(),
+            })
+        }
+        Err(_) => {
+            return Err(Error::BadChange {
+                doc: id.to_string(),
+                reason: "the change could not be applied (Automerge panicked)".into(),
+            })
+        }
+    }
+    let mut applied = Vec::new();
+    for change in fresh {
+        if doc.get_change_by_hash(&change.hash()).is_some() {
+            report.applied.push(change.hash());
+            applied.push(change);
+        } else {
+            report.missing_deps.push(change.hash());
+        }
+    }
+    Ok((applied, report))
+}
+
+/// Every document id of `kind` on this replica.
+pub(crate) fn doc_ids(tx: &Transaction<'_>, kind: Option<DocKind>) -> Result<Vec<DocId>> {
+    let mut stmt =
+        tx.prepare_cached("SELECT doc_id FROM docs WHERE ?1 IS NULL OR kind = ?1 ORDER BY doc_id")?;
+    let ids = stmt
+        .query_map([kind.map(DocKind::as_str)], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    ids.into_iter()
+        .map(|s| s.parse().map_err(Error::from))
+        .collect()
+}
+
+/// A change waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    /// Position in the outbox (local order, dependencies first).
+    pub seq: i64,
+    /// The document.
+    pub doc: DocId,
+    /// The change hash.
+    pub hash: ChangeHash,
+    /// The raw change.
+    pub bytes: Vec<u8>,
+}
+
+/// Unacknowledged changes in order, up to about `max_bytes` (always at least one).
+pub(crate) fn outbox_pending(tx: &Transaction<'_>, max_bytes: usize) -> Result<Vec<OutboxItem>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT seq, doc_id, hash, bytes FROM outbox WHERE acked_ms IS NULL ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    let mut total = 0;
+    while let Some(row) = rows.next()? {
+        let bytes: Vec<u8> = row.get(3)?;
+        if !out.is_empty() && total + bytes.len() > max_bytes {
+            break;
+        }
+        total += bytes.len();
+        let hash: Vec<u8> = row.get(2)?;
+        let doc: String = row.get(1)?;
+        out.push(OutboxItem {
+            seq: row.get(0)?,
+            doc: doc.parse()?,
+            hash: ChangeHash::try_from(&hash[..]).map_err(|_| Error::BadChange {
+                doc,
+                reason: "stored outbox hash is not 32 bytes".into(),
+            })?,
+            bytes,
+        });
+    }
+    Ok(out)
+}
+
+/// Mark changes acknowledged by the server. Returns how many were newly marked.
+pub(crate) fn mark_acked(
+    tx: &Transaction<'_>,
+    hashes: &[ChangeHash],
+    now_ms: i64,
+) -> Result<usize> {
+    let mut stmt =
+        tx.prepare_cached("UPDATE outbox SET acked_ms = ?2 WHERE hash = ?1 AND acked_ms IS NULL")?;
+    let mut n = 0;
+    for h in hashes {
+        n += stmt.execute(params![&h.0[..], now_ms])?;
+    }
+    Ok(n)
+}
