@@ -536,7 +536,8 @@ pub(crate) mod tests {
 
     #[test]
     fn inconsistent_directories_are_refused_with_the_reason() {
-        let cases: Vec<(&str, Box<dyn FnOnce(&mut serde_json::Value)>)> = vec![
+        type Mutation = Box<dyn FnOnce(&mut serde_json::Value)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("format", Box::new(|v| v["format"] = "other".into())),
             ("version 2", Box::new(|v| v["version"] = 2.into())),
             (

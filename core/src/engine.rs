@@ -18,7 +18,7 @@ use crate::ids::{DeptId, DeviceId, DocId, DocKind, PhotoHash, RegionLevel, UserI
 use crate::index::{self, CaseFilter, CaseSummary, DailyCompliance};
 use crate::store::{self, DocImport, OutboxItem};
 use crate::track::TrackPoint;
-use crate::workflow::{fold, Action, CaseState, Entry, Outcome, Status};
+use crate::workflow::{fold, may_report, Action, CaseState, Entry, Outcome, Status};
 
 /// Who is using this device. Fixed when the database is created.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -211,6 +211,12 @@ impl Engine {
                 )));
             }
         }
+        if !may_report(me.role) {
+            return Err(Error::Forbidden(format!(
+                "a {} may not report cases",
+                me.role.as_str()
+            )));
+        }
         let grid = match (&input.grid, me.role) {
             (None, Role::GridWorker) => me.region.clone(),
             (None, _) => return Err(Error::InvalidInput("grid is required".into())),
@@ -241,12 +247,6 @@ impl Engine {
             at: self.now(),
             action: Action::Report { level },
         };
-        if !report.action.allowed_for(me.role) {
-            return Err(Error::Forbidden(format!(
-                "a {} may not report cases",
-                me.role.as_str()
-            )));
-        }
         let id = DocId::new(DocKind::Case);
         let content = CaseDoc::new(id.clone(), me.id.clone(), grid, input, report);
         self.db.write(|tx| -> Result<()> {

@@ -224,12 +224,12 @@ impl Action {
     }
 
     /// Whether `role` may ever take this action (the state is checked separately).
-    pub(crate) fn allowed_for(&self, role: Role) -> bool {
+    fn allowed_for(&self, role: Role) -> bool {
         if role == Role::Admin {
             return true;
         }
         match self {
-            Action::Report { .. } => role != Role::DepartmentHandler,
+            Action::Report { .. } => may_report(role),
             Action::SelfHandle { .. } | Action::Verify { .. } => role == Role::GridWorker,
             Action::Feedback { .. } | Action::Return { .. } => role == Role::DepartmentHandler,
             Action::Escalate { .. } => role == Role::GridWorker || role.is_dispatcher(),
@@ -258,6 +258,12 @@ impl Action {
             Action::Evaluate { .. } => &[Archived],
         }
     }
+}
+
+/// Whether `role` may report new cases (everyone but department handlers: a
+/// dispatcher records hotline reports).
+pub fn may_report(role: Role) -> bool {
+    role != Role::DepartmentHandler
 }
 
 /// One entry of a case's timeline: who did what, when (全程留痕).

@@ -1,0 +1,8 @@
+//! Integration tests of the core engine, compiled as one binary.
+
+mod cases;
+mod convergence;
+mod patrols;
+mod refusals;
+mod replication;
+mod support;

@@ -1,0 +1,124 @@
+//! Export and import between replicas, the outbox, and hostile input.
+
+use gridsync_core::{CaseFilter, DocId, DocKind, Error};
+
+use crate::support::*;
+
+#[test]
+fn local_changes_wait_in_the_outbox_until_acknowledged() {
+    let clock = TestClock::new();
+    let worker = device(WORKER, &clock);
+    let id = worker.report_case(leak_case()).unwrap();
+    worker.add_note(&id, "已电话联系物业").unwrap();
+    let pending = worker.outbox_pending(usize::MAX).unwrap();
+    assert_eq!(pending.len(), 2);
+    assert!(pending.iter().all(|p| p.doc == id));
+    assert!(pending[0].seq < pending[1].seq, "oldest first");
+
+    // Paging by bytes returns at least one change.
+    assert_eq!(worker.outbox_pending(1).unwrap().len(), 1);
+
+    assert_eq!(worker.mark_delivered(&[pending[0].hash]).unwrap(), 1);
+    assert_eq!(
+        worker.mark_delivered(&[pending[0].hash]).unwrap(),
+        0,
+        "idempotent"
+    );
+    let worker = worker.reopen(&clock);
+    let left = worker.outbox_pending(usize::MAX).unwrap();
+    assert_eq!(left.len(), 1, "acknowledgements are durable");
+    assert_eq!(left[0].hash, pending[1].hash);
+
+    // Changes received from other replicas never enter this device's outbox.
+    let dispatcher = device(COMMUNITY, &clock);
+    push(&worker, &dispatcher);
+    assert!(dispatcher.outbox_pending(usize::MAX).unwrap().is_empty());
+}
+
+#[test]
+fn importing_is_idempotent_and_order_independent() {
+    let clock = TestClock::new();
+    let worker = device(WORKER, &clock);
+    let id = worker.report_case(leak_case()).unwrap();
+    for i in 0..40 {
+        worker.add_note(&id, &format!("第{i}次回访")).unwrap();
+    }
+    let changes = worker.changes_since(&id, &[]).unwrap();
+    assert_eq!(changes.len(), 41);
+
+    let dispatcher = device(COMMUNITY, &clock);
+    let mut reversed = changes.clone();
+    reversed.reverse();
+    let r = dispatcher
+        .import_changes(&[(id.clone(), reversed)])
+        .unwrap();
+    let report = r[0].outcome.as_ref().unwrap();
+    assert_eq!(
+        report.applied.len(),
+        41,
+        "Automerge orders them by dependency"
+    );
+    let r = dispatcher.import_changes(&[(id.clone(), changes)]).unwrap();
+    let report = r[0].outcome.as_ref().unwrap();
+    assert_eq!((report.applied.len(), report.duplicates), (0, 41));
+    assert_eq!(dispatcher.heads(&id).unwrap(), worker.heads(&id).unwrap());
+    assert_eq!(dispatcher.get_case(&id).unwrap().doc.notes.len(), 40);
+    // Compaction happened (more than 32 changes); reopening still reads it all.
+    let dispatcher = dispatcher.reopen(&clock);
+    assert_eq!(dispatcher.get_case(&id).unwrap().doc.notes.len(), 40);
+}
+
+#[test]
+fn a_change_with_missing_dependencies_is_held_back_not_stored() {
+    let clock = TestClock::new();
+    let worker = device(WORKER, &clock);
+    let id = worker.report_case(leak_case()).unwrap();
+    worker.add_note(&id, "补充说明").unwrap();
+    let changes = worker.changes_since(&id, &[]).unwrap();
+    let dispatcher = device(COMMUNITY, &clock);
+    let r = dispatcher
+        .import_changes(&[(id.clone(), vec![changes[1].clone()])])
+        .unwrap();
+    let report = r[0].outcome.as_ref().unwrap();
+    assert!(report.applied.is_empty());
+    assert_eq!(report.missing_deps.len(), 1);
+    assert!(dispatcher.doc_ids().unwrap().is_empty());
+}
+
+#[test]
+fn garbage_and_misshapen_documents_are_rejected_and_nothing_is_stored() {
+    let clock = TestClock::new();
+    let worker = device(WORKER, &clock);
+    let case_id = worker.report_case(leak_case()).unwrap();
+    let patrol_id = worker.start_patrol().unwrap();
+    let patrol_changes = worker.changes_since(&patrol_id, &[]).unwrap();
+    let dispatcher = device(COMMUNITY, &clock);
+
+    let wrong_id: DocId = DocId::new(DocKind::Case);
+    let batch = vec![
+        (
+            DocId::new(DocKind::Case),
+            vec![b"not an automerge change".to_vec()],
+        ),
+        (DocId::new(DocKind::Case), vec![vec![0u8; 2 * 1024 * 1024]]),
+        // A patrol's changes presented under a case id: the content does not match.
+        (wrong_id.clone(), patrol_changes),
+        // A good document in the same batch still goes in.
+        (
+            case_id.clone(),
+            worker.changes_since(&case_id, &[]).unwrap(),
+        ),
+    ];
+    let results = dispatcher.import_changes(&batch).unwrap();
+    assert!(matches!(results[0].outcome, Err(Error::BadChange { .. })));
+    let too_big = results[1].outcome.as_ref().unwrap_err().to_string();
+    assert!(too_big.contains("exceeds"), "{too_big}");
+    let misshapen = results[2].outcome.as_ref().unwrap_err().to_string();
+    assert!(misshapen.contains("malformed"), "{misshapen}");
+    assert!(results[3].outcome.is_ok());
+    assert_eq!(dispatcher.doc_ids().unwrap(), vec![case_id]);
+    assert_eq!(
+        dispatcher.list_cases(&CaseFilter::default()).unwrap().len(),
+        1
+    );
+}
