@@ -109,13 +109,6 @@ impl Db {
                 .map_err(sqlite)?;
         }
         schema::migrate(&mut writer, version).map_err(classify)?;
-        // A quick structural check catches a file corrupted after its header.
-        let check: String = writer
-            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
-            .map_err(classify)?;
-        if check != "ok" {
-            return Err(not_ours());
-        }
         let reader = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,

@@ -76,6 +76,18 @@ impl Role {
         }
     }
 
+    /// The Chinese label shown to people.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Role::GridWorker => "网格员",
+            Role::CommunityDispatcher => "社区调度员",
+            Role::TownDispatcher => "街道调度员",
+            Role::DistrictDispatcher => "区调度员",
+            Role::DepartmentHandler => "部门处置员",
+            Role::Admin => "管理员",
+        }
+    }
+
     /// Parse the stored name.
     pub fn parse(s: &str) -> Option<Role> {
         [

@@ -147,6 +147,11 @@ impl Engine {
         &self.identity
     }
 
+    /// The database file.
+    pub fn db_path(&self) -> &Path {
+        self.db.path()
+    }
+
     fn now(&self) -> DateTime<Utc> {
         (self.clock)()
     }
@@ -275,16 +280,9 @@ impl Engine {
                 source,
             })?;
             self.check_scope(&me, &case)?;
-            let state = fold(&case.timeline);
-            if matches!(action, Action::Feedback { .. } | Action::Return { .. })
-                && me.role == Role::DepartmentHandler
-                && state.assigned_dept != me.department
-            {
-                return Err(Error::Forbidden(
-                    "the case is not dispatched to your department".into(),
-                ));
-            }
-            state.check(me.role, &action)?;
+            // check_scope has already hidden cases not dispatched to a handler's
+            // department, so a handler only ever acts on her department's cases.
+            fold(&case.timeline).check(me.role, &action)?;
             let entry = Entry {
                 id: new_entry_id(),
                 after: case.last_entry_id().map(str::to_owned),
@@ -533,7 +531,12 @@ impl Engine {
             check_coordinates(p.lat, p.lon)?;
         }
         self.db.write(|tx| {
-            self.own_running_patrol(tx, id)?;
+            let (_, patrol) = self.own_running_patrol(tx, id)?;
+            if patrol.track_chunks >= patrol::limits::TRACK_CHUNKS {
+                return Err(Error::InvalidInput(
+                    "the patrol's track is full; end it and start a new patrol".into(),
+                ));
+            }
             let mut insert = tx.prepare_cached(
                 "INSERT INTO track_pending (doc_id, at_ms, lat, lon) VALUES (?1, ?2, ?3, ?4)",
             )?;
@@ -581,6 +584,18 @@ impl Engine {
             what: "patrol",
             id: id.to_string(),
         })?;
+        let chunks = PatrolDoc::read(&doc, id)
+            .map_err(|source| Error::Malformed {
+                doc: id.to_string(),
+                source,
+            })?
+            .track_chunks;
+        if chunks >= patrol::limits::TRACK_CHUNKS {
+            // add_track_points refuses points once the track is full, so this only
+            // leaves points that were already pending; they stay durable here
+            // rather than block every other document's sync.
+            return Ok(());
+        }
         for chunk in points.chunks(crate::track::MAX_POINTS_PER_CHUNK) {
             self.commit_local(tx, id, &mut doc, |t| patrol::append_track(t, chunk))?;
         }
@@ -800,6 +815,21 @@ impl Engine {
             DocKind::Case => CaseDoc::read(doc, id).map(drop).map_err(malformed),
             DocKind::Patrol => PatrolDoc::read(doc, id).map(drop).map_err(malformed),
         }
+    }
+
+    /// In-process replication: import everything `other` has that this replica
+    /// lacks, in one transaction. Used by tests, the demo and simulations; devices
+    /// talk to a server through the sync protocol instead.
+    pub fn merge_from(&self, other: &Engine) -> Result<Vec<ImportResult>> {
+        other.flush_tracks()?;
+        let mut batch = Vec::new();
+        for id in other.doc_ids()? {
+            let changes = other.changes_since(&id, &self.heads(&id)?)?;
+            if !changes.is_empty() {
+                batch.push((id, changes));
+            }
+        }
+        self.import_changes(&batch)
     }
 
     /// Local changes not yet acknowledged by the server, oldest first, up to about

@@ -91,7 +91,7 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX cases_category ON cases (category, status);
     CREATE INDEX cases_dept ON cases (assigned_dept, status);
     CREATE INDEX cases_reporter ON cases (reporter);
-    CREATE INDEX cases_deadline ON cases (deadline_ms) WHERE status = 'dispatched';
+    CREATE INDEX cases_deadline ON cases (status, deadline_ms);
     CREATE INDEX cases_created ON cases (created_ms);
 
     -- Search columns for cases (see search.rs); rowid = cases.rowid.

@@ -137,10 +137,35 @@ pub(crate) fn decode_changes(id: &DocId, raw: &[Vec<u8>]) -> Result<Vec<Change>>
                     ),
                 });
             }
-            Change::try_from(&bytes[..]).map_err(|e| Error::BadChange {
-                doc: id.to_string(),
-                reason: format!("not an Automerge change: {e}"),
-            })
+            // A compressed chunk (type 2) would be inflated by Automerge without a
+            // bound: a decompression bomb. Replicas exchange raw changes (type 1) only.
+            match bytes.get(..9) {
+                Some([0x85, 0x6f, 0x4a, 0x83, _, _, _, _, 1]) => {}
+                Some([0x85, 0x6f, 0x4a, 0x83, _, _, _, _, _]) => {
+                    return Err(Error::BadChange {
+                        doc: id.to_string(),
+                        reason: "only uncompressed change chunks are accepted".into(),
+                    })
+                }
+                _ => {
+                    return Err(Error::BadChange {
+                        doc: id.to_string(),
+                        reason: "not an Automerge change".into(),
+                    })
+                }
+            }
+            let decoded = catch_unwind(|| Change::try_from(&bytes[..]));
+            match decoded {
+                Ok(Ok(change)) => Ok(change),
+                Ok(Err(e)) => Err(Error::BadChange {
+                    doc: id.to_string(),
+                    reason: format!("not an Automerge change: {e}"),
+                }),
+                Err(_) => Err(Error::BadChange {
+                    doc: id.to_string(),
+                    reason: "the change could not be decoded (Automerge panicked)".into(),
+                }),
+            }
         })
         .collect()
 }

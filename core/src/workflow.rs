@@ -208,6 +208,25 @@ impl Action {
         }
     }
 
+    /// The Chinese label shown to people.
+    pub fn label_zh(&self) -> &'static str {
+        match self {
+            Action::Report { .. } => "发现上报",
+            Action::Accept => "受理",
+            Action::SelfHandle { .. } => "自行处置",
+            Action::Dispatch { .. } => "派遣",
+            Action::Feedback { .. } => "处置反馈",
+            Action::Return { .. } => "退回",
+            Action::Verify { passed: true, .. } => "核查通过",
+            Action::Verify { passed: false, .. } => "核查未通过",
+            Action::Archive => "归档",
+            Action::Evaluate { .. } => "回访评价",
+            Action::Escalate { .. } => "上报上级",
+            Action::Urge { .. } => "督办",
+            Action::Invalidate { .. } => "作废",
+        }
+    }
+
     fn text(&self) -> Option<&str> {
         match self {
             Action::SelfHandle { result } | Action::Feedback { result } => Some(result),
@@ -412,7 +431,7 @@ impl CaseState {
             });
         }
         if let Some(level) = role.dispatch_level() {
-            if level < self.level && role.is_dispatcher() {
+            if level < self.level {
                 return Err(Refusal::Level {
                     role: role.as_str(),
                     case_level: self.level.as_str(),
@@ -437,6 +456,17 @@ impl CaseState {
             Action::Escalate { .. } if self.level == RegionLevel::District => Err(
                 Refusal::Parameter("the case is already at district level".into()),
             ),
+            // A grid worker hands a case up from her community; further up is for
+            // dispatchers. Likewise she can only handle on the spot what is still
+            // the community's.
+            Action::Escalate { .. } | Action::SelfHandle { .. }
+                if role == Role::GridWorker && self.level > RegionLevel::Community =>
+            {
+                Err(Refusal::Level {
+                    role: role.as_str(),
+                    case_level: self.level.as_str(),
+                })
+            }
             _ => Ok(()),
         }
     }
@@ -505,7 +535,6 @@ impl CaseState {
 /// holding the same list computes the same state.
 pub fn fold(timeline: &[Entry]) -> CaseState {
     let mut state = CaseState::new();
-    let mut previous: Option<&str> = None;
     for (i, entry) in timeline.iter().enumerate() {
         let verdict = if i == 0 {
             match entry.action {
@@ -518,14 +547,17 @@ pub fn fold(timeline: &[Entry]) -> CaseState {
         } else {
             state.check(entry.role, &entry.action)
         };
-        let concurrent = entry.after.as_deref() != previous;
+        // The author saw the timeline up to `after`. If that is not the state the fold
+        // has reached, something they did not see was applied meanwhile: a refusal is
+        // then a lost conflict, not a forged entry.
+        let unseen = entry.after.as_deref() != state.last_applied.as_deref();
         let outcome = match verdict {
             Ok(()) => {
                 state.apply(entry);
                 state.last_applied = Some(entry.id.clone());
                 Outcome::Applied
             }
-            Err(reason) => match (&state.last_applied, concurrent) {
+            Err(reason) => match (&state.last_applied, unseen) {
                 (Some(winner), true) => Outcome::Conflict {
                     lost_to: winner.clone(),
                     reason,
@@ -534,7 +566,6 @@ pub fn fold(timeline: &[Entry]) -> CaseState {
             },
         };
         state.outcomes.push(outcome);
-        previous = Some(&entry.id);
     }
     state
 }
@@ -675,6 +706,29 @@ mod tests {
     }
 
     #[test]
+    fn later_entries_on_the_losing_branch_are_conflicts_too() {
+        // The dispatcher accepted and then dispatched offline, while the worker
+        // handled it on the spot; the worker's entry comes first in the list.
+        let t = vec![
+            report(),
+            entry(
+                "s",
+                Some("r"),
+                Role::GridWorker,
+                Action::SelfHandle {
+                    result: "done".into(),
+                },
+            ),
+            entry("a", Some("r"), Role::CommunityDispatcher, Action::Accept),
+            dispatch("d", "a"),
+        ];
+        let s = fold(&t);
+        assert_eq!(s.status, Status::Verified);
+        assert!(matches!(&s.outcomes[2], Outcome::Conflict { lost_to, .. } if lost_to == "s"));
+        assert!(matches!(&s.outcomes[3], Outcome::Conflict { lost_to, .. } if lost_to == "s"));
+    }
+
+    #[test]
     fn concurrent_compatible_entries_both_apply() {
         // Made concurrently, but in timeline order (urge, then return) each is still
         // valid when its turn comes, so both take effect.
@@ -755,6 +809,14 @@ mod tests {
             Err(Refusal::Level { .. })
         ));
         assert!(s.check(Role::TownDispatcher, &Action::Accept).is_ok());
+        let again = Action::Escalate {
+            reason: "again".into(),
+        };
+        assert!(matches!(
+            s.check(Role::GridWorker, &again),
+            Err(Refusal::Level { .. })
+        ));
+        assert!(s.check(Role::TownDispatcher, &again).is_ok());
     }
 
     #[test]

@@ -13,8 +13,9 @@ use crate::track::{self, TrackPoint};
 
 /// Limits on one patrol.
 pub mod limits {
-    /// Track chunks (a chunk holds a few minutes of points).
-    pub const TRACK_CHUNKS: usize = 2_000;
+    /// Track chunks (a chunk holds up to five minutes of points, fewer when a sync
+    /// flushes early): enough for a day of patrolling with frequent syncs.
+    pub const TRACK_CHUNKS: usize = 5_000;
     /// Check-ins.
     pub const CHECKINS: usize = 2_000;
     /// Observations.
@@ -80,6 +81,8 @@ pub struct PatrolDoc {
     pub ended: Option<DateTime<Utc>>,
     /// The GPS track, decoded.
     pub track: Vec<TrackPoint>,
+    /// How many chunks the track is stored in.
+    pub track_chunks: usize,
     /// Check-ins.
     pub checkins: Vec<CheckIn>,
     /// Observations.
@@ -129,31 +132,41 @@ impl PatrolDoc {
             }
         }
         let checkins_list = req_list(doc, &ROOT, key::CHECKINS)?;
-        let checkins = list_maps(doc, &checkins_list, key::CHECKINS)?
-            .iter()
-            .take(limits::CHECKINS)
-            .map(|obj| {
-                Ok(CheckIn {
-                    at: req_time(doc, obj, key::AT)?,
-                    place: req_str(doc, obj, key::PLACE)?,
-                    lat: opt_f64(doc, obj, key::LAT)?.unwrap_or_default(),
-                    lon: opt_f64(doc, obj, key::LON)?.unwrap_or_default(),
-                })
+        let checkins = bounded(
+            list_maps(doc, &checkins_list, key::CHECKINS)?,
+            key::CHECKINS,
+            limits::CHECKINS,
+        )?
+        .iter()
+        .map(|obj| {
+            Ok(CheckIn {
+                at: req_time(doc, obj, key::AT)?,
+                place: req_str(doc, obj, key::PLACE)?,
+                lat: opt_f64(doc, obj, key::LAT)?.unwrap_or_default(),
+                lon: opt_f64(doc, obj, key::LON)?.unwrap_or_default(),
             })
-            .collect::<Result<_, SchemaError>>()?;
+        })
+        .collect::<Result<_, SchemaError>>()?;
         let obs_list = req_list(doc, &ROOT, key::OBSERVATIONS)?;
-        let observations = list_maps(doc, &obs_list, key::OBSERVATIONS)?
-            .iter()
-            .take(limits::OBSERVATIONS)
-            .map(|obj| {
-                Ok(Observation {
-                    at: req_time(doc, obj, key::AT)?,
-                    text: req_str(doc, obj, key::TEXT)?,
-                })
+        let observations = bounded(
+            list_maps(doc, &obs_list, key::OBSERVATIONS)?,
+            key::OBSERVATIONS,
+            limits::OBSERVATIONS,
+        )?
+        .iter()
+        .map(|obj| {
+            Ok(Observation {
+                at: req_time(doc, obj, key::AT)?,
+                text: req_str(doc, obj, key::TEXT)?,
             })
-            .collect::<Result<_, SchemaError>>()?;
+        })
+        .collect::<Result<_, SchemaError>>()?;
         let cases_list = req_list(doc, &ROOT, key::CASES)?;
-        let cases = (0..doc.length(&cases_list).min(limits::CASES))
+        let n_cases = doc.length(&cases_list);
+        if n_cases > limits::CASES {
+            return Err(schema_err(key::CASES, "has more items than allowed"));
+        }
+        let cases = (0..n_cases)
             .map(|i| match doc.get(&cases_list, i) {
                 Ok(Some((Value::Scalar(v), _))) => match v.as_ref() {
                     ScalarValue::Str(s) => s
@@ -171,6 +184,7 @@ impl PatrolDoc {
             started: req_time(doc, &ROOT, key::STARTED)?,
             ended: opt_time(doc, &ROOT, key::ENDED)?,
             track: points,
+            track_chunks: chunks,
             checkins,
             observations,
             cases,
@@ -181,6 +195,13 @@ impl PatrolDoc {
     pub fn duration(&self, now: DateTime<Utc>) -> chrono::Duration {
         self.ended.unwrap_or(now) - self.started
     }
+}
+
+fn bounded<T>(items: Vec<T>, field: &str, max: usize) -> Result<Vec<T>, SchemaError> {
+    if items.len() > max {
+        return Err(schema_err(field, "has more items than allowed"));
+    }
+    Ok(items)
 }
 
 /// Append one encoded chunk of track points.

@@ -54,7 +54,7 @@ fn wrong_role_and_wrong_state_are_refused_with_the_reason() {
         .unwrap_err();
     assert!(err.to_string().contains("cannot evaluate"), "{err}");
 
-    // A handler cannot even see a case not dispatched to her department.
+    // Department handlers handle; they do not report.
     let err = handler.report_case(leak_case()).unwrap_err();
     assert!(matches!(err, Error::Forbidden(_)), "{err}");
     assert_eq!(outbox_len(&worker), before, "refusals write nothing");

@@ -95,7 +95,13 @@ fn garbage_and_misshapen_documents_are_rejected_and_nothing_is_stored() {
     let dispatcher = device(COMMUNITY, &clock);
 
     let wrong_id: DocId = DocId::new(DocKind::Case);
+    // The same change as a compressed chunk: refused before Automerge inflates it.
+    let mut compressed_change =
+        automerge::Change::try_from(&worker.changes_since(&case_id, &[]).unwrap()[0][..]).unwrap();
+    let compressed = compressed_change.bytes().to_vec();
+    assert_eq!(compressed[8], 2, "a compressed chunk");
     let batch = vec![
+        (DocId::new(DocKind::Case), vec![compressed]),
         (
             DocId::new(DocKind::Case),
             vec![b"not an automerge change".to_vec()],
@@ -110,12 +116,14 @@ fn garbage_and_misshapen_documents_are_rejected_and_nothing_is_stored() {
         ),
     ];
     let results = dispatcher.import_changes(&batch).unwrap();
-    assert!(matches!(results[0].outcome, Err(Error::BadChange { .. })));
-    let too_big = results[1].outcome.as_ref().unwrap_err().to_string();
+    let compressed = results[0].outcome.as_ref().unwrap_err().to_string();
+    assert!(compressed.contains("only uncompressed"), "{compressed}");
+    assert!(matches!(results[1].outcome, Err(Error::BadChange { .. })));
+    let too_big = results[2].outcome.as_ref().unwrap_err().to_string();
     assert!(too_big.contains("exceeds"), "{too_big}");
-    let misshapen = results[2].outcome.as_ref().unwrap_err().to_string();
+    let misshapen = results[3].outcome.as_ref().unwrap_err().to_string();
     assert!(misshapen.contains("malformed"), "{misshapen}");
-    assert!(results[3].outcome.is_ok());
+    assert!(results[4].outcome.is_ok());
     assert_eq!(dispatcher.doc_ids().unwrap(), vec![case_id]);
     assert_eq!(
         dispatcher.list_cases(&CaseFilter::default()).unwrap().len(),

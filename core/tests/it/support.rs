@@ -139,19 +139,11 @@ pub fn case_with(title: &str, category: &str) -> NewCase {
 
 /// Send everything `from` has that `to` lacks. Returns the number of changes moved.
 pub fn push(from: &Engine, to: &Engine) -> usize {
-    from.flush_tracks().unwrap();
-    let mut batch = Vec::new();
-    for id in from.doc_ids().unwrap() {
-        let have = to.heads(&id).unwrap();
-        let changes = from.changes_since(&id, &have).unwrap();
-        if !changes.is_empty() {
-            batch.push((id, changes));
-        }
-    }
-    let moved = batch.iter().map(|(_, c)| c.len()).sum();
-    for r in to.import_changes(&batch).unwrap() {
+    let mut moved = 0;
+    for r in to.merge_from(from).unwrap() {
         let report = r.outcome.expect("import accepted");
         assert!(report.missing_deps.is_empty(), "{:?}", report);
+        moved += report.applied.len();
     }
     moved
 }

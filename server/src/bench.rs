@@ -1,0 +1,407 @@
+//! `gridsync bench …`: programs that print figures, one JSON line each, so runs can
+//! be compared. Timings are wall-clock on this machine, in milliseconds.
+
+use std::time::Instant;
+
+use automerge::Automerge;
+use chrono::{DateTime, Duration, Utc};
+use gridsync_core::doc::case::append_entry;
+use gridsync_core::{
+    Action, CaseDoc, CaseFilter, DeviceId, DocId, DocKind, Engine, Location, NewCase, RegionLevel,
+    Role, Severity, Status, TrackPoint,
+};
+use serde_json::json;
+
+use crate::sim::{self, SimClock};
+
+type BenchResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+/// A small deterministic generator (xorshift64*): benchmark data must be the same
+/// run to run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+const TITLES: &[&str] = &[
+    "楼上管道漏水",
+    "消防通道被杂物堵塞",
+    "小区门口垃圾堆放",
+    "邻里噪音纠纷",
+    "独居老人需要帮扶",
+    "路灯损坏",
+    "电动车楼道充电",
+    "占道经营",
+    "违章搭建阳光房",
+    "燃气管道老化",
+];
+const DESCRIPTIONS: &[&str] = &[
+    "居民反映问题已持续多日，影响周边住户正常生活，请尽快安排处理。",
+    "现场查看情况属实，已拍照留存，需要相关部门协调解决。",
+    "网格员巡查发现，已告知物业，物业表示需要上级部门支持。",
+];
+
+fn print(name: &str, fields: serde_json::Value) {
+    let mut line = json!({ "bench": "device", "figure": name });
+    if let (Some(obj), Some(extra)) = (line.as_object_mut(), fields.as_object()) {
+        obj.extend(extra.clone());
+    }
+    println!("{line}");
+}
+
+fn percentiles(mut ms: Vec<f64>) -> serde_json::Value {
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    json!({ "unit": "ms", "n": ms.len(), "p50": at(0.5), "p99": at(0.99), "max": at(1.0) })
+}
+
+fn time_ms<T>(f: impl FnOnce() -> T) -> (f64, T) {
+    let start = Instant::now();
+    let out = f();
+    (start.elapsed().as_secs_f64() * 1e3, out)
+}
+
+fn sample(
+    samples: usize,
+    mut f: impl FnMut(usize) -> BenchResult,
+) -> BenchResult<serde_json::Value> {
+    let mut ms = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let (t, r) = time_ms(|| f(i));
+        r?;
+        ms.push(t);
+    }
+    Ok(percentiles(ms))
+}
+
+/// Build one realistic case document in memory, as another device would have made
+/// it: all fields with Chinese text and 1–7 timeline entries.
+fn generated_case(
+    rng: &mut Rng,
+    grids: &[gridsync_core::RegionCode],
+    now: DateTime<Utc>,
+) -> BenchResult<(DocId, Vec<Vec<u8>>)> {
+    let id = DocId::new(DocKind::Case);
+    let grid = rng.pick(grids).clone();
+    let worker = format!("w-{grid}").parse()?;
+    let dispatcher: gridsync_core::UserId = format!("cd-{}", &grid.as_str()[..12]).parse()?;
+    let created = now - Duration::minutes(rng.below(180 * 24 * 60) as i64);
+    let categories = [
+        ("city", "city.garbage"),
+        ("safety", "safety.fire_exit"),
+        ("livelihood", "livelihood.water_leak"),
+        ("dispute", "dispute.neighbor"),
+        ("security", "security.theft"),
+        ("petition", "petition.wage_arrears"),
+    ];
+    let (cat, sub) = *rng.pick(&categories);
+    let entry =
+        |n: usize, after: Option<String>, actor: &gridsync_core::UserId, role, at, action| {
+            gridsync_core::Entry {
+                id: format!("{}{n}", &id.as_str()[5..]),
+                after,
+                actor: actor.clone(),
+                role,
+                at,
+                action,
+            }
+        };
+    let report = entry(
+        0,
+        None,
+        &worker,
+        Role::GridWorker,
+        created,
+        Action::Report {
+            level: RegionLevel::Community,
+        },
+    );
+    let input = NewCase {
+        title: format!("{}（{}号楼）", rng.pick(TITLES), 1 + rng.below(30)),
+        description: rng.pick(DESCRIPTIONS).to_string(),
+        category: cat.parse()?,
+        subcategory: Some(sub.parse()?),
+        severity: *rng.pick(&[
+            Severity::Low,
+            Severity::Normal,
+            Severity::High,
+            Severity::Urgent,
+        ]),
+        grid: None,
+        location: Some(Location {
+            lat: 30.2 + rng.below(1000) as f64 * 1e-4,
+            lon: 120.1 + rng.below(1000) as f64 * 1e-4,
+            address: format!("望湖小区{}号楼{}单元", 1 + rng.below(30), 1 + rng.below(4)),
+        }),
+        people: vec![],
+        photos: vec![],
+    };
+    let content = CaseDoc::new(id.clone(), worker.clone(), grid, input, report);
+    let mut doc = Automerge::new().with_actor(DeviceId::random().actor());
+    doc.transact(|tx| content.write_new(tx))
+        .map_err(|f| f.error)?;
+    let handler: gridsync_core::UserId = "h-water-1".parse()?;
+    let steps = rng.below(7);
+    let mut last = content.last_entry_id().map(str::to_owned);
+    let mut at = created;
+    for n in 1..=steps {
+        at += Duration::minutes(30 + rng.below(600) as i64);
+        let (actor, role, action) = match n {
+            1 => (&dispatcher, Role::CommunityDispatcher, Action::Accept),
+            2 => (
+                &dispatcher,
+                Role::CommunityDispatcher,
+                Action::Dispatch {
+                    dept: "water".parse()?,
+                    deadline: at + Duration::hours(24 + rng.below(72) as i64),
+                },
+            ),
+            3 => (
+                &handler,
+                Role::DepartmentHandler,
+                Action::Feedback {
+                    result: "已处理完毕".into(),
+                },
+            ),
+            4 => (
+                &worker,
+                Role::GridWorker,
+                Action::Verify {
+                    passed: true,
+                    comment: "现场核查通过".into(),
+                },
+            ),
+            5 => (&dispatcher, Role::CommunityDispatcher, Action::Archive),
+            _ => (
+                &dispatcher,
+                Role::CommunityDispatcher,
+                Action::Evaluate {
+                    satisfaction: 5,
+                    comment: String::new(),
+                },
+            ),
+        };
+        let e = entry(n, last.take(), actor, role, at, action);
+        last = Some(e.id.clone());
+        doc.transact(|tx| append_entry(tx, &e))
+            .map_err(|f| f.error)?;
+    }
+    let changes = doc
+        .get_changes(&[])
+        .iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect();
+    Ok((id, changes))
+}
+
+/// `gridsync bench device`.
+pub fn device(cases: usize, samples: usize) -> BenchResult {
+    let dir = tempfile::tempdir()?;
+    let clock = SimClock::new(Utc::now());
+    let user = "dd-339901-1";
+    let engine = sim::device(dir.path(), user, &clock)?;
+    let directory = engine.directory()?;
+    let grids: Vec<_> = directory
+        .regions()
+        .iter()
+        .filter(|r| r.level == RegionLevel::Grid)
+        .map(|r| r.code.clone())
+        .collect();
+
+    // Fill the device as a district dispatcher's would be after pulling every case.
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut raw_bytes = 0usize;
+    let mut import_ms = 0.0;
+    let mut made = 0;
+    while made < cases {
+        let n = (cases - made).min(1000);
+        let batch = (0..n)
+            .map(|_| generated_case(&mut rng, &grids, clock.now()))
+            .collect::<BenchResult<Vec<_>>>()?;
+        raw_bytes += batch
+            .iter()
+            .flat_map(|(_, c)| c)
+            .map(Vec::len)
+            .sum::<usize>();
+        let (t, results) = time_ms(|| engine.import_changes(&batch));
+        for r in results? {
+            r.outcome?;
+        }
+        import_ms += t;
+        made += n;
+    }
+    print(
+        "import",
+        json!({ "docs": cases, "docs_per_s": cases as f64 / (import_ms / 1e3), "raw_change_bytes_per_case": raw_bytes / cases.max(1) }),
+    );
+
+    let db_path = engine.db_path().to_owned();
+    let wal = db_path.with_extension("db-wal");
+    let disk =
+        std::fs::metadata(&db_path)?.len() + std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    print(
+        "db_bytes_per_case",
+        json!({ "cases": cases, "bytes": disk / cases.max(1) as u64 }),
+    );
+
+    let identity = engine.identity().clone();
+    drop(engine);
+    let mut open_ms = Vec::new();
+    for _ in 0..5 {
+        let (t, e) = time_ms(|| Engine::open(&db_path, identity.clone()));
+        drop(e?);
+        open_ms.push(t);
+    }
+    let mut stats = percentiles(open_ms);
+    if let Some(m) = stats.as_object_mut() {
+        m.insert("cases".into(), json!(cases));
+    }
+    print("open", stats);
+    let c = clock.clone();
+    let engine = Engine::open_with_clock(&db_path, identity, std::sync::Arc::new(move || c.now()))?;
+
+    let town: gridsync_core::RegionCode = "339901001".parse()?;
+    let filters = [
+        ("list_first_page", CaseFilter::default()),
+        (
+            "filter_status_region",
+            CaseFilter {
+                statuses: vec![Status::Dispatched],
+                region: Some(town.clone()),
+                ..Default::default()
+            },
+        ),
+        (
+            "filter_category_status",
+            CaseFilter {
+                category: Some("safety".parse()?),
+                statuses: vec![Status::Reported, Status::Accepted],
+                ..Default::default()
+            },
+        ),
+        (
+            "filter_overdue",
+            CaseFilter {
+                overdue_at: Some(clock.now()),
+                ..Default::default()
+            },
+        ),
+        (
+            "filter_assigned_dept",
+            CaseFilter {
+                assigned_dept: Some("water".parse()?),
+                statuses: vec![Status::Dispatched],
+                ..Default::default()
+            },
+        ),
+        (
+            "search_two_chars",
+            CaseFilter {
+                text: Some("漏水".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "search_one_char",
+            CaseFilter {
+                text: Some("楼".into()),
+                limit: 50,
+                ..Default::default()
+            },
+        ),
+    ];
+    for (name, f) in &filters {
+        let mut rows = 0;
+        let mut stats = sample(samples, |_| {
+            rows = engine.list_cases(f)?.len();
+            Ok(())
+        })?;
+        if let Some(m) = stats.as_object_mut() {
+            m.insert("cases".into(), json!(cases));
+            m.insert("rows".into(), json!(rows));
+        }
+        print(name, stats);
+    }
+    let mut stats = sample(samples, |_| {
+        engine
+            .count_cases(&CaseFilter::default())
+            .map(drop)
+            .map_err(Into::into)
+    })?;
+    if let Some(m) = stats.as_object_mut() {
+        m.insert("cases".into(), json!(cases));
+    }
+    print("count_by_status", stats);
+
+    let stats = sample(samples, |i| {
+        let mut input = NewCase {
+            title: format!("楼道堆放杂物{i}"),
+            description: DESCRIPTIONS[i % DESCRIPTIONS.len()].into(),
+            category: "safety".parse()?,
+            subcategory: Some("safety.fire_exit".parse()?),
+            severity: Severity::High,
+            grid: Some(grids[i % grids.len()].clone()),
+            location: None,
+            people: vec![],
+            photos: vec![],
+        };
+        input.location = Some(Location {
+            lat: 30.27,
+            lon: 120.15,
+            address: "望湖小区".into(),
+        });
+        engine.report_case(input).map(drop).map_err(Into::into)
+    })?;
+    print("report_case", stats);
+
+    let reported = engine.list_cases(&CaseFilter {
+        statuses: vec![Status::Reported],
+        limit: samples as u32,
+        ..Default::default()
+    })?;
+    let stats = sample(reported.len().min(samples), |i| {
+        engine
+            .act(&reported[i].id, Action::Accept)
+            .map(drop)
+            .map_err(Into::into)
+    })?;
+    print("act_accept", stats);
+
+    // Bytes per patrol-hour: a worker walks an hour with a fix every 5 s.
+    let worker = sim::device(dir.path(), "w-339901001001001", &clock)?;
+    let patrol = worker.start_patrol()?;
+    let start = clock.now();
+    for minute in 0..60 {
+        let points: Vec<TrackPoint> = (0..12)
+            .map(|i| TrackPoint {
+                at: start + Duration::seconds(60 * minute + 5 * i),
+                lat: 30.27 + 1e-5 * (minute * 12 + i) as f64,
+                lon: 120.15 + 1e-5 * ((minute * 12 + i) % 50) as f64,
+            })
+            .collect();
+        worker.add_track_points(&patrol, &points)?;
+    }
+    worker.end_patrol(&patrol)?;
+    let change_bytes: usize = worker
+        .changes_since(&patrol, &[])?
+        .iter()
+        .map(Vec::len)
+        .sum();
+    print(
+        "track_bytes_per_patrol_hour",
+        json!({ "points": 720, "change_bytes": change_bytes }),
+    );
+    Ok(())
+}
