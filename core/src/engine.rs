@@ -335,14 +335,8 @@ impl Engine {
         self.edit_case(
             id,
             &me,
-            |case| {
-                if case.notes.len() >= case::limits::NOTES {
-                    return Err(Error::InvalidInput(
-                        "the case has the maximum number of notes".into(),
-                    ));
-                }
-                Ok(())
-            },
+            |case| case.notes.len() < case::limits::NOTES,
+            "notes",
             |t| case::add_note(t, &note),
         )
     }
@@ -358,14 +352,8 @@ impl Engine {
         self.edit_case(
             id,
             &me,
-            |case| {
-                if case.photos.len() >= case::limits::PHOTOS {
-                    return Err(Error::InvalidInput(
-                        "the case has the maximum number of photos".into(),
-                    ));
-                }
-                Ok(())
-            },
+            |case| case.photos.len() < case::limits::PHOTOS,
+            "photos",
             |t| case::add_photo(t, &photo),
         )
     }
@@ -374,7 +362,8 @@ impl Engine {
         &self,
         id: &DocId,
         me: &User,
-        check: impl FnOnce(&CaseDoc) -> Result<()>,
+        has_room: impl FnOnce(&CaseDoc) -> bool,
+        what: &str,
         edit: impl FnOnce(&mut AmTransaction<'_>) -> Result<(), AutomergeError>,
     ) -> Result<()> {
         self.db.write(|tx| {
@@ -384,7 +373,11 @@ impl Engine {
                 source,
             })?;
             self.check_scope(me, &case)?;
-            check(&case)?;
+            if !has_room(&case) {
+                return Err(Error::InvalidInput(format!(
+                    "the case has the maximum number of {what}"
+                )));
+            }
             self.commit_local(tx, id, &mut doc, edit)?;
             self.materialise(tx, id, &doc)
         })
