@@ -13,6 +13,7 @@ use crate::db::Db;
 use crate::directory::{Directory, Role, User};
 use crate::doc::case::{self, check_coordinates, check_note, CaseDoc, NewCase, Note, PhotoRef};
 use crate::doc::patrol::{self, CheckIn, Observation, PatrolDoc};
+use crate::doc::DocContent;
 use crate::error::{Error, OpenError, Result};
 use crate::ids::{DeptId, DeviceId, DocId, DocKind, PhotoHash, RegionLevel, UserId};
 use crate::index::{self, CaseFilter, CaseSummary, DailyCompliance};
@@ -53,6 +54,12 @@ impl Case {
         self.doc.timeline.iter().zip(&self.state.outcomes)
     }
 }
+
+/// A server's veto over one incoming change: given the document id, its content
+/// before the change (`None` for a new document) and after it, and the change
+/// itself, `Err(reason)` refuses the change.
+pub type ChangeCheck<'a> = dyn Fn(&DocId, Option<&DocContent>, &DocContent, &automerge::Change) -> std::result::Result<(), String>
+    + 'a;
 
 /// The result of importing one document's changes from another replica.
 #[derive(Debug)]
@@ -764,19 +771,47 @@ impl Engine {
     /// changes fail is left as it was and reported.
     pub fn import_changes(&self, batch: &[(DocId, Vec<Vec<u8>>)]) -> Result<Vec<ImportResult>> {
         let now_ms = self.now().timestamp_millis();
+        self.db
+            .write(|tx| batch.iter().map(|(id, raw)| self.import_one(tx, id, raw, None, now_ms)).collect())
+    }
+
+    /// Like [`Engine::import_changes`], but every change is applied on its own and
+    /// shown to `check` with the document before and after it; a change `check`
+    /// refuses is never stored, nor is any later change to that document in the
+    /// batch. This is how a server authorises what a device pushes.
+    pub fn import_changes_checked(
+        &self,
+        batch: &[(DocId, Vec<Vec<u8>>)],
+        check: &ChangeCheck<'_>,
+    ) -> Result<Vec<ImportResult>> {
+        let now_ms = self.now().timestamp_millis();
         self.db.write(|tx| {
-            let mut results = Vec::with_capacity(batch.len());
-            for (id, raw) in batch {
-                let outcome = self.import_doc(tx, id, raw, now_ms);
-                if let Err(Error::Storage(e)) = outcome {
-                    return Err(Error::Storage(e));
-                }
-                results.push(ImportResult {
-                    doc: id.clone(),
-                    outcome,
-                });
-            }
-            Ok(results)
+            batch
+                .iter()
+                .map(|(id, raw)| self.import_one(tx, id, raw, Some(check), now_ms))
+                .collect()
+        })
+    }
+
+    fn import_one(
+        &self,
+        tx: &Transaction<'_>,
+        id: &DocId,
+        raw: &[Vec<u8>],
+        check: Option<&ChangeCheck<'_>>,
+        now_ms: i64,
+    ) -> Result<ImportResult> {
+        let outcome = match check {
+            None => self.import_doc(tx, id, raw, now_ms),
+            Some(check) => self.import_doc_checked(tx, id, raw, check, now_ms),
+        };
+        // Bad input is reported per document; a failing disk aborts the batch.
+        if let Err(Error::Storage(e)) = outcome {
+            return Err(Error::Storage(e));
+        }
+        Ok(ImportResult {
+            doc: id.clone(),
+            outcome,
         })
     }
 
@@ -793,21 +828,76 @@ impl Engine {
         if applied.is_empty() {
             return Ok(report);
         }
-        self.validate(id, &doc)?;
+        DocContent::read(&doc, id).map_err(|source| Error::Malformed {
+            doc: id.to_string(),
+            source,
+        })?;
         store::persist(tx, id, &doc, &applied, false, now_ms)?;
         self.materialise(tx, id, &doc)?;
         Ok(report)
     }
 
-    fn validate(&self, id: &DocId, doc: &Automerge) -> Result<()> {
-        let malformed = |source| Error::Malformed {
-            doc: id.to_string(),
-            source,
+    fn import_doc_checked(
+        &self,
+        tx: &Transaction<'_>,
+        id: &DocId,
+        raw: &[Vec<u8>],
+        check: &ChangeCheck<'_>,
+        now_ms: i64,
+    ) -> Result<DocImport> {
+        let changes = store::decode_changes(id, raw)?;
+        let mut doc = store::load(tx, id)?.unwrap_or_default();
+        let mut before = if doc.get_heads().is_empty() {
+            None
+        } else {
+            Some(DocContent::read(&doc, id).map_err(|source| Error::Malformed {
+                doc: id.to_string(),
+                source,
+            })?)
         };
-        match id.kind() {
-            DocKind::Case => CaseDoc::read(doc, id).map(drop).map_err(malformed),
-            DocKind::Patrol => PatrolDoc::read(doc, id).map(drop).map_err(malformed),
+        let mut report = DocImport::default();
+        let mut accepted = Vec::new();
+        let mut changes = changes.into_iter();
+        while let Some(change) = changes.next() {
+            let hash = change.hash();
+            if doc.get_change_by_hash(&hash).is_some() {
+                report.duplicates += 1;
+                continue;
+            }
+            // Never let Automerge queue a change for later: a queued change would be
+            // applied, unchecked, once its dependencies arrived.
+            if change.deps().iter().any(|d| doc.get_change_by_hash(d).is_none()) {
+                report.missing_deps.push(hash);
+                continue;
+            }
+            store::apply(id, &mut doc, vec![change.clone()])?;
+            let verdict = DocContent::read(&doc, id)
+                .map_err(|e| format!("the document would be malformed: {e}"))
+                .and_then(|after| check(id, before.as_ref(), &after, &change).map(|()| after));
+            match verdict {
+                Ok(after) => {
+                    before = Some(after);
+                    report.applied.push(hash);
+                    accepted.push(change);
+                }
+                Err(reason) => {
+                    report.rejected.push((hash, reason));
+                    for rest in changes.by_ref() {
+                        report.rejected.push((
+                            rest.hash(),
+                            "follows a rejected change to the same document".into(),
+                        ));
+                    }
+                    doc = store::load(tx, id)?.unwrap_or_default();
+                    store::apply(id, &mut doc, accepted.clone())?;
+                }
+            }
         }
+        if !accepted.is_empty() {
+            store::persist(tx, id, &doc, &accepted, false, now_ms)?;
+            self.materialise(tx, id, &doc)?;
+        }
+        Ok(report)
     }
 
     /// In-process replication: import everything `other` has that this replica
@@ -836,6 +926,134 @@ impl Engine {
     pub fn mark_delivered(&self, hashes: &[ChangeHash]) -> Result<usize> {
         let now = self.now().timestamp_millis();
         self.db.write(|tx| store::mark_acked(tx, hashes, now))
+    }
+
+    // ---- sync state ----------------------------------------------------------
+
+    /// Remember the server and this device's token (from enrollment).
+    pub fn set_server(&self, url: &str, token: &str) -> Result<()> {
+        self.db.write(|tx| -> Result<()> {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('server_url', ?1), ('token', ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![url, token],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The server URL and token, if this device has been enrolled.
+    pub fn server(&self) -> Result<Option<(String, String)>> {
+        self.db.read(|tx| -> Result<_> {
+            let get = |k: &str| -> rusqlite::Result<Option<String>> {
+                tx.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
+                    .optional()
+            };
+            Ok(get("server_url")?.zip(get("token")?))
+        })
+    }
+
+    /// The server sequence number up to which this device has applied changes.
+    pub fn pull_cursor(&self) -> Result<u64> {
+        self.db.read(|tx| -> Result<u64> {
+            let v: Option<String> = tx
+                .query_row("SELECT value FROM meta WHERE key = 'pull_cursor'", [], |r| r.get(0))
+                .optional()?;
+            Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+        })
+    }
+
+    /// Apply one pull page: its changes, its purges and the new cursor, in one
+    /// transaction, so a crash leaves either all of it or none. Returns the import
+    /// results and how many documents were removed.
+    pub fn apply_pull(
+        &self,
+        changes: &[(DocId, Vec<u8>)],
+        purge: &[DocId],
+        cursor: u64,
+    ) -> Result<(Vec<ImportResult>, usize)> {
+        let mut batch: Vec<(DocId, Vec<Vec<u8>>)> = Vec::new();
+        for (id, bytes) in changes {
+            match batch.iter_mut().find(|(d, _)| d == id) {
+                Some((_, list)) => list.push(bytes.clone()),
+                None => batch.push((id.clone(), vec![bytes.clone()])),
+            }
+        }
+        let now_ms = self.now().timestamp_millis();
+        self.db.write(|tx| {
+            let results = batch
+                .iter()
+                .map(|(id, raw)| self.import_one(tx, id, raw, None, now_ms))
+                .collect::<Result<Vec<_>>>()?;
+            for id in purge {
+                tx.execute(
+                    "INSERT OR IGNORE INTO purge_pending (doc_id)
+                     SELECT doc_id FROM docs WHERE doc_id = ?1",
+                    [id.as_str()],
+                )?;
+            }
+            let purged = Self::settle_purges(tx)?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('pull_cursor', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [cursor.to_string()],
+            )?;
+            Ok((results, purged))
+        })
+    }
+
+    /// Record the server's answer to a push: acknowledged changes leave the outbox;
+    /// rejected ones leave it with their reason.
+    pub fn record_push_results(
+        &self,
+        acked: &[ChangeHash],
+        rejected: &[(ChangeHash, String)],
+    ) -> Result<()> {
+        let now = self.now().timestamp_millis();
+        self.db.write(|tx| {
+            store::mark_acked(tx, acked, now)?;
+            store::mark_rejected(tx, rejected, now)?;
+            Self::settle_purges(tx).map(drop)
+        })
+    }
+
+    /// Changes the server refused, newest first, with its reasons.
+    pub fn rejected_changes(&self) -> Result<Vec<(DocId, ChangeHash, String)>> {
+        self.db.read(|tx| -> Result<_> {
+            let mut stmt = tx.prepare(
+                "SELECT doc_id, hash, reject_reason FROM outbox
+                 WHERE rejected_ms IS NOT NULL ORDER BY seq DESC",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (doc, hash, reason) = row?;
+                let hash = ChangeHash::try_from(&hash[..])
+                    .map_err(|_| Error::InvalidInput("stored hash is not 32 bytes".into()))?;
+                out.push((doc.parse()?, hash, reason));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Remove documents the server no longer shows this device, once none of their
+    /// local changes is still waiting to be delivered: unsent work is never dropped.
+    fn settle_purges(tx: &Transaction<'_>) -> Result<usize> {
+        let ids: Vec<String> = tx
+            .prepare_cached("SELECT doc_id FROM purge_pending")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut purged = 0;
+        for id in ids {
+            let id: DocId = id.parse()?;
+            if !store::has_unsettled(tx, &id)? {
+                store::purge(tx, &id)?;
+                purged += 1;
+            }
+        }
+        Ok(purged)
     }
 
     // ---- internals ---------------------------------------------------------

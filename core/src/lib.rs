@@ -18,6 +18,7 @@ pub mod index;
 pub mod schema;
 pub mod search;
 pub mod store;
+pub mod sync;
 pub mod track;
 pub mod workflow;
 
@@ -25,7 +26,8 @@ pub use automerge::ChangeHash;
 pub use directory::{Directory, Role, User};
 pub use doc::case::{CaseDoc, Location, NewCase, Person, Severity};
 pub use doc::patrol::PatrolDoc;
-pub use engine::{Case, Clock, Engine, Identity, ImportResult};
+pub use doc::DocContent;
+pub use engine::{Case, ChangeCheck, Clock, Engine, Identity, ImportResult};
 pub use error::{Error, OpenError, Result};
 pub use ids::{
     CategoryCode, DeptId, DeviceId, DocId, DocKind, PhotoHash, RegionCode, RegionLevel, UserId,

@@ -113,6 +113,19 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX patrols_worker_day ON patrols (worker, day);
     CREATE INDEX patrols_day ON patrols (day);
     "#,
+    // 2: sync state — changes the server rejected leave the outbox with their reason,
+    // and documents the server no longer shows this device wait for their unsent
+    // changes before they are removed.
+    r#"
+    ALTER TABLE outbox ADD COLUMN rejected_ms INTEGER;
+    ALTER TABLE outbox ADD COLUMN reject_reason TEXT;
+    DROP INDEX outbox_pending;
+    CREATE INDEX outbox_pending ON outbox (seq) WHERE acked_ms IS NULL AND rejected_ms IS NULL;
+
+    CREATE TABLE purge_pending (
+        doc_id TEXT PRIMARY KEY REFERENCES docs (doc_id) ON DELETE CASCADE
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this code writes.

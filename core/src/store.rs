@@ -115,6 +115,8 @@ pub struct DocImport {
     pub duplicates: usize,
     /// Changes held back because a change they depend on has not arrived.
     pub missing_deps: Vec<ChangeHash>,
+    /// Changes refused by the caller's check, with the reason; never stored.
+    pub rejected: Vec<(ChangeHash, String)>,
 }
 
 /// Decode untrusted change bytes, bounded before they reach Automerge.
@@ -242,7 +244,8 @@ pub struct OutboxItem {
 /// Unacknowledged changes in order, up to about `max_bytes` (always at least one).
 pub(crate) fn outbox_pending(tx: &Transaction<'_>, max_bytes: usize) -> Result<Vec<OutboxItem>> {
     let mut stmt = tx.prepare_cached(
-        "SELECT seq, doc_id, hash, bytes FROM outbox WHERE acked_ms IS NULL ORDER BY seq",
+        "SELECT seq, doc_id, hash, bytes FROM outbox
+         WHERE acked_ms IS NULL AND rejected_ms IS NULL ORDER BY seq",
     )?;
     let mut rows = stmt.query([])?;
     let mut out = Vec::new();
@@ -266,6 +269,47 @@ pub(crate) fn outbox_pending(tx: &Transaction<'_>, max_bytes: usize) -> Result<V
         });
     }
     Ok(out)
+}
+
+/// Mark changes the server refused, with its reason; they leave the outbox.
+pub(crate) fn mark_rejected(
+    tx: &Transaction<'_>,
+    rejected: &[(ChangeHash, String)],
+    now_ms: i64,
+) -> Result<usize> {
+    let mut stmt = tx.prepare_cached(
+        "UPDATE outbox SET rejected_ms = ?2, reject_reason = ?3
+         WHERE hash = ?1 AND acked_ms IS NULL AND rejected_ms IS NULL",
+    )?;
+    let mut n = 0;
+    for (h, reason) in rejected {
+        n += stmt.execute(params![&h.0[..], now_ms, reason])?;
+    }
+    Ok(n)
+}
+
+/// Remove a document and everything derived from it. Its outbox rows must all be
+/// settled (acknowledged or rejected); they go too.
+pub(crate) fn purge(tx: &Transaction<'_>, id: &DocId) -> Result<()> {
+    tx.prepare_cached(
+        "DELETE FROM case_search WHERE rowid = (SELECT rowid FROM cases WHERE doc_id = ?1)",
+    )?
+    .execute([id.as_str()])?;
+    tx.prepare_cached("DELETE FROM outbox WHERE doc_id = ?1")?
+        .execute([id.as_str()])?;
+    tx.prepare_cached("DELETE FROM docs WHERE doc_id = ?1")?
+        .execute([id.as_str()])?;
+    Ok(())
+}
+
+/// Whether a document has local changes the server has not yet settled.
+pub(crate) fn has_unsettled(tx: &Transaction<'_>, id: &DocId) -> Result<bool> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM outbox
+             WHERE doc_id = ?1 AND acked_ms IS NULL AND rejected_ms IS NULL)",
+        )?
+        .query_row([id.as_str()], |r| r.get(0))?)
 }
 
 /// Mark changes acknowledged by the server. Returns how many were newly marked.

@@ -8,6 +8,25 @@ use automerge::transaction::Transactable;
 use automerge::{ObjId, ObjType, ReadDoc, ScalarValue, Value};
 use chrono::{DateTime, Utc};
 
+/// The typed content of any document.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DocContent {
+    /// A case.
+    Case(case::CaseDoc),
+    /// A patrol log.
+    Patrol(patrol::PatrolDoc),
+}
+
+impl DocContent {
+    /// Read and validate a document of the kind its id names.
+    pub fn read(doc: &impl ReadDoc, id: &crate::ids::DocId) -> Result<DocContent, SchemaError> {
+        Ok(match id.kind() {
+            crate::ids::DocKind::Case => DocContent::Case(case::CaseDoc::read(doc, id)?),
+            crate::ids::DocKind::Patrol => DocContent::Patrol(patrol::PatrolDoc::read(doc, id)?),
+        })
+    }
+}
+
 /// A document that does not have the shape its kind requires (e.g. a change from a
 /// buggy or hostile replica). The message names the field, never its content.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

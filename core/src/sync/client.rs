@@ -1,0 +1,375 @@
+//! The device side of a sync: push the outbox in pages by bytes, then pull pages
+//! until the server has nothing more. The network is behind [`Transport`], so tests
+//! and simulations drive the same code without sockets.
+
+use std::time::Duration;
+
+use automerge::ChangeHash;
+
+use super::wire::{
+    self, ChangeStatus, EnrollRequest, EnrollResponse, ErrorBody, PullRequest, PullResponse,
+    PushRequest, PushResponse, WireChange, PROTOCOL_VERSION,
+};
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::ids::{DeviceId, DocId};
+
+/// Bytes of changes per push request.
+pub const PUSH_PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes of changes asked for per pull request.
+pub const PULL_PAGE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Why a request did not get a 2xx answer.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// No answer: no route, refused, cut mid-way, timed out. Safe to retry later.
+    #[error("network: {0}")]
+    Network(String),
+    /// The server answered with an error status.
+    #[error("server answered {status}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// The body (CBOR [`ErrorBody`] when from a gridsync server).
+        body: Vec<u8>,
+    },
+}
+
+/// Something that can POST a body to the server and return the answer's body.
+pub trait Transport {
+    /// POST `body` (CBOR) to `path` (e.g. `/v1/push`) with the bearer token if any.
+    fn post(&self, path: &str, token: Option<&str>, body: Vec<u8>) -> Result<Vec<u8>, TransportError>;
+}
+
+/// HTTP(S) to a server URL, with gzip on answers.
+pub struct HttpTransport {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl HttpTransport {
+    /// A transport to `base` (e.g. `http://127.0.0.1:7878`).
+    pub fn new(base: &str) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .new_agent();
+        HttpTransport {
+            base: base.trim_end_matches('/').to_owned(),
+            agent,
+        }
+    }
+}
+
+impl Transport for HttpTransport {
+    fn post(&self, path: &str, token: Option<&str>, body: Vec<u8>) -> Result<Vec<u8>, TransportError> {
+        let mut req = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .content_type("application/cbor");
+        if let Some(token) = token {
+            req = req.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut resp = req
+            .send(&body[..])
+            .map_err(|e| TransportError::Network(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(wire::MAX_BODY_BYTES as u64)
+            .read_to_vec()
+            .map_err(|e| TransportError::Network(e.to_string()))?;
+        if (200..300).contains(&status) {
+            Ok(bytes)
+        } else {
+            Err(TransportError::Status { status, body: bytes })
+        }
+    }
+}
+
+/// Why a sync stopped. Everything durable before the error stays; the next sync
+/// picks up where this one stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The server could not be reached or the link dropped.
+    #[error("network: {0}")]
+    Network(String),
+    /// The token is unknown, expired or revoked. With `wipe`, the device was revoked
+    /// and must erase its data.
+    #[error("unauthorized: {message}")]
+    Unauthorized {
+        /// The server's message.
+        message: String,
+        /// Whether the device must erase its data.
+        wipe: bool,
+    },
+    /// The device has no server configured (not enrolled).
+    #[error("this device is not enrolled with a server")]
+    NotEnrolled,
+    /// The server refused the request (bad request, unsupported version …).
+    #[error("server refused the request ({code}): {message}")]
+    Refused {
+        /// Stable error code.
+        code: String,
+        /// Message.
+        message: String,
+    },
+    /// An answer that does not follow the protocol.
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// The local store failed.
+    #[error(transparent)]
+    Local(#[from] Error),
+}
+
+impl From<TransportError> for SyncError {
+    fn from(e: TransportError) -> Self {
+        match e {
+            TransportError::Network(m) => SyncError::Network(m),
+            TransportError::Status { status, body } => match wire::decode::<ErrorBody>(&body) {
+                Ok(err) if status == 401 => SyncError::Unauthorized {
+                    message: err.message,
+                    wipe: err.wipe,
+                },
+                Ok(err) => SyncError::Refused {
+                    code: err.error,
+                    message: err.message,
+                },
+                Err(_) if status == 401 => SyncError::Unauthorized {
+                    message: "unauthorized".into(),
+                    wipe: false,
+                },
+                Err(_) => SyncError::Protocol(format!("HTTP {status} without an error body")),
+            },
+        }
+    }
+}
+
+/// Which half of a sync is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Sending local changes.
+    Push,
+    /// Receiving changes.
+    Pull,
+}
+
+/// Progress so far, reported after every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Push or pull.
+    pub phase: Phase,
+    /// Changes sent or received so far in this phase.
+    pub items: u64,
+    /// Bytes sent or received so far in this phase (message bodies).
+    pub bytes: u64,
+    /// For push: changes still waiting; for pull: unknown (0).
+    pub remaining: u64,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Changes the server stored (or already had).
+    pub pushed: u64,
+    /// Changes the server refused, with reasons.
+    pub rejected: Vec<(ChangeHash, String)>,
+    /// Changes received and applied.
+    pub pulled: u64,
+    /// Documents removed because they left this device's scope.
+    pub purged: u64,
+    /// HTTP requests made.
+    pub requests: u64,
+    /// Request body bytes.
+    pub bytes_up: u64,
+    /// Answer body bytes.
+    pub bytes_down: u64,
+}
+
+fn check_version(v: u32) -> Result<(), SyncError> {
+    if v == PROTOCOL_VERSION {
+        Ok(())
+    } else {
+        Err(SyncError::Protocol(format!(
+            "server speaks protocol version {v}, this device {PROTOCOL_VERSION}"
+        )))
+    }
+}
+
+/// Push every unacknowledged local change, then pull everything new. A change is
+/// marked delivered only after the server answered that it stored it.
+pub fn sync(
+    engine: &Engine,
+    transport: &dyn Transport,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<SyncReport, SyncError> {
+    let (_, token) = engine.server()?.ok_or(SyncError::NotEnrolled)?;
+    let mut report = SyncReport::default();
+    push(engine, transport, &token, progress, &mut report)?;
+    pull(engine, transport, &token, progress, &mut report)?;
+    Ok(report)
+}
+
+fn push(
+    engine: &Engine,
+    transport: &dyn Transport,
+    token: &str,
+    progress: &mut dyn FnMut(Progress),
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let mut bytes_sent = 0u64;
+    loop {
+        let page = engine.outbox_pending(PUSH_PAGE_BYTES)?;
+        if page.is_empty() {
+            return Ok(());
+        }
+        let body = wire::encode(&PushRequest {
+            v: PROTOCOL_VERSION,
+            changes: page
+                .iter()
+                .map(|item| WireChange {
+                    doc: item.doc.to_string(),
+                    bytes: item.bytes.clone(),
+                })
+                .collect(),
+        });
+        bytes_sent += body.len() as u64;
+        report.bytes_up += body.len() as u64;
+        report.requests += 1;
+        let answer = transport.post("/v1/push", Some(token), body)?;
+        report.bytes_down += answer.len() as u64;
+        let resp: PushResponse =
+            wire::decode(&answer).map_err(|e| SyncError::Protocol(e.to_string()))?;
+        check_version(resp.v)?;
+        let mut acked = Vec::new();
+        let mut rejected = Vec::new();
+        for r in resp.results {
+            let hash = ChangeHash::try_from(&r.hash[..])
+                .map_err(|_| SyncError::Protocol("a result hash is not 32 bytes".into()))?;
+            if !page.iter().any(|item| item.hash == hash) {
+                return Err(SyncError::Protocol("a result names a change that was not sent".into()));
+            }
+            match r.status {
+                ChangeStatus::Accepted | ChangeStatus::Duplicate => acked.push(hash),
+                ChangeStatus::Rejected => {
+                    rejected.push((hash, r.reason.unwrap_or_else(|| "rejected".into())))
+                }
+            }
+        }
+        if acked.is_empty() && rejected.is_empty() {
+            return Err(SyncError::Protocol("the server settled none of the pushed changes".into()));
+        }
+        engine.record_push_results(&acked, &rejected)?;
+        report.pushed += acked.len() as u64;
+        report.rejected.extend(rejected);
+        progress(Progress {
+            phase: Phase::Push,
+            items: report.pushed + report.rejected.len() as u64,
+            bytes: bytes_sent,
+            remaining: engine.outbox_pending(usize::MAX)?.len() as u64,
+        });
+    }
+}
+
+fn pull(
+    engine: &Engine,
+    transport: &dyn Transport,
+    token: &str,
+    progress: &mut dyn FnMut(Progress),
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let mut bytes_received = 0u64;
+    loop {
+        let cursor = engine.pull_cursor()?;
+        let body = wire::encode(&PullRequest {
+            v: PROTOCOL_VERSION,
+            cursor,
+            max_bytes: PULL_PAGE_BYTES,
+        });
+        report.bytes_up += body.len() as u64;
+        report.requests += 1;
+        let answer = transport.post("/v1/pull", Some(token), body)?;
+        bytes_received += answer.len() as u64;
+        report.bytes_down += answer.len() as u64;
+        let resp: PullResponse =
+            wire::decode(&answer).map_err(|e| SyncError::Protocol(e.to_string()))?;
+        check_version(resp.v)?;
+        if resp.changes.len() > wire::MAX_CHANGES_PER_MESSAGE {
+            return Err(SyncError::Protocol("too many changes in one page".into()));
+        }
+        let changes = resp
+            .changes
+            .into_iter()
+            .map(|c| Ok((c.doc.parse::<DocId>().map_err(|e| SyncError::Protocol(e.to_string()))?, c.bytes)))
+            .collect::<Result<Vec<_>, SyncError>>()?;
+        let purge = resp
+            .purge
+            .iter()
+            .map(|d| d.parse::<DocId>().map_err(|e| SyncError::Protocol(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (results, purged) = engine.apply_pull(&changes, &purge, resp.cursor)?;
+        for r in results {
+            if let Ok(applied) = r.outcome {
+                report.pulled += applied.applied.len() as u64;
+            }
+        }
+        report.purged += purged as u64;
+        progress(Progress {
+            phase: Phase::Pull,
+            items: report.pulled,
+            bytes: bytes_received,
+            remaining: 0,
+        });
+        if !resp.more {
+            return Ok(());
+        }
+    }
+}
+
+/// What a device receives when it redeems an enrollment code.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enrollment {
+    /// The user the code was issued for.
+    pub user: crate::ids::UserId,
+    /// The bearer token.
+    pub token: String,
+    /// The directory JSON.
+    pub directory: String,
+}
+
+/// Redeem a one-time enrollment code for `device`.
+pub fn enroll(
+    transport: &dyn Transport,
+    code: &str,
+    device: DeviceId,
+    app_version: &str,
+) -> Result<Enrollment, SyncError> {
+    let body = wire::encode(&EnrollRequest {
+        v: PROTOCOL_VERSION,
+        code: code.trim().to_owned(),
+        device: device.to_string(),
+        app_version: app_version.to_owned(),
+    });
+    let answer = transport.post("/v1/enroll", None, body)?;
+    let resp: EnrollResponse =
+        wire::decode(&answer).map_err(|e| SyncError::Protocol(e.to_string()))?;
+    check_version(resp.v)?;
+    Ok(Enrollment {
+        user: resp
+            .user
+            .parse()
+            .map_err(|e: crate::ids::IdError| SyncError::Protocol(e.to_string()))?,
+        token: resp.token,
+        directory: resp.directory,
+    })
+}
+
+impl Engine {
+    /// Sync with the server this device was enrolled with, over HTTP.
+    pub fn sync(&self, progress: &mut dyn FnMut(Progress)) -> Result<SyncReport, SyncError> {
+        let (url, _) = self.server()?.ok_or(SyncError::NotEnrolled)?;
+        sync(self, &HttpTransport::new(&url), progress)
+    }
+}

@@ -1,0 +1,11 @@
+//! The hub sync protocol, device side: wire types shared with the relay, and the
+//! client that pushes the outbox and pulls what the device may see. See
+//! `docs/protocol.md`.
+
+pub mod client;
+pub mod wire;
+
+pub use client::{
+    enroll, sync, Enrollment, HttpTransport, Phase, Progress, SyncError, SyncReport, Transport,
+    TransportError,
+};
