@@ -58,8 +58,24 @@ impl Case {
 /// A server's veto over one incoming change: given the document id, its content
 /// before the change (`None` for a new document) and after it, and the change
 /// itself, `Err(reason)` refuses the change.
-pub type ChangeCheck<'a> = dyn Fn(&DocId, Option<&DocContent>, &DocContent, &automerge::Change) -> std::result::Result<(), String>
+pub type ChangeCheck<'a> = dyn Fn(
+        &DocId,
+        Option<&DocContent>,
+        &DocContent,
+        &automerge::Change,
+    ) -> std::result::Result<(), String>
     + 'a;
+
+/// Where a device's pulls stand (see [`Engine::pull_state`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullState {
+    /// The server sequence number up to which changes have been applied.
+    pub cursor: u64,
+    /// The number of the last pull page applied.
+    pub page: u64,
+    /// The purge list of that page.
+    pub purged: Vec<DocId>,
+}
 
 /// The result of importing one document's changes from another replica.
 #[derive(Debug)]
@@ -189,6 +205,15 @@ impl Engine {
             .ok_or_else(|| {
                 Error::InvalidInput("no directory has been loaded on this device".into())
             })
+    }
+
+    /// The stored directory as JSON (what a server hands to enrolling devices).
+    pub fn directory_json(&self) -> Result<String> {
+        self.db.read(|tx| -> Result<String> {
+            tx.query_row("SELECT json FROM directory WHERE id = 1", [], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| Error::InvalidInput("no directory has been loaded".into()))
+        })
     }
 
     /// This device's user, from the directory.
@@ -736,6 +761,21 @@ impl Engine {
 
     // ---- replication -------------------------------------------------------
 
+    /// Read any document on this replica, without the user's scope check: for a
+    /// server, which holds every document of its region.
+    pub fn read_doc(&self, id: &DocId) -> Result<Option<DocContent>> {
+        self.db.read(|tx| {
+            store::load(tx, id)?
+                .map(|doc| {
+                    DocContent::read(&doc, id).map_err(|source| Error::Malformed {
+                        doc: id.to_string(),
+                        source,
+                    })
+                })
+                .transpose()
+        })
+    }
+
     /// Every document on this replica.
     pub fn doc_ids(&self) -> Result<Vec<DocId>> {
         self.db.read(|tx| store::doc_ids(tx, None))
@@ -771,8 +811,12 @@ impl Engine {
     /// changes fail is left as it was and reported.
     pub fn import_changes(&self, batch: &[(DocId, Vec<Vec<u8>>)]) -> Result<Vec<ImportResult>> {
         let now_ms = self.now().timestamp_millis();
-        self.db
-            .write(|tx| batch.iter().map(|(id, raw)| self.import_one(tx, id, raw, None, now_ms)).collect())
+        self.db.write(|tx| {
+            batch
+                .iter()
+                .map(|(id, raw)| self.import_one(tx, id, raw, None, now_ms))
+                .collect()
+        })
     }
 
     /// Like [`Engine::import_changes`], but every change is applied on its own and
@@ -850,10 +894,12 @@ impl Engine {
         let mut before = if doc.get_heads().is_empty() {
             None
         } else {
-            Some(DocContent::read(&doc, id).map_err(|source| Error::Malformed {
-                doc: id.to_string(),
-                source,
-            })?)
+            Some(
+                DocContent::read(&doc, id).map_err(|source| Error::Malformed {
+                    doc: id.to_string(),
+                    source,
+                })?,
+            )
         };
         let mut report = DocImport::default();
         let mut accepted = Vec::new();
@@ -861,12 +907,16 @@ impl Engine {
         while let Some(change) = changes.next() {
             let hash = change.hash();
             if doc.get_change_by_hash(&hash).is_some() {
-                report.duplicates += 1;
+                report.duplicates.push(hash);
                 continue;
             }
             // Never let Automerge queue a change for later: a queued change would be
             // applied, unchecked, once its dependencies arrived.
-            if change.deps().iter().any(|d| doc.get_change_by_hash(d).is_none()) {
+            if change
+                .deps()
+                .iter()
+                .any(|d| doc.get_change_by_hash(d).is_none())
+            {
                 report.missing_deps.push(hash);
                 continue;
             }
@@ -953,13 +1003,26 @@ impl Engine {
         })
     }
 
-    /// The server sequence number up to which this device has applied changes.
-    pub fn pull_cursor(&self) -> Result<u64> {
-        self.db.read(|tx| -> Result<u64> {
-            let v: Option<String> = tx
-                .query_row("SELECT value FROM meta WHERE key = 'pull_cursor'", [], |r| r.get(0))
-                .optional()?;
-            Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    /// Where this device's pulls stand: the server sequence number up to which it
+    /// has applied changes, and the number and purge list of the last page it
+    /// applied (to acknowledge).
+    pub fn pull_state(&self) -> Result<PullState> {
+        self.db.read(|tx| -> Result<_> {
+            let get = |k: &str| -> rusqlite::Result<Option<String>> {
+                tx.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
+                    .optional()
+            };
+            Ok(PullState {
+                cursor: get("pull_cursor")?
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+                page: get("pull_page")?.and_then(|v| v.parse().ok()).unwrap_or(0),
+                purged: get("purge_ack")?
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?,
+            })
         })
     }
 
@@ -971,6 +1034,7 @@ impl Engine {
         changes: &[(DocId, Vec<u8>)],
         purge: &[DocId],
         cursor: u64,
+        page: u64,
     ) -> Result<(Vec<ImportResult>, usize)> {
         let mut batch: Vec<(DocId, Vec<Vec<u8>>)> = Vec::new();
         for (id, bytes) in changes {
@@ -993,10 +1057,16 @@ impl Engine {
                 )?;
             }
             let purged = Self::settle_purges(tx)?;
+            let ack = purge
+                .iter()
+                .map(DocId::as_str)
+                .collect::<Vec<_>>()
+                .join(" ");
             tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('pull_cursor', ?1)
+                "INSERT INTO meta (key, value)
+                 VALUES ('pull_cursor', ?1), ('purge_ack', ?2), ('pull_page', ?3)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [cursor.to_string()],
+                params![cursor.to_string(), ack, page.to_string()],
             )?;
             Ok((results, purged))
         })
@@ -1025,7 +1095,11 @@ impl Engine {
                  WHERE rejected_ms IS NOT NULL ORDER BY seq DESC",
             )?;
             let rows = stmt.query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
             })?;
             let mut out = Vec::new();
             for row in rows {

@@ -27,7 +27,7 @@ pub use directory::{Directory, Role, User};
 pub use doc::case::{CaseDoc, Location, NewCase, Person, Severity};
 pub use doc::patrol::PatrolDoc;
 pub use doc::DocContent;
-pub use engine::{Case, ChangeCheck, Clock, Engine, Identity, ImportResult};
+pub use engine::{Case, ChangeCheck, Clock, Engine, Identity, ImportResult, PullState};
 pub use error::{Error, OpenError, Result};
 pub use ids::{
     CategoryCode, DeptId, DeviceId, DocId, DocKind, PhotoHash, RegionCode, RegionLevel, UserId,
@@ -35,4 +35,4 @@ pub use ids::{
 pub use index::{CaseFilter, CaseSummary, DailyCompliance};
 pub use store::{DocImport, OutboxItem};
 pub use track::TrackPoint;
-pub use workflow::{Action, CaseState, Entry, Outcome, Status, SupervisionLevel};
+pub use workflow::{fold, Action, CaseState, Entry, Outcome, Status, SupervisionLevel};

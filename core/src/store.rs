@@ -112,7 +112,7 @@ pub struct DocImport {
     /// Changes newly applied.
     pub applied: Vec<ChangeHash>,
     /// Changes this replica already had.
-    pub duplicates: usize,
+    pub duplicates: Vec<ChangeHash>,
     /// Changes held back because a change they depend on has not arrived.
     pub missing_deps: Vec<ChangeHash>,
     /// Changes refused by the caller's check, with the reason; never stored.
@@ -183,7 +183,7 @@ pub(crate) fn apply(
     let mut fresh = Vec::new();
     for change in changes {
         if doc.get_change_by_hash(&change.hash()).is_some() {
-            report.duplicates += 1;
+            report.duplicates.push(change.hash());
         } else {
             fresh.push(change);
         }

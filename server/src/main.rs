@@ -1,14 +1,17 @@
-//! `gridsync`: the one binary. Today it runs the local demo and the device
-//! benchmark; the relay (`gridsync serve`) arrives with the sync issue.
+//! `gridsync`: the one binary — the relay (`serve`), its administration
+//! (`admin`), the demo and the benchmarks.
 
 mod bench;
+mod config;
 mod demo;
 mod sim;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use gridsync_server::relay::Relay;
 
 #[derive(Parser)]
 #[command(
@@ -23,6 +26,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the relay: SQLite and blobs in the data folder, listening on loopback by
+    /// default. Settings come from flags, then GRIDSYNC_* variables, then the
+    /// config file, then defaults.
+    Serve {
+        #[command(flatten)]
+        settings: config::ServeArgs,
+    },
+    /// Administer devices in a relay's data folder (works while it runs).
+    Admin {
+        /// The relay's data folder.
+        #[arg(long, env = "GRIDSYNC_DATA", default_value = config::DEFAULT_DATA)]
+        data: PathBuf,
+        #[command(subcommand)]
+        which: AdminCommand,
+    },
     /// Run a simulated day of one community's work on local devices and print the
     /// timelines and figures.
     Demo {
@@ -38,6 +56,24 @@ enum Command {
         #[command(subcommand)]
         which: BenchCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a one-time enrollment code for a user (valid 72 hours).
+    Enroll {
+        /// The user id from the directory.
+        #[arg(long)]
+        user: String,
+    },
+    /// Revoke a device: its next contact is told to erase its data.
+    Revoke {
+        /// The device id.
+        #[arg(long)]
+        device: String,
+    },
+    /// List enrolled devices.
+    Devices,
 }
 
 #[derive(Subcommand)]
@@ -66,6 +102,8 @@ pub enum Lang {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve { settings } => serve(settings),
+        Command::Admin { data, which } => admin(&data, which),
         Command::Demo { data, lang } => demo::run(data, lang),
         Command::Bench {
             which: BenchCommand::Device { cases, samples },
@@ -78,4 +116,71 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GRIDSYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    init_logs();
+    let settings = args.resolve()?;
+    let directory = settings
+        .directory
+        .as_ref()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .map_err(|e| format!("cannot read directory file {}: {e}", p.display()))
+        })
+        .transpose()?;
+    let relay = Arc::new(Relay::open(&settings.data, directory.as_deref())?);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(gridsync_server::http::serve(
+        relay,
+        settings.listen,
+        |addr| {
+            println!("gridsync listening on http://{addr}");
+            tracing::info!(%addr, data = %settings.data.display(), "listening");
+        },
+    ))?;
+    Ok(())
+}
+
+fn admin(data: &std::path::Path, which: AdminCommand) -> Result<(), Box<dyn std::error::Error>> {
+    let relay = Relay::open(data, None)?;
+    match which {
+        AdminCommand::Enroll { user } => {
+            let code = relay.create_enrollment(&user).map_err(|e| e.body.message)?;
+            println!("{code}");
+        }
+        AdminCommand::Revoke { device } => {
+            let device = device.parse()?;
+            if !relay
+                .store()
+                .revoke(device, chrono::Utc::now().timestamp_millis())?
+            {
+                return Err(format!("no enrolled, unrevoked device {device}").into());
+            }
+            println!("revoked {device}");
+        }
+        AdminCommand::Devices => {
+            for d in relay.store().devices()? {
+                println!(
+                    "{}\t{}\t{}\tcursor {}\t{}",
+                    d.device,
+                    d.user,
+                    d.app_version,
+                    d.last_cursor,
+                    if d.revoked { "revoked" } else { "active" }
+                );
+            }
+        }
+    }
+    Ok(())
 }

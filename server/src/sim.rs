@@ -8,8 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use gridsync_core::{DeviceId, Engine, Identity};
 
-/// The sample directory shipped with the core crate.
-pub const SAMPLE_DIRECTORY: &str = include_str!("../../core/data/sample-directory.json");
+use gridsync_server::SAMPLE_DIRECTORY;
 
 /// A clock that only moves when told to.
 #[derive(Clone)]

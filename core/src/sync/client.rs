@@ -38,7 +38,12 @@ pub enum TransportError {
 /// Something that can POST a body to the server and return the answer's body.
 pub trait Transport {
     /// POST `body` (CBOR) to `path` (e.g. `/v1/push`) with the bearer token if any.
-    fn post(&self, path: &str, token: Option<&str>, body: Vec<u8>) -> Result<Vec<u8>, TransportError>;
+    fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, TransportError>;
 }
 
 /// HTTP(S) to a server URL, with gzip on answers.
@@ -63,7 +68,12 @@ impl HttpTransport {
 }
 
 impl Transport for HttpTransport {
-    fn post(&self, path: &str, token: Option<&str>, body: Vec<u8>) -> Result<Vec<u8>, TransportError> {
+    fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, TransportError> {
         let mut req = self
             .agent
             .post(format!("{}{path}", self.base))
@@ -84,7 +94,10 @@ impl Transport for HttpTransport {
         if (200..300).contains(&status) {
             Ok(bytes)
         } else {
-            Err(TransportError::Status { status, body: bytes })
+            Err(TransportError::Status {
+                status,
+                body: bytes,
+            })
         }
     }
 }
@@ -249,7 +262,9 @@ fn push(
             let hash = ChangeHash::try_from(&r.hash[..])
                 .map_err(|_| SyncError::Protocol("a result hash is not 32 bytes".into()))?;
             if !page.iter().any(|item| item.hash == hash) {
-                return Err(SyncError::Protocol("a result names a change that was not sent".into()));
+                return Err(SyncError::Protocol(
+                    "a result names a change that was not sent".into(),
+                ));
             }
             match r.status {
                 ChangeStatus::Accepted | ChangeStatus::Duplicate => acked.push(hash),
@@ -259,7 +274,9 @@ fn push(
             }
         }
         if acked.is_empty() && rejected.is_empty() {
-            return Err(SyncError::Protocol("the server settled none of the pushed changes".into()));
+            return Err(SyncError::Protocol(
+                "the server settled none of the pushed changes".into(),
+            ));
         }
         engine.record_push_results(&acked, &rejected)?;
         report.pushed += acked.len() as u64;
@@ -282,11 +299,13 @@ fn pull(
 ) -> Result<(), SyncError> {
     let mut bytes_received = 0u64;
     loop {
-        let cursor = engine.pull_cursor()?;
+        let state = engine.pull_state()?;
         let body = wire::encode(&PullRequest {
             v: PROTOCOL_VERSION,
-            cursor,
+            cursor: state.cursor,
             max_bytes: PULL_PAGE_BYTES,
+            purged: state.purged.iter().map(DocId::to_string).collect(),
+            ack_page: state.page,
         });
         report.bytes_up += body.len() as u64;
         report.requests += 1;
@@ -302,14 +321,24 @@ fn pull(
         let changes = resp
             .changes
             .into_iter()
-            .map(|c| Ok((c.doc.parse::<DocId>().map_err(|e| SyncError::Protocol(e.to_string()))?, c.bytes)))
+            .map(|c| {
+                Ok((
+                    c.doc
+                        .parse::<DocId>()
+                        .map_err(|e| SyncError::Protocol(e.to_string()))?,
+                    c.bytes,
+                ))
+            })
             .collect::<Result<Vec<_>, SyncError>>()?;
         let purge = resp
             .purge
             .iter()
-            .map(|d| d.parse::<DocId>().map_err(|e| SyncError::Protocol(e.to_string())))
+            .map(|d| {
+                d.parse::<DocId>()
+                    .map_err(|e| SyncError::Protocol(e.to_string()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let (results, purged) = engine.apply_pull(&changes, &purge, resp.cursor)?;
+        let (results, purged) = engine.apply_pull(&changes, &purge, resp.cursor, resp.page)?;
         for r in results {
             if let Ok(applied) = r.outcome {
                 report.pulled += applied.applied.len() as u64;

@@ -101,6 +101,13 @@ pub struct PullRequest {
     pub cursor: u64,
     /// Page size in bytes of changes.
     pub max_bytes: u64,
+    /// The `purge` list of the last answer this device applied: the server stops
+    /// repeating those.
+    #[serde(default)]
+    pub purged: Vec<String>,
+    /// The `page` number of the last answer this device applied.
+    #[serde(default)]
+    pub ack_page: u64,
 }
 
 /// Answer to [`PullRequest`].
@@ -117,6 +124,8 @@ pub struct PullResponse {
     pub more: bool,
     /// Documents no longer visible to the device: remove them.
     pub purge: Vec<String>,
+    /// This answer's number; acknowledge it in the next request once applied.
+    pub page: u64,
 }
 
 /// The body of every non-2xx answer.
@@ -176,6 +185,9 @@ mod tests {
         // A fixture another language can check against: map {v: 1, changes: [...]}.
         assert_eq!(bytes[0], 0xa2, "a CBOR map of two fields");
         assert!(decode::<PushRequest>(b"\xff\x00").is_err());
-        assert!(decode::<PullRequest>(&bytes).is_err(), "wrong shape is an error");
+        assert!(
+            decode::<PullRequest>(&bytes).is_err(),
+            "wrong shape is an error"
+        );
     }
 }

@@ -60,7 +60,7 @@ fn importing_is_idempotent_and_order_independent() {
     );
     let r = dispatcher.import_changes(&[(id.clone(), changes)]).unwrap();
     let report = r[0].outcome.as_ref().unwrap();
-    assert_eq!((report.applied.len(), report.duplicates), (0, 41));
+    assert_eq!((report.applied.len(), report.duplicates.len()), (0, 41));
     assert_eq!(dispatcher.heads(&id).unwrap(), worker.heads(&id).unwrap());
     assert_eq!(dispatcher.get_case(&id).unwrap().doc.notes.len(), 40);
     // Compaction happened (more than 32 changes); reopening still reads it all.

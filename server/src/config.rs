@@ -1,0 +1,74 @@
+//! `gridsync serve` settings: flags, then `GRIDSYNC_*` environment variables, then a
+//! TOML config file, then defaults (loopback, `./gridsync-data`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Default data folder.
+pub const DEFAULT_DATA: &str = "gridsync-data";
+/// Default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+
+/// Flags (each also from the environment).
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// A TOML file with `listen`, `data` and `directory` keys.
+    #[arg(long, env = "GRIDSYNC_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7878].
+    #[arg(long, env = "GRIDSYNC_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Data folder [default: ./gridsync-data].
+    #[arg(long, env = "GRIDSYNC_DATA")]
+    data: Option<PathBuf>,
+    /// Directory JSON file to load (otherwise the stored one, or the sample).
+    #[arg(long, env = "GRIDSYNC_DIRECTORY")]
+    directory: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<SocketAddr>,
+    data: Option<PathBuf>,
+    directory: Option<PathBuf>,
+}
+
+/// The settings in force.
+#[derive(Debug)]
+pub struct Settings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data folder.
+    pub data: PathBuf,
+    /// Directory file, if any.
+    pub directory: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// Merge flags/environment over the file over the defaults.
+    pub fn resolve(self) -> Result<Settings, String> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+                toml::from_str::<FileSettings>(&text)
+                    .map_err(|e| format!("config {}: {e}", path.display()))?
+            }
+            None => FileSettings::default(),
+        };
+        Ok(Settings {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address")),
+            data: self
+                .data
+                .or(file.data)
+                .unwrap_or_else(|| DEFAULT_DATA.into()),
+            directory: self.directory.or(file.directory),
+        })
+    }
+}

@@ -1,0 +1,513 @@
+//! The relay's protocol logic, free of HTTP: enroll, push and pull as functions from
+//! a request to an answer. The HTTP layer (`http.rs`) and the in-process simulator
+//! both call these.
+
+pub mod store;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use chrono::Utc;
+use gridsync_core::doc::case::CaseDoc;
+use gridsync_core::sync::wire::{
+    ChangeResult, ChangeStatus, EnrollRequest, EnrollResponse, ErrorBody, PullRequest,
+    PullResponse, PushRequest, PushResponse, WireChange, MAX_CHANGES_PER_MESSAGE,
+    MAX_PULL_PAGE_BYTES, PROTOCOL_VERSION,
+};
+use gridsync_core::{fold, Directory, DocContent, DocId, Engine, Identity, Outcome, Role, User};
+use sha2::{Digest, Sha256};
+
+use store::{DeviceRecord, DocScope, LogEntry, PullAsk, RelayStore, SqliteRelayStore, Visibility};
+
+/// How long an enrollment code stays valid.
+pub const ENROLLMENT_HOURS: i64 = 72;
+const CODE_ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+/// An error answer: HTTP status plus the CBOR body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelayError {
+    /// HTTP status.
+    pub status: u16,
+    /// Body.
+    pub body: ErrorBody,
+}
+
+impl RelayError {
+    fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+        RelayError {
+            status,
+            body: ErrorBody {
+                v: PROTOCOL_VERSION,
+                error: code.into(),
+                message: message.into(),
+                wipe: false,
+            },
+        }
+    }
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "bad_request", message)
+    }
+    fn unauthorized() -> Self {
+        Self::new(401, "unauthorized", "unknown or invalid device token")
+    }
+    fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "internal error");
+        Self::new(500, "internal", "internal server error; try again later")
+    }
+}
+
+fn sha256(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], RelayError> {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).map_err(RelayError::internal)?;
+    Ok(buf)
+}
+
+fn check_version(v: u32) -> Result<(), RelayError> {
+    if v == PROTOCOL_VERSION {
+        Ok(())
+    } else {
+        Err(RelayError::new(
+            400,
+            "unsupported_version",
+            format!("this server speaks protocol version {PROTOCOL_VERSION}, the app sent {v}; update the app"),
+        ))
+    }
+}
+
+/// The relay: its own replica of every document (a core engine), and its store.
+pub struct Relay {
+    engine: Engine,
+    store: Arc<dyn RelayStore>,
+}
+
+impl Relay {
+    /// Open the relay in `data` (created if missing): `server.db` holds the
+    /// documents, `relay.db` the devices and the change log. `directory_json`
+    /// replaces the stored directory; with `None` the stored one is kept, or the
+    /// sample directory loaded if there is none.
+    pub fn open(
+        data: &Path,
+        directory_json: Option<&str>,
+    ) -> Result<Relay, Box<dyn std::error::Error>> {
+        std::fs::create_dir_all(data)?;
+        let store = SqliteRelayStore::open(&data.join("relay.db"))?;
+        let device = store.meta_or_insert("server_device", || {
+            gridsync_core::DeviceId::random().to_string()
+        })?;
+        let identity = Identity {
+            user: "relay".parse()?,
+            device: device.parse()?,
+        };
+        let engine = Engine::open(data.join("server.db"), identity)?;
+        match directory_json {
+            Some(json) => engine.load_directory(json)?,
+            None if engine.directory().is_err() => {
+                tracing::warn!("no directory configured; loading the sample directory");
+                engine.load_directory(crate::SAMPLE_DIRECTORY)?;
+            }
+            None => {}
+        }
+        Ok(Relay {
+            engine,
+            store: Arc::new(store),
+        })
+    }
+
+    /// The server's replica (for the console and tests).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The relay's store.
+    pub fn store(&self) -> &dyn RelayStore {
+        self.store.as_ref()
+    }
+
+    fn directory(&self) -> Result<Arc<Directory>, RelayError> {
+        self.engine.directory().map_err(RelayError::internal)
+    }
+
+    /// Create a one-time enrollment code for `user` (admin command).
+    pub fn create_enrollment(&self, user: &str) -> Result<String, RelayError> {
+        let user: gridsync_core::UserId = user
+            .parse()
+            .map_err(|e: gridsync_core::ids::IdError| RelayError::bad_request(e.to_string()))?;
+        if self.directory()?.user(&user).is_none() {
+            return Err(RelayError::bad_request(format!(
+                "user {user} is not in the directory"
+            )));
+        }
+        let code: String = random_bytes::<10>()?
+            .iter()
+            .map(|b| CODE_ALPHABET[(b % 32) as usize] as char)
+            .collect();
+        let expires = Utc::now() + chrono::Duration::hours(ENROLLMENT_HOURS);
+        self.store
+            .create_enrollment(&user, &sha256(&code), expires.timestamp_millis())
+            .map_err(RelayError::internal)?;
+        Ok(code)
+    }
+
+    /// Redeem an enrollment code.
+    pub fn enroll(&self, req: EnrollRequest) -> Result<EnrollResponse, RelayError> {
+        check_version(req.v)?;
+        let device: gridsync_core::DeviceId = req
+            .device
+            .parse()
+            .map_err(|e: gridsync_core::ids::IdError| RelayError::bad_request(e.to_string()))?;
+        if req.code.len() > 64 || req.app_version.chars().count() > 64 {
+            return Err(RelayError::bad_request("code or app version too long"));
+        }
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
+        let code = req.code.trim().to_ascii_uppercase();
+        let user = self
+            .store
+            .redeem_enrollment(
+                &sha256(&code),
+                device,
+                &sha256(&token),
+                &req.app_version,
+                Utc::now().timestamp_millis(),
+            )
+            .map_err(RelayError::internal)?
+            .ok_or_else(|| {
+                RelayError::new(
+                    401,
+                    "unauthorized",
+                    "the enrollment code is unknown, used or expired",
+                )
+            })?;
+        let directory = self.engine.directory_json().map_err(RelayError::internal)?;
+        tracing::info!(device = %device, "device enrolled");
+        Ok(EnrollResponse {
+            v: PROTOCOL_VERSION,
+            token,
+            user: user.to_string(),
+            directory,
+        })
+    }
+
+    /// Authenticate a bearer token: the device and its user.
+    pub fn authenticate(&self, token: &str) -> Result<(DeviceRecord, User), RelayError> {
+        if token.is_empty() || token.len() > 256 {
+            return Err(RelayError::unauthorized());
+        }
+        let device = self
+            .store
+            .device_by_token(&sha256(token))
+            .map_err(RelayError::internal)?
+            .ok_or_else(RelayError::unauthorized)?;
+        if device.revoked {
+            let mut err =
+                RelayError::new(401, "revoked", "this device was revoked; erase its data");
+            err.body.wipe = true;
+            return Err(err);
+        }
+        let user = self
+            .directory()?
+            .user(&device.user)
+            .cloned()
+            .ok_or_else(RelayError::unauthorized)?;
+        Ok((device, user))
+    }
+
+    /// Store what a device pushes: every change checked, stored once, answered.
+    pub fn push(&self, token: &str, req: PushRequest) -> Result<PushResponse, RelayError> {
+        let (device, user) = self.authenticate(token)?;
+        check_version(req.v)?;
+        if req.changes.len() > MAX_CHANGES_PER_MESSAGE {
+            return Err(RelayError::bad_request(format!(
+                "at most {MAX_CHANGES_PER_MESSAGE} changes per push"
+            )));
+        }
+        // Group by document, keeping each document's changes in order.
+        let mut batch: Vec<(DocId, Vec<Vec<u8>>)> = Vec::new();
+        let mut results: Vec<Option<ChangeResult>> = vec![None; req.changes.len()];
+        let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(req.changes.len());
+        for (i, WireChange { doc, bytes }) in req.changes.iter().enumerate() {
+            let hash = automerge::Change::try_from(&bytes[..])
+                .map(|c| c.hash().0.to_vec())
+                .unwrap_or_else(|_| Sha256::digest(bytes).to_vec());
+            hashes.push(hash.clone());
+            match doc.parse::<DocId>() {
+                Ok(id) => match batch.iter_mut().find(|(d, _)| *d == id) {
+                    Some((_, list)) => list.push(bytes.clone()),
+                    None => batch.push((id, vec![bytes.clone()])),
+                },
+                Err(e) => {
+                    results[i] = Some(ChangeResult {
+                        hash,
+                        status: ChangeStatus::Rejected,
+                        reason: Some(e.to_string()),
+                    })
+                }
+            }
+        }
+        let actor = device.device.actor();
+        let check = |id: &DocId,
+                     before: Option<&DocContent>,
+                     after: &DocContent,
+                     change: &automerge::Change| {
+            if change.actor_id() != &actor {
+                return Err("the change was not made on this device".to_owned());
+            }
+            authorize(&user, id, before, after)
+        };
+        let imported = self
+            .engine
+            .import_changes_checked(&batch, &check)
+            .map_err(RelayError::internal)?;
+        let mut entries = Vec::new();
+        let mut scopes = Vec::new();
+        let mut settled: Vec<(Vec<u8>, ChangeStatus, Option<String>)> = Vec::new();
+        for (r, (id, raw)) in imported.into_iter().zip(&batch) {
+            match r.outcome {
+                Ok(report) => {
+                    let stored: HashSet<_> = report
+                        .applied
+                        .iter()
+                        .chain(&report.duplicates)
+                        .copied()
+                        .collect();
+                    for bytes in raw {
+                        if let Ok(change) = automerge::Change::try_from(&bytes[..]) {
+                            let h = change.hash();
+                            if stored.contains(&h) {
+                                entries.push(LogEntry {
+                                    hash: h.0,
+                                    doc: id.clone(),
+                                    bytes: bytes.clone(),
+                                });
+                            }
+                        }
+                    }
+                    for h in &report.applied {
+                        settled.push((h.0.to_vec(), ChangeStatus::Accepted, None));
+                    }
+                    for h in &report.duplicates {
+                        settled.push((h.0.to_vec(), ChangeStatus::Duplicate, None));
+                    }
+                    for h in &report.missing_deps {
+                        settled.push((
+                            h.0.to_vec(),
+                            ChangeStatus::Rejected,
+                            Some("depends on a change the server does not have".into()),
+                        ));
+                    }
+                    for (h, reason) in &report.rejected {
+                        settled.push((h.0.to_vec(), ChangeStatus::Rejected, Some(reason.clone())));
+                    }
+                    if !stored.is_empty() {
+                        if let Some(scope) = self.scope_of(id)? {
+                            scopes.push((id.clone(), scope));
+                        }
+                    }
+                }
+                Err(e) => {
+                    for bytes in raw {
+                        let h = automerge::Change::try_from(&bytes[..])
+                            .map(|c| c.hash().0.to_vec())
+                            .unwrap_or_else(|_| Sha256::digest(bytes).to_vec());
+                        settled.push((h, ChangeStatus::Rejected, Some(e.to_string())));
+                    }
+                }
+            }
+        }
+        // Only after the log is durable is anything answered as stored.
+        self.store
+            .append(
+                device.device,
+                &entries,
+                &scopes,
+                Utc::now().timestamp_millis(),
+            )
+            .map_err(RelayError::internal)?;
+        for (i, slot) in results.iter_mut().enumerate() {
+            if slot.is_none() {
+                let found = settled.iter().find(|(h, _, _)| *h == hashes[i]);
+                *slot = Some(match found {
+                    Some((h, status, reason)) => ChangeResult {
+                        hash: h.clone(),
+                        status: *status,
+                        reason: reason.clone(),
+                    },
+                    None => ChangeResult {
+                        hash: hashes[i].clone(),
+                        status: ChangeStatus::Rejected,
+                        reason: Some("not an Automerge change".into()),
+                    },
+                });
+            }
+        }
+        let rejected = results
+            .iter()
+            .flatten()
+            .filter(|r| r.status == ChangeStatus::Rejected)
+            .count();
+        tracing::info!(device = %device.device, changes = req.changes.len(), rejected, "push");
+        Ok(PushResponse {
+            v: PROTOCOL_VERSION,
+            results: results.into_iter().flatten().collect(),
+        })
+    }
+
+    fn scope_of(&self, id: &DocId) -> Result<Option<DocScope>, RelayError> {
+        Ok(self
+            .engine
+            .read_doc(id)
+            .map_err(RelayError::internal)?
+            .map(|doc| match doc {
+                DocContent::Case(c) => DocScope {
+                    dept: fold(&c.timeline).assigned_dept,
+                    grid: c.grid,
+                },
+                DocContent::Patrol(p) => DocScope {
+                    grid: p.grid,
+                    dept: None,
+                },
+            }))
+    }
+
+    /// The next page of what a device may see.
+    pub fn pull(&self, token: &str, req: PullRequest) -> Result<PullResponse, RelayError> {
+        let (device, user) = self.authenticate(token)?;
+        check_version(req.v)?;
+        if req.purged.len() > MAX_CHANGES_PER_MESSAGE {
+            return Err(RelayError::bad_request("purge acknowledgement too long"));
+        }
+        let vis = Visibility {
+            region: user.region.clone(),
+            dept: if user.role == Role::DepartmentHandler {
+                user.department.clone()
+            } else {
+                None
+            },
+        };
+        let ask = PullAsk {
+            cursor: req.cursor,
+            max_bytes: req.max_bytes.clamp(1, MAX_PULL_PAGE_BYTES),
+            ack_page: req.ack_page,
+            purged: &req.purged,
+        };
+        let page = self
+            .store
+            .pull(device.device, &vis, &ask, Utc::now().timestamp_millis())
+            .map_err(RelayError::internal)?;
+        tracing::info!(device = %device.device, changes = page.changes.len(), more = page.more, "pull");
+        Ok(PullResponse {
+            v: PROTOCOL_VERSION,
+            changes: page
+                .changes
+                .into_iter()
+                .map(|(doc, bytes)| WireChange { doc, bytes })
+                .collect(),
+            cursor: page.cursor,
+            more: page.more,
+            purge: page.purge,
+            page: page.page,
+        })
+    }
+}
+
+/// May `user` make this change to this document? The rules the server enforces on
+/// every push, whatever the device's own checks said.
+fn authorize(
+    user: &User,
+    id: &DocId,
+    before: Option<&DocContent>,
+    after: &DocContent,
+) -> Result<(), String> {
+    match after {
+        DocContent::Patrol(p) => {
+            if p.worker != user.id {
+                return Err("a patrol log can only be written by its grid worker".into());
+            }
+            if !user.region.contains(&p.grid) {
+                return Err("the patrol's grid is outside your region".into());
+            }
+            if let Some(DocContent::Patrol(b)) = before {
+                if b.grid != p.grid || b.started != p.started {
+                    return Err("a patrol's grid and start cannot change".into());
+                }
+            }
+            Ok(())
+        }
+        DocContent::Case(c) => {
+            let b = match before {
+                Some(DocContent::Case(b)) => Some(b),
+                Some(DocContent::Patrol(_)) => return Err("document kind changed".into()),
+                None => None,
+            };
+            let visible = user.region.contains(&c.grid)
+                || (user.role == Role::DepartmentHandler
+                    && b.map(|b| fold(&b.timeline).assigned_dept == user.department)
+                        .unwrap_or(false));
+            if !visible {
+                return Err(format!("case {id} is outside your scope"));
+            }
+            match b {
+                None => {
+                    if c.reporter != user.id || c.timeline.len() != 1 {
+                        return Err(
+                            "a new case must be reported by you, with only its report".into()
+                        );
+                    }
+                }
+                Some(b) => {
+                    if b.grid != c.grid || b.reporter != c.reporter || b.created != c.created {
+                        return Err("a case's grid, reporter and report time cannot change".into());
+                    }
+                    if c.timeline.len() < b.timeline.len()
+                        || b.timeline
+                            .iter()
+                            .any(|e| !c.timeline.iter().any(|x| x == e))
+                    {
+                        return Err("timeline entries cannot be changed or removed".into());
+                    }
+                }
+            }
+            check_new_entries(user, b, c)
+        }
+    }
+}
+
+fn check_new_entries(user: &User, before: Option<&CaseDoc>, after: &CaseDoc) -> Result<(), String> {
+    let known: HashSet<&str> = before
+        .map(|b| b.timeline.iter().map(|e| e.id.as_str()).collect())
+        .unwrap_or_default();
+    let state = fold(&after.timeline);
+    for (entry, outcome) in after.timeline.iter().zip(&state.outcomes) {
+        if known.contains(entry.id.as_str()) {
+            continue;
+        }
+        if entry.actor != user.id || entry.role != user.role {
+            return Err("a timeline entry must name you and your role".into());
+        }
+        if let Outcome::Refused(reason) = outcome {
+            return Err(format!("workflow: {reason}"));
+        }
+    }
+    let old_notes = before.map_or(0, |b| b.notes.len());
+    let old_photos = before.map_or(0, |b| b.photos.len());
+    if after.notes.len() < old_notes || after.photos.len() < old_photos {
+        return Err("notes and photos cannot be removed".into());
+    }
+    let new_notes_ok = after
+        .notes
+        .iter()
+        .all(|n| before.is_some_and(|b| b.notes.contains(n)) || n.by == user.id);
+    let new_photos_ok = after
+        .photos
+        .iter()
+        .all(|p| before.is_some_and(|b| b.photos.contains(p)) || p.by == user.id);
+    if !new_notes_ok || !new_photos_ok {
+        return Err("a note or photo must be added in your own name".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,533 @@
+//! What the relay keeps besides the documents themselves: devices and their
+//! tokens, one-time enrollment codes, the append-only change log with its sequence,
+//! each document's visibility, and what each device has been sent. Behind a trait so
+//! a PostgreSQL implementation can follow without touching the protocol.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use gridsync_core::{DeptId, DeviceId, DocId, RegionCode, UserId};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[error("relay storage: {0}")]
+pub struct StoreError(String);
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An enrolled device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// Its id.
+    pub device: DeviceId,
+    /// Its user.
+    pub user: UserId,
+    /// Revoked devices are told to wipe.
+    pub revoked: bool,
+    /// App version given at enrollment.
+    pub app_version: String,
+    /// Last request, ms since the epoch.
+    pub last_seen_ms: Option<i64>,
+    /// Last pull cursor the device sent.
+    pub last_cursor: u64,
+}
+
+/// Who may see a document: the grid it belongs to and, for a case, the department
+/// it is dispatched to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocScope {
+    /// The grid.
+    pub grid: RegionCode,
+    /// The department, while dispatched.
+    pub dept: Option<DeptId>,
+}
+
+/// What a user may see: a region subtree, plus a department's cases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visibility {
+    /// The region subtree.
+    pub region: RegionCode,
+    /// The department, for handlers.
+    pub dept: Option<DeptId>,
+}
+
+/// One change to append to the log.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    /// Change hash.
+    pub hash: [u8; 32],
+    /// Its document.
+    pub doc: DocId,
+    /// Raw change.
+    pub bytes: Vec<u8>,
+}
+
+/// One pull page.
+#[derive(Debug, Clone, Default)]
+pub struct PullPage {
+    /// (document, change bytes) in order.
+    pub changes: Vec<(String, Vec<u8>)>,
+    /// New cursor.
+    pub cursor: u64,
+    /// Whether more is waiting.
+    pub more: bool,
+    /// Documents to remove from the device.
+    pub purge: Vec<String>,
+    /// This page's number, for the device to acknowledge.
+    pub page: u64,
+}
+
+/// What a device says with a pull request.
+#[derive(Debug, Clone, Default)]
+pub struct PullAsk<'a> {
+    /// Its cursor.
+    pub cursor: u64,
+    /// Most bytes of changes.
+    pub max_bytes: u64,
+    /// The last page it applied.
+    pub ack_page: u64,
+    /// Purges it applied.
+    pub purged: &'a [String],
+}
+
+/// The relay's own storage.
+pub trait RelayStore: Send + Sync {
+    /// Store a one-time code (hashed) for `user`.
+    fn create_enrollment(
+        &self,
+        user: &UserId,
+        code_hash: &[u8; 32],
+        expires_ms: i64,
+    ) -> StoreResult<()>;
+    /// Redeem a code once: records the device with its hashed token and returns the
+    /// user, or `None` if the code is unknown, used or expired.
+    fn redeem_enrollment(
+        &self,
+        code_hash: &[u8; 32],
+        device: DeviceId,
+        token_hash: &[u8; 32],
+        app_version: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<UserId>>;
+    /// The device holding a token.
+    fn device_by_token(&self, token_hash: &[u8; 32]) -> StoreResult<Option<DeviceRecord>>;
+    /// Revoke a device; false if unknown.
+    fn revoke(&self, device: DeviceId, now_ms: i64) -> StoreResult<bool>;
+    /// Every device.
+    fn devices(&self) -> StoreResult<Vec<DeviceRecord>>;
+    /// Append accepted changes (idempotent by hash), update their documents'
+    /// visibility, and note that `device` has those documents.
+    fn append(
+        &self,
+        device: DeviceId,
+        entries: &[LogEntry],
+        scopes: &[(DocId, DocScope)],
+        now_ms: i64,
+    ) -> StoreResult<()>;
+    /// The next page for `device` after `cursor`.
+    fn pull(
+        &self,
+        device: DeviceId,
+        vis: &Visibility,
+        ask: &PullAsk<'_>,
+        now_ms: i64,
+    ) -> StoreResult<PullPage>;
+    /// Number of changes in the log.
+    fn log_len(&self) -> StoreResult<u64>;
+}
+
+const MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+    CREATE TABLE enrollments (
+        code_hash  BLOB PRIMARY KEY,
+        user_id    TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        used_ms    INTEGER,
+        device_id  TEXT
+    ) STRICT;
+    CREATE TABLE devices (
+        device_id    TEXT PRIMARY KEY,
+        user_id      TEXT NOT NULL,
+        token_hash   BLOB NOT NULL UNIQUE,
+        app_version  TEXT NOT NULL,
+        enrolled_ms  INTEGER NOT NULL,
+        revoked_ms   INTEGER,
+        last_seen_ms INTEGER,
+        last_cursor  INTEGER NOT NULL DEFAULT 0,
+        last_page    INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    -- The change log: the server's sequence is its rowid.
+    CREATE TABLE log (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        hash        BLOB NOT NULL UNIQUE,
+        doc_id      TEXT NOT NULL,
+        device_id   TEXT NOT NULL,
+        bytes       BLOB NOT NULL,
+        received_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX log_doc ON log (doc_id, seq);
+    CREATE TABLE doc_scope (
+        doc_id TEXT PRIMARY KEY,
+        grid   TEXT NOT NULL,
+        dept   TEXT
+    ) STRICT;
+    CREATE INDEX doc_scope_grid ON doc_scope (grid);
+    CREATE INDEX doc_scope_dept ON doc_scope (dept);
+    -- Documents each device holds. `sent_page` is the pull page that carried them
+    -- (0: the device pushed them); until the device acknowledges that page, it may
+    -- not have applied it, and a lost answer must be sent again.
+    CREATE TABLE device_docs (
+        device_id TEXT NOT NULL,
+        doc_id    TEXT NOT NULL,
+        sent_page INTEGER NOT NULL,
+        PRIMARY KEY (device_id, doc_id)
+    ) STRICT, WITHOUT ROWID;
+"#];
+
+/// The embedded default: SQLite in the data folder.
+pub struct SqliteRelayStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteRelayStore {
+    /// Open (creating or migrating) `relay.db`.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(StoreError(format!(
+                "{} has schema version {version}, newer than this server",
+                path.display()
+            )));
+        }
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(step)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(SqliteRelayStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A value from the relay's own meta table, created by `make` on first use.
+    pub fn meta_or_insert(&self, key: &str, make: impl FnOnce() -> String) -> StoreResult<String> {
+        let conn = self.conn();
+        if let Some(v) = conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?
+        {
+            return Ok(v);
+        }
+        let v = make();
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+            params![key, v],
+        )?;
+        Ok(v)
+    }
+}
+
+fn parse<T: std::str::FromStr>(s: String) -> rusqlite::Result<T> {
+    s.parse().map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, "bad id".into())
+    })
+}
+
+fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
+    Ok(DeviceRecord {
+        device: parse(r.get(0)?)?,
+        user: parse(r.get(1)?)?,
+        revoked: r.get::<_, Option<i64>>(2)?.is_some(),
+        app_version: r.get(3)?,
+        last_seen_ms: r.get(4)?,
+        last_cursor: r.get::<_, i64>(5)?.max(0) as u64,
+    })
+}
+
+const VISIBLE: &str = "((s.grid >= ?2 AND s.grid < ?3) OR (?4 IS NOT NULL AND s.dept = ?4))";
+
+impl RelayStore for SqliteRelayStore {
+    fn create_enrollment(
+        &self,
+        user: &UserId,
+        code_hash: &[u8; 32],
+        expires_ms: i64,
+    ) -> StoreResult<()> {
+        self.conn().execute(
+            "INSERT INTO enrollments (code_hash, user_id, expires_ms) VALUES (?1, ?2, ?3)",
+            params![&code_hash[..], user.as_str(), expires_ms],
+        )?;
+        Ok(())
+    }
+
+    fn redeem_enrollment(
+        &self,
+        code_hash: &[u8; 32],
+        device: DeviceId,
+        token_hash: &[u8; 32],
+        app_version: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<UserId>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let user: Option<String> = tx
+            .query_row(
+                "UPDATE enrollments SET used_ms = ?2, device_id = ?3
+                 WHERE code_hash = ?1 AND used_ms IS NULL AND expires_ms > ?2
+                 RETURNING user_id",
+                params![&code_hash[..], now_ms, device.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(user) = user else {
+            return Ok(None);
+        };
+        let taken: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM devices WHERE device_id = ?1)",
+            [device.to_string()],
+            |r| r.get(0),
+        )?;
+        if taken {
+            // A device id is enrolled once; the code stays unused.
+            return Ok(None);
+        }
+        tx.execute(
+            "INSERT INTO devices (device_id, user_id, token_hash, app_version, enrolled_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                device.to_string(),
+                user,
+                &token_hash[..],
+                app_version,
+                now_ms
+            ],
+        )?;
+        tx.commit()?;
+        Ok(Some(parse(user)?))
+    }
+
+    fn device_by_token(&self, token_hash: &[u8; 32]) -> StoreResult<Option<DeviceRecord>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT device_id, user_id, revoked_ms, app_version, last_seen_ms, last_cursor
+                 FROM devices WHERE token_hash = ?1",
+                [&token_hash[..]],
+                device_row,
+            )
+            .optional()?)
+    }
+
+    fn revoke(&self, device: DeviceId, now_ms: i64) -> StoreResult<bool> {
+        Ok(self.conn().execute(
+            "UPDATE devices SET revoked_ms = ?2 WHERE device_id = ?1 AND revoked_ms IS NULL",
+            params![device.to_string(), now_ms],
+        )? > 0)
+    }
+
+    fn devices(&self) -> StoreResult<Vec<DeviceRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT device_id, user_id, revoked_ms, app_version, last_seen_ms, last_cursor
+             FROM devices ORDER BY enrolled_ms",
+        )?;
+        let rows = stmt.query_map([], device_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn append(
+        &self,
+        device: DeviceId,
+        entries: &[LogEntry],
+        scopes: &[(DocId, DocScope)],
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO log (hash, doc_id, device_id, bytes, received_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for e in entries {
+                insert.execute(params![
+                    &e.hash[..],
+                    e.doc.as_str(),
+                    device.to_string(),
+                    e.bytes,
+                    now_ms
+                ])?;
+            }
+            let mut scope = tx.prepare_cached(
+                "INSERT INTO doc_scope (doc_id, grid, dept) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (doc_id) DO UPDATE SET grid = excluded.grid, dept = excluded.dept",
+            )?;
+            let mut has = tx.prepare_cached(
+                "INSERT INTO device_docs (device_id, doc_id, sent_page) VALUES (?1, ?2, 0)
+                 ON CONFLICT (device_id, doc_id) DO UPDATE SET sent_page = 0",
+            )?;
+            for (doc, s) in scopes {
+                scope.execute(params![
+                    doc.as_str(),
+                    s.grid.as_str(),
+                    s.dept.as_ref().map(|d| d.as_str())
+                ])?;
+                has.execute(params![device.to_string(), doc.as_str()])?;
+            }
+            tx.execute(
+                "UPDATE devices SET last_seen_ms = ?2 WHERE device_id = ?1",
+                params![device.to_string(), now_ms],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn pull(
+        &self,
+        device: DeviceId,
+        vis: &Visibility,
+        ask: &PullAsk<'_>,
+        now_ms: i64,
+    ) -> StoreResult<PullPage> {
+        let (cursor, max_bytes) = (ask.cursor, ask.max_bytes);
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let dev = device.to_string();
+        let lo = vis.region.as_str().to_owned();
+        let hi = format!("{}:", vis.region);
+        let dept = vis.dept.as_ref().map(|d| d.as_str().to_owned());
+        let cursor_i = i64::try_from(cursor).unwrap_or(i64::MAX);
+        // Histories sent in a page the device never applied must be sent again.
+        tx.execute(
+            "DELETE FROM device_docs WHERE device_id = ?1 AND sent_page > ?2",
+            params![dev, i64::try_from(ask.ack_page).unwrap_or(i64::MAX)],
+        )?;
+        let page_no: i64 = tx.query_row(
+            "UPDATE devices SET last_page = last_page + 1 WHERE device_id = ?1 RETURNING last_page",
+            [&dev],
+            |r| r.get(0),
+        )?;
+        for doc in ask.purged {
+            tx.execute(
+                "DELETE FROM device_docs WHERE device_id = ?1 AND doc_id = ?2",
+                params![dev, doc],
+            )?;
+        }
+        let mut page = PullPage {
+            cursor,
+            page: page_no.max(0) as u64,
+            ..Default::default()
+        };
+        let mut bytes = 0u64;
+        let mut full = false;
+        let mut sent_docs: Vec<String> = Vec::new();
+        {
+            // Documents that became visible with history before the cursor arrive whole.
+            let mut newly = tx.prepare_cached(&format!(
+                "SELECT s.doc_id FROM doc_scope s
+                 WHERE {VISIBLE}
+                   AND NOT EXISTS (SELECT 1 FROM device_docs d WHERE d.device_id = ?1 AND d.doc_id = s.doc_id)
+                   AND EXISTS (SELECT 1 FROM log l WHERE l.doc_id = s.doc_id AND l.seq <= ?5)"
+            ))?;
+            let docs: Vec<String> = newly
+                .query_map(params![dev, lo, hi, dept, cursor_i], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut history = tx.prepare_cached(
+                "SELECT bytes FROM log WHERE doc_id = ?1 AND seq <= ?2 ORDER BY seq",
+            )?;
+            for doc in docs {
+                if full {
+                    break;
+                }
+                let changes: Vec<Vec<u8>> = history
+                    .query_map(params![doc, cursor_i], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let size: u64 = changes.iter().map(|c| c.len() as u64).sum();
+                if !page.changes.is_empty() && bytes + size > max_bytes {
+                    full = true;
+                    break;
+                }
+                bytes += size;
+                page.changes
+                    .extend(changes.into_iter().map(|c| (doc.clone(), c)));
+                sent_docs.push(doc);
+            }
+            if !full {
+                let mut next = tx.prepare_cached(&format!(
+                    "SELECT l.seq, l.doc_id, l.bytes, l.device_id = ?1 FROM log l JOIN doc_scope s USING (doc_id)
+                     WHERE l.seq > ?5 AND {VISIBLE} ORDER BY l.seq"
+                ))?;
+                let mut rows = next.query(params![dev, lo, hi, dept, cursor_i])?;
+                while let Some(r) = rows.next()? {
+                    let seq: i64 = r.get(0)?;
+                    let doc: String = r.get(1)?;
+                    let own: bool = r.get(3)?;
+                    if !own {
+                        let change: Vec<u8> = r.get(2)?;
+                        if !page.changes.is_empty() && bytes + change.len() as u64 > max_bytes {
+                            full = true;
+                            break;
+                        }
+                        bytes += change.len() as u64;
+                        page.changes.push((doc.clone(), change));
+                    }
+                    page.cursor = seq.max(0) as u64;
+                    sent_docs.push(doc);
+                }
+            }
+            if !full {
+                // Nothing more for this device: skip past what it may not see.
+                let max: Option<i64> =
+                    tx.query_row("SELECT max(seq) FROM log", [], |r| r.get(0))?;
+                page.cursor = page.cursor.max(max.unwrap_or(0).max(0) as u64);
+            }
+        }
+        page.more = full;
+        {
+            let mut has = tx.prepare_cached(
+                "INSERT OR IGNORE INTO device_docs (device_id, doc_id, sent_page) VALUES (?1, ?2, ?3)",
+            )?;
+            for doc in &sent_docs {
+                has.execute(params![dev, doc, page_no])?;
+            }
+            let mut gone = tx.prepare_cached(&format!(
+                "SELECT d.doc_id FROM device_docs d JOIN doc_scope s USING (doc_id)
+                 WHERE d.device_id = ?1 AND NOT {VISIBLE}"
+            ))?;
+            page.purge = gone
+                .query_map(params![dev, lo, hi, dept], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+        }
+        tx.execute(
+            "UPDATE devices SET last_seen_ms = ?2, last_cursor = ?3 WHERE device_id = ?1",
+            params![dev, now_ms, cursor_i],
+        )?;
+        tx.commit()?;
+        Ok(page)
+    }
+
+    fn log_len(&self) -> StoreResult<u64> {
+        let n: i64 = self
+            .conn()
+            .query_row("SELECT count(*) FROM log", [], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
+    }
+}
