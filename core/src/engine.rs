@@ -1091,8 +1091,7 @@ impl Engine {
     pub fn rejected_changes(&self) -> Result<Vec<(DocId, ChangeHash, String)>> {
         self.db.read(|tx| -> Result<_> {
             let mut stmt = tx.prepare(
-                "SELECT doc_id, hash, reject_reason FROM outbox
-                 WHERE rejected_ms IS NOT NULL ORDER BY seq DESC",
+                "SELECT doc_id, hash, reason FROM rejections ORDER BY rejected_ms DESC, hash",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok((

@@ -113,14 +113,18 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX patrols_worker_day ON patrols (worker, day);
     CREATE INDEX patrols_day ON patrols (day);
     "#,
-    // 2: sync state — changes the server rejected leave the outbox with their reason,
-    // and documents the server no longer shows this device wait for their unsent
-    // changes before they are removed.
+    // 2: sync state — changes the server refused move out of the outbox into
+    // `rejections`, kept with their bytes and reason even after their document is
+    // removed; documents the server no longer shows this device wait in
+    // `purge_pending` until none of their changes is still unsent.
     r#"
-    ALTER TABLE outbox ADD COLUMN rejected_ms INTEGER;
-    ALTER TABLE outbox ADD COLUMN reject_reason TEXT;
-    DROP INDEX outbox_pending;
-    CREATE INDEX outbox_pending ON outbox (seq) WHERE acked_ms IS NULL AND rejected_ms IS NULL;
+    CREATE TABLE rejections (
+        hash        BLOB PRIMARY KEY,
+        doc_id      TEXT NOT NULL,
+        bytes       BLOB NOT NULL,
+        reason      TEXT NOT NULL,
+        rejected_ms INTEGER NOT NULL
+    ) STRICT;
 
     CREATE TABLE purge_pending (
         doc_id TEXT PRIMARY KEY REFERENCES docs (doc_id) ON DELETE CASCADE

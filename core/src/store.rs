@@ -244,8 +244,7 @@ pub struct OutboxItem {
 /// Unacknowledged changes in order, up to about `max_bytes` (always at least one).
 pub(crate) fn outbox_pending(tx: &Transaction<'_>, max_bytes: usize) -> Result<Vec<OutboxItem>> {
     let mut stmt = tx.prepare_cached(
-        "SELECT seq, doc_id, hash, bytes FROM outbox
-         WHERE acked_ms IS NULL AND rejected_ms IS NULL ORDER BY seq",
+        "SELECT seq, doc_id, hash, bytes FROM outbox WHERE acked_ms IS NULL ORDER BY seq",
     )?;
     let mut rows = stmt.query([])?;
     let mut out = Vec::new();
@@ -271,25 +270,28 @@ pub(crate) fn outbox_pending(tx: &Transaction<'_>, max_bytes: usize) -> Result<V
     Ok(out)
 }
 
-/// Mark changes the server refused, with its reason; they leave the outbox.
+/// Move changes the server refused out of the outbox, keeping them with the reason.
 pub(crate) fn mark_rejected(
     tx: &Transaction<'_>,
     rejected: &[(ChangeHash, String)],
     now_ms: i64,
 ) -> Result<usize> {
-    let mut stmt = tx.prepare_cached(
-        "UPDATE outbox SET rejected_ms = ?2, reject_reason = ?3
-         WHERE hash = ?1 AND acked_ms IS NULL AND rejected_ms IS NULL",
+    let mut keep = tx.prepare_cached(
+        "INSERT OR IGNORE INTO rejections (hash, doc_id, bytes, reason, rejected_ms)
+         SELECT hash, doc_id, bytes, ?2, ?3 FROM outbox WHERE hash = ?1 AND acked_ms IS NULL",
     )?;
+    let mut remove =
+        tx.prepare_cached("DELETE FROM outbox WHERE hash = ?1 AND acked_ms IS NULL")?;
     let mut n = 0;
     for (h, reason) in rejected {
-        n += stmt.execute(params![&h.0[..], now_ms, reason])?;
+        keep.execute(params![&h.0[..], reason, now_ms])?;
+        n += remove.execute([&h.0[..]])?;
     }
     Ok(n)
 }
 
 /// Remove a document and everything derived from it. Its outbox rows must all be
-/// settled (acknowledged or rejected); they go too.
+/// acknowledged; they go too. Rejections stay.
 pub(crate) fn purge(tx: &Transaction<'_>, id: &DocId) -> Result<()> {
     tx.prepare_cached(
         "DELETE FROM case_search WHERE rowid = (SELECT rowid FROM cases WHERE doc_id = ?1)",
@@ -306,8 +308,7 @@ pub(crate) fn purge(tx: &Transaction<'_>, id: &DocId) -> Result<()> {
 pub(crate) fn has_unsettled(tx: &Transaction<'_>, id: &DocId) -> Result<bool> {
     Ok(tx
         .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM outbox
-             WHERE doc_id = ?1 AND acked_ms IS NULL AND rejected_ms IS NULL)",
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE doc_id = ?1 AND acked_ms IS NULL)",
         )?
         .query_row([id.as_str()], |r| r.get(0))?)
 }

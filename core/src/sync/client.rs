@@ -271,12 +271,12 @@ fn push(
                 ChangeStatus::Rejected => {
                     rejected.push((hash, r.reason.unwrap_or_else(|| "rejected".into())))
                 }
+                ChangeStatus::Deferred => {}
             }
         }
         if acked.is_empty() && rejected.is_empty() {
-            return Err(SyncError::Protocol(
-                "the server settled none of the pushed changes".into(),
-            ));
+            // Everything left waits for dependencies; the next sync tries again.
+            return Ok(());
         }
         engine.record_push_results(&acked, &rejected)?;
         report.pushed += acked.len() as u64;

@@ -68,6 +68,9 @@ pub enum ChangeStatus {
     Duplicate,
     /// Refused; never stored or forwarded. See the reason.
     Rejected,
+    /// Not stored yet: it depends on a change the server does not have. Keep it and
+    /// send it again (with its dependencies first).
+    Deferred,
 }
 
 /// The server's answer for one change.

@@ -296,8 +296,8 @@ impl Relay {
                     for h in &report.missing_deps {
                         settled.push((
                             h.0.to_vec(),
-                            ChangeStatus::Rejected,
-                            Some("depends on a change the server does not have".into()),
+                            ChangeStatus::Deferred,
+                            Some("depends on a change the server does not have yet".into()),
                         ));
                     }
                     for (h, reason) in &report.rejected {
@@ -381,9 +381,11 @@ impl Relay {
         if req.purged.len() > MAX_CHANGES_PER_MESSAGE {
             return Err(RelayError::bad_request("purge acknowledgement too long"));
         }
+        // Department handlers see what is dispatched to their department, nothing else.
+        let handler = user.role == Role::DepartmentHandler;
         let vis = Visibility {
-            region: user.region.clone(),
-            dept: if user.role == Role::DepartmentHandler {
+            region: (!handler).then(|| user.region.clone()),
+            dept: if handler {
                 user.department.clone()
             } else {
                 None
@@ -444,10 +446,12 @@ fn authorize(
                 Some(DocContent::Patrol(_)) => return Err("document kind changed".into()),
                 None => None,
             };
-            let visible = user.region.contains(&c.grid)
-                || (user.role == Role::DepartmentHandler
-                    && b.map(|b| fold(&b.timeline).assigned_dept == user.department)
-                        .unwrap_or(false));
+            // Department handlers see what is dispatched to their department only.
+            let visible = if user.role == Role::DepartmentHandler {
+                b.is_some_and(|b| fold(&b.timeline).assigned_dept == user.department)
+            } else {
+                user.region.contains(&c.grid)
+            };
             if !visible {
                 return Err(format!("case {id} is outside your scope"));
             }

@@ -50,11 +50,11 @@ pub struct DocScope {
     pub dept: Option<DeptId>,
 }
 
-/// What a user may see: a region subtree, plus a department's cases.
+/// What a user may see: a region subtree, and/or a department's cases.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Visibility {
-    /// The region subtree.
-    pub region: RegionCode,
+    /// The region subtree (none for department handlers).
+    pub region: Option<RegionCode>,
     /// The department, for handlers.
     pub dept: Option<DeptId>,
 }
@@ -261,7 +261,8 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
     })
 }
 
-const VISIBLE: &str = "((s.grid >= ?2 AND s.grid < ?3) OR (?4 IS NOT NULL AND s.dept = ?4))";
+const VISIBLE: &str =
+    "((?2 IS NOT NULL AND s.grid >= ?2 AND s.grid < ?3) OR (?4 IS NOT NULL AND s.dept = ?4))";
 
 impl RelayStore for SqliteRelayStore {
     fn create_enrollment(
@@ -411,8 +412,8 @@ impl RelayStore for SqliteRelayStore {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let dev = device.to_string();
-        let lo = vis.region.as_str().to_owned();
-        let hi = format!("{}:", vis.region);
+        let lo = vis.region.as_ref().map(|r| r.as_str().to_owned());
+        let hi = vis.region.as_ref().map(|r| format!("{r}:"));
         let dept = vis.dept.as_ref().map(|d| d.as_str().to_owned());
         let cursor_i = i64::try_from(cursor).unwrap_or(i64::MAX);
         // Histories sent in a page the device never applied must be sent again.

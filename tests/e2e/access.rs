@@ -1,0 +1,373 @@
+//! Who may read and write what: tokens, replays, forged changes, and an access
+//! matrix that plants marker strings and searches every answer for them.
+
+use std::cell::RefCell;
+
+use automerge::Automerge;
+use gridsync_core::doc::case::append_entry;
+use gridsync_core::sync::wire::{self, ChangeStatus, PushRequest, WireChange};
+use gridsync_core::sync::{self, SyncError, Transport, TransportError};
+use gridsync_core::{Action, DocId, Entry, Role};
+use gridsync_tests::{LocalTransport, SimDevice, SimRelay};
+
+use crate::workflow::{leak, DISPATCHER, HANDLER, WORKER};
+
+fn push_raw(d: &SimDevice<'_>, doc: &DocId, bytes: Vec<u8>) -> wire::ChangeResult {
+    let body = wire::encode(&PushRequest {
+        v: 1,
+        changes: vec![WireChange {
+            doc: doc.to_string(),
+            bytes,
+        }],
+    });
+    let answer = d
+        .transport
+        .post("/v1/push", Some(&d.token), body)
+        .expect("push answered");
+    let resp: wire::PushResponse = wire::decode(&answer).unwrap();
+    resp.results.into_iter().next().unwrap()
+}
+
+/// A change made outside the engine's own checks, as a tampered app would.
+fn forged_entry(d: &SimDevice<'_>, doc: &DocId, entry: Entry) -> Vec<u8> {
+    let mut am = Automerge::new();
+    let changes: Vec<automerge::Change> = d
+        .changes_since(doc, &[])
+        .unwrap()
+        .iter()
+        .map(|b| automerge::Change::try_from(&b[..]).unwrap())
+        .collect();
+    am.apply_changes(changes).unwrap();
+    am.set_actor(d.device.actor());
+    am.transact(|tx| append_entry(tx, &entry))
+        .map_err(|f| f.error)
+        .unwrap();
+    am.get_last_local_change().unwrap().raw_bytes().to_vec()
+}
+
+#[test]
+fn forged_and_revoked_tokens_get_401_and_revoked_devices_are_told_to_wipe() {
+    let relay = SimRelay::new();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = relay.enroll(WORKER, dir.path());
+    worker.report_case(leak()).unwrap();
+    worker.sync().unwrap();
+
+    let t = LocalTransport::new(&relay.relay);
+    let pull = wire::encode(&wire::PullRequest {
+        v: 1,
+        cursor: 0,
+        max_bytes: 1 << 20,
+        purged: vec![],
+        ack_page: 0,
+    });
+    for token in [None, Some(""), Some("forged"), Some(&worker.token[..10])] {
+        match t.post("/v1/pull", token, pull.clone()) {
+            Err(TransportError::Status { status: 401, body }) => {
+                let e: wire::ErrorBody = wire::decode(&body).unwrap();
+                assert_eq!(e.error, "unauthorized");
+                assert!(!e.wipe);
+            }
+            other => panic!("expected 401 for {token:?}, got {other:?}"),
+        }
+    }
+    assert!(relay.relay.store().revoke(worker.device, 0).unwrap());
+    match worker.sync() {
+        Err(SyncError::Unauthorized { wipe: true, .. }) => {}
+        other => panic!("expected a wipe order, got {other:?}"),
+    }
+    // An enrollment code works once.
+    let code = relay.relay.create_enrollment(DISPATCHER).unwrap();
+    let id = gridsync_core::DeviceId::random();
+    sync::enroll(&t, &code, id, "1").unwrap();
+    assert!(matches!(
+        sync::enroll(&t, &code, gridsync_core::DeviceId::random(), "1"),
+        Err(SyncError::Unauthorized { .. })
+    ));
+    let bad_version = wire::encode(&wire::PullRequest {
+        v: 99,
+        cursor: 0,
+        max_bytes: 1,
+        purged: vec![],
+        ack_page: 0,
+    });
+    let dispatcher = relay.enroll(DISPATCHER, dir.path());
+    match dispatcher
+        .transport
+        .post("/v1/pull", Some(&dispatcher.token), bad_version)
+    {
+        Err(TransportError::Status { status: 400, body }) => {
+            let e: wire::ErrorBody = wire::decode(&body).unwrap();
+            assert_eq!(e.error, "unsupported_version");
+            assert!(e.message.contains("update the app"));
+        }
+        other => panic!("expected 400, got {other:?}"),
+    }
+}
+
+#[test]
+fn replayed_and_reordered_pushes_change_nothing() {
+    let relay = SimRelay::new();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = relay.enroll(WORKER, dir.path());
+    let id = worker.report_case(leak()).unwrap();
+    worker.add_note(&id, "补充").unwrap();
+    let changes = worker.changes_since(&id, &[]).unwrap();
+
+    // The second change first: deferred, not lost; then in order; then replayed.
+    let early = push_raw(&worker, &id, changes[1].clone());
+    assert_eq!(early.status, ChangeStatus::Deferred, "{:?}", early.reason);
+    assert_eq!(relay.relay.store().log_len().unwrap(), 0);
+    assert_eq!(
+        push_raw(&worker, &id, changes[0].clone()).status,
+        ChangeStatus::Accepted
+    );
+    assert_eq!(
+        push_raw(&worker, &id, changes[1].clone()).status,
+        ChangeStatus::Accepted
+    );
+    for c in &changes {
+        assert_eq!(
+            push_raw(&worker, &id, c.clone()).status,
+            ChangeStatus::Duplicate
+        );
+    }
+    assert_eq!(
+        relay.relay.store().log_len().unwrap(),
+        2,
+        "each change stored once"
+    );
+    let r = worker.sync().unwrap();
+    assert_eq!(r.pushed, 2, "the device's outbox is settled as duplicates");
+    assert!(worker.outbox_pending(usize::MAX).unwrap().is_empty());
+    assert_eq!(relay.relay.store().log_len().unwrap(), 2);
+}
+
+#[test]
+fn forged_workflow_actions_and_foreign_changes_are_rejected_and_never_forwarded() {
+    let relay = SimRelay::new();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = relay.enroll(WORKER, dir.path());
+    let dispatcher = relay.enroll(DISPATCHER, dir.path());
+    let id = worker.report_case(leak()).unwrap();
+    worker.sync().unwrap();
+    dispatcher.sync().unwrap();
+    let before = relay.relay.store().log_len().unwrap();
+    let last = worker.get_case(&id).unwrap().doc.timeline[0].id.clone();
+    let entry = |actor: &str, role, action| Entry {
+        id: "forged".into(),
+        after: Some(last.clone()),
+        actor: actor.parse().unwrap(),
+        role,
+        at: chrono::Utc::now(),
+        action,
+    };
+
+    let archive = forged_entry(
+        &worker,
+        &id,
+        entry(WORKER, Role::GridWorker, Action::Archive),
+    );
+    let r = push_raw(&worker, &id, archive);
+    assert_eq!(r.status, ChangeStatus::Rejected);
+    assert_eq!(
+        r.reason.as_deref(),
+        Some("workflow: a grid_worker may not archive")
+    );
+
+    let impersonation = forged_entry(
+        &worker,
+        &id,
+        entry(DISPATCHER, Role::CommunityDispatcher, Action::Accept),
+    );
+    let r = push_raw(&worker, &id, impersonation);
+    assert_eq!(
+        r.reason.as_deref(),
+        Some("a timeline entry must name you and your role")
+    );
+
+    // The dispatcher's own change, replayed with the worker's token.
+    dispatcher.act(&id, Action::Accept).unwrap();
+    let theirs = dispatcher.outbox_pending(usize::MAX).unwrap().remove(0);
+    let r = push_raw(&worker, &id, theirs.bytes);
+    assert_eq!(
+        r.reason.as_deref(),
+        Some("the change was not made on this device")
+    );
+
+    assert_eq!(
+        relay.relay.store().log_len().unwrap(),
+        before,
+        "nothing stored"
+    );
+    let handler = relay.enroll(HANDLER, dir.path());
+    for d in [&dispatcher, &handler] {
+        d.sync().unwrap();
+    }
+    let case = dispatcher.get_case(&id).unwrap();
+    assert!(
+        case.doc.timeline.iter().all(|e| e.id != "forged"),
+        "nothing forwarded"
+    );
+}
+
+/// Records every answer body a device receives.
+struct Recording<'a> {
+    inner: LocalTransport<'a>,
+    seen: RefCell<Vec<u8>>,
+}
+
+impl Transport for Recording<'_> {
+    fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, TransportError> {
+        let r = self.inner.post(path, token, body);
+        match &r {
+            Ok(b) | Err(TransportError::Status { body: b, .. }) => self.seen.borrow_mut().extend(b),
+            Err(TransportError::Network(_)) => {}
+        }
+        r
+    }
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn no_device_ever_receives_another_grids_cases() {
+    let relay = SimRelay::new();
+    let dir = tempfile::tempdir().unwrap();
+    // Grid A is in town 001, grid B in town 002.
+    let worker_a = relay.enroll(WORKER, dir.path());
+    let worker_b = relay.enroll("w-339901002001001", dir.path());
+    let a = worker_a
+        .report_case(gridsync_core::NewCase {
+            title: "MARKER-GRID-A 漏水".into(),
+            ..leak()
+        })
+        .unwrap();
+    worker_a.sync().unwrap();
+    worker_b
+        .report_case(gridsync_core::NewCase {
+            title: "MARKER-GRID-B 纠纷".into(),
+            ..leak()
+        })
+        .unwrap();
+    worker_b.sync().unwrap();
+    let _ = a;
+
+    // user, sees A, sees B
+    let matrix = [
+        (WORKER, true, false),
+        ("w-339901002001001", false, true),
+        ("w-339901001001002", false, false),
+        (DISPATCHER, true, false),
+        ("cd-339901002001", false, true),
+        ("td-339901001", true, false),
+        ("td-339901002", false, true),
+        (HANDLER, false, false),
+        ("dd-339901-1", true, true),
+    ];
+    for (user, sees_a, sees_b) in matrix {
+        let d = relay.enroll(user, dir.path());
+        let rec = Recording {
+            inner: LocalTransport::new(&relay.relay),
+            seen: RefCell::new(Vec::new()),
+        };
+        sync::sync(&d.engine, &rec, &mut |_| {}).unwrap();
+        // Every endpoint a device may call, with its token.
+        let pull = wire::encode(&wire::PullRequest {
+            v: 1,
+            cursor: 0,
+            max_bytes: 1 << 20,
+            purged: vec![],
+            ack_page: 0,
+        });
+        let _ = rec.post("/v1/pull", Some(&d.token), pull);
+        let _ = rec.post(
+            "/v1/push",
+            Some(&d.token),
+            wire::encode(&PushRequest {
+                v: 1,
+                changes: vec![],
+            }),
+        );
+        let seen = rec.seen.borrow();
+        assert_eq!(
+            contains(&seen, "MARKER-GRID-A"),
+            sees_a,
+            "{user} and grid A"
+        );
+        assert_eq!(
+            contains(&seen, "MARKER-GRID-B"),
+            sees_b,
+            "{user} and grid B"
+        );
+        let local = d.list_cases(&Default::default()).unwrap();
+        assert_eq!(
+            local.len(),
+            usize::from(sees_a) + usize::from(sees_b),
+            "{user}'s device"
+        );
+    }
+}
+
+#[test]
+fn a_case_leaving_a_handlers_scope_is_purged_but_unsent_work_is_reported_not_dropped() {
+    let relay = SimRelay::new();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = relay.enroll(WORKER, dir.path());
+    let dispatcher = relay.enroll(DISPATCHER, dir.path());
+    let h1 = relay.enroll(HANDLER, dir.path());
+    let h2 = relay.enroll("h-water-2", dir.path());
+    let id = worker.report_case(leak()).unwrap();
+    worker.sync().unwrap();
+    dispatcher.sync().unwrap();
+    dispatcher
+        .dispatch(&id, "water".parse().unwrap(), None)
+        .unwrap();
+    dispatcher.sync().unwrap();
+    h1.sync().unwrap();
+    h2.sync().unwrap();
+    assert_eq!(h2.doc_ids().unwrap(), vec![id.clone()]);
+
+    // h2 writes a note offline while h1 returns the case and it goes to housing.
+    h2.set_online(false);
+    h2.add_note(&id, "已联系业主").unwrap();
+    h1.act(
+        &id,
+        Action::Return {
+            reason: "属于住建部门".into(),
+        },
+    )
+    .unwrap();
+    h1.sync().unwrap();
+    dispatcher.sync().unwrap();
+    dispatcher
+        .dispatch(&id, "housing".parse().unwrap(), None)
+        .unwrap();
+    dispatcher.sync().unwrap();
+
+    let r = h1.sync().unwrap();
+    assert_eq!(r.purged, 1);
+    assert!(
+        h1.doc_ids().unwrap().is_empty(),
+        "no longer visible, removed"
+    );
+
+    h2.set_online(true);
+    let r = h2.sync().unwrap();
+    assert_eq!(r.rejected.len(), 1, "the note is refused, and said so");
+    assert!(
+        r.rejected[0].1.contains("outside your scope"),
+        "{:?}",
+        r.rejected
+    );
+    let kept = h2.rejected_changes().unwrap();
+    assert_eq!(kept.len(), 1, "the refusal is kept for the user to see");
+    assert!(h2.doc_ids().unwrap().is_empty(), "then the case is removed");
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests: devices and the relay, in the simulator and over real sockets.
+
+mod access;
+mod faults;
+mod sockets;
+mod workflow;

@@ -1,0 +1,122 @@
+//! Over real sockets: `gridsync serve` on a loopback port, `gridsync admin enroll`,
+//! and devices syncing through HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use gridsync_core::sync::{self, HttpTransport};
+use gridsync_core::{DeviceId, Engine, Identity, Status};
+
+use crate::workflow::{leak, DISPATCHER, WORKER};
+
+/// The `gridsync` binary: `GRIDSYNC_BIN`, or the one `cargo test --workspace` built
+/// next to this test executable.
+pub fn gridsync() -> Command {
+    let path = std::env::var_os("GRIDSYNC_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().expect("test executable path");
+            exe.parent()
+                .and_then(Path::parent)
+                .expect("target dir")
+                .join("gridsync")
+        });
+    assert!(
+        path.exists(),
+        "{} not found: run `cargo build -p gridsync-server` or set GRIDSYNC_BIN",
+        path.display()
+    );
+    Command::new(path)
+}
+
+/// A `gridsync serve` process; killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn start(data: &Path) -> Server {
+    let mut child = gridsync()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env("GRIDSYNC_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gridsync serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("listening line");
+    let url = line
+        .trim()
+        .strip_prefix("gridsync listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Server { child, url }
+}
+
+pub fn enroll(data: &Path, server: &Server, user: &str, folder: &Path) -> Engine {
+    let out = gridsync()
+        .args(["admin", "--data"])
+        .arg(data)
+        .args(["enroll", "--user", user])
+        .output()
+        .expect("admin enroll");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let code = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let device = DeviceId::random();
+    let e = sync::enroll(&HttpTransport::new(&server.url), &code, device, "e2e")
+        .expect("enroll over HTTP");
+    let engine = Engine::open(
+        folder.join(format!("{user}.db")),
+        Identity {
+            user: e.user,
+            device,
+        },
+    )
+    .unwrap();
+    engine.load_directory(&e.directory).unwrap();
+    engine.set_server(&server.url, &e.token).unwrap();
+    engine
+}
+
+#[test]
+fn devices_sync_through_gridsync_serve_on_a_loopback_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let server = start(&data);
+    let worker = enroll(&data, &server, WORKER, dir.path());
+    let dispatcher = enroll(&data, &server, DISPATCHER, dir.path());
+
+    let id = worker.report_case(leak()).unwrap();
+    let mut seen = Vec::new();
+    let r = worker.sync(&mut |p| seen.push(p)).unwrap();
+    assert_eq!(r.pushed, 1);
+    assert!(!seen.is_empty(), "progress is reported");
+    dispatcher.sync(&mut |_| {}).unwrap();
+    dispatcher.act(&id, gridsync_core::Action::Accept).unwrap();
+    dispatcher.sync(&mut |_| {}).unwrap();
+    worker.sync(&mut |_| {}).unwrap();
+    assert_eq!(worker.get_case(&id).unwrap().state.status, Status::Accepted);
+
+    // The relay survives a restart with everything it acknowledged.
+    drop(server);
+    let server = start(&data);
+    let late = enroll(&data, &server, "td-339901001", dir.path());
+    late.sync(&mut |_| {}).unwrap();
+    assert_eq!(late.get_case(&id).unwrap().state.status, Status::Accepted);
+}

@@ -1,0 +1,165 @@
+//! The deterministic simulator: a relay and several devices in one process, talking
+//! through an in-process transport that encodes and decodes every message exactly
+//! as HTTP would carry it, with a switch to take a device offline.
+
+use std::cell::Cell;
+use std::path::Path;
+
+use gridsync_core::sync::wire::{self, ErrorBody};
+use gridsync_core::sync::{self, SyncError, SyncReport, Transport, TransportError};
+use gridsync_core::{DeviceId, Engine, Identity};
+use gridsync_server::relay::{Relay, RelayError};
+use tempfile::TempDir;
+
+/// A relay in a temporary data folder.
+pub struct SimRelay {
+    /// The relay.
+    pub relay: Relay,
+    /// Its data folder.
+    pub dir: TempDir,
+}
+
+impl SimRelay {
+    /// A fresh relay with the sample directory.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let relay = Relay::open(dir.path(), None).expect("relay opens");
+        SimRelay { relay, dir }
+    }
+
+    /// Enroll a new device for `user` and open its engine in `folder`.
+    pub fn enroll(&self, user: &str, folder: &Path) -> SimDevice<'_> {
+        let code = self.relay.create_enrollment(user).expect("code");
+        let device = DeviceId::random();
+        let transport = LocalTransport::new(&self.relay);
+        let e = sync::enroll(&transport, &code, device, "sim-1.0").expect("enroll");
+        let engine = Engine::open(
+            folder.join(format!("{user}-{device}.db")),
+            Identity {
+                user: e.user,
+                device,
+            },
+        )
+        .expect("device opens");
+        engine.load_directory(&e.directory).expect("directory");
+        engine.set_server("local:", &e.token).expect("server");
+        SimDevice {
+            engine,
+            transport,
+            token: e.token,
+            device,
+        }
+    }
+}
+
+impl Default for SimRelay {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Calls the relay directly, through the wire encoding.
+pub struct LocalTransport<'a> {
+    relay: &'a Relay,
+    /// While false, every request fails as if the link were down.
+    pub online: Cell<bool>,
+}
+
+impl<'a> LocalTransport<'a> {
+    /// Online, to `relay`.
+    pub fn new(relay: &'a Relay) -> Self {
+        LocalTransport {
+            relay,
+            online: Cell::new(true),
+        }
+    }
+}
+
+fn answer<T: serde::Serialize>(r: Result<T, RelayError>) -> Result<Vec<u8>, TransportError> {
+    match r {
+        Ok(v) => Ok(wire::encode(&v)),
+        Err(e) => Err(TransportError::Status {
+            status: e.status,
+            body: wire::encode(&e.body),
+        }),
+    }
+}
+
+impl Transport for LocalTransport<'_> {
+    fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, TransportError> {
+        if !self.online.get() {
+            return Err(TransportError::Network("offline".into()));
+        }
+        let bad = |e: wire::DecodeError| TransportError::Status {
+            status: 400,
+            body: wire::encode(&ErrorBody {
+                v: 1,
+                error: "bad_request".into(),
+                message: e.to_string(),
+                wipe: false,
+            }),
+        };
+        let token = token.unwrap_or("");
+        match path {
+            "/v1/enroll" => answer(self.relay.enroll(wire::decode(&body).map_err(bad)?)),
+            "/v1/push" => answer(self.relay.push(token, wire::decode(&body).map_err(bad)?)),
+            "/v1/pull" => answer(self.relay.pull(token, wire::decode(&body).map_err(bad)?)),
+            _ => Err(TransportError::Status {
+                status: 404,
+                body: Vec::new(),
+            }),
+        }
+    }
+}
+
+/// A device of the simulation.
+pub struct SimDevice<'a> {
+    /// Its engine.
+    pub engine: Engine,
+    /// Its link to the relay.
+    pub transport: LocalTransport<'a>,
+    /// Its token.
+    pub token: String,
+    /// Its id.
+    pub device: DeviceId,
+}
+
+impl SimDevice<'_> {
+    /// Push then pull.
+    pub fn sync(&self) -> Result<SyncReport, SyncError> {
+        sync::sync(&self.engine, &self.transport, &mut |_| {})
+    }
+
+    /// Take the device offline or bring it back.
+    pub fn set_online(&self, online: bool) {
+        self.transport.online.set(online);
+    }
+}
+
+impl std::ops::Deref for SimDevice<'_> {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+/// Sync every online device until a full round moves nothing.
+pub fn run_until_quiet(devices: &[&SimDevice<'_>]) {
+    for _ in 0..10 {
+        let mut moved = 0;
+        for d in devices {
+            if let Ok(r) = d.sync() {
+                moved += r.pushed + r.pulled + r.purged;
+            }
+        }
+        if moved == 0 {
+            return;
+        }
+    }
+    panic!("the devices did not go quiet in 10 rounds");
+}
