@@ -405,3 +405,115 @@ pub fn device(cases: usize, samples: usize) -> BenchResult {
     );
     Ok(())
 }
+
+/// Peak resident memory of a process, from /proc (Linux), in MB.
+fn peak_rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// `gridsync bench sync`: one device pushes `docs` cases made offline, a second,
+/// empty device pulls them; one JSON line.
+pub fn sync(docs: usize, server: Option<String>, data: Option<std::path::PathBuf>) -> BenchResult {
+    let dir = tempfile::tempdir()?;
+    let relay = match (server, data) {
+        (Some(url), Some(data)) => sim::RelayProcess::external(&url, &data),
+        (None, None) => sim::RelayProcess::start(&dir.path().join("relay"))?,
+        _ => {
+            return Err(
+                "--server needs --data (the server's data folder, for enrollment codes)".into(),
+            )
+        }
+    };
+    let clock = SimClock::new(Utc::now());
+    let devices = dir.path().join("devices");
+    std::fs::create_dir_all(&devices)?;
+    // A community dispatcher records hotline cases offline and takes each a few steps:
+    // every case gets all its fields in Chinese and 4 timeline entries.
+    let writer = relay.enroll(&devices, "cd-339901001001", &clock)?;
+    let grids: Vec<_> = writer
+        .directory()?
+        .regions()
+        .iter()
+        .filter(|r| r.level == RegionLevel::Grid && r.code.as_str().starts_with("339901001001"))
+        .map(|r| r.code.clone())
+        .collect();
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    for i in 0..docs {
+        let id = writer.report_case(NewCase {
+            title: format!("{}（{}号楼）", rng.pick(TITLES), 1 + rng.below(30)),
+            description: rng.pick(DESCRIPTIONS).to_string(),
+            category: "livelihood".parse()?,
+            subcategory: Some("livelihood.water_leak".parse()?),
+            severity: Severity::High,
+            grid: Some(grids[i % grids.len()].clone()),
+            location: Some(Location {
+                lat: 30.2 + rng.below(1000) as f64 * 1e-4,
+                lon: 120.1 + rng.below(1000) as f64 * 1e-4,
+                address: format!("望湖小区{}号楼{}单元", 1 + rng.below(30), 1 + rng.below(4)),
+            }),
+            people: vec![gridsync_core::Person {
+                name: "居民".into(),
+                role: "报告人".into(),
+                phone: String::new(),
+            }],
+            photos: vec![],
+        })?;
+        writer.act(&id, Action::Accept)?;
+        writer.dispatch(&id, "water".parse()?, None)?;
+        writer.act(
+            &id,
+            Action::Urge {
+                level: gridsync_core::SupervisionLevel::Reminder,
+                comment: "请按时限办理".into(),
+            },
+        )?;
+    }
+    let raw: usize = writer
+        .outbox_pending(usize::MAX)?
+        .iter()
+        .map(|c| c.bytes.len())
+        .sum();
+
+    let start = Instant::now();
+    let up = writer.sync(&mut |_| {})?;
+    let push_s = start.elapsed().as_secs_f64();
+
+    let reader = relay.enroll(&devices, "td-339901001", &clock)?;
+    let start = Instant::now();
+    let down = reader.sync(&mut |_| {})?;
+    let pull_s = start.elapsed().as_secs_f64();
+    let received = reader.list_cases(&CaseFilter {
+        limit: 1,
+        ..Default::default()
+    })?;
+    if down.pulled < (docs * 4) as u64 || received.is_empty() && docs > 0 {
+        return Err(format!(
+            "the reader received {} changes for {docs} cases",
+            down.pulled
+        )
+        .into());
+    }
+    let line = json!({
+        "bench": "sync",
+        "docs": docs,
+        "push_s": push_s,
+        "pull_s": pull_s,
+        "requests": up.requests + down.requests,
+        "push_requests": up.requests,
+        "pull_requests": down.requests,
+        "bytes_up": up.bytes_up,
+        "bytes_down": down.bytes_down,
+        "raw_change_bytes": raw,
+        "server_rss_mb": relay.pid().and_then(peak_rss_mb),
+    });
+    println!("{line}");
+    Ok(())
+}

@@ -1,7 +1,8 @@
-//! `gridsync demo`: a day of one community's work on simulated devices. Two grid
-//! workers patrol and report cases offline, reconnect, and the community dispatcher
-//! and two department handlers take the cases round the six-step loop. The devices
-//! exchange changes in-process; the relay server arrives with the sync issue.
+//! `gridsync demo`: a day of one community's work. A relay (`gridsync serve`) starts
+//! on the embedded default; two grid workers, the community dispatcher and two
+//! department handlers are enrolled on simulated devices. The workers patrol and
+//! report cases offline, reconnect and sync; the cases go round the six-step loop
+//! through the relay.
 
 use std::path::PathBuf;
 
@@ -12,7 +13,7 @@ use gridsync_core::{
     Severity, Status, TrackPoint,
 };
 
-use crate::sim::{device, push, SimClock};
+use crate::sim::{RelayProcess, SimClock};
 use crate::Lang;
 
 type DemoResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
@@ -91,7 +92,12 @@ fn patrol(
 }
 
 /// Run the demo.
-pub fn run(data: Option<PathBuf>, lang: Lang) -> DemoResult {
+fn sync(e: &Engine) -> DemoResult<gridsync_core::sync::SyncReport> {
+    Ok(e.sync(&mut |_| {})?)
+}
+
+/// Run the demo; with `keep`, leave the relay running afterwards.
+pub fn run(data: Option<PathBuf>, lang: Lang, keep: bool) -> DemoResult {
     let out = Out { lang };
     let temp;
     let kept = data.is_some();
@@ -119,11 +125,14 @@ pub fn run(data: Option<PathBuf>, lang: Lang) -> DemoResult {
             .unwrap_or_default()
     };
     let clock = SimClock::new(at(8, 0));
-    let worker_a = device(&dir, WORKER_A, &clock)?;
-    let worker_b = device(&dir, WORKER_B, &clock)?;
-    let dispatcher = device(&dir, DISPATCHER, &clock)?;
-    let water = device(&dir, WATER, &clock)?;
-    let urban = device(&dir, URBAN, &clock)?;
+    let relay = RelayProcess::start(&dir.join("relay"))?;
+    let devices = dir.join("devices");
+    std::fs::create_dir_all(&devices)?;
+    let worker_a = relay.enroll(&devices, WORKER_A, &clock)?;
+    let worker_b = relay.enroll(&devices, WORKER_B, &clock)?;
+    let dispatcher = relay.enroll(&devices, DISPATCHER, &clock)?;
+    let water = relay.enroll(&devices, WATER, &clock)?;
+    let urban = relay.enroll(&devices, URBAN, &clock)?;
     let dir_data = dispatcher.directory()?;
     let name = |id: &str| -> String {
         id.parse()
@@ -248,7 +257,8 @@ pub fn run(data: Option<PathBuf>, lang: Lang) -> DemoResult {
 
     // 10:40: signal returns; the dispatcher receives the morning's reports.
     clock.set(at(10, 40));
-    let moved = push(&worker_a, &dispatcher)? + push(&worker_b, &dispatcher)?;
+    let moved = sync(&worker_a)?.pushed + sync(&worker_b)?.pushed;
+    sync(&dispatcher)?;
     println!(
         "\n{} {moved} {}",
         out.t(
@@ -271,8 +281,9 @@ pub fn run(data: Option<PathBuf>, lang: Lang) -> DemoResult {
         },
     )?;
     dispatcher.dispatch(&garbage, "urban".parse()?, None)?;
-    push(&dispatcher, &water)?;
-    push(&dispatcher, &urban)?;
+    for d in [&dispatcher, &water, &urban] {
+        sync(d)?;
+    }
 
     // Afternoon: departments handle, workers verify.
     clock.set(at(13, 30));
@@ -288,12 +299,9 @@ pub fn run(data: Option<PathBuf>, lang: Lang) -> DemoResult {
             result: "已清理消防通道杂物".into(),
         },
     )?;
-    for h in [&water, &urban] {
-        push(h, &dispatcher)?;
+    for d in [&water, &urban, &worker_b, &dispatcher, &worker_a, &worker_b] {
+        sync(d)?;
     }
-    push(&worker_b, &dispatcher)?;
-    push(&dispatcher, &worker_a)?;
-    push(&dispatcher, &worker_b)?;
     clock.set(at(15, 0));
     worker_a.act(
         &leak,
@@ -309,8 +317,9 @@ pub fn run(data: Option<PathBuf>, lang: Lang) -> DemoResult {
             comment: "电动车仍停在通道内".into(),
         },
     )?;
-    push(&worker_a, &dispatcher)?;
-    push(&dispatcher, &urban)?;
+    for d in [&worker_a, &dispatcher, &urban] {
+        sync(d)?;
+    }
     clock.set(at(16, 10));
     urban.act(
         &fire_exit,
@@ -318,8 +327,9 @@ pub fn run(data: Option<PathBuf>, lang: Lang) -> DemoResult {
             result: "电动车已移至充电棚".into(),
         },
     )?;
-    push(&urban, &dispatcher)?;
-    push(&dispatcher, &worker_a)?;
+    for d in [&urban, &dispatcher, &worker_a] {
+        sync(d)?;
+    }
     clock.set(at(16, 40));
     worker_a.act(
         &fire_exit,
@@ -328,7 +338,8 @@ pub fn run(data: Option<PathBuf>, lang: Lang) -> DemoResult {
             comment: "通道畅通".into(),
         },
     )?;
-    push(&worker_a, &dispatcher)?;
+    sync(&worker_a)?;
+    sync(&dispatcher)?;
 
     // Evening: archive and return visits.
     clock.set(at(17, 30));
@@ -342,9 +353,15 @@ pub fn run(data: Option<PathBuf>, lang: Lang) -> DemoResult {
             },
         )?;
     }
-    for d in [&worker_a, &worker_b, &water, &urban] {
-        push(&dispatcher, d)?;
-        push(d, &dispatcher)?;
+    for d in [
+        &dispatcher,
+        &worker_a,
+        &worker_b,
+        &water,
+        &urban,
+        &dispatcher,
+    ] {
+        sync(d)?;
     }
 
     // Second patrols of the day.
@@ -352,8 +369,9 @@ pub fn run(data: Option<PathBuf>, lang: Lang) -> DemoResult {
     patrol(&worker_a, &clock, 125, (30.2741, 120.1551), |_, _| Ok(()))?;
     clock.set(at(18, 10));
     patrol(&worker_b, &clock, 95, (30.2801, 120.1602), |_, _| Ok(()))?;
-    push(&worker_a, &dispatcher)?;
-    push(&worker_b, &dispatcher)?;
+    for d in [&worker_a, &worker_b, &dispatcher] {
+        sync(d)?;
+    }
 
     println!("\n{}", out.t("== 案件时间线 ==", "== Case timelines =="));
     for id in [&leak, &fire_exit, &noise, &garbage] {
@@ -361,15 +379,24 @@ pub fn run(data: Option<PathBuf>, lang: Lang) -> DemoResult {
     }
     print_figures(&out, &dispatcher, &[WORKER_A, WORKER_B], day, &name)?;
     for (who, e) in [(WORKER_A, &worker_a), (DISPATCHER, &dispatcher)] {
-        let size = std::fs::metadata(e.db_path())?.len();
         println!(
-            "{} {}: {} KB, {} {}",
+            "{} {}: {} {}",
             out.t("设备", "device"),
             name(who),
-            size / 1024,
             out.t("待上传变更", "changes waiting to upload:"),
             e.outbox_pending(usize::MAX)?.len()
         );
+    }
+    if keep {
+        println!(
+            "\n{} {}\n{} {}\n{}",
+            out.t("中继服务器仍在运行：", "The relay is still running at"),
+            relay.url,
+            out.t("数据目录：", "data folder:"),
+            dir.display(),
+            out.t("按 Ctrl-C 停止。", "Press Ctrl-C to stop it."),
+        );
+        relay.wait()?;
     }
     Ok(())
 }

@@ -50,6 +50,9 @@ enum Command {
         /// Language of the output.
         #[arg(long, value_enum, default_value_t = Lang::Zh)]
         lang: Lang,
+        /// Leave the relay running afterwards (with its data folder) to explore.
+        #[arg(long)]
+        keep: bool,
     },
     /// Benchmarks; each prints one JSON line per figure.
     Bench {
@@ -88,6 +91,18 @@ enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         samples: usize,
     },
+    /// Sync: one device pushes N cases made offline, an empty one pulls them.
+    Sync {
+        /// Cases to move.
+        #[arg(long, default_value_t = 1000)]
+        docs: usize,
+        /// Target a running relay instead of starting one.
+        #[arg(long, requires = "data")]
+        server: Option<String>,
+        /// That relay's data folder (for enrollment codes).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
 }
 
 /// Output language: Simplified Chinese by default.
@@ -104,10 +119,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { settings } => serve(settings),
         Command::Admin { data, which } => admin(&data, which),
-        Command::Demo { data, lang } => demo::run(data, lang),
+        Command::Demo { data, lang, keep } => demo::run(data, lang, keep),
         Command::Bench {
             which: BenchCommand::Device { cases, samples },
         } => bench::device(cases, samples),
+        Command::Bench {
+            which: BenchCommand::Sync { docs, server, data },
+        } => bench::sync(docs, server, data),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

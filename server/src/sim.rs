@@ -57,11 +57,100 @@ pub fn device(
     Ok(engine)
 }
 
-/// Everything `from` has goes to `to`; returns the number of changes moved.
-pub fn push(from: &Engine, to: &Engine) -> Result<usize, Box<dyn std::error::Error>> {
-    let mut moved = 0;
-    for r in to.merge_from(from)? {
-        moved += r.outcome?.applied.len();
+/// A `gridsync serve` child process on a loopback port, for the demo and the
+/// benchmarks. Stopped (SIGTERM, then waited for) when dropped.
+pub struct RelayProcess {
+    child: Option<std::process::Child>,
+    /// Its base URL.
+    pub url: String,
+    data: std::path::PathBuf,
+}
+
+impl RelayProcess {
+    /// Start this binary's `serve` on `data`, on a free loopback port.
+    pub fn start(data: &Path) -> Result<Self, Box<dyn std::error::Error>> {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(std::env::current_exe()?)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .env("GRIDSYNC_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("no stdout from gridsync serve")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let url = line
+            .trim()
+            .strip_prefix("gridsync listening on ")
+            .ok_or_else(|| format!("gridsync serve said {line:?}"))?
+            .to_owned();
+        Ok(RelayProcess {
+            child: Some(child),
+            url,
+            data: data.to_owned(),
+        })
     }
-    Ok(moved)
+
+    /// A relay already running at `url` whose data folder is `data` (enrollment
+    /// codes are created there, as `gridsync admin enroll` does).
+    pub fn external(url: &str, data: &Path) -> Self {
+        RelayProcess {
+            child: None,
+            url: url.to_owned(),
+            data: data.to_owned(),
+        }
+    }
+
+    /// The server's process id, when this started it.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
+    /// Enroll a new device for `user`: a one-time code from the relay's data folder
+    /// (as `gridsync admin enroll` does), redeemed over HTTP.
+    pub fn enroll(
+        &self,
+        dir: &Path,
+        user: &str,
+        clock: &SimClock,
+    ) -> Result<Engine, Box<dyn std::error::Error>> {
+        let code = gridsync_server::relay::Relay::open(&self.data, None)?
+            .create_enrollment(user)
+            .map_err(|e| e.body.message)?;
+        let device = DeviceId::random();
+        let transport = gridsync_core::sync::HttpTransport::new(&self.url);
+        let e = gridsync_core::sync::enroll(&transport, &code, device, env!("CARGO_PKG_VERSION"))?;
+        let c = clock.clone();
+        let engine = Engine::open_with_clock(
+            dir.join(format!("{user}.db")),
+            Identity {
+                user: e.user,
+                device,
+            },
+            Arc::new(move || c.now()),
+        )?;
+        engine.load_directory(&e.directory)?;
+        engine.set_server(&self.url, &e.token)?;
+        Ok(engine)
+    }
+
+    /// Keep serving until the process is interrupted.
+    pub fn wait(mut self) -> std::io::Result<()> {
+        match self.child.take() {
+            Some(mut c) => c.wait().map(drop),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            // SIGTERM lets the relay finish requests in flight and shut down cleanly.
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
 }
