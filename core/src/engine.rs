@@ -55,14 +55,14 @@ impl Case {
     }
 }
 
-/// A server's veto over one incoming change: given the document id, its content
-/// before the change (`None` for a new document) and after it, and the change
-/// itself, `Err(reason)` refuses the change.
+/// A server's veto over incoming changes to one document: given the document id,
+/// its content before them (`None` for a new document) and after them, and the
+/// changes, `Err(reason)` refuses them all.
 pub type ChangeCheck<'a> = dyn Fn(
         &DocId,
         Option<&DocContent>,
         &DocContent,
-        &automerge::Change,
+        &[automerge::Change],
     ) -> std::result::Result<(), String>
     + 'a;
 
@@ -819,10 +819,9 @@ impl Engine {
         })
     }
 
-    /// Like [`Engine::import_changes`], but every change is applied on its own and
-    /// shown to `check` with the document before and after it; a change `check`
-    /// refuses is never stored, nor is any later change to that document in the
-    /// batch. This is how a server authorises what a device pushes.
+    /// Like [`Engine::import_changes`], but each document's new changes are shown to
+    /// `check` with the document before and after them; if `check` refuses, none of
+    /// them is stored. This is how a server authorises what a device pushes.
     pub fn import_changes_checked(
         &self,
         batch: &[(DocId, Vec<Vec<u8>>)],
@@ -845,10 +844,7 @@ impl Engine {
         check: Option<&ChangeCheck<'_>>,
         now_ms: i64,
     ) -> Result<ImportResult> {
-        let outcome = match check {
-            None => self.import_doc(tx, id, raw, now_ms),
-            Some(check) => self.import_doc_checked(tx, id, raw, check, now_ms),
-        };
+        let outcome = self.import_doc(tx, id, raw, check, now_ms);
         // Bad input is reported per document; a failing disk aborts the batch.
         if let Err(Error::Storage(e)) = outcome {
             return Err(Error::Storage(e));
@@ -859,94 +855,46 @@ impl Engine {
         })
     }
 
+    /// Decode, apply, validate (and with `check`, authorise), then store and index
+    /// one document's changes. Nothing is written unless all of that passes.
     fn import_doc(
         &self,
         tx: &Transaction<'_>,
         id: &DocId,
         raw: &[Vec<u8>],
+        check: Option<&ChangeCheck<'_>>,
         now_ms: i64,
     ) -> Result<DocImport> {
         let changes = store::decode_changes(id, raw)?;
         let mut doc = store::load(tx, id)?.unwrap_or_default();
-        let (applied, report) = store::apply(id, &mut doc, changes)?;
+        let malformed = |source| Error::Malformed {
+            doc: id.to_string(),
+            source,
+        };
+        let before = match check {
+            Some(_) if !doc.get_heads().is_empty() => {
+                Some(DocContent::read(&doc, id).map_err(malformed)?)
+            }
+            _ => None,
+        };
+        let (applied, mut report) = store::apply(id, &mut doc, changes)?;
         if applied.is_empty() {
             return Ok(report);
         }
-        DocContent::read(&doc, id).map_err(|source| Error::Malformed {
-            doc: id.to_string(),
-            source,
-        })?;
+        let after = DocContent::read(&doc, id).map_err(malformed)?;
+        if let Some(check) = check {
+            if let Err(reason) = check(id, before.as_ref(), &after, &applied) {
+                report.rejected = report
+                    .applied
+                    .drain(..)
+                    .map(|h| (h, reason.clone()))
+                    .collect();
+                return Ok(report);
+            }
+        }
         store::persist(tx, id, &doc, &applied, false, now_ms)?;
-        self.materialise(tx, id, &doc)?;
-        Ok(report)
-    }
-
-    fn import_doc_checked(
-        &self,
-        tx: &Transaction<'_>,
-        id: &DocId,
-        raw: &[Vec<u8>],
-        check: &ChangeCheck<'_>,
-        now_ms: i64,
-    ) -> Result<DocImport> {
-        let changes = store::decode_changes(id, raw)?;
-        let mut doc = store::load(tx, id)?.unwrap_or_default();
-        let mut before = if doc.get_heads().is_empty() {
-            None
-        } else {
-            Some(
-                DocContent::read(&doc, id).map_err(|source| Error::Malformed {
-                    doc: id.to_string(),
-                    source,
-                })?,
-            )
-        };
-        let mut report = DocImport::default();
-        let mut accepted = Vec::new();
-        let mut changes = changes.into_iter();
-        while let Some(change) = changes.next() {
-            let hash = change.hash();
-            if doc.get_change_by_hash(&hash).is_some() {
-                report.duplicates.push(hash);
-                continue;
-            }
-            // Never let Automerge queue a change for later: a queued change would be
-            // applied, unchecked, once its dependencies arrived.
-            if change
-                .deps()
-                .iter()
-                .any(|d| doc.get_change_by_hash(d).is_none())
-            {
-                report.missing_deps.push(hash);
-                continue;
-            }
-            store::apply(id, &mut doc, vec![change.clone()])?;
-            let verdict = DocContent::read(&doc, id)
-                .map_err(|e| format!("the document would be malformed: {e}"))
-                .and_then(|after| check(id, before.as_ref(), &after, &change).map(|()| after));
-            match verdict {
-                Ok(after) => {
-                    before = Some(after);
-                    report.applied.push(hash);
-                    accepted.push(change);
-                }
-                Err(reason) => {
-                    report.rejected.push((hash, reason));
-                    for rest in changes.by_ref() {
-                        report.rejected.push((
-                            rest.hash(),
-                            "follows a rejected change to the same document".into(),
-                        ));
-                    }
-                    doc = store::load(tx, id)?.unwrap_or_default();
-                    store::apply(id, &mut doc, accepted.clone())?;
-                }
-            }
-        }
-        if !accepted.is_empty() {
-            store::persist(tx, id, &doc, &accepted, false, now_ms)?;
-            self.materialise(tx, id, &doc)?;
-        }
+        Self::materialise_content(tx, id, &after)?;
+        report.content = Some(after);
         Ok(report)
     }
 
@@ -1036,13 +984,11 @@ impl Engine {
         cursor: u64,
         page: u64,
     ) -> Result<(Vec<ImportResult>, usize)> {
-        let mut batch: Vec<(DocId, Vec<Vec<u8>>)> = Vec::new();
-        for (id, bytes) in changes {
-            match batch.iter_mut().find(|(d, _)| d == id) {
-                Some((_, list)) => list.push(bytes.clone()),
-                None => batch.push((id.clone(), vec![bytes.clone()])),
-            }
-        }
+        let batch = group_by_doc(
+            changes
+                .iter()
+                .map(|(id, bytes)| (id.clone(), bytes.clone())),
+        );
         let now_ms = self.now().timestamp_millis();
         self.db.write(|tx| {
             let results = batch
@@ -1161,21 +1107,38 @@ impl Engine {
 
     /// Fold a document into the index tables.
     fn materialise(&self, tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<()> {
-        let malformed = |source| Error::Malformed {
+        let content = DocContent::read(doc, id).map_err(|source| Error::Malformed {
             doc: id.to_string(),
             source,
-        };
-        match id.kind() {
-            DocKind::Case => {
-                let case = CaseDoc::read(doc, id).map_err(malformed)?;
-                index::index_case(tx, &case, &fold(&case.timeline))
-            }
-            DocKind::Patrol => {
-                let p = PatrolDoc::read(doc, id).map_err(malformed)?;
-                index::index_patrol(tx, &p, &Self::pending_points(tx, id)?)
+        })?;
+        Self::materialise_content(tx, id, &content)
+    }
+
+    fn materialise_content(tx: &Transaction<'_>, id: &DocId, content: &DocContent) -> Result<()> {
+        match content {
+            DocContent::Case(case) => index::index_case(tx, case, &fold(&case.timeline)),
+            DocContent::Patrol(p) => index::index_patrol(tx, p, &Self::pending_points(tx, id)?),
+        }
+    }
+}
+
+/// Group changes by document, keeping first-seen document order and each
+/// document's change order.
+pub fn group_by_doc(
+    changes: impl IntoIterator<Item = (DocId, Vec<u8>)>,
+) -> Vec<(DocId, Vec<Vec<u8>>)> {
+    let mut batch: Vec<(DocId, Vec<Vec<u8>>)> = Vec::new();
+    let mut index: std::collections::HashMap<DocId, usize> = std::collections::HashMap::new();
+    for (id, bytes) in changes {
+        match index.get(&id) {
+            Some(&i) => batch[i].1.push(bytes),
+            None => {
+                index.insert(id.clone(), batch.len());
+                batch.push((id, vec![bytes]));
             }
         }
     }
+    batch
 }
 
 fn check_patrol_text(field: &'static str, text: &str) -> Result<()> {

@@ -107,7 +107,7 @@ pub(crate) fn persist(
 }
 
 /// What became of one document's changes in an import.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct DocImport {
     /// Changes newly applied.
     pub applied: Vec<ChangeHash>,
@@ -117,6 +117,8 @@ pub struct DocImport {
     pub missing_deps: Vec<ChangeHash>,
     /// Changes refused by the caller's check, with the reason; never stored.
     pub rejected: Vec<(ChangeHash, String)>,
+    /// The document's content after the import, when anything was applied.
+    pub content: Option<crate::doc::DocContent>,
 }
 
 /// Decode untrusted change bytes, bounded before they reach Automerge.

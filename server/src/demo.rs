@@ -380,11 +380,13 @@ pub fn run(data: Option<PathBuf>, lang: Lang, keep: bool) -> DemoResult {
     print_figures(&out, &dispatcher, &[WORKER_A, WORKER_B], day, &name)?;
     for (who, e) in [(WORKER_A, &worker_a), (DISPATCHER, &dispatcher)] {
         println!(
-            "{} {}: {} {}",
+            "{} {}: {} {}, {} {}",
             out.t("设备", "device"),
             name(who),
             out.t("待上传变更", "changes waiting to upload:"),
-            e.outbox_pending(usize::MAX)?.len()
+            e.outbox_pending(usize::MAX)?.len(),
+            out.t("被服务器拒绝", "refused by the server:"),
+            e.rejected_changes()?.len()
         );
     }
     if keep {

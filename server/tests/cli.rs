@@ -38,6 +38,10 @@ fn the_demo_runs_a_day_through_the_closed_loop_in_chinese() {
             "demo output lacks {expected:?}:\n{out}"
         );
     }
+    assert!(
+        out.contains("待上传变更 0, 被服务器拒绝 0"),
+        "everything synced:\n{out}"
+    );
     // Residents' details never reach the output.
     assert!(!out.contains("住户甲"));
 }
@@ -48,7 +52,8 @@ fn the_demo_speaks_english_on_request_and_keeps_its_data_when_asked() {
     let data = dir.path().join("demo");
     let out = gridsync(&["demo", "--lang", "en", "--data", data.to_str().unwrap()]);
     assert!(out.contains("closure rate: 75%"), "{out}");
-    assert!(data.join("cd-339901001001.db").exists());
+    assert!(data.join("devices").join("cd-339901001001.db").exists());
+    assert!(data.join("relay").join("relay.db").exists());
     let again = Command::new(env!("CARGO_BIN_EXE_gridsync"))
         .args(["demo", "--data", data.to_str().unwrap()])
         .output()

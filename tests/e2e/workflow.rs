@@ -156,3 +156,27 @@ fn thousands_of_changes_move_in_a_few_requests() {
         300
     );
 }
+
+#[test]
+fn a_case_reported_and_handled_on_the_spot_offline_goes_up_in_one_push() {
+    let relay = SimRelay::new();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = relay.enroll(WORKER, dir.path());
+    let dispatcher = relay.enroll(DISPATCHER, dir.path());
+    let id = worker.report_case(leak()).unwrap();
+    worker
+        .act(
+            &id,
+            Action::SelfHandle {
+                result: "当场处理".into(),
+            },
+        )
+        .unwrap();
+    let r = worker.sync().unwrap();
+    assert_eq!((r.pushed, r.rejected.len()), (2, 0), "{r:?}");
+    dispatcher.sync().unwrap();
+    assert_eq!(
+        dispatcher.get_case(&id).unwrap().state.status,
+        Status::Verified
+    );
+}

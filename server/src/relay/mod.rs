@@ -4,7 +4,7 @@
 
 pub mod store;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -226,35 +226,42 @@ impl Relay {
                 "at most {MAX_CHANGES_PER_MESSAGE} changes per push"
             )));
         }
-        // Group by document, keeping each document's changes in order.
-        let mut batch: Vec<(DocId, Vec<Vec<u8>>)> = Vec::new();
-        let mut results: Vec<Option<ChangeResult>> = vec![None; req.changes.len()];
-        let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(req.changes.len());
-        for (i, WireChange { doc, bytes }) in req.changes.iter().enumerate() {
-            let hash = automerge::Change::try_from(&bytes[..])
-                .map(|c| c.hash().0.to_vec())
-                .unwrap_or_else(|_| Sha256::digest(bytes).to_vec());
-            hashes.push(hash.clone());
-            match doc.parse::<DocId>() {
-                Ok(id) => match batch.iter_mut().find(|(d, _)| *d == id) {
-                    Some((_, list)) => list.push(bytes.clone()),
-                    None => batch.push((id, vec![bytes.clone()])),
-                },
-                Err(e) => {
-                    results[i] = Some(ChangeResult {
-                        hash,
+        // Each change's hash names it in the answer; what cannot even be parsed is
+        // named by the SHA-256 of its bytes and rejected.
+        let mut results: Vec<ChangeResult> = Vec::with_capacity(req.changes.len());
+        let mut valid = Vec::new();
+        for WireChange { doc, bytes } in req.changes {
+            let parsed = doc
+                .parse::<DocId>()
+                .map_err(|e| e.to_string())
+                .and_then(|id| {
+                    automerge::Change::try_from(&bytes[..])
+                        .map(|c| (id, c.hash()))
+                        .map_err(|e| format!("not an Automerge change: {e}"))
+                });
+            match parsed {
+                Ok((id, hash)) => {
+                    results.push(ChangeResult {
+                        hash: hash.0.to_vec(),
                         status: ChangeStatus::Rejected,
-                        reason: Some(e.to_string()),
-                    })
+                        reason: None,
+                    });
+                    valid.push((id, bytes));
                 }
+                Err(reason) => results.push(ChangeResult {
+                    hash: Sha256::digest(&bytes).to_vec(),
+                    status: ChangeStatus::Rejected,
+                    reason: Some(reason),
+                }),
             }
         }
+        let batch = gridsync_core::engine::group_by_doc(valid);
         let actor = device.device.actor();
         let check = |id: &DocId,
                      before: Option<&DocContent>,
                      after: &DocContent,
-                     change: &automerge::Change| {
-            if change.actor_id() != &actor {
+                     changes: &[automerge::Change]| {
+            if changes.iter().any(|c| c.actor_id() != &actor) {
                 return Err("the change was not made on this device".to_owned());
             }
             authorize(&user, id, before, after)
@@ -263,58 +270,65 @@ impl Relay {
             .engine
             .import_changes_checked(&batch, &check)
             .map_err(RelayError::internal)?;
+
+        let mut verdicts: HashMap<automerge::ChangeHash, (ChangeStatus, Option<String>)> =
+            HashMap::new();
         let mut entries = Vec::new();
         let mut scopes = Vec::new();
-        let mut settled: Vec<(Vec<u8>, ChangeStatus, Option<String>)> = Vec::new();
         for (r, (id, raw)) in imported.into_iter().zip(&batch) {
             match r.outcome {
                 Ok(report) => {
+                    for h in &report.applied {
+                        verdicts.insert(*h, (ChangeStatus::Accepted, None));
+                    }
+                    for h in &report.duplicates {
+                        verdicts.insert(*h, (ChangeStatus::Duplicate, None));
+                    }
+                    for h in &report.missing_deps {
+                        let why = "depends on a change the server does not have yet".to_owned();
+                        verdicts.insert(*h, (ChangeStatus::Deferred, Some(why)));
+                    }
+                    for (h, reason) in &report.rejected {
+                        verdicts.insert(*h, (ChangeStatus::Rejected, Some(reason.clone())));
+                    }
+                    // Duplicates are logged again (idempotently): a crash between the
+                    // engine's commit and the log's must not lose them.
                     let stored: HashSet<_> = report
                         .applied
                         .iter()
                         .chain(&report.duplicates)
                         .copied()
                         .collect();
+                    if stored.is_empty() {
+                        continue;
+                    }
                     for bytes in raw {
                         if let Ok(change) = automerge::Change::try_from(&bytes[..]) {
-                            let h = change.hash();
-                            if stored.contains(&h) {
+                            if stored.contains(&change.hash()) {
                                 entries.push(LogEntry {
-                                    hash: h.0,
+                                    hash: change.hash().0,
                                     doc: id.clone(),
                                     bytes: bytes.clone(),
                                 });
                             }
                         }
                     }
-                    for h in &report.applied {
-                        settled.push((h.0.to_vec(), ChangeStatus::Accepted, None));
-                    }
-                    for h in &report.duplicates {
-                        settled.push((h.0.to_vec(), ChangeStatus::Duplicate, None));
-                    }
-                    for h in &report.missing_deps {
-                        settled.push((
-                            h.0.to_vec(),
-                            ChangeStatus::Deferred,
-                            Some("depends on a change the server does not have yet".into()),
-                        ));
-                    }
-                    for (h, reason) in &report.rejected {
-                        settled.push((h.0.to_vec(), ChangeStatus::Rejected, Some(reason.clone())));
-                    }
-                    if !stored.is_empty() {
-                        if let Some(scope) = self.scope_of(id)? {
-                            scopes.push((id.clone(), scope));
-                        }
+                    let content = match report.content {
+                        Some(c) => Some(c),
+                        None => self.engine.read_doc(id).map_err(RelayError::internal)?,
+                    };
+                    if let Some(content) = content {
+                        scopes.push((id.clone(), scope_of(content)));
                     }
                 }
                 Err(e) => {
                     for bytes in raw {
-                        let h = automerge::Change::try_from(&bytes[..])
-                            .map(|c| c.hash().0.to_vec())
-                            .unwrap_or_else(|_| Sha256::digest(bytes).to_vec());
-                        settled.push((h, ChangeStatus::Rejected, Some(e.to_string())));
+                        if let Ok(change) = automerge::Change::try_from(&bytes[..]) {
+                            verdicts.insert(
+                                change.hash(),
+                                (ChangeStatus::Rejected, Some(e.to_string())),
+                            );
+                        }
                     }
                 }
             }
@@ -328,50 +342,26 @@ impl Relay {
                 Utc::now().timestamp_millis(),
             )
             .map_err(RelayError::internal)?;
-        for (i, slot) in results.iter_mut().enumerate() {
-            if slot.is_none() {
-                let found = settled.iter().find(|(h, _, _)| *h == hashes[i]);
-                *slot = Some(match found {
-                    Some((h, status, reason)) => ChangeResult {
-                        hash: h.clone(),
-                        status: *status,
-                        reason: reason.clone(),
-                    },
-                    None => ChangeResult {
-                        hash: hashes[i].clone(),
-                        status: ChangeStatus::Rejected,
-                        reason: Some("not an Automerge change".into()),
-                    },
-                });
+        let mut rejected = 0;
+        for r in &mut results {
+            if r.reason.is_some() {
+                rejected += 1;
+                continue;
             }
+            let verdict = automerge::ChangeHash::try_from(&r.hash[..])
+                .ok()
+                .and_then(|h| verdicts.get(&h).cloned());
+            let (status, reason) =
+                verdict.unwrap_or((ChangeStatus::Rejected, Some("not applied".to_owned())));
+            rejected += usize::from(status == ChangeStatus::Rejected);
+            r.status = status;
+            r.reason = reason;
         }
-        let rejected = results
-            .iter()
-            .flatten()
-            .filter(|r| r.status == ChangeStatus::Rejected)
-            .count();
-        tracing::info!(device = %device.device, changes = req.changes.len(), rejected, "push");
+        tracing::info!(device = %device.device, changes = results.len(), rejected, "push");
         Ok(PushResponse {
             v: PROTOCOL_VERSION,
-            results: results.into_iter().flatten().collect(),
+            results,
         })
-    }
-
-    fn scope_of(&self, id: &DocId) -> Result<Option<DocScope>, RelayError> {
-        Ok(self
-            .engine
-            .read_doc(id)
-            .map_err(RelayError::internal)?
-            .map(|doc| match doc {
-                DocContent::Case(c) => DocScope {
-                    dept: fold(&c.timeline).assigned_dept,
-                    grid: c.grid,
-                },
-                DocContent::Patrol(p) => DocScope {
-                    grid: p.grid,
-                    dept: None,
-                },
-            }))
     }
 
     /// The next page of what a device may see.
@@ -417,6 +407,19 @@ impl Relay {
     }
 }
 
+fn scope_of(content: DocContent) -> DocScope {
+    match content {
+        DocContent::Case(c) => DocScope {
+            dept: fold(&c.timeline).assigned_dept,
+            grid: c.grid,
+        },
+        DocContent::Patrol(p) => DocScope {
+            grid: p.grid,
+            dept: None,
+        },
+    }
+}
+
 /// May `user` make this change to this document? The rules the server enforces on
 /// every push, whatever the device's own checks said.
 fn authorize(
@@ -457,10 +460,9 @@ fn authorize(
             }
             match b {
                 None => {
-                    if c.reporter != user.id || c.timeline.len() != 1 {
-                        return Err(
-                            "a new case must be reported by you, with only its report".into()
-                        );
+                    // Every entry is then checked as new: the first must be your report.
+                    if c.reporter != user.id {
+                        return Err("a new case must be reported by you".into());
                     }
                 }
                 Some(b) => {
