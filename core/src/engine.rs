@@ -995,6 +995,10 @@ impl Engine {
                 .iter()
                 .map(|(id, raw)| self.import_one(tx, id, raw, None, now_ms))
                 .collect::<Result<Vec<_>>>()?;
+            // A document that came back into scope is no longer to be removed.
+            for (id, _) in &batch {
+                tx.execute("DELETE FROM purge_pending WHERE doc_id = ?1", [id.as_str()])?;
+            }
             for id in purge {
                 tx.execute(
                     "INSERT OR IGNORE INTO purge_pending (doc_id)

@@ -30,6 +30,17 @@ fn push_raw(d: &SimDevice<'_>, doc: &DocId, bytes: Vec<u8>) -> wire::ChangeResul
 
 /// A change made outside the engine's own checks, as a tampered app would.
 fn forged_entry(d: &SimDevice<'_>, doc: &DocId, entry: Entry) -> Vec<u8> {
+    forge(d, doc, |tx| append_entry(tx, &entry))
+}
+
+/// Any edit to the device's copy of a document, as a raw change with its actor.
+fn forge(
+    d: &SimDevice<'_>,
+    doc: &DocId,
+    edit: impl FnOnce(
+        &mut automerge::transaction::Transaction<'_>,
+    ) -> Result<(), automerge::AutomergeError>,
+) -> Vec<u8> {
     let mut am = Automerge::new();
     let changes: Vec<automerge::Change> = d
         .changes_since(doc, &[])
@@ -39,9 +50,7 @@ fn forged_entry(d: &SimDevice<'_>, doc: &DocId, entry: Entry) -> Vec<u8> {
         .collect();
     am.apply_changes(changes).unwrap();
     am.set_actor(d.device.actor());
-    am.transact(|tx| append_entry(tx, &entry))
-        .map_err(|f| f.error)
-        .unwrap();
+    am.transact(edit).map_err(|f| f.error).unwrap();
     am.get_last_local_change().unwrap().raw_bytes().to_vec()
 }
 
@@ -370,4 +379,58 @@ fn a_case_leaving_a_handlers_scope_is_purged_but_unsent_work_is_reported_not_dro
     let kept = h2.rejected_changes().unwrap();
     assert_eq!(kept.len(), 1, "the refusal is kept for the user to see");
     assert!(h2.doc_ids().unwrap().is_empty(), "then the case is removed");
+}
+
+#[test]
+fn history_cannot_be_rewritten_only_added_to() {
+    use automerge::transaction::Transactable;
+    use automerge::{ReadDoc, ROOT};
+    let relay = SimRelay::new();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = relay.enroll(WORKER, dir.path());
+    let dispatcher = relay.enroll(DISPATCHER, dir.path());
+    let id = worker.report_case(leak()).unwrap();
+    worker.sync().unwrap();
+    dispatcher.sync().unwrap();
+    dispatcher.add_note(&id, "调度员的批示").unwrap();
+    dispatcher.sync().unwrap();
+    worker.sync().unwrap();
+
+    let retitle = forge(&worker, &id, |tx| tx.put(ROOT, "title", "改过的标题"));
+    assert_eq!(
+        push_raw(&worker, &id, retitle).reason.as_deref(),
+        Some("what was reported cannot be changed afterwards")
+    );
+    let erase = forge(&worker, &id, |tx| {
+        let notes = tx.get(ROOT, "notes")?.unwrap().1;
+        tx.delete(&notes, 0)
+    });
+    assert_eq!(
+        push_raw(&worker, &id, erase).reason.as_deref(),
+        Some("notes and photos cannot be changed or removed")
+    );
+
+    // A patrol log can only grow, and only its worker writes it.
+    let patrol = worker.start_patrol().unwrap();
+    worker.add_observation(&patrol, "东门路灯不亮").unwrap();
+    worker.sync().unwrap();
+    let wipe = forge(&worker, &patrol, |tx| {
+        let obs = tx.get(ROOT, "observations")?.unwrap().1;
+        tx.delete(&obs, 0)
+    });
+    assert_eq!(
+        push_raw(&worker, &patrol, wipe).reason.as_deref(),
+        Some("a patrol log can only be added to")
+    );
+    dispatcher.sync().unwrap();
+    let takeover = forge(&dispatcher, &patrol, |tx| {
+        tx.put(ROOT, "worker", DISPATCHER)
+    });
+    assert_eq!(
+        push_raw(&dispatcher, &patrol, takeover).reason.as_deref(),
+        Some("a patrol's worker, grid and start cannot change")
+    );
+    let case = dispatcher.get_case(&id).unwrap();
+    assert_eq!(case.doc.title, "楼上管道漏水");
+    assert_eq!(case.doc.notes.len(), 1);
 }

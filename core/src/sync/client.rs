@@ -234,7 +234,8 @@ fn push(
 ) -> Result<(), SyncError> {
     let mut bytes_sent = 0u64;
     loop {
-        let page = engine.outbox_pending(PUSH_PAGE_BYTES)?;
+        let mut page = engine.outbox_pending(PUSH_PAGE_BYTES)?;
+        page.truncate(wire::MAX_CHANGES_PER_MESSAGE);
         if page.is_empty() {
             return Ok(());
         }

@@ -436,12 +436,27 @@ fn authorize(
             if !user.region.contains(&p.grid) {
                 return Err("the patrol's grid is outside your region".into());
             }
-            if let Some(DocContent::Patrol(b)) = before {
-                if b.grid != p.grid || b.started != p.started {
-                    return Err("a patrol's grid and start cannot change".into());
+            match before {
+                Some(DocContent::Patrol(b)) => {
+                    if b.worker != p.worker || b.grid != p.grid || b.started != p.started {
+                        return Err("a patrol's worker, grid and start cannot change".into());
+                    }
+                    if b.ended.is_some() && b.ended != p.ended {
+                        return Err("an ended patrol cannot be reopened or re-ended".into());
+                    }
+                    // Patrol logs only grow: what was recorded stays, in order.
+                    let grown = p.track.starts_with(&b.track)
+                        && p.checkins.starts_with(&b.checkins)
+                        && p.observations.starts_with(&b.observations)
+                        && p.cases.starts_with(&b.cases);
+                    if !grown {
+                        return Err("a patrol log can only be added to".into());
+                    }
+                    Ok(())
                 }
+                Some(DocContent::Case(_)) => Err("document kind changed".into()),
+                None => Ok(()),
             }
-            Ok(())
         }
         DocContent::Case(c) => {
             let b = match before {
@@ -466,21 +481,40 @@ fn authorize(
                     }
                 }
                 Some(b) => {
-                    if b.grid != c.grid || b.reporter != c.reporter || b.created != c.created {
-                        return Err("a case's grid, reporter and report time cannot change".into());
+                    let report_unchanged = b.grid == c.grid
+                        && b.reporter == c.reporter
+                        && b.created == c.created
+                        && b.title == c.title
+                        && b.description == c.description
+                        && b.category == c.category
+                        && b.subcategory == c.subcategory
+                        && b.severity == c.severity
+                        && b.location == c.location
+                        && b.people == c.people;
+                    if !report_unchanged {
+                        return Err("what was reported cannot be changed afterwards".into());
                     }
-                    if c.timeline.len() < b.timeline.len()
-                        || b.timeline
-                            .iter()
-                            .any(|e| !c.timeline.iter().any(|x| x == e))
+                    if !is_subsequence(&b.timeline, &c.timeline) {
+                        return Err(
+                            "timeline entries cannot be changed, removed or reordered".into()
+                        );
+                    }
+                    if !is_subsequence(&b.notes, &c.notes) || !is_subsequence(&b.photos, &c.photos)
                     {
-                        return Err("timeline entries cannot be changed or removed".into());
+                        return Err("notes and photos cannot be changed or removed".into());
                     }
                 }
             }
             check_new_entries(user, b, c)
         }
     }
+}
+
+/// Whether every item of `old` is in `new`, in the same order (concurrent appends
+/// from other devices may sit between them).
+fn is_subsequence<T: PartialEq>(old: &[T], new: &[T]) -> bool {
+    let mut rest = new.iter();
+    old.iter().all(|o| rest.any(|n| n == o))
 }
 
 fn check_new_entries(user: &User, before: Option<&CaseDoc>, after: &CaseDoc) -> Result<(), String> {
@@ -499,19 +533,15 @@ fn check_new_entries(user: &User, before: Option<&CaseDoc>, after: &CaseDoc) -> 
             return Err(format!("workflow: {reason}"));
         }
     }
-    let old_notes = before.map_or(0, |b| b.notes.len());
-    let old_photos = before.map_or(0, |b| b.photos.len());
-    if after.notes.len() < old_notes || after.photos.len() < old_photos {
-        return Err("notes and photos cannot be removed".into());
-    }
+    // Notes and photos not there before must be in the pusher's own name.
     let new_notes_ok = after
         .notes
         .iter()
-        .all(|n| before.is_some_and(|b| b.notes.contains(n)) || n.by == user.id);
+        .all(|n| n.by == user.id || before.is_some_and(|b| b.notes.contains(n)));
     let new_photos_ok = after
         .photos
         .iter()
-        .all(|p| before.is_some_and(|b| b.photos.contains(p)) || p.by == user.id);
+        .all(|p| p.by == user.id || before.is_some_and(|b| b.photos.contains(p)));
     if !new_notes_ok || !new_photos_ok {
         return Err("a note or photo must be added in your own name".into());
     }

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
+use gridsync_core::sync::wire::MAX_CHANGES_PER_MESSAGE;
 use gridsync_core::{DeptId, DeviceId, DocId, RegionCode, UserId};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -462,7 +463,8 @@ impl RelayStore for SqliteRelayStore {
                     .query_map(params![doc, cursor_i], |r| r.get(0))?
                     .collect::<rusqlite::Result<_>>()?;
                 let size: u64 = changes.iter().map(|c| c.len() as u64).sum();
-                if !page.changes.is_empty() && bytes + size > max_bytes {
+                let over_count = page.changes.len() + changes.len() > MAX_CHANGES_PER_MESSAGE;
+                if !page.changes.is_empty() && (bytes + size > max_bytes || over_count) {
                     full = true;
                     break;
                 }
@@ -483,7 +485,10 @@ impl RelayStore for SqliteRelayStore {
                     let own: bool = r.get(3)?;
                     if !own {
                         let change: Vec<u8> = r.get(2)?;
-                        if !page.changes.is_empty() && bytes + change.len() as u64 > max_bytes {
+                        let over_count = page.changes.len() >= MAX_CHANGES_PER_MESSAGE;
+                        let over_bytes =
+                            !page.changes.is_empty() && bytes + change.len() as u64 > max_bytes;
+                        if over_count || over_bytes {
                             full = true;
                             break;
                         }
