@@ -920,6 +920,18 @@ impl Engine {
         self.db.read(|tx| store::outbox_pending(tx, max_bytes))
     }
 
+    /// How many local changes wait for the server.
+    pub fn outbox_len(&self) -> Result<u64> {
+        self.db.read(|tx| -> Result<u64> {
+            let n: i64 = tx.query_row(
+                "SELECT count(*) FROM outbox WHERE acked_ms IS NULL",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(n.max(0) as u64)
+        })
+    }
+
     /// Record that the server has durably stored these changes.
     pub fn mark_delivered(&self, hashes: &[ChangeHash]) -> Result<usize> {
         let now = self.now().timestamp_millis();

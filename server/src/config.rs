@@ -26,6 +26,9 @@ pub struct ServeArgs {
     /// Directory JSON file to load (otherwise the stored one, or the sample).
     #[arg(long, env = "GRIDSYNC_DIRECTORY")]
     directory: Option<PathBuf>,
+    /// Days a device token works before the device must enroll again [default: 365].
+    #[arg(long, env = "GRIDSYNC_TOKEN_DAYS")]
+    token_days: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -34,6 +37,7 @@ struct FileSettings {
     listen: Option<SocketAddr>,
     data: Option<PathBuf>,
     directory: Option<PathBuf>,
+    token_days: Option<u32>,
 }
 
 /// The settings in force.
@@ -45,6 +49,8 @@ pub struct Settings {
     pub data: PathBuf,
     /// Directory file, if any.
     pub directory: Option<PathBuf>,
+    /// Token lifetime in days.
+    pub token_days: u32,
 }
 
 impl ServeArgs {
@@ -69,6 +75,10 @@ impl ServeArgs {
                 .or(file.data)
                 .unwrap_or_else(|| DEFAULT_DATA.into()),
             directory: self.directory.or(file.directory),
+            token_days: self
+                .token_days
+                .or(file.token_days)
+                .unwrap_or(gridsync_server::relay::DEFAULT_TOKEN_DAYS as u32),
         })
     }
 }

@@ -157,7 +157,9 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 .map_err(|e| format!("cannot read directory file {}: {e}", p.display()))
         })
         .transpose()?;
-    let relay = Arc::new(Relay::open(&settings.data, directory.as_deref())?);
+    let mut relay = Relay::open(&settings.data, directory.as_deref())?;
+    relay.set_token_lifetime(chrono::Duration::days(settings.token_days.into()));
+    let relay = Arc::new(relay);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(gridsync_server::http::serve(
         relay,

@@ -115,6 +115,32 @@ fn forged_and_revoked_tokens_get_401_and_revoked_devices_are_told_to_wipe() {
 }
 
 #[test]
+fn expired_tokens_get_401_and_are_not_told_to_wipe() {
+    let mut relay = SimRelay::new();
+    relay
+        .relay
+        .set_token_lifetime(chrono::Duration::milliseconds(50));
+    let dir = tempfile::tempdir().unwrap();
+    let worker = relay.enroll(WORKER, dir.path());
+    worker.report_case(leak()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    match worker.sync() {
+        Err(SyncError::Unauthorized {
+            wipe: false,
+            message,
+        }) => {
+            assert!(message.contains("expired"), "{message}")
+        }
+        other => panic!("expected an expired token, got {other:?}"),
+    }
+    assert_eq!(
+        worker.outbox_pending(usize::MAX).unwrap().len(),
+        1,
+        "nothing lost"
+    );
+}
+
+#[test]
 fn replayed_and_reordered_pushes_change_nothing() {
     let relay = SimRelay::new();
     let dir = tempfile::tempdir().unwrap();

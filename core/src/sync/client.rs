@@ -286,7 +286,7 @@ fn push(
             phase: Phase::Push,
             items: report.pushed + report.rejected.len() as u64,
             bytes: bytes_sent,
-            remaining: engine.outbox_pending(usize::MAX)?.len() as u64,
+            remaining: engine.outbox_len()?,
         });
     }
 }

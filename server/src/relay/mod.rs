@@ -80,10 +80,14 @@ fn check_version(v: u32) -> Result<(), RelayError> {
     }
 }
 
+/// How long a device token works before the device must enroll again.
+pub const DEFAULT_TOKEN_DAYS: i64 = 365;
+
 /// The relay: its own replica of every document (a core engine), and its store.
 pub struct Relay {
     engine: Engine,
     store: Arc<dyn RelayStore>,
+    token_lifetime: chrono::Duration,
 }
 
 impl Relay {
@@ -116,7 +120,13 @@ impl Relay {
         Ok(Relay {
             engine,
             store: Arc::new(store),
+            token_lifetime: chrono::Duration::days(DEFAULT_TOKEN_DAYS),
         })
+    }
+
+    /// How long tokens issued from now on stay valid.
+    pub fn set_token_lifetime(&mut self, lifetime: chrono::Duration) {
+        self.token_lifetime = lifetime;
     }
 
     /// The server's replica (for the console and tests).
@@ -174,6 +184,7 @@ impl Relay {
                 &sha256(&token),
                 &req.app_version,
                 Utc::now().timestamp_millis(),
+                (Utc::now() + self.token_lifetime).timestamp_millis(),
             )
             .map_err(RelayError::internal)?
             .ok_or_else(|| {
@@ -208,6 +219,13 @@ impl Relay {
                 RelayError::new(401, "revoked", "this device was revoked; erase its data");
             err.body.wipe = true;
             return Err(err);
+        }
+        if device.expires_ms <= Utc::now().timestamp_millis() {
+            return Err(RelayError::new(
+                401,
+                "expired",
+                "the device token has expired; enroll the device again",
+            ));
         }
         let user = self
             .directory()?

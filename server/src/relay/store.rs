@@ -33,6 +33,8 @@ pub struct DeviceRecord {
     pub user: UserId,
     /// Revoked devices are told to wipe.
     pub revoked: bool,
+    /// When its token stops working, ms since the epoch.
+    pub expires_ms: i64,
     /// App version given at enrollment.
     pub app_version: String,
     /// Last request, ms since the epoch.
@@ -110,6 +112,7 @@ pub trait RelayStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Redeem a code once: records the device with its hashed token and returns the
     /// user, or `None` if the code is unknown, used or expired.
+    #[allow(clippy::too_many_arguments)]
     fn redeem_enrollment(
         &self,
         code_hash: &[u8; 32],
@@ -117,6 +120,7 @@ pub trait RelayStore: Send + Sync {
         token_hash: &[u8; 32],
         app_version: &str,
         now_ms: i64,
+        token_expires_ms: i64,
     ) -> StoreResult<Option<UserId>>;
     /// The device holding a token.
     fn device_by_token(&self, token_hash: &[u8; 32]) -> StoreResult<Option<DeviceRecord>>;
@@ -160,6 +164,7 @@ const MIGRATIONS: &[&str] = &[r#"
         token_hash   BLOB NOT NULL UNIQUE,
         app_version  TEXT NOT NULL,
         enrolled_ms  INTEGER NOT NULL,
+        expires_ms   INTEGER NOT NULL,
         revoked_ms   INTEGER,
         last_seen_ms INTEGER,
         last_cursor  INTEGER NOT NULL DEFAULT 0,
@@ -259,6 +264,7 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
         app_version: r.get(3)?,
         last_seen_ms: r.get(4)?,
         last_cursor: r.get::<_, i64>(5)?.max(0) as u64,
+        expires_ms: r.get(6)?,
     })
 }
 
@@ -286,6 +292,7 @@ impl RelayStore for SqliteRelayStore {
         token_hash: &[u8; 32],
         app_version: &str,
         now_ms: i64,
+        token_expires_ms: i64,
     ) -> StoreResult<Option<UserId>> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -311,14 +318,16 @@ impl RelayStore for SqliteRelayStore {
             return Ok(None);
         }
         tx.execute(
-            "INSERT INTO devices (device_id, user_id, token_hash, app_version, enrolled_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO devices
+                (device_id, user_id, token_hash, app_version, enrolled_ms, expires_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 device.to_string(),
                 user,
                 &token_hash[..],
                 app_version,
-                now_ms
+                now_ms,
+                token_expires_ms
             ],
         )?;
         tx.commit()?;
@@ -329,7 +338,8 @@ impl RelayStore for SqliteRelayStore {
         Ok(self
             .conn()
             .query_row(
-                "SELECT device_id, user_id, revoked_ms, app_version, last_seen_ms, last_cursor
+                "SELECT device_id, user_id, revoked_ms, app_version, last_seen_ms, last_cursor,
+                        expires_ms
                  FROM devices WHERE token_hash = ?1",
                 [&token_hash[..]],
                 device_row,
@@ -347,7 +357,8 @@ impl RelayStore for SqliteRelayStore {
     fn devices(&self) -> StoreResult<Vec<DeviceRecord>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT device_id, user_id, revoked_ms, app_version, last_seen_ms, last_cursor
+            "SELECT device_id, user_id, revoked_ms, app_version, last_seen_ms, last_cursor,
+                    expires_ms
              FROM devices ORDER BY enrolled_ms",
         )?;
         let rows = stmt.query_map([], device_row)?;
