@@ -64,6 +64,7 @@ pub type ChangeCheck<'a> = dyn Fn(
         &DocContent,
         &[automerge::Change],
     ) -> std::result::Result<(), String>
+    + Sync
     + 'a;
 
 /// Where a device's pulls stand (see [`Engine::pull_state`]).
@@ -811,12 +812,8 @@ impl Engine {
     /// changes fail is left as it was and reported.
     pub fn import_changes(&self, batch: &[(DocId, Vec<Vec<u8>>)]) -> Result<Vec<ImportResult>> {
         let now_ms = self.now().timestamp_millis();
-        self.db.write(|tx| {
-            batch
-                .iter()
-                .map(|(id, raw)| self.import_one(tx, id, raw, None, now_ms))
-                .collect()
-        })
+        self.db
+            .write(|tx| Self::import_batch(tx, batch, None, now_ms))
     }
 
     /// Like [`Engine::import_changes`], but each document's new changes are shown to
@@ -828,74 +825,45 @@ impl Engine {
         check: &ChangeCheck<'_>,
     ) -> Result<Vec<ImportResult>> {
         let now_ms = self.now().timestamp_millis();
-        self.db.write(|tx| {
-            batch
-                .iter()
-                .map(|(id, raw)| self.import_one(tx, id, raw, Some(check), now_ms))
-                .collect()
-        })
+        self.db
+            .write(|tx| Self::import_batch(tx, batch, Some(check), now_ms))
     }
 
-    fn import_one(
-        &self,
+    /// Import a batch: read what is stored (I/O), then decode, apply, validate and
+    /// check every document on all cores (CPU), then store and index them in order.
+    /// Bad input is reported per document; a failing disk aborts the batch.
+    fn import_batch(
         tx: &Transaction<'_>,
-        id: &DocId,
-        raw: &[Vec<u8>],
+        batch: &[(DocId, Vec<Vec<u8>>)],
         check: Option<&ChangeCheck<'_>>,
         now_ms: i64,
-    ) -> Result<ImportResult> {
-        let outcome = self.import_doc(tx, id, raw, check, now_ms);
-        // Bad input is reported per document; a failing disk aborts the batch.
-        if let Err(Error::Storage(e)) = outcome {
-            return Err(Error::Storage(e));
-        }
-        Ok(ImportResult {
-            doc: id.clone(),
-            outcome,
-        })
-    }
-
-    /// Decode, apply, validate (and with `check`, authorise), then store and index
-    /// one document's changes. Nothing is written unless all of that passes.
-    fn import_doc(
-        &self,
-        tx: &Transaction<'_>,
-        id: &DocId,
-        raw: &[Vec<u8>],
-        check: Option<&ChangeCheck<'_>>,
-        now_ms: i64,
-    ) -> Result<DocImport> {
-        let changes = store::decode_changes(id, raw)?;
-        let mut doc = store::load(tx, id)?.unwrap_or_default();
-        let malformed = |source| Error::Malformed {
-            doc: id.to_string(),
-            source,
-        };
-        let before = match check {
-            Some(_) if !doc.get_heads().is_empty() => {
-                Some(DocContent::read(&doc, id).map_err(malformed)?)
+    ) -> Result<Vec<ImportResult>> {
+        let stored = batch
+            .iter()
+            .map(|(id, _)| store::load_stored(tx, id))
+            .collect::<Result<Vec<_>>>()?;
+        let work: Vec<_> = batch.iter().zip(stored).collect();
+        let prepared = parallel_map(work, |((id, raw), stored)| {
+            prepare_import(id, raw, stored, check)
+        });
+        let mut results = Vec::with_capacity(batch.len());
+        for ((id, _), prepared) in batch.iter().zip(prepared) {
+            let outcome = prepared.and_then(|p| {
+                if let (Some(doc), Some(content)) = (&p.doc, &p.report.content) {
+                    store::persist(tx, id, doc, &p.applied, false, now_ms)?;
+                    Self::materialise_content(tx, id, content)?;
+                }
+                Ok(p.report)
+            });
+            if let Err(Error::Storage(e)) = outcome {
+                return Err(Error::Storage(e));
             }
-            _ => None,
-        };
-        let (applied, mut report) = store::apply(id, &mut doc, changes)?;
-        if applied.is_empty() {
-            return Ok(report);
+            results.push(ImportResult {
+                doc: id.clone(),
+                outcome,
+            });
         }
-        let after = DocContent::read(&doc, id).map_err(malformed)?;
-        if let Some(check) = check {
-            if let Err(reason) = check(id, before.as_ref(), &after, &applied) {
-                report.rejected = report
-                    .applied
-                    .drain(..)
-                    .map(|h| (h, reason.clone()))
-                    .collect();
-                return Ok(report);
-            }
-        }
-        store::persist(tx, id, &doc, &applied, false, now_ms)?;
-        Self::materialise_content(tx, id, &after)?;
-        report.content = Some(after);
-        Ok(report)
+        Ok(results)
     }
 
     /// In-process replication: import everything `other` has that this replica
@@ -1003,10 +971,7 @@ impl Engine {
         );
         let now_ms = self.now().timestamp_millis();
         self.db.write(|tx| {
-            let results = batch
-                .iter()
-                .map(|(id, raw)| self.import_one(tx, id, raw, None, now_ms))
-                .collect::<Result<Vec<_>>>()?;
+            let results = Self::import_batch(tx, &batch, None, now_ms)?;
             // A document that came back into scope is no longer to be removed.
             for (id, _) in &batch {
                 tx.execute("DELETE FROM purge_pending WHERE doc_id = ?1", [id.as_str()])?;
@@ -1136,6 +1101,101 @@ impl Engine {
             DocContent::Patrol(p) => index::index_patrol(tx, p, &Self::pending_points(tx, id)?),
         }
     }
+}
+
+/// A document's import, worked out and not yet written.
+struct PreparedImport {
+    /// The merged document, when there is something to store.
+    doc: Option<Automerge>,
+    applied: Vec<automerge::Change>,
+    report: DocImport,
+}
+
+/// The CPU half of an import: decode under limits, apply, validate, check.
+fn prepare_import(
+    id: &DocId,
+    raw: &[Vec<u8>],
+    stored: Option<store::StoredDoc>,
+    check: Option<&ChangeCheck<'_>>,
+) -> Result<PreparedImport> {
+    let changes = store::decode_changes(id, raw)?;
+    let mut doc = match stored {
+        Some(s) => s.build(id)?,
+        None => Automerge::new(),
+    };
+    let malformed = |source| Error::Malformed {
+        doc: id.to_string(),
+        source,
+    };
+    let before = match check {
+        Some(_) if !doc.get_heads().is_empty() => {
+            Some(DocContent::read(&doc, id).map_err(malformed)?)
+        }
+        _ => None,
+    };
+    let (applied, mut report) = store::apply(id, &mut doc, changes)?;
+    if applied.is_empty() {
+        return Ok(PreparedImport {
+            doc: None,
+            applied,
+            report,
+        });
+    }
+    let after = DocContent::read(&doc, id).map_err(malformed)?;
+    if let Some(check) = check {
+        if let Err(reason) = check(id, before.as_ref(), &after, &applied) {
+            report.rejected = report
+                .applied
+                .drain(..)
+                .map(|h| (h, reason.clone()))
+                .collect();
+            return Ok(PreparedImport {
+                doc: None,
+                applied: Vec::new(),
+                report,
+            });
+        }
+    }
+    report.content = Some(after);
+    Ok(PreparedImport {
+        doc: Some(doc),
+        applied,
+        report,
+    })
+}
+
+/// Map `f` over `items` on up to four threads, keeping the order. Small inputs stay
+/// on the calling thread.
+fn parallel_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    if threads < 2 || items.len() < 64 {
+        return items.into_iter().map(f).collect();
+    }
+    let per = items.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<T>> = Vec::new();
+    let mut items = items.into_iter();
+    loop {
+        let chunk: Vec<T> = items.by_ref().take(per).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        chunks.push(chunk);
+    }
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| s.spawn(move || chunk.into_iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(v) => v,
+                // A panic outside Automerge's own guard is a bug: surface it.
+                Err(p) => std::panic::resume_unwind(p),
+            })
+            .collect()
+    })
 }
 
 /// Group changes by document, keeping first-seen document order and each

@@ -17,41 +17,61 @@ pub const MAX_DOC_IMPORT_BYTES: usize = 16 * 1024 * 1024;
 /// Changes since the last snapshot before the document is compacted.
 const COMPACT_AFTER: i64 = 32;
 
-/// Load a document, or `None` if this replica does not have it.
-pub(crate) fn load(tx: &Transaction<'_>, id: &DocId) -> Result<Option<Automerge>> {
+/// A document's stored bytes: its snapshot and the changes since. Reading them is
+/// I/O; building the document from them is CPU work that may run on another thread.
+pub(crate) struct StoredDoc {
+    snapshot: Option<Vec<u8>>,
+    changes: Vec<Vec<u8>>,
+}
+
+/// The stored bytes of a document, or `None` if this replica does not have it.
+pub(crate) fn load_stored(tx: &Transaction<'_>, id: &DocId) -> Result<Option<StoredDoc>> {
     let snapshot: Option<Option<Vec<u8>>> = tx
-        .query_row(
-            "SELECT snapshot FROM docs WHERE doc_id = ?1",
-            [id.as_str()],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT snapshot FROM docs WHERE doc_id = ?1")?
+        .query_row([id.as_str()], |r| r.get(0))
         .optional()?;
     let Some(snapshot) = snapshot else {
         return Ok(None);
     };
-    let corrupt = |e: automerge::AutomergeError| Error::BadChange {
-        doc: id.to_string(),
-        reason: format!("stored document is unreadable: {e}"),
-    };
-    let mut doc = match snapshot {
-        Some(bytes) => Automerge::load(&bytes).map_err(corrupt)?,
-        None => Automerge::new(),
-    };
     let mut stmt =
         tx.prepare_cached("SELECT bytes FROM doc_changes WHERE doc_id = ?1 ORDER BY id")?;
-    let mut rows = stmt.query([id.as_str()])?;
-    let mut changes = Vec::new();
-    while let Some(row) = rows.next()? {
-        let bytes: Vec<u8> = row.get(0)?;
-        changes.push(Change::try_from(&bytes[..]).map_err(|e| Error::BadChange {
+    let changes = stmt
+        .query_map([id.as_str()], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(StoredDoc { snapshot, changes }))
+}
+
+impl StoredDoc {
+    /// Build the document.
+    pub(crate) fn build(self, id: &DocId) -> Result<Automerge> {
+        let corrupt = |e: automerge::AutomergeError| Error::BadChange {
             doc: id.to_string(),
-            reason: format!("stored change is unreadable: {e}"),
-        })?);
+            reason: format!("stored document is unreadable: {e}"),
+        };
+        let mut doc = match self.snapshot {
+            Some(bytes) => Automerge::load(&bytes).map_err(corrupt)?,
+            None => Automerge::new(),
+        };
+        let changes = self
+            .changes
+            .iter()
+            .map(|bytes| {
+                Change::try_from(&bytes[..]).map_err(|e| Error::BadChange {
+                    doc: id.to_string(),
+                    reason: format!("stored change is unreadable: {e}"),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if !changes.is_empty() {
+            doc.apply_changes(changes).map_err(corrupt)?;
+        }
+        Ok(doc)
     }
-    if !changes.is_empty() {
-        doc.apply_changes(changes).map_err(corrupt)?;
-    }
-    Ok(Some(doc))
+}
+
+/// Load a document, or `None` if this replica does not have it.
+pub(crate) fn load(tx: &Transaction<'_>, id: &DocId) -> Result<Option<Automerge>> {
+    load_stored(tx, id)?.map(|s| s.build(id)).transpose()
 }
 
 fn ensure_doc_row(tx: &Transaction<'_>, id: &DocId, now_ms: i64) -> Result<()> {
