@@ -1001,15 +1001,24 @@ impl Engine {
 
     /// Record the server's answer to a push: acknowledged changes leave the outbox;
     /// rejected ones leave it with their reason.
+    ///
+    /// A `deferred` change (the server lacks a dependency) that depends on a change
+    /// the server refused can never be accepted: it is refused here too, with that
+    /// reason, so it does not wait in the outbox for ever.
     pub fn record_push_results(
         &self,
         acked: &[ChangeHash],
         rejected: &[(ChangeHash, String)],
+        deferred: &[ChangeHash],
     ) -> Result<()> {
         let now = self.now().timestamp_millis();
         self.db.write(|tx| {
             store::mark_acked(tx, acked, now)?;
             store::mark_rejected(tx, rejected, now)?;
+            let doomed = store::depending_on_rejections(tx, deferred)?;
+            let why = "depends on a change the server refused".to_owned();
+            let doomed: Vec<_> = doomed.into_iter().map(|h| (h, why.clone())).collect();
+            store::mark_rejected(tx, &doomed, now)?;
             Self::settle_purges(tx).map(drop)
         })
     }

@@ -312,6 +312,39 @@ pub(crate) fn mark_rejected(
     Ok(n)
 }
 
+/// Of the given outbox changes, those that depend (directly, or through another of
+/// them) on a refused change.
+pub(crate) fn depending_on_rejections(
+    tx: &Transaction<'_>,
+    hashes: &[ChangeHash],
+) -> Result<Vec<ChangeHash>> {
+    let mut refused =
+        tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM rejections WHERE hash = ?1)")?;
+    let mut bytes_of = tx.prepare_cached("SELECT bytes FROM outbox WHERE hash = ?1")?;
+    let mut deps = Vec::new();
+    for h in hashes {
+        let bytes: Option<Vec<u8>> = bytes_of.query_row([&h.0[..]], |r| r.get(0)).optional()?;
+        if let Some(change) = bytes.and_then(|b| Change::try_from(&b[..]).ok()) {
+            deps.push((*h, change.deps().to_vec()));
+        }
+    }
+    let mut doomed: Vec<ChangeHash> = Vec::new();
+    // Outbox order is causal, so one pass in order catches chains.
+    for (h, ds) in deps {
+        let mut bad = false;
+        for d in &ds {
+            if doomed.contains(d) || refused.query_row([&d.0[..]], |r| r.get::<_, bool>(0))? {
+                bad = true;
+                break;
+            }
+        }
+        if bad {
+            doomed.push(h);
+        }
+    }
+    Ok(doomed)
+}
+
 /// Remove a document and everything derived from it. Its outbox rows must all be
 /// acknowledged; they go too. Rejections stay.
 pub(crate) fn purge(tx: &Transaction<'_>, id: &DocId) -> Result<()> {

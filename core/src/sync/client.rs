@@ -259,6 +259,7 @@ fn push(
         check_version(resp.v)?;
         let mut acked = Vec::new();
         let mut rejected = Vec::new();
+        let mut deferred = Vec::new();
         for r in resp.results {
             let hash = ChangeHash::try_from(&r.hash[..])
                 .map_err(|_| SyncError::Protocol("a result hash is not 32 bytes".into()))?;
@@ -272,14 +273,15 @@ fn push(
                 ChangeStatus::Rejected => {
                     rejected.push((hash, r.reason.unwrap_or_else(|| "rejected".into())))
                 }
-                ChangeStatus::Deferred => {}
+                ChangeStatus::Deferred => deferred.push(hash),
             }
         }
-        if acked.is_empty() && rejected.is_empty() {
+        let before = engine.outbox_len()?;
+        engine.record_push_results(&acked, &rejected, &deferred)?;
+        if engine.outbox_len()? == before {
             // Everything left waits for dependencies; the next sync tries again.
             return Ok(());
         }
-        engine.record_push_results(&acked, &rejected)?;
         report.pushed += acked.len() as u64;
         report.rejected.extend(rejected);
         progress(Progress {

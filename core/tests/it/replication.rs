@@ -130,3 +130,30 @@ fn garbage_and_misshapen_documents_are_rejected_and_nothing_is_stored() {
         1
     );
 }
+
+#[test]
+fn a_change_built_on_a_refused_one_is_refused_too_instead_of_waiting_for_ever() {
+    let clock = TestClock::new();
+    let worker = device(WORKER, &clock);
+    let id = worker.report_case(leak_case()).unwrap();
+    worker.add_note(&id, "补充").unwrap();
+    let pending = worker.outbox_pending(usize::MAX).unwrap();
+    let (first, second) = (pending[0].hash, pending[1].hash);
+
+    worker
+        .record_push_results(&[], &[(first, "outside your scope".into())], &[])
+        .unwrap();
+    assert_eq!(worker.outbox_len().unwrap(), 1);
+    // The server cannot take the note: it depends on the refused report.
+    worker.record_push_results(&[], &[], &[second]).unwrap();
+    assert_eq!(worker.outbox_len().unwrap(), 0);
+    let refused = worker.rejected_changes().unwrap();
+    let reasons: Vec<&str> = refused.iter().map(|(_, _, r)| r.as_str()).collect();
+    assert!(reasons.contains(&"outside your scope"));
+    assert!(reasons.contains(&"depends on a change the server refused"));
+    // A deferred change with nothing refused beneath it keeps waiting.
+    let other = worker.report_case(leak_case()).unwrap();
+    let h = worker.outbox_pending(usize::MAX).unwrap()[0].hash;
+    worker.record_push_results(&[], &[], &[h]).unwrap();
+    assert_eq!(worker.outbox_len().unwrap(), 1, "{other} still waits");
+}
