@@ -460,3 +460,33 @@ fn history_cannot_be_rewritten_only_added_to() {
     assert_eq!(case.doc.title, "楼上管道漏水");
     assert_eq!(case.doc.notes.len(), 1);
 }
+
+#[test]
+fn a_worker_moved_to_another_grid_loses_the_old_grids_cases() {
+    let relay = SimRelay::new();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = relay.enroll(WORKER, dir.path());
+    let id = worker.report_case(leak()).unwrap();
+    worker.sync().unwrap();
+    assert_eq!(worker.doc_ids().unwrap(), vec![id.clone()]);
+
+    // The command centre moves her to a grid in another town.
+    let mut directory: serde_json::Value =
+        serde_json::from_str(&relay.relay.engine().directory_json().unwrap()).unwrap();
+    let users = directory["users"].as_array_mut().unwrap();
+    let me = users.iter_mut().find(|u| u["id"] == WORKER).unwrap();
+    me["region"] = "339901002001002".into();
+    relay
+        .relay
+        .engine()
+        .load_directory(&directory.to_string())
+        .unwrap();
+
+    let r = worker.sync().unwrap();
+    assert_eq!(r.purged, 1, "her old grid's case leaves her phone");
+    assert!(worker.doc_ids().unwrap().is_empty());
+    // Her old community's dispatcher still has it.
+    let dispatcher = relay.enroll(DISPATCHER, dir.path());
+    dispatcher.sync().unwrap();
+    assert_eq!(dispatcher.doc_ids().unwrap(), vec![id]);
+}
