@@ -307,12 +307,7 @@ impl Engine {
             }
         }
         self.db.write(|tx| {
-            let mut doc = self.load_case_doc(tx, id)?;
-            let case = CaseDoc::read(&doc, id).map_err(|source| Error::Malformed {
-                doc: id.to_string(),
-                source,
-            })?;
-            self.check_scope(&me, &case)?;
+            let (mut doc, case) = self.load_case_in_scope(tx, id, &me)?;
             // check_scope has already hidden cases not dispatched to a handler's
             // department, so a handler only ever acts on her department's cases.
             fold(&case.timeline).check(me.role, &action)?;
@@ -400,12 +395,7 @@ impl Engine {
         edit: impl FnOnce(&mut AmTransaction<'_>) -> Result<(), AutomergeError>,
     ) -> Result<()> {
         self.db.write(|tx| {
-            let mut doc = self.load_case_doc(tx, id)?;
-            let case = CaseDoc::read(&doc, id).map_err(|source| Error::Malformed {
-                doc: id.to_string(),
-                source,
-            })?;
-            self.check_scope(me, &case)?;
+            let (mut doc, case) = self.load_case_in_scope(tx, id, me)?;
             if !has_room(&case) {
                 return Err(Error::InvalidInput(format!(
                     "the case has the maximum number of {what}"
@@ -434,6 +424,19 @@ impl Engine {
         }
     }
 
+    /// Load a case the user may see, as a document and as content.
+    fn load_case_in_scope(
+        &self,
+        tx: &Transaction<'_>,
+        id: &DocId,
+        me: &User,
+    ) -> Result<(Automerge, CaseDoc)> {
+        let doc = self.load_case_doc(tx, id)?;
+        let case = CaseDoc::read(&doc, id).map_err(Error::malformed(id))?;
+        self.check_scope(me, &case)?;
+        Ok((doc, case))
+    }
+
     fn load_case_doc(&self, tx: &Transaction<'_>, id: &DocId) -> Result<Automerge> {
         if id.kind() != DocKind::Case {
             return Err(Error::NotFound {
@@ -450,12 +453,7 @@ impl Engine {
     /// A case with its timeline and state (loads the one document).
     pub fn get_case(&self, id: &DocId) -> Result<Case> {
         let me = self.me()?;
-        let doc = self.db.read(|tx| self.load_case_doc(tx, id))?;
-        let doc = CaseDoc::read(&doc, id).map_err(|source| Error::Malformed {
-            doc: id.to_string(),
-            source,
-        })?;
-        self.check_scope(&me, &doc)?;
+        let (_, doc) = self.db.read(|tx| self.load_case_in_scope(tx, id, &me))?;
         let state = fold(&doc.timeline);
         Ok(Case { doc, state })
     }
@@ -532,10 +530,7 @@ impl Engine {
             return Err(not_found());
         }
         let doc = store::load(tx, id)?.ok_or_else(not_found)?;
-        let patrol = PatrolDoc::read(&doc, id).map_err(|source| Error::Malformed {
-            doc: id.to_string(),
-            source,
-        })?;
+        let patrol = PatrolDoc::read(&doc, id).map_err(Error::malformed(id))?;
         if patrol.worker != self.identity.user {
             return Err(not_found());
         }
@@ -611,10 +606,7 @@ impl Engine {
             id: id.to_string(),
         })?;
         let chunks = PatrolDoc::read(&doc, id)
-            .map_err(|source| Error::Malformed {
-                doc: id.to_string(),
-                source,
-            })?
+            .map_err(Error::malformed(id))?
             .track_chunks;
         if chunks >= patrol::limits::TRACK_CHUNKS {
             // add_track_points refuses points once the track is full, so this only
@@ -730,10 +722,7 @@ impl Engine {
         }
         self.db.read(|tx| {
             let doc = store::load(tx, id)?.ok_or_else(not_found)?;
-            let mut p = PatrolDoc::read(&doc, id).map_err(|source| Error::Malformed {
-                doc: id.to_string(),
-                source,
-            })?;
+            let mut p = PatrolDoc::read(&doc, id).map_err(Error::malformed(id))?;
             if !me.region.contains(&p.grid) {
                 return Err(not_found());
             }
@@ -767,12 +756,7 @@ impl Engine {
     pub fn read_doc(&self, id: &DocId) -> Result<Option<DocContent>> {
         self.db.read(|tx| {
             store::load(tx, id)?
-                .map(|doc| {
-                    DocContent::read(&doc, id).map_err(|source| Error::Malformed {
-                        doc: id.to_string(),
-                        source,
-                    })
-                })
+                .map(|doc| DocContent::read(&doc, id).map_err(Error::malformed(id)))
                 .transpose()
         })
     }
@@ -1097,10 +1081,7 @@ impl Engine {
 
     /// Fold a document into the index tables.
     fn materialise(&self, tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<()> {
-        let content = DocContent::read(doc, id).map_err(|source| Error::Malformed {
-            doc: id.to_string(),
-            source,
-        })?;
+        let content = DocContent::read(doc, id).map_err(Error::malformed(id))?;
         Self::materialise_content(tx, id, &content)
     }
 
@@ -1132,13 +1113,9 @@ fn prepare_import(
         Some(s) => s.build(id)?,
         None => Automerge::new(),
     };
-    let malformed = |source| Error::Malformed {
-        doc: id.to_string(),
-        source,
-    };
     let before = match check {
         Some(_) if !doc.get_heads().is_empty() => {
-            Some(DocContent::read(&doc, id).map_err(malformed)?)
+            Some(DocContent::read(&doc, id).map_err(Error::malformed(id))?)
         }
         _ => None,
     };
@@ -1150,7 +1127,7 @@ fn prepare_import(
             report,
         });
     }
-    let after = DocContent::read(&doc, id).map_err(malformed)?;
+    let after = DocContent::read(&doc, id).map_err(Error::malformed(id))?;
     if let Some(check) = check {
         if let Err(reason) = check(id, before.as_ref(), &after, &applied) {
             report.rejected = report

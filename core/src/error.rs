@@ -103,6 +103,16 @@ pub enum Error {
     Document(#[from] automerge::AutomergeError),
 }
 
+impl Error {
+    /// The conversion for a document `id` that failed its schema check.
+    pub fn malformed(id: &crate::ids::DocId) -> impl Fn(SchemaError) -> Error + '_ {
+        move |source| Error::Malformed {
+            doc: id.to_string(),
+            source,
+        }
+    }
+}
+
 impl From<FieldError> for Error {
     fn from(e: FieldError) -> Self {
         Error::InvalidInput(e.to_string())
