@@ -9,6 +9,7 @@ use automerge::{Automerge, AutomergeError, ChangeHash, ReadDoc};
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 
+use crate::blobs::Blobs;
 use crate::db::Db;
 use crate::directory::{Directory, Role, User};
 use crate::doc::case::{self, check_coordinates, check_note, CaseDoc, NewCase, Note, PhotoRef};
@@ -17,6 +18,7 @@ use crate::doc::DocContent;
 use crate::error::{Error, OpenError, Result};
 use crate::ids::{DeptId, DeviceId, DocId, DocKind, PhotoHash, RegionLevel, UserId};
 use crate::index::{self, CaseFilter, CaseSummary, DailyCompliance};
+use crate::photo::PhotoLimits;
 use crate::store::{self, DocImport, OutboxItem};
 use crate::track::TrackPoint;
 use crate::workflow::{fold, may_report, Action, CaseState, Entry, Outcome, Status};
@@ -87,9 +89,24 @@ pub struct ImportResult {
     pub outcome: Result<DocImport>,
 }
 
+/// A photo stored on this device, ready to attach to a case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PhotoInfo {
+    /// The display image's hash (what a case refers to).
+    pub hash: PhotoHash,
+    /// The thumbnail's hash.
+    pub thumb: PhotoHash,
+    /// Display image width.
+    pub width: u32,
+    /// Display image height.
+    pub height: u32,
+}
+
 /// The embedded engine.
 pub struct Engine {
     db: Db,
+    blobs: Blobs,
+    photo_limits: PhotoLimits,
     identity: Identity,
     directory: RwLock<Option<Arc<Directory>>>,
     clock: Clock,
@@ -158,8 +175,22 @@ impl Engine {
                 source,
             })?
             .map(Arc::new);
+        let blobs = Blobs::for_db(path);
+        let known: std::collections::HashSet<String> = db
+            .read(|tx| -> rusqlite::Result<_> {
+                tx.prepare("SELECT hash FROM photos")?
+                    .query_map([], |r| r.get(0))?
+                    .collect()
+            })
+            .map_err(sqlite)?;
+        // Files left by a crash between a file and its row are of no photo.
+        blobs
+            .sweep(|h| known.contains(h))
+            .map_err(|e| sqlite(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
         Ok(Engine {
             db,
+            blobs,
+            photo_limits: PhotoLimits::default(),
             identity,
             directory: RwLock::new(directory),
             clock,
@@ -286,7 +317,10 @@ impl Engine {
             action: Action::Report { level },
         };
         let id = DocId::new(DocKind::Case);
-        let content = CaseDoc::new(id.clone(), me.id.clone(), grid, input, report);
+        let mut content = CaseDoc::new(id.clone(), me.id.clone(), grid, input, report);
+        for photo in &mut content.photos {
+            *photo = self.db.read(|tx| self.photo_ref(tx, &photo.hash, &me.id))?;
+        }
         self.db.write(|tx| -> Result<()> {
             let mut doc = Automerge::new();
             self.commit_local(tx, &id, &mut doc, |t| content.write_new(t))?;
@@ -369,14 +403,110 @@ impl Engine {
         )
     }
 
-    /// Attach a photo (already stored on the device) to a case by its hash.
+    /// Run a photo from the camera through the capture pipeline (limits, orientation,
+    /// metadata stripped, display image and thumbnail) and store both, durably.
+    /// `name` is the file's name if there is one; it must agree with the content.
+    pub fn ingest_photo(&self, bytes: &[u8], name: Option<&str>) -> Result<PhotoInfo> {
+        let done = crate::photo::process(bytes, name, &self.photo_limits)?;
+        // Files first, then the rows: a row never names a missing file.
+        self.blobs.write(&done.display.hash, &done.display.bytes)?;
+        self.blobs.write(&done.thumb.hash, &done.thumb.bytes)?;
+        let now = self.now().timestamp_millis();
+        self.db.write(|tx| -> Result<()> {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO photos (hash, role, thumb, width, height, size, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let (d, t) = (&done.display, &done.thumb);
+            insert.execute(params![
+                d.hash.as_str(),
+                "display",
+                t.hash.as_str(),
+                d.width,
+                d.height,
+                d.bytes.len() as i64,
+                now
+            ])?;
+            insert.execute(params![
+                t.hash.as_str(),
+                "thumb",
+                Option::<&str>::None,
+                t.width,
+                t.height,
+                t.bytes.len() as i64,
+                now
+            ])?;
+            Ok(())
+        })?;
+        Ok(PhotoInfo {
+            hash: done.display.hash,
+            thumb: done.thumb.hash,
+            width: done.display.width,
+            height: done.display.height,
+        })
+    }
+
+    /// The bytes of a stored photo (display image or thumbnail), checked against its hash.
+    pub fn photo(&self, hash: &PhotoHash) -> Result<Vec<u8>> {
+        let bytes = self.blobs.read(hash).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound {
+                what: "photo",
+                id: hash.to_string(),
+            },
+            _ => Error::Io(e),
+        })?;
+        if crate::photo::hash_of(&bytes) != *hash {
+            return Err(Error::Io(std::io::Error::other(format!(
+                "stored photo {hash} does not match its hash"
+            ))));
+        }
+        Ok(bytes)
+    }
+
+    fn photo_info(tx: &Transaction<'_>, hash: &PhotoHash) -> Result<PhotoInfo> {
+        tx.prepare_cached(
+            "SELECT thumb, width, height FROM photos WHERE hash = ?1 AND role = 'display'",
+        )?
+        .query_row([hash.as_str()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u32>(1)?,
+                r.get::<_, u32>(2)?,
+            ))
+        })
+        .optional()?
+        .map(|(thumb, width, height)| {
+            Ok(PhotoInfo {
+                hash: hash.clone(),
+                thumb: thumb.parse()?,
+                width,
+                height,
+            })
+        })
+        .unwrap_or_else(|| {
+            Err(Error::NotFound {
+                what: "photo",
+                id: hash.to_string(),
+            })
+        })
+    }
+
+    fn photo_ref(&self, tx: &Transaction<'_>, hash: &PhotoHash, by: &UserId) -> Result<PhotoRef> {
+        let info = Self::photo_info(tx, hash)?;
+        Ok(PhotoRef {
+            hash: info.hash,
+            thumb: Some(info.thumb),
+            width: info.width,
+            height: info.height,
+            by: by.clone(),
+            at: self.now(),
+        })
+    }
+
+    /// Attach a photo stored on this device (see [`Engine::ingest_photo`]) to a case.
     pub fn attach_photo(&self, id: &DocId, hash: PhotoHash) -> Result<()> {
         let me = self.me()?;
-        let photo = PhotoRef {
-            hash,
-            by: me.id.clone(),
-            at: self.now(),
-        };
+        let photo = self.db.read(|tx| self.photo_ref(tx, &hash, &me.id))?;
         self.edit_case(
             id,
             &me,

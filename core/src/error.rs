@@ -95,6 +95,12 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A photo was refused by the capture pipeline.
+    #[error("photo: {0}")]
+    Photo(#[from] crate::photo::PhotoError),
+    /// A file could not be written or read (photos).
+    #[error("file error: {0}")]
+    Io(#[from] std::io::Error),
     /// SQLite failed (disk full, I/O error …).
     #[error("storage error: {0}")]
     Storage(#[from] rusqlite::Error),

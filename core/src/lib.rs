@@ -8,6 +8,7 @@
 //! devices merge without loss. See `docs/ARCHITECTURE.md`.
 #![warn(missing_docs)]
 
+pub mod blobs;
 pub mod db;
 pub mod directory;
 pub mod doc;
@@ -15,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod ids;
 pub mod index;
+pub mod photo;
 pub mod schema;
 pub mod search;
 pub mod store;
@@ -27,7 +29,7 @@ pub use directory::{Directory, Role, User};
 pub use doc::case::{CaseDoc, Location, NewCase, Person, Severity};
 pub use doc::patrol::PatrolDoc;
 pub use doc::DocContent;
-pub use engine::{Case, ChangeCheck, Clock, Engine, Identity, ImportResult, PullState};
+pub use engine::{Case, ChangeCheck, Clock, Engine, Identity, ImportResult, PhotoInfo, PullState};
 pub use error::{Error, OpenError, Result};
 pub use ids::{
     CategoryCode, DeptId, DeviceId, DocId, DocKind, PhotoHash, RegionCode, RegionLevel, UserId,

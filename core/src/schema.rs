@@ -130,6 +130,19 @@ pub const MIGRATIONS: &[&str] = &[
         doc_id TEXT PRIMARY KEY REFERENCES docs (doc_id) ON DELETE CASCADE
     ) STRICT;
     "#,
+    // 3: photos — content-addressed JPEG files in the folder next to the database
+    // (`<db>.photos/`), one row per file, written after the file is durable.
+    r#"
+    CREATE TABLE photos (
+        hash       TEXT PRIMARY KEY,
+        role       TEXT NOT NULL CHECK (role IN ('display', 'thumb')),
+        thumb      TEXT,
+        width      INTEGER NOT NULL,
+        height     INTEGER NOT NULL,
+        size       INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this code writes.

@@ -54,7 +54,11 @@ const DESCRIPTIONS: &[&str] = &[
 ];
 
 fn print(name: &str, fields: serde_json::Value) {
-    let mut line = json!({ "bench": "device", "figure": name });
+    print_as("device", name, fields);
+}
+
+fn print_as(bench: &str, name: &str, fields: serde_json::Value) {
+    let mut line = json!({ "bench": bench, "figure": name });
     if let (Some(obj), Some(extra)) = (line.as_object_mut(), fields.as_object()) {
         obj.extend(extra.clone());
     }
@@ -515,5 +519,53 @@ pub fn sync(docs: usize, server: Option<String>, data: Option<std::path::PathBuf
         "server_rss_mb": relay.pid().and_then(peak_rss_mb),
     });
     println!("{line}");
+    Ok(())
+}
+
+/// A camera-like 12-megapixel JPEG: textured enough that it does not compress to
+/// nothing, different for every `seed`.
+fn camera_jpeg(seed: u64) -> BenchResult<Vec<u8>> {
+    let mut rng = Rng(seed | 1);
+    let noise: Vec<u8> = (0..4096).map(|_| rng.next() as u8).collect();
+    let img = image::ImageBuffer::from_fn(4000, 3000, |x, y| {
+        let n = noise[((x * 7 + y * 13) % 4096) as usize];
+        image::Rgb([(x / 16) as u8 ^ n, (y / 12) as u8, n / 2 + (x % 97) as u8])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&img)?;
+    Ok(out)
+}
+
+/// `gridsync bench photo`: the capture pipeline on 12-megapixel JPEGs.
+pub fn photo(samples: usize) -> BenchResult {
+    let dir = tempfile::tempdir()?;
+    let clock = SimClock::new(Utc::now());
+    let worker = sim::device(dir.path(), "w-339901001001001", &clock)?;
+    let mut ms = Vec::new();
+    let mut last = None;
+    let mut input_bytes = 0;
+    for i in 0..samples.max(1) {
+        let jpeg = camera_jpeg(i as u64 + 1)?;
+        input_bytes = jpeg.len();
+        let (t, info) = time_ms(|| worker.ingest_photo(&jpeg, Some("IMG.JPG")));
+        ms.push(t);
+        last = Some(info?);
+    }
+    let mut stats = percentiles(ms);
+    if let Some(m) = stats.as_object_mut() {
+        m.insert("megapixels".into(), json!(12));
+        m.insert("input_bytes".into(), json!(input_bytes));
+    }
+    print_as("photo", "ingest", stats);
+    if let Some(info) = last {
+        let display = worker.photo(&info.hash)?.len();
+        let thumb = worker.photo(&info.thumb)?.len();
+        print_as(
+            "photo",
+            "display_bytes",
+            json!({ "bytes": display, "width": info.width, "height": info.height }),
+        );
+        print_as("photo", "thumb_bytes", json!({ "bytes": thumb }));
+    }
     Ok(())
 }

@@ -91,6 +91,12 @@ enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         samples: usize,
     },
+    /// The photo capture pipeline on 12-megapixel JPEGs.
+    Photo {
+        /// Photos to ingest.
+        #[arg(long, default_value_t = 10)]
+        samples: usize,
+    },
     /// Sync: one device pushes N cases made offline, an empty one pulls them.
     Sync {
         /// Cases to move.
@@ -126,6 +132,9 @@ fn main() -> ExitCode {
         Command::Bench {
             which: BenchCommand::Sync { docs, server, data },
         } => bench::sync(docs, server, data),
+        Command::Bench {
+            which: BenchCommand::Photo { samples },
+        } => bench::photo(samples),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

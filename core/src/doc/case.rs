@@ -54,6 +54,9 @@ mod key {
     pub const PHONE: &str = "phone";
     pub const PHOTOS: &str = "photos";
     pub const HASH: &str = "hash";
+    pub const THUMB: &str = "thumb";
+    pub const WIDTH: &str = "w";
+    pub const HEIGHT: &str = "h";
     pub const BY: &str = "by";
     pub const AT: &str = "at";
     pub const NOTES: &str = "notes";
@@ -135,8 +138,14 @@ pub struct Person {
 /// A photo attached to the case; the blob itself lives outside the document.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PhotoRef {
-    /// SHA-256 of the stored image.
+    /// SHA-256 of the display image.
     pub hash: PhotoHash,
+    /// SHA-256 of its thumbnail.
+    pub thumb: Option<PhotoHash>,
+    /// Width of the display image.
+    pub width: u32,
+    /// Height of the display image.
+    pub height: u32,
     /// Who attached it.
     pub by: UserId,
     /// When.
@@ -306,6 +315,9 @@ impl CaseDoc {
                 .into_iter()
                 .map(|hash| PhotoRef {
                     hash,
+                    thumb: None,
+                    width: 0,
+                    height: 0,
                     by: reporter.clone(),
                     at: report.at,
                 })
@@ -384,8 +396,23 @@ impl CaseDoc {
             })
         })?;
         let photos = read_list(doc, key::PHOTOS, limits::PHOTOS, |obj| {
+            let dim = |k: &str| -> Result<u32, SchemaError> {
+                Ok(opt_i64(doc, obj, k)?
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(0))
+            };
+            let thumb = match opt_str(doc, obj, key::THUMB)? {
+                Some(t) => Some(
+                    t.parse()
+                        .map_err(|_| schema_err(key::THUMB, "not a valid value"))?,
+                ),
+                None => None,
+            };
             Ok(PhotoRef {
                 hash: req_parse(doc, obj, key::HASH)?,
+                thumb,
+                width: dim(key::WIDTH)?,
+                height: dim(key::HEIGHT)?,
                 by: req_parse(doc, obj, key::BY)?,
                 at: req_time(doc, obj, key::AT)?,
             })
@@ -547,6 +574,11 @@ pub fn add_photo<T: Transactable>(tx: &mut T, photo: &PhotoRef) -> Result<(), Au
     let list = super::list_obj(tx, key::PHOTOS)?;
     let obj = push_map(tx, &list)?;
     tx.put(&obj, key::HASH, photo.hash.as_str())?;
+    if let Some(thumb) = &photo.thumb {
+        tx.put(&obj, key::THUMB, thumb.as_str())?;
+    }
+    tx.put(&obj, key::WIDTH, i64::from(photo.width))?;
+    tx.put(&obj, key::HEIGHT, i64::from(photo.height))?;
     tx.put(&obj, key::BY, photo.by.as_str())?;
     tx.put(&obj, key::AT, time_value(photo.at))?;
     Ok(())

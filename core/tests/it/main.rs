@@ -3,6 +3,7 @@
 mod cases;
 mod convergence;
 mod patrols;
+mod photos;
 mod refusals;
 mod replication;
 mod support;
