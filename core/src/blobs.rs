@@ -28,6 +28,13 @@ impl Blobs {
         }
     }
 
+    /// A photo folder at `root` (a server's data folder).
+    pub fn at(root: &Path) -> Blobs {
+        Blobs {
+            root: root.to_owned(),
+        }
+    }
+
     /// Where a photo's file lives.
     pub fn path(&self, hash: &PhotoHash) -> PathBuf {
         self.root

@@ -463,6 +463,82 @@ impl Engine {
         Ok(bytes)
     }
 
+    /// Whether the photo's file is on this device.
+    pub fn has_photo(&self, hash: &PhotoHash) -> Result<bool> {
+        self.db.read(|tx| -> Result<bool> {
+            Ok(tx
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM photos WHERE hash = ?1)")?
+                .query_row([hash.as_str()], |r| r.get(0))?)
+        })
+    }
+
+    /// Photos of this device's cases that the server does not have yet, in upload
+    /// order: every thumbnail before any display image, oldest first.
+    pub fn photos_to_upload(&self) -> Result<Vec<PhotoHash>> {
+        self.db.read(|tx| -> Result<Vec<PhotoHash>> {
+            let mut stmt = tx.prepare_cached(
+                "SELECT p.hash FROM photos p
+                 WHERE p.uploaded_ms IS NULL
+                   AND EXISTS (SELECT 1 FROM case_photos c WHERE c.hash = p.hash)
+                 ORDER BY p.role = 'display', p.created_ms, p.hash",
+            )?;
+            let hashes = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            hashes
+                .into_iter()
+                .map(|h| h.parse().map_err(Error::from))
+                .collect()
+        })
+    }
+
+    /// Record that the server has stored a photo.
+    pub fn mark_photo_uploaded(&self, hash: &PhotoHash) -> Result<()> {
+        let now = self.now().timestamp_millis();
+        self.db.write(|tx| -> Result<()> {
+            tx.execute(
+                "UPDATE photos SET uploaded_ms = ?2 WHERE hash = ?1 AND uploaded_ms IS NULL",
+                params![hash.as_str(), now],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Store a photo fetched from the server, after checking it is the photo a case
+    /// on this device refers to and that its content matches its hash.
+    pub fn store_fetched_photo(&self, hash: &PhotoHash, bytes: &[u8]) -> Result<()> {
+        if crate::photo::hash_of(bytes) != *hash {
+            return Err(Error::InvalidInput(format!(
+                "the bytes received for photo {hash} do not match its hash"
+            )));
+        }
+        let role: Option<String> = self.db.read(|tx| -> Result<_> {
+            Ok(tx
+                .prepare_cached("SELECT role FROM case_photos WHERE hash = ?1 LIMIT 1")?
+                .query_row([hash.as_str()], |r| r.get(0))
+                .optional()?)
+        })?;
+        let role = role.ok_or_else(|| Error::NotFound {
+            what: "photo",
+            id: hash.to_string(),
+        })?;
+        let (width, height) = image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()?
+            .into_dimensions()
+            .map_err(|e| Error::InvalidInput(format!("photo {hash}: {e}")))?;
+        self.blobs.write(hash, bytes)?;
+        let now = self.now().timestamp_millis();
+        self.db.write(|tx| -> Result<()> {
+            tx.execute(
+                "INSERT OR IGNORE INTO photos
+                    (hash, role, thumb, width, height, size, created_ms, uploaded_ms)
+                 VALUES (?1, ?2, NULL, ?3, ?4, ?5, ?6, ?6)",
+                params![hash.as_str(), role, width, height, bytes.len() as i64, now],
+            )?;
+            Ok(())
+        })
+    }
+
     fn photo_info(tx: &Transaction<'_>, hash: &PhotoHash) -> Result<PhotoInfo> {
         tx.prepare_cached(
             "SELECT thumb, width, height FROM photos WHERE hash = ?1 AND role = 'display'",

@@ -85,6 +85,17 @@ pub(crate) fn index_case(tx: &Transaction<'_>, case: &CaseDoc, state: &CaseState
             ],
             |r| r.get(0),
         )?;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO case_photos (doc_id, hash, role) VALUES (?1, ?2, ?3)",
+        )?;
+        for p in &case.photos {
+            insert.execute(params![case.id.as_str(), p.hash.as_str(), "display"])?;
+            if let Some(thumb) = &p.thumb {
+                insert.execute(params![case.id.as_str(), thumb.as_str(), "thumb"])?;
+            }
+        }
+    }
     let mut text = format!("{}\n{}", case.title, case.description);
     for note in &case.notes {
         text.push('\n');

@@ -143,6 +143,18 @@ pub const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 4: photo sync — which photos the server has, and which cases refer to which
+    // photos (the upload queue is the photos of cases, thumbnails first).
+    r#"
+    ALTER TABLE photos ADD COLUMN uploaded_ms INTEGER;
+    CREATE TABLE case_photos (
+        doc_id TEXT NOT NULL REFERENCES docs (doc_id) ON DELETE CASCADE,
+        hash   TEXT NOT NULL,
+        role   TEXT NOT NULL CHECK (role IN ('display', 'thumb')),
+        PRIMARY KEY (doc_id, hash)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX case_photos_hash ON case_photos (hash);
+    "#,
 ];
 
 /// The schema version this code writes.

@@ -110,6 +110,16 @@ async fn pull(State(state): State<AppState>, headers: HeaderMap, body: Bytes) ->
     call(state, body, move |relay, req| relay.pull(&token, req)).await
 }
 
+async fn blob_put(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let token = bearer(&headers).to_owned();
+    call(state, body, move |relay, req| relay.put_blob(&token, req)).await
+}
+
+async fn blob_get(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let token = bearer(&headers).to_owned();
+    call(state, body, move |relay, req| relay.get_blob(&token, req)).await
+}
+
 async fn healthz() -> &'static str {
     "ok"
 }
@@ -120,6 +130,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/enroll", post(enroll))
         .route("/v1/push", post(push))
         .route("/v1/pull", post(pull))
+        .route("/v1/blob/put", post(blob_put))
+        .route("/v1/blob/get", post(blob_get))
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CompressionLayer::new())

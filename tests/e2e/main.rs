@@ -2,5 +2,6 @@
 
 mod access;
 mod faults;
+mod photos;
 mod sockets;
 mod workflow;

@@ -109,6 +109,14 @@ impl Transport for LocalTransport<'_> {
             "/v1/enroll" => answer(self.relay.enroll(wire::decode(&body).map_err(bad)?)),
             "/v1/push" => answer(self.relay.push(token, wire::decode(&body).map_err(bad)?)),
             "/v1/pull" => answer(self.relay.pull(token, wire::decode(&body).map_err(bad)?)),
+            "/v1/blob/put" => answer(
+                self.relay
+                    .put_blob(token, wire::decode(&body).map_err(bad)?),
+            ),
+            "/v1/blob/get" => answer(
+                self.relay
+                    .get_blob(token, wire::decode(&body).map_err(bad)?),
+            ),
             _ => Err(TransportError::Status {
                 status: 404,
                 body: Vec::new(),

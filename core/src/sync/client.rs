@@ -167,6 +167,8 @@ pub enum Phase {
     Push,
     /// Receiving changes.
     Pull,
+    /// Uploading photos (thumbnails first).
+    Photos,
 }
 
 /// Progress so far, reported after every request.
@@ -193,6 +195,10 @@ pub struct SyncReport {
     pub pulled: u64,
     /// Documents removed because they left this device's scope.
     pub purged: u64,
+    /// Photos uploaded.
+    pub photos_uploaded: u64,
+    /// Photo bytes sent (chunks, including any sent again after a cut).
+    pub photo_bytes_sent: u64,
     /// HTTP requests made.
     pub requests: u64,
     /// Request body bytes.
@@ -211,8 +217,13 @@ fn check_version(v: u32) -> Result<(), SyncError> {
     }
 }
 
-/// Push every unacknowledged local change, then pull everything new. A change is
-/// marked delivered only after the server answered that it stored it.
+/// Bytes per photo upload chunk: a cut link re-sends at most this much.
+pub const PHOTO_CHUNK_BYTES: usize = 128 * 1024;
+
+/// Push every unacknowledged local change, pull everything new, then upload the
+/// photos of this device's cases, thumbnails first: a report reaches the command
+/// centre before its photos. A change is marked delivered only after the server
+/// answered that it stored it; a photo only after the server verified its hash.
 pub fn sync(
     engine: &Engine,
     transport: &dyn Transport,
@@ -222,7 +233,109 @@ pub fn sync(
     let mut report = SyncReport::default();
     push(engine, transport, &token, progress, &mut report)?;
     pull(engine, transport, &token, progress, &mut report)?;
+    upload_photos(engine, transport, &token, progress, &mut report)?;
     Ok(report)
+}
+
+fn upload_photos(
+    engine: &Engine,
+    transport: &dyn Transport,
+    token: &str,
+    progress: &mut dyn FnMut(Progress),
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let queue = engine.photos_to_upload()?;
+    let total = queue.len() as u64;
+    for (i, hash) in queue.iter().enumerate() {
+        let bytes = engine.photo(hash)?;
+        let mut offset = 0u64;
+        // The first request carries no data: it asks where an earlier, cut-off
+        // upload stopped (or whether the server already has the photo).
+        let mut probe = true;
+        loop {
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            let end = if probe {
+                start
+            } else {
+                (start + PHOTO_CHUNK_BYTES).min(bytes.len())
+            };
+            probe = false;
+            let chunk = bytes[start..end].to_vec();
+            report.photo_bytes_sent += chunk.len() as u64;
+            let body = wire::encode(&wire::BlobPutRequest {
+                v: PROTOCOL_VERSION,
+                hash: hash.to_string(),
+                total: bytes.len() as u64,
+                offset,
+                bytes: chunk,
+            });
+            report.bytes_up += body.len() as u64;
+            report.requests += 1;
+            let answer = transport.post("/v1/blob/put", Some(token), body)?;
+            report.bytes_down += answer.len() as u64;
+            let resp: wire::BlobPutResponse =
+                wire::decode(&answer).map_err(|e| SyncError::Protocol(e.to_string()))?;
+            check_version(resp.v)?;
+            if resp.done {
+                break;
+            }
+            if resp.received > bytes.len() as u64 {
+                return Err(SyncError::Protocol(
+                    "the server holds more than the photo".into(),
+                ));
+            }
+            // The server says where to go on: after a cut, that is where it stopped.
+            offset = resp.received;
+        }
+        engine.mark_photo_uploaded(hash)?;
+        report.photos_uploaded += 1;
+        progress(Progress {
+            phase: Phase::Photos,
+            items: i as u64 + 1,
+            bytes: report.photo_bytes_sent,
+            remaining: total - (i as u64 + 1),
+        });
+    }
+    Ok(())
+}
+
+/// Fetch a photo of a case on this device from the server (on demand: thumbnails
+/// when a list is shown, display images when a photo is opened) and store it.
+pub fn fetch_photo(
+    engine: &Engine,
+    transport: &dyn Transport,
+    hash: &crate::ids::PhotoHash,
+) -> Result<(), SyncError> {
+    if engine.has_photo(hash)? {
+        return Ok(());
+    }
+    let (_, token) = engine.server()?.ok_or(SyncError::NotEnrolled)?;
+    let mut bytes: Vec<u8> = Vec::new();
+    loop {
+        let body = wire::encode(&wire::BlobGetRequest {
+            v: PROTOCOL_VERSION,
+            hash: hash.to_string(),
+            offset: bytes.len() as u64,
+            max_bytes: wire::MAX_CHUNK_BYTES as u64,
+        });
+        let answer = transport.post("/v1/blob/get", Some(&token), body)?;
+        let resp: wire::BlobGetResponse =
+            wire::decode(&answer).map_err(|e| SyncError::Protocol(e.to_string()))?;
+        check_version(resp.v)?;
+        if resp.total > wire::MAX_BLOB_BYTES
+            || resp.bytes.is_empty() && (bytes.len() as u64) < resp.total
+        {
+            return Err(SyncError::Protocol("a photo answer out of bounds".into()));
+        }
+        bytes.extend(resp.bytes);
+        if bytes.len() as u64 >= resp.total {
+            break;
+        }
+    }
+    engine.store_fetched_photo(hash, &bytes)?;
+    Ok(())
 }
 
 fn push(
@@ -403,5 +516,11 @@ impl Engine {
     pub fn sync(&self, progress: &mut dyn FnMut(Progress)) -> Result<SyncReport, SyncError> {
         let (url, _) = self.server()?.ok_or(SyncError::NotEnrolled)?;
         sync(self, &HttpTransport::new(&url), progress)
+    }
+
+    /// Fetch a photo of a case on this device from the server, over HTTP.
+    pub fn fetch_photo(&self, hash: &crate::ids::PhotoHash) -> Result<(), SyncError> {
+        let (url, _) = self.server()?.ok_or(SyncError::NotEnrolled)?;
+        fetch_photo(self, &HttpTransport::new(&url), hash)
     }
 }

@@ -6,6 +6,6 @@ pub mod client;
 pub mod wire;
 
 pub use client::{
-    enroll, sync, Enrollment, HttpTransport, Phase, Progress, SyncError, SyncReport, Transport,
-    TransportError,
+    enroll, fetch_photo, sync, Enrollment, HttpTransport, Phase, Progress, SyncError, SyncReport,
+    Transport, TransportError,
 };

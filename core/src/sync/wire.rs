@@ -131,6 +131,64 @@ pub struct PullResponse {
     pub page: u64,
 }
 
+/// Most bytes of one photo blob.
+pub const MAX_BLOB_BYTES: u64 = 16 * 1024 * 1024;
+/// Most bytes in one blob chunk.
+pub const MAX_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// `POST /v1/blob/put`: one chunk of a photo upload. Chunks are sent in order; an
+/// upload cut off resumes from the `received` count the server answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlobPutRequest {
+    /// Protocol version.
+    pub v: u32,
+    /// SHA-256 (hex) of the whole blob.
+    pub hash: String,
+    /// Size of the whole blob.
+    pub total: u64,
+    /// Where this chunk starts.
+    pub offset: u64,
+    /// The chunk.
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+/// Answer to [`BlobPutRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlobPutResponse {
+    /// Protocol version.
+    pub v: u32,
+    /// Bytes the server holds for this blob; the next chunk starts here.
+    pub received: u64,
+    /// The whole blob is stored and its hash verified.
+    pub done: bool,
+}
+
+/// `POST /v1/blob/get`: part of a photo this device may see.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlobGetRequest {
+    /// Protocol version.
+    pub v: u32,
+    /// SHA-256 (hex).
+    pub hash: String,
+    /// From where.
+    pub offset: u64,
+    /// At most this many bytes.
+    pub max_bytes: u64,
+}
+
+/// Answer to [`BlobGetRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlobGetResponse {
+    /// Protocol version.
+    pub v: u32,
+    /// Size of the whole blob.
+    pub total: u64,
+    /// The bytes from `offset`.
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
+}
+
 /// The body of every non-2xx answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {

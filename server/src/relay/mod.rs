@@ -10,13 +10,17 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use chrono::Utc;
+use gridsync_core::blobs::Blobs;
 use gridsync_core::doc::case::CaseDoc;
 use gridsync_core::sync::wire::{
-    ChangeResult, ChangeStatus, EnrollRequest, EnrollResponse, ErrorBody, PullRequest,
-    PullResponse, PushRequest, PushResponse, WireChange, MAX_CHANGES_PER_MESSAGE,
-    MAX_PULL_PAGE_BYTES, PROTOCOL_VERSION,
+    BlobGetRequest, BlobGetResponse, BlobPutRequest, BlobPutResponse, ChangeResult, ChangeStatus,
+    EnrollRequest, EnrollResponse, ErrorBody, PullRequest, PullResponse, PushRequest, PushResponse,
+    WireChange, MAX_BLOB_BYTES, MAX_CHANGES_PER_MESSAGE, MAX_CHUNK_BYTES, MAX_PULL_PAGE_BYTES,
+    PROTOCOL_VERSION,
 };
-use gridsync_core::{fold, Directory, DocContent, DocId, Engine, Identity, Outcome, Role, User};
+use gridsync_core::{
+    fold, Directory, DocContent, DocId, Engine, Identity, Outcome, PhotoHash, Role, User,
+};
 use sha2::{Digest, Sha256};
 
 use store::{DeviceRecord, DocScope, LogEntry, PullAsk, RelayStore, SqliteRelayStore, Visibility};
@@ -88,6 +92,9 @@ pub struct Relay {
     engine: Engine,
     store: Arc<dyn RelayStore>,
     token_lifetime: chrono::Duration,
+    data: std::path::PathBuf,
+    blobs: Blobs,
+    uploads: std::sync::Mutex<()>,
 }
 
 impl Relay {
@@ -121,6 +128,9 @@ impl Relay {
             engine,
             store: Arc::new(store),
             token_lifetime: chrono::Duration::days(DEFAULT_TOKEN_DAYS),
+            data: data.to_owned(),
+            blobs: Blobs::at(&data.join("blobs")),
+            uploads: std::sync::Mutex::new(()),
         })
     }
 
@@ -382,6 +392,119 @@ impl Relay {
         })
     }
 
+    /// The photo, if `user` may see a document that refers to it; otherwise the same
+    /// answer as for a photo that does not exist.
+    fn visible_photo(&self, user: &User, hash: &str) -> Result<PhotoHash, RelayError> {
+        let not_found = || RelayError::new(404, "not_found", "no such photo");
+        let parsed: PhotoHash = hash.parse().map_err(|_| not_found())?;
+        if !self
+            .store
+            .photo_visible(parsed.as_str(), &visibility(user))
+            .map_err(RelayError::internal)?
+        {
+            return Err(not_found());
+        }
+        Ok(parsed)
+    }
+
+    /// Store one chunk of a photo upload; resumable, verified against the hash.
+    pub fn put_blob(
+        &self,
+        token: &str,
+        req: BlobPutRequest,
+    ) -> Result<BlobPutResponse, RelayError> {
+        let (device, user) = self.authenticate(token)?;
+        check_version(req.v)?;
+        let hash = self.visible_photo(&user, &req.hash)?;
+        if req.total == 0 || req.total > MAX_BLOB_BYTES || req.bytes.len() > MAX_CHUNK_BYTES {
+            return Err(RelayError::bad_request(format!(
+                "a photo must be 1 byte to {MAX_BLOB_BYTES} bytes, sent in chunks of at most {MAX_CHUNK_BYTES}"
+            )));
+        }
+        let answer = |received, done| BlobPutResponse {
+            v: PROTOCOL_VERSION,
+            received,
+            done,
+        };
+        if self
+            .store
+            .blob_size(hash.as_str())
+            .map_err(RelayError::internal)?
+            .is_some()
+        {
+            return Ok(answer(req.total, true));
+        }
+        // One upload at a time per relay: partial files are shared by hash.
+        let _guard = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
+        let partial = self.partial_path(&hash);
+        let have = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+        if req.offset != have {
+            // Not where the server stands (a retry, or a cut): say where to go on.
+            return Ok(answer(have, false));
+        }
+        let end = have + req.bytes.len() as u64;
+        if end > req.total {
+            let _ = std::fs::remove_file(&partial);
+            return Err(RelayError::bad_request("more bytes than the photo's size"));
+        }
+        append_durably(&partial, &req.bytes).map_err(RelayError::internal)?;
+        if end < req.total {
+            return Ok(answer(end, false));
+        }
+        let bytes = std::fs::read(&partial).map_err(RelayError::internal)?;
+        let _ = std::fs::remove_file(&partial);
+        if gridsync_core::photo::hash_of(&bytes) != hash {
+            return Err(RelayError::bad_request(
+                "the photo does not match its hash; send it again",
+            ));
+        }
+        self.blobs
+            .write(&hash, &bytes)
+            .map_err(RelayError::internal)?;
+        self.store
+            .record_blob(hash.as_str(), req.total, Utc::now().timestamp_millis())
+            .map_err(RelayError::internal)?;
+        tracing::info!(device = %device.device, size = req.total, "photo stored");
+        Ok(answer(req.total, true))
+    }
+
+    /// Part of a stored photo a device may see.
+    pub fn get_blob(
+        &self,
+        token: &str,
+        req: BlobGetRequest,
+    ) -> Result<BlobGetResponse, RelayError> {
+        let (_, user) = self.authenticate(token)?;
+        check_version(req.v)?;
+        let hash = self.visible_photo(&user, &req.hash)?;
+        let Some(total) = self
+            .store
+            .blob_size(hash.as_str())
+            .map_err(RelayError::internal)?
+        else {
+            return Err(RelayError::new(
+                404,
+                "not_found",
+                "the photo has not been uploaded yet",
+            ));
+        };
+        let bytes = self.blobs.read(&hash).map_err(RelayError::internal)?;
+        let start = usize::try_from(req.offset)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        let len = usize::try_from(req.max_bytes.clamp(1, MAX_CHUNK_BYTES as u64))
+            .unwrap_or(MAX_CHUNK_BYTES);
+        Ok(BlobGetResponse {
+            v: PROTOCOL_VERSION,
+            total,
+            bytes: bytes[start..(start + len).min(bytes.len())].to_vec(),
+        })
+    }
+
+    fn partial_path(&self, hash: &PhotoHash) -> std::path::PathBuf {
+        self.data.join("blobs").join("partial").join(hash.as_str())
+    }
+
     /// The next page of what a device may see.
     pub fn pull(&self, token: &str, req: PullRequest) -> Result<PullResponse, RelayError> {
         let (device, user) = self.authenticate(token)?;
@@ -425,17 +548,51 @@ impl Relay {
     }
 }
 
+/// What `user` may see: department handlers what is dispatched to their department,
+/// everyone else their region's subtree.
+fn visibility(user: &User) -> Visibility {
+    let handler = user.role == Role::DepartmentHandler;
+    Visibility {
+        region: (!handler).then(|| user.region.clone()),
+        dept: if handler {
+            user.department.clone()
+        } else {
+            None
+        },
+    }
+}
+
 fn scope_of(content: DocContent) -> DocScope {
     match content {
         DocContent::Case(c) => DocScope {
             dept: fold(&c.timeline).assigned_dept,
+            photos: c
+                .photos
+                .iter()
+                .flat_map(|p| std::iter::once(&p.hash).chain(p.thumb.as_ref()))
+                .map(|h| h.to_string())
+                .collect(),
             grid: c.grid,
         },
         DocContent::Patrol(p) => DocScope {
             grid: p.grid,
             dept: None,
+            photos: Vec::new(),
         },
     }
+}
+
+fn append_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 /// May `user` make this change to this document? The rules the server enforces on

@@ -44,13 +44,15 @@ pub struct DeviceRecord {
 }
 
 /// Who may see a document: the grid it belongs to and, for a case, the department
-/// it is dispatched to.
+/// it is dispatched to; and the photos it refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocScope {
     /// The grid.
     pub grid: RegionCode,
     /// The department, while dispatched.
     pub dept: Option<DeptId>,
+    /// Hashes of the photos (display images and thumbnails) it refers to.
+    pub photos: Vec<String>,
 }
 
 /// What a user may see: a region subtree, and/or a department's cases.
@@ -147,9 +149,16 @@ pub trait RelayStore: Send + Sync {
     ) -> StoreResult<PullPage>;
     /// Number of changes in the log.
     fn log_len(&self) -> StoreResult<u64>;
+    /// Whether a document that refers to photo `hash` is visible to `vis`.
+    fn photo_visible(&self, hash: &str, vis: &Visibility) -> StoreResult<bool>;
+    /// The size of a stored blob, if stored.
+    fn blob_size(&self, hash: &str) -> StoreResult<Option<u64>>;
+    /// Record a blob as stored (after its file is durable).
+    fn record_blob(&self, hash: &str, size: u64, now_ms: i64) -> StoreResult<()>;
 }
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
     CREATE TABLE enrollments (
         code_hash  BLOB PRIMARY KEY,
@@ -196,7 +205,24 @@ const MIGRATIONS: &[&str] = &[r#"
         sent_page INTEGER NOT NULL,
         PRIMARY KEY (device_id, doc_id)
     ) STRICT, WITHOUT ROWID;
-"#];
+"#,
+    r#"
+    -- Photos: the blobs stored (files in the data folder's `blobs/`), and which
+    -- documents refer to which photo (a device may move only photos of documents
+    -- it may see).
+    CREATE TABLE blobs (
+        hash      TEXT PRIMARY KEY,
+        size      INTEGER NOT NULL,
+        stored_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE doc_photos (
+        doc_id TEXT NOT NULL,
+        hash   TEXT NOT NULL,
+        PRIMARY KEY (doc_id, hash)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX doc_photos_hash ON doc_photos (hash);
+"#,
+];
 
 /// The embedded default: SQLite in the data folder.
 pub struct SqliteRelayStore {
@@ -396,12 +422,18 @@ impl RelayStore for SqliteRelayStore {
                 "INSERT INTO device_docs (device_id, doc_id, sent_page) VALUES (?1, ?2, 0)
                  ON CONFLICT (device_id, doc_id) DO UPDATE SET sent_page = 0",
             )?;
+            let mut photo = tx.prepare_cached(
+                "INSERT OR IGNORE INTO doc_photos (doc_id, hash) VALUES (?1, ?2)",
+            )?;
             for (doc, s) in scopes {
                 scope.execute(params![
                     doc.as_str(),
                     s.grid.as_str(),
                     s.dept.as_ref().map(|d| d.as_str())
                 ])?;
+                for hash in &s.photos {
+                    photo.execute(params![doc.as_str(), hash])?;
+                }
                 has.execute(params![device.to_string(), doc.as_str()])?;
             }
             tx.execute(
@@ -546,5 +578,37 @@ impl RelayStore for SqliteRelayStore {
             .conn()
             .query_row("SELECT count(*) FROM log", [], |r| r.get(0))?;
         Ok(n.max(0) as u64)
+    }
+
+    fn photo_visible(&self, hash: &str, vis: &Visibility) -> StoreResult<bool> {
+        let lo = vis.region.as_ref().map(|r| r.as_str().to_owned());
+        let hi = vis.region.as_ref().map(|r| format!("{r}:"));
+        let dept = vis.dept.as_ref().map(|d| d.as_str().to_owned());
+        Ok(self.conn().query_row(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM doc_photos p JOIN doc_scope s USING (doc_id)
+                 WHERE p.hash = ?1 AND {VISIBLE})"
+            ),
+            params![hash, lo, hi, dept],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn blob_size(&self, hash: &str) -> StoreResult<Option<u64>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT size FROM blobs WHERE hash = ?1", [hash], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?
+            .map(|n| n.max(0) as u64))
+    }
+
+    fn record_blob(&self, hash: &str, size: u64, now_ms: i64) -> StoreResult<()> {
+        self.conn().execute(
+            "INSERT OR IGNORE INTO blobs (hash, size, stored_ms) VALUES (?1, ?2, ?3)",
+            params![hash, i64::try_from(size).unwrap_or(i64::MAX), now_ms],
+        )?;
+        Ok(())
     }
 }

@@ -1,0 +1,172 @@
+//! Photos through the relay: reports before photos, thumbnails before display
+//! images, resumable uploads over a link that keeps dropping, downloads on demand
+//! and only within scope.
+
+use std::cell::Cell;
+
+use gridsync_core::sync::client::PHOTO_CHUNK_BYTES;
+use gridsync_core::sync::{self, SyncError, Transport, TransportError};
+use gridsync_core::Status;
+use gridsync_tests::{LocalTransport, SimRelay};
+
+use crate::workflow::{leak, DISPATCHER, WORKER};
+
+/// A noisy JPEG, so the display image spans several upload chunks.
+fn camera_jpeg() -> Vec<u8> {
+    let mut seed = 0x2545_f491u32;
+    let img = image::ImageBuffer::from_fn(1800, 1200, |x, y| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        image::Rgb([(seed & 0xff) as u8, (x % 256) as u8, (y % 256) as u8])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92)
+        .encode_image(&img)
+        .unwrap();
+    out
+}
+
+/// Drops every `every`-th photo request: half of the drops before the relay sees
+/// the request, half after it answered (the answer is lost).
+struct Flaky<'a> {
+    inner: LocalTransport<'a>,
+    every: u32,
+    calls: Cell<u32>,
+    cuts: Cell<u32>,
+    /// Photo bytes in every upload chunk attempted, delivered or not.
+    chunk_bytes: Cell<u64>,
+}
+
+impl Transport for Flaky<'_> {
+    fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, TransportError> {
+        if !path.starts_with("/v1/blob/") {
+            return self.inner.post(path, token, body);
+        }
+        if path == "/v1/blob/put" {
+            let chunk: gridsync_core::sync::wire::BlobPutRequest =
+                gridsync_core::sync::wire::decode(&body).unwrap();
+            self.chunk_bytes
+                .set(self.chunk_bytes.get() + chunk.bytes.len() as u64);
+        }
+        let n = self.calls.get() + 1;
+        self.calls.set(n);
+        if n % self.every != 0 {
+            return self.inner.post(path, token, body);
+        }
+        self.cuts.set(self.cuts.get() + 1);
+        if n % (2 * self.every) == 0 {
+            let _ = self.inner.post(path, token, body);
+        }
+        Err(TransportError::Network("connection reset".into()))
+    }
+}
+
+#[test]
+fn a_report_arrives_before_its_photos_and_photos_resume_after_cuts() {
+    let relay = SimRelay::new();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = relay.enroll(WORKER, dir.path());
+    let dispatcher = relay.enroll(DISPATCHER, dir.path());
+    let outsider = relay.enroll("cd-339901002001", dir.path());
+
+    let photo = worker
+        .ingest_photo(&camera_jpeg(), Some("IMG_2001.JPG"))
+        .unwrap();
+    let display = worker.photo(&photo.hash).unwrap();
+    assert!(
+        display.len() > 2 * PHOTO_CHUNK_BYTES,
+        "{} bytes",
+        display.len()
+    );
+    let id = worker
+        .report_case(gridsync_core::NewCase {
+            photos: vec![photo.hash.clone()],
+            ..leak()
+        })
+        .unwrap();
+
+    // The link drops every third photo request. Each sync gets further; the case
+    // itself went up with the first one.
+    let flaky = Flaky {
+        inner: LocalTransport::new(&relay.relay),
+        every: 3,
+        calls: Cell::new(0),
+        cuts: Cell::new(0),
+        chunk_bytes: Cell::new(0),
+    };
+    let mut sent = 0;
+    let mut uploaded = 0;
+    for attempt in 0.. {
+        assert!(attempt < 50, "the upload never finished");
+        match sync::sync(&worker.engine, &flaky, &mut |_| {}) {
+            Ok(r) => {
+                sent += r.photo_bytes_sent;
+                uploaded += r.photos_uploaded;
+                break;
+            }
+            Err(SyncError::Network(_)) => {
+                if attempt == 0 {
+                    dispatcher.sync().unwrap();
+                    let case = dispatcher.get_case(&id).unwrap();
+                    assert_eq!(
+                        case.state.status,
+                        Status::Reported,
+                        "the report is there before its photos"
+                    );
+                }
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    let thumb = worker.photo(&photo.thumb).unwrap();
+    let total = (display.len() + thumb.len()) as u64;
+    assert!(uploaded >= 1);
+    assert!(
+        worker.photos_to_upload().unwrap().is_empty(),
+        "everything is up"
+    );
+    assert!(sent <= total, "the last sync only sent what was missing");
+    let cuts = u64::from(flaky.cuts.get());
+    assert!(cuts >= 2, "the link really dropped");
+    // Each cut costs at most one chunk sent again.
+    let resent = flaky.chunk_bytes.get() - total;
+    assert!(
+        resent <= cuts * PHOTO_CHUNK_BYTES as u64,
+        "{resent} bytes re-sent for {cuts} cuts"
+    );
+
+    // Never uploaded twice.
+    assert_eq!(worker.sync().unwrap().photo_bytes_sent, 0);
+
+    // Downloads on demand: thumbnail, then the display image, verified.
+    dispatcher.sync().unwrap();
+    assert!(!dispatcher.has_photo(&photo.thumb).unwrap());
+    sync::fetch_photo(&dispatcher.engine, &dispatcher.transport, &photo.thumb).unwrap();
+    sync::fetch_photo(&dispatcher.engine, &dispatcher.transport, &photo.hash).unwrap();
+    assert_eq!(dispatcher.photo(&photo.hash).unwrap(), display);
+    assert_eq!(dispatcher.photo(&photo.thumb).unwrap(), thumb);
+
+    // Another community's dispatcher gets nothing: as if the photo did not exist.
+    outsider.sync().unwrap();
+    match sync::fetch_photo(&outsider.engine, &outsider.transport, &photo.hash) {
+        Err(SyncError::Refused { code, .. }) => assert_eq!(code, "not_found"),
+        other => panic!("an outsider must not get the photo: {other:?}"),
+    }
+    let t = LocalTransport::new(&relay.relay);
+    let body = gridsync_core::sync::wire::encode(&gridsync_core::sync::wire::BlobGetRequest {
+        v: 1,
+        hash: photo.hash.to_string(),
+        offset: 0,
+        max_bytes: 1 << 20,
+    });
+    match t.post("/v1/blob/get", Some(&outsider.token), body) {
+        Err(TransportError::Status { status: 404, .. }) => {}
+        other => panic!("expected 404, got {:?}", other.map(|b| b.len())),
+    }
+}
