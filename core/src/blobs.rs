@@ -65,6 +65,14 @@ impl Blobs {
         fs::read(self.path(hash))
     }
 
+    /// Remove a photo's file (gone already is fine).
+    pub fn remove(&self, hash: &PhotoHash) -> std::io::Result<()> {
+        match fs::remove_file(self.path(hash)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// Remove every file whose hash `keep` does not know, and every temporary file.
     /// Returns how many were removed.
     pub fn sweep(&self, keep: impl Fn(&str) -> bool) -> std::io::Result<usize> {

@@ -492,6 +492,56 @@ impl Engine {
         })
     }
 
+    /// Keep the display images on this device within `max_bytes` by removing those
+    /// that can be fetched again: already on the server, and every case showing them
+    /// is closed (archived, evaluated or invalid). Oldest go first; thumbnails and
+    /// anything not yet uploaded are never removed. Returns the bytes freed.
+    pub fn evict_photos(&self, max_bytes: u64) -> Result<u64> {
+        let candidates: Vec<(String, i64)> = self.db.read(|tx| -> Result<_> {
+            let used: i64 = tx.query_row(
+                "SELECT coalesce(sum(size), 0) FROM photos WHERE role = 'display'",
+                [],
+                |r| r.get(0),
+            )?;
+            let mut over = used - i64::try_from(max_bytes).unwrap_or(i64::MAX);
+            if over <= 0 {
+                return Ok(Vec::new());
+            }
+            let mut stmt = tx.prepare(
+                "SELECT p.hash, p.size FROM photos p
+                 WHERE p.role = 'display' AND p.uploaded_ms IS NOT NULL
+                   AND NOT EXISTS (
+                       SELECT 1 FROM case_photos cp JOIN cases c USING (doc_id)
+                       WHERE cp.hash = p.hash
+                         AND c.status NOT IN ('archived', 'evaluated', 'invalid'))
+                 ORDER BY p.created_ms, p.hash",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let mut out = Vec::new();
+            for row in rows {
+                if over <= 0 {
+                    break;
+                }
+                let (hash, size): (String, i64) = row?;
+                over -= size;
+                out.push((hash, size));
+            }
+            Ok(out)
+        })?;
+        let mut freed = 0;
+        for (hash, size) in candidates {
+            let hash: PhotoHash = hash.parse()?;
+            // Row first: a crash before the file goes leaves a file the next open sweeps.
+            self.db.write(|tx| -> Result<()> {
+                tx.execute("DELETE FROM photos WHERE hash = ?1", [hash.as_str()])?;
+                Ok(())
+            })?;
+            self.blobs.remove(&hash)?;
+            freed += size.max(0) as u64;
+        }
+        Ok(freed)
+    }
+
     /// Record that the server has stored a photo.
     pub fn mark_photo_uploaded(&self, hash: &PhotoHash) -> Result<()> {
         let now = self.now().timestamp_millis();

@@ -170,3 +170,85 @@ fn a_report_arrives_before_its_photos_and_photos_resume_after_cuts() {
         other => panic!("expected 404, got {:?}", other.map(|b| b.len())),
     }
 }
+
+#[test]
+fn display_images_of_closed_cases_are_evicted_once_uploaded_and_fetched_again_on_demand() {
+    let relay = SimRelay::new();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = relay.enroll(WORKER, dir.path());
+    let dispatcher = relay.enroll(DISPATCHER, dir.path());
+    let small = |seed: u8| {
+        let img =
+            image::ImageBuffer::from_fn(400, 300, |x, y| image::Rgb([seed, x as u8, y as u8]));
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+            .encode_image(&img)
+            .unwrap();
+        out
+    };
+    let open_photo = worker.ingest_photo(&small(1), None).unwrap();
+    let closed_photo = worker.ingest_photo(&small(2), None).unwrap();
+    let unsent_photo = worker.ingest_photo(&small(3), None).unwrap();
+    let open_case = worker
+        .report_case(gridsync_core::NewCase {
+            photos: vec![open_photo.hash.clone()],
+            ..leak()
+        })
+        .unwrap();
+    let closed = worker
+        .report_case(gridsync_core::NewCase {
+            photos: vec![closed_photo.hash.clone()],
+            ..leak()
+        })
+        .unwrap();
+    worker
+        .act(
+            &closed,
+            gridsync_core::Action::SelfHandle {
+                result: "已处理".into(),
+            },
+        )
+        .unwrap();
+    worker.sync().unwrap();
+    dispatcher.sync().unwrap();
+    dispatcher
+        .act(&closed, gridsync_core::Action::Archive)
+        .unwrap();
+    dispatcher.sync().unwrap();
+    worker.sync().unwrap();
+    // A photo of a third case that has not gone up yet.
+    worker.set_online(false);
+    worker
+        .report_case(gridsync_core::NewCase {
+            photos: vec![unsent_photo.hash.clone()],
+            ..leak()
+        })
+        .unwrap();
+
+    let freed = worker.evict_photos(0).unwrap();
+    assert!(freed > 0);
+    assert!(
+        !worker.has_photo(&closed_photo.hash).unwrap(),
+        "the archived case's display image went"
+    );
+    assert!(
+        worker.has_photo(&closed_photo.thumb).unwrap(),
+        "thumbnails stay"
+    );
+    assert!(
+        worker.has_photo(&open_photo.hash).unwrap(),
+        "an open case's photo stays"
+    );
+    assert!(
+        worker.has_photo(&unsent_photo.hash).unwrap(),
+        "nothing unsent is evicted"
+    );
+    let _ = open_case;
+
+    worker.set_online(true);
+    sync::fetch_photo(&worker.engine, &worker.transport, &closed_photo.hash).unwrap();
+    assert!(
+        worker.has_photo(&closed_photo.hash).unwrap(),
+        "fetched again when opened"
+    );
+}
