@@ -252,3 +252,50 @@ fn display_images_of_closed_cases_are_evicted_once_uploaded_and_fetched_again_on
         "fetched again when opened"
     );
 }
+
+#[test]
+fn a_photo_upload_through_a_cutting_proxy_completes_resending_at_most_a_chunk_per_cut() {
+    use gridsync_tests::proxy::CuttingProxy;
+    use std::sync::atomic::Ordering;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let server = crate::sockets::start(&data);
+    let worker = crate::sockets::enroll(&data, &server, WORKER, dir.path());
+    let photo = worker.ingest_photo(&camera_jpeg(), None).unwrap();
+    worker
+        .report_case(gridsync_core::NewCase {
+            photos: vec![photo.hash.clone()],
+            ..leak()
+        })
+        .unwrap();
+    let total = (worker.photo(&photo.hash).unwrap().len()
+        + worker.photo(&photo.thumb).unwrap().len()) as u64;
+
+    // The first six connections are cut at deterministic points between 20 and 180 KB.
+    let upstream: std::net::SocketAddr = server.url.trim_start_matches("http://").parse().unwrap();
+    let proxy = CuttingProxy::start(upstream, 200, |i| {
+        (i < 6).then(|| 20_000 + (i as u64 * 37_000) % 160_000)
+    })
+    .unwrap();
+    let token = worker.server().unwrap().unwrap().1;
+    worker.set_server(&proxy.url(), &token).unwrap();
+    let mut done = false;
+    for _ in 0..40 {
+        if worker.sync(&mut |_| {}).is_ok() && worker.photos_to_upload().unwrap().is_empty() {
+            done = true;
+            break;
+        }
+    }
+    assert!(done, "the upload finished despite the cuts");
+    let cuts = proxy.stats.cuts.load(Ordering::Relaxed);
+    let up = proxy.stats.up.load(Ordering::Relaxed);
+    assert!(cuts >= 2, "the proxy really cut ({cuts})");
+    // Request bytes through the proxy: the photos once, at most one chunk per cut,
+    // and per-request framing (HTTP headers, CBOR) for the changes and chunks.
+    let budget = total + cuts * PHOTO_CHUNK_BYTES as u64 + 64 * 1024;
+    assert!(
+        up <= budget,
+        "{up} bytes sent up for {total} bytes of photos and {cuts} cuts"
+    );
+}

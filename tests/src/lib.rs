@@ -2,6 +2,8 @@
 //! through an in-process transport that encodes and decodes every message exactly
 //! as HTTP would carry it, with a switch to take a device offline.
 
+pub mod proxy;
+
 use std::cell::Cell;
 use std::path::Path;
 
