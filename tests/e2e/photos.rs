@@ -299,3 +299,72 @@ fn a_photo_upload_through_a_cutting_proxy_completes_resending_at_most_a_chunk_pe
         "{up} bytes sent up for {total} bytes of photos and {cuts} cuts"
     );
 }
+
+#[test]
+fn killing_the_device_mid_ingest_leaves_no_orphan_and_loses_no_acknowledged_photo() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("phone.db");
+    let identity = gridsync_core::Identity {
+        user: WORKER.parse().unwrap(),
+        device: gridsync_core::DeviceId::random(),
+    };
+    drop(gridsync_core::Engine::open(&db, identity.clone()).unwrap());
+    let photos_dir = dir.path().join("phone.db.photos");
+    let mut acknowledged = Vec::new();
+    for round in 0..4u64 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ingest_loop"))
+            .arg(&db)
+            .arg(identity.user.as_str())
+            .arg(identity.device.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // Let a few photos through, then kill at a point that varies by round.
+        for _ in 0..(2 + round) {
+            let line = lines.next().unwrap().unwrap();
+            let mut parts = line.split(' ');
+            let hash: gridsync_core::PhotoHash = parts.next().unwrap().parse().unwrap();
+            let thumb: gridsync_core::PhotoHash = parts.next().unwrap().parse().unwrap();
+            acknowledged.push((hash, thumb));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(7 * round));
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let engine = gridsync_core::Engine::open(&db, identity.clone()).unwrap();
+        for (hash, thumb) in &acknowledged {
+            assert!(engine.has_photo(hash).unwrap() && engine.has_photo(thumb).unwrap());
+            // Reading checks the file against its hash.
+            engine.photo(hash).unwrap();
+            engine.photo(thumb).unwrap();
+        }
+        // After opening, every file on disk has its row: orphans and halves are gone.
+        for entry in walk(&photos_dir) {
+            let name = entry.file_name().unwrap().to_str().unwrap().to_owned();
+            let hash: gridsync_core::PhotoHash = name
+                .strip_suffix(".jpg")
+                .unwrap_or_else(|| panic!("a leftover file {name}"))
+                .parse()
+                .unwrap();
+            assert!(engine.has_photo(&hash).unwrap(), "{name} has no row");
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for sub in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(sub.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            out.push(f.path());
+        }
+    }
+    out
+}
