@@ -525,7 +525,7 @@ pub fn sync(docs: usize, server: Option<String>, data: Option<std::path::PathBuf
 /// A camera-like 12-megapixel JPEG: textured enough that it does not compress to
 /// nothing, different for every `seed`.
 fn camera_jpeg(seed: u64) -> BenchResult<Vec<u8>> {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng(seed * 2 + 1);
     let noise: Vec<u8> = (0..4096).map(|_| rng.next() as u8).collect();
     let img = image::ImageBuffer::from_fn(4000, 3000, |x, y| {
         let n = noise[((x * 7 + y * 13) % 4096) as usize];
@@ -536,20 +536,84 @@ fn camera_jpeg(seed: u64) -> BenchResult<Vec<u8>> {
     Ok(out)
 }
 
-/// `gridsync bench photo`: the capture pipeline on 12-megapixel JPEGs.
+/// Drops every `every`-th photo request, after the relay has answered half of the
+/// time: a link that keeps dropping, counting the photo bytes it was asked to carry.
+struct DroppingLink {
+    inner: gridsync_core::sync::HttpTransport,
+    every: u64,
+    calls: std::cell::Cell<u64>,
+    cuts: std::cell::Cell<u64>,
+    chunk_bytes: std::cell::Cell<u64>,
+}
+
+impl gridsync_core::sync::Transport for DroppingLink {
+    fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, gridsync_core::sync::TransportError> {
+        if path != "/v1/blob/put" {
+            return self.inner.post(path, token, body);
+        }
+        if let Ok(chunk) =
+            gridsync_core::sync::wire::decode::<gridsync_core::sync::wire::BlobPutRequest>(&body)
+        {
+            self.chunk_bytes
+                .set(self.chunk_bytes.get() + chunk.bytes.len() as u64);
+        }
+        let n = self.calls.get() + 1;
+        self.calls.set(n);
+        if n % self.every != 0 {
+            return self.inner.post(path, token, body);
+        }
+        self.cuts.set(self.cuts.get() + 1);
+        if n % (2 * self.every) == 0 {
+            let _ = self.inner.post(path, token, body);
+        }
+        Err(gridsync_core::sync::TransportError::Network(
+            "dropped".into(),
+        ))
+    }
+}
+
+fn report_with_photos(worker: &Engine, photos: Vec<gridsync_core::PhotoHash>) -> BenchResult {
+    worker.report_case(NewCase {
+        title: "楼道堆放杂物".into(),
+        description: DESCRIPTIONS[0].into(),
+        category: "safety".parse()?,
+        subcategory: Some("safety.fire_exit".parse()?),
+        severity: Severity::High,
+        grid: None,
+        location: None,
+        people: vec![],
+        photos,
+    })?;
+    Ok(())
+}
+
+/// `gridsync bench photo`: the capture pipeline on 12-megapixel JPEGs, then their
+/// upload to a relay on loopback, cleanly and over a link that keeps dropping.
 pub fn photo(samples: usize) -> BenchResult {
     let dir = tempfile::tempdir()?;
     let clock = SimClock::new(Utc::now());
-    let worker = sim::device(dir.path(), "w-339901001001001", &clock)?;
+    let relay = sim::RelayProcess::start(&dir.path().join("relay"))?;
+    let devices = dir.path().join("devices");
+    std::fs::create_dir_all(&devices)?;
+    let worker = relay.enroll(&devices, "w-339901001001001", &clock)?;
+    let samples = samples.clamp(1, 25);
     let mut ms = Vec::new();
-    let mut last = None;
+    let mut hashes = Vec::new();
     let mut input_bytes = 0;
-    for i in 0..samples.max(1) {
+    for i in 0..2 * samples {
         let jpeg = camera_jpeg(i as u64 + 1)?;
         input_bytes = jpeg.len();
         let (t, info) = time_ms(|| worker.ingest_photo(&jpeg, Some("IMG.JPG")));
-        ms.push(t);
-        last = Some(info?);
+        let info = info?;
+        if i < samples {
+            ms.push(t);
+        }
+        hashes.push(info);
     }
     let mut stats = percentiles(ms);
     if let Some(m) = stats.as_object_mut() {
@@ -557,7 +621,7 @@ pub fn photo(samples: usize) -> BenchResult {
         m.insert("input_bytes".into(), json!(input_bytes));
     }
     print_as("photo", "ingest", stats);
-    if let Some(info) = last {
+    if let Some(info) = hashes.last() {
         let display = worker.photo(&info.hash)?.len();
         let thumb = worker.photo(&info.thumb)?.len();
         print_as(
@@ -567,5 +631,46 @@ pub fn photo(samples: usize) -> BenchResult {
         );
         print_as("photo", "thumb_bytes", json!({ "bytes": thumb }));
     }
+
+    // A clean upload of the first half.
+    let (first, second) = hashes.split_at(samples);
+    report_with_photos(&worker, first.iter().map(|p| p.hash.clone()).collect())?;
+    let start = Instant::now();
+    let clean = worker.sync(&mut |_| {})?;
+    let secs = start.elapsed().as_secs_f64();
+    print_as(
+        "photo",
+        "upload",
+        json!({ "photos": clean.photos_uploaded, "bytes": clean.photo_bytes_sent, "seconds": secs,
+                "mb_per_s": clean.photo_bytes_sent as f64 / 1e6 / secs }),
+    );
+
+    // The second half over a link that drops every fourth photo request.
+    report_with_photos(&worker, second.iter().map(|p| p.hash.clone()).collect())?;
+    let mut total = 0u64;
+    for p in second {
+        total += (worker.photo(&p.hash)?.len() + worker.photo(&p.thumb)?.len()) as u64;
+    }
+    let (url, _) = worker.server()?.ok_or("not enrolled")?;
+    let link = DroppingLink {
+        inner: gridsync_core::sync::HttpTransport::new(&url),
+        every: 4,
+        calls: Default::default(),
+        cuts: Default::default(),
+        chunk_bytes: Default::default(),
+    };
+    for _ in 0..1000 {
+        if gridsync_core::sync::sync(&worker, &link, &mut |_| {}).is_ok() {
+            break;
+        }
+    }
+    let resent = link.chunk_bytes.get().saturating_sub(total);
+    let cuts = link.cuts.get();
+    print_as(
+        "photo",
+        "resent_per_cut",
+        json!({ "cuts": cuts, "bytes_resent": resent, "per_cut": resent as f64 / cuts.max(1) as f64,
+                "chunk_bytes": gridsync_core::sync::client::PHOTO_CHUNK_BYTES }),
+    );
     Ok(())
 }
