@@ -446,6 +446,23 @@ impl Engine {
         })
     }
 
+    /// Like [`Engine::ingest_photo`], from a file the camera wrote; its name must
+    /// agree with its content, and its size is checked before it is read.
+    pub fn ingest_photo_file(&self, path: &Path) -> Result<PhotoInfo> {
+        let size = std::fs::metadata(path)?.len();
+        let max = self.photo_limits.max_file_bytes;
+        if size > max as u64 {
+            return Err(crate::photo::PhotoError::Size(
+                usize::try_from(size).unwrap_or(usize::MAX),
+                max,
+            )
+            .into());
+        }
+        let bytes = std::fs::read(path)?;
+        let name = path.file_name().and_then(|n| n.to_str());
+        self.ingest_photo(&bytes, name)
+    }
+
     /// The bytes of a stored photo (display image or thumbnail), checked against its hash.
     pub fn photo(&self, hash: &PhotoHash) -> Result<Vec<u8>> {
         let bytes = self.blobs.read(hash).map_err(|e| match e.kind() {
