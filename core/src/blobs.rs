@@ -49,8 +49,21 @@ impl Blobs {
             return Ok(());
         }
         let dir = path.parent().unwrap_or(&self.root);
-        fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!("{TMP_PREFIX}{hash}"));
+        if !dir.exists() {
+            fs::create_dir_all(dir)?;
+            // The new folders' entries must survive a power loss with the file.
+            for d in [Some(dir), dir.parent(), self.root.parent()]
+                .into_iter()
+                .flatten()
+            {
+                File::open(d)?.sync_all()?;
+            }
+        }
+        // A unique temporary name: two writers of one photo never share a file.
+        let tmp = dir.join(format!(
+            "{TMP_PREFIX}{hash}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
         {
             let mut f = File::create(&tmp)?;
             f.write_all(bytes)?;
@@ -58,6 +71,16 @@ impl Blobs {
         }
         fs::rename(&tmp, &path)?;
         File::open(dir)?.sync_all()
+    }
+
+    /// Read up to `len` bytes of a photo from `offset`.
+    pub fn read_range(&self, hash: &PhotoHash, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = File::open(self.path(hash))?;
+        f.seek(SeekFrom::Start(offset))?;
+        let mut out = Vec::new();
+        f.take(len).read_to_end(&mut out)?;
+        Ok(out)
     }
 
     /// Read a photo.
@@ -73,33 +96,41 @@ impl Blobs {
         }
     }
 
-    /// Remove every file whose hash `keep` does not know, and every temporary file.
+    /// Whether a photo's file is there.
+    pub fn exists(&self, hash: &PhotoHash) -> bool {
+        self.path(hash).is_file()
+    }
+
+    /// Remove photo files whose hash `keep` does not know, and temporary files. Only
+    /// names this store writes are touched; what cannot be removed is left (the
+    /// next open tries again) rather than stopping the device from opening.
     /// Returns how many were removed.
-    pub fn sweep(&self, keep: impl Fn(&str) -> bool) -> std::io::Result<usize> {
+    pub fn sweep(&self, keep: impl Fn(&str) -> bool) -> usize {
         let mut removed = 0;
         let Ok(dirs) = fs::read_dir(&self.root) else {
-            return Ok(0);
+            return 0;
         };
-        for dir in dirs {
-            let dir = dir?.path();
-            if !dir.is_dir() {
+        for dir in dirs.flatten() {
+            let Ok(files) = fs::read_dir(dir.path()) else {
                 continue;
-            }
-            for file in fs::read_dir(&dir)? {
-                let path = file?.path();
+            };
+            for file in files.flatten() {
+                let path = file.path();
                 let name = path
                     .file_name()
                     .and_then(|n| n.to_str())
                     .unwrap_or_default();
-                let known = name
-                    .strip_suffix(".jpg")
-                    .is_some_and(|h| !name.starts_with(TMP_PREFIX) && keep(h));
-                if !known {
-                    fs::remove_file(&path)?;
+                let stale = if name.starts_with(TMP_PREFIX) {
+                    true
+                } else {
+                    name.strip_suffix(".jpg")
+                        .is_some_and(|h| h.parse::<PhotoHash>().is_ok() && !keep(h))
+                };
+                if stale && path.is_file() && fs::remove_file(&path).is_ok() {
                     removed += 1;
                 }
             }
         }
-        Ok(removed)
+        removed
     }
 }

@@ -184,9 +184,7 @@ impl Engine {
             })
             .map_err(sqlite)?;
         // Files left by a crash between a file and its row are of no photo.
-        blobs
-            .sweep(|h| known.contains(h))
-            .map_err(|e| sqlite(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        blobs.sweep(|h| known.contains(h));
         Ok(Engine {
             db,
             blobs,
@@ -458,7 +456,12 @@ impl Engine {
             )
             .into());
         }
-        let bytes = std::fs::read(path)?;
+        let mut bytes = Vec::new();
+        // Read at most one byte past the limit, whatever the file does meanwhile.
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::fs::File::open(path)?, max as u64 + 1),
+            &mut bytes,
+        )?;
         let name = path.file_name().and_then(|n| n.to_str());
         self.ingest_photo(&bytes, name)
     }
@@ -480,13 +483,14 @@ impl Engine {
         Ok(bytes)
     }
 
-    /// Whether the photo's file is on this device.
+    /// Whether the photo is on this device: its row and its file.
     pub fn has_photo(&self, hash: &PhotoHash) -> Result<bool> {
-        self.db.read(|tx| -> Result<bool> {
+        let row = self.db.read(|tx| -> Result<bool> {
             Ok(tx
                 .prepare_cached("SELECT EXISTS (SELECT 1 FROM photos WHERE hash = ?1)")?
                 .query_row([hash.as_str()], |r| r.get(0))?)
-        })
+        })?;
+        Ok(row && self.blobs.exists(hash))
     }
 
     /// Photos of this device's cases that the server does not have yet, in upload

@@ -152,15 +152,10 @@ pub fn process(
             });
         }
     }
-    // The JPEG decoder fills a cut-off file with grey rather than failing; a
-    // complete JPEG ends with its end-of-image marker.
-    if format == ImageFormat::Jpeg
-        && !bytes[bytes.len().saturating_sub(32)..]
-            .windows(2)
-            .any(|w| w == [0xFF, 0xD9])
-    {
+    // The JPEG decoder fills a cut-off file with grey rather than failing.
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         return Err(PhotoError::Corrupt(
-            "the JPEG file is truncated (no end-of-image marker)".into(),
+            "the JPEG file is truncated (its image data has no end marker)".into(),
         ));
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
@@ -197,17 +192,48 @@ pub fn process(
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| match e {
+    let img = DynamicImage::from_decoder(decoder).map_err(|e| match e {
         image::ImageError::Limits(_) => too_large((w, h)),
         other => PhotoError::Corrupt(other.to_string()),
     })?;
-    img.apply_orientation(orientation);
-    let display = fit(&img, limits.display_px);
-    let thumb = display.thumbnail(limits.thumb_px, limits.thumb_px);
+    // Scale first, then turn: turning the full-size image would double the peak
+    // memory. `fit` bounds both sides, so the order does not change the result.
+    let mut display = fit(&img, limits.display_px);
+    drop(img);
+    display.apply_orientation(orientation);
+    let thumb = fit(&display, limits.thumb_px);
     Ok(Processed {
         display: encode(&display, limits.quality)?,
         thumb: encode(&thumb, limits.quality)?,
     })
+}
+
+/// Whether a JPEG's image data is followed by its end-of-image marker. Walks the
+/// segments from the start, skipping metadata (whose embedded thumbnails have markers
+/// of their own), to the first scan; data appended after the end marker (camera
+/// trailers, motion-photo videos) is allowed.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xFF {
+            return false;
+        }
+        let marker = bytes[i + 1];
+        if marker == 0xFF {
+            i += 1;
+            continue;
+        }
+        let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+        if marker == 0xDA {
+            // Entropy-coded data escapes 0xFF, so the first FF D9 after the first scan
+            // header ends the image (progressive images have more scans before it).
+            return bytes[i + 2 + len.min(bytes.len() - i - 2)..]
+                .windows(2)
+                .any(|w| w == [0xFF, 0xD9]);
+        }
+        i += 2 + len;
+    }
+    false
 }
 
 /// Scale down so the long side is at most `px` (never up). Area averaging: every

@@ -363,7 +363,9 @@ pub(crate) fn purge(tx: &Transaction<'_>, id: &DocId) -> Result<()> {
 pub(crate) fn has_unsettled(tx: &Transaction<'_>, id: &DocId) -> Result<bool> {
     Ok(tx
         .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM outbox WHERE doc_id = ?1 AND acked_ms IS NULL)",
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE doc_id = ?1 AND acked_ms IS NULL)
+                 OR EXISTS (SELECT 1 FROM case_photos c JOIN photos p USING (hash)
+                            WHERE c.doc_id = ?1 AND p.uploaded_ms IS NULL)",
         )?
         .query_row([id.as_str()], |r| r.get(0))?)
 }

@@ -227,6 +227,8 @@ fn display_images_of_closed_cases_are_evicted_once_uploaded_and_fetched_again_on
 
     let freed = worker.evict_photos(0).unwrap();
     assert!(freed > 0);
+    let file = gridsync_core::blobs::Blobs::for_db(worker.db_path()).path(&closed_photo.hash);
+    assert!(!file.exists(), "the file itself is gone");
     assert!(
         !worker.has_photo(&closed_photo.hash).unwrap(),
         "the archived case's display image went"
@@ -367,4 +369,52 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+#[test]
+fn knowing_a_photos_hash_is_no_way_to_read_it() {
+    let relay = SimRelay::new();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = relay.enroll(WORKER, dir.path());
+    let stranger = relay.enroll("w-339901002001001", dir.path());
+    let bytes = camera_jpeg();
+    let mine = worker.ingest_photo(&bytes, None).unwrap();
+    worker
+        .report_case(gridsync_core::NewCase {
+            photos: vec![mine.hash.clone()],
+            ..leak()
+        })
+        .unwrap();
+    worker.sync().unwrap();
+
+    // The same picture (a forwarded file): same hash. Attaching it in another town
+    // must not make the first case's photo readable there.
+    let theirs = stranger.ingest_photo(&bytes, None).unwrap();
+    assert_eq!(theirs.hash, mine.hash);
+    stranger
+        .report_case(gridsync_core::NewCase {
+            photos: vec![theirs.hash.clone()],
+            ..leak()
+        })
+        .unwrap();
+    let r = stranger.sync().unwrap();
+    assert_eq!(r.rejected.len(), 1, "{r:?}");
+    assert_eq!(
+        r.rejected[0].1,
+        "a photo of a case outside your scope cannot be attached"
+    );
+    // Asked directly (the stranger holds the bytes locally, so ask the relay).
+    let body = gridsync_core::sync::wire::encode(&gridsync_core::sync::wire::BlobGetRequest {
+        v: 1,
+        hash: mine.thumb.to_string(),
+        offset: 0,
+        max_bytes: 1 << 20,
+    });
+    match stranger
+        .transport
+        .post("/v1/blob/get", Some(&stranger.token), body)
+    {
+        Err(TransportError::Status { status: 404, .. }) => {}
+        other => panic!("expected 404, got {:?}", other.map(|b| b.len())),
+    }
 }

@@ -199,6 +199,8 @@ pub struct SyncReport {
     pub photos_uploaded: u64,
     /// Photo bytes sent (chunks, including any sent again after a cut).
     pub photo_bytes_sent: u64,
+    /// Photos that could not be uploaded this time (tried again next sync).
+    pub photos_skipped: u64,
     /// HTTP requests made.
     pub requests: u64,
     /// Request body bytes.
@@ -247,50 +249,18 @@ fn upload_photos(
     let queue = engine.photos_to_upload()?;
     let total = queue.len() as u64;
     for (i, hash) in queue.iter().enumerate() {
-        let bytes = engine.photo(hash)?;
-        let mut offset = 0u64;
-        // The first request carries no data: it asks where an earlier, cut-off
-        // upload stopped (or whether the server already has the photo).
-        let mut probe = true;
-        loop {
-            let start = usize::try_from(offset)
-                .unwrap_or(usize::MAX)
-                .min(bytes.len());
-            let end = if probe {
-                start
-            } else {
-                (start + PHOTO_CHUNK_BYTES).min(bytes.len())
-            };
-            probe = false;
-            let chunk = bytes[start..end].to_vec();
-            report.photo_bytes_sent += chunk.len() as u64;
-            let body = wire::encode(&wire::BlobPutRequest {
-                v: PROTOCOL_VERSION,
-                hash: hash.to_string(),
-                total: bytes.len() as u64,
-                offset,
-                bytes: chunk,
-            });
-            report.bytes_up += body.len() as u64;
-            report.requests += 1;
-            let answer = transport.post("/v1/blob/put", Some(token), body)?;
-            report.bytes_down += answer.len() as u64;
-            let resp: wire::BlobPutResponse =
-                wire::decode(&answer).map_err(|e| SyncError::Protocol(e.to_string()))?;
-            check_version(resp.v)?;
-            if resp.done {
-                break;
+        match upload_photo(engine, transport, token, hash, report) {
+            Ok(()) => {
+                engine.mark_photo_uploaded(hash)?;
+                report.photos_uploaded += 1;
             }
-            if resp.received > bytes.len() as u64 {
-                return Err(SyncError::Protocol(
-                    "the server holds more than the photo".into(),
-                ));
+            // This photo cannot go up now (the server does not know its case, or the
+            // file is damaged): the others must not wait behind it.
+            Err(SyncError::Refused { .. }) | Err(SyncError::Local(_)) => {
+                report.photos_skipped += 1;
             }
-            // The server says where to go on: after a cut, that is where it stopped.
-            offset = resp.received;
+            Err(e) => return Err(e),
         }
-        engine.mark_photo_uploaded(hash)?;
-        report.photos_uploaded += 1;
         progress(Progress {
             phase: Phase::Photos,
             items: i as u64 + 1,
@@ -299,6 +269,63 @@ fn upload_photos(
         });
     }
     Ok(())
+}
+
+fn upload_photo(
+    engine: &Engine,
+    transport: &dyn Transport,
+    token: &str,
+    hash: &crate::ids::PhotoHash,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let bytes = engine.photo(hash)?;
+    let len = bytes.len() as u64;
+    let mut offset = 0u64;
+    // The first request carries no data: it asks where an earlier, cut-off upload
+    // stopped (or whether the server already has the photo).
+    let mut probe = true;
+    // A well-behaved server moves forward every time; bound the rounds regardless.
+    let rounds = 8 + 2 * bytes.len() / PHOTO_CHUNK_BYTES;
+    for _ in 0..rounds {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        let end = if probe {
+            start
+        } else {
+            (start + PHOTO_CHUNK_BYTES).min(bytes.len())
+        };
+        probe = false;
+        let chunk = bytes[start..end].to_vec();
+        report.photo_bytes_sent += chunk.len() as u64;
+        let body = wire::encode(&wire::BlobPutRequest {
+            v: PROTOCOL_VERSION,
+            hash: hash.to_string(),
+            total: len,
+            offset,
+            bytes: chunk,
+        });
+        report.bytes_up += body.len() as u64;
+        report.requests += 1;
+        let answer = transport.post("/v1/blob/put", Some(token), body)?;
+        report.bytes_down += answer.len() as u64;
+        let resp: wire::BlobPutResponse =
+            wire::decode(&answer).map_err(|e| SyncError::Protocol(e.to_string()))?;
+        check_version(resp.v)?;
+        if resp.done {
+            return Ok(());
+        }
+        if resp.received > len {
+            return Err(SyncError::Protocol(
+                "the server holds more than the photo".into(),
+            ));
+        }
+        // The server says where to go on: after a cut, that is where it stopped.
+        offset = resp.received;
+    }
+    Err(SyncError::Protocol(format!(
+        "the upload of photo {hash} made no progress"
+    )))
 }
 
 /// Fetch a photo of a case on this device from the server (on demand: thumbnails

@@ -285,6 +285,7 @@ impl Relay {
         }
         let batch = gridsync_core::engine::group_by_doc(valid);
         let actor = device.device.actor();
+        let vis = visibility(&user);
         let check = |id: &DocId,
                      before: Option<&DocContent>,
                      after: &DocContent,
@@ -292,7 +293,8 @@ impl Relay {
             if changes.iter().any(|c| c.actor_id() != &actor) {
                 return Err("the change was not made on this device".to_owned());
             }
-            authorize(&user, id, before, after)
+            authorize(&user, id, before, after)?;
+            self.check_new_photos(&vis, before, after)
         };
         let imported = self
             .engine
@@ -392,6 +394,45 @@ impl Relay {
         })
     }
 
+    /// A photo newly referred to must not be one a document outside the user's scope
+    /// refers to: knowing a hash must not be a way to read someone else's photo.
+    fn check_new_photos(
+        &self,
+        vis: &Visibility,
+        before: Option<&DocContent>,
+        after: &DocContent,
+    ) -> Result<(), String> {
+        let DocContent::Case(c) = after else {
+            return Ok(());
+        };
+        let known: HashSet<&PhotoHash> = match before {
+            Some(DocContent::Case(b)) => b
+                .photos
+                .iter()
+                .flat_map(|p| std::iter::once(&p.hash).chain(p.thumb.as_ref()))
+                .collect(),
+            _ => HashSet::new(),
+        };
+        for hash in c
+            .photos
+            .iter()
+            .flat_map(|p| std::iter::once(&p.hash).chain(p.thumb.as_ref()))
+            .filter(|h| !known.contains(h))
+        {
+            let elsewhere = self
+                .store
+                .photo_referenced_outside(hash.as_str(), vis)
+                .map_err(|e| {
+                    tracing::error!(error = %e, "photo check");
+                    "the server could not check the photo; try again".to_owned()
+                })?;
+            if elsewhere {
+                return Err("a photo of a case outside your scope cannot be attached".into());
+            }
+        }
+        Ok(())
+    }
+
     /// The photo, if `user` may see a document that refers to it; otherwise the same
     /// answer as for a photo that does not exist.
     fn visible_photo(&self, user: &User, hash: &str) -> Result<PhotoHash, RelayError> {
@@ -415,7 +456,7 @@ impl Relay {
     ) -> Result<BlobPutResponse, RelayError> {
         let (device, user) = self.authenticate(token)?;
         check_version(req.v)?;
-        let hash = self.visible_photo(&user, &req.hash)?;
+        let hash = self.uploadable_photo(&user, &req.hash)?;
         if req.total == 0 || req.total > MAX_BLOB_BYTES || req.bytes.len() > MAX_CHUNK_BYTES {
             return Err(RelayError::bad_request(format!(
                 "a photo must be 1 byte to {MAX_BLOB_BYTES} bytes, sent in chunks of at most {MAX_CHUNK_BYTES}"
@@ -434,9 +475,10 @@ impl Relay {
         {
             return Ok(answer(req.total, true));
         }
-        // One upload at a time per relay: partial files are shared by hash.
+        // Each device uploads into its own partial file, named with the size it
+        // announced: nobody else can add to it, and a different size starts afresh.
         let _guard = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
-        let partial = self.partial_path(&hash);
+        let partial = self.partial_path(&hash, &device.device, req.total);
         let have = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
         if req.offset != have {
             // Not where the server stands (a retry, or a cut): say where to go on.
@@ -452,11 +494,17 @@ impl Relay {
             return Ok(answer(end, false));
         }
         let bytes = std::fs::read(&partial).map_err(RelayError::internal)?;
-        let _ = std::fs::remove_file(&partial);
         if gridsync_core::photo::hash_of(&bytes) != hash {
+            let _ = std::fs::remove_file(&partial);
             return Err(RelayError::bad_request(
                 "the photo does not match its hash; send it again",
             ));
+        }
+        // Only what the capture pipeline makes is kept and handed to other devices:
+        // a JPEG no larger than a display image.
+        if let Err(why) = check_rendition(&bytes) {
+            let _ = std::fs::remove_file(&partial);
+            return Err(RelayError::bad_request(why));
         }
         self.blobs
             .write(&hash, &bytes)
@@ -464,6 +512,8 @@ impl Relay {
         self.store
             .record_blob(hash.as_str(), req.total, Utc::now().timestamp_millis())
             .map_err(RelayError::internal)?;
+        // The partial goes only once the blob is durable and recorded.
+        let _ = std::fs::remove_file(&partial);
         tracing::info!(device = %device.device, size = req.total, "photo stored");
         Ok(answer(req.total, true))
     }
@@ -488,21 +538,48 @@ impl Relay {
                 "the photo has not been uploaded yet",
             ));
         };
-        let bytes = self.blobs.read(&hash).map_err(RelayError::internal)?;
-        let start = usize::try_from(req.offset)
-            .unwrap_or(usize::MAX)
-            .min(bytes.len());
-        let len = usize::try_from(req.max_bytes.clamp(1, MAX_CHUNK_BYTES as u64))
-            .unwrap_or(MAX_CHUNK_BYTES);
+        let len = req.max_bytes.clamp(1, MAX_CHUNK_BYTES as u64);
+        let bytes = self
+            .blobs
+            .read_range(&hash, req.offset.min(total), len)
+            .map_err(RelayError::internal)?;
         Ok(BlobGetResponse {
             v: PROTOCOL_VERSION,
             total,
-            bytes: bytes[start..(start + len).min(bytes.len())].to_vec(),
+            bytes,
         })
     }
 
-    fn partial_path(&self, hash: &PhotoHash) -> std::path::PathBuf {
-        self.data.join("blobs").join("partial").join(hash.as_str())
+    fn partial_path(
+        &self,
+        hash: &PhotoHash,
+        device: &gridsync_core::DeviceId,
+        total: u64,
+    ) -> std::path::PathBuf {
+        self.data
+            .join("blobs")
+            .join("partial")
+            .join(format!("{hash}-{device}-{total}"))
+    }
+
+    /// A photo `user` may upload: one a document they may see refers to, or one
+    /// they attached themselves (their case may have left their scope since).
+    fn uploadable_photo(&self, user: &User, hash: &str) -> Result<PhotoHash, RelayError> {
+        let not_found = || RelayError::new(404, "not_found", "no such photo");
+        let parsed: PhotoHash = hash.parse().map_err(|_| not_found())?;
+        let ok = self
+            .store
+            .photo_attached_by(parsed.as_str(), user.id.as_str())
+            .map_err(RelayError::internal)?
+            || self
+                .store
+                .photo_visible(parsed.as_str(), &visibility(user))
+                .map_err(RelayError::internal)?;
+        if ok {
+            Ok(parsed)
+        } else {
+            Err(not_found())
+        }
     }
 
     /// The next page of what a device may see.
@@ -569,8 +646,11 @@ fn scope_of(content: DocContent) -> DocScope {
             photos: c
                 .photos
                 .iter()
-                .flat_map(|p| std::iter::once(&p.hash).chain(p.thumb.as_ref()))
-                .map(|h| h.to_string())
+                .flat_map(|p| {
+                    std::iter::once(&p.hash)
+                        .chain(p.thumb.as_ref())
+                        .map(move |h| (h.to_string(), p.by.to_string()))
+                })
                 .collect(),
             grid: c.grid,
         },
@@ -580,6 +660,25 @@ fn scope_of(content: DocContent) -> DocScope {
             photos: Vec::new(),
         },
     }
+}
+
+/// Whether `bytes` are what the capture pipeline stores: a JPEG whose long side is
+/// at most a display image's.
+fn check_rendition(bytes: &[u8]) -> Result<(), String> {
+    let limit = gridsync_core::photo::PhotoLimits::default().display_px;
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    if reader.format() != Some(image::ImageFormat::Jpeg) {
+        return Err("only JPEG renditions made by the app are accepted".into());
+    }
+    let (w, h) = reader.into_dimensions().map_err(|e| e.to_string())?;
+    if w.max(h) > limit {
+        return Err(format!(
+            "a photo may be at most {limit} px on its long side"
+        ));
+    }
+    Ok(())
 }
 
 fn append_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -51,8 +51,8 @@ pub struct DocScope {
     pub grid: RegionCode,
     /// The department, while dispatched.
     pub dept: Option<DeptId>,
-    /// Hashes of the photos (display images and thumbnails) it refers to.
-    pub photos: Vec<String>,
+    /// The photos (display images and thumbnails) it refers to, with who attached each.
+    pub photos: Vec<(String, String)>,
 }
 
 /// What a user may see: a region subtree, and/or a department's cases.
@@ -151,6 +151,10 @@ pub trait RelayStore: Send + Sync {
     fn log_len(&self) -> StoreResult<u64>;
     /// Whether a document that refers to photo `hash` is visible to `vis`.
     fn photo_visible(&self, hash: &str, vis: &Visibility) -> StoreResult<bool>;
+    /// Whether `user` attached photo `hash` to some document.
+    fn photo_attached_by(&self, hash: &str, user: &str) -> StoreResult<bool>;
+    /// Whether a document `vis` may not see refers to photo `hash`.
+    fn photo_referenced_outside(&self, hash: &str, vis: &Visibility) -> StoreResult<bool>;
     /// The size of a stored blob, if stored.
     fn blob_size(&self, hash: &str) -> StoreResult<Option<u64>>;
     /// Record a blob as stored (after its file is durable).
@@ -216,8 +220,9 @@ const MIGRATIONS: &[&str] = &[
         stored_ms INTEGER NOT NULL
     ) STRICT;
     CREATE TABLE doc_photos (
-        doc_id TEXT NOT NULL,
-        hash   TEXT NOT NULL,
+        doc_id   TEXT NOT NULL,
+        hash     TEXT NOT NULL,
+        added_by TEXT NOT NULL,
         PRIMARY KEY (doc_id, hash)
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX doc_photos_hash ON doc_photos (hash);
@@ -423,7 +428,7 @@ impl RelayStore for SqliteRelayStore {
                  ON CONFLICT (device_id, doc_id) DO UPDATE SET sent_page = 0",
             )?;
             let mut photo = tx.prepare_cached(
-                "INSERT OR IGNORE INTO doc_photos (doc_id, hash) VALUES (?1, ?2)",
+                "INSERT OR IGNORE INTO doc_photos (doc_id, hash, added_by) VALUES (?1, ?2, ?3)",
             )?;
             for (doc, s) in scopes {
                 scope.execute(params![
@@ -431,8 +436,8 @@ impl RelayStore for SqliteRelayStore {
                     s.grid.as_str(),
                     s.dept.as_ref().map(|d| d.as_str())
                 ])?;
-                for hash in &s.photos {
-                    photo.execute(params![doc.as_str(), hash])?;
+                for (hash, by) in &s.photos {
+                    photo.execute(params![doc.as_str(), hash, by])?;
                 }
                 has.execute(params![device.to_string(), doc.as_str()])?;
             }
@@ -588,6 +593,28 @@ impl RelayStore for SqliteRelayStore {
             &format!(
                 "SELECT EXISTS (SELECT 1 FROM doc_photos p JOIN doc_scope s USING (doc_id)
                  WHERE p.hash = ?1 AND {VISIBLE})"
+            ),
+            params![hash, lo, hi, dept],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn photo_attached_by(&self, hash: &str, user: &str) -> StoreResult<bool> {
+        Ok(self.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM doc_photos WHERE hash = ?1 AND added_by = ?2)",
+            params![hash, user],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn photo_referenced_outside(&self, hash: &str, vis: &Visibility) -> StoreResult<bool> {
+        let lo = vis.region.as_ref().map(|r| r.as_str().to_owned());
+        let hi = vis.region.as_ref().map(|r| format!("{r}:"));
+        let dept = vis.dept.as_ref().map(|d| d.as_str().to_owned());
+        Ok(self.conn().query_row(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM doc_photos p JOIN doc_scope s USING (doc_id)
+                 WHERE p.hash = ?1 AND NOT {VISIBLE})"
             ),
             params![hash, lo, hi, dept],
             |r| r.get(0),
