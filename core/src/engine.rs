@@ -1231,33 +1231,38 @@ impl Engine {
                 .map(|(id, bytes)| (id.clone(), bytes.clone())),
         );
         let now_ms = self.now().timestamp_millis();
-        self.db.write(|tx| {
-            let results = Self::import_batch(tx, &batch, None, now_ms)?;
-            // A document that came back into scope is no longer to be removed.
-            for (id, _) in &batch {
-                tx.execute("DELETE FROM purge_pending WHERE doc_id = ?1", [id.as_str()])?;
-            }
-            for id in purge {
-                tx.execute(
-                    "INSERT OR IGNORE INTO purge_pending (doc_id)
+        self.db
+            .write(|tx| {
+                let results = Self::import_batch(tx, &batch, None, now_ms)?;
+                // A document that came back into scope is no longer to be removed.
+                for (id, _) in &batch {
+                    tx.execute("DELETE FROM purge_pending WHERE doc_id = ?1", [id.as_str()])?;
+                }
+                for id in purge {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO purge_pending (doc_id)
                      SELECT doc_id FROM docs WHERE doc_id = ?1",
-                    [id.as_str()],
-                )?;
-            }
-            let purged = Self::settle_purges(tx)?;
-            let ack = purge
-                .iter()
-                .map(DocId::as_str)
-                .collect::<Vec<_>>()
-                .join(" ");
-            tx.execute(
-                "INSERT INTO meta (key, value)
+                        [id.as_str()],
+                    )?;
+                }
+                let (purged, photos) = Self::settle_purges(tx)?;
+                let ack = purge
+                    .iter()
+                    .map(DocId::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                tx.execute(
+                    "INSERT INTO meta (key, value)
                  VALUES ('pull_cursor', ?1), ('purge_ack', ?2), ('pull_page', ?3)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                params![cursor.to_string(), ack, page.to_string()],
-            )?;
-            Ok((results, purged))
-        })
+                    params![cursor.to_string(), ack, page.to_string()],
+                )?;
+                Ok((results, purged, photos))
+            })
+            .map(|(results, purged, photos)| {
+                self.remove_photo_files(&photos);
+                (results, purged)
+            })
     }
 
     /// Record the server's answer to a push: acknowledged changes leave the outbox;
@@ -1273,15 +1278,17 @@ impl Engine {
         deferred: &[ChangeHash],
     ) -> Result<()> {
         let now = self.now().timestamp_millis();
-        self.db.write(|tx| {
-            store::mark_acked(tx, acked, now)?;
-            store::mark_rejected(tx, rejected, now)?;
-            let doomed = store::depending_on_rejections(tx, deferred)?;
-            let why = "depends on a change the server refused".to_owned();
-            let doomed: Vec<_> = doomed.into_iter().map(|h| (h, why.clone())).collect();
-            store::mark_rejected(tx, &doomed, now)?;
-            Self::settle_purges(tx).map(drop)
-        })
+        self.db
+            .write(|tx| {
+                store::mark_acked(tx, acked, now)?;
+                store::mark_rejected(tx, rejected, now)?;
+                let doomed = store::depending_on_rejections(tx, deferred)?;
+                let why = "depends on a change the server refused".to_owned();
+                let doomed: Vec<_> = doomed.into_iter().map(|h| (h, why.clone())).collect();
+                store::mark_rejected(tx, &doomed, now)?;
+                Self::settle_purges(tx).map(|(_, photos)| photos)
+            })
+            .map(|photos| self.remove_photo_files(&photos))
     }
 
     /// Changes the server refused, newest first, with its reasons.
@@ -1310,20 +1317,30 @@ impl Engine {
 
     /// Remove documents the server no longer shows this device, once none of their
     /// local changes is still waiting to be delivered: unsent work is never dropped.
-    fn settle_purges(tx: &Transaction<'_>) -> Result<usize> {
+    /// Returns how many documents went and the photo files to remove after commit.
+    fn settle_purges(tx: &Transaction<'_>) -> Result<(usize, Vec<PhotoHash>)> {
         let ids: Vec<String> = tx
             .prepare_cached("SELECT doc_id FROM purge_pending")?
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         let mut purged = 0;
+        let mut photos = Vec::new();
         for id in ids {
             let id: DocId = id.parse()?;
             if !store::has_unsettled(tx, &id)? {
-                store::purge(tx, &id)?;
+                photos.extend(store::purge(tx, &id)?);
                 purged += 1;
             }
         }
-        Ok(purged)
+        Ok((purged, photos))
+    }
+
+    /// Remove the files of photos whose rows a committed purge deleted. A file that
+    /// cannot be removed now is swept at the next open.
+    fn remove_photo_files(&self, photos: &[PhotoHash]) {
+        for hash in photos {
+            let _ = self.blobs.remove(hash);
+        }
     }
 
     // ---- internals ---------------------------------------------------------

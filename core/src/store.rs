@@ -8,7 +8,7 @@ use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::error::{Error, Result};
-use crate::ids::{DocId, DocKind};
+use crate::ids::{DocId, DocKind, PhotoHash};
 
 /// Largest change accepted from another replica.
 pub const MAX_CHANGE_BYTES: usize = 1024 * 1024;
@@ -347,7 +347,23 @@ pub(crate) fn depending_on_rejections(
 
 /// Remove a document and everything derived from it. Its outbox rows must all be
 /// acknowledged; they go too. Rejections stay.
-pub(crate) fn purge(tx: &Transaction<'_>, id: &DocId) -> Result<()> {
+///
+/// Returns the photos only this document referred to: their rows are deleted here,
+/// and the caller removes their files once the transaction has committed (a photo
+/// of a case the user may no longer see does not stay on the phone).
+pub(crate) fn purge(tx: &Transaction<'_>, id: &DocId) -> Result<Vec<PhotoHash>> {
+    let only_here: Vec<String> = tx
+        .prepare_cached(
+            "SELECT c.hash FROM case_photos c
+             WHERE c.doc_id = ?1
+               AND NOT EXISTS (SELECT 1 FROM case_photos o WHERE o.hash = c.hash AND o.doc_id <> ?1)",
+        )?
+        .query_map([id.as_str()], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut forget = tx.prepare_cached("DELETE FROM photos WHERE hash = ?1")?;
+    for hash in &only_here {
+        forget.execute([hash])?;
+    }
     tx.prepare_cached(
         "DELETE FROM case_search WHERE rowid = (SELECT rowid FROM cases WHERE doc_id = ?1)",
     )?
@@ -356,7 +372,10 @@ pub(crate) fn purge(tx: &Transaction<'_>, id: &DocId) -> Result<()> {
         .execute([id.as_str()])?;
     tx.prepare_cached("DELETE FROM docs WHERE doc_id = ?1")?
         .execute([id.as_str()])?;
-    Ok(())
+    only_here
+        .into_iter()
+        .map(|h| h.parse().map_err(Error::from))
+        .collect()
 }
 
 /// Whether a document has local changes the server has not yet settled.

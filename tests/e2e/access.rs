@@ -359,7 +359,18 @@ fn a_case_leaving_a_handlers_scope_is_purged_but_unsent_work_is_reported_not_dro
     let dispatcher = relay.enroll(DISPATCHER, dir.path());
     let h1 = relay.enroll(HANDLER, dir.path());
     let h2 = relay.enroll("h-water-2", dir.path());
-    let id = worker.report_case(leak()).unwrap();
+    let img = image::ImageBuffer::from_fn(300, 200, |x, y| image::Rgb([x as u8, y as u8, 7]));
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .encode_image(&img)
+        .unwrap();
+    let photo = worker.ingest_photo(&jpeg, None).unwrap();
+    let id = worker
+        .report_case(gridsync_core::NewCase {
+            photos: vec![photo.hash.clone()],
+            ..leak()
+        })
+        .unwrap();
     worker.sync().unwrap();
     dispatcher.sync().unwrap();
     dispatcher
@@ -367,6 +378,8 @@ fn a_case_leaving_a_handlers_scope_is_purged_but_unsent_work_is_reported_not_dro
         .unwrap();
     dispatcher.sync().unwrap();
     h1.sync().unwrap();
+    sync::fetch_photo(&h1.engine, &h1.transport, &photo.thumb).unwrap();
+    assert!(h1.has_photo(&photo.thumb).unwrap());
     h2.sync().unwrap();
     assert_eq!(h2.doc_ids().unwrap(), vec![id.clone()]);
 
@@ -392,6 +405,11 @@ fn a_case_leaving_a_handlers_scope_is_purged_but_unsent_work_is_reported_not_dro
     assert!(
         h1.doc_ids().unwrap().is_empty(),
         "no longer visible, removed"
+    );
+    let thumb_file = gridsync_core::blobs::Blobs::for_db(h1.db_path()).path(&photo.thumb);
+    assert!(
+        !h1.has_photo(&photo.thumb).unwrap() && !thumb_file.exists(),
+        "its photos go too"
     );
 
     h2.set_online(true);
