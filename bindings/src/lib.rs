@@ -1,0 +1,330 @@
+//! gridsync-ffi: a thin UniFFI facade over `gridsync-core` for Kotlin, Swift and
+//! Python. FFI types hold the core type and convert with `From`; the logic stays in
+//! the core. Local calls are synchronous (call them off the UI thread); `sync` is
+//! async. Generated bindings come from `uniffi-bindgen` in library mode (see
+//! `bindings/README.md`).
+#![warn(missing_docs)]
+
+mod records;
+
+use std::sync::{Arc, Mutex};
+
+use gridsync_core::sync::{HttpTransport, SyncError};
+use gridsync_core::{DeviceId, Engine, Identity};
+
+pub use records::*;
+
+uniffi::setup_scaffolding!();
+
+/// The one error type apps see; each variant is something an app can act on.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum GridsyncError {
+    /// No network, or the link dropped: try again later.
+    #[error("network: {reason}")]
+    Network {
+        /// What happened.
+        reason: String,
+    },
+    /// The device must enroll again; with `wipe`, erase its data first.
+    #[error("unauthorized: {reason}")]
+    Unauthorized {
+        /// What the server said.
+        reason: String,
+        /// The device was revoked.
+        wipe: bool,
+    },
+    /// No such case, patrol or photo (or not visible to this user).
+    #[error("not found: {reason}")]
+    NotFound {
+        /// What was looked for.
+        reason: String,
+    },
+    /// The user may not do this, or the case's state does not allow it.
+    #[error("refused: {reason}")]
+    Refused {
+        /// Why.
+        reason: String,
+    },
+    /// A field is missing, too long or out of range; a photo was refused.
+    #[error("invalid input: {reason}")]
+    InvalidInput {
+        /// Which field and why.
+        reason: String,
+    },
+    /// The local database or files failed.
+    #[error("storage: {reason}")]
+    Storage {
+        /// What failed.
+        reason: String,
+    },
+    /// The engine was closed.
+    #[error("the engine is closed")]
+    Closed,
+    /// Anything else.
+    #[error("{reason}")]
+    Other {
+        /// What happened.
+        reason: String,
+    },
+}
+
+impl From<gridsync_core::Error> for GridsyncError {
+    fn from(e: gridsync_core::Error) -> Self {
+        use gridsync_core::Error as E;
+        let reason = e.to_string();
+        match e {
+            E::NotFound { .. } => GridsyncError::NotFound { reason },
+            E::Forbidden(_) | E::Refused(_) => GridsyncError::Refused { reason },
+            E::InvalidInput(_) | E::Photo(_) | E::Directory(_) => {
+                GridsyncError::InvalidInput { reason }
+            }
+            E::Storage(_) | E::Io(_) => GridsyncError::Storage { reason },
+            _ => GridsyncError::Other { reason },
+        }
+    }
+}
+
+impl From<gridsync_core::OpenError> for GridsyncError {
+    fn from(e: gridsync_core::OpenError) -> Self {
+        GridsyncError::Storage {
+            reason: e.to_string(),
+        }
+    }
+}
+
+impl From<SyncError> for GridsyncError {
+    fn from(e: SyncError) -> Self {
+        match e {
+            SyncError::Network(reason) => GridsyncError::Network { reason },
+            SyncError::Unauthorized { message, wipe } => GridsyncError::Unauthorized {
+                reason: message,
+                wipe,
+            },
+            SyncError::NotEnrolled => GridsyncError::Unauthorized {
+                reason: e.to_string(),
+                wipe: false,
+            },
+            SyncError::Local(inner) => inner.into(),
+            other => GridsyncError::Other {
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> GridsyncError {
+    GridsyncError::InvalidInput {
+        reason: e.to_string(),
+    }
+}
+
+/// Told how a sync is going.
+#[uniffi::export(with_foreign)]
+pub trait SyncObserver: Send + Sync {
+    /// Called after every request.
+    fn on_progress(&self, progress: SyncProgress);
+}
+
+/// A new random device id (keep it with the database).
+#[uniffi::export]
+pub fn new_device_id() -> String {
+    DeviceId::random().to_string()
+}
+
+/// Redeem a one-time enrollment code with the server at `server_url`.
+#[uniffi::export(async_runtime = "tokio")]
+pub async fn enroll(
+    server_url: String,
+    code: String,
+    device_id: String,
+    app_version: String,
+) -> Result<Enrollment, GridsyncError> {
+    let device: DeviceId = device_id.parse().map_err(invalid)?;
+    tokio::task::spawn_blocking(move || {
+        let transport = HttpTransport::new(&server_url);
+        gridsync_core::sync::enroll(&transport, &code, device, &app_version)
+            .map(|e| Enrollment {
+                user: e.user.to_string(),
+                token: e.token,
+                directory_json: e.directory,
+            })
+            .map_err(GridsyncError::from)
+    })
+    .await
+    .map_err(|e| GridsyncError::Other {
+        reason: e.to_string(),
+    })?
+}
+
+/// The engine on the device: one SQLite file, opened once, closed explicitly.
+#[derive(uniffi::Object)]
+pub struct GridEngine {
+    inner: Mutex<Option<Arc<Engine>>>,
+}
+
+impl GridEngine {
+    fn engine(&self) -> Result<Arc<Engine>, GridsyncError> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(GridsyncError::Closed)
+    }
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl GridEngine {
+    /// Open (creating or migrating) the database at `path` for this user and device.
+    #[uniffi::constructor]
+    pub fn open(
+        path: String,
+        user_id: String,
+        device_id: String,
+    ) -> Result<Arc<Self>, GridsyncError> {
+        let identity = Identity {
+            user: user_id.parse().map_err(invalid)?,
+            device: device_id.parse().map_err(invalid)?,
+        };
+        let engine = Engine::open(path, identity)?;
+        Ok(Arc::new(GridEngine {
+            inner: Mutex::new(Some(Arc::new(engine))),
+        }))
+    }
+
+    /// Close the engine; every later call fails with `Closed`.
+    pub fn close(&self) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// Load the directory (JSON), e.g. the one enrollment returned.
+    pub fn load_directory(&self, json: String) -> Result<(), GridsyncError> {
+        Ok(self.engine()?.load_directory(&json)?)
+    }
+
+    /// Remember the server and token from enrollment.
+    pub fn set_server(&self, url: String, token: String) -> Result<(), GridsyncError> {
+        Ok(self.engine()?.set_server(&url, &token)?)
+    }
+
+    /// Report a case; returns its id.
+    pub fn report_case(&self, case: NewCaseRecord) -> Result<String, GridsyncError> {
+        let input = case.try_into()?;
+        Ok(self.engine()?.report_case(input)?.to_string())
+    }
+
+    /// Take a workflow action on a case; returns the new status.
+    pub fn act(&self, case_id: String, action: CaseAction) -> Result<String, GridsyncError> {
+        let engine = self.engine()?;
+        let id = case_id.parse().map_err(invalid)?;
+        let state = match action {
+            CaseAction::Dispatch { dept } => {
+                engine.dispatch(&id, dept.parse().map_err(invalid)?, None)?
+            }
+            other => engine.act(&id, other.try_into()?)?,
+        };
+        Ok(state.status.as_str().to_owned())
+    }
+
+    /// Add a note to a case.
+    pub fn add_note(&self, case_id: String, text: String) -> Result<(), GridsyncError> {
+        Ok(self
+            .engine()?
+            .add_note(&case_id.parse().map_err(invalid)?, &text)?)
+    }
+
+    /// A case with its timeline.
+    pub fn get_case(&self, case_id: String) -> Result<CaseRecord, GridsyncError> {
+        let case = self
+            .engine()?
+            .get_case(&case_id.parse().map_err(invalid)?)?;
+        Ok(CaseRecord::from(&case))
+    }
+
+    /// Cases from the index, newest first; `text` searches (Chinese works).
+    pub fn list_cases(
+        &self,
+        filter: CaseFilterRecord,
+    ) -> Result<Vec<CaseSummaryRecord>, GridsyncError> {
+        let filter = filter.try_into()?;
+        Ok(self
+            .engine()?
+            .list_cases(&filter)?
+            .iter()
+            .map(CaseSummaryRecord::from)
+            .collect())
+    }
+
+    /// Start a patrol of this worker's grid; returns its id.
+    pub fn start_patrol(&self) -> Result<String, GridsyncError> {
+        Ok(self.engine()?.start_patrol()?.to_string())
+    }
+
+    /// Record GPS fixes.
+    pub fn add_track_points(
+        &self,
+        patrol_id: String,
+        points: Vec<TrackPointRecord>,
+    ) -> Result<(), GridsyncError> {
+        let points: Vec<_> = points
+            .into_iter()
+            .map(TryInto::try_into)
+            .collect::<Result<_, _>>()?;
+        Ok(self
+            .engine()?
+            .add_track_points(&patrol_id.parse().map_err(invalid)?, &points)?)
+    }
+
+    /// End a patrol.
+    pub fn end_patrol(&self, patrol_id: String) -> Result<(), GridsyncError> {
+        Ok(self
+            .engine()?
+            .end_patrol(&patrol_id.parse().map_err(invalid)?)?)
+    }
+
+    /// Points recorded on a patrol.
+    pub fn patrol_track_len(&self, patrol_id: String) -> Result<u64, GridsyncError> {
+        Ok(self
+            .engine()?
+            .get_patrol(&patrol_id.parse().map_err(invalid)?)?
+            .track
+            .len() as u64)
+    }
+
+    /// Run a photo from the camera through the capture pipeline and store it.
+    pub fn ingest_photo(
+        &self,
+        bytes: Vec<u8>,
+        file_name: Option<String>,
+    ) -> Result<PhotoRecord, GridsyncError> {
+        let info = self.engine()?.ingest_photo(&bytes, file_name.as_deref())?;
+        Ok(PhotoRecord::from(info))
+    }
+
+    /// The bytes of a stored photo.
+    pub fn photo_bytes(&self, hash: String) -> Result<Vec<u8>, GridsyncError> {
+        Ok(self.engine()?.photo(&hash.parse().map_err(invalid)?)?)
+    }
+
+    /// Push, pull and upload photos; progress goes to `observer`.
+    pub async fn sync(
+        &self,
+        observer: Option<Arc<dyn SyncObserver>>,
+    ) -> Result<SyncSummary, GridsyncError> {
+        let engine = self.engine()?;
+        tokio::task::spawn_blocking(move || {
+            let mut report = |p: gridsync_core::sync::Progress| {
+                if let Some(o) = &observer {
+                    o.on_progress(SyncProgress::from(p));
+                }
+            };
+            engine
+                .sync(&mut report)
+                .map(SyncSummary::from)
+                .map_err(GridsyncError::from)
+        })
+        .await
+        .map_err(|e| GridsyncError::Other {
+            reason: e.to_string(),
+        })?
+    }
+}

@@ -1,0 +1,114 @@
+"""The generated Python bindings, driven the way an app would: enroll with a real
+`gridsync serve` on loopback, patrol, report a case with a photo, act on it, sync,
+and see it arrive on a second device."""
+
+import asyncio
+import os
+import pathlib
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+import gridsync_ffi as gs
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+GRIDSYNC = os.environ.get("GRIDSYNC_BIN", str(ROOT / "target" / "debug" / "gridsync"))
+WORKER = "w-339901001001001"
+DISPATCHER = "cd-339901001001"
+PHOTO = (pathlib.Path(__file__).parent / "photo.jpg").read_bytes()
+
+
+@pytest.fixture()
+def relay():
+    data = tempfile.mkdtemp()
+    proc = subprocess.Popen(
+        [GRIDSYNC, "serve", "--listen", "127.0.0.1:0", "--data", data],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "GRIDSYNC_LOG": "warn"},
+    )
+    line = proc.stdout.readline().strip()
+    assert line.startswith("gridsync listening on "), line
+    yield data, line.removeprefix("gridsync listening on ")
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def device(relay, user, folder):
+    data, url = relay
+    code = subprocess.run(
+        [GRIDSYNC, "admin", "--data", data, "enroll", "--user", user],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    device_id = gs.new_device_id()
+    enrollment = asyncio.run(gs.enroll(url, code, device_id, "pytest"))
+    assert enrollment.user == user
+    engine = gs.GridEngine.open(os.path.join(folder, f"{user}.db"), enrollment.user, device_id)
+    engine.load_directory(enrollment.directory_json)
+    engine.set_server(url, enrollment.token)
+    return engine
+
+
+class Progress(gs.SyncObserver):
+    def __init__(self):
+        self.seen = []
+
+    def on_progress(self, progress):
+        self.seen.append(progress.phase)
+
+
+def test_a_patrol_and_a_case_with_a_photo_reach_the_dispatcher(relay):
+    folder = tempfile.mkdtemp()
+    worker = device(relay, WORKER, folder)
+    dispatcher = device(relay, DISPATCHER, folder)
+
+    patrol = worker.start_patrol()
+    now = int(time.time() * 1000)
+    worker.add_track_points(patrol, [gs.TrackPointRecord(at_ms=now + 5000 * i, lat=30.27 + i * 1e-5, lon=120.15) for i in range(30)])
+    photo = worker.ingest_photo(PHOTO, "IMG_0001.jpg")
+    assert (photo.width, photo.height) == (320, 240)
+    case_id = worker.report_case(gs.NewCaseRecord(
+        title="楼上管道漏水", description="3号楼楼上漏水", category="livelihood",
+        subcategory="livelihood.water_leak", severity="high", grid=None,
+        lat=30.27, lon=120.15, address="望湖小区3号楼", photos=[photo.hash]))
+    assert worker.act(case_id, gs.CaseAction.SELF_HANDLE(result="已现场处理")) == "verified"
+    worker.end_patrol(patrol)
+    assert worker.patrol_track_len(patrol) == 30
+
+    progress = Progress()
+    summary = asyncio.run(worker.sync(progress))
+    assert summary.pushed >= 3
+    # A photo no larger than a thumbnail is its own thumbnail: one file.
+    assert summary.photos_uploaded == len({photo.hash, photo.thumb})
+    assert "push" in progress.seen and "photos" in progress.seen
+
+    asyncio.run(dispatcher.sync(None))
+    found = dispatcher.list_cases(gs.CaseFilterRecord(statuses=[], text="漏水", limit=0))
+    assert [c.id for c in found] == [case_id]
+    case = dispatcher.get_case(case_id)
+    assert [e.label_zh for e in case.timeline] == ["发现上报", "自行处置"]
+    assert case.photos == [photo.hash]
+    assert dispatcher.act(case_id, gs.CaseAction.ARCHIVE()) == "archived"
+
+
+def test_errors_are_typed_and_say_what_was_wrong(relay):
+    folder = tempfile.mkdtemp()
+    worker = device(relay, WORKER, folder)
+    case_id = worker.report_case(gs.NewCaseRecord(
+        title="占道经营", description="", category="city", subcategory=None,
+        severity="normal", grid=None, lat=None, lon=None, address="", photos=[]))
+    with pytest.raises(gs.GridsyncError.Refused) as refused:
+        worker.act(case_id, gs.CaseAction.ARCHIVE())
+    assert "grid_worker may not archive" in str(refused.value)
+    with pytest.raises(gs.GridsyncError.InvalidInput):
+        worker.report_case(gs.NewCaseRecord(
+            title=" ", description="", category="city", subcategory=None,
+            severity="normal", grid=None, lat=None, lon=None, address="", photos=[]))
+    with pytest.raises(gs.GridsyncError.InvalidInput):
+        worker.ingest_photo(b"not a photo", None)
+    worker.close()
+    with pytest.raises(gs.GridsyncError.Closed):
+        worker.start_patrol()
