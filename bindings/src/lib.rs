@@ -191,8 +191,9 @@ impl GridEngine {
         }))
     }
 
-    /// Close the engine; every later call fails with `Closed`.
-    pub fn close(&self) {
+    /// Close the engine and its database; every later call fails with `Closed`. (Not
+    /// `close`: Kotlin's generated objects already have a `close` that frees the handle.)
+    pub fn close_store(&self) {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 

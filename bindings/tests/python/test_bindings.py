@@ -109,6 +109,6 @@ def test_errors_are_typed_and_say_what_was_wrong(relay):
             severity="normal", grid=None, lat=None, lon=None, address="", photos=[]))
     with pytest.raises(gs.GridsyncError.InvalidInput):
         worker.ingest_photo(b"not a photo", None)
-    worker.close()
+    worker.close_store()
     with pytest.raises(gs.GridsyncError.Closed):
         worker.start_patrol()

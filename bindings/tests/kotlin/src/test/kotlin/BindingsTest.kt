@@ -1,0 +1,88 @@
+// The generated Kotlin bindings driven the way an Android app would: enroll with a
+// real `gridsync serve` on loopback, patrol, report a case with a photo, act, sync,
+// and see it arrive on a second device.
+
+import java.io.File
+import java.nio.file.Files
+import kotlinx.coroutines.runBlocking
+import org.junit.jupiter.api.AfterEach
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertThrows
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.BeforeEach
+import org.junit.jupiter.api.Test
+import uniffi.gridsync_ffi.*
+
+class BindingsTest {
+    private val gridsync = System.getProperty("gridsync.bin")
+    private lateinit var server: Process
+    private lateinit var data: File
+    private lateinit var url: String
+
+    @BeforeEach
+    fun startRelay() {
+        data = Files.createTempDirectory("relay").toFile()
+        server = ProcessBuilder(gridsync, "serve", "--listen", "127.0.0.1:0", "--data", data.path)
+            .redirectError(ProcessBuilder.Redirect.DISCARD)
+            .also { it.environment()["GRIDSYNC_LOG"] = "warn" }
+            .start()
+        val line = server.inputStream.bufferedReader().readLine()
+        url = line.removePrefix("gridsync listening on ")
+    }
+
+    @AfterEach
+    fun stopRelay() {
+        server.destroy()
+        server.waitFor()
+    }
+
+    private fun device(user: String, folder: File): GridEngine {
+        val code = ProcessBuilder(gridsync, "admin", "--data", data.path, "enroll", "--user", user)
+            .start().inputStream.bufferedReader().readText().trim()
+        val deviceId = newDeviceId()
+        val enrollment = runBlocking { enroll(url, code, deviceId, "junit") }
+        val engine = GridEngine.open(File(folder, "$user.db").path, enrollment.user, deviceId)
+        engine.loadDirectory(enrollment.directoryJson)
+        engine.setServer(url, enrollment.token)
+        return engine
+    }
+
+    @Test
+    fun aCaseWithAPhotoReachesTheDispatcher() {
+        val folder = Files.createTempDirectory("devices").toFile()
+        val worker = device("w-339901001001001", folder)
+        val dispatcher = device("cd-339901001001", folder)
+
+        val patrol = worker.startPatrol()
+        val now = System.currentTimeMillis()
+        worker.addTrackPoints(patrol, (0 until 12).map { TrackPointRecord(now + 5000L * it, 30.27 + it * 1e-5, 120.15) })
+        worker.endPatrol(patrol)
+        val photo = worker.ingestPhoto(File(System.getProperty("gridsync.photo")).readBytes(), "IMG_0001.jpg")
+        val caseId = worker.reportCase(
+            NewCaseRecord("消防通道被杂物堵塞", "5号楼东侧", "safety", "safety.fire_exit", "urgent",
+                null, 30.27, 120.15, "望湖小区5号楼", listOf(photo.hash)))
+        assertEquals("verified", worker.act(caseId, CaseAction.SelfHandle("已清理")))
+
+        val phases = mutableListOf<String>()
+        val summary = runBlocking {
+            worker.sync(object : SyncObserver {
+                override fun onProgress(progress: SyncProgress) { phases.add(progress.phase) }
+            })
+        }
+        assertTrue(summary.pushed >= 3UL)
+        assertTrue("photos" in phases)
+
+        runBlocking { dispatcher.sync(null) }
+        val found = dispatcher.listCases(CaseFilterRecord(listOf(), "消防", 0u))
+        assertEquals(listOf(caseId), found.map { it.id })
+        assertEquals(listOf("发现上报", "自行处置"), dispatcher.getCase(caseId).timeline.map { it.labelZh })
+        assertEquals("archived", dispatcher.act(caseId, CaseAction.Archive))
+
+        val refused = assertThrows(GridsyncException.Refused::class.java) {
+            worker.act(caseId, CaseAction.Archive)
+        }
+        assertTrue(refused.message!!.contains("may not archive"))
+        worker.closeStore()
+        assertThrows(GridsyncException.Closed::class.java) { worker.startPatrol() }
+    }
+}
