@@ -209,6 +209,21 @@ pub struct SyncReport {
     pub bytes_down: u64,
 }
 
+/// One request and its answer, counted in `report`.
+fn exchange<T: for<'de> serde::Deserialize<'de>>(
+    transport: &dyn Transport,
+    path: &str,
+    token: Option<&str>,
+    body: Vec<u8>,
+    report: &mut SyncReport,
+) -> Result<T, SyncError> {
+    report.bytes_up += body.len() as u64;
+    report.requests += 1;
+    let answer = transport.post(path, token, body)?;
+    report.bytes_down += answer.len() as u64;
+    wire::decode(&answer).map_err(|e| SyncError::Protocol(e.to_string()))
+}
+
 fn check_version(v: u32) -> Result<(), SyncError> {
     if v == PROTOCOL_VERSION {
         Ok(())
@@ -305,12 +320,8 @@ fn upload_photo(
             offset,
             bytes: chunk,
         });
-        report.bytes_up += body.len() as u64;
-        report.requests += 1;
-        let answer = transport.post("/v1/blob/put", Some(token), body)?;
-        report.bytes_down += answer.len() as u64;
         let resp: wire::BlobPutResponse =
-            wire::decode(&answer).map_err(|e| SyncError::Protocol(e.to_string()))?;
+            exchange(transport, "/v1/blob/put", Some(token), body, report)?;
         check_version(resp.v)?;
         if resp.done {
             return Ok(());
@@ -347,9 +358,13 @@ pub fn fetch_photo(
             offset: bytes.len() as u64,
             max_bytes: wire::MAX_CHUNK_BYTES as u64,
         });
-        let answer = transport.post("/v1/blob/get", Some(&token), body)?;
-        let resp: wire::BlobGetResponse =
-            wire::decode(&answer).map_err(|e| SyncError::Protocol(e.to_string()))?;
+        let resp: wire::BlobGetResponse = exchange(
+            transport,
+            "/v1/blob/get",
+            Some(&token),
+            body,
+            &mut SyncReport::default(),
+        )?;
         check_version(resp.v)?;
         if resp.total > wire::MAX_BLOB_BYTES
             || resp.bytes.is_empty() && (bytes.len() as u64) < resp.total
@@ -390,12 +405,7 @@ fn push(
                 .collect(),
         });
         bytes_sent += body.len() as u64;
-        report.bytes_up += body.len() as u64;
-        report.requests += 1;
-        let answer = transport.post("/v1/push", Some(token), body)?;
-        report.bytes_down += answer.len() as u64;
-        let resp: PushResponse =
-            wire::decode(&answer).map_err(|e| SyncError::Protocol(e.to_string()))?;
+        let resp: PushResponse = exchange(transport, "/v1/push", Some(token), body, report)?;
         check_version(resp.v)?;
         let mut acked = Vec::new();
         let mut rejected = Vec::new();
@@ -450,13 +460,9 @@ fn pull(
             purged: state.purged.iter().map(DocId::to_string).collect(),
             ack_page: state.page,
         });
-        report.bytes_up += body.len() as u64;
-        report.requests += 1;
-        let answer = transport.post("/v1/pull", Some(token), body)?;
-        bytes_received += answer.len() as u64;
-        report.bytes_down += answer.len() as u64;
-        let resp: PullResponse =
-            wire::decode(&answer).map_err(|e| SyncError::Protocol(e.to_string()))?;
+        let before = report.bytes_down;
+        let resp: PullResponse = exchange(transport, "/v1/pull", Some(token), body, report)?;
+        bytes_received += report.bytes_down - before;
         check_version(resp.v)?;
         if resp.changes.len() > wire::MAX_CHANGES_PER_MESSAGE {
             return Err(SyncError::Protocol("too many changes in one page".into()));
@@ -524,9 +530,13 @@ pub fn enroll(
         device: device.to_string(),
         app_version: app_version.to_owned(),
     });
-    let answer = transport.post("/v1/enroll", None, body)?;
-    let resp: EnrollResponse =
-        wire::decode(&answer).map_err(|e| SyncError::Protocol(e.to_string()))?;
+    let resp: EnrollResponse = exchange(
+        transport,
+        "/v1/enroll",
+        None,
+        body,
+        &mut SyncReport::default(),
+    )?;
     check_version(resp.v)?;
     Ok(Enrollment {
         user: resp
