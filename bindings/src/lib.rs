@@ -10,7 +10,7 @@ mod records;
 use std::sync::{Arc, Mutex};
 
 use gridsync_core::sync::{HttpTransport, SyncError};
-use gridsync_core::{DeviceId, Engine, Identity};
+use gridsync_core::{DeviceId, Engine, Identity, Subscription};
 
 pub use records::*;
 
@@ -125,6 +125,29 @@ pub trait SyncObserver: Send + Sync {
     fn on_progress(&self, progress: SyncProgress);
 }
 
+/// Told which documents changed: a local edit, a sync that brought news, a case
+/// that left this device. Called on the thread that committed the change (the caller
+/// of a local edit, or the sync worker): hop to the UI thread and re-read there.
+#[uniffi::export(with_foreign)]
+pub trait DocumentsObserver: Send + Sync {
+    /// The ids of the cases and patrols a committed write touched.
+    fn on_documents_changed(&self, doc_ids: Vec<String>);
+}
+
+/// A live `watch`: dropping it (or `cancel`) stops the notifications.
+#[derive(uniffi::Object)]
+pub struct WatchHandle {
+    subscription: Subscription,
+}
+
+#[uniffi::export]
+impl WatchHandle {
+    /// Stop the notifications now (dropping the handle does the same).
+    pub fn cancel(&self) {
+        self.subscription.cancel();
+    }
+}
+
 /// A new random device id (keep it with the database).
 #[uniffi::export]
 pub fn new_device_id() -> String {
@@ -195,6 +218,18 @@ impl GridEngine {
     /// `close`: Kotlin's generated objects already have a `close` that frees the handle.)
     pub fn close_store(&self) {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// Tell `observer` which documents each committed change touches, until the
+    /// returned handle is dropped or cancelled.
+    pub fn watch(
+        &self,
+        observer: Arc<dyn DocumentsObserver>,
+    ) -> Result<Arc<WatchHandle>, GridsyncError> {
+        let subscription = self.engine()?.watch(move |ids| {
+            observer.on_documents_changed(ids.iter().map(ToString::to_string).collect())
+        });
+        Ok(Arc::new(WatchHandle { subscription }))
     }
 
     /// Load the directory (JSON), e.g. the one enrollment returned.

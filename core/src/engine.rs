@@ -2,7 +2,7 @@
 //! operations of a grid worker's, dispatcher's or handler's day.
 
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use automerge::transaction::{CommitOptions, Transaction as AmTransaction};
 use automerge::{Automerge, AutomergeError, ChangeHash, ReadDoc};
@@ -21,6 +21,7 @@ use crate::index::{self, CaseFilter, CaseSummary, DailyCompliance};
 use crate::photo::PhotoLimits;
 use crate::store::{self, DocImport, OutboxItem};
 use crate::track::TrackPoint;
+use crate::watch::{Subscription, Watchers};
 use crate::workflow::{fold, may_report, Action, CaseState, Entry, Outcome, Status};
 
 /// Who is using this device. Fixed when the database is created.
@@ -110,6 +111,9 @@ pub struct Engine {
     identity: Identity,
     directory: RwLock<Option<Arc<Directory>>>,
     clock: Clock,
+    watchers: Watchers,
+    /// Documents the write in progress touched; only used under the write lock.
+    touched: Mutex<Vec<DocId>>,
 }
 
 fn new_entry_id() -> String {
@@ -192,7 +196,16 @@ impl Engine {
             identity,
             directory: RwLock::new(directory),
             clock,
+            watchers: Watchers::default(),
+            touched: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Be told which documents each committed write touched: local edits, pulled
+    /// changes, purges. Until the returned [`Subscription`] is dropped. See
+    /// [`crate::watch`] for the thread a listener runs on.
+    pub fn watch(&self, listener: impl Fn(&[DocId]) + Send + Sync + 'static) -> Subscription {
+        self.watchers.subscribe(Arc::new(listener))
     }
 
     /// Who this device belongs to.
@@ -214,7 +227,7 @@ impl Engine {
     pub fn load_directory(&self, json: &str) -> Result<()> {
         let dir = Directory::from_json(json)?;
         let now = self.now().timestamp_millis();
-        self.db.write(|tx| -> Result<()> {
+        self.write(|tx| -> Result<()> {
             tx.execute(
                 "INSERT INTO directory (id, json, loaded_ms) VALUES (1, ?1, ?2)
                  ON CONFLICT (id) DO UPDATE SET json = excluded.json, loaded_ms = excluded.loaded_ms",
@@ -319,7 +332,7 @@ impl Engine {
         for photo in &mut content.photos {
             *photo = self.db.read(|tx| self.photo_ref(tx, &photo.hash, &me.id))?;
         }
-        self.db.write(|tx| -> Result<()> {
+        self.write(|tx| -> Result<()> {
             let mut doc = Automerge::new();
             self.commit_local(tx, &id, &mut doc, |t| content.write_new(t))?;
             self.materialise(tx, &id, &doc)?;
@@ -338,7 +351,7 @@ impl Engine {
                 return Err(Error::InvalidInput(format!("unknown department {dept}")));
             }
         }
-        self.db.write(|tx| {
+        self.write(|tx| {
             let (mut doc, case) = self.load_case_in_scope(tx, id, &me)?;
             // check_scope has already hidden cases not dispatched to a handler's
             // department, so a handler only ever acts on her department's cases.
@@ -410,7 +423,7 @@ impl Engine {
         self.blobs.write(&done.display.hash, &done.display.bytes)?;
         self.blobs.write(&done.thumb.hash, &done.thumb.bytes)?;
         let now = self.now().timestamp_millis();
-        self.db.write(|tx| -> Result<()> {
+        self.write(|tx| -> Result<()> {
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO photos (hash, role, thumb, width, height, size, created_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -553,7 +566,7 @@ impl Engine {
         for (hash, size) in candidates {
             let hash: PhotoHash = hash.parse()?;
             // Row first: a crash before the file goes leaves a file the next open sweeps.
-            self.db.write(|tx| -> Result<()> {
+            self.write(|tx| -> Result<()> {
                 tx.execute("DELETE FROM photos WHERE hash = ?1", [hash.as_str()])?;
                 Ok(())
             })?;
@@ -566,7 +579,7 @@ impl Engine {
     /// Record that the server has stored a photo.
     pub fn mark_photo_uploaded(&self, hash: &PhotoHash) -> Result<()> {
         let now = self.now().timestamp_millis();
-        self.db.write(|tx| -> Result<()> {
+        self.write(|tx| -> Result<()> {
             tx.execute(
                 "UPDATE photos SET uploaded_ms = ?2 WHERE hash = ?1 AND uploaded_ms IS NULL",
                 params![hash.as_str(), now],
@@ -599,7 +612,7 @@ impl Engine {
             .map_err(|e| Error::InvalidInput(format!("photo {hash}: {e}")))?;
         self.blobs.write(hash, bytes)?;
         let now = self.now().timestamp_millis();
-        self.db.write(|tx| -> Result<()> {
+        self.write(|tx| -> Result<()> {
             tx.execute(
                 "INSERT OR IGNORE INTO photos
                     (hash, role, thumb, width, height, size, created_ms, uploaded_ms)
@@ -671,7 +684,7 @@ impl Engine {
         what: &str,
         edit: impl FnOnce(&mut AmTransaction<'_>) -> Result<(), AutomergeError>,
     ) -> Result<()> {
-        self.db.write(|tx| {
+        self.write(|tx| {
             let (mut doc, case) = self.load_case_in_scope(tx, id, me)?;
             if !has_room(&case) {
                 return Err(Error::InvalidInput(format!(
@@ -784,7 +797,7 @@ impl Engine {
         }
         let id = DocId::new(DocKind::Patrol);
         let now = self.now();
-        self.db.write(|tx| {
+        self.write(|tx| {
             let mut doc = Automerge::new();
             self.commit_local(tx, &id, &mut doc, |t| {
                 PatrolDoc::write_new(t, &id, &me.id, &me.region, now)
@@ -828,7 +841,7 @@ impl Engine {
         for p in points {
             check_coordinates(p.lat, p.lon)?;
         }
-        self.db.write(|tx| {
+        self.write(|tx| {
             let (_, patrol) = self.own_running_patrol(tx, id)?;
             if patrol.track_chunks >= patrol::limits::TRACK_CHUNKS {
                 return Err(Error::InvalidInput(
@@ -901,7 +914,7 @@ impl Engine {
     /// Write every patrol's buffered points into its document (done before changes
     /// are exported, so a sync carries them).
     pub fn flush_tracks(&self) -> Result<()> {
-        self.db.write(|tx| {
+        self.write(|tx| {
             let ids: Vec<String> = tx
                 .prepare("SELECT DISTINCT doc_id FROM track_pending")?
                 .query_map([], |r| r.get(0))?
@@ -959,7 +972,7 @@ impl Engine {
     /// End a patrol; buffered points are written into it first.
     pub fn end_patrol(&self, id: &DocId) -> Result<()> {
         let now = self.now();
-        self.db.write(|tx| {
+        self.write(|tx| {
             self.own_running_patrol(tx, id)?;
             self.flush_track(tx, id)?;
             let mut doc = store::load(tx, id)?.ok_or_else(|| Error::NotFound {
@@ -977,7 +990,7 @@ impl Engine {
         has_room: impl FnOnce(&PatrolDoc) -> bool,
         edit: impl FnOnce(&mut AmTransaction<'_>) -> Result<(), AutomergeError>,
     ) -> Result<()> {
-        self.db.write(|tx| {
+        self.write(|tx| {
             let (mut doc, p) = self.own_running_patrol(tx, id)?;
             if !has_room(&p) {
                 return Err(Error::InvalidInput("the patrol log is full".into()));
@@ -1073,8 +1086,7 @@ impl Engine {
     /// changes fail is left as it was and reported.
     pub fn import_changes(&self, batch: &[(DocId, Vec<Vec<u8>>)]) -> Result<Vec<ImportResult>> {
         let now_ms = self.now().timestamp_millis();
-        self.db
-            .write(|tx| Self::import_batch(tx, batch, None, now_ms))
+        self.write(|tx| self.import_batch(tx, batch, None, now_ms))
     }
 
     /// Like [`Engine::import_changes`], but each document's new changes are shown to
@@ -1086,14 +1098,14 @@ impl Engine {
         check: &ChangeCheck<'_>,
     ) -> Result<Vec<ImportResult>> {
         let now_ms = self.now().timestamp_millis();
-        self.db
-            .write(|tx| Self::import_batch(tx, batch, Some(check), now_ms))
+        self.write(|tx| self.import_batch(tx, batch, Some(check), now_ms))
     }
 
     /// Import a batch: read what is stored (I/O), then decode, apply, validate and
     /// check every document on all cores (CPU), then store and index them in order.
     /// Bad input is reported per document; a failing disk aborts the batch.
     fn import_batch(
+        &self,
         tx: &Transaction<'_>,
         batch: &[(DocId, Vec<Vec<u8>>)],
         check: Option<&ChangeCheck<'_>>,
@@ -1113,6 +1125,7 @@ impl Engine {
                 if let (Some(doc), Some(content)) = (&p.doc, &p.report.content) {
                     store::persist(tx, id, doc, &p.applied, false, now_ms)?;
                     Self::materialise_content(tx, id, content)?;
+                    self.touch(id);
                 }
                 Ok(p.report)
             });
@@ -1164,14 +1177,14 @@ impl Engine {
     /// Record that the server has durably stored these changes.
     pub fn mark_delivered(&self, hashes: &[ChangeHash]) -> Result<usize> {
         let now = self.now().timestamp_millis();
-        self.db.write(|tx| store::mark_acked(tx, hashes, now))
+        self.write(|tx| store::mark_acked(tx, hashes, now))
     }
 
     // ---- sync state ----------------------------------------------------------
 
     /// Remember the server and this device's token (from enrollment).
     pub fn set_server(&self, url: &str, token: &str) -> Result<()> {
-        self.db.write(|tx| -> Result<()> {
+        self.write(|tx| -> Result<()> {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('server_url', ?1), ('token', ?2)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -1231,38 +1244,37 @@ impl Engine {
                 .map(|(id, bytes)| (id.clone(), bytes.clone())),
         );
         let now_ms = self.now().timestamp_millis();
-        self.db
-            .write(|tx| {
-                let results = Self::import_batch(tx, &batch, None, now_ms)?;
-                // A document that came back into scope is no longer to be removed.
-                for (id, _) in &batch {
-                    tx.execute("DELETE FROM purge_pending WHERE doc_id = ?1", [id.as_str()])?;
-                }
-                for id in purge {
-                    tx.execute(
-                        "INSERT OR IGNORE INTO purge_pending (doc_id)
-                     SELECT doc_id FROM docs WHERE doc_id = ?1",
-                        [id.as_str()],
-                    )?;
-                }
-                let (purged, photos) = Self::settle_purges(tx)?;
-                let ack = purge
-                    .iter()
-                    .map(DocId::as_str)
-                    .collect::<Vec<_>>()
-                    .join(" ");
+        self.write(|tx| {
+            let results = self.import_batch(tx, &batch, None, now_ms)?;
+            // A document that came back into scope is no longer to be removed.
+            for (id, _) in &batch {
+                tx.execute("DELETE FROM purge_pending WHERE doc_id = ?1", [id.as_str()])?;
+            }
+            for id in purge {
                 tx.execute(
-                    "INSERT INTO meta (key, value)
+                    "INSERT OR IGNORE INTO purge_pending (doc_id)
+                     SELECT doc_id FROM docs WHERE doc_id = ?1",
+                    [id.as_str()],
+                )?;
+            }
+            let (purged, photos) = self.settle_purges(tx)?;
+            let ack = purge
+                .iter()
+                .map(DocId::as_str)
+                .collect::<Vec<_>>()
+                .join(" ");
+            tx.execute(
+                "INSERT INTO meta (key, value)
                  VALUES ('pull_cursor', ?1), ('purge_ack', ?2), ('pull_page', ?3)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    params![cursor.to_string(), ack, page.to_string()],
-                )?;
-                Ok((results, purged, photos))
-            })
-            .map(|(results, purged, photos)| {
-                self.remove_photo_files(&photos);
-                (results, purged)
-            })
+                params![cursor.to_string(), ack, page.to_string()],
+            )?;
+            Ok((results, purged, photos))
+        })
+        .map(|(results, purged, photos)| {
+            self.remove_photo_files(&photos);
+            (results, purged)
+        })
     }
 
     /// Record the server's answer to a push: acknowledged changes leave the outbox;
@@ -1278,17 +1290,16 @@ impl Engine {
         deferred: &[ChangeHash],
     ) -> Result<()> {
         let now = self.now().timestamp_millis();
-        self.db
-            .write(|tx| {
-                store::mark_acked(tx, acked, now)?;
-                store::mark_rejected(tx, rejected, now)?;
-                let doomed = store::depending_on_rejections(tx, deferred)?;
-                let why = "depends on a change the server refused".to_owned();
-                let doomed: Vec<_> = doomed.into_iter().map(|h| (h, why.clone())).collect();
-                store::mark_rejected(tx, &doomed, now)?;
-                Self::settle_purges(tx).map(|(_, photos)| photos)
-            })
-            .map(|photos| self.remove_photo_files(&photos))
+        self.write(|tx| {
+            store::mark_acked(tx, acked, now)?;
+            store::mark_rejected(tx, rejected, now)?;
+            let doomed = store::depending_on_rejections(tx, deferred)?;
+            let why = "depends on a change the server refused".to_owned();
+            let doomed: Vec<_> = doomed.into_iter().map(|h| (h, why.clone())).collect();
+            store::mark_rejected(tx, &doomed, now)?;
+            self.settle_purges(tx).map(|(_, photos)| photos)
+        })
+        .map(|photos| self.remove_photo_files(&photos))
     }
 
     /// Changes the server refused, newest first, with its reasons.
@@ -1318,7 +1329,7 @@ impl Engine {
     /// Remove documents the server no longer shows this device, once none of their
     /// local changes is still waiting to be delivered: unsent work is never dropped.
     /// Returns how many documents went and the photo files to remove after commit.
-    fn settle_purges(tx: &Transaction<'_>) -> Result<(usize, Vec<PhotoHash>)> {
+    fn settle_purges(&self, tx: &Transaction<'_>) -> Result<(usize, Vec<PhotoHash>)> {
         let ids: Vec<String> = tx
             .prepare_cached("SELECT doc_id FROM purge_pending")?
             .query_map([], |r| r.get(0))?
@@ -1329,6 +1340,7 @@ impl Engine {
             let id: DocId = id.parse()?;
             if !store::has_unsettled(tx, &id)? {
                 photos.extend(store::purge(tx, &id)?);
+                self.touch(&id);
                 purged += 1;
             }
         }
@@ -1344,6 +1356,31 @@ impl Engine {
     }
 
     // ---- internals ---------------------------------------------------------
+
+    /// Run `f` in the write transaction; once it has committed, tell the watchers
+    /// which documents it touched. The list is taken while the write lock is still
+    /// held, so it holds exactly this transaction's documents.
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let (out, mut ids) = self.db.write(|tx| {
+            self.touched_ids().clear();
+            let out = f(tx);
+            let ids = std::mem::take(&mut *self.touched_ids());
+            out.map(|out| (out, ids))
+        })?;
+        ids.sort_unstable();
+        ids.dedup();
+        self.watchers.notify(&ids);
+        Ok(out)
+    }
+
+    /// Note that the write in progress changed (or removed) document `id`.
+    fn touch(&self, id: &DocId) {
+        self.touched_ids().push(id.clone());
+    }
+
+    fn touched_ids(&self) -> std::sync::MutexGuard<'_, Vec<DocId>> {
+        self.touched.lock().unwrap_or_else(|e| e.into_inner())
+    }
 
     /// Make one local change to `doc`, persist it and put it in the outbox.
     fn commit_local(
@@ -1369,6 +1406,7 @@ impl Engine {
                     reason: "the change just made is missing".into(),
                 })?;
             store::persist(tx, id, doc, &[change], true, now.timestamp_millis())?;
+            self.touch(id);
         }
         Ok(())
     }

@@ -22,6 +22,7 @@ pub mod search;
 pub mod store;
 pub mod sync;
 pub mod track;
+pub mod watch;
 pub mod workflow;
 
 pub use automerge::ChangeHash;
@@ -37,4 +38,5 @@ pub use ids::{
 pub use index::{CaseFilter, CaseSummary, DailyCompliance};
 pub use store::{DocImport, OutboxItem};
 pub use track::TrackPoint;
+pub use watch::Subscription;
 pub use workflow::{fold, Action, CaseState, Entry, Outcome, Status, SupervisionLevel};

@@ -640,6 +640,220 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
 
 
 /**
+ * Told which documents changed: a local edit, a sync that brought news, a case
+ * that left this device. Called on the thread that committed the change (the caller
+ * of a local edit, or the sync worker): hop to the UI thread and re-read there.
+ */
+public protocol DocumentsObserver: AnyObject, Sendable {
+    
+    /**
+     * The ids of the cases and patrols a committed write touched.
+     */
+    func onDocumentsChanged(docIds: [String]) 
+    
+}
+/**
+ * Told which documents changed: a local edit, a sync that brought news, a case
+ * that left this device. Called on the thread that committed the change (the caller
+ * of a local edit, or the sync worker): hop to the UI thread and re-read there.
+ */
+open class DocumentsObserverImpl: DocumentsObserver, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_gridsync_ffi_fn_clone_documentsobserver(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_gridsync_ffi_fn_free_documentsobserver(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The ids of the cases and patrols a committed write touched.
+     */
+open func onDocumentsChanged(docIds: [String])  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_documentsobserver_on_documents_changed(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceString.lower(docIds),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceDocumentsObserver {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceDocumentsObserver = UniffiVTableCallbackInterfaceDocumentsObserver(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeDocumentsObserver.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface DocumentsObserver: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeDocumentsObserver.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface DocumentsObserver: handle missing in uniffiClone")
+            }
+        },
+        onDocumentsChanged: { (
+            uniffiHandle: UInt64,
+            docIds: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeDocumentsObserver.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onDocumentsChanged(
+                     docIds: try FfiConverterSequenceString.lift(docIds)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceDocumentsObserver> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceDocumentsObserver>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitDocumentsObserver() {
+    uniffi_gridsync_ffi_fn_init_callback_vtable_documentsobserver(UniffiCallbackInterfaceDocumentsObserver.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDocumentsObserver: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<DocumentsObserver>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = DocumentsObserver
+
+    public static func lift(_ handle: UInt64) throws -> DocumentsObserver {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return DocumentsObserverImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: DocumentsObserver) -> UInt64 {
+         if let rustImpl = value as? DocumentsObserverImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DocumentsObserver {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: DocumentsObserver, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDocumentsObserver_lift(_ handle: UInt64) throws -> DocumentsObserver {
+    return try FfiConverterTypeDocumentsObserver.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDocumentsObserver_lower(_ value: DocumentsObserver) -> UInt64 {
+    return FfiConverterTypeDocumentsObserver.lower(value)
+}
+
+
+
+
+
+
+/**
  * The engine on the device: one SQLite file, opened once, closed explicitly.
  */
 public protocol GridEngineProtocol: AnyObject, Sendable {
@@ -719,6 +933,12 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
      * Push, pull and upload photos; progress goes to `observer`.
      */
     func sync(observer: SyncObserver?) async throws  -> SyncSummary
+    
+    /**
+     * Tell `observer` which documents each committed change touches, until the
+     * returned handle is dropped or cancelled.
+     */
+    func watch(observer: DocumentsObserver) throws  -> WatchHandle
     
 }
 /**
@@ -990,6 +1210,20 @@ open func sync(observer: SyncObserver?)async throws  -> SyncSummary  {
         )
 }
     
+    /**
+     * Tell `observer` which documents each committed change touches, until the
+     * returned handle is dropped or cancelled.
+     */
+open func watch(observer: DocumentsObserver)throws  -> WatchHandle  {
+    return try  FfiConverterTypeWatchHandle_lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_watch(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeDocumentsObserver_lower(observer),uniffiCallStatus
+    )
+})
+}
+    
 
     
 }
@@ -1243,6 +1477,134 @@ public func FfiConverterTypeSyncObserver_lift(_ handle: UInt64) throws -> SyncOb
 #endif
 public func FfiConverterTypeSyncObserver_lower(_ value: SyncObserver) -> UInt64 {
     return FfiConverterTypeSyncObserver.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A live `watch`: dropping it (or `cancel`) stops the notifications.
+ */
+public protocol WatchHandleProtocol: AnyObject, Sendable {
+    
+    /**
+     * Stop the notifications now (dropping the handle does the same).
+     */
+    func cancel() 
+    
+}
+/**
+ * A live `watch`: dropping it (or `cancel`) stops the notifications.
+ */
+open class WatchHandle: WatchHandleProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_gridsync_ffi_fn_clone_watchhandle(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_gridsync_ffi_fn_free_watchhandle(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Stop the notifications now (dropping the handle does the same).
+     */
+open func cancel()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_watchhandle_cancel(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeWatchHandle: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = WatchHandle
+
+    public static func lift(_ handle: UInt64) throws -> WatchHandle {
+        return WatchHandle(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: WatchHandle) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> WatchHandle {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: WatchHandle, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeWatchHandle_lift(_ handle: UInt64) throws -> WatchHandle {
+    return try FfiConverterTypeWatchHandle.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeWatchHandle_lower(_ value: WatchHandle) -> UInt64 {
+    return FfiConverterTypeWatchHandle.lower(value)
 }
 
 
@@ -2960,6 +3322,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_gridsync_ffi_checksum_func_new_device_id() != 52834) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_gridsync_ffi_checksum_method_documentsobserver_on_documents_changed() != 8533) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_act() != 62503) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3005,13 +3370,20 @@ private let initializationResult: InitializationResult = {
     if (uniffi_gridsync_ffi_checksum_method_gridengine_sync() != 28794) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_watch() != 55073) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_gridsync_ffi_checksum_method_syncobserver_on_progress() != 47914) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_watchhandle_cancel() != 18978) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_constructor_gridengine_open() != 12840) {
         return InitializationResult.apiChecksumMismatch
     }
 
+    uniffiCallbackInitDocumentsObserver()
     uniffiCallbackInitSyncObserver()
     return InitializationResult.ok
 }()

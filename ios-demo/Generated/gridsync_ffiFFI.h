@@ -243,11 +243,27 @@ typedef void (*UniffiForeignFutureCompleteVoid)(uint64_t, UniffiForeignFutureRes
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_DOCUMENTS_OBSERVER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_DOCUMENTS_OBSERVER_METHOD0
+typedef void (*UniffiCallbackInterfaceDocumentsObserverMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_SYNC_OBSERVER_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_SYNC_OBSERVER_METHOD0
 typedef void (*UniffiCallbackInterfaceSyncObserverMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
         RustCallStatus *_Nonnull uniffiCallStatus
     );
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DOCUMENTS_OBSERVER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DOCUMENTS_OBSERVER
+typedef struct UniffiVTableCallbackInterfaceDocumentsObserver {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceDocumentsObserverMethod0 _Nonnull onDocumentsChanged;
+} UniffiVTableCallbackInterfaceDocumentsObserver;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_SYNC_OBSERVER
@@ -258,6 +274,26 @@ typedef struct UniffiVTableCallbackInterfaceSyncObserver {
     UniffiCallbackInterfaceSyncObserverMethod0 _Nonnull onProgress;
 } UniffiVTableCallbackInterfaceSyncObserver;
 
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_CLONE_DOCUMENTSOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_CLONE_DOCUMENTSOBSERVER
+uint64_t uniffi_gridsync_ffi_fn_clone_documentsobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FREE_DOCUMENTSOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FREE_DOCUMENTSOBSERVER
+void uniffi_gridsync_ffi_fn_free_documentsobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_INIT_CALLBACK_VTABLE_DOCUMENTSOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_INIT_CALLBACK_VTABLE_DOCUMENTSOBSERVER
+void uniffi_gridsync_ffi_fn_init_callback_vtable_documentsobserver(const UniffiVTableCallbackInterfaceDocumentsObserver* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_DOCUMENTSOBSERVER_ON_DOCUMENTS_CHANGED
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_DOCUMENTSOBSERVER_ON_DOCUMENTS_CHANGED
+void uniffi_gridsync_ffi_fn_method_documentsobserver_on_documents_changed(uint64_t ptr, RustBuffer doc_ids, RustCallStatus *_Nonnull out_status
+);
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_CLONE_GRIDENGINE
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_CLONE_GRIDENGINE
@@ -349,6 +385,11 @@ RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_start_patrol(uint64_t ptr, R
 uint64_t uniffi_gridsync_ffi_fn_method_gridengine_sync(uint64_t ptr, RustBuffer observer
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_WATCH
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_WATCH
+uint64_t uniffi_gridsync_ffi_fn_method_gridengine_watch(uint64_t ptr, uint64_t observer, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_CLONE_SYNCOBSERVER
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_CLONE_SYNCOBSERVER
 uint64_t uniffi_gridsync_ffi_fn_clone_syncobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -367,6 +408,21 @@ void uniffi_gridsync_ffi_fn_init_callback_vtable_syncobserver(const UniffiVTable
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_SYNCOBSERVER_ON_PROGRESS
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_SYNCOBSERVER_ON_PROGRESS
 void uniffi_gridsync_ffi_fn_method_syncobserver_on_progress(uint64_t ptr, RustBuffer progress, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_CLONE_WATCHHANDLE
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_CLONE_WATCHHANDLE
+uint64_t uniffi_gridsync_ffi_fn_clone_watchhandle(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FREE_WATCHHANDLE
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FREE_WATCHHANDLE
+void uniffi_gridsync_ffi_fn_free_watchhandle(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_WATCHHANDLE_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_WATCHHANDLE_CANCEL
+void uniffi_gridsync_ffi_fn_method_watchhandle_cancel(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FUNC_ENROLL
@@ -652,6 +708,12 @@ uint16_t uniffi_gridsync_ffi_checksum_func_new_device_id(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_DOCUMENTSOBSERVER_ON_DOCUMENTS_CHANGED
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_DOCUMENTSOBSERVER_ON_DOCUMENTS_CHANGED
+uint16_t uniffi_gridsync_ffi_checksum_method_documentsobserver_on_documents_changed(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_ACT
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_ACT
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_act(void
@@ -742,9 +804,21 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_sync(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_WATCH
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_WATCH
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_watch(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_SYNCOBSERVER_ON_PROGRESS
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_SYNCOBSERVER_ON_PROGRESS
 uint16_t uniffi_gridsync_ffi_checksum_method_syncobserver_on_progress(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_WATCHHANDLE_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_WATCHHANDLE_CANCEL
+uint16_t uniffi_gridsync_ffi_checksum_method_watchhandle_cancel(void
     
 );
 #endif

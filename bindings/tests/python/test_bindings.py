@@ -112,3 +112,33 @@ def test_errors_are_typed_and_say_what_was_wrong(relay):
     worker.close_store()
     with pytest.raises(gs.GridsyncError.Closed):
         worker.start_patrol()
+
+
+class Changes(gs.DocumentsObserver):
+    def __init__(self):
+        self.seen = []
+
+    def on_documents_changed(self, doc_ids):
+        self.seen.append(doc_ids)
+
+
+def test_observers_hear_of_synced_and_local_changes_until_their_handle_goes(relay):
+    folder = tempfile.mkdtemp()
+    worker = device(relay, WORKER, folder)
+    dispatcher = device(relay, DISPATCHER, folder)
+    changes = Changes()
+    handle = dispatcher.watch(changes)
+
+    case_id = worker.report_case(gs.NewCaseRecord(
+        title="消防通道堵塞", description="", category="safety", subcategory=None,
+        severity="high", grid=None, lat=None, lon=None, address="", photos=[]))
+    asyncio.run(worker.sync(None))
+    assert changes.seen == []
+    asyncio.run(dispatcher.sync(None))
+    assert changes.seen == [[case_id]], "the pulled case"
+    dispatcher.act(case_id, gs.CaseAction.ACCEPT())
+    assert changes.seen[-1] == [case_id], "a local action"
+
+    del handle
+    dispatcher.add_note(case_id, "已通知物业")
+    assert len(changes.seen) == 2, "nothing after the handle is dropped"

@@ -7,3 +7,4 @@ mod photos;
 mod refusals;
 mod replication;
 mod support;
+mod watch;

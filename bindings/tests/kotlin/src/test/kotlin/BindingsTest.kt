@@ -85,4 +85,26 @@ class BindingsTest {
         worker.closeStore()
         assertThrows(GridsyncException.Closed::class.java) { worker.startPatrol() }
     }
+
+    @Test
+    fun observersHearOfSyncedChangesUntilTheirHandleIsClosed() {
+        val folder = Files.createTempDirectory("devices").toFile()
+        val worker = device("w-339901001001001", folder)
+        val dispatcher = device("cd-339901001001", folder)
+        val seen = java.util.concurrent.CopyOnWriteArrayList<List<String>>()
+        val handle = dispatcher.watch(object : DocumentsObserver {
+            override fun onDocumentsChanged(docIds: List<String>) { seen.add(docIds) }
+        })
+
+        val caseId = worker.reportCase(
+            NewCaseRecord("路灯损坏", "", "city", "city.streetlight", "normal",
+                null, null, null, "", listOf()))
+        runBlocking { worker.sync(null) }
+        runBlocking { dispatcher.sync(null) }
+        assertEquals(listOf(listOf(caseId)), seen.toList())
+
+        handle.close()
+        dispatcher.act(caseId, CaseAction.Accept)
+        assertEquals(1, seen.size, "nothing after the handle is closed")
+    }
 }
