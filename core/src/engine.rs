@@ -261,12 +261,17 @@ impl Engine {
 
     /// This device's user, from the directory.
     pub fn me(&self) -> Result<User> {
-        let dir = self.directory()?;
-        dir.user(&self.identity.user)
+        self.user(&self.identity.user)
+    }
+
+    /// A user from the directory.
+    pub fn user(&self, id: &UserId) -> Result<User> {
+        self.directory()?
+            .user(id)
             .cloned()
             .ok_or_else(|| Error::NotFound {
                 what: "user",
-                id: self.identity.user.to_string(),
+                id: id.to_string(),
             })
     }
 
@@ -344,35 +349,84 @@ impl Engine {
     /// Take a workflow action on a case. Checks the role, the region and the case's
     /// state, appends the entry and returns the new state.
     pub fn act(&self, id: &DocId, action: Action) -> Result<CaseState> {
-        let dir = self.directory()?;
         let me = self.me()?;
-        if let Action::Dispatch { dept, .. } = &action {
-            if dir.department(dept).is_none() {
-                return Err(Error::InvalidInput(format!("unknown department {dept}")));
-            }
-        }
+        self.check_department(&action)?;
         self.write(|tx| {
             let (mut doc, case) = self.load_case_in_scope(tx, id, &me)?;
-            // check_scope has already hidden cases not dispatched to a handler's
-            // department, so a handler only ever acts on her department's cases.
-            fold(&case.timeline).check(me.role, &action)?;
-            let entry = Entry {
-                id: new_entry_id(),
-                after: case.last_entry_id().map(str::to_owned),
-                actor: me.id.clone(),
-                role: me.role,
-                at: self.now(),
-                action,
-            };
-            if case.timeline.len() >= case::limits::TIMELINE {
-                return Err(Error::InvalidInput("the case's timeline is full".into()));
-            }
+            let entry = self.action_entry(&case, &me, action)?;
             self.commit_local(tx, id, &mut doc, |t| case::append_entry(t, &entry))?;
             self.materialise(tx, id, &doc)?;
             let mut timeline = case.timeline;
             timeline.push(entry);
             Ok(fold(&timeline))
         })
+    }
+
+    /// The change `author` taking `action` on case `id` would make, checked exactly
+    /// as [`Engine::act`] checks it, without storing it. A server's console acts for
+    /// its signed-in users this way; the change then goes through the same checked
+    /// import as a device's push.
+    pub fn draft_action(&self, author: &Identity, id: &DocId, action: Action) -> Result<Vec<u8>> {
+        let me = self.user(&author.user)?;
+        self.check_department(&action)?;
+        let (mut doc, case) = self.db.read(|tx| self.load_case_in_scope(tx, id, &me))?;
+        let entry = self.action_entry(&case, &me, action)?;
+        self.draft_change(&mut doc, id, author, |t| case::append_entry(t, &entry))
+    }
+
+    /// Like [`Engine::add_note`], drafted for `author` (see [`Engine::draft_action`]).
+    pub fn draft_note(&self, author: &Identity, id: &DocId, text: &str) -> Result<Vec<u8>> {
+        check_note(text)?;
+        let me = self.user(&author.user)?;
+        let (mut doc, case) = self.db.read(|tx| self.load_case_in_scope(tx, id, &me))?;
+        if case.notes.len() >= case::limits::NOTES {
+            return Err(Error::InvalidInput(
+                "the case has the maximum number of notes".into(),
+            ));
+        }
+        let note = Note {
+            by: me.id.clone(),
+            at: self.now(),
+            text: text.to_owned(),
+        };
+        self.draft_change(&mut doc, id, author, |t| case::add_note(t, &note))
+    }
+
+    fn check_department(&self, action: &Action) -> Result<()> {
+        if let Action::Dispatch { dept, .. } = action {
+            if self.directory()?.department(dept).is_none() {
+                return Err(Error::InvalidInput(format!("unknown department {dept}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The timeline entry `me` taking `action` appends to `case`, once the role and
+    /// the case's state allow it. Scope is checked by whoever loaded the case:
+    /// `check_scope` hides cases not dispatched to a handler's department, so a
+    /// handler only ever acts on her department's cases.
+    fn action_entry(&self, case: &CaseDoc, me: &User, action: Action) -> Result<Entry> {
+        fold(&case.timeline).check(me.role, &action)?;
+        if case.timeline.len() >= case::limits::TIMELINE {
+            return Err(Error::InvalidInput("the case's timeline is full".into()));
+        }
+        Ok(Entry {
+            id: new_entry_id(),
+            after: case.last_entry_id().map(str::to_owned),
+            actor: me.id.clone(),
+            role: me.role,
+            at: self.now(),
+            action,
+        })
+    }
+
+    /// The deadline a dispatch of `case` gets by default: the directory's rule for
+    /// its category and severity, from now.
+    pub fn default_deadline(&self, case: &CaseDoc) -> Result<DateTime<Utc>> {
+        let hours = self
+            .directory()?
+            .deadline_hours(&case.category, case.severity);
+        Ok(self.now() + chrono::Duration::hours(hours.into()))
     }
 
     /// Dispatch a case to a department; the deadline defaults to the directory's rule
@@ -385,13 +439,7 @@ impl Engine {
     ) -> Result<CaseState> {
         let deadline = match deadline {
             Some(d) => d,
-            None => {
-                let case = self.get_case(id)?;
-                let hours = self
-                    .directory()?
-                    .deadline_hours(&case.doc.category, case.doc.severity);
-                self.now() + chrono::Duration::hours(hours.into())
-            }
+            None => self.default_deadline(&self.get_case(id)?.doc)?,
         };
         self.act(id, Action::Dispatch { dept, deadline })
     }
@@ -742,8 +790,13 @@ impl Engine {
 
     /// A case with its timeline and state (loads the one document).
     pub fn get_case(&self, id: &DocId) -> Result<Case> {
-        let me = self.me()?;
-        let (_, doc) = self.db.read(|tx| self.load_case_in_scope(tx, id, &me))?;
+        self.get_case_as(&self.me()?, id)
+    }
+
+    /// A case as `user` may see it: the same "not found" as for a missing case when
+    /// it is outside their scope. For a server answering for its users.
+    pub fn get_case_as(&self, user: &User, id: &DocId) -> Result<Case> {
+        let (_, doc) = self.db.read(|tx| self.load_case_in_scope(tx, id, user))?;
         let state = fold(&doc.timeline);
         Ok(Case { doc, state })
     }
@@ -1390,25 +1443,25 @@ impl Engine {
         doc: &mut Automerge,
         edit: impl FnOnce(&mut AmTransaction<'_>) -> Result<(), AutomergeError>,
     ) -> Result<()> {
-        doc.set_actor(self.identity.device.actor());
         let now = self.now();
-        let done = doc
-            .transact_with(
-                |_| CommitOptions::default().with_time(now.timestamp()),
-                edit,
-            )
-            .map_err(|f| Error::Document(f.error))?;
-        if let Some(hash) = done.hash {
-            let change = doc
-                .get_change_by_hash(&hash)
-                .ok_or_else(|| Error::BadChange {
-                    doc: id.to_string(),
-                    reason: "the change just made is missing".into(),
-                })?;
+        if let Some(change) = make_change(doc, id, &self.identity.device, now, edit)? {
             store::persist(tx, id, doc, &[change], true, now.timestamp_millis())?;
             self.touch(id);
         }
         Ok(())
+    }
+
+    /// One change to `doc` made by `author`'s device, as bytes, not stored.
+    fn draft_change(
+        &self,
+        doc: &mut Automerge,
+        id: &DocId,
+        author: &Identity,
+        edit: impl FnOnce(&mut AmTransaction<'_>) -> Result<(), AutomergeError>,
+    ) -> Result<Vec<u8>> {
+        make_change(doc, id, &author.device, self.now(), edit)?
+            .map(|c| c.raw_bytes().to_vec())
+            .ok_or_else(|| Error::InvalidInput("the edit changes nothing".into()))
     }
 
     /// Fold a document into the index tables.
@@ -1423,6 +1476,33 @@ impl Engine {
             DocContent::Patrol(p) => index::index_patrol(tx, p, &Self::pending_points(tx, id)?),
         }
     }
+}
+
+/// Apply `edit` to `doc` as one change by `device`'s actor at `now`; `None` when
+/// the edit changed nothing.
+fn make_change(
+    doc: &mut Automerge,
+    id: &DocId,
+    device: &DeviceId,
+    now: DateTime<Utc>,
+    edit: impl FnOnce(&mut AmTransaction<'_>) -> Result<(), AutomergeError>,
+) -> Result<Option<automerge::Change>> {
+    doc.set_actor(device.actor());
+    let done = doc
+        .transact_with(
+            |_| CommitOptions::default().with_time(now.timestamp()),
+            edit,
+        )
+        .map_err(|f| Error::Document(f.error))?;
+    let Some(hash) = done.hash else {
+        return Ok(None);
+    };
+    doc.get_change_by_hash(&hash)
+        .map(Some)
+        .ok_or_else(|| Error::BadChange {
+            doc: id.to_string(),
+            reason: "the change just made is missing".into(),
+        })
 }
 
 /// A document's import, worked out and not yet written.

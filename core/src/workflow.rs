@@ -227,7 +227,8 @@ impl Action {
         }
     }
 
-    fn text(&self) -> Option<&str> {
+    /// The free text the entry carries (a result, a reason or a comment), if any.
+    pub fn text(&self) -> Option<&str> {
         match self {
             Action::SelfHandle { result } | Action::Feedback { result } => Some(result),
             Action::Return { reason }

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use chrono::{Duration, NaiveDate, TimeZone};
 use gridsync_core::index::local_offset;
 use gridsync_core::{
-    Action, Case, CaseFilter, Directory, DocId, Engine, Location, NewCase, Outcome, Person,
-    Severity, Status, TrackPoint,
+    Action, Case, CaseFilter, DeviceId, Directory, DocId, Engine, Location, NewCase, Outcome,
+    Person, Severity, Status, TrackPoint,
 };
 
 use crate::sim::{RelayProcess, SimClock};
@@ -390,10 +390,20 @@ pub fn run(data: Option<PathBuf>, lang: Lang, keep: bool) -> DemoResult {
         );
     }
     if keep {
+        // A fresh password each run: the kept server is a real one.
+        let password = DeviceId::random().to_string()[..12].to_owned();
+        relay.set_console_password(DISPATCHER, &password)?;
         println!(
-            "\n{} {}\n{} {}\n{}",
+            "\n{} {}\n{} {}/console\n{} {} / {} {} ({})\n{} {}\n{}",
             out.t("中继服务器仍在运行：", "The relay is still running at"),
             relay.url,
+            out.t("指挥中心网页：", "Command-centre console:"),
+            relay.url,
+            out.t("调度员登录：用户名", "Dispatcher sign-in: user"),
+            DISPATCHER,
+            out.t("密码", "password"),
+            password,
+            name(DISPATCHER),
             out.t("数据目录：", "data folder:"),
             dir.display(),
             out.t("按 Ctrl-C 停止。", "Press Ctrl-C to stop it."),

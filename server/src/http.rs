@@ -133,6 +133,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/blob/put", post(blob_put))
         .route("/v1/blob/get", post(blob_get))
         .route("/healthz", get(healthz))
+        .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(

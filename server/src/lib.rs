@@ -3,6 +3,7 @@
 //! document, materialised for the command centre.
 #![warn(missing_docs)]
 
+mod console;
 pub mod http;
 pub mod relay;
 

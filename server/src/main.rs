@@ -77,6 +77,13 @@ enum AdminCommand {
     },
     /// List enrolled devices.
     Devices,
+    /// Set a user's web console password, read from the first line of standard
+    /// input (never from the command line). Ends the user's console sessions.
+    Password {
+        /// The user id from the directory.
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -197,6 +204,15 @@ fn admin(data: &std::path::Path, which: AdminCommand) -> Result<(), Box<dyn std:
                 return Err(format!("no enrolled, unrevoked device {device}").into());
             }
             println!("revoked {device}");
+        }
+        AdminCommand::Password { user } => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            relay
+                .set_console_password(&user, password)
+                .map_err(|e| e.body.message)?;
+            println!("console password set for {user}");
         }
         AdminCommand::Devices => {
             for d in relay.store().devices()? {

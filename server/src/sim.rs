@@ -134,6 +134,17 @@ impl RelayProcess {
         Ok(engine)
     }
 
+    /// Give `user` a web console password (as `gridsync admin password` does).
+    pub fn set_console_password(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        gridsync_server::relay::Relay::open(&self.data, None)?
+            .set_console_password(user, password)
+            .map_err(|e| e.body.message.into())
+    }
+
     /// Keep serving until the process is interrupted.
     pub fn wait(mut self) -> std::io::Result<()> {
         match self.child.take() {

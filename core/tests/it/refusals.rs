@@ -1,7 +1,9 @@
 //! Every refusal: wrong role, wrong state, out of scope, bad input. Each says what
 //! was wrong and changes nothing.
 
-use gridsync_core::{Action, CaseFilter, DeviceId, Engine, Error, Identity, OpenError, Severity};
+use gridsync_core::{
+    Action, CaseFilter, DeviceId, Engine, Error, Identity, OpenError, Severity, Status,
+};
 
 use crate::support::*;
 
@@ -228,4 +230,52 @@ fn actions_before_a_directory_is_loaded_say_so() {
     assert!(e
         .load_directory("{\"format\":\"gridsync-directory\"}")
         .is_err());
+}
+
+#[test]
+fn drafted_actions_are_checked_like_local_ones_and_import_as_their_author() {
+    let clock = TestClock::new();
+    let worker = device(WORKER, &clock);
+    let server = device(ADMIN, &clock);
+    let id = worker.report_case(leak_case()).unwrap();
+    push(&worker, &server);
+    let console = |user: &str| Identity {
+        user: user.parse().unwrap(),
+        device: DeviceId::random(),
+    };
+    let dispatcher = console(COMMUNITY);
+
+    let refused = server.draft_action(&dispatcher, &id, Action::Archive);
+    assert!(matches!(refused, Err(Error::Refused(_))), "{refused:?}");
+    let outside = server.draft_action(&console(OTHER_COMMUNITY), &id, Action::Accept);
+    assert!(
+        matches!(outside, Err(Error::NotFound { .. })),
+        "{outside:?}"
+    );
+    assert!(server.outbox_pending(usize::MAX).unwrap().is_empty());
+
+    let change = server
+        .draft_action(&dispatcher, &id, Action::Accept)
+        .unwrap();
+    assert_eq!(
+        server.get_case(&id).unwrap().state.status,
+        Status::Reported,
+        "not stored"
+    );
+    // A server stores each drafted change before drafting the next of the same author.
+    server
+        .import_changes(&[(id.clone(), vec![change.clone()])])
+        .unwrap();
+    let note = server
+        .draft_note(&dispatcher, &id, "已派网格员复核")
+        .unwrap();
+    let results = worker
+        .import_changes(&[(id.clone(), vec![change, note])])
+        .unwrap();
+    assert_eq!(results[0].outcome.as_ref().unwrap().applied.len(), 2);
+    let case = worker.get_case(&id).unwrap();
+    assert_eq!(case.state.status, Status::Accepted);
+    let last = case.doc.timeline.last().unwrap();
+    assert_eq!(last.actor.as_str(), COMMUNITY);
+    assert_eq!(case.doc.notes[0].text, "已派网格员复核");
 }

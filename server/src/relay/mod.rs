@@ -2,7 +2,10 @@
 //! a request to an answer. The HTTP layer (`http.rs`) and the in-process simulator
 //! both call these.
 
+mod console;
 pub mod store;
+
+pub use console::{ConsoleUser, PASSWORD_CHARS, SESSION_HOURS};
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -19,7 +22,7 @@ use gridsync_core::sync::wire::{
     PROTOCOL_VERSION,
 };
 use gridsync_core::{
-    fold, Directory, DocContent, DocId, Engine, Identity, Outcome, PhotoHash, Role, User,
+    fold, DeviceId, Directory, DocContent, DocId, Engine, Identity, Outcome, PhotoHash, Role, User,
 };
 use sha2::{Digest, Sha256};
 
@@ -39,7 +42,7 @@ pub struct RelayError {
 }
 
 impl RelayError {
-    fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
         RelayError {
             status,
             body: ErrorBody {
@@ -50,13 +53,13 @@ impl RelayError {
             },
         }
     }
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "bad_request", message)
     }
     fn unauthorized() -> Self {
         Self::new(401, "unauthorized", "unknown or invalid device token")
     }
-    fn internal(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "internal error");
         Self::new(500, "internal", "internal server error; try again later")
     }
@@ -95,6 +98,7 @@ pub struct Relay {
     data: std::path::PathBuf,
     blobs: Blobs,
     uploads: std::sync::Mutex<()>,
+    console_writes: std::sync::Mutex<()>,
 }
 
 impl Relay {
@@ -131,6 +135,7 @@ impl Relay {
             data: data.to_owned(),
             blobs: Blobs::at(&data.join("blobs")),
             uploads: std::sync::Mutex::new(()),
+            console_writes: std::sync::Mutex::new(()),
         })
     }
 
@@ -254,11 +259,23 @@ impl Relay {
                 "at most {MAX_CHANGES_PER_MESSAGE} changes per push"
             )));
         }
+        self.push_as(device.device, &user, req.changes)
+    }
+
+    /// Check, store and log changes made on `device` by `user`: a device's push, or
+    /// an action taken in the console (whose sessions act through a device of their
+    /// own). Nothing is stored that a device of this user could not push.
+    pub(crate) fn push_as(
+        &self,
+        device: DeviceId,
+        user: &User,
+        changes: Vec<WireChange>,
+    ) -> Result<PushResponse, RelayError> {
         // Each change's hash names it in the answer; what cannot even be parsed is
         // named by the SHA-256 of its bytes and rejected.
-        let mut results: Vec<ChangeResult> = Vec::with_capacity(req.changes.len());
+        let mut results: Vec<ChangeResult> = Vec::with_capacity(changes.len());
         let mut valid = Vec::new();
-        for WireChange { doc, bytes } in req.changes {
+        for WireChange { doc, bytes } in changes {
             let parsed = doc
                 .parse::<DocId>()
                 .map_err(|e| e.to_string())
@@ -284,8 +301,8 @@ impl Relay {
             }
         }
         let batch = gridsync_core::engine::group_by_doc(valid);
-        let actor = device.device.actor();
-        let vis = visibility(&user);
+        let actor = device.actor();
+        let vis = visibility(user);
         let check = |id: &DocId,
                      before: Option<&DocContent>,
                      after: &DocContent,
@@ -293,7 +310,7 @@ impl Relay {
             if changes.iter().any(|c| c.actor_id() != &actor) {
                 return Err("the change was not made on this device".to_owned());
             }
-            authorize(&user, id, before, after)?;
+            authorize(user, id, before, after)?;
             self.check_new_photos(&vis, before, after)
         };
         let imported = self
@@ -365,12 +382,7 @@ impl Relay {
         }
         // Only after the log is durable is anything answered as stored.
         self.store
-            .append(
-                device.device,
-                &entries,
-                &scopes,
-                Utc::now().timestamp_millis(),
-            )
+            .append(device, &entries, &scopes, Utc::now().timestamp_millis())
             .map_err(RelayError::internal)?;
         let mut rejected = 0;
         for r in &mut results {
@@ -387,7 +399,7 @@ impl Relay {
             r.status = status;
             r.reason = reason;
         }
-        tracing::info!(device = %device.device, changes = results.len(), rejected, "push");
+        tracing::info!(device = %device, changes = results.len(), rejected, "push");
         Ok(PushResponse {
             v: PROTOCOL_VERSION,
             results,
@@ -589,16 +601,7 @@ impl Relay {
         if req.purged.len() > MAX_CHANGES_PER_MESSAGE {
             return Err(RelayError::bad_request("purge acknowledgement too long"));
         }
-        // Department handlers see what is dispatched to their department, nothing else.
-        let handler = user.role == Role::DepartmentHandler;
-        let vis = Visibility {
-            region: (!handler).then(|| user.region.clone()),
-            dept: if handler {
-                user.department.clone()
-            } else {
-                None
-            },
-        };
+        let vis = visibility(&user);
         let ask = PullAsk {
             cursor: req.cursor,
             max_bytes: req.max_bytes.clamp(1, MAX_PULL_PAGE_BYTES),

@@ -159,6 +159,29 @@ pub trait RelayStore: Send + Sync {
     fn blob_size(&self, hash: &str) -> StoreResult<Option<u64>>;
     /// Record a blob as stored (after its file is durable).
     fn record_blob(&self, hash: &str, size: u64, now_ms: i64) -> StoreResult<()>;
+    /// Set a console password (its PHC hash) for `user`; the account's device is
+    /// `device` when the account is new, and kept otherwise. Every session of the
+    /// user ends. Returns the account's device.
+    fn set_console_password(
+        &self,
+        user: &UserId,
+        password_hash: &str,
+        device: DeviceId,
+    ) -> StoreResult<DeviceId>;
+    /// A console account: its password hash and device.
+    fn console_account(&self, user: &UserId) -> StoreResult<Option<(String, DeviceId)>>;
+    /// Start a console session (hashed token) with its CSRF token.
+    fn create_session(
+        &self,
+        token_hash: &[u8; 32],
+        user: &UserId,
+        csrf: &str,
+        expires_ms: i64,
+    ) -> StoreResult<()>;
+    /// A live session: its user and CSRF token. Expired sessions are removed.
+    fn session(&self, token_hash: &[u8; 32], now_ms: i64) -> StoreResult<Option<(UserId, String)>>;
+    /// End a session.
+    fn end_session(&self, token_hash: &[u8; 32]) -> StoreResult<()>;
 }
 
 const MIGRATIONS: &[&str] = &[
@@ -226,6 +249,22 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (doc_id, hash)
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX doc_photos_hash ON doc_photos (hash);
+"#,
+    r#"
+    -- The web console: password accounts (Argon2 PHC strings), each acting through a
+    -- device of its own, and sessions (hashed tokens) with their CSRF tokens.
+    CREATE TABLE console_accounts (
+        user_id       TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        device_id     TEXT NOT NULL UNIQUE
+    ) STRICT;
+    CREATE TABLE console_sessions (
+        token_hash BLOB PRIMARY KEY,
+        user_id    TEXT NOT NULL,
+        csrf       TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX console_sessions_user ON console_sessions (user_id);
 "#,
 ];
 
@@ -635,6 +674,83 @@ impl RelayStore for SqliteRelayStore {
         self.conn().execute(
             "INSERT OR IGNORE INTO blobs (hash, size, stored_ms) VALUES (?1, ?2, ?3)",
             params![hash, i64::try_from(size).unwrap_or(i64::MAX), now_ms],
+        )?;
+        Ok(())
+    }
+
+    fn set_console_password(
+        &self,
+        user: &UserId,
+        password_hash: &str,
+        device: DeviceId,
+    ) -> StoreResult<DeviceId> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO console_accounts (user_id, password_hash, device_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash",
+            params![user.as_str(), password_hash, device.to_string()],
+        )?;
+        tx.execute(
+            "DELETE FROM console_sessions WHERE user_id = ?1",
+            [user.as_str()],
+        )?;
+        let device: String = tx.query_row(
+            "SELECT device_id FROM console_accounts WHERE user_id = ?1",
+            [user.as_str()],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok(parse(device)?)
+    }
+
+    fn console_account(&self, user: &UserId) -> StoreResult<Option<(String, DeviceId)>> {
+        let row: Option<(String, String)> = self
+            .conn()
+            .query_row(
+                "SELECT password_hash, device_id FROM console_accounts WHERE user_id = ?1",
+                [user.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row.map(|(h, d)| parse(d).map(|d| (h, d))).transpose()?)
+    }
+
+    fn create_session(
+        &self,
+        token_hash: &[u8; 32],
+        user: &UserId,
+        csrf: &str,
+        expires_ms: i64,
+    ) -> StoreResult<()> {
+        self.conn().execute(
+            "INSERT INTO console_sessions (token_hash, user_id, csrf, expires_ms)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![&token_hash[..], user.as_str(), csrf, expires_ms],
+        )?;
+        Ok(())
+    }
+
+    fn session(&self, token_hash: &[u8; 32], now_ms: i64) -> StoreResult<Option<(UserId, String)>> {
+        let conn = self.conn();
+        conn.execute(
+            "DELETE FROM console_sessions WHERE expires_ms <= ?1",
+            [now_ms],
+        )?;
+        let row: Option<(String, String)> = conn
+            .query_row(
+                "SELECT user_id, csrf FROM console_sessions WHERE token_hash = ?1",
+                [&token_hash[..]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row.map(|(u, c)| parse(u).map(|u| (u, c))).transpose()?)
+    }
+
+    fn end_session(&self, token_hash: &[u8; 32]) -> StoreResult<()> {
+        self.conn().execute(
+            "DELETE FROM console_sessions WHERE token_hash = ?1",
+            [&token_hash[..]],
         )?;
         Ok(())
     }

@@ -1,0 +1,250 @@
+package cn.gridsync.demo.logic
+
+import java.io.File
+import kotlinx.coroutines.CoroutineDispatcher
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.update
+import kotlinx.coroutines.sync.Mutex
+import kotlinx.coroutines.sync.withLock
+import kotlinx.coroutines.withContext
+import uniffi.gridsync_ffi.CaseFilterRecord
+import uniffi.gridsync_ffi.CaseRecord
+import uniffi.gridsync_ffi.CaseSummaryRecord
+import uniffi.gridsync_ffi.DocumentsObserver
+import uniffi.gridsync_ffi.GridEngine
+import uniffi.gridsync_ffi.NewCaseRecord
+import uniffi.gridsync_ffi.PhotoRecord
+import uniffi.gridsync_ffi.SyncObserver
+import uniffi.gridsync_ffi.SyncProgress
+import uniffi.gridsync_ffi.SyncSummary
+import uniffi.gridsync_ffi.TrackPointRecord
+import uniffi.gridsync_ffi.WatchHandle
+import uniffi.gridsync_ffi.enroll as redeemCode
+import uniffi.gridsync_ffi.newDeviceId
+
+/** Who this device is: enough to reopen its database after a restart. */
+data class Session(val userId: String, val deviceId: String, val serverUrl: String)
+
+/** The patrol in progress, kept in settings so a restart resumes it. */
+data class ActivePatrol(val id: String, val startedAtMs: Long)
+
+/**
+ * What the last committed write touched. [revision] grows with every notification,
+ * so collectors re-read even when the same documents change twice.
+ */
+data class Changes(val revision: Long = 0, val docIds: List<String> = emptyList())
+
+/**
+ * The one owner of the [GridEngine] in the app. Every engine call runs on [io] (the
+ * engine's local calls block on SQLite); state the screens follow is exposed as
+ * StateFlows. Created once per process (the Application on Android).
+ *
+ * "Pending" is this app's own record of documents it changed locally that have not
+ * been followed by a successful sync yet: the bindings expose no outbox count.
+ */
+class GridRepository(
+    private val dataDir: File,
+    private val settings: SettingsStore,
+    private val io: CoroutineDispatcher,
+    private val appVersion: String,
+    private val clock: Clock = Clock.System,
+) : AutoCloseable {
+    private val openLock = Mutex()
+    @Volatile private var engine: GridEngine? = null
+    @Volatile private var watchHandle: WatchHandle? = null
+
+    private val _session = MutableStateFlow<Session?>(null)
+    /** The enrolled device, or null before enrollment (and before [restore]). */
+    val session: StateFlow<Session?> = _session.asStateFlow()
+
+    private val _changes = MutableStateFlow(Changes())
+    /** Documents changed: local edits, pulled changes, purges (from `GridEngine.watch`). */
+    val changes: StateFlow<Changes> = _changes.asStateFlow()
+
+    private val pendingLock = Any()
+    private var writeGeneration = 0L
+    private val pendingGenerations = HashMap<String, Long>()
+    private val _pending = MutableStateFlow<Set<String>>(emptySet())
+    /** Ids of cases and patrols changed here since the last successful sync. */
+    val pending: StateFlow<Set<String>> = _pending.asStateFlow()
+
+    private val _activePatrol = MutableStateFlow<ActivePatrol?>(null)
+    /** The patrol in progress on this device, if any. */
+    val activePatrol: StateFlow<ActivePatrol?> = _activePatrol.asStateFlow()
+
+    /** Reopen the database of a device enrolled before; null when there is none. */
+    suspend fun restore(): Session? = openLock.withLock {
+        _session.value?.let { return it }
+        withContext(io) {
+            val user = settings.get(KEY_USER) ?: return@withContext null
+            val device = settings.get(KEY_DEVICE) ?: return@withContext null
+            val url = settings.get(KEY_SERVER) ?: return@withContext null
+            attach(GridEngine.open(dbFile(device).path, user, device))
+            synchronized(pendingLock) {
+                settings.get(KEY_PENDING)?.split(',')?.filter { it.isNotEmpty() }?.forEach {
+                    pendingGenerations[it] = 0
+                }
+                _pending.value = pendingGenerations.keys.toSet()
+            }
+            _activePatrol.value = settings.get(KEY_PATROL)?.split('|')?.takeIf { it.size == 2 }
+                ?.let { (id, at) -> ActivePatrol(id, at.toLongOrNull() ?: 0L) }
+            Session(user, device, url)
+        }?.also { _session.value = it }
+    }
+
+    /**
+     * Redeem a one-time [code] with the server at [serverUrl], create this device's
+     * database, load the directory, remember the server, and persist who we are.
+     */
+    suspend fun enroll(serverUrl: String, code: String): Session = openLock.withLock {
+        val deviceId = newDeviceId()
+        val enrollment = redeemCode(serverUrl, code, deviceId, appVersion)
+        withContext(io) {
+            val opened = GridEngine.open(dbFile(deviceId).path, enrollment.user, deviceId)
+            try {
+                opened.loadDirectory(enrollment.directoryJson)
+                opened.setServer(serverUrl, enrollment.token)
+            } catch (e: Throwable) {
+                opened.closeStore()
+                opened.close()
+                throw e
+            }
+            detach()
+            attach(opened)
+            // Written last: a crash before this leaves no half-enrolled device behind.
+            settings.put(KEY_SERVER, serverUrl)
+            settings.put(KEY_DEVICE, deviceId)
+            settings.put(KEY_USER, enrollment.user)
+            settings.put(KEY_PATROL, null)
+            synchronized(pendingLock) {
+                pendingGenerations.clear()
+                publishPending()
+            }
+            _activePatrol.value = null
+        }
+        Session(enrollment.user, deviceId, serverUrl).also { _session.value = it }
+    }
+
+    private fun dbFile(deviceId: String) = File(dataDir, "gridsync-$deviceId.db")
+
+    private fun attach(opened: GridEngine) {
+        engine = opened
+        watchHandle = opened.watch(object : DocumentsObserver {
+            // Runs on the committing thread: only publish, never call back in here.
+            override fun onDocumentsChanged(docIds: List<String>) {
+                Unit
+            }
+        })
+    }
+
+    private fun detach() {
+        watchHandle?.close()
+        watchHandle = null
+        engine?.let {
+            it.closeStore()
+            it.close()
+        }
+        engine = null
+    }
+
+    private fun requireEngine(): GridEngine = engine ?: throw NotEnrolledException()
+
+    /** Run [block] on [io]: engine calls and settings writes block on the disk. */
+    private suspend fun <T> call(block: (GridEngine) -> T): T {
+        val e = requireEngine()
+        return withContext(io) { block(e) }
+    }
+
+    private fun markPending(docId: String) = synchronized(pendingLock) {
+        pendingGenerations[docId] = ++writeGeneration
+        publishPending()
+    }
+
+    private fun publishPending() {
+        val ids = pendingGenerations.keys.toSet()
+        _pending.value = ids
+        settings.put(KEY_PENDING, ids.joinToString(",").ifEmpty { null })
+    }
+
+    /** Cases from the local index, newest first; [text] searches (two-character Chinese works). */
+    suspend fun listCases(text: String?, limit: Int = 200): List<CaseSummaryRecord> =
+        call { it.listCases(CaseFilterRecord(emptyList(), text?.trim()?.ifEmpty { null }, limit.toUInt())) }
+
+    /** One case with its timeline. */
+    suspend fun getCase(caseId: String): CaseRecord = call { it.getCase(caseId) }
+
+    /** Run a camera photo through the engine's capture pipeline (EXIF stripped, resized). */
+    suspend fun ingestPhoto(bytes: ByteArray, fileName: String?): PhotoRecord =
+        call { it.ingestPhoto(bytes, fileName) }
+
+    /** The bytes of a stored photo (display image or thumbnail). */
+    suspend fun photoBytes(hash: String): ByteArray = call { it.photoBytes(hash) }
+
+    /** Report a case; it is durable when this returns. */
+    suspend fun reportCase(case: NewCaseRecord): String =
+        call { it.reportCase(case).also(::markPending) }
+
+    /** Start a patrol and remember it across restarts. */
+    suspend fun startPatrol(): ActivePatrol = call {
+        val id = it.startPatrol()
+        markPending(id)
+        val patrol = ActivePatrol(id, clock.nowMs())
+        settings.put(KEY_PATROL, "${patrol.id}|${patrol.startedAtMs}")
+        _activePatrol.value = patrol
+        patrol
+    }
+
+    /** Record fixes on a running patrol (the engine buffers them durably). */
+    suspend fun addTrackPoints(patrolId: String, points: List<GeoPoint>) = call { e ->
+        e.addTrackPoints(patrolId, points.map { TrackPointRecord(it.atMs, it.lat, it.lon) })
+        markPending(patrolId)
+    }
+
+    /** Points recorded on a patrol so far. */
+    suspend fun patrolTrackLength(patrolId: String): Long = call { it.patrolTrackLen(patrolId).toLong() }
+
+    /** End a patrol. */
+    suspend fun endPatrol(patrolId: String) = call {
+        it.endPatrol(patrolId)
+        markPending(patrolId)
+        settings.put(KEY_PATROL, null)
+        _activePatrol.value = null
+    }
+
+    /**
+     * Push, pull and upload photos. [onProgress] is called on the sync worker thread.
+     * On success, everything written before the sync started is no longer pending.
+     */
+    suspend fun sync(onProgress: (SyncProgress) -> Unit): SyncSummary {
+        val e = requireEngine()
+        val mark = synchronized(pendingLock) { writeGeneration }
+        val summary = withContext(io) {
+            e.sync(object : SyncObserver {
+                override fun onProgress(progress: SyncProgress) = onProgress(progress)
+            })
+        }
+        withContext(io) {
+            synchronized(pendingLock) {
+                pendingGenerations.values.removeIf { it <= mark }
+                publishPending()
+            }
+        }
+        return summary
+    }
+
+    /** Stop watching and close the database (the app is going away, or a test ends). */
+    override fun close() {
+        detach()
+        _session.value = null
+    }
+
+    private companion object {
+        const val KEY_USER = "gridsync.user"
+        const val KEY_DEVICE = "gridsync.device"
+        const val KEY_SERVER = "gridsync.server"
+        const val KEY_PENDING = "gridsync.pending"
+        const val KEY_PATROL = "gridsync.patrol"
+    }
+}

@@ -1,0 +1,137 @@
+package cn.gridsync.demo.logic
+
+import java.io.File
+import java.nio.file.Files
+import java.util.concurrent.ConcurrentHashMap
+import java.util.concurrent.TimeUnit
+import kotlin.time.Duration
+import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.cancel
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.withTimeoutOrNull
+import org.junit.jupiter.api.Assertions.fail
+
+/** A real `gridsync serve` on loopback, with its own data folder. */
+class Relay : AutoCloseable {
+    private val bin = System.getProperty("gridsync.bin") ?: error("gridsync.bin is not set (run through Maven)")
+    val data: File = Files.createTempDirectory("relay").toFile()
+    private var process: Process? = null
+    lateinit var url: String
+        private set
+
+    init {
+        start("127.0.0.1:0")
+    }
+
+    private fun start(listen: String) {
+        val p = ProcessBuilder(bin, "serve", "--listen", listen, "--data", data.path)
+            .redirectError(ProcessBuilder.Redirect.DISCARD)
+            .also { it.environment()["GRIDSYNC_LOG"] = "warn" }
+            .start()
+        process = p
+        val line = p.inputStream.bufferedReader().readLine()
+            ?: fail("gridsync serve exited before listening (exit ${p.waitFor()})")
+        url = line.removePrefix("gridsync listening on ")
+    }
+
+    /** Stop the server: the devices' next sync cannot reach it. */
+    fun stop() {
+        process?.let {
+            it.destroy()
+            if (!it.waitFor(10, TimeUnit.SECONDS)) it.destroyForcibly().waitFor()
+        }
+        process = null
+    }
+
+    /** Start it again on the same address and data. */
+    fun restart() {
+        stop()
+        start(url.removePrefix("http://"))
+    }
+
+    /** A one-time enrollment code for [user], from the admin command. */
+    fun enrollmentCode(user: String): String {
+        val admin = ProcessBuilder(bin, "admin", "--data", data.path, "enroll", "--user", user)
+            .redirectError(ProcessBuilder.Redirect.DISCARD)
+            .start()
+        val code = admin.inputStream.bufferedReader().readText().trim()
+        check(admin.waitFor(30, TimeUnit.SECONDS) && admin.exitValue() == 0) { "gridsync admin enroll failed" }
+        return code
+    }
+
+    override fun close() {
+        stop()
+        data.deleteRecursively()
+    }
+}
+
+/** An in-memory settings store (SharedPreferences on Android). */
+class MemorySettings : SettingsStore {
+    private val map = ConcurrentHashMap<String, String>()
+    override fun get(key: String): String? = map[key]
+    override fun put(key: String, value: String?) {
+        if (value == null) map.remove(key) else map[key] = value
+    }
+}
+
+/** Connectivity a test switches on and off. */
+class FakeConnectivity(online: Boolean = true) : Connectivity {
+    override val online = MutableStateFlow(online)
+}
+
+/**
+ * One phone: a data folder, settings, connectivity, and the repository and
+ * view-model scope the app would have. [restart] is a process restart: a new
+ * repository over the same folder and settings.
+ */
+class Phone(private val relay: Relay) : AutoCloseable {
+    val dir: File = Files.createTempDirectory("phone").toFile()
+    val settings = MemorySettings()
+    val connectivity = FakeConnectivity()
+    var scope = newScope()
+        private set
+    var repo = newRepo()
+        private set
+
+    private fun newScope() = CoroutineScope(SupervisorJob() + Dispatchers.Default)
+    private fun newRepo() = GridRepository(dir, settings, Dispatchers.IO, "junit")
+
+    /** Enroll through the enroll view-model with a fresh code for [user]. */
+    suspend fun enroll(user: String): EnrollViewModel {
+        val vm = EnrollViewModel(repo, scope)
+        vm.onServerUrlChange(relay.url)
+        vm.onCodeChange(relay.enrollmentCode(user))
+        vm.submit().join()
+        if (repo.session.value?.userId != user) fail<Unit>("enrollment of $user failed: ${vm.state.value.notice}")
+        vm.state.await("enrollment of $user") { it.session?.userId == user && !it.busy }
+        return vm
+    }
+
+    fun restart() {
+        scope.cancel()
+        repo.close()
+        scope = newScope()
+        repo = newRepo()
+    }
+
+    override fun close() {
+        scope.cancel()
+        repo.close()
+        dir.deleteRecursively()
+    }
+}
+
+/** Wait for a state that satisfies [predicate]; fails with the last state after [timeout]. */
+suspend fun <T> StateFlow<T>.await(what: String, timeout: Duration = 20.seconds, predicate: (T) -> Boolean): T =
+    withTimeoutOrNull(timeout) { first(predicate) } ?: fail("timed out after $timeout waiting for $what; last state: $value")
+
+/** The photo the Python and Kotlin binding tests use. */
+fun cameraPhoto(): ByteArray = File(System.getProperty("gridsync.photo")).readBytes()
+
+/** [value], or a failure with [message] when it is null. */
+fun <T : Any> present(value: T?, message: String = "expected a value"): T = value ?: fail(message)

@@ -1,0 +1,708 @@
+//! The web console of the command centre, served by `gridsync serve` under
+//! `/console`: sign-in with password accounts (`gridsync admin password`), a case
+//! board, case detail with the actions this user may take. Pages are rendered on
+//! the server; the relay (`relay::console`) does the work, with the same scope
+//! rules as for devices.
+//!
+//! Sessions are an HttpOnly, SameSite=Strict cookie; every form carries the
+//! session's CSRF token, checked before anything is changed.
+
+mod i18n;
+mod pages;
+
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::Utc;
+use gridsync_core::{
+    Action, CaseFilter, DeptId, RegionCode, RegionLevel, Role, Severity, Status, SupervisionLevel,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::http::AppState;
+use crate::relay::{ConsoleUser, Relay, RelayError, SESSION_HOURS};
+use i18n::{Lang, Texts};
+
+const SESSION_COOKIE: &str = "gs_session";
+const LANG_COOKIE: &str = "gs_lang";
+/// Cases per board page.
+const PAGE_SIZE: u32 = 50;
+/// Longest accepted search text, in characters.
+const MAX_QUERY_CHARS: usize = 100;
+
+/// The console's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(|| async { Redirect::to("/console/cases") }))
+        .route("/console/sign-in", get(sign_in_page).post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console/lang", get(switch_lang))
+        .route("/console/cases", get(board))
+        .route("/console/cases/{id}", get(detail))
+        .route("/console/cases/{id}/act", post(act))
+        .route("/console/cases/{id}/note", post(note))
+        .route("/console/photos/{hash}", get(photo))
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn lang(headers: &HeaderMap) -> Lang {
+    Lang::from_cookie(cookie(headers, LANG_COOKIE))
+}
+
+fn html(status: StatusCode, page: maud::Markup) -> Response {
+    (status, [(header::CACHE_CONTROL, "no-store")], page).into_response()
+}
+
+/// Run relay work on a blocking thread (SQLite and Automerge are synchronous).
+async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&Relay) -> Result<T, RelayError> + Send + 'static,
+) -> Result<T, RelayError> {
+    let relay = state.relay.clone();
+    tokio::task::spawn_blocking(move || f(&relay))
+        .await
+        .unwrap_or_else(|e| Err(RelayError::internal(e)))
+}
+
+/// The page for a failed request, in the user's language.
+fn failure(lang: Lang, who: Option<&ConsoleUser>, e: &RelayError) -> Response {
+    let t = lang.t();
+    if e.status == 401 {
+        return Redirect::to("/console/sign-in").into_response();
+    }
+    let (headline, detail) = match e.status {
+        404 => (t.not_found, ""),
+        403 => (t.not_allowed, e.body.message.as_str()),
+        400 => (t.bad_input, e.body.message.as_str()),
+        _ => (t.server_error, ""),
+    };
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    html(status, pages::error(lang, who, headline, detail))
+}
+
+/// The signed-in user, or the answer that sends them to sign in.
+async fn session(state: &AppState, headers: &HeaderMap) -> Result<ConsoleUser, Response> {
+    let Some(token) = cookie(headers, SESSION_COOKIE).map(str::to_owned) else {
+        return Err(Redirect::to("/console/sign-in").into_response());
+    };
+    blocking(state, move |r| r.console_session(&token))
+        .await
+        .map_err(|e| failure(lang(headers), None, &e))
+}
+
+/// A session whose form carried its CSRF token.
+async fn session_with_csrf(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<ConsoleUser, Response> {
+    let who = session(state, headers).await?;
+    if !constant_time_eq(who.csrf.as_bytes(), csrf.as_bytes()) {
+        let t = lang(headers).t();
+        return Err(html(
+            StatusCode::FORBIDDEN,
+            pages::error(lang(headers), Some(&who), t.not_allowed, "CSRF"),
+        ));
+    }
+    Ok(who)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn sign_in_page(headers: HeaderMap) -> Response {
+    html(StatusCode::OK, pages::sign_in(lang(&headers), None))
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    user: String,
+    password: String,
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<SignInForm>,
+) -> Response {
+    let lang = lang(&headers);
+    match blocking(&state, move |r| r.sign_in(&f.user, &f.password)).await {
+        Ok(token) => (
+            [(
+                header::SET_COOKIE,
+                format!(
+                    "{SESSION_COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}",
+                    SESSION_HOURS * 3600
+                ),
+            )],
+            Redirect::to("/console/cases"),
+        )
+            .into_response(),
+        Err(e) if e.status == 401 => html(
+            StatusCode::UNAUTHORIZED,
+            pages::sign_in(lang, Some(lang.t().wrong_password)),
+        ),
+        Err(e) => failure(lang, None, &e),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Err(page) = session_with_csrf(&state, &headers, &f.csrf).await {
+        return page;
+    }
+    if let Some(token) = cookie(&headers, SESSION_COOKIE).map(str::to_owned) {
+        if let Err(e) = blocking(&state, move |r| r.sign_out(&token)).await {
+            return failure(lang(&headers), None, &e);
+        }
+    }
+    (
+        [(
+            header::SET_COOKIE,
+            format!("{SESSION_COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0"),
+        )],
+        Redirect::to("/console/sign-in"),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct LangQuery {
+    to: String,
+    back: Option<String>,
+}
+
+async fn switch_lang(Query(q): Query<LangQuery>) -> Response {
+    let value = if q.to == "en" { "en" } else { "zh" };
+    // Only back into the console: never an open redirect.
+    let back = q
+        .back
+        .filter(|b| b.starts_with("/console") && !b.contains("//") && !b.contains('\\'))
+        .unwrap_or_else(|| "/console/cases".into());
+    (
+        [(
+            header::SET_COOKIE,
+            format!("{LANG_COOKIE}={value}; Path=/console; SameSite=Lax; Max-Age=31536000"),
+        )],
+        Redirect::to(&back),
+    )
+        .into_response()
+}
+
+/// The board's filters, as in its URL.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct BoardQuery {
+    status: Option<String>,
+    grid: Option<String>,
+    category: Option<String>,
+    severity: Option<String>,
+    overdue: Option<String>,
+    q: Option<String>,
+    offset: Option<u32>,
+}
+
+impl BoardQuery {
+    fn to_query(&self) -> String {
+        serde_urlencoded::to_string(self).unwrap_or_default()
+    }
+
+    /// The filter for `who`: theirs to see, narrowed by what they asked.
+    fn filter(&self, who: &ConsoleUser) -> Result<CaseFilter, RelayError> {
+        let bad = |what: &str| RelayError::bad_request(format!("unknown {what}"));
+        let some = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_owned);
+        let mut filter = scope(who)?;
+        if let Some(s) = some(&self.status) {
+            filter.statuses = vec![Status::parse(&s).ok_or_else(|| bad("status"))?];
+        }
+        if let Some(g) = some(&self.grid) {
+            let grid: RegionCode = g.parse().map_err(|_| bad("grid"))?;
+            // A grid outside the user's region would only ever show nothing.
+            if filter.region.as_ref().is_some_and(|r| !r.contains(&grid)) {
+                return Err(bad("grid"));
+            }
+            filter.region = Some(grid);
+        }
+        if let Some(c) = some(&self.category) {
+            filter.category = Some(c.parse().map_err(|_| bad("category"))?);
+        }
+        if let Some(s) = some(&self.severity) {
+            filter.severity = Some(Severity::parse(&s).ok_or_else(|| bad("severity"))?);
+        }
+        if self.overdue.is_some() {
+            filter.overdue_at = Some(Utc::now());
+        }
+        if let Some(q) = some(&self.q) {
+            if q.chars().count() > MAX_QUERY_CHARS {
+                return Err(RelayError::bad_request(format!(
+                    "search text has at most {MAX_QUERY_CHARS} characters"
+                )));
+            }
+            filter.text = Some(q);
+        }
+        filter.limit = PAGE_SIZE;
+        filter.offset = self.offset.unwrap_or(0);
+        Ok(filter)
+    }
+}
+
+/// Everything `who` may see: a handler's department's cases, anyone else's region.
+fn scope(who: &ConsoleUser) -> Result<CaseFilter, RelayError> {
+    Ok(match who.user.role {
+        Role::DepartmentHandler => CaseFilter {
+            assigned_dept: Some(who.user.department.clone().ok_or_else(|| {
+                RelayError::new(
+                    403,
+                    "refused",
+                    "this handler has no department in the directory",
+                )
+            })?),
+            ..Default::default()
+        },
+        _ => CaseFilter {
+            region: Some(who.user.region.clone()),
+            ..Default::default()
+        },
+    })
+}
+
+async fn board(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<BoardQuery>,
+) -> Response {
+    let lang = lang(&headers);
+    let who = match session(&state, &headers).await {
+        Ok(w) => w,
+        Err(page) => return page,
+    };
+    let (q2, who2) = (q.clone(), who.clone());
+    let result = blocking(&state, move |r| {
+        let engine = r.engine();
+        let filter = q2.filter(&who2)?;
+        let counts = engine
+            .count_cases(&CaseFilter {
+                statuses: vec![],
+                limit: 0,
+                offset: 0,
+                ..filter.clone()
+            })
+            .map_err(RelayError::internal)?;
+        let rows = engine.list_cases(&filter).map_err(RelayError::internal)?;
+        let dir = engine.directory().map_err(RelayError::internal)?;
+        Ok((counts, rows, dir))
+    })
+    .await;
+    match result {
+        Ok((counts, rows, dir)) => {
+            let grids = dir
+                .regions()
+                .iter()
+                .filter(|r| {
+                    r.level == RegionLevel::Grid
+                        && who.user.role != Role::DepartmentHandler
+                        && who.user.region.contains(&r.code)
+                })
+                .map(|r| (r.code.clone(), r.name.clone()))
+                .collect();
+            let page = pages::board(
+                lang,
+                &who,
+                &dir,
+                &pages::Board {
+                    query: &q,
+                    counts,
+                    rows,
+                    grids,
+                    now: Utc::now(),
+                    page_size: PAGE_SIZE,
+                },
+            );
+            html(StatusCode::OK, page)
+        }
+        Err(e) => failure(lang, Some(&who), &e),
+    }
+}
+
+/// The actions the console offers, in the order shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActionKind {
+    Accept,
+    Dispatch,
+    SelfHandle,
+    Feedback,
+    Return,
+    Verify,
+    Archive,
+    Evaluate,
+    Escalate,
+    Urge,
+    Invalidate,
+}
+
+impl ActionKind {
+    const ALL: [ActionKind; 11] = [
+        ActionKind::Accept,
+        ActionKind::Dispatch,
+        ActionKind::SelfHandle,
+        ActionKind::Feedback,
+        ActionKind::Return,
+        ActionKind::Verify,
+        ActionKind::Archive,
+        ActionKind::Evaluate,
+        ActionKind::Escalate,
+        ActionKind::Urge,
+        ActionKind::Invalidate,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            ActionKind::Accept => "accept",
+            ActionKind::Dispatch => "dispatch",
+            ActionKind::SelfHandle => "self_handle",
+            ActionKind::Feedback => "feedback",
+            ActionKind::Return => "return",
+            ActionKind::Verify => "verify",
+            ActionKind::Archive => "archive",
+            ActionKind::Evaluate => "evaluate",
+            ActionKind::Escalate => "escalate",
+            ActionKind::Urge => "urge",
+            ActionKind::Invalidate => "invalidate",
+        }
+    }
+
+    fn label(self, t: &Texts) -> &'static str {
+        match self {
+            ActionKind::Accept => t.do_accept,
+            ActionKind::Dispatch => t.do_dispatch,
+            ActionKind::SelfHandle => t.do_self_handle,
+            ActionKind::Feedback => t.do_feedback,
+            ActionKind::Return => t.do_return,
+            ActionKind::Verify => t.do_verify,
+            ActionKind::Archive => t.do_archive,
+            ActionKind::Evaluate => t.do_evaluate,
+            ActionKind::Escalate => t.do_escalate,
+            ActionKind::Urge => t.do_urge,
+            ActionKind::Invalidate => t.do_invalidate,
+        }
+    }
+
+    fn parse(name: &str) -> Option<ActionKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The action from a submitted form; every field checked.
+    fn action(
+        self,
+        f: &ActForm,
+        default_deadline: impl FnOnce() -> Result<chrono::DateTime<Utc>, RelayError>,
+    ) -> Result<Action, RelayError> {
+        let text = || f.text.clone().unwrap_or_default().trim().to_owned();
+        let number = |field: &str, v: &Option<String>, range: std::ops::RangeInclusive<i64>| {
+            v.as_deref()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| {
+                    RelayError::bad_request(format!(
+                        "{field} must be a number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ))
+                })
+        };
+        Ok(match self {
+            ActionKind::Accept => Action::Accept,
+            ActionKind::Archive => Action::Archive,
+            ActionKind::Dispatch => {
+                let dept: DeptId = f
+                    .dept
+                    .as_deref()
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(|_| RelayError::bad_request("choose a department"))?;
+                let deadline = match f.hours.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+                    Some(_) => {
+                        Utc::now() + chrono::Duration::hours(number("hours", &f.hours, 1..=720)?)
+                    }
+                    None => default_deadline()?,
+                };
+                Action::Dispatch { dept, deadline }
+            }
+            ActionKind::SelfHandle => Action::SelfHandle { result: text() },
+            ActionKind::Feedback => Action::Feedback { result: text() },
+            ActionKind::Return => Action::Return { reason: text() },
+            ActionKind::Escalate => Action::Escalate { reason: text() },
+            ActionKind::Invalidate => Action::Invalidate { reason: text() },
+            ActionKind::Verify => Action::Verify {
+                passed: f.passed.as_deref() == Some("1"),
+                comment: text(),
+            },
+            ActionKind::Evaluate => Action::Evaluate {
+                satisfaction: number("satisfaction", &f.satisfaction, 1..=5)? as u8,
+                comment: text(),
+            },
+            ActionKind::Urge => Action::Urge {
+                level: SupervisionLevel::from_number(number("level", &f.level, 1..=5)?)
+                    .ok_or_else(|| RelayError::bad_request("level must be 1 to 5"))?,
+                comment: text(),
+            },
+        })
+    }
+}
+
+/// The actions `who` may take on a case in its current state: each asked of the
+/// workflow with a stand-in form (any department, the next supervision level).
+fn allowed_actions(
+    who: &ConsoleUser,
+    case: &gridsync_core::Case,
+    any_dept: Option<&DeptId>,
+) -> Vec<ActionKind> {
+    let next_level = case.state.supervision.map_or(1, |l| l.number() + 1).min(5);
+    let stand_in = ActForm {
+        dept: any_dept.map(|d| d.as_str().to_owned()),
+        satisfaction: Some("5".into()),
+        level: Some(next_level.to_string()),
+        ..Default::default()
+    };
+    ActionKind::ALL
+        .into_iter()
+        .filter(|k| {
+            k.action(&stand_in, || Ok(Utc::now()))
+                .is_ok_and(|a| case.state.check(who.user.role, &a).is_ok())
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct DetailQuery {
+    done: Option<String>,
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<DetailQuery>,
+) -> Response {
+    let flash = q.done.map(|_| (true, lang(&headers).t().done.to_owned()));
+    show_case(&state, &headers, id, StatusCode::OK, flash).await
+}
+
+async fn show_case(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: String,
+    status: StatusCode,
+    flash: Option<(bool, String)>,
+) -> Response {
+    let lang = lang(headers);
+    let who = match session(state, headers).await {
+        Ok(w) => w,
+        Err(page) => return page,
+    };
+    let who2 = who.clone();
+    let result = blocking(state, move |r| {
+        let case = r.console_case(&who2, &id)?;
+        let dir = r.engine().directory().map_err(RelayError::internal)?;
+        let uploaded: std::collections::HashSet<_> = case
+            .doc
+            .photos
+            .iter()
+            .filter(|p| {
+                r.store()
+                    .blob_size(p.hash.as_str())
+                    .ok()
+                    .flatten()
+                    .is_some()
+            })
+            .map(|p| p.hash.clone())
+            .collect();
+        Ok((case, dir, uploaded))
+    })
+    .await;
+    match result {
+        Ok((case, dir, uploaded)) => {
+            let actions = allowed_actions(&who, &case, dir.departments().first().map(|d| &d.id));
+            let page = pages::detail(
+                lang,
+                &who,
+                &dir,
+                &pages::Detail {
+                    case: &case,
+                    actions,
+                    uploaded: &|h| uploaded.contains(h),
+                    flash,
+                    now: Utc::now(),
+                },
+            );
+            html(status, page)
+        }
+        Err(e) => failure(lang, Some(&who), &e),
+    }
+}
+
+/// A submitted action form.
+#[derive(Debug, Default, Deserialize)]
+struct ActForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    action: String,
+    dept: Option<String>,
+    hours: Option<String>,
+    text: Option<String>,
+    satisfaction: Option<String>,
+    level: Option<String>,
+    passed: Option<String>,
+}
+
+async fn act(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<ActForm>,
+) -> Response {
+    let who = match session_with_csrf(&state, &headers, &f.csrf).await {
+        Ok(w) => w,
+        Err(page) => return page,
+    };
+    let doc = id.clone();
+    let result = blocking(&state, move |r| {
+        let case = r.console_case(&who, &doc)?;
+        let kind = ActionKind::parse(&f.action)
+            .ok_or_else(|| RelayError::bad_request("unknown action"))?;
+        let action = kind.action(&f, || {
+            r.engine()
+                .default_deadline(&case.doc)
+                .map_err(RelayError::internal)
+        })?;
+        r.console_act(&who, &case.doc.id, action)
+    })
+    .await;
+    after_change(&state, &headers, id, result).await
+}
+
+#[derive(Deserialize)]
+struct NoteForm {
+    csrf: String,
+    text: String,
+}
+
+async fn note(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<NoteForm>,
+) -> Response {
+    let who = match session_with_csrf(&state, &headers, &f.csrf).await {
+        Ok(w) => w,
+        Err(page) => return page,
+    };
+    let doc = id.clone();
+    let result = blocking(&state, move |r| {
+        let case = r.console_case(&who, &doc)?;
+        r.console_note(&who, &case.doc.id, &f.text)
+    })
+    .await;
+    after_change(&state, &headers, id, result).await
+}
+
+/// After a change: back to the case (a redirect, so a reload does not repeat it),
+/// or the case again with what was wrong.
+async fn after_change(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: String,
+    result: Result<(), RelayError>,
+) -> Response {
+    match result {
+        Ok(()) => {
+            Redirect::to(&format!("/console/cases/{}?done=1", urlencode(&id))).into_response()
+        }
+        Err(e) if e.status == 400 || e.status == 403 => {
+            let t = lang(headers).t();
+            let headline = if e.status == 400 {
+                t.bad_input
+            } else {
+                t.not_allowed
+            };
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let message = format!("{headline}：{}", e.body.message);
+            show_case(state, headers, id, status, Some((false, message))).await
+        }
+        Err(e) => failure(lang(headers), None, &e),
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    serde_urlencoded::to_string([("", s)])
+        .map(|q| q.trim_start_matches('=').to_owned())
+        .unwrap_or_default()
+}
+
+async fn photo(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(hash): Path<String>,
+) -> Response {
+    let who = match session(&state, &headers).await {
+        Ok(w) => w,
+        Err(page) => return page,
+    };
+    let who2 = who.clone();
+    match blocking(&state, move |r| r.console_photo(&who2, &hash)).await {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, "image/jpeg"),
+                (header::CACHE_CONTROL, "private, max-age=86400"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => failure(lang(&headers), Some(&who), &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            "a=1; gs_session=abc; gs_lang=en".parse().unwrap(),
+        );
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
+        assert_eq!(lang(&h), Lang::En);
+        assert_eq!(cookie(&h, "missing"), None);
+    }
+
+    #[test]
+    fn csrf_tokens_compare_whole() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

@@ -1,0 +1,227 @@
+//! The console's side of the relay, free of HTTP: password accounts, sessions, and
+//! actions taken by signed-in users. A console account acts through a device of its
+//! own: its actions are drafted on the server's replica exactly as a phone would
+//! make them, then stored through the same checked push as a phone's changes, so
+//! they reach devices on their next sync and merge with offline work the same way.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::Engine as _;
+use chrono::Utc;
+use gridsync_core::sync::wire::{ChangeStatus, WireChange};
+use gridsync_core::{Action, Case, DeviceId, DocId, Identity, PhotoHash, User, UserId};
+
+use super::{random_bytes, sha256, Relay, RelayError};
+
+/// How long a console session lasts.
+pub const SESSION_HOURS: i64 = 12;
+/// Password length bounds, in characters.
+pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
+
+/// A signed-in console user.
+#[derive(Debug, Clone)]
+pub struct ConsoleUser {
+    /// The user, from the directory.
+    pub user: User,
+    /// The device the account acts through.
+    pub device: DeviceId,
+    /// The session's CSRF token, required in every form.
+    pub csrf: String,
+}
+
+impl ConsoleUser {
+    fn identity(&self) -> Identity {
+        Identity {
+            user: self.user.id.clone(),
+            device: self.device,
+        }
+    }
+}
+
+fn refused(code: &str, message: impl Into<String>) -> RelayError {
+    RelayError::new(403, code, message)
+}
+
+fn core_error(e: gridsync_core::Error) -> RelayError {
+    use gridsync_core::Error as E;
+    match e {
+        E::NotFound { .. } => RelayError::new(404, "not_found", e.to_string()),
+        E::Forbidden(_) | E::Refused(_) => refused("refused", e.to_string()),
+        E::InvalidInput(_) => RelayError::bad_request(e.to_string()),
+        other => RelayError::internal(other),
+    }
+}
+
+impl Relay {
+    /// Set (or reset) the console password of a directory user; ends their sessions.
+    pub fn set_console_password(&self, user: &str, password: &str) -> Result<(), RelayError> {
+        let user: UserId = user
+            .parse()
+            .map_err(|e: gridsync_core::ids::IdError| RelayError::bad_request(e.to_string()))?;
+        if self.directory()?.user(&user).is_none() {
+            return Err(RelayError::bad_request(format!(
+                "user {user} is not in the directory"
+            )));
+        }
+        if !PASSWORD_CHARS.contains(&password.chars().count()) {
+            return Err(RelayError::bad_request(format!(
+                "a password has {} to {} characters",
+                PASSWORD_CHARS.start(),
+                PASSWORD_CHARS.end()
+            )));
+        }
+        let salt = SaltString::encode_b64(&random_bytes::<16>()?).map_err(RelayError::internal)?;
+        let hash = Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(RelayError::internal)?
+            .to_string();
+        self.store
+            .set_console_password(&user, &hash, DeviceId::random())
+            .map_err(RelayError::internal)?;
+        tracing::info!("console password set");
+        Ok(())
+    }
+
+    /// Check a user name and password; a new session token on success. Unknown
+    /// users and wrong passwords get the same answer.
+    pub fn sign_in(&self, user: &str, password: &str) -> Result<String, RelayError> {
+        let wrong = || RelayError::new(401, "sign_in", "wrong user name or password");
+        if user.len() > 64 || password.chars().count() > *PASSWORD_CHARS.end() {
+            return Err(wrong());
+        }
+        let user: UserId = user.trim().parse().map_err(|_| wrong())?;
+        let Some((hash, _)) = self
+            .store
+            .console_account(&user)
+            .map_err(RelayError::internal)?
+        else {
+            return Err(wrong());
+        };
+        let parsed = PasswordHash::new(&hash).map_err(RelayError::internal)?;
+        if Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_err()
+        {
+            return Err(wrong());
+        }
+        if self.directory()?.user(&user).is_none() {
+            return Err(wrong());
+        }
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
+        let csrf = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<24>()?);
+        let expires = Utc::now() + chrono::Duration::hours(SESSION_HOURS);
+        self.store
+            .create_session(&sha256(&token), &user, &csrf, expires.timestamp_millis())
+            .map_err(RelayError::internal)?;
+        Ok(token)
+    }
+
+    /// The user of a live session.
+    pub fn console_session(&self, token: &str) -> Result<ConsoleUser, RelayError> {
+        let expired = || RelayError::new(401, "session", "not signed in, or the session expired");
+        if token.is_empty() || token.len() > 128 {
+            return Err(expired());
+        }
+        let (user, csrf) = self
+            .store
+            .session(&sha256(token), Utc::now().timestamp_millis())
+            .map_err(RelayError::internal)?
+            .ok_or_else(expired)?;
+        let (_, device) = self
+            .store
+            .console_account(&user)
+            .map_err(RelayError::internal)?
+            .ok_or_else(expired)?;
+        let user = self.directory()?.user(&user).cloned().ok_or_else(expired)?;
+        Ok(ConsoleUser { user, device, csrf })
+    }
+
+    /// End a session.
+    pub fn sign_out(&self, token: &str) -> Result<(), RelayError> {
+        self.store
+            .end_session(&sha256(token))
+            .map_err(RelayError::internal)
+    }
+
+    /// A case as `who` may see it.
+    pub fn console_case(&self, who: &ConsoleUser, id: &str) -> Result<Case, RelayError> {
+        let id: DocId = id
+            .parse()
+            .map_err(|_| RelayError::new(404, "not_found", "no such case"))?;
+        self.engine.get_case_as(&who.user, &id).map_err(core_error)
+    }
+
+    /// Take a workflow action on a case as `who`.
+    pub fn console_act(
+        &self,
+        who: &ConsoleUser,
+        id: &DocId,
+        action: Action,
+    ) -> Result<(), RelayError> {
+        self.store_console_change(who, id, |engine| {
+            engine.draft_action(&who.identity(), id, action)
+        })
+    }
+
+    /// Add a note to a case as `who`.
+    pub fn console_note(
+        &self,
+        who: &ConsoleUser,
+        id: &DocId,
+        text: &str,
+    ) -> Result<(), RelayError> {
+        self.store_console_change(who, id, |engine| {
+            engine.draft_note(&who.identity(), id, text)
+        })
+    }
+
+    /// Draft a change and store it, one at a time: two drafts made before either is
+    /// stored would both take the account's next sequence number on the document.
+    fn store_console_change(
+        &self,
+        who: &ConsoleUser,
+        id: &DocId,
+        draft: impl FnOnce(&gridsync_core::Engine) -> gridsync_core::Result<Vec<u8>>,
+    ) -> Result<(), RelayError> {
+        let _one_at_a_time = self
+            .console_writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let bytes = draft(&self.engine).map_err(core_error)?;
+        let answer = self.push_as(
+            who.device,
+            &who.user,
+            vec![WireChange {
+                doc: id.to_string(),
+                bytes,
+            }],
+        )?;
+        match answer.results.into_iter().next() {
+            Some(r) if r.status == ChangeStatus::Accepted => Ok(()),
+            Some(r) => Err(refused(
+                "refused",
+                r.reason
+                    .unwrap_or_else(|| "the change was not stored".into()),
+            )),
+            None => Err(RelayError::internal("a console change got no answer")),
+        }
+    }
+
+    /// A stored photo `who` may see, whole.
+    pub fn console_photo(&self, who: &ConsoleUser, hash: &str) -> Result<Vec<u8>, RelayError> {
+        let hash: PhotoHash = self.visible_photo(&who.user, hash)?;
+        if self
+            .store
+            .blob_size(hash.as_str())
+            .map_err(RelayError::internal)?
+            .is_none()
+        {
+            return Err(RelayError::new(
+                404,
+                "not_found",
+                "the photo has not been uploaded yet",
+            ));
+        }
+        self.blobs.read(&hash).map_err(RelayError::internal)
+    }
+}
