@@ -1,0 +1,311 @@
+//! The web console over real HTTP: `gridsync serve`, password accounts set with
+//! `gridsync admin password`, sessions, CSRF, scope, and console actions reaching
+//! devices through sync.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+
+use gridsync_core::{Action, DocId, Engine, Status};
+
+use crate::sockets::{enroll, gridsync, start, Server};
+use crate::workflow::{leak, DISPATCHER, HANDLER, WORKER};
+
+const OTHER_DISPATCHER: &str = "cd-339901002001";
+
+fn set_password(data: &Path, user: &str, password: &str) {
+    let mut child = gridsync()
+        .args(["admin", "--data"])
+        .arg(data)
+        .args(["password", "--user", user])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("admin password");
+    writeln!(child.stdin.take().expect("stdin"), "{password}").unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// A browser's view of the console: one session cookie.
+struct Console {
+    agent: ureq::Agent,
+    url: String,
+    cookie: String,
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+impl Console {
+    fn new(server: &Server) -> Console {
+        let agent = ureq::Agent::config_builder()
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Console {
+            agent,
+            url: server.url.clone(),
+            cookie: String::new(),
+        }
+    }
+
+    fn page(mut r: ureq::http::Response<ureq::Body>) -> Page {
+        Page {
+            status: r.status().as_u16(),
+            location: r
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            body: r.body_mut().read_to_string().unwrap(),
+        }
+    }
+
+    fn get(&self, path: &str) -> Page {
+        let r = self
+            .agent
+            .get(format!("{}{path}", self.url))
+            .header("Cookie", &self.cookie)
+            .call()
+            .unwrap();
+        Self::page(r)
+    }
+
+    fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        let r = self
+            .agent
+            .post(format!("{}{path}", self.url))
+            .header("Cookie", &self.cookie)
+            .send_form(form.iter().copied())
+            .unwrap();
+        Self::page(r)
+    }
+
+    fn sign_in(&mut self, user: &str, password: &str) -> Page {
+        let r = self
+            .agent
+            .post(format!("{}/console/sign-in", self.url))
+            .send_form([("user", user), ("password", password)])
+            .unwrap();
+        if let Some(c) = r.headers().get("set-cookie").and_then(|v| v.to_str().ok()) {
+            self.cookie = c.split(';').next().unwrap_or_default().to_owned();
+        }
+        Self::page(r)
+    }
+
+    /// The CSRF token of the signed-in session, from any page's forms.
+    fn csrf(&self) -> String {
+        let body = self.get("/console/cases").body;
+        let at = body
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a CSRF token")
+            + 19;
+        body[at..].split('"').next().unwrap().to_owned()
+    }
+
+    fn act(&self, id: &DocId, form: &[(&str, &str)]) -> Page {
+        let csrf = self.csrf();
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(form);
+        self.post(&format!("/console/cases/{id}/act"), &all)
+    }
+}
+
+fn status_of(engine: &Engine, id: &DocId) -> Status {
+    engine.get_case(id).unwrap().state.status
+}
+
+fn sync(engine: &Engine) {
+    engine.sync(&mut |_| {}).expect("sync");
+}
+
+#[test]
+fn sign_in_sessions_csrf_and_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let server = start(&data);
+    let worker = enroll(&data, &server, WORKER, dir.path());
+    let id = worker.report_case(leak()).unwrap();
+    sync(&worker);
+    set_password(&data, DISPATCHER, "wanghu-2026-dispatch");
+    set_password(&data, OTHER_DISPATCHER, "other-2026-dispatch");
+
+    let mut console = Console::new(&server);
+    let away = console.get("/console/cases");
+    assert_eq!(away.status, 303);
+    assert_eq!(away.location.as_deref(), Some("/console/sign-in"));
+    let wrong = console.sign_in(DISPATCHER, "not-the-password");
+    assert_eq!(wrong.status, 401);
+    assert!(
+        wrong.body.contains("用户名或密码错误"),
+        "the page says why, in Chinese"
+    );
+    assert!(console.cookie.is_empty());
+    let ok = console.sign_in(DISPATCHER, "wanghu-2026-dispatch");
+    assert_eq!(ok.status, 303, "{}", ok.body);
+
+    let board = console.get("/console/cases");
+    assert!(board.body.contains(&format!("data-id=\"{id}\"")));
+    assert!(board.body.contains("楼上管道漏水"));
+    assert!(board.body.contains("待受理"));
+    let found = console.get("/console/cases?q=%E6%BC%8F%E6%B0%B4"); // 漏水
+    assert!(found.body.contains(&format!("data-id=\"{id}\"")));
+    let none = console.get("/console/cases?q=%E5%A1%8C%E6%96%B9"); // 塌方
+    assert!(!none.body.contains(&format!("data-id=\"{id}\"")));
+    let bad = console.get("/console/cases?severity=extreme");
+    assert_eq!(bad.status, 400);
+
+    // A form without the session's CSRF token changes nothing.
+    let forged = console.post(
+        &format!("/console/cases/{id}/act"),
+        &[("csrf", "forged"), ("action", "accept")],
+    );
+    assert_eq!(forged.status, 403);
+    sync(&worker);
+    assert_eq!(status_of(&worker, &id), Status::Reported);
+
+    // A dispatcher of another community neither lists nor opens the case.
+    let mut other = Console::new(&server);
+    assert_eq!(
+        other
+            .sign_in(OTHER_DISPATCHER, "other-2026-dispatch")
+            .status,
+        303
+    );
+    assert!(!other.get("/console/cases").body.contains(&id.to_string()));
+    assert_eq!(other.get(&format!("/console/cases/{id}")).status, 404);
+    let refused = other.act(&id, &[("action", "accept")]);
+    assert_eq!(refused.status, 404);
+
+    // Signing out ends the session on the server, not just in the browser.
+    let cookie = console.cookie.clone();
+    let csrf = console.csrf();
+    assert_eq!(
+        console.post("/console/sign-out", &[("csrf", &csrf)]).status,
+        303
+    );
+    console.cookie = cookie;
+    assert_eq!(console.get("/console/cases").status, 303);
+}
+
+#[test]
+fn console_actions_reach_devices_and_merge_with_offline_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let server = start(&data);
+    let worker = enroll(&data, &server, WORKER, dir.path());
+    let handler = enroll(&data, &server, HANDLER, dir.path());
+    set_password(&data, DISPATCHER, "wanghu-2026-dispatch");
+    let mut console = Console::new(&server);
+    console.sign_in(DISPATCHER, "wanghu-2026-dispatch");
+
+    let id = worker.report_case(leak()).unwrap();
+    sync(&worker);
+    let detail = console.get(&format!("/console/cases/{id}"));
+    assert!(detail.body.contains("data-action=\"accept\""));
+    assert!(
+        !detail.body.contains("data-action=\"archive\""),
+        "not from this state"
+    );
+
+    let accepted = console.act(&id, &[("action", "accept")]);
+    assert_eq!(accepted.status, 303, "{}", accepted.body);
+    let bad = console.act(
+        &id,
+        &[("action", "dispatch"), ("dept", "water"), ("hours", "0")],
+    );
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("hours must be a number from 1 to 720"));
+    let dispatched = console.act(
+        &id,
+        &[("action", "dispatch"), ("dept", "water"), ("hours", "24")],
+    );
+    assert_eq!(dispatched.status, 303, "{}", dispatched.body);
+
+    // The worker, offline, notes something while the console notes something too.
+    worker.add_note(&id, "楼下住户称仍在滴水").unwrap();
+    let csrf = console.csrf();
+    let noted = console.post(
+        &format!("/console/cases/{id}/note"),
+        &[("csrf", &csrf), ("text", "已电话通知水务")],
+    );
+    assert_eq!(noted.status, 303);
+
+    sync(&handler);
+    assert_eq!(
+        status_of(&handler, &id),
+        Status::Dispatched,
+        "the dispatch reached the department"
+    );
+    handler
+        .act(
+            &id,
+            Action::Feedback {
+                result: "已更换阀门".into(),
+            },
+        )
+        .unwrap();
+    sync(&handler);
+    sync(&worker);
+    let case = worker.get_case(&id).unwrap();
+    assert_eq!(case.state.status, Status::Handled);
+    let notes: Vec<_> = case.doc.notes.iter().map(|n| n.text.as_str()).collect();
+    assert!(
+        notes.contains(&"楼下住户称仍在滴水") && notes.contains(&"已电话通知水务"),
+        "{notes:?}"
+    );
+    worker
+        .act(
+            &id,
+            Action::Verify {
+                passed: true,
+                comment: "已不再漏水".into(),
+            },
+        )
+        .unwrap();
+    sync(&worker);
+
+    assert_eq!(console.act(&id, &[("action", "archive")]).status, 303);
+    let evaluated = console.act(
+        &id,
+        &[
+            ("action", "evaluate"),
+            ("satisfaction", "5"),
+            ("text", "居民满意"),
+        ],
+    );
+    assert_eq!(evaluated.status, 303);
+    let page = console.get(&format!("/console/cases/{id}?done=1"));
+    assert!(page.body.contains("data-status=\"evaluated\""));
+    for label in [
+        "发现上报",
+        "受理",
+        "派遣",
+        "处置反馈",
+        "核查通过",
+        "归档",
+        "回访评价",
+    ] {
+        assert!(page.body.contains(label), "the timeline shows {label}");
+    }
+    sync(&worker);
+    assert_eq!(status_of(&worker, &id), Status::Evaluated);
+    let evaluation = worker
+        .get_case(&id)
+        .unwrap()
+        .doc
+        .timeline
+        .last()
+        .unwrap()
+        .actor
+        .clone();
+    assert_eq!(
+        evaluation.as_str(),
+        DISPATCHER,
+        "recorded as the dispatcher's own action"
+    );
+}
