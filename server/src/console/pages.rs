@@ -19,7 +19,7 @@ fn local(t: DateTime<Utc>) -> String {
 }
 
 const STYLE: &str = r#"
-body{font-family:"PingFang SC","Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:0;background:#f4f6f9;color:#1f2933}
+body{font-family:"PingFang SC","Noto Sans CJK SC","Microsoft YaHei","WenQuanYi Micro Hei",sans-serif;margin:0;background:#f4f6f9;color:#1f2933}
 header{background:#0b4f8a;color:#fff;padding:.6em 1.2em;display:flex;gap:1em;align-items:center}
 header h1{font-size:1.15em;margin:0;flex:1}header a,header button{color:#fff}
 header form{margin:0}header button{background:none;border:1px solid #fff;border-radius:3px;cursor:pointer}

@@ -1,0 +1,182 @@
+"""The web console in a real browser: headless Chromium (Debian's `chromium` and
+`chromium-driver`, driven with Selenium WebDriver) against a real `gridsync serve`,
+with devices simulated through the generated Python bindings. Screenshots of the
+main pages go to target/console-screenshots/."""
+
+import asyncio
+import os
+import pathlib
+import subprocess
+import tempfile
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as loaded
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+import gridsync_ffi as gs
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+GRIDSYNC = os.environ.get("GRIDSYNC_BIN", str(ROOT / "target" / "debug" / "gridsync"))
+SHOTS = ROOT / "target" / "console-screenshots"
+PHOTO = (ROOT / "bindings" / "tests" / "python" / "photo.jpg").read_bytes()
+WORKER = "w-339901001001001"
+DISPATCHER = "cd-339901001001"
+HANDLER = "h-water-1"
+PASSWORD = "wanghu-2026-dispatch"
+
+
+@pytest.fixture()
+def relay():
+    data = tempfile.mkdtemp()
+    proc = subprocess.Popen(
+        [GRIDSYNC, "serve", "--listen", "127.0.0.1:0", "--data", data],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "GRIDSYNC_LOG": "warn"},
+    )
+    line = proc.stdout.readline().strip()
+    assert line.startswith("gridsync listening on "), line
+    yield data, line.removeprefix("gridsync listening on ")
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture()
+def browser():
+    options = webdriver.ChromeOptions()
+    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                "--window-size=1280,1000", "--lang=zh-CN"]:
+        options.add_argument(arg)
+    options.binary_location = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
+    service = webdriver.ChromeService(
+        executable_path=os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver"))
+    driver = webdriver.Chrome(options=options, service=service)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def admin(data, *args, stdin=None):
+    return subprocess.run([GRIDSYNC, "admin", "--data", data, *args], input=stdin,
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def device(relay, user, folder):
+    data, url = relay
+    code = admin(data, "enroll", "--user", user)
+    device_id = gs.new_device_id()
+    enrollment = asyncio.run(gs.enroll(url, code, device_id, "pytest"))
+    engine = gs.GridEngine.open(os.path.join(folder, f"{user}.db"), enrollment.user, device_id)
+    engine.load_directory(enrollment.directory_json)
+    engine.set_server(url, enrollment.token)
+    return engine
+
+
+def sync(engine):
+    asyncio.run(engine.sync(None))
+
+
+def shot(driver, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def click_and_wait(driver, element):
+    """Click what leads to a new page, and wait until that page has replaced this one."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 15).until(loaded.staleness_of(old))
+
+
+def act(driver, action, **fields):
+    form = driver.find_element(By.CSS_SELECTOR, f'form[data-action="{action}"]')
+    for name, value in fields.items():
+        element = form.find_element(By.NAME, name)
+        if element.tag_name == "select":
+            Select(element).select_by_value(value)
+        else:
+            element.clear()
+            element.send_keys(value)
+    click_and_wait(driver, form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+    assert driver.find_element(By.ID, "flash").text.startswith("操作已完成")
+
+
+def status(driver):
+    return driver.find_element(By.ID, "status").get_attribute("data-status")
+
+
+def test_a_dispatcher_closes_the_loop_in_the_console_with_devices(relay, browser):
+    data, url = relay
+    folder = tempfile.mkdtemp()
+    worker = device(relay, WORKER, folder)
+    handler = device(relay, HANDLER, folder)
+    admin(data, "password", "--user", DISPATCHER, stdin=PASSWORD + "\n")
+
+    photo = worker.ingest_photo(PHOTO, "IMG_0001.jpg")
+    case_id = worker.report_case(gs.NewCaseRecord(
+        title="消防通道被电动车堵塞", description="5号楼东侧消防通道停满电动车",
+        category="safety", subcategory="safety.fire_exit", severity="high", grid=None,
+        lat=30.2741, lon=120.1551, address="望湖小区5号楼", photos=[photo.hash]))
+    sync(worker)
+
+    # Signing in: the console is Chinese by default.
+    browser.get(url + "/console")
+    assert browser.current_url.endswith("/console/sign-in")
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
+    browser.find_element(By.NAME, "user").send_keys(DISPATCHER)
+    browser.find_element(By.NAME, "password").send_keys("wrong-password")
+    click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+    assert "用户名或密码错误" in browser.page_source
+    browser.find_element(By.NAME, "user").send_keys(DISPATCHER)
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+    assert browser.current_url.endswith("/console/cases")
+
+    # The board shows the device's report, waiting to be accepted.
+    row = browser.find_element(By.CSS_SELECTOR, f'tr[data-id="{case_id}"]')
+    assert row.find_element(By.CSS_SELECTOR, "td.status").text == "待受理"
+    counts = browser.find_element(By.CSS_SELECTOR, 'a[data-status="reported"]').text
+    assert counts.endswith("1")
+    shot(browser, "01-case-board")
+
+    click_and_wait(browser, row.find_element(By.TAG_NAME, "a"))
+    assert status(browser) == "reported"
+    thumb = browser.find_element(By.CSS_SELECTOR, "#photos img")
+    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", thumb) > 0, \
+        "the device's photo is shown"
+    shot(browser, "02-case-detail")
+    act(browser, "accept")
+    act(browser, "dispatch", dept="water", hours="24")
+    assert status(browser) == "dispatched"
+
+    # The department's device receives the dispatch and reports it handled; the
+    # grid worker verifies it on site.
+    sync(handler)
+    assert handler.get_case(case_id).status == "dispatched"
+    handler.act(case_id, gs.CaseAction.FEEDBACK(result="已清理通道并张贴告示"))
+    sync(handler)
+    sync(worker)
+    assert worker.act(case_id, gs.CaseAction.VERIFY(passed=True, comment="通道已畅通")) == "verified"
+    sync(worker)
+
+    browser.refresh()
+    labels = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#timeline .label")]
+    assert labels == ["发现上报", "受理", "派遣", "处置反馈", "核查通过"], labels
+    act(browser, "archive")
+    act(browser, "evaluate", satisfaction="5", text="居民回访满意")
+    assert status(browser) == "evaluated"
+    shot(browser, "03-case-evaluated")
+
+    sync(worker)
+    assert worker.get_case(case_id).status == "evaluated"
+
+    # The board's figures follow, and English is one click away.
+    browser.get(url + "/console/cases")
+    assert browser.find_element(By.CSS_SELECTOR, 'a[data-status="evaluated"]').text.endswith("1")
+    assert not browser.find_elements(By.CSS_SELECTOR, 'a[data-status="reported"]')
+    click_and_wait(browser, browser.find_element(By.ID, "lang"))
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+    row = browser.find_element(By.CSS_SELECTOR, f'tr[data-id="{case_id}"]')
+    assert row.find_element(By.CSS_SELECTOR, "td.status").text == "Evaluated"
+    shot(browser, "04-case-board-en")
