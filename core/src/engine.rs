@@ -806,6 +806,20 @@ impl Engine {
         self.db.read(|tx| index::list_cases(tx, filter))
     }
 
+    /// The loop's figures over the cases `filter` selects (see [`crate::stats`]).
+    pub fn statistics(&self, filter: &CaseFilter) -> Result<crate::stats::Summary> {
+        self.db.read(|tx| crate::stats::summary(tx, filter))
+    }
+
+    /// The loop's figures per grid, reporter, category or month.
+    pub fn statistics_by(
+        &self,
+        filter: &CaseFilter,
+        by: crate::stats::GroupBy,
+    ) -> Result<Vec<crate::stats::Group>> {
+        self.db.read(|tx| crate::stats::grouped(tx, filter, by))
+    }
+
     /// Count cases by status from the index.
     pub fn count_cases(&self, filter: &CaseFilter) -> Result<Vec<(Status, u64)>> {
         self.db.read(|tx| index::count_by_status(tx, filter))

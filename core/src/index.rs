@@ -165,6 +165,10 @@ pub struct CaseFilter {
     pub text: Option<String>,
     /// Only cases with a conflict in their timeline.
     pub conflicts_only: bool,
+    /// Only cases reported at or after this time.
+    pub reported_from: Option<DateTime<Utc>>,
+    /// Only cases reported before this time.
+    pub reported_before: Option<DateTime<Utc>>,
     /// Page size (at most [`MAX_PAGE`]); 0 means 100.
     pub limit: u32,
     /// Rows to skip.
@@ -208,7 +212,7 @@ pub struct CaseSummary {
     pub updated: DateTime<Utc>,
 }
 
-fn where_clause(f: &CaseFilter) -> Result<(String, Vec<SqlValue>)> {
+pub(crate) fn where_clause(f: &CaseFilter) -> Result<(String, Vec<SqlValue>)> {
     let mut sql = vec!["1".to_owned()];
     let mut args: Vec<SqlValue> = Vec::new();
     let arg = |v: SqlValue, args: &mut Vec<SqlValue>| {
@@ -258,6 +262,14 @@ fn where_clause(f: &CaseFilter) -> Result<(String, Vec<SqlValue>)> {
     }
     if f.conflicts_only {
         sql.push("has_conflict = 1".into());
+    }
+    if let Some(t) = f.reported_from {
+        let p = arg(SqlValue::Integer(ms(t)), &mut args);
+        sql.push(format!("created_ms >= {p}"));
+    }
+    if let Some(t) = f.reported_before {
+        let p = arg(SqlValue::Integer(ms(t)), &mut args);
+        sql.push(format!("created_ms < {p}"));
     }
     Ok((sql.join(" AND "), args))
 }

@@ -19,6 +19,7 @@ pub mod index;
 pub mod photo;
 pub mod schema;
 pub mod search;
+pub mod stats;
 pub mod store;
 pub mod sync;
 pub mod track;

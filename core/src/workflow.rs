@@ -120,7 +120,52 @@ impl SupervisionLevel {
     pub fn number(self) -> i64 {
         self as i64
     }
+
+    /// The level a case reaches by itself once it runs past its deadline: level 1 at
+    /// the deadline, then 2, 3, 4 and 5 after [`SUPERVISION_AFTER_HOURS`]. `None`
+    /// before the deadline.
+    pub fn for_overdue(deadline: DateTime<Utc>, now: DateTime<Utc>) -> Option<SupervisionLevel> {
+        if now <= deadline {
+            return None;
+        }
+        let hours = (now - deadline).num_hours();
+        let reached = SUPERVISION_AFTER_HOURS
+            .iter()
+            .take_while(|h| hours >= **h)
+            .count();
+        SupervisionLevel::from_number(reached as i64)
+    }
+
+    /// The level shown for a case at `now`: the highest of the level raised by hand
+    /// (督办 entries) and the one an open dispatch reaches by running late. Computed
+    /// the same on every replica, so it needs no change to any document.
+    pub fn effective(
+        status: Status,
+        deadline: Option<DateTime<Utc>>,
+        raised: Option<SupervisionLevel>,
+        now: DateTime<Utc>,
+    ) -> Option<SupervisionLevel> {
+        let late = match (status, deadline) {
+            (Status::Dispatched, Some(d)) => SupervisionLevel::for_overdue(d, now),
+            _ => None,
+        };
+        raised.max(late)
+    }
+
+    /// The Chinese name of the level.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            SupervisionLevel::Reminder => "电子催办",
+            SupervisionLevel::Handover => "人工交办",
+            SupervisionLevel::OnSite => "现场督办",
+            SupervisionLevel::Sms => "短信督办",
+            SupervisionLevel::SpecialReport => "专报督办",
+        }
+    }
 }
+
+/// Hours past its deadline at which an open dispatch reaches supervision levels 1–5.
+pub const SUPERVISION_AFTER_HOURS: [i64; 5] = [0, 24, 72, 168, 360];
 
 /// One step a person takes on a case.
 #[derive(Clone, Debug, PartialEq)]

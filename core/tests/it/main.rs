@@ -6,5 +6,6 @@ mod patrols;
 mod photos;
 mod refusals;
 mod replication;
+mod stats;
 mod support;
 mod watch;

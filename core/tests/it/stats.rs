@@ -1,0 +1,183 @@
+//! The command centre's figures and automatic supervision, from the index.
+
+use chrono::Duration;
+use gridsync_core::stats::GroupBy;
+use gridsync_core::{Action, CaseFilter, DocId, Status, SupervisionLevel};
+
+use crate::support::*;
+
+fn closed_loop(
+    worker: &Device,
+    dispatcher: &Device,
+    handler: &Device,
+    clock: &TestClock,
+    late: bool,
+    satisfaction: u8,
+) -> DocId {
+    let id = worker.report_case(leak_case()).unwrap();
+    sync(worker, dispatcher);
+    dispatcher.act(&id, Action::Accept).unwrap();
+    dispatcher
+        .dispatch(
+            &id,
+            "water".parse().unwrap(),
+            Some(clock.now() + Duration::hours(24)),
+        )
+        .unwrap();
+    sync(dispatcher, handler);
+    clock.advance_minutes(if late { 30 * 60 } else { 60 });
+    handler
+        .act(
+            &id,
+            Action::Feedback {
+                result: "已修复".into(),
+            },
+        )
+        .unwrap();
+    sync(handler, worker);
+    worker
+        .act(
+            &id,
+            Action::Verify {
+                passed: true,
+                comment: String::new(),
+            },
+        )
+        .unwrap();
+    sync(worker, dispatcher);
+    dispatcher.act(&id, Action::Archive).unwrap();
+    dispatcher
+        .act(
+            &id,
+            Action::Evaluate {
+                satisfaction,
+                comment: String::new(),
+            },
+        )
+        .unwrap();
+    sync(dispatcher, worker);
+    id
+}
+
+#[test]
+fn rates_count_what_the_loop_did_and_leave_invalid_reports_out() {
+    let clock = TestClock::new();
+    let worker = device(WORKER, &clock);
+    let other = device(OTHER_WORKER, &clock);
+    let dispatcher = device(COMMUNITY, &clock);
+    let handler = device(HANDLER, &clock);
+    let town = device(TOWN, &clock);
+
+    closed_loop(&worker, &dispatcher, &handler, &clock, false, 5);
+    closed_loop(&worker, &dispatcher, &handler, &clock, true, 3);
+    let spot = worker.report_case(case_with("占道经营", "city")).unwrap();
+    worker
+        .act(
+            &spot,
+            Action::SelfHandle {
+                result: "已劝离".into(),
+            },
+        )
+        .unwrap();
+    let invalid = worker.report_case(case_with("重复上报", "city")).unwrap();
+    worker.report_case(case_with("路灯不亮", "city")).unwrap();
+    sync(&worker, &dispatcher);
+    dispatcher
+        .act(
+            &invalid,
+            Action::Invalidate {
+                reason: "重复".into(),
+            },
+        )
+        .unwrap();
+    other.report_case(case_with("井盖缺失", "city")).unwrap();
+    for d in [&worker, &dispatcher, &other] {
+        sync(d, &town);
+    }
+
+    let all = town.statistics(&CaseFilter::default()).unwrap();
+    assert_eq!((all.reported, all.invalid, all.valid()), (6, 1, 5));
+    assert_eq!(all.accepted, 3, "two accepted, one handled on the spot");
+    assert_eq!(all.closed, 2);
+    assert_eq!(
+        all.closed_on_time, 1,
+        "the second was handled 30 h into a 24 h deadline"
+    );
+    assert_eq!(all.self_handled, 1);
+    assert_eq!(
+        (all.evaluated, all.satisfaction_sum, all.satisfied),
+        (2, 8, 1)
+    );
+    assert_eq!(all.acceptance_rate(), Some(0.6));
+    assert_eq!(all.on_time_rate(), Some(0.5));
+    assert_eq!(all.mean_satisfaction(), Some(4.0));
+
+    // A region's figures are that region's cases only.
+    let community = CaseFilter {
+        region: Some(WORKER_GRID[..12].parse().unwrap()),
+        ..Default::default()
+    };
+    assert_eq!(town.statistics(&community).unwrap().reported, 5);
+    let grids = town
+        .statistics_by(&CaseFilter::default(), GroupBy::Grid)
+        .unwrap();
+    assert_eq!(grids.len(), 2);
+    assert_eq!(
+        (grids[0].key.as_str(), grids[0].summary.reported),
+        (WORKER_GRID, 5)
+    );
+    let categories = town
+        .statistics_by(&CaseFilter::default(), GroupBy::Category)
+        .unwrap();
+    let keys: Vec<_> = categories
+        .iter()
+        .map(|g| (g.key.as_str(), g.summary.reported))
+        .collect();
+    assert_eq!(keys, [("city", 4), ("livelihood", 2)]);
+    let months = town
+        .statistics_by(&CaseFilter::default(), GroupBy::Month)
+        .unwrap();
+    assert_eq!(months.len(), 1);
+    assert_eq!(months[0].key, "2026-11");
+
+    // A period that ends before anything was reported counts nothing.
+    let before = CaseFilter {
+        reported_before: Some(clock.now() - Duration::days(30)),
+        ..Default::default()
+    };
+    assert_eq!(town.statistics(&before).unwrap().reported, 0);
+    assert_eq!(town.statistics(&before).unwrap().acceptance_rate(), None);
+}
+
+#[test]
+fn supervision_rises_by_itself_as_a_dispatch_runs_late() {
+    let clock = TestClock::new();
+    let deadline = clock.now();
+    let at = |hours: i64| deadline + Duration::hours(hours);
+    let level =
+        |hours| SupervisionLevel::for_overdue(deadline, at(hours)).map(SupervisionLevel::number);
+    assert_eq!(level(0), None, "not before the deadline has passed");
+    assert_eq!(level(1), Some(1));
+    assert_eq!(level(24), Some(2));
+    assert_eq!(level(72), Some(3));
+    assert_eq!(level(168), Some(4));
+    assert_eq!(level(400), Some(5));
+
+    let eff = |status, raised, hours| {
+        SupervisionLevel::effective(status, Some(deadline), raised, at(hours))
+    };
+    assert_eq!(
+        eff(Status::Dispatched, Some(SupervisionLevel::OnSite), 30),
+        Some(SupervisionLevel::OnSite),
+        "raised by hand above the clock"
+    );
+    assert_eq!(
+        eff(Status::Dispatched, Some(SupervisionLevel::Reminder), 30),
+        Some(SupervisionLevel::Handover)
+    );
+    assert_eq!(
+        eff(Status::Handled, None, 400),
+        None,
+        "a handled case no longer runs late"
+    );
+}
