@@ -8,7 +8,7 @@ use std::process::Stdio;
 
 use gridsync_core::{Action, DocId, Engine, Status};
 
-use crate::sockets::{enroll, gridsync, start, Server};
+use crate::sockets::{enroll, enroll_with_clock, gridsync, start, Server};
 use crate::workflow::{leak, DISPATCHER, HANDLER, WORKER};
 
 const OTHER_DISPATCHER: &str = "cd-339901002001";
@@ -308,4 +308,89 @@ fn console_actions_reach_devices_and_merge_with_offline_work() {
         DISPATCHER,
         "recorded as the dispatcher's own action"
     );
+}
+
+#[test]
+fn supervision_figures_and_devices_in_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let server = start(&data);
+    let worker = enroll(&data, &server, WORKER, dir.path());
+    // A dispatcher whose phone acted three days ago: the dispatch is two days late now.
+    let three_days_ago: gridsync_core::Clock =
+        std::sync::Arc::new(|| chrono::Utc::now() - chrono::Duration::days(3));
+    let phone = enroll_with_clock(&data, &server, DISPATCHER, dir.path(), three_days_ago);
+    set_password(&data, DISPATCHER, "wanghu-2026-dispatch");
+    let mut console = Console::new(&server);
+    console.sign_in(DISPATCHER, "wanghu-2026-dispatch");
+
+    let late = worker.report_case(leak()).unwrap();
+    let spot = worker.report_case(leak()).unwrap();
+    worker
+        .act(
+            &spot,
+            Action::SelfHandle {
+                result: "已处理".into(),
+            },
+        )
+        .unwrap();
+    sync(&worker);
+    sync(&phone);
+    phone.act(&late, Action::Accept).unwrap();
+    phone
+        .dispatch(
+            &late,
+            "water".parse().unwrap(),
+            Some(chrono::Utc::now() - chrono::Duration::days(2)),
+        )
+        .unwrap();
+    sync(&phone);
+
+    // Two days past its deadline the case has reached level 2 by itself.
+    let supervision = console.get("/console/supervision").body;
+    let level2 = supervision
+        .split("data-level=\"2\"")
+        .nth(1)
+        .unwrap()
+        .split("</section>")
+        .next()
+        .unwrap();
+    assert!(level2.contains(&late.to_string()), "{supervision}");
+    assert!(!supervision.contains(&spot.to_string()));
+    let detail = console.get(&format!("/console/cases/{late}")).body;
+    assert!(detail.contains("data-level=\"2\"") && detail.contains("人工交办"));
+
+    // The figures, and the same as CSV.
+    let csv = console.get("/console/stats.csv?table=summary").body;
+    assert!(
+        csv.starts_with('\u{feff}'),
+        "a BOM for spreadsheet programs"
+    );
+    let rows: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(rows[0], "指标,数值");
+    assert!(rows.contains(&"上报,2"), "{rows:?}");
+    assert!(rows.contains(&"受理率,100.0%"), "{rows:?}");
+    assert!(rows.contains(&"自办率,50.0%"), "{rows:?}");
+    let stats = console.get("/console/stats").body;
+    assert!(stats.contains("<svg") && stats.contains("民生服务"));
+    let report = console.get("/console/report").body;
+    assert!(report.contains("id=\"hot-spots\"") && report.contains("望湖社区第1网格"));
+    assert_eq!(
+        console
+            .get("/console/stats?from=2026-02-01&to=2025-01-01")
+            .status,
+        400
+    );
+
+    // Devices: the worker's phone is listed and can be revoked from here.
+    let devices = console.get("/console/devices").body;
+    let id = worker.identity().device.to_string();
+    assert!(devices.contains(&format!("data-device=\"{id}\"")));
+    let csrf = console.csrf();
+    let revoked = console.post(&format!("/console/devices/{id}/revoke"), &[("csrf", &csrf)]);
+    assert_eq!(revoked.status, 303);
+    match worker.sync(&mut |_| {}) {
+        Err(gridsync_core::sync::SyncError::Unauthorized { wipe, .. }) => assert!(wipe),
+        other => panic!("a revoked phone is told to wipe, got {other:?}"),
+    }
 }

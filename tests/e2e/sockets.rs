@@ -66,6 +66,23 @@ pub fn start(data: &Path) -> Server {
 }
 
 pub fn enroll(data: &Path, server: &Server, user: &str, folder: &Path) -> Engine {
+    enroll_with_clock(
+        data,
+        server,
+        user,
+        folder,
+        std::sync::Arc::new(chrono::Utc::now),
+    )
+}
+
+/// Like [`enroll`], for a device whose clock is `clock` (e.g. one that acted days ago).
+pub fn enroll_with_clock(
+    data: &Path,
+    server: &Server,
+    user: &str,
+    folder: &Path,
+    clock: gridsync_core::Clock,
+) -> Engine {
     let out = gridsync()
         .args(["admin", "--data"])
         .arg(data)
@@ -81,12 +98,13 @@ pub fn enroll(data: &Path, server: &Server, user: &str, folder: &Path) -> Engine
     let device = DeviceId::random();
     let e = sync::enroll(&HttpTransport::new(&server.url), &code, device, "e2e")
         .expect("enroll over HTTP");
-    let engine = Engine::open(
+    let engine = Engine::open_with_clock(
         folder.join(format!("{user}.db")),
         Identity {
             user: e.user,
             device,
         },
+        clock,
     )
     .unwrap();
     engine.load_directory(&e.directory).unwrap();

@@ -7,6 +7,8 @@
 //! Sessions are an HttpOnly, SameSite=Strict cookie; every form carries the
 //! session's CSRF token, checked before anything is changed.
 
+mod charts;
+mod figures;
 mod i18n;
 mod pages;
 
@@ -44,6 +46,12 @@ pub fn routes() -> Router<AppState> {
         .route("/console/cases/{id}/act", post(act))
         .route("/console/cases/{id}/note", post(note))
         .route("/console/photos/{hash}", get(photo))
+        .route("/console/supervision", get(figures::supervision))
+        .route("/console/stats", get(figures::stats))
+        .route("/console/stats.csv", get(figures::stats_csv))
+        .route("/console/report", get(figures::report))
+        .route("/console/devices", get(figures::devices))
+        .route("/console/devices/{id}/revoke", post(figures::revoke))
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -1,7 +1,8 @@
 //! The console's pages, rendered on the server (maud escapes every value). Plain
 //! forms and links: no script is needed to use it.
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
+use gridsync_core::index::local_offset;
 use gridsync_core::{
     CaseSummary, Directory, Outcome, RegionCode, Severity, Status, SupervisionLevel,
 };
@@ -12,10 +13,10 @@ use super::{ActionKind, BoardQuery};
 use crate::relay::ConsoleUser;
 
 /// Times are shown in China Standard Time.
-fn local(t: DateTime<Utc>) -> String {
-    let cst = FixedOffset::east_opt(8 * 3600)
-        .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset"));
-    t.with_timezone(&cst).format("%Y-%m-%d %H:%M").to_string()
+pub fn local(t: DateTime<Utc>) -> String {
+    t.with_timezone(&local_offset())
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
 }
 
 const STYLE: &str = r#"
@@ -36,6 +37,8 @@ section{background:#fff;padding:.8em 1em;margin-bottom:1em;border-radius:4px}
 .flash{padding:.6em 1em;border-radius:4px;margin-bottom:1em}.ok{background:#e3f9e5}.err{background:#fde8e8}
 .actions form{border-top:1px solid #e4e7eb;padding:.5em 0;display:flex;gap:.5em;flex-wrap:wrap;align-items:end}
 .actions label{display:flex;flex-direction:column;font-size:.85em}
+nav a{margin-right:.6em}.figures table{margin-bottom:.4em}.chart{max-width:100%;height:auto}
+@media print{header,.filters,.noprint,.csv{display:none}body{background:#fff}section{break-inside:avoid}}
 "#;
 
 /// The frame of every page.
@@ -53,10 +56,18 @@ pub fn layout(lang: Lang, who: Option<&ConsoleUser>, back: &str, body: Markup) -
             body {
                 header {
                     h1 { (t.title) }
-                    @if who.is_some() { a href="/console/cases" { (t.cases) } }
+                    @if who.is_some() {
+                        nav {
+                            a href="/console/cases" { (t.cases) } " "
+                            a href="/console/supervision" { (t.supervision_title) } " "
+                            a href="/console/stats" { (t.stats) } " "
+                            a href="/console/report" { (t.monthly_report) } " "
+                            a href="/console/devices" { (t.devices) }
+                        }
+                    }
                     a id="lang" href=(lang_link(lang, back)) { (t.switch_lang) }
                     @if let Some(who) = who {
-                        span id="me" { (who.user.name) " · " (role_label(lang, who)) }
+                        span id="me" { (who.user.name) " · " (role_name(lang, who.user.role)) }
                         form method="post" action="/console/sign-out" {
                             input type="hidden" name="csrf" value=(who.csrf);
                             button type="submit" { (t.sign_out) }
@@ -76,11 +87,19 @@ fn lang_link(lang: Lang, back: &str) -> String {
     format!("/console/lang?{query}")
 }
 
-fn role_label(lang: Lang, who: &ConsoleUser) -> &'static str {
+/// A role as people call it.
+pub fn role_name(lang: Lang, role: gridsync_core::Role) -> &'static str {
     match lang {
-        Lang::Zh => who.user.role.label_zh(),
-        Lang::En => who.user.role.as_str(),
+        Lang::Zh => role.label_zh(),
+        Lang::En => role.as_str(),
     }
+}
+
+/// A department's name.
+pub fn dept_name(dir: &Directory, id: &gridsync_core::DeptId) -> String {
+    dir.department(id)
+        .map(|d| d.name.clone())
+        .unwrap_or_else(|| id.to_string())
 }
 
 /// The sign-in form, with an error when the last try failed.
@@ -104,13 +123,13 @@ pub fn sign_in(lang: Lang, error: Option<&str>) -> Markup {
     )
 }
 
-fn region_name(dir: &Directory, code: &RegionCode) -> String {
+pub fn region_name(dir: &Directory, code: &RegionCode) -> String {
     dir.region(code)
         .map(|r| r.name.clone())
         .unwrap_or_else(|| code.to_string())
 }
 
-fn category_name(dir: &Directory, lang: Lang, code: &gridsync_core::CategoryCode) -> String {
+pub fn category_name(dir: &Directory, lang: Lang, code: &gridsync_core::CategoryCode) -> String {
     dir.category(code)
         .map(|c| match lang {
             Lang::Zh => c.name.clone(),
@@ -204,10 +223,13 @@ pub fn board(lang: Lang, who: &ConsoleUser, dir: &Directory, b: &Board<'_>) -> M
                                 td { (region_name(dir, &c.grid)) }
                                 td { (category_name(dir, lang, &c.category)) }
                                 td { (lang.severity(c.severity)) }
-                                td { @if let Some(d) = &c.assigned_dept { (dir.department(d).map(|d| d.name.clone()).unwrap_or_else(|| d.to_string())) } }
+                                td { @if let Some(d) = &c.assigned_dept { (dept_name(dir, d)) } }
                                 td {
                                     @if let Some(d) = c.deadline { (local(d)) }
                                     @if overdue { " " span.tag-overdue { (t.overdue) } }
+                                    @if let Some(level) = SupervisionLevel::effective(c.status, c.deadline, c.supervision, b.now) {
+                                        " " span.tag-overdue { (lang.supervision(level)) }
+                                    }
                                 }
                                 td { (local(c.created)) }
                             }
@@ -261,10 +283,12 @@ pub fn detail(lang: Lang, who: &ConsoleUser, dir: &Directory, d: &Detail<'_>) ->
                     " · " (t.severity) "：" (lang.severity(c.severity)) }
                 p { (t.reporter) "：" (name_of(&c.reporter)) " · " (t.reported_at) "：" (local(c.created)) }
                 @if let Some(dept) = &state.assigned_dept {
-                    p { (t.department) "：" (dir.department(dept).map(|d| d.name.clone()).unwrap_or_else(|| dept.to_string()))
+                    p { (t.department) "：" (dept_name(dir, dept))
                         @if let Some(deadline) = state.deadline { " · " (t.deadline) "：" (local(deadline)) } }
                 }
-                @if let Some(level) = state.supervision { p { (t.supervision) "：" (level.number()) } }
+                @if let Some(level) = SupervisionLevel::effective(state.status, state.deadline, state.supervision, d.now) {
+                    p id="supervision" data-level=(level.number()) { (t.supervision) "：" (lang.supervision(level)) }
+                }
                 @if !c.description.is_empty() { p { (t.description) "：" (c.description) } }
                 @if let Some(loc) = &c.location {
                     p { (t.location) "：" (loc.address) " (" (format!("{:.5}, {:.5}", loc.lat, loc.lon)) ")" }

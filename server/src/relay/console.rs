@@ -18,6 +18,17 @@ pub const SESSION_HOURS: i64 = 12;
 /// Password length bounds, in characters.
 pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
 
+/// A device as the console lists it.
+#[derive(Debug, Clone)]
+pub struct DeviceView {
+    /// Its user.
+    pub user: User,
+    /// The relay's record.
+    pub record: super::store::DeviceRecord,
+    /// Changes waiting for its next pulls.
+    pub backlog: u64,
+}
+
 /// A signed-in console user.
 #[derive(Debug, Clone)]
 pub struct ConsoleUser {
@@ -205,6 +216,53 @@ impl Relay {
             )),
             None => Err(RelayError::internal("a console change got no answer")),
         }
+    }
+
+    /// The devices of the users in `who`'s region, with what each still has to
+    /// pull. For dispatchers and administrators.
+    pub fn console_devices(&self, who: &ConsoleUser) -> Result<Vec<DeviceView>, RelayError> {
+        if !who.user.role.is_dispatcher() {
+            return Err(refused("refused", "only dispatchers see devices"));
+        }
+        let dir = self.directory()?;
+        let mut out = Vec::new();
+        for record in self.store.devices().map_err(RelayError::internal)? {
+            let Some(user) = dir.user(&record.user) else {
+                continue;
+            };
+            if !who.user.region.contains(&user.region) {
+                continue;
+            }
+            let backlog = self
+                .store
+                .backlog(record.device, &super::visibility(user), record.last_cursor)
+                .map_err(RelayError::internal)?;
+            out.push(DeviceView {
+                user: user.clone(),
+                record,
+                backlog,
+            });
+        }
+        out.sort_by_key(|d| std::cmp::Reverse(d.record.last_seen_ms));
+        Ok(out)
+    }
+
+    /// Revoke a device of a user in `who`'s region.
+    pub fn console_revoke(&self, who: &ConsoleUser, device: &str) -> Result<(), RelayError> {
+        let not_found = || RelayError::new(404, "not_found", "no such device");
+        let device: DeviceId = device.parse().map_err(|_| not_found())?;
+        let view = self.console_devices(who)?;
+        if !view
+            .iter()
+            .any(|d| d.record.device == device && !d.record.revoked)
+        {
+            return Err(not_found());
+        }
+        self.store
+            .revoke(device, Utc::now().timestamp_millis())
+            .map_err(RelayError::internal)?;
+        tracing::info!(device = %device, "device revoked from the console");
+        Ok(())
     }
 
     /// A stored photo `who` may see, whole.

@@ -5,7 +5,7 @@
 mod console;
 pub mod store;
 
-pub use console::{ConsoleUser, PASSWORD_CHARS, SESSION_HOURS};
+pub use console::{ConsoleUser, DeviceView, PASSWORD_CHARS, SESSION_HOURS};
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

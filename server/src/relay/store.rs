@@ -149,6 +149,9 @@ pub trait RelayStore: Send + Sync {
     ) -> StoreResult<PullPage>;
     /// Number of changes in the log.
     fn log_len(&self) -> StoreResult<u64>;
+    /// Changes after `cursor` that a device with `vis` may see and did not push
+    /// itself: what its next pulls will bring.
+    fn backlog(&self, device: DeviceId, vis: &Visibility, cursor: u64) -> StoreResult<u64>;
     /// Whether a document that refers to photo `hash` is visible to `vis`.
     fn photo_visible(&self, hash: &str, vis: &Visibility) -> StoreResult<bool>;
     /// Whether `user` attached photo `hash` to some document.
@@ -338,6 +341,15 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
     })
 }
 
+/// The `?2`, `?3`, `?4` arguments of [`VISIBLE`]: the region range and department.
+fn visible_args(vis: &Visibility) -> (Option<String>, Option<String>, Option<String>) {
+    (
+        vis.region.as_ref().map(|r| r.as_str().to_owned()),
+        vis.region.as_ref().map(|r| format!("{r}:")),
+        vis.dept.as_ref().map(|d| d.as_str().to_owned()),
+    )
+}
+
 const VISIBLE: &str =
     "((?2 IS NOT NULL AND s.grid >= ?2 AND s.grid < ?3) OR (?4 IS NOT NULL AND s.dept = ?4))";
 
@@ -500,9 +512,7 @@ impl RelayStore for SqliteRelayStore {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let dev = device.to_string();
-        let lo = vis.region.as_ref().map(|r| r.as_str().to_owned());
-        let hi = vis.region.as_ref().map(|r| format!("{r}:"));
-        let dept = vis.dept.as_ref().map(|d| d.as_str().to_owned());
+        let (lo, hi, dept) = visible_args(vis);
         let cursor_i = i64::try_from(cursor).unwrap_or(i64::MAX);
         // Histories sent in a page the device never applied must be sent again.
         tx.execute(
@@ -624,10 +634,27 @@ impl RelayStore for SqliteRelayStore {
         Ok(n.max(0) as u64)
     }
 
+    fn backlog(&self, device: DeviceId, vis: &Visibility, cursor: u64) -> StoreResult<u64> {
+        let (lo, hi, dept) = visible_args(vis);
+        let n: i64 = self.conn().query_row(
+            &format!(
+                "SELECT count(*) FROM log l JOIN doc_scope s ON s.doc_id = l.doc_id
+                 WHERE l.seq > ?5 AND l.device_id != ?1 AND {VISIBLE}"
+            ),
+            params![
+                device.to_string(),
+                lo,
+                hi,
+                dept,
+                i64::try_from(cursor).unwrap_or(i64::MAX)
+            ],
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as u64)
+    }
+
     fn photo_visible(&self, hash: &str, vis: &Visibility) -> StoreResult<bool> {
-        let lo = vis.region.as_ref().map(|r| r.as_str().to_owned());
-        let hi = vis.region.as_ref().map(|r| format!("{r}:"));
-        let dept = vis.dept.as_ref().map(|d| d.as_str().to_owned());
+        let (lo, hi, dept) = visible_args(vis);
         Ok(self.conn().query_row(
             &format!(
                 "SELECT EXISTS (SELECT 1 FROM doc_photos p JOIN doc_scope s USING (doc_id)
@@ -647,9 +674,7 @@ impl RelayStore for SqliteRelayStore {
     }
 
     fn photo_referenced_outside(&self, hash: &str, vis: &Visibility) -> StoreResult<bool> {
-        let lo = vis.region.as_ref().map(|r| r.as_str().to_owned());
-        let hi = vis.region.as_ref().map(|r| format!("{r}:"));
-        let dept = vis.dept.as_ref().map(|d| d.as_str().to_owned());
+        let (lo, hi, dept) = visible_args(vis);
         Ok(self.conn().query_row(
             &format!(
                 "SELECT EXISTS (SELECT 1 FROM doc_photos p JOIN doc_scope s USING (doc_id)
