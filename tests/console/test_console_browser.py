@@ -4,6 +4,7 @@ with devices simulated through the generated Python bindings. Screenshots of the
 main pages go to target/console-screenshots/."""
 
 import asyncio
+import base64
 import os
 import pathlib
 import subprocess
@@ -102,6 +103,16 @@ def act(driver, action, **fields):
     assert driver.find_element(By.ID, "flash").text.startswith("操作已完成")
 
 
+def figure(driver, url, label):
+    """One figure from the statistics page's summary table."""
+    driver.get(url + "/console/stats")
+    for row in driver.find_elements(By.CSS_SELECTOR, "#table-summary tbody tr"):
+        cells = row.find_elements(By.TAG_NAME, "td")
+        if cells[0].text == label:
+            return cells[1].text
+    raise AssertionError(f"no figure {label}")
+
+
 def status(driver):
     return driver.find_element(By.ID, "status").get_attribute("data-status")
 
@@ -132,6 +143,9 @@ def test_a_dispatcher_closes_the_loop_in_the_console_with_devices(relay, browser
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]"))
     assert browser.current_url.endswith("/console/cases")
+
+    assert figure(browser, url, "结案率") == "0.0%"
+    browser.get(url + "/console/cases")
 
     # The board shows the device's report, waiting to be accepted.
     row = browser.find_element(By.CSS_SELECTOR, f'tr[data-id="{case_id}"]')
@@ -170,6 +184,22 @@ def test_a_dispatcher_closes_the_loop_in_the_console_with_devices(relay, browser
 
     sync(worker)
     assert worker.get_case(case_id).status == "evaluated"
+
+    # The statistics follow, with charts, and the monthly report prints.
+    assert figure(browser, url, "结案率") == "100.0%"
+    assert figure(browser, url, "平均满意度") == "5.00"
+    assert browser.find_elements(By.CSS_SELECTOR, "svg.chart")
+    shot(browser, "05-statistics")
+    browser.get(url + "/console/report")
+    assert "消防通道" not in browser.page_source, "the report has figures, not residents' cases"
+    assert "安全生产" in browser.find_element(By.ID, "top-categories").text
+    shot(browser, "06-monthly-report")
+    pdf = base64.b64decode(browser.print_page())
+    assert pdf.startswith(b"%PDF")
+    (SHOTS / "monthly-report.pdf").write_bytes(pdf)
+    browser.get(url + "/console/devices")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#devices tbody tr")) == 1, "the worker's phone"
+    shot(browser, "07-devices")
 
     # The board's figures follow, and English is one click away.
     browser.get(url + "/console/cases")
