@@ -14,7 +14,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 /// Flags (each also from the environment).
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
-    /// A TOML file with `listen`, `data` and `directory` keys.
+    /// A TOML file with `listen`, `data`, `directory`, `token_days` and
+    /// `upstream_interval_secs` keys.
     #[arg(long, env = "GRIDSYNC_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:7878].
@@ -29,6 +30,10 @@ pub struct ServeArgs {
     /// Days a device token works before the device must enroll again [default: 365].
     #[arg(long, env = "GRIDSYNC_TOKEN_DAYS")]
     token_days: Option<u32>,
+    /// Seconds between rounds with the upstream server, if one is connected
+    /// (`gridsync admin upstream`) [default: 30].
+    #[arg(long, env = "GRIDSYNC_UPSTREAM_INTERVAL")]
+    upstream_interval_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -38,6 +43,7 @@ struct FileSettings {
     data: Option<PathBuf>,
     directory: Option<PathBuf>,
     token_days: Option<u32>,
+    upstream_interval_secs: Option<u64>,
 }
 
 /// The settings in force.
@@ -51,6 +57,8 @@ pub struct Settings {
     pub directory: Option<PathBuf>,
     /// Token lifetime in days.
     pub token_days: u32,
+    /// Seconds between upstream rounds (at least 1).
+    pub upstream_interval_secs: u64,
 }
 
 impl ServeArgs {
@@ -79,6 +87,11 @@ impl ServeArgs {
                 .token_days
                 .or(file.token_days)
                 .unwrap_or(gridsync_server::relay::DEFAULT_TOKEN_DAYS as u32),
+            upstream_interval_secs: self
+                .upstream_interval_secs
+                .or(file.upstream_interval_secs)
+                .unwrap_or(gridsync_server::relay::DEFAULT_INTERVAL_SECS)
+                .max(1),
         })
     }
 }

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use gridsync_core::sync::HttpTransport;
 use gridsync_server::relay::Relay;
 
 #[derive(Parser)]
@@ -68,7 +69,23 @@ enum AdminCommand {
         /// The user id from the directory.
         #[arg(long)]
         user: String,
+        /// For a downstream relay (a town server syncing to this one), trusted for
+        /// the user's region, instead of a phone.
+        #[arg(long)]
+        relay: bool,
     },
+    /// Connect this relay to its upstream server (a town to its district) with a
+    /// code from `gridsync admin enroll --relay` there; `serve` then syncs upward.
+    Upstream {
+        /// The upstream's URL.
+        #[arg(long)]
+        url: String,
+        /// The one-time relay enrollment code.
+        #[arg(long)]
+        code: String,
+    },
+    /// One round with the upstream server now (also while `serve` runs).
+    SyncUpstream,
     /// Revoke a device: its next contact is told to erase its data.
     Revoke {
         /// The device id.
@@ -177,6 +194,14 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     relay.set_token_lifetime(chrono::Duration::days(settings.token_days.into()));
     let relay = Arc::new(relay);
     let runtime = tokio::runtime::Runtime::new()?;
+    if let Some(link) = relay.upstream()? {
+        tracing::info!(upstream = %link.url, "syncing upward");
+        runtime.spawn(sync_upward(
+            relay.clone(),
+            link,
+            std::time::Duration::from_secs(settings.upstream_interval_secs),
+        ));
+    }
     runtime.block_on(gridsync_server::http::serve(
         relay,
         settings.listen,
@@ -188,12 +213,58 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Rounds with the upstream server, for as long as the relay runs. A failed round
+/// (the district unreachable) is retried at the next tick; nothing is lost meanwhile.
+async fn sync_upward(
+    relay: Arc<Relay>,
+    link: gridsync_server::relay::UpstreamLink,
+    every: std::time::Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (relay, link) = (relay.clone(), link.clone());
+        let round = tokio::task::spawn_blocking(move || {
+            relay.sync_upstream(&link, &HttpTransport::new(&link.url))
+        })
+        .await;
+        match round {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "upstream sync failed; retrying"),
+            Err(e) => tracing::error!(error = %e, "upstream sync panicked"),
+        }
+    }
+}
+
 fn admin(data: &std::path::Path, which: AdminCommand) -> Result<(), Box<dyn std::error::Error>> {
     let relay = Relay::open(data, None)?;
     match which {
-        AdminCommand::Enroll { user } => {
-            let code = relay.create_enrollment(&user).map_err(|e| e.body.message)?;
+        AdminCommand::Enroll {
+            user,
+            relay: downstream,
+        } => {
+            let code = if downstream {
+                relay.create_relay_enrollment(&user)
+            } else {
+                relay.create_enrollment(&user)
+            }
+            .map_err(|e| e.body.message)?;
             println!("{code}");
+        }
+        AdminCommand::Upstream { url, code } => {
+            let user = relay.connect_upstream(&HttpTransport::new(&url), &url, &code)?;
+            println!("connected to {url} as a relay for {user}");
+        }
+        AdminCommand::SyncUpstream => {
+            let link = relay
+                .upstream()?
+                .ok_or("no upstream: connect one with `gridsync admin upstream`")?;
+            let r = relay.sync_upstream(&link, &HttpTransport::new(&link.url))?;
+            println!(
+                "pushed {}, not stored {}, pulled {}, requests {}",
+                r.pushed, r.not_stored, r.pulled, r.requests
+            );
         }
         AdminCommand::Revoke { device } => {
             let device = device.parse()?;

@@ -5,4 +5,5 @@ mod console;
 mod faults;
 mod photos;
 mod sockets;
+mod tiers;
 mod workflow;

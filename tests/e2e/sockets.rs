@@ -44,9 +44,15 @@ impl Drop for Server {
 }
 
 pub fn start(data: &Path) -> Server {
+    start_with(data, &[])
+}
+
+/// `gridsync serve` with extra flags.
+pub fn start_with(data: &Path, flags: &[&str]) -> Server {
     let mut child = gridsync()
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
+        .args(flags)
         .env("GRIDSYNC_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

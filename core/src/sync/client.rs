@@ -209,6 +209,23 @@ pub struct SyncReport {
     pub bytes_down: u64,
 }
 
+/// One request of the protocol and its answer, for a program that speaks it
+/// without an [`Engine`] (a relay syncing to its upstream).
+pub fn call<Req: serde::Serialize, Resp: for<'de> serde::Deserialize<'de>>(
+    transport: &dyn Transport,
+    path: &str,
+    token: Option<&str>,
+    request: &Req,
+) -> Result<Resp, SyncError> {
+    exchange(
+        transport,
+        path,
+        token,
+        wire::encode(request),
+        &mut SyncReport::default(),
+    )
+}
+
 /// One request and its answer, counted in `report`.
 fn exchange<T: for<'de> serde::Deserialize<'de>>(
     transport: &dyn Transport,

@@ -201,7 +201,7 @@ impl Relay {
         let bytes = draft(&self.engine).map_err(core_error)?;
         let answer = self.push_as(
             who.device,
-            &who.user,
+            &super::Trust::Device(&who.user),
             vec![WireChange {
                 doc: id.to_string(),
                 bytes,

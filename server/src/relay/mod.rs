@@ -4,8 +4,10 @@
 
 mod console;
 pub mod store;
+mod upstream;
 
 pub use console::{ConsoleUser, DeviceView, PASSWORD_CHARS, SESSION_HOURS};
+pub use upstream::{UpstreamLink, UpstreamReport, DEFAULT_INTERVAL_SECS};
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -160,6 +162,16 @@ impl Relay {
 
     /// Create a one-time enrollment code for `user` (admin command).
     pub fn create_enrollment(&self, user: &str) -> Result<String, RelayError> {
+        self.new_enrollment(user, false)
+    }
+
+    /// Create a one-time enrollment code for a downstream relay (a town server)
+    /// acting for `user`, whose region it is trusted for.
+    pub fn create_relay_enrollment(&self, user: &str) -> Result<String, RelayError> {
+        self.new_enrollment(user, true)
+    }
+
+    fn new_enrollment(&self, user: &str, relay: bool) -> Result<String, RelayError> {
         let user: gridsync_core::UserId = user
             .parse()
             .map_err(|e: gridsync_core::ids::IdError| RelayError::bad_request(e.to_string()))?;
@@ -174,7 +186,7 @@ impl Relay {
             .collect();
         let expires = Utc::now() + chrono::Duration::hours(ENROLLMENT_HOURS);
         self.store
-            .create_enrollment(&user, &sha256(&code), expires.timestamp_millis())
+            .create_enrollment(&user, &sha256(&code), expires.timestamp_millis(), relay)
             .map_err(RelayError::internal)?;
         Ok(code)
     }
@@ -259,16 +271,21 @@ impl Relay {
                 "at most {MAX_CHANGES_PER_MESSAGE} changes per push"
             )));
         }
-        self.push_as(device.device, &user, req.changes)
+        let trust = if device.relay {
+            Trust::Relay(user.region.clone())
+        } else {
+            Trust::Device(&user)
+        };
+        self.push_as(device.device, &trust, req.changes)
     }
 
-    /// Check, store and log changes made on `device` by `user`: a device's push, or
-    /// an action taken in the console (whose sessions act through a device of their
-    /// own). Nothing is stored that a device of this user could not push.
+    /// Check, store and log changes received from `device`, as far as `trust`
+    /// says: a phone's push or a console action (checked as its user), a downstream
+    /// relay's (its region), or what this relay pulled from its upstream.
     pub(crate) fn push_as(
         &self,
         device: DeviceId,
-        user: &User,
+        trust: &Trust<'_>,
         changes: Vec<WireChange>,
     ) -> Result<PushResponse, RelayError> {
         // Each change's hash names it in the answer; what cannot even be parsed is
@@ -302,16 +319,29 @@ impl Relay {
         }
         let batch = gridsync_core::engine::group_by_doc(valid);
         let actor = device.actor();
-        let vis = visibility(user);
         let check = |id: &DocId,
                      before: Option<&DocContent>,
                      after: &DocContent,
-                     changes: &[automerge::Change]| {
-            if changes.iter().any(|c| c.actor_id() != &actor) {
-                return Err("the change was not made on this device".to_owned());
+                     changes: &[automerge::Change]| match trust {
+            Trust::Device(user) => {
+                if changes.iter().any(|c| c.actor_id() != &actor) {
+                    return Err("the change was not made on this device".to_owned());
+                }
+                authorize(user, id, before, after)?;
+                self.check_new_photos(&visibility(user), before, after)
             }
-            authorize(user, id, before, after)?;
-            self.check_new_photos(&vis, before, after)
+            Trust::Relay(region) => {
+                if before
+                    .into_iter()
+                    .chain([after])
+                    .all(|c| region.contains(grid_of(c)))
+                {
+                    Ok(())
+                } else {
+                    Err("the document is outside the relay's region".to_owned())
+                }
+            }
+            Trust::Upstream => Ok(()),
         };
         let imported = self
             .engine
@@ -625,6 +655,26 @@ impl Relay {
             purge: page.purge,
             page: page.page,
         })
+    }
+}
+
+/// How far the changes of one push are checked.
+pub(crate) enum Trust<'a> {
+    /// A phone or a console session: every change made on that device, and allowed
+    /// to that user (role, scope, workflow, photos).
+    Device(&'a User),
+    /// A downstream relay (a town server): it checked its devices' changes itself
+    /// and is trusted for the documents of its region.
+    Relay(gridsync_core::RegionCode),
+    /// This relay's own upstream (a district server), whose answers are pulled, not
+    /// pushed to us.
+    Upstream,
+}
+
+fn grid_of(content: &DocContent) -> &gridsync_core::RegionCode {
+    match content {
+        DocContent::Case(c) => &c.grid,
+        DocContent::Patrol(p) => &p.grid,
     }
 }
 

@@ -41,6 +41,9 @@ pub struct DeviceRecord {
     pub last_seen_ms: Option<i64>,
     /// Last pull cursor the device sent.
     pub last_cursor: u64,
+    /// A downstream relay (a town server syncing upward), not a phone: it forwards
+    /// changes its own devices made and is trusted for its region.
+    pub relay: bool,
 }
 
 /// Who may see a document: the grid it belongs to and, for a case, the department
@@ -105,12 +108,14 @@ pub struct PullAsk<'a> {
 
 /// The relay's own storage.
 pub trait RelayStore: Send + Sync {
-    /// Store a one-time code (hashed) for `user`.
+    /// Store a one-time code (hashed) for `user`; with `relay`, the device that
+    /// redeems it is a downstream relay.
     fn create_enrollment(
         &self,
         user: &UserId,
         code_hash: &[u8; 32],
         expires_ms: i64,
+        relay: bool,
     ) -> StoreResult<()>;
     /// Redeem a code once: records the device with its hashed token and returns the
     /// user, or `None` if the code is unknown, used or expired.
@@ -149,6 +154,19 @@ pub trait RelayStore: Send + Sync {
     ) -> StoreResult<PullPage>;
     /// Number of changes in the log.
     fn log_len(&self) -> StoreResult<u64>;
+    /// Log entries after `seq` not received from `except` (in order, at most about
+    /// `max_bytes` of changes, at least one): what a relay forwards upstream. Each
+    /// with its sequence number.
+    fn log_after(
+        &self,
+        seq: u64,
+        except: DeviceId,
+        max_bytes: u64,
+    ) -> StoreResult<Vec<(u64, LogEntry)>>;
+    /// A value of the relay's own settings (`meta`), if set.
+    fn meta(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Set a value of the relay's own settings.
+    fn set_meta(&self, key: &str, value: &str) -> StoreResult<()>;
     /// Changes after `cursor` that a device with `vis` may see and did not push
     /// itself: what its next pulls will bring.
     fn backlog(&self, device: DeviceId, vis: &Visibility, cursor: u64) -> StoreResult<u64>;
@@ -269,6 +287,11 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX console_sessions_user ON console_sessions (user_id);
 "#,
+    r#"
+    -- Tiers: a device may be a downstream relay (a town server syncing upward).
+    ALTER TABLE enrollments ADD COLUMN relay INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE devices ADD COLUMN relay INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The embedded default: SQLite in the data folder.
@@ -338,6 +361,7 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
         last_seen_ms: r.get(4)?,
         last_cursor: r.get::<_, i64>(5)?.max(0) as u64,
         expires_ms: r.get(6)?,
+        relay: r.get(7)?,
     })
 }
 
@@ -359,10 +383,12 @@ impl RelayStore for SqliteRelayStore {
         user: &UserId,
         code_hash: &[u8; 32],
         expires_ms: i64,
+        relay: bool,
     ) -> StoreResult<()> {
         self.conn().execute(
-            "INSERT INTO enrollments (code_hash, user_id, expires_ms) VALUES (?1, ?2, ?3)",
-            params![&code_hash[..], user.as_str(), expires_ms],
+            "INSERT INTO enrollments (code_hash, user_id, expires_ms, relay)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![&code_hash[..], user.as_str(), expires_ms, relay],
         )?;
         Ok(())
     }
@@ -378,16 +404,16 @@ impl RelayStore for SqliteRelayStore {
     ) -> StoreResult<Option<UserId>> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let user: Option<String> = tx
+        let redeemed: Option<(String, bool)> = tx
             .query_row(
                 "UPDATE enrollments SET used_ms = ?2, device_id = ?3
                  WHERE code_hash = ?1 AND used_ms IS NULL AND expires_ms > ?2
-                 RETURNING user_id",
+                 RETURNING user_id, relay",
                 params![&code_hash[..], now_ms, device.to_string()],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let Some(user) = user else {
+        let Some((user, relay)) = redeemed else {
             return Ok(None);
         };
         let taken: bool = tx.query_row(
@@ -401,15 +427,16 @@ impl RelayStore for SqliteRelayStore {
         }
         tx.execute(
             "INSERT INTO devices
-                (device_id, user_id, token_hash, app_version, enrolled_ms, expires_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                (device_id, user_id, token_hash, app_version, enrolled_ms, expires_ms, relay)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 device.to_string(),
                 user,
                 &token_hash[..],
                 app_version,
                 now_ms,
-                token_expires_ms
+                token_expires_ms,
+                relay
             ],
         )?;
         tx.commit()?;
@@ -421,7 +448,7 @@ impl RelayStore for SqliteRelayStore {
             .conn()
             .query_row(
                 "SELECT device_id, user_id, revoked_ms, app_version, last_seen_ms, last_cursor,
-                        expires_ms
+                        expires_ms, relay
                  FROM devices WHERE token_hash = ?1",
                 [&token_hash[..]],
                 device_row,
@@ -440,7 +467,7 @@ impl RelayStore for SqliteRelayStore {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT device_id, user_id, revoked_ms, app_version, last_seen_ms, last_cursor,
-                    expires_ms
+                    expires_ms, relay
              FROM devices ORDER BY enrolled_ms",
         )?;
         let rows = stmt.query_map([], device_row)?;
@@ -632,6 +659,71 @@ impl RelayStore for SqliteRelayStore {
             .conn()
             .query_row("SELECT count(*) FROM log", [], |r| r.get(0))?;
         Ok(n.max(0) as u64)
+    }
+
+    fn log_after(
+        &self,
+        seq: u64,
+        except: DeviceId,
+        max_bytes: u64,
+    ) -> StoreResult<Vec<(u64, LogEntry)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, hash, doc_id, bytes FROM log
+             WHERE seq > ?1 AND device_id != ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                i64::try_from(seq).unwrap_or(i64::MAX),
+                except.to_string(),
+                MAX_CHANGES_PER_MESSAGE as i64
+            ],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ))
+            },
+        )?;
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        for row in rows {
+            let (seq, hash, doc, change) = row?;
+            if !out.is_empty() && bytes + change.len() as u64 > max_bytes {
+                break;
+            }
+            bytes += change.len() as u64;
+            let hash: [u8; 32] = hash
+                .try_into()
+                .map_err(|_| StoreError("a log hash is not 32 bytes".into()))?;
+            out.push((
+                seq.max(0) as u64,
+                LogEntry {
+                    hash,
+                    doc: parse(doc)?,
+                    bytes: change,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    fn meta(&self, key: &str) -> StoreResult<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> StoreResult<()> {
+        self.conn().execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
     }
 
     fn backlog(&self, device: DeviceId, vis: &Visibility, cursor: u64) -> StoreResult<u64> {
