@@ -262,8 +262,8 @@ fn admin(data: &std::path::Path, which: AdminCommand) -> Result<(), Box<dyn std:
                 .ok_or("no upstream: connect one with `gridsync admin upstream`")?;
             let r = relay.sync_upstream(&link, &HttpTransport::new(&link.url))?;
             println!(
-                "pushed {}, not stored {}, pulled {}, requests {}",
-                r.pushed, r.not_stored, r.pulled, r.requests
+                "pushed {}, not stored {}, photos {} (refused {}), pulled {}, requests {}",
+                r.pushed, r.not_stored, r.photos, r.photos_refused, r.pulled, r.requests
             );
         }
         AdminCommand::Revoke { device } => {

@@ -12,7 +12,7 @@ use gridsync_tests::{LocalTransport, SimRelay};
 use crate::workflow::{leak, DISPATCHER, WORKER};
 
 /// A noisy JPEG, so the display image spans several upload chunks.
-fn camera_jpeg() -> Vec<u8> {
+pub(crate) fn camera_jpeg() -> Vec<u8> {
     let mut seed = 0x2545_f491u32;
     let img = image::ImageBuffer::from_fn(1800, 1200, |x, y| {
         seed ^= seed << 13;

@@ -310,7 +310,18 @@ fn upload_photo(
     hash: &crate::ids::PhotoHash,
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
-    let bytes = engine.photo(hash)?;
+    upload_blob(transport, token, hash, &engine.photo(hash)?, report)
+}
+
+/// Upload one photo's bytes, resuming where an earlier cut-off upload stopped, until
+/// the server has verified its hash. Also how a town relay sends photos upward.
+pub fn upload_blob(
+    transport: &dyn Transport,
+    token: &str,
+    hash: &crate::ids::PhotoHash,
+    bytes: &[u8],
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
     let len = bytes.len() as u64;
     let mut offset = 0u64;
     // The first request carries no data: it asks where an earlier, cut-off upload

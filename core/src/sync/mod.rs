@@ -6,6 +6,6 @@ pub mod client;
 pub mod wire;
 
 pub use client::{
-    call, enroll, fetch_photo, sync, Enrollment, HttpTransport, Phase, Progress, SyncError,
-    SyncReport, Transport, TransportError,
+    call, enroll, fetch_photo, sync, upload_blob, Enrollment, HttpTransport, Phase, Progress,
+    SyncError, SyncReport, Transport, TransportError,
 };

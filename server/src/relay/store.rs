@@ -163,6 +163,14 @@ pub trait RelayStore: Send + Sync {
         except: DeviceId,
         max_bytes: u64,
     ) -> StoreResult<Vec<(u64, LogEntry)>>;
+    /// Stored blobs after (`stored_ms`, `hash`) in that order, at most `limit`: what
+    /// a relay sends upstream.
+    fn blobs_after(
+        &self,
+        stored_ms: i64,
+        hash: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, String)>>;
     /// A value of the relay's own settings (`meta`), if set.
     fn meta(&self, key: &str) -> StoreResult<Option<String>>;
     /// Set a value of the relay's own settings.
@@ -708,6 +716,23 @@ impl RelayStore for SqliteRelayStore {
             ));
         }
         Ok(out)
+    }
+
+    fn blobs_after(
+        &self,
+        stored_ms: i64,
+        hash: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT stored_ms, hash FROM blobs WHERE (stored_ms, hash) > (?1, ?2)
+             ORDER BY stored_ms, hash LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![stored_ms, hash, limit], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn meta(&self, key: &str) -> StoreResult<Option<String>> {

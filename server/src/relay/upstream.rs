@@ -10,8 +10,8 @@ use gridsync_core::sync::wire::{
     ChangeStatus, PullRequest, PullResponse, PushRequest, PushResponse, WireChange,
     MAX_PULL_PAGE_BYTES, PROTOCOL_VERSION,
 };
-use gridsync_core::sync::{self, SyncError, Transport};
-use gridsync_core::DeviceId;
+use gridsync_core::sync::{self, SyncError, SyncReport, Transport};
+use gridsync_core::{DeviceId, PhotoHash};
 
 use super::{Relay, RelayError, Trust};
 
@@ -23,6 +23,8 @@ const PUSHED: &str = "upstream_pushed";
 const CURSOR: &str = "upstream_cursor";
 const PAGE: &str = "upstream_page";
 const PURGE_ACK: &str = "upstream_purge_ack";
+/// The last blob sent upward, as `stored_ms hash`.
+const BLOBS: &str = "upstream_blobs";
 
 /// Bytes of changes per upward push.
 const PUSH_BYTES: u64 = 4 * 1024 * 1024;
@@ -49,6 +51,10 @@ pub struct UpstreamReport {
     pub not_stored: u64,
     /// Changes pulled from it that were new here.
     pub pulled: u64,
+    /// Photos it now holds (sent, or found already there).
+    pub photos: u64,
+    /// Photos it would not take (a case outside the region).
+    pub photos_refused: u64,
     /// Requests made.
     pub requests: u64,
 }
@@ -80,6 +86,7 @@ impl Relay {
             (CURSOR, "0".into()),
             (PAGE, "0".into()),
             (PURGE_ACK, String::new()),
+            (BLOBS, String::new()),
         ] {
             self.store.set_meta(key, &value).map_err(internal)?;
         }
@@ -116,12 +123,14 @@ impl Relay {
     ) -> Result<UpstreamReport, SyncError> {
         let mut report = UpstreamReport::default();
         self.push_upstream(link, transport, &mut report)?;
+        self.photos_upstream(link, transport, &mut report)?;
         self.pull_upstream(link, transport, &mut report)?;
-        if report.pushed + report.pulled + report.not_stored > 0 {
+        if report.pushed + report.pulled + report.not_stored + report.photos > 0 {
             tracing::info!(
                 pushed = report.pushed,
                 pulled = report.pulled,
                 not_stored = report.not_stored,
+                photos = report.photos,
                 "upstream sync"
             );
         }
@@ -170,6 +179,56 @@ impl Relay {
             self.store
                 .set_meta(PUSHED, &last.to_string())
                 .map_err(internal)?;
+        }
+        Ok(())
+    }
+
+    /// Send every photo stored here since the last one sent, after the changes that
+    /// refer to them (the upstream takes only photos of documents it has).
+    fn photos_upstream(
+        &self,
+        link: &UpstreamLink,
+        transport: &dyn Transport,
+        report: &mut UpstreamReport,
+    ) -> Result<(), SyncError> {
+        for _ in 0..MAX_REQUESTS {
+            let mark = self
+                .store
+                .meta(BLOBS)
+                .map_err(internal)?
+                .unwrap_or_default();
+            let (ms, hash) = mark.split_once(' ').unwrap_or(("-1", ""));
+            let batch = self
+                .store
+                .blobs_after(ms.parse().unwrap_or(-1), hash, 50)
+                .map_err(internal)?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            for (stored_ms, hash) in batch {
+                let parsed: PhotoHash = hash
+                    .parse()
+                    .map_err(|_| SyncError::Protocol("a stored blob hash is bad".into()))?;
+                let bytes = self.blobs.read(&parsed).map_err(internal)?;
+                match sync::upload_blob(
+                    transport,
+                    &link.token,
+                    &parsed,
+                    &bytes,
+                    &mut SyncReport::default(),
+                ) {
+                    Ok(()) => report.photos += 1,
+                    Err(SyncError::Refused { .. }) => {
+                        report.photos_refused += 1;
+                        tracing::warn!("upstream refused a photo");
+                    }
+                    Err(e) => return Err(e),
+                }
+                report.requests += 1;
+                self.store
+                    .set_meta(BLOBS, &format!("{stored_ms} {hash}"))
+                    .map_err(internal)?;
+            }
         }
         Ok(())
     }
