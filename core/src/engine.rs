@@ -377,19 +377,53 @@ impl Engine {
     /// Like [`Engine::add_note`], drafted for `author` (see [`Engine::draft_action`]).
     pub fn draft_note(&self, author: &Identity, id: &DocId, text: &str) -> Result<Vec<u8>> {
         check_note(text)?;
-        let me = self.user(&author.user)?;
-        let (mut doc, case) = self.db.read(|tx| self.load_case_in_scope(tx, id, &me))?;
-        if case.notes.len() >= case::limits::NOTES {
-            return Err(Error::InvalidInput(
-                "the case has the maximum number of notes".into(),
-            ));
-        }
         let note = Note {
-            by: me.id.clone(),
+            by: author.user.clone(),
             at: self.now(),
             text: text.to_owned(),
         };
-        self.draft_change(&mut doc, id, author, |t| case::add_note(t, &note))
+        self.draft_case_edit(
+            author,
+            id,
+            |case| case.notes.len() < case::limits::NOTES,
+            "notes",
+            |t| case::add_note(t, &note),
+        )
+    }
+
+    /// Like [`Engine::attach_photo`], drafted for `author`, for a photo whose files
+    /// the caller stores (a server keeps photos outside its replica's database).
+    pub fn draft_photo(&self, author: &Identity, id: &DocId, photo: &PhotoInfo) -> Result<Vec<u8>> {
+        let photo = PhotoRef {
+            hash: photo.hash.clone(),
+            thumb: Some(photo.thumb.clone()),
+            width: photo.width,
+            height: photo.height,
+            by: author.user.clone(),
+            at: self.now(),
+        };
+        self.draft_case_edit(
+            author,
+            id,
+            |case| case.photos.len() < case::limits::PHOTOS,
+            "photos",
+            |t| case::add_photo(t, &photo),
+        )
+    }
+
+    /// [`Engine::edit_case`] drafted for `author`: the same checks, nothing stored.
+    fn draft_case_edit(
+        &self,
+        author: &Identity,
+        id: &DocId,
+        has_room: impl FnOnce(&CaseDoc) -> bool,
+        what: &str,
+        edit: impl FnOnce(&mut AmTransaction<'_>) -> Result<(), AutomergeError>,
+    ) -> Result<Vec<u8>> {
+        let me = self.user(&author.user)?;
+        let (mut doc, case) = self.db.read(|tx| self.load_case_in_scope(tx, id, &me))?;
+        check_room(has_room(&case), what)?;
+        self.draft_change(&mut doc, id, author, edit)
     }
 
     fn check_department(&self, action: &Action) -> Result<()> {
@@ -734,11 +768,7 @@ impl Engine {
     ) -> Result<()> {
         self.write(|tx| {
             let (mut doc, case) = self.load_case_in_scope(tx, id, me)?;
-            if !has_room(&case) {
-                return Err(Error::InvalidInput(format!(
-                    "the case has the maximum number of {what}"
-                )));
-            }
+            check_room(has_room(&case), what)?;
             self.commit_local(tx, id, &mut doc, edit)?;
             self.materialise(tx, id, &doc)
         })
@@ -1489,6 +1519,16 @@ impl Engine {
             DocContent::Case(case) => index::index_case(tx, case, &fold(&case.timeline)),
             DocContent::Patrol(p) => index::index_patrol(tx, p, &Self::pending_points(tx, id)?),
         }
+    }
+}
+
+fn check_room(has_room: bool, what: &str) -> Result<()> {
+    if has_room {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "the case has the maximum number of {what}"
+        )))
     }
 }
 

@@ -7,8 +7,10 @@ import asyncio
 import base64
 import os
 import pathlib
+import struct
 import subprocess
 import tempfile
+import zlib
 
 import pytest
 from selenium import webdriver
@@ -21,11 +23,13 @@ import gridsync_ffi as gs
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GRIDSYNC = os.environ.get("GRIDSYNC_BIN", str(ROOT / "target" / "debug" / "gridsync"))
 SHOTS = ROOT / "target" / "console-screenshots"
-PHOTO = (ROOT / "bindings" / "tests" / "python" / "photo.jpg").read_bytes()
+PHOTO_PATH = ROOT / "bindings" / "tests" / "python" / "photo.jpg"
+PHOTO = PHOTO_PATH.read_bytes()
 WORKER = "w-339901001001001"
 DISPATCHER = "cd-339901001001"
 HANDLER = "h-water-1"
 PASSWORD = "wanghu-2026-dispatch"
+HANDLER_PASSWORD = "water-2026-handler"
 
 
 @pytest.fixture()
@@ -56,6 +60,22 @@ def browser():
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()
+
+
+def png(path, width=96, height=64):
+    """A small PNG of its own pixels (a photo the phone never took)."""
+    rows = b"".join(
+        b"\x00" + bytes(v for x in range(width) for v in (x * 2 % 256, y * 3 % 256, (x + y) % 256))
+        for y in range(height))
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return path
 
 
 def admin(data, *args, stdin=None):
@@ -103,6 +123,15 @@ def act(driver, action, **fields):
     assert driver.find_element(By.ID, "flash").text.startswith("操作已完成")
 
 
+def sign_in(driver, url, user, password):
+    driver.delete_all_cookies()
+    driver.get(url + "/console/sign-in")
+    driver.find_element(By.NAME, "user").send_keys(user)
+    driver.find_element(By.NAME, "password").send_keys(password)
+    click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+    assert driver.current_url.endswith("/console/cases"), driver.current_url
+
+
 def figure(driver, url, label):
     """One figure from the statistics page's summary table."""
     driver.get(url + "/console/stats")
@@ -139,10 +168,7 @@ def test_a_dispatcher_closes_the_loop_in_the_console_with_devices(relay, browser
     browser.find_element(By.NAME, "password").send_keys("wrong-password")
     click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]"))
     assert "用户名或密码错误" in browser.page_source
-    browser.find_element(By.NAME, "user").send_keys(DISPATCHER)
-    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-    click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]"))
-    assert browser.current_url.endswith("/console/cases")
+    sign_in(browser, url, DISPATCHER, PASSWORD)
 
     assert figure(browser, url, "结案率") == "0.0%"
     browser.get(url + "/console/cases")
@@ -164,17 +190,31 @@ def test_a_dispatcher_closes_the_loop_in_the_console_with_devices(relay, browser
     act(browser, "dispatch", dept="water", hours="24")
     assert status(browser) == "dispatched"
 
-    # The department's device receives the dispatch and reports it handled; the
-    # grid worker verifies it on site.
+    # The department's phone receives the dispatch; the handler reports it handled
+    # in the console, with a photo of the cleared exit; the grid worker verifies it
+    # on site from her phone.
     sync(handler)
     assert handler.get_case(case_id).status == "dispatched"
-    handler.act(case_id, gs.CaseAction.FEEDBACK(result="已清理通道并张贴告示"))
-    sync(handler)
+    admin(data, "password", "--user", HANDLER, stdin=HANDLER_PASSWORD + "\n")
+    sign_in(browser, url, HANDLER, HANDLER_PASSWORD)
+    assert browser.find_element(By.CSS_SELECTOR, f'tr[data-id="{case_id}"]')
+    browser.get(url + f"/console/cases/{case_id}")
+    proof = png(pathlib.Path(folder) / "cleared.png")
+    browser.find_element(By.CSS_SELECTOR, "#add-photo input[type=file]").send_keys(str(proof))
+    click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "#add-photo button"))
+    assert browser.find_element(By.ID, "flash").text.startswith("操作已完成")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#photos img")) == 2
+    act(browser, "feedback", text="已清理通道并张贴告示")
+    assert status(browser) == "handled"
+    shot(browser, "03a-handler-feedback-with-photo")
     sync(worker)
+    photos = worker.get_case(case_id).photos
+    assert len(photos) == 2 and photos[0] == photo.hash, "the handler's photo reached the phone's case"
     assert worker.act(case_id, gs.CaseAction.VERIFY(passed=True, comment="通道已畅通")) == "verified"
     sync(worker)
+    sign_in(browser, url, DISPATCHER, PASSWORD)
+    browser.get(url + f"/console/cases/{case_id}")
 
-    browser.refresh()
     labels = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#timeline .label")]
     assert labels == ["发现上报", "受理", "派遣", "处置反馈", "核查通过"], labels
     act(browser, "archive")

@@ -12,7 +12,7 @@ mod figures;
 mod i18n;
 mod pages;
 
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -45,6 +45,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/cases/{id}", get(detail))
         .route("/console/cases/{id}/act", post(act))
         .route("/console/cases/{id}/note", post(note))
+        .route("/console/cases/{id}/photo", post(attach_photo))
         .route("/console/photos/{hash}", get(photo))
         .route("/console/supervision", get(figures::supervision))
         .route("/console/stats", get(figures::stats))
@@ -225,6 +226,7 @@ pub struct BoardQuery {
     grid: Option<String>,
     category: Option<String>,
     severity: Option<String>,
+    dept: Option<String>,
     overdue: Option<String>,
     q: Option<String>,
     offset: Option<u32>,
@@ -256,6 +258,18 @@ impl BoardQuery {
         }
         if let Some(s) = some(&self.severity) {
             filter.severity = Some(Severity::parse(&s).ok_or_else(|| bad("severity"))?);
+        }
+        if let Some(d) = some(&self.dept) {
+            let dept: DeptId = d.parse().map_err(|_| bad("department"))?;
+            // A handler's board is her department's already.
+            if filter
+                .assigned_dept
+                .as_ref()
+                .is_some_and(|mine| *mine != dept)
+            {
+                return Err(bad("department"));
+            }
+            filter.assigned_dept = Some(dept);
         }
         if self.overdue.is_some() {
             filter.overdue_at = Some(Utc::now());
@@ -630,6 +644,58 @@ async fn note(
     let result = blocking(&state, move |r| {
         let case = r.console_case(&who, &doc)?;
         r.console_note(&who, &case.doc.id, &f.text)
+    })
+    .await;
+    after_change(&state, &headers, id, result).await
+}
+
+/// A photo uploaded in the console (multipart: `csrf`, then `photo`).
+async fn attach_photo(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    mut form: Multipart,
+) -> Response {
+    let lang = lang(&headers);
+    let mut csrf = String::new();
+    let mut photo: Option<(Vec<u8>, Option<String>)> = None;
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_owned();
+                let file_name = field.file_name().map(str::to_owned);
+                let Ok(bytes) = field.bytes().await else {
+                    return failure(
+                        lang,
+                        None,
+                        &RelayError::bad_request("the upload was cut off"),
+                    );
+                };
+                match name.as_str() {
+                    "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
+                    "photo" if !bytes.is_empty() => photo = Some((bytes.to_vec(), file_name)),
+                    _ => {}
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return failure(
+                    lang,
+                    None,
+                    &RelayError::bad_request(format!("bad upload: {e}")),
+                )
+            }
+        }
+    }
+    let who = match session_with_csrf(&state, &headers, &csrf).await {
+        Ok(w) => w,
+        Err(page) => return page,
+    };
+    let doc = id.clone();
+    let result = blocking(&state, move |r| {
+        let (bytes, name) = photo.ok_or_else(|| RelayError::bad_request("choose a photo"))?;
+        let case = r.console_case(&who, &doc)?;
+        r.console_attach_photo(&who, &case.doc.id, &bytes, name.as_deref())
     })
     .await;
     after_change(&state, &headers, id, result).await

@@ -62,7 +62,9 @@ pub fn layout(lang: Lang, who: Option<&ConsoleUser>, back: &str, body: Markup) -
                             a href="/console/supervision" { (t.supervision_title) } " "
                             a href="/console/stats" { (t.stats) } " "
                             a href="/console/report" { (t.monthly_report) } " "
-                            a href="/console/devices" { (t.devices) }
+                            @if who.is_some_and(|w| w.user.role.is_dispatcher()) {
+                                a href="/console/devices" { (t.devices) }
+                            }
                         }
                     }
                     a id="lang" href=(lang_link(lang, back)) { (t.switch_lang) }
@@ -202,6 +204,12 @@ pub fn board(lang: Lang, who: &ConsoleUser, dir: &Directory, b: &Board<'_>) -> M
                         option value=(s.as_str()) selected[q.severity.as_deref() == Some(s.as_str())] { (lang.severity(s)) }
                     }
                 } }
+                label { (t.department) select name="dept" {
+                    option value="" { (t.all) }
+                    @for d in dir.departments() {
+                        option value=(d.id.as_str()) selected[q.dept.as_deref() == Some(d.id.as_str())] { (d.name) }
+                    }
+                } }
                 label { (t.overdue_only) input type="checkbox" name="overdue" value="1" checked[q.overdue.is_some()]; }
                 label { (t.search) input type="search" name="q" value=(q.q.clone().unwrap_or_default()); }
                 button type="submit" { (t.filter) }
@@ -271,7 +279,7 @@ pub fn detail(lang: Lang, who: &ConsoleUser, dir: &Directory, d: &Detail<'_>) ->
         html! {
             p { a href="/console/cases" { "← " (t.back_to_cases) } }
             @if let Some((ok, message)) = &d.flash {
-                p.flash class=(if *ok { "ok" } else { "err" }) id="flash" { (message) }
+                p id="flash" class={ "flash " (if *ok { "ok" } else { "err" }) } { (message) }
             }
             section id="case" {
                 h2 { (c.title) }
@@ -323,6 +331,15 @@ pub fn detail(lang: Lang, who: &ConsoleUser, dir: &Directory, d: &Detail<'_>) ->
                                 Outcome::Refused(reason) => { " [" (t.refused) ": " (reason.to_string()) "]" },
                             }
                         }
+                    }
+                }
+            }
+            @if !state.status.is_closed() {
+                section id="add-photo" {
+                    form method="post" enctype="multipart/form-data" action={ "/console/cases/" (c.id.as_str()) "/photo" } {
+                        input type="hidden" name="csrf" value=(who.csrf);
+                        label { (t.add_photo) " " input type="file" name="photo" accept="image/jpeg,image/png,image/webp" required; }
+                        button type="submit" { (t.upload) }
                     }
                 }
             }

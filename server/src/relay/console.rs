@@ -8,8 +8,9 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use base64::Engine as _;
 use chrono::Utc;
+use gridsync_core::photo::PhotoLimits;
 use gridsync_core::sync::wire::{ChangeStatus, WireChange};
-use gridsync_core::{Action, Case, DeviceId, DocId, Identity, PhotoHash, User, UserId};
+use gridsync_core::{Action, Case, DeviceId, DocId, Identity, PhotoHash, PhotoInfo, User, UserId};
 
 use super::{random_bytes, sha256, Relay, RelayError};
 
@@ -216,6 +217,38 @@ impl Relay {
             )),
             None => Err(RelayError::internal("a console change got no answer")),
         }
+    }
+
+    /// Attach a photo to a case as `who` (a handler's proof of handling): run it
+    /// through the capture pipeline a phone uses (limits, orientation, metadata
+    /// stripped, display image and thumbnail), store both files, then the change.
+    pub fn console_attach_photo(
+        &self,
+        who: &ConsoleUser,
+        id: &DocId,
+        bytes: &[u8],
+        name: Option<&str>,
+    ) -> Result<(), RelayError> {
+        let done = gridsync_core::photo::process(bytes, name, &PhotoLimits::default())
+            .map_err(|e| RelayError::bad_request(e.to_string()))?;
+        let now = Utc::now().timestamp_millis();
+        for r in [&done.display, &done.thumb] {
+            self.blobs
+                .write(&r.hash, &r.bytes)
+                .map_err(RelayError::internal)?;
+            self.store
+                .record_blob(r.hash.as_str(), r.bytes.len() as u64, now)
+                .map_err(RelayError::internal)?;
+        }
+        let info = PhotoInfo {
+            hash: done.display.hash,
+            thumb: done.thumb.hash,
+            width: done.display.width,
+            height: done.display.height,
+        };
+        self.store_console_change(who, id, |engine| {
+            engine.draft_photo(&who.identity(), id, &info)
+        })
     }
 
     /// The devices of the users in `who`'s region, with what each still has to
