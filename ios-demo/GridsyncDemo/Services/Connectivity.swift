@@ -19,7 +19,8 @@ final class Connectivity {
     func start() {
         guard monitor == nil else { return }
         let monitor = NWPathMonitor()
-        monitor.pathUpdateHandler = { [weak self] path in
+        // Runs on the monitor's queue, not the main actor.
+        monitor.pathUpdateHandler = { @Sendable [weak self] path in
             guard let self else { return }
             let online = path.status == .satisfied
             let expensive = path.isExpensive

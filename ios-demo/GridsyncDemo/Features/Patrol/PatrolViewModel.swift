@@ -40,7 +40,7 @@ final class PatrolViewModel {
     private let deviceId: String
 
     /// "一日双巡": two patrols a day, each at least two hours.
-    static let targetDuration: TimeInterval = 2 * 60 * 60
+    nonisolated static let targetDuration: TimeInterval = 2 * 60 * 60
     private static let flushEvery = 20
     private static let flushInterval: TimeInterval = 30
     private static let batchSize = 500

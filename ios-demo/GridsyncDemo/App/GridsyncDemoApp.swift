@@ -1,0 +1,13 @@
+import SwiftUI
+
+@main
+struct GridsyncDemoApp: App {
+    @State private var app = AppModel()
+
+    var body: some Scene {
+        WindowGroup {
+            RootView()
+                .environment(app)
+        }
+    }
+}

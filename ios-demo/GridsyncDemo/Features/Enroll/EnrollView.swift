@@ -1,0 +1,62 @@
+import SwiftUI
+
+/// 设备注册: the relay's address and a one-time code.
+struct EnrollView: View {
+    @Environment(AppModel.self) private var app
+    let notice: String?
+    @State private var model = EnrollViewModel()
+
+    var body: some View {
+        NavigationStack {
+            Form {
+                if let notice {
+                    Section {
+                        Text(verbatim: notice)
+                    }
+                }
+                Section {
+                    TextField("enroll.server.placeholder", text: $model.serverURL)
+                        .keyboardType(.URL)
+                        .textContentType(.URL)
+                        .textInputAutocapitalization(.never)
+                        .autocorrectionDisabled()
+                } header: {
+                    Text("enroll.server")
+                } footer: {
+                    Text("enroll.server.footer")
+                }
+                Section {
+                    TextField("enroll.code.placeholder", text: $model.code)
+                        .textInputAutocapitalization(.characters)
+                        .autocorrectionDisabled()
+                        .font(.system(.title3, design: .monospaced))
+                } header: {
+                    Text("enroll.code")
+                } footer: {
+                    Text("enroll.code.footer")
+                }
+                Section {
+                    Button {
+                        Task { await model.submit(app: app) }
+                    } label: {
+                        HStack {
+                            Text("enroll.submit")
+                            if model.isWorking {
+                                Spacer()
+                                ProgressView()
+                            }
+                        }
+                    }
+                    .disabled(!model.canSubmit)
+                }
+                if let message = model.errorMessage {
+                    Section {
+                        Text(verbatim: message)
+                            .foregroundStyle(.red)
+                    }
+                }
+            }
+            .navigationTitle("enroll.title")
+        }
+    }
+}
