@@ -237,6 +237,17 @@ impl GridEngine {
         Ok(self.engine()?.load_directory(&json)?)
     }
 
+    /// The directory this device holds (JSON, as loaded): regions, departments,
+    /// users, the category taxonomy, deadline rules.
+    pub fn directory_json(&self) -> Result<String, GridsyncError> {
+        Ok(self.engine()?.directory_json()?)
+    }
+
+    /// Local changes not yet acknowledged by the server: what "waiting to sync" shows.
+    pub fn pending_changes(&self) -> Result<u64, GridsyncError> {
+        Ok(self.engine()?.outbox_len()?)
+    }
+
     /// Remember the server and token from enrollment.
     pub fn set_server(&self, url: String, token: String) -> Result<(), GridsyncError> {
         Ok(self.engine()?.set_server(&url, &token)?)

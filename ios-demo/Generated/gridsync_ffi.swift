@@ -880,6 +880,12 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
     func closeStore() 
     
     /**
+     * The directory this device holds (JSON, as loaded): regions, departments,
+     * users, the category taxonomy, deadline rules.
+     */
+    func directoryJson() throws  -> String
+    
+    /**
      * End a patrol.
      */
     func endPatrol(patrolId: String) throws 
@@ -908,6 +914,11 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
      * Points recorded on a patrol.
      */
     func patrolTrackLen(patrolId: String) throws  -> UInt64
+    
+    /**
+     * Local changes not yet acknowledged by the server: what "waiting to sync" shows.
+     */
+    func pendingChanges() throws  -> UInt64
     
     /**
      * The bytes of a stored photo.
@@ -1064,6 +1075,19 @@ open func closeStore()  {try! rustCall() {
 }
     
     /**
+     * The directory this device holds (JSON, as loaded): regions, departments,
+     * users, the category taxonomy, deadline rules.
+     */
+open func directoryJson()throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_directory_json(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * End a patrol.
      */
 open func endPatrol(patrolId: String)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
@@ -1136,6 +1160,18 @@ open func patrolTrackLen(patrolId: String)throws  -> UInt64  {
     uniffi_gridsync_ffi_fn_method_gridengine_patrol_track_len(
             self.uniffiCloneHandle(),
         FfiConverterString.lower(patrolId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Local changes not yet acknowledged by the server: what "waiting to sync" shows.
+     */
+open func pendingChanges()throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_pending_changes(
+            self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
 }
@@ -3337,6 +3373,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_gridsync_ffi_checksum_method_gridengine_close_store() != 14809) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_directory_json() != 12503) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_end_patrol() != 56194) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3353,6 +3392,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_patrol_track_len() != 7836) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_pending_changes() != 34876) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_photo_bytes() != 53800) {

@@ -330,6 +330,11 @@ void uniffi_gridsync_ffi_fn_method_gridengine_add_track_points(uint64_t ptr, Rus
 void uniffi_gridsync_ffi_fn_method_gridengine_close_store(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_DIRECTORY_JSON
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_DIRECTORY_JSON
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_directory_json(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_END_PATROL
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_END_PATROL
 void uniffi_gridsync_ffi_fn_method_gridengine_end_patrol(uint64_t ptr, RustBuffer patrol_id, RustCallStatus *_Nonnull out_status
@@ -358,6 +363,11 @@ void uniffi_gridsync_ffi_fn_method_gridengine_load_directory(uint64_t ptr, RustB
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_PATROL_TRACK_LEN
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_PATROL_TRACK_LEN
 uint64_t uniffi_gridsync_ffi_fn_method_gridengine_patrol_track_len(uint64_t ptr, RustBuffer patrol_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_PENDING_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_PENDING_CHANGES
+uint64_t uniffi_gridsync_ffi_fn_method_gridengine_pending_changes(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_PHOTO_BYTES
@@ -738,6 +748,12 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_close_store(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_DIRECTORY_JSON
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_DIRECTORY_JSON
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_directory_json(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_END_PATROL
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_END_PATROL
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_end_patrol(void
@@ -771,6 +787,12 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_load_directory(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_PATROL_TRACK_LEN
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_PATROL_TRACK_LEN
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_patrol_track_len(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_PENDING_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_PENDING_CHANGES
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_pending_changes(void
     
 );
 #endif

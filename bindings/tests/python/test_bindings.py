@@ -78,8 +78,11 @@ def test_a_patrol_and_a_case_with_a_photo_reach_the_dispatcher(relay):
     worker.end_patrol(patrol)
     assert worker.patrol_track_len(patrol) == 30
 
+    assert worker.pending_changes() >= 3
+    assert '"taxonomy"' in worker.directory_json()
     progress = Progress()
     summary = asyncio.run(worker.sync(progress))
+    assert worker.pending_changes() == 0
     assert summary.pushed >= 3
     # A photo no larger than a thumbnail is its own thumbnail: one file.
     assert summary.photos_uploaded == len({photo.hash, photo.thumb})
