@@ -63,6 +63,7 @@ class GridRepository(
     /** Documents changed: local edits, pulled changes, purges (from `GridEngine.watch`). */
     val changes: StateFlow<Changes> = _changes.asStateFlow()
 
+    private val localWrite = ThreadLocal.withInitial { false }
     private val pendingLock = Any()
     private var writeGeneration = 0L
     private val pendingGenerations = HashMap<String, Long>()
@@ -127,14 +128,17 @@ class GridRepository(
         Session(enrollment.user, deviceId, serverUrl).also { _session.value = it }
     }
 
-    private fun dbFile(deviceId: String) = File(dataDir, "gridsync-$deviceId.db")
+    private fun dbFile(deviceId: String) = File(dataDir.apply { mkdirs() }, "gridsync-$deviceId.db")
 
     private fun attach(opened: GridEngine) {
         engine = opened
         watchHandle = opened.watch(object : DocumentsObserver {
-            // Runs on the committing thread: only publish, never call back in here.
+            // Runs on the committing thread: the caller of a local edit (inside [write]
+            // here, so its documents are marked pending before anyone re-reads), or the
+            // sync worker. Only bookkeeping and publishing; never call back in here.
             override fun onDocumentsChanged(docIds: List<String>) {
-                Unit
+                if (localWrite.get()) markPending(docIds)
+                _changes.update { Changes(it.revision + 1, docIds) }
             }
         })
     }
@@ -157,8 +161,19 @@ class GridRepository(
         return withContext(io) { block(e) }
     }
 
-    private fun markPending(docId: String) = synchronized(pendingLock) {
-        pendingGenerations[docId] = ++writeGeneration
+    /** Like [call], for a local edit: what it commits is pending until the next sync. */
+    private suspend fun <T> write(block: (GridEngine) -> T): T = call { e ->
+        localWrite.set(true)
+        try {
+            block(e)
+        } finally {
+            localWrite.set(false)
+        }
+    }
+
+    private fun markPending(docIds: List<String>) = synchronized(pendingLock) {
+        val generation = ++writeGeneration
+        docIds.forEach { pendingGenerations[it] = generation }
         publishPending()
     }
 
@@ -184,31 +199,35 @@ class GridRepository(
 
     /** Report a case; it is durable when this returns. */
     suspend fun reportCase(case: NewCaseRecord): String =
-        call { it.reportCase(case).also(::markPending) }
+        write { it.reportCase(case).also { id -> markPending(listOf(id)) } }
 
     /** Start a patrol and remember it across restarts. */
-    suspend fun startPatrol(): ActivePatrol = call {
+    suspend fun startPatrol(): ActivePatrol = write {
         val id = it.startPatrol()
-        markPending(id)
+        markPending(listOf(id))
         val patrol = ActivePatrol(id, clock.nowMs())
         settings.put(KEY_PATROL, "${patrol.id}|${patrol.startedAtMs}")
         _activePatrol.value = patrol
         patrol
     }
 
-    /** Record fixes on a running patrol (the engine buffers them durably). */
-    suspend fun addTrackPoints(patrolId: String, points: List<GeoPoint>) = call { e ->
+    /**
+     * Record fixes on a running patrol. The engine buffers them durably and writes
+     * them into the patrol document in chunks, so not every call notifies watchers:
+     * the patrol is marked pending here as well.
+     */
+    suspend fun addTrackPoints(patrolId: String, points: List<GeoPoint>) = write { e ->
         e.addTrackPoints(patrolId, points.map { TrackPointRecord(it.atMs, it.lat, it.lon) })
-        markPending(patrolId)
+        markPending(listOf(patrolId))
     }
 
     /** Points recorded on a patrol so far. */
     suspend fun patrolTrackLength(patrolId: String): Long = call { it.patrolTrackLen(patrolId).toLong() }
 
     /** End a patrol. */
-    suspend fun endPatrol(patrolId: String) = call {
+    suspend fun endPatrol(patrolId: String) = write {
         it.endPatrol(patrolId)
-        markPending(patrolId)
+        markPending(listOf(patrolId))
         settings.put(KEY_PATROL, null)
         _activePatrol.value = null
     }

@@ -119,6 +119,8 @@ class SyncViewModel(
                 it.copy(
                     running = false,
                     offline = !connectivity.online.value,
+                    // Read here too, so the bar never shows "done" next to a stale count.
+                    pendingCount = repo.pending.value.size,
                     lastResult = result,
                     notice = Notice(if (result.rejected > 0) UiMessage.SYNC_REJECTED else UiMessage.SYNC_DONE),
                 )

@@ -5,6 +5,8 @@
 package cn.gridsync.demo.logic
 
 import java.util.concurrent.CopyOnWriteArrayList
+import kotlinx.coroutines.CoroutineStart
+import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import org.junit.jupiter.api.AfterEach
@@ -90,12 +92,12 @@ class FieldAppTest {
         assertTrue(form.state.value.photos.isEmpty())
 
         // The list follows through watch: no reload was asked for.
-        val row = list.state.await("the reported case in the list") { s -> s.rows.any { it.id == caseId } }
-            .rows.single { it.id == caseId }
+        val row = list.state.await("the reported case in the list, marked pending") { s ->
+            s.rows.any { it.id == caseId && it.pending }
+        }.rows.single { it.id == caseId }
         assertEquals("消防通道被杂物堵塞", row.title)
         assertEquals("待受理", row.statusZh)
         assertEquals(1, row.photoCount)
-        assertTrue(row.pending, "not synced yet")
 
         // Search: two-character Chinese words.
         list.onQueryChange("漏水")
@@ -107,7 +109,11 @@ class FieldAppTest {
         val sync = SyncViewModel(worker.repo, worker.connectivity, worker.scope)
         sync.state.await("two pending documents (patrol and case)") { it.pendingCount == 2 }
         val seen = CopyOnWriteArrayList<SyncState>()
-        val recorder = worker.scope.launch { sync.state.collect { seen += it } }
+        // Unconfined and undispatched: subscribed before the sync starts, and every
+        // update is seen on the thread that made it (no conflation).
+        val recorder = worker.scope.launch(Dispatchers.Unconfined, start = CoroutineStart.UNDISPATCHED) {
+            sync.state.collect { seen += it }
+        }
         sync.syncNow().join()
         recorder.cancel()
         val done = sync.state.value
@@ -123,6 +129,7 @@ class FieldAppTest {
         assertTrue((progress.itemsByPhase[SyncPhase.PUSH] ?: 0) >= 3, "$progress")
         assertTrue((progress.itemsByPhase[SyncPhase.PHOTOS] ?: 0) >= 1, "$progress")
         assertTrue(seen.any { it.running }, "the bar showed a running sync")
+        assertTrue(seen.any { it.running && it.progress?.phase == SyncPhase.PUSH }, "progress while pushing")
         list.state.await("the row no longer pending") { s -> s.rows.singleOrNull()?.pending == false }
 
         // The dispatcher's phone receives it.

@@ -1,0 +1,74 @@
+package cn.gridsync.demo.ui
+
+import androidx.compose.foundation.layout.Arrangement
+import androidx.compose.foundation.layout.Column
+import androidx.compose.foundation.layout.fillMaxSize
+import androidx.compose.foundation.layout.fillMaxWidth
+import androidx.compose.foundation.layout.imePadding
+import androidx.compose.foundation.layout.padding
+import androidx.compose.foundation.layout.safeDrawingPadding
+import androidx.compose.foundation.layout.size
+import androidx.compose.foundation.rememberScrollState
+import androidx.compose.foundation.text.KeyboardOptions
+import androidx.compose.foundation.verticalScroll
+import androidx.compose.material3.Button
+import androidx.compose.material3.CircularProgressIndicator
+import androidx.compose.material3.MaterialTheme
+import androidx.compose.material3.OutlinedTextField
+import androidx.compose.material3.Text
+import androidx.compose.runtime.Composable
+import androidx.compose.runtime.getValue
+import androidx.compose.ui.Modifier
+import androidx.compose.ui.res.stringResource
+import androidx.compose.ui.text.input.KeyboardCapitalization
+import androidx.compose.ui.text.input.KeyboardType
+import androidx.compose.ui.unit.dp
+import androidx.lifecycle.compose.collectAsStateWithLifecycle
+import cn.gridsync.demo.R
+import cn.gridsync.demo.logic.EnrollViewModel
+
+/** Server address and one-time code from the command centre. */
+@Composable
+fun EnrollScreen(vm: EnrollViewModel) {
+    val state by vm.state.collectAsStateWithLifecycle()
+    Column(
+        modifier = Modifier
+            .fillMaxSize()
+            .safeDrawingPadding()
+            .imePadding()
+            .verticalScroll(rememberScrollState())
+            .padding(24.dp),
+        verticalArrangement = Arrangement.spacedBy(12.dp),
+    ) {
+        Text(stringResource(R.string.enroll_title), style = MaterialTheme.typography.headlineSmall)
+        Text(stringResource(R.string.enroll_hint), style = MaterialTheme.typography.bodyMedium)
+        OutlinedTextField(
+            value = state.serverUrl,
+            onValueChange = vm::onServerUrlChange,
+            label = { Text(stringResource(R.string.enroll_server_url)) },
+            placeholder = { Text("http://10.0.2.2:7878") },
+            singleLine = true,
+            keyboardOptions = KeyboardOptions(keyboardType = KeyboardType.Uri),
+            modifier = Modifier.fillMaxWidth(),
+        )
+        OutlinedTextField(
+            value = state.code,
+            onValueChange = vm::onCodeChange,
+            label = { Text(stringResource(R.string.enroll_code)) },
+            singleLine = true,
+            keyboardOptions = KeyboardOptions(
+                capitalization = KeyboardCapitalization.Characters,
+                keyboardType = KeyboardType.Ascii,
+            ),
+            modifier = Modifier.fillMaxWidth(),
+        )
+        NoticeText(state.notice)
+        Button(onClick = { vm.submit() }, enabled = !state.busy, modifier = Modifier.fillMaxWidth()) {
+            if (state.busy) {
+                CircularProgressIndicator(modifier = Modifier.size(18.dp), strokeWidth = 2.dp)
+            } else {
+                Text(stringResource(R.string.enroll_submit))
+            }
+        }
+    }
+}
