@@ -252,6 +252,11 @@ impl DeviceId {
     pub fn actor(&self) -> automerge::ActorId {
         automerge::ActorId::from(self.0.as_bytes())
     }
+
+    /// The device an Automerge actor id names, if it is one (16 bytes).
+    pub fn from_actor(actor: &automerge::ActorId) -> Option<DeviceId> {
+        uuid::Uuid::from_slice(actor.to_bytes()).ok().map(DeviceId)
+    }
 }
 
 impl FromStr for DeviceId {

@@ -29,12 +29,12 @@ fn push_raw(d: &SimDevice<'_>, doc: &DocId, bytes: Vec<u8>) -> wire::ChangeResul
 }
 
 /// A change made outside the engine's own checks, as a tampered app would.
-fn forged_entry(d: &SimDevice<'_>, doc: &DocId, entry: Entry) -> Vec<u8> {
+pub(crate) fn forged_entry(d: &SimDevice<'_>, doc: &DocId, entry: Entry) -> Vec<u8> {
     forge(d, doc, |tx| append_entry(tx, &entry))
 }
 
 /// Any edit to the device's copy of a document, as a raw change with its actor.
-fn forge(
+pub(crate) fn forge(
     d: &SimDevice<'_>,
     doc: &DocId,
     edit: impl FnOnce(

@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use gridsync_core::{Action, Status};
+use gridsync_core::sync::wire::{self, ChangeStatus};
+use gridsync_core::sync::{self, Transport};
+use gridsync_core::{Action, Entry, Role, Status};
 use gridsync_tests::{LocalTransport, SimRelay};
 
 use crate::sockets::{enroll, gridsync, start, start_with};
@@ -144,4 +146,86 @@ fn a_relay_is_trusted_only_for_its_own_region() {
     worker.sync().unwrap();
     let round = phone_town.relay.sync_upstream(&link, &up).unwrap();
     assert_eq!((round.pushed, round.not_stored), (0, 1));
+}
+
+/// Push raw changes with a token, as a relay does.
+fn push_as_relay(
+    district: &SimRelay,
+    token: &str,
+    doc: &gridsync_core::DocId,
+    bytes: Vec<Vec<u8>>,
+) -> Vec<wire::ChangeResult> {
+    let body = wire::encode(&wire::PushRequest {
+        v: wire::PROTOCOL_VERSION,
+        changes: bytes
+            .into_iter()
+            .map(|bytes| wire::WireChange {
+                doc: doc.to_string(),
+                bytes,
+            })
+            .collect(),
+    });
+    let answer = LocalTransport::new(&district.relay)
+        .post("/v1/push", Some(token), body)
+        .expect("push answered");
+    wire::decode::<wire::PushResponse>(&answer).unwrap().results
+}
+
+#[test]
+fn a_relay_vouches_for_real_authors_only_and_never_for_this_servers_devices() {
+    let district = SimRelay::new();
+    let town = SimRelay::new();
+    let folder = tempfile::tempdir().unwrap();
+    let code = district.relay.create_relay_enrollment(TOWN).unwrap();
+    let relay = sync::enroll(
+        &LocalTransport::new(&district.relay),
+        &code,
+        gridsync_core::DeviceId::random(),
+        "town",
+    )
+    .unwrap();
+
+    // A town phone's report, forwarded: the relay vouches for its author.
+    let worker = town.enroll(WORKER, folder.path());
+    let id = worker.report_case(leak()).unwrap();
+    let report: Vec<_> = worker
+        .outbox_pending(usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|o| o.bytes)
+        .collect();
+    let r = push_as_relay(&district, &relay.token, &id, report);
+    assert_eq!(r[0].status, ChangeStatus::Accepted, "{:?}", r[0].reason);
+
+    // An entry naming a dispatcher of another town, forged on the way up.
+    let first = worker.get_case(&id).unwrap().doc.timeline[0].id.clone();
+    let forged = crate::access::forged_entry(
+        &worker,
+        &id,
+        Entry {
+            id: "forged".into(),
+            after: Some(first),
+            actor: "cd-339901002001".parse().unwrap(),
+            role: Role::CommunityDispatcher,
+            at: chrono::Utc::now(),
+            action: Action::Accept,
+        },
+    );
+    let r = push_as_relay(&district, &relay.token, &id, vec![forged]);
+    assert_eq!(r[0].status, ChangeStatus::Rejected);
+    assert_eq!(
+        r[0].reason.as_deref(),
+        Some("an entry, note or photo names someone who could not have made it")
+    );
+
+    // A change made on one of the district's own devices is not the town's to forward.
+    let dispatcher = district.enroll("cd-339901001001", folder.path());
+    dispatcher.sync().unwrap();
+    dispatcher.act(&id, Action::Accept).unwrap();
+    let theirs = dispatcher.outbox_pending(usize::MAX).unwrap().remove(0);
+    let r = push_as_relay(&district, &relay.token, &id, vec![theirs.bytes]);
+    assert_eq!(
+        r[0].reason.as_deref(),
+        Some("the change was made on a device of this server")
+    );
 }

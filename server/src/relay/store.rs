@@ -154,6 +154,8 @@ pub trait RelayStore: Send + Sync {
     ) -> StoreResult<PullPage>;
     /// Number of changes in the log.
     fn log_len(&self) -> StoreResult<u64>;
+    /// Whether `device` is enrolled here (a phone, a relay) or is a console account's.
+    fn is_local_device(&self, device: DeviceId) -> StoreResult<bool>;
     /// Log entries after `seq` not received from `except` (in order, at most about
     /// `max_bytes` of changes, at least one): what a relay forwards upstream. Each
     /// with its sequence number.
@@ -667,6 +669,15 @@ impl RelayStore for SqliteRelayStore {
             .conn()
             .query_row("SELECT count(*) FROM log", [], |r| r.get(0))?;
         Ok(n.max(0) as u64)
+    }
+
+    fn is_local_device(&self, device: DeviceId) -> StoreResult<bool> {
+        Ok(self.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM devices WHERE device_id = ?1)
+                 OR EXISTS (SELECT 1 FROM console_accounts WHERE device_id = ?1)",
+            [device.to_string()],
+            |r| r.get(0),
+        )?)
     }
 
     fn log_after(
