@@ -108,6 +108,8 @@ def click_and_wait(driver, element):
     old = driver.find_element(By.TAG_NAME, "html")
     element.click()
     WebDriverWait(driver, 15).until(loaded.staleness_of(old))
+    WebDriverWait(driver, 15).until(
+        lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def act(driver, action, **fields):

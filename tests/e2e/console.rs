@@ -145,6 +145,11 @@ fn sign_in_sessions_csrf_and_scope() {
         "the page says why, in Chinese"
     );
     assert!(console.cookie.is_empty());
+    for (user, password) in [("cd-339901009009", "whatever-it-is"), ("not an id", "x")] {
+        let unknown = console.sign_in(user, password);
+        assert_eq!(unknown.status, 401, "unknown users get the same answer");
+        assert!(unknown.body.contains("用户名或密码错误"));
+    }
     let ok = console.sign_in(DISPATCHER, "wanghu-2026-dispatch");
     assert_eq!(ok.status, 303, "{}", ok.body);
 

@@ -95,3 +95,19 @@ fn dropping_the_subscription_stops_it_and_listeners_may_read_the_engine() {
     worker.start_patrol().unwrap();
     assert!(taken(&seen).is_empty());
 }
+
+#[test]
+fn a_panicking_listener_does_not_make_a_committed_write_look_failed() {
+    let clock = TestClock::new();
+    let worker = device(WORKER, &clock);
+    let _bad = worker.watch(|_| panic!("a listener's bug"));
+    let (seen, listener) = recorder();
+    let _good = worker.watch(listener);
+    let id = worker.report_case(leak_case()).expect("the write succeeds");
+    assert!(worker.get_case(&id).is_ok());
+    assert_eq!(
+        taken(&seen),
+        vec![vec![id]],
+        "later listeners are still told"
+    );
+}

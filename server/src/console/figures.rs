@@ -7,7 +7,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use gridsync_core::index::{local_offset, MAX_PAGE};
 use gridsync_core::stats::{GroupBy, Summary};
-use gridsync_core::{CaseFilter, CaseSummary, Directory, RegionCode, Role, SupervisionLevel};
+use gridsync_core::{
+    CaseFilter, CaseSummary, Directory, RegionCode, Role, Status, SupervisionLevel,
+};
 use maud::{html, Markup};
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +18,7 @@ use super::{
     blocking, charts, failure, html, lang, pages, scope, session, session_with_csrf, CsrfForm,
 };
 use crate::http::AppState;
+use crate::relay::store::BACKLOG_CAP;
 use crate::relay::{ConsoleUser, DeviceView, RelayError};
 
 /// The longest period figures are asked for, in days.
@@ -44,8 +47,10 @@ pub(super) async fn supervision(State(state): State<AppState>, headers: HeaderMa
     let who2 = who.clone();
     let result = blocking(&state, move |r| {
         let now = Utc::now();
+        // Every open dispatch: supervision comes from running late or from a
+        // dispatcher raising it by hand before the deadline.
         let filter = CaseFilter {
-            overdue_at: Some(now),
+            statuses: vec![Status::Dispatched],
             limit: MAX_PAGE,
             ..scope(&who2)?
         };
@@ -62,6 +67,7 @@ pub(super) async fn supervision(State(state): State<AppState>, headers: HeaderMa
         Err(e) => return failure(lang, Some(&who), &e),
     };
     let t = lang.t();
+    let truncated = rows.len() >= MAX_PAGE as usize;
     let mut levels: Vec<(SupervisionLevel, Vec<&CaseSummary>)> = (1..=5)
         .rev()
         .filter_map(SupervisionLevel::from_number)
@@ -76,7 +82,8 @@ pub(super) async fn supervision(State(state): State<AppState>, headers: HeaderMa
     let body = html! {
         h2 { (t.supervision_title) }
         p { (t.supervision_auto) }
-        @if rows.is_empty() { p id="no-overdue" { (t.no_overdue) } }
+        @if levels.iter().all(|(_, cases)| cases.is_empty()) { p id="no-overdue" { (t.no_overdue) } }
+        @if truncated { p.flash.err { (t.truncated) } }
         @for (level, cases) in &levels {
             section data-level=(level.number()) {
                 h3 { (lang.supervision(*level)) " · " span.count { (cases.len()) } }
@@ -274,15 +281,22 @@ fn figures(
     let compliance = engine
         .patrol_compliance(&ids, period.from, period.to)
         .map_err(RelayError::internal)?;
+    // (days, compliant days) per worker, in one pass.
+    let mut days: std::collections::HashMap<&str, (u32, u32)> = std::collections::HashMap::new();
+    for d in &compliance {
+        let entry = days.entry(d.worker.as_str()).or_default();
+        entry.0 += 1;
+        entry.1 += u32::from(d.compliant);
+    }
     let workers = workers
         .iter()
         .map(|u| {
-            let days: Vec<_> = compliance.iter().filter(|d| d.worker == u.id).collect();
+            let (days, compliant_days) = days.get(u.id.as_str()).copied().unwrap_or_default();
             WorkerRow {
                 name: u.name.clone(),
                 summary: reported.get(u.id.as_str()).cloned().unwrap_or_default(),
-                compliant_days: days.iter().filter(|d| d.compliant).count() as u32,
-                days: days.len() as u32,
+                compliant_days,
+                days,
             }
         })
         .collect();
@@ -608,7 +622,19 @@ pub(super) async fn report(
 
 // ---- devices ----------------------------------------------------------------
 
-pub(super) async fn devices(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// Devices per page.
+const DEVICES_PAGE: usize = 50;
+
+#[derive(Deserialize)]
+pub(super) struct DevicesQuery {
+    offset: Option<usize>,
+}
+
+pub(super) async fn devices(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<DevicesQuery>,
+) -> Response {
     let lang = lang(&headers);
     let t = lang.t();
     let who = match session(&state, &headers).await {
@@ -616,7 +642,12 @@ pub(super) async fn devices(State(state): State<AppState>, headers: HeaderMap) -
         Err(page) => return page,
     };
     let who2 = who.clone();
-    let list: Vec<DeviceView> = match blocking(&state, move |r| r.console_devices(&who2)).await {
+    let offset = q.offset.unwrap_or(0);
+    let listed = blocking(&state, move |r| {
+        r.console_devices(&who2, offset, DEVICES_PAGE)
+    })
+    .await;
+    let (list, total): (Vec<DeviceView>, usize) = match listed {
         Ok(l) => l,
         Err(e) => return failure(lang, Some(&who), &e),
     };
@@ -631,7 +662,7 @@ pub(super) async fn devices(State(state): State<AppState>, headers: HeaderMap) -
                         td { code { (d.record.device.to_string().get(..8).unwrap_or_default()) } }
                         td { (d.record.app_version) }
                         td { (d.record.last_seen_ms.and_then(chrono::DateTime::from_timestamp_millis).map(pages::local).unwrap_or_else(|| t.never.to_owned())) }
-                        td.backlog { (d.backlog) }
+                        td.backlog { (d.backlog) @if d.backlog >= BACKLOG_CAP { "+" } }
                         td.state { (if d.record.revoked { t.revoked } else { t.active }) }
                         td { @if !d.record.revoked {
                             form method="post" action={ "/console/devices/" (d.record.device.to_string()) "/revoke" } {
@@ -642,6 +673,10 @@ pub(super) async fn devices(State(state): State<AppState>, headers: HeaderMap) -
                     }
                 }
             }
+        }
+        p {
+            @if offset > 0 { a href={ "/console/devices?offset=" (offset.saturating_sub(DEVICES_PAGE)) } { (t.prev_page) } " " }
+            @if offset + DEVICES_PAGE < total { a href={ "/console/devices?offset=" (offset + DEVICES_PAGE) } { (t.next_page) } }
         }
     };
     html(

@@ -70,8 +70,19 @@ fn lang(headers: &HeaderMap) -> Lang {
     Lang::from_cookie(cookie(headers, LANG_COOKIE))
 }
 
+/// A page: never cached (command-centre PCs are shared), never framed.
 fn html(status: StatusCode, page: maud::Markup) -> Response {
-    (status, [(header::CACHE_CONTROL, "no-store")], page).into_response()
+    (
+        status,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "same-origin"),
+        ],
+        page,
+    )
+        .into_response()
 }
 
 /// Run relay work on a blocking thread (SQLite and Automerge are synchronous).
@@ -118,14 +129,20 @@ async fn session_with_csrf(
     csrf: &str,
 ) -> Result<ConsoleUser, Response> {
     let who = session(state, headers).await?;
-    if !constant_time_eq(who.csrf.as_bytes(), csrf.as_bytes()) {
-        let t = lang(headers).t();
-        return Err(html(
-            StatusCode::FORBIDDEN,
-            pages::error(lang(headers), Some(&who), t.not_allowed, "CSRF"),
-        ));
+    match csrf_refusal(lang(headers), &who, csrf) {
+        Some(page) => Err(page),
+        None => Ok(who),
     }
-    Ok(who)
+}
+
+/// The refusal of a form that does not carry the session's CSRF token.
+fn csrf_refusal(lang: Lang, who: &ConsoleUser, csrf: &str) -> Option<Response> {
+    (!constant_time_eq(who.csrf.as_bytes(), csrf.as_bytes())).then(|| {
+        html(
+            StatusCode::FORBIDDEN,
+            pages::error(lang, Some(who), lang.t().not_allowed, "CSRF"),
+        )
+    })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -207,7 +224,11 @@ async fn switch_lang(Query(q): Query<LangQuery>) -> Response {
     // Only back into the console: never an open redirect.
     let back = q
         .back
-        .filter(|b| b.starts_with("/console") && !b.contains("//") && !b.contains('\\'))
+        .filter(|b| {
+            b.starts_with("/console")
+                && !b.contains("//")
+                && b.bytes().all(|c| c.is_ascii_graphic() && c != b'\\')
+        })
         .unwrap_or_else(|| "/console/cases".into());
     (
         [(
@@ -499,7 +520,13 @@ fn allowed_actions(
     case: &gridsync_core::Case,
     any_dept: Option<&DeptId>,
 ) -> Vec<ActionKind> {
-    let next_level = case.state.supervision.map_or(1, |l| l.number() + 1).min(5);
+    let current = SupervisionLevel::effective(
+        case.state.status,
+        case.state.deadline,
+        case.state.supervision,
+        Utc::now(),
+    );
+    let next_level = current.map_or(1, |l| l.number() + 1).min(5);
     let stand_in = ActForm {
         dept: any_dept.map(|d| d.as_str().to_owned()),
         satisfaction: Some("5".into()),
@@ -657,6 +684,11 @@ async fn attach_photo(
     mut form: Multipart,
 ) -> Response {
     let lang = lang(&headers);
+    // Who it is, before reading up to 16 MiB of upload.
+    let who = match session(&state, &headers).await {
+        Ok(w) => w,
+        Err(page) => return page,
+    };
     let mut csrf = String::new();
     let mut photo: Option<(Vec<u8>, Option<String>)> = None;
     loop {
@@ -687,10 +719,9 @@ async fn attach_photo(
             }
         }
     }
-    let who = match session_with_csrf(&state, &headers, &csrf).await {
-        Ok(w) => w,
-        Err(page) => return page,
-    };
+    if let Some(page) = csrf_refusal(lang, &who, &csrf) {
+        return page;
+    }
     let doc = id.clone();
     let result = blocking(&state, move |r| {
         let (bytes, name) = photo.ok_or_else(|| RelayError::bad_request("choose a photo"))?;
@@ -748,7 +779,8 @@ async fn photo(
         Ok(bytes) => (
             [
                 (header::CONTENT_TYPE, "image/jpeg"),
-                (header::CACHE_CONTROL, "private, max-age=86400"),
+                (header::CACHE_CONTROL, "no-store"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             ],
             bytes,
         )

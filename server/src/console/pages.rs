@@ -294,7 +294,8 @@ pub fn detail(lang: Lang, who: &ConsoleUser, dir: &Directory, d: &Detail<'_>) ->
                     p { (t.department) "：" (dept_name(dir, dept))
                         @if let Some(deadline) = state.deadline { " · " (t.deadline) "：" (local(deadline)) } }
                 }
-                @if let Some(level) = SupervisionLevel::effective(state.status, state.deadline, state.supervision, d.now) {
+                @let supervision = SupervisionLevel::effective(state.status, state.deadline, state.supervision, d.now);
+                @if let Some(level) = supervision {
                     p id="supervision" data-level=(level.number()) { (t.supervision) "：" (lang.supervision(level)) }
                 }
                 @if !c.description.is_empty() { p { (t.description) "：" (c.description) } }
@@ -355,7 +356,9 @@ pub fn detail(lang: Lang, who: &ConsoleUser, dir: &Directory, d: &Detail<'_>) ->
             section.actions id="actions" {
                 h3 { (t.actions) }
                 @if d.actions.is_empty() { p { (t.no_actions) } }
-                @for kind in &d.actions { (action_form(lang, who, dir, c, state.supervision, *kind)) }
+                @for kind in &d.actions {
+                    (action_form(lang, who, dir, c, SupervisionLevel::effective(state.status, state.deadline, state.supervision, d.now), *kind))
+                }
             }
         },
     )

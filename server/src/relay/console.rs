@@ -19,6 +19,34 @@ pub const SESSION_HOURS: i64 = 12;
 /// Password length bounds, in characters.
 pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
 
+/// Sign-ins checked at the same time, at most.
+pub(crate) const MAX_SIGN_INS: usize = 4;
+
+/// The Argon2 hash of a password nobody has, checked for unknown users.
+const UNKNOWN_USER_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$bm9ib2R5LWhhcy10aGlz$1Hn8Q9u2mWqzMjd0m8m3e2b1i+0y8dQm5s8n9aQ2k8Y";
+
+/// One of [`MAX_SIGN_INS`] slots, given back when dropped.
+struct SignInSlot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> SignInSlot<'a> {
+    fn take(count: &'a std::sync::atomic::AtomicUsize) -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_SIGN_INS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| SignInSlot(count))
+    }
+}
+
+impl Drop for SignInSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// A device as the console lists it.
 #[derive(Debug, Clone)]
 pub struct DeviceView {
@@ -101,24 +129,30 @@ impl Relay {
         if user.len() > 64 || password.chars().count() > *PASSWORD_CHARS.end() {
             return Err(wrong());
         }
-        let user: UserId = user.trim().parse().map_err(|_| wrong())?;
-        let Some((hash, _)) = self
-            .store
-            .console_account(&user)
-            .map_err(RelayError::internal)?
-        else {
-            return Err(wrong());
+        // Each check costs ~19 MiB and tens of milliseconds: a few at a time.
+        let _slot = SignInSlot::take(&self.sign_ins).ok_or_else(|| {
+            RelayError::new(503, "busy", "too many sign-ins at once; try again shortly")
+        })?;
+        let user: Option<UserId> = user.trim().parse().ok();
+        let account = match &user {
+            Some(u) => self
+                .store
+                .console_account(u)
+                .map_err(RelayError::internal)?,
+            None => None,
         };
+        // An unknown user costs the same check, so timing tells nothing.
+        let hash = account
+            .map(|(hash, _)| hash)
+            .unwrap_or_else(|| UNKNOWN_USER_HASH.to_owned());
         let parsed = PasswordHash::new(&hash).map_err(RelayError::internal)?;
-        if Argon2::default()
+        let matches = Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
-            .is_err()
-        {
-            return Err(wrong());
-        }
-        if self.directory()?.user(&user).is_none() {
-            return Err(wrong());
-        }
+            .is_ok();
+        let user = match user {
+            Some(u) if matches && self.directory()?.user(&u).is_some() => u,
+            _ => return Err(wrong()),
+        };
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
         let csrf = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<24>()?);
         let expires = Utc::now() + chrono::Duration::hours(SESSION_HOURS);
@@ -251,43 +285,64 @@ impl Relay {
         })
     }
 
-    /// The devices of the users in `who`'s region, with what each still has to
-    /// pull. For dispatchers and administrators.
-    pub fn console_devices(&self, who: &ConsoleUser) -> Result<Vec<DeviceView>, RelayError> {
-        if !who.user.role.is_dispatcher() {
-            return Err(refused("refused", "only dispatchers see devices"));
-        }
-        let dir = self.directory()?;
-        let mut out = Vec::new();
-        for record in self.store.devices().map_err(RelayError::internal)? {
-            let Some(user) = dir.user(&record.user) else {
-                continue;
-            };
-            if !who.user.region.contains(&user.region) {
-                continue;
-            }
+    /// A page of the devices of the users in `who`'s region, most recently seen
+    /// first, with what each still has to pull; and how many there are. For
+    /// dispatchers and administrators.
+    pub fn console_devices(
+        &self,
+        who: &ConsoleUser,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<DeviceView>, usize), RelayError> {
+        let mut all = self.devices_in_scope(who)?;
+        all.sort_by_key(|(d, _)| std::cmp::Reverse(d.last_seen_ms));
+        let total = all.len();
+        let mut page = Vec::new();
+        for (record, user) in all.into_iter().skip(offset).take(limit) {
             let backlog = self
                 .store
-                .backlog(record.device, &super::visibility(user), record.last_cursor)
+                .backlog(record.device, &super::visibility(&user), record.last_cursor)
                 .map_err(RelayError::internal)?;
-            out.push(DeviceView {
-                user: user.clone(),
+            page.push(DeviceView {
+                user,
                 record,
                 backlog,
             });
         }
-        out.sort_by_key(|d| std::cmp::Reverse(d.record.last_seen_ms));
-        Ok(out)
+        Ok((page, total))
+    }
+
+    fn devices_in_scope(
+        &self,
+        who: &ConsoleUser,
+    ) -> Result<Vec<(super::store::DeviceRecord, User)>, RelayError> {
+        if !who.user.role.is_dispatcher() {
+            return Err(refused("refused", "only dispatchers see devices"));
+        }
+        let dir = self.directory()?;
+        Ok(self
+            .store
+            .devices()
+            .map_err(RelayError::internal)?
+            .into_iter()
+            .filter_map(|record| {
+                let user = dir.user(&record.user)?;
+                who.user
+                    .region
+                    .contains(&user.region)
+                    .then(|| (record, user.clone()))
+            })
+            .collect())
     }
 
     /// Revoke a device of a user in `who`'s region.
     pub fn console_revoke(&self, who: &ConsoleUser, device: &str) -> Result<(), RelayError> {
         let not_found = || RelayError::new(404, "not_found", "no such device");
         let device: DeviceId = device.parse().map_err(|_| not_found())?;
-        let view = self.console_devices(who)?;
-        if !view
+        if !self
+            .devices_in_scope(who)?
             .iter()
-            .any(|d| d.record.device == device && !d.record.revoked)
+            .any(|(d, _)| d.device == device && !d.revoked)
         {
             return Err(not_found());
         }

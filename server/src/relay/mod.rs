@@ -101,6 +101,7 @@ pub struct Relay {
     blobs: Blobs,
     uploads: std::sync::Mutex<()>,
     console_writes: std::sync::Mutex<()>,
+    sign_ins: std::sync::atomic::AtomicUsize,
 }
 
 impl Relay {
@@ -138,6 +139,7 @@ impl Relay {
             blobs: Blobs::at(&data.join("blobs")),
             uploads: std::sync::Mutex::new(()),
             console_writes: std::sync::Mutex::new(()),
+            sign_ins: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 

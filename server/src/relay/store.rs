@@ -165,20 +165,20 @@ pub trait RelayStore: Send + Sync {
         except: DeviceId,
         max_bytes: u64,
     ) -> StoreResult<Vec<(u64, LogEntry)>>;
-    /// Stored blobs after (`stored_ms`, `hash`) in that order, at most `limit`: what
-    /// a relay sends upstream.
-    fn blobs_after(
-        &self,
-        stored_ms: i64,
-        hash: &str,
-        limit: u32,
-    ) -> StoreResult<Vec<(i64, String)>>;
+    /// Stored blobs in the order they were stored, after position `after` and up to
+    /// `upto` (inclusive), at most `limit`, each with its position: what a relay
+    /// sends upstream. The last position is [`RelayStore::last_blob`].
+    fn blobs_after(&self, after: i64, upto: i64, limit: u32) -> StoreResult<Vec<(i64, String)>>;
+    /// The position of the blob stored last (0 if none).
+    fn last_blob(&self) -> StoreResult<i64>;
+    /// Set several values of the relay's own settings in one transaction.
+    fn set_metas(&self, values: &[(&str, String)]) -> StoreResult<()>;
     /// A value of the relay's own settings (`meta`), if set.
     fn meta(&self, key: &str) -> StoreResult<Option<String>>;
     /// Set a value of the relay's own settings.
     fn set_meta(&self, key: &str, value: &str) -> StoreResult<()>;
     /// Changes after `cursor` that a device with `vis` may see and did not push
-    /// itself: what its next pulls will bring.
+    /// itself: what its next pulls will bring; counted up to [`BACKLOG_CAP`].
     fn backlog(&self, device: DeviceId, vis: &Visibility, cursor: u64) -> StoreResult<u64>;
     /// Whether a document that refers to photo `hash` is visible to `vis`.
     fn photo_visible(&self, hash: &str, vis: &Visibility) -> StoreResult<bool>;
@@ -374,6 +374,10 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
         relay: r.get(7)?,
     })
 }
+
+/// Backlogs are counted up to this many changes ("more than" beyond it), so a
+/// device that never synced does not cost a scan of the whole log.
+pub const BACKLOG_CAP: u64 = 10_000;
 
 /// The `?2`, `?3`, `?4` arguments of [`VISIBLE`]: the region range and department.
 fn visible_args(vis: &Visibility) -> (Option<String>, Option<String>, Option<String>) {
@@ -729,21 +733,35 @@ impl RelayStore for SqliteRelayStore {
         Ok(out)
     }
 
-    fn blobs_after(
-        &self,
-        stored_ms: i64,
-        hash: &str,
-        limit: u32,
-    ) -> StoreResult<Vec<(i64, String)>> {
+    fn blobs_after(&self, after: i64, upto: i64, limit: u32) -> StoreResult<Vec<(i64, String)>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT stored_ms, hash FROM blobs WHERE (stored_ms, hash) > (?1, ?2)
-             ORDER BY stored_ms, hash LIMIT ?3",
+            "SELECT rowid, hash FROM blobs WHERE rowid > ?1 AND rowid <= ?2 ORDER BY rowid LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![stored_ms, hash, limit], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+        let rows = stmt.query_map(params![after, upto, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn last_blob(&self) -> StoreResult<i64> {
+        Ok(self
+            .conn()
+            .query_row("SELECT coalesce(max(rowid), 0) FROM blobs", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    fn set_metas(&self, values: &[(&str, String)]) -> StoreResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (key, value) in values {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn meta(&self, key: &str) -> StoreResult<Option<String>> {
@@ -766,8 +784,8 @@ impl RelayStore for SqliteRelayStore {
         let (lo, hi, dept) = visible_args(vis);
         let n: i64 = self.conn().query_row(
             &format!(
-                "SELECT count(*) FROM log l JOIN doc_scope s ON s.doc_id = l.doc_id
-                 WHERE l.seq > ?5 AND l.device_id != ?1 AND {VISIBLE}"
+                "SELECT count(*) FROM (SELECT 1 FROM log l JOIN doc_scope s ON s.doc_id = l.doc_id
+                 WHERE l.seq > ?5 AND l.device_id != ?1 AND {VISIBLE} LIMIT {BACKLOG_CAP})"
             ),
             params![
                 device.to_string(),

@@ -23,8 +23,13 @@ const PUSHED: &str = "upstream_pushed";
 const CURSOR: &str = "upstream_cursor";
 const PAGE: &str = "upstream_page";
 const PURGE_ACK: &str = "upstream_purge_ack";
-/// The last blob sent upward, as `stored_ms hash`.
+/// The position of the last blob sent upward (see `RelayStore::blobs_after`).
 const BLOBS: &str = "upstream_blobs";
+/// Rounds the blob after `BLOBS` has been refused in a row.
+const BLOB_REFUSALS: &str = "upstream_blob_refusals";
+/// Rounds a refused photo is tried again (its case may reach the upstream later,
+/// e.g. a console photo stored just before its change) before it is skipped.
+const BLOB_RETRIES: u64 = 5;
 
 /// Bytes of changes per upward push.
 const PUSH_BYTES: u64 = 4 * 1024 * 1024;
@@ -51,6 +56,8 @@ pub struct UpstreamReport {
     pub not_stored: u64,
     /// Changes pulled from it that were new here.
     pub pulled: u64,
+    /// Changes pulled from it that this relay could not store.
+    pub pulled_not_stored: u64,
     /// Photos it now holds (sent, or found already there).
     pub photos: u64,
     /// Photos it would not take (a case outside the region).
@@ -78,18 +85,19 @@ impl Relay {
     ) -> Result<String, SyncError> {
         let device = DeviceId::random();
         let enrollment = sync::enroll(transport, code, device, env!("CARGO_PKG_VERSION"))?;
-        for (key, value) in [
-            (URL, url.trim_end_matches('/').to_owned()),
-            (TOKEN, enrollment.token),
-            (DEVICE, device.to_string()),
-            (PUSHED, "0".into()),
-            (CURSOR, "0".into()),
-            (PAGE, "0".into()),
-            (PURGE_ACK, String::new()),
-            (BLOBS, String::new()),
-        ] {
-            self.store.set_meta(key, &value).map_err(internal)?;
-        }
+        self.store
+            .set_metas(&[
+                (URL, url.trim_end_matches('/').to_owned()),
+                (TOKEN, enrollment.token),
+                (DEVICE, device.to_string()),
+                (PUSHED, "0".into()),
+                (CURSOR, "0".into()),
+                (PAGE, "0".into()),
+                (PURGE_ACK, String::new()),
+                (BLOBS, "0".into()),
+                (BLOB_REFUSALS, "0".into()),
+            ])
+            .map_err(internal)?;
         Ok(enrollment.user.to_string())
     }
 
@@ -122,8 +130,11 @@ impl Relay {
         transport: &dyn Transport,
     ) -> Result<UpstreamReport, SyncError> {
         let mut report = UpstreamReport::default();
+        // Photos stored before the push starts have their changes in the log already
+        // (a phone's photo is taken only for a case the relay has): they go up after it.
+        let photos_upto = self.store.last_blob().map_err(internal)?;
         self.push_upstream(link, transport, &mut report)?;
-        self.photos_upstream(link, transport, &mut report)?;
+        self.photos_upstream(link, transport, photos_upto, &mut report)?;
         self.pull_upstream(link, transport, &mut report)?;
         if report.pushed + report.pulled + report.not_stored + report.photos > 0 {
             tracing::info!(
@@ -183,50 +194,54 @@ impl Relay {
         Ok(())
     }
 
-    /// Send every photo stored here since the last one sent, after the changes that
-    /// refer to them (the upstream takes only photos of documents it has).
+    /// Send the photos stored here since the last one sent, up to `upto`, after the
+    /// changes that refer to them (the upstream takes only photos of documents it
+    /// has). A refused photo is tried again for a few rounds, then skipped; a network
+    /// failure ends the round, and the next resumes from the same photo.
     fn photos_upstream(
         &self,
         link: &UpstreamLink,
         transport: &dyn Transport,
+        upto: i64,
         report: &mut UpstreamReport,
     ) -> Result<(), SyncError> {
         for _ in 0..MAX_REQUESTS {
-            let mark = self
-                .store
-                .meta(BLOBS)
-                .map_err(internal)?
-                .unwrap_or_default();
-            let (ms, hash) = mark.split_once(' ').unwrap_or(("-1", ""));
-            let batch = self
-                .store
-                .blobs_after(ms.parse().unwrap_or(-1), hash, 50)
-                .map_err(internal)?;
+            let after = i64::try_from(self.counter(BLOBS)?).unwrap_or(i64::MAX);
+            let batch = self.store.blobs_after(after, upto, 50).map_err(internal)?;
             if batch.is_empty() {
                 return Ok(());
             }
-            for (stored_ms, hash) in batch {
+            for (position, hash) in batch {
                 let parsed: PhotoHash = hash
                     .parse()
                     .map_err(|_| SyncError::Protocol("a stored blob hash is bad".into()))?;
                 let bytes = self.blobs.read(&parsed).map_err(internal)?;
-                match sync::upload_blob(
+                report.requests += 1;
+                let sent = sync::upload_blob(
                     transport,
                     &link.token,
                     &parsed,
                     &bytes,
                     &mut SyncReport::default(),
-                ) {
+                );
+                match sent {
                     Ok(()) => report.photos += 1,
                     Err(SyncError::Refused { .. }) => {
+                        let refusals = self.counter(BLOB_REFUSALS)? + 1;
+                        if refusals < BLOB_RETRIES {
+                            self.store
+                                .set_meta(BLOB_REFUSALS, &refusals.to_string())
+                                .map_err(internal)?;
+                            // Try again next round, after that round's push.
+                            return Ok(());
+                        }
                         report.photos_refused += 1;
-                        tracing::warn!("upstream refused a photo");
+                        tracing::warn!(attempts = refusals, "upstream refused a photo; skipped");
                     }
                     Err(e) => return Err(e),
                 }
-                report.requests += 1;
                 self.store
-                    .set_meta(BLOBS, &format!("{stored_ms} {hash}"))
+                    .set_metas(&[(BLOBS, position.to_string()), (BLOB_REFUSALS, "0".into())])
                     .map_err(internal)?;
             }
         }
@@ -262,21 +277,28 @@ impl Relay {
                 let stored = self
                     .push_as(link.device, &Trust::Upstream, answer.changes)
                     .map_err(relay_error)?;
-                report.pulled += stored
-                    .results
-                    .iter()
-                    .filter(|r| r.status == ChangeStatus::Accepted)
-                    .count() as u64;
+                for r in &stored.results {
+                    match r.status {
+                        ChangeStatus::Accepted => report.pulled += 1,
+                        ChangeStatus::Duplicate => {}
+                        // The upstream's own log is in order, so this is a change this
+                        // replica cannot take (a directory that differs): say so.
+                        _ => {
+                            report.pulled_not_stored += 1;
+                            tracing::warn!(status = ?r.status, reason = r.reason.as_deref().unwrap_or(""), "a change from upstream was not stored");
+                        }
+                    }
+                }
             }
             // Documents leaving the region upstream stay here (our own devices may
             // still work on them); the purge is acknowledged so it is not repeated.
-            for (key, value) in [
-                (CURSOR, answer.cursor.to_string()),
-                (PAGE, answer.page.to_string()),
-                (PURGE_ACK, answer.purge.join(" ")),
-            ] {
-                self.store.set_meta(key, &value).map_err(internal)?;
-            }
+            self.store
+                .set_metas(&[
+                    (CURSOR, answer.cursor.to_string()),
+                    (PAGE, answer.page.to_string()),
+                    (PURGE_ACK, answer.purge.join(" ")),
+                ])
+                .map_err(internal)?;
             if !answer.more {
                 return Ok(());
             }
