@@ -9,7 +9,7 @@ mod records;
 
 use std::sync::{Arc, Mutex};
 
-use gridsync_core::sync::{HttpTransport, SyncError};
+use gridsync_core::sync::{HttpTransport, ServerSecurity, SyncError};
 use gridsync_core::{DeviceId, Engine, Identity, Subscription};
 
 pub use records::*;
@@ -105,6 +105,8 @@ impl From<SyncError> for GridsyncError {
                 wipe: false,
             },
             SyncError::Local(inner) => inner.into(),
+            // The app fixes the address (https://) or the certificates.
+            SyncError::Insecure(reason) => GridsyncError::InvalidInput { reason },
             other => GridsyncError::Other {
                 reason: other.to_string(),
             },
@@ -154,17 +156,22 @@ pub fn new_device_id() -> String {
     DeviceId::random().to_string()
 }
 
-/// Redeem a one-time enrollment code with the server at `server_url`.
-#[uniffi::export(async_runtime = "tokio")]
+/// Redeem a one-time enrollment code with the server at `server_url`. Plain
+/// `http://` is refused unless the server is on this machine or `security` allows
+/// it; `security` also names the certificates to trust for a town's own
+/// `https://` (give the same to `set_server_security` afterwards).
+#[uniffi::export(async_runtime = "tokio", default(security = None))]
 pub async fn enroll(
     server_url: String,
     code: String,
     device_id: String,
     app_version: String,
+    security: Option<ServerSecurityRecord>,
 ) -> Result<Enrollment, GridsyncError> {
     let device: DeviceId = device_id.parse().map_err(invalid)?;
+    let security = security.map(ServerSecurity::from).unwrap_or_default();
     tokio::task::spawn_blocking(move || {
-        let transport = HttpTransport::new(&server_url);
+        let transport = HttpTransport::with_security(&server_url, &security)?;
         gridsync_core::sync::enroll(&transport, &code, device, &app_version)
             .map(|e| Enrollment {
                 user: e.user.to_string(),
@@ -246,6 +253,12 @@ impl GridEngine {
     /// Local changes not yet acknowledged by the server: what "waiting to sync" shows.
     pub fn pending_changes(&self) -> Result<u64, GridsyncError> {
         Ok(self.engine()?.outbox_len()?)
+    }
+
+    /// How to reach the server safely: certificates to trust for `https://`, and
+    /// whether plain `http://` off this machine is allowed (off by default).
+    pub fn set_server_security(&self, security: ServerSecurityRecord) -> Result<(), GridsyncError> {
+        Ok(self.engine()?.set_server_security(&security.into())?)
     }
 
     /// Remember the server and token from enrollment.

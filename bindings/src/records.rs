@@ -20,6 +20,25 @@ pub struct Enrollment {
     pub directory_json: String,
 }
 
+/// How a device reaches its server safely.
+#[derive(uniffi::Record)]
+pub struct ServerSecurityRecord {
+    /// PEM certificates to trust for `https://` (a town's own CA), instead of the
+    /// public roots.
+    pub ca_pem: Option<String>,
+    /// Allow plain `http://` to a server that is not on this machine.
+    pub allow_plain_http: bool,
+}
+
+impl From<ServerSecurityRecord> for gridsync_core::sync::ServerSecurity {
+    fn from(r: ServerSecurityRecord) -> Self {
+        gridsync_core::sync::ServerSecurity {
+            ca_pem: r.ca_pem,
+            allow_plain_http: r.allow_plain_http,
+        }
+    }
+}
+
 /// A case to report.
 #[derive(uniffi::Record)]
 pub struct NewCaseRecord {

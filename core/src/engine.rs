@@ -1291,6 +1291,45 @@ impl Engine {
         })
     }
 
+    /// Remember how to reach the server safely: the certificates to trust for
+    /// `https://`, and whether plain `http://` off this machine is allowed (see
+    /// [`crate::sync::ServerSecurity`]).
+    pub fn set_server_security(&self, security: &crate::sync::ServerSecurity) -> Result<()> {
+        if let Some(pem) = &security.ca_pem {
+            if pem.len() > 64 * 1024 {
+                return Err(Error::InvalidInput(
+                    "certificates: at most 64 KiB of PEM".into(),
+                ));
+            }
+        }
+        self.write(|tx| -> Result<()> {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('server_ca_pem', ?1), ('server_plain_http', ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![
+                    security.ca_pem.clone().unwrap_or_default(),
+                    if security.allow_plain_http { "1" } else { "0" }
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// How to reach the server safely, as last set (by default: public roots, no
+    /// plain HTTP off this machine).
+    pub fn server_security(&self) -> Result<crate::sync::ServerSecurity> {
+        self.db.read(|tx| -> Result<_> {
+            let get = |k: &str| -> rusqlite::Result<Option<String>> {
+                tx.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
+                    .optional()
+            };
+            Ok(crate::sync::ServerSecurity {
+                ca_pem: get("server_ca_pem")?.filter(|p| !p.is_empty()),
+                allow_plain_http: get("server_plain_http")?.as_deref() == Some("1"),
+            })
+        })
+    }
+
     /// The server URL and token, if this device has been enrolled.
     pub fn server(&self) -> Result<Option<(String, String)>> {
         self.db.read(|tx| -> Result<_> {

@@ -936,6 +936,12 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
     func setServer(url: String, token: String) throws 
     
     /**
+     * How to reach the server safely: certificates to trust for `https://`, and
+     * whether plain `http://` off this machine is allowed (off by default).
+     */
+    func setServerSecurity(security: ServerSecurityRecord) throws 
+    
+    /**
      * Start a patrol of this worker's grid; returns its id.
      */
     func startPatrol() throws  -> String
@@ -1211,6 +1217,19 @@ open func setServer(url: String, token: String)throws   {try rustCallWithError(F
             self.uniffiCloneHandle(),
         FfiConverterString.lower(url),
         FfiConverterString.lower(token),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * How to reach the server safely: certificates to trust for `https://`, and
+     * whether plain `http://` off this machine is allowed (off by default).
+     */
+open func setServerSecurity(security: ServerSecurityRecord)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_set_server_security(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeServerSecurityRecord_lower(security),uniffiCallStatus
     )
 }
 }
@@ -2291,6 +2310,77 @@ public func FfiConverterTypePhotoRecord_lower(_ value: PhotoRecord) -> RustBuffe
 
 
 /**
+ * How a device reaches its server safely.
+ */
+public struct ServerSecurityRecord: Equatable, Hashable {
+    /**
+     * PEM certificates to trust for `https://` (a town's own CA), instead of the
+     * public roots.
+     */
+    public var caPem: String?
+    /**
+     * Allow plain `http://` to a server that is not on this machine.
+     */
+    public var allowPlainHttp: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * PEM certificates to trust for `https://` (a town's own CA), instead of the
+         * public roots.
+         */caPem: String?, 
+        /**
+         * Allow plain `http://` to a server that is not on this machine.
+         */allowPlainHttp: Bool) {
+        self.caPem = caPem
+        self.allowPlainHttp = allowPlainHttp
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ServerSecurityRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeServerSecurityRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ServerSecurityRecord {
+        return
+            try ServerSecurityRecord(
+                caPem: FfiConverterOptionString.read(from: &buf), 
+                allowPlainHttp: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ServerSecurityRecord, into buf: inout [UInt8]) {
+        FfiConverterOptionString.write(value.caPem, into: &buf)
+        FfiConverterBool.write(value.allowPlainHttp, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeServerSecurityRecord_lift(_ buf: RustBuffer) throws -> ServerSecurityRecord {
+    return try FfiConverterTypeServerSecurityRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeServerSecurityRecord_lower(_ value: ServerSecurityRecord) -> RustBuffer {
+    return FfiConverterTypeServerSecurityRecord.lower(value)
+}
+
+
+/**
  * Sync progress.
  */
 public struct SyncProgress: Equatable, Hashable {
@@ -3165,6 +3255,30 @@ fileprivate struct FfiConverterOptionTypeSyncObserver: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeServerSecurityRecord: FfiConverterRustBuffer {
+    typealias SwiftType = ServerSecurityRecord?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeServerSecurityRecord.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeServerSecurityRecord.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
     typealias SwiftType = [String]
 
@@ -3310,13 +3424,16 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
     }
 }
 /**
- * Redeem a one-time enrollment code with the server at `server_url`.
+ * Redeem a one-time enrollment code with the server at `server_url`. Plain
+ * `http://` is refused unless the server is on this machine or `security` allows
+ * it; `security` also names the certificates to trust for a town's own
+ * `https://` (give the same to `set_server_security` afterwards).
  */
-public func enroll(serverUrl: String, code: String, deviceId: String, appVersion: String)async throws  -> Enrollment  {
+public func enroll(serverUrl: String, code: String, deviceId: String, appVersion: String, security: ServerSecurityRecord? = nil)async throws  -> Enrollment  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
-                uniffi_gridsync_ffi_fn_func_enroll(FfiConverterString.lower(serverUrl),FfiConverterString.lower(code),FfiConverterString.lower(deviceId),FfiConverterString.lower(appVersion)
+                uniffi_gridsync_ffi_fn_func_enroll(FfiConverterString.lower(serverUrl),FfiConverterString.lower(code),FfiConverterString.lower(deviceId),FfiConverterString.lower(appVersion),FfiConverterOptionTypeServerSecurityRecord.lower(security)
                 )
             },
             pollFunc: ffi_gridsync_ffi_rust_future_poll_rust_buffer,
@@ -3352,7 +3469,7 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_gridsync_ffi_checksum_func_enroll() != 15661) {
+    if (uniffi_gridsync_ffi_checksum_func_enroll() != 13365) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_func_new_device_id() != 52834) {
@@ -3404,6 +3521,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_set_server() != 11247) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_set_server_security() != 14046) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_start_patrol() != 14760) {

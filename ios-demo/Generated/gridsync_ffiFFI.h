@@ -385,6 +385,11 @@ RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_report_case(uint64_t ptr, Ru
 void uniffi_gridsync_ffi_fn_method_gridengine_set_server(uint64_t ptr, RustBuffer url, RustBuffer token, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_SET_SERVER_SECURITY
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_SET_SERVER_SECURITY
+void uniffi_gridsync_ffi_fn_method_gridengine_set_server_security(uint64_t ptr, RustBuffer security, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_START_PATROL
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_START_PATROL
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_start_patrol(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -437,7 +442,7 @@ void uniffi_gridsync_ffi_fn_method_watchhandle_cancel(uint64_t ptr, RustCallStat
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FUNC_ENROLL
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FUNC_ENROLL
-uint64_t uniffi_gridsync_ffi_fn_func_enroll(RustBuffer server_url, RustBuffer code, RustBuffer device_id, RustBuffer app_version
+uint64_t uniffi_gridsync_ffi_fn_func_enroll(RustBuffer server_url, RustBuffer code, RustBuffer device_id, RustBuffer app_version, RustBuffer security
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FUNC_NEW_DEVICE_ID
@@ -811,6 +816,12 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_report_case(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_SET_SERVER
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_SET_SERVER
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_set_server(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_SET_SERVER_SECURITY
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_SET_SERVER_SECURITY
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_set_server_security(void
     
 );
 #endif

@@ -14,8 +14,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 /// Flags (each also from the environment).
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
-    /// A TOML file with `listen`, `data`, `directory`, `token_days` and
-    /// `upstream_interval_secs` keys.
+    /// A TOML file with `listen`, `data`, `directory`, `token_days`,
+    /// `upstream_interval_secs`, `tls_cert` and `tls_key` keys.
     #[arg(long, env = "GRIDSYNC_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:7878].
@@ -34,6 +34,12 @@ pub struct ServeArgs {
     /// (`gridsync admin upstream`) [default: 30].
     #[arg(long, env = "GRIDSYNC_UPSTREAM_INTERVAL")]
     upstream_interval_secs: Option<u64>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "GRIDSYNC_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "GRIDSYNC_TLS_KEY")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -44,6 +50,8 @@ struct FileSettings {
     directory: Option<PathBuf>,
     token_days: Option<u32>,
     upstream_interval_secs: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// The settings in force.
@@ -59,6 +67,8 @@ pub struct Settings {
     pub token_days: u32,
     /// Seconds between upstream rounds (at least 1).
     pub upstream_interval_secs: u64,
+    /// HTTPS, when a certificate and key are configured.
+    pub tls: Option<gridsync_server::http::Tls>,
 }
 
 impl ServeArgs {
@@ -73,7 +83,18 @@ impl ServeArgs {
             }
             None => FileSettings::default(),
         };
+        let tls = match (
+            self.tls_cert.or(file.tls_cert),
+            self.tls_key.or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(gridsync_server::http::Tls { cert, key }),
+            (None, None) => None,
+            _ => {
+                return Err("TLS needs both a certificate (tls_cert) and its key (tls_key)".into())
+            }
+        };
         Ok(Settings {
+            tls,
             listen: self
                 .listen
                 .or(file.listen)

@@ -144,17 +144,58 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serve until Ctrl-C or SIGTERM, then finish the requests in flight.
-/// `on_listening` is told the bound address (useful with port 0).
+/// A certificate chain and its private key, PEM files, for serving HTTPS.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// The certificate chain (server certificate first).
+    pub cert: std::path::PathBuf,
+    /// The private key.
+    pub key: std::path::PathBuf,
+}
+
+/// Serve until Ctrl-C or SIGTERM, then finish the requests in flight: plain HTTP,
+/// or HTTPS with `tls` (rustls; TLS 1.2 and 1.3). `on_listening` is told the bound
+/// address (useful with port 0).
 pub async fn serve(
     relay: Arc<Relay>,
     listen: SocketAddr,
+    tls: Option<&Tls>,
     on_listening: impl FnOnce(SocketAddr),
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let app = app(AppState { relay });
+    let Some(tls) = tls else {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        on_listening(listener.local_addr()?);
+        return axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await;
+    };
+    // One crypto provider for the process; an error means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+        .await
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "TLS certificate {} or key {}: {e}",
+                    tls.cert.display(),
+                    tls.key.display()
+                ),
+            )
+        })?;
+    let listener = std::net::TcpListener::bind(listen)?;
+    listener.set_nonblocking(true)?;
     on_listening(listener.local_addr()?);
-    axum::serve(listener, app(AppState { relay }))
-        .with_graceful_shutdown(shutdown_signal())
+    let handle = axum_server::Handle::new();
+    let stopping = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stopping.graceful_shutdown(Some(Duration::from_secs(30)));
+    });
+    axum_server::from_tcp_rustls(listener, config)?
+        .handle(handle)
+        .serve(app.into_make_service())
         .await
 }
 

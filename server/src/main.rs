@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use gridsync_core::sync::HttpTransport;
+use gridsync_core::sync::{HttpTransport, ServerSecurity};
 use gridsync_server::relay::Relay;
 
 #[derive(Parser)]
@@ -83,6 +83,12 @@ enum AdminCommand {
         /// The one-time relay enrollment code.
         #[arg(long)]
         code: String,
+        /// PEM certificates to trust for the upstream's https:// (its own CA).
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// Allow plain http:// to an upstream that is not on this machine.
+        #[arg(long)]
+        allow_plain_http: bool,
     },
     /// One round with the upstream server now (also while `serve` runs).
     SyncUpstream,
@@ -202,12 +208,18 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             std::time::Duration::from_secs(settings.upstream_interval_secs),
         ));
     }
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     runtime.block_on(gridsync_server::http::serve(
         relay,
         settings.listen,
+        settings.tls.as_ref(),
         |addr| {
-            println!("gridsync listening on http://{addr}");
-            tracing::info!(%addr, data = %settings.data.display(), "listening");
+            println!("gridsync listening on {scheme}://{addr}");
+            tracing::info!(%addr, data = %settings.data.display(), scheme, "listening");
         },
     ))?;
     Ok(())
@@ -225,10 +237,9 @@ async fn sync_upward(
     loop {
         tick.tick().await;
         let (relay, link) = (relay.clone(), link.clone());
-        let round = tokio::task::spawn_blocking(move || {
-            relay.sync_upstream(&link, &HttpTransport::new(&link.url))
-        })
-        .await;
+        let round =
+            tokio::task::spawn_blocking(move || relay.sync_upstream(&link, &link.transport()?))
+                .await;
         match round {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "upstream sync failed; retrying"),
@@ -252,15 +263,30 @@ fn admin(data: &std::path::Path, which: AdminCommand) -> Result<(), Box<dyn std:
             .map_err(|e| e.body.message)?;
             println!("{code}");
         }
-        AdminCommand::Upstream { url, code } => {
-            let user = relay.connect_upstream(&HttpTransport::new(&url), &url, &code)?;
+        AdminCommand::Upstream {
+            url,
+            code,
+            ca,
+            allow_plain_http,
+        } => {
+            let security = ServerSecurity {
+                ca_pem: ca
+                    .map(|p| {
+                        std::fs::read_to_string(&p)
+                            .map_err(|e| format!("cannot read {}: {e}", p.display()))
+                    })
+                    .transpose()?,
+                allow_plain_http,
+            };
+            let transport = HttpTransport::with_security(&url, &security)?;
+            let user = relay.connect_upstream(&transport, &url, &code, &security)?;
             println!("connected to {url} as a relay for {user}");
         }
         AdminCommand::SyncUpstream => {
             let link = relay
                 .upstream()?
                 .ok_or("no upstream: connect one with `gridsync admin upstream`")?;
-            let r = relay.sync_upstream(&link, &HttpTransport::new(&link.url))?;
+            let r = relay.sync_upstream(&link, &link.transport()?)?;
             println!(
                 "pushed {}, not stored {}, photos {} (refused {}), pulled {}, requests {}",
                 r.pushed, r.not_stored, r.photos, r.photos_refused, r.pulled, r.requests

@@ -262,7 +262,7 @@ impl Transport for Recording<'_> {
         let r = self.inner.post(path, token, body);
         match &r {
             Ok(b) | Err(TransportError::Status { body: b, .. }) => self.seen.borrow_mut().extend(b),
-            Err(TransportError::Network(_)) => {}
+            Err(TransportError::Network(_) | TransportError::Insecure(_)) => {}
         }
         r
     }

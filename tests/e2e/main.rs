@@ -6,4 +6,5 @@ mod faults;
 mod photos;
 mod sockets;
 mod tiers;
+mod tls;
 mod workflow;

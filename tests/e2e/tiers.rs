@@ -122,7 +122,9 @@ fn a_relay_is_trusted_only_for_its_own_region() {
     // The town server is enrolled upstream for the wrong town.
     let code = district.relay.create_relay_enrollment(OTHER_TOWN).unwrap();
     let up = LocalTransport::new(&district.relay);
-    town.relay.connect_upstream(&up, "local:", &code).unwrap();
+    town.relay
+        .connect_upstream(&up, "local:", &code, &Default::default())
+        .unwrap();
     let link = town.relay.upstream().unwrap().expect("linked");
 
     let worker = town.enroll(WORKER, folder.path());
@@ -138,7 +140,7 @@ fn a_relay_is_trusted_only_for_its_own_region() {
     let up = LocalTransport::new(&district.relay);
     phone_town
         .relay
-        .connect_upstream(&up, "local:", &phone_code)
+        .connect_upstream(&up, "local:", &phone_code, &Default::default())
         .unwrap();
     let link = phone_town.relay.upstream().unwrap().expect("linked");
     let worker = phone_town.enroll(WORKER, folder.path());

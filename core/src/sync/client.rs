@@ -25,6 +25,9 @@ pub enum TransportError {
     /// No answer: no route, refused, cut mid-way, timed out. Safe to retry later.
     #[error("network: {0}")]
     Network(String),
+    /// Refused before sending: the connection would not be safe.
+    #[error("insecure: {0}")]
+    Insecure(String),
     /// The server answered with an error status.
     #[error("server answered {status}")]
     Status {
@@ -46,25 +49,103 @@ pub trait Transport {
     ) -> Result<Vec<u8>, TransportError>;
 }
 
-/// HTTP(S) to a server URL, with gzip on answers.
+/// How a device may reach its server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerSecurity {
+    /// PEM certificates to trust for `https://`, instead of the public roots: a
+    /// town's own certificate authority, or a self-signed server certificate.
+    pub ca_pem: Option<String>,
+    /// Allow plain `http://` to a server that is not on this machine. Off by
+    /// default: the token and residents' data would cross the network readable.
+    pub allow_plain_http: bool,
+}
+
+/// HTTP(S) to a server URL, with gzip on answers. Plain `http://` only to this
+/// machine (loopback) unless [`ServerSecurity::allow_plain_http`].
 pub struct HttpTransport {
     base: String,
     agent: ureq::Agent,
+    /// Why every request is refused before it is sent (plain HTTP off this machine).
+    refusal: Option<String>,
 }
 
 impl HttpTransport {
-    /// A transport to `base` (e.g. `http://127.0.0.1:7878`).
+    /// A transport to `base` (e.g. `https://town.example:7878`, or
+    /// `http://127.0.0.1:7878`), trusting the public certificate roots.
     pub fn new(base: &str) -> Self {
+        Self::build(base, &ServerSecurity::default(), None)
+    }
+
+    /// A transport to `base` with `security`'s trust and rules; an error if its
+    /// certificates cannot be read.
+    pub fn with_security(base: &str, security: &ServerSecurity) -> Result<Self, SyncError> {
+        let roots = match &security.ca_pem {
+            None => None,
+            Some(pem) => {
+                let mut certs = Vec::new();
+                for item in ureq::tls::parse_pem(pem.as_bytes()) {
+                    match item {
+                        Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+                        Ok(_) => {}
+                        Err(e) => {
+                            return Err(SyncError::Insecure(format!(
+                                "the server certificates cannot be read: {e}"
+                            )))
+                        }
+                    }
+                }
+                if certs.is_empty() {
+                    return Err(SyncError::Insecure(
+                        "no certificate in the given PEM".into(),
+                    ));
+                }
+                Some(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
+            }
+        };
+        Ok(Self::build(base, security, roots))
+    }
+
+    fn build(base: &str, security: &ServerSecurity, roots: Option<ureq::tls::RootCerts>) -> Self {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(roots) = roots {
+            tls = tls.root_certs(roots);
+        }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(120)))
+            .tls_config(tls.build())
             .build()
             .new_agent();
+        let base = base.trim_end_matches('/').to_owned();
+        let refusal = (!security.allow_plain_http && plain_http_off_machine(&base)).then(|| {
+            "plain http:// to a server that is not on this machine is refused: use https://, \
+             or allow plain HTTP explicitly"
+                .to_owned()
+        });
         HttpTransport {
-            base: base.trim_end_matches('/').to_owned(),
+            base,
             agent,
+            refusal,
         }
     }
+}
+
+/// Whether `url` is plain `http://` to a host that is not this machine.
+fn plain_http_off_machine(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !loopback
 }
 
 impl Transport for HttpTransport {
@@ -74,6 +155,9 @@ impl Transport for HttpTransport {
         token: Option<&str>,
         body: Vec<u8>,
     ) -> Result<Vec<u8>, TransportError> {
+        if let Some(why) = &self.refusal {
+            return Err(TransportError::Insecure(why.clone()));
+        }
         let mut req = self
             .agent
             .post(format!("{}{path}", self.base))
@@ -132,6 +216,10 @@ pub enum SyncError {
     /// An answer that does not follow the protocol.
     #[error("protocol: {0}")]
     Protocol(String),
+    /// The connection would not be safe (plain HTTP off this machine, unreadable
+    /// certificates): nothing was sent.
+    #[error("insecure: {0}")]
+    Insecure(String),
     /// The local store failed.
     #[error(transparent)]
     Local(#[from] Error),
@@ -141,6 +229,7 @@ impl From<TransportError> for SyncError {
     fn from(e: TransportError) -> Self {
         match e {
             TransportError::Network(m) => SyncError::Network(m),
+            TransportError::Insecure(m) => SyncError::Insecure(m),
             TransportError::Status { status, body } => match wire::decode::<ErrorBody>(&body) {
                 Ok(err) if status == 401 => SyncError::Unauthorized {
                     message: err.message,
@@ -577,15 +666,19 @@ pub fn enroll(
 }
 
 impl Engine {
-    /// Sync with the server this device was enrolled with, over HTTP.
+    /// Sync with the server this device was enrolled with, over HTTP(S).
     pub fn sync(&self, progress: &mut dyn FnMut(Progress)) -> Result<SyncReport, SyncError> {
-        let (url, _) = self.server()?.ok_or(SyncError::NotEnrolled)?;
-        sync(self, &HttpTransport::new(&url), progress)
+        sync(self, &self.transport()?, progress)
     }
 
-    /// Fetch a photo of a case on this device from the server, over HTTP.
+    /// Fetch a photo of a case on this device from the server, over HTTP(S).
     pub fn fetch_photo(&self, hash: &crate::ids::PhotoHash) -> Result<(), SyncError> {
+        fetch_photo(self, &self.transport()?, hash)
+    }
+
+    /// The transport to the stored server, with the stored [`ServerSecurity`].
+    fn transport(&self) -> Result<HttpTransport, SyncError> {
         let (url, _) = self.server()?.ok_or(SyncError::NotEnrolled)?;
-        fetch_photo(self, &HttpTransport::new(&url), hash)
+        HttpTransport::with_security(&url, &self.server_security()?)
     }
 }

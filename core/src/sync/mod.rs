@@ -7,5 +7,5 @@ pub mod wire;
 
 pub use client::{
     call, enroll, fetch_photo, sync, upload_blob, Enrollment, HttpTransport, Phase, Progress,
-    SyncError, SyncReport, Transport, TransportError,
+    ServerSecurity, SyncError, SyncReport, Transport, TransportError,
 };

@@ -10,7 +10,7 @@ use gridsync_core::sync::wire::{
     ChangeStatus, PullRequest, PullResponse, PushRequest, PushResponse, WireChange,
     MAX_PULL_PAGE_BYTES, PROTOCOL_VERSION,
 };
-use gridsync_core::sync::{self, SyncError, SyncReport, Transport};
+use gridsync_core::sync::{self, HttpTransport, ServerSecurity, SyncError, SyncReport, Transport};
 use gridsync_core::{DeviceId, PhotoHash};
 
 use super::{Relay, RelayError, Trust};
@@ -30,6 +30,10 @@ const BLOB_REFUSALS: &str = "upstream_blob_refusals";
 /// Rounds a refused photo is tried again (its case may reach the upstream later,
 /// e.g. a console photo stored just before its change) before it is skipped.
 const BLOB_RETRIES: u64 = 5;
+/// Certificates to trust for the upstream's `https://`.
+const CA_PEM: &str = "upstream_ca_pem";
+/// Whether plain `http://` to an upstream off this machine is allowed ("1").
+const PLAIN_HTTP: &str = "upstream_plain_http";
 
 /// Bytes of changes per upward push.
 const PUSH_BYTES: u64 = 4 * 1024 * 1024;
@@ -45,6 +49,15 @@ pub struct UpstreamLink {
     pub token: String,
     /// Our device id there; changes pulled from it are logged under it.
     pub device: DeviceId,
+    /// How to reach it safely.
+    pub security: ServerSecurity,
+}
+
+impl UpstreamLink {
+    /// The HTTP(S) transport to it.
+    pub fn transport(&self) -> Result<HttpTransport, SyncError> {
+        HttpTransport::with_security(&self.url, &self.security)
+    }
 }
 
 /// What one round moved.
@@ -82,6 +95,7 @@ impl Relay {
         transport: &dyn Transport,
         url: &str,
         code: &str,
+        security: &ServerSecurity,
     ) -> Result<String, SyncError> {
         let device = DeviceId::random();
         let enrollment = sync::enroll(transport, code, device, env!("CARGO_PKG_VERSION"))?;
@@ -96,6 +110,8 @@ impl Relay {
                 (PURGE_ACK, String::new()),
                 (BLOBS, "0".into()),
                 (BLOB_REFUSALS, "0".into()),
+                (CA_PEM, security.ca_pem.clone().unwrap_or_default()),
+                (PLAIN_HTTP, u8::from(security.allow_plain_http).to_string()),
             ])
             .map_err(internal)?;
         Ok(enrollment.user.to_string())
@@ -110,7 +126,16 @@ impl Relay {
         let device = device
             .parse()
             .map_err(|_| SyncError::Protocol("the stored upstream device id is bad".into()))?;
-        Ok(Some(UpstreamLink { url, token, device }))
+        let security = ServerSecurity {
+            ca_pem: get(CA_PEM)?.filter(|p| !p.is_empty()),
+            allow_plain_http: get(PLAIN_HTTP)?.as_deref() == Some("1"),
+        };
+        Ok(Some(UpstreamLink {
+            url,
+            token,
+            device,
+            security,
+        }))
     }
 
     fn counter(&self, key: &str) -> Result<u64, SyncError> {
