@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -18,6 +18,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::metrics::Metrics;
 use crate::relay::{Relay, RelayError};
 
 /// Shared state of the handlers.
@@ -25,34 +26,17 @@ use crate::relay::{Relay, RelayError};
 pub struct AppState {
     /// The relay.
     pub relay: Arc<Relay>,
+    /// Its metrics.
+    pub metrics: Arc<Metrics>,
 }
 
-fn cbor<T: Serialize>(status: StatusCode, msg: &T) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/cbor")],
-        wire::encode(msg),
-    )
-        .into_response()
-}
-
-impl IntoResponse for RelayError {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        cbor(status, &self.body)
+fn error_body(code: &str, message: String) -> ErrorBody {
+    ErrorBody {
+        v: PROTOCOL_VERSION,
+        error: code.into(),
+        message,
+        wipe: false,
     }
-}
-
-fn bad_body(message: String) -> Response {
-    cbor(
-        StatusCode::BAD_REQUEST,
-        &ErrorBody {
-            v: PROTOCOL_VERSION,
-            error: "bad_request".into(),
-            message,
-            wipe: false,
-        },
-    )
 }
 
 fn bearer(headers: &HeaderMap) -> &str {
@@ -64,64 +48,148 @@ fn bearer(headers: &HeaderMap) -> &str {
 }
 
 /// Decode the body, run `f` on a blocking thread (SQLite and Automerge are
-/// synchronous), encode the answer.
+/// synchronous), encode the answer; count it in the metrics (`count` sees a
+/// successful answer).
 async fn call<Req, Resp>(
     state: AppState,
+    route: &'static str,
     body: Bytes,
     f: impl FnOnce(&Relay, Req) -> Result<Resp, RelayError> + Send + 'static,
+    count: fn(&Metrics, &Resp),
 ) -> Response
 where
     Req: DeserializeOwned + Send + 'static,
     Resp: Serialize + Send + 'static,
 {
-    let req: Req = match wire::decode(&body) {
-        Ok(r) => r,
-        Err(e) => return bad_body(e.to_string()),
-    };
-    match tokio::task::spawn_blocking(move || f(&state.relay, req)).await {
-        Ok(Ok(resp)) => cbor(StatusCode::OK, &resp),
-        Ok(Err(e)) => e.into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "handler panicked");
-            cbor(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &ErrorBody {
-                    v: PROTOCOL_VERSION,
-                    error: "internal".into(),
-                    message: "internal server error; try again later".into(),
-                    wipe: false,
-                },
-            )
+    let started = Instant::now();
+    let (status, answer) = match wire::decode::<Req>(&body) {
+        Err(e) => (400, wire::encode(&error_body("bad_request", e.to_string()))),
+        Ok(req) => {
+            let relay = state.relay.clone();
+            match tokio::task::spawn_blocking(move || f(&relay, req)).await {
+                Ok(Ok(resp)) => {
+                    count(&state.metrics, &resp);
+                    (200, wire::encode(&resp))
+                }
+                Ok(Err(e)) => (e.status, wire::encode(&e.body)),
+                Err(e) => {
+                    tracing::error!(error = %e, "handler panicked");
+                    let message = "internal server error; try again later".to_owned();
+                    (500, wire::encode(&error_body("internal", message)))
+                }
+            }
         }
+    };
+    state
+        .metrics
+        .request(route, status, started.elapsed(), body.len(), answer.len());
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, "application/cbor")], answer).into_response()
+}
+
+fn no_count<T>(_: &Metrics, _: &T) {}
+
+fn count_push(m: &Metrics, r: &wire::PushResponse) {
+    for result in &r.results {
+        m.pushed(
+            match result.status {
+                wire::ChangeStatus::Accepted => "accepted",
+                wire::ChangeStatus::Duplicate => "duplicate",
+                wire::ChangeStatus::Deferred => "deferred",
+                wire::ChangeStatus::Rejected => "rejected",
+            },
+            1,
+        );
     }
 }
 
+fn count_pull(m: &Metrics, r: &wire::PullResponse) {
+    m.pulled(r.changes.len() as u64);
+}
+
 async fn enroll(State(state): State<AppState>, body: Bytes) -> Response {
-    call(state, body, |relay, req| relay.enroll(req)).await
+    call(
+        state,
+        "enroll",
+        body,
+        |relay, req| relay.enroll(req),
+        no_count,
+    )
+    .await
 }
 
 async fn push(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let token = bearer(&headers).to_owned();
-    call(state, body, move |relay, req| relay.push(&token, req)).await
+    call(
+        state,
+        "push",
+        body,
+        move |relay, req| relay.push(&token, req),
+        count_push,
+    )
+    .await
 }
 
 async fn pull(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let token = bearer(&headers).to_owned();
-    call(state, body, move |relay, req| relay.pull(&token, req)).await
+    call(
+        state,
+        "pull",
+        body,
+        move |relay, req| relay.pull(&token, req),
+        count_pull,
+    )
+    .await
 }
 
 async fn blob_put(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let token = bearer(&headers).to_owned();
-    call(state, body, move |relay, req| relay.put_blob(&token, req)).await
+    call(
+        state,
+        "blob_put",
+        body,
+        move |relay, req| relay.put_blob(&token, req),
+        no_count,
+    )
+    .await
 }
 
 async fn blob_get(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let token = bearer(&headers).to_owned();
-    call(state, body, move |relay, req| relay.get_blob(&token, req)).await
+    call(
+        state,
+        "blob_get",
+        body,
+        move |relay, req| relay.get_blob(&token, req),
+        no_count,
+    )
+    .await
 }
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let relay = state.relay.clone();
+    let rendered = tokio::task::spawn_blocking(move || state.metrics.render(&relay))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+    match rendered {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 /// The application: one router, with limits and timeouts as layers.
@@ -133,6 +201,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/blob/put", post(blob_put))
         .route("/v1/blob/get", post(blob_get))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CompressionLayer::new())
@@ -162,7 +231,10 @@ pub async fn serve(
     tls: Option<&Tls>,
     on_listening: impl FnOnce(SocketAddr),
 ) -> std::io::Result<()> {
-    let app = app(AppState { relay });
+    let app = app(AppState {
+        relay,
+        metrics: Arc::new(Metrics::default()),
+    });
     let Some(tls) = tls else {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         on_listening(listener.local_addr()?);

@@ -5,6 +5,7 @@
 
 mod console;
 pub mod http;
+pub mod metrics;
 pub mod relay;
 
 /// The sample directory shipped with the core crate (used when none is configured).

@@ -144,3 +144,48 @@ fn devices_sync_through_gridsync_serve_on_a_loopback_port() {
     late.sync(&mut |_| {}).unwrap();
     assert_eq!(late.get_case(&id).unwrap().state.status, Status::Accepted);
 }
+
+#[test]
+fn metrics_count_requests_changes_and_backlog_without_naming_anyone() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let server = start(&data);
+    let worker = enroll(&data, &server, WORKER, dir.path());
+    let dispatcher = enroll(&data, &server, DISPATCHER, dir.path());
+    worker.report_case(leak()).unwrap();
+    worker.sync(&mut |_| {}).unwrap();
+
+    let scrape = || -> String {
+        ureq::get(format!("{}/metrics", server.url))
+            .call()
+            .expect("metrics answered")
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+    };
+    let text = scrape();
+    for line in [
+        "gridsync_pushed_changes_total{outcome=\"accepted\"} 1",
+        "gridsync_http_requests_total{route=\"push\",status=\"200\"} 1",
+        "gridsync_log_changes 1",
+        "gridsync_devices 2",
+        "gridsync_devices_behind 2",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    assert!(text.contains("gridsync_sync_request_seconds_bucket{le="));
+    assert!(
+        !text.contains(WORKER) && !text.contains("漏水"),
+        "no one is named"
+    );
+
+    dispatcher.sync(&mut |_| {}).unwrap();
+    let text = scrape();
+    assert!(
+        text.lines().any(|l| l == "gridsync_pulled_changes_total 1"),
+        "{text}"
+    );
+}

@@ -154,6 +154,9 @@ pub trait RelayStore: Send + Sync {
     ) -> StoreResult<PullPage>;
     /// Number of changes in the log.
     fn log_len(&self) -> StoreResult<u64>;
+    /// Devices not revoked, how many are behind the end of the log, and the sum of
+    /// the changes after their cursors (visible or not: an upper bound).
+    fn cursor_lag(&self) -> StoreResult<(u64, u64, u64)>;
     /// Whether `device` is enrolled here (a phone, a relay) or is a console account's.
     fn is_local_device(&self, device: DeviceId) -> StoreResult<bool>;
     /// Log entries after `seq` not received from `except` (in order, at most about
@@ -673,6 +676,22 @@ impl RelayStore for SqliteRelayStore {
             .conn()
             .query_row("SELECT count(*) FROM log", [], |r| r.get(0))?;
         Ok(n.max(0) as u64)
+    }
+
+    fn cursor_lag(&self) -> StoreResult<(u64, u64, u64)> {
+        let (devices, behind, changes): (i64, i64, i64) = self.conn().query_row(
+            "SELECT count(*), coalesce(sum(last_cursor < m.top), 0),
+                    coalesce(sum(max(m.top - last_cursor, 0)), 0)
+             FROM devices, (SELECT coalesce(max(seq), 0) AS top FROM log) m
+             WHERE revoked_ms IS NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        Ok((
+            devices.max(0) as u64,
+            behind.max(0) as u64,
+            changes.max(0) as u64,
+        ))
     }
 
     fn is_local_device(&self, device: DeviceId) -> StoreResult<bool> {

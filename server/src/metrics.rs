@@ -1,0 +1,175 @@
+//! `/metrics` in the Prometheus text format: requests and their latency per route,
+//! changes pushed by outcome and pulled, bytes in and out, and at scrape time the
+//! log size and how far devices are behind. Counts only: no user, device or case.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::relay::Relay;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Request {
+    route: &'static str,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Route {
+    route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Direction {
+    direction: &'static str,
+}
+
+/// The relay's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<Request, Counter>,
+    latency: Family<Route, Histogram>,
+    pushed: Family<Outcome, Counter>,
+    pulled: Counter,
+    bytes: Family<Direction, Counter>,
+    log_changes: Gauge,
+    devices: Gauge,
+    devices_behind: Gauge,
+    changes_behind: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("gridsync");
+        let requests = Family::<Request, Counter>::default();
+        registry.register(
+            "http_requests",
+            "Sync protocol requests by route and HTTP status",
+            requests.clone(),
+        );
+        let latency = Family::<Route, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.002, 2.0, 15))
+        });
+        registry.register(
+            "sync_request_seconds",
+            "Time to answer a sync protocol request, by route",
+            latency.clone(),
+        );
+        let pushed = Family::<Outcome, Counter>::default();
+        registry.register(
+            "pushed_changes",
+            "Changes pushed, by what the relay did with them (rejected: refused)",
+            pushed.clone(),
+        );
+        let pulled = Counter::default();
+        registry.register(
+            "pulled_changes",
+            "Changes sent to devices in pulls",
+            pulled.clone(),
+        );
+        let bytes = Family::<Direction, Counter>::default();
+        registry.register(
+            "body_bytes",
+            "Request (in) and answer (out) body bytes of the sync protocol, before gzip",
+            bytes.clone(),
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        let log_changes = gauge(&mut registry, "log_changes", "Changes in the relay's log");
+        let devices = gauge(&mut registry, "devices", "Enrolled devices not revoked");
+        let devices_behind = gauge(
+            &mut registry,
+            "devices_behind",
+            "Devices whose cursor is behind the end of the log",
+        );
+        let changes_behind = gauge(
+            &mut registry,
+            "changes_behind",
+            "Sum over devices of log changes after their cursor (an upper bound of the pull backlog)",
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            pushed,
+            pulled,
+            bytes,
+            log_changes,
+            devices,
+            devices_behind,
+            changes_behind,
+        }
+    }
+}
+
+impl Metrics {
+    /// One answered request.
+    pub fn request(
+        &self,
+        route: &'static str,
+        status: u16,
+        took: Duration,
+        bytes_in: usize,
+        bytes_out: usize,
+    ) {
+        self.requests
+            .get_or_create(&Request {
+                route,
+                status: status.to_string(),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&Route { route })
+            .observe(took.as_secs_f64());
+        self.bytes
+            .get_or_create(&Direction { direction: "in" })
+            .inc_by(bytes_in as u64);
+        self.bytes
+            .get_or_create(&Direction { direction: "out" })
+            .inc_by(bytes_out as u64);
+    }
+
+    /// Changes of a push with their outcome (`accepted`, `duplicate`, `deferred`,
+    /// `rejected`).
+    pub fn pushed(&self, outcome: &'static str, n: u64) {
+        self.pushed.get_or_create(&Outcome { outcome }).inc_by(n);
+    }
+
+    /// Changes sent in a pull.
+    pub fn pulled(&self, n: u64) {
+        self.pulled.inc_by(n);
+    }
+
+    /// The text exposition, with the gauges read from `relay` now.
+    pub fn render(&self, relay: &Arc<Relay>) -> Result<String, String> {
+        let store = relay.store();
+        let log = store.log_len().map_err(|e| e.to_string())?;
+        let (devices, behind, changes) = store.cursor_lag().map_err(|e| e.to_string())?;
+        self.log_changes.set(clamp(log));
+        self.devices.set(clamp(devices));
+        self.devices_behind.set(clamp(behind));
+        self.changes_behind.set(clamp(changes));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+}
+
+fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
