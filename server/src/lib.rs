@@ -3,6 +3,7 @@
 //! document, materialised for the command centre.
 #![warn(missing_docs)]
 
+pub mod backup;
 mod console;
 pub mod http;
 pub mod metrics;

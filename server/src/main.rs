@@ -92,6 +92,20 @@ enum AdminCommand {
     },
     /// One round with the upstream server now (also while `serve` runs).
     SyncUpstream,
+    /// Restore a backup into the data folder, which must be new or empty (stop
+    /// `serve` first, or restore into a new folder and point `serve` at it).
+    Restore {
+        /// The backup folder.
+        #[arg(long)]
+        from: PathBuf,
+    },
+    /// Back up the data folder (databases and photos) into a new or empty folder;
+    /// safe while `serve` runs.
+    Backup {
+        /// Where to write the backup.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Revoke a device: its next contact is told to erase its data.
     Revoke {
         /// The device id.
@@ -249,12 +263,23 @@ async fn sync_upward(
 }
 
 fn admin(data: &std::path::Path, which: AdminCommand) -> Result<(), Box<dyn std::error::Error>> {
-    let relay = Relay::open(data, None)?;
+    // Opened by the commands that use it: a restore writes the folder first.
+    let open = || Relay::open(data, None);
     match which {
+        AdminCommand::Restore { from } => {
+            let done = gridsync_server::backup::restore(&from, data)?;
+            println!(
+                "restored {} databases and {} photos into {}",
+                done.databases,
+                done.photos,
+                data.display()
+            );
+        }
         AdminCommand::Enroll {
             user,
             relay: downstream,
         } => {
+            let relay = open()?;
             let code = if downstream {
                 relay.create_relay_enrollment(&user)
             } else {
@@ -269,6 +294,7 @@ fn admin(data: &std::path::Path, which: AdminCommand) -> Result<(), Box<dyn std:
             ca,
             allow_plain_http,
         } => {
+            let relay = open()?;
             let security = ServerSecurity {
                 ca_pem: ca
                     .map(|p| {
@@ -283,6 +309,7 @@ fn admin(data: &std::path::Path, which: AdminCommand) -> Result<(), Box<dyn std:
             println!("connected to {url} as a relay for {user}");
         }
         AdminCommand::SyncUpstream => {
+            let relay = open()?;
             let link = relay
                 .upstream()?
                 .ok_or("no upstream: connect one with `gridsync admin upstream`")?;
@@ -293,6 +320,7 @@ fn admin(data: &std::path::Path, which: AdminCommand) -> Result<(), Box<dyn std:
             );
         }
         AdminCommand::Revoke { device } => {
+            let relay = open()?;
             let device = device.parse()?;
             if !relay
                 .store()
@@ -303,6 +331,7 @@ fn admin(data: &std::path::Path, which: AdminCommand) -> Result<(), Box<dyn std:
             println!("revoked {device}");
         }
         AdminCommand::Password { user } => {
+            let relay = open()?;
             let mut line = String::new();
             std::io::stdin().read_line(&mut line)?;
             let password = line.trim_end_matches(['\r', '\n']);
@@ -311,7 +340,17 @@ fn admin(data: &std::path::Path, which: AdminCommand) -> Result<(), Box<dyn std:
                 .map_err(|e| e.body.message)?;
             println!("console password set for {user}");
         }
+        AdminCommand::Backup { to } => {
+            let done = gridsync_server::backup::backup(data, &to)?;
+            println!(
+                "backed up {} databases and {} photos to {}",
+                done.databases,
+                done.photos,
+                to.display()
+            );
+        }
         AdminCommand::Devices => {
+            let relay = open()?;
             for d in relay.store().devices()? {
                 println!(
                     "{}\t{}\t{}\tcursor {}\t{}",

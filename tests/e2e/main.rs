@@ -1,6 +1,7 @@
 //! End-to-end tests: devices and the relay, in the simulator and over real sockets.
 
 mod access;
+mod backup;
 mod console;
 mod faults;
 mod photos;
