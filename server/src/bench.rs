@@ -13,6 +13,7 @@ use gridsync_core::{
 use serde_json::json;
 
 use crate::sim::{self, SimClock};
+use gridsync_server::relay::Relay;
 
 type BenchResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
@@ -673,4 +674,261 @@ pub fn photo(samples: usize) -> BenchResult {
                 "chunk_bytes": gridsync_core::sync::client::PHOTO_CHUNK_BYTES }),
     );
     Ok(())
+}
+
+/// A small photo, different for every `seed` (a phone's 640×480 shot).
+fn small_jpeg(seed: u64) -> BenchResult<Vec<u8>> {
+    let mut rng = Rng(seed * 2 + 1);
+    let tint = [rng.next() as u8, rng.next() as u8, rng.next() as u8];
+    let img = image::ImageBuffer::from_fn(640, 480, |x, y| {
+        image::Rgb([
+            tint[0].wrapping_add((x / 8) as u8),
+            tint[1].wrapping_add((y / 8) as u8),
+            tint[2].wrapping_add(((x + y) / 16) as u8),
+        ])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img).write_to(&mut out, image::ImageFormat::Jpeg)?;
+    Ok(out.into_inner())
+}
+
+/// What one simulated device did.
+#[derive(Default)]
+struct DeviceRun {
+    sync_ms: Vec<f64>,
+    errors: u64,
+    cases: u64,
+    photos: u64,
+}
+
+/// `bench load`: `devices` grid workers, each patrolling, reporting cases with small
+/// photos and syncing on a compressed but realistic schedule (a sync every few
+/// seconds, a case every few syncs), against `servers` round-robin, for `minutes`.
+/// Then every device syncs until quiet and the relay's replica is checked: every
+/// document of every device is there, with the same history (exactly once: the log
+/// stores a change once by its hash), and every device holds what the relay has.
+pub fn load(
+    devices: usize,
+    minutes: f64,
+    servers: Vec<String>,
+    data: Option<std::path::PathBuf>,
+) -> BenchResult {
+    if devices == 0 || !(minutes > 0.0 && minutes <= 24.0 * 60.0) {
+        return Err("--devices must be at least 1 and --minutes between 0 and 1440".into());
+    }
+    let dir = tempfile::tempdir()?;
+    let (relays, data): (Vec<sim::RelayProcess>, std::path::PathBuf) =
+        match (servers.is_empty(), data) {
+            (true, None) => {
+                let data = dir.path().join("relay");
+                (vec![sim::RelayProcess::start(&data)?], data)
+            }
+            (false, Some(data)) => (
+                servers
+                    .iter()
+                    .map(|url| sim::RelayProcess::external(url, &data))
+                    .collect(),
+                data,
+            ),
+            _ => {
+                return Err(
+                    "--server needs --data (a relay's data folder, for enrollment codes)".into(),
+                )
+            }
+        };
+    let folder = dir.path().join("devices");
+    std::fs::create_dir_all(&folder)?;
+    let directory = Relay::open(&data, None)?.engine().directory()?;
+    let workers: Vec<String> = directory
+        .users()
+        .iter()
+        .filter(|u| u.role == Role::GridWorker)
+        .map(|u| u.id.to_string())
+        .take(devices)
+        .collect();
+    if workers.len() < devices {
+        return Err(format!("the directory has only {} grid workers", workers.len()).into());
+    }
+    let clock: gridsync_core::Clock = std::sync::Arc::new(Utc::now);
+    let engines = workers
+        .iter()
+        .enumerate()
+        .map(|(i, w)| relays[i % relays.len()].enroll_with_clock(&folder, w, clock.clone()))
+        .collect::<BenchResult<Vec<Engine>>>()?;
+    let urls: Vec<String> = relays.iter().map(|r| r.url.clone()).collect();
+    let deadline = Instant::now() + std::time::Duration::from_secs_f64(minutes * 60.0);
+    let started = Instant::now();
+
+    let runs: Vec<DeviceRun> = std::thread::scope(|s| {
+        let handles: Vec<_> = engines
+            .iter()
+            .enumerate()
+            .map(|(i, engine)| {
+                let urls = &urls;
+                s.spawn(move || run_device(i, engine, urls, deadline))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+
+    // Quiet down: everyone syncs twice (the second pull brings what others pushed last).
+    let mut final_errors = 0u64;
+    for _ in 0..2 {
+        for e in &engines {
+            if e.sync(&mut |_| {}).is_err() {
+                final_errors += 1;
+            }
+        }
+    }
+    let (exactly_once, converged) = check_load(&data, &engines)?;
+    let mut sync_ms: Vec<f64> = runs
+        .iter()
+        .flat_map(|r| r.sync_ms.iter().copied())
+        .collect();
+    let syncs = sync_ms.len();
+    sync_ms.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        sync_ms
+            .get(((syncs.max(1) - 1) as f64 * q).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    println!(
+        "{}",
+        json!({
+            "bench": "load",
+            "devices": devices,
+            "servers": urls.len(),
+            "minutes": minutes,
+            "syncs": syncs,
+            "syncs_per_s": syncs as f64 / elapsed,
+            "sync_p50_ms": at(0.5),
+            "sync_p95_ms": at(0.95),
+            "sync_p99_ms": at(0.99),
+            "errors": runs.iter().map(|r| r.errors).sum::<u64>() + final_errors,
+            "cases": runs.iter().map(|r| r.cases).sum::<u64>(),
+            "photos": runs.iter().map(|r| r.photos).sum::<u64>(),
+            "exactly_once": exactly_once,
+            "converged": converged,
+            "server_rss_mb": relays[0].pid().and_then(peak_rss_mb),
+        })
+    );
+    if exactly_once && converged {
+        Ok(())
+    } else {
+        Err("the relay and the devices did not end with the same data".into())
+    }
+}
+
+/// One device's day, compressed: patrol points every loop, a case (with a photo on
+/// every other one) every third loop, a sync every loop, 1–4 s apart.
+fn run_device(i: usize, engine: &Engine, urls: &[String], deadline: Instant) -> DeviceRun {
+    let mut run = DeviceRun::default();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1));
+    let (Ok(patrol), Ok(category)) = (
+        engine.start_patrol(),
+        "livelihood".parse::<gridsync_core::CategoryCode>(),
+    ) else {
+        run.errors += 1;
+        return run;
+    };
+    let mut step = 0u64;
+    while Instant::now() < deadline {
+        step += 1;
+        let now = Utc::now();
+        let points: Vec<TrackPoint> = (0..5)
+            .map(|k| TrackPoint {
+                at: now + Duration::milliseconds(k),
+                lat: 30.27 + rng.below(1000) as f64 * 1e-5,
+                lon: 120.15 + rng.below(1000) as f64 * 1e-5,
+            })
+            .collect();
+        run.errors += u64::from(engine.add_track_points(&patrol, &points).is_err());
+        if step % 3 == 0 {
+            let mut photos = Vec::new();
+            if step % 6 == 0 {
+                match small_jpeg(i as u64 * 100_000 + step)
+                    .and_then(|j| Ok(engine.ingest_photo(&j, Some("photo.jpg"))?))
+                {
+                    Ok(p) => {
+                        photos.push(p.hash);
+                        run.photos += 1;
+                    }
+                    Err(_) => run.errors += 1,
+                }
+            }
+            let reported = engine.report_case(NewCase {
+                title: rng.pick(TITLES).to_string(),
+                description: rng.pick(DESCRIPTIONS).to_string(),
+                category: category.clone(),
+                subcategory: None,
+                severity: Severity::Normal,
+                grid: None,
+                location: None,
+                people: vec![],
+                photos,
+            });
+            match reported {
+                Ok(_) => run.cases += 1,
+                Err(_) => run.errors += 1,
+            }
+        }
+        let transport =
+            gridsync_core::sync::HttpTransport::new(&urls[(i + step as usize) % urls.len()]);
+        let start = Instant::now();
+        match gridsync_core::sync::sync(engine, &transport, &mut |_| {}) {
+            Ok(_) => run.sync_ms.push(start.elapsed().as_secs_f64() * 1e3),
+            Err(_) => run.errors += 1,
+        }
+        std::thread::sleep(std::time::Duration::from_millis(
+            1000 + rng.below(3000) as u64,
+        ));
+    }
+    run.errors += u64::from(engine.end_patrol(&patrol).is_err());
+    run
+}
+
+/// Whether every device document is on the relay with the same heads (exactly once
+/// in the log by construction: its hash is unique), and every device holds every
+/// document of its grid the relay has.
+fn check_load(data: &std::path::Path, engines: &[Engine]) -> BenchResult<(bool, bool)> {
+    let relay = Relay::open(data, None)?;
+    let server = relay.engine();
+    let mut exactly_once = true;
+    let mut converged = true;
+    let log = relay.store().log_len()?;
+    let mut changes = 0u64;
+    for e in engines {
+        e.flush_tracks()?;
+        for id in e.doc_ids()? {
+            let mine = e.heads(&id)?;
+            changes += e.changes_since(&id, &[])?.len() as u64;
+            if server.heads(&id)? != mine {
+                exactly_once = false;
+            }
+        }
+    }
+    // Every change every device holds is in the log once: devices hold only their
+    // own grid's documents here (one worker per grid), so the counts must match.
+    if changes != log {
+        exactly_once = false;
+    }
+    for e in engines {
+        let me = e.me()?;
+        for id in server.doc_ids()? {
+            let in_my_grid = match server.read_doc(&id)? {
+                Some(gridsync_core::DocContent::Case(c)) => me.region.contains(&c.grid),
+                Some(gridsync_core::DocContent::Patrol(p)) => me.region.contains(&p.grid),
+                None => false,
+            };
+            if in_my_grid && e.heads(&id)? != server.heads(&id)? {
+                converged = false;
+            }
+        }
+    }
+    Ok((exactly_once, converged))
 }

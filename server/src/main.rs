@@ -141,6 +141,23 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         samples: usize,
     },
+    /// Load: N grid workers patrolling, reporting cases with small photos and
+    /// syncing against one or more relays for M minutes; then every device's data is
+    /// checked on the relay. One JSON line.
+    Load {
+        /// Simulated devices (grid workers of different grids).
+        #[arg(long, default_value_t = 50)]
+        devices: usize,
+        /// How long, in minutes (fractions allowed).
+        #[arg(long, default_value_t = 1.0)]
+        minutes: f64,
+        /// Relays to sync with, round-robin (default: start one on SQLite).
+        #[arg(long = "server", requires = "data")]
+        servers: Vec<String>,
+        /// Their data folder (for enrollment codes and the final check).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
     /// Sync: one device pushes N cases made offline, an empty one pulls them.
     Sync {
         /// Cases to move.
@@ -179,6 +196,15 @@ fn main() -> ExitCode {
         Command::Bench {
             which: BenchCommand::Photo { samples },
         } => bench::photo(samples),
+        Command::Bench {
+            which:
+                BenchCommand::Load {
+                    devices,
+                    minutes,
+                    servers,
+                    data,
+                },
+        } => bench::load(devices, minutes, servers, data),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -114,20 +114,30 @@ impl RelayProcess {
         user: &str,
         clock: &SimClock,
     ) -> Result<Engine, Box<dyn std::error::Error>> {
+        let c = clock.clone();
+        self.enroll_with_clock(dir, user, Arc::new(move || c.now()))
+    }
+
+    /// Like [`RelayProcess::enroll`], for a device on `clock` (e.g. the real one).
+    pub fn enroll_with_clock(
+        &self,
+        dir: &Path,
+        user: &str,
+        clock: gridsync_core::Clock,
+    ) -> Result<Engine, Box<dyn std::error::Error>> {
         let code = gridsync_server::relay::Relay::open(&self.data, None)?
             .create_enrollment(user)
             .map_err(|e| e.body.message)?;
         let device = DeviceId::random();
         let transport = gridsync_core::sync::HttpTransport::new(&self.url);
         let e = gridsync_core::sync::enroll(&transport, &code, device, env!("CARGO_PKG_VERSION"))?;
-        let c = clock.clone();
         let engine = Engine::open_with_clock(
             dir.join(format!("{user}.db")),
             Identity {
                 user: e.user,
                 device,
             },
-            Arc::new(move || c.now()),
+            clock,
         )?;
         engine.load_directory(&e.directory)?;
         engine.set_server(&self.url, &e.token)?;

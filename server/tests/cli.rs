@@ -98,3 +98,17 @@ fn the_device_benchmark_prints_one_json_line_per_figure() {
     );
     assert!(figures.iter().all(|f| f["bench"] == "device"));
 }
+
+#[test]
+fn the_load_benchmark_checks_every_devices_data_on_the_relay() {
+    let out = gridsync(&["bench", "load", "--devices", "3", "--minutes", "0.2"]);
+    let line: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON line");
+    assert_eq!(line["bench"], "load");
+    assert_eq!(line["devices"], 3);
+    assert_eq!(line["errors"], 0, "{line}");
+    assert_eq!(line["exactly_once"], true);
+    assert_eq!(line["converged"], true);
+    assert!(line["syncs"].as_u64().unwrap() >= 3);
+    assert!(line["cases"].as_u64().unwrap() >= 1, "{line}");
+    assert!(line["sync_p99_ms"].as_f64().unwrap() >= line["sync_p50_ms"].as_f64().unwrap());
+}
