@@ -212,6 +212,18 @@ pub struct CaseSummary {
     pub updated: DateTime<Utc>,
 }
 
+impl CaseFilter {
+    /// This filter for counting: every status, no page.
+    pub fn for_counting(&self) -> CaseFilter {
+        CaseFilter {
+            statuses: Vec::new(),
+            limit: 0,
+            offset: 0,
+            ..self.clone()
+        }
+    }
+}
+
 pub(crate) fn where_clause(f: &CaseFilter) -> Result<(String, Vec<SqlValue>)> {
     let mut sql = vec!["1".to_owned()];
     let mut args: Vec<SqlValue> = Vec::new();

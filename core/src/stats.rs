@@ -118,7 +118,7 @@ fn summary_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Summary> 
 
 /// The figures over every case `f` selects (its page and status fields are ignored).
 pub(crate) fn summary(tx: &Transaction<'_>, f: &CaseFilter) -> Result<Summary> {
-    let (cond, args) = where_clause(&counting(f))?;
+    let (cond, args) = where_clause(&f.for_counting())?;
     let sql = format!("SELECT {COLUMNS} FROM cases WHERE {cond}");
     Ok(tx
         .prepare_cached(&sql)?
@@ -127,7 +127,7 @@ pub(crate) fn summary(tx: &Transaction<'_>, f: &CaseFilter) -> Result<Summary> {
 
 /// The figures per group, largest groups first (months in order).
 pub(crate) fn grouped(tx: &Transaction<'_>, f: &CaseFilter, by: GroupBy) -> Result<Vec<Group>> {
-    let (cond, args) = where_clause(&counting(f))?;
+    let (cond, args) = where_clause(&f.for_counting())?;
     let offset_s = local_offset().local_minus_utc();
     let (key, order) = match by {
         GroupBy::Grid => ("grid".to_owned(), "1 DESC, key"),
@@ -150,14 +150,4 @@ pub(crate) fn grouped(tx: &Transaction<'_>, f: &CaseFilter, by: GroupBy) -> Resu
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// `f` as a counting filter: every status, no page.
-fn counting(f: &CaseFilter) -> CaseFilter {
-    CaseFilter {
-        statuses: Vec::new(),
-        limit: 0,
-        offset: 0,
-        ..f.clone()
-    }
 }

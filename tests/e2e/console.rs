@@ -61,7 +61,8 @@ impl Console {
                 .get("location")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
-            body: r.body_mut().read_to_string().unwrap(),
+            // Photos are bytes; pages are UTF-8.
+            body: String::from_utf8_lossy(&r.body_mut().read_to_vec().unwrap()).into_owned(),
         }
     }
 
@@ -398,4 +399,112 @@ fn supervision_figures_and_devices_in_the_console() {
         Err(gridsync_core::sync::SyncError::Unauthorized { wipe, .. }) => assert!(wipe),
         other => panic!("a revoked phone is told to wipe, got {other:?}"),
     }
+}
+
+impl Console {
+    /// A multipart upload, as the browser's photo form sends it.
+    fn upload(&self, path: &str, csrf: &str, photo: &[u8]) -> Page {
+        let boundary = "gridsync-test-boundary";
+        let mut body = Vec::new();
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"a.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(photo);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let r = self
+            .agent
+            .post(format!("{}{path}", self.url))
+            .header("Cookie", &self.cookie)
+            .header(
+                "Content-Type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .send(&body[..])
+            .unwrap();
+        Self::page(r)
+    }
+}
+
+#[test]
+fn scope_covers_photos_devices_uploads_and_the_handlers_board() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let server = start(&data);
+    let worker = enroll(&data, &server, WORKER, dir.path());
+    let photo = worker
+        .ingest_photo(&crate::photos::camera_jpeg(), Some("IMG_0003.jpg"))
+        .unwrap();
+    let id = worker
+        .report_case(gridsync_core::NewCase {
+            photos: vec![photo.hash.clone()],
+            ..leak()
+        })
+        .unwrap();
+    worker.sync(&mut |_| {}).unwrap();
+    for (user, password) in [
+        (DISPATCHER, "wanghu-2026-dispatch"),
+        (OTHER_DISPATCHER, "other-2026-dispatch"),
+        (HANDLER, "water-2026-handler"),
+    ] {
+        set_password(&data, user, password);
+    }
+    let mut mine = Console::new(&server);
+    mine.sign_in(DISPATCHER, "wanghu-2026-dispatch");
+    let mut other = Console::new(&server);
+    other.sign_in(OTHER_DISPATCHER, "other-2026-dispatch");
+    let mut handler = Console::new(&server);
+    handler.sign_in(HANDLER, "water-2026-handler");
+
+    assert_eq!(
+        mine.get(&format!("/console/photos/{}", photo.hash)).status,
+        200
+    );
+    assert_eq!(
+        other.get(&format!("/console/photos/{}", photo.hash)).status,
+        404
+    );
+    let device = worker.identity().device.to_string();
+    let csrf = other.csrf();
+    let r = other.post(
+        &format!("/console/devices/{device}/revoke"),
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(r.status, 404, "not another community's phone");
+    assert_eq!(handler.get("/console/devices").status, 403);
+
+    // An upload needs the session's CSRF token; with it, the photo is attached.
+    let jpeg = crate::photos::camera_jpeg();
+    let forged = mine.upload(&format!("/console/cases/{id}/photo"), "forged", &jpeg);
+    assert_eq!(forged.status, 403);
+    let csrf = mine.csrf();
+    let other_photo = image_variant(&jpeg);
+    let done = mine.upload(&format!("/console/cases/{id}/photo"), &csrf, &other_photo);
+    assert_eq!(done.status, 303, "{}", done.body);
+    worker.sync(&mut |_| {}).unwrap();
+    assert_eq!(worker.get_case(&id).unwrap().doc.photos.len(), 2);
+
+    // A handler's board holds what is dispatched to her department, and only that.
+    assert!(!handler.get("/console/cases").body.contains(&id.to_string()));
+    mine.act(&id, &[("action", "accept")]);
+    mine.act(
+        &id,
+        &[("action", "dispatch"), ("dept", "water"), ("hours", "24")],
+    );
+    assert!(handler.get("/console/cases").body.contains(&id.to_string()));
+    let elsewhere = handler.get("/console/cases?dept=housing");
+    assert_eq!(elsewhere.status, 400, "not another department's board");
+}
+
+/// Another photo: the same picture mirrored, so its pixels and hash differ.
+fn image_variant(jpeg: &[u8]) -> Vec<u8> {
+    let img = image::load_from_memory(jpeg).unwrap().fliph();
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+    out.into_inner()
 }

@@ -14,9 +14,7 @@ use maud::{html, Markup};
 use serde::{Deserialize, Serialize};
 
 use super::i18n::{Lang, Texts};
-use super::{
-    blocking, charts, failure, html, lang, pages, scope, session, session_with_csrf, CsrfForm,
-};
+use super::{blocking, charts, csrf_refusal, failure, given, html, lang, pages, scope, CsrfForm};
 use crate::http::AppState;
 use crate::relay::store::BACKLOG_CAP;
 use crate::relay::{ConsoleUser, DeviceView, RelayError};
@@ -26,6 +24,11 @@ const MAX_DAYS: i64 = 366;
 
 fn local_date(t: chrono::DateTime<Utc>) -> NaiveDate {
     t.with_timezone(&local_offset()).date_naive()
+}
+
+/// `YYYY-MM` of a day: a month as the forms and the figures name it.
+fn month_key(day: NaiveDate) -> String {
+    format!("{:04}-{:02}", day.year(), day.month())
 }
 
 fn start_of(day: NaiveDate) -> chrono::DateTime<Utc> {
@@ -38,12 +41,12 @@ fn start_of(day: NaiveDate) -> chrono::DateTime<Utc> {
 
 // ---- supervision ------------------------------------------------------------
 
-pub(super) async fn supervision(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub(super) async fn supervision(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: ConsoleUser,
+) -> Response {
     let lang = lang(&headers);
-    let who = match session(&state, &headers).await {
-        Ok(w) => w,
-        Err(page) => return page,
-    };
     let who2 = who.clone();
     let result = blocking(&state, move |r| {
         let now = Utc::now();
@@ -133,14 +136,8 @@ impl FiguresQuery {
                 "bad period: dates are YYYY-MM-DD, months YYYY-MM, at most 366 days",
             )
         };
-        let some = |v: &Option<String>| {
-            v.as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        };
         let today = local_date(Utc::now());
-        let period = if let Some(m) = some(&self.month) {
+        let period = if let Some(m) = given(&self.month) {
             let from =
                 NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").map_err(|_| bad())?;
             let next = from
@@ -152,11 +149,11 @@ impl FiguresQuery {
             }
         } else {
             let date = |s: String| NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| bad());
-            let from = some(&self.from)
+            let from = given(&self.from)
                 .map(date)
                 .transpose()?
                 .unwrap_or_else(|| today.with_day(1).unwrap_or(today));
-            let to = some(&self.to).map(date).transpose()?.unwrap_or(today);
+            let to = given(&self.to).map(date).transpose()?.unwrap_or(today);
             Period { from, to }
         };
         if period.to < period.from || (period.to - period.from).num_days() >= MAX_DAYS {
@@ -223,13 +220,10 @@ fn figures(
             .map_err(RelayError::internal)
     };
     let summary = engine.statistics(&filter).map_err(RelayError::internal)?;
-    let by_category: Vec<_> = by(GroupBy::Category)?
-        .into_iter()
-        .map(|g| (category_label(&dir, lang, &g.key), g.summary))
-        .collect();
+    let categories = by(GroupBy::Category)?;
     let months = by(GroupBy::Month)?;
     let mut by_category_month = Vec::new();
-    for g in by(GroupBy::Category)? {
+    for g in &categories {
         let per_month = engine
             .statistics_by(
                 &CaseFilter {
@@ -250,6 +244,10 @@ fn figures(
             .collect();
         by_category_month.push((category_label(&dir, lang, &g.key), row));
     }
+    let by_category: Vec<_> = categories
+        .into_iter()
+        .map(|g| (category_label(&dir, lang, &g.key), g.summary))
+        .collect();
     let by_grid = by(GroupBy::Grid)?
         .into_iter()
         .map(|g| {
@@ -462,7 +460,7 @@ fn period_form(t: &Texts, action: &str, q: &FiguresQuery, monthly: bool, f: &Fig
     html! {
         form.filters method="get" action=(action) {
             @if monthly {
-                label { (t.month) input type="month" name="month" value=(format!("{:04}-{:02}", f.period.from.year(), f.period.from.month())); }
+                label { (t.month) input type="month" name="month" value=(month_key(f.period.from)); }
             } @else {
                 label { (t.period_from) input type="date" name="from" value=(f.period.from.to_string()); }
                 label { (t.period_to) input type="date" name="to" value=(f.period.to.to_string()); }
@@ -476,25 +474,25 @@ fn period_form(t: &Texts, action: &str, q: &FiguresQuery, monthly: bool, f: &Fig
 async fn load(
     state: &AppState,
     headers: &HeaderMap,
+    who: &ConsoleUser,
     q: FiguresQuery,
-) -> Result<(ConsoleUser, Figures, std::sync::Arc<Directory>), Response> {
+) -> Result<(Figures, std::sync::Arc<Directory>), Response> {
     let lang = lang(headers);
-    let who = session(state, headers).await?;
     let who2 = who.clone();
-    match blocking(state, move |r| figures(r, &who2, &q, lang)).await {
-        Ok((f, dir)) => Ok((who, f, dir)),
-        Err(e) => Err(failure(lang, Some(&who), &e)),
-    }
+    blocking(state, move |r| figures(r, &who2, &q, lang))
+        .await
+        .map_err(|e| failure(lang, Some(who), &e))
 }
 
 pub(super) async fn stats(
     State(state): State<AppState>,
     headers: HeaderMap,
+    who: ConsoleUser,
     Query(q): Query<FiguresQuery>,
 ) -> Response {
     let lang = lang(&headers);
     let t = lang.t();
-    let (who, f, _) = match load(&state, &headers, q.clone()).await {
+    let (f, _) = match load(&state, &headers, &who, q.clone()).await {
         Ok(v) => v,
         Err(page) => return page,
     };
@@ -512,7 +510,7 @@ pub(super) async fn stats(
     let body = html! {
         h2 { (t.stats) " · " (f.period.from) " — " (f.period.to) }
         (period_form(t, "/console/stats", &q, false, &f))
-        p { a href={ "/console/report?month=" (format!("{:04}-{:02}", f.period.from.year(), f.period.from.month())) } { (t.monthly_report) } }
+        p { a href={ "/console/report?month=" (month_key(f.period.from)) } { (t.monthly_report) } }
         (charts_markup(t, &f))
         @for table in tables(t, &f) { (table_markup(&table, Some(&csv(table.name)), t)) }
         p { (t.patrol_rule) }
@@ -526,11 +524,12 @@ pub(super) async fn stats(
 pub(super) async fn stats_csv(
     State(state): State<AppState>,
     headers: HeaderMap,
+    who: ConsoleUser,
     Query(q): Query<FiguresQuery>,
 ) -> Response {
     let lang = lang(&headers);
     let name = q.table.clone().unwrap_or_else(|| "summary".into());
-    let (who, f, _) = match load(&state, &headers, q).await {
+    let (f, _) = match load(&state, &headers, &who, q).await {
         Ok(v) => v,
         Err(page) => return page,
     };
@@ -577,15 +576,16 @@ fn csv_cell(c: &str) -> String {
 pub(super) async fn report(
     State(state): State<AppState>,
     headers: HeaderMap,
+    who: ConsoleUser,
     Query(mut q): Query<FiguresQuery>,
 ) -> Response {
     let lang = lang(&headers);
     let t = lang.t();
     if q.month.as_deref().unwrap_or_default().is_empty() {
         let today = local_date(Utc::now());
-        q.month = Some(format!("{:04}-{:02}", today.year(), today.month()));
+        q.month = Some(month_key(today));
     }
-    let (who, f, dir) = match load(&state, &headers, q.clone()).await {
+    let (f, dir) = match load(&state, &headers, &who, q.clone()).await {
         Ok(v) => v,
         Err(page) => return page,
     };
@@ -597,7 +597,7 @@ pub(super) async fn report(
     let body = html! {
         (period_form(t, "/console/report", &q, true, &f))
         article.report id="report" {
-            h2 { (region) " · " (t.monthly_report) " · " (format!("{:04}-{:02}", f.period.from.year(), f.period.from.month())) }
+            h2 { (region) " · " (t.monthly_report) " · " (month_key(f.period.from)) }
             p.noprint { button type="button" onclick="window.print()" { (t.print) } }
             @let all = tables(t, &f);
             @if let Some(summary) = all.first() { (table_markup(summary, None, t)) }
@@ -633,14 +633,11 @@ pub(super) struct DevicesQuery {
 pub(super) async fn devices(
     State(state): State<AppState>,
     headers: HeaderMap,
+    who: ConsoleUser,
     Query(q): Query<DevicesQuery>,
 ) -> Response {
     let lang = lang(&headers);
     let t = lang.t();
-    let who = match session(&state, &headers).await {
-        Ok(w) => w,
-        Err(page) => return page,
-    };
     let who2 = who.clone();
     let offset = q.offset.unwrap_or(0);
     let listed = blocking(&state, move |r| {
@@ -688,13 +685,13 @@ pub(super) async fn devices(
 pub(super) async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
+    who: ConsoleUser,
     Path(device): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let who = match session_with_csrf(&state, &headers, &f.csrf).await {
-        Ok(w) => w,
-        Err(page) => return page,
-    };
+    if let Some(page) = csrf_refusal(lang(&headers), &who, &f.csrf) {
+        return page;
+    }
     let who2 = who.clone();
     match blocking(&state, move |r| r.console_revoke(&who2, &device)).await {
         Ok(()) => Redirect::to("/console/devices").into_response(),

@@ -37,6 +37,14 @@ impl Lang {
         }
     }
 
+    /// The Chinese or the English of a name.
+    pub fn pick<'a>(self, zh: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Lang::Zh => zh,
+            Lang::En => en,
+        }
+    }
+
     /// A status as people call it.
     pub fn status(self, s: Status) -> &'static str {
         match self {

@@ -12,7 +12,8 @@ mod figures;
 mod i18n;
 mod pages;
 
-use axum::extract::{Form, Multipart, Path, Query, State};
+use axum::extract::{Form, FromRequestParts, Multipart, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -122,16 +123,13 @@ async fn session(state: &AppState, headers: &HeaderMap) -> Result<ConsoleUser, R
         .map_err(|e| failure(lang(headers), None, &e))
 }
 
-/// A session whose form carried its CSRF token.
-async fn session_with_csrf(
-    state: &AppState,
-    headers: &HeaderMap,
-    csrf: &str,
-) -> Result<ConsoleUser, Response> {
-    let who = session(state, headers).await?;
-    match csrf_refusal(lang(headers), &who, csrf) {
-        Some(page) => Err(page),
-        None => Ok(who),
+/// The signed-in user of a request; without a live session, the answer that sends
+/// them to sign in.
+impl FromRequestParts<AppState> for ConsoleUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        session(state, &parts.headers).await
     }
 }
 
@@ -193,9 +191,10 @@ struct CsrfForm {
 async fn sign_out(
     State(state): State<AppState>,
     headers: HeaderMap,
+    who: ConsoleUser,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if let Err(page) = session_with_csrf(&state, &headers, &f.csrf).await {
+    if let Some(page) = csrf_refusal(lang(&headers), &who, &f.csrf) {
         return page;
     }
     if let Some(token) = cookie(&headers, SESSION_COOKIE).map(str::to_owned) {
@@ -261,12 +260,11 @@ impl BoardQuery {
     /// The filter for `who`: theirs to see, narrowed by what they asked.
     fn filter(&self, who: &ConsoleUser) -> Result<CaseFilter, RelayError> {
         let bad = |what: &str| RelayError::bad_request(format!("unknown {what}"));
-        let some = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_owned);
         let mut filter = scope(who)?;
-        if let Some(s) = some(&self.status) {
+        if let Some(s) = given(&self.status) {
             filter.statuses = vec![Status::parse(&s).ok_or_else(|| bad("status"))?];
         }
-        if let Some(g) = some(&self.grid) {
+        if let Some(g) = given(&self.grid) {
             let grid: RegionCode = g.parse().map_err(|_| bad("grid"))?;
             // A grid outside the user's region would only ever show nothing.
             if filter.region.as_ref().is_some_and(|r| !r.contains(&grid)) {
@@ -274,13 +272,13 @@ impl BoardQuery {
             }
             filter.region = Some(grid);
         }
-        if let Some(c) = some(&self.category) {
+        if let Some(c) = given(&self.category) {
             filter.category = Some(c.parse().map_err(|_| bad("category"))?);
         }
-        if let Some(s) = some(&self.severity) {
+        if let Some(s) = given(&self.severity) {
             filter.severity = Some(Severity::parse(&s).ok_or_else(|| bad("severity"))?);
         }
-        if let Some(d) = some(&self.dept) {
+        if let Some(d) = given(&self.dept) {
             let dept: DeptId = d.parse().map_err(|_| bad("department"))?;
             // A handler's board is her department's already.
             if filter
@@ -295,7 +293,7 @@ impl BoardQuery {
         if self.overdue.is_some() {
             filter.overdue_at = Some(Utc::now());
         }
-        if let Some(q) = some(&self.q) {
+        if let Some(q) = given(&self.q) {
             if q.chars().count() > MAX_QUERY_CHARS {
                 return Err(RelayError::bad_request(format!(
                     "search text has at most {MAX_QUERY_CHARS} characters"
@@ -307,6 +305,14 @@ impl BoardQuery {
         filter.offset = self.offset.unwrap_or(0);
         Ok(filter)
     }
+}
+
+/// A form or query field, trimmed, if it says anything.
+fn given(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 /// Everything `who` may see: a handler's department's cases, anyone else's region.
@@ -332,24 +338,16 @@ fn scope(who: &ConsoleUser) -> Result<CaseFilter, RelayError> {
 async fn board(
     State(state): State<AppState>,
     headers: HeaderMap,
+    who: ConsoleUser,
     Query(q): Query<BoardQuery>,
 ) -> Response {
     let lang = lang(&headers);
-    let who = match session(&state, &headers).await {
-        Ok(w) => w,
-        Err(page) => return page,
-    };
     let (q2, who2) = (q.clone(), who.clone());
     let result = blocking(&state, move |r| {
         let engine = r.engine();
         let filter = q2.filter(&who2)?;
         let counts = engine
-            .count_cases(&CaseFilter {
-                statuses: vec![],
-                limit: 0,
-                offset: 0,
-                ..filter.clone()
-            })
+            .count_cases(&filter.for_counting())
             .map_err(RelayError::internal)?;
         let rows = engine.list_cases(&filter).map_err(RelayError::internal)?;
         let dir = engine.directory().map_err(RelayError::internal)?;
@@ -550,25 +548,23 @@ struct DetailQuery {
 async fn detail(
     State(state): State<AppState>,
     headers: HeaderMap,
+    who: ConsoleUser,
     Path(id): Path<String>,
     Query(q): Query<DetailQuery>,
 ) -> Response {
     let flash = q.done.map(|_| (true, lang(&headers).t().done.to_owned()));
-    show_case(&state, &headers, id, StatusCode::OK, flash).await
+    show_case(&state, &headers, who, id, StatusCode::OK, flash).await
 }
 
 async fn show_case(
     state: &AppState,
     headers: &HeaderMap,
+    who: ConsoleUser,
     id: String,
     status: StatusCode,
     flash: Option<(bool, String)>,
 ) -> Response {
     let lang = lang(headers);
-    let who = match session(state, headers).await {
-        Ok(w) => w,
-        Err(page) => return page,
-    };
     let who2 = who.clone();
     let result = blocking(state, move |r| {
         let case = r.console_case(&who2, &id)?;
@@ -628,16 +624,16 @@ struct ActForm {
 async fn act(
     State(state): State<AppState>,
     headers: HeaderMap,
+    who: ConsoleUser,
     Path(id): Path<String>,
     Form(f): Form<ActForm>,
 ) -> Response {
-    let who = match session_with_csrf(&state, &headers, &f.csrf).await {
-        Ok(w) => w,
-        Err(page) => return page,
-    };
-    let doc = id.clone();
+    if let Some(page) = csrf_refusal(lang(&headers), &who, &f.csrf) {
+        return page;
+    }
+    let (doc, actor) = (id.clone(), who.clone());
     let result = blocking(&state, move |r| {
-        let case = r.console_case(&who, &doc)?;
+        let case = r.console_case(&actor, &doc)?;
         let kind = ActionKind::parse(&f.action)
             .ok_or_else(|| RelayError::bad_request("unknown action"))?;
         let action = kind.action(&f, || {
@@ -645,10 +641,10 @@ async fn act(
                 .default_deadline(&case.doc)
                 .map_err(RelayError::internal)
         })?;
-        r.console_act(&who, &case.doc.id, action)
+        r.console_act(&actor, &case.doc.id, action)
     })
     .await;
-    after_change(&state, &headers, id, result).await
+    after_change(&state, &headers, who, id, result).await
 }
 
 #[derive(Deserialize)]
@@ -660,35 +656,32 @@ struct NoteForm {
 async fn note(
     State(state): State<AppState>,
     headers: HeaderMap,
+    who: ConsoleUser,
     Path(id): Path<String>,
     Form(f): Form<NoteForm>,
 ) -> Response {
-    let who = match session_with_csrf(&state, &headers, &f.csrf).await {
-        Ok(w) => w,
-        Err(page) => return page,
-    };
-    let doc = id.clone();
+    if let Some(page) = csrf_refusal(lang(&headers), &who, &f.csrf) {
+        return page;
+    }
+    let (doc, actor) = (id.clone(), who.clone());
     let result = blocking(&state, move |r| {
-        let case = r.console_case(&who, &doc)?;
-        r.console_note(&who, &case.doc.id, &f.text)
+        let case = r.console_case(&actor, &doc)?;
+        r.console_note(&actor, &case.doc.id, &f.text)
     })
     .await;
-    after_change(&state, &headers, id, result).await
+    after_change(&state, &headers, who, id, result).await
 }
 
 /// A photo uploaded in the console (multipart: `csrf`, then `photo`).
 async fn attach_photo(
     State(state): State<AppState>,
     headers: HeaderMap,
+    who: ConsoleUser,
     Path(id): Path<String>,
     mut form: Multipart,
 ) -> Response {
     let lang = lang(&headers);
     // Who it is, before reading up to 16 MiB of upload.
-    let who = match session(&state, &headers).await {
-        Ok(w) => w,
-        Err(page) => return page,
-    };
     let mut csrf = String::new();
     let mut photo: Option<(Vec<u8>, Option<String>)> = None;
     loop {
@@ -722,14 +715,14 @@ async fn attach_photo(
     if let Some(page) = csrf_refusal(lang, &who, &csrf) {
         return page;
     }
-    let doc = id.clone();
+    let (doc, actor) = (id.clone(), who.clone());
     let result = blocking(&state, move |r| {
         let (bytes, name) = photo.ok_or_else(|| RelayError::bad_request("choose a photo"))?;
-        let case = r.console_case(&who, &doc)?;
-        r.console_attach_photo(&who, &case.doc.id, &bytes, name.as_deref())
+        let case = r.console_case(&actor, &doc)?;
+        r.console_attach_photo(&actor, &case.doc.id, &bytes, name.as_deref())
     })
     .await;
-    after_change(&state, &headers, id, result).await
+    after_change(&state, &headers, who, id, result).await
 }
 
 /// After a change: back to the case (a redirect, so a reload does not repeat it),
@@ -737,6 +730,7 @@ async fn attach_photo(
 async fn after_change(
     state: &AppState,
     headers: &HeaderMap,
+    who: ConsoleUser,
     id: String,
     result: Result<(), RelayError>,
 ) -> Response {
@@ -753,7 +747,7 @@ async fn after_change(
             };
             let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
             let message = format!("{headline}：{}", e.body.message);
-            show_case(state, headers, id, status, Some((false, message))).await
+            show_case(state, headers, who, id, status, Some((false, message))).await
         }
         Err(e) => failure(lang(headers), None, &e),
     }
@@ -768,12 +762,9 @@ fn urlencode(s: &str) -> String {
 async fn photo(
     State(state): State<AppState>,
     headers: HeaderMap,
+    who: ConsoleUser,
     Path(hash): Path<String>,
 ) -> Response {
-    let who = match session(&state, &headers).await {
-        Ok(w) => w,
-        Err(page) => return page,
-    };
     let who2 = who.clone();
     match blocking(&state, move |r| r.console_photo(&who2, &hash)).await {
         Ok(bytes) => (

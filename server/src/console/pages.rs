@@ -133,10 +133,7 @@ pub fn region_name(dir: &Directory, code: &RegionCode) -> String {
 
 pub fn category_name(dir: &Directory, lang: Lang, code: &gridsync_core::CategoryCode) -> String {
     dir.category(code)
-        .map(|c| match lang {
-            Lang::Zh => c.name.clone(),
-            Lang::En => c.name_en.clone(),
-        })
+        .map(|c| lang.pick(&c.name, &c.name_en).to_owned())
         .unwrap_or_else(|| code.to_string())
 }
 
@@ -194,7 +191,7 @@ pub fn board(lang: Lang, who: &ConsoleUser, dir: &Directory, b: &Board<'_>) -> M
                     option value="" { (t.all) }
                     @for c in dir.categories() {
                         option value=(c.code.as_str()) selected[q.category.as_deref() == Some(c.code.as_str())] {
-                            (match lang { Lang::Zh => &c.name, Lang::En => &c.name_en })
+                            (lang.pick(&c.name, &c.name_en))
                         }
                     }
                 } }
@@ -369,10 +366,7 @@ fn category_name_sub(dir: &Directory, lang: Lang, sub: &gridsync_core::CategoryC
         .iter()
         .flat_map(|c| &c.subcategories)
         .find(|s| &s.code == sub)
-        .map(|s| match lang {
-            Lang::Zh => s.name.clone(),
-            Lang::En => s.name_en.clone(),
-        })
+        .map(|s| lang.pick(&s.name, &s.name_en).to_owned())
         .unwrap_or_else(|| sub.to_string())
 }
 
