@@ -628,12 +628,8 @@ async fn act(
     Path(id): Path<String>,
     Form(f): Form<ActForm>,
 ) -> Response {
-    if let Some(page) = csrf_refusal(lang(&headers), &who, &f.csrf) {
-        return page;
-    }
-    let (doc, actor) = (id.clone(), who.clone());
-    let result = blocking(&state, move |r| {
-        let case = r.console_case(&actor, &doc)?;
+    let csrf = f.csrf.clone();
+    change_case(&state, &headers, who, id, &csrf, move |r, actor, case| {
         let kind = ActionKind::parse(&f.action)
             .ok_or_else(|| RelayError::bad_request("unknown action"))?;
         let action = kind.action(&f, || {
@@ -641,10 +637,9 @@ async fn act(
                 .default_deadline(&case.doc)
                 .map_err(RelayError::internal)
         })?;
-        r.console_act(&actor, &case.doc.id, action)
+        r.console_act(actor, &case.doc.id, action)
     })
-    .await;
-    after_change(&state, &headers, who, id, result).await
+    .await
 }
 
 #[derive(Deserialize)]
@@ -660,16 +655,10 @@ async fn note(
     Path(id): Path<String>,
     Form(f): Form<NoteForm>,
 ) -> Response {
-    if let Some(page) = csrf_refusal(lang(&headers), &who, &f.csrf) {
-        return page;
-    }
-    let (doc, actor) = (id.clone(), who.clone());
-    let result = blocking(&state, move |r| {
-        let case = r.console_case(&actor, &doc)?;
-        r.console_note(&actor, &case.doc.id, &f.text)
+    change_case(&state, &headers, who, id, &f.csrf, move |r, actor, case| {
+        r.console_note(actor, &case.doc.id, &f.text)
     })
-    .await;
-    after_change(&state, &headers, who, id, result).await
+    .await
 }
 
 /// A photo uploaded in the console (multipart: `csrf`, then `photo`).
@@ -712,17 +701,36 @@ async fn attach_photo(
             }
         }
     }
-    if let Some(page) = csrf_refusal(lang, &who, &csrf) {
+    change_case(&state, &headers, who, id, &csrf, move |r, actor, case| {
+        let (bytes, name) = photo.ok_or_else(|| RelayError::bad_request("choose a photo"))?;
+        r.console_attach_photo(actor, &case.doc.id, &bytes, name.as_deref())
+    })
+    .await
+}
+
+/// A change to case `id` by `who`, from a form that carried `csrf`: refused without
+/// the session's token, made on the case as `who` sees it, answered by
+/// [`after_change`].
+async fn change_case(
+    state: &AppState,
+    headers: &HeaderMap,
+    who: ConsoleUser,
+    id: String,
+    csrf: &str,
+    change: impl FnOnce(&Relay, &ConsoleUser, &gridsync_core::Case) -> Result<(), RelayError>
+        + Send
+        + 'static,
+) -> Response {
+    if let Some(page) = csrf_refusal(lang(headers), &who, csrf) {
         return page;
     }
     let (doc, actor) = (id.clone(), who.clone());
-    let result = blocking(&state, move |r| {
-        let (bytes, name) = photo.ok_or_else(|| RelayError::bad_request("choose a photo"))?;
+    let result = blocking(state, move |r| {
         let case = r.console_case(&actor, &doc)?;
-        r.console_attach_photo(&actor, &case.doc.id, &bytes, name.as_deref())
+        change(r, &actor, &case)
     })
     .await;
-    after_change(&state, &headers, who, id, result).await
+    after_change(state, headers, who, id, result).await
 }
 
 /// After a change: back to the case (a redirect, so a reload does not repeat it),
