@@ -1,8 +1,10 @@
 //! Photo files on disk, next to the database: `<db>.photos/<aa>/<hash>.jpg`,
 //! content-addressed. A file is written to a temporary name, synced, renamed into
 //! place and its folder synced before its database row is committed, so a row never
-//! names a missing file; a file without a row (a crash in between) is swept away
-//! when the engine opens.
+//! names a missing file. A file without a row (a crash between the two, or a row
+//! deleted before its file) is swept away when the engine next opens — only then:
+//! such work first leaves a [`SweepNote`] on disk and clears it once done, so a
+//! clean open does not walk the folder.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -17,6 +19,36 @@ pub struct Blobs {
 }
 
 const TMP_PREFIX: &str = ".tmp-";
+/// The folder of sweep notes, inside the photo folder.
+const NOTES: &str = ".unswept";
+
+/// A note on disk that photo files may stand without their rows until some work is
+/// done: while any note exists, the next open sweeps. Clear it when the work is
+/// done; dropped uncleared (an error, a crash), it stays.
+#[must_use = "clear the note once the work is done"]
+pub struct SweepNote(PathBuf);
+
+impl SweepNote {
+    /// The work is done: no sweep is needed for it.
+    pub fn clear(self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// Create `dir` and make its entry durable with its parent's.
+fn durable_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir)?;
+    for d in [Some(dir), dir.parent(), dir.parent().and_then(Path::parent)]
+        .into_iter()
+        .flatten()
+    {
+        File::open(d)?.sync_all()?;
+    }
+    Ok(())
+}
 
 impl Blobs {
     /// The folder for the database at `db`.
@@ -49,16 +81,8 @@ impl Blobs {
             return Ok(());
         }
         let dir = path.parent().unwrap_or(&self.root);
-        if !dir.exists() {
-            fs::create_dir_all(dir)?;
-            // The new folders' entries must survive a power loss with the file.
-            for d in [Some(dir), dir.parent(), self.root.parent()]
-                .into_iter()
-                .flatten()
-            {
-                File::open(d)?.sync_all()?;
-            }
-        }
+        // The new folders' entries must survive a power loss with the file.
+        durable_dir(dir)?;
         // A unique temporary name: two writers of one photo never share a file.
         let tmp = dir.join(format!(
             "{TMP_PREFIX}{hash}-{}",
@@ -99,6 +123,32 @@ impl Blobs {
     /// Whether a photo's file is there.
     pub fn exists(&self, hash: &PhotoHash) -> bool {
         self.path(hash).is_file()
+    }
+
+    /// Leave a durable note that files may stand without rows until the caller
+    /// clears it (before writing files ahead of their rows, or deleting rows ahead
+    /// of their files).
+    pub fn note_unswept(&self) -> std::io::Result<SweepNote> {
+        let dir = self.root.join(NOTES);
+        durable_dir(&dir)?;
+        let note = dir.join(uuid::Uuid::new_v4().simple().to_string());
+        File::create(&note)?.sync_all()?;
+        File::open(&dir)?.sync_all()?;
+        Ok(SweepNote(note))
+    }
+
+    /// Whether some work left a note: the folder must be swept.
+    pub fn sweep_noted(&self) -> bool {
+        fs::read_dir(self.root.join(NOTES)).is_ok_and(|mut d| d.next().is_some())
+    }
+
+    /// After a sweep at open (no other writer yet): every note is settled.
+    pub fn clear_notes(&self) {
+        if let Ok(notes) = fs::read_dir(self.root.join(NOTES)) {
+            for note in notes.flatten() {
+                let _ = fs::remove_file(note.path());
+            }
+        }
     }
 
     /// Remove photo files whose hash `keep` does not know, and temporary files. Only

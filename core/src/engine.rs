@@ -180,15 +180,19 @@ impl Engine {
             })?
             .map(Arc::new);
         let blobs = Blobs::for_db(path);
-        let known: std::collections::HashSet<String> = db
-            .read(|tx| -> rusqlite::Result<_> {
-                tx.prepare("SELECT hash FROM photos")?
-                    .query_map([], |r| r.get(0))?
-                    .collect()
-            })
-            .map_err(sqlite)?;
-        // Files left by a crash between a file and its row are of no photo.
-        blobs.sweep(|h| known.contains(h));
+        // Files left by a crash between a file and its row are of no photo; only
+        // work that was interrupted (it left a note) can have left any.
+        if blobs.sweep_noted() {
+            let known: std::collections::HashSet<String> = db
+                .read(|tx| -> rusqlite::Result<_> {
+                    tx.prepare("SELECT hash FROM photos")?
+                        .query_map([], |r| r.get(0))?
+                        .collect()
+                })
+                .map_err(sqlite)?;
+            blobs.sweep(|h| known.contains(h));
+            blobs.clear_notes();
+        }
         Ok(Engine {
             db,
             blobs,
@@ -502,6 +506,7 @@ impl Engine {
     pub fn ingest_photo(&self, bytes: &[u8], name: Option<&str>) -> Result<PhotoInfo> {
         let done = crate::photo::process(bytes, name, &self.photo_limits)?;
         // Files first, then the rows: a row never names a missing file.
+        let note = self.blobs.note_unswept()?;
         self.blobs.write(&done.display.hash, &done.display.bytes)?;
         self.blobs.write(&done.thumb.hash, &done.thumb.bytes)?;
         let now = self.now().timestamp_millis();
@@ -531,6 +536,7 @@ impl Engine {
             ])?;
             Ok(())
         })?;
+        note.clear();
         Ok(PhotoInfo {
             hash: done.display.hash,
             thumb: done.thumb.hash,
@@ -644,10 +650,15 @@ impl Engine {
             }
             Ok(out)
         })?;
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        let note = self.blobs.note_unswept()?;
         let mut freed = 0;
         for (hash, size) in candidates {
             let hash: PhotoHash = hash.parse()?;
-            // Row first: a crash before the file goes leaves a file the next open sweeps.
+            // Row first: a crash before the file goes leaves a file the next open
+            // sweeps (the note says so).
             self.write(|tx| -> Result<()> {
                 tx.execute("DELETE FROM photos WHERE hash = ?1", [hash.as_str()])?;
                 Ok(())
@@ -655,6 +666,7 @@ impl Engine {
             self.blobs.remove(&hash)?;
             freed += size.max(0) as u64;
         }
+        note.clear();
         Ok(freed)
     }
 
@@ -692,6 +704,7 @@ impl Engine {
             .with_guessed_format()?
             .into_dimensions()
             .map_err(|e| Error::InvalidInput(format!("photo {hash}: {e}")))?;
+        let note = self.blobs.note_unswept()?;
         self.blobs.write(hash, bytes)?;
         let now = self.now().timestamp_millis();
         self.write(|tx| -> Result<()> {
@@ -702,7 +715,9 @@ impl Engine {
                 params![hash.as_str(), role, width, height, bytes.len() as i64, now],
             )?;
             Ok(())
-        })
+        })?;
+        note.clear();
+        Ok(())
     }
 
     fn photo_info(tx: &Transaction<'_>, hash: &PhotoHash) -> Result<PhotoInfo> {
@@ -1408,7 +1423,7 @@ impl Engine {
             Ok((results, purged, photos))
         })
         .map(|(results, purged, photos)| {
-            self.remove_photo_files(&photos);
+            self.remove_photo_files(photos);
             (results, purged)
         })
     }
@@ -1435,7 +1450,7 @@ impl Engine {
             store::mark_rejected(tx, &doomed, now)?;
             self.settle_purges(tx).map(|(_, photos)| photos)
         })
-        .map(|photos| self.remove_photo_files(&photos))
+        .map(|photos| self.remove_photo_files(photos))
     }
 
     /// Changes the server refused, newest first, with its reasons.
@@ -1465,7 +1480,7 @@ impl Engine {
     /// Remove documents the server no longer shows this device, once none of their
     /// local changes is still waiting to be delivered: unsent work is never dropped.
     /// Returns how many documents went and the photo files to remove after commit.
-    fn settle_purges(&self, tx: &Transaction<'_>) -> Result<(usize, Vec<PhotoHash>)> {
+    fn settle_purges(&self, tx: &Transaction<'_>) -> Result<(usize, PhotoRemoval)> {
         let ids: Vec<String> = tx
             .prepare_cached("SELECT doc_id FROM purge_pending")?
             .query_map([], |r| r.get(0))?
@@ -1480,14 +1495,23 @@ impl Engine {
                 purged += 1;
             }
         }
-        Ok((purged, photos))
+        // Noted before the rows go: a crash after the commit leaves files to sweep.
+        let note = (!photos.is_empty())
+            .then(|| self.blobs.note_unswept())
+            .transpose()?;
+        Ok((purged, PhotoRemoval { photos, note }))
     }
 
     /// Remove the files of photos whose rows a committed purge deleted. A file that
-    /// cannot be removed now is swept at the next open.
-    fn remove_photo_files(&self, photos: &[PhotoHash]) {
-        for hash in photos {
-            let _ = self.blobs.remove(hash);
+    /// cannot be removed now is swept at the next open (its note stays).
+    fn remove_photo_files(&self, removal: PhotoRemoval) {
+        let all = removal
+            .photos
+            .iter()
+            .map(|hash| self.blobs.remove(hash))
+            .fold(true, |ok, r| ok & r.is_ok());
+        if let (true, Some(note)) = (all, removal.note) {
+            note.clear();
         }
     }
 
@@ -1569,6 +1593,13 @@ fn check_room(has_room: bool, what: &str) -> Result<()> {
             "the case has the maximum number of {what}"
         )))
     }
+}
+
+/// Photo files whose rows a purge deleted, to remove once it has committed, with the
+/// note that makes the next open sweep if that does not happen.
+struct PhotoRemoval {
+    photos: Vec<PhotoHash>,
+    note: Option<crate::blobs::SweepNote>,
 }
 
 /// Apply `edit` to `doc` as one change by `device`'s actor at `now`; `None` when

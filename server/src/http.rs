@@ -118,52 +118,44 @@ async fn enroll(State(state): State<AppState>, body: Bytes) -> Response {
     .await
 }
 
-async fn push(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let token = bearer(&headers).to_owned();
+/// A request with the device's bearer token: `f` gets the token and the request.
+async fn with_token<Req, Resp>(
+    state: AppState,
+    headers: &HeaderMap,
+    route: &'static str,
+    body: Bytes,
+    f: fn(&Relay, &str, Req) -> Result<Resp, RelayError>,
+    count: fn(&Metrics, &Resp),
+) -> Response
+where
+    Req: DeserializeOwned + Send + 'static,
+    Resp: Serialize + Send + 'static,
+{
+    let token = bearer(headers).to_owned();
     call(
         state,
-        "push",
+        route,
         body,
-        move |relay, req| relay.push(&token, req),
-        count_push,
+        move |relay, req| f(relay, &token, req),
+        count,
     )
     .await
+}
+
+async fn push(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    with_token(state, &headers, "push", body, Relay::push, count_push).await
 }
 
 async fn pull(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let token = bearer(&headers).to_owned();
-    call(
-        state,
-        "pull",
-        body,
-        move |relay, req| relay.pull(&token, req),
-        count_pull,
-    )
-    .await
+    with_token(state, &headers, "pull", body, Relay::pull, count_pull).await
 }
 
 async fn blob_put(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let token = bearer(&headers).to_owned();
-    call(
-        state,
-        "blob_put",
-        body,
-        move |relay, req| relay.put_blob(&token, req),
-        no_count,
-    )
-    .await
+    with_token(state, &headers, "blob_put", body, Relay::put_blob, no_count).await
 }
 
 async fn blob_get(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let token = bearer(&headers).to_owned();
-    call(
-        state,
-        "blob_get",
-        body,
-        move |relay, req| relay.get_blob(&token, req),
-        no_count,
-    )
-    .await
+    with_token(state, &headers, "blob_get", body, Relay::get_blob, no_count).await
 }
 
 async fn healthz() -> &'static str {

@@ -243,15 +243,22 @@ fn photos_are_stored_once_attached_by_hash_and_leftovers_are_swept() {
         Err(Error::NotFound { what: "photo", .. })
     ));
 
-    // What a crash between file and row, or mid-write, leaves behind is swept on open.
+    // What a crash between file and row, or mid-write, leaves behind is swept on
+    // open. The interrupted work left its note (taken before the files, never
+    // cleared); a clean open finds no note and does not walk the folder.
     let folder = worker.path().with_file_name("device.db.photos");
+    let blobs = gridsync_core::blobs::Blobs::for_db(&worker.path());
+    let note = blobs.note_unswept().unwrap();
     let stray = folder.join("ab").join(format!("{}.jpg", "ab".repeat(32)));
     std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
     std::fs::write(&stray, b"orphan").unwrap();
     let tmp = folder.join("ab").join(".tmp-half-written");
     std::fs::write(&tmp, b"half").unwrap();
+    drop(note);
+    assert!(blobs.sweep_noted());
     let worker = worker.reopen(&clock);
     assert!(!stray.exists() && !tmp.exists());
+    assert!(!blobs.sweep_noted(), "the sweep settles the notes");
     assert!(!worker.photo(&a.hash).unwrap().is_empty());
     assert!(!worker.photo(&a.thumb).unwrap().is_empty());
 }
