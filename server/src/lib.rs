@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod backup;
+pub mod blobstore;
 mod console;
 pub mod http;
 pub mod metrics;
