@@ -1345,6 +1345,33 @@ impl Engine {
         })
     }
 
+    /// How far into its server's shared change log this replica has applied
+    /// (a relay node's own bookkeeping; 0 if never set).
+    pub fn replica_position(&self) -> Result<u64> {
+        self.db.read(|tx| -> Result<_> {
+            let v: Option<String> = tx
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'replica_position'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+        })
+    }
+
+    /// Record how far into its server's shared change log this replica has applied.
+    pub fn set_replica_position(&self, seq: u64) -> Result<()> {
+        self.write(|tx| -> Result<()> {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('replica_position', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [seq.to_string()],
+            )?;
+            Ok(())
+        })
+    }
+
     /// The server URL and token, if this device has been enrolled.
     pub fn server(&self) -> Result<Option<(String, String)>> {
         self.db.read(|tx| -> Result<_> {

@@ -6,6 +6,7 @@ mod console;
 mod faults;
 mod photos;
 mod sockets;
+mod store;
 mod tiers;
 mod tls;
 mod workflow;

@@ -173,3 +173,28 @@ pub fn run_until_quiet(devices: &[&SimDevice<'_>]) {
     }
     panic!("the devices did not go quiet in 10 rounds");
 }
+
+/// A fresh, empty PostgreSQL database on the test server and its URL. The server is
+/// the one `GRIDSYNC_TEST_DATABASE_URL` names (any database on it): `scripts/test`
+/// starts one with `scripts/postgres start`. Each call makes a new database, so
+/// tests run side by side.
+pub fn postgres_database() -> String {
+    let Ok(base) = std::env::var("GRIDSYNC_TEST_DATABASE_URL") else {
+        panic!(
+            "the PostgreSQL tests need a server: run `scripts/postgres start` and export \
+             GRIDSYNC_TEST_DATABASE_URL as it prints (scripts/test does both)"
+        );
+    };
+    let mut admin = postgres::Client::connect(&base, postgres::NoTls)
+        .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL server: {e}"));
+    let name = format!(
+        "gridsync_test_{}",
+        DeviceId::random().to_string().replace('-', "")
+    );
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create a test database");
+    let path_start = base.rfind('/').expect("a database URL has a path");
+    let query = base.find('?').map(|q| &base[q..]).unwrap_or("");
+    format!("{}/{name}{query}", &base[..path_start])
+}

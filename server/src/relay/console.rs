@@ -268,7 +268,7 @@ impl Relay {
         let now = Utc::now().timestamp_millis();
         for r in [&done.display, &done.thumb] {
             self.blobs
-                .write(&r.hash, &r.bytes)
+                .put(&r.hash, &r.bytes)
                 .map_err(RelayError::internal)?;
             self.store
                 .record_blob(r.hash.as_str(), r.bytes.len() as u64, now)

@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use chrono::Utc;
-use gridsync_core::blobs::Blobs;
 use gridsync_core::doc::case::CaseDoc;
 use gridsync_core::sync::wire::{
     BlobGetRequest, BlobGetResponse, BlobPutRequest, BlobPutResponse, ChangeResult, ChangeStatus,
@@ -28,7 +27,7 @@ use gridsync_core::{
 };
 use sha2::{Digest, Sha256};
 
-use store::{DeviceRecord, DocScope, LogEntry, PullAsk, RelayStore, SqliteRelayStore, Visibility};
+use store::{DeviceRecord, DocScope, LogEntry, PullAsk, RelayStore, Visibility};
 
 /// How long an enrollment code stays valid.
 pub const ENROLLMENT_HOURS: i64 = 72;
@@ -97,33 +96,66 @@ pub struct Relay {
     engine: Engine,
     store: Arc<dyn RelayStore>,
     token_lifetime: chrono::Duration,
-    data: std::path::PathBuf,
-    blobs: Blobs,
+    blobs: Arc<dyn crate::blobstore::BlobStore>,
     uploads: std::sync::Mutex<()>,
     console_writes: std::sync::Mutex<()>,
     sign_ins: std::sync::atomic::AtomicUsize,
+    /// How far into the store's log the replica is known to have applied.
+    applied: std::sync::atomic::AtomicU64,
 }
 
+/// Where a relay keeps what its nodes share.
+#[derive(Debug, Clone, Default)]
+pub struct Storage {
+    /// PostgreSQL (`postgres://user:password@host/database`), shared by every node;
+    /// `None`: `relay.db` in the data folder.
+    pub database_url: Option<String>,
+    /// An S3-compatible object store for photos; `None`: `blobs/` in the data
+    /// folder (several nodes need a store they all reach).
+    pub photos: Option<crate::blobstore::S3Config>,
+}
+
+/// How many bytes of changes a catch-up reads at once.
+const CATCH_UP_BYTES: u64 = 4 * 1024 * 1024;
+
 impl Relay {
-    /// Open the relay in `data` (created if missing): `server.db` holds the
-    /// documents, `relay.db` the devices and the change log. `directory_json`
-    /// replaces the stored directory; with `None` the stored one is kept, or the
-    /// sample directory loaded if there is none.
+    /// Open the relay in `data` (created if missing) on the embedded default:
+    /// `server.db` holds the documents, `relay.db` the devices and the change log.
+    /// `directory_json` replaces the stored directory; with `None` the stored one
+    /// is kept, or the sample directory loaded if there is none.
     pub fn open(
         data: &Path,
         directory_json: Option<&str>,
     ) -> Result<Relay, Box<dyn std::error::Error>> {
+        Self::open_with(data, directory_json, &Storage::default())
+    }
+
+    /// Open the relay with `storage`. On a shared database, `data` holds only this
+    /// node's replica (`server.db`), a cache brought up to date from the shared
+    /// log; the directory given to any node is kept in the database for the
+    /// others.
+    pub fn open_with(
+        data: &Path,
+        directory_json: Option<&str>,
+        storage: &Storage,
+    ) -> Result<Relay, Box<dyn std::error::Error>> {
         std::fs::create_dir_all(data)?;
-        let store = SqliteRelayStore::open(&data.join("relay.db"))?;
-        let device = store.meta_or_insert("server_device", || {
-            gridsync_core::DeviceId::random().to_string()
-        })?;
+        let store = store::open_store(data, storage.database_url.as_deref())?;
+        let device = store.meta_or_insert(
+            "server_device",
+            &gridsync_core::DeviceId::random().to_string(),
+        )?;
         let identity = Identity {
             user: "relay".parse()?,
             device: device.parse()?,
         };
         let engine = Engine::open(data.join("server.db"), identity)?;
-        match directory_json {
+        let shared_directory = if store.shared() {
+            store.meta("directory")?
+        } else {
+            None
+        };
+        match directory_json.or(shared_directory.as_deref()) {
             Some(json) => engine.load_directory(json)?,
             None if engine.directory().is_err() => {
                 tracing::warn!("no directory configured; loading the sample directory");
@@ -131,16 +163,63 @@ impl Relay {
             }
             None => {}
         }
-        Ok(Relay {
+        if let (Some(json), true) = (directory_json, store.shared()) {
+            store.set_meta("directory", json)?;
+        }
+        // One node's replica is written together with its log, so it is current;
+        // a node of a shared database starts from where its replica says.
+        let applied = if store.shared() {
+            engine.replica_position()?
+        } else {
+            store.log_top()?
+        };
+        let relay = Relay {
             engine,
-            store: Arc::new(store),
+            store,
             token_lifetime: chrono::Duration::days(DEFAULT_TOKEN_DAYS),
-            data: data.to_owned(),
-            blobs: Blobs::at(&data.join("blobs")),
+            blobs: crate::blobstore::open_blob_store(storage.photos.as_ref(), data)?,
             uploads: std::sync::Mutex::new(()),
             console_writes: std::sync::Mutex::new(()),
             sign_ins: std::sync::atomic::AtomicUsize::new(0),
-        })
+            applied: std::sync::atomic::AtomicU64::new(applied),
+        };
+        relay.catch_up().map_err(|e| e.body.message)?;
+        Ok(relay)
+    }
+
+    /// Bring this node's replica up to date with the shared log: what other nodes
+    /// stored since. Nothing to do on a store of one node.
+    pub fn catch_up(&self) -> Result<(), RelayError> {
+        use std::sync::atomic::Ordering;
+        if !self.store.shared() {
+            return Ok(());
+        }
+        let start = self.applied.load(Ordering::SeqCst);
+        let mut from = start;
+        loop {
+            let entries = self
+                .store
+                .log_after(from, None, CATCH_UP_BYTES)
+                .map_err(RelayError::internal)?;
+            let Some((last, _)) = entries.last() else {
+                break;
+            };
+            from = *last;
+            let batch = gridsync_core::engine::group_by_doc(
+                entries.into_iter().map(|(_, e)| (e.doc, e.bytes)),
+            );
+            // Every change in the log was checked when it was stored.
+            self.engine
+                .import_changes(&batch)
+                .map_err(RelayError::internal)?;
+        }
+        if from > start {
+            self.applied.fetch_max(from, Ordering::SeqCst);
+            self.engine
+                .set_replica_position(from)
+                .map_err(RelayError::internal)?;
+        }
+        Ok(())
     }
 
     /// How long tokens issued from now on stay valid.
@@ -320,6 +399,10 @@ impl Relay {
             }
         }
         let batch = gridsync_core::engine::group_by_doc(valid);
+        // Checked against the replica as of the whole log: on a shared database
+        // no other node logs anything until this push is logged.
+        let _pushes = self.store.lock_pushes().map_err(RelayError::internal)?;
+        self.catch_up()?;
         let actor = device.actor();
         let check = |id: &DocId,
                      before: Option<&DocContent>,
@@ -427,9 +510,14 @@ impl Relay {
             }
         }
         // Only after the log is durable is anything answered as stored.
-        self.store
+        let top = self
+            .store
             .append(device, &entries, &scopes, Utc::now().timestamp_millis())
             .map_err(RelayError::internal)?;
+        // Under the push lock, the replica now holds the whole log.
+        self.applied
+            .fetch_max(top, std::sync::atomic::Ordering::SeqCst);
+        drop(_pushes);
         let mut rejected = 0;
         for r in &mut results {
             if r.reason.is_some() {
@@ -533,27 +621,36 @@ impl Relay {
         {
             return Ok(answer(req.total, true));
         }
-        // Each device uploads into its own partial file, named with the size it
+        // Each device uploads into its own partial, named with the size it
         // announced: nobody else can add to it, and a different size starts afresh.
+        // Partials live in the photo store, so the next chunk may reach another node.
         let _guard = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
-        let partial = self.partial_path(&hash, &device.device, req.total);
-        let have = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+        let partial = format!("{hash}-{}-{}", device.device, req.total);
+        let have = self
+            .blobs
+            .partial_len(&partial)
+            .map_err(RelayError::internal)?;
         if req.offset != have {
             // Not where the server stands (a retry, or a cut): say where to go on.
             return Ok(answer(have, false));
         }
         let end = have + req.bytes.len() as u64;
         if end > req.total {
-            let _ = std::fs::remove_file(&partial);
+            self.forget_partial(&partial);
             return Err(RelayError::bad_request("more bytes than the photo's size"));
         }
-        append_durably(&partial, &req.bytes).map_err(RelayError::internal)?;
+        self.blobs
+            .append_partial(&partial, &req.bytes)
+            .map_err(RelayError::internal)?;
         if end < req.total {
             return Ok(answer(end, false));
         }
-        let bytes = std::fs::read(&partial).map_err(RelayError::internal)?;
+        let bytes = self
+            .blobs
+            .read_partial(&partial)
+            .map_err(RelayError::internal)?;
         if gridsync_core::photo::hash_of(&bytes) != hash {
-            let _ = std::fs::remove_file(&partial);
+            self.forget_partial(&partial);
             return Err(RelayError::bad_request(
                 "the photo does not match its hash; send it again",
             ));
@@ -561,19 +658,27 @@ impl Relay {
         // Only what the capture pipeline makes is kept and handed to other devices:
         // a JPEG no larger than a display image.
         if let Err(why) = check_rendition(&bytes) {
-            let _ = std::fs::remove_file(&partial);
+            self.forget_partial(&partial);
             return Err(RelayError::bad_request(why));
         }
         self.blobs
-            .write(&hash, &bytes)
+            .put(&hash, &bytes)
             .map_err(RelayError::internal)?;
         self.store
             .record_blob(hash.as_str(), req.total, Utc::now().timestamp_millis())
             .map_err(RelayError::internal)?;
         // The partial goes only once the blob is durable and recorded.
-        let _ = std::fs::remove_file(&partial);
+        self.forget_partial(&partial);
         tracing::info!(device = %device.device, size = req.total, "photo stored");
         Ok(answer(req.total, true))
+    }
+
+    /// Drop a partial upload; a failure only leaves it for the next attempt to
+    /// overwrite or resume.
+    fn forget_partial(&self, key: &str) {
+        if let Err(e) = self.blobs.remove_partial(key) {
+            tracing::warn!(error = %e, "could not remove a partial upload");
+        }
     }
 
     /// Part of a stored photo a device may see.
@@ -606,18 +711,6 @@ impl Relay {
             total,
             bytes,
         })
-    }
-
-    fn partial_path(
-        &self,
-        hash: &PhotoHash,
-        device: &gridsync_core::DeviceId,
-        total: u64,
-    ) -> std::path::PathBuf {
-        self.data
-            .join("blobs")
-            .join("partial")
-            .join(format!("{hash}-{device}-{total}"))
     }
 
     /// A photo `user` may upload: one a document they may see refers to, or one
@@ -748,19 +841,6 @@ fn check_rendition(bytes: &[u8]) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-fn append_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
 }
 
 /// May `user` make this change to this document? The rules the server enforces on

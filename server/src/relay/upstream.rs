@@ -183,7 +183,7 @@ impl Relay {
             let after = self.counter(PUSHED)?;
             let entries = self
                 .store
-                .log_after(after, link.device, PUSH_BYTES)
+                .log_after(after, Some(link.device), PUSH_BYTES)
                 .map_err(internal)?;
             let Some(last) = entries.last().map(|(seq, _)| *seq) else {
                 return Ok(());

@@ -1,0 +1,929 @@
+//! What the relay keeps besides the documents themselves: devices and their
+//! tokens, one-time enrollment codes, the append-only change log with its sequence,
+//! each document's visibility, and what each device has been sent.
+//!
+//! [`RelayStore`] is what the protocol needs; [`SqlStore`] implements it once, over
+//! either database ([`sql::Database`]): SQLite in the data folder by default, or
+//! PostgreSQL shared by several nodes (`database_url`).
+
+mod postgres;
+pub mod sql;
+mod sqlite;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use gridsync_core::sync::wire::MAX_CHANGES_PER_MESSAGE;
+use gridsync_core::{DeptId, DeviceId, DocId, RegionCode, UserId};
+
+pub use self::postgres::PgDb;
+pub use self::sqlite::SqliteDb;
+use sql::{args, Database, Held, Mode, Row, Tx, Value};
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[error("relay storage: {0}")]
+pub struct StoreError(String);
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An enrolled device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// Its id.
+    pub device: DeviceId,
+    /// Its user.
+    pub user: UserId,
+    /// Revoked devices are told to wipe.
+    pub revoked: bool,
+    /// When its token stops working, ms since the epoch.
+    pub expires_ms: i64,
+    /// App version given at enrollment.
+    pub app_version: String,
+    /// Last request, ms since the epoch.
+    pub last_seen_ms: Option<i64>,
+    /// Last pull cursor the device sent.
+    pub last_cursor: u64,
+    /// A downstream relay (a town server syncing upward), not a phone: it forwards
+    /// changes its own devices made and is trusted for its region.
+    pub relay: bool,
+}
+
+/// Who may see a document: the grid it belongs to and, for a case, the department
+/// it is dispatched to; and the photos it refers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocScope {
+    /// The grid.
+    pub grid: RegionCode,
+    /// The department, while dispatched.
+    pub dept: Option<DeptId>,
+    /// The photos (display images and thumbnails) it refers to, with who attached each.
+    pub photos: Vec<(String, String)>,
+}
+
+/// What a user may see: a region subtree, and/or a department's cases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visibility {
+    /// The region subtree (none for department handlers).
+    pub region: Option<RegionCode>,
+    /// The department, for handlers.
+    pub dept: Option<DeptId>,
+}
+
+/// One change to append to the log.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    /// Change hash.
+    pub hash: [u8; 32],
+    /// Its document.
+    pub doc: DocId,
+    /// Raw change.
+    pub bytes: Vec<u8>,
+}
+
+/// One pull page.
+#[derive(Debug, Clone, Default)]
+pub struct PullPage {
+    /// (document, change bytes) in order.
+    pub changes: Vec<(String, Vec<u8>)>,
+    /// New cursor.
+    pub cursor: u64,
+    /// Whether more is waiting.
+    pub more: bool,
+    /// Documents to remove from the device.
+    pub purge: Vec<String>,
+    /// This page's number, for the device to acknowledge.
+    pub page: u64,
+}
+
+/// What a device says with a pull request.
+#[derive(Debug, Clone, Default)]
+pub struct PullAsk<'a> {
+    /// Its cursor.
+    pub cursor: u64,
+    /// Most bytes of changes.
+    pub max_bytes: u64,
+    /// The last page it applied.
+    pub ack_page: u64,
+    /// Purges it applied.
+    pub purged: &'a [String],
+}
+
+/// The relay's own storage.
+pub trait RelayStore: Send + Sync {
+    /// Store a one-time code (hashed) for `user`; with `relay`, the device that
+    /// redeems it is a downstream relay.
+    fn create_enrollment(
+        &self,
+        user: &UserId,
+        code_hash: &[u8; 32],
+        expires_ms: i64,
+        relay: bool,
+    ) -> StoreResult<()>;
+    /// Redeem a code once: records the device with its hashed token and returns the
+    /// user, or `None` if the code is unknown, used or expired.
+    #[allow(clippy::too_many_arguments)]
+    fn redeem_enrollment(
+        &self,
+        code_hash: &[u8; 32],
+        device: DeviceId,
+        token_hash: &[u8; 32],
+        app_version: &str,
+        now_ms: i64,
+        token_expires_ms: i64,
+    ) -> StoreResult<Option<UserId>>;
+    /// The device holding a token.
+    fn device_by_token(&self, token_hash: &[u8; 32]) -> StoreResult<Option<DeviceRecord>>;
+    /// Revoke a device; false if unknown.
+    fn revoke(&self, device: DeviceId, now_ms: i64) -> StoreResult<bool>;
+    /// Every device.
+    fn devices(&self) -> StoreResult<Vec<DeviceRecord>>;
+    /// Append accepted changes (idempotent by hash), update their documents'
+    /// visibility, and note that `device` has those documents. Answers the log's
+    /// last sequence number after it.
+    fn append(
+        &self,
+        device: DeviceId,
+        entries: &[LogEntry],
+        scopes: &[(DocId, DocScope)],
+        now_ms: i64,
+    ) -> StoreResult<u64>;
+    /// Hold the lock under which a push checks changes against the replica and
+    /// logs them, across every node on this store, until the answer is dropped.
+    fn lock_pushes(&self) -> StoreResult<Box<dyn Held + '_>>;
+    /// Whether several nodes may share this store (each keeping its own replica).
+    fn shared(&self) -> bool;
+    /// The log's last sequence number (0 if empty).
+    fn log_top(&self) -> StoreResult<u64>;
+    /// The next page for `device` after `cursor`.
+    fn pull(
+        &self,
+        device: DeviceId,
+        vis: &Visibility,
+        ask: &PullAsk<'_>,
+        now_ms: i64,
+    ) -> StoreResult<PullPage>;
+    /// Number of changes in the log.
+    fn log_len(&self) -> StoreResult<u64>;
+    /// Devices not revoked, how many are behind the end of the log, and the sum of
+    /// the changes after their cursors (visible or not: an upper bound).
+    fn cursor_lag(&self) -> StoreResult<(u64, u64, u64)>;
+    /// Whether `device` is enrolled here (a phone, a relay) or is a console account's.
+    fn is_local_device(&self, device: DeviceId) -> StoreResult<bool>;
+    /// Log entries after `seq`, except those received from `except` (in order, at
+    /// most about `max_bytes` of changes, at least one), each with its sequence
+    /// number: what a relay forwards upstream, and what a node's replica catches
+    /// up with.
+    fn log_after(
+        &self,
+        seq: u64,
+        except: Option<DeviceId>,
+        max_bytes: u64,
+    ) -> StoreResult<Vec<(u64, LogEntry)>>;
+    /// Stored blobs in the order they were stored, after position `after` and up to
+    /// `upto` (inclusive), at most `limit`, each with its position: what a relay
+    /// sends upstream. The last position is [`RelayStore::last_blob`].
+    fn blobs_after(&self, after: i64, upto: i64, limit: u32) -> StoreResult<Vec<(i64, String)>>;
+    /// The position of the blob stored last (0 if none).
+    fn last_blob(&self) -> StoreResult<i64>;
+    /// Set several values of the relay's own settings in one transaction.
+    fn set_metas(&self, values: &[(&str, String)]) -> StoreResult<()>;
+    /// A value of the relay's own settings (`meta`), if set.
+    fn meta(&self, key: &str) -> StoreResult<Option<String>>;
+    /// A value of the relay's own settings, set to `value` if it had none (the
+    /// first node to ask decides).
+    fn meta_or_insert(&self, key: &str, value: &str) -> StoreResult<String>;
+    /// Set a value of the relay's own settings.
+    fn set_meta(&self, key: &str, value: &str) -> StoreResult<()>;
+    /// Changes after `cursor` that a device with `vis` may see and did not push
+    /// itself: what its next pulls will bring; counted up to [`BACKLOG_CAP`].
+    fn backlog(&self, device: DeviceId, vis: &Visibility, cursor: u64) -> StoreResult<u64>;
+    /// Whether a document that refers to photo `hash` is visible to `vis`.
+    fn photo_visible(&self, hash: &str, vis: &Visibility) -> StoreResult<bool>;
+    /// Whether `user` attached photo `hash` to some document.
+    fn photo_attached_by(&self, hash: &str, user: &str) -> StoreResult<bool>;
+    /// Whether a document `vis` may not see refers to photo `hash`.
+    fn photo_referenced_outside(&self, hash: &str, vis: &Visibility) -> StoreResult<bool>;
+    /// The size of a stored blob, if stored.
+    fn blob_size(&self, hash: &str) -> StoreResult<Option<u64>>;
+    /// Record a blob as stored (after its file is durable).
+    fn record_blob(&self, hash: &str, size: u64, now_ms: i64) -> StoreResult<()>;
+    /// Set a console password (its PHC hash) for `user`; the account's device is
+    /// `device` when the account is new, and kept otherwise. Every session of the
+    /// user ends. Returns the account's device.
+    fn set_console_password(
+        &self,
+        user: &UserId,
+        password_hash: &str,
+        device: DeviceId,
+    ) -> StoreResult<DeviceId>;
+    /// A console account: its password hash and device.
+    fn console_account(&self, user: &UserId) -> StoreResult<Option<(String, DeviceId)>>;
+    /// Start a console session (hashed token) with its CSRF token.
+    fn create_session(
+        &self,
+        token_hash: &[u8; 32],
+        user: &UserId,
+        csrf: &str,
+        expires_ms: i64,
+    ) -> StoreResult<()>;
+    /// A live session: its user and CSRF token. Expired sessions are removed.
+    fn session(&self, token_hash: &[u8; 32], now_ms: i64) -> StoreResult<Option<(UserId, String)>>;
+    /// End a session.
+    fn end_session(&self, token_hash: &[u8; 32]) -> StoreResult<()>;
+}
+
+/// Open the relay's store: PostgreSQL when `database_url` is given, otherwise
+/// `relay.db` in `data`.
+pub fn open_store(data: &Path, database_url: Option<&str>) -> StoreResult<Arc<dyn RelayStore>> {
+    Ok(match database_url {
+        Some(url) => Arc::new(SqlStore::new(PgDb::open(url)?)),
+        None => Arc::new(SqlStore::new(SqliteDb::open(&data.join("relay.db"))?)),
+    })
+}
+
+/// Backlogs are counted up to this many changes ("more than" beyond it), so a
+/// device that never synced does not cost a scan of the whole log.
+pub const BACKLOG_CAP: u64 = 10_000;
+
+/// Log rows read at once while a pull fills its page.
+const PULL_BATCH: i64 = 500;
+
+/// The `?2`, `?3`, `?4` arguments of [`VISIBLE`]: the region range and department.
+fn visible_args(vis: &Visibility) -> [Value; 3] {
+    [
+        vis.region.as_ref().map(|r| r.as_str()).into(),
+        vis.region.as_ref().map(|r| format!("{r}:")).into(),
+        vis.dept.as_ref().map(|d| d.as_str()).into(),
+    ]
+}
+
+/// Whether document scope `s` is visible (`?2`–`?4`, see [`visible_args`]).
+const VISIBLE: &str = "((CAST(?2 AS TEXT) IS NOT NULL AND s.grid >= ?2 AND s.grid < ?3)
+     OR (CAST(?4 AS TEXT) IS NOT NULL AND s.dept = ?4))";
+
+/// `?1` the device, `?2`–`?4` its visibility, then `rest`.
+fn device_vis_args(device: &str, vis: &Visibility, rest: &[Value]) -> Vec<Value> {
+    let mut out = vec![Value::from(device)];
+    out.extend(visible_args(vis));
+    out.extend_from_slice(rest);
+    out
+}
+
+const DEVICE_COLUMNS: &str = "device_id, user_id, revoked_ms, app_version, last_seen_ms,
+     last_cursor, expires_ms, relay";
+
+fn device_row(r: &Row) -> StoreResult<DeviceRecord> {
+    Ok(DeviceRecord {
+        device: r.parse(0)?,
+        user: r.parse(1)?,
+        revoked: r.opt_int(2)?.is_some(),
+        app_version: r.text(3)?,
+        last_seen_ms: r.opt_int(4)?,
+        last_cursor: r.count(5)?,
+        expires_ms: r.int(6)?,
+        relay: r.bool(7)?,
+    })
+}
+
+fn seq_arg(seq: u64) -> Value {
+    Value::from(seq)
+}
+
+/// The relay's store, written once over either database.
+pub struct SqlStore<D> {
+    db: D,
+}
+
+impl<D: Database> SqlStore<D> {
+    /// A store on `db`.
+    pub fn new(db: D) -> Self {
+        SqlStore { db }
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&mut dyn Tx) -> StoreResult<T>) -> StoreResult<T> {
+        self.db.transaction(Mode::Read, f)
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut dyn Tx) -> StoreResult<T>) -> StoreResult<T> {
+        self.db.transaction(Mode::Write, f)
+    }
+
+    fn exists(&self, sql: &str, args: &[Value]) -> StoreResult<bool> {
+        self.read(|tx| tx.one(sql, args)?.bool(0))
+    }
+
+    fn top(tx: &mut dyn Tx) -> StoreResult<u64> {
+        tx.one("SELECT coalesce(max(seq), 0) FROM log", &[])?
+            .count(0)
+    }
+}
+
+/// The documents of a pull page and what it has taken so far.
+struct Filling {
+    page: PullPage,
+    bytes: u64,
+    max_bytes: u64,
+    sent_docs: Vec<String>,
+}
+
+impl Filling {
+    /// Whether `changes` more changes of `size` bytes still fit (the first always does).
+    fn fits(&self, changes: usize, size: u64) -> bool {
+        self.page.changes.is_empty()
+            || (self.bytes + size <= self.max_bytes
+                && self.page.changes.len() + changes <= MAX_CHANGES_PER_MESSAGE)
+    }
+}
+
+impl<D: Database> RelayStore for SqlStore<D> {
+    fn create_enrollment(
+        &self,
+        user: &UserId,
+        code_hash: &[u8; 32],
+        expires_ms: i64,
+        relay: bool,
+    ) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.exec(
+                "INSERT INTO enrollments (code_hash, user_id, expires_ms, relay)
+                 VALUES (?1, ?2, ?3, ?4)",
+                args![&code_hash[..], user.as_str(), expires_ms, relay],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn redeem_enrollment(
+        &self,
+        code_hash: &[u8; 32],
+        device: DeviceId,
+        token_hash: &[u8; 32],
+        app_version: &str,
+        now_ms: i64,
+        token_expires_ms: i64,
+    ) -> StoreResult<Option<UserId>> {
+        let device = device.to_string();
+        self.write(|tx| {
+            let taken = tx
+                .one(
+                    "SELECT EXISTS (SELECT 1 FROM devices WHERE device_id = ?1)",
+                    args![device.as_str()],
+                )?
+                .bool(0)?;
+            if taken {
+                // A device id is enrolled once; the code stays unused.
+                return Ok(None);
+            }
+            let Some(redeemed) = tx.row(
+                "UPDATE enrollments SET used_ms = ?2, device_id = ?3
+                 WHERE code_hash = ?1 AND used_ms IS NULL AND expires_ms > ?2
+                 RETURNING user_id, relay",
+                args![&code_hash[..], now_ms, device.as_str()],
+            )?
+            else {
+                return Ok(None);
+            };
+            let (user, relay) = (redeemed.text(0)?, redeemed.bool(1)?);
+            tx.exec(
+                "INSERT INTO devices
+                    (device_id, user_id, token_hash, app_version, enrolled_ms, expires_ms, relay)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                args![
+                    device.as_str(),
+                    user.as_str(),
+                    &token_hash[..],
+                    app_version,
+                    now_ms,
+                    token_expires_ms,
+                    relay
+                ],
+            )?;
+            user.parse()
+                .map(Some)
+                .map_err(|_| StoreError("a malformed user id".into()))
+        })
+    }
+
+    fn device_by_token(&self, token_hash: &[u8; 32]) -> StoreResult<Option<DeviceRecord>> {
+        self.read(|tx| {
+            tx.row(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE token_hash = ?1"),
+                args![&token_hash[..]],
+            )?
+            .as_ref()
+            .map(device_row)
+            .transpose()
+        })
+    }
+
+    fn revoke(&self, device: DeviceId, now_ms: i64) -> StoreResult<bool> {
+        let n = self.write(|tx| {
+            tx.exec(
+                "UPDATE devices SET revoked_ms = ?2 WHERE device_id = ?1 AND revoked_ms IS NULL",
+                args![device.to_string(), now_ms],
+            )
+        })?;
+        Ok(n > 0)
+    }
+
+    fn devices(&self) -> StoreResult<Vec<DeviceRecord>> {
+        self.read(|tx| {
+            tx.rows(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY enrolled_ms"),
+                &[],
+            )?
+            .iter()
+            .map(device_row)
+            .collect()
+        })
+    }
+
+    fn append(
+        &self,
+        device: DeviceId,
+        entries: &[LogEntry],
+        scopes: &[(DocId, DocScope)],
+        now_ms: i64,
+    ) -> StoreResult<u64> {
+        let dev = device.to_string();
+        self.db.transaction(Mode::Append, |tx| {
+            // The device's row first, as a pull takes it first: no deadlock.
+            tx.exec(
+                "UPDATE devices SET last_seen_ms = ?2 WHERE device_id = ?1",
+                args![dev.as_str(), now_ms],
+            )?;
+            for e in entries {
+                tx.exec(
+                    "INSERT INTO log (hash, doc_id, device_id, bytes, received_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                    args![
+                        &e.hash[..],
+                        e.doc.as_str(),
+                        dev.as_str(),
+                        &e.bytes[..],
+                        now_ms
+                    ],
+                )?;
+            }
+            for (doc, s) in scopes {
+                tx.exec(
+                    "INSERT INTO doc_scope (doc_id, grid, dept) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (doc_id) DO UPDATE SET grid = excluded.grid, dept = excluded.dept",
+                    args![
+                        doc.as_str(),
+                        s.grid.as_str(),
+                        s.dept.as_ref().map(|d| d.as_str())
+                    ],
+                )?;
+                for (hash, by) in &s.photos {
+                    tx.exec(
+                        "INSERT INTO doc_photos (doc_id, hash, added_by) VALUES (?1, ?2, ?3)
+                         ON CONFLICT DO NOTHING",
+                        args![doc.as_str(), hash.as_str(), by.as_str()],
+                    )?;
+                }
+                tx.exec(
+                    "INSERT INTO device_docs (device_id, doc_id, sent_page) VALUES (?1, ?2, 0)
+                     ON CONFLICT (device_id, doc_id) DO UPDATE SET sent_page = 0",
+                    args![dev.as_str(), doc.as_str()],
+                )?;
+            }
+            Self::top(tx)
+        })
+    }
+
+    fn lock_pushes(&self) -> StoreResult<Box<dyn Held + '_>> {
+        self.db.lock_pushes()
+    }
+
+    fn shared(&self) -> bool {
+        self.db.shared()
+    }
+
+    fn log_top(&self) -> StoreResult<u64> {
+        self.read(|tx| Self::top(tx))
+    }
+
+    fn pull(
+        &self,
+        device: DeviceId,
+        vis: &Visibility,
+        ask: &PullAsk<'_>,
+        now_ms: i64,
+    ) -> StoreResult<PullPage> {
+        let dev = device.to_string();
+        let cursor = ask.cursor;
+        self.write(|tx| {
+            // Everything up to `top` is committed (appends become visible in
+            // order), so the cursor may move up to it and never past a change
+            // still being committed.
+            let top = Self::top(tx)?;
+            let page_no = tx
+                .one(
+                    "UPDATE devices SET last_page = last_page + 1 WHERE device_id = ?1
+                     RETURNING last_page",
+                    args![dev.as_str()],
+                )?
+                .count(0)?;
+            // Histories sent in a page the device never applied must be sent again.
+            tx.exec(
+                "DELETE FROM device_docs WHERE device_id = ?1 AND sent_page > ?2",
+                args![dev.as_str(), ask.ack_page],
+            )?;
+            for doc in ask.purged {
+                tx.exec(
+                    "DELETE FROM device_docs WHERE device_id = ?1 AND doc_id = ?2",
+                    args![dev.as_str(), doc.as_str()],
+                )?;
+            }
+            let mut fill = Filling {
+                page: PullPage {
+                    cursor,
+                    page: page_no,
+                    ..Default::default()
+                },
+                bytes: 0,
+                max_bytes: ask.max_bytes,
+                sent_docs: Vec::new(),
+            };
+            let full = pull_new_documents(tx, &dev, vis, cursor, &mut fill)?
+                || pull_log(tx, &dev, vis, top, &mut fill)?;
+            if !full {
+                // Nothing more for this device: skip past what it may not see.
+                fill.page.cursor = fill.page.cursor.max(top);
+            }
+            fill.page.more = full;
+            for doc in &fill.sent_docs {
+                tx.exec(
+                    "INSERT INTO device_docs (device_id, doc_id, sent_page) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO NOTHING",
+                    args![dev.as_str(), doc.as_str(), page_no],
+                )?;
+            }
+            fill.page.purge = tx
+                .rows(
+                    &format!(
+                        "SELECT d.doc_id FROM device_docs d JOIN doc_scope s USING (doc_id)
+                         WHERE d.device_id = ?1 AND NOT {VISIBLE}"
+                    ),
+                    &device_vis_args(&dev, vis, &[]),
+                )?
+                .iter()
+                .map(|r| r.text(0))
+                .collect::<StoreResult<_>>()?;
+            tx.exec(
+                "UPDATE devices SET last_seen_ms = ?2, last_cursor = ?3 WHERE device_id = ?1",
+                args![dev.as_str(), now_ms, cursor],
+            )?;
+            Ok(fill.page)
+        })
+    }
+
+    fn log_len(&self) -> StoreResult<u64> {
+        self.read(|tx| tx.one("SELECT count(*) FROM log", &[])?.count(0))
+    }
+
+    fn cursor_lag(&self) -> StoreResult<(u64, u64, u64)> {
+        self.read(|tx| {
+            let r = tx.one(
+                "SELECT count(*),
+                        CAST(coalesce(sum(CASE WHEN last_cursor < m.top THEN 1 ELSE 0 END), 0) AS BIGINT),
+                        CAST(coalesce(sum(CASE WHEN last_cursor < m.top THEN m.top - last_cursor ELSE 0 END), 0) AS BIGINT)
+                 FROM devices, (SELECT coalesce(max(seq), 0) AS top FROM log) m
+                 WHERE revoked_ms IS NULL",
+                &[],
+            )?;
+            Ok((r.count(0)?, r.count(1)?, r.count(2)?))
+        })
+    }
+
+    fn is_local_device(&self, device: DeviceId) -> StoreResult<bool> {
+        self.exists(
+            "SELECT EXISTS (SELECT 1 FROM devices WHERE device_id = ?1)
+                 OR EXISTS (SELECT 1 FROM console_accounts WHERE device_id = ?1)",
+            args![device.to_string()],
+        )
+    }
+
+    fn log_after(
+        &self,
+        seq: u64,
+        except: Option<DeviceId>,
+        max_bytes: u64,
+    ) -> StoreResult<Vec<(u64, LogEntry)>> {
+        let rows = self.read(|tx| {
+            tx.rows(
+                "SELECT seq, hash, doc_id, bytes FROM log
+                 WHERE seq > ?1 AND (CAST(?2 AS TEXT) IS NULL OR device_id != ?2)
+                 ORDER BY seq LIMIT ?3",
+                args![
+                    seq_arg(seq),
+                    except.map(|d| d.to_string()),
+                    MAX_CHANGES_PER_MESSAGE as i64
+                ],
+            )
+        })?;
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        for r in rows {
+            let change = r.bytes(3)?;
+            if !out.is_empty() && bytes + change.len() as u64 > max_bytes {
+                break;
+            }
+            bytes += change.len() as u64;
+            let hash: [u8; 32] = r
+                .bytes(1)?
+                .try_into()
+                .map_err(|_| StoreError("a log hash is not 32 bytes".into()))?;
+            out.push((
+                r.count(0)?,
+                LogEntry {
+                    hash,
+                    doc: r.parse(2)?,
+                    bytes: change,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    fn blobs_after(&self, after: i64, upto: i64, limit: u32) -> StoreResult<Vec<(i64, String)>> {
+        let pos = self.db.blob_position();
+        self.read(|tx| {
+            tx.rows(
+                &format!(
+                    "SELECT {pos}, hash FROM blobs WHERE {pos} > ?1 AND {pos} <= ?2
+                     ORDER BY {pos} LIMIT ?3"
+                ),
+                args![after, upto, i64::from(limit)],
+            )?
+            .iter()
+            .map(|r| Ok((r.int(0)?, r.text(1)?)))
+            .collect()
+        })
+    }
+
+    fn last_blob(&self) -> StoreResult<i64> {
+        let pos = self.db.blob_position();
+        self.read(|tx| {
+            tx.one(&format!("SELECT coalesce(max({pos}), 0) FROM blobs"), &[])?
+                .int(0)
+        })
+    }
+
+    fn set_metas(&self, values: &[(&str, String)]) -> StoreResult<()> {
+        self.write(|tx| {
+            for (key, value) in values {
+                tx.exec(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    args![*key, value.as_str()],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn meta(&self, key: &str) -> StoreResult<Option<String>> {
+        self.read(|tx| {
+            tx.row("SELECT value FROM meta WHERE key = ?1", args![key])?
+                .map(|r| r.text(0))
+                .transpose()
+        })
+    }
+
+    fn meta_or_insert(&self, key: &str, value: &str) -> StoreResult<String> {
+        self.write(|tx| {
+            tx.exec(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                args![key, value],
+            )?;
+            tx.one("SELECT value FROM meta WHERE key = ?1", args![key])?
+                .text(0)
+        })
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> StoreResult<()> {
+        self.set_metas(&[(key, value.to_owned())])
+    }
+
+    fn backlog(&self, device: DeviceId, vis: &Visibility, cursor: u64) -> StoreResult<u64> {
+        self.read(|tx| {
+            tx.one(
+                &format!(
+                    "SELECT count(*) FROM (SELECT 1 FROM log l JOIN doc_scope s ON s.doc_id = l.doc_id
+                     WHERE l.seq > ?5 AND l.device_id != ?1 AND {VISIBLE} LIMIT {BACKLOG_CAP}) AS b"
+                ),
+                &device_vis_args(&device.to_string(), vis, &[seq_arg(cursor)]),
+            )?
+            .count(0)
+        })
+    }
+
+    fn photo_visible(&self, hash: &str, vis: &Visibility) -> StoreResult<bool> {
+        self.exists(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM doc_photos p JOIN doc_scope s USING (doc_id)
+                 WHERE p.hash = ?1 AND {VISIBLE})"
+            ),
+            &device_vis_args(hash, vis, &[]),
+        )
+    }
+
+    fn photo_attached_by(&self, hash: &str, user: &str) -> StoreResult<bool> {
+        self.exists(
+            "SELECT EXISTS (SELECT 1 FROM doc_photos WHERE hash = ?1 AND added_by = ?2)",
+            args![hash, user],
+        )
+    }
+
+    fn photo_referenced_outside(&self, hash: &str, vis: &Visibility) -> StoreResult<bool> {
+        self.exists(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM doc_photos p JOIN doc_scope s USING (doc_id)
+                 WHERE p.hash = ?1 AND NOT {VISIBLE})"
+            ),
+            &device_vis_args(hash, vis, &[]),
+        )
+    }
+
+    fn blob_size(&self, hash: &str) -> StoreResult<Option<u64>> {
+        self.read(|tx| {
+            tx.row("SELECT size FROM blobs WHERE hash = ?1", args![hash])?
+                .map(|r| r.count(0))
+                .transpose()
+        })
+    }
+
+    fn record_blob(&self, hash: &str, size: u64, now_ms: i64) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.exec(
+                "INSERT INTO blobs (hash, size, stored_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+                args![hash, size, now_ms],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn set_console_password(
+        &self,
+        user: &UserId,
+        password_hash: &str,
+        device: DeviceId,
+    ) -> StoreResult<DeviceId> {
+        self.write(|tx| {
+            tx.exec(
+                "INSERT INTO console_accounts (user_id, password_hash, device_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash",
+                args![user.as_str(), password_hash, device.to_string()],
+            )?;
+            tx.exec(
+                "DELETE FROM console_sessions WHERE user_id = ?1",
+                args![user.as_str()],
+            )?;
+            tx.one(
+                "SELECT device_id FROM console_accounts WHERE user_id = ?1",
+                args![user.as_str()],
+            )?
+            .parse(0)
+        })
+    }
+
+    fn console_account(&self, user: &UserId) -> StoreResult<Option<(String, DeviceId)>> {
+        self.read(|tx| {
+            tx.row(
+                "SELECT password_hash, device_id FROM console_accounts WHERE user_id = ?1",
+                args![user.as_str()],
+            )?
+            .map(|r| Ok((r.text(0)?, r.parse(1)?)))
+            .transpose()
+        })
+    }
+
+    fn create_session(
+        &self,
+        token_hash: &[u8; 32],
+        user: &UserId,
+        csrf: &str,
+        expires_ms: i64,
+    ) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.exec(
+                "INSERT INTO console_sessions (token_hash, user_id, csrf, expires_ms)
+                 VALUES (?1, ?2, ?3, ?4)",
+                args![&token_hash[..], user.as_str(), csrf, expires_ms],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn session(&self, token_hash: &[u8; 32], now_ms: i64) -> StoreResult<Option<(UserId, String)>> {
+        self.write(|tx| {
+            tx.exec(
+                "DELETE FROM console_sessions WHERE expires_ms <= ?1",
+                args![now_ms],
+            )?;
+            tx.row(
+                "SELECT user_id, csrf FROM console_sessions WHERE token_hash = ?1",
+                args![&token_hash[..]],
+            )?
+            .map(|r| Ok((r.parse(0)?, r.text(1)?)))
+            .transpose()
+        })
+    }
+
+    fn end_session(&self, token_hash: &[u8; 32]) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.exec(
+                "DELETE FROM console_sessions WHERE token_hash = ?1",
+                args![&token_hash[..]],
+            )
+        })?;
+        Ok(())
+    }
+}
+
+/// Documents that became visible to the device with history before its cursor
+/// arrive whole. Answers whether the page is full.
+fn pull_new_documents(
+    tx: &mut dyn Tx,
+    dev: &str,
+    vis: &Visibility,
+    cursor: u64,
+    fill: &mut Filling,
+) -> StoreResult<bool> {
+    let docs = tx.rows(
+        &format!(
+            "SELECT s.doc_id FROM doc_scope s
+             WHERE {VISIBLE}
+               AND NOT EXISTS (SELECT 1 FROM device_docs d WHERE d.device_id = ?1 AND d.doc_id = s.doc_id)
+               AND EXISTS (SELECT 1 FROM log l WHERE l.doc_id = s.doc_id AND l.seq <= ?5)"
+        ),
+        &device_vis_args(dev, vis, &[seq_arg(cursor)]),
+    )?;
+    for doc in docs {
+        let doc = doc.text(0)?;
+        let changes = tx
+            .rows(
+                "SELECT bytes FROM log WHERE doc_id = ?1 AND seq <= ?2 ORDER BY seq",
+                args![doc.as_str(), seq_arg(cursor)],
+            )?
+            .iter()
+            .map(|r| r.bytes(0))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let size: u64 = changes.iter().map(|c| c.len() as u64).sum();
+        if !fill.fits(changes.len(), size) {
+            return Ok(true);
+        }
+        fill.bytes += size;
+        fill.page
+            .changes
+            .extend(changes.into_iter().map(|c| (doc.clone(), c)));
+        fill.sent_docs.push(doc);
+    }
+    Ok(false)
+}
+
+/// The log after the cursor, up to `top`, that the device may see and did not push
+/// itself, a batch of rows at a time. Answers whether the page is full.
+fn pull_log(
+    tx: &mut dyn Tx,
+    dev: &str,
+    vis: &Visibility,
+    top: u64,
+    fill: &mut Filling,
+) -> StoreResult<bool> {
+    loop {
+        let rows = tx.rows(
+            &format!(
+                "SELECT l.seq, l.doc_id, l.bytes, l.device_id = ?1 FROM log l JOIN doc_scope s USING (doc_id)
+                 WHERE l.seq > ?5 AND l.seq <= ?6 AND {VISIBLE} ORDER BY l.seq LIMIT ?7"
+            ),
+            &device_vis_args(
+                dev,
+                vis,
+                &[seq_arg(fill.page.cursor), seq_arg(top), Value::Int(PULL_BATCH)],
+            ),
+        )?;
+        let last_batch = (rows.len() as i64) < PULL_BATCH;
+        for r in rows {
+            let doc = r.text(1)?;
+            if !r.bool(3)? {
+                let change = r.bytes(2)?;
+                if !fill.fits(1, change.len() as u64) {
+                    return Ok(true);
+                }
+                fill.bytes += change.len() as u64;
+                fill.page.changes.push((doc.clone(), change));
+            }
+            fill.page.cursor = r.count(0)?;
+            fill.sent_docs.push(doc);
+        }
+        if last_batch {
+            return Ok(false);
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The embedded default: SQLite (`relay.db` in the data folder), one connection,
+//! one node.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::sql::{Database, Held, Mode, Row, Tx, Value};
+use super::{StoreError, StoreResult};
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+const MIGRATIONS: &[&str] = &[
+    r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+    CREATE TABLE enrollments (
+        code_hash  BLOB PRIMARY KEY,
+        user_id    TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        used_ms    INTEGER,
+        device_id  TEXT
+    ) STRICT;
+    CREATE TABLE devices (
+        device_id    TEXT PRIMARY KEY,
+        user_id      TEXT NOT NULL,
+        token_hash   BLOB NOT NULL UNIQUE,
+        app_version  TEXT NOT NULL,
+        enrolled_ms  INTEGER NOT NULL,
+        expires_ms   INTEGER NOT NULL,
+        revoked_ms   INTEGER,
+        last_seen_ms INTEGER,
+        last_cursor  INTEGER NOT NULL DEFAULT 0,
+        last_page    INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    -- The change log: the server's sequence is its rowid.
+    CREATE TABLE log (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        hash        BLOB NOT NULL UNIQUE,
+        doc_id      TEXT NOT NULL,
+        device_id   TEXT NOT NULL,
+        bytes       BLOB NOT NULL,
+        received_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX log_doc ON log (doc_id, seq);
+    CREATE TABLE doc_scope (
+        doc_id TEXT PRIMARY KEY,
+        grid   TEXT NOT NULL,
+        dept   TEXT
+    ) STRICT;
+    CREATE INDEX doc_scope_grid ON doc_scope (grid);
+    CREATE INDEX doc_scope_dept ON doc_scope (dept);
+    -- Documents each device holds. `sent_page` is the pull page that carried them
+    -- (0: the device pushed them); until the device acknowledges that page, it may
+    -- not have applied it, and a lost answer must be sent again.
+    CREATE TABLE device_docs (
+        device_id TEXT NOT NULL,
+        doc_id    TEXT NOT NULL,
+        sent_page INTEGER NOT NULL,
+        PRIMARY KEY (device_id, doc_id)
+    ) STRICT, WITHOUT ROWID;
+"#,
+    r#"
+    -- Photos: the blobs stored (files in the data folder's `blobs/`), and which
+    -- documents refer to which photo (a device may move only photos of documents
+    -- it may see).
+    CREATE TABLE blobs (
+        hash      TEXT PRIMARY KEY,
+        size      INTEGER NOT NULL,
+        stored_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE doc_photos (
+        doc_id   TEXT NOT NULL,
+        hash     TEXT NOT NULL,
+        added_by TEXT NOT NULL,
+        PRIMARY KEY (doc_id, hash)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX doc_photos_hash ON doc_photos (hash);
+"#,
+    r#"
+    -- The web console: password accounts (Argon2 PHC strings), each acting through a
+    -- device of its own, and sessions (hashed tokens) with their CSRF tokens.
+    CREATE TABLE console_accounts (
+        user_id       TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        device_id     TEXT NOT NULL UNIQUE
+    ) STRICT;
+    CREATE TABLE console_sessions (
+        token_hash BLOB PRIMARY KEY,
+        user_id    TEXT NOT NULL,
+        csrf       TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX console_sessions_user ON console_sessions (user_id);
+"#,
+    r#"
+    -- Tiers: a device may be a downstream relay (a town server syncing upward).
+    ALTER TABLE enrollments ADD COLUMN relay INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE devices ADD COLUMN relay INTEGER NOT NULL DEFAULT 0;
+"#,
+];
+
+/// `relay.db`: one connection, so one transaction at a time, for one node.
+pub struct SqliteDb {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteDb {
+    /// Open (creating or migrating) the database at `path`.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(StoreError(format!(
+                "{} has schema version {version}, newer than this server",
+                path.display()
+            )));
+        }
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(step)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(SqliteDb {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Value::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Value::Int(v) => ToSqlOutput::Borrowed(ValueRef::Integer(*v)),
+            Value::Bool(b) => ToSqlOutput::Borrowed(ValueRef::Integer(i64::from(*b))),
+            Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Value::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+        })
+    }
+}
+
+impl Tx for rusqlite::Transaction<'_> {
+    fn exec(&mut self, sql: &str, args: &[Value]) -> StoreResult<u64> {
+        let mut stmt = self.prepare_cached(sql)?;
+        Ok(stmt.execute(rusqlite::params_from_iter(args))? as u64)
+    }
+
+    fn rows(&mut self, sql: &str, args: &[Value]) -> StoreResult<Vec<Row>> {
+        let mut stmt = self.prepare_cached(sql)?;
+        let width = stmt.column_count();
+        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let mut values = Vec::with_capacity(width);
+            for i in 0..width {
+                values.push(match r.get_ref(i)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(v) => Value::Int(v),
+                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
+                    ValueRef::Real(f) => {
+                        return Err(StoreError(format!("column {i}: unexpected number {f}")))
+                    }
+                });
+            }
+            out.push(Row(values));
+        }
+        Ok(out)
+    }
+}
+
+impl Database for SqliteDb {
+    fn transaction<T>(
+        &self,
+        mode: Mode,
+        f: impl FnOnce(&mut dyn Tx) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut conn = self.conn();
+        let behavior = match mode {
+            Mode::Read => TransactionBehavior::Deferred,
+            Mode::Write | Mode::Append => TransactionBehavior::Immediate,
+        };
+        let mut tx = conn.transaction_with_behavior(behavior)?;
+        let out = f(&mut tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn lock_pushes(&self) -> StoreResult<Box<dyn Held + '_>> {
+        // One node: its replica is written only by this process, whose engine
+        // and connection already take one write at a time.
+        Ok(Box::new(()))
+    }
+
+    fn blob_position(&self) -> &'static str {
+        "rowid"
+    }
+
+    fn shared(&self) -> bool {
+        false
+    }
+}
