@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use gridsync_server::blobstore::S3Config;
+use gridsync_server::relay::Storage;
 use serde::Deserialize;
 
 /// Default data folder.
@@ -11,11 +13,69 @@ pub const DEFAULT_DATA: &str = "gridsync-data";
 /// Default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 
+/// Where what the relay's nodes share is kept (flags, each also from the
+/// environment; `serve` also reads them from its config file).
+#[derive(clap::Args, Debug, Default)]
+pub struct StorageArgs {
+    /// PostgreSQL shared by several nodes, `postgres://user:password@host:port/db`
+    /// [default: relay.db in the data folder].
+    #[arg(long, env = "GRIDSYNC_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// An S3-compatible object store for photos, `s3://bucket` or
+    /// `s3://bucket/prefix`; keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
+    /// [default: blobs/ in the data folder].
+    #[arg(long, env = "GRIDSYNC_PHOTOS_URL")]
+    photos_url: Option<String>,
+    /// The object store's endpoint, for a store other than AWS (MinIO, Ceph, a
+    /// cloud's S3-compatible service).
+    #[arg(long, env = "GRIDSYNC_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// The object store's region.
+    #[arg(long, env = "GRIDSYNC_S3_REGION")]
+    s3_region: Option<String>,
+    /// Allow a plain-HTTP endpoint (an object store on the same private network).
+    #[arg(long, env = "GRIDSYNC_S3_ALLOW_HTTP")]
+    s3_allow_http: bool,
+}
+
+impl StorageArgs {
+    /// These settings over `file`'s.
+    fn over(self, file: StorageArgs) -> StorageArgs {
+        StorageArgs {
+            database_url: self.database_url.or(file.database_url),
+            photos_url: self.photos_url.or(file.photos_url),
+            s3_endpoint: self.s3_endpoint.or(file.s3_endpoint),
+            s3_region: self.s3_region.or(file.s3_region),
+            s3_allow_http: self.s3_allow_http || file.s3_allow_http,
+        }
+    }
+
+    /// The storage these settings name.
+    pub fn storage(self) -> Result<Storage, String> {
+        if self.photos_url.is_none()
+            && (self.s3_endpoint.is_some() || self.s3_region.is_some() || self.s3_allow_http)
+        {
+            return Err("s3_endpoint, s3_region and s3_allow_http need photos_url".into());
+        }
+        Ok(Storage {
+            database_url: self.database_url,
+            photos: self.photos_url.map(|url| S3Config {
+                url,
+                endpoint: self.s3_endpoint,
+                region: self.s3_region,
+                allow_http: self.s3_allow_http,
+                ..S3Config::default()
+            }),
+        })
+    }
+}
+
 /// Flags (each also from the environment).
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
     /// A TOML file with `listen`, `data`, `directory`, `token_days`,
-    /// `upstream_interval_secs`, `tls_cert` and `tls_key` keys.
+    /// `upstream_interval_secs`, `tls_cert`, `tls_key`, `database_url`,
+    /// `photos_url`, `s3_endpoint`, `s3_region` and `s3_allow_http` keys.
     #[arg(long, env = "GRIDSYNC_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:7878].
@@ -40,11 +100,19 @@ pub struct ServeArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, env = "GRIDSYNC_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    storage: StorageArgs,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct FileSettings {
+    database_url: Option<String>,
+    photos_url: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    #[serde(default)]
+    s3_allow_http: bool,
     listen: Option<SocketAddr>,
     data: Option<PathBuf>,
     directory: Option<PathBuf>,
@@ -69,6 +137,8 @@ pub struct Settings {
     pub upstream_interval_secs: u64,
     /// HTTPS, when a certificate and key are configured.
     pub tls: Option<gridsync_server::http::Tls>,
+    /// The database and photo store.
+    pub storage: Storage,
 }
 
 impl ServeArgs {
@@ -93,8 +163,19 @@ impl ServeArgs {
                 return Err("TLS needs both a certificate (tls_cert) and its key (tls_key)".into())
             }
         };
+        let storage = self
+            .storage
+            .over(StorageArgs {
+                database_url: file.database_url,
+                photos_url: file.photos_url,
+                s3_endpoint: file.s3_endpoint,
+                s3_region: file.s3_region,
+                s3_allow_http: file.s3_allow_http,
+            })
+            .storage()?;
         Ok(Settings {
             tls,
+            storage,
             listen: self
                 .listen
                 .or(file.listen)

@@ -39,6 +39,8 @@ enum Command {
         /// The relay's data folder.
         #[arg(long, env = "GRIDSYNC_DATA", default_value = config::DEFAULT_DATA)]
         data: PathBuf,
+        #[command(flatten)]
+        storage: config::StorageArgs,
         #[command(subcommand)]
         which: AdminCommand,
     },
@@ -185,7 +187,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { settings } => serve(settings),
-        Command::Admin { data, which } => admin(&data, which),
+        Command::Admin {
+            data,
+            storage,
+            which,
+        } => storage
+            .storage()
+            .map_err(Into::into)
+            .and_then(|storage| admin(&data, &storage, which)),
         Command::Demo { data, lang, keep } => demo::run(data, lang, keep),
         Command::Bench {
             which: BenchCommand::Device { cases, samples },
@@ -236,7 +245,17 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 .map_err(|e| format!("cannot read directory file {}: {e}", p.display()))
         })
         .transpose()?;
-    let mut relay = Relay::open(&settings.data, directory.as_deref())?;
+    let mut relay = Relay::open_with(&settings.data, directory.as_deref(), &settings.storage)?;
+    tracing::info!(
+        database = if settings.storage.database_url.is_some() { "postgres" } else { "sqlite" },
+        photos = %relay.photo_store(),
+        "storage"
+    );
+    if settings.storage.database_url.is_some() && settings.storage.photos.is_none() {
+        tracing::warn!(
+            "photos are kept in this node's data folder: several nodes need an object store (photos_url)"
+        );
+    }
     relay.set_token_lifetime(chrono::Duration::days(settings.token_days.into()));
     let relay = Arc::new(relay);
     let runtime = tokio::runtime::Runtime::new()?;
@@ -288,9 +307,13 @@ async fn sync_upward(
     }
 }
 
-fn admin(data: &std::path::Path, which: AdminCommand) -> Result<(), Box<dyn std::error::Error>> {
+fn admin(
+    data: &std::path::Path,
+    storage: &gridsync_server::relay::Storage,
+    which: AdminCommand,
+) -> Result<(), Box<dyn std::error::Error>> {
     // Opened by the commands that use it: a restore writes the folder first.
-    let open = || Relay::open(data, None);
+    let open = || Relay::open_with(data, None, storage);
     match which {
         AdminCommand::Restore { from } => {
             let done = gridsync_server::backup::restore(&from, data)?;

@@ -105,7 +105,7 @@ pub struct Relay {
 }
 
 /// Where a relay keeps what its nodes share.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Storage {
     /// PostgreSQL (`postgres://user:password@host/database`), shared by every node;
     /// `None`: `relay.db` in the data folder.
@@ -113,6 +113,16 @@ pub struct Storage {
     /// An S3-compatible object store for photos; `None`: `blobs/` in the data
     /// folder (several nodes need a store they all reach).
     pub photos: Option<crate::blobstore::S3Config>,
+}
+
+impl std::fmt::Debug for Storage {
+    /// Without the database URL, which may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("postgres", &self.database_url.is_some())
+            .field("photos", &self.photos)
+            .finish()
+    }
 }
 
 /// How many bytes of changes a catch-up reads at once.
@@ -230,6 +240,11 @@ impl Relay {
     /// The server's replica (for the console and tests).
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Where photos are kept, for logs (no secrets).
+    pub fn photo_store(&self) -> String {
+        self.blobs.describe()
     }
 
     /// The relay's store.
