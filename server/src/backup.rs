@@ -1,21 +1,35 @@
-//! Backup and restore of a relay's data folder on the embedded default (SQLite and
-//! local disk), safe while `gridsync serve` runs.
+//! Backup and restore of a relay, safe while `gridsync serve` runs, on either
+//! database.
 //!
-//! A backup copies `relay.db` first, then `server.db` (each with `VACUUM INTO`: a
-//! consistent snapshot, checked with `PRAGMA integrity_check`), then the photo
-//! files. A push commits to `server.db` before the log in `relay.db`, so every
-//! change the copied log names is in the copied replica; photos are written before
-//! they are recorded, so every recorded photo's file is there. Changes acknowledged
-//! after the copy began are not in it: devices that pushed them keep them (they
-//! were acknowledged), so a restored relay misses them until those devices are
-//! enrolled again with their data.
+//! - **SQLite** (the embedded default): `relay.db` first, then `server.db`, each
+//!   with `VACUUM INTO` (a consistent snapshot, checked with `PRAGMA
+//!   integrity_check`). A push commits to `server.db` before the log in
+//!   `relay.db`, so every change the copied log names is in the copied replica.
+//! - **PostgreSQL**: `pg_dump` of the shared database (one consistent snapshot) into
+//!   `relay.pgdump`. Nodes' replicas are caches and are not backed up: after a
+//!   restore, every node starts with an empty data folder and rebuilds its replica
+//!   from the restored log.
+//!
+//! Then the photos every backed-up database records, read from the photo store
+//! (local folder or object store) into the backup's `blobs/`. Photos are stored
+//! before they are recorded, so every recorded photo is there. Changes
+//! acknowledged after the snapshot are not in the backup: devices that pushed them
+//! keep them (they were acknowledged), so a restored relay misses them until those
+//! devices are enrolled again with their data.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::process::Command;
 
 use rusqlite::Connection;
 
-/// The files of a data folder that a backup holds.
+use crate::blobstore::{open_blob_store, BlobStore, LocalBlobStore};
+use crate::relay::store::{open_store, RelayStore};
+use crate::relay::Storage;
+
+/// The files of a SQLite relay's data folder that a backup holds.
 const DATABASES: [&str; 2] = ["relay.db", "server.db"];
+/// A PostgreSQL relay's dump in a backup.
+const PG_DUMP: &str = "relay.pgdump";
 const BLOBS: &str = "blobs";
 
 /// What a backup or restore did.
@@ -63,70 +77,185 @@ fn check(path: &Path) -> Result<()> {
     }
 }
 
-/// Copy photo files from `from` to `to` (content-addressed: a file present is the
-/// same file), skipping uploads still in progress.
-fn copy_blobs(from: &Path, to: &Path) -> Result<usize> {
-    let mut copied = 0;
-    if !from.exists() {
-        return Ok(0);
-    }
-    for shard in std::fs::read_dir(from).map_err(io(from))? {
-        let shard = shard.map_err(io(from))?.path();
-        if !shard.is_dir() || shard.file_name().is_some_and(|n| n == "partial") {
-            continue;
+/// Copy every photo `store` records from `from` to `to`.
+fn copy_photos(store: &dyn RelayStore, from: &dyn BlobStore, to: &dyn BlobStore) -> Result<usize> {
+    let last = store.last_blob().map_err(|e| e.to_string())?;
+    let (mut after, mut copied) = (0, 0);
+    loop {
+        let batch = store
+            .blobs_after(after, last, 500)
+            .map_err(|e| e.to_string())?;
+        let Some(&(position, _)) = batch.last() else {
+            return Ok(copied);
+        };
+        for (_, hash) in batch {
+            let hash = hash
+                .parse()
+                .map_err(|_| format!("a recorded photo has a malformed hash: {hash}"))?;
+            let bytes = from.read(&hash).map_err(|e| e.to_string())?;
+            to.put(&hash, &bytes).map_err(|e| e.to_string())?;
+            copied += 1;
         }
-        let target: PathBuf = to.join(shard.file_name().unwrap_or_default());
-        std::fs::create_dir_all(&target).map_err(io(&target))?;
-        for file in std::fs::read_dir(&shard).map_err(io(&shard))? {
-            let file = file.map_err(io(&shard))?.path();
-            let dest = target.join(file.file_name().unwrap_or_default());
-            if file.is_file() && !dest.exists() {
-                std::fs::copy(&file, &dest).map_err(io(&file))?;
-                copied += 1;
+        after = position;
+    }
+}
+
+/// Arguments and environment that point PostgreSQL's tools at `url`, with the
+/// password in the environment rather than on a command line others can see.
+fn libpq(command: &str, url: &str) -> Result<Command> {
+    let config: postgres::Config = url
+        .parse()
+        .map_err(|e| format!("database_url is not a PostgreSQL URL: {e}"))?;
+    let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
+    let mut info = Vec::new();
+    for host in config.get_hosts() {
+        match host {
+            postgres::config::Host::Tcp(h) => info.push(format!("host={}", quote(h))),
+            postgres::config::Host::Unix(p) => {
+                info.push(format!("host={}", quote(&p.to_string_lossy())))
             }
         }
     }
-    Ok(copied)
+    if let Some(port) = config.get_ports().first() {
+        info.push(format!("port={port}"));
+    }
+    if let Some(user) = config.get_user() {
+        info.push(format!("user={}", quote(user)));
+    }
+    if let Some(db) = config.get_dbname() {
+        info.push(format!("dbname={}", quote(db)));
+    }
+    let mut cmd = Command::new(command);
+    cmd.arg("--dbname").arg(info.join(" "));
+    if let Some(password) = config.get_password() {
+        cmd.env("PGPASSWORD", String::from_utf8_lossy(password).into_owned());
+    }
+    Ok(cmd)
 }
 
-/// Back up the data folder `data` into the new or empty folder `to`.
-pub fn backup(data: &Path, to: &Path) -> Result<Copied> {
-    for name in DATABASES {
-        if !data.join(name).exists() {
-            return Err(format!(
-                "{} has no {name}: not a relay's data folder",
-                data.display()
-            ));
+/// Run a PostgreSQL tool, saying clearly if it is missing or fails.
+fn run(mut cmd: Command, what: &str) -> Result<()> {
+    let out = cmd.output().map_err(|e| {
+        format!("cannot run {what} ({e}); install PostgreSQL's client tools (Debian: postgresql-client)")
+    })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Back up the relay (`data`, `storage`) into the new or empty folder `to`.
+pub fn backup(data: &Path, storage: &Storage, to: &Path) -> Result<Copied> {
+    if storage.database_url.is_none() {
+        for name in DATABASES {
+            if !data.join(name).exists() {
+                return Err(format!(
+                    "{} has no {name}: not a relay's data folder",
+                    data.display()
+                ));
+            }
         }
     }
     empty_target(to)?;
     let mut done = Copied::default();
-    for name in DATABASES {
-        let (source, copy) = (data.join(name), to.join(name));
-        let conn = Connection::open(&source).map_err(sqlite(&source))?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(sqlite(&source))?;
-        conn.execute("VACUUM INTO ?1", [copy.to_string_lossy()])
-            .map_err(sqlite(&source))?;
-        check(&copy)?;
-        done.databases += 1;
+    match &storage.database_url {
+        Some(url) => {
+            let mut dump = libpq("pg_dump", url)?;
+            dump.args(["--format=custom", "--no-owner", "--file"])
+                .arg(to.join(PG_DUMP));
+            run(dump, "pg_dump")?;
+            done.databases = 1;
+        }
+        None => {
+            for name in DATABASES {
+                let (source, copy) = (data.join(name), to.join(name));
+                let conn = Connection::open(&source).map_err(sqlite(&source))?;
+                conn.busy_timeout(std::time::Duration::from_secs(30))
+                    .map_err(sqlite(&source))?;
+                conn.execute("VACUUM INTO ?1", [copy.to_string_lossy()])
+                    .map_err(sqlite(&source))?;
+                check(&copy)?;
+                done.databases += 1;
+            }
+        }
     }
-    done.photos = copy_blobs(&data.join(BLOBS), &to.join(BLOBS))?;
+    // The photos the backed-up database records (the live one records at least
+    // those).
+    let store = open_store(data, storage.database_url.as_deref()).map_err(|e| e.to_string())?;
+    let photos = open_blob_store(storage.photos.as_ref(), data).map_err(|e| e.to_string())?;
+    done.photos = copy_photos(
+        store.as_ref(),
+        photos.as_ref(),
+        &LocalBlobStore::at(&to.join(BLOBS)),
+    )?;
     Ok(done)
 }
 
-/// Restore a backup `from` into the new or empty data folder `data`.
-pub fn restore(from: &Path, data: &Path) -> Result<Copied> {
-    for name in DATABASES {
-        check(&from.join(name))?;
+/// Restore the backup `from` into the relay (`data`, `storage`): a new or empty
+/// data folder, and, on PostgreSQL, an empty database.
+pub fn restore(from: &Path, data: &Path, storage: &Storage) -> Result<Copied> {
+    let pg = from.join(PG_DUMP).exists();
+    match (&storage.database_url, pg) {
+        (Some(_), false) => {
+            return Err(format!(
+                "{} is a SQLite relay's backup; restore it without database_url",
+                from.display()
+            ))
+        }
+        (None, true) => {
+            return Err(format!(
+                "{} is a PostgreSQL relay's backup; give the database_url to restore it into",
+                from.display()
+            ))
+        }
+        (None, false) => {
+            for name in DATABASES {
+                check(&from.join(name))?;
+            }
+        }
+        (Some(_), true) => {}
     }
     empty_target(data)?;
     let mut done = Copied::default();
-    for name in DATABASES {
-        let (copy, target) = (from.join(name), data.join(name));
-        std::fs::copy(&copy, &target).map_err(io(&copy))?;
-        done.databases += 1;
+    match &storage.database_url {
+        Some(url) => {
+            let mut client = postgres::Client::connect(url, postgres::NoTls)
+                .map_err(|e| format!("cannot reach the database: {e}"))?;
+            let tables: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
+                    &[],
+                )
+                .and_then(|r| r.try_get(0))
+                .map_err(|e| e.to_string())?;
+            if tables > 0 {
+                return Err("the database is not empty; restore into a new, empty database".into());
+            }
+            let mut restore = libpq("pg_restore", url)?;
+            restore
+                .args(["--no-owner", "--exit-on-error", "--single-transaction"])
+                .arg(from.join(PG_DUMP));
+            run(restore, "pg_restore")?;
+            done.databases = 1;
+        }
+        None => {
+            for name in DATABASES {
+                let (copy, target) = (from.join(name), data.join(name));
+                std::fs::copy(&copy, &target).map_err(io(&copy))?;
+                done.databases += 1;
+            }
+        }
     }
-    done.photos = copy_blobs(&from.join(BLOBS), &data.join(BLOBS))?;
+    let store = open_store(data, storage.database_url.as_deref()).map_err(|e| e.to_string())?;
+    let photos = open_blob_store(storage.photos.as_ref(), data).map_err(|e| e.to_string())?;
+    done.photos = copy_photos(
+        store.as_ref(),
+        &LocalBlobStore::at(&from.join(BLOBS)),
+        photos.as_ref(),
+    )?;
     Ok(done)
 }

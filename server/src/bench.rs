@@ -13,7 +13,7 @@ use gridsync_core::{
 use serde_json::json;
 
 use crate::sim::{self, SimClock};
-use gridsync_server::relay::Relay;
+use gridsync_server::relay::{Relay, Storage};
 
 type BenchResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
@@ -429,7 +429,7 @@ fn peak_rss_mb(pid: u32) -> Option<f64> {
 pub fn sync(docs: usize, server: Option<String>, data: Option<std::path::PathBuf>) -> BenchResult {
     let dir = tempfile::tempdir()?;
     let relay = match (server, data) {
-        (Some(url), Some(data)) => sim::RelayProcess::external(&url, &data),
+        (Some(url), Some(data)) => sim::RelayProcess::external(&url, &data, &Storage::default()),
         (None, None) => sim::RelayProcess::start(&dir.path().join("relay"))?,
         _ => {
             return Err(
@@ -710,35 +710,39 @@ struct DeviceRun {
 pub fn load(
     devices: usize,
     minutes: f64,
+    nodes: usize,
     servers: Vec<String>,
     data: Option<std::path::PathBuf>,
+    storage: &Storage,
 ) -> BenchResult {
     if devices == 0 || !(minutes > 0.0 && minutes <= 24.0 * 60.0) {
         return Err("--devices must be at least 1 and --minutes between 0 and 1440".into());
     }
+    if !(1..=16).contains(&nodes) {
+        return Err("--nodes must be 1 to 16".into());
+    }
+    if nodes > 1 && storage.database_url.is_none() {
+        return Err("several nodes need a shared database: give --database-url".into());
+    }
     let dir = tempfile::tempdir()?;
-    let (relays, data): (Vec<sim::RelayProcess>, std::path::PathBuf) =
-        match (servers.is_empty(), data) {
-            (true, None) => {
-                let data = dir.path().join("relay");
-                (vec![sim::RelayProcess::start(&data)?], data)
-            }
-            (false, Some(data)) => (
-                servers
-                    .iter()
-                    .map(|url| sim::RelayProcess::external(url, &data))
-                    .collect(),
-                data,
-            ),
-            _ => {
-                return Err(
-                    "--server needs --data (a relay's data folder, for enrollment codes)".into(),
-                )
-            }
-        };
+    let relays: Vec<sim::RelayProcess> = match (servers.is_empty(), data) {
+        // Each node its own data folder (its replica), all on `storage`.
+        (true, None) => (0..nodes)
+            .map(|n| sim::RelayProcess::start_on(&dir.path().join(format!("node{n}")), storage))
+            .collect::<BenchResult<_>>()?,
+        (false, Some(data)) => servers
+            .iter()
+            .map(|url| sim::RelayProcess::external(url, &data, storage))
+            .collect(),
+        _ => {
+            return Err(
+                "--server needs --data (a relay's data folder, for enrollment codes)".into(),
+            )
+        }
+    };
     let folder = dir.path().join("devices");
     std::fs::create_dir_all(&folder)?;
-    let directory = Relay::open(&data, None)?.engine().directory()?;
+    let directory = relays[0].open()?.engine().directory()?;
     let workers: Vec<String> = directory
         .users()
         .iter()
@@ -784,7 +788,7 @@ pub fn load(
             }
         }
     }
-    let (exactly_once, converged) = check_load(&data, &engines)?;
+    let (exactly_once, converged) = check_load(&relays[0].open()?, &engines)?;
     let mut sync_ms: Vec<f64> = runs
         .iter()
         .flat_map(|r| r.sync_ms.iter().copied())
@@ -803,6 +807,7 @@ pub fn load(
             "bench": "load",
             "devices": devices,
             "servers": urls.len(),
+            "database": if storage.database_url.is_some() { "postgres" } else { "sqlite" },
             "minutes": minutes,
             "syncs": syncs,
             "syncs_per_s": syncs as f64 / elapsed,
@@ -895,8 +900,7 @@ fn run_device(i: usize, engine: &Engine, urls: &[String], deadline: Instant) -> 
 /// Whether every device document is on the relay with the same heads (exactly once
 /// in the log by construction: its hash is unique), and every device holds every
 /// document of its grid the relay has.
-fn check_load(data: &std::path::Path, engines: &[Engine]) -> BenchResult<(bool, bool)> {
-    let relay = Relay::open(data, None)?;
+fn check_load(relay: &Relay, engines: &[Engine]) -> BenchResult<(bool, bool)> {
     let server = relay.engine();
     let mut exactly_once = true;
     let mut converged = true;

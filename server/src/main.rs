@@ -153,12 +153,18 @@ enum BenchCommand {
         /// How long, in minutes (fractions allowed).
         #[arg(long, default_value_t = 1.0)]
         minutes: f64,
-        /// Relays to sync with, round-robin (default: start one on SQLite).
+        /// Nodes to start, each with its own data folder, on the given storage
+        /// (several need --database-url).
+        #[arg(long, default_value_t = 1, conflicts_with = "servers")]
+        nodes: usize,
+        /// Relays to sync with, round-robin, instead of starting nodes.
         #[arg(long = "server", requires = "data")]
         servers: Vec<String>,
         /// Their data folder (for enrollment codes and the final check).
         #[arg(long)]
         data: Option<PathBuf>,
+        #[command(flatten)]
+        storage: config::StorageArgs,
     },
     /// Sync: one device pushes N cases made offline, an empty one pulls them.
     Sync {
@@ -210,10 +216,15 @@ fn main() -> ExitCode {
                 BenchCommand::Load {
                     devices,
                     minutes,
+                    nodes,
                     servers,
                     data,
+                    storage,
                 },
-        } => bench::load(devices, minutes, servers, data),
+        } => storage
+            .storage()
+            .map_err(Into::into)
+            .and_then(|storage| bench::load(devices, minutes, nodes, servers, data, &storage)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -258,6 +269,10 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     relay.set_token_lifetime(chrono::Duration::days(settings.token_days.into()));
     let relay = Arc::new(relay);
+    // The relay is dropped last, after the runtime (declared later, so dropped
+    // first on every return): PostgreSQL's connections close by blocking, which
+    // async code must not do.
+    let keep = relay.clone();
     let runtime = tokio::runtime::Runtime::new()?;
     if let Some(link) = relay.upstream()? {
         tracing::info!(upstream = %link.url, "syncing upward");
@@ -281,6 +296,8 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             tracing::info!(%addr, data = %settings.data.display(), scheme, "listening");
         },
     ))?;
+    drop(runtime);
+    drop(keep);
     Ok(())
 }
 
@@ -316,7 +333,7 @@ fn admin(
     let open = || Relay::open_with(data, None, storage);
     match which {
         AdminCommand::Restore { from } => {
-            let done = gridsync_server::backup::restore(&from, data)?;
+            let done = gridsync_server::backup::restore(&from, data, storage)?;
             println!(
                 "restored {} databases and {} photos into {}",
                 done.databases,
@@ -390,7 +407,7 @@ fn admin(
             println!("console password set for {user}");
         }
         AdminCommand::Backup { to } => {
-            let done = gridsync_server::backup::backup(data, &to)?;
+            let done = gridsync_server::backup::backup(data, storage, &to)?;
             println!(
                 "backed up {} databases and {} photos to {}",
                 done.databases,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use gridsync_core::{DeviceId, Engine, Identity};
 
+use gridsync_server::relay::{Relay, Storage};
 use gridsync_server::SAMPLE_DIRECTORY;
 
 /// A clock that only moves when told to.
@@ -64,15 +65,40 @@ pub struct RelayProcess {
     /// Its base URL.
     pub url: String,
     data: std::path::PathBuf,
+    storage: Storage,
+}
+
+/// `storage` as the environment `gridsync serve` reads it (the database URL stays
+/// off the command line, where other users could read it).
+fn storage_env(storage: &Storage) -> Vec<(&'static str, String)> {
+    let mut env = Vec::new();
+    if let Some(url) = &storage.database_url {
+        env.push(("GRIDSYNC_DATABASE_URL", url.clone()));
+    }
+    if let Some(s3) = &storage.photos {
+        env.push(("GRIDSYNC_PHOTOS_URL", s3.url.clone()));
+        env.extend(s3.endpoint.clone().map(|e| ("GRIDSYNC_S3_ENDPOINT", e)));
+        env.extend(s3.region.clone().map(|r| ("GRIDSYNC_S3_REGION", r)));
+        if s3.allow_http {
+            env.push(("GRIDSYNC_S3_ALLOW_HTTP", "true".into()));
+        }
+    }
+    env
 }
 
 impl RelayProcess {
     /// Start this binary's `serve` on `data`, on a free loopback port.
     pub fn start(data: &Path) -> Result<Self, Box<dyn std::error::Error>> {
+        Self::start_on(data, &Storage::default())
+    }
+
+    /// Start a node of a relay on `storage`, with its own data folder `data`.
+    pub fn start_on(data: &Path, storage: &Storage) -> Result<Self, Box<dyn std::error::Error>> {
         use std::io::BufRead;
         let mut child = std::process::Command::new(std::env::current_exe()?)
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
+            .envs(storage_env(storage))
             .env("GRIDSYNC_LOG", "warn")
             .stdout(std::process::Stdio::piped())
             .spawn()?;
@@ -88,17 +114,25 @@ impl RelayProcess {
             child: Some(child),
             url,
             data: data.to_owned(),
+            storage: storage.clone(),
         })
     }
 
-    /// A relay already running at `url` whose data folder is `data` (enrollment
-    /// codes are created there, as `gridsync admin enroll` does).
-    pub fn external(url: &str, data: &Path) -> Self {
+    /// A relay already running at `url` whose data folder is `data` and storage
+    /// `storage` (enrollment codes are created there, as `gridsync admin enroll`
+    /// does).
+    pub fn external(url: &str, data: &Path, storage: &Storage) -> Self {
         RelayProcess {
             child: None,
             url: url.to_owned(),
             data: data.to_owned(),
+            storage: storage.clone(),
         }
+    }
+
+    /// Open the relay this process serves (for admin work and checks).
+    pub fn open(&self) -> Result<Relay, Box<dyn std::error::Error>> {
+        Relay::open_with(&self.data, None, &self.storage)
     }
 
     /// The server's process id, when this started it.
@@ -125,7 +159,8 @@ impl RelayProcess {
         user: &str,
         clock: gridsync_core::Clock,
     ) -> Result<Engine, Box<dyn std::error::Error>> {
-        let code = gridsync_server::relay::Relay::open(&self.data, None)?
+        let code = self
+            .open()?
             .create_enrollment(user)
             .map_err(|e| e.body.message)?;
         let device = DeviceId::random();
@@ -150,7 +185,7 @@ impl RelayProcess {
         user: &str,
         password: &str,
     ) -> Result<(), Box<dyn std::error::Error>> {
-        gridsync_server::relay::Relay::open(&self.data, None)?
+        self.open()?
             .set_console_password(user, password)
             .map_err(|e| e.body.message.into())
     }

@@ -142,6 +142,10 @@ impl r2d2::ManageConnection for Manager {
 /// A PostgreSQL database shared by every node.
 pub struct PgDb {
     pool: r2d2::Pool<Manager>,
+    /// This node's pushes queue here, not on pooled connections: only one of
+    /// them waits for the lock across nodes, and the rest of the pool stays free
+    /// for the one holding it.
+    pushes: std::sync::Mutex<()>,
 }
 
 impl PgDb {
@@ -158,7 +162,10 @@ impl PgDb {
             .min_idle(Some(1))
             .connection_timeout(std::time::Duration::from_secs(10))
             .build(Manager(config))?;
-        Ok(PgDb { pool })
+        Ok(PgDb {
+            pool,
+            pushes: std::sync::Mutex::new(()),
+        })
     }
 }
 
@@ -302,18 +309,21 @@ impl Tx for PgTx<'_> {
     }
 }
 
-/// The push lock, released when dropped.
-struct PushGuard(r2d2::PooledConnection<Manager>);
+/// The push lock, released when dropped: the database's, then this node's.
+struct PushGuard<'a> {
+    conn: r2d2::PooledConnection<Manager>,
+    _node: std::sync::MutexGuard<'a, ()>,
+}
 
-impl Drop for PushGuard {
+impl Drop for PushGuard<'_> {
     fn drop(&mut self) {
         if let Err(e) = self
-            .0
+            .conn
             .client
             .execute("SELECT pg_advisory_unlock($1)", &[&PUSH_LOCK])
         {
             tracing::error!(error = %e, "could not release the push lock; closing its connection");
-            self.0.poisoned = true;
+            self.conn.poisoned = true;
         }
     }
 }
@@ -344,10 +354,11 @@ impl Database for PgDb {
     }
 
     fn lock_pushes(&self) -> StoreResult<Box<dyn Held + '_>> {
+        let node = self.pushes.lock().unwrap_or_else(|e| e.into_inner());
         let mut conn = self.pool.get()?;
         conn.client
             .execute("SELECT pg_advisory_lock($1)", &[&PUSH_LOCK])?;
-        Ok(Box::new(PushGuard(conn)))
+        Ok(Box::new(PushGuard { conn, _node: node }))
     }
 
     fn blob_position(&self) -> &'static str {
