@@ -86,13 +86,17 @@ fn html(status: StatusCode, page: maud::Markup) -> Response {
         .into_response()
 }
 
-/// Run relay work on a blocking thread (SQLite and Automerge are synchronous).
+/// Run relay work on a blocking thread (SQLite and Automerge are synchronous),
+/// on a replica that has caught up with what other nodes stored.
 async fn blocking<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&Relay) -> Result<T, RelayError> + Send + 'static,
 ) -> Result<T, RelayError> {
     let relay = state.relay.clone();
-    tokio::task::spawn_blocking(move || f(&relay))
+    tokio::task::spawn_blocking(move || {
+        relay.catch_up()?;
+        f(&relay)
+    })
         .await
         .unwrap_or_else(|e| Err(RelayError::internal(e)))
 }
