@@ -901,6 +901,7 @@ fn run_device(i: usize, engine: &Engine, urls: &[String], deadline: Instant) -> 
 /// in the log by construction: its hash is unique), and every device holds every
 /// document of its grid the relay has.
 fn check_load(relay: &Relay, engines: &[Engine]) -> BenchResult<(bool, bool)> {
+    relay.catch_up().map_err(|e| e.body.message)?;
     let server = relay.engine();
     let mut exactly_once = true;
     let mut converged = true;

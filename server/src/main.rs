@@ -267,6 +267,8 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             "photos are kept in this node's data folder: several nodes need an object store (photos_url)"
         );
     }
+    // A new node builds its replica from the shared log before it serves.
+    relay.catch_up().map_err(|e| e.body.message)?;
     relay.set_token_lifetime(chrono::Duration::days(settings.token_days.into()));
     let relay = Arc::new(relay);
     // The relay is dropped last, after the runtime (declared later, so dropped

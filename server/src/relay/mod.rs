@@ -142,7 +142,8 @@ impl Relay {
 
     /// Open the relay with `storage`. On a shared database, `data` holds only this
     /// node's replica (`server.db`), a cache brought up to date from the shared
-    /// log; the directory given to any node is kept in the database for the
+    /// log by [`Relay::catch_up`] (pushes and the console do it first; `serve` at
+    /// start); the directory given to any node is kept in the database for the
     /// others.
     pub fn open_with(
         data: &Path,
@@ -183,7 +184,7 @@ impl Relay {
         } else {
             store.log_top()?
         };
-        let relay = Relay {
+        Ok(Relay {
             engine,
             store,
             token_lifetime: chrono::Duration::days(DEFAULT_TOKEN_DAYS),
@@ -192,9 +193,7 @@ impl Relay {
             console_writes: std::sync::Mutex::new(()),
             sign_ins: std::sync::atomic::AtomicUsize::new(0),
             applied: std::sync::atomic::AtomicU64::new(applied),
-        };
-        relay.catch_up().map_err(|e| e.body.message)?;
-        Ok(relay)
+        })
     }
 
     /// Bring this node's replica up to date with the shared log: what other nodes
