@@ -2,6 +2,8 @@
 
 mod access;
 mod backup;
+mod blobstore;
+mod cluster;
 mod console;
 mod faults;
 mod photos;

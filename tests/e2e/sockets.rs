@@ -49,11 +49,17 @@ pub fn start(data: &Path) -> Server {
 
 /// `gridsync serve` with extra flags.
 pub fn start_with(data: &Path, flags: &[&str]) -> Server {
+    start_with_env(data, flags, &[])
+}
+
+/// `gridsync serve` with extra flags and environment variables.
+pub fn start_with_env(data: &Path, flags: &[&str], env: &[(&str, &str)]) -> Server {
     let mut child = gridsync()
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .args(flags)
         .env("GRIDSYNC_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -198,3 +198,4 @@ pub fn postgres_database() -> String {
     let query = base.find('?').map(|q| &base[q..]).unwrap_or("");
     format!("{}/{name}{query}", &base[..path_start])
 }
+pub mod s3;
