@@ -2,7 +2,7 @@
 
 use gridsync_core::{CaseFilter, NewCase};
 
-use crate::sockets::{enroll, gridsync, start};
+use crate::sockets::{enroll, enroll_on, gridsync, start, start_with};
 use crate::workflow::{leak, DISPATCHER, WORKER};
 
 fn admin(data: &std::path::Path, args: &[&str]) -> std::process::Output {
@@ -71,4 +71,85 @@ fn a_backup_taken_while_serving_restores_every_case_and_photo_it_holds() {
         dispatcher.photo(&photo.hash).unwrap(),
         worker.photo(&photo.hash).unwrap()
     );
+}
+
+/// The same on PostgreSQL: `pg_dump` while serving, photos out of the photo store,
+/// and a restore into a new, empty database and a new node.
+#[test]
+fn a_postgres_relay_backed_up_while_serving_restores_into_a_new_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = gridsync_tests::postgres_database();
+    let on_pg = ["--database-url", url.as_str()];
+    let data = dir.path().join("node");
+    let server = start_with(&data, &on_pg);
+    let now: gridsync_core::Clock = std::sync::Arc::new(chrono::Utc::now);
+    let worker = enroll_on(&data, &on_pg, &server, WORKER, dir.path(), now.clone());
+    let photo = worker
+        .ingest_photo(&crate::photos::camera_jpeg(), Some("IMG_0003.jpg"))
+        .unwrap();
+    let id = worker
+        .report_case(NewCase {
+            photos: vec![photo.hash.clone()],
+            ..leak()
+        })
+        .unwrap();
+    worker.sync(&mut |_| {}).unwrap();
+
+    let backup = dir.path().join("backup");
+    let backup_arg = backup.to_string_lossy().into_owned();
+    let out = admin(
+        &data,
+        &["--database-url", &url, "backup", "--to", &backup_arg],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("1 databases and 2 photos"), "{said}");
+    drop(server);
+
+    // A PostgreSQL backup is not restored as a SQLite relay, nor into a database
+    // that is in use.
+    let wrong = admin(&dir.path().join("x"), &["restore", "--from", &backup_arg]);
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("PostgreSQL relay's backup"));
+    let used = admin(
+        &dir.path().join("y"),
+        &["--database-url", &url, "restore", "--from", &backup_arg],
+    );
+    assert!(!used.status.success());
+    assert!(String::from_utf8_lossy(&used.stderr).contains("not empty"));
+
+    let new_url = gridsync_tests::postgres_database();
+    let on_new = ["--database-url", new_url.as_str()];
+    let restored = dir.path().join("restored-node");
+    let out = admin(
+        &restored,
+        &["--database-url", &new_url, "restore", "--from", &backup_arg],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = start_with(&restored, &on_new);
+    let dispatcher = enroll_on(&restored, &on_new, &server, DISPATCHER, dir.path(), now);
+    dispatcher.sync(&mut |_| {}).unwrap();
+    let cases = dispatcher.list_cases(&CaseFilter::default()).unwrap();
+    assert_eq!(cases.iter().map(|c| &c.id).collect::<Vec<_>>(), [&id]);
+    dispatcher
+        .fetch_photo(&photo.hash)
+        .expect("the photo was restored");
+    assert_eq!(
+        dispatcher.photo(&photo.hash).unwrap(),
+        worker.photo(&photo.hash).unwrap()
+    );
+    // The worker's phone carries on with the restored relay: its device is known.
+    let token = worker.server().unwrap().expect("enrolled").1;
+    worker.set_server(&server.url, &token).unwrap();
+    worker
+        .sync(&mut |_| {})
+        .expect("the restored relay knows the worker's device");
 }

@@ -95,9 +95,23 @@ pub fn enroll_with_clock(
     folder: &Path,
     clock: gridsync_core::Clock,
 ) -> Engine {
+    enroll_on(data, &[], server, user, folder, clock)
+}
+
+/// Like [`enroll_with_clock`], with storage flags for `gridsync admin` (e.g. the
+/// `--database-url` of a relay on PostgreSQL).
+pub fn enroll_on(
+    data: &Path,
+    admin_flags: &[&str],
+    server: &Server,
+    user: &str,
+    folder: &Path,
+    clock: gridsync_core::Clock,
+) -> Engine {
     let out = gridsync()
         .args(["admin", "--data"])
         .arg(data)
+        .args(admin_flags)
         .args(["enroll", "--user", user])
         .output()
         .expect("admin enroll");

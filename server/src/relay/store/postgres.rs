@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use postgres::types::{IsNull, ToSql, Type};
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, GenericClient, NoTls, Statement};
 
 use super::sql::{Database, Held, Mode, Row, Tx, Value};
 use super::{StoreError, StoreResult};
@@ -160,6 +160,10 @@ impl PgDb {
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
+            // A broken connection is noticed when it is returned (`has_broken`)
+            // or used; testing each one on checkout would cost a round trip per
+            // transaction.
+            .test_on_check_out(false)
             .connection_timeout(std::time::Duration::from_secs(10))
             .build(Manager(config))?;
         Ok(PgDb {
@@ -248,17 +252,18 @@ fn dollar_placeholders(sql: &str) -> String {
     out
 }
 
-struct PgTx<'a> {
-    tx: postgres::Transaction<'a>,
+/// Statements on a connection or in a transaction, prepared once per connection.
+struct PgTx<'a, C> {
+    conn: &'a mut C,
     statements: &'a mut HashMap<String, Statement>,
 }
 
-impl PgTx<'_> {
+impl<C: GenericClient> PgTx<'_, C> {
     fn statement(&mut self, sql: &str) -> StoreResult<Statement> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let s = self.tx.prepare(&dollar_placeholders(sql))?;
+        let s = self.conn.prepare(&dollar_placeholders(sql))?;
         self.statements.insert(sql.to_owned(), s.clone());
         Ok(s)
     }
@@ -288,15 +293,15 @@ fn value(row: &postgres::Row, i: usize) -> StoreResult<Value> {
     Ok(v.unwrap_or(Value::Null))
 }
 
-impl Tx for PgTx<'_> {
+impl<C: GenericClient> Tx for PgTx<'_, C> {
     fn exec(&mut self, sql: &str, args: &[Value]) -> StoreResult<u64> {
         let stmt = self.statement(sql)?;
-        Ok(self.tx.execute(&stmt, &params(args))?)
+        Ok(self.conn.execute(&stmt, &params(args))?)
     }
 
     fn rows(&mut self, sql: &str, args: &[Value]) -> StoreResult<Vec<Row>> {
         let stmt = self.statement(sql)?;
-        self.tx
+        self.conn
             .query(&stmt, &params(args))?
             .iter()
             .map(|r| {
@@ -338,18 +343,27 @@ impl Database for PgDb {
         let PgConn {
             client, statements, ..
         } = &mut *conn;
-        let tx = client
-            .build_transaction()
-            .read_only(mode == Mode::Read)
-            .start()?;
-        let mut tx = PgTx { tx, statements };
-        if mode == Mode::Append {
-            // Held to the commit: the sequence numbers this transaction takes are
-            // visible before the next append takes any.
-            tx.exec("SELECT pg_advisory_xact_lock(?1)", &[Value::Int(LOG_LOCK)])?;
+        if mode == Mode::Read {
+            // One statement, one snapshot: no BEGIN and COMMIT round trips.
+            return f(&mut PgTx {
+                conn: client,
+                statements,
+            });
         }
-        let out = f(&mut tx)?;
-        tx.tx.commit()?;
+        let mut tx = client.transaction()?;
+        let out = {
+            let mut t = PgTx {
+                conn: &mut tx,
+                statements,
+            };
+            if mode == Mode::Append {
+                // Held to the commit: the sequence numbers this transaction takes
+                // are visible before the next append takes any.
+                t.exec("SELECT pg_advisory_xact_lock(?1)", &[Value::Int(LOG_LOCK)])?;
+            }
+            f(&mut t)?
+        };
+        tx.commit()?;
         Ok(out)
     }
 

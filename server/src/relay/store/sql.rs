@@ -161,7 +161,9 @@ pub trait Tx {
 /// What a transaction does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Reads only.
+    /// Reads only, each one statement: on PostgreSQL they run without BEGIN and
+    /// COMMIT, so two statements would see two snapshots (use `Write` for reads
+    /// that must agree).
     Read,
     /// Writes.
     Write,
