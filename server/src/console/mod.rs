@@ -97,8 +97,8 @@ async fn blocking<T: Send + 'static>(
         relay.catch_up()?;
         f(&relay)
     })
-        .await
-        .unwrap_or_else(|e| Err(RelayError::internal(e)))
+    .await
+    .unwrap_or_else(|e| Err(RelayError::internal(e)))
 }
 
 /// The page for a failed request, in the user's language.
