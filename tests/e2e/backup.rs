@@ -20,16 +20,7 @@ fn a_backup_taken_while_serving_restores_every_case_and_photo_it_holds() {
     let data = dir.path().join("relay");
     let server = start(&data);
     let worker = enroll(&data, &server, WORKER, dir.path());
-    let photo = worker
-        .ingest_photo(&crate::photos::camera_jpeg(), Some("IMG_0002.jpg"))
-        .unwrap();
-    let id = worker
-        .report_case(NewCase {
-            photos: vec![photo.hash.clone()],
-            ..leak()
-        })
-        .unwrap();
-    worker.sync(&mut |_| {}).unwrap();
+    let (id, photo) = report_with_photo(&worker);
 
     let backup = dir.path().join("backup");
     let out = admin(&data, &["backup", "--to", &backup.to_string_lossy()]);
@@ -61,15 +52,43 @@ fn a_backup_taken_while_serving_restores_every_case_and_photo_it_holds() {
 
     let server = start(&restored);
     let dispatcher = enroll(&restored, &server, DISPATCHER, dir.path());
+    holds_what_was_backed_up(&dispatcher, &worker, &id, &photo);
+}
+
+/// A case with a photo, reported and sent.
+fn report_with_photo(
+    worker: &gridsync_core::Engine,
+) -> (gridsync_core::DocId, gridsync_core::PhotoHash) {
+    let photo = worker
+        .ingest_photo(&crate::photos::camera_jpeg(), Some("IMG_0002.jpg"))
+        .unwrap();
+    let id = worker
+        .report_case(NewCase {
+            photos: vec![photo.hash.clone()],
+            ..leak()
+        })
+        .unwrap();
+    worker.sync(&mut |_| {}).unwrap();
+    (id, photo.hash)
+}
+
+/// A device enrolled on a restored relay gets the one case and its photo, the same
+/// bytes as the device that took it.
+fn holds_what_was_backed_up(
+    dispatcher: &gridsync_core::Engine,
+    worker: &gridsync_core::Engine,
+    id: &gridsync_core::DocId,
+    photo: &gridsync_core::PhotoHash,
+) {
     dispatcher.sync(&mut |_| {}).unwrap();
     let cases = dispatcher.list_cases(&CaseFilter::default()).unwrap();
-    assert_eq!(cases.iter().map(|c| &c.id).collect::<Vec<_>>(), [&id]);
+    assert_eq!(cases.iter().map(|c| &c.id).collect::<Vec<_>>(), [id]);
     dispatcher
-        .fetch_photo(&photo.hash)
+        .fetch_photo(photo)
         .expect("the photo was restored");
     assert_eq!(
-        dispatcher.photo(&photo.hash).unwrap(),
-        worker.photo(&photo.hash).unwrap()
+        dispatcher.photo(photo).unwrap(),
+        worker.photo(photo).unwrap()
     );
 }
 
@@ -84,16 +103,7 @@ fn a_postgres_relay_backed_up_while_serving_restores_into_a_new_database() {
     let server = start_with(&data, &on_pg);
     let now: gridsync_core::Clock = std::sync::Arc::new(chrono::Utc::now);
     let worker = enroll_on(&data, &on_pg, &server, WORKER, dir.path(), now.clone());
-    let photo = worker
-        .ingest_photo(&crate::photos::camera_jpeg(), Some("IMG_0003.jpg"))
-        .unwrap();
-    let id = worker
-        .report_case(NewCase {
-            photos: vec![photo.hash.clone()],
-            ..leak()
-        })
-        .unwrap();
-    worker.sync(&mut |_| {}).unwrap();
+    let (id, photo) = report_with_photo(&worker);
 
     let backup = dir.path().join("backup");
     let backup_arg = backup.to_string_lossy().into_owned();
@@ -136,16 +146,7 @@ fn a_postgres_relay_backed_up_while_serving_restores_into_a_new_database() {
     );
     let server = start_with(&restored, &on_new);
     let dispatcher = enroll_on(&restored, &on_new, &server, DISPATCHER, dir.path(), now);
-    dispatcher.sync(&mut |_| {}).unwrap();
-    let cases = dispatcher.list_cases(&CaseFilter::default()).unwrap();
-    assert_eq!(cases.iter().map(|c| &c.id).collect::<Vec<_>>(), [&id]);
-    dispatcher
-        .fetch_photo(&photo.hash)
-        .expect("the photo was restored");
-    assert_eq!(
-        dispatcher.photo(&photo.hash).unwrap(),
-        worker.photo(&photo.hash).unwrap()
-    );
+    holds_what_was_backed_up(&dispatcher, &worker, &id, &photo);
     // The worker's phone carries on with the restored relay: its device is known.
     let token = worker.server().unwrap().expect("enrolled").1;
     worker.set_server(&server.url, &token).unwrap();

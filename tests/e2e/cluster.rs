@@ -12,13 +12,11 @@ use std::time::{Duration, Instant};
 use gridsync_core::sync::client::PHOTO_CHUNK_BYTES;
 use gridsync_core::sync::wire::{self, BlobGetRequest, BlobGetResponse};
 use gridsync_core::sync::{self, HttpTransport, SyncReport, Transport, TransportError};
-use gridsync_core::{
-    Action, DeviceId, DocId, Engine, Identity, NewCase, Outcome, PhotoHash, PhotoInfo, Status,
-};
+use gridsync_core::{Action, DocId, Engine, NewCase, Outcome, PhotoHash, PhotoInfo, Status};
 use gridsync_tests::s3::{Moto, ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 use tempfile::TempDir;
 
-use crate::sockets::{gridsync, start_with_env, Server};
+use crate::sockets::{enroll_on, start_with_env, Server};
 use crate::workflow::{leak, DISPATCHER, HANDLER, WORKER};
 
 const NODES: usize = 3;
@@ -98,37 +96,16 @@ impl Cluster {
 
     /// An enrollment code made on the shared database, redeemed through `node`.
     fn enroll(&self, user: &str, node: usize) -> Device {
-        let out = gridsync()
-            .args(["admin", "--data"])
-            .arg(&self.admin_data)
-            .args(["--database-url", &self.database_url])
-            .args(["enroll", "--user", user])
-            .output()
-            .expect("gridsync admin enroll");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let engine = enroll_on(
+            &self.admin_data,
+            &["--database-url", &self.database_url],
+            &self.nodes[node],
+            user,
+            &self.devices,
+            std::sync::Arc::new(chrono::Utc::now),
         );
-        let code = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-        let device = DeviceId::random();
-        let url = &self.nodes[node].url;
-        let e = sync::enroll(&HttpTransport::new(url), &code, device, "cluster")
-            .unwrap_or_else(|err| panic!("enrolling {user} through node {node}: {err}"));
-        let engine = Engine::open(
-            self.devices.join(format!("{user}.db")),
-            Identity {
-                user: e.user,
-                device,
-            },
-        )
-        .unwrap();
-        engine.load_directory(&e.directory).unwrap();
-        engine.set_server(url, &e.token).unwrap();
-        Device {
-            engine,
-            token: e.token,
-        }
+        let (_, token) = engine.server().unwrap().expect("enrolled");
+        Device { engine, token }
     }
 
     /// One sync of `device`: its push through node `push`, its pull through node
@@ -238,18 +215,7 @@ impl Transport for Routed {
 /// A small photo, different for each seed (noise, so its display image takes more
 /// than one upload chunk).
 fn photo_jpeg(seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
-    let img = image::RgbImage::from_fn(640, 480, |px, py| {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        image::Rgb([(x & 0xff) as u8, (px % 256) as u8, (py % 256) as u8])
-    });
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
-        .encode_image(&img)
-        .unwrap();
-    out
+    crate::photos::noisy_jpeg(seed.wrapping_mul(2_654_435_761) | 1, 640, 480, 90)
 }
 
 /// Every change hash of `id` on `device`.

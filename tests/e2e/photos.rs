@@ -13,15 +13,21 @@ use crate::workflow::{leak, DISPATCHER, WORKER};
 
 /// A noisy JPEG, so the display image spans several upload chunks.
 pub(crate) fn camera_jpeg() -> Vec<u8> {
-    let mut seed = 0x2545_f491u32;
-    let img = image::ImageBuffer::from_fn(1800, 1200, |x, y| {
+    noisy_jpeg(0x2545_f491, 1800, 1200, 92)
+}
+
+/// A JPEG of noise from `seed` (non-zero), different for each seed: noise
+/// compresses badly, so even a small one's display image takes several chunks.
+pub(crate) fn noisy_jpeg(seed: u32, width: u32, height: u32, quality: u8) -> Vec<u8> {
+    let mut seed = seed;
+    let img = image::ImageBuffer::from_fn(width, height, |x, y| {
         seed ^= seed << 13;
         seed ^= seed >> 17;
         seed ^= seed << 5;
         image::Rgb([(seed & 0xff) as u8, (x % 256) as u8, (y % 256) as u8])
     });
     let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92)
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
         .encode_image(&img)
         .unwrap();
     out
