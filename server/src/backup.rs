@@ -165,7 +165,7 @@ pub fn backup(data: &Path, storage: &Storage, to: &Path) -> Result<Copied> {
     match &storage.database_url {
         Some(url) => {
             let mut dump = libpq("pg_dump", url)?;
-            dump.args(["--format=custom", "--no-owner", "--file"])
+            dump.args(["--format=custom", "--no-owner", "--no-privileges", "--file"])
                 .arg(to.join(PG_DUMP));
             run(dump, "pg_dump")?;
             done.databases = 1;

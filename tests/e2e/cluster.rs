@@ -629,3 +629,86 @@ fn devices_pushing_and_pulling_through_different_nodes_at_once_all_end_with_ever
         started.elapsed()
     );
 }
+
+/// A change can reach the log before its dependency: the node that checked it had
+/// the dependency in its replica, whose own push then failed to log it. Another
+/// node's replica keeps such a change waiting (and its recorded position before
+/// it, across a restart) until the dependency is logged, then has both.
+#[test]
+fn a_change_logged_before_its_dependency_waits_for_it_in_other_replicas() {
+    use gridsync_server::relay::store::{DocScope, LogEntry};
+    use gridsync_server::relay::{Relay, Storage};
+
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage {
+        database_url: Some(gridsync_tests::postgres_database()),
+        photos: None,
+    };
+    let worker = Engine::open(
+        dir.path().join("worker.db"),
+        gridsync_core::Identity {
+            user: WORKER.parse().unwrap(),
+            device: gridsync_core::DeviceId::random(),
+        },
+    )
+    .unwrap();
+    worker
+        .load_directory(gridsync_server::SAMPLE_DIRECTORY)
+        .unwrap();
+    let id = worker.report_case(leak()).unwrap();
+    let report = worker.changes_since(&id, &[]).unwrap();
+    let reported = worker.heads(&id).unwrap();
+    worker.add_note(&id, "门口积水已清理").unwrap();
+    let note = worker.changes_since(&id, &reported).unwrap();
+
+    // Another node's store logs; this node catches up.
+    let other = gridsync_server::relay::store::open_store(
+        &dir.path().join("other"),
+        storage.database_url.as_deref(),
+    )
+    .unwrap();
+    let node_data = dir.path().join("node");
+    let node = Relay::open_with(&node_data, None, &storage).unwrap();
+    let log = |changes: &[Vec<u8>]| {
+        let entries: Vec<LogEntry> = changes
+            .iter()
+            .map(|bytes| LogEntry {
+                hash: automerge::Change::try_from(&bytes[..]).unwrap().hash().0,
+                doc: id.clone(),
+                bytes: bytes.clone(),
+            })
+            .collect();
+        let scope = DocScope {
+            grid: worker.me().unwrap().region,
+            dept: None,
+            photos: Vec::new(),
+        };
+        other
+            .append(
+                gridsync_core::DeviceId::random(),
+                &entries,
+                &[(id.clone(), scope)],
+                0,
+                None,
+            )
+            .unwrap()
+    };
+    let note_seq = log(&note);
+    node.catch_up().unwrap();
+    assert!(
+        node.engine().heads(&id).unwrap_or_default().is_empty(),
+        "the note cannot be applied without the report"
+    );
+    drop(node);
+
+    // Restarted, the node reads the waiting note again.
+    let node = Relay::open_with(&node_data, None, &storage).unwrap();
+    assert!(node.engine().replica_position().unwrap() < note_seq);
+    let top = log(&report);
+    node.catch_up().unwrap();
+    assert_eq!(
+        node.engine().heads(&id).unwrap(),
+        worker.heads(&id).unwrap()
+    );
+    assert_eq!(node.engine().replica_position().unwrap(), top);
+}

@@ -132,6 +132,7 @@ fn append(
         std::slice::from_ref(&e),
         &[(doc.clone(), sc.clone())],
         10,
+        None,
     )
     .expect("append");
     e
@@ -235,6 +236,7 @@ fn appends_are_logged_once_in_order(s: &Arc<dyn RelayStore>) {
             std::slice::from_ref(&first),
             &[(doc.clone(), sc.clone())],
             11,
+            None,
         )
         .expect("again");
     assert_eq!(s.log_len().expect("len"), 2);
@@ -253,6 +255,17 @@ fn appends_are_logged_once_in_order(s: &Arc<dyn RelayStore>) {
         .is_empty());
     // At least one entry, however small the budget.
     assert_eq!(s.log_after(0, None, 1).expect("log").len(), 1);
+    // A push whose checks stood at another end of the log stores nothing.
+    let third = entry(&doc, 3);
+    let batch = [(doc.clone(), sc.clone())];
+    let moved = s.append(w, std::slice::from_ref(&third), &batch, 12, Some(top - 1));
+    assert!(moved.is_err(), "the log moved under the push");
+    assert_eq!(s.log_len().expect("len"), 2);
+    let stored = s
+        .append(w, std::slice::from_ref(&third), &batch, 12, Some(top))
+        .expect("the log ends where the push stood");
+    assert!(stored > top);
+    assert_eq!(s.log_len().expect("len"), 3);
 }
 
 fn a_pull_brings_what_the_device_may_see_in_order(s: &Arc<dyn RelayStore>) {
@@ -400,7 +413,7 @@ fn photos_are_visible_with_their_documents(s: &Arc<dyn RelayStore>) {
     let (h1, h2) = ("a".repeat(64), "b".repeat(64));
     let mut sc = scope(GRID1, None);
     sc.photos = vec![(h1.clone(), "w1".into())];
-    s.append(w, &[entry(&doc, 1)], &[(doc.clone(), sc)], 10)
+    s.append(w, &[entry(&doc, 1)], &[(doc.clone(), sc)], 10, None)
         .expect("append");
     assert!(s.photo_visible(&h1, &region(GRID1)).expect("visible"));
     assert!(!s.photo_visible(&h1, &region(GRID2)).expect("not visible"));
@@ -523,7 +536,7 @@ fn pulls_never_skip_changes_committed_concurrently(s: &Arc<dyn RelayStore>) {
                             (entry(doc, n * BATCH + i), (doc.clone(), scope(GRID1, None)))
                         })
                         .unzip();
-                    s.append(w, &entries, &scopes, 10).expect("append");
+                    s.append(w, &entries, &scopes, 10, None).expect("append");
                     sent.extend(entries.into_iter().map(|e| e.bytes));
                 }
                 done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

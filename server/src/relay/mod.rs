@@ -100,8 +100,20 @@ pub struct Relay {
     uploads: std::sync::Mutex<()>,
     console_writes: std::sync::Mutex<()>,
     sign_ins: std::sync::atomic::AtomicUsize,
-    /// How far into the store's log the replica is known to have applied.
+    /// How far into the store's log this node has read into its replica.
     applied: std::sync::atomic::AtomicU64,
+    /// Catching up, one thread at a time.
+    replica: std::sync::Mutex<ReplicaState>,
+}
+
+/// A node's catch-up bookkeeping.
+#[derive(Default)]
+struct ReplicaState {
+    /// The position recorded in the replica (`Engine::replica_position`).
+    recorded: u64,
+    /// Log entries read but waiting for dependencies not logged yet (a change whose
+    /// push failed after the replica that checked it had it), in log order.
+    waiting: Vec<(u64, LogEntry)>,
 }
 
 /// Where a relay keeps what its nodes share.
@@ -193,6 +205,10 @@ impl Relay {
             console_writes: std::sync::Mutex::new(()),
             sign_ins: std::sync::atomic::AtomicUsize::new(0),
             applied: std::sync::atomic::AtomicU64::new(applied),
+            replica: std::sync::Mutex::new(ReplicaState {
+                recorded: applied,
+                waiting: Vec::new(),
+            }),
         })
     }
 
@@ -203,32 +219,78 @@ impl Relay {
         if !self.store.shared() {
             return Ok(());
         }
-        let start = self.applied.load(Ordering::SeqCst);
-        let mut from = start;
+        let mut replica = self.replica.lock().unwrap_or_else(|e| e.into_inner());
+        let mut from = self.applied.load(Ordering::SeqCst);
+        // Changes that waited for their dependencies go again first: the
+        // dependency may have arrived since, in the log or through this node.
+        let mut waiting = self.import_log_entries(std::mem::take(&mut replica.waiting))?;
         loop {
             let entries = self
                 .store
                 .log_after(from, None, CATCH_UP_BYTES)
                 .map_err(RelayError::internal)?;
-            let Some((last, _)) = entries.last() else {
+            let Some(&(last, _)) = entries.last() else {
                 break;
             };
-            from = *last;
-            let batch = gridsync_core::engine::group_by_doc(
-                entries.into_iter().map(|(_, e)| (e.doc, e.bytes)),
+            from = last;
+            waiting.extend(self.import_log_entries(entries)?);
+        }
+        self.applied.fetch_max(from, Ordering::SeqCst);
+        // The recorded position stays before the first change still waiting, so a
+        // restarted node reads it again.
+        let safe = waiting
+            .first()
+            .map_or(from, |(seq, _)| seq.saturating_sub(1))
+            .min(from);
+        if safe > replica.recorded {
+            self.engine
+                .set_replica_position(safe)
+                .map_err(RelayError::internal)?;
+            replica.recorded = safe;
+        }
+        if !waiting.is_empty() {
+            tracing::warn!(
+                changes = waiting.len(),
+                "logged changes wait for dependencies not logged yet"
             );
-            // Every change in the log was checked when it was stored.
-            self.engine
-                .import_changes(&batch)
-                .map_err(RelayError::internal)?;
         }
-        if from > start {
-            self.applied.fetch_max(from, Ordering::SeqCst);
-            self.engine
-                .set_replica_position(from)
-                .map_err(RelayError::internal)?;
-        }
+        replica.waiting = waiting;
         Ok(())
+    }
+
+    /// Import log entries into the replica (each was checked when it was logged);
+    /// answers those whose dependencies the replica lacks, in log order.
+    fn import_log_entries(
+        &self,
+        entries: Vec<(u64, LogEntry)>,
+    ) -> Result<Vec<(u64, LogEntry)>, RelayError> {
+        if entries.is_empty() {
+            return Ok(entries);
+        }
+        let batch = gridsync_core::engine::group_by_doc(
+            entries
+                .iter()
+                .map(|(_, e)| (e.doc.clone(), e.bytes.clone())),
+        );
+        let mut missing = HashSet::new();
+        for r in self
+            .engine
+            .import_changes(&batch)
+            .map_err(RelayError::internal)?
+        {
+            match r.outcome {
+                Ok(report) => missing.extend(report.missing_deps),
+                // Logged changes were valid where they were checked: a bug, not
+                // something waiting would mend.
+                Err(e) => {
+                    tracing::error!(doc = %r.doc, error = %e, "a logged change does not import")
+                }
+            }
+        }
+        Ok(entries
+            .into_iter()
+            .filter(|(_, e)| missing.contains(&automerge::ChangeHash(e.hash)))
+            .collect())
     }
 
     /// How long tokens issued from now on stay valid.
@@ -524,9 +586,22 @@ impl Relay {
             }
         }
         // Only after the log is durable is anything answered as stored.
+        // On a shared store the log must still end where the catch-up left it: if
+        // the push lock was lost meanwhile (its connection dropped), another node
+        // may have logged changes these checks did not see, and nothing is stored.
+        let expect = self
+            .store
+            .shared()
+            .then(|| self.applied.load(std::sync::atomic::Ordering::SeqCst));
         let top = self
             .store
-            .append(device, &entries, &scopes, Utc::now().timestamp_millis())
+            .append(
+                device,
+                &entries,
+                &scopes,
+                Utc::now().timestamp_millis(),
+                expect,
+            )
             .map_err(RelayError::internal)?;
         // Under the push lock, the replica now holds the whole log.
         self.applied
@@ -644,6 +719,11 @@ impl Relay {
             .blobs
             .partial_len(&partial)
             .map_err(RelayError::internal)?;
+        if have > req.total {
+            // Two nodes appended the same retried chunk: start the photo afresh.
+            self.forget_partial(&partial);
+            return Ok(answer(0, false));
+        }
         if req.offset != have {
             // Not where the server stands (a retry, or a cut): say where to go on.
             return Ok(answer(have, false));

@@ -140,14 +140,16 @@ pub trait RelayStore: Send + Sync {
     /// Every device.
     fn devices(&self) -> StoreResult<Vec<DeviceRecord>>;
     /// Append accepted changes (idempotent by hash), update their documents'
-    /// visibility, and note that `device` has those documents. Answers the log's
-    /// last sequence number after it.
+    /// visibility, and note that `device` has those documents. With `expect_top`,
+    /// nothing is stored unless the log still ends there. Answers the log's last
+    /// sequence number after it.
     fn append(
         &self,
         device: DeviceId,
         entries: &[LogEntry],
         scopes: &[(DocId, DocScope)],
         now_ms: i64,
+        expect_top: Option<u64>,
     ) -> StoreResult<u64>;
     /// Hold the lock under which a push checks changes against the replica and
     /// logs them, across every node on this store, until the answer is dropped.
@@ -446,9 +448,19 @@ impl<D: Database> RelayStore for SqlStore<D> {
         entries: &[LogEntry],
         scopes: &[(DocId, DocScope)],
         now_ms: i64,
+        expect_top: Option<u64>,
     ) -> StoreResult<u64> {
         let dev = device.to_string();
         self.db.transaction(Mode::Append, |tx| {
+            if let Some(expected) = expect_top {
+                let top = Self::top(tx)?;
+                if top != expected {
+                    return Err(StoreError(format!(
+                        "the log ends at {top}, not at {expected} where this push's checks \
+                         stood (its push lock was lost?); nothing stored, the device will retry"
+                    )));
+                }
+            }
             // The device's row first, as a pull takes it first: no deadlock.
             tx.exec(
                 "UPDATE devices SET last_seen_ms = ?2 WHERE device_id = ?1",
@@ -758,7 +770,9 @@ impl<D: Database> RelayStore for SqlStore<D> {
     }
 
     fn record_blob(&self, hash: &str, size: u64, now_ms: i64) -> StoreResult<()> {
-        self.write(|tx| {
+        // Like the log's sequence, blob positions must become visible in order: an
+        // upstream round sends photos up to the last position it sees.
+        self.db.transaction(Mode::Append, |tx| {
             tx.exec(
                 "INSERT INTO blobs (hash, size, stored_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT DO NOTHING",

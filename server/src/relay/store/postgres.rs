@@ -96,7 +96,8 @@ const MIGRATIONS: &[&str] = &[r#"
 
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
-        // The driver's messages name neither the password nor the data.
+        // The driver's messages never hold the password; a constraint's DETAIL may
+        // name a key (an id or hash), which only reaches the server's log.
         StoreError(e.to_string())
     }
 }
@@ -123,8 +124,12 @@ impl r2d2::ManageConnection for Manager {
     type Error = postgres::Error;
 
     fn connect(&self) -> Result<PgConn, postgres::Error> {
+        let mut client = self.0.connect(NoTls)?;
+        // No request waits on a lock for long (the push lock of a node that froze
+        // while holding it, a row lock): the request fails and the device retries.
+        client.batch_execute("SET lock_timeout = '60s'")?;
         Ok(PgConn {
-            client: self.0.connect(NoTls)?,
+            client,
             statements: HashMap::new(),
             poisoned: false,
         })
@@ -152,9 +157,16 @@ impl PgDb {
     /// Connect to `url` (`postgres://user:password@host:port/database`) and bring
     /// the schema up to date, once across nodes starting together.
     pub fn open(url: &str) -> StoreResult<Self> {
-        let config: postgres::Config = url
+        let mut config: postgres::Config = url
             .parse()
             .map_err(|e| StoreError(format!("database_url is not a PostgreSQL URL: {e}")))?;
+        // A node that vanishes (and the push lock its session holds) is noticed in
+        // about a minute, not TCP's default two hours.
+        config
+            .keepalives(true)
+            .keepalives_idle(std::time::Duration::from_secs(30))
+            .keepalives_interval(std::time::Duration::from_secs(10))
+            .keepalives_retries(3);
         let mut client = config.connect(NoTls)?;
         migrate(&mut client)?;
         let pool = r2d2::Pool::builder()
