@@ -1,9 +1,9 @@
 //! Backup while the relay serves, restore into a new data folder, and carry on.
 
-use gridsync_core::{CaseFilter, NewCase};
+use gridsync_core::CaseFilter;
 
 use crate::sockets::{enroll, enroll_on, gridsync, start, start_with};
-use crate::workflow::{leak, DISPATCHER, WORKER};
+use crate::workflow::{DISPATCHER, WORKER};
 
 fn admin(data: &std::path::Path, args: &[&str]) -> std::process::Output {
     gridsync()
@@ -20,7 +20,7 @@ fn a_backup_taken_while_serving_restores_every_case_and_photo_it_holds() {
     let data = dir.path().join("relay");
     let server = start(&data);
     let worker = enroll(&data, &server, WORKER, dir.path());
-    let (id, photo) = report_with_photo(&worker);
+    let (id, photo) = crate::photos::report_with_photo(&worker);
 
     let backup = dir.path().join("backup");
     let out = admin(&data, &["backup", "--to", &backup.to_string_lossy()]);
@@ -55,23 +55,6 @@ fn a_backup_taken_while_serving_restores_every_case_and_photo_it_holds() {
     holds_what_was_backed_up(&dispatcher, &worker, &id, &photo);
 }
 
-/// A case with a photo, reported and sent.
-fn report_with_photo(
-    worker: &gridsync_core::Engine,
-) -> (gridsync_core::DocId, gridsync_core::PhotoHash) {
-    let photo = worker
-        .ingest_photo(&crate::photos::camera_jpeg(), Some("IMG_0002.jpg"))
-        .unwrap();
-    let id = worker
-        .report_case(NewCase {
-            photos: vec![photo.hash.clone()],
-            ..leak()
-        })
-        .unwrap();
-    worker.sync(&mut |_| {}).unwrap();
-    (id, photo.hash)
-}
-
 /// A device enrolled on a restored relay gets the one case and its photo, the same
 /// bytes as the device that took it.
 fn holds_what_was_backed_up(
@@ -103,7 +86,7 @@ fn a_postgres_relay_backed_up_while_serving_restores_into_a_new_database() {
     let server = start_with(&data, &on_pg);
     let now: gridsync_core::Clock = std::sync::Arc::new(chrono::Utc::now);
     let worker = enroll_on(&data, &on_pg, &server, WORKER, dir.path(), now.clone());
-    let (id, photo) = report_with_photo(&worker);
+    let (id, photo) = crate::photos::report_with_photo(&worker);
 
     let backup = dir.path().join("backup");
     let backup_arg = backup.to_string_lossy().into_owned();

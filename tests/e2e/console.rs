@@ -437,16 +437,7 @@ fn scope_covers_photos_devices_uploads_and_the_handlers_board() {
     let data = dir.path().join("relay");
     let server = start(&data);
     let worker = enroll(&data, &server, WORKER, dir.path());
-    let photo = worker
-        .ingest_photo(&crate::photos::camera_jpeg(), Some("IMG_0003.jpg"))
-        .unwrap();
-    let id = worker
-        .report_case(gridsync_core::NewCase {
-            photos: vec![photo.hash.clone()],
-            ..leak()
-        })
-        .unwrap();
-    worker.sync(&mut |_| {}).unwrap();
+    let (id, photo) = crate::photos::report_with_photo(&worker);
     for (user, password) in [
         (DISPATCHER, "wanghu-2026-dispatch"),
         (OTHER_DISPATCHER, "other-2026-dispatch"),
@@ -461,14 +452,8 @@ fn scope_covers_photos_devices_uploads_and_the_handlers_board() {
     let mut handler = Console::new(&server);
     handler.sign_in(HANDLER, "water-2026-handler");
 
-    assert_eq!(
-        mine.get(&format!("/console/photos/{}", photo.hash)).status,
-        200
-    );
-    assert_eq!(
-        other.get(&format!("/console/photos/{}", photo.hash)).status,
-        404
-    );
+    assert_eq!(mine.get(&format!("/console/photos/{}", photo)).status, 200);
+    assert_eq!(other.get(&format!("/console/photos/{}", photo)).status, 404);
     let device = worker.identity().device.to_string();
     let csrf = other.csrf();
     let r = other.post(

@@ -16,6 +16,23 @@ pub(crate) fn camera_jpeg() -> Vec<u8> {
     noisy_jpeg(0x2545_f491, 1800, 1200, 92)
 }
 
+/// A case with a photo, reported and sent.
+pub(crate) fn report_with_photo(
+    worker: &gridsync_core::Engine,
+) -> (gridsync_core::DocId, gridsync_core::PhotoHash) {
+    let photo = worker
+        .ingest_photo(&crate::photos::camera_jpeg(), Some("IMG_0002.jpg"))
+        .unwrap();
+    let id = worker
+        .report_case(gridsync_core::NewCase {
+            photos: vec![photo.hash.clone()],
+            ..crate::workflow::leak()
+        })
+        .unwrap();
+    worker.sync(&mut |_| {}).unwrap();
+    (id, photo.hash)
+}
+
 /// A JPEG of noise from `seed` (non-zero), different for each seed: noise
 /// compresses badly, so even a small one's display image takes several chunks.
 pub(crate) fn noisy_jpeg(seed: u32, width: u32, height: u32, quality: u8) -> Vec<u8> {

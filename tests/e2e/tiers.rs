@@ -58,26 +58,17 @@ fn a_town_report_reaches_the_district_and_a_district_dispatch_reaches_the_town_d
     let handler = enroll(&town_data, &town, HANDLER, dir.path());
     let district_phone = enroll(&district_data, &district, DISTRICT_DISPATCHER, dir.path());
 
-    let photo = worker
-        .ingest_photo(&crate::photos::camera_jpeg(), Some("IMG_0001.jpg"))
-        .unwrap();
-    let id = worker
-        .report_case(gridsync_core::NewCase {
-            photos: vec![photo.hash.clone()],
-            ..leak()
-        })
-        .unwrap();
-    worker.sync(&mut |_| {}).unwrap();
+    let (id, photo) = crate::photos::report_with_photo(&worker);
     eventually("the report reaches the district", || {
         district_phone.sync(&mut |_| {}).unwrap();
         district_phone.get_case(&id).is_ok()
     });
     eventually("its photo reaches the district", || {
-        district_phone.fetch_photo(&photo.hash).is_ok()
+        district_phone.fetch_photo(&photo).is_ok()
     });
     assert_eq!(
-        district_phone.photo(&photo.hash).unwrap(),
-        worker.photo(&photo.hash).unwrap()
+        district_phone.photo(&photo).unwrap(),
+        worker.photo(&photo).unwrap()
     );
     district_phone.act(&id, Action::Accept).unwrap();
     district_phone

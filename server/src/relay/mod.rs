@@ -107,7 +107,6 @@ pub struct Relay {
 }
 
 /// A node's catch-up bookkeeping.
-#[derive(Default)]
 struct ReplicaState {
     /// The position recorded in the replica (`Engine::replica_position`).
     recorded: u64,
@@ -189,12 +188,12 @@ impl Relay {
         if let (Some(json), true) = (directory_json, store.shared()) {
             store.set_meta("directory", json)?;
         }
-        // One node's replica is written together with its log, so it is current;
-        // a node of a shared database starts from where its replica says.
+        // A node of a shared database starts from where its replica says; one
+        // node's replica is written together with its log and never catches up.
         let applied = if store.shared() {
             engine.replica_position()?
         } else {
-            store.log_top()?
+            0
         };
         Ok(Relay {
             engine,
