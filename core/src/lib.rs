@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod ids;
 pub mod index;
+pub mod jpeg;
 pub mod photo;
 pub mod schema;
 pub mod search;
