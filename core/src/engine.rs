@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
 use automerge::transaction::{CommitOptions, Transaction as AmTransaction};
-use automerge::{Automerge, AutomergeError, ChangeHash, ReadDoc};
+use automerge::{Automerge, AutomergeError, Change, ChangeHash, ReadDoc};
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -22,7 +22,7 @@ use crate::photo::PhotoLimits;
 use crate::store::{self, DocImport, OutboxItem};
 use crate::track::TrackPoint;
 use crate::watch::{Subscription, Watchers};
-use crate::workflow::{fold, may_report, Action, CaseState, Entry, Outcome, Status};
+use crate::workflow::{fold, Action, CaseState, Entry, Outcome, Status};
 
 /// Who is using this device. Fixed when the database is created.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -300,12 +300,9 @@ impl Engine {
                 )));
             }
         }
-        if !may_report(me.role) {
-            return Err(Error::Forbidden(format!(
-                "a {} may not report cases",
-                me.role.as_str()
-            )));
-        }
+        let forbidden = |e: crate::access::Denied| Error::Forbidden(e.to_string());
+        // Asked before the grid is, so that a handler hears why she cannot.
+        crate::access::check_reporter(&me).map_err(forbidden)?;
         let grid = match (&input.grid, me.role) {
             (None, Role::GridWorker) => me.region.clone(),
             (None, _) => return Err(Error::InvalidInput("grid is required".into())),
@@ -319,11 +316,7 @@ impl Engine {
                 )))
             }
         }
-        if !me.region.contains(&grid) {
-            return Err(Error::Forbidden(format!(
-                "grid {grid} is outside your region"
-            )));
-        }
+        crate::access::check_new_case(&me, &grid).map_err(forbidden)?;
         let level = match me.role.dispatch_level() {
             Some(l) if me.role != Role::Admin => l,
             _ => RegionLevel::Community,
@@ -790,13 +783,9 @@ impl Engine {
     }
 
     /// Whether `me` may see and act on `case` at all: within their region, or, for a
-    /// department handler, dispatched to their department.
+    /// department handler, dispatched to their department ([`crate::access::Scope`]).
     fn check_scope(&self, me: &User, case: &CaseDoc) -> Result<()> {
-        let visible = match me.role {
-            Role::DepartmentHandler => fold(&case.timeline).assigned_dept == me.department,
-            _ => me.region.contains(&case.grid),
-        };
-        if visible {
+        if crate::access::scope_of(me).sees_case(case) {
             Ok(())
         } else {
             // The same answer as for a case that does not exist: no probing by id.
@@ -875,28 +864,20 @@ impl Engine {
     /// waiting for her verification.
     pub fn assigned_to_me(&self) -> Result<CaseFilter> {
         let me = self.me()?;
-        Ok(match me.role {
-            Role::DepartmentHandler => CaseFilter {
-                assigned_dept: me.department.clone(),
-                statuses: vec![Status::Dispatched],
-                ..Default::default()
-            },
-            Role::GridWorker => CaseFilter {
-                region: Some(me.region.clone()),
-                statuses: vec![Status::Handled],
-                ..Default::default()
-            },
-            _ => CaseFilter {
-                region: Some(me.region.clone()),
-                statuses: vec![
-                    Status::Reported,
-                    Status::Accepted,
-                    Status::Verified,
-                    Status::Archived,
-                ],
-                ..Default::default()
-            },
-        })
+        let scope = crate::access::scope_of(&me)
+            .case_filter()
+            .map_err(|e| Error::Forbidden(e.to_string()))?;
+        let statuses = match me.role {
+            Role::DepartmentHandler => vec![Status::Dispatched],
+            Role::GridWorker => vec![Status::Handled],
+            _ => vec![
+                Status::Reported,
+                Status::Accepted,
+                Status::Verified,
+                Status::Archived,
+            ],
+        };
+        Ok(CaseFilter { statuses, ..scope })
     }
 
     // ---- patrols -----------------------------------------------------------
@@ -1125,7 +1106,7 @@ impl Engine {
         self.db.read(|tx| {
             let doc = store::load(tx, id)?.ok_or_else(not_found)?;
             let mut p = PatrolDoc::read(&doc, id).map_err(Error::malformed(id))?;
-            if !me.region.contains(&p.grid) {
+            if !crate::access::scope_of(&me).sees_patrol(&p) {
                 return Err(not_found());
             }
             p.track.extend(Self::pending_points(tx, id)?);
@@ -1178,25 +1159,21 @@ impl Engine {
     }
 
     /// The changes of a document that a replica whose heads are `have` lacks, in
-    /// causal order, as raw bytes.
-    pub fn changes_since(&self, id: &DocId, have: &[ChangeHash]) -> Result<Vec<Vec<u8>>> {
+    /// causal order (`raw_bytes()` is what goes on the wire).
+    pub fn changes_since(&self, id: &DocId, have: &[ChangeHash]) -> Result<Vec<Change>> {
         self.db.read(|tx| {
             Ok(store::load(tx, id)?
-                .map(|d| {
-                    d.get_changes(have)
-                        .iter()
-                        .map(|c| c.raw_bytes().to_vec())
-                        .collect()
-                })
+                .map(|d| d.get_changes(have))
                 .unwrap_or_default())
         })
     }
 
-    /// Import changes from another replica, all documents in one transaction. Each
-    /// document's changes are decoded under size limits, applied, checked against
-    /// the document schema and only then stored and indexed; a document whose
-    /// changes fail is left as it was and reported.
-    pub fn import_changes(&self, batch: &[(DocId, Vec<Vec<u8>>)]) -> Result<Vec<ImportResult>> {
+    /// Import changes from another replica, all documents in one transaction. The
+    /// changes come from the checked decoder (`sync::decode_change`); each
+    /// document's are bounded in total, applied, checked against the document
+    /// schema and only then stored and indexed; a document whose changes fail is
+    /// left as it was and reported.
+    pub fn import_changes(&self, batch: Vec<(DocId, Vec<Change>)>) -> Result<Vec<ImportResult>> {
         let now_ms = self.now().timestamp_millis();
         self.write(|tx| self.import_batch(tx, batch, None, now_ms))
     }
@@ -1206,7 +1183,7 @@ impl Engine {
     /// them is stored. This is how a server authorises what a device pushes.
     pub fn import_changes_checked(
         &self,
-        batch: &[(DocId, Vec<Vec<u8>>)],
+        batch: Vec<(DocId, Vec<Change>)>,
         check: &ChangeCheck<'_>,
     ) -> Result<Vec<ImportResult>> {
         let now_ms = self.now().timestamp_millis();
@@ -1219,20 +1196,21 @@ impl Engine {
     fn import_batch(
         &self,
         tx: &Transaction<'_>,
-        batch: &[(DocId, Vec<Vec<u8>>)],
+        batch: Vec<(DocId, Vec<Change>)>,
         check: Option<&ChangeCheck<'_>>,
         now_ms: i64,
     ) -> Result<Vec<ImportResult>> {
-        let stored = batch
+        let ids: Vec<DocId> = batch.iter().map(|(id, _)| id.clone()).collect();
+        let stored = ids
             .iter()
-            .map(|(id, _)| store::load_stored(tx, id))
+            .map(|id| store::load_stored(tx, id))
             .collect::<Result<Vec<_>>>()?;
-        let work: Vec<_> = batch.iter().zip(stored).collect();
-        let prepared = parallel_map(work, |((id, raw), stored)| {
-            prepare_import(id, raw, stored, check)
+        let work: Vec<_> = batch.into_iter().zip(stored).collect();
+        let prepared = parallel_map(work, |((id, changes), stored)| {
+            prepare_import(&id, changes, stored, check)
         });
-        let mut results = Vec::with_capacity(batch.len());
-        for ((id, _), prepared) in batch.iter().zip(prepared) {
+        let mut results = Vec::with_capacity(ids.len());
+        for (id, prepared) in ids.iter().zip(prepared) {
             let outcome = prepared.and_then(|p| {
                 if let (Some(doc), Some(content)) = (&p.doc, &p.report.content) {
                     store::persist(tx, id, doc, &p.applied, false, now_ms)?;
@@ -1264,7 +1242,7 @@ impl Engine {
                 batch.push((id, changes));
             }
         }
-        self.import_changes(&batch)
+        self.import_changes(batch)
     }
 
     /// Local changes not yet acknowledged by the server, oldest first, up to about
@@ -1411,23 +1389,19 @@ impl Engine {
     /// results and how many documents were removed.
     pub fn apply_pull(
         &self,
-        changes: &[(DocId, Vec<u8>)],
+        changes: Vec<(DocId, Change)>,
         purge: &[DocId],
         cursor: u64,
         page: u64,
     ) -> Result<(Vec<ImportResult>, usize)> {
-        let batch = group_by_doc(
-            changes
-                .iter()
-                .map(|(id, bytes)| (id.clone(), bytes.clone())),
-        );
+        let batch = group_by_doc(changes);
         let now_ms = self.now().timestamp_millis();
         self.write(|tx| {
-            let results = self.import_batch(tx, &batch, None, now_ms)?;
             // A document that came back into scope is no longer to be removed.
             for (id, _) in &batch {
                 tx.execute("DELETE FROM purge_pending WHERE doc_id = ?1", [id.as_str()])?;
             }
+            let results = self.import_batch(tx, batch, None, now_ms)?;
             for id in purge {
                 tx.execute(
                     "INSERT OR IGNORE INTO purge_pending (doc_id)
@@ -1664,14 +1638,14 @@ struct PreparedImport {
     report: DocImport,
 }
 
-/// The CPU half of an import: decode under limits, apply, validate, check.
+/// The CPU half of an import: bound, apply, validate, check.
 fn prepare_import(
     id: &DocId,
-    raw: &[Vec<u8>],
+    changes: Vec<Change>,
     stored: Option<store::StoredDoc>,
     check: Option<&ChangeCheck<'_>>,
 ) -> Result<PreparedImport> {
-    let changes = store::decode_changes(id, raw)?;
+    store::check_import_size(id, &changes)?;
     let mut doc = match stored {
         Some(s) => s.build(id)?,
         None => Automerge::new(),
@@ -1749,17 +1723,15 @@ fn parallel_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> V
 
 /// Group changes by document, keeping first-seen document order and each
 /// document's change order.
-pub fn group_by_doc(
-    changes: impl IntoIterator<Item = (DocId, Vec<u8>)>,
-) -> Vec<(DocId, Vec<Vec<u8>>)> {
-    let mut batch: Vec<(DocId, Vec<Vec<u8>>)> = Vec::new();
+pub fn group_by_doc<T>(changes: impl IntoIterator<Item = (DocId, T)>) -> Vec<(DocId, Vec<T>)> {
+    let mut batch: Vec<(DocId, Vec<T>)> = Vec::new();
     let mut index: std::collections::HashMap<DocId, usize> = std::collections::HashMap::new();
-    for (id, bytes) in changes {
+    for (id, item) in changes {
         match index.get(&id) {
-            Some(&i) => batch[i].1.push(bytes),
+            Some(&i) => batch[i].1.push(item),
             None => {
                 index.insert(id.clone(), batch.len());
-                batch.push((id, vec![bytes]));
+                batch.push((id, vec![item]));
             }
         }
     }

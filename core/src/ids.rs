@@ -377,6 +377,27 @@ impl fmt::Display for PhotoHash {
     }
 }
 
+/// Serde through the string form, validated by `FromStr` on the way in: an id
+/// that arrives in a message is checked where the message is decoded.
+macro_rules! serde_via_str {
+    ($($name:ident),*) => {$(
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+serde_via_str!(DeviceId, DocId, PhotoHash);
+
 #[cfg(test)]
 mod tests {
     use super::*;

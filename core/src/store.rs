@@ -9,9 +9,8 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::error::{Error, Result};
 use crate::ids::{DocId, DocKind, PhotoHash};
+use crate::sync::change::decode_change;
 
-/// Largest change accepted from another replica.
-pub const MAX_CHANGE_BYTES: usize = 1024 * 1024;
 /// Largest total of changes to one document in one import.
 pub const MAX_DOC_IMPORT_BYTES: usize = 16 * 1024 * 1024;
 /// Changes since the last snapshot before the document is compacted.
@@ -56,7 +55,7 @@ impl StoredDoc {
             .changes
             .iter()
             .map(|bytes| {
-                Change::try_from(&bytes[..]).map_err(|e| Error::BadChange {
+                decode_change(bytes).map_err(|e| Error::BadChange {
                     doc: id.to_string(),
                     reason: format!("stored change is unreadable: {e}"),
                 })
@@ -141,57 +140,16 @@ pub struct DocImport {
     pub content: Option<crate::doc::DocContent>,
 }
 
-/// Decode untrusted change bytes, bounded before they reach Automerge.
-pub(crate) fn decode_changes(id: &DocId, raw: &[Vec<u8>]) -> Result<Vec<Change>> {
-    let total: usize = raw.iter().map(Vec::len).sum();
+/// Refuse an import whose changes to one document exceed [`MAX_DOC_IMPORT_BYTES`].
+pub(crate) fn check_import_size(id: &DocId, changes: &[Change]) -> Result<()> {
+    let total: usize = changes.iter().map(|c| c.raw_bytes().len()).sum();
     if total > MAX_DOC_IMPORT_BYTES {
         return Err(Error::BadChange {
             doc: id.to_string(),
             reason: format!("{total} bytes of changes; the limit is {MAX_DOC_IMPORT_BYTES}"),
         });
     }
-    raw.iter()
-        .map(|bytes| {
-            if bytes.len() > MAX_CHANGE_BYTES {
-                return Err(Error::BadChange {
-                    doc: id.to_string(),
-                    reason: format!(
-                        "a change of {} bytes exceeds {MAX_CHANGE_BYTES}",
-                        bytes.len()
-                    ),
-                });
-            }
-            // A compressed chunk (type 2) would be inflated by Automerge without a
-            // bound: a decompression bomb. Replicas exchange raw changes (type 1) only.
-            match bytes.get(..9) {
-                Some([0x85, 0x6f, 0x4a, 0x83, _, _, _, _, 1]) => {}
-                Some([0x85, 0x6f, 0x4a, 0x83, _, _, _, _, _]) => {
-                    return Err(Error::BadChange {
-                        doc: id.to_string(),
-                        reason: "only uncompressed change chunks are accepted".into(),
-                    })
-                }
-                _ => {
-                    return Err(Error::BadChange {
-                        doc: id.to_string(),
-                        reason: "not an Automerge change".into(),
-                    })
-                }
-            }
-            let decoded = catch_unwind(|| Change::try_from(&bytes[..]));
-            match decoded {
-                Ok(Ok(change)) => Ok(change),
-                Ok(Err(e)) => Err(Error::BadChange {
-                    doc: id.to_string(),
-                    reason: format!("not an Automerge change: {e}"),
-                }),
-                Err(_) => Err(Error::BadChange {
-                    doc: id.to_string(),
-                    reason: "the change could not be decoded (Automerge panicked)".into(),
-                }),
-            }
-        })
-        .collect()
+    Ok(())
 }
 
 /// Apply decoded changes to an in-memory document. A panic inside Automerge is
@@ -324,7 +282,7 @@ pub(crate) fn depending_on_rejections(
     let mut deps = Vec::new();
     for h in hashes {
         let bytes: Option<Vec<u8>> = bytes_of.query_row([&h.0[..]], |r| r.get(0)).optional()?;
-        if let Some(change) = bytes.and_then(|b| Change::try_from(&b[..]).ok()) {
+        if let Some(change) = bytes.and_then(|b| decode_change(&b).ok()) {
             deps.push((*h, change.deps().to_vec()));
         }
     }

@@ -6,6 +6,7 @@ use std::time::Instant;
 use automerge::Automerge;
 use chrono::{DateTime, Duration, Utc};
 use gridsync_core::doc::case::append_entry;
+use gridsync_core::sync::decode_change;
 use gridsync_core::{
     Action, CaseDoc, CaseFilter, DeviceId, DocId, DocKind, Engine, Location, NewCase, RegionLevel,
     Role, Severity, Status, TrackPoint,
@@ -240,7 +241,17 @@ pub fn device(cases: usize, samples: usize) -> BenchResult {
             .flat_map(|(_, c)| c)
             .map(Vec::len)
             .sum::<usize>();
-        let (t, results) = time_ms(|| engine.import_changes(&batch));
+        // Bytes from outside become changes through the checked decoder, as a pull does.
+        let (t, results) = time_ms(|| {
+            let decoded = batch
+                .iter()
+                .map(|(id, raw)| {
+                    let changes: Result<Vec<_>, _> = raw.iter().map(|b| decode_change(b)).collect();
+                    changes.map(|cs| (id.clone(), cs))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, Box<dyn std::error::Error>>(engine.import_changes(decoded)?)
+        });
         for r in results? {
             r.outcome?;
         }
@@ -402,7 +413,7 @@ pub fn device(cases: usize, samples: usize) -> BenchResult {
     let change_bytes: usize = worker
         .changes_since(&patrol, &[])?
         .iter()
-        .map(Vec::len)
+        .map(|c| c.raw_bytes().len())
         .sum();
     print(
         "track_bytes_per_patrol_hour",
@@ -901,7 +912,7 @@ fn run_device(i: usize, engine: &Engine, urls: &[String], deadline: Instant) -> 
 /// in the log by construction: its hash is unique), and every device holds every
 /// document of its grid the relay has.
 fn check_load(relay: &Relay, engines: &[Engine]) -> BenchResult<(bool, bool)> {
-    relay.catch_up().map_err(|e| e.body.message)?;
+    relay.catch_up().map_err(|e| e.to_string())?;
     let server = relay.engine();
     let mut exactly_once = true;
     let mut converged = true;

@@ -162,7 +162,7 @@ impl RelayProcess {
         let code = self
             .open()?
             .create_enrollment(user)
-            .map_err(|e| e.body.message)?;
+            .map_err(|e| e.to_string())?;
         let device = DeviceId::random();
         let transport = gridsync_core::sync::HttpTransport::new(&self.url);
         let e = gridsync_core::sync::enroll(&transport, &code, device, env!("CARGO_PKG_VERSION"))?;
@@ -187,7 +187,7 @@ impl RelayProcess {
     ) -> Result<(), Box<dyn std::error::Error>> {
         self.open()?
             .set_console_password(user, password)
-            .map_err(|e| e.body.message.into())
+            .map_err(|e| e.to_string().into())
     }
 
     /// Keep serving until the process is interrupted.

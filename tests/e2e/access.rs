@@ -16,7 +16,7 @@ fn push_raw(d: &SimDevice<'_>, doc: &DocId, bytes: Vec<u8>) -> wire::ChangeResul
     let body = wire::encode(&PushRequest {
         v: 1,
         changes: vec![WireChange {
-            doc: doc.to_string(),
+            doc: doc.clone(),
             bytes,
         }],
     });
@@ -42,12 +42,7 @@ pub(crate) fn forge(
     ) -> Result<(), automerge::AutomergeError>,
 ) -> Vec<u8> {
     let mut am = Automerge::new();
-    let changes: Vec<automerge::Change> = d
-        .changes_since(doc, &[])
-        .unwrap()
-        .iter()
-        .map(|b| automerge::Change::try_from(&b[..]).unwrap())
-        .collect();
+    let changes: Vec<automerge::Change> = d.changes_since(doc, &[]).unwrap().into_iter().collect();
     am.apply_changes(changes).unwrap();
     am.set_actor(d.device.actor());
     am.transact(edit).map_err(|f| f.error).unwrap();
@@ -150,20 +145,20 @@ fn replayed_and_reordered_pushes_change_nothing() {
     let changes = worker.changes_since(&id, &[]).unwrap();
 
     // The second change first: deferred, not lost; then in order; then replayed.
-    let early = push_raw(&worker, &id, changes[1].clone());
+    let early = push_raw(&worker, &id, changes[1].raw_bytes().to_vec());
     assert_eq!(early.status, ChangeStatus::Deferred, "{:?}", early.reason);
     assert_eq!(relay.relay.store().log_len().unwrap(), 0);
     assert_eq!(
-        push_raw(&worker, &id, changes[0].clone()).status,
+        push_raw(&worker, &id, changes[0].raw_bytes().to_vec()).status,
         ChangeStatus::Accepted
     );
     assert_eq!(
-        push_raw(&worker, &id, changes[1].clone()).status,
+        push_raw(&worker, &id, changes[1].raw_bytes().to_vec()).status,
         ChangeStatus::Accepted
     );
     for c in &changes {
         assert_eq!(
-            push_raw(&worker, &id, c.clone()).status,
+            push_raw(&worker, &id, c.raw_bytes().to_vec()).status,
             ChangeStatus::Duplicate
         );
     }

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use gridsync_core::sync::client::PHOTO_CHUNK_BYTES;
 use gridsync_core::sync::wire::{self, BlobGetRequest, BlobGetResponse};
-use gridsync_core::sync::{self, HttpTransport, SyncReport, Transport, TransportError};
+use gridsync_core::sync::{
+    self, route, HttpTransport, Link, SyncReport, Transport, TransportError,
+};
 use gridsync_core::{Action, DocId, Engine, NewCase, Outcome, PhotoHash, PhotoInfo, Status};
 use gridsync_tests::s3::{Moto, ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 use tempfile::TempDir;
@@ -142,18 +144,14 @@ impl Cluster {
         let transport = HttpTransport::new(&self.nodes[node].url);
         let mut bytes = Vec::new();
         loop {
-            let part: BlobGetResponse = sync::call(
-                &transport,
-                "/v1/blob/get",
-                Some(&device.token),
-                &BlobGetRequest {
+            let part: BlobGetResponse = Link::new(&transport, Some(&device.token))
+                .call::<route::BlobGet>(&BlobGetRequest {
                     v: wire::PROTOCOL_VERSION,
-                    hash: hash.to_string(),
+                    hash: hash.clone(),
                     offset: bytes.len() as u64,
                     max_bytes: wire::MAX_CHUNK_BYTES as u64,
-                },
-            )
-            .unwrap_or_else(|e| panic!("photo {hash} from node {node}: {e}"));
+                })
+                .unwrap_or_else(|e| panic!("photo {hash} from node {node}: {e}"));
             assert!(
                 !part.bytes.is_empty() || bytes.len() as u64 >= part.total,
                 "node {node} sent nothing of photo {hash} at {}",
@@ -224,13 +222,7 @@ fn change_hashes(device: &Engine, id: &DocId) -> Vec<Vec<u8>> {
         .changes_since(id, &[])
         .unwrap()
         .iter()
-        .map(|bytes| {
-            automerge::Change::try_from(&bytes[..])
-                .expect("a stored change")
-                .hash()
-                .0
-                .to_vec()
-        })
+        .map(|change| change.hash().0.to_vec())
         .collect()
 }
 
@@ -669,13 +661,13 @@ fn a_change_logged_before_its_dependency_waits_for_it_in_other_replicas() {
     .unwrap();
     let node_data = dir.path().join("node");
     let node = Relay::open_with(&node_data, None, &storage).unwrap();
-    let log = |changes: &[Vec<u8>]| {
+    let log = |changes: &[automerge::Change]| {
         let entries: Vec<LogEntry> = changes
             .iter()
-            .map(|bytes| LogEntry {
-                hash: automerge::Change::try_from(&bytes[..]).unwrap().hash().0,
+            .map(|change| LogEntry {
+                hash: change.hash().0,
                 doc: id.clone(),
-                bytes: bytes.clone(),
+                bytes: change.raw_bytes().to_vec(),
             })
             .collect();
         let scope = DocScope {

@@ -184,7 +184,7 @@ fn a_report_arrives_before_its_photos_and_photos_resume_after_cuts() {
     let t = LocalTransport::new(&relay.relay);
     let body = gridsync_core::sync::wire::encode(&gridsync_core::sync::wire::BlobGetRequest {
         v: 1,
-        hash: photo.hash.to_string(),
+        hash: photo.hash.clone(),
         offset: 0,
         max_bytes: 1 << 20,
     });
@@ -429,7 +429,7 @@ fn knowing_a_photos_hash_is_no_way_to_read_it() {
     // Asked directly (the stranger holds the bytes locally, so ask the relay).
     let body = gridsync_core::sync::wire::encode(&gridsync_core::sync::wire::BlobGetRequest {
         v: 1,
-        hash: mine.thumb.to_string(),
+        hash: mine.thumb.clone(),
         offset: 0,
         max_bytes: 1 << 20,
     });

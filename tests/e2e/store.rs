@@ -293,7 +293,7 @@ fn a_pull_brings_what_the_device_may_see_in_order(s: &Arc<dyn RelayStore>) {
     assert_eq!(own.cursor, top);
     let other = pull(s, w2, &region(GRID1), 0, 0);
     assert_eq!(other.changes.len(), 2);
-    assert!(other.changes.iter().all(|(doc, _)| *doc == d1.to_string()));
+    assert!(other.changes.iter().all(|(doc, _)| *doc == d1));
 
     // Nothing new: an empty page at the same cursor.
     let again = pull(s, town, &region(TOWN), top, page.page);
@@ -315,14 +315,14 @@ fn a_document_dispatched_arrives_whole_and_leaves_when_reassigned(s: &Arc<dyn Re
     append(s, w, &doc, &scope(GRID1, Some("urban")), 3);
     let page = pull(s, handler, &dept("urban"), before.cursor, before.page);
     assert_eq!(page.changes.len(), 3);
-    assert!(page.changes.iter().all(|(d, _)| *d == doc.to_string()));
+    assert!(page.changes.iter().all(|(d, _)| *d == doc));
 
     // Reassigned elsewhere: she is told to remove it, until she says she did.
     append(s, w, &doc, &scope(GRID1, Some("water")), 4);
     let gone = pull(s, handler, &dept("urban"), page.cursor, page.page);
     assert!(gone.changes.is_empty());
-    assert_eq!(gone.purge, vec![doc.to_string()]);
-    let purged = [doc.to_string()];
+    assert_eq!(gone.purge, vec![doc.clone()]);
+    let purged = [doc.clone()];
     let ask = PullAsk {
         cursor: gone.cursor,
         max_bytes: 1 << 20,

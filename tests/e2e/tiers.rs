@@ -153,7 +153,7 @@ fn push_as_relay(
         changes: bytes
             .into_iter()
             .map(|bytes| wire::WireChange {
-                doc: doc.to_string(),
+                doc: doc.clone(),
                 bytes,
             })
             .collect(),

@@ -7,7 +7,8 @@ pub mod proxy;
 use std::cell::Cell;
 use std::path::Path;
 
-use gridsync_core::sync::wire::{self, ErrorBody};
+use gridsync_core::sync::route::{Request, Route};
+use gridsync_core::sync::wire;
 use gridsync_core::sync::{self, SyncError, SyncReport, Transport, TransportError};
 use gridsync_core::{DeviceId, Engine, Identity};
 use gridsync_server::relay::{Relay, RelayError};
@@ -77,17 +78,10 @@ impl<'a> LocalTransport<'a> {
     }
 }
 
-fn answer<T: serde::Serialize>(r: Result<T, RelayError>) -> Result<Vec<u8>, TransportError> {
-    match r {
-        Ok(v) => Ok(wire::encode(&v)),
-        Err(e) => Err(TransportError::Status {
-            status: e.status,
-            body: wire::encode(&e.body),
-        }),
-    }
-}
-
 impl Transport for LocalTransport<'_> {
+    /// The same steps as the HTTP shell: the route from the table, the token
+    /// checked before the body, the body decoded by the route's type, the relay's
+    /// answer or error encoded as HTTP would carry it.
     fn post(
         &self,
         path: &str,
@@ -97,33 +91,31 @@ impl Transport for LocalTransport<'_> {
         if !self.online.get() {
             return Err(TransportError::Network("offline".into()));
         }
-        let bad = |e: wire::DecodeError| TransportError::Status {
-            status: 400,
-            body: wire::encode(&ErrorBody {
-                v: 1,
-                error: "bad_request".into(),
-                message: e.to_string(),
-                wipe: false,
-            }),
+        let refuse = |e: RelayError| TransportError::Status {
+            status: gridsync_server::http::error::status(&e).as_u16(),
+            body: wire::encode(&e.body()),
         };
-        let token = token.unwrap_or("");
-        match path {
-            "/v1/enroll" => answer(self.relay.enroll(wire::decode(&body).map_err(bad)?)),
-            "/v1/push" => answer(self.relay.push(token, wire::decode(&body).map_err(bad)?)),
-            "/v1/pull" => answer(self.relay.pull(token, wire::decode(&body).map_err(bad)?)),
-            "/v1/blob/put" => answer(
-                self.relay
-                    .put_blob(token, wire::decode(&body).map_err(bad)?),
-            ),
-            "/v1/blob/get" => answer(
-                self.relay
-                    .get_blob(token, wire::decode(&body).map_err(bad)?),
-            ),
-            _ => Err(TransportError::Status {
+        let Some(route) = Route::from_path(path) else {
+            return Err(TransportError::Status {
                 status: 404,
                 body: Vec::new(),
-            }),
-        }
+            });
+        };
+        let caller = if route.needs_token() {
+            Some(
+                self.relay
+                    .authenticate(token.unwrap_or(""))
+                    .map_err(refuse)?,
+            )
+        } else {
+            None
+        };
+        let request = Request::decode(route, &body)
+            .map_err(|e| refuse(RelayError::bad_request(e.to_string())))?;
+        self.relay
+            .answer(caller.as_ref(), request)
+            .map(|a| a.encode())
+            .map_err(refuse)
     }
 }
 

@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use automerge::ChangeHash;
 
-use super::wire::{
-    self, ChangeStatus, EnrollRequest, EnrollResponse, ErrorBody, PullRequest, PullResponse,
-    PushRequest, PushResponse, WireChange, PROTOCOL_VERSION,
+use super::route;
+use super::session::{
+    self, check_version, Link, Outgoing, PullApplied, PulledPage, PushVerdicts, Replica,
 };
-use crate::engine::Engine;
+use super::wire::{self, EnrollRequest, ErrorBody, PROTOCOL_VERSION};
+use crate::engine::{Engine, PullState};
 use crate::error::Error;
-use crate::ids::{DeviceId, DocId};
+use crate::ids::DeviceId;
 
 /// Bytes of changes per push request.
 pub const PUSH_PAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -282,6 +283,8 @@ pub struct SyncReport {
     pub rejected: Vec<(ChangeHash, String)>,
     /// Changes received and applied.
     pub pulled: u64,
+    /// Changes received that failed the checked decoder (never applied).
+    pub pull_refused: u64,
     /// Documents removed because they left this device's scope.
     pub purged: u64,
     /// Photos uploaded.
@@ -298,48 +301,6 @@ pub struct SyncReport {
     pub bytes_down: u64,
 }
 
-/// One request of the protocol and its answer, for a program that speaks it
-/// without an [`Engine`] (a relay syncing to its upstream).
-pub fn call<Req: serde::Serialize, Resp: for<'de> serde::Deserialize<'de>>(
-    transport: &dyn Transport,
-    path: &str,
-    token: Option<&str>,
-    request: &Req,
-) -> Result<Resp, SyncError> {
-    exchange(
-        transport,
-        path,
-        token,
-        wire::encode(request),
-        &mut SyncReport::default(),
-    )
-}
-
-/// One request and its answer, counted in `report`.
-fn exchange<T: for<'de> serde::Deserialize<'de>>(
-    transport: &dyn Transport,
-    path: &str,
-    token: Option<&str>,
-    body: Vec<u8>,
-    report: &mut SyncReport,
-) -> Result<T, SyncError> {
-    report.bytes_up += body.len() as u64;
-    report.requests += 1;
-    let answer = transport.post(path, token, body)?;
-    report.bytes_down += answer.len() as u64;
-    wire::decode(&answer).map_err(|e| SyncError::Protocol(e.to_string()))
-}
-
-fn check_version(v: u32) -> Result<(), SyncError> {
-    if v == PROTOCOL_VERSION {
-        Ok(())
-    } else {
-        Err(SyncError::Protocol(format!(
-            "server speaks protocol version {v}, this device {PROTOCOL_VERSION}"
-        )))
-    }
-}
-
 /// Bytes per photo upload chunk: a cut link re-sends at most this much.
 pub const PHOTO_CHUNK_BYTES: usize = 128 * 1024;
 
@@ -353,24 +314,109 @@ pub fn sync(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<SyncReport, SyncError> {
     let (_, token) = engine.server()?.ok_or(SyncError::NotEnrolled)?;
+    let mut link = Link::new(transport, Some(&token));
+    let result = sync_over(engine, &mut link, progress);
+    // What went over the link counts, whether the sync finished or not.
+    result.map(|mut report| {
+        report.requests = link.requests;
+        report.bytes_up = link.bytes_up;
+        report.bytes_down = link.bytes_down;
+        report
+    })
+}
+
+fn sync_over(
+    engine: &Engine,
+    link: &mut Link<'_>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
-    push(engine, transport, &token, progress, &mut report)?;
-    pull(engine, transport, &token, progress, &mut report)?;
-    upload_photos(engine, transport, &token, progress, &mut report)?;
+    let pushed = session::push_all(engine, link, PUSH_PAGE_BYTES, &mut |t| {
+        // Reading the outbox's length for progress must not fail the sync.
+        let remaining = engine.outbox_len().unwrap_or(0);
+        progress(Progress {
+            phase: Phase::Push,
+            items: t.stored + t.rejected.len() as u64,
+            bytes: t.bytes,
+            remaining,
+        })
+    })?;
+    report.pushed = pushed.stored;
+    report.rejected = pushed.rejected;
+    let pulled = session::pull_all(engine, link, PULL_PAGE_BYTES, &mut |t| {
+        progress(Progress {
+            phase: Phase::Pull,
+            items: t.pulled,
+            bytes: t.bytes,
+            remaining: 0,
+        })
+    })?;
+    report.pulled = pulled.pulled;
+    report.pull_refused = pulled.refused;
+    report.purged = pulled.purged;
+    upload_photos(engine, link, progress, &mut report)?;
     Ok(report)
+}
+
+/// The phone's side of a session: the outbox goes up, pulled pages are applied
+/// with their cursor in one transaction.
+impl Replica for Engine {
+    fn outgoing(&self, max_bytes: usize) -> Result<Vec<Outgoing>, SyncError> {
+        Ok(self
+            .outbox_pending(max_bytes)?
+            .into_iter()
+            .map(|item| Outgoing {
+                doc: item.doc,
+                hash: item.hash,
+                bytes: item.bytes,
+            })
+            .collect())
+    }
+
+    fn record_push(&self, _sent: &[Outgoing], v: &PushVerdicts) -> Result<bool, SyncError> {
+        let before = self.outbox_len()?;
+        self.record_push_results(&v.stored, &v.rejected, &v.deferred)?;
+        Ok(self.outbox_len()? != before)
+    }
+
+    fn pull_state(&self) -> Result<PullState, SyncError> {
+        Ok(Engine::pull_state(self)?)
+    }
+
+    fn apply_pull(&self, page: PulledPage) -> Result<PullApplied, SyncError> {
+        let (results, purged) = Engine::apply_pull(
+            self,
+            page.changes,
+            &page.purge,
+            page.next.cursor,
+            page.next.page,
+        )?;
+        let new = results
+            .iter()
+            .filter_map(|r| r.outcome.as_ref().ok())
+            .map(|applied| applied.applied.len() as u64)
+            .sum();
+        Ok(PullApplied {
+            new,
+            purged: purged as u64,
+        })
+    }
 }
 
 fn upload_photos(
     engine: &Engine,
-    transport: &dyn Transport,
-    token: &str,
+    link: &mut Link<'_>,
     progress: &mut dyn FnMut(Progress),
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
     let queue = engine.photos_to_upload()?;
     let total = queue.len() as u64;
     for (i, hash) in queue.iter().enumerate() {
-        match upload_photo(engine, transport, token, hash, report) {
+        let sent = engine
+            .photo(hash)
+            .map_err(SyncError::from)
+            .and_then(|bytes| upload_blob(link, hash, &bytes));
+        match sent.map(|n| report.photo_bytes_sent += n) {
             Ok(()) => {
                 engine.mark_photo_uploaded(hash)?;
                 report.photos_uploaded += 1;
@@ -392,25 +438,16 @@ fn upload_photos(
     Ok(())
 }
 
-fn upload_photo(
-    engine: &Engine,
-    transport: &dyn Transport,
-    token: &str,
-    hash: &crate::ids::PhotoHash,
-    report: &mut SyncReport,
-) -> Result<(), SyncError> {
-    upload_blob(transport, token, hash, &engine.photo(hash)?, report)
-}
-
 /// Upload one photo's bytes, resuming where an earlier cut-off upload stopped, until
 /// the server has verified its hash. Also how a town relay sends photos upward.
+///
+/// Returns the photo bytes sent (including any sent again after a cut).
 pub fn upload_blob(
-    transport: &dyn Transport,
-    token: &str,
+    link: &mut Link<'_>,
     hash: &crate::ids::PhotoHash,
     bytes: &[u8],
-    report: &mut SyncReport,
-) -> Result<(), SyncError> {
+) -> Result<u64, SyncError> {
+    let mut sent = 0u64;
     let len = bytes.len() as u64;
     let mut offset = 0u64;
     // The first request carries no data: it asks where an earlier, cut-off upload
@@ -429,19 +466,17 @@ pub fn upload_blob(
         };
         probe = false;
         let chunk = bytes[start..end].to_vec();
-        report.photo_bytes_sent += chunk.len() as u64;
-        let body = wire::encode(&wire::BlobPutRequest {
+        sent += chunk.len() as u64;
+        let resp = link.call::<route::BlobPut>(&wire::BlobPutRequest {
             v: PROTOCOL_VERSION,
-            hash: hash.to_string(),
+            hash: hash.clone(),
             total: len,
             offset,
             bytes: chunk,
-        });
-        let resp: wire::BlobPutResponse =
-            exchange(transport, "/v1/blob/put", Some(token), body, report)?;
+        })?;
         check_version(resp.v)?;
         if resp.done {
-            return Ok(());
+            return Ok(sent);
         }
         if resp.received > len {
             return Err(SyncError::Protocol(
@@ -467,21 +502,15 @@ pub fn fetch_photo(
         return Ok(());
     }
     let (_, token) = engine.server()?.ok_or(SyncError::NotEnrolled)?;
+    let mut link = Link::new(transport, Some(&token));
     let mut bytes: Vec<u8> = Vec::new();
     loop {
-        let body = wire::encode(&wire::BlobGetRequest {
+        let resp = link.call::<route::BlobGet>(&wire::BlobGetRequest {
             v: PROTOCOL_VERSION,
-            hash: hash.to_string(),
+            hash: hash.clone(),
             offset: bytes.len() as u64,
             max_bytes: wire::MAX_CHUNK_BYTES as u64,
-        });
-        let resp: wire::BlobGetResponse = exchange(
-            transport,
-            "/v1/blob/get",
-            Some(&token),
-            body,
-            &mut SyncReport::default(),
-        )?;
+        })?;
         check_version(resp.v)?;
         if resp.total > wire::MAX_BLOB_BYTES
             || resp.bytes.is_empty() && (bytes.len() as u64) < resp.total
@@ -495,132 +524,6 @@ pub fn fetch_photo(
     }
     engine.store_fetched_photo(hash, &bytes)?;
     Ok(())
-}
-
-fn push(
-    engine: &Engine,
-    transport: &dyn Transport,
-    token: &str,
-    progress: &mut dyn FnMut(Progress),
-    report: &mut SyncReport,
-) -> Result<(), SyncError> {
-    let mut bytes_sent = 0u64;
-    loop {
-        let mut page = engine.outbox_pending(PUSH_PAGE_BYTES)?;
-        page.truncate(wire::MAX_CHANGES_PER_MESSAGE);
-        if page.is_empty() {
-            return Ok(());
-        }
-        let body = wire::encode(&PushRequest {
-            v: PROTOCOL_VERSION,
-            changes: page
-                .iter()
-                .map(|item| WireChange {
-                    doc: item.doc.to_string(),
-                    bytes: item.bytes.clone(),
-                })
-                .collect(),
-        });
-        bytes_sent += body.len() as u64;
-        let resp: PushResponse = exchange(transport, "/v1/push", Some(token), body, report)?;
-        check_version(resp.v)?;
-        let mut acked = Vec::new();
-        let mut rejected = Vec::new();
-        let mut deferred = Vec::new();
-        for r in resp.results {
-            let hash = ChangeHash::try_from(&r.hash[..])
-                .map_err(|_| SyncError::Protocol("a result hash is not 32 bytes".into()))?;
-            if !page.iter().any(|item| item.hash == hash) {
-                return Err(SyncError::Protocol(
-                    "a result names a change that was not sent".into(),
-                ));
-            }
-            match r.status {
-                ChangeStatus::Accepted | ChangeStatus::Duplicate => acked.push(hash),
-                ChangeStatus::Rejected => {
-                    rejected.push((hash, r.reason.unwrap_or_else(|| "rejected".into())))
-                }
-                ChangeStatus::Deferred => deferred.push(hash),
-            }
-        }
-        let before = engine.outbox_len()?;
-        engine.record_push_results(&acked, &rejected, &deferred)?;
-        if engine.outbox_len()? == before {
-            // Everything left waits for dependencies; the next sync tries again.
-            return Ok(());
-        }
-        report.pushed += acked.len() as u64;
-        report.rejected.extend(rejected);
-        progress(Progress {
-            phase: Phase::Push,
-            items: report.pushed + report.rejected.len() as u64,
-            bytes: bytes_sent,
-            remaining: engine.outbox_len()?,
-        });
-    }
-}
-
-fn pull(
-    engine: &Engine,
-    transport: &dyn Transport,
-    token: &str,
-    progress: &mut dyn FnMut(Progress),
-    report: &mut SyncReport,
-) -> Result<(), SyncError> {
-    let mut bytes_received = 0u64;
-    loop {
-        let state = engine.pull_state()?;
-        let body = wire::encode(&PullRequest {
-            v: PROTOCOL_VERSION,
-            cursor: state.cursor,
-            max_bytes: PULL_PAGE_BYTES,
-            purged: state.purged.iter().map(DocId::to_string).collect(),
-            ack_page: state.page,
-        });
-        let before = report.bytes_down;
-        let resp: PullResponse = exchange(transport, "/v1/pull", Some(token), body, report)?;
-        bytes_received += report.bytes_down - before;
-        check_version(resp.v)?;
-        if resp.changes.len() > wire::MAX_CHANGES_PER_MESSAGE {
-            return Err(SyncError::Protocol("too many changes in one page".into()));
-        }
-        let changes = resp
-            .changes
-            .into_iter()
-            .map(|c| {
-                Ok((
-                    c.doc
-                        .parse::<DocId>()
-                        .map_err(|e| SyncError::Protocol(e.to_string()))?,
-                    c.bytes,
-                ))
-            })
-            .collect::<Result<Vec<_>, SyncError>>()?;
-        let purge = resp
-            .purge
-            .iter()
-            .map(|d| {
-                d.parse::<DocId>()
-                    .map_err(|e| SyncError::Protocol(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let (results, purged) = engine.apply_pull(&changes, &purge, resp.cursor, resp.page)?;
-        for r in results {
-            if let Ok(applied) = r.outcome {
-                report.pulled += applied.applied.len() as u64;
-            }
-        }
-        report.purged += purged as u64;
-        progress(Progress {
-            phase: Phase::Pull,
-            items: report.pulled,
-            bytes: bytes_received,
-            remaining: 0,
-        });
-        if !resp.more {
-            return Ok(());
-        }
-    }
 }
 
 /// What a device receives when it redeems an enrollment code.
@@ -641,25 +544,15 @@ pub fn enroll(
     device: DeviceId,
     app_version: &str,
 ) -> Result<Enrollment, SyncError> {
-    let body = wire::encode(&EnrollRequest {
+    let resp = Link::new(transport, None).call::<route::Enroll>(&EnrollRequest {
         v: PROTOCOL_VERSION,
         code: code.trim().to_owned(),
-        device: device.to_string(),
+        device,
         app_version: app_version.to_owned(),
-    });
-    let resp: EnrollResponse = exchange(
-        transport,
-        "/v1/enroll",
-        None,
-        body,
-        &mut SyncReport::default(),
-    )?;
+    })?;
     check_version(resp.v)?;
     Ok(Enrollment {
-        user: resp
-            .user
-            .parse()
-            .map_err(|e: crate::ids::IdError| SyncError::Protocol(e.to_string()))?,
+        user: resp.user,
         token: resp.token,
         directory: resp.directory,
     })

@@ -2,7 +2,10 @@
 //! language with a CBOR library. Every list and byte string is bounded by the
 //! receiver before use.
 
-use serde::{Deserialize, Serialize};
+use automerge::ChangeHash;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::ids::{DeviceId, DocId, PhotoHash, UserId};
 
 /// The protocol version this code speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -21,7 +24,7 @@ pub struct EnrollRequest {
     /// The one-time enrollment code.
     pub code: String,
     /// The device's id (a UUID it generated).
-    pub device: String,
+    pub device: DeviceId,
     /// The app's version, for the console's device list.
     pub app_version: String,
 }
@@ -34,7 +37,7 @@ pub struct EnrollResponse {
     /// The bearer token for every later request. Shown once; stored hashed on the server.
     pub token: String,
     /// The user the code was issued for.
-    pub user: String,
+    pub user: UserId,
     /// The directory (JSON, `docs/directory-format.md`).
     pub directory: String,
 }
@@ -43,7 +46,7 @@ pub struct EnrollResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WireChange {
     /// Document id.
-    pub doc: String,
+    pub doc: DocId,
     /// Raw (uncompressed) Automerge change bytes.
     #[serde(with = "serde_bytes")]
     pub bytes: Vec<u8>,
@@ -76,9 +79,10 @@ pub enum ChangeStatus {
 /// The server's answer for one change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChangeResult {
-    /// The change hash (32 bytes).
-    #[serde(with = "serde_bytes")]
-    pub hash: Vec<u8>,
+    /// The change hash (32 bytes); for bytes that are not a change at all, the
+    /// SHA-256 of the bytes.
+    #[serde(with = "hash_bytes")]
+    pub hash: ChangeHash,
     /// Accepted, duplicate or rejected.
     pub status: ChangeStatus,
     /// Why it was rejected.
@@ -107,7 +111,7 @@ pub struct PullRequest {
     /// The `purge` list of the last answer this device applied: the server stops
     /// repeating those.
     #[serde(default)]
-    pub purged: Vec<String>,
+    pub purged: Vec<DocId>,
     /// The `page` number of the last answer this device applied.
     #[serde(default)]
     pub ack_page: u64,
@@ -126,7 +130,7 @@ pub struct PullResponse {
     /// Whether another page is waiting.
     pub more: bool,
     /// Documents no longer visible to the device: remove them.
-    pub purge: Vec<String>,
+    pub purge: Vec<DocId>,
     /// This answer's number; acknowledge it in the next request once applied.
     pub page: u64,
 }
@@ -143,7 +147,7 @@ pub struct BlobPutRequest {
     /// Protocol version.
     pub v: u32,
     /// SHA-256 (hex) of the whole blob.
-    pub hash: String,
+    pub hash: PhotoHash,
     /// Size of the whole blob.
     pub total: u64,
     /// Where this chunk starts.
@@ -170,7 +174,7 @@ pub struct BlobGetRequest {
     /// Protocol version.
     pub v: u32,
     /// SHA-256 (hex).
-    pub hash: String,
+    pub hash: PhotoHash,
     /// From where.
     pub offset: u64,
     /// At most this many bytes.
@@ -202,6 +206,21 @@ pub struct ErrorBody {
     /// The device must erase its data (it was revoked).
     #[serde(default)]
     pub wipe: bool,
+}
+
+/// A change hash as a CBOR byte string of exactly 32 bytes.
+mod hash_bytes {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(hash: &ChangeHash, s: S) -> Result<S::Ok, S::Error> {
+        serde_bytes::Bytes::new(&hash.0).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ChangeHash, D::Error> {
+        let bytes = serde_bytes::ByteBuf::deserialize(d)?;
+        ChangeHash::try_from(&bytes[..])
+            .map_err(|_| serde::de::Error::custom("a change hash must be 32 bytes"))
+    }
 }
 
 /// A body that is not valid CBOR of the expected shape.
@@ -237,7 +256,7 @@ mod tests {
         let req = PushRequest {
             v: PROTOCOL_VERSION,
             changes: vec![WireChange {
-                doc: "case-0123456789abcdef0123456789abcdef".into(),
+                doc: "case-0123456789abcdef0123456789abcdef".parse().unwrap(),
                 bytes: vec![1, 2, 3],
             }],
         };

@@ -44,7 +44,7 @@ fn a_two_hour_track_is_stored_compactly_and_read_back_whole() {
         .changes_since(&id, &[])
         .unwrap()
         .iter()
-        .map(Vec::len)
+        .map(|c| c.raw_bytes().len())
         .sum();
     assert!(
         change_bytes < 16 * 1024,

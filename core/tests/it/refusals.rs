@@ -1,6 +1,7 @@
 //! Every refusal: wrong role, wrong state, out of scope, bad input. Each says what
 //! was wrong and changes nothing.
 
+use gridsync_core::sync::decode_change;
 use gridsync_core::{
     Action, CaseFilter, DeviceId, Engine, Error, Identity, OpenError, Severity, Status,
 };
@@ -264,13 +265,19 @@ fn drafted_actions_are_checked_like_local_ones_and_import_as_their_author() {
     );
     // A server stores each drafted change before drafting the next of the same author.
     server
-        .import_changes(&[(id.clone(), vec![change.clone()])])
+        .import_changes(vec![(id.clone(), vec![decode_change(&change).unwrap()])])
         .unwrap();
     let note = server
         .draft_note(&dispatcher, &id, "已派网格员复核")
         .unwrap();
     let results = worker
-        .import_changes(&[(id.clone(), vec![change, note])])
+        .import_changes(vec![(
+            id.clone(),
+            vec![
+                decode_change(&change).unwrap(),
+                decode_change(&note).unwrap(),
+            ],
+        )])
         .unwrap();
     assert_eq!(results[0].outcome.as_ref().unwrap().applied.len(), 2);
     let case = worker.get_case(&id).unwrap();

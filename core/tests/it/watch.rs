@@ -56,7 +56,7 @@ fn committed_local_edits_imports_and_purges_are_announced_once_each() {
         .collect();
     dispatcher.record_push_results(&acked, &[], &[]).unwrap();
     dispatcher
-        .apply_pull(&[], std::slice::from_ref(&id), 1, 1)
+        .apply_pull(Vec::new(), std::slice::from_ref(&id), 1, 1)
         .unwrap();
     assert_eq!(taken(&seen), vec![vec![id.clone()]], "a purge");
     assert!(dispatcher.get_case(&id).is_err());

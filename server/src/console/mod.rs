@@ -104,16 +104,17 @@ async fn blocking<T: Send + 'static>(
 /// The page for a failed request, in the user's language.
 fn failure(lang: Lang, who: Option<&ConsoleUser>, e: &RelayError) -> Response {
     let t = lang.t();
-    if e.status == 401 {
+    let status = crate::http::error::status(e);
+    if status == StatusCode::UNAUTHORIZED {
         return Redirect::to("/console/sign-in").into_response();
     }
-    let (headline, detail) = match e.status {
-        404 => (t.not_found, ""),
-        403 => (t.not_allowed, e.body.message.as_str()),
-        400 => (t.bad_input, e.body.message.as_str()),
+    let message = e.to_string();
+    let (headline, detail) = match status {
+        StatusCode::NOT_FOUND => (t.not_found, ""),
+        StatusCode::FORBIDDEN => (t.not_allowed, message.as_str()),
+        StatusCode::BAD_REQUEST => (t.bad_input, message.as_str()),
         _ => (t.server_error, ""),
     };
-    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     html(status, pages::error(lang, who, headline, detail))
 }
 
@@ -179,7 +180,7 @@ async fn sign_in(
             Redirect::to("/console/cases"),
         )
             .into_response(),
-        Err(e) if e.status == 401 => html(
+        Err(RelayError::SignIn) => html(
             StatusCode::UNAUTHORIZED,
             pages::sign_in(lang, Some(lang.t().wrong_password)),
         ),
@@ -324,11 +325,10 @@ fn scope(who: &ConsoleUser) -> Result<CaseFilter, RelayError> {
     Ok(match who.user.role {
         Role::DepartmentHandler => CaseFilter {
             assigned_dept: Some(who.user.department.clone().ok_or_else(|| {
-                RelayError::new(
-                    403,
-                    "refused",
-                    "this handler has no department in the directory",
-                )
+                RelayError::Forbidden {
+                    code: "refused",
+                    message: "this handler has no department in the directory".into(),
+                }
             })?),
             ..Default::default()
         },
@@ -750,15 +750,15 @@ async fn after_change(
         Ok(()) => {
             Redirect::to(&format!("/console/cases/{}?done=1", urlencode(&id))).into_response()
         }
-        Err(e) if e.status == 400 || e.status == 403 => {
+        Err(e @ (RelayError::BadRequest(_) | RelayError::Forbidden { .. })) => {
             let t = lang(headers).t();
-            let headline = if e.status == 400 {
+            let headline = if matches!(e, RelayError::BadRequest(_)) {
                 t.bad_input
             } else {
                 t.not_allowed
             };
-            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-            let message = format!("{headline}：{}", e.body.message);
+            let status = crate::http::error::status(&e);
+            let message = format!("{headline}：{e}");
             show_case(state, headers, who, id, status, Some((false, message))).await
         }
         Err(e) => failure(lang(headers), None, &e),

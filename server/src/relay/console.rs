@@ -12,6 +12,8 @@ use gridsync_core::photo::PhotoLimits;
 use gridsync_core::sync::wire::{ChangeStatus, WireChange};
 use gridsync_core::{Action, Case, DeviceId, DocId, Identity, PhotoHash, PhotoInfo, User, UserId};
 
+use super::push::{decode_incoming, Trust};
+use super::rules::visibility;
 use super::{random_bytes, sha256, Relay, RelayError};
 
 /// How long a console session lasts.
@@ -78,14 +80,17 @@ impl ConsoleUser {
     }
 }
 
-fn refused(code: &str, message: impl Into<String>) -> RelayError {
-    RelayError::new(403, code, message)
+fn refused(code: &'static str, message: impl Into<String>) -> RelayError {
+    RelayError::Forbidden {
+        code,
+        message: message.into(),
+    }
 }
 
 fn core_error(e: gridsync_core::Error) -> RelayError {
     use gridsync_core::Error as E;
     match e {
-        E::NotFound { .. } => RelayError::new(404, "not_found", e.to_string()),
+        E::NotFound { what, .. } => RelayError::NotFound(what),
         E::Forbidden(_) | E::Refused(_) => refused("refused", e.to_string()),
         E::InvalidInput(_) => RelayError::bad_request(e.to_string()),
         other => RelayError::internal(other),
@@ -125,14 +130,13 @@ impl Relay {
     /// Check a user name and password; a new session token on success. Unknown
     /// users and wrong passwords get the same answer.
     pub fn sign_in(&self, user: &str, password: &str) -> Result<String, RelayError> {
-        let wrong = || RelayError::new(401, "sign_in", "wrong user name or password");
+        let wrong = || RelayError::SignIn;
         if user.len() > 64 || password.chars().count() > *PASSWORD_CHARS.end() {
             return Err(wrong());
         }
         // Each check costs ~19 MiB and tens of milliseconds: a few at a time.
-        let _slot = SignInSlot::take(&self.sign_ins).ok_or_else(|| {
-            RelayError::new(503, "busy", "too many sign-ins at once; try again shortly")
-        })?;
+        let _slot = SignInSlot::take(&self.sign_ins)
+            .ok_or_else(|| RelayError::Busy("too many sign-ins at once; try again shortly"))?;
         let user: Option<UserId> = user.trim().parse().ok();
         let account = match &user {
             Some(u) => self
@@ -164,7 +168,7 @@ impl Relay {
 
     /// The user of a live session.
     pub fn console_session(&self, token: &str) -> Result<ConsoleUser, RelayError> {
-        let expired = || RelayError::new(401, "session", "not signed in, or the session expired");
+        let expired = || RelayError::NoSession;
         if token.is_empty() || token.len() > 128 {
             return Err(expired());
         }
@@ -193,7 +197,7 @@ impl Relay {
     pub fn console_case(&self, who: &ConsoleUser, id: &str) -> Result<Case, RelayError> {
         let id: DocId = id
             .parse()
-            .map_err(|_| RelayError::new(404, "not_found", "no such case"))?;
+            .map_err(|_| RelayError::NotFound("no such case"))?;
         self.engine.get_case_as(&who.user, &id).map_err(core_error)
     }
 
@@ -234,13 +238,14 @@ impl Relay {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let bytes = draft(&self.engine).map_err(core_error)?;
+        // A draft goes through the checked decoder like any change from outside.
         let answer = self.push_as(
             who.device,
-            &super::Trust::Device(&who.user),
-            vec![WireChange {
-                doc: id.to_string(),
+            &Trust::Device(&who.user),
+            decode_incoming(vec![WireChange {
+                doc: id.clone(),
                 bytes,
-            }],
+            }]),
         )?;
         match answer.results.into_iter().next() {
             Some(r) if r.status == ChangeStatus::Accepted => Ok(()),
@@ -301,7 +306,7 @@ impl Relay {
         for (record, user) in all.into_iter().skip(offset).take(limit) {
             let backlog = self
                 .store
-                .backlog(record.device, &super::visibility(&user), record.last_cursor)
+                .backlog(record.device, &visibility(&user), record.last_cursor)
                 .map_err(RelayError::internal)?;
             page.push(DeviceView {
                 user,
@@ -337,7 +342,7 @@ impl Relay {
 
     /// Revoke a device of a user in `who`'s region.
     pub fn console_revoke(&self, who: &ConsoleUser, device: &str) -> Result<(), RelayError> {
-        let not_found = || RelayError::new(404, "not_found", "no such device");
+        let not_found = || RelayError::NotFound("no such device");
         let device: DeviceId = device.parse().map_err(|_| not_found())?;
         if !self
             .devices_in_scope(who)?
@@ -355,18 +360,17 @@ impl Relay {
 
     /// A stored photo `who` may see, whole.
     pub fn console_photo(&self, who: &ConsoleUser, hash: &str) -> Result<Vec<u8>, RelayError> {
-        let hash: PhotoHash = self.visible_photo(&who.user, hash)?;
+        let hash: PhotoHash = hash
+            .parse()
+            .map_err(|_| RelayError::NotFound("no such photo"))?;
+        self.visible_photo(&who.user, &hash)?;
         if self
             .store
             .blob_size(hash.as_str())
             .map_err(RelayError::internal)?
             .is_none()
         {
-            return Err(RelayError::new(
-                404,
-                "not_found",
-                "the photo has not been uploaded yet",
-            ));
+            return Err(RelayError::NotFound("the photo has not been uploaded yet"));
         }
         self.blobs.read(&hash).map_err(RelayError::internal)
     }

@@ -6,14 +6,15 @@
 //! dispatch), storing it in its own log so its phones pull it next. See
 //! `docs/protocol.md` ("Tiers").
 
-use gridsync_core::sync::wire::{
-    ChangeStatus, PullRequest, PullResponse, PushRequest, PushResponse, WireChange,
-    MAX_PULL_PAGE_BYTES, PROTOCOL_VERSION,
-};
-use gridsync_core::sync::{self, HttpTransport, ServerSecurity, SyncError, SyncReport, Transport};
-use gridsync_core::{DeviceId, PhotoHash};
+use std::cell::{Cell, RefCell};
 
-use super::{Relay, RelayError, Trust};
+use gridsync_core::sync::session::{self, Link, Outgoing, PullApplied, PulledPage, PushVerdicts};
+use gridsync_core::sync::wire::{ChangeStatus, MAX_PULL_PAGE_BYTES};
+use gridsync_core::sync::{self, HttpTransport, ServerSecurity, SyncError, Transport};
+use gridsync_core::{ChangeHash, DeviceId, DocId, PhotoHash, PullState};
+
+use super::push::Trust;
+use super::{Relay, RelayError};
 
 const URL: &str = "upstream_url";
 const TOKEN: &str = "upstream_token";
@@ -36,7 +37,7 @@ const CA_PEM: &str = "upstream_ca_pem";
 const PLAIN_HTTP: &str = "upstream_plain_http";
 
 /// Bytes of changes per upward push.
-const PUSH_BYTES: u64 = 4 * 1024 * 1024;
+const PUSH_BYTES: usize = 4 * 1024 * 1024;
 /// Requests per round at most, so one round always ends.
 const MAX_REQUESTS: usize = 200;
 
@@ -84,7 +85,7 @@ fn internal(e: impl std::fmt::Display) -> SyncError {
 }
 
 fn relay_error(e: RelayError) -> SyncError {
-    SyncError::Protocol(format!("this relay: {}", e.body.message))
+    SyncError::Protocol(format!("this relay: {e}"))
 }
 
 impl Relay {
@@ -148,19 +149,32 @@ impl Relay {
     }
 
     /// One round with the upstream: push everything new in our log that did not
-    /// come from it, then pull until it has nothing more for our region.
+    /// come from it, then its photos, then pull until it has nothing more for our
+    /// region — the same session a phone runs, over this relay's bookkeeping.
     pub fn sync_upstream(
         &self,
         link: &UpstreamLink,
         transport: &dyn Transport,
     ) -> Result<UpstreamReport, SyncError> {
-        let mut report = UpstreamReport::default();
+        let mut wire = Link::new(transport, Some(&link.token));
         // Photos stored before the push starts have their changes in the log already
         // (a phone's photo is taken only for a case the relay has): they go up after it.
         let photos_upto = self.store.last_blob().map_err(internal)?;
-        self.push_upstream(link, transport, &mut report)?;
-        self.photos_upstream(link, transport, photos_upto, &mut report)?;
-        self.pull_upstream(link, transport, &mut report)?;
+        let replica = UpstreamReplica {
+            relay: self,
+            link,
+            last_pushed: Cell::new(None),
+            report: RefCell::new(UpstreamReport::default()),
+        };
+        let result = session::push_all(&replica, &mut wire, PUSH_BYTES, &mut |_| {})
+            .and_then(|_| {
+                let mut report = replica.report.borrow_mut();
+                self.photos_upstream(&mut wire, photos_upto, &mut report)
+            })
+            .and_then(|_| session::pull_all(&replica, &mut wire, MAX_PULL_PAGE_BYTES, &mut |_| {}));
+        result?;
+        let mut report = replica.report.into_inner();
+        report.requests = wire.requests;
         if report.pushed + report.pulled + report.not_stored + report.photos > 0 {
             tracing::info!(
                 pushed = report.pushed,
@@ -173,60 +187,13 @@ impl Relay {
         Ok(report)
     }
 
-    fn push_upstream(
-        &self,
-        link: &UpstreamLink,
-        transport: &dyn Transport,
-        report: &mut UpstreamReport,
-    ) -> Result<(), SyncError> {
-        for _ in 0..MAX_REQUESTS {
-            let after = self.counter(PUSHED)?;
-            let entries = self
-                .store
-                .log_after(after, Some(link.device), PUSH_BYTES)
-                .map_err(internal)?;
-            let Some(last) = entries.last().map(|(seq, _)| *seq) else {
-                return Ok(());
-            };
-            let request = PushRequest {
-                v: PROTOCOL_VERSION,
-                changes: entries
-                    .into_iter()
-                    .map(|(_, e)| WireChange {
-                        doc: e.doc.to_string(),
-                        bytes: e.bytes,
-                    })
-                    .collect(),
-            };
-            let answer: PushResponse =
-                sync::call(transport, "/v1/push", Some(&link.token), &request)?;
-            report.requests += 1;
-            for r in &answer.results {
-                match r.status {
-                    ChangeStatus::Accepted | ChangeStatus::Duplicate => report.pushed += 1,
-                    _ => {
-                        // Our devices' changes were checked here; the upstream may
-                        // still hold a different directory. Nothing to retry.
-                        report.not_stored += 1;
-                        tracing::warn!(status = ?r.status, reason = r.reason.as_deref().unwrap_or(""), "upstream did not store a change");
-                    }
-                }
-            }
-            self.store
-                .set_meta(PUSHED, &last.to_string())
-                .map_err(internal)?;
-        }
-        Ok(())
-    }
-
     /// Send the photos stored here since the last one sent, up to `upto`, after the
     /// changes that refer to them (the upstream takes only photos of documents it
     /// has). A refused photo is tried again for a few rounds, then skipped; a network
     /// failure ends the round, and the next resumes from the same photo.
     fn photos_upstream(
         &self,
-        link: &UpstreamLink,
-        transport: &dyn Transport,
+        wire: &mut Link<'_>,
         upto: i64,
         report: &mut UpstreamReport,
     ) -> Result<(), SyncError> {
@@ -241,16 +208,8 @@ impl Relay {
                     .parse()
                     .map_err(|_| SyncError::Protocol("a stored blob hash is bad".into()))?;
                 let bytes = self.blobs.read(&parsed).map_err(internal)?;
-                report.requests += 1;
-                let sent = sync::upload_blob(
-                    transport,
-                    &link.token,
-                    &parsed,
-                    &bytes,
-                    &mut SyncReport::default(),
-                );
-                match sent {
-                    Ok(()) => report.photos += 1,
+                match sync::upload_blob(wire, &parsed, &bytes) {
+                    Ok(_) => report.photos += 1,
                     Err(SyncError::Refused { .. }) => {
                         let refusals = self.counter(BLOB_REFUSALS)? + 1;
                         if refusals < BLOB_RETRIES {
@@ -272,63 +231,126 @@ impl Relay {
         }
         Ok(())
     }
+}
 
-    fn pull_upstream(
-        &self,
-        link: &UpstreamLink,
-        transport: &dyn Transport,
-        report: &mut UpstreamReport,
-    ) -> Result<(), SyncError> {
-        for _ in 0..MAX_REQUESTS {
-            let purged: Vec<String> = self
-                .store
-                .meta(PURGE_ACK)
-                .map_err(internal)?
-                .unwrap_or_default()
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
-            let request = PullRequest {
-                v: PROTOCOL_VERSION,
-                cursor: self.counter(CURSOR)?,
-                max_bytes: MAX_PULL_PAGE_BYTES,
-                purged,
-                ack_page: self.counter(PAGE)?,
-            };
-            let answer: PullResponse =
-                sync::call(transport, "/v1/pull", Some(&link.token), &request)?;
-            report.requests += 1;
-            if !answer.changes.is_empty() {
-                let stored = self
-                    .push_as(link.device, &Trust::Upstream, answer.changes)
-                    .map_err(relay_error)?;
-                for r in &stored.results {
-                    match r.status {
-                        ChangeStatus::Accepted => report.pulled += 1,
-                        ChangeStatus::Duplicate => {}
-                        // The upstream's own log is in order, so this is a change this
-                        // replica cannot take (a directory that differs): say so.
-                        _ => {
-                            report.pulled_not_stored += 1;
-                            tracing::warn!(status = ?r.status, reason = r.reason.as_deref().unwrap_or(""), "a change from upstream was not stored");
-                        }
+/// The upstream session's state, kept in the relay's store: how far our log has
+/// gone up, and where our pulls from the upstream stand.
+struct UpstreamReplica<'a> {
+    relay: &'a Relay,
+    link: &'a UpstreamLink,
+    /// The log position of the last change handed out for the push in flight.
+    last_pushed: Cell<Option<u64>>,
+    report: RefCell<UpstreamReport>,
+}
+
+impl session::Replica for UpstreamReplica<'_> {
+    fn outgoing(&self, max_bytes: usize) -> Result<Vec<Outgoing>, SyncError> {
+        let after = self.relay.counter(PUSHED)?;
+        let entries = self
+            .relay
+            .store
+            .log_after(after, Some(self.link.device), max_bytes as u64)
+            .map_err(internal)?;
+        self.last_pushed.set(entries.last().map(|(seq, _)| *seq));
+        Ok(entries
+            .into_iter()
+            .map(|(_, e)| Outgoing {
+                doc: e.doc,
+                hash: ChangeHash(e.hash),
+                bytes: e.bytes,
+            })
+            .collect())
+    }
+
+    fn record_push(&self, _sent: &[Outgoing], verdicts: &PushVerdicts) -> Result<bool, SyncError> {
+        let mut report = self.report.borrow_mut();
+        report.pushed += verdicts.stored.len() as u64;
+        // Our devices' changes were checked here; the upstream may still hold a
+        // different directory. Nothing to retry.
+        for (_, reason) in &verdicts.rejected {
+            report.not_stored += 1;
+            tracing::warn!(reason = reason.as_str(), "upstream refused a change");
+        }
+        for _ in &verdicts.deferred {
+            report.not_stored += 1;
+            tracing::warn!("upstream deferred a change");
+        }
+        let Some(last) = self.last_pushed.take() else {
+            return Ok(false);
+        };
+        self.relay
+            .store
+            .set_meta(PUSHED, &last.to_string())
+            .map_err(internal)?;
+        Ok(true)
+    }
+
+    fn pull_state(&self) -> Result<PullState, SyncError> {
+        let purged = self
+            .relay
+            .store
+            .meta(PURGE_ACK)
+            .map_err(internal)?
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<Vec<DocId>, _>>()
+            .map_err(|_| SyncError::Protocol("a stored purge acknowledgement is bad".into()))?;
+        Ok(PullState {
+            cursor: self.relay.counter(CURSOR)?,
+            page: self.relay.counter(PAGE)?,
+            purged,
+        })
+    }
+
+    fn apply_pull(&self, page: PulledPage) -> Result<PullApplied, SyncError> {
+        let mut report = self.report.borrow_mut();
+        report.pulled_not_stored += page.refused.len() as u64;
+        for (doc, why) in &page.refused {
+            tracing::warn!(doc = %doc, error = %why, "a change from upstream does not decode");
+        }
+        let mut applied = PullApplied::default();
+        if !page.changes.is_empty() {
+            let stored = self
+                .relay
+                .push_as(
+                    self.link.device,
+                    &Trust::Upstream,
+                    page.changes.into_iter().map(Ok).collect(),
+                )
+                .map_err(relay_error)?;
+            for r in &stored.results {
+                match r.status {
+                    ChangeStatus::Accepted => applied.new += 1,
+                    ChangeStatus::Duplicate => {}
+                    // The upstream's own log is in order, so this is a change this
+                    // replica cannot take (a directory that differs): say so.
+                    _ => {
+                        report.pulled_not_stored += 1;
+                        tracing::warn!(status = ?r.status, reason = r.reason.as_deref().unwrap_or(""), "a change from upstream was not stored");
                     }
                 }
             }
-            // Documents leaving the region upstream stay here (our own devices may
-            // still work on them); the purge is acknowledged so it is not repeated.
-            self.store
-                .set_metas(&[
-                    (CURSOR, answer.cursor.to_string()),
-                    (PAGE, answer.page.to_string()),
-                    (PURGE_ACK, answer.purge.join(" ")),
-                ])
-                .map_err(internal)?;
-            if !answer.more {
-                return Ok(());
-            }
         }
-        Ok(())
+        report.pulled += applied.new;
+        // Documents leaving the region upstream stay here (our own devices may
+        // still work on them); the purge is acknowledged so it is not repeated.
+        let ack = page
+            .next
+            .purged
+            .iter()
+            .map(DocId::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
+        self.relay
+            .store
+            .set_metas(&[
+                (CURSOR, page.next.cursor.to_string()),
+                (PAGE, page.next.page.to_string()),
+                (PURGE_ACK, ack),
+            ])
+            .map_err(internal)?;
+        Ok(applied)
     }
 }
 

@@ -22,8 +22,44 @@ use sql::{args, Database, Held, Mode, Row, Tx, Value};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
-#[error("relay storage: {0}")]
-pub struct StoreError(String);
+#[error("relay storage: {message}")]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    message: String,
+}
+
+/// Whether a storage failure is worth retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// A lock lost or not had in time, a dropped connection, a busy database, a
+    /// serialisation conflict: the same request may well succeed in a moment.
+    Transient,
+    /// Anything else.
+    Failed,
+}
+
+impl StoreError {
+    /// A failure that retrying will not mend.
+    pub(crate) fn failed(message: impl Into<String>) -> Self {
+        StoreError {
+            kind: StoreErrorKind::Failed,
+            message: message.into(),
+        }
+    }
+
+    /// A failure that a retry may mend.
+    pub(crate) fn transient(message: impl Into<String>) -> Self {
+        StoreError {
+            kind: StoreErrorKind::Transient,
+            message: message.into(),
+        }
+    }
+
+    /// Which kind of failure.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+}
 
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -86,13 +122,13 @@ pub struct LogEntry {
 #[derive(Debug, Clone, Default)]
 pub struct PullPage {
     /// (document, change bytes) in order.
-    pub changes: Vec<(String, Vec<u8>)>,
+    pub changes: Vec<(DocId, Vec<u8>)>,
     /// New cursor.
     pub cursor: u64,
     /// Whether more is waiting.
     pub more: bool,
     /// Documents to remove from the device.
-    pub purge: Vec<String>,
+    pub purge: Vec<DocId>,
     /// This page's number, for the device to acknowledge.
     pub page: u64,
 }
@@ -107,7 +143,7 @@ pub struct PullAsk<'a> {
     /// The last page it applied.
     pub ack_page: u64,
     /// Purges it applied.
-    pub purged: &'a [String],
+    pub purged: &'a [DocId],
 }
 
 /// The relay's own storage.
@@ -327,7 +363,7 @@ struct Filling {
     page: PullPage,
     bytes: u64,
     max_bytes: u64,
-    sent_docs: Vec<String>,
+    sent_docs: Vec<DocId>,
 }
 
 impl Filling {
@@ -404,7 +440,7 @@ impl<D: Database> RelayStore for SqlStore<D> {
             )?;
             user.parse()
                 .map(Some)
-                .map_err(|_| StoreError("a malformed user id".into()))
+                .map_err(|_| StoreError::failed("a malformed user id"))
         })
     }
 
@@ -455,7 +491,7 @@ impl<D: Database> RelayStore for SqlStore<D> {
             if let Some(expected) = expect_top {
                 let top = Self::top(tx)?;
                 if top != expected {
-                    return Err(StoreError(format!(
+                    return Err(StoreError::transient(format!(
                         "the log ends at {top}, not at {expected} where this push's checks \
                          stood (its push lock was lost?); nothing stored, the device will retry"
                     )));
@@ -583,7 +619,7 @@ impl<D: Database> RelayStore for SqlStore<D> {
                     &device_vis_args(&dev, vis, &[]),
                 )?
                 .iter()
-                .map(|r| r.text(0))
+                .map(|r| r.parse(0))
                 .collect::<StoreResult<_>>()?;
             tx.exec(
                 "UPDATE devices SET last_seen_ms = ?2, last_cursor = ?3 WHERE device_id = ?1",
@@ -648,7 +684,7 @@ impl<D: Database> RelayStore for SqlStore<D> {
             let hash: [u8; 32] = r
                 .bytes(1)?
                 .try_into()
-                .map_err(|_| StoreError("a log hash is not 32 bytes".into()))?;
+                .map_err(|_| StoreError::failed("a log hash is not 32 bytes"))?;
             out.push((
                 r.count(0)?,
                 LogEntry {
@@ -879,7 +915,7 @@ fn pull_new_documents(
         &device_vis_args(dev, vis, &[seq_arg(cursor)]),
     )?;
     for doc in docs {
-        let doc = doc.text(0)?;
+        let doc: DocId = doc.parse(0)?;
         let changes = tx
             .rows(
                 "SELECT bytes FROM log WHERE doc_id = ?1 AND seq <= ?2 ORDER BY seq",
@@ -924,7 +960,7 @@ fn pull_log(
         )?;
         let last_batch = (rows.len() as i64) < PULL_BATCH;
         for r in rows {
-            let doc = r.text(1)?;
+            let doc: DocId = r.parse(1)?;
             if !r.bool(3)? {
                 let change = r.bytes(2)?;
                 if !fill.fits(1, change.len() as u64) {

@@ -98,13 +98,30 @@ impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
         // The driver's messages never hold the password; a constraint's DETAIL may
         // name a key (an id or hash), which only reaches the server's log.
-        StoreError(e.to_string())
+        use postgres::error::SqlState;
+        let transient = e.is_closed()
+            || e.code().is_some_and(|c| {
+                [
+                    SqlState::T_R_SERIALIZATION_FAILURE,
+                    SqlState::T_R_DEADLOCK_DETECTED,
+                    SqlState::LOCK_NOT_AVAILABLE,
+                    SqlState::ADMIN_SHUTDOWN,
+                    SqlState::CANNOT_CONNECT_NOW,
+                    SqlState::QUERY_CANCELED,
+                ]
+                .contains(c)
+            });
+        if transient {
+            StoreError::transient(e.to_string())
+        } else {
+            StoreError::failed(e.to_string())
+        }
     }
 }
 
 impl From<r2d2::Error> for StoreError {
     fn from(e: r2d2::Error) -> Self {
-        StoreError(format!("no database connection: {e}"))
+        StoreError::transient(format!("no database connection: {e}"))
     }
 }
 
@@ -157,9 +174,9 @@ impl PgDb {
     /// Connect to `url` (`postgres://user:password@host:port/database`) and bring
     /// the schema up to date, once across nodes starting together.
     pub fn open(url: &str) -> StoreResult<Self> {
-        let mut config: postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError(format!("database_url is not a PostgreSQL URL: {e}")))?;
+        let mut config: postgres::Config = url.parse().map_err(|e| {
+            StoreError::failed(format!("database_url is not a PostgreSQL URL: {e}"))
+        })?;
         // A node that vanishes (and the push lock its session holds) is noticed in
         // about a minute, not TCP's default two hours.
         config
@@ -203,7 +220,7 @@ fn migrate(client: &mut Client) -> StoreResult<()> {
             )?
             .try_get(0)?;
         if version > MIGRATIONS.len() as i64 {
-            return Err(StoreError(format!(
+            return Err(StoreError::failed(format!(
                 "the database has schema version {version}, newer than this server"
             )));
         }
@@ -300,7 +317,11 @@ fn value(row: &postgres::Row, i: usize) -> StoreResult<Value> {
             row.try_get::<_, Option<String>>(i)?.map(Value::Text)
         }
         Type::BYTEA => row.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Bytes),
-        other => return Err(StoreError(format!("column {i}: unexpected type {other}"))),
+        other => {
+            return Err(StoreError::failed(format!(
+                "column {i}: unexpected type {other}"
+            )))
+        }
     };
     Ok(v.unwrap_or(Value::Null))
 }

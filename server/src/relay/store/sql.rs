@@ -76,11 +76,11 @@ impl Row {
     fn at(&self, i: usize) -> StoreResult<&Value> {
         self.0
             .get(i)
-            .ok_or_else(|| StoreError(format!("a row has no column {i}")))
+            .ok_or_else(|| StoreError::failed(format!("a row has no column {i}")))
     }
 
     fn wrong(i: usize, want: &str, got: &Value) -> StoreError {
-        StoreError(format!("column {i}: expected {want}, found {got:?}"))
+        StoreError::failed(format!("column {i}: expected {want}, found {got:?}"))
     }
 
     /// An integer, or NULL.
@@ -128,7 +128,7 @@ impl Row {
     pub fn parse<T: std::str::FromStr>(&self, i: usize) -> StoreResult<T> {
         let s = self.text(i)?;
         s.parse()
-            .map_err(|_| StoreError(format!("column {i}: a malformed id")))
+            .map_err(|_| StoreError::failed(format!("column {i}: a malformed id")))
     }
 
     /// Bytes.
@@ -154,7 +154,7 @@ pub trait Tx {
     /// The first row a query answers, which it must.
     fn one(&mut self, sql: &str, args: &[Value]) -> StoreResult<Row> {
         self.row(sql, args)?
-            .ok_or_else(|| StoreError("a query answered no row".into()))
+            .ok_or_else(|| StoreError::failed("a query answered no row"))
     }
 }
 

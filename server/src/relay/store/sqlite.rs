@@ -12,7 +12,15 @@ use super::{StoreError, StoreResult};
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError(e.to_string())
+        let busy = matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        );
+        if busy {
+            StoreError::transient(e.to_string())
+        } else {
+            StoreError::failed(e.to_string())
+        }
     }
 }
 
@@ -119,7 +127,7 @@ impl SqliteDb {
         conn.pragma_update(None, "synchronous", "FULL")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > MIGRATIONS.len() as i64 {
-            return Err(StoreError(format!(
+            return Err(StoreError::failed(format!(
                 "{} has schema version {version}, newer than this server",
                 path.display()
             )));
@@ -172,7 +180,9 @@ impl Tx for rusqlite::Transaction<'_> {
                     ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
                     ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
                     ValueRef::Real(f) => {
-                        return Err(StoreError(format!("column {i}: unexpected number {f}")))
+                        return Err(StoreError::failed(format!(
+                            "column {i}: unexpected number {f}"
+                        )))
                     }
                 });
             }

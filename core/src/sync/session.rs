@@ -1,0 +1,405 @@
+//! The push/pull session, shared by a phone and by a town relay syncing to its
+//! district: what to send next, what an answer means, what to record.
+//!
+//! The protocol logic is pure: [`PushPage`] turns outgoing changes into a request
+//! and reads the answer into [`PushVerdicts`]; [`pull_request`] and [`read_pull`] do
+//! the same for a pull page, decoding every change through the checked decoder.
+//! [`push_all`] and [`pull_all`] drive them over a [`Link`] for any [`Replica`] —
+//! the phone's engine or the relay's upstream bookkeeping — so the loop, its
+//! bounds and its stopping rules exist once.
+
+use std::collections::HashSet;
+
+use automerge::{Change, ChangeHash};
+
+use super::change::{decode_wire_change, ChangeError};
+use super::client::{SyncError, Transport};
+use super::route::{Endpoint, Pull, Push};
+use super::wire::{
+    self, ChangeStatus, PullRequest, PullResponse, PushRequest, PushResponse, WireChange,
+    MAX_CHANGES_PER_MESSAGE, PROTOCOL_VERSION,
+};
+use crate::engine::PullState;
+use crate::ids::DocId;
+
+/// Requests one push or pull phase makes at most, so a sync always ends.
+pub const MAX_ROUNDS: usize = 1_000;
+
+/// A change on its way to the server: a phone's outbox item or a relay's log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The document.
+    pub doc: DocId,
+    /// The change hash.
+    pub hash: ChangeHash,
+    /// The raw change.
+    pub bytes: Vec<u8>,
+}
+
+/// What the server did with a page of pushed changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushVerdicts {
+    /// Stored now or before: settled.
+    pub stored: Vec<ChangeHash>,
+    /// Refused, with the reason: never stored or forwarded.
+    pub rejected: Vec<(ChangeHash, String)>,
+    /// Waiting for a dependency the server lacks: send again later.
+    pub deferred: Vec<ChangeHash>,
+}
+
+/// A push request and what it needs to read the answer.
+#[derive(Debug)]
+pub struct PushPage {
+    /// The request to send.
+    pub request: PushRequest,
+    sent: HashSet<ChangeHash>,
+}
+
+impl PushPage {
+    /// The request for `items` (at most [`MAX_CHANGES_PER_MESSAGE`] are sent).
+    pub fn new(items: &[Outgoing]) -> PushPage {
+        let items = &items[..items.len().min(MAX_CHANGES_PER_MESSAGE)];
+        PushPage {
+            request: PushRequest {
+                v: PROTOCOL_VERSION,
+                changes: items
+                    .iter()
+                    .map(|i| WireChange {
+                        doc: i.doc.clone(),
+                        bytes: i.bytes.clone(),
+                    })
+                    .collect(),
+            },
+            sent: items.iter().map(|i| i.hash).collect(),
+        }
+    }
+
+    /// What the answer says about each change sent. An answer naming a change that
+    /// was not sent is not the protocol; a change the answer does not mention
+    /// stays unsettled and goes again next time.
+    pub fn read(self, answer: PushResponse) -> Result<PushVerdicts, SyncError> {
+        check_version(answer.v)?;
+        let mut verdicts = PushVerdicts::default();
+        for r in answer.results {
+            if !self.sent.contains(&r.hash) {
+                return Err(SyncError::Protocol(
+                    "a result names a change that was not sent".into(),
+                ));
+            }
+            match r.status {
+                ChangeStatus::Accepted | ChangeStatus::Duplicate => verdicts.stored.push(r.hash),
+                ChangeStatus::Rejected => verdicts
+                    .rejected
+                    .push((r.hash, r.reason.unwrap_or_else(|| "rejected".into()))),
+                ChangeStatus::Deferred => verdicts.deferred.push(r.hash),
+            }
+        }
+        Ok(verdicts)
+    }
+}
+
+/// A pull answer, decoded and checked.
+#[derive(Debug)]
+pub struct PulledPage {
+    /// Changes that passed the checked decoder, in server order.
+    pub changes: Vec<(DocId, Change)>,
+    /// Changes that did not, with why (counted; never applied).
+    pub refused: Vec<(DocId, ChangeError)>,
+    /// Documents to remove.
+    pub purge: Vec<DocId>,
+    /// The state to record together with the changes.
+    pub next: PullState,
+    /// Whether another page waits.
+    pub more: bool,
+}
+
+/// The pull request for a replica whose pulls stand at `state`.
+pub fn pull_request(state: &PullState, max_bytes: u64) -> PullRequest {
+    PullRequest {
+        v: PROTOCOL_VERSION,
+        cursor: state.cursor,
+        max_bytes,
+        purged: state.purged.clone(),
+        ack_page: state.page,
+    }
+}
+
+/// Read a pull answer: version and bounds checked, every change through the
+/// checked decoder.
+pub fn read_pull(answer: PullResponse) -> Result<PulledPage, SyncError> {
+    check_version(answer.v)?;
+    if answer.changes.len() > MAX_CHANGES_PER_MESSAGE
+        || answer.purge.len() > MAX_CHANGES_PER_MESSAGE
+    {
+        return Err(SyncError::Protocol("too many changes in one page".into()));
+    }
+    let mut changes = Vec::with_capacity(answer.changes.len());
+    let mut refused = Vec::new();
+    for wire in answer.changes {
+        let doc = wire.doc.clone();
+        match decode_wire_change(wire) {
+            Ok(c) => changes.push(c),
+            Err((_, e)) => refused.push((doc, e)),
+        }
+    }
+    Ok(PulledPage {
+        changes,
+        refused,
+        next: PullState {
+            cursor: answer.cursor,
+            page: answer.page,
+            purged: answer.purge.clone(),
+        },
+        purge: answer.purge,
+        more: answer.more,
+    })
+}
+
+/// The answer's protocol version is ours.
+pub fn check_version(v: u32) -> Result<(), SyncError> {
+    if v == PROTOCOL_VERSION {
+        Ok(())
+    } else {
+        Err(SyncError::Protocol(format!(
+            "server speaks protocol version {v}, this side {PROTOCOL_VERSION}"
+        )))
+    }
+}
+
+/// A connection to a server: the transport, the token, and what went over it.
+pub struct Link<'a> {
+    transport: &'a dyn Transport,
+    token: Option<&'a str>,
+    /// Requests made.
+    pub requests: u64,
+    /// Request body bytes sent.
+    pub bytes_up: u64,
+    /// Answer body bytes received.
+    pub bytes_down: u64,
+}
+
+impl<'a> Link<'a> {
+    /// A link over `transport` with `token` (none for enrollment).
+    pub fn new(transport: &'a dyn Transport, token: Option<&'a str>) -> Link<'a> {
+        Link {
+            transport,
+            token,
+            requests: 0,
+            bytes_up: 0,
+            bytes_down: 0,
+        }
+    }
+
+    /// One request of endpoint `E` and its answer.
+    pub fn call<E: Endpoint>(&mut self, request: &E::Request) -> Result<E::Response, SyncError> {
+        let body = wire::encode(request);
+        self.bytes_up += body.len() as u64;
+        self.requests += 1;
+        let answer = self.transport.post(E::ROUTE.path(), self.token, body)?;
+        self.bytes_down += answer.len() as u64;
+        wire::decode(&answer).map_err(|e| SyncError::Protocol(e.to_string()))
+    }
+}
+
+/// The side of a sync that keeps state: where outgoing changes come from and where
+/// answers and pulled pages are recorded, each durably before the next request.
+pub trait Replica {
+    /// The oldest changes the server has not settled, up to about `max_bytes`.
+    fn outgoing(&self, max_bytes: usize) -> Result<Vec<Outgoing>, SyncError>;
+    /// Record the answer to a push of `sent`. Returns whether anything moved (if
+    /// not, everything left waits and the push phase ends).
+    fn record_push(&self, sent: &[Outgoing], verdicts: &PushVerdicts) -> Result<bool, SyncError>;
+    /// Where pulls stand.
+    fn pull_state(&self) -> Result<PullState, SyncError>;
+    /// Apply a page and record its state, atomically.
+    fn apply_pull(&self, page: PulledPage) -> Result<PullApplied, SyncError>;
+}
+
+/// What applying one pull page did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PullApplied {
+    /// Changes new here.
+    pub new: u64,
+    /// Documents removed.
+    pub purged: u64,
+}
+
+/// What a push phase did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PushTotals {
+    /// Changes the server stored (or already had).
+    pub stored: u64,
+    /// Changes it refused, with reasons.
+    pub rejected: Vec<(ChangeHash, String)>,
+    /// Changes it deferred in the last round.
+    pub deferred: u64,
+    /// Request body bytes of this phase.
+    pub bytes: u64,
+}
+
+/// Push everything `replica` has for the server, in pages of about `page_bytes`,
+/// until nothing is left or nothing moves. `progress` sees the totals so far after
+/// every page.
+pub fn push_all(
+    replica: &dyn Replica,
+    link: &mut Link<'_>,
+    page_bytes: usize,
+    progress: &mut dyn FnMut(&PushTotals),
+) -> Result<PushTotals, SyncError> {
+    let mut totals = PushTotals::default();
+    for _ in 0..MAX_ROUNDS {
+        let items = replica.outgoing(page_bytes)?;
+        if items.is_empty() {
+            break;
+        }
+        let page = PushPage::new(&items);
+        let sent = &items[..page.sent.len()];
+        let before = link.bytes_up;
+        let answer = link.call::<Push>(&page.request)?;
+        totals.bytes += link.bytes_up - before;
+        let verdicts = page.read(answer)?;
+        let moved = replica.record_push(sent, &verdicts)?;
+        totals.stored += verdicts.stored.len() as u64;
+        totals.deferred = verdicts.deferred.len() as u64;
+        totals.rejected.extend(verdicts.rejected);
+        progress(&totals);
+        if !moved {
+            break;
+        }
+    }
+    Ok(totals)
+}
+
+/// What a pull phase did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PullTotals {
+    /// Changes new here.
+    pub pulled: u64,
+    /// Changes the checked decoder refused.
+    pub refused: u64,
+    /// Documents removed.
+    pub purged: u64,
+    /// Answer body bytes of this phase.
+    pub bytes: u64,
+}
+
+/// Pull pages of about `page_bytes` until the server has nothing more.
+pub fn pull_all(
+    replica: &dyn Replica,
+    link: &mut Link<'_>,
+    page_bytes: u64,
+    progress: &mut dyn FnMut(&PullTotals),
+) -> Result<PullTotals, SyncError> {
+    let mut totals = PullTotals::default();
+    for _ in 0..MAX_ROUNDS {
+        let state = replica.pull_state()?;
+        let before = link.bytes_down;
+        let answer = link.call::<Pull>(&pull_request(&state, page_bytes))?;
+        totals.bytes += link.bytes_down - before;
+        let page = read_pull(answer)?;
+        let more = page.more;
+        totals.refused += page.refused.len() as u64;
+        let applied = replica.apply_pull(page)?;
+        totals.pulled += applied.new;
+        totals.purged += applied.purged;
+        progress(&totals);
+        if !more {
+            break;
+        }
+    }
+    Ok(totals)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::wire::ChangeResult;
+
+    fn outgoing(n: u8) -> Outgoing {
+        Outgoing {
+            doc: "case-0123456789abcdef0123456789abcdef".parse().unwrap(),
+            hash: ChangeHash([n; 32]),
+            bytes: vec![n],
+        }
+    }
+
+    #[test]
+    fn a_push_answer_is_read_into_verdicts() {
+        let page = PushPage::new(&[outgoing(1), outgoing(2), outgoing(3)]);
+        assert_eq!(page.request.changes.len(), 3);
+        let result = |n: u8, status, reason: Option<&str>| ChangeResult {
+            hash: ChangeHash([n; 32]),
+            status,
+            reason: reason.map(str::to_owned),
+        };
+        let verdicts = page
+            .read(PushResponse {
+                v: PROTOCOL_VERSION,
+                results: vec![
+                    result(1, ChangeStatus::Accepted, None),
+                    result(2, ChangeStatus::Rejected, Some("scope")),
+                    result(3, ChangeStatus::Deferred, None),
+                ],
+            })
+            .unwrap();
+        assert_eq!(verdicts.stored, vec![ChangeHash([1; 32])]);
+        assert_eq!(
+            verdicts.rejected,
+            vec![(ChangeHash([2; 32]), "scope".to_owned())]
+        );
+        assert_eq!(verdicts.deferred, vec![ChangeHash([3; 32])]);
+    }
+
+    #[test]
+    fn an_answer_about_unsent_changes_or_another_version_is_refused() {
+        let page = PushPage::new(&[outgoing(1)]);
+        let bad = page.read(PushResponse {
+            v: PROTOCOL_VERSION,
+            results: vec![ChangeResult {
+                hash: ChangeHash([9; 32]),
+                status: ChangeStatus::Accepted,
+                reason: None,
+            }],
+        });
+        assert!(matches!(bad, Err(SyncError::Protocol(_))));
+        let other = PushPage::new(&[outgoing(1)]).read(PushResponse {
+            v: PROTOCOL_VERSION + 1,
+            results: vec![],
+        });
+        assert!(matches!(other, Err(SyncError::Protocol(_))));
+    }
+
+    #[test]
+    fn a_pull_page_decodes_changes_and_counts_refusals() {
+        use automerge::transaction::Transactable;
+        let mut doc = automerge::AutoCommit::new();
+        doc.put(automerge::ROOT, "k", "v").unwrap();
+        doc.commit();
+        let good = doc.get_changes(&[])[0].raw_bytes().to_vec();
+        let id: DocId = "case-0123456789abcdef0123456789abcdef".parse().unwrap();
+        let page = read_pull(PullResponse {
+            v: PROTOCOL_VERSION,
+            changes: vec![
+                WireChange {
+                    doc: id.clone(),
+                    bytes: good,
+                },
+                WireChange {
+                    doc: id.clone(),
+                    bytes: vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 2, 0],
+                },
+            ],
+            cursor: 7,
+            more: true,
+            purge: vec![id.clone()],
+            page: 3,
+        })
+        .unwrap();
+        assert_eq!(page.changes.len(), 1);
+        assert_eq!(page.refused.len(), 1);
+        assert_eq!(page.next.cursor, 7);
+        assert_eq!(page.next.page, 3);
+        assert_eq!(page.next.purged, vec![id]);
+        assert!(page.more);
+    }
+}

@@ -1,0 +1,178 @@
+//! Photos: resumable uploads verified against their hash and checked to be the
+//! app's stripped renditions, and ranges of photos a device may see.
+
+use chrono::Utc;
+use gridsync_core::sync::wire::{
+    BlobGetRequest, BlobGetResponse, BlobPutRequest, BlobPutResponse, MAX_BLOB_BYTES,
+    MAX_CHUNK_BYTES, PROTOCOL_VERSION,
+};
+use gridsync_core::{PhotoHash, User};
+
+use super::rules::visibility;
+use super::{check_version, Caller, Relay, RelayError};
+
+impl Relay {
+    /// The photo, if `user` may see a document that refers to it; otherwise the same
+    /// answer as for a photo that does not exist.
+    pub(super) fn visible_photo(&self, user: &User, hash: &PhotoHash) -> Result<(), RelayError> {
+        if self.store.photo_visible(hash.as_str(), &visibility(user))? {
+            Ok(())
+        } else {
+            Err(RelayError::NotFound("no such photo"))
+        }
+    }
+
+    /// Store one chunk of a photo upload; resumable, verified against the hash.
+    pub fn put_blob(
+        &self,
+        caller: &Caller,
+        req: BlobPutRequest,
+    ) -> Result<BlobPutResponse, RelayError> {
+        let Caller { device, user } = caller;
+        check_version(req.v)?;
+        self.uploadable_photo(user, &req.hash)?;
+        let hash = &req.hash;
+        if req.total == 0 || req.total > MAX_BLOB_BYTES || req.bytes.len() > MAX_CHUNK_BYTES {
+            return Err(RelayError::bad_request(format!(
+                "a photo must be 1 byte to {MAX_BLOB_BYTES} bytes, sent in chunks of at most {MAX_CHUNK_BYTES}"
+            )));
+        }
+        let answer = |received, done| BlobPutResponse {
+            v: PROTOCOL_VERSION,
+            received,
+            done,
+        };
+        if self
+            .store
+            .blob_size(hash.as_str())
+            .map_err(RelayError::internal)?
+            .is_some()
+        {
+            return Ok(answer(req.total, true));
+        }
+        // Each device uploads into its own partial, named with the size it
+        // announced: nobody else can add to it, and a different size starts afresh.
+        // Partials live in the photo store, so the next chunk may reach another node.
+        let _guard = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
+        let partial = format!("{hash}-{}-{}", device.device, req.total);
+        let have = self
+            .blobs
+            .partial_len(&partial)
+            .map_err(RelayError::internal)?;
+        if have > req.total {
+            // Two nodes appended the same retried chunk: start the photo afresh.
+            self.forget_partial(&partial);
+            return Ok(answer(0, false));
+        }
+        if req.offset != have {
+            // Not where the server stands (a retry, or a cut): say where to go on.
+            return Ok(answer(have, false));
+        }
+        let end = have + req.bytes.len() as u64;
+        if end > req.total {
+            self.forget_partial(&partial);
+            return Err(RelayError::bad_request("more bytes than the photo's size"));
+        }
+        self.blobs
+            .append_partial(&partial, &req.bytes)
+            .map_err(RelayError::internal)?;
+        if end < req.total {
+            return Ok(answer(end, false));
+        }
+        let bytes = self
+            .blobs
+            .read_partial(&partial)
+            .map_err(RelayError::internal)?;
+        if gridsync_core::photo::hash_of(&bytes) != *hash {
+            self.forget_partial(&partial);
+            return Err(RelayError::bad_request(
+                "the photo does not match its hash; send it again",
+            ));
+        }
+        // Only what the capture pipeline makes is kept and handed to other devices:
+        // a JPEG no larger than a display image.
+        if let Err(why) = check_rendition(&bytes) {
+            self.forget_partial(&partial);
+            return Err(RelayError::bad_request(why));
+        }
+        self.blobs
+            .put(&hash, &bytes)
+            .map_err(RelayError::internal)?;
+        self.store
+            .record_blob(hash.as_str(), req.total, Utc::now().timestamp_millis())
+            .map_err(RelayError::internal)?;
+        // The partial goes only once the blob is durable and recorded.
+        self.forget_partial(&partial);
+        tracing::info!(device = %device.device, size = req.total, "photo stored");
+        Ok(answer(req.total, true))
+    }
+
+    /// Drop a partial upload; a failure only leaves it for the next attempt to
+    /// overwrite or resume.
+    fn forget_partial(&self, key: &str) {
+        if let Err(e) = self.blobs.remove_partial(key) {
+            tracing::warn!(error = %e, "could not remove a partial upload");
+        }
+    }
+
+    /// Part of a stored photo a device may see.
+    pub fn get_blob(
+        &self,
+        caller: &Caller,
+        req: BlobGetRequest,
+    ) -> Result<BlobGetResponse, RelayError> {
+        check_version(req.v)?;
+        self.visible_photo(&caller.user, &req.hash)?;
+        let hash = &req.hash;
+        let Some(total) = self
+            .store
+            .blob_size(hash.as_str())
+            .map_err(RelayError::internal)?
+        else {
+            return Err(RelayError::NotFound("the photo has not been uploaded yet"));
+        };
+        let len = req.max_bytes.clamp(1, MAX_CHUNK_BYTES as u64);
+        let bytes = self
+            .blobs
+            .read_range(&hash, req.offset.min(total), len)
+            .map_err(RelayError::internal)?;
+        Ok(BlobGetResponse {
+            v: PROTOCOL_VERSION,
+            total,
+            bytes,
+        })
+    }
+
+    /// A photo `user` may upload: one a document they may see refers to, or one
+    /// they attached themselves (their case may have left their scope since).
+    fn uploadable_photo(&self, user: &User, hash: &PhotoHash) -> Result<(), RelayError> {
+        let ok = self
+            .store
+            .photo_attached_by(hash.as_str(), user.id.as_str())?
+            || self.store.photo_visible(hash.as_str(), &visibility(user))?;
+        if ok {
+            Ok(())
+        } else {
+            Err(RelayError::NotFound("no such photo"))
+        }
+    }
+}
+
+/// Whether `bytes` are what the capture pipeline stores: a JPEG whose long side is
+/// at most a display image's.
+fn check_rendition(bytes: &[u8]) -> Result<(), String> {
+    let limit = gridsync_core::photo::PhotoLimits::default().display_px;
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    if reader.format() != Some(image::ImageFormat::Jpeg) {
+        return Err("only JPEG renditions made by the app are accepted".into());
+    }
+    let (w, h) = reader.into_dimensions().map_err(|e| e.to_string())?;
+    if w.max(h) > limit {
+        return Err(format!(
+            "a photo may be at most {limit} px on its long side"
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! Pull: the next page of what a device may see since its cursor.
+
+use chrono::Utc;
+use gridsync_core::sync::wire::{
+    PullRequest, PullResponse, WireChange, MAX_CHANGES_PER_MESSAGE, MAX_PULL_PAGE_BYTES,
+    PROTOCOL_VERSION,
+};
+
+use super::rules::visibility;
+use super::store::PullAsk;
+use super::{check_version, Caller, Relay, RelayError};
+
+impl Relay {
+    /// The next page of what a device may see.
+    pub fn pull(&self, caller: &Caller, req: PullRequest) -> Result<PullResponse, RelayError> {
+        let Caller { device, user } = caller;
+        check_version(req.v)?;
+        if req.purged.len() > MAX_CHANGES_PER_MESSAGE {
+            return Err(RelayError::bad_request("purge acknowledgement too long"));
+        }
+        let vis = visibility(user);
+        let ask = PullAsk {
+            cursor: req.cursor,
+            max_bytes: req.max_bytes.clamp(1, MAX_PULL_PAGE_BYTES),
+            ack_page: req.ack_page,
+            purged: &req.purged,
+        };
+        let page = self
+            .store
+            .pull(device.device, &vis, &ask, Utc::now().timestamp_millis())?;
+        tracing::info!(device = %device.device, changes = page.changes.len(), more = page.more, "pull");
+        Ok(PullResponse {
+            v: PROTOCOL_VERSION,
+            changes: page
+                .changes
+                .into_iter()
+                .map(|(doc, bytes)| WireChange { doc, bytes })
+                .collect(),
+            cursor: page.cursor,
+            more: page.more,
+            purge: page.purge,
+            page: page.page,
+        })
+    }
+}

@@ -1,0 +1,327 @@
+//! Push: every change a device (or a console session, or a downstream relay, or
+//! this relay's upstream) sends is decoded once at the edge, checked against the
+//! replica and the access rules, stored once and logged before it is answered.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+
+use automerge::{Change, ChangeHash};
+use chrono::Utc;
+use gridsync_core::sync::change::{decode_wire_change, ChangeError};
+use gridsync_core::sync::wire::{
+    ChangeResult, ChangeStatus, PushRequest, PushResponse, WireChange, MAX_CHANGES_PER_MESSAGE,
+    PROTOCOL_VERSION,
+};
+use gridsync_core::{fold, DeviceId, DocContent, DocId, PhotoHash, User};
+
+use super::rules::{authorize, authorize_relayed, visibility};
+use super::store::{DocScope, LogEntry, Visibility};
+use super::{check_version, Caller, Relay, RelayError};
+
+/// Times a push whose store call failed transiently (a lost lock, a dropped
+/// connection) is checked and logged again before the device is told "busy".
+const PUSH_ATTEMPTS: usize = 3;
+
+/// A pushed change after the checked decoder: the document and the change, or the
+/// name to answer refused bytes under and why.
+pub(crate) type Incoming = Result<(DocId, Change), (ChangeHash, ChangeError)>;
+
+/// Decode every change of a message at the edge, once.
+pub(crate) fn decode_incoming(changes: Vec<WireChange>) -> Vec<Incoming> {
+    changes.into_iter().map(decode_wire_change).collect()
+}
+
+/// How far the changes of one push are checked.
+pub(crate) enum Trust<'a> {
+    /// A phone or a console session: every change made on that device, and allowed
+    /// to that user (role, scope, workflow, photos).
+    Device(&'a User),
+    /// A downstream relay (a town server): it checked its devices' changes itself
+    /// and is trusted for the documents of its region.
+    Relay(gridsync_core::RegionCode),
+    /// This relay's own upstream (a district server), whose answers are pulled, not
+    /// pushed to us.
+    Upstream,
+}
+
+impl Relay {
+    /// Store what a device pushes: every change checked, stored once, answered.
+    pub fn push(&self, caller: &Caller, req: PushRequest) -> Result<PushResponse, RelayError> {
+        let Caller { device, user } = caller;
+        check_version(req.v)?;
+        if req.changes.len() > MAX_CHANGES_PER_MESSAGE {
+            return Err(RelayError::bad_request(format!(
+                "at most {MAX_CHANGES_PER_MESSAGE} changes per push"
+            )));
+        }
+        let trust = if device.relay {
+            Trust::Relay(user.region.clone())
+        } else {
+            Trust::Device(user)
+        };
+        self.push_as(device.device, &trust, decode_incoming(req.changes))
+    }
+
+    /// Check, store and log changes received from `device`, as far as `trust`
+    /// says: a phone's push or a console action (checked as its user), a downstream
+    /// relay's (its region), or what this relay pulled from its upstream.
+    pub(crate) fn push_as(
+        &self,
+        device: DeviceId,
+        trust: &Trust<'_>,
+        changes: Vec<Incoming>,
+    ) -> Result<PushResponse, RelayError> {
+        // One result per change, in request order; refused bytes are answered now.
+        let mut results: Vec<ChangeResult> = Vec::with_capacity(changes.len());
+        let mut valid = Vec::new();
+        for incoming in changes {
+            match incoming {
+                Ok((id, change)) => {
+                    results.push(ChangeResult {
+                        hash: change.hash(),
+                        status: ChangeStatus::Rejected,
+                        reason: None,
+                    });
+                    valid.push((id, change));
+                }
+                Err((hash, why)) => results.push(ChangeResult {
+                    hash,
+                    status: ChangeStatus::Rejected,
+                    reason: Some(why.to_string()),
+                }),
+            }
+        }
+        let batch = gridsync_core::engine::group_by_doc(valid);
+        let mut attempt = 0;
+        let verdicts = loop {
+            attempt += 1;
+            match self.check_and_log(device, trust, batch.clone()) {
+                Err(RelayError::Busy(why)) if attempt < PUSH_ATTEMPTS => {
+                    tracing::warn!(attempt, why, "push checked again after a transient failure");
+                }
+                other => break other?,
+            }
+        };
+        let mut rejected = 0;
+        for r in &mut results {
+            if r.reason.is_some() {
+                rejected += 1;
+                continue;
+            }
+            let (status, reason) = verdicts
+                .get(&r.hash)
+                .cloned()
+                .unwrap_or((ChangeStatus::Rejected, Some("not applied".to_owned())));
+            rejected += usize::from(status == ChangeStatus::Rejected);
+            r.status = status;
+            r.reason = reason;
+        }
+        tracing::info!(device = %device, changes = results.len(), rejected, "push");
+        Ok(PushResponse {
+            v: PROTOCOL_VERSION,
+            results,
+        })
+    }
+
+    /// Under the push lock: check the batch against the replica as of the whole
+    /// log, import what passes, and log it. Answers a verdict per change hash.
+    fn check_and_log(
+        &self,
+        device: DeviceId,
+        trust: &Trust<'_>,
+        batch: Vec<(DocId, Vec<Change>)>,
+    ) -> Result<HashMap<ChangeHash, (ChangeStatus, Option<String>)>, RelayError> {
+        // On a shared database no other node logs anything until this is logged.
+        let _pushes = self.store.lock_pushes()?;
+        self.catch_up()?;
+        let actor = device.actor();
+        let check = |id: &DocId,
+                     before: Option<&DocContent>,
+                     after: &DocContent,
+                     changes: &[Change]| match trust {
+            Trust::Device(user) => {
+                if changes.iter().any(|c| c.actor_id() != &actor) {
+                    return Err("the change was not made on this device".to_owned());
+                }
+                authorize(user, id, before, after)?;
+                self.check_new_photos(&visibility(user), before, after)
+            }
+            Trust::Relay(region) => {
+                // The relay forwards others' changes, but never ones made here.
+                for change in changes {
+                    let local = DeviceId::from_actor(change.actor_id())
+                        .map(|d| self.store.is_local_device(d))
+                        .transpose()
+                        .map_err(|e| {
+                            tracing::error!(error = %e, "actor check");
+                            "the server could not check the change; try again".to_owned()
+                        })?;
+                    if local == Some(true) {
+                        return Err("the change was made on a device of this server".to_owned());
+                    }
+                }
+                let dir = self.engine.directory().map_err(|e| {
+                    tracing::error!(error = %e, "directory");
+                    "the server has no directory".to_owned()
+                })?;
+                authorize_relayed(&dir, region, before, after)?;
+                let vis = Visibility {
+                    region: Some(region.clone()),
+                    dept: None,
+                };
+                self.check_new_photos(&vis, before, after)
+            }
+            Trust::Upstream => Ok(()),
+        };
+        // What each document's changes are, to log the stored ones afterwards.
+        let sent: Vec<(DocId, Vec<(ChangeHash, Vec<u8>)>)> = batch
+            .iter()
+            .map(|(id, cs)| {
+                let raw = cs.iter().map(|c| (c.hash(), c.raw_bytes().to_vec()));
+                (id.clone(), raw.collect())
+            })
+            .collect();
+        let imported = self
+            .engine
+            .import_changes_checked(batch, &check)
+            .map_err(RelayError::internal)?;
+
+        let mut verdicts = HashMap::new();
+        let mut entries = Vec::new();
+        let mut scopes = Vec::new();
+        for (r, (id, changes)) in imported.into_iter().zip(sent) {
+            let report = match r.outcome {
+                Ok(report) => report,
+                Err(e) => {
+                    for (hash, _) in changes {
+                        verdicts.insert(hash, (ChangeStatus::Rejected, Some(e.to_string())));
+                    }
+                    continue;
+                }
+            };
+            for h in &report.applied {
+                verdicts.insert(*h, (ChangeStatus::Accepted, None));
+            }
+            for h in &report.duplicates {
+                verdicts.insert(*h, (ChangeStatus::Duplicate, None));
+            }
+            for h in &report.missing_deps {
+                let why = "depends on a change the server does not have yet".to_owned();
+                verdicts.insert(*h, (ChangeStatus::Deferred, Some(why)));
+            }
+            for (h, reason) in &report.rejected {
+                verdicts.insert(*h, (ChangeStatus::Rejected, Some(reason.clone())));
+            }
+            // Duplicates are logged again (idempotently): a crash between the
+            // engine's commit and the log's must not lose them.
+            let stored: HashSet<_> = report
+                .applied
+                .iter()
+                .chain(&report.duplicates)
+                .copied()
+                .collect();
+            if stored.is_empty() {
+                continue;
+            }
+            entries.extend(
+                changes
+                    .into_iter()
+                    .filter(|(hash, _)| stored.contains(hash))
+                    .map(|(hash, bytes)| LogEntry {
+                        hash: hash.0,
+                        doc: id.clone(),
+                        bytes,
+                    }),
+            );
+            let content = match report.content {
+                Some(c) => Some(c),
+                None => self.engine.read_doc(&id).map_err(RelayError::internal)?,
+            };
+            if let Some(content) = content {
+                scopes.push((id, scope_of(content)));
+            }
+        }
+        // Only after the log is durable is anything answered as stored.
+        // On a shared store the log must still end where the catch-up left it: if
+        // the push lock was lost meanwhile (its connection dropped), another node
+        // may have logged changes these checks did not see, and nothing is stored.
+        let expect = self
+            .store
+            .shared()
+            .then(|| self.applied.load(Ordering::SeqCst));
+        let top = self.store.append(
+            device,
+            &entries,
+            &scopes,
+            Utc::now().timestamp_millis(),
+            expect,
+        )?;
+        // Under the push lock, the replica now holds the whole log.
+        self.applied.fetch_max(top, Ordering::SeqCst);
+        Ok(verdicts)
+    }
+
+    /// A photo newly referred to must not be one a document outside the user's scope
+    /// refers to: knowing a hash must not be a way to read someone else's photo.
+    fn check_new_photos(
+        &self,
+        vis: &Visibility,
+        before: Option<&DocContent>,
+        after: &DocContent,
+    ) -> Result<(), String> {
+        let DocContent::Case(c) = after else {
+            return Ok(());
+        };
+        let known: HashSet<&PhotoHash> = match before {
+            Some(DocContent::Case(b)) => b
+                .photos
+                .iter()
+                .flat_map(|p| std::iter::once(&p.hash).chain(p.thumb.as_ref()))
+                .collect(),
+            _ => HashSet::new(),
+        };
+        for hash in c
+            .photos
+            .iter()
+            .flat_map(|p| std::iter::once(&p.hash).chain(p.thumb.as_ref()))
+            .filter(|h| !known.contains(h))
+        {
+            let elsewhere = self
+                .store
+                .photo_referenced_outside(hash.as_str(), vis)
+                .map_err(|e| {
+                    tracing::error!(error = %e, "photo check");
+                    "the server could not check the photo; try again".to_owned()
+                })?;
+            if elsewhere {
+                return Err("a photo of a case outside your scope cannot be attached".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Who may see a document, from its content: its grid, the department a case is
+/// dispatched to, and the photos it refers to.
+fn scope_of(content: DocContent) -> DocScope {
+    match content {
+        DocContent::Case(c) => DocScope {
+            dept: fold(&c.timeline).assigned_dept,
+            photos: c
+                .photos
+                .iter()
+                .flat_map(|p| {
+                    std::iter::once(&p.hash)
+                        .chain(p.thumb.as_ref())
+                        .map(move |h| (h.to_string(), p.by.to_string()))
+                })
+                .collect(),
+            grid: c.grid,
+        },
+        DocContent::Patrol(p) => DocScope {
+            grid: p.grid,
+            dept: None,
+            photos: Vec::new(),
+        },
+    }
+}
