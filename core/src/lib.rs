@@ -8,6 +8,7 @@
 //! devices merge without loss. See `docs/ARCHITECTURE.md`.
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod blobs;
 pub mod db;
 pub mod directory;
