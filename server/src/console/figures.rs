@@ -168,12 +168,7 @@ impl FiguresQuery {
             let region: RegionCode = r
                 .parse()
                 .map_err(|_| RelayError::bad_request("unknown region"))?;
-            if filter
-                .region
-                .as_ref()
-                .is_some_and(|mine| !mine.contains(&region))
-                || filter.region.is_none()
-            {
+            if !gridsync_core::access::scope_of(&who.user).covers(&region) {
                 return Err(RelayError::bad_request("unknown region"));
             }
             filter.region = Some(region);

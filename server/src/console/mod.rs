@@ -20,7 +20,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::Utc;
 use gridsync_core::{
-    Action, CaseFilter, DeptId, RegionCode, RegionLevel, Role, Severity, Status, SupervisionLevel,
+    access, Action, CaseFilter, DeptId, RegionCode, RegionLevel, Severity, Status, SupervisionLevel,
 };
 use serde::{Deserialize, Serialize};
 
@@ -320,23 +320,15 @@ fn given(v: &Option<String>) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Everything `who` may see: a handler's department's cases, anyone else's region.
+/// Everything `who` may see ([`access::Scope`]): a handler's department's cases,
+/// anyone else's region.
 fn scope(who: &ConsoleUser) -> Result<CaseFilter, RelayError> {
-    Ok(match who.user.role {
-        Role::DepartmentHandler => CaseFilter {
-            assigned_dept: Some(who.user.department.clone().ok_or_else(|| {
-                RelayError::Forbidden {
-                    code: "refused",
-                    message: "this handler has no department in the directory".into(),
-                }
-            })?),
-            ..Default::default()
-        },
-        _ => CaseFilter {
-            region: Some(who.user.region.clone()),
-            ..Default::default()
-        },
-    })
+    access::scope_of(&who.user)
+        .case_filter()
+        .map_err(|e| RelayError::Forbidden {
+            code: "refused",
+            message: e.to_string(),
+        })
 }
 
 async fn board(
@@ -360,14 +352,11 @@ async fn board(
     .await;
     match result {
         Ok((counts, rows, dir)) => {
+            let scope = access::scope_of(&who.user);
             let grids = dir
                 .regions()
                 .iter()
-                .filter(|r| {
-                    r.level == RegionLevel::Grid
-                        && who.user.role != Role::DepartmentHandler
-                        && who.user.region.contains(&r.code)
-                })
+                .filter(|r| r.level == RegionLevel::Grid && scope.covers(&r.code))
                 .map(|r| (r.code.clone(), r.name.clone()))
                 .collect();
             let page = pages::board(
