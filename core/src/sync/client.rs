@@ -236,10 +236,19 @@ impl From<TransportError> for SyncError {
                     message: err.message,
                     wipe: err.wipe,
                 },
+                // Busy (503) and timed out (408) are the link's or the moment's
+                // fault, not the request's: the same request goes again later.
+                Ok(err) if status == 503 || status == 408 => SyncError::Network(format!(
+                    "the server asked to try again later ({}): {}",
+                    err.error, err.message
+                )),
                 Ok(err) => SyncError::Refused {
                     code: err.error,
                     message: err.message,
                 },
+                Err(_) if status == 503 || status == 408 => {
+                    SyncError::Network(format!("HTTP {status}: try again later"))
+                }
                 Err(_) if status == 401 => SyncError::Unauthorized {
                     message: "unauthorized".into(),
                     wipe: false,
