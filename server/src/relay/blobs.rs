@@ -8,8 +8,7 @@ use gridsync_core::sync::wire::{
 };
 use gridsync_core::{PhotoHash, User};
 
-use super::rules::visibility;
-use super::{check_version, Caller, Relay, RelayError};
+use super::{check_version, visibility, Caller, Relay, RelayError};
 
 impl Relay {
     /// The photo, if `user` may see a document that refers to it; otherwise the same
@@ -158,21 +157,12 @@ impl Relay {
     }
 }
 
-/// Whether `bytes` are what the capture pipeline stores: a JPEG whose long side is
-/// at most a display image's.
+/// Whether `bytes` are what the capture pipeline stores: a well-formed JPEG no
+/// larger than a display image, carrying image data only (no EXIF, XMP, IPTC,
+/// comments or thumbnails) — the privacy promise holds against a modified app too.
 fn check_rendition(bytes: &[u8]) -> Result<(), String> {
     let limit = gridsync_core::photo::PhotoLimits::default().display_px;
-    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| e.to_string())?;
-    if reader.format() != Some(image::ImageFormat::Jpeg) {
-        return Err("only JPEG renditions made by the app are accepted".into());
-    }
-    let (w, h) = reader.into_dimensions().map_err(|e| e.to_string())?;
-    if w.max(h) > limit {
-        return Err(format!(
-            "a photo may be at most {limit} px on its long side"
-        ));
-    }
-    Ok(())
+    gridsync_core::jpeg::check_clean_jpeg(bytes, limit)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }

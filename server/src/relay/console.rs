@@ -13,8 +13,7 @@ use gridsync_core::sync::wire::{ChangeStatus, WireChange};
 use gridsync_core::{Action, Case, DeviceId, DocId, Identity, PhotoHash, PhotoInfo, User, UserId};
 
 use super::push::{decode_incoming, Trust};
-use super::rules::visibility;
-use super::{random_bytes, sha256, Relay, RelayError};
+use super::{random_bytes, sha256, visibility, Relay, RelayError};
 
 /// How long a console session lasts.
 pub const SESSION_HOURS: i64 = 12;

@@ -14,7 +14,6 @@ mod error;
 mod pull;
 mod push;
 mod replica;
-mod rules;
 pub mod store;
 mod upstream;
 
@@ -42,6 +41,11 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], RelayError> {
     let mut buf = [0u8; N];
     getrandom::fill(&mut buf).map_err(RelayError::internal)?;
     Ok(buf)
+}
+
+/// What `user` may see, as the store asks it: the access rules' scope.
+fn visibility(user: &gridsync_core::User) -> store::Visibility {
+    store::Visibility::from(&gridsync_core::access::scope_of(user))
 }
 
 fn check_version(v: u32) -> Result<(), RelayError> {

@@ -6,9 +6,8 @@ use gridsync_core::sync::wire::{
     PROTOCOL_VERSION,
 };
 
-use super::rules::visibility;
 use super::store::PullAsk;
-use super::{check_version, Caller, Relay, RelayError};
+use super::{check_version, visibility, Caller, Relay, RelayError};
 
 impl Relay {
     /// The next page of what a device may see.

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use automerge::{Change, ChangeHash};
 use chrono::Utc;
+use gridsync_core::access::{authorize, authorize_relayed};
 use gridsync_core::sync::change::{decode_wire_change, ChangeError};
 use gridsync_core::sync::wire::{
     ChangeResult, ChangeStatus, PushRequest, PushResponse, WireChange, MAX_CHANGES_PER_MESSAGE,
@@ -14,9 +15,8 @@ use gridsync_core::sync::wire::{
 };
 use gridsync_core::{fold, DeviceId, DocContent, DocId, PhotoHash, User};
 
-use super::rules::{authorize, authorize_relayed, visibility};
 use super::store::{DocScope, LogEntry, Visibility};
-use super::{check_version, Caller, Relay, RelayError};
+use super::{check_version, visibility, Caller, Relay, RelayError};
 
 /// Times a push whose store call failed transiently (a lost lock, a dropped
 /// connection) is checked and logged again before the device is told "busy".
@@ -143,7 +143,7 @@ impl Relay {
                 if changes.iter().any(|c| c.actor_id() != &actor) {
                     return Err("the change was not made on this device".to_owned());
                 }
-                authorize(user, id, before, after)?;
+                authorize(user, id, before, after).map_err(|d| d.to_string())?;
                 self.check_new_photos(&visibility(user), before, after)
             }
             Trust::Relay(region) => {
@@ -164,7 +164,7 @@ impl Relay {
                     tracing::error!(error = %e, "directory");
                     "the server has no directory".to_owned()
                 })?;
-                authorize_relayed(&dir, region, before, after)?;
+                authorize_relayed(&dir, region, before, after).map_err(|d| d.to_string())?;
                 let vis = Visibility {
                     region: Some(region.clone()),
                     dept: None,

@@ -107,6 +107,17 @@ pub struct Visibility {
     pub dept: Option<DeptId>,
 }
 
+impl From<&gridsync_core::access::Scope> for Visibility {
+    /// The store's form of an access scope: a region subtree or a department
+    /// (nothing at all for a handler without one).
+    fn from(scope: &gridsync_core::access::Scope) -> Self {
+        Visibility {
+            region: scope.region().cloned(),
+            dept: scope.dept().cloned(),
+        }
+    }
+}
+
 /// One change to append to the log.
 #[derive(Debug, Clone)]
 pub struct LogEntry {
