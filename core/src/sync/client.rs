@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use automerge::ChangeHash;
 
-use super::route;
+use super::route::{self, Route};
 use super::session::{
     self, check_version, Link, Outgoing, PullApplied, PulledPage, PushVerdicts, Replica,
 };
@@ -131,6 +131,17 @@ impl HttpTransport {
     }
 }
 
+/// Request bodies from this size on are sent gzipped (pushes only).
+const GZIP_FROM_BYTES: usize = 1024;
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(bytes);
+    enc.finish().unwrap_or_default()
+}
+
 /// Whether `url` is plain `http://` to a host that is not this machine.
 fn plain_http_off_machine(url: &str) -> bool {
     let Some(rest) = url.strip_prefix("http://") else {
@@ -166,6 +177,14 @@ impl Transport for HttpTransport {
         if let Some(token) = token {
             req = req.header("Authorization", format!("Bearer {token}"));
         }
+        // Changes compress well and the link is often weak: a push goes gzipped.
+        // Photos are JPEG already and go as they are.
+        let body = if path == Route::Push.path() && body.len() > GZIP_FROM_BYTES {
+            req = req.header("Content-Encoding", "gzip");
+            gzip(&body)
+        } else {
+            body
+        };
         let mut resp = req
             .send(&body[..])
             .map_err(|e| TransportError::Network(e.to_string()))?;

@@ -324,17 +324,14 @@ impl Relay {
             return Err(refused("refused", "only dispatchers see devices"));
         }
         let dir = self.directory()?;
+        let scope = gridsync_core::access::scope_of(&who.user);
         Ok(self
             .store
-            .devices()
-            .map_err(RelayError::internal)?
+            .devices()?
             .into_iter()
             .filter_map(|record| {
                 let user = dir.user(&record.user)?;
-                who.user
-                    .region
-                    .contains(&user.region)
-                    .then(|| (record, user.clone()))
+                scope.covers(&user.region).then(|| (record, user.clone()))
             })
             .collect())
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use automerge::{Change, ChangeHash};
 use chrono::Utc;
-use gridsync_core::access::{authorize, authorize_relayed};
+use gridsync_core::access::{authorize, authorize_relayed, Scope};
 use gridsync_core::sync::change::{decode_wire_change, ChangeError};
 use gridsync_core::sync::wire::{
     ChangeResult, ChangeStatus, PushRequest, PushResponse, WireChange, MAX_CHANGES_PER_MESSAGE,
@@ -165,10 +165,7 @@ impl Relay {
                     "the server has no directory".to_owned()
                 })?;
                 authorize_relayed(&dir, region, before, after).map_err(|d| d.to_string())?;
-                let vis = Visibility {
-                    region: Some(region.clone()),
-                    dept: None,
-                };
+                let vis = Visibility::from(&Scope::Region(region.clone()));
                 self.check_new_photos(&vis, before, after)
             }
             Trust::Upstream => Ok(()),
