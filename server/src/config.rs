@@ -1,8 +1,12 @@
 //! `gridsync serve` settings: flags, then `GRIDSYNC_*` environment variables, then a
-//! TOML config file, then defaults (loopback, `./gridsync-data`).
+//! TOML config file, then defaults (loopback, `./gridsync-data`, the edge's limits
+//! in `gridsync_server::http::EdgeLimits::default`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use gridsync_server::http::EdgeLimits;
 
 use gridsync_server::blobstore::S3Config;
 use gridsync_server::relay::Storage;
@@ -75,7 +79,10 @@ impl StorageArgs {
 pub struct ServeArgs {
     /// A TOML file with `listen`, `data`, `directory`, `token_days`,
     /// `upstream_interval_secs`, `tls_cert`, `tls_key`, `database_url`,
-    /// `photos_url`, `s3_endpoint`, `s3_region` and `s3_allow_http` keys.
+    /// `photos_url`, `s3_endpoint`, `s3_region`, `s3_allow_http`,
+    /// `max_connections`, `header_timeout_secs`, `body_idle_timeout_secs`,
+    /// `request_timeout_secs`, `body_budget_mib`, `busy_wait_secs`,
+    /// `metrics_listen` and `metrics_token` keys.
     #[arg(long, env = "GRIDSYNC_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:7878].
@@ -100,6 +107,38 @@ pub struct ServeArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, env = "GRIDSYNC_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// Open connections at most; at the cap, the one idle longest is closed to
+    /// make room [default: 1024].
+    #[arg(long, env = "GRIDSYNC_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Seconds a new connection has for its TLS handshake, and each request for
+    /// its headers; also how long an idle connection is kept [default: 10].
+    #[arg(long, env = "GRIDSYNC_HEADER_TIMEOUT")]
+    header_timeout_secs: Option<u64>,
+    /// Seconds a request body may send nothing before it is given up (408), and
+    /// an answer may go unread before the connection is closed [default: 15].
+    #[arg(long, env = "GRIDSYNC_BODY_IDLE_TIMEOUT")]
+    body_idle_timeout_secs: Option<u64>,
+    /// Seconds within which a request must be answered (408) [default: 120].
+    #[arg(long, env = "GRIDSYNC_REQUEST_TIMEOUT")]
+    request_timeout_secs: Option<u64>,
+    /// MiB of request bodies held at once across all requests; at least 32
+    /// [default: 64].
+    #[arg(long, env = "GRIDSYNC_BODY_BUDGET_MIB")]
+    body_budget_mib: Option<usize>,
+    /// Seconds a request waits for room in the body budget before it is answered
+    /// 503 busy [default: 5].
+    #[arg(long, env = "GRIDSYNC_BUSY_WAIT")]
+    busy_wait_secs: Option<u64>,
+    /// Serve /metrics on this address (plain HTTP, no token): loopback or a
+    /// private network [default: not served].
+    #[arg(long, env = "GRIDSYNC_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Serve /metrics on the public address to requests bearing this token (at
+    /// least 16 characters; better from the environment than the command line)
+    /// [default: not served there].
+    #[arg(long, env = "GRIDSYNC_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
     #[command(flatten)]
     storage: StorageArgs,
 }
@@ -120,7 +159,20 @@ struct FileSettings {
     upstream_interval_secs: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    max_connections: Option<usize>,
+    header_timeout_secs: Option<u64>,
+    body_idle_timeout_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
+    body_budget_mib: Option<usize>,
+    busy_wait_secs: Option<u64>,
+    metrics_listen: Option<SocketAddr>,
+    metrics_token: Option<String>,
 }
+
+/// The smallest body budget: one push whole and inflated (16 MiB each).
+const MIN_BODY_BUDGET_MIB: usize = 32;
+/// The shortest metrics token.
+const MIN_METRICS_TOKEN_CHARS: usize = 16;
 
 /// The settings in force.
 #[derive(Debug)]
@@ -139,6 +191,21 @@ pub struct Settings {
     pub tls: Option<gridsync_server::http::Tls>,
     /// The database and photo store.
     pub storage: Storage,
+    /// The HTTP edge's limits and timeouts.
+    pub edge: EdgeLimits,
+    /// Where /metrics is served without a token, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The token for /metrics on the public address, if it is served there.
+    pub metrics_token: Option<String>,
+}
+
+/// Seconds from a setting, at least 1.
+fn secs(name: &str, value: Option<u64>, default: Duration) -> Result<Duration, String> {
+    match value {
+        None => Ok(default),
+        Some(0) => Err(format!("{name} must be at least 1")),
+        Some(n) => Ok(Duration::from_secs(n)),
+    }
 }
 
 impl ServeArgs {
@@ -163,6 +230,54 @@ impl ServeArgs {
                 return Err("TLS needs both a certificate (tls_cert) and its key (tls_key)".into())
             }
         };
+        let defaults = EdgeLimits::default();
+        let max_connections = self
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(defaults.max_connections);
+        if max_connections == 0 {
+            return Err("max_connections must be at least 1".into());
+        }
+        let body_budget_mib = self.body_budget_mib.or(file.body_budget_mib);
+        if body_budget_mib.is_some_and(|m| m < MIN_BODY_BUDGET_MIB) {
+            return Err(format!(
+                "body_budget_mib must be at least {MIN_BODY_BUDGET_MIB} (a 16 MiB push, whole and inflated)"
+            ));
+        }
+        let edge = EdgeLimits {
+            max_connections,
+            header_timeout: secs(
+                "header_timeout_secs",
+                self.header_timeout_secs.or(file.header_timeout_secs),
+                defaults.header_timeout,
+            )?,
+            body_idle_timeout: secs(
+                "body_idle_timeout_secs",
+                self.body_idle_timeout_secs.or(file.body_idle_timeout_secs),
+                defaults.body_idle_timeout,
+            )?,
+            request_timeout: secs(
+                "request_timeout_secs",
+                self.request_timeout_secs.or(file.request_timeout_secs),
+                defaults.request_timeout,
+            )?,
+            body_budget_bytes: body_budget_mib.map_or(defaults.body_budget_bytes, |m| {
+                m.saturating_mul(1024 * 1024)
+            }),
+            busy_wait: self
+                .busy_wait_secs
+                .or(file.busy_wait_secs)
+                .map_or(defaults.busy_wait, Duration::from_secs),
+        };
+        let metrics_token = self.metrics_token.or(file.metrics_token);
+        if metrics_token
+            .as_ref()
+            .is_some_and(|t| t.chars().count() < MIN_METRICS_TOKEN_CHARS)
+        {
+            return Err(format!(
+                "metrics_token must be at least {MIN_METRICS_TOKEN_CHARS} characters"
+            ));
+        }
         let storage = self
             .storage
             .over(StorageArgs {
@@ -176,6 +291,9 @@ impl ServeArgs {
         Ok(Settings {
             tls,
             storage,
+            edge,
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
+            metrics_token,
             listen: self
                 .listen
                 .or(file.listen)

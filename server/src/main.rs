@@ -32,7 +32,7 @@ enum Command {
     /// config file, then defaults.
     Serve {
         #[command(flatten)]
-        settings: config::ServeArgs,
+        settings: Box<config::ServeArgs>,
     },
     /// Administer devices in a relay's data folder (works while it runs).
     Admin {
@@ -192,7 +192,7 @@ pub enum Lang {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { settings } => serve(settings),
+        Command::Serve { settings } => serve(*settings),
         Command::Admin {
             data,
             storage,
@@ -237,7 +237,14 @@ fn main() -> ExitCode {
 
 fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GRIDSYNC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+        // axum logs a refused extractor's message at trace level, and a query or
+        // form message can quote what was typed (a search for a resident's name).
+        .add_directive(
+            "axum::rejection=off"
+                .parse()
+                .expect("a valid filter directive"),
+        );
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
@@ -268,7 +275,7 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     // A new node builds its replica from the shared log before it serves.
-    relay.catch_up().map_err(|e| e.body.message)?;
+    relay.catch_up().map_err(|e| e.to_string())?;
     relay.set_token_lifetime(chrono::Duration::days(settings.token_days.into()));
     let relay = Arc::new(relay);
     // The relay is dropped last, after the runtime (declared later, so dropped
@@ -289,15 +296,18 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         "http"
     };
-    runtime.block_on(gridsync_server::http::serve(
-        relay,
-        settings.listen,
-        settings.tls.as_ref(),
-        |addr| {
-            println!("gridsync listening on {scheme}://{addr}");
-            tracing::info!(%addr, data = %settings.data.display(), scheme, "listening");
-        },
-    ))?;
+    let options = gridsync_server::http::ServeOptions {
+        listen: settings.listen,
+        tls: settings.tls.clone(),
+        limits: settings.edge.clone(),
+        metrics_listen: settings.metrics_listen,
+        metrics_token: settings.metrics_token.clone(),
+    };
+    tracing::info!(limits = ?settings.edge, "edge");
+    runtime.block_on(gridsync_server::http::serve(relay, options, |addr| {
+        println!("gridsync listening on {scheme}://{addr}");
+        tracing::info!(%addr, data = %settings.data.display(), scheme, "listening");
+    }))?;
     drop(runtime);
     drop(keep);
     Ok(())
@@ -353,7 +363,7 @@ fn admin(
             } else {
                 relay.create_enrollment(&user)
             }
-            .map_err(|e| e.body.message)?;
+            .map_err(|e| e.to_string())?;
             println!("{code}");
         }
         AdminCommand::Upstream {
@@ -405,7 +415,7 @@ fn admin(
             let password = line.trim_end_matches(['\r', '\n']);
             relay
                 .set_console_password(&user, password)
-                .map_err(|e| e.body.message)?;
+                .map_err(|e| e.to_string())?;
             println!("console password set for {user}");
         }
         AdminCommand::Backup { to } => {

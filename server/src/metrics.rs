@@ -1,6 +1,8 @@
 //! `/metrics` in the Prometheus text format: requests and their latency per route,
-//! changes pushed by outcome and pulled, bytes in and out, and at scrape time the
-//! log size and how far devices are behind. Counts only: no user, device or case.
+//! changes pushed by outcome and pulled, bytes in and out, the edge (open
+//! connections, connections closed and requests refused by its limits, body bytes
+//! held), and at scrape time the log size and how far devices are behind. Counts
+//! only: no user, device or case.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +37,11 @@ struct Direction {
     direction: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
 /// The relay's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -47,6 +54,11 @@ pub struct Metrics {
     devices: Gauge,
     devices_behind: Gauge,
     changes_behind: Gauge,
+    connections_open: Gauge,
+    connections_closed: Family<Reason, Counter>,
+    refused: Family<Reason, Counter>,
+    accept_errors: Counter,
+    body_bytes_held: Gauge,
 }
 
 impl Default for Metrics {
@@ -101,7 +113,40 @@ impl Default for Metrics {
             "changes_behind",
             "Sum over devices of log changes after their cursor (an upper bound of the pull backlog)",
         );
+        let connections_open = gauge(
+            &mut registry,
+            "connections_open",
+            "Open connections on the public address",
+        );
+        let connections_closed = Family::<Reason, Counter>::default();
+        registry.register(
+            "connections_closed",
+            "Connections the edge closed: evicted (idle, to make room at the cap), refused (at the cap, all busy), header_timeout, handshake_timeout, stalled (answer not read)",
+            connections_closed.clone(),
+        );
+        let refused = Family::<Reason, Counter>::default();
+        registry.register(
+            "edge_refusals",
+            "Requests refused by the edge's limits: too_large, busy, body_idle, unsupported_encoding",
+            refused.clone(),
+        );
+        let accept_errors = Counter::default();
+        registry.register(
+            "accept_errors",
+            "Failed accepts other than a client hanging up (e.g. out of file descriptors)",
+            accept_errors.clone(),
+        );
+        let body_bytes_held = gauge(
+            &mut registry,
+            "body_bytes_held",
+            "Bytes of request bodies held now, against the body budget",
+        );
         Metrics {
+            connections_open,
+            connections_closed,
+            refused,
+            accept_errors,
+            body_bytes_held,
             registry,
             requests,
             latency,
@@ -152,6 +197,33 @@ impl Metrics {
     /// Changes sent in a pull.
     pub fn pulled(&self, n: u64) {
         self.pulled.inc_by(n);
+    }
+
+    /// A connection opened (+1) or closed (-1) on the public address.
+    pub fn connection_open(&self, delta: i64) {
+        self.connections_open.inc_by(delta);
+    }
+
+    /// A connection the edge closed, and why.
+    pub fn connection_closed(&self, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&Reason { reason })
+            .inc();
+    }
+
+    /// A request refused by the edge's limits, and which.
+    pub fn refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// A failed accept.
+    pub fn accept_error(&self) {
+        self.accept_errors.inc();
+    }
+
+    /// Request body bytes taken (+) from or given back (-) to the budget.
+    pub fn body_bytes_held(&self, delta: i64) {
+        self.body_bytes_held.inc_by(delta);
     }
 
     /// The text exposition, with the gauges read from `relay` now.

@@ -1,25 +1,40 @@
-//! The HTTP shell around the relay: CBOR in, CBOR out, with body limits, timeouts,
-//! gzip and graceful shutdown. All protocol logic is in `relay`.
+//! The HTTP shell around the relay: CBOR in, CBOR out. All protocol logic is in
+//! `relay`; this is the edge, where neither a phone nor a stranger may exhaust the
+//! relay's memory, connections or file descriptors:
+//!
+//! - `listener.rs`: the accept loop (plain TCP or TLS alike), header-read and
+//!   handshake timeouts, a cap on open connections that closes the idlest to make
+//!   room, graceful shutdown;
+//! - `body.rs`: every request body metered against one budget of bytes in flight
+//!   and the body-idle timeout; protocol bodies read within their route's limit,
+//!   gzip bodies inflated within it;
+//! - `sync.rs`: the protocol routes, with the device token checked before the body
+//!   is read, and every refusal made an answer in one place.
+//!
+//! The limits are documented in docs/operations.md ("Limits at the edge").
+
+mod body;
+pub mod error;
+mod listener;
+mod sync;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
-use gridsync_core::sync::wire::{self, ErrorBody, MAX_BODY_BYTES, PROTOCOL_VERSION};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use gridsync_core::sync::wire::MAX_BODY_BYTES;
+use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::metrics::Metrics;
-use crate::relay::{Relay, RelayError};
+use crate::relay::Relay;
 
 /// Shared state of the handlers.
 #[derive(Clone)]
@@ -30,139 +45,139 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
-fn error_body(code: &str, message: String) -> ErrorBody {
-    ErrorBody {
-        v: PROTOCOL_VERSION,
-        error: code.into(),
-        message,
-        wipe: false,
+/// The limits and timeouts of the HTTP edge.
+#[derive(Debug, Clone)]
+pub struct EdgeLimits {
+    /// Open connections at most; at the cap, the one idle longest is closed.
+    pub max_connections: usize,
+    /// A new connection's TLS handshake, and each request's head, must arrive
+    /// within this; an idle keep-alive connection is closed after it too.
+    pub header_timeout: Duration,
+    /// A request body that sends nothing for this long is given up (`408`); an
+    /// answer the client stops reading for this long closes the connection.
+    pub body_idle_timeout: Duration,
+    /// A request must be answered within this (`408`).
+    pub request_timeout: Duration,
+    /// Bytes of request bodies all requests may hold at once.
+    pub body_budget_bytes: usize,
+    /// How long a request waits for room in that budget before `503 busy`.
+    pub busy_wait: Duration,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        EdgeLimits {
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(15),
+            request_timeout: Duration::from_secs(120),
+            body_budget_bytes: 64 * 1024 * 1024,
+            busy_wait: Duration::from_secs(5),
+        }
     }
 }
 
-fn bearer(headers: &HeaderMap) -> &str {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("")
+/// A certificate chain and its private key, PEM files, for serving HTTPS.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// The certificate chain (server certificate first).
+    pub cert: std::path::PathBuf,
+    /// The private key.
+    pub key: std::path::PathBuf,
 }
 
-/// Decode the body, run `f` on a blocking thread (SQLite and Automerge are
-/// synchronous), encode the answer; count it in the metrics (`count` sees a
-/// successful answer).
-async fn call<Req, Resp>(
-    state: AppState,
-    route: &'static str,
-    body: Bytes,
-    f: impl FnOnce(&Relay, Req) -> Result<Resp, RelayError> + Send + 'static,
-    count: fn(&Metrics, &Resp),
-) -> Response
-where
-    Req: DeserializeOwned + Send + 'static,
-    Resp: Serialize + Send + 'static,
-{
-    let started = Instant::now();
-    let (status, answer) = match wire::decode::<Req>(&body) {
-        Err(e) => (400, wire::encode(&error_body("bad_request", e.to_string()))),
-        Ok(req) => {
-            let relay = state.relay.clone();
-            match tokio::task::spawn_blocking(move || f(&relay, req)).await {
-                Ok(Ok(resp)) => {
-                    count(&state.metrics, &resp);
-                    (200, wire::encode(&resp))
-                }
-                Ok(Err(e)) => (e.status, wire::encode(&e.body)),
-                Err(e) => {
-                    tracing::error!(error = %e, "handler panicked");
-                    let message = "internal server error; try again later".to_owned();
-                    (500, wire::encode(&error_body("internal", message)))
-                }
-            }
-        }
-    };
-    state
-        .metrics
-        .request(route, status, started.elapsed(), body.len(), answer.len());
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, "application/cbor")], answer).into_response()
+/// Where and how `serve` listens. (Not `Debug`: it holds the metrics token.)
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// The public address.
+    pub listen: SocketAddr,
+    /// HTTPS on it, when set.
+    pub tls: Option<Tls>,
+    /// Limits and timeouts.
+    pub limits: EdgeLimits,
+    /// Serve `/metrics` (only) on this address too, plain HTTP, without a token:
+    /// bind it to loopback or a private network.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Serve `/metrics` on the public address to requests with this bearer token.
+    /// Without it (and by default) the public address does not serve `/metrics`.
+    pub metrics_token: Option<String>,
 }
 
-fn no_count<T>(_: &Metrics, _: &T) {}
+/// Connections the metrics listener takes at once.
+const METRICS_CONNECTIONS: usize = 16;
 
-fn count_push(m: &Metrics, r: &wire::PushResponse) {
-    for result in &r.results {
-        m.pushed(
-            match result.status {
-                wire::ChangeStatus::Accepted => "accepted",
-                wire::ChangeStatus::Duplicate => "duplicate",
-                wire::ChangeStatus::Deferred => "deferred",
-                wire::ChangeStatus::Rejected => "rejected",
-            },
-            1,
+/// Logged for each request: the method and the path, never the query string (the
+/// console's search text can hold residents' names and phone numbers).
+fn request_span(req: &Request) -> tracing::Span {
+    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+}
+
+/// The application: the protocol, the console, `/healthz`, and `/metrics` when a
+/// token is configured for it; with the body meter, limits and timeouts as layers.
+pub fn app(state: AppState, limits: &EdgeLimits, metrics_token: Option<&str>) -> Router {
+    let budget = body::Budget::new(
+        limits.body_budget_bytes,
+        limits.busy_wait,
+        limits.body_idle_timeout,
+        limits.request_timeout,
+        state.metrics.clone(),
+    );
+    let mut router = Router::new()
+        .merge(sync::routes())
+        .route("/healthz", get(healthz))
+        .merge(crate::console::routes());
+    if let Some(token) = metrics_token {
+        let token: Arc<str> = token.into();
+        router = router.route(
+            "/metrics",
+            get(move |State(s): State<AppState>, headers: HeaderMap| {
+                metrics_with_token(s, headers, token.clone())
+            }),
         );
     }
+    router
+        // For the console's forms and uploads; protocol routes read their bodies
+        // themselves, each within its own limit.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(budget, body::meter))
+        .layer(CompressionLayer::new())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .with_state(state)
 }
 
-fn count_pull(m: &Metrics, r: &wire::PullResponse) {
-    m.pulled(r.changes.len() as u64);
-}
-
-async fn enroll(State(state): State<AppState>, body: Bytes) -> Response {
-    call(
-        state,
-        "enroll",
-        body,
-        |relay, req| relay.enroll(req),
-        no_count,
-    )
-    .await
-}
-
-/// A request with the device's bearer token: `f` gets the token and the request.
-async fn with_token<Req, Resp>(
-    state: AppState,
-    headers: &HeaderMap,
-    route: &'static str,
-    body: Bytes,
-    f: fn(&Relay, &str, Req) -> Result<Resp, RelayError>,
-    count: fn(&Metrics, &Resp),
-) -> Response
-where
-    Req: DeserializeOwned + Send + 'static,
-    Resp: Serialize + Send + 'static,
-{
-    let token = bearer(headers).to_owned();
-    call(
-        state,
-        route,
-        body,
-        move |relay, req| f(relay, &token, req),
-        count,
-    )
-    .await
-}
-
-async fn push(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    with_token(state, &headers, "push", body, Relay::push, count_push).await
-}
-
-async fn pull(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    with_token(state, &headers, "pull", body, Relay::pull, count_pull).await
-}
-
-async fn blob_put(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    with_token(state, &headers, "blob_put", body, Relay::put_blob, no_count).await
-}
-
-async fn blob_get(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    with_token(state, &headers, "blob_get", body, Relay::get_blob, no_count).await
+/// `/metrics` alone, for the metrics listener.
+fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(s): State<AppState>| async move { metrics(s).await }),
+        )
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .with_state(state)
 }
 
 async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// `/metrics` on the public address: only with the configured bearer token.
+async fn metrics_with_token(state: AppState, headers: HeaderMap, token: Arc<str>) -> Response {
+    if sync::bearer_matches(&headers, &token) {
+        metrics(state).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(state: AppState) -> Response {
     let relay = state.relay.clone();
     let rendered = tokio::task::spawn_blocking(move || state.metrics.render(&relay))
         .await
@@ -184,83 +199,53 @@ async fn metrics(State(state): State<AppState>) -> Response {
     }
 }
 
-/// The application: one router, with limits and timeouts as layers.
-pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/enroll", post(enroll))
-        .route("/v1/push", post(push))
-        .route("/v1/pull", post(pull))
-        .route("/v1/blob/put", post(blob_put))
-        .route("/v1/blob/get", post(blob_get))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .merge(crate::console::routes())
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(CompressionLayer::new())
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(120),
-        ))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
-}
-
-/// A certificate chain and its private key, PEM files, for serving HTTPS.
-#[derive(Debug, Clone)]
-pub struct Tls {
-    /// The certificate chain (server certificate first).
-    pub cert: std::path::PathBuf,
-    /// The private key.
-    pub key: std::path::PathBuf,
-}
-
-/// Serve until Ctrl-C or SIGTERM, then finish the requests in flight: plain HTTP,
-/// or HTTPS with `tls` (rustls; TLS 1.2 and 1.3). `on_listening` is told the bound
-/// address (useful with port 0).
+/// Serve until Ctrl-C or SIGTERM, then finish the requests in flight (at most
+/// 30 s): plain HTTP, or HTTPS with `options.tls` (rustls; TLS 1.2 and 1.3).
+/// `on_listening` is told the bound public address (useful with port 0).
 pub async fn serve(
     relay: Arc<Relay>,
-    listen: SocketAddr,
-    tls: Option<&Tls>,
+    options: ServeOptions,
     on_listening: impl FnOnce(SocketAddr),
 ) -> std::io::Result<()> {
-    let app = app(AppState {
+    let limits = options.limits;
+    let state = AppState {
         relay,
         metrics: Arc::new(Metrics::default()),
-    });
-    let Some(tls) = tls else {
-        let listener = tokio::net::TcpListener::bind(listen).await?;
-        on_listening(listener.local_addr()?);
-        return axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await;
     };
-    // One crypto provider for the process; an error means one is installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
-        .await
-        .map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!(
-                    "TLS certificate {} or key {}: {e}",
-                    tls.cert.display(),
-                    tls.key.display()
-                ),
-            )
-        })?;
-    let listener = std::net::TcpListener::bind(listen)?;
-    listener.set_nonblocking(true)?;
-    on_listening(listener.local_addr()?);
-    let handle = axum_server::Handle::new();
-    let stopping = handle.clone();
+    let tls = options.tls.as_ref().map(listener::acceptor).transpose()?;
+    let public = TcpListener::bind(options.listen).await?;
+    let private = match options.metrics_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
-        stopping.graceful_shutdown(Some(Duration::from_secs(30)));
+        let _ = stop.send(true);
     });
-    axum_server::from_tcp_rustls(listener, config)?
-        .handle(handle)
-        .serve(app.into_make_service())
-        .await
+    listener::check_fd_limit(limits.max_connections + METRICS_CONNECTIONS);
+    on_listening(public.local_addr()?);
+    let side = match private {
+        Some(l) => {
+            tracing::info!(addr = %l.local_addr()?, "metrics listening");
+            Some(tokio::spawn(listener::run(
+                l,
+                None,
+                metrics_app(state.clone()),
+                listener::Conns::new(METRICS_CONNECTIONS, None),
+                limits.clone(),
+                stopped.clone(),
+            )))
+        }
+        None => None,
+    };
+    let app = app(state.clone(), &limits, options.metrics_token.as_deref());
+    let conns = listener::Conns::new(limits.max_connections, Some(state.metrics.clone()));
+    listener::run(public, tls, app, conns, limits, stopped).await;
+    if let Some(side) = side {
+        let _ = side.await;
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {
