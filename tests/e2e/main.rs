@@ -7,6 +7,7 @@ mod cluster;
 mod console;
 mod faults;
 mod photos;
+mod pressure;
 mod sockets;
 mod store;
 mod tiers;

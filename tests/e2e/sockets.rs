@@ -169,7 +169,8 @@ fn devices_sync_through_gridsync_serve_on_a_loopback_port() {
 fn metrics_count_requests_changes_and_backlog_without_naming_anyone() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("relay");
-    let server = start(&data);
+    let token = "e2e-metrics-token-0123456789";
+    let server = start_with(&data, &["--metrics-token", token]);
     let worker = enroll(&data, &server, WORKER, dir.path());
     let dispatcher = enroll(&data, &server, DISPATCHER, dir.path());
     worker.report_case(leak()).unwrap();
@@ -177,6 +178,7 @@ fn metrics_count_requests_changes_and_backlog_without_naming_anyone() {
 
     let scrape = || -> String {
         ureq::get(format!("{}/metrics", server.url))
+            .header("Authorization", format!("Bearer {token}"))
             .call()
             .expect("metrics answered")
             .body_mut()
