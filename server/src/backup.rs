@@ -78,6 +78,34 @@ fn check(path: &Path) -> Result<()> {
 }
 
 /// Copy every photo `store` records from `from` to `to`.
+/// Every change in a restored log must pass the checked decoder, as it did when it
+/// was pushed: a backup from a compromised or damaged source is refused before a
+/// relay serves it to phones.
+fn check_log(store: &dyn RelayStore) -> Result<()> {
+    let mut after = 0;
+    let mut bad = 0u64;
+    loop {
+        let page = store
+            .log_after(after, None, 4 * 1024 * 1024)
+            .map_err(|e| e.to_string())?;
+        let Some(&(last, _)) = page.last() else {
+            break;
+        };
+        bad += page
+            .iter()
+            .filter(|(_, e)| gridsync_core::sync::decode_change(&e.bytes).is_err())
+            .count() as u64;
+        after = last;
+    }
+    if bad > 0 {
+        return Err(format!(
+            "the restored log holds {bad} changes that are not acceptable Automerge changes \
+             (damaged or tampered backup); do not serve this data folder"
+        ));
+    }
+    Ok(())
+}
+
 fn copy_photos(store: &dyn RelayStore, from: &dyn BlobStore, to: &dyn BlobStore) -> Result<usize> {
     let last = store.last_blob().map_err(|e| e.to_string())?;
     let (mut after, mut copied) = (0, 0);
@@ -186,6 +214,7 @@ pub fn backup(data: &Path, storage: &Storage, to: &Path) -> Result<Copied> {
     // The photos the backed-up database records (the live one records at least
     // those).
     let store = open_store(data, storage.database_url.as_deref()).map_err(|e| e.to_string())?;
+    check_log(store.as_ref())?;
     let photos = open_blob_store(storage.photos.as_ref(), data).map_err(|e| e.to_string())?;
     done.photos = copy_photos(
         store.as_ref(),
@@ -251,6 +280,7 @@ pub fn restore(from: &Path, data: &Path, storage: &Storage) -> Result<Copied> {
         }
     }
     let store = open_store(data, storage.database_url.as_deref()).map_err(|e| e.to_string())?;
+    check_log(store.as_ref())?;
     let photos = open_blob_store(storage.photos.as_ref(), data).map_err(|e| e.to_string())?;
     done.photos = copy_photos(
         store.as_ref(),

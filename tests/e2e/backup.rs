@@ -137,3 +137,37 @@ fn a_postgres_relay_backed_up_while_serving_restores_into_a_new_database() {
         .sync(&mut |_| {})
         .expect("the restored relay knows the worker's device");
 }
+
+#[test]
+fn a_backup_whose_log_was_tampered_with_is_refused_at_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let server = start(&data);
+    let worker = enroll(&data, &server, WORKER, dir.path());
+    let id = worker.report_case(crate::workflow::leak()).unwrap();
+    worker.sync(&mut |_| {}).unwrap();
+    let backup = dir.path().join("backup");
+    let out = admin(&data, &["backup", "--to", &backup.to_string_lossy()]);
+    assert!(out.status.success());
+    drop(server);
+
+    // One byte inside the logged report changes: the file stays a sound SQLite
+    // database, but the change no longer matches its checksum.
+    let change = worker.changes_since(&id, &[]).unwrap()[0]
+        .raw_bytes()
+        .to_vec();
+    let path = backup.join("relay.db");
+    let mut file = std::fs::read(&path).unwrap();
+    let at = file
+        .windows(change.len())
+        .position(|w| w == change)
+        .expect("the logged change is in the backup's relay.db");
+    file[at + change.len() / 2] ^= 0x55;
+    std::fs::write(&path, file).unwrap();
+
+    let restored = dir.path().join("restored");
+    let out = admin(&restored, &["restore", "--from", &backup.to_string_lossy()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a tampered log must be refused");
+    assert!(said.contains("not acceptable Automerge changes"), "{said}");
+}
