@@ -3,6 +3,7 @@
 mod access;
 mod backup;
 mod blobstore;
+mod bombs;
 mod cluster;
 mod console;
 mod faults;
