@@ -1,10 +1,7 @@
-//! The one place a [`RelayError`] becomes an HTTP status and a body: CBOR
-//! [`ErrorBody`](gridsync_core::sync::wire::ErrorBody) for the protocol; the
-//! console renders its own pages from the same status.
+//! The one place a [`RelayError`] becomes an HTTP status: the protocol answers it
+//! with the error's CBOR body (`sync::Refusal`), the console with a page.
 
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use gridsync_core::sync::wire;
+use axum::http::StatusCode;
 
 use crate::relay::RelayError;
 
@@ -22,26 +19,5 @@ pub fn status(e: &RelayError) -> StatusCode {
         RelayError::NotFound(_) => StatusCode::NOT_FOUND,
         RelayError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         RelayError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-impl IntoResponse for RelayError {
-    /// The protocol's answer: the status and a CBOR error body.
-    fn into_response(self) -> Response {
-        let mut headers = vec![(header::CONTENT_TYPE, "application/cbor")];
-        if matches!(self, RelayError::Busy(_)) {
-            headers.push((header::RETRY_AFTER, "2"));
-        }
-        let headers: Vec<_> = headers
-            .into_iter()
-            .map(|(k, v)| (k, v.to_owned()))
-            .collect();
-        let mut response = (status(&self), wire::encode(&self.body())).into_response();
-        for (k, v) in headers {
-            if let Ok(v) = v.parse() {
-                response.headers_mut().insert(k, v);
-            }
-        }
-        response
     }
 }

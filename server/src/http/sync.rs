@@ -12,15 +12,13 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use gridsync_core::sync::route::{Answer, Request as ProtocolRequest, Route};
 use gridsync_core::sync::wire::{self, ErrorBody, PROTOCOL_VERSION};
-use gridsync_core::sync::Route;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use super::body::{self, BodyError, BodyFailure};
 use super::AppState;
 use crate::metrics::Metrics;
-use crate::relay::{Caller, Relay, RelayError};
+use crate::relay::RelayError;
 
 /// Why a protocol request was not answered by the relay, or the relay's refusal.
 #[derive(Debug)]
@@ -117,7 +115,15 @@ impl IntoResponse for Refusal {
 }
 
 fn cbor(status: StatusCode, bytes: Vec<u8>) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/cbor")], bytes).into_response()
+    let mut response =
+        (status, [(header::CONTENT_TYPE, "application/cbor")], bytes).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // Busy: the client's next sync comes anyway; this says when it may.
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
+    }
+    response
 }
 
 fn bearer(headers: &HeaderMap) -> &str {
@@ -128,102 +134,14 @@ fn bearer(headers: &HeaderMap) -> &str {
         .unwrap_or("")
 }
 
-/// A device whose token the edge checked, before reading its body.
-pub(super) struct Device {
-    caller: Caller,
-}
-
-/// The relay calls behind the routes, in one place. Each gets the caller the edge
-/// authenticated before reading the body (none for enrollment).
-mod calls {
-    use gridsync_core::sync::wire::{
-        BlobGetRequest, BlobGetResponse, BlobPutRequest, BlobPutResponse, EnrollRequest,
-        EnrollResponse, PullRequest, PullResponse, PushRequest, PushResponse,
-    };
-
-    use super::Device;
-    use crate::relay::{Caller, Relay, RelayError};
-
-    pub fn enroll(
-        relay: &Relay,
-        _: Option<&Device>,
-        req: EnrollRequest,
-    ) -> Result<EnrollResponse, RelayError> {
-        relay.enroll(req)
-    }
-
-    fn caller(who: Option<&Device>) -> Result<&Caller, RelayError> {
-        who.map(|d| &d.caller).ok_or(RelayError::BadToken)
-    }
-
-    pub fn push(
-        relay: &Relay,
-        who: Option<&Device>,
-        req: PushRequest,
-    ) -> Result<PushResponse, RelayError> {
-        relay.push(caller(who)?, req)
-    }
-
-    pub fn pull(
-        relay: &Relay,
-        who: Option<&Device>,
-        req: PullRequest,
-    ) -> Result<PullResponse, RelayError> {
-        relay.pull(caller(who)?, req)
-    }
-
-    pub fn blob_put(
-        relay: &Relay,
-        who: Option<&Device>,
-        req: BlobPutRequest,
-    ) -> Result<BlobPutResponse, RelayError> {
-        relay.put_blob(caller(who)?, req)
-    }
-
-    pub fn blob_get(
-        relay: &Relay,
-        who: Option<&Device>,
-        req: BlobGetRequest,
-    ) -> Result<BlobGetResponse, RelayError> {
-        relay.get_blob(caller(who)?, req)
-    }
-}
-
-type Call<Req, Resp> = fn(&Relay, Option<&Device>, Req) -> Result<Resp, RelayError>;
-
-/// The protocol's routes.
+/// The protocol's routes, from core's route table.
 pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            Route::Enroll.path(),
-            post(|State(s): State<AppState>, req: Request| {
-                answer(s, Route::Enroll, req, calls::enroll, no_count)
-            }),
+    Route::ALL.into_iter().fold(Router::new(), |router, route| {
+        router.route(
+            route.path(),
+            post(move |State(s): State<AppState>, req: Request| answer(s, route, req)),
         )
-        .route(
-            Route::Push.path(),
-            post(|State(s): State<AppState>, req: Request| {
-                answer(s, Route::Push, req, calls::push, count_push)
-            }),
-        )
-        .route(
-            Route::Pull.path(),
-            post(|State(s): State<AppState>, req: Request| {
-                answer(s, Route::Pull, req, calls::pull, count_pull)
-            }),
-        )
-        .route(
-            Route::BlobPut.path(),
-            post(|State(s): State<AppState>, req: Request| {
-                answer(s, Route::BlobPut, req, calls::blob_put, no_count)
-            }),
-        )
-        .route(
-            Route::BlobGet.path(),
-            post(|State(s): State<AppState>, req: Request| {
-                answer(s, Route::BlobGet, req, calls::blob_get, no_count)
-            }),
-        )
+    })
 }
 
 /// Run relay work on a blocking thread.
@@ -239,34 +157,22 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// Authenticate (if the route needs it), read the body, decode it, call the relay,
-/// encode the answer, count it.
-async fn answer<Req, Resp>(
-    state: AppState,
-    route: Route,
-    req: Request,
-    call: Call<Req, Resp>,
-    count: fn(&Metrics, &Resp),
-) -> Response
-where
-    Req: DeserializeOwned + Send + 'static,
-    Resp: Serialize + Send + 'static,
-{
+/// Authenticate (if the route needs it), read the body, decode it by the route's
+/// type, let the relay answer, encode the answer, count it.
+async fn answer(state: AppState, route: Route, req: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let ticket = body::ticket(&parts);
     let limit = route.max_request_bytes();
 
     // Who it is, before a byte of the body is read: a stranger's body never is.
-    let who = if route.needs_token() {
+    let caller = if route.needs_token() {
         let token = bearer(&parts.headers).to_owned();
         let relay = state.relay.clone();
-        let checked =
-            blocking(move || relay.authenticate(&token).map(|c| (c.device.device, c))).await;
-        match checked {
-            Ok((id, caller)) => {
-                tracing::debug!(device = %id, "authenticated");
-                Some(Device { caller })
+        match blocking(move || relay.authenticate(&token)).await {
+            Ok(caller) => {
+                tracing::debug!(device = %caller.device.device, "authenticated");
+                Some(caller)
             }
             Err(refusal) => return early(&state, route, started, refusal, body, ticket),
         }
@@ -283,7 +189,7 @@ where
         Err(e) => return finish(&state, route, started, 0, Err(Refusal::Body(e))),
     };
     let size = bytes.len();
-    let request = match wire::decode::<Req>(&bytes) {
+    let request = match ProtocolRequest::decode(route, &bytes) {
         Ok(request) => request,
         Err(e) => {
             return finish(
@@ -297,17 +203,11 @@ where
     };
     drop(bytes);
     let relay = state.relay.clone();
-    let result = blocking(move || call(&relay, who.as_ref(), request)).await;
-    if let Ok(resp) = &result {
-        count(&state.metrics, resp);
+    let result = blocking(move || relay.answer(caller.as_ref(), request)).await;
+    if let Ok(answer) = &result {
+        count(&state.metrics, answer);
     }
-    finish(
-        &state,
-        route,
-        started,
-        size,
-        result.map(|r| wire::encode(&r)),
-    )
+    finish(&state, route, started, size, result.map(|a| a.encode()))
 }
 
 /// Answer before the body is read; the rest of the body is read and thrown away
@@ -352,24 +252,25 @@ fn finish(
     cbor(status, bytes)
 }
 
-fn no_count<T>(_: &Metrics, _: &T) {}
-
-fn count_push(m: &Metrics, r: &wire::PushResponse) {
-    for result in &r.results {
-        m.pushed(
-            match result.status {
-                wire::ChangeStatus::Accepted => "accepted",
-                wire::ChangeStatus::Duplicate => "duplicate",
-                wire::ChangeStatus::Deferred => "deferred",
-                wire::ChangeStatus::Rejected => "rejected",
-            },
-            1,
-        );
+/// What the metrics count of an answer: pushed changes by outcome, pulled changes.
+fn count(m: &Metrics, answer: &Answer) {
+    match answer {
+        Answer::Push(r) => {
+            for result in &r.results {
+                m.pushed(
+                    match result.status {
+                        wire::ChangeStatus::Accepted => "accepted",
+                        wire::ChangeStatus::Duplicate => "duplicate",
+                        wire::ChangeStatus::Deferred => "deferred",
+                        wire::ChangeStatus::Rejected => "rejected",
+                    },
+                    1,
+                );
+            }
+        }
+        Answer::Pull(r) => m.pulled(r.changes.len() as u64),
+        _ => {}
     }
-}
-
-fn count_pull(m: &Metrics, r: &wire::PullResponse) {
-    m.pulled(r.changes.len() as u64);
 }
 
 /// Shared for the metrics route on the main port.

@@ -94,9 +94,7 @@ impl Relay {
             self.forget_partial(&partial);
             return Err(RelayError::bad_request(why));
         }
-        self.blobs
-            .put(&hash, &bytes)
-            .map_err(RelayError::internal)?;
+        self.blobs.put(hash, &bytes).map_err(RelayError::internal)?;
         self.store
             .record_blob(hash.as_str(), req.total, Utc::now().timestamp_millis())
             .map_err(RelayError::internal)?;
@@ -133,7 +131,7 @@ impl Relay {
         let len = req.max_bytes.clamp(1, MAX_CHUNK_BYTES as u64);
         let bytes = self
             .blobs
-            .read_range(&hash, req.offset.min(total), len)
+            .read_range(hash, req.offset.min(total), len)
             .map_err(RelayError::internal)?;
         Ok(BlobGetResponse {
             v: PROTOCOL_VERSION,

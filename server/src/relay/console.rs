@@ -134,8 +134,9 @@ impl Relay {
             return Err(wrong());
         }
         // Each check costs ~19 MiB and tens of milliseconds: a few at a time.
-        let _slot = SignInSlot::take(&self.sign_ins)
-            .ok_or_else(|| RelayError::Busy("too many sign-ins at once; try again shortly"))?;
+        let _slot = SignInSlot::take(&self.sign_ins).ok_or(RelayError::Busy(
+            "too many sign-ins at once; try again shortly",
+        ))?;
         let user: Option<UserId> = user.trim().parse().ok();
         let account = match &user {
             Some(u) => self

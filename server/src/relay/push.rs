@@ -22,6 +22,9 @@ use super::{check_version, visibility, Caller, Relay, RelayError};
 /// connection) is checked and logged again before the device is told "busy".
 const PUSH_ATTEMPTS: usize = 3;
 
+/// A change of the batch by its hash and raw bytes, to log it once stored.
+type Sent = (ChangeHash, Vec<u8>);
+
 /// A pushed change after the checked decoder: the document and the change, or the
 /// name to answer refused bytes under and why.
 pub(crate) type Incoming = Result<(DocId, Change), (ChangeHash, ChangeError)>;
@@ -171,7 +174,7 @@ impl Relay {
             Trust::Upstream => Ok(()),
         };
         // What each document's changes are, to log the stored ones afterwards.
-        let sent: Vec<(DocId, Vec<(ChangeHash, Vec<u8>)>)> = batch
+        let sent: Vec<(DocId, Vec<Sent>)> = batch
             .iter()
             .map(|(id, cs)| {
                 let raw = cs.iter().map(|c| (c.hash(), c.raw_bytes().to_vec()));
