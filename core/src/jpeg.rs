@@ -265,7 +265,7 @@ impl<'a> Walk<'a> {
                     if prev != SOI {
                         return Err(malformed("the JFIF header must follow the start of image"));
                     }
-                    check_jfif(body).map_err(malformed)?;
+                    check_jfif(body, offset)?;
                 }
                 DQT => self.read_dqt(body).map_err(malformed)?,
                 DHT => self.read_dht(body).map_err(malformed)?,
@@ -585,16 +585,25 @@ fn read_sof(body: &[u8], progressive: bool) -> Result<Frame, &'static str> {
 }
 
 /// JFIF 1.x: version, units, densities, and a thumbnail of 0×0 — nothing more.
-fn check_jfif(body: &[u8]) -> Result<(), &'static str> {
-    let [b'J', b'F', b'I', b'F', 0, major, _minor, units, _xd1, _xd2, _yd1, _yd2, tw, th] = *body
-    else {
-        return Err("a JFIF header is exactly 16 bytes long (no thumbnail, no extra data)");
+fn check_jfif(body: &[u8], offset: usize) -> Result<(), JpegRefusal> {
+    let malformed = |reason| JpegRefusal::Malformed {
+        marker: Marker(APP0),
+        offset,
+        reason,
     };
-    if major != 1 || units > 2 {
-        return Err("an unknown JFIF version or density unit");
+    let [b'J', b'F', b'I', b'F', 0, major, _minor, units, _xd1, _xd2, _yd1, _yd2, tw, th, ref rest @ ..] =
+        *body
+    else {
+        return Err(malformed("a JFIF header cut short"));
+    };
+    if tw != 0 || th != 0 || !rest.is_empty() {
+        return Err(JpegRefusal::Metadata {
+            what: "an embedded JFIF thumbnail",
+            marker: Marker(APP0),
+        });
     }
-    if tw != 0 || th != 0 {
-        return Err("the JFIF header declares an embedded thumbnail");
+    if major != 1 || units > 2 {
+        return Err(malformed("an unknown JFIF version or density unit"));
     }
     Ok(())
 }
@@ -1160,7 +1169,15 @@ mod tests {
         let mut with_thumb = jpeg[..2].to_vec();
         with_thumb.extend(app(0xE0, &body));
         with_thumb.extend(&jpeg[app0_end..]);
-        assert!(refused(&with_thumb).to_string().contains("JFIF"));
+        assert_eq!(
+            refused(&with_thumb).to_string(),
+            "the photo carries an embedded JFIF thumbnail (APP0); only the app's stripped renditions are accepted"
+        );
+        // Bytes after a header that declares none are refused alike.
+        let mut padded = jpeg[..2].to_vec();
+        padded.extend(app(0xE0, &[&jpeg[6..20], &b"hidden"[..]].concat()));
+        padded.extend(&jpeg[app0_end..]);
+        assert!(matches!(refused(&padded), JpegRefusal::Metadata { .. }));
         let jfxx = app(0xE0, b"JFXX\0\x10\xff\xd8\xff\xd9");
         let e = refused(&inject(&jpeg, &jfxx));
         assert!(e.to_string().contains("JFXX"), "{e}");
