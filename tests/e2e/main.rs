@@ -3,11 +3,13 @@
 mod access;
 mod backup;
 mod blobstore;
+mod bombs;
 mod cluster;
 mod console;
 mod faults;
 mod photo_privacy;
 mod photos;
+mod pressure;
 mod sockets;
 mod store;
 mod tiers;
