@@ -13,6 +13,7 @@ use gridsync_core::{
 use maud::{html, Markup};
 use serde::{Deserialize, Serialize};
 
+use super::error::PageError;
 use super::i18n::{Lang, Texts};
 use super::{blocking, charts, csrf_refusal, failure, given, html, lang, pages, scope, CsrfForm};
 use crate::http::AppState;
@@ -62,7 +63,7 @@ pub(super) async fn supervision(
             .list_cases(&filter)
             .map_err(RelayError::internal)?;
         let dir = r.engine().directory().map_err(RelayError::internal)?;
-        Ok((rows, dir, now))
+        Ok::<_, PageError>((rows, dir, now))
     })
     .await;
     let (rows, dir, now) = match result {
@@ -130,11 +131,9 @@ struct Period {
 }
 
 impl FiguresQuery {
-    fn period(&self) -> Result<Period, RelayError> {
+    fn period(&self) -> Result<Period, PageError> {
         let bad = || {
-            RelayError::bad_request(
-                "bad period: dates are YYYY-MM-DD, months YYYY-MM, at most 366 days",
-            )
+            PageError::form("bad period: dates are YYYY-MM-DD, months YYYY-MM, at most 366 days")
         };
         let today = local_date(Utc::now());
         let period = if let Some(m) = given(&self.month) {
@@ -162,14 +161,12 @@ impl FiguresQuery {
         Ok(period)
     }
 
-    fn filter(&self, who: &ConsoleUser, period: &Period) -> Result<CaseFilter, RelayError> {
+    fn filter(&self, who: &ConsoleUser, period: &Period) -> Result<CaseFilter, PageError> {
         let mut filter = scope(who)?;
         if let Some(r) = self.region.as_deref().filter(|s| !s.is_empty()) {
-            let region: RegionCode = r
-                .parse()
-                .map_err(|_| RelayError::bad_request("unknown region"))?;
+            let region: RegionCode = r.parse().map_err(|_| PageError::form("unknown region"))?;
             if !gridsync_core::access::scope_of(&who.user).covers(&region) {
-                return Err(RelayError::bad_request("unknown region"));
+                return Err(PageError::form("unknown region"));
             }
             filter.region = Some(region);
         }
@@ -204,7 +201,7 @@ fn figures(
     who: &ConsoleUser,
     q: &FiguresQuery,
     lang: Lang,
-) -> Result<(Figures, std::sync::Arc<Directory>), RelayError> {
+) -> Result<(Figures, std::sync::Arc<Directory>), PageError> {
     let period = q.period()?;
     let filter = q.filter(who, &period)?;
     let engine = r.engine();
@@ -529,7 +526,7 @@ pub(super) async fn stats_csv(
         Err(page) => return page,
     };
     let Some(table) = tables(lang.t(), &f).into_iter().find(|t| t.name == name) else {
-        return failure(lang, Some(&who), &RelayError::bad_request("unknown table"));
+        return failure(lang, Some(&who), &PageError::form("unknown table"));
     };
     // A byte-order mark so spreadsheet programs read the Chinese as UTF-8.
     let mut out = String::from("\u{feff}");

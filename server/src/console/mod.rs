@@ -8,6 +8,7 @@
 //! session's CSRF token, checked before anything is changed.
 
 mod charts;
+mod error;
 mod figures;
 mod i18n;
 mod pages;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::AppState;
 use crate::relay::{ConsoleUser, Relay, RelayError, SESSION_HOURS};
+use error::PageError;
 use i18n::{Lang, Texts};
 
 const SESSION_COOKIE: &str = "gs_session";
@@ -88,23 +90,23 @@ fn html(status: StatusCode, page: maud::Markup) -> Response {
 
 /// Run relay work on a blocking thread (SQLite and Automerge are synchronous),
 /// on a replica that has caught up with what other nodes stored.
-async fn blocking<T: Send + 'static>(
+async fn blocking<T: Send + 'static, E: Into<PageError>>(
     state: &AppState,
-    f: impl FnOnce(&Relay) -> Result<T, RelayError> + Send + 'static,
-) -> Result<T, RelayError> {
+    f: impl FnOnce(&Relay) -> Result<T, E> + Send + 'static,
+) -> Result<T, PageError> {
     let relay = state.relay.clone();
     tokio::task::spawn_blocking(move || {
         relay.catch_up()?;
-        f(&relay)
+        f(&relay).map_err(Into::into)
     })
     .await
-    .unwrap_or_else(|e| Err(RelayError::internal(e)))
+    .unwrap_or_else(|e| Err(RelayError::internal(e).into()))
 }
 
 /// The page for a failed request, in the user's language.
-fn failure(lang: Lang, who: Option<&ConsoleUser>, e: &RelayError) -> Response {
+fn failure(lang: Lang, who: Option<&ConsoleUser>, e: &PageError) -> Response {
     let t = lang.t();
-    let status = crate::http::error::status(e);
+    let status = e.status();
     if status == StatusCode::UNAUTHORIZED {
         return Redirect::to("/console/sign-in").into_response();
     }
@@ -180,7 +182,7 @@ async fn sign_in(
             Redirect::to("/console/cases"),
         )
             .into_response(),
-        Err(RelayError::SignIn) => html(
+        Err(PageError::Relay(RelayError::SignIn)) => html(
             StatusCode::UNAUTHORIZED,
             pages::sign_in(lang, Some(lang.t().wrong_password)),
         ),
@@ -263,8 +265,8 @@ impl BoardQuery {
     }
 
     /// The filter for `who`: theirs to see, narrowed by what they asked.
-    fn filter(&self, who: &ConsoleUser) -> Result<CaseFilter, RelayError> {
-        let bad = |what: &str| RelayError::bad_request(format!("unknown {what}"));
+    fn filter(&self, who: &ConsoleUser) -> Result<CaseFilter, PageError> {
+        let bad = |what: &str| PageError::form(format!("unknown {what}"));
         let mut filter = scope(who)?;
         if let Some(s) = given(&self.status) {
             filter.statuses = vec![Status::parse(&s).ok_or_else(|| bad("status"))?];
@@ -300,7 +302,7 @@ impl BoardQuery {
         }
         if let Some(q) = given(&self.q) {
             if q.chars().count() > MAX_QUERY_CHARS {
-                return Err(RelayError::bad_request(format!(
+                return Err(PageError::form(format!(
                     "search text has at most {MAX_QUERY_CHARS} characters"
                 )));
             }
@@ -322,13 +324,13 @@ fn given(v: &Option<String>) -> Option<String> {
 
 /// Everything `who` may see ([`access::Scope`]): a handler's department's cases,
 /// anyone else's region.
-fn scope(who: &ConsoleUser) -> Result<CaseFilter, RelayError> {
-    access::scope_of(&who.user)
-        .case_filter()
-        .map_err(|e| RelayError::Forbidden {
+fn scope(who: &ConsoleUser) -> Result<CaseFilter, PageError> {
+    access::scope_of(&who.user).case_filter().map_err(|e| {
+        PageError::Relay(RelayError::Forbidden {
             code: "refused",
             message: e.to_string(),
         })
+    })
 }
 
 async fn board(
@@ -347,7 +349,7 @@ async fn board(
             .map_err(RelayError::internal)?;
         let rows = engine.list_cases(&filter).map_err(RelayError::internal)?;
         let dir = engine.directory().map_err(RelayError::internal)?;
-        Ok((counts, rows, dir))
+        Ok::<_, PageError>((counts, rows, dir))
     })
     .await;
     match result {
@@ -449,15 +451,15 @@ impl ActionKind {
     fn action(
         self,
         f: &ActForm,
-        default_deadline: impl FnOnce() -> Result<chrono::DateTime<Utc>, RelayError>,
-    ) -> Result<Action, RelayError> {
+        default_deadline: impl FnOnce() -> Result<chrono::DateTime<Utc>, PageError>,
+    ) -> Result<Action, PageError> {
         let text = || f.text.clone().unwrap_or_default().trim().to_owned();
         let number = |field: &str, v: &Option<String>, range: std::ops::RangeInclusive<i64>| {
             v.as_deref()
                 .and_then(|s| s.trim().parse::<i64>().ok())
                 .filter(|n| range.contains(n))
                 .ok_or_else(|| {
-                    RelayError::bad_request(format!(
+                    PageError::form(format!(
                         "{field} must be a number from {} to {}",
                         range.start(),
                         range.end()
@@ -473,7 +475,7 @@ impl ActionKind {
                     .as_deref()
                     .unwrap_or_default()
                     .parse()
-                    .map_err(|_| RelayError::bad_request("choose a department"))?;
+                    .map_err(|_| PageError::form("choose a department"))?;
                 let deadline = match f.hours.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
                     Some(_) => {
                         Utc::now() + chrono::Duration::hours(number("hours", &f.hours, 1..=720)?)
@@ -497,7 +499,7 @@ impl ActionKind {
             },
             ActionKind::Urge => Action::Urge {
                 level: SupervisionLevel::from_number(number("level", &f.level, 1..=5)?)
-                    .ok_or_else(|| RelayError::bad_request("level must be 1 to 5"))?,
+                    .ok_or_else(|| PageError::form("level must be 1 to 5"))?,
                 comment: text(),
             },
         })
@@ -575,7 +577,7 @@ async fn show_case(
             })
             .map(|p| p.hash.clone())
             .collect();
-        Ok((case, dir, uploaded))
+        Ok::<_, PageError>((case, dir, uploaded))
     })
     .await;
     match result {
@@ -623,14 +625,13 @@ async fn act(
 ) -> Response {
     let csrf = f.csrf.clone();
     change_case(&state, &headers, who, id, &csrf, move |r, actor, case| {
-        let kind = ActionKind::parse(&f.action)
-            .ok_or_else(|| RelayError::bad_request("unknown action"))?;
+        let kind = ActionKind::parse(&f.action).ok_or_else(|| PageError::form("unknown action"))?;
         let action = kind.action(&f, || {
             r.engine()
                 .default_deadline(&case.doc)
-                .map_err(RelayError::internal)
+                .map_err(|e| RelayError::internal(e).into())
         })?;
-        r.console_act(actor, &case.doc.id, action)
+        Ok(r.console_act(actor, &case.doc.id, action)?)
     })
     .await
 }
@@ -649,7 +650,7 @@ async fn note(
     Form(f): Form<NoteForm>,
 ) -> Response {
     change_case(&state, &headers, who, id, &f.csrf, move |r, actor, case| {
-        r.console_note(actor, &case.doc.id, &f.text)
+        Ok(r.console_note(actor, &case.doc.id, &f.text)?)
     })
     .await
 }
@@ -672,11 +673,7 @@ async fn attach_photo(
                 let name = field.name().unwrap_or_default().to_owned();
                 let file_name = field.file_name().map(str::to_owned);
                 let Ok(bytes) = field.bytes().await else {
-                    return failure(
-                        lang,
-                        None,
-                        &RelayError::bad_request("the upload was cut off"),
-                    );
+                    return failure(lang, None, &PageError::form("the upload was cut off"));
                 };
                 match name.as_str() {
                     "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
@@ -685,18 +682,12 @@ async fn attach_photo(
                 }
             }
             Ok(None) => break,
-            Err(e) => {
-                return failure(
-                    lang,
-                    None,
-                    &RelayError::bad_request(format!("bad upload: {e}")),
-                )
-            }
+            Err(e) => return failure(lang, None, &PageError::form(format!("bad upload: {e}"))),
         }
     }
     change_case(&state, &headers, who, id, &csrf, move |r, actor, case| {
-        let (bytes, name) = photo.ok_or_else(|| RelayError::bad_request("choose a photo"))?;
-        r.console_attach_photo(actor, &case.doc.id, &bytes, name.as_deref())
+        let (bytes, name) = photo.ok_or_else(|| PageError::form("choose a photo"))?;
+        Ok(r.console_attach_photo(actor, &case.doc.id, &bytes, name.as_deref())?)
     })
     .await
 }
@@ -710,7 +701,7 @@ async fn change_case(
     who: ConsoleUser,
     id: String,
     csrf: &str,
-    change: impl FnOnce(&Relay, &ConsoleUser, &gridsync_core::Case) -> Result<(), RelayError>
+    change: impl FnOnce(&Relay, &ConsoleUser, &gridsync_core::Case) -> Result<(), PageError>
         + Send
         + 'static,
 ) -> Response {
@@ -733,20 +724,23 @@ async fn after_change(
     headers: &HeaderMap,
     who: ConsoleUser,
     id: String,
-    result: Result<(), RelayError>,
+    result: Result<(), PageError>,
 ) -> Response {
     match result {
         Ok(()) => {
             Redirect::to(&format!("/console/cases/{}?done=1", urlencode(&id))).into_response()
         }
-        Err(e @ (RelayError::BadRequest(_) | RelayError::Forbidden { .. })) => {
+        Err(
+            e @ (PageError::Form(_)
+            | PageError::Relay(RelayError::BadRequest(_) | RelayError::Forbidden { .. })),
+        ) => {
             let t = lang(headers).t();
-            let headline = if matches!(e, RelayError::BadRequest(_)) {
+            let status = e.status();
+            let headline = if status == StatusCode::BAD_REQUEST {
                 t.bad_input
             } else {
                 t.not_allowed
             };
-            let status = crate::http::error::status(&e);
             let message = format!("{headline}：{e}");
             show_case(state, headers, who, id, status, Some((false, message))).await
         }
