@@ -117,7 +117,7 @@ fn checked_change_decoder() {
         seeds,
         tokens: TOKENS,
         max_len,
-        max_iterations: 1_000_000,
+        max_iterations: 2_500_000,
         max_corpus: 256,
         mutator: Some(
             &|rng: &mut Rng, parent: &[u8], seeds: &[Vec<u8>]| match split(parent) {
