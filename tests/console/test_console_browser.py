@@ -15,7 +15,7 @@ import zlib
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as loaded
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 import gridsync_ffi as gs
@@ -107,7 +107,17 @@ def click_and_wait(driver, element):
     """Click what leads to a new page, and wait until that page has replaced this one."""
     old = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 15).until(loaded.staleness_of(old))
+
+    def replaced(_):
+        # Chromium reports an element of a page that is gone either as stale or as
+        # "does not belong to the document", depending on when it is asked.
+        try:
+            old.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+
+    WebDriverWait(driver, 15).until(replaced)
     WebDriverWait(driver, 15).until(
         lambda d: d.execute_script("return document.readyState") == "complete")
 
