@@ -62,7 +62,17 @@ impl StoredDoc {
             })
             .collect::<Result<Vec<_>>>()?;
         if !changes.is_empty() {
-            doc.apply_changes(changes).map_err(corrupt)?;
+            // Stored changes passed the checked decoder, but a change that does not
+            // fit its document can still make Automerge panic: an error, not a crash.
+            match catch_unwind(AssertUnwindSafe(|| doc.apply_changes(changes))) {
+                Ok(applied) => applied.map_err(corrupt)?,
+                Err(_) => {
+                    return Err(Error::BadChange {
+                        doc: id.to_string(),
+                        reason: "a stored change could not be applied (Automerge panicked)".into(),
+                    })
+                }
+            }
         }
         Ok(doc)
     }

@@ -393,8 +393,14 @@ fn admin(
                 .ok_or("no upstream: connect one with `gridsync admin upstream`")?;
             let r = relay.sync_upstream(&link, &link.transport()?)?;
             println!(
-                "pushed {}, not stored {}, photos {} (refused {}), pulled {}, requests {}",
-                r.pushed, r.not_stored, r.photos, r.photos_refused, r.pulled, r.requests
+                "pushed {}, not stored {}, photos {} (refused {}), pulled {} (not stored {}), requests {}",
+                r.pushed,
+                r.not_stored,
+                r.photos,
+                r.photos_refused,
+                r.pulled,
+                r.pulled_not_stored,
+                r.requests
             );
         }
         AdminCommand::Revoke { device } => {

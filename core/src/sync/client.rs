@@ -343,9 +343,7 @@ pub fn sync(
 ) -> Result<SyncReport, SyncError> {
     let (_, token) = engine.server()?.ok_or(SyncError::NotEnrolled)?;
     let mut link = Link::new(transport, Some(&token));
-    let result = sync_over(engine, &mut link, progress);
-    // What went over the link counts, whether the sync finished or not.
-    result.map(|mut report| {
+    sync_over(engine, &mut link, progress).map(|mut report| {
         report.requests = link.requests;
         report.bytes_up = link.bytes_up;
         report.bytes_down = link.bytes_down;
@@ -401,7 +399,7 @@ impl Replica for Engine {
             .collect())
     }
 
-    fn record_push(&self, _sent: &[Outgoing], v: &PushVerdicts) -> Result<bool, SyncError> {
+    fn record_push(&self, v: &PushVerdicts) -> Result<bool, SyncError> {
         let before = self.outbox_len()?;
         self.record_push_results(&v.stored, &v.rejected, &v.deferred)?;
         Ok(self.outbox_len()? != before)

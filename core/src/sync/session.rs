@@ -206,9 +206,10 @@ impl<'a> Link<'a> {
 pub trait Replica {
     /// The oldest changes the server has not settled, up to about `max_bytes`.
     fn outgoing(&self, max_bytes: usize) -> Result<Vec<Outgoing>, SyncError>;
-    /// Record the answer to a push of `sent`. Returns whether anything moved (if
-    /// not, everything left waits and the push phase ends).
-    fn record_push(&self, sent: &[Outgoing], verdicts: &PushVerdicts) -> Result<bool, SyncError>;
+    /// Record the answer to the push of the last [`Replica::outgoing`] page.
+    /// Returns whether anything moved (if not, everything left waits and the push
+    /// phase ends).
+    fn record_push(&self, verdicts: &PushVerdicts) -> Result<bool, SyncError>;
     /// Where pulls stand.
     fn pull_state(&self) -> Result<PullState, SyncError>;
     /// Apply a page and record its state, atomically.
@@ -253,12 +254,11 @@ pub fn push_all(
             break;
         }
         let page = PushPage::new(&items);
-        let sent = &items[..page.sent.len()];
         let before = link.bytes_up;
         let answer = link.call::<Push>(&page.request)?;
         totals.bytes += link.bytes_up - before;
         let verdicts = page.read(answer)?;
-        let moved = replica.record_push(sent, &verdicts)?;
+        let moved = replica.record_push(&verdicts)?;
         totals.stored += verdicts.stored.len() as u64;
         totals.deferred = verdicts.deferred.len() as u64;
         totals.rejected.extend(verdicts.rejected);

@@ -262,7 +262,7 @@ impl session::Replica for UpstreamReplica<'_> {
             .collect())
     }
 
-    fn record_push(&self, _sent: &[Outgoing], verdicts: &PushVerdicts) -> Result<bool, SyncError> {
+    fn record_push(&self, verdicts: &PushVerdicts) -> Result<bool, SyncError> {
         let mut report = self.report.borrow_mut();
         report.pushed += verdicts.stored.len() as u64;
         // Our devices' changes were checked here; the upstream may still hold a
