@@ -81,7 +81,7 @@ fn bombs() -> Vec<(&'static str, Vec<u8>)> {
             "compressed change inflating to 512 MiB",
             chunk(2, &half_gib),
         ),
-        ("document chunk with deflated columns", chunk(0, &half_gib)),
+        ("document chunk inflating to 1 GiB", chunk(0, &gib)),
         ("bundle", chunk(3, &[1u8; 4096])),
         ("1 MiB + 1 byte", oversized),
         ("corrupted checksum", bad_checksum),
