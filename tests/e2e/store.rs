@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use gridsync_core::{DeviceId, DocId, DocKind, RegionCode, UserId};
 use gridsync_server::relay::store::{
-    open_store, DocScope, LogEntry, PullAsk, PullPage, RelayStore, Visibility,
+    open_store, DocScope, LogEntry, PullAsk, PullPage, RelayStore, StoreErrorKind, Visibility,
 };
 use tempfile::TempDir;
 
@@ -259,7 +259,12 @@ fn appends_are_logged_once_in_order(s: &Arc<dyn RelayStore>) {
     let third = entry(&doc, 3);
     let batch = [(doc.clone(), sc.clone())];
     let moved = s.append(w, std::slice::from_ref(&third), &batch, 12, Some(top - 1));
-    assert!(moved.is_err(), "the log moved under the push");
+    let moved = moved.expect_err("the log moved under the push");
+    assert_eq!(
+        moved.kind(),
+        StoreErrorKind::Transient,
+        "a push that lost its lock is checked again, not answered 500"
+    );
     assert_eq!(s.log_len().expect("len"), 2);
     let stored = s
         .append(w, std::slice::from_ref(&third), &batch, 12, Some(top))

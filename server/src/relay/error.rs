@@ -110,3 +110,23 @@ impl From<StoreError> for RelayError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_store_failures_are_busy_and_others_internal() {
+        let busy = RelayError::from(StoreError::transient("the push lock was lost"));
+        assert!(matches!(busy, RelayError::Busy(_)));
+        assert_eq!(busy.code(), "busy");
+        let failed = RelayError::from(StoreError::failed("disk I/O error"));
+        assert_eq!(failed, RelayError::Internal);
+        assert!(
+            !failed.to_string().contains("disk"),
+            "the cause stays in the log"
+        );
+        assert!(RelayError::Revoked.body().wipe);
+        assert!(!RelayError::BadToken.body().wipe);
+    }
+}
