@@ -19,32 +19,10 @@ use gridsync_core::sync::{HttpTransport, ServerSecurity, Transport, MAX_CHANGE_B
 use gridsync_core::{DeviceId, DocId, DocKind, Engine, Identity};
 use gridsync_server::relay::Relay;
 use gridsync_tests::fake_server::FakeServer;
-use sha2::{Digest, Sha256};
+use gridsync_tests::probe::{automerge_chunk, memory};
 
 use crate::sockets::{enroll, start};
 use crate::workflow::{leak, WORKER};
-
-const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
-
-/// An Automerge chunk of `typ` around `data`, with a correct header checksum.
-fn chunk(typ: u8, data: &[u8]) -> Vec<u8> {
-    let mut body = vec![typ];
-    let mut n = data.len() as u64;
-    loop {
-        let b = (n & 0x7f) as u8;
-        n >>= 7;
-        body.push(if n == 0 { b } else { b | 0x80 });
-        if n == 0 {
-            break;
-        }
-    }
-    body.extend_from_slice(data);
-    let hash = Sha256::digest(&body);
-    let mut out = MAGIC.to_vec();
-    out.extend_from_slice(&hash[..4]);
-    out.extend(body);
-    out
-}
 
 /// Raw DEFLATE of `n` zero bytes: a few hundred KB that inflate to `n`.
 fn deflated_zeros(n: usize) -> Vec<u8> {
@@ -72,37 +50,29 @@ fn bombs() -> Vec<(&'static str, Vec<u8>)> {
     let mut bad_checksum = good.clone();
     bad_checksum[5] ^= 0x20;
     // A change chunk of exactly one byte over the limit.
-    let mut oversized = chunk(1, &vec![0u8; MAX_CHANGE_BYTES]);
+    let mut oversized = automerge_chunk(1, &vec![0u8; MAX_CHANGE_BYTES]);
     let over = oversized.len() - (MAX_CHANGE_BYTES + 1);
     oversized.truncate(oversized.len() - over);
     vec![
-        ("compressed change inflating to 1 GiB", chunk(2, &gib)),
+        (
+            "compressed change inflating to 1 GiB",
+            automerge_chunk(2, &gib),
+        ),
         (
             "compressed change inflating to 512 MiB",
-            chunk(2, &half_gib),
+            automerge_chunk(2, &half_gib),
         ),
-        ("document chunk inflating to 1 GiB", chunk(0, &gib)),
-        ("bundle", chunk(3, &[1u8; 4096])),
+        (
+            "document chunk inflating to 1 GiB",
+            automerge_chunk(0, &gib),
+        ),
+        ("bundle", automerge_chunk(3, &[1u8; 4096])),
         ("1 MiB + 1 byte", oversized),
         ("corrupted checksum", bad_checksum),
         ("truncated header", good[..7].to_vec()),
         ("truncated body", good[..good.len() - 3].to_vec()),
         ("not a chunk", b"{\"title\":\"hello\"}".to_vec()),
     ]
-}
-
-/// VmHWM (peak resident set) and VmRSS of a process, in KiB.
-fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
 }
 
 #[test]
@@ -114,7 +84,8 @@ fn bombs_pushed_by_an_enrolled_phone_are_refused_and_the_relay_stays_small() {
     // Warm the relay up with an ordinary sync, then take its idle figure.
     let id = worker.report_case(leak()).unwrap();
     worker.sync(&mut |_| {}).unwrap();
-    let (idle_hwm, idle_rss) = memory_kib(server.child.id());
+    let idle = memory(server.child.id());
+    let (idle_hwm, idle_rss) = (idle.hwm_kib, idle.rss_kib);
 
     let (_, token) = worker.server().unwrap().unwrap();
     let transport = HttpTransport::new(&server.url);
@@ -143,7 +114,8 @@ fn bombs_pushed_by_an_enrolled_phone_are_refused_and_the_relay_stays_small() {
         );
     }
     let elapsed = started.elapsed();
-    let (peak_hwm, rss) = memory_kib(server.child.id());
+    let peak = memory(server.child.id());
+    let (peak_hwm, rss) = (peak.hwm_kib, peak.rss_kib);
     println!(
         "{{\"test\":\"bombs_pushed\",\"bombs\":{},\"seconds\":{:.3},\"idle_hwm_kib\":{idle_hwm},\"idle_rss_kib\":{idle_rss},\"peak_hwm_kib\":{peak_hwm},\"rss_kib\":{rss}}}",
         bombs.len(),

@@ -17,26 +17,18 @@ use crate::workflow::{leak, DISPATCHER, WORKER};
 
 const MIB: usize = 1024 * 1024;
 
+/// VmRSS and VmHWM of a process, in KiB.
+fn mem(pid: u32) -> (u64, u64) {
+    let m = gridsync_tests::probe::memory(pid);
+    (m.rss_kib, m.hwm_kib)
+}
+
 fn addr(server: &Server) -> SocketAddr {
     server
         .url
         .trim_start_matches("http://")
         .parse()
         .expect("a loopback address")
-}
-
-/// VmRSS and VmHWM of a process, in KiB.
-fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|n| n.parse::<u64>().ok())
-            .expect("a memory figure")
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 fn token(engine: &Engine) -> String {
@@ -104,7 +96,7 @@ fn stalled_bodies_neither_starve_a_device_nor_grow_the_relays_memory() {
     let thief = enroll(&data, &server, DISPATCHER, dir.path());
     worker.sync(&mut |_| {}).unwrap();
     let pid = server.child.id();
-    let (rss_idle, _) = memory_kib(pid);
+    let (rss_idle, _) = mem(pid);
 
     // 250 strangers and 50 holders of a stolen token each announce a 16 MiB push,
     // send 4 KiB of it and stall.
@@ -120,7 +112,7 @@ fn stalled_bodies_neither_starve_a_device_nor_grow_the_relays_memory() {
     }
     let stalled_at = Instant::now();
     let took = timed_sync(&worker);
-    let (rss, hwm) = memory_kib(pid);
+    let (rss, hwm) = mem(pid);
 
     let deadline = stalled_at + idle + Duration::from_secs(3);
     let (mut unauthorized, mut timed_out, mut other, mut last_close) = (0, 0, 0, Duration::ZERO);
@@ -177,7 +169,7 @@ fn slow_headers_are_closed_and_past_the_cap_a_device_still_syncs() {
     let worker = enroll(&data, &server, WORKER, dir.path());
     worker.sync(&mut |_| {}).unwrap();
     let pid = server.child.id();
-    let (rss_idle, _) = memory_kib(pid);
+    let (rss_idle, _) = mem(pid);
 
     // 1,100 connections that send one header byte a second.
     let head = push_head(at, 10, None).into_bytes();
@@ -214,7 +206,7 @@ fn slow_headers_are_closed_and_past_the_cap_a_device_still_syncs() {
         std::thread::sleep(Duration::from_millis(100));
         trickle(&mut slow, &head);
     }
-    let (rss, hwm) = memory_kib(pid);
+    let (rss, hwm) = mem(pid);
     let (_, scraped) = get(&format!("http://{metrics}/metrics"), None);
     let closed = |reason: &str| {
         counter(
@@ -530,7 +522,7 @@ fn metrics_are_served_only_where_configured() {
 
 /// `gridsync serve` at debug level, its log in `log`.
 fn start_logging(data: &Path, log: &Path) -> Server {
-    let mut child = gridsync()
+    let child = gridsync()
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .env("GRIDSYNC_LOG", "debug")
@@ -538,15 +530,7 @@ fn start_logging(data: &Path, log: &Path) -> Server {
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .expect("gridsync serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("gridsync listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    Server { child, url }
+    crate::sockets::listening(child)
 }
 
 #[test]

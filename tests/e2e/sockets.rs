@@ -54,7 +54,7 @@ pub fn start_with(data: &Path, flags: &[&str]) -> Server {
 
 /// `gridsync serve` with extra flags and environment variables.
 pub fn start_with_env(data: &Path, flags: &[&str], env: &[(&str, &str)]) -> Server {
-    let mut child = gridsync()
+    let child = gridsync()
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .args(flags)
@@ -64,6 +64,11 @@ pub fn start_with_env(data: &Path, flags: &[&str], env: &[(&str, &str)]) -> Serv
         .stderr(Stdio::null())
         .spawn()
         .expect("gridsync serve starts");
+    listening(child)
+}
+
+/// The server a `gridsync serve` child (stdout piped) says it listens as.
+pub fn listening(mut child: Child) -> Server {
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
     BufReader::new(stdout)

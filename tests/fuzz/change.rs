@@ -8,7 +8,6 @@
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjType, ScalarValue, ROOT};
 use gridsync_core::sync::change::decode_change;
-use sha2::{Digest, Sha256};
 
 use crate::engine::{fuzz, mutate, Rng, Target, Verdict};
 
@@ -75,23 +74,7 @@ fn split(change: &[u8]) -> Option<&[u8]> {
 
 /// A type-1 chunk around `body` with its length and checksum right.
 fn reframe(body: &[u8]) -> Vec<u8> {
-    let mut chunk = vec![1u8];
-    let mut n = body.len() as u64;
-    loop {
-        let b = (n & 0x7f) as u8;
-        n >>= 7;
-        chunk.push(if n == 0 { b } else { b | 0x80 });
-        if n == 0 {
-            break;
-        }
-    }
-    chunk.extend_from_slice(body);
-    // The first four bytes of the SHA-256 of type, length and body.
-    let hash = Sha256::digest(&chunk);
-    let mut out = vec![0x85, 0x6f, 0x4a, 0x83];
-    out.extend_from_slice(&hash[..4]);
-    out.extend(chunk);
-    out
+    gridsync_tests::probe::automerge_chunk(1, body)
 }
 
 /// LEB128 and column heads Automerge's format is built from.
