@@ -25,6 +25,7 @@ pub mod stats;
 pub mod store;
 pub mod sync;
 pub mod track;
+pub mod vault;
 pub mod watch;
 pub mod workflow;
 
