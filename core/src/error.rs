@@ -107,6 +107,10 @@ pub enum Error {
     /// Automerge failed on a local change (a bug, not bad input).
     #[error("document error: {0}")]
     Document(#[from] automerge::AutomergeError),
+    /// This engine's data was erased (a remote wipe, or [`crate::Engine::wipe`]):
+    /// nothing more can be done with it. The app enrolls the device again.
+    #[error("this device's data was erased; enroll it again")]
+    Wiped,
 }
 
 impl Error {

@@ -27,6 +27,7 @@ pub mod sync;
 pub mod track;
 pub mod vault;
 pub mod watch;
+mod wipe;
 pub mod workflow;
 
 pub use automerge::ChangeHash;
