@@ -21,6 +21,7 @@ use crate::index::{self, CaseFilter, CaseSummary, DailyCompliance};
 use crate::photo::PhotoLimits;
 use crate::store::{self, DocImport, OutboxItem};
 use crate::track::TrackPoint;
+use crate::vault::DeviceKey;
 use crate::watch::{Subscription, Watchers};
 use crate::wipe::Live;
 use crate::workflow::{fold, Action, CaseState, Entry, Outcome, Status};
@@ -139,8 +140,40 @@ impl Engine {
         identity: Identity,
         clock: Clock,
     ) -> Result<Engine, OpenError> {
-        let path = path.as_ref();
-        let db = Db::open(path)?;
+        Self::open_keyed(path.as_ref(), identity, None, clock)
+    }
+
+    /// Open (creating or migrating) the phone's database at `path`, encrypted with
+    /// SQLCipher under a key derived from the device key `key` (see
+    /// `docs/adr/0010-encryption-at-rest.md`). A plaintext database from an older
+    /// install is converted on this first open, nothing lost. A file encrypted
+    /// under another key (or a plaintext open of an encrypted file) is
+    /// [`OpenError::WrongKey`], and is left untouched.
+    pub fn open_encrypted(
+        path: impl AsRef<Path>,
+        identity: Identity,
+        key: &DeviceKey,
+    ) -> Result<Engine, OpenError> {
+        Self::open_encrypted_with_clock(path, identity, key, Arc::new(Utc::now))
+    }
+
+    /// Like [`Engine::open_encrypted`], with a clock of the caller's.
+    pub fn open_encrypted_with_clock(
+        path: impl AsRef<Path>,
+        identity: Identity,
+        key: &DeviceKey,
+        clock: Clock,
+    ) -> Result<Engine, OpenError> {
+        Self::open_keyed(path.as_ref(), identity, Some(key), clock)
+    }
+
+    fn open_keyed(
+        path: &Path,
+        identity: Identity,
+        key: Option<&DeviceKey>,
+        clock: Clock,
+    ) -> Result<Engine, OpenError> {
+        let db = Db::open(path, key)?;
         let sqlite = |source| OpenError::Sqlite {
             path: path.to_owned(),
             source,
@@ -227,6 +260,19 @@ impl Engine {
     /// The database file.
     pub fn db_path(&self) -> &Path {
         self.db.path()
+    }
+
+    /// Re-encrypt the database under a key derived from the device key `new`
+    /// (encrypting it, if it was opened plaintext). Other calls wait meanwhile; it
+    /// takes about as long as copying the file.
+    ///
+    /// A crash at any moment leaves the database whole under the old key or the
+    /// new one, with every write that had returned. After `Ok` it is under the new
+    /// key; after an error, under either: so the app keeps the new key beside the
+    /// old one until `rekey` has returned `Ok` (and, after a crash, opens with the
+    /// old key and then the new one). Photo files are not re-sealed.
+    pub fn rekey(&self, new: &DeviceKey) -> Result<()> {
+        self.db.hold()?.rekey(new)
     }
 
     fn now(&self) -> DateTime<Utc> {
