@@ -23,7 +23,7 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use chacha20poly1305::aead::rand_core::RngCore;
 use chacha20poly1305::aead::{Aead, OsRng, Payload};
@@ -37,8 +37,9 @@ use crate::vault::{DeviceKey, KeyUse};
 #[derive(Debug, Clone)]
 pub struct Blobs {
     root: PathBuf,
-    /// Set on a phone: files are sealed with it.
-    seal: Option<Arc<Seal>>,
+    /// Set on a phone: files are sealed with it. Shared by clones; replaced by
+    /// [`Blobs::rekey`].
+    seal: Arc<RwLock<Option<Seal>>>,
 }
 
 const TMP_PREFIX: &str = ".tmp-";
@@ -179,7 +180,7 @@ impl Blobs {
         name.push(".photos");
         Blobs {
             root: db.with_file_name(name),
-            seal: None,
+            seal: Arc::default(),
         }
     }
 
@@ -188,7 +189,7 @@ impl Blobs {
     /// plain files removed.
     pub fn for_db_encrypted(db: &Path, key: &DeviceKey) -> std::io::Result<Blobs> {
         let blobs = Blobs {
-            seal: Some(Arc::new(Seal::new(key))),
+            seal: Arc::new(RwLock::new(Some(Seal::new(key)))),
             ..Blobs::for_db(db)
         };
         blobs.seal_plain_files()?;
@@ -199,7 +200,7 @@ impl Blobs {
     pub fn at(root: &Path) -> Blobs {
         Blobs {
             root: root.to_owned(),
-            seal: None,
+            seal: Arc::default(),
         }
     }
 
@@ -210,39 +211,43 @@ impl Blobs {
 
     /// Whether files are sealed.
     pub fn sealed(&self) -> bool {
-        self.seal.is_some()
+        self.seal().is_some()
     }
 
-    fn ext(&self) -> &'static str {
-        if self.sealed() {
-            SEALED_EXT
-        } else {
-            PLAIN_EXT
-        }
+    fn seal(&self) -> RwLockReadGuard<'_, Option<Seal>> {
+        // The seal is replaced whole or not at all: a poisoned lock is still good.
+        self.seal.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn path_for(&self, hash: &PhotoHash, sealed: bool) -> PathBuf {
+        let ext = if sealed { SEALED_EXT } else { PLAIN_EXT };
+        self.root
+            .join(&hash.as_str()[..2])
+            .join(format!("{hash}.{ext}"))
     }
 
     /// Where a photo's file lives.
     pub fn path(&self, hash: &PhotoHash) -> PathBuf {
-        self.root
-            .join(&hash.as_str()[..2])
-            .join(format!("{hash}.{}", self.ext()))
+        self.path_for(hash, self.sealed())
     }
 
     /// Write `bytes` as `hash` durably (a no-op if it is already there). Sealed
     /// before a byte reaches the disk, temporary file included.
     pub fn write(&self, hash: &PhotoHash, bytes: &[u8]) -> std::io::Result<()> {
-        let path = self.path(hash);
+        let seal = self.seal();
+        let path = self.path_for(hash, seal.is_some());
         if path.exists() {
             return Ok(());
         }
-        let sealed;
-        let bytes = match &self.seal {
-            Some(seal) => {
-                sealed = seal.seal(hash, bytes)?;
-                &sealed[..]
-            }
-            None => bytes,
-        };
+        match &*seal {
+            Some(seal) => self.put(hash, &path, &seal.seal(hash, bytes)?),
+            None => self.put(hash, &path, bytes),
+        }
+    }
+
+    /// Put `bytes` at `path` durably: a temporary file, synced, renamed into place
+    /// (over what was there), its folder synced.
+    fn put(&self, hash: &PhotoHash, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let dir = path.parent().unwrap_or(&self.root);
         // The new folders' entries must survive a power loss with the file.
         durable_dir(dir)?;
@@ -256,7 +261,7 @@ impl Blobs {
             f.write_all(bytes)?;
             f.sync_all()?;
         }
-        fs::rename(&tmp, &path)?;
+        fs::rename(&tmp, path)?;
         File::open(dir)?.sync_all()
     }
 
@@ -266,7 +271,9 @@ impl Blobs {
         if self.sealed() {
             // A sealed file opens whole or not at all; photos are a few MiB at most.
             let plain = self.read(hash)?;
-            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(plain.len());
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(plain.len());
             let end = start
                 .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
                 .min(plain.len());
@@ -282,11 +289,72 @@ impl Blobs {
     /// Read a photo (its plain bytes). A sealed file that is damaged, sealed with
     /// another key or sealed as another photo is an `InvalidData` error.
     pub fn read(&self, hash: &PhotoHash) -> std::io::Result<Vec<u8>> {
-        let file = fs::read(self.path(hash))?;
-        match &self.seal {
+        let seal = self.seal();
+        let file = fs::read(self.path_for(hash, seal.is_some()))?;
+        match &*seal {
             Some(seal) => seal.open(hash, &file),
             None => Ok(file),
         }
+    }
+
+    /// Every photo file: its hash, path, and whether it is sealed.
+    fn photo_files(&self) -> Vec<(PhotoHash, PathBuf, bool)> {
+        let mut out = Vec::new();
+        for dir in fs::read_dir(&self.root).into_iter().flatten().flatten() {
+            for file in fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+                let path = file.path();
+                let parsed = path.file_name().and_then(|n| n.to_str()).and_then(|n| {
+                    let (h, ext) = n.rsplit_once('.')?;
+                    let sealed = match ext {
+                        SEALED_EXT => true,
+                        PLAIN_EXT => false,
+                        _ => return None,
+                    };
+                    Some((h.parse::<PhotoHash>().ok()?, sealed))
+                });
+                if let Some((hash, sealed)) = parsed {
+                    out.push((hash, path, sealed));
+                }
+            }
+        }
+        out
+    }
+
+    /// Seal every photo file under the photo key derived from `new`, and seal with
+    /// it from now on (a plain folder becomes sealed). Reads and writes wait
+    /// meanwhile. Each file is replaced whole (a temporary file renamed over it), so
+    /// a rekey cut short leaves every file under the old key or the new one; run
+    /// again with the same key, it finishes the job (files already under `new` are
+    /// left as they are). A file that opens under neither key (damaged) is left.
+    /// Returns how many files were sealed anew.
+    pub fn rekey(&self, new: &DeviceKey) -> std::io::Result<usize> {
+        let mut seal = self.seal.write().unwrap_or_else(|e| e.into_inner());
+        let next = Seal::new(new);
+        let mut resealed = 0;
+        for (hash, path, sealed) in self.photo_files() {
+            let bytes = fs::read(&path)?;
+            let plain = match (&*seal, sealed) {
+                (_, false) if crate::photo::hash_of(&bytes) == hash => bytes,
+                (_, false) => continue,
+                (_, true) if next.open(&hash, &bytes).is_ok() => continue,
+                (Some(old), true) => match old.open(&hash, &bytes) {
+                    Ok(plain) => plain,
+                    Err(_) => continue,
+                },
+                (None, true) => continue,
+            };
+            self.put(
+                &hash,
+                &self.path_for(&hash, true),
+                &next.seal(&hash, &plain)?,
+            )?;
+            if !sealed {
+                fs::remove_file(&path)?;
+            }
+            resealed += 1;
+        }
+        *seal = Some(next);
+        Ok(resealed)
     }
 
     /// Seal the plain photo files a folder holds from before it was sealed, then
@@ -294,35 +362,20 @@ impl Blobs {
     /// on flash its old blocks may linger until the controller reuses them, which no
     /// overwrite from here could prevent.)
     fn seal_plain_files(&self) -> std::io::Result<usize> {
-        if self.seal.is_none() {
+        if !self.sealed() {
             return Ok(0);
         }
         let mut sealed = 0;
-        let Ok(dirs) = fs::read_dir(&self.root) else {
-            return Ok(0);
-        };
-        for dir in dirs.flatten() {
-            let Ok(files) = fs::read_dir(dir.path()) else {
-                continue;
-            };
-            for file in files.flatten() {
-                let path = file.path();
-                let Some(hash) = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(|n| n.strip_suffix(".jpg"))
-                    .and_then(|h| h.parse::<PhotoHash>().ok())
-                else {
-                    continue;
-                };
-                let plain = fs::read(&path)?;
-                // A plain file that is not its photo is not sealed as if it were.
-                if crate::photo::hash_of(&plain) == hash {
-                    self.write(&hash, &plain)?;
-                    sealed += 1;
-                }
-                fs::remove_file(&path)?;
-                File::open(dir.path())?.sync_all()?;
+        for (hash, path, _) in self.photo_files().into_iter().filter(|f| !f.2) {
+            let plain = fs::read(&path)?;
+            // A plain file that is not its photo is not sealed as if it were.
+            if crate::photo::hash_of(&plain) == hash {
+                self.write(&hash, &plain)?;
+                sealed += 1;
+            }
+            fs::remove_file(&path)?;
+            if let Some(dir) = path.parent() {
+                File::open(dir)?.sync_all()?;
             }
         }
         Ok(sealed)
@@ -409,7 +462,8 @@ mod tests {
     use super::*;
     use crate::photo::hash_of;
 
-    const JPEG: &[u8] = b"\xFF\xD8\xFF\xE1\x00\x10Exif\x00\x00 a canary: PATROL-CANARY-7731 \xFF\xD9";
+    const JPEG: &[u8] =
+        b"\xFF\xD8\xFF\xE1\x00\x10Exif\x00\x00 a canary: PATROL-CANARY-7731 \xFF\xD9";
 
     fn key(n: u8) -> DeviceKey {
         DeviceKey::from_bytes([n; 32])
@@ -459,8 +513,8 @@ mod tests {
             assert!(!contains(bytes, needle), "{needle:?} on disk");
         }
         // The same photo sealed twice uses two nonces.
-        let other = sealed_at(tempfile::tempdir().unwrap().path(), 1);
-        assert_ne!(other.seal.as_ref().unwrap().seal(&hash, JPEG).unwrap(), *bytes);
+        let again = Seal::new(&key(1)).seal(&hash, JPEG).unwrap();
+        assert_ne!(again, *bytes);
     }
 
     #[test]
@@ -541,5 +595,41 @@ mod tests {
         fs::write(&tmp, b"sealed half").unwrap();
         assert_eq!(blobs.sweep(|h| h == keep.as_str()), 2);
         assert!(blobs.exists(&keep) && !blobs.exists(&drop) && !tmp.exists());
+    }
+
+    #[test]
+    fn a_rekey_reseals_every_file_and_can_be_run_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("phone.db");
+        let (a, b) = (JPEG, &b"\xFF\xD8 photo b \xFF\xD9"[..]);
+        let (ha, hb) = (hash_of(a), hash_of(b));
+        // Plain files (an engine opened without a key) are sealed by a rekey.
+        let blobs = Blobs::for_db(&db);
+        blobs.write(&ha, a).unwrap();
+        assert_eq!(blobs.rekey(&key(1)).unwrap(), 1);
+        assert!(blobs.sealed() && !blobs.path_for(&ha, false).exists());
+        blobs.write(&hb, b).unwrap();
+        // Under a new key, every file; the old key opens none of them.
+        assert_eq!(blobs.rekey(&key(2)).unwrap(), 2);
+        assert_eq!(
+            (blobs.read(&ha).unwrap(), blobs.read(&hb).unwrap()),
+            (a.to_vec(), b.to_vec())
+        );
+        let reopened = Blobs::for_db_encrypted(&db, &key(2)).unwrap();
+        assert_eq!(reopened.read(&hb).unwrap(), b);
+        assert!(Blobs::for_db_encrypted(&db, &key(1))
+            .unwrap()
+            .read(&ha)
+            .is_err());
+        // Cut short: one file under key 3, one still under key 2; run again, done.
+        let half = Blobs::for_db_encrypted(&db, &key(2)).unwrap();
+        let sealed_b = Seal::new(&key(3)).seal(&hb, b).unwrap();
+        fs::write(half.path(&hb), sealed_b).unwrap();
+        assert_eq!(half.rekey(&key(3)).unwrap(), 1);
+        let done = Blobs::for_db_encrypted(&db, &key(3)).unwrap();
+        assert_eq!(
+            (done.read(&ha).unwrap(), done.read(&hb).unwrap()),
+            (a.to_vec(), b.to_vec())
+        );
     }
 }

@@ -218,7 +218,13 @@ impl Engine {
                 source,
             })?
             .map(Arc::new);
-        let blobs = Blobs::for_db(path);
+        let blobs = match key {
+            Some(key) => Blobs::for_db_encrypted(path, key).map_err(|source| OpenError::Io {
+                path: path.to_owned(),
+                source,
+            })?,
+            None => Blobs::for_db(path),
+        };
         // Files left by a crash between a file and its row are of no photo; only
         // work that was interrupted (it left a note) can have left any.
         if blobs.sweep_noted() {
@@ -270,9 +276,15 @@ impl Engine {
     /// new one, with every write that had returned. After `Ok` it is under the new
     /// key; after an error, under either: so the app keeps the new key beside the
     /// old one until `rekey` has returned `Ok` (and, after a crash, opens with the
-    /// old key and then the new one). Photo files are not re-sealed.
+    /// old key and then the new one).
+    ///
+    /// Photo files are sealed under the new key first ([`Blobs::rekey`]), then the
+    /// database: cut short, a second `rekey` with the same key (on the engine opened
+    /// with the old key, which the database still opens with) finishes both.
     pub fn rekey(&self, new: &DeviceKey) -> Result<()> {
-        self.db.hold()?.rekey(new)
+        let db = self.db.hold()?;
+        self.blobs.rekey(new)?;
+        db.rekey(new)
     }
 
     fn now(&self) -> DateTime<Utc> {

@@ -161,7 +161,13 @@ mod tests {
         ] {
             assert!(belongs("worker.db", ours), "{ours}");
         }
-        for theirs in ["worker.dbx", "other.db", "worker.d", "worker.db2", "settings"] {
+        for theirs in [
+            "worker.dbx",
+            "other.db",
+            "worker.d",
+            "worker.db2",
+            "settings",
+        ] {
             assert!(!belongs("worker.db", theirs), "{theirs}");
         }
     }
@@ -170,7 +176,12 @@ mod tests {
     fn erase_unlinks_the_database_its_journals_and_photos_and_leaves_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("worker.db");
-        for f in ["worker.db", "worker.db-wal", "worker.db-shm", "app-settings.json"] {
+        for f in [
+            "worker.db",
+            "worker.db-wal",
+            "worker.db-shm",
+            "app-settings.json",
+        ] {
             std::fs::write(dir.path().join(f), b"x").unwrap();
         }
         let photos = dir.path().join("worker.db.photos/ab");

@@ -621,8 +621,13 @@ fn tokens_are_offered_confirmed_and_retired(s: &Arc<dyn RelayStore>) {
     assert!(s.offer_token(dev, &t0, &t1, 200).expect("offer"));
     assert_eq!(found(&t1), Some((dev, TokenKind::Next)));
     assert!(s.offer_token(dev, &t0, &t2, 300).expect("offer again"));
-    assert_eq!(found(&t1), Some((dev, TokenKind::Retired { retired_ms: 300 })));
-    assert!(!s.offer_token(dev, &t1, &[44u8; 32], 300).expect("not its token"));
+    assert_eq!(
+        found(&t1),
+        Some((dev, TokenKind::Retired { retired_ms: 300 }))
+    );
+    assert!(!s
+        .offer_token(dev, &t1, &[44u8; 32], 300)
+        .expect("not its token"));
     assert!(!s.confirm_token(dev, &t1, 350, 0).expect("not offered"));
 
     // Used: the successor is the token, the old one retired.
@@ -630,8 +635,14 @@ fn tokens_are_offered_confirmed_and_retired(s: &Arc<dyn RelayStore>) {
     assert!(!s.confirm_token(dev, &t2, 401, 0).expect("twice"));
     let (rec, kind) = s.find_token(&t2).expect("lookup").expect("current");
     assert_eq!((rec.token_issued_ms, kind), (400, TokenKind::Current));
-    assert_eq!(found(&t0), Some((dev, TokenKind::Retired { retired_ms: 400 })));
-    assert_eq!(s.device_by_token(&t2).expect("lookup").map(|d| d.device), Some(dev));
+    assert_eq!(
+        found(&t0),
+        Some((dev, TokenKind::Retired { retired_ms: 400 }))
+    );
+    assert_eq!(
+        s.device_by_token(&t2).expect("lookup").map(|d| d.device),
+        Some(dev)
+    );
     assert!(s.device_by_token(&t0).expect("lookup").is_none());
 
     // Retired tokens older than the cut are forgotten at the next confirmation.

@@ -135,8 +135,14 @@ pub fn read_pull(answer: PullResponse) -> Result<PulledPage, SyncError> {
     {
         return Err(SyncError::Protocol("too many changes in one page".into()));
     }
-    if answer.new_token.as_deref().is_some_and(|t| !wire::is_token(t)) {
-        return Err(SyncError::Protocol("a new token that cannot be a token".into()));
+    if answer
+        .new_token
+        .as_deref()
+        .is_some_and(|t| !wire::is_token(t))
+    {
+        return Err(SyncError::Protocol(
+            "a new token that cannot be a token".into(),
+        ));
     }
     let mut changes = Vec::with_capacity(answer.changes.len());
     let mut refused = Vec::new();

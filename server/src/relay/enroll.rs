@@ -150,10 +150,7 @@ impl Relay {
         }
         let hash = sha256(token);
         let now = Utc::now().timestamp_millis();
-        let (mut device, kind) = self
-            .store
-            .find_token(&hash)?
-            .ok_or(RelayError::BadToken)?;
+        let (mut device, kind) = self.store.find_token(&hash)?.ok_or(RelayError::BadToken)?;
         let current = match kind {
             TokenKind::Current => true,
             TokenKind::Next if device.revoked => false,

@@ -23,7 +23,8 @@ const POOL_SIZE: u32 = 16;
 /// PostgreSQL relays before it), then one step for each of SQLite's later ones.
 /// Grids compare bytewise (`COLLATE "C"`), as in SQLite, for the region-prefix
 /// ranges.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE enrollments (
         code_hash  BYTEA PRIMARY KEY,
