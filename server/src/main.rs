@@ -277,6 +277,10 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     // A new node builds its replica from the shared log before it serves.
     relay.catch_up().map_err(|e| e.to_string())?;
     relay.set_token_lifetime(chrono::Duration::days(settings.token_days.into()));
+    relay.set_token_rotation(gridsync_server::relay::TokenRotation {
+        after: chrono::Duration::hours(settings.token_rotate_hours.into()),
+        ..Default::default()
+    });
     let relay = Arc::new(relay);
     // The relay is dropped last, after the runtime (declared later, so dropped
     // first on every return): PostgreSQL's connections close by blocking, which
