@@ -136,6 +136,10 @@ enum BenchCommand {
         /// Samples for the per-operation timings.
         #[arg(long, default_value_t = 200)]
         samples: usize,
+        /// Encrypt the device's database (SQLCipher), as on a phone; the figures
+        /// then carry `"encrypted": true`, and a rekey of the full database is timed.
+        #[arg(long)]
+        encrypted: bool,
     },
     /// The photo capture pipeline on 12-megapixel JPEGs.
     Photo {
@@ -203,8 +207,13 @@ fn main() -> ExitCode {
             .and_then(|storage| admin(&data, &storage, which)),
         Command::Demo { data, lang, keep } => demo::run(data, lang, keep),
         Command::Bench {
-            which: BenchCommand::Device { cases, samples },
-        } => bench::device(cases, samples),
+            which:
+                BenchCommand::Device {
+                    cases,
+                    samples,
+                    encrypted,
+                },
+        } => bench::device(cases, samples, encrypted),
         Command::Bench {
             which: BenchCommand::Sync { docs, server, data },
         } => bench::sync(docs, server, data),

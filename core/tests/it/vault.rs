@@ -195,8 +195,8 @@ fn a_flipped_byte_in_a_page_is_an_error_never_other_data() {
         let mut bytes = pristine.clone();
         bytes[(page - 1) * 4096 + 2048] ^= 0x01;
         std::fs::write(&path, &bytes).unwrap();
-        let failed = match open(&path, &me, Some(&key(1))) {
-            Err(_) => true,
+        let caught = match open(&path, &me, Some(&key(1))) {
+            Err(e) => Some(format!("open: {e}")),
             Ok(engine) => {
                 let everything = || -> gridsync_core::Result<()> {
                     for id in &ids {
@@ -216,24 +216,29 @@ fn a_flipped_byte_in_a_page_is_an_error_never_other_data() {
                 };
                 // Whatever is read, a damaged page is never returned as data.
                 match everything() {
-                    Err(_) => true,
+                    Err(e) => Some(format!("read: {e}")),
+                    // The page was not on any path read above: reading every
+                    // page must still fail.
                     Ok(()) => {
-                        // The page was not on any path read above: then reading
-                        // every page must still fail.
                         drop(engine);
-                        integrity_fails(&path, &key(1))
+                        integrity_problem(&path, &key(1)).map(|p| format!("integrity: {p}"))
                     }
                 }
             }
         };
+        println!(
+            "{}",
+            serde_json::json!({ "test": "flipped_byte", "page": page, "pages": pages, "caught": caught })
+        );
+        let failed = caught.is_some();
         assert!(failed, "page {page}: a flipped byte went unnoticed");
     }
     std::fs::write(&path, &pristine).unwrap();
     assert_all_there(&open(&path, &me, Some(&key(1))).unwrap(), &ids);
 }
 
-/// SQLCipher's own check of every page's HMAC.
-fn integrity_fails(path: &Path, key: &DeviceKey) -> bool {
+/// SQLCipher's own check of every page's HMAC: the first problem found.
+fn integrity_problem(path: &Path, key: &DeviceKey) -> Option<String> {
     let raw: String = key
         .derive(gridsync_core::vault::KeyUse::Database)
         .iter()
@@ -249,7 +254,7 @@ fn integrity_fails(path: &Path, key: &DeviceKey) -> bool {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap_or_else(|e| vec![e.to_string()]);
-    !problems.is_empty()
+    problems.into_iter().next()
 }
 
 #[test]
