@@ -355,6 +355,26 @@ fn a_token_rotates_after_its_period_and_the_old_one_ends_once_the_new_is_used() 
     }
 }
 
+#[test]
+fn the_rest_of_a_sync_goes_on_with_the_token_it_received() {
+    let relay = SimRelay::new();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = relay.enroll(WORKER, dir.path());
+    let t0 = token_of(&worker);
+    // A case with a photo: after the pull that brings the new token, the photo
+    // uploads of the same sync bear it, which confirms it there and then.
+    let case = worker.report_case(leak()).unwrap();
+    let photo = worker.ingest_photo(&camera_jpeg(640, 480), None).unwrap();
+    worker.attach_photo(&case, photo.hash).unwrap();
+    relay.relay.set_token_rotation(rotation(0, 3_600_000));
+    let r = worker.sync().unwrap();
+    assert_eq!(r.photos_uploaded, 2);
+    let t1 = token_of(&worker);
+    assert_ne!(t1, t0);
+    assert_eq!(kind(&relay, &t1), Some(TokenKind::Current));
+    assert!(matches!(kind(&relay, &t0), Some(TokenKind::Retired { .. })));
+}
+
 /// A link that loses the answers bringing a new token (the relay has acted on
 /// them; the device never sees them), `lose` times.
 struct Lossy<'a> {
