@@ -66,6 +66,14 @@ pub enum GridsyncError {
         /// Which file.
         reason: String,
     },
+    /// This device erased its data (the relay revoked it, or the app called
+    /// `wipe`): delete the key from the keystore and go back to enrollment. Every
+    /// later call on this engine answers the same.
+    #[error("wiped: {reason}")]
+    Wiped {
+        /// What was erased, or which files could not be.
+        reason: String,
+    },
     /// The engine was closed.
     #[error("the engine is closed")]
     Closed,
@@ -88,6 +96,7 @@ impl From<gridsync_core::Error> for GridsyncError {
                 GridsyncError::InvalidInput { reason }
             }
             E::Storage(_) | E::Io(_) => GridsyncError::Storage { reason },
+            E::Wiped => GridsyncError::Wiped { reason },
             _ => GridsyncError::Other { reason },
         }
     }
@@ -125,6 +134,13 @@ impl From<SyncError> for GridsyncError {
                 wipe: false,
             },
             SyncError::Local(inner) => inner.into(),
+            SyncError::Wiped { ref left } => GridsyncError::Wiped {
+                reason: if left.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{e}; {} files could not be removed", left.len())
+                },
+            },
             // The app fixes the address (https://) or the certificates.
             SyncError::Insecure(reason) => GridsyncError::InvalidInput { reason },
             other => GridsyncError::Other {
@@ -251,6 +267,16 @@ impl GridEngine {
     /// `close`: Kotlin's generated objects already have a `close` that frees the handle.)
     pub fn close_store(&self) {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// Erase everything this engine keeps on the device — the database, its
+    /// journals, the photos and temporary files — and close it (a worker leaves, a
+    /// phone is handed over). The app then deletes its key from the keystore.
+    pub fn wipe(&self) -> Result<(), GridsyncError> {
+        let engine = self.engine()?;
+        engine.wipe_in_place()?;
+        self.close_store();
+        Ok(())
     }
 
     /// Re-encrypt the database under `new_key` (32 bytes). Keep the new key beside
