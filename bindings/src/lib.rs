@@ -10,6 +10,7 @@ mod records;
 use std::sync::{Arc, Mutex};
 
 use gridsync_core::sync::{HttpTransport, ServerSecurity, SyncError};
+use gridsync_core::vault::DeviceKey;
 use gridsync_core::{DeviceId, Engine, Identity, Subscription};
 
 pub use records::*;
@@ -57,6 +58,22 @@ pub enum GridsyncError {
         /// What failed.
         reason: String,
     },
+    /// The database does not open with the key given (nothing was changed): during
+    /// a key change, open with the other key the app keeps; with no other key, the
+    /// data cannot be read, and the device enrolls again.
+    #[error("wrong key: {reason}")]
+    WrongKey {
+        /// Which file.
+        reason: String,
+    },
+    /// This device erased its data (the relay revoked it, or the app called
+    /// `wipe`): delete the key from the keystore and go back to enrollment. Every
+    /// later call on this engine answers the same.
+    #[error("wiped: {reason}")]
+    Wiped {
+        /// What was erased, or which files could not be.
+        reason: String,
+    },
     /// The engine was closed.
     #[error("the engine is closed")]
     Closed,
@@ -79,6 +96,7 @@ impl From<gridsync_core::Error> for GridsyncError {
                 GridsyncError::InvalidInput { reason }
             }
             E::Storage(_) | E::Io(_) => GridsyncError::Storage { reason },
+            E::Wiped => GridsyncError::Wiped { reason },
             _ => GridsyncError::Other { reason },
         }
     }
@@ -86,10 +104,21 @@ impl From<gridsync_core::Error> for GridsyncError {
 
 impl From<gridsync_core::OpenError> for GridsyncError {
     fn from(e: gridsync_core::OpenError) -> Self {
-        GridsyncError::Storage {
-            reason: e.to_string(),
+        let reason = e.to_string();
+        match e {
+            gridsync_core::OpenError::WrongKey { .. } => GridsyncError::WrongKey { reason },
+            _ => GridsyncError::Storage { reason },
         }
     }
+}
+
+/// The device key from the bytes the app keeps in the keystore (32 of them); the
+/// app's copy is zeroed.
+fn device_key(mut bytes: Vec<u8>) -> Result<DeviceKey, GridsyncError> {
+    let key = DeviceKey::from_slice(&bytes);
+    bytes.fill(0);
+    std::hint::black_box(&bytes);
+    key.ok_or_else(|| invalid("the device key must be exactly 32 bytes"))
 }
 
 impl From<SyncError> for GridsyncError {
@@ -105,6 +134,13 @@ impl From<SyncError> for GridsyncError {
                 wipe: false,
             },
             SyncError::Local(inner) => inner.into(),
+            SyncError::Wiped { ref left } => GridsyncError::Wiped {
+                reason: if left.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{e}; {} files could not be removed", left.len())
+                },
+            },
             // The app fixes the address (https://) or the certificates.
             SyncError::Insecure(reason) => GridsyncError::InvalidInput { reason },
             other => GridsyncError::Other {
@@ -204,18 +240,24 @@ impl GridEngine {
 
 #[uniffi::export(async_runtime = "tokio")]
 impl GridEngine {
-    /// Open (creating or migrating) the database at `path` for this user and device.
+    /// Open (creating or migrating) the database at `path` for this user and device,
+    /// encrypted under `key`: the device's 32-byte root key, which the app keeps in
+    /// the platform keystore (Android Keystore, iOS Keychain). A plaintext database
+    /// from an older install is encrypted on this open. `WrongKey` if the file is
+    /// encrypted under another key; it is left untouched.
     #[uniffi::constructor]
     pub fn open(
         path: String,
         user_id: String,
         device_id: String,
+        key: Vec<u8>,
     ) -> Result<Arc<Self>, GridsyncError> {
+        let key = device_key(key)?;
         let identity = Identity {
             user: user_id.parse().map_err(invalid)?,
             device: device_id.parse().map_err(invalid)?,
         };
-        let engine = Engine::open(path, identity)?;
+        let engine = Engine::open_encrypted(path, identity, &key)?;
         Ok(Arc::new(GridEngine {
             inner: Mutex::new(Some(Arc::new(engine))),
         }))
@@ -225,6 +267,25 @@ impl GridEngine {
     /// `close`: Kotlin's generated objects already have a `close` that frees the handle.)
     pub fn close_store(&self) {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// Erase everything this engine keeps on the device — the database, its
+    /// journals, the photos and temporary files — and close it (a worker leaves, a
+    /// phone is handed over). The app then deletes its key from the keystore.
+    pub fn wipe(&self) -> Result<(), GridsyncError> {
+        let engine = self.engine()?;
+        engine.wipe_in_place()?;
+        self.close_store();
+        Ok(())
+    }
+
+    /// Re-encrypt the database under `new_key` (32 bytes). Keep the new key beside
+    /// the old one in the keystore until this returns: a crash meanwhile leaves the
+    /// database under one or the other, so open with the old key and then the new.
+    /// Other calls wait while it runs (about as long as copying the file).
+    pub fn rekey(&self, new_key: Vec<u8>) -> Result<(), GridsyncError> {
+        let key = device_key(new_key)?;
+        Ok(self.engine()?.rekey(&key)?)
     }
 
     /// Tell `observer` which documents each committed change touches, until the

@@ -1272,7 +1272,7 @@ mod tests {
             &c.archived,
         ];
         let tmp = tempfile::tempdir().unwrap();
-        let db = crate::db::Db::open(&tmp.path().join("index.db")).unwrap();
+        let db = crate::db::Db::open(&tmp.path().join("index.db"), None).unwrap();
         db.write(|tx| -> crate::error::Result<()> {
             for case in all {
                 // The document row the index refers to; its content is not needed.

@@ -21,7 +21,9 @@ use crate::index::{self, CaseFilter, CaseSummary, DailyCompliance};
 use crate::photo::PhotoLimits;
 use crate::store::{self, DocImport, OutboxItem};
 use crate::track::TrackPoint;
+use crate::vault::DeviceKey;
 use crate::watch::{Subscription, Watchers};
+use crate::wipe::Live;
 use crate::workflow::{fold, Action, CaseState, Entry, Outcome, Status};
 
 /// Who is using this device. Fixed when the database is created.
@@ -105,8 +107,13 @@ pub struct PhotoInfo {
 
 /// The embedded engine.
 pub struct Engine {
-    db: Db,
+    /// The database, until the engine is wiped.
+    db: Live,
+    /// Photo files; sealed with the device's photo key on a phone.
     blobs: Blobs,
+    /// One sync at a time: a token the relay rotates is stored by the sync that
+    /// received it before the next sync reads it.
+    syncing: Mutex<()>,
     photo_limits: PhotoLimits,
     identity: Identity,
     directory: RwLock<Option<Arc<Directory>>>,
@@ -133,8 +140,40 @@ impl Engine {
         identity: Identity,
         clock: Clock,
     ) -> Result<Engine, OpenError> {
-        let path = path.as_ref();
-        let db = Db::open(path)?;
+        Self::open_keyed(path.as_ref(), identity, None, clock)
+    }
+
+    /// Open (creating or migrating) the phone's database at `path`, encrypted with
+    /// SQLCipher under a key derived from the device key `key` (see
+    /// `docs/adr/0010-encryption-at-rest.md`). A plaintext database from an older
+    /// install is converted on this first open, nothing lost. A file encrypted
+    /// under another key (or a plaintext open of an encrypted file) is
+    /// [`OpenError::WrongKey`], and is left untouched.
+    pub fn open_encrypted(
+        path: impl AsRef<Path>,
+        identity: Identity,
+        key: &DeviceKey,
+    ) -> Result<Engine, OpenError> {
+        Self::open_encrypted_with_clock(path, identity, key, Arc::new(Utc::now))
+    }
+
+    /// Like [`Engine::open_encrypted`], with a clock of the caller's.
+    pub fn open_encrypted_with_clock(
+        path: impl AsRef<Path>,
+        identity: Identity,
+        key: &DeviceKey,
+        clock: Clock,
+    ) -> Result<Engine, OpenError> {
+        Self::open_keyed(path.as_ref(), identity, Some(key), clock)
+    }
+
+    fn open_keyed(
+        path: &Path,
+        identity: Identity,
+        key: Option<&DeviceKey>,
+        clock: Clock,
+    ) -> Result<Engine, OpenError> {
+        let db = Db::open(path, key)?;
         let sqlite = |source| OpenError::Sqlite {
             path: path.to_owned(),
             source,
@@ -179,7 +218,13 @@ impl Engine {
                 source,
             })?
             .map(Arc::new);
-        let blobs = Blobs::for_db(path);
+        let blobs = match key {
+            Some(key) => Blobs::for_db_encrypted(path, key).map_err(|source| OpenError::Io {
+                path: path.to_owned(),
+                source,
+            })?,
+            None => Blobs::for_db(path),
+        };
         // Files left by a crash between a file and its row are of no photo; only
         // work that was interrupted (it left a note) can have left any.
         if blobs.sweep_noted() {
@@ -194,8 +239,9 @@ impl Engine {
             blobs.clear_notes();
         }
         Ok(Engine {
-            db,
+            db: Live::new(db),
             blobs,
+            syncing: Mutex::new(()),
             photo_limits: PhotoLimits::default(),
             identity,
             directory: RwLock::new(directory),
@@ -222,6 +268,25 @@ impl Engine {
         self.db.path()
     }
 
+    /// Re-encrypt the database under a key derived from the device key `new`
+    /// (encrypting it, if it was opened plaintext). Other calls wait meanwhile; it
+    /// takes about as long as copying the file.
+    ///
+    /// A crash at any moment leaves the database whole under the old key or the
+    /// new one, with every write that had returned. After `Ok` it is under the new
+    /// key; after an error, under either: so the app keeps the new key beside the
+    /// old one until `rekey` has returned `Ok` (and, after a crash, opens with the
+    /// old key and then the new one).
+    ///
+    /// Photo files are sealed under the new key first ([`Blobs::rekey`]), then the
+    /// database: cut short, a second `rekey` with the same key (on the engine opened
+    /// with the old key, which the database still opens with) finishes both.
+    pub fn rekey(&self, new: &DeviceKey) -> Result<()> {
+        let db = self.db.hold()?;
+        self.blobs.rekey(new)?;
+        db.rekey(new)
+    }
+
     fn now(&self) -> DateTime<Utc> {
         (self.clock)()
     }
@@ -245,6 +310,9 @@ impl Engine {
 
     /// The current directory.
     pub fn directory(&self) -> Result<Arc<Directory>> {
+        if self.db.is_closed() {
+            return Err(Error::Wiped);
+        }
         self.directory
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -497,6 +565,8 @@ impl Engine {
     /// metadata stripped, display image and thumbnail) and store both, durably.
     /// `name` is the file's name if there is one; it must agree with the content.
     pub fn ingest_photo(&self, bytes: &[u8], name: Option<&str>) -> Result<PhotoInfo> {
+        // Held to the end: a wipe meanwhile waits, then erases what was written.
+        let _open = self.db.hold()?;
         let done = crate::photo::process(bytes, name, &self.photo_limits)?;
         // Files first, then the rows: a row never names a missing file.
         let note = self.blobs.note_unswept()?;
@@ -541,6 +611,7 @@ impl Engine {
     /// Like [`Engine::ingest_photo`], from a file the camera wrote; its name must
     /// agree with its content, and its size is checked before it is read.
     pub fn ingest_photo_file(&self, path: &Path) -> Result<PhotoInfo> {
+        let _open = self.db.hold()?;
         let size = std::fs::metadata(path)?.len();
         let max = self.photo_limits.max_file_bytes;
         if size > max as u64 {
@@ -560,8 +631,11 @@ impl Engine {
         self.ingest_photo(&bytes, name)
     }
 
-    /// The bytes of a stored photo (display image or thumbnail), checked against its hash.
+    /// The bytes of a stored photo (display image or thumbnail), checked against its
+    /// hash. A photo file that is damaged (or not this device's) is an error, never
+    /// other bytes.
     pub fn photo(&self, hash: &PhotoHash) -> Result<Vec<u8>> {
+        let _open = self.db.hold()?;
         let bytes = self.blobs.read(hash).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NotFound {
                 what: "photo",
@@ -612,6 +686,7 @@ impl Engine {
     /// is closed (archived, evaluated or invalid). Oldest go first; thumbnails and
     /// anything not yet uploaded are never removed. Returns the bytes freed.
     pub fn evict_photos(&self, max_bytes: u64) -> Result<u64> {
+        let _open = self.db.hold()?;
         let candidates: Vec<(String, i64)> = self.db.read(|tx| -> Result<_> {
             let used: i64 = tx.query_row(
                 "SELECT coalesce(sum(size), 0) FROM photos WHERE role = 'display'",
@@ -678,6 +753,7 @@ impl Engine {
     /// Store a photo fetched from the server, after checking it is the photo a case
     /// on this device refers to and that its content matches its hash.
     pub fn store_fetched_photo(&self, hash: &PhotoHash, bytes: &[u8]) -> Result<()> {
+        let _open = self.db.hold()?;
         if crate::photo::hash_of(bytes) != *hash {
             return Err(Error::InvalidInput(format!(
                 "the bytes received for photo {hash} do not match its hash"
@@ -1394,6 +1470,20 @@ impl Engine {
         cursor: u64,
         page: u64,
     ) -> Result<(Vec<ImportResult>, usize)> {
+        self.apply_pull_with_token(changes, purge, cursor, page, None)
+    }
+
+    /// Like [`Engine::apply_pull`], storing the page's new token (token rotation)
+    /// in the same transaction: the device never has the page without the token
+    /// the server issued with it, nor the token without the page.
+    pub fn apply_pull_with_token(
+        &self,
+        changes: Vec<(DocId, Change)>,
+        purge: &[DocId],
+        cursor: u64,
+        page: u64,
+        new_token: Option<&str>,
+    ) -> Result<(Vec<ImportResult>, usize)> {
         let batch = group_by_doc(changes);
         let now_ms = self.now().timestamp_millis();
         self.write(|tx| {
@@ -1421,6 +1511,9 @@ impl Engine {
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 params![cursor.to_string(), ack, page.to_string()],
             )?;
+            if let Some(token) = new_token {
+                tx.execute("UPDATE meta SET value = ?1 WHERE key = 'token'", [token])?;
+            }
             Ok((results, purged, photos))
         })
         .map(|(results, purged, photos)| {
@@ -1514,6 +1607,50 @@ impl Engine {
         if let (true, Some(note)) = (all, removal.note) {
             note.clear();
         }
+    }
+
+    // ---- wipe ----------------------------------------------------------------
+
+    /// Erase everything this engine keeps on the device — the database with its
+    /// `-wal` and `-shm`, the photo folder, temporary files and sweep notes — and
+    /// close it. Files are unlinked (see `wipe.rs` for why not overwritten). An
+    /// error names what could not be removed; [`Engine::wipe_in_place`] on another
+    /// handle, or the app deleting the files, finishes the job.
+    pub fn wipe(self) -> Result<()> {
+        self.wipe_in_place()
+    }
+
+    /// Like [`Engine::wipe`], for an engine that others still hold: from now on
+    /// every call on it answers [`Error::Wiped`]. Waits for operations still
+    /// running on it. Calling it again retries what could not be removed.
+    pub fn wipe_in_place(&self) -> Result<()> {
+        let left = self.erase();
+        if left.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = left.iter().map(|p| p.display().to_string()).collect();
+        Err(Error::Io(std::io::Error::other(format!(
+            "the wipe could not remove {}",
+            names.join(", ")
+        ))))
+    }
+
+    /// Whether this engine was wiped.
+    pub fn is_wiped(&self) -> bool {
+        self.db.is_closed()
+    }
+
+    /// Close the database for good, forget the directory, unlink every file; the
+    /// files still there afterwards.
+    pub(crate) fn erase(&self) -> Vec<std::path::PathBuf> {
+        self.db.close();
+        *self.directory.write().unwrap_or_else(|e| e.into_inner()) = None;
+        crate::wipe::erase(self.db.path())
+    }
+
+    /// Hold the sync lock (one sync at a time on this engine).
+    pub(crate) fn one_sync(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.syncing.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     // ---- internals ---------------------------------------------------------

@@ -38,6 +38,13 @@ pub enum OpenError {
         /// The file.
         path: PathBuf,
     },
+    /// The file is encrypted and does not open with the key given (another key,
+    /// or none was given). Nothing was changed: open it with its key.
+    #[error("{path} does not open with the key given (encrypted with another key, or no key was given); it was left untouched")]
+    WrongKey {
+        /// The file.
+        path: PathBuf,
+    },
     /// SQLite could not open or migrate it (permissions, disk full, I/O).
     #[error("cannot open {path}: {source}")]
     Sqlite {
@@ -45,6 +52,15 @@ pub enum OpenError {
         path: PathBuf,
         /// The cause.
         source: rusqlite::Error,
+    },
+    /// A file beside it could not be read, written or renamed (converting a
+    /// plaintext database to an encrypted one).
+    #[error("cannot open {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
     },
     /// The stored directory could not be read.
     #[error("the directory stored in {path} is unreadable: {source}")]
@@ -107,6 +123,10 @@ pub enum Error {
     /// Automerge failed on a local change (a bug, not bad input).
     #[error("document error: {0}")]
     Document(#[from] automerge::AutomergeError),
+    /// This engine's data was erased (a remote wipe, or [`crate::Engine::wipe`]):
+    /// nothing more can be done with it. The app enrolls the device again.
+    #[error("this device's data was erased; enroll it again")]
+    Wiped,
 }
 
 impl Error {

@@ -25,7 +25,9 @@ pub mod stats;
 pub mod store;
 pub mod sync;
 pub mod track;
+pub mod vault;
 pub mod watch;
+mod wipe;
 pub mod workflow;
 
 pub use automerge::ChangeHash;

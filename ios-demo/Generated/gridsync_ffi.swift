@@ -926,6 +926,14 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
     func photoBytes(hash: String) throws  -> Data
     
     /**
+     * Re-encrypt the database under `new_key` (32 bytes). Keep the new key beside
+     * the old one in the keystore until this returns: a crash meanwhile leaves the
+     * database under one or the other, so open with the old key and then the new.
+     * Other calls wait while it runs (about as long as copying the file).
+     */
+    func rekey(newKey: Data) throws 
+    
+    /**
      * Report a case; returns its id.
      */
     func reportCase(`case`: NewCaseRecord) throws  -> String
@@ -956,6 +964,13 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
      * returned handle is dropped or cancelled.
      */
     func watch(observer: DocumentsObserver) throws  -> WatchHandle
+    
+    /**
+     * Erase everything this engine keeps on the device — the database, its
+     * journals, the photos and temporary files — and close it (a worker leaves, a
+     * phone is handed over). The app then deletes its key from the keystore.
+     */
+    func wipe() throws 
     
 }
 /**
@@ -1013,15 +1028,20 @@ open class GridEngine: GridEngineProtocol, @unchecked Sendable {
 
     
     /**
-     * Open (creating or migrating) the database at `path` for this user and device.
+     * Open (creating or migrating) the database at `path` for this user and device,
+     * encrypted under `key`: the device's 32-byte root key, which the app keeps in
+     * the platform keystore (Android Keystore, iOS Keychain). A plaintext database
+     * from an older install is encrypted on this open. `WrongKey` if the file is
+     * encrypted under another key; it is left untouched.
      */
-public static func `open`(path: String, userId: String, deviceId: String)throws  -> GridEngine  {
+public static func `open`(path: String, userId: String, deviceId: String, key: Data)throws  -> GridEngine  {
     return try  FfiConverterTypeGridEngine_lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
         uniffiCallStatus in
     uniffi_gridsync_ffi_fn_constructor_gridengine_open(
         FfiConverterString.lower(path),
         FfiConverterString.lower(userId),
-        FfiConverterString.lower(deviceId),uniffiCallStatus
+        FfiConverterString.lower(deviceId),
+        FfiConverterData.lower(key),uniffiCallStatus
     )
 })
 }
@@ -1196,6 +1216,21 @@ open func photoBytes(hash: String)throws  -> Data  {
 }
     
     /**
+     * Re-encrypt the database under `new_key` (32 bytes). Keep the new key beside
+     * the old one in the keystore until this returns: a crash meanwhile leaves the
+     * database under one or the other, so open with the old key and then the new.
+     * Other calls wait while it runs (about as long as copying the file).
+     */
+open func rekey(newKey: Data)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_rekey(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(newKey),uniffiCallStatus
+    )
+}
+}
+    
+    /**
      * Report a case; returns its id.
      */
 open func reportCase(`case`: NewCaseRecord)throws  -> String  {
@@ -1277,6 +1312,19 @@ open func watch(observer: DocumentsObserver)throws  -> WatchHandle  {
         FfiConverterTypeDocumentsObserver_lower(observer),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Erase everything this engine keeps on the device — the database, its
+     * journals, the photos and temporary files — and close it (a worker leaves, a
+     * phone is handed over). The app then deletes its key from the keystore.
+     */
+open func wipe()throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_wipe(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
 }
     
 
@@ -3047,6 +3095,26 @@ enum GridsyncError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
          */reason: String
     )
     /**
+     * The database does not open with the key given (nothing was changed): during
+     * a key change, open with the other key the app keeps; with no other key, the
+     * data cannot be read, and the device enrolls again.
+     */
+    case WrongKey(
+        /**
+         * Which file.
+         */reason: String
+    )
+    /**
+     * This device erased its data (the relay revoked it, or the app called
+     * `wipe`): delete the key from the keystore and go back to enrollment. Every
+     * later call on this engine answers the same.
+     */
+    case Wiped(
+        /**
+         * What was erased, or which files could not be.
+         */reason: String
+    )
+    /**
      * The engine was closed.
      */
     case Closed
@@ -3106,8 +3174,14 @@ public struct FfiConverterTypeGridsyncError: FfiConverterRustBuffer {
         case 6: return .Storage(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 7: return .Closed
-        case 8: return .Other(
+        case 7: return .WrongKey(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 8: return .Wiped(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 9: return .Closed
+        case 10: return .Other(
             reason: try FfiConverterString.read(from: &buf)
             )
 
@@ -3153,12 +3227,22 @@ public struct FfiConverterTypeGridsyncError: FfiConverterRustBuffer {
             FfiConverterString.write(reason, into: &buf)
             
         
-        case .Closed:
+        case let .WrongKey(reason):
             writeInt(&buf, Int32(7))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Wiped(reason):
+            writeInt(&buf, Int32(8))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case .Closed:
+            writeInt(&buf, Int32(9))
         
         
         case let .Other(reason):
-            writeInt(&buf, Int32(8))
+            writeInt(&buf, Int32(10))
             FfiConverterString.write(reason, into: &buf)
             
         }
@@ -3517,6 +3601,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_gridsync_ffi_checksum_method_gridengine_photo_bytes() != 53800) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_rekey() != 49476) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_report_case() != 51998) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3535,13 +3622,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_gridsync_ffi_checksum_method_gridengine_watch() != 55073) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_wipe() != 65427) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_gridsync_ffi_checksum_method_syncobserver_on_progress() != 47914) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_watchhandle_cancel() != 18978) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_gridsync_ffi_checksum_constructor_gridengine_open() != 12840) {
+    if (uniffi_gridsync_ffi_checksum_constructor_gridengine_open() != 65094) {
         return InitializationResult.apiChecksumMismatch
     }
 

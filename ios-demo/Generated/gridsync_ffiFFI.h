@@ -307,7 +307,7 @@ void uniffi_gridsync_ffi_fn_free_gridengine(uint64_t handle, RustCallStatus *_No
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_CONSTRUCTOR_GRIDENGINE_OPEN
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_CONSTRUCTOR_GRIDENGINE_OPEN
-uint64_t uniffi_gridsync_ffi_fn_constructor_gridengine_open(RustBuffer path, RustBuffer user_id, RustBuffer device_id, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_gridsync_ffi_fn_constructor_gridengine_open(RustBuffer path, RustBuffer user_id, RustBuffer device_id, RustBuffer key, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_ACT
@@ -375,6 +375,11 @@ uint64_t uniffi_gridsync_ffi_fn_method_gridengine_pending_changes(uint64_t ptr, 
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_photo_bytes(uint64_t ptr, RustBuffer hash, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REKEY
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REKEY
+void uniffi_gridsync_ffi_fn_method_gridengine_rekey(uint64_t ptr, RustBuffer new_key, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REPORT_CASE
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REPORT_CASE
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_report_case(uint64_t ptr, RustBuffer case, RustCallStatus *_Nonnull out_status
@@ -403,6 +408,11 @@ uint64_t uniffi_gridsync_ffi_fn_method_gridengine_sync(uint64_t ptr, RustBuffer 
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_WATCH
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_WATCH
 uint64_t uniffi_gridsync_ffi_fn_method_gridengine_watch(uint64_t ptr, uint64_t observer, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_WIPE
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_WIPE
+void uniffi_gridsync_ffi_fn_method_gridengine_wipe(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_CLONE_SYNCOBSERVER
@@ -807,6 +817,12 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_photo_bytes(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_REKEY
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_REKEY
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_rekey(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_REPORT_CASE
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_REPORT_CASE
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_report_case(void
@@ -840,6 +856,12 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_sync(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_WATCH
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_WATCH
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_watch(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_WIPE
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_WIPE
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_wipe(void
     
 );
 #endif

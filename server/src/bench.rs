@@ -7,9 +7,10 @@ use automerge::Automerge;
 use chrono::{DateTime, Duration, Utc};
 use gridsync_core::doc::case::append_entry;
 use gridsync_core::sync::decode_change;
+use gridsync_core::vault::DeviceKey;
 use gridsync_core::{
-    Action, CaseDoc, CaseFilter, DeviceId, DocId, DocKind, Engine, Location, NewCase, RegionLevel,
-    Role, Severity, Status, TrackPoint,
+    Action, CaseDoc, CaseFilter, DeviceId, DocId, DocKind, Engine, Identity, Location, NewCase,
+    RegionLevel, Role, Severity, Status, TrackPoint,
 };
 use serde_json::json;
 
@@ -55,7 +56,16 @@ const DESCRIPTIONS: &[&str] = &[
     "网格员巡查发现，已告知物业，物业表示需要上级部门支持。",
 ];
 
+/// Whether `bench device` runs on an encrypted database (marked on every line).
+static ENCRYPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn print(name: &str, fields: serde_json::Value) {
+    let mut fields = fields;
+    if ENCRYPTED.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Some(m) = fields.as_object_mut() {
+            m.insert("encrypted".into(), json!(true));
+        }
+    }
     print_as("device", name, fields);
 }
 
@@ -212,12 +222,17 @@ fn generated_case(
     Ok((id, changes))
 }
 
-/// `gridsync bench device`.
-pub fn device(cases: usize, samples: usize) -> BenchResult {
+/// `gridsync bench device`; with `encrypted`, on a SQLCipher database as on a phone.
+pub fn device(cases: usize, samples: usize, encrypted: bool) -> BenchResult {
+    ENCRYPTED.store(encrypted, std::sync::atomic::Ordering::Relaxed);
+    let key = encrypted.then(|| DeviceKey::from_bytes([0x42; 32]));
     let dir = tempfile::tempdir()?;
     let clock = SimClock::new(Utc::now());
     let user = "dd-339901-1";
-    let engine = sim::device(dir.path(), user, &clock)?;
+    let engine = match &key {
+        Some(key) => sim::device_encrypted(dir.path(), user, &clock, key)?,
+        None => sim::device(dir.path(), user, &clock)?,
+    };
     let directory = engine.directory()?;
     let grids: Vec<_> = directory
         .regions()
@@ -275,8 +290,12 @@ pub fn device(cases: usize, samples: usize) -> BenchResult {
     let identity = engine.identity().clone();
     drop(engine);
     let mut open_ms = Vec::new();
+    let open = |identity: Identity| match &key {
+        Some(key) => Engine::open_encrypted(&db_path, identity, key),
+        None => Engine::open(&db_path, identity),
+    };
     for _ in 0..5 {
-        let (t, e) = time_ms(|| Engine::open(&db_path, identity.clone()));
+        let (t, e) = time_ms(|| open(identity.clone()));
         drop(e?);
         open_ms.push(t);
     }
@@ -286,7 +305,15 @@ pub fn device(cases: usize, samples: usize) -> BenchResult {
     }
     print("open", stats);
     let c = clock.clone();
-    let engine = Engine::open_with_clock(&db_path, identity, std::sync::Arc::new(move || c.now()))?;
+    let engine = match &key {
+        Some(key) => Engine::open_encrypted_with_clock(
+            &db_path,
+            identity,
+            key,
+            std::sync::Arc::new(move || c.now()),
+        )?,
+        None => Engine::open_with_clock(&db_path, identity, std::sync::Arc::new(move || c.now()))?,
+    };
 
     let town: gridsync_core::RegionCode = "339901001".parse()?;
     let filters = [
@@ -394,6 +421,18 @@ pub fn device(cases: usize, samples: usize) -> BenchResult {
             .map_err(Into::into)
     })?;
     print("act_accept", stats);
+
+    if let Some(key) = &key {
+        // Last, since the copy also compacts the file. Converting a plaintext
+        // install is the same copy.
+        let (t, r) = time_ms(|| engine.rekey(key));
+        r?;
+        let bytes = std::fs::metadata(&db_path)?.len();
+        print(
+            "rekey",
+            json!({ "cases": cases, "ms": t, "db_bytes": bytes, "mb_per_s": bytes as f64 / 1e6 / (t / 1e3) }),
+        );
+    }
 
     // Bytes per patrol-hour: a worker walks an hour with a fix every 5 s.
     let worker = sim::device(dir.path(), "w-339901001001001", &clock)?;

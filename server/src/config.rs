@@ -78,6 +78,7 @@ impl StorageArgs {
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
     /// A TOML file with `listen`, `data`, `directory`, `token_days`,
+    /// `token_rotate_hours`,
     /// `upstream_interval_secs`, `tls_cert`, `tls_key`, `database_url`,
     /// `photos_url`, `s3_endpoint`, `s3_region`, `s3_allow_http`,
     /// `max_connections`, `header_timeout_secs`, `body_idle_timeout_secs`,
@@ -97,6 +98,10 @@ pub struct ServeArgs {
     /// Days a device token works before the device must enroll again [default: 365].
     #[arg(long, env = "GRIDSYNC_TOKEN_DAYS")]
     token_days: Option<u32>,
+    /// Hours after which a phone's token is replaced at its next pull; the old one
+    /// stops working once the new one is used [default: 24].
+    #[arg(long, env = "GRIDSYNC_TOKEN_ROTATE_HOURS")]
+    token_rotate_hours: Option<u32>,
     /// Seconds between rounds with the upstream server, if one is connected
     /// (`gridsync admin upstream`) [default: 30].
     #[arg(long, env = "GRIDSYNC_UPSTREAM_INTERVAL")]
@@ -156,6 +161,7 @@ struct FileSettings {
     data: Option<PathBuf>,
     directory: Option<PathBuf>,
     token_days: Option<u32>,
+    token_rotate_hours: Option<u32>,
     upstream_interval_secs: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -185,6 +191,8 @@ pub struct Settings {
     pub directory: Option<PathBuf>,
     /// Token lifetime in days.
     pub token_days: u32,
+    /// Hours before a phone's token is rotated (at least 1).
+    pub token_rotate_hours: u32,
     /// Seconds between upstream rounds (at least 1).
     pub upstream_interval_secs: u64,
     /// HTTPS, when a certificate and key are configured.
@@ -307,6 +315,11 @@ impl ServeArgs {
                 .token_days
                 .or(file.token_days)
                 .unwrap_or(gridsync_server::relay::DEFAULT_TOKEN_DAYS as u32),
+            token_rotate_hours: self
+                .token_rotate_hours
+                .or(file.token_rotate_hours)
+                .unwrap_or(24)
+                .max(1),
             upstream_interval_secs: self
                 .upstream_interval_secs
                 .or(file.upstream_interval_secs)

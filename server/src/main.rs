@@ -136,6 +136,10 @@ enum BenchCommand {
         /// Samples for the per-operation timings.
         #[arg(long, default_value_t = 200)]
         samples: usize,
+        /// Encrypt the device's database (SQLCipher), as on a phone; the figures
+        /// then carry `"encrypted": true`, and a rekey of the full database is timed.
+        #[arg(long)]
+        encrypted: bool,
     },
     /// The photo capture pipeline on 12-megapixel JPEGs.
     Photo {
@@ -203,8 +207,13 @@ fn main() -> ExitCode {
             .and_then(|storage| admin(&data, &storage, which)),
         Command::Demo { data, lang, keep } => demo::run(data, lang, keep),
         Command::Bench {
-            which: BenchCommand::Device { cases, samples },
-        } => bench::device(cases, samples),
+            which:
+                BenchCommand::Device {
+                    cases,
+                    samples,
+                    encrypted,
+                },
+        } => bench::device(cases, samples, encrypted),
         Command::Bench {
             which: BenchCommand::Sync { docs, server, data },
         } => bench::sync(docs, server, data),
@@ -277,6 +286,10 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     // A new node builds its replica from the shared log before it serves.
     relay.catch_up().map_err(|e| e.to_string())?;
     relay.set_token_lifetime(chrono::Duration::days(settings.token_days.into()));
+    relay.set_token_rotation(gridsync_server::relay::TokenRotation {
+        after: chrono::Duration::hours(settings.token_rotate_hours.into()),
+        ..Default::default()
+    });
     let relay = Arc::new(relay);
     // The relay is dropped last, after the runtime (declared later, so dropped
     // first on every return): PostgreSQL's connections close by blocking, which

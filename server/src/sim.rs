@@ -58,6 +58,28 @@ pub fn device(
     Ok(engine)
 }
 
+/// Like [`device`], on a database encrypted under `key`, as on a phone.
+pub fn device_encrypted(
+    dir: &Path,
+    user: &str,
+    clock: &SimClock,
+    key: &gridsync_core::vault::DeviceKey,
+) -> Result<Engine, Box<dyn std::error::Error>> {
+    let identity = Identity {
+        user: user.parse()?,
+        device: DeviceId::random(),
+    };
+    let c = clock.clone();
+    let engine = Engine::open_encrypted_with_clock(
+        dir.join(format!("{user}.db")),
+        identity,
+        key,
+        Arc::new(move || c.now()),
+    )?;
+    engine.load_directory(SAMPLE_DIRECTORY)?;
+    Ok(engine)
+}
+
 /// A `gridsync serve` child process on a loopback port, for the demo and the
 /// benchmarks. Stopped (SIGTERM, then waited for) when dropped.
 pub struct RelayProcess {

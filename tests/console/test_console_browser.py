@@ -88,7 +88,9 @@ def device(relay, user, folder):
     code = admin(data, "enroll", "--user", user)
     device_id = gs.new_device_id()
     enrollment = asyncio.run(gs.enroll(url, code, device_id, "pytest"))
-    engine = gs.GridEngine.open(os.path.join(folder, f"{user}.db"), enrollment.user, device_id)
+    # The device's root key, which a phone keeps in its keystore; these phones live only
+    # as long as the test.
+    engine = gs.GridEngine.open(os.path.join(folder, f"{user}.db"), enrollment.user, device_id, os.urandom(32))
     engine.load_directory(enrollment.directory_json)
     engine.set_server(url, enrollment.token)
     return engine

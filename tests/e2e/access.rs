@@ -76,9 +76,10 @@ fn forged_and_revoked_tokens_get_401_and_revoked_devices_are_told_to_wipe() {
         }
     }
     assert!(relay.relay.store().revoke(worker.device, 0).unwrap());
+    // The wipe order is obeyed by the core before the app hears of it.
     match worker.sync() {
-        Err(SyncError::Unauthorized { wipe: true, .. }) => {}
-        other => panic!("expected a wipe order, got {other:?}"),
+        Err(SyncError::Wiped { left }) => assert!(left.is_empty(), "{left:?}"),
+        other => panic!("expected a wipe, got {other:?}"),
     }
     // An enrollment code works once.
     let code = relay.relay.create_enrollment(DISPATCHER).unwrap();

@@ -396,8 +396,8 @@ fn supervision_figures_and_devices_in_the_console() {
     let revoked = console.post(&format!("/console/devices/{id}/revoke"), &[("csrf", &csrf)]);
     assert_eq!(revoked.status, 303);
     match worker.sync(&mut |_| {}) {
-        Err(gridsync_core::sync::SyncError::Unauthorized { wipe, .. }) => assert!(wipe),
-        other => panic!("a revoked phone is told to wipe, got {other:?}"),
+        Err(gridsync_core::sync::SyncError::Wiped { left }) => assert!(left.is_empty()),
+        other => panic!("a revoked phone wipes itself, got {other:?}"),
     }
 }
 

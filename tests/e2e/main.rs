@@ -14,4 +14,5 @@ mod sockets;
 mod store;
 mod tiers;
 mod tls;
+mod wipe;
 mod workflow;

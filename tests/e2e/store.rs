@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use gridsync_core::{DeviceId, DocId, DocKind, RegionCode, UserId};
 use gridsync_server::relay::store::{
-    open_store, DocScope, LogEntry, PullAsk, PullPage, RelayStore, StoreErrorKind, Visibility,
+    open_store, DocScope, LogEntry, PullAsk, PullPage, RelayStore, StoreErrorKind, TokenKind,
+    Visibility,
 };
 use tempfile::TempDir;
 
@@ -56,6 +57,7 @@ on_both_stores!(
     photos_are_visible_with_their_documents,
     settings_accounts_and_sessions,
     pulls_never_skip_changes_committed_concurrently,
+    tokens_are_offered_confirmed_and_retired,
 );
 
 fn user(s: &str) -> UserId {
@@ -604,4 +606,61 @@ fn postgres_migrations_run_once_when_nodes_start_together() {
         (1..=versions.len() as i64).collect::<Vec<_>>(),
         "every migration applied, in order"
     );
+}
+
+/// Token rotation's steps: a successor is offered while the token is current (a
+/// second offer retires the first), the first use of the successor makes it the
+/// token and retires the old one, and old retirements are forgotten.
+fn tokens_are_offered_confirmed_and_retired(s: &Arc<dyn RelayStore>) {
+    let (code, dev) = ([40u8; 32], DeviceId::random());
+    s.create_enrollment(&user("w1"), &code, FAR, false)
+        .expect("code");
+    let (t0, t1, t2) = ([41u8; 32], [42u8; 32], [43u8; 32]);
+    s.redeem_enrollment(&code, dev, &t0, "1.0", 100, FAR)
+        .expect("redeem");
+    let found = |t: &[u8; 32]| s.find_token(t).expect("lookup").map(|(d, k)| (d.device, k));
+    let (rec, kind) = s.find_token(&t0).expect("lookup").expect("enrolled");
+    assert_eq!((rec.token_issued_ms, kind), (100, TokenKind::Current));
+    assert_eq!(found(&t1), None);
+
+    // Offered twice (the first answer lost): the first successor is retired.
+    assert!(s.offer_token(dev, &t0, &t1, 200).expect("offer"));
+    assert_eq!(found(&t1), Some((dev, TokenKind::Next)));
+    assert!(s.offer_token(dev, &t0, &t2, 300).expect("offer again"));
+    assert_eq!(
+        found(&t1),
+        Some((dev, TokenKind::Retired { retired_ms: 300 }))
+    );
+    assert!(!s
+        .offer_token(dev, &t1, &[44u8; 32], 300)
+        .expect("not its token"));
+    assert!(!s.confirm_token(dev, &t1, 350, 0).expect("not offered"));
+
+    // Used: the successor is the token, the old one retired.
+    assert!(s.confirm_token(dev, &t2, 400, 0).expect("confirm"));
+    assert!(!s.confirm_token(dev, &t2, 401, 0).expect("twice"));
+    let (rec, kind) = s.find_token(&t2).expect("lookup").expect("current");
+    assert_eq!((rec.token_issued_ms, kind), (400, TokenKind::Current));
+    assert_eq!(
+        found(&t0),
+        Some((dev, TokenKind::Retired { retired_ms: 400 }))
+    );
+    assert_eq!(
+        s.device_by_token(&t2).expect("lookup").map(|d| d.device),
+        Some(dev)
+    );
+    assert!(s.device_by_token(&t0).expect("lookup").is_none());
+
+    // Retired tokens older than the cut are forgotten at the next confirmation.
+    let t3 = [45u8; 32];
+    assert!(s.offer_token(dev, &t2, &t3, 500).expect("offer"));
+    assert!(s.confirm_token(dev, &t3, 600, 350).expect("confirm"));
+    assert_eq!(found(&t1), None, "retired at 300, before the cut");
+    assert!(matches!(found(&t0), Some((_, TokenKind::Retired { .. }))));
+    assert!(matches!(found(&t2), Some((_, TokenKind::Retired { .. }))));
+
+    // A revoked device is offered nothing.
+    assert!(s.revoke(dev, 700).expect("revoke"));
+    assert!(!s.offer_token(dev, &t3, &[46u8; 32], 800).expect("revoked"));
+    assert!(s.find_token(&t3).expect("lookup").expect("known").0.revoked);
 }

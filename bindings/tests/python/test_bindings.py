@@ -1,8 +1,9 @@
 """The generated Python bindings, driven the way an app would: enroll with a real
 `gridsync serve` on loopback, patrol, report a case with a photo, act on it, sync,
-and see it arrive on a second device."""
+and see it arrive on a second device; the database opens only with its device key."""
 
 import asyncio
+import dataclasses
 import os
 import pathlib
 import subprocess
@@ -37,7 +38,21 @@ def relay():
     proc.wait(timeout=10)
 
 
-def device(relay, user, folder):
+@dataclasses.dataclass
+class Device:
+    """One enrolled device: its engine, and what reopens it (the key an app keeps in
+    the platform keystore)."""
+    engine: gs.GridEngine
+    path: str
+    user: str
+    device_id: str
+    key: bytes
+
+    def reopen(self, key):
+        return gs.GridEngine.open(self.path, self.user, self.device_id, key)
+
+
+def enrolled(relay, user, folder):
     data, url = relay
     code = subprocess.run(
         [GRIDSYNC, "admin", "--data", data, "enroll", "--user", user],
@@ -46,10 +61,16 @@ def device(relay, user, folder):
     device_id = gs.new_device_id()
     enrollment = asyncio.run(gs.enroll(url, code, device_id, "pytest"))
     assert enrollment.user == user
-    engine = gs.GridEngine.open(os.path.join(folder, f"{user}.db"), enrollment.user, device_id)
+    path = os.path.join(folder, f"{user}.db")
+    key = os.urandom(32)
+    engine = gs.GridEngine.open(path, enrollment.user, device_id, key)
     engine.load_directory(enrollment.directory_json)
     engine.set_server(url, enrollment.token)
-    return engine
+    return Device(engine, path, enrollment.user, device_id, key)
+
+
+def device(relay, user, folder):
+    return enrolled(relay, user, folder).engine
 
 
 class Progress(gs.SyncObserver):
@@ -145,3 +166,42 @@ def test_observers_hear_of_synced_and_local_changes_until_their_handle_goes(rela
     del handle
     dispatcher.add_note(case_id, "已通知物业")
     assert len(changes.seen) == 2, "nothing after the handle is dropped"
+
+
+def files_of(path):
+    """The database and its journals, byte for byte."""
+    folder, name = os.path.split(path)
+    return {f: pathlib.Path(folder, f).read_bytes() for f in sorted(os.listdir(folder)) if f.startswith(name)}
+
+
+def test_the_database_opens_only_with_its_key_and_rekey_moves_it(relay):
+    folder = tempfile.mkdtemp()
+    worker = enrolled(relay, WORKER, folder)
+    case_id = worker.engine.report_case(gs.NewCaseRecord(
+        title="井盖缺失", description="", category="city", subcategory=None,
+        severity="high", grid=None, lat=None, lon=None, address="", photos=[]))
+    worker.engine.close_store()
+    before = files_of(worker.path)
+    assert "井盖缺失".encode() not in b"".join(before.values()), "the title is not on disk in clear"
+
+    with pytest.raises(gs.GridsyncError.WrongKey):
+        worker.reopen(os.urandom(32))
+    with pytest.raises(gs.GridsyncError.InvalidInput) as short:
+        worker.reopen(worker.key[:16])
+    assert "32 bytes" in str(short.value)
+    assert files_of(worker.path) == before, "a wrong key changes nothing on disk"
+
+    engine = worker.reopen(worker.key)
+    assert engine.get_case(case_id).title == "井盖缺失"
+    new_key = os.urandom(32)
+    engine.rekey(new_key)
+    assert engine.get_case(case_id).title == "井盖缺失", "the open engine goes on under the new key"
+    engine.close_store()
+
+    with pytest.raises(gs.GridsyncError.WrongKey):
+        worker.reopen(worker.key)
+    engine = worker.reopen(new_key)
+    assert engine.get_case(case_id).title == "井盖缺失"
+    # The token moved with the database: the case still reaches the relay.
+    assert asyncio.run(engine.sync(None)).pushed >= 1
+    assert engine.pending_changes() == 0

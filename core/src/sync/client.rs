@@ -214,13 +214,25 @@ pub enum SyncError {
     #[error("network: {0}")]
     Network(String),
     /// The token is unknown, expired or revoked. With `wipe`, the device was revoked
-    /// and must erase its data.
+    /// and must erase its data ([`sync`] and [`fetch_photo`] do it themselves and
+    /// answer [`SyncError::Wiped`] instead).
     #[error("unauthorized: {message}")]
     Unauthorized {
         /// The server's message.
         message: String,
         /// Whether the device must erase its data.
         wipe: bool,
+    },
+    /// The server revoked this device, and the engine erased everything it kept on
+    /// the device before answering: the database, its journals, the photos and
+    /// temporary files. Every later call on the engine answers
+    /// [`Error::Wiped`]. The app deletes its key from the keystore and returns to
+    /// enrollment.
+    #[error("this device was revoked; its data has been erased")]
+    Wiped {
+        /// Files that could not be removed (empty when the wipe is complete); the
+        /// app removes them, or calls [`Engine::wipe_in_place`] again.
+        left: Vec<std::path::PathBuf>,
     },
     /// The device has no server configured (not enrolled).
     #[error("this device is not enrolled with a server")]
@@ -336,19 +348,36 @@ pub const PHOTO_CHUNK_BYTES: usize = 128 * 1024;
 /// photos of this device's cases, thumbnails first: a report reaches the command
 /// centre before its photos. A change is marked delivered only after the server
 /// answered that it stored it; a photo only after the server verified its hash.
+///
+/// A relay that answers that this device was revoked and must wipe is obeyed before
+/// this returns: see [`SyncError::Wiped`].
 pub fn sync(
     engine: &Engine,
     transport: &dyn Transport,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<SyncReport, SyncError> {
+    // A token the relay rotates during this sync is stored before another sync
+    // reads the stored one.
+    let _one = engine.one_sync();
     let (_, token) = engine.server()?.ok_or(SyncError::NotEnrolled)?;
     let mut link = Link::new(transport, Some(&token));
-    sync_over(engine, &mut link, progress).map(|mut report| {
+    obey_wipe(engine, sync_over(engine, &mut link, progress)).map(|mut report| {
         report.requests = link.requests;
         report.bytes_up = link.bytes_up;
         report.bytes_down = link.bytes_down;
         report
     })
+}
+
+/// A revoked device's data goes before the app hears of it: the app may be killed
+/// at any moment after, and the next open must not find the data still there.
+fn obey_wipe<T>(engine: &Engine, result: Result<T, SyncError>) -> Result<T, SyncError> {
+    match result {
+        Err(SyncError::Unauthorized { wipe: true, .. }) => Err(SyncError::Wiped {
+            left: engine.erase(),
+        }),
+        other => other,
+    }
 }
 
 fn sync_over(
@@ -410,12 +439,13 @@ impl Replica for Engine {
     }
 
     fn apply_pull(&self, page: PulledPage) -> Result<PullApplied, SyncError> {
-        let (results, purged) = Engine::apply_pull(
+        let (results, purged) = Engine::apply_pull_with_token(
             self,
             page.changes,
             &page.purge,
             page.next.cursor,
             page.next.page,
+            page.new_token.as_deref(),
         )?;
         let new = results
             .iter()
@@ -425,6 +455,7 @@ impl Replica for Engine {
         Ok(PullApplied {
             new,
             purged: purged as u64,
+            token_kept: page.new_token.is_some(),
         })
     }
 }
@@ -518,8 +549,19 @@ pub fn upload_blob(
 }
 
 /// Fetch a photo of a case on this device from the server (on demand: thumbnails
-/// when a list is shown, display images when a photo is opened) and store it.
+/// when a list is shown, display images when a photo is opened) and store it. The
+/// photo is kept in memory until it is whole and checked, then stored sealed: no
+/// partial download is ever on disk. A wipe the relay asks for is obeyed, as by
+/// [`sync`].
 pub fn fetch_photo(
+    engine: &Engine,
+    transport: &dyn Transport,
+    hash: &crate::ids::PhotoHash,
+) -> Result<(), SyncError> {
+    obey_wipe(engine, fetch_photo_over(engine, transport, hash))
+}
+
+fn fetch_photo_over(
     engine: &Engine,
     transport: &dyn Transport,
     hash: &crate::ids::PhotoHash,

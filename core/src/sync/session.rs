@@ -111,6 +111,8 @@ pub struct PulledPage {
     pub next: PullState,
     /// Whether another page waits.
     pub more: bool,
+    /// A new token for this device, to store with the page (token rotation).
+    pub new_token: Option<String>,
 }
 
 /// The pull request for a replica whose pulls stand at `state`.
@@ -133,6 +135,15 @@ pub fn read_pull(answer: PullResponse) -> Result<PulledPage, SyncError> {
     {
         return Err(SyncError::Protocol("too many changes in one page".into()));
     }
+    if answer
+        .new_token
+        .as_deref()
+        .is_some_and(|t| !wire::is_token(t))
+    {
+        return Err(SyncError::Protocol(
+            "a new token that cannot be a token".into(),
+        ));
+    }
     let mut changes = Vec::with_capacity(answer.changes.len());
     let mut refused = Vec::new();
     for wire in answer.changes {
@@ -152,6 +163,7 @@ pub fn read_pull(answer: PullResponse) -> Result<PulledPage, SyncError> {
         },
         purge: answer.purge,
         more: answer.more,
+        new_token: answer.new_token,
     })
 }
 
@@ -169,7 +181,7 @@ pub fn check_version(v: u32) -> Result<(), SyncError> {
 /// A connection to a server: the transport, the token, and what went over it.
 pub struct Link<'a> {
     transport: &'a dyn Transport,
-    token: Option<&'a str>,
+    token: Option<String>,
     /// Requests made.
     pub requests: u64,
     /// Request body bytes sent.
@@ -180,14 +192,19 @@ pub struct Link<'a> {
 
 impl<'a> Link<'a> {
     /// A link over `transport` with `token` (none for enrollment).
-    pub fn new(transport: &'a dyn Transport, token: Option<&'a str>) -> Link<'a> {
+    pub fn new(transport: &'a dyn Transport, token: Option<&str>) -> Link<'a> {
         Link {
             transport,
-            token,
+            token: token.map(str::to_owned),
             requests: 0,
             bytes_up: 0,
             bytes_down: 0,
         }
+    }
+
+    /// Use `token` from the next request on (one the server issued, once stored).
+    pub fn set_token(&mut self, token: String) {
+        self.token = Some(token);
     }
 
     /// One request of endpoint `E` and its answer.
@@ -195,7 +212,9 @@ impl<'a> Link<'a> {
         let body = wire::encode(request);
         self.bytes_up += body.len() as u64;
         self.requests += 1;
-        let answer = self.transport.post(E::ROUTE.path(), self.token, body)?;
+        let answer = self
+            .transport
+            .post(E::ROUTE.path(), self.token.as_deref(), body)?;
         self.bytes_down += answer.len() as u64;
         wire::decode(&answer).map_err(|e| SyncError::Protocol(e.to_string()))
     }
@@ -212,7 +231,9 @@ pub trait Replica {
     fn record_push(&self, verdicts: &PushVerdicts) -> Result<bool, SyncError>;
     /// Where pulls stand.
     fn pull_state(&self) -> Result<PullState, SyncError>;
-    /// Apply a page and record its state, atomically.
+    /// Apply a page and record its state, atomically — with the page's new token,
+    /// if it has one and this replica keeps its token (say so in
+    /// [`PullApplied::token_kept`]).
     fn apply_pull(&self, page: PulledPage) -> Result<PullApplied, SyncError>;
 }
 
@@ -223,6 +244,8 @@ pub struct PullApplied {
     pub new: u64,
     /// Documents removed.
     pub purged: u64,
+    /// The page's new token was stored with it: the link uses it from now on.
+    pub token_kept: bool,
 }
 
 /// What a push phase did.
@@ -298,8 +321,14 @@ pub fn pull_all(
         totals.bytes += link.bytes_down - before;
         let page = read_pull(answer)?;
         let more = page.more;
+        let new_token = page.new_token.clone();
         totals.refused += page.refused.len() as u64;
         let applied = replica.apply_pull(page)?;
+        // Only a token that is stored is used: the old one stops working once the
+        // server sees the new one, and the next sync starts from what is stored.
+        if let (Some(token), true) = (new_token, applied.token_kept) {
+            link.set_token(token);
+        }
         totals.pulled += applied.new;
         totals.purged += applied.purged;
         progress(&totals);
@@ -393,6 +422,7 @@ mod tests {
             more: true,
             purge: vec![id.clone()],
             page: 3,
+            new_token: None,
         })
         .unwrap();
         assert_eq!(page.changes.len(), 1);

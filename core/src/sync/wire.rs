@@ -133,6 +133,21 @@ pub struct PullResponse {
     pub purge: Vec<DocId>,
     /// This answer's number; acknowledge it in the next request once applied.
     pub page: u64,
+    /// A new bearer token for this device (token rotation, `docs/protocol.md`):
+    /// store it together with this page and use it from the next request on; the
+    /// old one stops working once the new one has been used. Absent from most
+    /// answers; a client that ignores it keeps its token, which goes on working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_token: Option<String>,
+}
+
+/// Longest bearer token a client accepts from a server (and a server looks up).
+pub const MAX_TOKEN_LEN: usize = 256;
+
+/// Whether `token` can be a bearer token: 1 to [`MAX_TOKEN_LEN`] visible ASCII
+/// characters (it goes into an `Authorization` header).
+pub fn is_token(token: &str) -> bool {
+    (1..=MAX_TOKEN_LEN).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// Most bytes of one photo blob.
@@ -269,5 +284,37 @@ mod tests {
             decode::<PullRequest>(&bytes).is_err(),
             "wrong shape is an error"
         );
+    }
+
+    #[test]
+    fn a_new_token_is_optional_both_ways() {
+        #[derive(Serialize, Deserialize)]
+        struct OldPullResponse {
+            v: u32,
+            changes: Vec<WireChange>,
+            cursor: u64,
+            more: bool,
+            purge: Vec<DocId>,
+            page: u64,
+        }
+        let mut answer = PullResponse {
+            v: PROTOCOL_VERSION,
+            changes: vec![],
+            cursor: 3,
+            more: false,
+            purge: vec![],
+            page: 2,
+            new_token: None,
+        };
+        // Without a token the answer is the same bytes as before the field existed.
+        let plain = encode(&answer);
+        let old: OldPullResponse = decode(&plain).unwrap();
+        assert_eq!(encode(&old), plain);
+        // With one, an old client reads the rest and ignores it.
+        answer.new_token = Some("tok".into());
+        let old: OldPullResponse = decode(&encode(&answer)).unwrap();
+        assert_eq!((old.cursor, old.page), (3, 2));
+        assert_eq!(decode::<PullResponse>(&encode(&answer)).unwrap(), answer);
+        assert!(is_token("abc_-0") && !is_token("") && !is_token("a b") && !is_token("é"));
     }
 }

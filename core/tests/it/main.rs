@@ -8,4 +8,5 @@ mod refusals;
 mod replication;
 mod stats;
 mod support;
+mod vault;
 mod watch;

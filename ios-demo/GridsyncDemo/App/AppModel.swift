@@ -24,6 +24,7 @@ final class AppModel {
 
     private let location = LocationService()
     private let store = DeviceStore()
+    private let keys = KeychainKeyStore()
 
     var session: Session? {
         if case .ready(let session) = phase { return session }
@@ -60,12 +61,35 @@ final class AppModel {
     private func open(_ device: DeviceRecord) async {
         do {
             let path = try store.databasePath(deviceId: device.deviceId)
-            let engine = try await EngineClient.openDatabase(
-                path: path, userId: device.userId, deviceId: device.deviceId)
+            let engine = try await openWithKey(path: path, device: device)
             let facts = store.loadFacts(deviceId: device.deviceId) ?? .fallback
             begin(Session(device: device, facts: facts, engine: engine, location: location, store: store))
         } catch {
             phase = .failed(message: ErrorText.message(error), device: device)
+        }
+    }
+
+    /// Open with the device's key from the Keychain. A device enrolled before the
+    /// database was encrypted has no key yet: one is made, and this open encrypts the
+    /// plaintext database under it. On `WrongKey` the file stays as it is (it may
+    /// hold unsynced work); a key made just now is not kept.
+    private func openWithKey(path: String, device: DeviceRecord) async throws -> EngineClient {
+        let kept = try keys.load(deviceId: device.deviceId)
+        let key: Data
+        if let kept {
+            key = kept
+        } else {
+            key = try KeychainKeyStore.newKey()
+            try keys.save(key, deviceId: device.deviceId)
+        }
+        do {
+            return try await EngineClient.openDatabase(
+                path: path, userId: device.userId, deviceId: device.deviceId, key: key)
+        } catch let error as GridsyncError {
+            if case .WrongKey = error, kept == nil {
+                keys.delete(deviceId: device.deviceId)
+            }
+            throw error
         }
     }
 
@@ -96,8 +120,18 @@ final class AppModel {
         let enrollment = try await redeemEnrollmentCode(
             serverURL: url, code: code, deviceId: deviceId, appVersion: Self.appVersion)
         let path = try store.databasePath(deviceId: deviceId)
-        let engine = try await EngineClient.openDatabase(
-            path: path, userId: enrollment.user, deviceId: deviceId)
+        // The key is in the Keychain before the database exists: nothing is ever
+        // written under a key the app did not keep.
+        let key = try KeychainKeyStore.newKey()
+        try keys.save(key, deviceId: deviceId)
+        let engine: EngineClient
+        do {
+            engine = try await EngineClient.openDatabase(
+                path: path, userId: enrollment.user, deviceId: deviceId, key: key)
+        } catch {
+            keys.delete(deviceId: deviceId)
+            throw error
+        }
         let device = DeviceRecord(
             deviceId: deviceId, userId: enrollment.user, serverURL: url, enrolledAt: Date())
         let facts = DirectoryFacts.parse(directoryJSON: enrollment.directoryJson, userId: enrollment.user)
@@ -109,6 +143,8 @@ final class AppModel {
             try store.saveDevice(device)
         } catch {
             await engine.close()
+            // Nothing of this device is remembered, so its file holds no work.
+            keys.delete(deviceId: deviceId)
             throw error
         }
         begin(Session(device: device, facts: facts, engine: engine, location: location, store: store))
@@ -133,17 +169,21 @@ final class AppModel {
 
     // MARK: Leaving
 
-    /// The relay revoked this device and told it to wipe: close and erase its data.
+    /// The relay revoked this device: the engine has erased its database and photos;
+    /// close it, remove what is left of the folder (the directory facts, any file
+    /// the engine could not remove), delete the key, forget the device.
     func wipe() async {
         guard let session else { return }
         await session.close()
         try? store.deleteFolder(deviceId: session.device.deviceId)
+        keys.delete(deviceId: session.device.deviceId)
         store.forgetDevice(session.device.deviceId)
         phase = .enrolling(notice: L.s("enroll.notice.wiped"))
     }
 
     /// The token is no longer accepted: enroll again as a new device. The old
-    /// database stays in its folder, untouched (it may hold work not yet synced).
+    /// database stays in its folder, untouched (it may hold work not yet synced), and
+    /// its key stays in the Keychain so it can still be read.
     func enrollAgain() async {
         let deviceId: String
         switch phase {

@@ -17,10 +17,13 @@ final class EngineClient: Sendable {
         self.engine = engine
     }
 
-    /// Open (creating or migrating) the database at `path` for this user and device.
-    static func openDatabase(path: String, userId: String, deviceId: String) async throws -> EngineClient {
+    /// Open (creating or migrating) the database at `path` for this user and device,
+    /// encrypted under `key`, the device's 32-byte root key from the Keychain
+    /// (`KeychainKeyStore`). `GridsyncError.WrongKey` if the file is encrypted under
+    /// another key; it is left as it is.
+    static func openDatabase(path: String, userId: String, deviceId: String, key: Data) async throws -> EngineClient {
         let engine = try await offMain {
-            try GridEngine.open(path: path, userId: userId, deviceId: deviceId)
+            try GridEngine.open(path: path, userId: userId, deviceId: deviceId, key: key)
         }
         return EngineClient(engine: engine)
     }

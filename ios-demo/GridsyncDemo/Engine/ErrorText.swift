@@ -22,6 +22,10 @@ enum ErrorText {
             return L.f("error.invalidInput", reason)
         case .Storage(let reason):
             return L.f("error.storage", reason)
+        case .WrongKey:
+            return L.s("error.wrongKey")
+        case .Wiped:
+            return L.s("error.wiped")
         case .Closed:
             return L.s("error.closed")
         case .Other(let reason):

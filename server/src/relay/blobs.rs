@@ -27,7 +27,7 @@ impl Relay {
         caller: &Caller,
         req: BlobPutRequest,
     ) -> Result<BlobPutResponse, RelayError> {
-        let Caller { device, user } = caller;
+        let Caller { device, user, .. } = caller;
         check_version(req.v)?;
         self.uploadable_photo(user, &req.hash)?;
         let hash = &req.hash;

@@ -1,20 +1,49 @@
 //! Enrollment and authentication: one-time codes (stored hashed, expiring), device
-//! tokens (stored hashed), and the caller a token names.
+//! tokens (stored hashed, rotated), and the caller a token names.
+//!
+//! Token rotation (`docs/protocol.md`, "Token rotation"): a phone whose token is
+//! older than [`TokenRotation::after`] is offered a successor in a pull answer; the
+//! first request that bears the successor makes it the token and retires the old
+//! one. A retired token seen after [`TokenRotation::grace`] means two devices hold
+//! one device's tokens — a copied phone — and the device is revoked: every copy is
+//! told to wipe at its next request.
 
 use base64::Engine as _;
 use chrono::Utc;
 use gridsync_core::ids::IdError;
-use gridsync_core::sync::wire::{EnrollRequest, EnrollResponse, PROTOCOL_VERSION};
+use gridsync_core::sync::wire::{self, EnrollRequest, EnrollResponse, PROTOCOL_VERSION};
 use gridsync_core::User;
 
-use super::store::DeviceRecord;
+use super::store::{DeviceRecord, TokenKind};
 use super::{check_version, random_bytes, sha256, Relay, RelayError};
 
 /// How long an enrollment code stays valid.
 pub const ENROLLMENT_HOURS: i64 = 72;
 const CODE_ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-/// Longest token looked up.
-const MAX_TOKEN_LEN: usize = 256;
+/// Days a retired token is remembered (a copy holding an older one is refused as
+/// unknown, without being detected).
+pub const RETIRED_TOKEN_DAYS: i64 = 90;
+
+/// When device tokens are replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenRotation {
+    /// A phone's token older than this gets a successor at the phone's next pull.
+    pub after: chrono::Duration,
+    /// How long a retired token still works: a request the phone started with the
+    /// old token while another of its requests was confirming the new one (a photo
+    /// download beside a sync) must not revoke it.
+    pub grace: chrono::Duration,
+}
+
+impl Default for TokenRotation {
+    /// A new token every day; the old one accepted 15 minutes after the switch.
+    fn default() -> Self {
+        TokenRotation {
+            after: chrono::Duration::hours(24),
+            grace: chrono::Duration::minutes(15),
+        }
+    }
+}
 
 /// The device a request's token names, and its directory user.
 #[derive(Debug, Clone)]
@@ -23,6 +52,14 @@ pub struct Caller {
     pub device: DeviceRecord,
     /// Its user.
     pub user: User,
+    /// The hash of the request's token when it is the device's current token (not
+    /// a retired one still in its grace period): the one a successor may replace.
+    pub current_token: Option<[u8; 32]>,
+}
+
+/// A fresh bearer token: 256 random bits, URL-safe base64.
+fn new_token() -> Result<String, RelayError> {
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?))
 }
 
 impl Relay {
@@ -64,7 +101,7 @@ impl Relay {
         if req.code.len() > 64 || req.app_version.chars().count() > 64 {
             return Err(RelayError::bad_request("code or app version too long"));
         }
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
+        let token = new_token()?;
         let code = req.code.trim().to_ascii_uppercase();
         let user = self
             .store
@@ -87,16 +124,68 @@ impl Relay {
         })
     }
 
+    /// How tokens rotate.
+    pub fn token_rotation(&self) -> TokenRotation {
+        *self
+            .token_rotation
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Change how tokens rotate (from the next request on).
+    pub fn set_token_rotation(&self, rotation: TokenRotation) {
+        *self
+            .token_rotation
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = rotation;
+    }
+
     /// Authenticate a bearer token: the device and its user. The HTTP shell calls
-    /// this before it reads a request's body.
+    /// this before it reads a request's body. The first request bearing a device's
+    /// offered successor token makes it the token; a token retired longer ago than
+    /// the grace period revokes the device (it was copied).
     pub fn authenticate(&self, token: &str) -> Result<Caller, RelayError> {
-        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        if !wire::is_token(token) {
             return Err(RelayError::BadToken);
         }
-        let device = self
-            .store
-            .device_by_token(&sha256(token))?
-            .ok_or(RelayError::BadToken)?;
+        let hash = sha256(token);
+        let now = Utc::now().timestamp_millis();
+        let (mut device, kind) = self.store.find_token(&hash)?.ok_or(RelayError::BadToken)?;
+        let current = match kind {
+            TokenKind::Current => true,
+            TokenKind::Next if device.revoked => false,
+            TokenKind::Next => {
+                let forget = now - chrono::Duration::days(RETIRED_TOKEN_DAYS).num_milliseconds();
+                if self
+                    .store
+                    .confirm_token(device.device, &hash, now, forget)?
+                {
+                    device.token_issued_ms = now;
+                    tracing::info!(device = %device.device, "device token rotated");
+                } else {
+                    // Another request confirmed it a moment ago, or a newer successor
+                    // was offered since (this one's answer was lost yet it arrived).
+                    match self.store.find_token(&hash)? {
+                        Some((d, TokenKind::Current)) => device = d,
+                        _ => return Err(RelayError::BadToken),
+                    }
+                }
+                true
+            }
+            TokenKind::Retired { retired_ms } => {
+                let grace = self.token_rotation().grace.num_milliseconds();
+                if !device.revoked && now - retired_ms >= grace {
+                    self.store.revoke(device.device, now)?;
+                    tracing::warn!(
+                        device = %device.device,
+                        "a retired token was used after its successor: the device was copied; \
+                         it is revoked and every copy will be told to wipe"
+                    );
+                    return Err(RelayError::Revoked);
+                }
+                false
+            }
+        };
         if device.revoked {
             return Err(RelayError::Revoked);
         }
@@ -108,6 +197,40 @@ impl Relay {
             .user(&device.user)
             .cloned()
             .ok_or(RelayError::BadToken)?;
-        Ok(Caller { device, user })
+        Ok(Caller {
+            device,
+            user,
+            current_token: current.then_some(hash),
+        })
+    }
+}
+
+impl Relay {
+    /// A successor for the caller's token, if it is due: a phone (not a downstream
+    /// relay) bearing its current token, issued longer ago than the rotation period.
+    /// The successor is offered in the store (replacing one offered before whose
+    /// answer was lost) and returned, to go in the answer; `None` if not due or if
+    /// it could not be offered (the current token goes on working).
+    pub(super) fn rotate_token(&self, caller: &Caller) -> Option<String> {
+        let current = caller.current_token?;
+        let device = &caller.device;
+        let now = Utc::now().timestamp_millis();
+        let age = now - device.token_issued_ms;
+        if device.relay || age < self.token_rotation().after.num_milliseconds() {
+            return None;
+        }
+        let offered = new_token().and_then(|token| {
+            self.store
+                .offer_token(device.device, &current, &sha256(&token), now)
+                .map_err(RelayError::from)
+                .map(|ok| ok.then_some(token))
+        });
+        match offered {
+            Ok(token) => token,
+            Err(e) => {
+                tracing::warn!(device = %device.device, error = %e, "no token rotation this time");
+                None
+            }
+        }
     }
 }

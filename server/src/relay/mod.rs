@@ -18,7 +18,7 @@ pub mod store;
 mod upstream;
 
 pub use console::{ConsoleUser, DeviceView, PASSWORD_CHARS, SESSION_HOURS};
-pub use enroll::{Caller, ENROLLMENT_HOURS};
+pub use enroll::{Caller, TokenRotation, ENROLLMENT_HOURS, RETIRED_TOKEN_DAYS};
 pub use error::RelayError;
 pub use upstream::{UpstreamLink, UpstreamReport, DEFAULT_INTERVAL_SECS};
 
@@ -64,6 +64,7 @@ pub struct Relay {
     engine: Engine,
     store: Arc<dyn RelayStore>,
     token_lifetime: chrono::Duration,
+    token_rotation: std::sync::RwLock<TokenRotation>,
     blobs: Arc<dyn crate::blobstore::BlobStore>,
     uploads: std::sync::Mutex<()>,
     console_writes: std::sync::Mutex<()>,
@@ -155,6 +156,7 @@ impl Relay {
             engine,
             store,
             token_lifetime: chrono::Duration::days(DEFAULT_TOKEN_DAYS),
+            token_rotation: std::sync::RwLock::new(TokenRotation::default()),
             blobs: crate::blobstore::open_blob_store(storage.photos.as_ref(), data)?,
             uploads: std::sync::Mutex::new(()),
             console_writes: std::sync::Mutex::new(()),

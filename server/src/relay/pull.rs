@@ -1,4 +1,5 @@
-//! Pull: the next page of what a device may see since its cursor.
+//! Pull: the next page of what a device may see since its cursor, and the device's
+//! next token when its token is due for rotation.
 
 use chrono::Utc;
 use gridsync_core::sync::wire::{
@@ -10,9 +11,10 @@ use super::store::PullAsk;
 use super::{check_version, visibility, Caller, Relay, RelayError};
 
 impl Relay {
-    /// The next page of what a device may see.
+    /// The next page of what a device may see, with a successor for its token if
+    /// that is due (see [`Relay::authenticate`]).
     pub fn pull(&self, caller: &Caller, req: PullRequest) -> Result<PullResponse, RelayError> {
-        let Caller { device, user } = caller;
+        let Caller { device, user, .. } = caller;
         check_version(req.v)?;
         if req.purged.len() > MAX_CHANGES_PER_MESSAGE {
             return Err(RelayError::bad_request("purge acknowledgement too long"));
@@ -28,6 +30,10 @@ impl Relay {
             .store
             .pull(device.device, &vis, &ask, Utc::now().timestamp_millis())?;
         tracing::info!(device = %device.device, changes = page.changes.len(), more = page.more, "pull");
+        // Offered once the page is ready: a failure before here leaves no successor
+        // waiting; one after (the answer lost) leaves one the device never saw,
+        // replaced at its next pull while its current token goes on working.
+        let new_token = self.rotate_token(caller);
         Ok(PullResponse {
             v: PROTOCOL_VERSION,
             changes: page
@@ -39,6 +45,7 @@ impl Relay {
             more: page.more,
             purge: page.purge,
             page: page.page,
+            new_token,
         })
     }
 }

@@ -50,7 +50,7 @@ pub(crate) enum Trust<'a> {
 impl Relay {
     /// Store what a device pushes: every change checked, stored once, answered.
     pub fn push(&self, caller: &Caller, req: PushRequest) -> Result<PushResponse, RelayError> {
-        let Caller { device, user } = caller;
+        let Caller { device, user, .. } = caller;
         check_version(req.v)?;
         if req.changes.len() > MAX_CHANGES_PER_MESSAGE {
             return Err(RelayError::bad_request(format!(

@@ -14,7 +14,7 @@ final class SyncModel {
     enum AccessProblem: Equatable {
         /// The token expired or is unknown: enroll again (as a new device).
         case mustEnrollAgain
-        /// The device was revoked: its data is being erased.
+        /// The device was revoked: its data is erased.
         case revoked
     }
 
@@ -26,7 +26,7 @@ final class SyncModel {
     private(set) var serverUnreachable = false
     private(set) var accessProblem: AccessProblem?
 
-    /// Told when the relay says the device is revoked and must wipe.
+    /// Told when the relay revoked the device and the engine has erased its data.
     @ObservationIgnored var onRevoked: (() -> Void)?
 
     private let engine: EngineClient
@@ -73,6 +73,12 @@ final class SyncModel {
                 if wipe {
                     onRevoked?()
                 }
+            case .Wiped:
+                // The engine erased the database and photos before answering.
+                serverUnreachable = false
+                accessProblem = .revoked
+                lastFailure = ErrorText.message(error)
+                onRevoked?()
             default:
                 serverUnreachable = false
                 lastFailure = ErrorText.message(error)
@@ -100,6 +106,8 @@ final class SyncModel {
         case .Refused: return "refused"
         case .InvalidInput: return "invalid_input"
         case .Storage: return "storage"
+        case .WrongKey: return "wrong_key"
+        case .Wiped: return "wiped"
         case .Closed: return "closed"
         case .Other: return "other"
         }

@@ -84,6 +84,24 @@ pub struct DeviceRecord {
     /// A downstream relay (a town server syncing upward), not a phone: it forwards
     /// changes its own devices made and is trusted for its region.
     pub relay: bool,
+    /// When its current token was issued (enrollment, or the last rotation), ms
+    /// since the epoch.
+    pub token_issued_ms: i64,
+}
+
+/// Which of a device's tokens a request bore (see `docs/protocol.md`, "Token
+/// rotation").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// Its current token.
+    Current,
+    /// The token offered to replace the current one, not used until now.
+    Next,
+    /// A token it had before, retired (its successor used) at `retired_ms`.
+    Retired {
+        /// When its successor was first used, ms since the epoch.
+        retired_ms: i64,
+    },
 }
 
 /// Who may see a document: the grid it belongs to and, for a case, the department
@@ -180,8 +198,31 @@ pub trait RelayStore: Send + Sync {
         now_ms: i64,
         token_expires_ms: i64,
     ) -> StoreResult<Option<UserId>>;
-    /// The device holding a token.
+    /// The device holding a token as its current one.
     fn device_by_token(&self, token_hash: &[u8; 32]) -> StoreResult<Option<DeviceRecord>>;
+    /// The device a token is or was issued to, and which of its tokens it is.
+    fn find_token(&self, token_hash: &[u8; 32]) -> StoreResult<Option<(DeviceRecord, TokenKind)>>;
+    /// Offer `next` as the successor of `device`'s token, if `current` still is its
+    /// token and it is not revoked. A successor offered before (its answer lost, or
+    /// taken by a copy of the device) is retired at `now_ms`. False if not offered.
+    fn offer_token(
+        &self,
+        device: DeviceId,
+        current: &[u8; 32],
+        next: &[u8; 32],
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+    /// `next`, the offered successor of `device`'s token, was used: it becomes the
+    /// token (issued at `now_ms`) and the old one is retired at `now_ms`. Retired
+    /// tokens of the device from before `forget_before_ms` are forgotten. False if
+    /// `next` is not offered (any more).
+    fn confirm_token(
+        &self,
+        device: DeviceId,
+        next: &[u8; 32],
+        now_ms: i64,
+        forget_before_ms: i64,
+    ) -> StoreResult<bool>;
     /// Revoke a device; false if unknown.
     fn revoke(&self, device: DeviceId, now_ms: i64) -> StoreResult<bool>;
     /// Every device.
@@ -321,7 +362,7 @@ fn device_vis_args(device: &str, vis: &Visibility, rest: &[Value]) -> Vec<Value>
 }
 
 const DEVICE_COLUMNS: &str = "device_id, user_id, revoked_ms, app_version, last_seen_ms,
-     last_cursor, expires_ms, relay";
+     last_cursor, expires_ms, relay, token_issued_ms";
 
 fn device_row(r: &Row) -> StoreResult<DeviceRecord> {
     Ok(DeviceRecord {
@@ -333,6 +374,7 @@ fn device_row(r: &Row) -> StoreResult<DeviceRecord> {
         last_cursor: r.count(5)?,
         expires_ms: r.int(6)?,
         relay: r.bool(7)?,
+        token_issued_ms: r.int(8)?,
     })
 }
 
@@ -437,8 +479,9 @@ impl<D: Database> RelayStore for SqlStore<D> {
             let (user, relay) = (redeemed.text(0)?, redeemed.bool(1)?);
             tx.exec(
                 "INSERT INTO devices
-                    (device_id, user_id, token_hash, app_version, enrolled_ms, expires_ms, relay)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    (device_id, user_id, token_hash, app_version, enrolled_ms, expires_ms, relay,
+                     token_issued_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5)",
                 args![
                     device.as_str(),
                     user.as_str(),
@@ -464,6 +507,99 @@ impl<D: Database> RelayStore for SqlStore<D> {
             .as_ref()
             .map(device_row)
             .transpose()
+        })
+    }
+
+    fn find_token(&self, token_hash: &[u8; 32]) -> StoreResult<Option<(DeviceRecord, TokenKind)>> {
+        let live = self.read(|tx| {
+            tx.row(
+                &format!(
+                    "SELECT {DEVICE_COLUMNS}, CASE WHEN token_hash = ?1 THEN 1 ELSE 0 END
+                     FROM devices WHERE token_hash = ?1 OR next_token_hash = ?1"
+                ),
+                args![&token_hash[..]],
+            )
+        })?;
+        if let Some(r) = live {
+            let kind = if r.bool(9)? {
+                TokenKind::Current
+            } else {
+                TokenKind::Next
+            };
+            return Ok(Some((device_row(&r)?, kind)));
+        }
+        self.read(|tx| {
+            tx.row(
+                &format!(
+                    "SELECT {DEVICE_COLUMNS}, r.retired_ms
+                     FROM retired_tokens r JOIN devices USING (device_id)
+                     WHERE r.token_hash = ?1"
+                ),
+                args![&token_hash[..]],
+            )?
+            .map(|r| {
+                let retired_ms = r.int(9)?;
+                Ok((device_row(&r)?, TokenKind::Retired { retired_ms }))
+            })
+            .transpose()
+        })
+    }
+
+    fn offer_token(
+        &self,
+        device: DeviceId,
+        current: &[u8; 32],
+        next: &[u8; 32],
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let dev = device.to_string();
+        let n = self.write(|tx| {
+            // The device that took the replaced successor is not this one (which
+            // asks again with its current token): a copy, if it ever uses it.
+            tx.exec(
+                "INSERT INTO retired_tokens (token_hash, device_id, retired_ms)
+                 SELECT next_token_hash, device_id, ?3 FROM devices
+                 WHERE device_id = ?1 AND token_hash = ?2 AND revoked_ms IS NULL
+                   AND next_token_hash IS NOT NULL
+                 ON CONFLICT DO NOTHING",
+                args![dev.as_str(), &current[..], now_ms],
+            )?;
+            tx.exec(
+                "UPDATE devices SET next_token_hash = ?3
+                 WHERE device_id = ?1 AND token_hash = ?2 AND revoked_ms IS NULL",
+                args![dev.as_str(), &current[..], &next[..]],
+            )
+        })?;
+        Ok(n == 1)
+    }
+
+    fn confirm_token(
+        &self,
+        device: DeviceId,
+        next: &[u8; 32],
+        now_ms: i64,
+        forget_before_ms: i64,
+    ) -> StoreResult<bool> {
+        let dev = device.to_string();
+        self.write(|tx| {
+            tx.exec(
+                "INSERT INTO retired_tokens (token_hash, device_id, retired_ms)
+                 SELECT token_hash, device_id, ?3 FROM devices
+                 WHERE device_id = ?1 AND next_token_hash = ?2
+                 ON CONFLICT DO NOTHING",
+                args![dev.as_str(), &next[..], now_ms],
+            )?;
+            let promoted = tx.exec(
+                "UPDATE devices
+                 SET token_hash = next_token_hash, next_token_hash = NULL, token_issued_ms = ?3
+                 WHERE device_id = ?1 AND next_token_hash = ?2",
+                args![dev.as_str(), &next[..], now_ms],
+            )?;
+            tx.exec(
+                "DELETE FROM retired_tokens WHERE device_id = ?1 AND retired_ms < ?2",
+                args![dev.as_str(), forget_before_ms],
+            )?;
+            Ok(promoted == 1)
         })
     }
 

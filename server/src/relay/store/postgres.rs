@@ -19,10 +19,12 @@ const PUSH_LOCK: i64 = 0x6772_6964_0003;
 /// Connections per node.
 const POOL_SIZE: u32 = 16;
 
-/// The same schema as SQLite's, in one step (there were no PostgreSQL relays
-/// before it). Grids compare bytewise (`COLLATE "C"`), as in SQLite, for the
-/// region-prefix ranges.
-const MIGRATIONS: &[&str] = &[r#"
+/// The same schema as SQLite's: its first four steps in one (there were no
+/// PostgreSQL relays before it), then one step for each of SQLite's later ones.
+/// Grids compare bytewise (`COLLATE "C"`), as in SQLite, for the region-prefix
+/// ranges.
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE enrollments (
         code_hash  BYTEA PRIMARY KEY,
@@ -92,7 +94,20 @@ const MIGRATIONS: &[&str] = &[r#"
         expires_ms BIGINT NOT NULL
     );
     CREATE INDEX console_sessions_user ON console_sessions (user_id);
-"#];
+"#,
+    r#"
+    -- Token rotation, as SQLite's fifth step.
+    ALTER TABLE devices ADD COLUMN next_token_hash BYTEA UNIQUE;
+    ALTER TABLE devices ADD COLUMN token_issued_ms BIGINT NOT NULL DEFAULT 0;
+    UPDATE devices SET token_issued_ms = enrolled_ms;
+    CREATE TABLE retired_tokens (
+        token_hash BYTEA PRIMARY KEY,
+        device_id  TEXT NOT NULL,
+        retired_ms BIGINT NOT NULL
+    );
+    CREATE INDEX retired_tokens_device ON retired_tokens (device_id, retired_ms);
+"#,
+];
 
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {

@@ -111,6 +111,21 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE enrollments ADD COLUMN relay INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE devices ADD COLUMN relay INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+    -- Token rotation: the successor offered for a device's token (until it is used),
+    -- when the current one was issued, and the tokens each device had before (a
+    -- retired token seen again means the device was copied).
+    ALTER TABLE devices ADD COLUMN next_token_hash BLOB;
+    ALTER TABLE devices ADD COLUMN token_issued_ms INTEGER NOT NULL DEFAULT 0;
+    UPDATE devices SET token_issued_ms = enrolled_ms;
+    CREATE UNIQUE INDEX devices_next_token ON devices (next_token_hash);
+    CREATE TABLE retired_tokens (
+        token_hash BLOB PRIMARY KEY,
+        device_id  TEXT NOT NULL,
+        retired_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX retired_tokens_device ON retired_tokens (device_id, retired_ms);
+"#,
 ];
 
 /// `relay.db`: one connection, so one transaction at a time, for one node.
@@ -221,5 +236,53 @@ impl Database for SqliteDb {
 
     fn shared(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT coalesce(sql, name) FROM sqlite_schema
+                 WHERE name NOT LIKE 'sqlite_%' ORDER BY name",
+            )
+            .unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
+    #[test]
+    fn token_rotation_migrates_an_existing_relay() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&old).unwrap();
+            for step in &MIGRATIONS[..4] {
+                conn.execute_batch(step).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 4).unwrap();
+            conn.execute(
+                "INSERT INTO devices (device_id, user_id, token_hash, app_version, enrolled_ms,
+                                      expires_ms)
+                 VALUES ('d', 'u', x'01', '1', 1234, 99999)",
+                [],
+            )
+            .unwrap();
+        }
+        drop(SqliteDb::open(&old).unwrap());
+        let fresh = dir.path().join("fresh.db");
+        drop(SqliteDb::open(&fresh).unwrap());
+        let (old, fresh) = (
+            Connection::open(&old).unwrap(),
+            Connection::open(&fresh).unwrap(),
+        );
+        assert_eq!(schema(&old), schema(&fresh));
+        let issued: i64 = old
+            .query_row("SELECT token_issued_ms FROM devices", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(issued, 1234, "an enrolled token counts from its enrollment");
     }
 }

@@ -1,9 +1,10 @@
 // The generated Kotlin bindings driven the way an Android app would: enroll with a
 // real `gridsync serve` on loopback, patrol, report a case with a photo, act, sync,
-// and see it arrive on a second device.
+// and see it arrive on a second device; the database opens only with its device key.
 
 import java.io.File
 import java.nio.file.Files
+import java.security.SecureRandom
 import kotlinx.coroutines.runBlocking
 import org.junit.jupiter.api.AfterEach
 import org.junit.jupiter.api.Assertions.assertEquals
@@ -36,16 +37,27 @@ class BindingsTest {
         server.waitFor()
     }
 
-    private fun device(user: String, folder: File): GridEngine {
+    /** One enrolled device, with what reopens it: the key an app keeps in the keystore. */
+    private class Device(val engine: GridEngine, val path: String, val user: String, val deviceId: String, val key: ByteArray) {
+        fun reopen(key: ByteArray) = GridEngine.open(path, user, deviceId, key)
+    }
+
+    private fun newKey() = ByteArray(32).also { SecureRandom().nextBytes(it) }
+
+    private fun enrolled(user: String, folder: File): Device {
         val code = ProcessBuilder(gridsync, "admin", "--data", data.path, "enroll", "--user", user)
             .start().inputStream.bufferedReader().readText().trim()
         val deviceId = newDeviceId()
         val enrollment = runBlocking { enroll(url, code, deviceId, "junit") }
-        val engine = GridEngine.open(File(folder, "$user.db").path, enrollment.user, deviceId)
+        val path = File(folder, "$user.db").path
+        val key = newKey()
+        val engine = GridEngine.open(path, enrollment.user, deviceId, key)
         engine.loadDirectory(enrollment.directoryJson)
         engine.setServer(url, enrollment.token)
-        return engine
+        return Device(engine, path, enrollment.user, deviceId, key)
     }
+
+    private fun device(user: String, folder: File): GridEngine = enrolled(user, folder).engine
 
     @Test
     fun aCaseWithAPhotoReachesTheDispatcher() {
@@ -106,5 +118,31 @@ class BindingsTest {
         handle.close()
         dispatcher.act(caseId, CaseAction.Accept)
         assertEquals(1, seen.size, "nothing after the handle is closed")
+    }
+
+    @Test
+    fun theDatabaseOpensOnlyWithItsKeyAndRekeyMovesIt() {
+        val folder = Files.createTempDirectory("devices").toFile()
+        val worker = enrolled("w-339901001001001", folder)
+        val caseId = worker.engine.reportCase(
+            NewCaseRecord("井盖缺失", "", "city", null, "high", null, null, null, "", listOf()))
+        worker.engine.closeStore()
+        worker.engine.close()
+
+        assertThrows(GridsyncException.WrongKey::class.java) { worker.reopen(newKey()) }
+        assertThrows(GridsyncException.InvalidInput::class.java) { worker.reopen(worker.key.copyOf(16)) }
+
+        val engine = worker.reopen(worker.key)
+        assertEquals("井盖缺失", engine.getCase(caseId).title)
+        val rotated = newKey()
+        engine.rekey(rotated)
+        engine.closeStore()
+        engine.close()
+
+        assertThrows(GridsyncException.WrongKey::class.java) { worker.reopen(worker.key) }
+        worker.reopen(rotated).use { reopened ->
+            assertEquals("井盖缺失", reopened.getCase(caseId).title)
+            reopened.closeStore()
+        }
     }
 }

@@ -31,6 +31,8 @@ fun UiMessage.res(): Int = when (this) {
     UiMessage.SYNC_REJECTED -> R.string.msg_sync_rejected
     UiMessage.REENROLL_NEEDED -> R.string.msg_reenroll_needed
     UiMessage.DEVICE_REVOKED -> R.string.msg_device_revoked
+    UiMessage.DEVICE_WIPED -> R.string.msg_device_wiped
+    UiMessage.KEY_MISMATCH -> R.string.msg_key_mismatch
     UiMessage.TITLE_REQUIRED -> R.string.msg_title_required
     UiMessage.TITLE_TOO_LONG -> R.string.msg_title_too_long
     UiMessage.DESCRIPTION_TOO_LONG -> R.string.msg_description_too_long

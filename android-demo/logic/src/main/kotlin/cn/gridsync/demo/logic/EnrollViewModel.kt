@@ -22,7 +22,8 @@ data class EnrollState(
 
 /**
  * Enroll with a server URL and a one-time code from the command centre
- * (`gridsync admin enroll --user …`). On start it reopens a device enrolled before.
+ * (`gridsync admin enroll --user …`). On start it reopens a device enrolled before;
+ * after a remote wipe it is the screen the app returns to.
  */
 class EnrollViewModel(private val repo: GridRepository, private val scope: CoroutineScope) {
     private val _state = MutableStateFlow(EnrollState())
@@ -31,6 +32,10 @@ class EnrollViewModel(private val repo: GridRepository, private val scope: Corou
     init {
         scope.launch {
             repo.session.collect { s -> _state.update { it.copy(session = s) } }
+        }
+        // A wipe ends the session from a sync: say why the form is back.
+        scope.launch {
+            repo.wiped.collect { wiped -> if (wiped) _state.update { it.copy(notice = Notice(UiMessage.DEVICE_WIPED)) } }
         }
     }
 

@@ -1,6 +1,7 @@
 package cn.gridsync.demo.logic
 
 import java.io.File
+import java.security.SecureRandom
 import kotlinx.coroutines.CoroutineDispatcher
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
@@ -14,6 +15,7 @@ import uniffi.gridsync_ffi.CaseRecord
 import uniffi.gridsync_ffi.CaseSummaryRecord
 import uniffi.gridsync_ffi.DocumentsObserver
 import uniffi.gridsync_ffi.GridEngine
+import uniffi.gridsync_ffi.GridsyncException
 import uniffi.gridsync_ffi.NewCaseRecord
 import uniffi.gridsync_ffi.PhotoRecord
 import uniffi.gridsync_ffi.SyncObserver
@@ -41,12 +43,16 @@ data class Changes(val revision: Long = 0, val docIds: List<String> = emptyList(
  * engine's local calls block on SQLite); state the screens follow is exposed as
  * StateFlows. Created once per process (the Application on Android).
  *
+ * The database is encrypted under the device's 32-byte root key, made at enrollment
+ * and kept in [keys] (the Android Keystore on the phone), never in [settings].
+ *
  * "Pending" is this app's own record of documents it changed locally that have not
  * been followed by a successful sync yet: the bindings expose no outbox count.
  */
 class GridRepository(
     private val dataDir: File,
     private val settings: SettingsStore,
+    private val keys: KeyStore,
     private val io: CoroutineDispatcher,
     private val appVersion: String,
     private val clock: Clock = Clock.System,
@@ -71,6 +77,14 @@ class GridRepository(
     /** Ids of cases and patrols changed here since the last successful sync. */
     val pending: StateFlow<Set<String>> = _pending.asStateFlow()
 
+    private val _wiped = MutableStateFlow(false)
+    /**
+     * True once the relay revoked this device and the engine erased its data: the
+     * session, settings and key are gone, and the app is back at enrollment. False
+     * again after the next enrollment.
+     */
+    val wiped: StateFlow<Boolean> = _wiped.asStateFlow()
+
     private val _activePatrol = MutableStateFlow<ActivePatrol?>(null)
     /** The patrol in progress on this device, if any. */
     val activePatrol: StateFlow<ActivePatrol?> = _activePatrol.asStateFlow()
@@ -82,7 +96,7 @@ class GridRepository(
             val user = settings.get(KEY_USER) ?: return@withContext null
             val device = settings.get(KEY_DEVICE) ?: return@withContext null
             val url = settings.get(KEY_SERVER) ?: return@withContext null
-            attach(GridEngine.open(dbFile(device).path, user, device))
+            attach(openWithKey(device, user))
             synchronized(pendingLock) {
                 settings.get(KEY_PENDING)?.split(',')?.filter { it.isNotEmpty() }?.forEach {
                     pendingGenerations[it] = 0
@@ -103,13 +117,27 @@ class GridRepository(
         val deviceId = newDeviceId()
         val enrollment = redeemCode(serverUrl, code, deviceId, appVersion)
         withContext(io) {
-            val opened = GridEngine.open(dbFile(deviceId).path, enrollment.user, deviceId)
+            // The key is stored before the database exists: a database is never
+            // written under a key the app might not have kept.
+            val key = newKey()
+            keys.save(deviceId, key)
+            val opened = try {
+                GridEngine.open(dbFile(deviceId).path, enrollment.user, deviceId, key)
+            } catch (e: Throwable) {
+                keys.delete(deviceId)
+                throw e
+            } finally {
+                key.fill(0)
+            }
             try {
                 opened.loadDirectory(enrollment.directoryJson)
                 opened.setServer(serverUrl, enrollment.token)
             } catch (e: Throwable) {
                 opened.closeStore()
                 opened.close()
+                // Nothing of this device is remembered, so its file holds no work;
+                // without the key it is only unreadable bytes.
+                keys.delete(deviceId)
                 throw e
             }
             detach()
@@ -124,11 +152,33 @@ class GridRepository(
                 publishPending()
             }
             _activePatrol.value = null
+            _wiped.value = false
         }
         Session(enrollment.user, deviceId, serverUrl).also { _session.value = it }
     }
 
     private fun dbFile(deviceId: String) = File(dataDir.apply { mkdirs() }, "gridsync-$deviceId.db")
+
+    /**
+     * Open the database of an enrolled device with its key. A device enrolled before
+     * the database was encrypted has no key yet: one is made, and this open encrypts
+     * its plaintext database under it. `GridsyncException.WrongKey` means the key
+     * kept here is not the database's (the keystore lost it): the file is left as it
+     * is and the user enrolls again.
+     */
+    private fun openWithKey(deviceId: String, userId: String): GridEngine {
+        val kept = keys.load(deviceId)
+        val key = kept ?: newKey().also { keys.save(deviceId, it) }
+        try {
+            return GridEngine.open(dbFile(deviceId).path, userId, deviceId, key)
+        } catch (e: GridsyncException.WrongKey) {
+            // A key made just now cannot be this database's: do not keep it.
+            if (kept == null) keys.delete(deviceId)
+            throw e
+        } finally {
+            key.fill(0)
+        }
+    }
 
     private fun attach(opened: GridEngine) {
         engine = opened
@@ -239,10 +289,15 @@ class GridRepository(
     suspend fun sync(onProgress: (SyncProgress) -> Unit): SyncSummary {
         val e = requireEngine()
         val mark = synchronized(pendingLock) { writeGeneration }
-        val summary = withContext(io) {
-            e.sync(object : SyncObserver {
-                override fun onProgress(progress: SyncProgress) = onProgress(progress)
-            })
+        val summary = try {
+            withContext(io) {
+                e.sync(object : SyncObserver {
+                    override fun onProgress(progress: SyncProgress) = onProgress(progress)
+                })
+            }
+        } catch (wiped: GridsyncException.Wiped) {
+            withContext(io) { forgetWipedDevice() }
+            throw wiped
         }
         withContext(io) {
             synchronized(pendingLock) {
@@ -253,6 +308,25 @@ class GridRepository(
         return summary
     }
 
+    /**
+     * The relay revoked this device and the engine has erased its database and photos
+     * (the only case where data is deleted): forget the key, which could only open
+     * what is gone, and who this device was, and go back to enrollment.
+     */
+    private suspend fun forgetWipedDevice() = openLock.withLock {
+        val device = settings.get(KEY_DEVICE)
+        detach()
+        device?.let { keys.delete(it) }
+        listOf(KEY_USER, KEY_DEVICE, KEY_SERVER, KEY_PENDING, KEY_PATROL).forEach { settings.put(it, null) }
+        synchronized(pendingLock) {
+            pendingGenerations.clear()
+            _pending.value = emptySet()
+        }
+        _activePatrol.value = null
+        _wiped.value = true
+        _session.value = null
+    }
+
     /** Stop watching and close the database (the app is going away, or a test ends). */
     override fun close() {
         detach()
@@ -260,6 +334,11 @@ class GridRepository(
     }
 
     private companion object {
+        private val random = SecureRandom()
+
+        /** A fresh device root key. */
+        fun newKey(): ByteArray = ByteArray(32).also { random.nextBytes(it) }
+
         const val KEY_USER = "gridsync.user"
         const val KEY_DEVICE = "gridsync.device"
         const val KEY_SERVER = "gridsync.server"

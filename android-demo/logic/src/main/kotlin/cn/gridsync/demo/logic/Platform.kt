@@ -15,6 +15,26 @@ interface SettingsStore {
     fun put(key: String, value: String?)
 }
 
+/**
+ * Where each device's 32-byte root key lives, the key `GridEngine.open` encrypts the
+ * database under: the Android Keystore on the phone (`app/…/platform/AndroidKeyStore.kt`),
+ * a map in tests. One key per device id, so a database kept aside after enrolling
+ * again stays readable with its own key.
+ */
+interface KeyStore {
+    /** The key of [deviceId] in a new array (the caller clears it after use), or null. */
+    fun load(deviceId: String): ByteArray?
+
+    /**
+     * Keep a copy of [key] for [deviceId], replacing any other (the caller clears
+     * [key] after use). Must be durable when it returns.
+     */
+    fun save(deviceId: String, key: ByteArray)
+
+    /** Forget the key of [deviceId] (its data was erased, or never committed). */
+    fun delete(deviceId: String)
+}
+
 /** Whether the platform thinks there is a usable network (ConnectivityManager on Android). */
 interface Connectivity {
     /** True while a network with internet is available. */

@@ -19,6 +19,8 @@ enum class UiMessage(val zh: String) {
     SYNC_REJECTED("部分变更被服务器拒绝，请查看事件详情"),
     REENROLL_NEEDED("登录已失效，请重新注册设备"),
     DEVICE_REVOKED("本设备已被停用，请联系管理员"),
+    DEVICE_WIPED("本设备已被指挥中心注销，本机数据已清除。如需继续使用，请重新注册"),
+    KEY_MISMATCH("本机数据无法用本机密钥解密，请重新注册设备"),
     TITLE_REQUIRED("请填写事件标题"),
     TITLE_TOO_LONG("事件标题不能超过200字"),
     DESCRIPTION_TOO_LONG("事件描述不能超过5000字"),
@@ -54,6 +56,8 @@ fun Throwable.toNotice(): Notice = when (this) {
     is GridsyncException.Refused -> Notice(UiMessage.NOT_ALLOWED, reason)
     is GridsyncException.InvalidInput -> Notice(UiMessage.INVALID_INPUT, reason)
     is GridsyncException.Storage -> Notice(UiMessage.STORAGE_FAILED, reason)
+    is GridsyncException.WrongKey -> Notice(UiMessage.KEY_MISMATCH, reason)
+    is GridsyncException.Wiped -> Notice(UiMessage.DEVICE_WIPED, reason)
     is GridsyncException.Closed -> Notice(UiMessage.NOT_ENROLLED, message)
     is NotEnrolledException -> Notice(UiMessage.NOT_ENROLLED)
     else -> Notice(UiMessage.FAILED, message)

@@ -1,9 +1,12 @@
 // The demo app's view-models driven as the screens drive them, against a real
 // `gridsync serve` on loopback: a grid worker enrolls, patrols, reports a case with a
-// photo and syncs; a community dispatcher's phone receives it. Nothing here calls the
-// bindings directly: every step goes through the logic layer the Android app uses.
+// photo and syncs; a community dispatcher's phone receives it; the database opens with
+// the key from the key store only, and a revoked phone is erased and forgets its key.
+// Nothing here calls the bindings directly: every step goes through the logic layer
+// the Android app uses.
 package cn.gridsync.demo.logic
 
+import java.io.File
 import java.util.concurrent.CopyOnWriteArrayList
 import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
@@ -323,5 +326,79 @@ class FieldAppTest {
         sync.syncNow().join()
         assertEquals(UiMessage.SYNC_DONE, sync.state.value.notice?.message, "${sync.state.value.notice}")
         assertEquals(0, sync.state.value.pendingCount)
+    }
+
+    /** The device's database and journals, byte for byte. */
+    private fun databaseFiles(phone: Phone, deviceId: String): Map<String, List<Byte>> =
+        (phone.dir.listFiles() ?: emptyArray<File>())
+            .filter { it.isFile && it.name.startsWith("gridsync-$deviceId.db") }
+            .associate { it.name to it.readBytes().toList() }
+
+    @Test
+    fun theDatabaseOpensOnlyWithTheKeyFromTheKeyStore() = runBlocking<Unit> {
+        val worker = phone()
+        worker.enroll(WORKER)
+        val deviceId = worker.repo.session.value!!.deviceId
+        assertEquals(setOf(deviceId), worker.keys.devices, "one key, made at enrollment")
+        val key = present(worker.keys.load(deviceId))
+        assertEquals(32, key.size)
+        val caseId = report(worker, "路灯损坏", "city", "city.streetlight")
+
+        // The key store lost the key: the restart says so, keeps no made-up key, and
+        // leaves the database as it was.
+        worker.restart()
+        val before = databaseFiles(worker, deviceId)
+        assertTrue(before.isNotEmpty())
+        worker.keys.delete(deviceId)
+        val enroll = EnrollViewModel(worker.repo, worker.scope)
+        enroll.restore().join()
+        assertEquals(UiMessage.KEY_MISMATCH, enroll.state.value.notice?.message, "${enroll.state.value.notice}")
+        assertNull(worker.repo.session.value)
+        assertTrue(worker.keys.devices.isEmpty(), "no key kept that cannot open it")
+        assertEquals(before, databaseFiles(worker, deviceId), "the database is untouched")
+
+        // With its own key back, the same database opens with the case in it.
+        worker.keys.save(deviceId, key)
+        enroll.restore().join()
+        assertEquals(deviceId, enroll.state.await("the restored session") { it.session != null }.session!!.deviceId)
+        assertEquals(listOf(caseId), worker.repo.listCases(null).map { it.id })
+    }
+
+    @Test
+    fun aRevokedPhoneIsErasedForgetsItsKeyAndGoesBackToEnrollment() = runBlocking<Unit> {
+        val worker = phone()
+        val enroll = worker.enroll(WORKER)
+        val deviceId = worker.repo.session.value!!.deviceId
+        report(worker, "占道经营", "city", "city.street_vendor")
+        val patrol = PatrolViewModel(worker.repo, worker.scope)
+        patrol.start().join()
+        assertNotNull(worker.repo.activePatrol.value)
+        val sync = SyncViewModel(worker.repo, worker.connectivity, worker.scope)
+        sync.state.await("two pending documents") { it.pendingCount == 2 }
+
+        relay.revoke(deviceId)
+        sync.syncNow().join()
+        assertEquals(UiMessage.DEVICE_WIPED, sync.state.value.notice?.message, "${sync.state.value.notice}")
+        assertTrue(worker.repo.wiped.value)
+        assertNull(worker.repo.session.value)
+        val back = enroll.state.await("the enrollment form, saying why") { it.session == null && it.notice != null }
+        assertEquals(UiMessage.DEVICE_WIPED, back.notice?.message)
+        assertEquals("本设备已被指挥中心注销，本机数据已清除。如需继续使用，请重新注册", back.notice?.zh)
+        assertTrue(worker.keys.devices.isEmpty(), "the key is deleted")
+        assertEquals(emptyMap<String, List<Byte>>(), databaseFiles(worker, deviceId), "the engine erased the database")
+        for (key in listOf("gridsync.user", "gridsync.device", "gridsync.server", "gridsync.pending", "gridsync.patrol")) {
+            assertNull(worker.settings.get(key), "$key forgotten")
+        }
+        assertNull(worker.repo.activePatrol.value)
+        assertTrue(worker.repo.pending.value.isEmpty())
+
+        // A restart finds nothing to reopen; a new code enrolls a new device with a new key.
+        worker.restart()
+        assertNull(worker.repo.restore())
+        worker.enroll(WORKER)
+        val again = worker.repo.session.value!!.deviceId
+        assertTrue(again != deviceId, "a new device id")
+        assertEquals(setOf(again), worker.keys.devices)
+        assertFalse(worker.repo.wiped.value)
     }
 }

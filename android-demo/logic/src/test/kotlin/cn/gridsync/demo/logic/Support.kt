@@ -64,6 +64,15 @@ class Relay : AutoCloseable {
         return code
     }
 
+    /** Revoke [deviceId] from the admin command: its next sync is told to wipe. */
+    fun revoke(deviceId: String) {
+        val admin = ProcessBuilder(bin, "admin", "--data", data.path, "revoke", "--device", deviceId)
+            .redirectErrorStream(true)
+            .start()
+        val out = admin.inputStream.bufferedReader().readText()
+        check(admin.waitFor(30, TimeUnit.SECONDS) && admin.exitValue() == 0) { "gridsync admin revoke failed: $out" }
+    }
+
     override fun close() {
         stop()
         data.deleteRecursively()
@@ -79,19 +88,38 @@ class MemorySettings : SettingsStore {
     }
 }
 
+/**
+ * An in-memory key store (the Android Keystore on the phone). It copies in and out,
+ * as the real one does by encrypting, so the repository may clear what it is given.
+ */
+class MemoryKeyStore : KeyStore {
+    private val map = ConcurrentHashMap<String, ByteArray>()
+    override fun load(deviceId: String): ByteArray? = map[deviceId]?.copyOf()
+    override fun save(deviceId: String, key: ByteArray) {
+        map[deviceId] = key.copyOf()
+    }
+    override fun delete(deviceId: String) {
+        map.remove(deviceId)
+    }
+
+    /** The device ids that have a key. */
+    val devices: Set<String> get() = map.keys.toSet()
+}
+
 /** Connectivity a test switches on and off. */
 class FakeConnectivity(online: Boolean = true) : Connectivity {
     override val online = MutableStateFlow(online)
 }
 
 /**
- * One phone: a data folder, settings, connectivity, and the repository and
- * view-model scope the app would have. [restart] is a process restart: a new
- * repository over the same folder and settings.
+ * One phone: a data folder, settings, a key store, connectivity, and the repository
+ * and view-model scope the app would have. [restart] is a process restart: a new
+ * repository over the same folder, settings and keys.
  */
 class Phone(private val relay: Relay) : AutoCloseable {
     val dir: File = Files.createTempDirectory("phone").toFile()
     val settings = MemorySettings()
+    val keys = MemoryKeyStore()
     val connectivity = FakeConnectivity()
     var scope = newScope()
         private set
@@ -99,7 +127,7 @@ class Phone(private val relay: Relay) : AutoCloseable {
         private set
 
     private fun newScope() = CoroutineScope(SupervisorJob() + Dispatchers.Default)
-    private fun newRepo() = GridRepository(dir, settings, Dispatchers.IO, "junit")
+    private fun newRepo() = GridRepository(dir, settings, keys, Dispatchers.IO, "junit")
 
     /** Enroll through the enroll view-model with a fresh code for [user]. */
     suspend fun enroll(user: String): EnrollViewModel {
