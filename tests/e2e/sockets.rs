@@ -103,16 +103,8 @@ pub fn enroll_with_clock(
     enroll_on(data, &[], server, user, folder, clock)
 }
 
-/// Like [`enroll_with_clock`], with storage flags for `gridsync admin` (e.g. the
-/// `--database-url` of a relay on PostgreSQL).
-pub fn enroll_on(
-    data: &Path,
-    admin_flags: &[&str],
-    server: &Server,
-    user: &str,
-    folder: &Path,
-    clock: gridsync_core::Clock,
-) -> Engine {
+/// A one-time enrollment code for `user` from `gridsync admin enroll`.
+pub fn enrollment_code(data: &Path, admin_flags: &[&str], user: &str) -> String {
     let out = gridsync()
         .args(["admin", "--data"])
         .arg(data)
@@ -125,7 +117,20 @@ pub fn enroll_on(
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let code = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Like [`enroll_with_clock`], with storage flags for `gridsync admin` (e.g. the
+/// `--database-url` of a relay on PostgreSQL).
+pub fn enroll_on(
+    data: &Path,
+    admin_flags: &[&str],
+    server: &Server,
+    user: &str,
+    folder: &Path,
+    clock: gridsync_core::Clock,
+) -> Engine {
+    let code = enrollment_code(data, admin_flags, user);
     let device = DeviceId::random();
     let e = sync::enroll(&HttpTransport::new(&server.url), &code, device, "e2e")
         .expect("enroll over HTTP");

@@ -171,18 +171,7 @@ fn a_phone_rekeyed_to_a_new_device_key_still_shows_its_photos() {
 /// Enroll `user` over HTTP with `gridsync admin enroll`, and open its engine
 /// encrypted in `folder` (the app's folder).
 fn enroll_encrypted(data: &Path, url: &str, user: &str, folder: &Path, key: &DeviceKey) -> Engine {
-    let out = gridsync()
-        .args(["admin", "--data"])
-        .arg(data)
-        .args(["enroll", "--user", user])
-        .output()
-        .expect("admin enroll");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let code = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let code = crate::sockets::enrollment_code(data, &[], user);
     let device = DeviceId::random();
     let e = sync::enroll(&HttpTransport::new(url), &code, device, "e2e").expect("enroll");
     let engine = Engine::open_encrypted(
