@@ -36,6 +36,12 @@ const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 /// SQLCipher 4's page size: an encrypted file is a whole number of these pages.
 const CIPHER_PAGE: u64 = 4096;
 
+/// The page cache of each connection to an encrypted file, in KiB (SQLite's default
+/// is 2 MiB). A page found there is already decrypted; a miss costs a decryption
+/// and an HMAC check, not just a copy from the OS cache. The cache grows only as
+/// pages are read. See `docs/performance.md`.
+const ENCRYPTED_CACHE_KIB: i64 = 16 * 1024;
+
 /// SQLCipher's raw-key form of the database key, `x'<64 hex digits>'`: used as
 /// the AES key as it is, without PBKDF2. Zeroed when dropped.
 struct RawKey([u8; 67]);
@@ -154,8 +160,12 @@ fn apply_key(conn: &Connection, key: &RawKey) -> rusqlite::Result<()> {
     }
 }
 
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
+/// Settings of every connection, once the file is known to open.
+fn configure(conn: &Connection, keyed: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    if keyed {
+        conn.pragma_update(None, "cache_size", -ENCRYPTED_CACHE_KIB)?;
+    }
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     if cfg!(target_vendor = "apple") {
@@ -399,7 +409,7 @@ fn connect(path: &Path, key: Option<&RawKey>) -> Result<(Connection, Connection)
     writer
         .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)
         .map_err(sqlite)?;
-    configure(&writer).map_err(sqlite)?;
+    configure(&writer, keyed).map_err(sqlite)?;
     if app_id == 0 {
         writer
             .pragma_update(None, "application_id", schema::APPLICATION_ID)
@@ -414,7 +424,7 @@ fn connect(path: &Path, key: Option<&RawKey>) -> Result<(Connection, Connection)
     if let Some(key) = key {
         apply_key(&reader, key).map_err(sqlite)?;
     }
-    configure(&reader).map_err(sqlite)?;
+    configure(&reader, keyed).map_err(sqlite)?;
     Ok((writer, reader))
 }
 
@@ -680,6 +690,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("a.db"), Some(&key(1))).unwrap();
         assert!(db.is_encrypted());
+        for conn in [&db.writer, &db.reader] {
+            let cache: i64 = lock(conn)
+                .pragma_query_value(None, "cache_size", |r| r.get(0))
+                .unwrap();
+            assert_eq!(cache, -ENCRYPTED_CACHE_KIB);
+        }
         let settings: Vec<String> = db
             .read(|tx| {
                 tx.prepare("PRAGMA cipher_settings")?
