@@ -594,8 +594,9 @@ fn fetch_photo_over(
     Ok(())
 }
 
-/// What a device receives when it redeems an enrollment code.
-#[derive(Debug, Clone, PartialEq)]
+/// What a device receives when it redeems an enrollment code. Its `Debug` hides
+/// the token.
+#[derive(Clone, PartialEq)]
 pub struct Enrollment {
     /// The user the code was issued for.
     pub user: crate::ids::UserId,
@@ -603,6 +604,16 @@ pub struct Enrollment {
     pub token: String,
     /// The directory JSON.
     pub directory: String,
+}
+
+impl std::fmt::Debug for Enrollment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enrollment")
+            .field("user", &self.user)
+            .field("token", &"…")
+            .field("directory_bytes", &self.directory.len())
+            .finish()
+    }
 }
 
 /// Redeem a one-time enrollment code for `device`.

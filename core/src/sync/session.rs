@@ -98,8 +98,7 @@ impl PushPage {
     }
 }
 
-/// A pull answer, decoded and checked.
-#[derive(Debug)]
+/// A pull answer, decoded and checked. Its `Debug` hides a new token.
 pub struct PulledPage {
     /// Changes that passed the checked decoder, in server order.
     pub changes: Vec<(DocId, Change)>,
@@ -113,6 +112,19 @@ pub struct PulledPage {
     pub more: bool,
     /// A new token for this device, to store with the page (token rotation).
     pub new_token: Option<String>,
+}
+
+impl std::fmt::Debug for PulledPage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PulledPage")
+            .field("changes", &self.changes.len())
+            .field("refused", &self.refused)
+            .field("purge", &self.purge)
+            .field("next", &self.next)
+            .field("more", &self.more)
+            .field("new_token", &super::wire::redacted(&self.new_token))
+            .finish()
+    }
 }
 
 /// The pull request for a replica whose pulls stand at `state`.

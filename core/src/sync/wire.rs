@@ -29,8 +29,8 @@ pub struct EnrollRequest {
     pub app_version: String,
 }
 
-/// Answer to [`EnrollRequest`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Answer to [`EnrollRequest`]. Its `Debug` hides the token.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnrollResponse {
     /// Protocol version.
     pub v: u32,
@@ -117,8 +117,8 @@ pub struct PullRequest {
     pub ack_page: u64,
 }
 
-/// Answer to [`PullRequest`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Answer to [`PullRequest`]. Its `Debug` hides a new token.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct PullResponse {
     /// Protocol version.
     pub v: u32,
@@ -139,6 +139,36 @@ pub struct PullResponse {
     /// answers; a client that ignores it keeps its token, which goes on working.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_token: Option<String>,
+}
+
+/// How a token appears in `Debug` output: never itself.
+pub(crate) fn redacted(token: &Option<String>) -> Option<&'static str> {
+    token.as_ref().map(|_| "…")
+}
+
+impl std::fmt::Debug for EnrollResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollResponse")
+            .field("v", &self.v)
+            .field("token", &"…")
+            .field("user", &self.user)
+            .field("directory_bytes", &self.directory.len())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for PullResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PullResponse")
+            .field("v", &self.v)
+            .field("changes", &self.changes)
+            .field("cursor", &self.cursor)
+            .field("more", &self.more)
+            .field("purge", &self.purge)
+            .field("page", &self.page)
+            .field("new_token", &redacted(&self.new_token))
+            .finish()
+    }
 }
 
 /// Longest bearer token a client accepts from a server (and a server looks up).
@@ -265,6 +295,28 @@ pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, DecodeErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_never_show_in_debug_output() {
+        let enrolled = EnrollResponse {
+            v: PROTOCOL_VERSION,
+            token: "secret-token-123".into(),
+            user: "w-339901001001001".parse().unwrap(),
+            directory: "{}".into(),
+        };
+        let pulled = PullResponse {
+            v: PROTOCOL_VERSION,
+            changes: vec![],
+            cursor: 1,
+            more: false,
+            purge: vec![],
+            page: 1,
+            new_token: Some("secret-token-456".into()),
+        };
+        let shown = format!("{enrolled:?} {pulled:?}");
+        assert!(!shown.contains("secret-token"), "{shown}");
+        assert!(shown.contains("new_token: Some"), "{shown}");
+    }
 
     #[test]
     fn messages_round_trip_and_use_short_keys() {
