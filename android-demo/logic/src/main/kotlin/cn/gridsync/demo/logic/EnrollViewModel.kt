@@ -18,12 +18,25 @@ data class EnrollState(
     val notice: Notice? = null,
     /** Set once this device is enrolled (now or before a restart). */
     val session: Session? = null,
+    /**
+     * A plain `http://` address to this phone, the emulator's host or the LAN,
+     * waiting for the user to confirm it is a test server (the app shows a dialog
+     * while this is set); see [EnrollViewModel.confirmPlainHttp].
+     */
+    val confirmPlainHttp: String? = null,
+    /** The plain `http://` address the user confirmed; cleared when the address changes. */
+    val plainHttpConfirmedFor: String? = null,
 )
 
 /**
  * Enroll with a server URL and a one-time code from the command centre
  * (`gridsync admin enroll --user …`). On start it reopens a device enrolled before;
- * after a remote wipe it is the screen the app returns to.
+ * after an erase (remote wipe, or 退出并清除) it is the screen the app returns to.
+ *
+ * The address decides the transport ([ServerAddress]): `https://` enrolls at once;
+ * plain `http://` to this phone, the emulator's host or a private LAN address asks
+ * first ([EnrollState.confirmPlainHttp]) and, once confirmed, enrolls with plain HTTP
+ * allowed for that server; plain `http://` anywhere else is refused.
  */
 class EnrollViewModel(private val repo: GridRepository, private val scope: CoroutineScope) {
     private val _state = MutableStateFlow(EnrollState())
@@ -33,13 +46,24 @@ class EnrollViewModel(private val repo: GridRepository, private val scope: Corou
         scope.launch {
             repo.session.collect { s -> _state.update { it.copy(session = s) } }
         }
-        // A wipe ends the session from a sync: say why the form is back.
+        // An erase ends the session (from a sync, the background worker, or the
+        // user): say why the form is back.
         scope.launch {
-            repo.wiped.collect { wiped -> if (wiped) _state.update { it.copy(notice = Notice(UiMessage.DEVICE_WIPED)) } }
+            repo.erased.collect { cause ->
+                val message = when (cause) {
+                    EraseCause.REVOKED -> UiMessage.DEVICE_WIPED
+                    EraseCause.SIGNED_OUT -> UiMessage.SIGNED_OUT_ERASED
+                    null -> return@collect
+                }
+                // A new device: a plain-HTTP server is confirmed again.
+                _state.update { it.copy(notice = Notice(message), plainHttpConfirmedFor = null) }
+            }
         }
     }
 
-    fun onServerUrlChange(value: String) = _state.update { it.copy(serverUrl = value, notice = null) }
+    fun onServerUrlChange(value: String) = _state.update {
+        it.copy(serverUrl = value, notice = null, plainHttpConfirmedFor = null, confirmPlainHttp = null)
+    }
 
     fun onCodeChange(value: String) = _state.update { it.copy(code = value, notice = null) }
 
@@ -54,19 +78,24 @@ class EnrollViewModel(private val repo: GridRepository, private val scope: Corou
         } catch (e: Exception) {
             e.toNotice()
         }
-        _state.update { it.copy(busy = false, notice = notice) }
+        // Nothing to restore keeps the notice of an erase (why the form is shown).
+        _state.update { it.copy(busy = false, notice = notice ?: it.notice) }
     }
 
-    /** Validate the form and redeem the code. */
+    /**
+     * Validate the form and redeem the code; for a local plain `http://` address not
+     * yet confirmed, ask instead ([EnrollState.confirmPlainHttp]).
+     */
     fun submit(): Job = scope.launch {
         val form = _state.value
-        if (form.busy) return@launch
-        val url = form.serverUrl.trim().trimEnd('/')
+        if (form.busy || form.confirmPlainHttp != null) return@launch
+        val address = ServerAddress.parse(form.serverUrl)
         // Codes are shown in groups on paper; the server ignores case.
         val code = form.code.filterNot { it.isWhitespace() || it == '-' }
         val invalid = when {
-            url.isEmpty() -> UiMessage.SERVER_URL_REQUIRED
-            !(url.startsWith("http://") || url.startsWith("https://")) -> UiMessage.SERVER_URL_INVALID
+            form.serverUrl.isBlank() -> UiMessage.SERVER_URL_REQUIRED
+            address is ServerAddress.Invalid -> UiMessage.SERVER_URL_INVALID
+            address is ServerAddress.PlainHttpPublic -> UiMessage.PLAIN_HTTP_REFUSED
             code.isEmpty() -> UiMessage.CODE_REQUIRED
             else -> null
         }
@@ -74,9 +103,28 @@ class EnrollViewModel(private val repo: GridRepository, private val scope: Corou
             _state.update { it.copy(notice = Notice(invalid)) }
             return@launch
         }
+        val plainHttp = address is ServerAddress.PlainHttpLocal
+        if (plainHttp && form.plainHttpConfirmedFor != address.url) {
+            _state.update { it.copy(confirmPlainHttp = address.url, notice = null) }
+            return@launch
+        }
+        enroll(address.url, code, plainHttp)
+    }
+
+    /** The user confirmed the plain `http://` address is a test server: enroll with it. */
+    fun confirmPlainHttp(): Job {
+        val url = _state.value.confirmPlainHttp ?: return scope.launch { }
+        _state.update { it.copy(confirmPlainHttp = null, plainHttpConfirmedFor = url) }
+        return submit()
+    }
+
+    /** The user declined: nothing is sent, the form stays as typed. */
+    fun cancelPlainHttp() = _state.update { it.copy(confirmPlainHttp = null) }
+
+    private suspend fun enroll(url: String, code: String, allowPlainHttp: Boolean) {
         _state.update { it.copy(busy = true, notice = null) }
         val notice = try {
-            repo.enroll(url, code)
+            repo.enroll(url, code, allowPlainHttp)
             Notice(UiMessage.ENROLLED)
         } catch (e: CancellationException) {
             throw e

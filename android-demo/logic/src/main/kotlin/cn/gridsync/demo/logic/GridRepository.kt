@@ -18,6 +18,7 @@ import uniffi.gridsync_ffi.GridEngine
 import uniffi.gridsync_ffi.GridsyncException
 import uniffi.gridsync_ffi.NewCaseRecord
 import uniffi.gridsync_ffi.PhotoRecord
+import uniffi.gridsync_ffi.ServerSecurityRecord
 import uniffi.gridsync_ffi.SyncObserver
 import uniffi.gridsync_ffi.SyncProgress
 import uniffi.gridsync_ffi.SyncSummary
@@ -26,8 +27,21 @@ import uniffi.gridsync_ffi.WatchHandle
 import uniffi.gridsync_ffi.enroll as redeemCode
 import uniffi.gridsync_ffi.newDeviceId
 
-/** Who this device is: enough to reopen its database after a restart. */
-data class Session(val userId: String, val deviceId: String, val serverUrl: String)
+/**
+ * Who this device is: enough to reopen its database after a restart. [plainHttp] is
+ * true when the user confirmed at enrollment that [serverUrl] is a test server
+ * reached over plain `http://` (see [ServerAddress]).
+ */
+data class Session(val userId: String, val deviceId: String, val serverUrl: String, val plainHttp: Boolean = false)
+
+/** Why this device's data was erased and the app is back at enrollment. */
+enum class EraseCause {
+    /** The command centre revoked the device; the engine erased its data at the next sync. */
+    REVOKED,
+
+    /** The user chose 退出并清除 on this phone. */
+    SIGNED_OUT,
+}
 
 /** The patrol in progress, kept in settings so a restart resumes it. */
 data class ActivePatrol(val id: String, val startedAtMs: Long)
@@ -48,6 +62,11 @@ data class Changes(val revision: Long = 0, val docIds: List<String> = emptyList(
  *
  * "Pending" is this app's own record of documents it changed locally that have not
  * been followed by a successful sync yet: the bindings expose no outbox count.
+ *
+ * Erasing has one path, [forget]: after a sync (in the foreground or from the
+ * background worker) answers `Wiped`, and after the user's [signOutAndErase], the
+ * key is deleted from [keys], the settings are cleared, background sync is
+ * cancelled and [session] becomes null, so the app shows enrollment.
  */
 class GridRepository(
     private val dataDir: File,
@@ -55,9 +74,12 @@ class GridRepository(
     private val keys: KeyStore,
     private val io: CoroutineDispatcher,
     private val appVersion: String,
+    private val scheduler: SyncScheduler = SyncScheduler.None,
     private val clock: Clock = Clock.System,
 ) : AutoCloseable {
     private val openLock = Mutex()
+    /** One sync at a time: the sync bar and the background worker share the engine. */
+    private val syncLock = Mutex()
     @Volatile private var engine: GridEngine? = null
     @Volatile private var watchHandle: WatchHandle? = null
 
@@ -77,13 +99,14 @@ class GridRepository(
     /** Ids of cases and patrols changed here since the last successful sync. */
     val pending: StateFlow<Set<String>> = _pending.asStateFlow()
 
-    private val _wiped = MutableStateFlow(false)
+    private val _erased = MutableStateFlow(settings.get(KEY_ERASED)?.let { v -> EraseCause.entries.firstOrNull { it.name == v } })
     /**
-     * True once the relay revoked this device and the engine erased its data: the
-     * session, settings and key are gone, and the app is back at enrollment. False
-     * again after the next enrollment.
+     * Why this device's data was last erased (the session, settings and key are
+     * gone, and the app is back at enrollment), or null. Kept in settings, so the
+     * enrollment screen can say why even when the erase happened in the background
+     * worker and the process ended since; null again after the next enrollment.
      */
-    val wiped: StateFlow<Boolean> = _wiped.asStateFlow()
+    val erased: StateFlow<EraseCause?> = _erased.asStateFlow()
 
     private val _activePatrol = MutableStateFlow<ActivePatrol?>(null)
     /** The patrol in progress on this device, if any. */
@@ -105,17 +128,28 @@ class GridRepository(
             }
             _activePatrol.value = settings.get(KEY_PATROL)?.split('|')?.takeIf { it.size == 2 }
                 ?.let { (id, at) -> ActivePatrol(id, at.toLongOrNull() ?: 0L) }
-            Session(user, device, url)
-        }?.also { _session.value = it }
+            // The engine keeps its own copy of the plain-HTTP choice (set at
+            // enrollment); this one is for the screens.
+            Session(user, device, url, plainHttp = settings.get(KEY_PLAIN_HTTP) == "1")
+        }?.also {
+            _session.value = it
+            scheduler.schedulePeriodic()
+        }
     }
 
     /**
      * Redeem a one-time [code] with the server at [serverUrl], create this device's
      * database, load the directory, remember the server, and persist who we are.
+     *
+     * [allowPlainHttp] lets the core use plain `http://` to a server that is not on
+     * this phone, for enrollment and every later sync (`setServerSecurity`, kept in
+     * the engine's database). Only [EnrollViewModel] decides it, after the user
+     * confirmed a [ServerAddress.PlainHttpLocal] address is a test server.
      */
-    suspend fun enroll(serverUrl: String, code: String): Session = openLock.withLock {
+    suspend fun enroll(serverUrl: String, code: String, allowPlainHttp: Boolean = false): Session = openLock.withLock {
         val deviceId = newDeviceId()
-        val enrollment = redeemCode(serverUrl, code, deviceId, appVersion)
+        val security = if (allowPlainHttp) ServerSecurityRecord(caPem = null, allowPlainHttp = true) else null
+        val enrollment = redeemCode(serverUrl, code, deviceId, appVersion, security)
         withContext(io) {
             // The key is stored before the database exists: a database is never
             // written under a key the app might not have kept.
@@ -131,6 +165,8 @@ class GridRepository(
             }
             try {
                 opened.loadDirectory(enrollment.directoryJson)
+                // Before the server: the engine never holds a server it may not reach.
+                security?.let { opened.setServerSecurity(it) }
                 opened.setServer(serverUrl, enrollment.token)
             } catch (e: Throwable) {
                 opened.closeStore()
@@ -144,17 +180,20 @@ class GridRepository(
             attach(opened)
             // Written last: a crash before this leaves no half-enrolled device behind.
             settings.put(KEY_SERVER, serverUrl)
+            settings.put(KEY_PLAIN_HTTP, if (allowPlainHttp) "1" else null)
             settings.put(KEY_DEVICE, deviceId)
             settings.put(KEY_USER, enrollment.user)
             settings.put(KEY_PATROL, null)
+            settings.put(KEY_ERASED, null)
             synchronized(pendingLock) {
                 pendingGenerations.clear()
                 publishPending()
             }
             _activePatrol.value = null
-            _wiped.value = false
+            _erased.value = null
         }
-        Session(enrollment.user, deviceId, serverUrl).also { _session.value = it }
+        scheduler.schedulePeriodic()
+        Session(enrollment.user, deviceId, serverUrl, allowPlainHttp).also { _session.value = it }
     }
 
     private fun dbFile(deviceId: String) = File(dataDir.apply { mkdirs() }, "gridsync-$deviceId.db")
@@ -247,9 +286,10 @@ class GridRepository(
     /** The bytes of a stored photo (display image or thumbnail). */
     suspend fun photoBytes(hash: String): ByteArray = call { it.photoBytes(hash) }
 
-    /** Report a case; it is durable when this returns. */
+    /** Report a case; it is durable when this returns, and a background sync is asked for. */
     suspend fun reportCase(case: NewCaseRecord): String =
         write { it.reportCase(case).also { id -> markPending(listOf(id)) } }
+            .also { scheduler.syncSoon() }
 
     /** Start a patrol and remember it across restarts. */
     suspend fun startPatrol(): ActivePatrol = write {
@@ -274,19 +314,22 @@ class GridRepository(
     /** Points recorded on a patrol so far. */
     suspend fun patrolTrackLength(patrolId: String): Long = call { it.patrolTrackLen(patrolId).toLong() }
 
-    /** End a patrol. */
-    suspend fun endPatrol(patrolId: String) = write {
-        it.endPatrol(patrolId)
-        markPending(listOf(patrolId))
-        settings.put(KEY_PATROL, null)
-        _activePatrol.value = null
+    /** End a patrol; a background sync is asked for. Fixes go through [PatrolRecorder.endPatrol]. */
+    suspend fun endPatrol(patrolId: String) {
+        write {
+            it.endPatrol(patrolId)
+            markPending(listOf(patrolId))
+            settings.put(KEY_PATROL, null)
+            _activePatrol.value = null
+        }
+        scheduler.syncSoon()
     }
 
     /**
      * Push, pull and upload photos. [onProgress] is called on the sync worker thread.
      * On success, everything written before the sync started is no longer pending.
      */
-    suspend fun sync(onProgress: (SyncProgress) -> Unit): SyncSummary {
+    suspend fun sync(onProgress: (SyncProgress) -> Unit): SyncSummary = syncLock.withLock {
         val e = requireEngine()
         val mark = synchronized(pendingLock) { writeGeneration }
         val summary = try {
@@ -296,7 +339,9 @@ class GridRepository(
                 })
             }
         } catch (wiped: GridsyncException.Wiped) {
-            withContext(io) { forgetWipedDevice() }
+            // The engine has already erased its database and photos. (Unless the user
+            // erased it meanwhile: then that engine is no longer this device's.)
+            openLock.withLock { if (engine === e) withContext(io) { forget(EraseCause.REVOKED) } }
             throw wiped
         }
         withContext(io) {
@@ -305,26 +350,56 @@ class GridRepository(
                 publishPending()
             }
         }
-        return summary
+        summary
     }
 
     /**
-     * The relay revoked this device and the engine has erased its database and photos
-     * (the only case where data is deleted): forget the key, which could only open
-     * what is gone, and who this device was, and go back to enrollment.
+     * 退出并清除: erase this device's database, journals and photos (`GridEngine.wipe`),
+     * then forget it as after a remote wipe. What was not synced is lost; the screen
+     * asking for this says so. If the engine cannot erase its files, they are deleted
+     * here by name, and in any case the key goes, so what might remain is ciphertext
+     * nobody can read.
      */
-    private suspend fun forgetWipedDevice() = openLock.withLock {
+    suspend fun signOutAndErase() = openLock.withLock {
+        val e = requireEngine()
+        val device = settings.get(KEY_DEVICE)
+        withContext(io) {
+            watchHandle?.close()
+            watchHandle = null
+            val erased = try {
+                e.wipe()
+                true
+            } catch (already: GridsyncException.Wiped) {
+                true
+            } catch (failed: GridsyncException) {
+                false
+            }
+            if (!erased && device != null) {
+                dataDir.listFiles()?.filter { it.name.startsWith(dbFile(device).name) }?.forEach { it.deleteRecursively() }
+            }
+            forget(EraseCause.SIGNED_OUT)
+        }
+    }
+
+    /**
+     * The one erase path (the caller holds [openLock], on [io]): the engine's files
+     * are gone; forget the key, which could only open what is gone, who this device
+     * was and its bookkeeping, stop background sync, and go back to enrollment.
+     */
+    private fun forget(cause: EraseCause) {
         val device = settings.get(KEY_DEVICE)
         detach()
         device?.let { keys.delete(it) }
-        listOf(KEY_USER, KEY_DEVICE, KEY_SERVER, KEY_PENDING, KEY_PATROL).forEach { settings.put(it, null) }
+        DEVICE_KEYS.forEach { settings.put(it, null) }
+        settings.put(KEY_ERASED, cause.name)
         synchronized(pendingLock) {
             pendingGenerations.clear()
             _pending.value = emptySet()
         }
         _activePatrol.value = null
-        _wiped.value = true
+        _erased.value = cause
         _session.value = null
+        scheduler.cancel()
     }
 
     /** Stop watching and close the database (the app is going away, or a test ends). */
@@ -342,7 +417,12 @@ class GridRepository(
         const val KEY_USER = "gridsync.user"
         const val KEY_DEVICE = "gridsync.device"
         const val KEY_SERVER = "gridsync.server"
+        const val KEY_PLAIN_HTTP = "gridsync.server.plain_http"
         const val KEY_PENDING = "gridsync.pending"
         const val KEY_PATROL = "gridsync.patrol"
+        const val KEY_ERASED = "gridsync.erased"
+
+        /** Everything settings hold about the enrolled device (the token is in the engine). */
+        val DEVICE_KEYS = listOf(KEY_USER, KEY_DEVICE, KEY_SERVER, KEY_PLAIN_HTTP, KEY_PENDING, KEY_PATROL)
     }
 }

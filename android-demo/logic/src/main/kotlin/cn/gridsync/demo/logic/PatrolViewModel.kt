@@ -15,8 +15,10 @@ import kotlinx.coroutines.launch
 data class PatrolState(
     /** The patrol in progress, or null. */
     val active: ActivePatrol? = null,
-    /** GPS fixes recorded on the active patrol (or the last one, once ended). */
+    /** GPS fixes of the active patrol, held or written (or of the last one, once ended). */
     val points: Long = 0,
+    /** Of [points], the fixes held by the recorder and not yet written. */
+    val buffered: Int = 0,
     /** The last patrol ended on this screen: its point count and duration. */
     val lastEnded: EndedPatrol? = null,
     val busy: Boolean = false,
@@ -27,14 +29,16 @@ data class PatrolState(
 data class EndedPatrol(val id: String, val points: Long, val durationMs: Long)
 
 /**
- * Start and stop a patrol and record its GPS track. Commands and fixes are handled
- * one at a time, in the order they arrive, so a fix never lands after its patrol
- * ended and the track keeps the order of the fixes.
+ * Start and stop a patrol. The track itself is recorded by the [PatrolRecorder]
+ * (fed by the foreground location service on Android, which the app starts while
+ * [PatrolState.active] is set); this screen shows its counts and ends the patrol
+ * through it, so the fixes it holds are written first. Commands are handled one at
+ * a time, in the order they arrive.
  */
 class PatrolViewModel(
     private val repo: GridRepository,
+    private val recorder: PatrolRecorder,
     private val scope: CoroutineScope,
-    private val clock: Clock = Clock.System,
 ) {
     private val _state = MutableStateFlow(PatrolState())
     val state: StateFlow<PatrolState> = _state.asStateFlow()
@@ -42,7 +46,6 @@ class PatrolViewModel(
     private sealed interface Command {
         val done: CompletableDeferred<Unit>
         class Start(override val done: CompletableDeferred<Unit> = CompletableDeferred()) : Command
-        class Fix(val point: GeoPoint, override val done: CompletableDeferred<Unit> = CompletableDeferred()) : Command
         class Stop(override val done: CompletableDeferred<Unit> = CompletableDeferred()) : Command
     }
 
@@ -51,8 +54,20 @@ class PatrolViewModel(
     init {
         scope.launch {
             repo.activePatrol.collect { patrol ->
-                val points = patrol?.let { runCatching { repo.patrolTrackLength(it.id) }.getOrNull() } ?: 0
-                _state.update { if (it.active?.id == patrol?.id) it.copy(active = patrol) else it.copy(active = patrol, points = points) }
+                _state.update { it.copy(active = patrol) }
+                // The recorder re-reads the count of a patrol it has not seen (a restart).
+                runCatching { recorder.refresh() }
+            }
+        }
+        scope.launch {
+            recorder.track.collect { track ->
+                _state.update { s ->
+                    if (track.patrolId != null && track.patrolId == s.active?.id) {
+                        s.copy(points = track.points, buffered = track.buffered)
+                    } else {
+                        s
+                    }
+                }
             }
         }
         scope.launch {
@@ -77,25 +92,18 @@ class PatrolViewModel(
                 if (repo.activePatrol.value != null) return
                 _state.update { it.copy(busy = true) }
                 val patrol = repo.startPatrol()
-                _state.update { it.copy(active = patrol, points = 0, notice = Notice(UiMessage.PATROL_STARTED)) }
-            }
-            is Command.Fix -> {
-                // Fixes outside a patrol are not recorded (the report form keeps its own).
-                val patrol = repo.activePatrol.value ?: return
-                repo.addTrackPoints(patrol.id, listOf(command.point))
-                _state.update { it.copy(points = it.points + 1) }
+                _state.update { it.copy(active = patrol, points = 0, buffered = 0, notice = Notice(UiMessage.PATROL_STARTED)) }
             }
             is Command.Stop -> {
-                val patrol = repo.activePatrol.value
-                if (patrol == null) {
+                if (repo.activePatrol.value == null) {
                     _state.update { it.copy(notice = Notice(UiMessage.NO_ACTIVE_PATROL)) }
                     return
                 }
                 _state.update { it.copy(busy = true) }
-                repo.endPatrol(patrol.id)
-                val points = repo.patrolTrackLength(patrol.id)
-                val ended = EndedPatrol(patrol.id, points, clock.nowMs() - patrol.startedAtMs)
-                _state.update { it.copy(active = null, points = points, lastEnded = ended, notice = Notice(UiMessage.PATROL_ENDED)) }
+                val ended = recorder.endPatrol() ?: return
+                _state.update {
+                    it.copy(active = null, points = ended.points, buffered = 0, lastEnded = ended, notice = Notice(UiMessage.PATROL_ENDED))
+                }
             }
         }
     }
@@ -103,10 +111,7 @@ class PatrolViewModel(
     /** Start a patrol (nothing if one is in progress). Completes when it is stored. */
     fun start(): Job = send(Command.Start())
 
-    /** A fix from the platform; recorded on the active patrol. Safe from any thread. */
-    fun onLocation(point: GeoPoint): Job = send(Command.Fix(point))
-
-    /** End the active patrol after the fixes sent before this call are recorded. */
+    /** End the active patrol after the fixes the recorder holds are written. */
     fun stop(): Job = send(Command.Stop())
 
     private fun send(command: Command): Job {

@@ -35,6 +35,31 @@ interface KeyStore {
     fun delete(deviceId: String)
 }
 
+/**
+ * Background sync as the platform runs it: WorkManager on Android (`app/…/platform/
+ * WorkManagerSyncScheduler.kt`, running `SyncWorker`, which calls [BackgroundSync]),
+ * a recorder in tests. Each call only asks; none of them syncs on the caller's thread.
+ */
+interface SyncScheduler {
+    /** Keep a periodic background sync (every 15 minutes at best, with a network) for the enrolled device. */
+    fun schedulePeriodic()
+
+    /** Sync once, soon and in the background, when there is a network (after a report). */
+    fun syncSoon()
+
+    /** Cancel every background sync: the device was erased or is not enrolled. */
+    fun cancel()
+
+    companion object {
+        /** No background sync (a test that does not care). */
+        val None: SyncScheduler = object : SyncScheduler {
+            override fun schedulePeriodic() = Unit
+            override fun syncSoon() = Unit
+            override fun cancel() = Unit
+        }
+    }
+}
+
 /** Whether the platform thinks there is a usable network (ConnectivityManager on Android). */
 interface Connectivity {
     /** True while a network with internet is available. */

@@ -52,6 +52,8 @@ data class SyncState(
     val pendingCount: Int = 0,
     val lastResult: SyncResult? = null,
     val notice: Notice? = null,
+    /** The server is a test server reached over plain `http://` (confirmed at enrollment). */
+    val plainHttp: Boolean = false,
 )
 
 /**
@@ -76,6 +78,9 @@ class SyncViewModel(
     init {
         scope.launch {
             repo.pending.collect { p -> _state.update { it.copy(pendingCount = p.size) } }
+        }
+        scope.launch {
+            repo.session.collect { s -> _state.update { it.copy(plainHttp = s?.plainHttp == true) } }
         }
         scope.launch {
             var wasOnline = connectivity.online.value

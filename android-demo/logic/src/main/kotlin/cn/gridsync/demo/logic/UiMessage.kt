@@ -10,6 +10,7 @@ import uniffi.gridsync_ffi.GridsyncException
 enum class UiMessage(val zh: String) {
     SERVER_URL_REQUIRED("请填写服务器地址"),
     SERVER_URL_INVALID("服务器地址应以 http:// 或 https:// 开头"),
+    PLAIN_HTTP_REFUSED("明文 HTTP 只能连接本机、模拟器或局域网 IP 地址上的测试服务器，其他服务器请使用 https://"),
     CODE_REQUIRED("请填写注册码"),
     CODE_REJECTED("注册码无效或已被使用，请向管理员重新申请"),
     ENROLLED("设备注册成功"),
@@ -20,6 +21,7 @@ enum class UiMessage(val zh: String) {
     REENROLL_NEEDED("登录已失效，请重新注册设备"),
     DEVICE_REVOKED("本设备已被停用，请联系管理员"),
     DEVICE_WIPED("本设备已被指挥中心注销，本机数据已清除。如需继续使用，请重新注册"),
+    SIGNED_OUT_ERASED("已退出，本机数据和密钥已清除。如需继续使用，请重新注册"),
     KEY_MISMATCH("本机数据无法用本机密钥解密，请重新注册设备"),
     TITLE_REQUIRED("请填写事件标题"),
     TITLE_TOO_LONG("事件标题不能超过200字"),

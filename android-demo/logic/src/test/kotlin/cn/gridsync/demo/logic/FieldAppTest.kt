@@ -25,6 +25,12 @@ import org.junit.jupiter.api.Timeout
 const val WORKER = "w-339901001001001"
 const val DISPATCHER = "cd-339901001001"
 
+/** Every setting the repository keeps about an enrolled device. */
+val DEVICE_SETTINGS = listOf(
+    "gridsync.user", "gridsync.device", "gridsync.server", "gridsync.server.plain_http",
+    "gridsync.pending", "gridsync.patrol",
+)
+
 @Timeout(120)
 class FieldAppTest {
     private lateinit var relay: Relay
@@ -60,20 +66,28 @@ class FieldAppTest {
     fun aWorkerPatrolsAndReportsWithAPhotoAndTheDispatcherSeesTheTimeline() = runBlocking<Unit> {
         val worker = phone()
         worker.enroll(WORKER)
+        assertEquals(1, worker.scheduler.periodic.get(), "periodic background sync scheduled at enrollment")
         val list = CaseListViewModel(worker.repo, worker.scope)
         list.state.await("the empty list") { it.loaded && it.rows.isEmpty() }
 
-        // Patrol: fixes arrive while it runs; stopping records them all.
-        val patrol = PatrolViewModel(worker.repo, worker.scope)
+        // Patrol: the location service feeds fixes while it runs; they are written in
+        // batches of ten, and stopping writes the rest.
+        val patrol = PatrolViewModel(worker.repo, worker.recorder, worker.scope)
         patrol.start().join()
         val active = present(patrol.state.value.active, "${patrol.state.value.notice}")
         val now = System.currentTimeMillis()
-        repeat(12) { patrol.onLocation(GeoPoint(30.27 + it * 1e-5, 120.15, now + 5_000L * it)) }
+        repeat(12) { worker.recorder.onFix(GeoPoint(30.27 + it * 1e-5, 120.15, now + 5_000L * it)) }
+        assertEquals(10L, worker.repo.patrolTrackLength(active.id), "one batch of ten written, two held")
+        val tracking = patrol.state.await("12 points, 2 of them held") { it.points == 12L && it.buffered == 2 }
+        assertEquals(active.id, tracking.active?.id)
         patrol.stop().join()
         assertNull(patrol.state.value.active)
         assertEquals(active.id, patrol.state.value.lastEnded?.id)
         assertEquals(12L, patrol.state.value.lastEnded?.points)
         assertEquals(UiMessage.PATROL_ENDED, patrol.state.value.notice?.message)
+        assertEquals(1, worker.scheduler.soon.get(), "a background sync asked for after the patrol ended")
+        worker.recorder.onFix(GeoPoint(30.28, 120.15, now + 70_000))
+        assertEquals(12L, worker.repo.patrolTrackLength(active.id), "a fix after the end is not recorded")
 
         // Report with a photo from the camera.
         val form = ReportViewModel(worker.repo, worker.scope)
@@ -91,6 +105,7 @@ class FieldAppTest {
         form.submit().join()
         val caseId = present(form.state.value.reportedCaseId, "${form.state.value.notice}")
         assertEquals(UiMessage.REPORT_SAVED, form.state.value.notice?.message)
+        assertEquals(2, worker.scheduler.soon.get(), "an expedited background sync asked for after the report")
         assertEquals("", form.state.value.title, "the form is cleared for the next report")
         assertTrue(form.state.value.photos.isEmpty())
 
@@ -269,6 +284,8 @@ class FieldAppTest {
 
         vm.onCodeChange("ABCD-EFGH-JK")
         vm.submit().join()
+        assertEquals(relay.url, vm.state.value.confirmPlainHttp, "plain HTTP on loopback: asked first")
+        vm.confirmPlainHttp().join()
         assertEquals(UiMessage.CODE_REJECTED, vm.state.value.notice?.message, "${vm.state.value.notice}")
         assertNull(vm.state.value.session)
         assertNull(worker.repo.session.value)
@@ -278,6 +295,7 @@ class FieldAppTest {
         val code = relay.enrollmentCode(WORKER)
         vm.onCodeChange(code.chunked(4).joinToString(" ").lowercase())
         vm.submit().join()
+        assertNull(vm.state.value.confirmPlainHttp, "the same address is not asked about twice")
         assertEquals(UiMessage.ENROLLED, vm.state.value.notice?.message, "${vm.state.value.notice}")
         vm.state.await("the session") { it.session?.userId == WORKER }
 
@@ -286,6 +304,7 @@ class FieldAppTest {
         again.onServerUrlChange(relay.url)
         again.onCodeChange(code)
         again.submit().join()
+        again.confirmPlainHttp().join()
         assertEquals(UiMessage.CODE_REJECTED, again.state.value.notice?.message, "a code works once")
     }
 
@@ -294,13 +313,16 @@ class FieldAppTest {
         val worker = phone()
         worker.enroll(WORKER)
         val deviceId = worker.repo.session.value!!.deviceId
-        val patrol = PatrolViewModel(worker.repo, worker.scope)
+        val patrol = PatrolViewModel(worker.repo, worker.recorder, worker.scope)
         patrol.start().join()
         val patrolId = patrol.state.value.active!!.id
         val now = System.currentTimeMillis()
-        repeat(3) { patrol.onLocation(GeoPoint(30.27, 120.15 + it * 1e-5, now + 5_000L * it)) }
+        repeat(3) { worker.recorder.onFix(GeoPoint(30.27, 120.15 + it * 1e-5, now + 5_000L * it)) }
         val caseId = report(worker, "占道经营", "city", "city.street_vendor")
-        patrol.state.await("three fixes recorded") { it.points == 3L }
+        patrol.state.await("three fixes, held") { it.points == 3L && it.buffered == 3 }
+        // The service writes what it holds when it stops (the process is going away).
+        worker.recorder.flush()
+        assertEquals(3L, worker.repo.patrolTrackLength(patrolId))
 
         worker.restart()
         assertNull(worker.repo.session.value, "a new process knows nothing until it restores")
@@ -315,9 +337,9 @@ class FieldAppTest {
         list.state.await("the case from before the restart, still pending") { s ->
             s.rows.singleOrNull { it.id == caseId }?.pending == true
         }
-        val resumed = PatrolViewModel(worker.repo, worker.scope)
+        val resumed = PatrolViewModel(worker.repo, worker.recorder, worker.scope)
         resumed.state.await("the patrol resumed with its fixes") { it.active?.id == patrolId && it.points == 3L }
-        resumed.onLocation(GeoPoint(30.27, 120.16, now + 20_000))
+        worker.recorder.onFix(GeoPoint(30.27, 120.16, now + 20_000))
         resumed.stop().join()
         assertEquals(4L, resumed.state.value.lastEnded?.points)
 
@@ -370,35 +392,42 @@ class FieldAppTest {
         val enroll = worker.enroll(WORKER)
         val deviceId = worker.repo.session.value!!.deviceId
         report(worker, "占道经营", "city", "city.street_vendor")
-        val patrol = PatrolViewModel(worker.repo, worker.scope)
+        val patrol = PatrolViewModel(worker.repo, worker.recorder, worker.scope)
         patrol.start().join()
         assertNotNull(worker.repo.activePatrol.value)
+        worker.recorder.onFix(GeoPoint(30.27, 120.15, System.currentTimeMillis()))
         val sync = SyncViewModel(worker.repo, worker.connectivity, worker.scope)
         sync.state.await("two pending documents") { it.pendingCount == 2 }
 
         relay.revoke(deviceId)
         sync.syncNow().join()
         assertEquals(UiMessage.DEVICE_WIPED, sync.state.value.notice?.message, "${sync.state.value.notice}")
-        assertTrue(worker.repo.wiped.value)
+        assertEquals(EraseCause.REVOKED, worker.repo.erased.value)
         assertNull(worker.repo.session.value)
+        assertEquals(1, worker.scheduler.cancelled.get(), "background sync cancelled")
+        patrol.state.await("no patrol on the screen") { it.active == null }
+        assertEquals(0L, worker.recorder.also { it.refresh() }.track.value.points, "the recorder let go of the erased patrol")
         val back = enroll.state.await("the enrollment form, saying why") { it.session == null && it.notice != null }
         assertEquals(UiMessage.DEVICE_WIPED, back.notice?.message)
         assertEquals("本设备已被指挥中心注销，本机数据已清除。如需继续使用，请重新注册", back.notice?.zh)
         assertTrue(worker.keys.devices.isEmpty(), "the key is deleted")
         assertEquals(emptyMap<String, List<Byte>>(), databaseFiles(worker, deviceId), "the engine erased the database")
-        for (key in listOf("gridsync.user", "gridsync.device", "gridsync.server", "gridsync.pending", "gridsync.patrol")) {
+        for (key in DEVICE_SETTINGS) {
             assertNull(worker.settings.get(key), "$key forgotten")
         }
         assertNull(worker.repo.activePatrol.value)
         assertTrue(worker.repo.pending.value.isEmpty())
 
-        // A restart finds nothing to reopen; a new code enrolls a new device with a new key.
+        // A restart finds nothing to reopen, and still says why; a new code enrolls a
+        // new device with a new key.
         worker.restart()
         assertNull(worker.repo.restore())
+        val form = EnrollViewModel(worker.repo, worker.scope)
+        assertEquals(UiMessage.DEVICE_WIPED, form.state.await("the notice after a restart") { it.notice != null }.notice?.message)
         worker.enroll(WORKER)
         val again = worker.repo.session.value!!.deviceId
         assertTrue(again != deviceId, "a new device id")
         assertEquals(setOf(again), worker.keys.devices)
-        assertFalse(worker.repo.wiped.value)
+        assertNull(worker.repo.erased.value)
     }
 }

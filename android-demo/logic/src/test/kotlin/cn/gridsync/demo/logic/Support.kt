@@ -1,9 +1,12 @@
 package cn.gridsync.demo.logic
 
 import java.io.File
+import java.net.Inet4Address
+import java.net.NetworkInterface
 import java.nio.file.Files
 import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.TimeUnit
+import java.util.concurrent.atomic.AtomicInteger
 import kotlin.time.Duration
 import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.CoroutineScope
@@ -16,8 +19,11 @@ import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.withTimeoutOrNull
 import org.junit.jupiter.api.Assertions.fail
 
-/** A real `gridsync serve` on loopback, with its own data folder. */
-class Relay : AutoCloseable {
+/**
+ * A real `gridsync serve` with its own data folder, on loopback unless [listen]
+ * says otherwise (`0.0.0.0:0` to be reached at the machine's own address too).
+ */
+class Relay(listen: String = "127.0.0.1:0") : AutoCloseable {
     private val bin = System.getProperty("gridsync.bin") ?: error("gridsync.bin is not set (run through Maven)")
     val data: File = Files.createTempDirectory("relay").toFile()
     private var process: Process? = null
@@ -25,8 +31,11 @@ class Relay : AutoCloseable {
         private set
 
     init {
-        start("127.0.0.1:0")
+        start(listen)
     }
+
+    /** The port the relay listens on. */
+    val port: Int get() = url.substringAfterLast(':').toInt()
 
     private fun start(listen: String) {
         val p = ProcessBuilder(bin, "serve", "--listen", listen, "--data", data.path)
@@ -106,35 +115,62 @@ class MemoryKeyStore : KeyStore {
     val devices: Set<String> get() = map.keys.toSet()
 }
 
+/** A [SyncScheduler] that counts what was asked of it (WorkManager on the phone). */
+class RecordingScheduler : SyncScheduler {
+    val periodic = AtomicInteger()
+    val soon = AtomicInteger()
+    val cancelled = AtomicInteger()
+    override fun schedulePeriodic() {
+        periodic.incrementAndGet()
+    }
+    override fun syncSoon() {
+        soon.incrementAndGet()
+    }
+    override fun cancel() {
+        cancelled.incrementAndGet()
+    }
+}
+
 /** Connectivity a test switches on and off. */
 class FakeConnectivity(online: Boolean = true) : Connectivity {
     override val online = MutableStateFlow(online)
 }
 
 /**
- * One phone: a data folder, settings, a key store, connectivity, and the repository
- * and view-model scope the app would have. [restart] is a process restart: a new
- * repository over the same folder, settings and keys.
+ * One phone: a data folder, settings, a key store, connectivity, a background
+ * scheduler, and the repository, patrol recorder and view-model scope the app
+ * would have. [restart] is a process restart: a new repository and recorder over
+ * the same folder, settings and keys.
  */
 class Phone(private val relay: Relay) : AutoCloseable {
     val dir: File = Files.createTempDirectory("phone").toFile()
     val settings = MemorySettings()
     val keys = MemoryKeyStore()
     val connectivity = FakeConnectivity()
+    val scheduler = RecordingScheduler()
     var scope = newScope()
         private set
     var repo = newRepo()
         private set
+    /** What the foreground location service feeds on the phone. */
+    var recorder = PatrolRecorder(repo)
+        private set
 
     private fun newScope() = CoroutineScope(SupervisorJob() + Dispatchers.Default)
-    private fun newRepo() = GridRepository(dir, settings, keys, Dispatchers.IO, "junit")
+    private fun newRepo() = GridRepository(dir, settings, keys, Dispatchers.IO, "junit", scheduler)
 
-    /** Enroll through the enroll view-model with a fresh code for [user]. */
+    /**
+     * Enroll through the enroll view-model with a fresh code for [user]. The relay
+     * is plain `http://` on loopback, so the form asks whether it is a test server;
+     * the user says yes.
+     */
     suspend fun enroll(user: String): EnrollViewModel {
         val vm = EnrollViewModel(repo, scope)
         vm.onServerUrlChange(relay.url)
         vm.onCodeChange(relay.enrollmentCode(user))
         vm.submit().join()
+        if (vm.state.value.confirmPlainHttp != relay.url) fail<Unit>("no plain-HTTP question for ${relay.url}: ${vm.state.value}")
+        vm.confirmPlainHttp().join()
         if (repo.session.value?.userId != user) fail<Unit>("enrollment of $user failed: ${vm.state.value.notice}")
         vm.state.await("enrollment of $user") { it.session?.userId == user && !it.busy }
         return vm
@@ -145,6 +181,7 @@ class Phone(private val relay: Relay) : AutoCloseable {
         repo.close()
         scope = newScope()
         repo = newRepo()
+        recorder = PatrolRecorder(repo)
     }
 
     override fun close() {
@@ -163,3 +200,15 @@ fun cameraPhoto(): ByteArray = File(System.getProperty("gridsync.photo")).readBy
 
 /** [value], or a failure with [message] when it is null. */
 fun <T : Any> present(value: T?, message: String = "expected a value"): T = value ?: fail(message)
+
+/** Names of the files and folders the engine keeps for [deviceId] (database, journals, photos). */
+fun Phone.engineFiles(deviceId: String): List<String> =
+    (dir.listFiles() ?: emptyArray<File>()).map { it.name }.filter { it.startsWith("gridsync-$deviceId.db") }.sorted()
+
+/** An IPv4 address of this machine other than loopback, to reach a relay "off the phone", or null. */
+fun machineAddress(): String? = NetworkInterface.getNetworkInterfaces().asSequence()
+    .filter { it.isUp && !it.isLoopback }
+    .flatMap { it.inetAddresses.asSequence() }
+    .filterIsInstance<Inet4Address>()
+    .firstOrNull { !it.isLoopbackAddress && !it.isLinkLocalAddress }
+    ?.hostAddress
