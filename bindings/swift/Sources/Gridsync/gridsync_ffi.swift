@@ -1,0 +1,1 @@
+../../../../ios-demo/Generated/gridsync_ffi.swift
