@@ -25,8 +25,6 @@ import zlib
 
 import pytest
 
-import gridsync_ffi as gs
-
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 GRIDSYNC = os.environ.get("GRIDSYNC_BIN", str(ROOT / "target" / "debug" / "gridsync"))
 WRITER = pathlib.Path(__file__).with_name("canary_writer.py")
@@ -225,8 +223,9 @@ def test_nothing_the_phone_leaves_on_disk_or_the_relay_logs_is_readable(relay, t
     if traced:
         cmd = ["strace", "-f", "-qq", "-yy", "-xx", "-s", "16777216", "-o", str(trace),
                "-e", "trace=openat,creat,write,pwrite64,writev,pwritev,pwritev2"] + cmd
+    # sys.executable is the interpreter the wheel is installed in: the writer imports
+    # the same package.
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1",
-           "PYTHONPATH": os.path.dirname(gs.__file__),
            # SQLite's and anyone else's temporary files land where they are searched.
            "TMPDIR": str(tmp), "SQLITE_TMPDIR": str(tmp)}
     writer = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
