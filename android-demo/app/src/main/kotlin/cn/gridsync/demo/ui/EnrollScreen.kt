@@ -11,11 +11,13 @@ import androidx.compose.foundation.layout.size
 import androidx.compose.foundation.rememberScrollState
 import androidx.compose.foundation.text.KeyboardOptions
 import androidx.compose.foundation.verticalScroll
+import androidx.compose.material3.AlertDialog
 import androidx.compose.material3.Button
 import androidx.compose.material3.CircularProgressIndicator
 import androidx.compose.material3.MaterialTheme
 import androidx.compose.material3.OutlinedTextField
 import androidx.compose.material3.Text
+import androidx.compose.material3.TextButton
 import androidx.compose.runtime.Composable
 import androidx.compose.runtime.getValue
 import androidx.compose.ui.Modifier
@@ -27,10 +29,17 @@ import androidx.lifecycle.compose.collectAsStateWithLifecycle
 import cn.gridsync.demo.R
 import cn.gridsync.demo.logic.EnrollViewModel
 
-/** Server address and one-time code from the command centre. */
+/**
+ * Server address and one-time code from the command centre. A plain `http://`
+ * address to this phone, the emulator's host or the LAN is asked about first
+ * ([PlainHttpDialog]); any other plain `http://` address is refused by the logic.
+ */
 @Composable
 fun EnrollScreen(vm: EnrollViewModel) {
     val state by vm.state.collectAsStateWithLifecycle()
+    state.confirmPlainHttp?.let { url ->
+        PlainHttpDialog(url, onConfirm = { vm.confirmPlainHttp() }, onDismiss = vm::cancelPlainHttp)
+    }
     Column(
         modifier = Modifier
             .fillMaxSize()
@@ -46,7 +55,7 @@ fun EnrollScreen(vm: EnrollViewModel) {
             value = state.serverUrl,
             onValueChange = vm::onServerUrlChange,
             label = { Text(stringResource(R.string.enroll_server_url)) },
-            placeholder = { Text("http://10.0.2.2:7878") },
+            placeholder = { Text("https://") },
             singleLine = true,
             keyboardOptions = KeyboardOptions(keyboardType = KeyboardType.Uri),
             modifier = Modifier.fillMaxWidth(),
@@ -71,4 +80,20 @@ fun EnrollScreen(vm: EnrollViewModel) {
             }
         }
     }
+}
+
+/** 这是测试服务器吗？ Plain HTTP is unencrypted: only a test server, only if the user says so. */
+@Composable
+private fun PlainHttpDialog(url: String, onConfirm: () -> Unit, onDismiss: () -> Unit) {
+    AlertDialog(
+        onDismissRequest = onDismiss,
+        title = { Text(stringResource(R.string.plain_http_title)) },
+        text = { Text(stringResource(R.string.plain_http_body, url)) },
+        confirmButton = {
+            TextButton(onClick = onConfirm) { Text(stringResource(R.string.plain_http_confirm)) }
+        },
+        dismissButton = {
+            TextButton(onClick = onDismiss) { Text(stringResource(R.string.plain_http_cancel)) }
+        },
+    )
 }

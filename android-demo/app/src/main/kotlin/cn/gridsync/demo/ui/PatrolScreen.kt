@@ -25,7 +25,10 @@ import cn.gridsync.demo.R
 import cn.gridsync.demo.logic.PatrolViewModel
 import kotlinx.coroutines.delay
 
-/** Start and end a patrol; the track is recorded from location fixes meanwhile. */
+/**
+ * Start and end a patrol. Meanwhile the foreground location service records the
+ * track (started by AppRoot while a patrol is active), also with the screen off.
+ */
 @Composable
 fun PatrolScreen(vm: PatrolViewModel, locationGranted: Boolean, onRequestLocation: () -> Unit) {
     val state by vm.state.collectAsStateWithLifecycle()
@@ -58,7 +61,15 @@ fun PatrolScreen(vm: PatrolViewModel, locationGranted: Boolean, onRequestLocatio
                 )
                 if (active != null) {
                     Text(stringResource(R.string.patrol_elapsed, formatDuration(now - active.startedAtMs)))
-                    Text(stringResource(R.string.patrol_points, state.points))
+                    Text(
+                        if (state.buffered > 0) stringResource(R.string.patrol_points_buffered, state.points, state.buffered)
+                        else stringResource(R.string.patrol_points, state.points),
+                    )
+                    Text(
+                        stringResource(R.string.patrol_background),
+                        style = MaterialTheme.typography.bodySmall,
+                        color = MaterialTheme.colorScheme.onSurfaceVariant,
+                    )
                 }
                 state.lastEnded?.takeIf { active == null }?.let {
                     Text(stringResource(R.string.patrol_last, it.points, formatDuration(it.durationMs)))

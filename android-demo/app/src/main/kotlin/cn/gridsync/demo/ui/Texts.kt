@@ -22,6 +22,7 @@ import java.time.format.DateTimeFormatter
 fun UiMessage.res(): Int = when (this) {
     UiMessage.SERVER_URL_REQUIRED -> R.string.msg_server_url_required
     UiMessage.SERVER_URL_INVALID -> R.string.msg_server_url_invalid
+    UiMessage.PLAIN_HTTP_REFUSED -> R.string.msg_plain_http_refused
     UiMessage.CODE_REQUIRED -> R.string.msg_code_required
     UiMessage.CODE_REJECTED -> R.string.msg_code_rejected
     UiMessage.ENROLLED -> R.string.msg_enrolled
@@ -32,6 +33,7 @@ fun UiMessage.res(): Int = when (this) {
     UiMessage.REENROLL_NEEDED -> R.string.msg_reenroll_needed
     UiMessage.DEVICE_REVOKED -> R.string.msg_device_revoked
     UiMessage.DEVICE_WIPED -> R.string.msg_device_wiped
+    UiMessage.SIGNED_OUT_ERASED -> R.string.msg_signed_out_erased
     UiMessage.KEY_MISMATCH -> R.string.msg_key_mismatch
     UiMessage.TITLE_REQUIRED -> R.string.msg_title_required
     UiMessage.TITLE_TOO_LONG -> R.string.msg_title_too_long
@@ -54,7 +56,7 @@ fun UiMessage.res(): Int = when (this) {
 val UiMessage.isInfo: Boolean
     get() = this in setOf(
         UiMessage.ENROLLED, UiMessage.SYNC_DONE, UiMessage.REPORT_SAVED,
-        UiMessage.PATROL_STARTED, UiMessage.PATROL_ENDED,
+        UiMessage.PATROL_STARTED, UiMessage.PATROL_ENDED, UiMessage.SIGNED_OUT_ERASED,
     )
 
 @StringRes
