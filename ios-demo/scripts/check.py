@@ -7,6 +7,8 @@
 - every status, action and role code the core can produce, every severity, list
   scope and worker action has its string (codes read from core/src and the Swift);
 - Info.plist parses and carries the usage strings, translated in InfoPlist.strings;
+  its background modes are those the app uses (location for patrols, fetch for the
+  BGTaskScheduler refresh) and the refresh identifier the Swift registers is permitted;
 - with the `tree_sitter` and `tree_sitter_swift` Python packages installed, every
   Swift file of the app parses without a syntax error (Generated/ is not checked:
   the grammar trips on its `#if` around attributes).
@@ -133,6 +135,19 @@ if info.get("CFBundleDevelopmentRegion") != "zh-Hans":
     problem("Info.plist: CFBundleDevelopmentRegion is not zh-Hans")
 if "location" not in info.get("UIBackgroundModes", []):
     problem("Info.plist: UIBackgroundModes lacks location (patrols record in the background)")
+if "fetch" not in info.get("UIBackgroundModes", []):
+    problem("Info.plist: UIBackgroundModes lacks fetch (the background refresh task)")
+background = swift.get("BackgroundSync.swift", "")
+task_ids = re.findall(r'static let identifier = "([^"]+)"', background)
+if not task_ids or "BGTaskScheduler.shared.register(" not in background:
+    problem("BackgroundSync.swift: no BGTaskScheduler registration found (the check needs updating)")
+permitted = info.get("BGTaskSchedulerPermittedIdentifiers", [])
+for task_id in task_ids:
+    if task_id not in permitted:
+        problem(f"Info.plist: BGTaskSchedulerPermittedIdentifiers lacks {task_id}")
+for task_id in permitted:
+    if task_id not in task_ids:
+        problem(f"Info.plist: BGTaskSchedulerPermittedIdentifiers names {task_id}, which the app never registers")
 
 parsed = 0
 try:

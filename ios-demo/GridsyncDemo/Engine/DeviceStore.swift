@@ -8,6 +8,48 @@ struct DeviceRecord: Codable, Equatable, Sendable {
     var userId: String
     var serverURL: String
     var enrolledAt: Date
+    /// The user confirmed at enrollment that `serverURL` is a test server reached over
+    /// plain `http://` (see `ServerAddress`). The engine keeps its own copy of the
+    /// choice (`setServerSecurity`); this one is for the screens.
+    var plainHttp: Bool
+
+    init(deviceId: String, userId: String, serverURL: String, enrolledAt: Date, plainHttp: Bool = false) {
+        self.deviceId = deviceId
+        self.userId = userId
+        self.serverURL = serverURL
+        self.enrolledAt = enrolledAt
+        self.plainHttp = plainHttp
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case deviceId, userId, serverURL, enrolledAt, plainHttp
+    }
+
+    /// Records written before `plainHttp` existed read as `false`.
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        deviceId = try c.decode(String.self, forKey: .deviceId)
+        userId = try c.decode(String.self, forKey: .userId)
+        serverURL = try c.decode(String.self, forKey: .serverURL)
+        enrolledAt = try c.decode(Date.self, forKey: .enrolledAt)
+        plainHttp = try c.decodeIfPresent(Bool.self, forKey: .plainHttp) ?? false
+    }
+}
+
+/// Why the device's data was erased and the app is back at enrollment.
+enum EraseCause: String, Sendable {
+    /// The command centre revoked the device; the engine erased its data at a sync.
+    case revoked
+    /// The user chose 退出并清除.
+    case signedOut
+
+    /// The notice the enrollment screen shows.
+    var notice: String {
+        switch self {
+        case .revoked: return L.s("enroll.notice.wiped")
+        case .signedOut: return L.s("enroll.notice.signedOut")
+        }
+    }
 }
 
 /// A patrol still running when the app was last stopped, to resume tracking.
@@ -34,6 +76,7 @@ struct DeviceStore {
     private enum Key {
         static let device = "gridsync.device"
         static let patrolPrefix = "gridsync.activePatrol."
+        static let erased = "gridsync.erased"
     }
 
     init(defaults: UserDefaults = .standard) {
@@ -49,6 +92,19 @@ struct DeviceStore {
 
     func saveDevice(_ record: DeviceRecord) throws {
         defaults.set(try JSONEncoder().encode(record), forKey: Key.device)
+        defaults.removeObject(forKey: Key.erased)
+    }
+
+    // MARK: Erase notice
+
+    /// Why the last device was erased, kept so enrollment can say so even when the
+    /// erase happened in a background sync and the app was relaunched since.
+    func loadEraseCause() -> EraseCause? {
+        defaults.string(forKey: Key.erased).flatMap(EraseCause.init(rawValue:))
+    }
+
+    func saveEraseCause(_ cause: EraseCause) {
+        defaults.set(cause.rawValue, forKey: Key.erased)
     }
 
     /// Forget the current device. Its folder stays unless `deleteFolder` is called.
@@ -98,8 +154,8 @@ struct DeviceStore {
     }
 
     /// Erase everything this device holds. Only for a device the relay revoked and
-    /// told to wipe: a database is never deleted for any other reason (it may hold
-    /// unsynced field work).
+    /// told to wipe, or one the user signed out of with 退出并清除: a database is
+    /// never deleted for any other reason (it may hold unsynced field work).
     func deleteFolder(deviceId: String) throws {
         let folder = try folder(deviceId: deviceId)
         try files.removeItem(at: folder)

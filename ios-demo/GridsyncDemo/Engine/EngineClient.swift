@@ -40,6 +40,23 @@ final class EngineClient: Sendable {
         try await run { try $0.setServer(url: url, token: token) }
     }
 
+    /// How the engine may reach its server: here, plain `http://` off the phone
+    /// allowed for a test server the user confirmed. Kept in the engine's database.
+    func setServerSecurity(_ security: ServerSecurityRecord) async throws {
+        try await run { try $0.setServerSecurity(security: security) }
+    }
+
+    /// Erase everything the engine keeps on the phone (database, journals, photos,
+    /// temporary files) and close it. The app then deletes the key (退出并清除).
+    func wipe() async throws {
+        try await run { try $0.wipe() }
+    }
+
+    /// Local changes the server has not acknowledged yet (what an erase would lose).
+    func pendingChanges() async throws -> UInt64 {
+        try await run { try $0.pendingChanges() }
+    }
+
     /// Close the database; every later call fails with `GridsyncError.Closed`. The
     /// barrier lets calls already on the queue finish first.
     func close() async {
@@ -153,14 +170,17 @@ final class EngineClient: Sendable {
     }
 }
 
-/// Redeem a one-time enrollment code with the relay at `serverURL`.
+/// Redeem a one-time enrollment code with the relay at `serverURL`; `security`
+/// allows plain `http://` off the phone for a confirmed test server.
 ///
 /// A free function on purpose: inside a type with an `enroll` method of its own, an
 /// unqualified call would find that method instead of the generated `enroll`.
 func redeemEnrollmentCode(
-    serverURL: String, code: String, deviceId: String, appVersion: String
+    serverURL: String, code: String, deviceId: String, appVersion: String,
+    security: ServerSecurityRecord?
 ) async throws -> Enrollment {
-    try await enroll(serverUrl: serverURL, code: code, deviceId: deviceId, appVersion: appVersion)
+    try await enroll(
+        serverUrl: serverURL, code: code, deviceId: deviceId, appVersion: appVersion, security: security)
 }
 
 /// A fresh random device id (the generated `newDeviceId`).

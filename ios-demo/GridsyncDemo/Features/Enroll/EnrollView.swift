@@ -6,6 +6,15 @@ struct EnrollView: View {
     let notice: String?
     @State private var model = EnrollViewModel()
 
+    /// The 这是测试服务器吗？ alert is up while the model has a question.
+    private var plainHttpAsked: Binding<Bool> {
+        Binding(
+            get: { model.plainHttpQuestion != nil },
+            set: { shown in
+                if !shown { model.declinePlainHttp() }
+            })
+    }
+
     var body: some View {
         NavigationStack {
             Form {
@@ -57,6 +66,18 @@ struct EnrollView: View {
                 }
             }
             .navigationTitle("enroll.title")
+            .alert("enroll.plainHttp.title", isPresented: plainHttpAsked) {
+                if let url = model.plainHttpQuestion {
+                    Button("enroll.plainHttp.confirm", role: .destructive) {
+                        Task { await model.confirmPlainHttp(url, app: app) }
+                    }
+                }
+                Button("common.cancel", role: .cancel) {
+                    model.declinePlainHttp()
+                }
+            } message: {
+                Text(verbatim: L.f("enroll.plainHttp.message", model.plainHttpQuestion ?? ""))
+            }
         }
     }
 }

@@ -26,8 +26,9 @@ final class SyncModel {
     private(set) var serverUnreachable = false
     private(set) var accessProblem: AccessProblem?
 
-    /// Told when the relay revoked the device and the engine has erased its data.
-    @ObservationIgnored var onRevoked: (() -> Void)?
+    /// Told when the relay revoked the device and the engine has erased its data;
+    /// awaited, so a background sync ends only after the app has erased the rest.
+    @ObservationIgnored var onRevoked: (@MainActor () async -> Void)?
 
     private let engine: EngineClient
     private nonisolated static let log = Logger(subsystem: "org.gridsync.demo", category: "sync")
@@ -37,9 +38,10 @@ final class SyncModel {
     }
 
     /// Push, pull and upload photos now, unless a sync is already running or the
-    /// relay has shut this device out.
-    func syncNow() async {
-        guard !isSyncing, accessProblem == nil else { return }
+    /// relay has shut this device out. True when this call synced.
+    @discardableResult
+    func syncNow() async -> Bool {
+        guard !isSyncing, accessProblem == nil else { return false }
         isSyncing = true
         progress = nil
         lastFailure = nil
@@ -61,6 +63,7 @@ final class SyncModel {
             // Counts only: never what was synced.
             let pushed = summary.pushed, pulled = summary.pulled, photos = summary.photosUploaded
             Self.log.info("sync done: pushed \(pushed, privacy: .public), pulled \(pulled, privacy: .public), photos \(photos, privacy: .public)")
+            return true
         } catch let error as GridsyncError {
             switch error {
             case .Network:
@@ -71,14 +74,14 @@ final class SyncModel {
                 accessProblem = wipe ? .revoked : .mustEnrollAgain
                 lastFailure = ErrorText.message(error)
                 if wipe {
-                    onRevoked?()
+                    await onRevoked?()
                 }
             case .Wiped:
                 // The engine erased the database and photos before answering.
                 serverUnreachable = false
                 accessProblem = .revoked
                 lastFailure = ErrorText.message(error)
-                onRevoked?()
+                await onRevoked?()
             default:
                 serverUnreachable = false
                 lastFailure = ErrorText.message(error)
@@ -88,6 +91,7 @@ final class SyncModel {
         } catch {
             lastFailure = ErrorText.message(error)
         }
+        return false
     }
 
     private func show(_ progress: SyncProgress) {

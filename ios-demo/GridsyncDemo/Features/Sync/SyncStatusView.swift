@@ -2,11 +2,14 @@ import SwiftUI
 
 /// 同步: connection, a sync button with live progress, what the last sync did, and
 /// this device's identity. When the relay no longer accepts the device, the way to
-/// enroll again.
+/// enroll again; and 退出并清除, which erases this phone's data and key.
 struct SyncStatusView: View {
     @Environment(AppModel.self) private var app
     let session: Session
     @State private var confirmEnrollAgain = false
+    @State private var confirmSignOut = false
+    /// Changes not yet acknowledged by the server, read when 退出并清除 is tapped.
+    @State private var unsynced: UInt64 = 0
 
     private var sync: SyncModel { session.sync }
 
@@ -27,6 +30,7 @@ struct SyncStatusView: View {
                     }
                 }
                 deviceSection
+                signOutSection
             }
             .navigationTitle("sync.title")
             .connectionBanner(session: session)
@@ -38,6 +42,31 @@ struct SyncStatusView: View {
             } message: {
                 Text("enrollAgain.keepsData")
             }
+            .confirmationDialog("sync.signOut.title", isPresented: $confirmSignOut,
+                                titleVisibility: .visible) {
+                Button("sync.signOut", role: .destructive) {
+                    Task { await app.signOutAndErase() }
+                }
+            } message: {
+                if unsynced > 0 {
+                    Text(verbatim: L.s("sync.signOut.body") + "\n" + L.f("sync.signOut.unsynced", String(unsynced)))
+                } else {
+                    Text("sync.signOut.body")
+                }
+            }
+        }
+    }
+
+    private var signOutSection: some View {
+        Section {
+            Button("sync.signOut", role: .destructive) {
+                Task {
+                    unsynced = (try? await session.engine.pendingChanges()) ?? 0
+                    confirmSignOut = true
+                }
+            }
+        } footer: {
+            Text("sync.signOut.footer")
         }
     }
 
@@ -56,6 +85,11 @@ struct SyncStatusView: View {
                 Text(verbatim: session.device.serverURL)
                     .lineLimit(1)
                     .truncationMode(.middle)
+            }
+            if session.device.plainHttp {
+                Label("sync.server.plainHttp", systemImage: "exclamationmark.triangle")
+                    .font(.footnote)
+                    .foregroundStyle(.red)
             }
             LabeledContent("sync.server.status") {
                 if sync.serverUnreachable {
