@@ -206,20 +206,16 @@ pub async fn enroll(
 ) -> Result<Enrollment, GridsyncError> {
     let device: DeviceId = device_id.parse().map_err(invalid)?;
     let security = security.map(ServerSecurity::from).unwrap_or_default();
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         let transport = HttpTransport::with_security(&server_url, &security)?;
-        gridsync_core::sync::enroll(&transport, &code, device, &app_version)
-            .map(|e| Enrollment {
-                user: e.user.to_string(),
-                token: e.token,
-                directory_json: e.directory,
-            })
-            .map_err(GridsyncError::from)
+        let e = gridsync_core::sync::enroll(&transport, &code, device, &app_version)?;
+        Ok(Enrollment {
+            user: e.user.to_string(),
+            token: e.token,
+            directory_json: e.directory,
+        })
     })
     .await
-    .map_err(|e| GridsyncError::Other {
-        reason: e.to_string(),
-    })?
 }
 
 /// The engine on the device: one SQLite file, opened once, closed explicitly.
@@ -333,14 +329,17 @@ impl GridEngine {
         Ok(self.engine()?.report_case(input)?.to_string())
     }
 
-    /// Take a workflow action on a case; returns the new status.
+    /// Take a workflow action on a case; returns the new status. `Dispatch`
+    /// without a deadline takes the directory's rule for the case.
     pub fn act(&self, case_id: String, action: CaseAction) -> Result<String, GridsyncError> {
         let engine = self.engine()?;
         let id = case_id.parse().map_err(invalid)?;
         let state = match action {
-            CaseAction::Dispatch { dept } => {
-                engine.dispatch(&id, dept.parse().map_err(invalid)?, None)?
-            }
+            CaseAction::Dispatch { dept, deadline_ms } => engine.dispatch(
+                &id,
+                dept.parse().map_err(invalid)?,
+                deadline_ms.map(records::time).transpose()?,
+            )?,
             other => engine.act(&id, other.try_into()?)?,
         };
         Ok(state.status.as_str().to_owned())
@@ -366,12 +365,69 @@ impl GridEngine {
         &self,
         filter: CaseFilterRecord,
     ) -> Result<Vec<CaseSummaryRecord>, GridsyncError> {
-        let filter = filter.try_into()?;
+        let engine = self.engine()?;
+        let filter = filter.into_filter(chrono::Utc::now())?;
+        Ok(summaries(&engine.list_cases(&filter)?))
+    }
+
+    /// The cases waiting for this user, newest first: a grid worker's cases to
+    /// verify, a dispatcher's to accept or dispatch, a handler's department's open
+    /// cases. `limit` 0 means 100.
+    pub fn list_my_work(
+        &self,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<CaseSummaryRecord>, GridsyncError> {
+        let engine = self.engine()?;
+        let filter = gridsync_core::CaseFilter {
+            limit,
+            offset,
+            ..engine.assigned_to_me()?
+        };
+        Ok(summaries(&engine.list_cases(&filter)?))
+    }
+
+    /// How many cases of each status match `filter` (its paging is ignored): the
+    /// badges of a home screen. Statuses with no case are left out.
+    pub fn count_cases(
+        &self,
+        filter: CaseFilterRecord,
+    ) -> Result<Vec<StatusCountRecord>, GridsyncError> {
+        let engine = self.engine()?;
+        let filter = filter.into_filter(chrono::Utc::now())?;
+        Ok(engine
+            .count_cases(&filter)?
+            .into_iter()
+            .map(|(status, count)| StatusCountRecord {
+                status: status.as_str().into(),
+                status_zh: status.label_zh().into(),
+                count,
+            })
+            .collect())
+    }
+
+    /// The directory as records, for pickers: regions, departments, users,
+    /// categories and subcategories.
+    pub fn directory(&self) -> Result<DirectoryRecord, GridsyncError> {
+        Ok(DirectoryRecord::from(&*self.engine()?.directory()?))
+    }
+
+    /// The user this device is enrolled for.
+    pub fn me(&self) -> Result<UserRecord, GridsyncError> {
+        Ok(UserRecord::from(&self.engine()?.me()?))
+    }
+
+    /// This device's changes the server refused, newest first, with its reasons.
+    pub fn rejected_changes(&self) -> Result<Vec<RejectedChangeRecord>, GridsyncError> {
         Ok(self
             .engine()?
-            .list_cases(&filter)?
-            .iter()
-            .map(CaseSummaryRecord::from)
+            .rejected_changes()?
+            .into_iter()
+            .map(|(doc, hash, reason)| RejectedChangeRecord {
+                doc_id: doc.to_string(),
+                hash: hash.to_string(),
+                reason,
+            })
             .collect())
     }
 
@@ -411,6 +467,46 @@ impl GridEngine {
             .len() as u64)
     }
 
+    /// A patrol with its track, check-ins, observations and cases.
+    pub fn get_patrol(&self, patrol_id: String) -> Result<PatrolRecord, GridsyncError> {
+        let patrol = self
+            .engine()?
+            .get_patrol(&patrol_id.parse().map_err(invalid)?)?;
+        Ok(PatrolRecord::from(&patrol))
+    }
+
+    /// Check in (打卡) at a place on a patrol.
+    pub fn check_in(
+        &self,
+        patrol_id: String,
+        place: String,
+        lat: f64,
+        lon: f64,
+    ) -> Result<(), GridsyncError> {
+        Ok(self
+            .engine()?
+            .check_in(&patrol_id.parse().map_err(invalid)?, &place, lat, lon)?)
+    }
+
+    /// Record something noticed on a patrol that is not a case.
+    pub fn add_observation(&self, patrol_id: String, text: String) -> Result<(), GridsyncError> {
+        Ok(self
+            .engine()?
+            .add_observation(&patrol_id.parse().map_err(invalid)?, &text)?)
+    }
+
+    /// Record that a case was reported on a patrol.
+    pub fn link_case_to_patrol(
+        &self,
+        patrol_id: String,
+        case_id: String,
+    ) -> Result<(), GridsyncError> {
+        Ok(self.engine()?.link_case_to_patrol(
+            &patrol_id.parse().map_err(invalid)?,
+            &case_id.parse().map_err(invalid)?,
+        )?)
+    }
+
     /// Run a photo from the camera through the capture pipeline and store it.
     pub fn ingest_photo(
         &self,
@@ -421,9 +517,57 @@ impl GridEngine {
         Ok(PhotoRecord::from(info))
     }
 
-    /// The bytes of a stored photo.
+    /// The bytes of a stored photo (`NotFound` if it is not on this device:
+    /// `fetch_photo` gets it).
     pub fn photo_bytes(&self, hash: String) -> Result<Vec<u8>, GridsyncError> {
         Ok(self.engine()?.photo(&hash.parse().map_err(invalid)?)?)
+    }
+
+    /// Whether a photo is on this device.
+    pub fn has_photo(&self, hash: String) -> Result<bool, GridsyncError> {
+        Ok(self.engine()?.has_photo(&hash.parse().map_err(invalid)?)?)
+    }
+
+    /// Attach a photo stored with `ingest_photo` to a case already reported.
+    pub fn attach_photo(&self, case_id: String, hash: String) -> Result<(), GridsyncError> {
+        Ok(self.engine()?.attach_photo(
+            &case_id.parse().map_err(invalid)?,
+            hash.parse().map_err(invalid)?,
+        )?)
+    }
+
+    /// A photo of a case on this device, downloaded from the server if it is not
+    /// here (another user took it, or it was evicted); progress (phase `fetch`)
+    /// goes to `observer` after every chunk. The bytes are checked against the
+    /// hash before they are stored.
+    pub async fn fetch_photo(
+        &self,
+        hash: String,
+        observer: Option<Arc<dyn SyncObserver>>,
+    ) -> Result<Vec<u8>, GridsyncError> {
+        let engine = self.engine()?;
+        let hash: gridsync_core::PhotoHash = hash.parse().map_err(invalid)?;
+        blocking(move || {
+            engine.fetch_photo_reporting(&hash, &mut |p| {
+                if let Some(o) = &observer {
+                    o.on_progress(SyncProgress::from(p));
+                }
+            })?;
+            Ok(engine.photo(&hash)?)
+        })
+        .await
+    }
+
+    /// The photos stored on this device and their bytes.
+    pub fn photo_usage(&self) -> Result<PhotoUsageRecord, GridsyncError> {
+        Ok(self.engine()?.photo_usage()?.into())
+    }
+
+    /// Keep display images within `max_bytes` by removing those the server has
+    /// and whose cases are closed (they can be fetched again); thumbnails and
+    /// photos not yet uploaded stay. Returns the bytes freed.
+    pub fn evict_photos(&self, max_bytes: u64) -> Result<u64, GridsyncError> {
+        Ok(self.engine()?.evict_photos(max_bytes)?)
     }
 
     /// Push, pull and upload photos; progress goes to `observer`.
@@ -432,20 +576,29 @@ impl GridEngine {
         observer: Option<Arc<dyn SyncObserver>>,
     ) -> Result<SyncSummary, GridsyncError> {
         let engine = self.engine()?;
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let mut report = |p: gridsync_core::sync::Progress| {
                 if let Some(o) = &observer {
                     o.on_progress(SyncProgress::from(p));
                 }
             };
-            engine
-                .sync(&mut report)
-                .map(SyncSummary::from)
-                .map_err(GridsyncError::from)
+            Ok(engine.sync(&mut report).map(SyncSummary::from)?)
         })
+        .await
+    }
+}
+
+fn summaries(rows: &[gridsync_core::CaseSummary]) -> Vec<CaseSummaryRecord> {
+    rows.iter().map(CaseSummaryRecord::from).collect()
+}
+
+/// Run blocking engine work (network, disk) off the async runtime's threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, GridsyncError> + Send + 'static,
+) -> Result<T, GridsyncError> {
+    tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| GridsyncError::Other {
             reason: e.to_string(),
         })?
-    }
 }

@@ -1,10 +1,13 @@
 //! Plain records that cross the FFI, and their conversions to and from the core
 //! types (all in one place).
 
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
+use gridsync_core::directory::{Category, Department, Directory, Region, User};
+use gridsync_core::doc::case::{Note, Person, PhotoRef};
+use gridsync_core::doc::patrol::{CheckIn, Observation, PatrolDoc};
 use gridsync_core::{
-    Action, Case, CaseFilter, CaseSummary, Location, NewCase, PhotoInfo, Severity, Status,
-    SupervisionLevel, TrackPoint,
+    Action, Case, CaseFilter, CaseSummary, Location, NewCase, PhotoInfo, PhotoUsage, Severity,
+    Status, SupervisionLevel, TrackPoint,
 };
 
 use crate::{invalid, GridsyncError};
@@ -62,6 +65,31 @@ pub struct NewCaseRecord {
     pub address: String,
     /// Hashes of photos stored with `ingest_photo`.
     pub photos: Vec<String>,
+    /// People involved (当事人): personal data, kept encrypted on the device and
+    /// shown only to the roles that handle the case.
+    #[uniffi(default)]
+    pub people: Vec<PersonRecord>,
+}
+
+/// A person involved in a case (当事人).
+#[derive(uniffi::Record)]
+pub struct PersonRecord {
+    /// Name.
+    pub name: String,
+    /// Role in the case (e.g. 业主, 租户).
+    pub role: String,
+    /// Phone number, may be empty.
+    pub phone: String,
+}
+
+impl From<&Person> for PersonRecord {
+    fn from(p: &Person) -> Self {
+        PersonRecord {
+            name: p.name.clone(),
+            role: p.role.clone(),
+            phone: p.phone.clone(),
+        }
+    }
 }
 
 impl TryFrom<NewCaseRecord> for NewCase {
@@ -87,7 +115,15 @@ impl TryFrom<NewCaseRecord> for NewCase {
                 }),
                 _ => None,
             },
-            people: Vec::new(),
+            people: r
+                .people
+                .into_iter()
+                .map(|p| Person {
+                    name: p.name,
+                    role: p.role,
+                    phone: p.phone,
+                })
+                .collect(),
             photos: r
                 .photos
                 .iter()
@@ -98,9 +134,16 @@ impl TryFrom<NewCaseRecord> for NewCase {
     }
 }
 
-/// A workflow action.
-#[derive(uniffi::Enum)]
+/// A workflow action: what `act` takes and what a timeline entry did. Converted
+/// to and from the core's `Action` by two exhaustive matches, so a new action in
+/// the core does not compile until it is here too.
+#[derive(uniffi::Enum, Debug, Clone, PartialEq)]
 pub enum CaseAction {
+    /// 发现上报: the first entry of every case (made by `report_case`, not `act`).
+    Report {
+        /// The level that should accept it (`community`, `town`, …).
+        level: String,
+    },
     /// 受理.
     Accept,
     /// 自办.
@@ -108,10 +151,14 @@ pub enum CaseAction {
         /// What was done.
         result: String,
     },
-    /// 派遣, with the deadline from the directory's rules.
+    /// 派遣.
     Dispatch {
         /// Department id.
         dept: String,
+        /// The deadline, ms since the epoch; `None`: from the directory's rules
+        /// (acting). A timeline entry always has one.
+        #[uniffi(default)]
+        deadline_ms: Option<i64>,
     },
     /// 处置反馈.
     Feedback {
@@ -158,15 +205,25 @@ pub enum CaseAction {
     },
 }
 
+/// An action to take: `Dispatch` and `Report` are not plain core actions (the one
+/// needs its deadline worked out, the other is `report_case`), so `act` handles
+/// them before this conversion.
 impl TryFrom<CaseAction> for Action {
     type Error = GridsyncError;
     fn try_from(a: CaseAction) -> Result<Self, GridsyncError> {
         Ok(match a {
+            CaseAction::Report { .. } => {
+                return Err(invalid("a case is reported with report_case, not act"))
+            }
             CaseAction::Accept => Action::Accept,
             CaseAction::SelfHandle { result } => Action::SelfHandle { result },
-            CaseAction::Dispatch { .. } => {
-                return Err(invalid("dispatch goes through GridEngine::act"))
-            }
+            CaseAction::Dispatch { dept, deadline_ms } => Action::Dispatch {
+                dept: dept.parse().map_err(invalid)?,
+                deadline: deadline_ms
+                    .map(time)
+                    .transpose()?
+                    .ok_or_else(|| invalid("dispatch needs a deadline here"))?,
+            },
             CaseAction::Feedback { result } => Action::Feedback { result },
             CaseAction::Return { reason } => Action::Return { reason },
             CaseAction::Verify { passed, comment } => Action::Verify { passed, comment },
@@ -189,6 +246,48 @@ impl TryFrom<CaseAction> for Action {
     }
 }
 
+impl From<&Action> for CaseAction {
+    fn from(a: &Action) -> Self {
+        match a.clone() {
+            Action::Report { level } => CaseAction::Report {
+                level: level.as_str().into(),
+            },
+            Action::Accept => CaseAction::Accept,
+            Action::SelfHandle { result } => CaseAction::SelfHandle { result },
+            Action::Dispatch { dept, deadline } => CaseAction::Dispatch {
+                dept: dept.to_string(),
+                deadline_ms: Some(deadline.timestamp_millis()),
+            },
+            Action::Feedback { result } => CaseAction::Feedback { result },
+            Action::Return { reason } => CaseAction::Return { reason },
+            Action::Verify { passed, comment } => CaseAction::Verify { passed, comment },
+            Action::Archive => CaseAction::Archive,
+            Action::Evaluate {
+                satisfaction,
+                comment,
+            } => CaseAction::Evaluate {
+                satisfaction,
+                comment,
+            },
+            Action::Escalate { reason } => CaseAction::Escalate { reason },
+            Action::Urge { level, comment } => CaseAction::Urge {
+                level: level.number() as u8,
+                comment,
+            },
+            Action::Invalidate { reason } => CaseAction::Invalidate { reason },
+        }
+    }
+}
+
+/// A time from the app (ms since the epoch).
+pub(crate) fn time(ms: i64) -> Result<DateTime<Utc>, GridsyncError> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| invalid("time out of range"))
+}
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
 /// One timeline entry as shown to people.
 #[derive(uniffi::Record)]
 pub struct TimelineEntryRecord {
@@ -198,12 +297,16 @@ pub struct TimelineEntryRecord {
     pub role: String,
     /// Action name (`report`, `accept`, …).
     pub action: String,
+    /// The action with what it carried (result, reason, department, deadline …).
+    pub details: CaseAction,
     /// Chinese label (发现上报, 受理, …).
     pub label_zh: String,
     /// When, ms since the epoch.
     pub at_ms: i64,
     /// `applied`, `conflict` or `refused`.
     pub outcome: String,
+    /// Why a conflicting or refused entry did not take effect.
+    pub outcome_reason: Option<String>,
 }
 
 /// A case with its timeline.
@@ -221,12 +324,101 @@ pub struct CaseRecord {
     pub status_zh: String,
     /// Grid.
     pub grid: String,
-    /// Photo hashes (display images).
-    pub photos: Vec<String>,
+    /// Category code.
+    pub category: String,
+    /// Subcategory code.
+    pub subcategory: Option<String>,
+    /// `low`, `normal`, `high` or `urgent`.
+    pub severity: String,
+    /// Who reported it.
+    pub reporter: String,
+    /// When, ms since the epoch.
+    pub created_ms: i64,
+    /// Where, if known.
+    pub location: Option<LocationRecord>,
+    /// People involved.
+    pub people: Vec<PersonRecord>,
+    /// Photos, in the order attached (fetch one not on the device with
+    /// `fetch_photo`; show the thumbnail first).
+    pub photos: Vec<PhotoRefRecord>,
     /// Notes.
-    pub notes: Vec<String>,
+    pub notes: Vec<NoteRecord>,
+    /// The level responsible (`community`, `town`, …).
+    pub level: String,
+    /// The department it is dispatched to.
+    pub assigned_dept: Option<String>,
+    /// The deadline of the current dispatch, ms since the epoch.
+    pub deadline_ms: Option<i64>,
+    /// Supervision level 1–5, once raised.
+    pub supervision: Option<u8>,
+    /// Handled on the spot by the grid worker.
+    pub self_handled: bool,
+    /// Satisfaction 1–5, once evaluated.
+    pub satisfaction: Option<u8>,
     /// The timeline.
     pub timeline: Vec<TimelineEntryRecord>,
+}
+
+/// Where a case is.
+#[derive(uniffi::Record)]
+pub struct LocationRecord {
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lon: f64,
+    /// Address.
+    pub address: String,
+}
+
+/// A photo attached to a case.
+#[derive(uniffi::Record)]
+pub struct PhotoRefRecord {
+    /// The display image's hash.
+    pub hash: String,
+    /// Its thumbnail's hash.
+    pub thumb: Option<String>,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// Who attached it.
+    pub by: String,
+    /// When, ms since the epoch.
+    pub at_ms: i64,
+}
+
+impl From<&PhotoRef> for PhotoRefRecord {
+    fn from(p: &PhotoRef) -> Self {
+        PhotoRefRecord {
+            hash: p.hash.to_string(),
+            thumb: p.thumb.as_ref().map(ToString::to_string),
+            width: p.width,
+            height: p.height,
+            by: p.by.to_string(),
+            at_ms: millis(p.at),
+        }
+    }
+}
+
+/// A note on a case.
+#[derive(uniffi::Record)]
+pub struct NoteRecord {
+    /// Who wrote it.
+    pub by: String,
+    /// When, ms since the epoch.
+    pub at_ms: i64,
+    /// The text.
+    pub text: String,
+}
+
+impl From<&Note> for NoteRecord {
+    fn from(n: &Note) -> Self {
+        NoteRecord {
+            by: n.by.to_string(),
+            at_ms: millis(n.at),
+            text: n.text.clone(),
+        }
+    }
 }
 
 impl From<&Case> for CaseRecord {
@@ -238,53 +430,141 @@ impl From<&Case> for CaseRecord {
             status: c.state.status.as_str().into(),
             status_zh: c.state.status.label_zh().into(),
             grid: c.doc.grid.to_string(),
-            photos: c.doc.photos.iter().map(|p| p.hash.to_string()).collect(),
-            notes: c.doc.notes.iter().map(|n| n.text.clone()).collect(),
+            category: c.doc.category.to_string(),
+            subcategory: c.doc.subcategory.as_ref().map(ToString::to_string),
+            severity: c.doc.severity.as_str().into(),
+            reporter: c.doc.reporter.to_string(),
+            created_ms: millis(c.doc.created),
+            location: c.doc.location.as_ref().map(|l| LocationRecord {
+                lat: l.lat,
+                lon: l.lon,
+                address: l.address.clone(),
+            }),
+            people: c.doc.people.iter().map(PersonRecord::from).collect(),
+            photos: c.doc.photos.iter().map(PhotoRefRecord::from).collect(),
+            notes: c.doc.notes.iter().map(NoteRecord::from).collect(),
+            level: c.state.level.as_str().into(),
+            assigned_dept: c.state.assigned_dept.as_ref().map(ToString::to_string),
+            deadline_ms: c.state.deadline.map(millis),
+            supervision: c.state.supervision.map(|s| s.number() as u8),
+            self_handled: c.state.self_handled,
+            satisfaction: c.state.satisfaction,
             timeline: c
                 .timeline()
-                .map(|(e, o)| TimelineEntryRecord {
-                    actor: e.actor.to_string(),
-                    role: e.role.as_str().into(),
-                    action: e.action.name().into(),
-                    label_zh: e.action.label_zh().into(),
-                    at_ms: e.at.timestamp_millis(),
-                    outcome: match o {
-                        gridsync_core::Outcome::Applied => "applied",
-                        gridsync_core::Outcome::Conflict { .. } => "conflict",
-                        gridsync_core::Outcome::Refused(_) => "refused",
+                .map(|(e, o)| {
+                    use gridsync_core::Outcome;
+                    let (outcome, outcome_reason) = match o {
+                        Outcome::Applied => ("applied", None),
+                        Outcome::Conflict { reason, .. } => ("conflict", Some(reason.to_string())),
+                        Outcome::Refused(reason) => ("refused", Some(reason.to_string())),
+                    };
+                    TimelineEntryRecord {
+                        actor: e.actor.to_string(),
+                        role: e.role.as_str().into(),
+                        action: e.action.name().into(),
+                        details: CaseAction::from(&e.action),
+                        label_zh: e.action.label_zh().into(),
+                        at_ms: millis(e.at),
+                        outcome: outcome.into(),
+                        outcome_reason,
                     }
-                    .into(),
                 })
                 .collect(),
         }
     }
 }
 
-/// Which cases to list.
+/// Which cases to list or count. Every field narrows the list; the defaults narrow
+/// nothing.
 #[derive(uniffi::Record)]
 pub struct CaseFilterRecord {
     /// Statuses (empty: all).
+    #[uniffi(default)]
     pub statuses: Vec<String>,
-    /// Search text.
+    /// Search text (title, description, notes; Chinese works).
+    #[uniffi(default)]
     pub text: Option<String>,
-    /// Page size (0: 100).
+    /// Page size (0: 100; at most 500).
+    #[uniffi(default)]
     pub limit: u32,
+    /// Rows to skip (the next page).
+    #[uniffi(default)]
+    pub offset: u32,
+    /// Within this region (a grid, community, town …) and below it.
+    #[uniffi(default)]
+    pub region: Option<String>,
+    /// Of this top-level category.
+    #[uniffi(default)]
+    pub category: Option<String>,
+    /// Of this severity (`low`, `normal`, `high`, `urgent`).
+    #[uniffi(default)]
+    pub severity: Option<String>,
+    /// Dispatched to this department.
+    #[uniffi(default)]
+    pub assigned_dept: Option<String>,
+    /// Reported by this user.
+    #[uniffi(default)]
+    pub reporter: Option<String>,
+    /// Only cases past their deadline now.
+    #[uniffi(default)]
+    pub overdue: bool,
+    /// Only cases whose timeline holds a conflict.
+    #[uniffi(default)]
+    pub conflicts_only: bool,
+    /// Reported at or after this time, ms since the epoch.
+    #[uniffi(default)]
+    pub reported_from_ms: Option<i64>,
+    /// Reported before this time, ms since the epoch.
+    #[uniffi(default)]
+    pub reported_before_ms: Option<i64>,
 }
 
-impl TryFrom<CaseFilterRecord> for CaseFilter {
-    type Error = GridsyncError;
-    fn try_from(f: CaseFilterRecord) -> Result<Self, GridsyncError> {
+impl CaseFilterRecord {
+    /// The core filter, with "overdue" meaning overdue at `now`.
+    pub(crate) fn into_filter(self, now: DateTime<Utc>) -> Result<CaseFilter, GridsyncError> {
+        fn parse<T: std::str::FromStr>(v: Option<String>) -> Result<Option<T>, GridsyncError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.map(|s| s.parse()).transpose().map_err(invalid)
+        }
         Ok(CaseFilter {
-            statuses: f
+            statuses: self
                 .statuses
                 .iter()
                 .map(|s| Status::parse(s).ok_or_else(|| invalid(format!("unknown status {s}"))))
                 .collect::<Result<_, _>>()?,
-            text: f.text,
-            limit: f.limit,
-            ..Default::default()
+            region: parse(self.region)?,
+            category: parse(self.category)?,
+            severity: self
+                .severity
+                .map(|s| {
+                    Severity::parse(&s)
+                        .ok_or_else(|| invalid("severity must be low, normal, high or urgent"))
+                })
+                .transpose()?,
+            assigned_dept: parse(self.assigned_dept)?,
+            reporter: parse(self.reporter)?,
+            overdue_at: self.overdue.then_some(now),
+            text: self.text,
+            conflicts_only: self.conflicts_only,
+            reported_from: self.reported_from_ms.map(time).transpose()?,
+            reported_before: self.reported_before_ms.map(time).transpose()?,
+            limit: self.limit,
+            offset: self.offset,
         })
     }
+}
+
+/// How many cases have one status.
+#[derive(uniffi::Record)]
+pub struct StatusCountRecord {
+    /// Status.
+    pub status: String,
+    /// Chinese status label.
+    pub status_zh: String,
+    /// Cases.
+    pub count: u64,
 }
 
 /// One row of a case list.
@@ -302,6 +582,26 @@ pub struct CaseSummaryRecord {
     pub has_conflict: bool,
     /// Photos attached.
     pub photo_count: u32,
+    /// Grid.
+    pub grid: String,
+    /// Category code.
+    pub category: String,
+    /// Subcategory code.
+    pub subcategory: Option<String>,
+    /// Severity.
+    pub severity: String,
+    /// Who reported it.
+    pub reporter: String,
+    /// The department it is dispatched to.
+    pub assigned_dept: Option<String>,
+    /// Deadline of the current dispatch, ms since the epoch.
+    pub deadline_ms: Option<i64>,
+    /// Supervision level 1–5.
+    pub supervision: Option<u8>,
+    /// Reported at, ms since the epoch.
+    pub created_ms: i64,
+    /// Last activity, ms since the epoch.
+    pub updated_ms: i64,
 }
 
 impl From<&CaseSummary> for CaseSummaryRecord {
@@ -313,6 +613,16 @@ impl From<&CaseSummary> for CaseSummaryRecord {
             status_zh: c.status.label_zh().into(),
             has_conflict: c.has_conflict,
             photo_count: c.photo_count,
+            grid: c.grid.to_string(),
+            category: c.category.to_string(),
+            subcategory: c.subcategory.as_ref().map(ToString::to_string),
+            severity: c.severity.as_str().into(),
+            reporter: c.reporter.to_string(),
+            assigned_dept: c.assigned_dept.as_ref().map(ToString::to_string),
+            deadline_ms: c.deadline.map(millis),
+            supervision: c.supervision.map(|s| s.number() as u8),
+            created_ms: millis(c.created),
+            updated_ms: millis(c.updated),
         }
     }
 }
@@ -332,10 +642,97 @@ impl TryFrom<TrackPointRecord> for TrackPoint {
     type Error = GridsyncError;
     fn try_from(p: TrackPointRecord) -> Result<Self, GridsyncError> {
         Ok(TrackPoint {
-            at: DateTime::from_timestamp_millis(p.at_ms).ok_or_else(|| invalid("bad time"))?,
+            at: time(p.at_ms)?,
             lat: p.lat,
             lon: p.lon,
         })
+    }
+}
+
+impl From<&TrackPoint> for TrackPointRecord {
+    fn from(p: &TrackPoint) -> Self {
+        TrackPointRecord {
+            at_ms: millis(p.at),
+            lat: p.lat,
+            lon: p.lon,
+        }
+    }
+}
+
+/// A patrol (巡查) with what was recorded on it.
+#[derive(uniffi::Record)]
+pub struct PatrolRecord {
+    /// Id.
+    pub id: String,
+    /// The grid worker.
+    pub worker: String,
+    /// The grid patrolled.
+    pub grid: String,
+    /// Start, ms since the epoch.
+    pub started_ms: i64,
+    /// End, once ended.
+    pub ended_ms: Option<i64>,
+    /// The GPS track (points recorded and flushed into the document).
+    pub track: Vec<TrackPointRecord>,
+    /// Check-ins (打卡) at places.
+    pub checkins: Vec<CheckInRecord>,
+    /// Things noticed that are not cases.
+    pub observations: Vec<ObservationRecord>,
+    /// Cases reported on this patrol.
+    pub cases: Vec<String>,
+}
+
+/// A check-in at a place on a patrol.
+#[derive(uniffi::Record)]
+pub struct CheckInRecord {
+    /// When, ms since the epoch.
+    pub at_ms: i64,
+    /// The place (e.g. 3号楼2单元).
+    pub place: String,
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lon: f64,
+}
+
+/// Something noticed on a patrol.
+#[derive(uniffi::Record)]
+pub struct ObservationRecord {
+    /// When, ms since the epoch.
+    pub at_ms: i64,
+    /// What.
+    pub text: String,
+}
+
+impl From<&PatrolDoc> for PatrolRecord {
+    fn from(p: &PatrolDoc) -> Self {
+        PatrolRecord {
+            id: p.id.to_string(),
+            worker: p.worker.to_string(),
+            grid: p.grid.to_string(),
+            started_ms: millis(p.started),
+            ended_ms: p.ended.map(millis),
+            track: p.track.iter().map(TrackPointRecord::from).collect(),
+            checkins: p
+                .checkins
+                .iter()
+                .map(|c: &CheckIn| CheckInRecord {
+                    at_ms: millis(c.at),
+                    place: c.place.clone(),
+                    lat: c.lat,
+                    lon: c.lon,
+                })
+                .collect(),
+            observations: p
+                .observations
+                .iter()
+                .map(|o: &Observation| ObservationRecord {
+                    at_ms: millis(o.at),
+                    text: o.text.clone(),
+                })
+                .collect(),
+            cases: p.cases.iter().map(ToString::to_string).collect(),
+        }
     }
 }
 
@@ -363,17 +760,59 @@ impl From<PhotoInfo> for PhotoRecord {
     }
 }
 
+/// The photos stored on the device, for a storage setting.
+#[derive(uniffi::Record)]
+pub struct PhotoUsageRecord {
+    /// Display images stored.
+    pub display: u64,
+    /// Their bytes.
+    pub display_bytes: u64,
+    /// Thumbnails stored.
+    pub thumbs: u64,
+    /// Their bytes.
+    pub thumb_bytes: u64,
+    /// Photos of this device's cases not yet on the server (never evicted).
+    pub waiting_upload: u64,
+}
+
+impl From<PhotoUsage> for PhotoUsageRecord {
+    fn from(u: PhotoUsage) -> Self {
+        PhotoUsageRecord {
+            display: u.display,
+            display_bytes: u.display_bytes,
+            thumbs: u.thumbs,
+            thumb_bytes: u.thumb_bytes,
+            waiting_upload: u.waiting_upload,
+        }
+    }
+}
+
+/// A change of this device the server refused, and why (e.g. an action the
+/// user's role may no longer take). It stays on the device, out of the outbox.
+#[derive(uniffi::Record)]
+pub struct RejectedChangeRecord {
+    /// The case or patrol it belongs to.
+    pub doc_id: String,
+    /// The change's hash (hex).
+    pub hash: String,
+    /// The server's reason.
+    pub reason: String,
+}
+
 /// Sync progress.
 #[derive(uniffi::Record)]
 pub struct SyncProgress {
-    /// `push`, `pull` or `photos`.
+    /// `push`, `pull`, `photos` (uploading) or `fetch` (one photo on demand).
     pub phase: String,
     /// Items so far in this phase.
     pub items: u64,
     /// Bytes so far in this phase.
     pub bytes: u64,
-    /// Items left (push and photos).
+    /// Items left: changes to push, changes the server says wait for this device
+    /// (counted up to 10,000), photos to upload.
     pub remaining: u64,
+    /// Their bytes.
+    pub bytes_remaining: u64,
 }
 
 impl From<gridsync_core::sync::Progress> for SyncProgress {
@@ -383,11 +822,13 @@ impl From<gridsync_core::sync::Progress> for SyncProgress {
                 gridsync_core::sync::Phase::Push => "push",
                 gridsync_core::sync::Phase::Pull => "pull",
                 gridsync_core::sync::Phase::Photos => "photos",
+                gridsync_core::sync::Phase::Fetch => "fetch",
             }
             .into(),
             items: p.items,
             bytes: p.bytes,
             remaining: p.remaining,
+            bytes_remaining: p.bytes_remaining,
         }
     }
 }
@@ -415,6 +856,143 @@ impl From<gridsync_core::sync::SyncReport> for SyncSummary {
             pulled: r.pulled,
             purged: r.purged,
             photos_uploaded: r.photos_uploaded,
+        }
+    }
+}
+
+/// The directory for pickers: regions, departments, users and the category
+/// taxonomy, as the device holds it.
+#[derive(uniffi::Record)]
+pub struct DirectoryRecord {
+    /// Name of the top region.
+    pub name: String,
+    /// Regions (district, town, community, grid), parents before children.
+    pub regions: Vec<RegionRecord>,
+    /// Departments cases are dispatched to.
+    pub departments: Vec<DepartmentRecord>,
+    /// Users.
+    pub users: Vec<UserRecord>,
+    /// Categories with their subcategories.
+    pub categories: Vec<CategoryRecord>,
+}
+
+/// A region of the tree.
+#[derive(uniffi::Record)]
+pub struct RegionRecord {
+    /// Code; its prefix is its parent's.
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// `district`, `town`, `community` or `grid`.
+    pub level: String,
+}
+
+/// A department.
+#[derive(uniffi::Record)]
+pub struct DepartmentRecord {
+    /// Id (what `Dispatch` takes).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// The region whose cases it handles.
+    pub region: String,
+}
+
+/// A user.
+#[derive(uniffi::Record)]
+pub struct UserRecord {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// `grid_worker`, `dispatcher`, `handler` or `admin`.
+    pub role: String,
+    /// Chinese role label.
+    pub role_zh: String,
+    /// Where they work.
+    pub region: String,
+    /// A handler's department.
+    pub department: Option<String>,
+}
+
+/// A category and its subcategories.
+#[derive(uniffi::Record)]
+pub struct CategoryRecord {
+    /// Code (what `NewCaseRecord.category` takes).
+    pub code: String,
+    /// Chinese name.
+    pub name: String,
+    /// English name.
+    pub name_en: String,
+    /// Subcategories.
+    pub subcategories: Vec<SubcategoryRecord>,
+}
+
+/// A subcategory.
+#[derive(uniffi::Record)]
+pub struct SubcategoryRecord {
+    /// Code (`<category>.<name>`).
+    pub code: String,
+    /// Chinese name.
+    pub name: String,
+    /// English name.
+    pub name_en: String,
+}
+
+impl From<&User> for UserRecord {
+    fn from(u: &User) -> Self {
+        UserRecord {
+            id: u.id.to_string(),
+            name: u.name.clone(),
+            role: u.role.as_str().into(),
+            role_zh: u.role.label_zh().into(),
+            region: u.region.to_string(),
+            department: u.department.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+impl From<&Directory> for DirectoryRecord {
+    fn from(d: &Directory) -> Self {
+        DirectoryRecord {
+            name: d.name.clone(),
+            regions: d
+                .regions()
+                .iter()
+                .map(|r: &Region| RegionRecord {
+                    code: r.code.to_string(),
+                    name: r.name.clone(),
+                    level: r.level.as_str().into(),
+                })
+                .collect(),
+            departments: d
+                .departments()
+                .iter()
+                .map(|x: &Department| DepartmentRecord {
+                    id: x.id.to_string(),
+                    name: x.name.clone(),
+                    region: x.region.to_string(),
+                })
+                .collect(),
+            users: d.users().iter().map(UserRecord::from).collect(),
+            categories: d
+                .categories()
+                .iter()
+                .map(|c: &Category| CategoryRecord {
+                    code: c.code.to_string(),
+                    name: c.name.clone(),
+                    name_en: c.name_en.clone(),
+                    subcategories: c
+                        .subcategories
+                        .iter()
+                        .map(|s| SubcategoryRecord {
+                            code: s.code.to_string(),
+                            name: s.name.clone(),
+                            name_en: s.name_en.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
         }
     }
 }

@@ -83,6 +83,21 @@ pub struct PullState {
     pub purged: Vec<DocId>,
 }
 
+/// The photos stored on a device (see [`Engine::photo_usage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PhotoUsage {
+    /// Display images stored.
+    pub display: u64,
+    /// Their bytes.
+    pub display_bytes: u64,
+    /// Thumbnails stored.
+    pub thumbs: u64,
+    /// Their bytes.
+    pub thumb_bytes: u64,
+    /// Photos of this device's cases not yet on the server (never evicted).
+    pub waiting_upload: u64,
+}
+
 /// The result of importing one document's changes from another replica.
 #[derive(Debug)]
 pub struct ImportResult {
@@ -662,22 +677,49 @@ impl Engine {
     }
 
     /// Photos of this device's cases that the server does not have yet, in upload
-    /// order: every thumbnail before any display image, oldest first.
-    pub fn photos_to_upload(&self) -> Result<Vec<PhotoHash>> {
-        self.db.read(|tx| -> Result<Vec<PhotoHash>> {
+    /// order: every thumbnail before any display image, oldest first; each with
+    /// its size in bytes.
+    pub fn photos_to_upload(&self) -> Result<Vec<(PhotoHash, u64)>> {
+        self.db.read(|tx| -> Result<Vec<(PhotoHash, u64)>> {
             let mut stmt = tx.prepare_cached(
-                "SELECT p.hash FROM photos p
+                "SELECT p.hash, p.size FROM photos p
                  WHERE p.uploaded_ms IS NULL
                    AND EXISTS (SELECT 1 FROM case_photos c WHERE c.hash = p.hash)
                  ORDER BY p.role = 'display', p.created_ms, p.hash",
             )?;
-            let hashes = stmt
-                .query_map([], |r| r.get::<_, String>(0))?
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            hashes
-                .into_iter()
-                .map(|h| h.parse().map_err(Error::from))
+            rows.into_iter()
+                .map(|(h, size)| Ok((h.parse()?, size.max(0) as u64)))
                 .collect()
+        })
+    }
+
+    /// The photos stored on this device: how many and how many bytes, display images
+    /// and thumbnails apart, and how many wait for upload — what a storage setting
+    /// shows beside the quota given to [`Engine::evict_photos`].
+    pub fn photo_usage(&self) -> Result<PhotoUsage> {
+        self.db.read(|tx| -> Result<PhotoUsage> {
+            let mut usage = PhotoUsage::default();
+            let mut stmt = tx.prepare_cached(
+                "SELECT role, count(*), coalesce(sum(size), 0),
+                        count(*) FILTER (WHERE uploaded_ms IS NULL
+                            AND EXISTS (SELECT 1 FROM case_photos c WHERE c.hash = p.hash))
+                 FROM photos p GROUP BY role",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let (role, count, bytes, waiting): (String, i64, i64, i64) =
+                    (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+                let (count, bytes) = (count.max(0) as u64, bytes.max(0) as u64);
+                match role.as_str() {
+                    "display" => (usage.display, usage.display_bytes) = (count, bytes),
+                    _ => (usage.thumbs, usage.thumb_bytes) = (count, bytes),
+                }
+                usage.waiting_upload += waiting.max(0) as u64;
+            }
+            Ok(usage)
         })
     }
 
@@ -1330,13 +1372,19 @@ impl Engine {
 
     /// How many local changes wait for the server.
     pub fn outbox_len(&self) -> Result<u64> {
-        self.db.read(|tx| -> Result<u64> {
-            let n: i64 = tx.query_row(
-                "SELECT count(*) FROM outbox WHERE acked_ms IS NULL",
+        Ok(self.outbox_size()?.0)
+    }
+
+    /// Local changes not yet acknowledged by the server, and their bytes.
+    pub fn outbox_size(&self) -> Result<(u64, u64)> {
+        self.db.read(|tx| -> Result<(u64, u64)> {
+            let (n, bytes): (i64, i64) = tx.query_row(
+                "SELECT count(*), coalesce(sum(length(bytes)), 0) FROM outbox
+                 WHERE acked_ms IS NULL",
                 [],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            Ok(n.max(0) as u64)
+            Ok((n.max(0) as u64, bytes.max(0) as u64))
         })
     }
 

@@ -35,7 +35,9 @@ pub use directory::{Directory, Role, User};
 pub use doc::case::{CaseDoc, Location, NewCase, Person, Severity};
 pub use doc::patrol::PatrolDoc;
 pub use doc::DocContent;
-pub use engine::{Case, ChangeCheck, Clock, Engine, Identity, ImportResult, PhotoInfo, PullState};
+pub use engine::{
+    Case, ChangeCheck, Clock, Engine, Identity, ImportResult, PhotoInfo, PhotoUsage, PullState,
+};
 pub use error::{Error, OpenError, Result};
 pub use ids::{
     CategoryCode, DeptId, DeviceId, DocId, DocKind, PhotoHash, RegionCode, RegionLevel, UserId,

@@ -160,6 +160,7 @@ fn bomb_page(doc: &DocId, bombs: &[(&'static str, Vec<u8>)]) -> Vec<u8> {
         purge: Vec::new(),
         page: 1,
         new_token: None,
+        backlog: None,
     })
 }
 

@@ -396,16 +396,19 @@ fn backlogs_and_lag_count_what_is_waiting(s: &Arc<dyn RelayStore>) {
         append(s, w1, &doc, &scope(GRID1, None), n);
     }
     append(s, w2, &DocId::new(DocKind::Case), &scope(GRID2, None), 9);
-    assert_eq!(s.backlog(town, &region(TOWN), 0).expect("backlog"), 4);
-    assert_eq!(s.backlog(w1, &region(GRID1), 0).expect("own"), 0);
-    assert_eq!(s.backlog(w2, &region(GRID1), 0).expect("other"), 3);
+    // Each entry is 100 bytes.
+    let backlog = s.backlog(town, &region(TOWN), 0).expect("backlog");
+    assert_eq!((backlog.changes, backlog.bytes), (4, 400));
+    assert_eq!(s.backlog(w1, &region(GRID1), 0).expect("own").changes, 0);
+    let other = s.backlog(w2, &region(GRID1), 0).expect("other");
+    assert_eq!((other.changes, other.bytes), (3, 300));
     let (devices, behind, changes) = s.cursor_lag().expect("lag");
     assert_eq!((devices, behind, changes), (3, 3, 12));
     let page = pull(s, town, &region(TOWN), 0, 0);
     assert_eq!(
         s.backlog(town, &region(TOWN), page.cursor)
             .expect("backlog"),
-        0
+        Default::default()
     );
     let (_, behind, changes) = s.cursor_lag().expect("lag");
     // The town reported cursor 0 with that pull; its next pull reports the end.

@@ -157,6 +157,44 @@ fn thousands_of_changes_move_in_a_few_requests() {
     );
 }
 
+/// A device pulling in small pages is told after each how much still waits, so
+/// its progress bar can show bytes remaining for pull as for push.
+#[test]
+fn each_pull_page_says_how_much_still_waits() {
+    use gridsync_core::sync::session::{pull_all, PullTotals};
+    use gridsync_core::sync::Link;
+    let relay = SimRelay::new();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = relay.enroll(WORKER, dir.path());
+    let dispatcher = relay.enroll(DISPATCHER, dir.path());
+    for i in 0..12 {
+        let mut c = leak();
+        c.title = format!("第{i}号案件");
+        worker.report_case(c).unwrap();
+    }
+    assert_eq!(worker.sync().unwrap().pushed, 12);
+
+    // One change per page (a page holds at least one).
+    let mut link = Link::new(&dispatcher.transport, Some(&dispatcher.token));
+    let mut seen: Vec<PullTotals> = Vec::new();
+    let totals = pull_all(&dispatcher.engine, &mut link, 1, &mut |t| {
+        seen.push(t.clone())
+    })
+    .unwrap();
+    assert_eq!(totals.pulled, 12);
+    assert_eq!(seen.len(), 12, "{seen:?}");
+    for (i, t) in seen.iter().enumerate() {
+        let left = 11 - i as u64;
+        assert_eq!(t.backlog.changes, left, "after page {}", i + 1);
+        assert_eq!(t.backlog.bytes == 0, left == 0, "after page {}", i + 1);
+    }
+    assert!(
+        seen.windows(2)
+            .all(|w| w[1].backlog.bytes < w[0].backlog.bytes),
+        "the bytes remaining fall page by page"
+    );
+}
+
 #[test]
 fn a_case_reported_and_handled_on_the_spot_offline_goes_up_in_one_push() {
     let relay = SimRelay::new();

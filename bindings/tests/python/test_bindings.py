@@ -3,10 +3,8 @@
 and see it arrive on a second device; the database opens only with its device key."""
 
 import asyncio
-import dataclasses
 import os
 import pathlib
-import subprocess
 import tempfile
 import time
 
@@ -14,71 +12,7 @@ import pytest
 
 import gridsync_ffi as gs
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-GRIDSYNC = os.environ.get("GRIDSYNC_BIN", str(ROOT / "target" / "debug" / "gridsync"))
-WORKER = "w-339901001001001"
-DISPATCHER = "cd-339901001001"
-PHOTO = (pathlib.Path(__file__).parent / "photo.jpg").read_bytes()
-
-
-@pytest.fixture()
-def relay():
-    data = tempfile.mkdtemp()
-    proc = subprocess.Popen(
-        [GRIDSYNC, "serve", "--listen", "127.0.0.1:0", "--data", data],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "GRIDSYNC_LOG": "warn"},
-    )
-    line = proc.stdout.readline().strip()
-    assert line.startswith("gridsync listening on "), line
-    yield data, line.removeprefix("gridsync listening on ")
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-@dataclasses.dataclass
-class Device:
-    """One enrolled device: its engine, and what reopens it (the key an app keeps in
-    the platform keystore)."""
-    engine: gs.GridEngine
-    path: str
-    user: str
-    device_id: str
-    key: bytes
-
-    def reopen(self, key):
-        return gs.GridEngine.open(self.path, self.user, self.device_id, key)
-
-
-def enrolled(relay, user, folder):
-    data, url = relay
-    code = subprocess.run(
-        [GRIDSYNC, "admin", "--data", data, "enroll", "--user", user],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip()
-    device_id = gs.new_device_id()
-    enrollment = asyncio.run(gs.enroll(url, code, device_id, "pytest"))
-    assert enrollment.user == user
-    path = os.path.join(folder, f"{user}.db")
-    key = os.urandom(32)
-    engine = gs.GridEngine.open(path, enrollment.user, device_id, key)
-    engine.load_directory(enrollment.directory_json)
-    engine.set_server(url, enrollment.token)
-    return Device(engine, path, enrollment.user, device_id, key)
-
-
-def device(relay, user, folder):
-    return enrolled(relay, user, folder).engine
-
-
-class Progress(gs.SyncObserver):
-    def __init__(self):
-        self.seen = []
-
-    def on_progress(self, progress):
-        self.seen.append(progress.phase)
+from support import DISPATCHER, PHOTO, WORKER, Progress, device, enrolled, relay  # noqa: F401 (relay is a fixture)
 
 
 def test_a_patrol_and_a_case_with_a_photo_reach_the_dispatcher(relay):
@@ -114,7 +48,7 @@ def test_a_patrol_and_a_case_with_a_photo_reach_the_dispatcher(relay):
     assert [c.id for c in found] == [case_id]
     case = dispatcher.get_case(case_id)
     assert [e.label_zh for e in case.timeline] == ["发现上报", "自行处置"]
-    assert case.photos == [photo.hash]
+    assert [p.hash for p in case.photos] == [photo.hash]
     assert dispatcher.act(case_id, gs.CaseAction.ARCHIVE()) == "archived"
 
 

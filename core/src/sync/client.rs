@@ -299,6 +299,8 @@ pub enum Phase {
     Pull,
     /// Uploading photos (thumbnails first).
     Photos,
+    /// Downloading one photo on demand ([`fetch_photo_reporting`]).
+    Fetch,
 }
 
 /// Progress so far, reported after every request.
@@ -310,8 +312,12 @@ pub struct Progress {
     pub items: u64,
     /// Bytes sent or received so far in this phase (message bodies).
     pub bytes: u64,
-    /// For push: changes still waiting; for pull: unknown (0).
+    /// Changes (photos) still waiting: for push, in the outbox; for pull, what
+    /// the server said remains after the last page (0 once none does; counted by
+    /// the server up to 10,000); for photos, in the upload queue.
     pub remaining: u64,
+    /// Their bytes, as stored (before compression on the link).
+    pub bytes_remaining: u64,
 }
 
 /// What a sync did.
@@ -387,13 +393,14 @@ fn sync_over(
 ) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
     let pushed = session::push_all(engine, link, PUSH_PAGE_BYTES, &mut |t| {
-        // Reading the outbox's length for progress must not fail the sync.
-        let remaining = engine.outbox_len().unwrap_or(0);
+        // Reading the outbox's size for progress must not fail the sync.
+        let (remaining, bytes_remaining) = engine.outbox_size().unwrap_or_default();
         progress(Progress {
             phase: Phase::Push,
             items: t.stored + t.rejected.len() as u64,
             bytes: t.bytes,
             remaining,
+            bytes_remaining,
         })
     })?;
     report.pushed = pushed.stored;
@@ -403,7 +410,8 @@ fn sync_over(
             phase: Phase::Pull,
             items: t.pulled,
             bytes: t.bytes,
-            remaining: 0,
+            remaining: t.backlog.changes,
+            bytes_remaining: t.backlog.bytes,
         })
     })?;
     report.pulled = pulled.pulled;
@@ -468,7 +476,9 @@ fn upload_photos(
 ) -> Result<(), SyncError> {
     let queue = engine.photos_to_upload()?;
     let total = queue.len() as u64;
-    for (i, hash) in queue.iter().enumerate() {
+    let mut bytes_remaining: u64 = queue.iter().map(|(_, size)| size).sum();
+    for (i, (hash, size)) in queue.iter().enumerate() {
+        bytes_remaining = bytes_remaining.saturating_sub(*size);
         let sent = engine
             .photo(hash)
             .map_err(SyncError::from)
@@ -490,6 +500,7 @@ fn upload_photos(
             items: i as u64 + 1,
             bytes: report.photo_bytes_sent,
             remaining: total - (i as u64 + 1),
+            bytes_remaining,
         });
     }
     Ok(())
@@ -558,13 +569,25 @@ pub fn fetch_photo(
     transport: &dyn Transport,
     hash: &crate::ids::PhotoHash,
 ) -> Result<(), SyncError> {
-    obey_wipe(engine, fetch_photo_over(engine, transport, hash))
+    fetch_photo_reporting(engine, transport, hash, &mut |_| {})
+}
+
+/// [`fetch_photo`], telling `progress` after every chunk (phase `Fetch`: bytes so
+/// far and bytes remaining; one item once stored).
+pub fn fetch_photo_reporting(
+    engine: &Engine,
+    transport: &dyn Transport,
+    hash: &crate::ids::PhotoHash,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(), SyncError> {
+    obey_wipe(engine, fetch_photo_over(engine, transport, hash, progress))
 }
 
 fn fetch_photo_over(
     engine: &Engine,
     transport: &dyn Transport,
     hash: &crate::ids::PhotoHash,
+    progress: &mut dyn FnMut(Progress),
 ) -> Result<(), SyncError> {
     if engine.has_photo(hash)? {
         return Ok(());
@@ -586,12 +609,27 @@ fn fetch_photo_over(
             return Err(SyncError::Protocol("a photo answer out of bounds".into()));
         }
         bytes.extend(resp.bytes);
-        if bytes.len() as u64 >= resp.total {
-            break;
+        let done = bytes.len() as u64 >= resp.total;
+        if !done {
+            progress(Progress {
+                phase: Phase::Fetch,
+                items: 0,
+                bytes: bytes.len() as u64,
+                remaining: 1,
+                bytes_remaining: resp.total - bytes.len() as u64,
+            });
+            continue;
         }
+        engine.store_fetched_photo(hash, &bytes)?;
+        progress(Progress {
+            phase: Phase::Fetch,
+            items: 1,
+            bytes: bytes.len() as u64,
+            remaining: 0,
+            bytes_remaining: 0,
+        });
+        return Ok(());
     }
-    engine.store_fetched_photo(hash, &bytes)?;
-    Ok(())
 }
 
 /// What a device receives when it redeems an enrollment code. Its `Debug` hides
@@ -646,6 +684,15 @@ impl Engine {
     /// Fetch a photo of a case on this device from the server, over HTTP(S).
     pub fn fetch_photo(&self, hash: &crate::ids::PhotoHash) -> Result<(), SyncError> {
         fetch_photo(self, &self.transport()?, hash)
+    }
+
+    /// [`Engine::fetch_photo`], telling `progress` after every chunk.
+    pub fn fetch_photo_reporting(
+        &self,
+        hash: &crate::ids::PhotoHash,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(), SyncError> {
+        fetch_photo_reporting(self, &self.transport()?, hash, progress)
     }
 
     /// The transport to the stored server, with the stored [`ServerSecurity`].

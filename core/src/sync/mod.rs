@@ -17,8 +17,8 @@ pub mod wire;
 
 pub use change::{decode_change, ChangeError, MAX_CHANGE_BYTES};
 pub use client::{
-    enroll, fetch_photo, sync, upload_blob, Enrollment, HttpTransport, Phase, Progress,
-    ServerSecurity, SyncError, SyncReport, Transport, TransportError,
+    enroll, fetch_photo, fetch_photo_reporting, sync, upload_blob, Enrollment, HttpTransport,
+    Phase, Progress, ServerSecurity, SyncError, SyncReport, Transport, TransportError,
 };
 pub use route::{Endpoint, Route};
 pub use session::{Link, Outgoing, PullApplied, PulledPage, PushVerdicts, Replica};

@@ -16,7 +16,7 @@ use super::change::{decode_wire_change, ChangeError};
 use super::client::{SyncError, Transport};
 use super::route::{Endpoint, Pull, Push};
 use super::wire::{
-    self, ChangeStatus, PullRequest, PullResponse, PushRequest, PushResponse, WireChange,
+    self, Backlog, ChangeStatus, PullRequest, PullResponse, PushRequest, PushResponse, WireChange,
     MAX_CHANGES_PER_MESSAGE, PROTOCOL_VERSION,
 };
 use crate::engine::PullState;
@@ -112,6 +112,8 @@ pub struct PulledPage {
     pub more: bool,
     /// A new token for this device, to store with the page (token rotation).
     pub new_token: Option<String>,
+    /// What the server says still waits after this page (zero on the last).
+    pub backlog: Backlog,
 }
 
 impl std::fmt::Debug for PulledPage {
@@ -123,6 +125,7 @@ impl std::fmt::Debug for PulledPage {
             .field("next", &self.next)
             .field("more", &self.more)
             .field("new_token", &super::wire::redacted(&self.new_token))
+            .field("backlog", &self.backlog)
             .finish()
     }
 }
@@ -176,6 +179,7 @@ pub fn read_pull(answer: PullResponse) -> Result<PulledPage, SyncError> {
         purge: answer.purge,
         more: answer.more,
         new_token: answer.new_token,
+        backlog: answer.backlog.filter(|_| answer.more).unwrap_or_default(),
     })
 }
 
@@ -316,6 +320,8 @@ pub struct PullTotals {
     pub purged: u64,
     /// Answer body bytes of this phase.
     pub bytes: u64,
+    /// What the server said still waits after the last page.
+    pub backlog: Backlog,
 }
 
 /// Pull pages of about `page_bytes` until the server has nothing more.
@@ -333,6 +339,7 @@ pub fn pull_all(
         totals.bytes += link.bytes_down - before;
         let page = read_pull(answer)?;
         let more = page.more;
+        totals.backlog = page.backlog;
         let new_token = page.new_token.clone();
         totals.refused += page.refused.len() as u64;
         let applied = replica.apply_pull(page)?;
@@ -435,6 +442,10 @@ mod tests {
             purge: vec![id.clone()],
             page: 3,
             new_token: None,
+            backlog: Some(Backlog {
+                changes: 40,
+                bytes: 52_000,
+            }),
         })
         .unwrap();
         assert_eq!(page.changes.len(), 1);
@@ -443,5 +454,6 @@ mod tests {
         assert_eq!(page.next.page, 3);
         assert_eq!(page.next.purged, vec![id]);
         assert!(page.more);
+        assert_eq!(page.backlog.bytes, 52_000);
     }
 }

@@ -139,6 +139,21 @@ pub struct PullResponse {
     /// answers; a client that ignores it keeps its token, which goes on working.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_token: Option<String>,
+    /// When `more` is set: about how much is still waiting for this device after
+    /// this page, for a progress bar. Absent otherwise, and from servers before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<Backlog>,
+}
+
+/// Changes still waiting for a device after a page: counted up to a cap the server
+/// chooses (10,000 here), so a figure at the cap means "at least". Documents that
+/// have just become visible, which arrive with their whole history, are not in it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backlog {
+    /// Changes.
+    pub changes: u64,
+    /// Their bytes (as stored, before any compression on the link).
+    pub bytes: u64,
 }
 
 /// How a token appears in `Debug` output: never itself.
@@ -167,6 +182,7 @@ impl std::fmt::Debug for PullResponse {
             .field("purge", &self.purge)
             .field("page", &self.page)
             .field("new_token", &redacted(&self.new_token))
+            .field("backlog", &self.backlog)
             .finish()
     }
 }
@@ -312,6 +328,7 @@ mod tests {
             purge: vec![],
             page: 1,
             new_token: Some("secret-token-456".into()),
+            backlog: None,
         };
         let shown = format!("{enrolled:?} {pulled:?}");
         assert!(!shown.contains("secret-token"), "{shown}");
@@ -357,6 +374,7 @@ mod tests {
             purge: vec![],
             page: 2,
             new_token: None,
+            backlog: None,
         };
         // Without a token the answer is the same bytes as before the field existed.
         let plain = encode(&answer);
@@ -364,6 +382,14 @@ mod tests {
         assert_eq!(encode(&old), plain);
         // With one, an old client reads the rest and ignores it.
         answer.new_token = Some("tok".into());
+        let old: OldPullResponse = decode(&encode(&answer)).unwrap();
+        assert_eq!((old.cursor, old.page), (3, 2));
+        assert_eq!(decode::<PullResponse>(&encode(&answer)).unwrap(), answer);
+        // The same for the backlog.
+        answer.backlog = Some(Backlog {
+            changes: 7,
+            bytes: 7_000,
+        });
         let old: OldPullResponse = decode(&encode(&answer)).unwrap();
         assert_eq!((old.cursor, old.page), (3, 2));
         assert_eq!(decode::<PullResponse>(&encode(&answer)).unwrap(), answer);

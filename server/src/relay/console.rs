@@ -307,7 +307,8 @@ impl Relay {
             let backlog = self
                 .store
                 .backlog(record.device, &visibility(&user), record.last_cursor)
-                .map_err(RelayError::internal)?;
+                .map_err(RelayError::internal)?
+                .changes;
             page.push(DeviceView {
                 user,
                 record,

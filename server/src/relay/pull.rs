@@ -34,6 +34,11 @@ impl Relay {
         // waiting; one after (the answer lost) leaves one the device never saw,
         // replaced at its next pull while its current token goes on working.
         let new_token = self.rotate_token(caller);
+        // For the device's progress bar; only while pages remain.
+        let backlog = match page.more {
+            true => Some(self.store.backlog(device.device, &vis, page.cursor)?),
+            false => None,
+        };
         Ok(PullResponse {
             v: PROTOCOL_VERSION,
             changes: page
@@ -46,6 +51,7 @@ impl Relay {
             purge: page.purge,
             page: page.page,
             new_token,
+            backlog,
         })
     }
 }

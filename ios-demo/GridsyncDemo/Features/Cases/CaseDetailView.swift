@@ -80,7 +80,7 @@ struct CaseDetailView: View {
         Section("detail.photos") {
             ScrollView(.horizontal, showsIndicators: false) {
                 HStack(spacing: 8) {
-                    ForEach(record.photos, id: \.self) { hash in
+                    ForEach(record.photos.map(\.hash), id: \.self) { hash in
                         photoCell(hash)
                     }
                 }
@@ -119,7 +119,7 @@ struct CaseDetailView: View {
     private func notesSection(_ record: CaseRecord) -> some View {
         Section("detail.notes") {
             ForEach(Array(record.notes.enumerated()), id: \.offset) { _, note in
-                Text(verbatim: note)
+                Text(verbatim: note.text)
             }
             HStack {
                 TextField("detail.note.placeholder", text: $model.noteDraft, axis: .vertical)

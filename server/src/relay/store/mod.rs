@@ -13,7 +13,7 @@ mod sqlite;
 use std::path::Path;
 use std::sync::Arc;
 
-use gridsync_core::sync::wire::MAX_CHANGES_PER_MESSAGE;
+use gridsync_core::sync::wire::{Backlog, MAX_CHANGES_PER_MESSAGE};
 use gridsync_core::{DeptId, DeviceId, DocId, RegionCode, UserId};
 
 pub use self::postgres::PgDb;
@@ -287,8 +287,9 @@ pub trait RelayStore: Send + Sync {
     /// Set a value of the relay's own settings.
     fn set_meta(&self, key: &str, value: &str) -> StoreResult<()>;
     /// Changes after `cursor` that a device with `vis` may see and did not push
-    /// itself: what its next pulls will bring; counted up to [`BACKLOG_CAP`].
-    fn backlog(&self, device: DeviceId, vis: &Visibility, cursor: u64) -> StoreResult<u64>;
+    /// itself, and their bytes: what its next pulls will bring; counted up to
+    /// [`BACKLOG_CAP`] changes.
+    fn backlog(&self, device: DeviceId, vis: &Visibility, cursor: u64) -> StoreResult<Backlog>;
     /// Whether a document that refers to photo `hash` is visible to `vis`.
     fn photo_visible(&self, hash: &str, vis: &Visibility) -> StoreResult<bool>;
     /// Whether `user` attached photo `hash` to some document.
@@ -904,16 +905,20 @@ impl<D: Database> RelayStore for SqlStore<D> {
         self.set_metas(&[(key, value.to_owned())])
     }
 
-    fn backlog(&self, device: DeviceId, vis: &Visibility, cursor: u64) -> StoreResult<u64> {
+    fn backlog(&self, device: DeviceId, vis: &Visibility, cursor: u64) -> StoreResult<Backlog> {
         self.read(|tx| {
-            tx.one(
+            let row = tx.one(
                 &format!(
-                    "SELECT count(*) FROM (SELECT 1 FROM log l JOIN doc_scope s ON s.doc_id = l.doc_id
-                     WHERE l.seq > ?5 AND l.device_id != ?1 AND {VISIBLE} LIMIT {BACKLOG_CAP}) AS b"
+                    "SELECT count(*), coalesce(sum(b.n), 0) FROM (
+                       SELECT length(l.bytes) AS n FROM log l JOIN doc_scope s ON s.doc_id = l.doc_id
+                       WHERE l.seq > ?5 AND l.device_id != ?1 AND {VISIBLE} LIMIT {BACKLOG_CAP}) AS b"
                 ),
                 &device_vis_args(&device.to_string(), vis, &[seq_arg(cursor)]),
-            )?
-            .count(0)
+            )?;
+            Ok(Backlog {
+                changes: row.count(0)?,
+                bytes: row.count(1)?,
+            })
         })
     }
 

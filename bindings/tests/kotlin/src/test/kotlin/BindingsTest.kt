@@ -4,7 +4,6 @@
 
 import java.io.File
 import java.nio.file.Files
-import java.security.SecureRandom
 import kotlinx.coroutines.runBlocking
 import org.junit.jupiter.api.AfterEach
 import org.junit.jupiter.api.Assertions.assertEquals
@@ -15,47 +14,15 @@ import org.junit.jupiter.api.Test
 import uniffi.gridsync_ffi.*
 
 class BindingsTest {
-    private val gridsync = System.getProperty("gridsync.bin")
-    private lateinit var server: Process
-    private lateinit var data: File
-    private lateinit var url: String
+    private val relay = TestRelay()
 
     @BeforeEach
-    fun startRelay() {
-        data = Files.createTempDirectory("relay").toFile()
-        server = ProcessBuilder(gridsync, "serve", "--listen", "127.0.0.1:0", "--data", data.path)
-            .redirectError(ProcessBuilder.Redirect.DISCARD)
-            .also { it.environment()["GRIDSYNC_LOG"] = "warn" }
-            .start()
-        val line = server.inputStream.bufferedReader().readLine()
-        url = line.removePrefix("gridsync listening on ")
-    }
+    fun startRelay() = relay.start()
 
     @AfterEach
-    fun stopRelay() {
-        server.destroy()
-        server.waitFor()
-    }
+    fun stopRelay() = relay.stop()
 
-    /** One enrolled device, with what reopens it: the key an app keeps in the keystore. */
-    private class Device(val engine: GridEngine, val path: String, val user: String, val deviceId: String, val key: ByteArray) {
-        fun reopen(key: ByteArray) = GridEngine.open(path, user, deviceId, key)
-    }
-
-    private fun newKey() = ByteArray(32).also { SecureRandom().nextBytes(it) }
-
-    private fun enrolled(user: String, folder: File): Device {
-        val code = ProcessBuilder(gridsync, "admin", "--data", data.path, "enroll", "--user", user)
-            .start().inputStream.bufferedReader().readText().trim()
-        val deviceId = newDeviceId()
-        val enrollment = runBlocking { enroll(url, code, deviceId, "junit") }
-        val path = File(folder, "$user.db").path
-        val key = newKey()
-        val engine = GridEngine.open(path, enrollment.user, deviceId, key)
-        engine.loadDirectory(enrollment.directoryJson)
-        engine.setServer(url, enrollment.token)
-        return Device(engine, path, enrollment.user, deviceId, key)
-    }
+    private fun enrolled(user: String, folder: File) = relay.enrolled(user, folder)
 
     private fun device(user: String, folder: File): GridEngine = enrolled(user, folder).engine
 

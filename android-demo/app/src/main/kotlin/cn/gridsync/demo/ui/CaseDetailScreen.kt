@@ -63,7 +63,7 @@ fun CaseDetailScreen(repo: GridRepository, caseId: String, onBack: () -> Unit) {
                 item { Text(stringResource(R.string.detail_photos), style = MaterialTheme.typography.labelLarge) }
                 item {
                     LazyRow(horizontalArrangement = Arrangement.spacedBy(8.dp)) {
-                        items(case.photos) { hash -> PhotoThumb(hash, vm::photoBytes, size = 160.dp) }
+                        items(case.photos.map { it.hash }) { hash -> PhotoThumb(hash, vm::photoBytes, size = 160.dp) }
                     }
                 }
             }
@@ -71,7 +71,7 @@ fun CaseDetailScreen(repo: GridRepository, caseId: String, onBack: () -> Unit) {
             items(case.timeline) { step -> TimelineItem(step) }
             if (case.notes.isNotEmpty()) {
                 item { Text(stringResource(R.string.detail_notes), style = MaterialTheme.typography.labelLarge) }
-                items(case.notes) { note -> Text(note) }
+                items(case.notes) { note -> Text(note.text) }
             }
         }
     }
