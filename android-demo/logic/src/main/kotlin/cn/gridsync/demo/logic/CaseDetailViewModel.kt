@@ -11,6 +11,8 @@ import kotlinx.coroutines.flow.onStart
 import kotlinx.coroutines.flow.update
 import kotlinx.coroutines.launch
 import uniffi.gridsync_ffi.CaseRecord
+import uniffi.gridsync_ffi.NoteRecord
+import uniffi.gridsync_ffi.PhotoRefRecord
 
 /** One step of a case's timeline. */
 data class TimelineRow(
@@ -42,8 +44,10 @@ data class CaseDetail(
     val description: String,
     val status: String,
     val statusZh: String,
-    val photos: List<String>,
-    val notes: List<String>,
+    /** Photo references (hash, thumbnail hash when the engine has one). */
+    val photos: List<PhotoRefRecord>,
+    /** Notes with who wrote them and when. */
+    val notes: List<NoteRecord>,
     val timeline: List<TimelineRow>,
 )
 

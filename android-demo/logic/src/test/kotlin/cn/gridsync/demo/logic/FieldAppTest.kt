@@ -167,7 +167,7 @@ class FieldAppTest {
         assertEquals("消防通道被杂物堵塞", case.title)
         assertEquals("5号楼东侧楼道", case.description)
         assertEquals("待受理", case.statusZh)
-        assertEquals(listOf(photo.hash), case.photos)
+        assertEquals(listOf(photo.hash), case.photos.map { it.hash })
         assertEquals(listOf("发现上报"), case.timeline.map { it.labelZh })
         assertEquals("网格员", case.timeline.single().roleZh)
         assertEquals("applied", case.timeline.single().outcome)
