@@ -859,7 +859,8 @@ public func FfiConverterTypeDocumentsObserver_lower(_ value: DocumentsObserver) 
 public protocol GridEngineProtocol: AnyObject, Sendable {
     
     /**
-     * Take a workflow action on a case; returns the new status.
+     * Take a workflow action on a case; returns the new status. `Dispatch`
+     * without a deadline takes the directory's rule for the case.
      */
     func act(caseId: String, action: CaseAction) throws  -> String
     
@@ -869,15 +870,42 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
     func addNote(caseId: String, text: String) throws 
     
     /**
+     * Record something noticed on a patrol that is not a case.
+     */
+    func addObservation(patrolId: String, text: String) throws 
+    
+    /**
      * Record GPS fixes.
      */
     func addTrackPoints(patrolId: String, points: [TrackPointRecord]) throws 
+    
+    /**
+     * Attach a photo stored with `ingest_photo` to a case already reported.
+     */
+    func attachPhoto(caseId: String, hash: String) throws 
+    
+    /**
+     * Check in (打卡) at a place on a patrol.
+     */
+    func checkIn(patrolId: String, place: String, lat: Double, lon: Double) throws 
     
     /**
      * Close the engine and its database; every later call fails with `Closed`. (Not
      * `close`: Kotlin's generated objects already have a `close` that frees the handle.)
      */
     func closeStore() 
+    
+    /**
+     * How many cases of each status match `filter` (its paging is ignored): the
+     * badges of a home screen. Statuses with no case are left out.
+     */
+    func countCases(filter: CaseFilterRecord) throws  -> [StatusCountRecord]
+    
+    /**
+     * The directory as records, for pickers: regions, departments, users,
+     * categories and subcategories.
+     */
+    func directory() throws  -> DirectoryRecord
     
     /**
      * The directory this device holds (JSON, as loaded): regions, departments,
@@ -891,9 +919,34 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
     func endPatrol(patrolId: String) throws 
     
     /**
+     * Keep display images within `max_bytes` by removing those the server has
+     * and whose cases are closed (they can be fetched again); thumbnails and
+     * photos not yet uploaded stay. Returns the bytes freed.
+     */
+    func evictPhotos(maxBytes: UInt64) throws  -> UInt64
+    
+    /**
+     * A photo of a case on this device, downloaded from the server if it is not
+     * here (another user took it, or it was evicted); progress (phase `fetch`)
+     * goes to `observer` after every chunk. The bytes are checked against the
+     * hash before they are stored.
+     */
+    func fetchPhoto(hash: String, observer: SyncObserver?) async throws  -> Data
+    
+    /**
      * A case with its timeline.
      */
     func getCase(caseId: String) throws  -> CaseRecord
+    
+    /**
+     * A patrol with its track, check-ins, observations and cases.
+     */
+    func getPatrol(patrolId: String) throws  -> PatrolRecord
+    
+    /**
+     * Whether a photo is on this device.
+     */
+    func hasPhoto(hash: String) throws  -> Bool
     
     /**
      * Run a photo from the camera through the capture pipeline and store it.
@@ -901,14 +954,31 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
     func ingestPhoto(bytes: Data, fileName: String?) throws  -> PhotoRecord
     
     /**
+     * Record that a case was reported on a patrol.
+     */
+    func linkCaseToPatrol(patrolId: String, caseId: String) throws 
+    
+    /**
      * Cases from the index, newest first; `text` searches (Chinese works).
      */
     func listCases(filter: CaseFilterRecord) throws  -> [CaseSummaryRecord]
     
     /**
+     * The cases waiting for this user, newest first: a grid worker's cases to
+     * verify, a dispatcher's to accept or dispatch, a handler's department's open
+     * cases. `limit` 0 means 100.
+     */
+    func listMyWork(limit: UInt32, offset: UInt32) throws  -> [CaseSummaryRecord]
+    
+    /**
      * Load the directory (JSON), e.g. the one enrollment returned.
      */
     func loadDirectory(json: String) throws 
+    
+    /**
+     * The user this device is enrolled for.
+     */
+    func me() throws  -> UserRecord
     
     /**
      * Points recorded on a patrol.
@@ -921,9 +991,20 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
     func pendingChanges() throws  -> UInt64
     
     /**
-     * The bytes of a stored photo.
+     * The bytes of a stored photo (`NotFound` if it is not on this device:
+     * `fetch_photo` gets it).
      */
     func photoBytes(hash: String) throws  -> Data
+    
+    /**
+     * The photos stored on this device and their bytes.
+     */
+    func photoUsage() throws  -> PhotoUsageRecord
+    
+    /**
+     * This device's changes the server refused, newest first, with its reasons.
+     */
+    func rejectedChanges() throws  -> [RejectedChangeRecord]
     
     /**
      * Re-encrypt the database under `new_key` (32 bytes). Keep the new key beside
@@ -1049,7 +1130,8 @@ public static func `open`(path: String, userId: String, deviceId: String, key: D
 
     
     /**
-     * Take a workflow action on a case; returns the new status.
+     * Take a workflow action on a case; returns the new status. `Dispatch`
+     * without a deadline takes the directory's rule for the case.
      */
 open func act(caseId: String, action: CaseAction)throws  -> String  {
     return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
@@ -1076,6 +1158,19 @@ open func addNote(caseId: String, text: String)throws   {try rustCallWithError(F
 }
     
     /**
+     * Record something noticed on a patrol that is not a case.
+     */
+open func addObservation(patrolId: String, text: String)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_add_observation(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(patrolId),
+        FfiConverterString.lower(text),uniffiCallStatus
+    )
+}
+}
+    
+    /**
      * Record GPS fixes.
      */
 open func addTrackPoints(patrolId: String, points: [TrackPointRecord])throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
@@ -1084,6 +1179,34 @@ open func addTrackPoints(patrolId: String, points: [TrackPointRecord])throws   {
             self.uniffiCloneHandle(),
         FfiConverterString.lower(patrolId),
         FfiConverterSequenceTypeTrackPointRecord.lower(points),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Attach a photo stored with `ingest_photo` to a case already reported.
+     */
+open func attachPhoto(caseId: String, hash: String)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_attach_photo(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(caseId),
+        FfiConverterString.lower(hash),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Check in (打卡) at a place on a patrol.
+     */
+open func checkIn(patrolId: String, place: String, lat: Double, lon: Double)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_check_in(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(patrolId),
+        FfiConverterString.lower(place),
+        FfiConverterDouble.lower(lat),
+        FfiConverterDouble.lower(lon),uniffiCallStatus
     )
 }
 }
@@ -1098,6 +1221,33 @@ open func closeStore()  {try! rustCall() {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * How many cases of each status match `filter` (its paging is ignored): the
+     * badges of a home screen. Statuses with no case are left out.
+     */
+open func countCases(filter: CaseFilterRecord)throws  -> [StatusCountRecord]  {
+    return try  FfiConverterSequenceTypeStatusCountRecord.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_count_cases(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeCaseFilterRecord_lower(filter),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The directory as records, for pickers: regions, departments, users,
+     * categories and subcategories.
+     */
+open func directory()throws  -> DirectoryRecord  {
+    return try  FfiConverterTypeDirectoryRecord_lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_directory(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -1126,6 +1276,43 @@ open func endPatrol(patrolId: String)throws   {try rustCallWithError(FfiConverte
 }
     
     /**
+     * Keep display images within `max_bytes` by removing those the server has
+     * and whose cases are closed (they can be fetched again); thumbnails and
+     * photos not yet uploaded stay. Returns the bytes freed.
+     */
+open func evictPhotos(maxBytes: UInt64)throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_evict_photos(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(maxBytes),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * A photo of a case on this device, downloaded from the server if it is not
+     * here (another user took it, or it was evicted); progress (phase `fetch`)
+     * goes to `observer` after every chunk. The bytes are checked against the
+     * hash before they are stored.
+     */
+open func fetchPhoto(hash: String, observer: SyncObserver?)async throws  -> Data  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_gridsync_ffi_fn_method_gridengine_fetch_photo(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(hash),FfiConverterOptionTypeSyncObserver.lower(observer)
+                )
+            },
+            pollFunc: ffi_gridsync_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_gridsync_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_gridsync_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterData.lift,
+            errorHandler: FfiConverterTypeGridsyncError_lift
+        )
+}
+    
+    /**
      * A case with its timeline.
      */
 open func getCase(caseId: String)throws  -> CaseRecord  {
@@ -1134,6 +1321,32 @@ open func getCase(caseId: String)throws  -> CaseRecord  {
     uniffi_gridsync_ffi_fn_method_gridengine_get_case(
             self.uniffiCloneHandle(),
         FfiConverterString.lower(caseId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * A patrol with its track, check-ins, observations and cases.
+     */
+open func getPatrol(patrolId: String)throws  -> PatrolRecord  {
+    return try  FfiConverterTypePatrolRecord_lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_get_patrol(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(patrolId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Whether a photo is on this device.
+     */
+open func hasPhoto(hash: String)throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_has_photo(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(hash),uniffiCallStatus
     )
 })
 }
@@ -1153,6 +1366,19 @@ open func ingestPhoto(bytes: Data, fileName: String?)throws  -> PhotoRecord  {
 }
     
     /**
+     * Record that a case was reported on a patrol.
+     */
+open func linkCaseToPatrol(patrolId: String, caseId: String)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_link_case_to_patrol(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(patrolId),
+        FfiConverterString.lower(caseId),uniffiCallStatus
+    )
+}
+}
+    
+    /**
      * Cases from the index, newest first; `text` searches (Chinese works).
      */
 open func listCases(filter: CaseFilterRecord)throws  -> [CaseSummaryRecord]  {
@@ -1161,6 +1387,22 @@ open func listCases(filter: CaseFilterRecord)throws  -> [CaseSummaryRecord]  {
     uniffi_gridsync_ffi_fn_method_gridengine_list_cases(
             self.uniffiCloneHandle(),
         FfiConverterTypeCaseFilterRecord_lower(filter),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The cases waiting for this user, newest first: a grid worker's cases to
+     * verify, a dispatcher's to accept or dispatch, a handler's department's open
+     * cases. `limit` 0 means 100.
+     */
+open func listMyWork(limit: UInt32, offset: UInt32)throws  -> [CaseSummaryRecord]  {
+    return try  FfiConverterSequenceTypeCaseSummaryRecord.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_list_my_work(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt32.lower(limit),
+        FfiConverterUInt32.lower(offset),uniffiCallStatus
     )
 })
 }
@@ -1175,6 +1417,18 @@ open func loadDirectory(json: String)throws   {try rustCallWithError(FfiConverte
         FfiConverterString.lower(json),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * The user this device is enrolled for.
+     */
+open func me()throws  -> UserRecord  {
+    return try  FfiConverterTypeUserRecord_lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_me(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -1203,7 +1457,8 @@ open func pendingChanges()throws  -> UInt64  {
 }
     
     /**
-     * The bytes of a stored photo.
+     * The bytes of a stored photo (`NotFound` if it is not on this device:
+     * `fetch_photo` gets it).
      */
 open func photoBytes(hash: String)throws  -> Data  {
     return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
@@ -1211,6 +1466,30 @@ open func photoBytes(hash: String)throws  -> Data  {
     uniffi_gridsync_ffi_fn_method_gridengine_photo_bytes(
             self.uniffiCloneHandle(),
         FfiConverterString.lower(hash),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The photos stored on this device and their bytes.
+     */
+open func photoUsage()throws  -> PhotoUsageRecord  {
+    return try  FfiConverterTypePhotoUsageRecord_lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_photo_usage(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * This device's changes the server refused, newest first, with its reasons.
+     */
+open func rejectedChanges()throws  -> [RejectedChangeRecord]  {
+    return try  FfiConverterSequenceTypeRejectedChangeRecord.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_rejected_changes(
+            self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
 }
@@ -1714,7 +1993,8 @@ public func FfiConverterTypeWatchHandle_lower(_ value: WatchHandle) -> UInt64 {
 
 
 /**
- * Which cases to list.
+ * Which cases to list or count. Every field narrows the list; the defaults narrow
+ * nothing.
  */
 public struct CaseFilterRecord: Equatable, Hashable {
     /**
@@ -1722,29 +2002,109 @@ public struct CaseFilterRecord: Equatable, Hashable {
      */
     public var statuses: [String]
     /**
-     * Search text.
+     * Search text (title, description, notes; Chinese works).
      */
     public var text: String?
     /**
-     * Page size (0: 100).
+     * Page size (0: 100; at most 500).
      */
     public var limit: UInt32
+    /**
+     * Rows to skip (the next page).
+     */
+    public var offset: UInt32
+    /**
+     * Within this region (a grid, community, town …) and below it.
+     */
+    public var region: String?
+    /**
+     * Of this top-level category.
+     */
+    public var category: String?
+    /**
+     * Of this severity (`low`, `normal`, `high`, `urgent`).
+     */
+    public var severity: String?
+    /**
+     * Dispatched to this department.
+     */
+    public var assignedDept: String?
+    /**
+     * Reported by this user.
+     */
+    public var reporter: String?
+    /**
+     * Only cases past their deadline now.
+     */
+    public var overdue: Bool
+    /**
+     * Only cases whose timeline holds a conflict.
+     */
+    public var conflictsOnly: Bool
+    /**
+     * Reported at or after this time, ms since the epoch.
+     */
+    public var reportedFromMs: Int64?
+    /**
+     * Reported before this time, ms since the epoch.
+     */
+    public var reportedBeforeMs: Int64?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(
         /**
          * Statuses (empty: all).
-         */statuses: [String], 
+         */statuses: [String] = [], 
         /**
-         * Search text.
-         */text: String?, 
+         * Search text (title, description, notes; Chinese works).
+         */text: String? = nil, 
         /**
-         * Page size (0: 100).
-         */limit: UInt32) {
+         * Page size (0: 100; at most 500).
+         */limit: UInt32 = UInt32(0), 
+        /**
+         * Rows to skip (the next page).
+         */offset: UInt32 = UInt32(0), 
+        /**
+         * Within this region (a grid, community, town …) and below it.
+         */region: String? = nil, 
+        /**
+         * Of this top-level category.
+         */category: String? = nil, 
+        /**
+         * Of this severity (`low`, `normal`, `high`, `urgent`).
+         */severity: String? = nil, 
+        /**
+         * Dispatched to this department.
+         */assignedDept: String? = nil, 
+        /**
+         * Reported by this user.
+         */reporter: String? = nil, 
+        /**
+         * Only cases past their deadline now.
+         */overdue: Bool = false, 
+        /**
+         * Only cases whose timeline holds a conflict.
+         */conflictsOnly: Bool = false, 
+        /**
+         * Reported at or after this time, ms since the epoch.
+         */reportedFromMs: Int64? = nil, 
+        /**
+         * Reported before this time, ms since the epoch.
+         */reportedBeforeMs: Int64? = nil) {
         self.statuses = statuses
         self.text = text
         self.limit = limit
+        self.offset = offset
+        self.region = region
+        self.category = category
+        self.severity = severity
+        self.assignedDept = assignedDept
+        self.reporter = reporter
+        self.overdue = overdue
+        self.conflictsOnly = conflictsOnly
+        self.reportedFromMs = reportedFromMs
+        self.reportedBeforeMs = reportedBeforeMs
     }
 
     
@@ -1765,7 +2125,17 @@ public struct FfiConverterTypeCaseFilterRecord: FfiConverterRustBuffer {
             try CaseFilterRecord(
                 statuses: FfiConverterSequenceString.read(from: &buf), 
                 text: FfiConverterOptionString.read(from: &buf), 
-                limit: FfiConverterUInt32.read(from: &buf)
+                limit: FfiConverterUInt32.read(from: &buf), 
+                offset: FfiConverterUInt32.read(from: &buf), 
+                region: FfiConverterOptionString.read(from: &buf), 
+                category: FfiConverterOptionString.read(from: &buf), 
+                severity: FfiConverterOptionString.read(from: &buf), 
+                assignedDept: FfiConverterOptionString.read(from: &buf), 
+                reporter: FfiConverterOptionString.read(from: &buf), 
+                overdue: FfiConverterBool.read(from: &buf), 
+                conflictsOnly: FfiConverterBool.read(from: &buf), 
+                reportedFromMs: FfiConverterOptionInt64.read(from: &buf), 
+                reportedBeforeMs: FfiConverterOptionInt64.read(from: &buf)
         )
     }
 
@@ -1773,6 +2143,16 @@ public struct FfiConverterTypeCaseFilterRecord: FfiConverterRustBuffer {
         FfiConverterSequenceString.write(value.statuses, into: &buf)
         FfiConverterOptionString.write(value.text, into: &buf)
         FfiConverterUInt32.write(value.limit, into: &buf)
+        FfiConverterUInt32.write(value.offset, into: &buf)
+        FfiConverterOptionString.write(value.region, into: &buf)
+        FfiConverterOptionString.write(value.category, into: &buf)
+        FfiConverterOptionString.write(value.severity, into: &buf)
+        FfiConverterOptionString.write(value.assignedDept, into: &buf)
+        FfiConverterOptionString.write(value.reporter, into: &buf)
+        FfiConverterBool.write(value.overdue, into: &buf)
+        FfiConverterBool.write(value.conflictsOnly, into: &buf)
+        FfiConverterOptionInt64.write(value.reportedFromMs, into: &buf)
+        FfiConverterOptionInt64.write(value.reportedBeforeMs, into: &buf)
     }
 }
 
@@ -1821,13 +2201,66 @@ public struct CaseRecord: Equatable, Hashable {
      */
     public var grid: String
     /**
-     * Photo hashes (display images).
+     * Category code.
      */
-    public var photos: [String]
+    public var category: String
+    /**
+     * Subcategory code.
+     */
+    public var subcategory: String?
+    /**
+     * `low`, `normal`, `high` or `urgent`.
+     */
+    public var severity: String
+    /**
+     * Who reported it.
+     */
+    public var reporter: String
+    /**
+     * When, ms since the epoch.
+     */
+    public var createdMs: Int64
+    /**
+     * Where, if known.
+     */
+    public var location: LocationRecord?
+    /**
+     * People involved.
+     */
+    public var people: [PersonRecord]
+    /**
+     * Photos, in the order attached (fetch one not on the device with
+     * `fetch_photo`; show the thumbnail first).
+     */
+    public var photos: [PhotoRefRecord]
     /**
      * Notes.
      */
-    public var notes: [String]
+    public var notes: [NoteRecord]
+    /**
+     * The level responsible (`community`, `town`, …).
+     */
+    public var level: String
+    /**
+     * The department it is dispatched to.
+     */
+    public var assignedDept: String?
+    /**
+     * The deadline of the current dispatch, ms since the epoch.
+     */
+    public var deadlineMs: Int64?
+    /**
+     * Supervision level 1–5, once raised.
+     */
+    public var supervision: UInt8?
+    /**
+     * Handled on the spot by the grid worker.
+     */
+    public var selfHandled: Bool
+    /**
+     * Satisfaction 1–5, once evaluated.
+     */
+    public var satisfaction: UInt8?
     /**
      * The timeline.
      */
@@ -1855,11 +2288,51 @@ public struct CaseRecord: Equatable, Hashable {
          * Grid.
          */grid: String, 
         /**
-         * Photo hashes (display images).
-         */photos: [String], 
+         * Category code.
+         */category: String, 
+        /**
+         * Subcategory code.
+         */subcategory: String?, 
+        /**
+         * `low`, `normal`, `high` or `urgent`.
+         */severity: String, 
+        /**
+         * Who reported it.
+         */reporter: String, 
+        /**
+         * When, ms since the epoch.
+         */createdMs: Int64, 
+        /**
+         * Where, if known.
+         */location: LocationRecord?, 
+        /**
+         * People involved.
+         */people: [PersonRecord], 
+        /**
+         * Photos, in the order attached (fetch one not on the device with
+         * `fetch_photo`; show the thumbnail first).
+         */photos: [PhotoRefRecord], 
         /**
          * Notes.
-         */notes: [String], 
+         */notes: [NoteRecord], 
+        /**
+         * The level responsible (`community`, `town`, …).
+         */level: String, 
+        /**
+         * The department it is dispatched to.
+         */assignedDept: String?, 
+        /**
+         * The deadline of the current dispatch, ms since the epoch.
+         */deadlineMs: Int64?, 
+        /**
+         * Supervision level 1–5, once raised.
+         */supervision: UInt8?, 
+        /**
+         * Handled on the spot by the grid worker.
+         */selfHandled: Bool, 
+        /**
+         * Satisfaction 1–5, once evaluated.
+         */satisfaction: UInt8?, 
         /**
          * The timeline.
          */timeline: [TimelineEntryRecord]) {
@@ -1869,8 +2342,21 @@ public struct CaseRecord: Equatable, Hashable {
         self.status = status
         self.statusZh = statusZh
         self.grid = grid
+        self.category = category
+        self.subcategory = subcategory
+        self.severity = severity
+        self.reporter = reporter
+        self.createdMs = createdMs
+        self.location = location
+        self.people = people
         self.photos = photos
         self.notes = notes
+        self.level = level
+        self.assignedDept = assignedDept
+        self.deadlineMs = deadlineMs
+        self.supervision = supervision
+        self.selfHandled = selfHandled
+        self.satisfaction = satisfaction
         self.timeline = timeline
     }
 
@@ -1896,8 +2382,21 @@ public struct FfiConverterTypeCaseRecord: FfiConverterRustBuffer {
                 status: FfiConverterString.read(from: &buf), 
                 statusZh: FfiConverterString.read(from: &buf), 
                 grid: FfiConverterString.read(from: &buf), 
-                photos: FfiConverterSequenceString.read(from: &buf), 
-                notes: FfiConverterSequenceString.read(from: &buf), 
+                category: FfiConverterString.read(from: &buf), 
+                subcategory: FfiConverterOptionString.read(from: &buf), 
+                severity: FfiConverterString.read(from: &buf), 
+                reporter: FfiConverterString.read(from: &buf), 
+                createdMs: FfiConverterInt64.read(from: &buf), 
+                location: FfiConverterOptionTypeLocationRecord.read(from: &buf), 
+                people: FfiConverterSequenceTypePersonRecord.read(from: &buf), 
+                photos: FfiConverterSequenceTypePhotoRefRecord.read(from: &buf), 
+                notes: FfiConverterSequenceTypeNoteRecord.read(from: &buf), 
+                level: FfiConverterString.read(from: &buf), 
+                assignedDept: FfiConverterOptionString.read(from: &buf), 
+                deadlineMs: FfiConverterOptionInt64.read(from: &buf), 
+                supervision: FfiConverterOptionUInt8.read(from: &buf), 
+                selfHandled: FfiConverterBool.read(from: &buf), 
+                satisfaction: FfiConverterOptionUInt8.read(from: &buf), 
                 timeline: FfiConverterSequenceTypeTimelineEntryRecord.read(from: &buf)
         )
     }
@@ -1909,8 +2408,21 @@ public struct FfiConverterTypeCaseRecord: FfiConverterRustBuffer {
         FfiConverterString.write(value.status, into: &buf)
         FfiConverterString.write(value.statusZh, into: &buf)
         FfiConverterString.write(value.grid, into: &buf)
-        FfiConverterSequenceString.write(value.photos, into: &buf)
-        FfiConverterSequenceString.write(value.notes, into: &buf)
+        FfiConverterString.write(value.category, into: &buf)
+        FfiConverterOptionString.write(value.subcategory, into: &buf)
+        FfiConverterString.write(value.severity, into: &buf)
+        FfiConverterString.write(value.reporter, into: &buf)
+        FfiConverterInt64.write(value.createdMs, into: &buf)
+        FfiConverterOptionTypeLocationRecord.write(value.location, into: &buf)
+        FfiConverterSequenceTypePersonRecord.write(value.people, into: &buf)
+        FfiConverterSequenceTypePhotoRefRecord.write(value.photos, into: &buf)
+        FfiConverterSequenceTypeNoteRecord.write(value.notes, into: &buf)
+        FfiConverterString.write(value.level, into: &buf)
+        FfiConverterOptionString.write(value.assignedDept, into: &buf)
+        FfiConverterOptionInt64.write(value.deadlineMs, into: &buf)
+        FfiConverterOptionUInt8.write(value.supervision, into: &buf)
+        FfiConverterBool.write(value.selfHandled, into: &buf)
+        FfiConverterOptionUInt8.write(value.satisfaction, into: &buf)
         FfiConverterSequenceTypeTimelineEntryRecord.write(value.timeline, into: &buf)
     }
 }
@@ -1959,6 +2471,46 @@ public struct CaseSummaryRecord: Equatable, Hashable {
      * Photos attached.
      */
     public var photoCount: UInt32
+    /**
+     * Grid.
+     */
+    public var grid: String
+    /**
+     * Category code.
+     */
+    public var category: String
+    /**
+     * Subcategory code.
+     */
+    public var subcategory: String?
+    /**
+     * Severity.
+     */
+    public var severity: String
+    /**
+     * Who reported it.
+     */
+    public var reporter: String
+    /**
+     * The department it is dispatched to.
+     */
+    public var assignedDept: String?
+    /**
+     * Deadline of the current dispatch, ms since the epoch.
+     */
+    public var deadlineMs: Int64?
+    /**
+     * Supervision level 1–5.
+     */
+    public var supervision: UInt8?
+    /**
+     * Reported at, ms since the epoch.
+     */
+    public var createdMs: Int64
+    /**
+     * Last activity, ms since the epoch.
+     */
+    public var updatedMs: Int64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1980,13 +2532,53 @@ public struct CaseSummaryRecord: Equatable, Hashable {
          */hasConflict: Bool, 
         /**
          * Photos attached.
-         */photoCount: UInt32) {
+         */photoCount: UInt32, 
+        /**
+         * Grid.
+         */grid: String, 
+        /**
+         * Category code.
+         */category: String, 
+        /**
+         * Subcategory code.
+         */subcategory: String?, 
+        /**
+         * Severity.
+         */severity: String, 
+        /**
+         * Who reported it.
+         */reporter: String, 
+        /**
+         * The department it is dispatched to.
+         */assignedDept: String?, 
+        /**
+         * Deadline of the current dispatch, ms since the epoch.
+         */deadlineMs: Int64?, 
+        /**
+         * Supervision level 1–5.
+         */supervision: UInt8?, 
+        /**
+         * Reported at, ms since the epoch.
+         */createdMs: Int64, 
+        /**
+         * Last activity, ms since the epoch.
+         */updatedMs: Int64) {
         self.id = id
         self.title = title
         self.status = status
         self.statusZh = statusZh
         self.hasConflict = hasConflict
         self.photoCount = photoCount
+        self.grid = grid
+        self.category = category
+        self.subcategory = subcategory
+        self.severity = severity
+        self.reporter = reporter
+        self.assignedDept = assignedDept
+        self.deadlineMs = deadlineMs
+        self.supervision = supervision
+        self.createdMs = createdMs
+        self.updatedMs = updatedMs
     }
 
     
@@ -2010,7 +2602,17 @@ public struct FfiConverterTypeCaseSummaryRecord: FfiConverterRustBuffer {
                 status: FfiConverterString.read(from: &buf), 
                 statusZh: FfiConverterString.read(from: &buf), 
                 hasConflict: FfiConverterBool.read(from: &buf), 
-                photoCount: FfiConverterUInt32.read(from: &buf)
+                photoCount: FfiConverterUInt32.read(from: &buf), 
+                grid: FfiConverterString.read(from: &buf), 
+                category: FfiConverterString.read(from: &buf), 
+                subcategory: FfiConverterOptionString.read(from: &buf), 
+                severity: FfiConverterString.read(from: &buf), 
+                reporter: FfiConverterString.read(from: &buf), 
+                assignedDept: FfiConverterOptionString.read(from: &buf), 
+                deadlineMs: FfiConverterOptionInt64.read(from: &buf), 
+                supervision: FfiConverterOptionUInt8.read(from: &buf), 
+                createdMs: FfiConverterInt64.read(from: &buf), 
+                updatedMs: FfiConverterInt64.read(from: &buf)
         )
     }
 
@@ -2021,6 +2623,16 @@ public struct FfiConverterTypeCaseSummaryRecord: FfiConverterRustBuffer {
         FfiConverterString.write(value.statusZh, into: &buf)
         FfiConverterBool.write(value.hasConflict, into: &buf)
         FfiConverterUInt32.write(value.photoCount, into: &buf)
+        FfiConverterString.write(value.grid, into: &buf)
+        FfiConverterString.write(value.category, into: &buf)
+        FfiConverterOptionString.write(value.subcategory, into: &buf)
+        FfiConverterString.write(value.severity, into: &buf)
+        FfiConverterString.write(value.reporter, into: &buf)
+        FfiConverterOptionString.write(value.assignedDept, into: &buf)
+        FfiConverterOptionInt64.write(value.deadlineMs, into: &buf)
+        FfiConverterOptionUInt8.write(value.supervision, into: &buf)
+        FfiConverterInt64.write(value.createdMs, into: &buf)
+        FfiConverterInt64.write(value.updatedMs, into: &buf)
     }
 }
 
@@ -2037,6 +2649,363 @@ public func FfiConverterTypeCaseSummaryRecord_lift(_ buf: RustBuffer) throws -> 
 #endif
 public func FfiConverterTypeCaseSummaryRecord_lower(_ value: CaseSummaryRecord) -> RustBuffer {
     return FfiConverterTypeCaseSummaryRecord.lower(value)
+}
+
+
+/**
+ * A category and its subcategories.
+ */
+public struct CategoryRecord: Equatable, Hashable {
+    /**
+     * Code (what `NewCaseRecord.category` takes).
+     */
+    public var code: String
+    /**
+     * Chinese name.
+     */
+    public var name: String
+    /**
+     * English name.
+     */
+    public var nameEn: String
+    /**
+     * Subcategories.
+     */
+    public var subcategories: [SubcategoryRecord]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Code (what `NewCaseRecord.category` takes).
+         */code: String, 
+        /**
+         * Chinese name.
+         */name: String, 
+        /**
+         * English name.
+         */nameEn: String, 
+        /**
+         * Subcategories.
+         */subcategories: [SubcategoryRecord]) {
+        self.code = code
+        self.name = name
+        self.nameEn = nameEn
+        self.subcategories = subcategories
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension CategoryRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCategoryRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CategoryRecord {
+        return
+            try CategoryRecord(
+                code: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                nameEn: FfiConverterString.read(from: &buf), 
+                subcategories: FfiConverterSequenceTypeSubcategoryRecord.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: CategoryRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.code, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.nameEn, into: &buf)
+        FfiConverterSequenceTypeSubcategoryRecord.write(value.subcategories, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCategoryRecord_lift(_ buf: RustBuffer) throws -> CategoryRecord {
+    return try FfiConverterTypeCategoryRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCategoryRecord_lower(_ value: CategoryRecord) -> RustBuffer {
+    return FfiConverterTypeCategoryRecord.lower(value)
+}
+
+
+/**
+ * A check-in at a place on a patrol.
+ */
+public struct CheckInRecord: Equatable, Hashable {
+    /**
+     * When, ms since the epoch.
+     */
+    public var atMs: Int64
+    /**
+     * The place (e.g. 3号楼2单元).
+     */
+    public var place: String
+    /**
+     * Latitude.
+     */
+    public var lat: Double
+    /**
+     * Longitude.
+     */
+    public var lon: Double
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * When, ms since the epoch.
+         */atMs: Int64, 
+        /**
+         * The place (e.g. 3号楼2单元).
+         */place: String, 
+        /**
+         * Latitude.
+         */lat: Double, 
+        /**
+         * Longitude.
+         */lon: Double) {
+        self.atMs = atMs
+        self.place = place
+        self.lat = lat
+        self.lon = lon
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension CheckInRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCheckInRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CheckInRecord {
+        return
+            try CheckInRecord(
+                atMs: FfiConverterInt64.read(from: &buf), 
+                place: FfiConverterString.read(from: &buf), 
+                lat: FfiConverterDouble.read(from: &buf), 
+                lon: FfiConverterDouble.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: CheckInRecord, into buf: inout [UInt8]) {
+        FfiConverterInt64.write(value.atMs, into: &buf)
+        FfiConverterString.write(value.place, into: &buf)
+        FfiConverterDouble.write(value.lat, into: &buf)
+        FfiConverterDouble.write(value.lon, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCheckInRecord_lift(_ buf: RustBuffer) throws -> CheckInRecord {
+    return try FfiConverterTypeCheckInRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCheckInRecord_lower(_ value: CheckInRecord) -> RustBuffer {
+    return FfiConverterTypeCheckInRecord.lower(value)
+}
+
+
+/**
+ * A department.
+ */
+public struct DepartmentRecord: Equatable, Hashable {
+    /**
+     * Id (what `Dispatch` takes).
+     */
+    public var id: String
+    /**
+     * Name.
+     */
+    public var name: String
+    /**
+     * The region whose cases it handles.
+     */
+    public var region: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Id (what `Dispatch` takes).
+         */id: String, 
+        /**
+         * Name.
+         */name: String, 
+        /**
+         * The region whose cases it handles.
+         */region: String) {
+        self.id = id
+        self.name = name
+        self.region = region
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DepartmentRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDepartmentRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DepartmentRecord {
+        return
+            try DepartmentRecord(
+                id: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                region: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DepartmentRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.region, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDepartmentRecord_lift(_ buf: RustBuffer) throws -> DepartmentRecord {
+    return try FfiConverterTypeDepartmentRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDepartmentRecord_lower(_ value: DepartmentRecord) -> RustBuffer {
+    return FfiConverterTypeDepartmentRecord.lower(value)
+}
+
+
+/**
+ * The directory for pickers: regions, departments, users and the category
+ * taxonomy, as the device holds it.
+ */
+public struct DirectoryRecord: Equatable, Hashable {
+    /**
+     * Name of the top region.
+     */
+    public var name: String
+    /**
+     * Regions (district, town, community, grid), parents before children.
+     */
+    public var regions: [RegionRecord]
+    /**
+     * Departments cases are dispatched to.
+     */
+    public var departments: [DepartmentRecord]
+    /**
+     * Users.
+     */
+    public var users: [UserRecord]
+    /**
+     * Categories with their subcategories.
+     */
+    public var categories: [CategoryRecord]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Name of the top region.
+         */name: String, 
+        /**
+         * Regions (district, town, community, grid), parents before children.
+         */regions: [RegionRecord], 
+        /**
+         * Departments cases are dispatched to.
+         */departments: [DepartmentRecord], 
+        /**
+         * Users.
+         */users: [UserRecord], 
+        /**
+         * Categories with their subcategories.
+         */categories: [CategoryRecord]) {
+        self.name = name
+        self.regions = regions
+        self.departments = departments
+        self.users = users
+        self.categories = categories
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DirectoryRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDirectoryRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DirectoryRecord {
+        return
+            try DirectoryRecord(
+                name: FfiConverterString.read(from: &buf), 
+                regions: FfiConverterSequenceTypeRegionRecord.read(from: &buf), 
+                departments: FfiConverterSequenceTypeDepartmentRecord.read(from: &buf), 
+                users: FfiConverterSequenceTypeUserRecord.read(from: &buf), 
+                categories: FfiConverterSequenceTypeCategoryRecord.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DirectoryRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterSequenceTypeRegionRecord.write(value.regions, into: &buf)
+        FfiConverterSequenceTypeDepartmentRecord.write(value.departments, into: &buf)
+        FfiConverterSequenceTypeUserRecord.write(value.users, into: &buf)
+        FfiConverterSequenceTypeCategoryRecord.write(value.categories, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDirectoryRecord_lift(_ buf: RustBuffer) throws -> DirectoryRecord {
+    return try FfiConverterTypeDirectoryRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDirectoryRecord_lower(_ value: DirectoryRecord) -> RustBuffer {
+    return FfiConverterTypeDirectoryRecord.lower(value)
 }
 
 
@@ -2120,6 +3089,85 @@ public func FfiConverterTypeEnrollment_lower(_ value: Enrollment) -> RustBuffer 
 
 
 /**
+ * Where a case is.
+ */
+public struct LocationRecord: Equatable, Hashable {
+    /**
+     * Latitude.
+     */
+    public var lat: Double
+    /**
+     * Longitude.
+     */
+    public var lon: Double
+    /**
+     * Address.
+     */
+    public var address: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Latitude.
+         */lat: Double, 
+        /**
+         * Longitude.
+         */lon: Double, 
+        /**
+         * Address.
+         */address: String) {
+        self.lat = lat
+        self.lon = lon
+        self.address = address
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension LocationRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLocationRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LocationRecord {
+        return
+            try LocationRecord(
+                lat: FfiConverterDouble.read(from: &buf), 
+                lon: FfiConverterDouble.read(from: &buf), 
+                address: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: LocationRecord, into buf: inout [UInt8]) {
+        FfiConverterDouble.write(value.lat, into: &buf)
+        FfiConverterDouble.write(value.lon, into: &buf)
+        FfiConverterString.write(value.address, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLocationRecord_lift(_ buf: RustBuffer) throws -> LocationRecord {
+    return try FfiConverterTypeLocationRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLocationRecord_lower(_ value: LocationRecord) -> RustBuffer {
+    return FfiConverterTypeLocationRecord.lower(value)
+}
+
+
+/**
  * A case to report.
  */
 public struct NewCaseRecord: Equatable, Hashable {
@@ -2163,6 +3211,11 @@ public struct NewCaseRecord: Equatable, Hashable {
      * Hashes of photos stored with `ingest_photo`.
      */
     public var photos: [String]
+    /**
+     * People involved (当事人): personal data, kept encrypted on the device and
+     * shown only to the roles that handle the case.
+     */
+    public var people: [PersonRecord]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2196,7 +3249,11 @@ public struct NewCaseRecord: Equatable, Hashable {
          */address: String, 
         /**
          * Hashes of photos stored with `ingest_photo`.
-         */photos: [String]) {
+         */photos: [String], 
+        /**
+         * People involved (当事人): personal data, kept encrypted on the device and
+         * shown only to the roles that handle the case.
+         */people: [PersonRecord] = []) {
         self.title = title
         self.description = description
         self.category = category
@@ -2207,6 +3264,7 @@ public struct NewCaseRecord: Equatable, Hashable {
         self.lon = lon
         self.address = address
         self.photos = photos
+        self.people = people
     }
 
     
@@ -2234,7 +3292,8 @@ public struct FfiConverterTypeNewCaseRecord: FfiConverterRustBuffer {
                 lat: FfiConverterOptionDouble.read(from: &buf), 
                 lon: FfiConverterOptionDouble.read(from: &buf), 
                 address: FfiConverterString.read(from: &buf), 
-                photos: FfiConverterSequenceString.read(from: &buf)
+                photos: FfiConverterSequenceString.read(from: &buf), 
+                people: FfiConverterSequenceTypePersonRecord.read(from: &buf)
         )
     }
 
@@ -2249,6 +3308,7 @@ public struct FfiConverterTypeNewCaseRecord: FfiConverterRustBuffer {
         FfiConverterOptionDouble.write(value.lon, into: &buf)
         FfiConverterString.write(value.address, into: &buf)
         FfiConverterSequenceString.write(value.photos, into: &buf)
+        FfiConverterSequenceTypePersonRecord.write(value.people, into: &buf)
     }
 }
 
@@ -2265,6 +3325,372 @@ public func FfiConverterTypeNewCaseRecord_lift(_ buf: RustBuffer) throws -> NewC
 #endif
 public func FfiConverterTypeNewCaseRecord_lower(_ value: NewCaseRecord) -> RustBuffer {
     return FfiConverterTypeNewCaseRecord.lower(value)
+}
+
+
+/**
+ * A note on a case.
+ */
+public struct NoteRecord: Equatable, Hashable {
+    /**
+     * Who wrote it.
+     */
+    public var by: String
+    /**
+     * When, ms since the epoch.
+     */
+    public var atMs: Int64
+    /**
+     * The text.
+     */
+    public var text: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Who wrote it.
+         */by: String, 
+        /**
+         * When, ms since the epoch.
+         */atMs: Int64, 
+        /**
+         * The text.
+         */text: String) {
+        self.by = by
+        self.atMs = atMs
+        self.text = text
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension NoteRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeNoteRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> NoteRecord {
+        return
+            try NoteRecord(
+                by: FfiConverterString.read(from: &buf), 
+                atMs: FfiConverterInt64.read(from: &buf), 
+                text: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: NoteRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.by, into: &buf)
+        FfiConverterInt64.write(value.atMs, into: &buf)
+        FfiConverterString.write(value.text, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNoteRecord_lift(_ buf: RustBuffer) throws -> NoteRecord {
+    return try FfiConverterTypeNoteRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNoteRecord_lower(_ value: NoteRecord) -> RustBuffer {
+    return FfiConverterTypeNoteRecord.lower(value)
+}
+
+
+/**
+ * Something noticed on a patrol.
+ */
+public struct ObservationRecord: Equatable, Hashable {
+    /**
+     * When, ms since the epoch.
+     */
+    public var atMs: Int64
+    /**
+     * What.
+     */
+    public var text: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * When, ms since the epoch.
+         */atMs: Int64, 
+        /**
+         * What.
+         */text: String) {
+        self.atMs = atMs
+        self.text = text
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ObservationRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeObservationRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ObservationRecord {
+        return
+            try ObservationRecord(
+                atMs: FfiConverterInt64.read(from: &buf), 
+                text: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ObservationRecord, into buf: inout [UInt8]) {
+        FfiConverterInt64.write(value.atMs, into: &buf)
+        FfiConverterString.write(value.text, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeObservationRecord_lift(_ buf: RustBuffer) throws -> ObservationRecord {
+    return try FfiConverterTypeObservationRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeObservationRecord_lower(_ value: ObservationRecord) -> RustBuffer {
+    return FfiConverterTypeObservationRecord.lower(value)
+}
+
+
+/**
+ * A patrol (巡查) with what was recorded on it.
+ */
+public struct PatrolRecord: Equatable, Hashable {
+    /**
+     * Id.
+     */
+    public var id: String
+    /**
+     * The grid worker.
+     */
+    public var worker: String
+    /**
+     * The grid patrolled.
+     */
+    public var grid: String
+    /**
+     * Start, ms since the epoch.
+     */
+    public var startedMs: Int64
+    /**
+     * End, once ended.
+     */
+    public var endedMs: Int64?
+    /**
+     * The GPS track (points recorded and flushed into the document).
+     */
+    public var track: [TrackPointRecord]
+    /**
+     * Check-ins (打卡) at places.
+     */
+    public var checkins: [CheckInRecord]
+    /**
+     * Things noticed that are not cases.
+     */
+    public var observations: [ObservationRecord]
+    /**
+     * Cases reported on this patrol.
+     */
+    public var cases: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Id.
+         */id: String, 
+        /**
+         * The grid worker.
+         */worker: String, 
+        /**
+         * The grid patrolled.
+         */grid: String, 
+        /**
+         * Start, ms since the epoch.
+         */startedMs: Int64, 
+        /**
+         * End, once ended.
+         */endedMs: Int64?, 
+        /**
+         * The GPS track (points recorded and flushed into the document).
+         */track: [TrackPointRecord], 
+        /**
+         * Check-ins (打卡) at places.
+         */checkins: [CheckInRecord], 
+        /**
+         * Things noticed that are not cases.
+         */observations: [ObservationRecord], 
+        /**
+         * Cases reported on this patrol.
+         */cases: [String]) {
+        self.id = id
+        self.worker = worker
+        self.grid = grid
+        self.startedMs = startedMs
+        self.endedMs = endedMs
+        self.track = track
+        self.checkins = checkins
+        self.observations = observations
+        self.cases = cases
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PatrolRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePatrolRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PatrolRecord {
+        return
+            try PatrolRecord(
+                id: FfiConverterString.read(from: &buf), 
+                worker: FfiConverterString.read(from: &buf), 
+                grid: FfiConverterString.read(from: &buf), 
+                startedMs: FfiConverterInt64.read(from: &buf), 
+                endedMs: FfiConverterOptionInt64.read(from: &buf), 
+                track: FfiConverterSequenceTypeTrackPointRecord.read(from: &buf), 
+                checkins: FfiConverterSequenceTypeCheckInRecord.read(from: &buf), 
+                observations: FfiConverterSequenceTypeObservationRecord.read(from: &buf), 
+                cases: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PatrolRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.worker, into: &buf)
+        FfiConverterString.write(value.grid, into: &buf)
+        FfiConverterInt64.write(value.startedMs, into: &buf)
+        FfiConverterOptionInt64.write(value.endedMs, into: &buf)
+        FfiConverterSequenceTypeTrackPointRecord.write(value.track, into: &buf)
+        FfiConverterSequenceTypeCheckInRecord.write(value.checkins, into: &buf)
+        FfiConverterSequenceTypeObservationRecord.write(value.observations, into: &buf)
+        FfiConverterSequenceString.write(value.cases, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePatrolRecord_lift(_ buf: RustBuffer) throws -> PatrolRecord {
+    return try FfiConverterTypePatrolRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePatrolRecord_lower(_ value: PatrolRecord) -> RustBuffer {
+    return FfiConverterTypePatrolRecord.lower(value)
+}
+
+
+/**
+ * A person involved in a case (当事人).
+ */
+public struct PersonRecord: Equatable, Hashable {
+    /**
+     * Name.
+     */
+    public var name: String
+    /**
+     * Role in the case (e.g. 业主, 租户).
+     */
+    public var role: String
+    /**
+     * Phone number, may be empty.
+     */
+    public var phone: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Name.
+         */name: String, 
+        /**
+         * Role in the case (e.g. 业主, 租户).
+         */role: String, 
+        /**
+         * Phone number, may be empty.
+         */phone: String) {
+        self.name = name
+        self.role = role
+        self.phone = phone
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PersonRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePersonRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PersonRecord {
+        return
+            try PersonRecord(
+                name: FfiConverterString.read(from: &buf), 
+                role: FfiConverterString.read(from: &buf), 
+                phone: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PersonRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.role, into: &buf)
+        FfiConverterString.write(value.phone, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePersonRecord_lift(_ buf: RustBuffer) throws -> PersonRecord {
+    return try FfiConverterTypePersonRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePersonRecord_lower(_ value: PersonRecord) -> RustBuffer {
+    return FfiConverterTypePersonRecord.lower(value)
 }
 
 
@@ -2358,6 +3784,373 @@ public func FfiConverterTypePhotoRecord_lower(_ value: PhotoRecord) -> RustBuffe
 
 
 /**
+ * A photo attached to a case.
+ */
+public struct PhotoRefRecord: Equatable, Hashable {
+    /**
+     * The display image's hash.
+     */
+    public var hash: String
+    /**
+     * Its thumbnail's hash.
+     */
+    public var thumb: String?
+    /**
+     * Width.
+     */
+    public var width: UInt32
+    /**
+     * Height.
+     */
+    public var height: UInt32
+    /**
+     * Who attached it.
+     */
+    public var by: String
+    /**
+     * When, ms since the epoch.
+     */
+    public var atMs: Int64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The display image's hash.
+         */hash: String, 
+        /**
+         * Its thumbnail's hash.
+         */thumb: String?, 
+        /**
+         * Width.
+         */width: UInt32, 
+        /**
+         * Height.
+         */height: UInt32, 
+        /**
+         * Who attached it.
+         */by: String, 
+        /**
+         * When, ms since the epoch.
+         */atMs: Int64) {
+        self.hash = hash
+        self.thumb = thumb
+        self.width = width
+        self.height = height
+        self.by = by
+        self.atMs = atMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PhotoRefRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePhotoRefRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PhotoRefRecord {
+        return
+            try PhotoRefRecord(
+                hash: FfiConverterString.read(from: &buf), 
+                thumb: FfiConverterOptionString.read(from: &buf), 
+                width: FfiConverterUInt32.read(from: &buf), 
+                height: FfiConverterUInt32.read(from: &buf), 
+                by: FfiConverterString.read(from: &buf), 
+                atMs: FfiConverterInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PhotoRefRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.hash, into: &buf)
+        FfiConverterOptionString.write(value.thumb, into: &buf)
+        FfiConverterUInt32.write(value.width, into: &buf)
+        FfiConverterUInt32.write(value.height, into: &buf)
+        FfiConverterString.write(value.by, into: &buf)
+        FfiConverterInt64.write(value.atMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePhotoRefRecord_lift(_ buf: RustBuffer) throws -> PhotoRefRecord {
+    return try FfiConverterTypePhotoRefRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePhotoRefRecord_lower(_ value: PhotoRefRecord) -> RustBuffer {
+    return FfiConverterTypePhotoRefRecord.lower(value)
+}
+
+
+/**
+ * The photos stored on the device, for a storage setting.
+ */
+public struct PhotoUsageRecord: Equatable, Hashable {
+    /**
+     * Display images stored.
+     */
+    public var display: UInt64
+    /**
+     * Their bytes.
+     */
+    public var displayBytes: UInt64
+    /**
+     * Thumbnails stored.
+     */
+    public var thumbs: UInt64
+    /**
+     * Their bytes.
+     */
+    public var thumbBytes: UInt64
+    /**
+     * Photos of this device's cases not yet on the server (never evicted).
+     */
+    public var waitingUpload: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Display images stored.
+         */display: UInt64, 
+        /**
+         * Their bytes.
+         */displayBytes: UInt64, 
+        /**
+         * Thumbnails stored.
+         */thumbs: UInt64, 
+        /**
+         * Their bytes.
+         */thumbBytes: UInt64, 
+        /**
+         * Photos of this device's cases not yet on the server (never evicted).
+         */waitingUpload: UInt64) {
+        self.display = display
+        self.displayBytes = displayBytes
+        self.thumbs = thumbs
+        self.thumbBytes = thumbBytes
+        self.waitingUpload = waitingUpload
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PhotoUsageRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePhotoUsageRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PhotoUsageRecord {
+        return
+            try PhotoUsageRecord(
+                display: FfiConverterUInt64.read(from: &buf), 
+                displayBytes: FfiConverterUInt64.read(from: &buf), 
+                thumbs: FfiConverterUInt64.read(from: &buf), 
+                thumbBytes: FfiConverterUInt64.read(from: &buf), 
+                waitingUpload: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PhotoUsageRecord, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.display, into: &buf)
+        FfiConverterUInt64.write(value.displayBytes, into: &buf)
+        FfiConverterUInt64.write(value.thumbs, into: &buf)
+        FfiConverterUInt64.write(value.thumbBytes, into: &buf)
+        FfiConverterUInt64.write(value.waitingUpload, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePhotoUsageRecord_lift(_ buf: RustBuffer) throws -> PhotoUsageRecord {
+    return try FfiConverterTypePhotoUsageRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePhotoUsageRecord_lower(_ value: PhotoUsageRecord) -> RustBuffer {
+    return FfiConverterTypePhotoUsageRecord.lower(value)
+}
+
+
+/**
+ * A region of the tree.
+ */
+public struct RegionRecord: Equatable, Hashable {
+    /**
+     * Code; its prefix is its parent's.
+     */
+    public var code: String
+    /**
+     * Name.
+     */
+    public var name: String
+    /**
+     * `district`, `town`, `community` or `grid`.
+     */
+    public var level: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Code; its prefix is its parent's.
+         */code: String, 
+        /**
+         * Name.
+         */name: String, 
+        /**
+         * `district`, `town`, `community` or `grid`.
+         */level: String) {
+        self.code = code
+        self.name = name
+        self.level = level
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RegionRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRegionRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RegionRecord {
+        return
+            try RegionRecord(
+                code: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                level: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RegionRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.code, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.level, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRegionRecord_lift(_ buf: RustBuffer) throws -> RegionRecord {
+    return try FfiConverterTypeRegionRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRegionRecord_lower(_ value: RegionRecord) -> RustBuffer {
+    return FfiConverterTypeRegionRecord.lower(value)
+}
+
+
+/**
+ * A change of this device the server refused, and why (e.g. an action the
+ * user's role may no longer take). It stays on the device, out of the outbox.
+ */
+public struct RejectedChangeRecord: Equatable, Hashable {
+    /**
+     * The case or patrol it belongs to.
+     */
+    public var docId: String
+    /**
+     * The change's hash (hex).
+     */
+    public var hash: String
+    /**
+     * The server's reason.
+     */
+    public var reason: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The case or patrol it belongs to.
+         */docId: String, 
+        /**
+         * The change's hash (hex).
+         */hash: String, 
+        /**
+         * The server's reason.
+         */reason: String) {
+        self.docId = docId
+        self.hash = hash
+        self.reason = reason
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RejectedChangeRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRejectedChangeRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RejectedChangeRecord {
+        return
+            try RejectedChangeRecord(
+                docId: FfiConverterString.read(from: &buf), 
+                hash: FfiConverterString.read(from: &buf), 
+                reason: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RejectedChangeRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.docId, into: &buf)
+        FfiConverterString.write(value.hash, into: &buf)
+        FfiConverterString.write(value.reason, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRejectedChangeRecord_lift(_ buf: RustBuffer) throws -> RejectedChangeRecord {
+    return try FfiConverterTypeRejectedChangeRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRejectedChangeRecord_lower(_ value: RejectedChangeRecord) -> RustBuffer {
+    return FfiConverterTypeRejectedChangeRecord.lower(value)
+}
+
+
+/**
  * How a device reaches its server safely.
  */
 public struct ServerSecurityRecord: Equatable, Hashable {
@@ -2429,11 +4222,169 @@ public func FfiConverterTypeServerSecurityRecord_lower(_ value: ServerSecurityRe
 
 
 /**
+ * How many cases have one status.
+ */
+public struct StatusCountRecord: Equatable, Hashable {
+    /**
+     * Status.
+     */
+    public var status: String
+    /**
+     * Chinese status label.
+     */
+    public var statusZh: String
+    /**
+     * Cases.
+     */
+    public var count: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Status.
+         */status: String, 
+        /**
+         * Chinese status label.
+         */statusZh: String, 
+        /**
+         * Cases.
+         */count: UInt64) {
+        self.status = status
+        self.statusZh = statusZh
+        self.count = count
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension StatusCountRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStatusCountRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StatusCountRecord {
+        return
+            try StatusCountRecord(
+                status: FfiConverterString.read(from: &buf), 
+                statusZh: FfiConverterString.read(from: &buf), 
+                count: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: StatusCountRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.status, into: &buf)
+        FfiConverterString.write(value.statusZh, into: &buf)
+        FfiConverterUInt64.write(value.count, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStatusCountRecord_lift(_ buf: RustBuffer) throws -> StatusCountRecord {
+    return try FfiConverterTypeStatusCountRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStatusCountRecord_lower(_ value: StatusCountRecord) -> RustBuffer {
+    return FfiConverterTypeStatusCountRecord.lower(value)
+}
+
+
+/**
+ * A subcategory.
+ */
+public struct SubcategoryRecord: Equatable, Hashable {
+    /**
+     * Code (`<category>.<name>`).
+     */
+    public var code: String
+    /**
+     * Chinese name.
+     */
+    public var name: String
+    /**
+     * English name.
+     */
+    public var nameEn: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Code (`<category>.<name>`).
+         */code: String, 
+        /**
+         * Chinese name.
+         */name: String, 
+        /**
+         * English name.
+         */nameEn: String) {
+        self.code = code
+        self.name = name
+        self.nameEn = nameEn
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SubcategoryRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSubcategoryRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SubcategoryRecord {
+        return
+            try SubcategoryRecord(
+                code: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                nameEn: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SubcategoryRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.code, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.nameEn, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSubcategoryRecord_lift(_ buf: RustBuffer) throws -> SubcategoryRecord {
+    return try FfiConverterTypeSubcategoryRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSubcategoryRecord_lower(_ value: SubcategoryRecord) -> RustBuffer {
+    return FfiConverterTypeSubcategoryRecord.lower(value)
+}
+
+
+/**
  * Sync progress.
  */
 public struct SyncProgress: Equatable, Hashable {
     /**
-     * `push`, `pull` or `photos`.
+     * `push`, `pull`, `photos` (uploading) or `fetch` (one photo on demand).
      */
     public var phase: String
     /**
@@ -2445,15 +4396,20 @@ public struct SyncProgress: Equatable, Hashable {
      */
     public var bytes: UInt64
     /**
-     * Items left (push and photos).
+     * Items left: changes to push, changes the server says wait for this device
+     * (counted up to 10,000), photos to upload.
      */
     public var remaining: UInt64
+    /**
+     * Their bytes.
+     */
+    public var bytesRemaining: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(
         /**
-         * `push`, `pull` or `photos`.
+         * `push`, `pull`, `photos` (uploading) or `fetch` (one photo on demand).
          */phase: String, 
         /**
          * Items so far in this phase.
@@ -2462,12 +4418,17 @@ public struct SyncProgress: Equatable, Hashable {
          * Bytes so far in this phase.
          */bytes: UInt64, 
         /**
-         * Items left (push and photos).
-         */remaining: UInt64) {
+         * Items left: changes to push, changes the server says wait for this device
+         * (counted up to 10,000), photos to upload.
+         */remaining: UInt64, 
+        /**
+         * Their bytes.
+         */bytesRemaining: UInt64) {
         self.phase = phase
         self.items = items
         self.bytes = bytes
         self.remaining = remaining
+        self.bytesRemaining = bytesRemaining
     }
 
     
@@ -2489,7 +4450,8 @@ public struct FfiConverterTypeSyncProgress: FfiConverterRustBuffer {
                 phase: FfiConverterString.read(from: &buf), 
                 items: FfiConverterUInt64.read(from: &buf), 
                 bytes: FfiConverterUInt64.read(from: &buf), 
-                remaining: FfiConverterUInt64.read(from: &buf)
+                remaining: FfiConverterUInt64.read(from: &buf), 
+                bytesRemaining: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -2498,6 +4460,7 @@ public struct FfiConverterTypeSyncProgress: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.items, into: &buf)
         FfiConverterUInt64.write(value.bytes, into: &buf)
         FfiConverterUInt64.write(value.remaining, into: &buf)
+        FfiConverterUInt64.write(value.bytesRemaining, into: &buf)
     }
 }
 
@@ -2633,6 +4596,10 @@ public struct TimelineEntryRecord: Equatable, Hashable {
      */
     public var action: String
     /**
+     * The action with what it carried (result, reason, department, deadline …).
+     */
+    public var details: CaseAction
+    /**
      * Chinese label (发现上报, 受理, …).
      */
     public var labelZh: String
@@ -2644,6 +4611,10 @@ public struct TimelineEntryRecord: Equatable, Hashable {
      * `applied`, `conflict` or `refused`.
      */
     public var outcome: String
+    /**
+     * Why a conflicting or refused entry did not take effect.
+     */
+    public var outcomeReason: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2658,6 +4629,9 @@ public struct TimelineEntryRecord: Equatable, Hashable {
          * Action name (`report`, `accept`, …).
          */action: String, 
         /**
+         * The action with what it carried (result, reason, department, deadline …).
+         */details: CaseAction, 
+        /**
          * Chinese label (发现上报, 受理, …).
          */labelZh: String, 
         /**
@@ -2665,13 +4639,18 @@ public struct TimelineEntryRecord: Equatable, Hashable {
          */atMs: Int64, 
         /**
          * `applied`, `conflict` or `refused`.
-         */outcome: String) {
+         */outcome: String, 
+        /**
+         * Why a conflicting or refused entry did not take effect.
+         */outcomeReason: String?) {
         self.actor = actor
         self.role = role
         self.action = action
+        self.details = details
         self.labelZh = labelZh
         self.atMs = atMs
         self.outcome = outcome
+        self.outcomeReason = outcomeReason
     }
 
     
@@ -2693,9 +4672,11 @@ public struct FfiConverterTypeTimelineEntryRecord: FfiConverterRustBuffer {
                 actor: FfiConverterString.read(from: &buf), 
                 role: FfiConverterString.read(from: &buf), 
                 action: FfiConverterString.read(from: &buf), 
+                details: FfiConverterTypeCaseAction.read(from: &buf), 
                 labelZh: FfiConverterString.read(from: &buf), 
                 atMs: FfiConverterInt64.read(from: &buf), 
-                outcome: FfiConverterString.read(from: &buf)
+                outcome: FfiConverterString.read(from: &buf), 
+                outcomeReason: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -2703,9 +4684,11 @@ public struct FfiConverterTypeTimelineEntryRecord: FfiConverterRustBuffer {
         FfiConverterString.write(value.actor, into: &buf)
         FfiConverterString.write(value.role, into: &buf)
         FfiConverterString.write(value.action, into: &buf)
+        FfiConverterTypeCaseAction.write(value.details, into: &buf)
         FfiConverterString.write(value.labelZh, into: &buf)
         FfiConverterInt64.write(value.atMs, into: &buf)
         FfiConverterString.write(value.outcome, into: &buf)
+        FfiConverterOptionString.write(value.outcomeReason, into: &buf)
     }
 }
 
@@ -2805,11 +4788,130 @@ public func FfiConverterTypeTrackPointRecord_lower(_ value: TrackPointRecord) ->
 
 
 /**
- * A workflow action.
+ * A user.
+ */
+public struct UserRecord: Equatable, Hashable {
+    /**
+     * Id.
+     */
+    public var id: String
+    /**
+     * Name.
+     */
+    public var name: String
+    /**
+     * `grid_worker`, `dispatcher`, `handler` or `admin`.
+     */
+    public var role: String
+    /**
+     * Chinese role label.
+     */
+    public var roleZh: String
+    /**
+     * Where they work.
+     */
+    public var region: String
+    /**
+     * A handler's department.
+     */
+    public var department: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Id.
+         */id: String, 
+        /**
+         * Name.
+         */name: String, 
+        /**
+         * `grid_worker`, `dispatcher`, `handler` or `admin`.
+         */role: String, 
+        /**
+         * Chinese role label.
+         */roleZh: String, 
+        /**
+         * Where they work.
+         */region: String, 
+        /**
+         * A handler's department.
+         */department: String?) {
+        self.id = id
+        self.name = name
+        self.role = role
+        self.roleZh = roleZh
+        self.region = region
+        self.department = department
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension UserRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeUserRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UserRecord {
+        return
+            try UserRecord(
+                id: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                role: FfiConverterString.read(from: &buf), 
+                roleZh: FfiConverterString.read(from: &buf), 
+                region: FfiConverterString.read(from: &buf), 
+                department: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: UserRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.role, into: &buf)
+        FfiConverterString.write(value.roleZh, into: &buf)
+        FfiConverterString.write(value.region, into: &buf)
+        FfiConverterOptionString.write(value.department, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUserRecord_lift(_ buf: RustBuffer) throws -> UserRecord {
+    return try FfiConverterTypeUserRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUserRecord_lower(_ value: UserRecord) -> RustBuffer {
+    return FfiConverterTypeUserRecord.lower(value)
+}
+
+
+/**
+ * A workflow action: what `act` takes and what a timeline entry did. Converted
+ * to and from the core's `Action` by two exhaustive matches, so a new action in
+ * the core does not compile until it is here too.
  */
 
 public enum CaseAction: Equatable, Hashable {
     
+    /**
+     * 发现上报: the first entry of every case (made by `report_case`, not `act`).
+     */
+    case report(
+        /**
+         * The level that should accept it (`community`, `town`, …).
+         */level: String
+    )
     /**
      * 受理.
      */
@@ -2823,12 +4925,16 @@ public enum CaseAction: Equatable, Hashable {
          */result: String
     )
     /**
-     * 派遣, with the deadline from the directory's rules.
+     * 派遣.
      */
     case dispatch(
         /**
          * Department id.
-         */dept: String
+         */dept: String, 
+        /**
+         * The deadline, ms since the epoch; `None`: from the directory's rules
+         * (acting). A timeline entry always has one.
+         */deadlineMs: Int64? = nil
     )
     /**
      * 处置反馈.
@@ -2920,35 +5026,38 @@ public struct FfiConverterTypeCaseAction: FfiConverterRustBuffer {
         let variant: Int32 = try readInt(&buf)
         switch variant {
         
-        case 1: return .accept
-        
-        case 2: return .selfHandle(result: try FfiConverterString.read(from: &buf)
+        case 1: return .report(level: try FfiConverterString.read(from: &buf)
         )
         
-        case 3: return .dispatch(dept: try FfiConverterString.read(from: &buf)
+        case 2: return .accept
+        
+        case 3: return .selfHandle(result: try FfiConverterString.read(from: &buf)
         )
         
-        case 4: return .feedback(result: try FfiConverterString.read(from: &buf)
+        case 4: return .dispatch(dept: try FfiConverterString.read(from: &buf), deadlineMs: try FfiConverterOptionInt64.read(from: &buf)
         )
         
-        case 5: return .`return`(reason: try FfiConverterString.read(from: &buf)
+        case 5: return .feedback(result: try FfiConverterString.read(from: &buf)
         )
         
-        case 6: return .verify(passed: try FfiConverterBool.read(from: &buf), comment: try FfiConverterString.read(from: &buf)
+        case 6: return .`return`(reason: try FfiConverterString.read(from: &buf)
         )
         
-        case 7: return .archive
-        
-        case 8: return .evaluate(satisfaction: try FfiConverterUInt8.read(from: &buf), comment: try FfiConverterString.read(from: &buf)
+        case 7: return .verify(passed: try FfiConverterBool.read(from: &buf), comment: try FfiConverterString.read(from: &buf)
         )
         
-        case 9: return .escalate(reason: try FfiConverterString.read(from: &buf)
+        case 8: return .archive
+        
+        case 9: return .evaluate(satisfaction: try FfiConverterUInt8.read(from: &buf), comment: try FfiConverterString.read(from: &buf)
         )
         
-        case 10: return .urge(level: try FfiConverterUInt8.read(from: &buf), comment: try FfiConverterString.read(from: &buf)
+        case 10: return .escalate(reason: try FfiConverterString.read(from: &buf)
         )
         
-        case 11: return .invalidate(reason: try FfiConverterString.read(from: &buf)
+        case 11: return .urge(level: try FfiConverterUInt8.read(from: &buf), comment: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 12: return .invalidate(reason: try FfiConverterString.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -2959,59 +5068,65 @@ public struct FfiConverterTypeCaseAction: FfiConverterRustBuffer {
         switch value {
         
         
-        case .accept:
+        case let .report(level):
             writeInt(&buf, Int32(1))
+            FfiConverterString.write(level, into: &buf)
+            
+        
+        case .accept:
+            writeInt(&buf, Int32(2))
         
         
         case let .selfHandle(result):
-            writeInt(&buf, Int32(2))
+            writeInt(&buf, Int32(3))
             FfiConverterString.write(result, into: &buf)
             
         
-        case let .dispatch(dept):
-            writeInt(&buf, Int32(3))
+        case let .dispatch(dept,deadlineMs):
+            writeInt(&buf, Int32(4))
             FfiConverterString.write(dept, into: &buf)
+            FfiConverterOptionInt64.write(deadlineMs, into: &buf)
             
         
         case let .feedback(result):
-            writeInt(&buf, Int32(4))
+            writeInt(&buf, Int32(5))
             FfiConverterString.write(result, into: &buf)
             
         
         case let .`return`(reason):
-            writeInt(&buf, Int32(5))
+            writeInt(&buf, Int32(6))
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .verify(passed,comment):
-            writeInt(&buf, Int32(6))
+            writeInt(&buf, Int32(7))
             FfiConverterBool.write(passed, into: &buf)
             FfiConverterString.write(comment, into: &buf)
             
         
         case .archive:
-            writeInt(&buf, Int32(7))
+            writeInt(&buf, Int32(8))
         
         
         case let .evaluate(satisfaction,comment):
-            writeInt(&buf, Int32(8))
+            writeInt(&buf, Int32(9))
             FfiConverterUInt8.write(satisfaction, into: &buf)
             FfiConverterString.write(comment, into: &buf)
             
         
         case let .escalate(reason):
-            writeInt(&buf, Int32(9))
+            writeInt(&buf, Int32(10))
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .urge(level,comment):
-            writeInt(&buf, Int32(10))
+            writeInt(&buf, Int32(11))
             FfiConverterUInt8.write(level, into: &buf)
             FfiConverterString.write(comment, into: &buf)
             
         
         case let .invalidate(reason):
-            writeInt(&buf, Int32(11))
+            writeInt(&buf, Int32(12))
             FfiConverterString.write(reason, into: &buf)
             
         }
@@ -3267,6 +5382,54 @@ public func FfiConverterTypeGridsyncError_lower(_ value: GridsyncError) -> RustB
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionUInt8: FfiConverterRustBuffer {
+    typealias SwiftType = UInt8?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt8.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt8.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionInt64: FfiConverterRustBuffer {
+    typealias SwiftType = Int64?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionDouble: FfiConverterRustBuffer {
     typealias SwiftType = Double?
 
@@ -3331,6 +5494,30 @@ fileprivate struct FfiConverterOptionTypeSyncObserver: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeSyncObserver.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeLocationRecord: FfiConverterRustBuffer {
+    typealias SwiftType = LocationRecord?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeLocationRecord.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeLocationRecord.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -3413,6 +5600,281 @@ fileprivate struct FfiConverterSequenceTypeCaseSummaryRecord: FfiConverterRustBu
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeCategoryRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [CategoryRecord]
+
+    public static func write(_ value: [CategoryRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeCategoryRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [CategoryRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [CategoryRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeCategoryRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeCheckInRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [CheckInRecord]
+
+    public static func write(_ value: [CheckInRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeCheckInRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [CheckInRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [CheckInRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeCheckInRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeDepartmentRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [DepartmentRecord]
+
+    public static func write(_ value: [DepartmentRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeDepartmentRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [DepartmentRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [DepartmentRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeDepartmentRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeNoteRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [NoteRecord]
+
+    public static func write(_ value: [NoteRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeNoteRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [NoteRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [NoteRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeNoteRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeObservationRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [ObservationRecord]
+
+    public static func write(_ value: [ObservationRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeObservationRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [ObservationRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [ObservationRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeObservationRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypePersonRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [PersonRecord]
+
+    public static func write(_ value: [PersonRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypePersonRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [PersonRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [PersonRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypePersonRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypePhotoRefRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [PhotoRefRecord]
+
+    public static func write(_ value: [PhotoRefRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypePhotoRefRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [PhotoRefRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [PhotoRefRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypePhotoRefRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeRegionRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [RegionRecord]
+
+    public static func write(_ value: [RegionRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeRegionRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [RegionRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [RegionRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeRegionRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeRejectedChangeRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [RejectedChangeRecord]
+
+    public static func write(_ value: [RejectedChangeRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeRejectedChangeRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [RejectedChangeRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [RejectedChangeRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeRejectedChangeRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeStatusCountRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [StatusCountRecord]
+
+    public static func write(_ value: [StatusCountRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeStatusCountRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [StatusCountRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [StatusCountRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeStatusCountRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeSubcategoryRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [SubcategoryRecord]
+
+    public static func write(_ value: [SubcategoryRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeSubcategoryRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [SubcategoryRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [SubcategoryRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeSubcategoryRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeTimelineEntryRecord: FfiConverterRustBuffer {
     typealias SwiftType = [TimelineEntryRecord]
 
@@ -3455,6 +5917,31 @@ fileprivate struct FfiConverterSequenceTypeTrackPointRecord: FfiConverterRustBuf
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeTrackPointRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeUserRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [UserRecord]
+
+    public static func write(_ value: [UserRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeUserRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [UserRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [UserRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeUserRecord.read(from: &buf))
         }
         return seq
     }
@@ -3562,16 +6049,31 @@ private let initializationResult: InitializationResult = {
     if (uniffi_gridsync_ffi_checksum_method_documentsobserver_on_documents_changed() != 8533) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_gridsync_ffi_checksum_method_gridengine_act() != 62503) {
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_act() != 35348) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_add_note() != 24039) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_add_observation() != 57040) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_add_track_points() != 44340) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_attach_photo() != 2601) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_check_in() != 29386) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_close_store() != 14809) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_count_cases() != 27245) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_directory() != 35076) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_directory_json() != 12503) {
@@ -3580,16 +6082,37 @@ private let initializationResult: InitializationResult = {
     if (uniffi_gridsync_ffi_checksum_method_gridengine_end_patrol() != 56194) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_evict_photos() != 49114) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_fetch_photo() != 20892) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_get_case() != 39903) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_get_patrol() != 18004) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_has_photo() != 19390) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_ingest_photo() != 24388) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_link_case_to_patrol() != 55845) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_list_cases() != 14656) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_list_my_work() != 12942) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_load_directory() != 33032) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_me() != 58749) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_patrol_track_len() != 7836) {
@@ -3598,7 +6121,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_gridsync_ffi_checksum_method_gridengine_pending_changes() != 34876) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_gridsync_ffi_checksum_method_gridengine_photo_bytes() != 53800) {
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_photo_bytes() != 17339) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_photo_usage() != 48253) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_rejected_changes() != 15867) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_rekey() != 49476) {

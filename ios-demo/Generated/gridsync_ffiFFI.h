@@ -320,14 +320,39 @@ RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_act(uint64_t ptr, RustBuffer
 void uniffi_gridsync_ffi_fn_method_gridengine_add_note(uint64_t ptr, RustBuffer case_id, RustBuffer text, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_ADD_OBSERVATION
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_ADD_OBSERVATION
+void uniffi_gridsync_ffi_fn_method_gridengine_add_observation(uint64_t ptr, RustBuffer patrol_id, RustBuffer text, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_ADD_TRACK_POINTS
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_ADD_TRACK_POINTS
 void uniffi_gridsync_ffi_fn_method_gridengine_add_track_points(uint64_t ptr, RustBuffer patrol_id, RustBuffer points, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_ATTACH_PHOTO
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_ATTACH_PHOTO
+void uniffi_gridsync_ffi_fn_method_gridengine_attach_photo(uint64_t ptr, RustBuffer case_id, RustBuffer hash, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_CHECK_IN
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_CHECK_IN
+void uniffi_gridsync_ffi_fn_method_gridengine_check_in(uint64_t ptr, RustBuffer patrol_id, RustBuffer place, double lat, double lon, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_CLOSE_STORE
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_CLOSE_STORE
 void uniffi_gridsync_ffi_fn_method_gridengine_close_store(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_COUNT_CASES
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_COUNT_CASES
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_count_cases(uint64_t ptr, RustBuffer filter, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_DIRECTORY
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_DIRECTORY
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_directory(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_DIRECTORY_JSON
@@ -340,9 +365,29 @@ RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_directory_json(uint64_t ptr,
 void uniffi_gridsync_ffi_fn_method_gridengine_end_patrol(uint64_t ptr, RustBuffer patrol_id, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_EVICT_PHOTOS
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_EVICT_PHOTOS
+uint64_t uniffi_gridsync_ffi_fn_method_gridengine_evict_photos(uint64_t ptr, uint64_t max_bytes, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_FETCH_PHOTO
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_FETCH_PHOTO
+uint64_t uniffi_gridsync_ffi_fn_method_gridengine_fetch_photo(uint64_t ptr, RustBuffer hash, RustBuffer observer
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_GET_CASE
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_GET_CASE
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_get_case(uint64_t ptr, RustBuffer case_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_GET_PATROL
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_GET_PATROL
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_get_patrol(uint64_t ptr, RustBuffer patrol_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_HAS_PHOTO
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_HAS_PHOTO
+int8_t uniffi_gridsync_ffi_fn_method_gridengine_has_photo(uint64_t ptr, RustBuffer hash, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_INGEST_PHOTO
@@ -350,14 +395,29 @@ RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_get_case(uint64_t ptr, RustB
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_ingest_photo(uint64_t ptr, RustBuffer bytes, RustBuffer file_name, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_LINK_CASE_TO_PATROL
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_LINK_CASE_TO_PATROL
+void uniffi_gridsync_ffi_fn_method_gridengine_link_case_to_patrol(uint64_t ptr, RustBuffer patrol_id, RustBuffer case_id, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_LIST_CASES
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_LIST_CASES
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_list_cases(uint64_t ptr, RustBuffer filter, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_LIST_MY_WORK
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_LIST_MY_WORK
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_list_my_work(uint64_t ptr, uint32_t limit, uint32_t offset, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_LOAD_DIRECTORY
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_LOAD_DIRECTORY
 void uniffi_gridsync_ffi_fn_method_gridengine_load_directory(uint64_t ptr, RustBuffer json, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_ME
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_ME
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_me(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_PATROL_TRACK_LEN
@@ -373,6 +433,16 @@ uint64_t uniffi_gridsync_ffi_fn_method_gridengine_pending_changes(uint64_t ptr, 
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_PHOTO_BYTES
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_PHOTO_BYTES
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_photo_bytes(uint64_t ptr, RustBuffer hash, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_PHOTO_USAGE
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_PHOTO_USAGE
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_photo_usage(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REJECTED_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REJECTED_CHANGES
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_rejected_changes(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REKEY
@@ -751,15 +821,45 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_add_note(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_ADD_OBSERVATION
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_ADD_OBSERVATION
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_add_observation(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_ADD_TRACK_POINTS
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_ADD_TRACK_POINTS
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_add_track_points(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_ATTACH_PHOTO
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_ATTACH_PHOTO
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_attach_photo(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_CHECK_IN
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_CHECK_IN
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_check_in(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_CLOSE_STORE
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_CLOSE_STORE
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_close_store(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_COUNT_CASES
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_COUNT_CASES
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_count_cases(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_DIRECTORY
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_DIRECTORY
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_directory(void
     
 );
 #endif
@@ -775,9 +875,33 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_end_patrol(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_EVICT_PHOTOS
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_EVICT_PHOTOS
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_evict_photos(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_FETCH_PHOTO
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_FETCH_PHOTO
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_fetch_photo(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_GET_CASE
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_GET_CASE
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_get_case(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_GET_PATROL
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_GET_PATROL
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_get_patrol(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_HAS_PHOTO
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_HAS_PHOTO
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_has_photo(void
     
 );
 #endif
@@ -787,15 +911,33 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_ingest_photo(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_LINK_CASE_TO_PATROL
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_LINK_CASE_TO_PATROL
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_link_case_to_patrol(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_LIST_CASES
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_LIST_CASES
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_list_cases(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_LIST_MY_WORK
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_LIST_MY_WORK
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_list_my_work(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_LOAD_DIRECTORY
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_LOAD_DIRECTORY
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_load_directory(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_ME
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_ME
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_me(void
     
 );
 #endif
@@ -814,6 +956,18 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_pending_changes(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_PHOTO_BYTES
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_PHOTO_BYTES
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_photo_bytes(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_PHOTO_USAGE
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_PHOTO_USAGE
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_photo_usage(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_REJECTED_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_REJECTED_CHANGES
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_rejected_changes(void
     
 );
 #endif
