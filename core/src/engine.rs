@@ -127,8 +127,9 @@ pub struct Engine {
     /// Photo files; sealed with the device's photo key on a phone.
     blobs: Blobs,
     /// One sync at a time: a token the relay rotates is stored by the sync that
-    /// received it before the next sync reads it.
-    syncing: Mutex<()>,
+    /// received it before the next sync reads it. What the syncs share is how to
+    /// pace the link: a sync cut off leaves it to the retry.
+    syncing: Mutex<crate::sync::Pace>,
     photo_limits: PhotoLimits,
     identity: Identity,
     directory: RwLock<Option<Arc<Directory>>>,
@@ -256,7 +257,7 @@ impl Engine {
         Ok(Engine {
             db: Live::new(db),
             blobs,
-            syncing: Mutex::new(()),
+            syncing: Mutex::new(crate::sync::Pace::default()),
             photo_limits: PhotoLimits::default(),
             identity,
             directory: RwLock::new(directory),
@@ -1697,7 +1698,7 @@ impl Engine {
     }
 
     /// Hold the sync lock (one sync at a time on this engine).
-    pub(crate) fn one_sync(&self) -> std::sync::MutexGuard<'_, ()> {
+    pub(crate) fn one_sync(&self) -> std::sync::MutexGuard<'_, crate::sync::Pace> {
         self.syncing.lock().unwrap_or_else(|e| e.into_inner())
     }
 

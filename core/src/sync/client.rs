@@ -48,6 +48,19 @@ pub trait Transport {
         token: Option<&str>,
         body: Vec<u8>,
     ) -> Result<Vec<u8>, TransportError>;
+
+    /// [`Transport::post`], given up as a network error after `timeout` (a
+    /// transport without a clock of its own ignores it).
+    fn post_within(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, TransportError> {
+        let _ = timeout;
+        self.post(path, token, body)
+    }
 }
 
 /// How a device may reach its server.
@@ -113,7 +126,7 @@ impl HttpTransport {
         }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
+            .timeout_global(Some(DEFAULT_TIMEOUT))
             .tls_config(tls.build())
             .build()
             .new_agent();
@@ -160,6 +173,9 @@ fn plain_http_off_machine(url: &str) -> bool {
     !loopback
 }
 
+/// The timeout of a request outside a [`Link`] (whose pace sets its own).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
 impl Transport for HttpTransport {
     fn post(
         &self,
@@ -167,12 +183,25 @@ impl Transport for HttpTransport {
         token: Option<&str>,
         body: Vec<u8>,
     ) -> Result<Vec<u8>, TransportError> {
+        self.post_within(path, token, body, DEFAULT_TIMEOUT)
+    }
+
+    fn post_within(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, TransportError> {
         if let Some(why) = &self.refusal {
             return Err(TransportError::Insecure(why.clone()));
         }
         let mut req = self
             .agent
             .post(format!("{}{path}", self.base))
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
             .content_type("application/cbor");
         if let Some(token) = token {
             req = req.header("Authorization", format!("Bearer {token}"));
@@ -364,10 +393,12 @@ pub fn sync(
 ) -> Result<SyncReport, SyncError> {
     // A token the relay rotates during this sync is stored before another sync
     // reads the stored one.
-    let _one = engine.one_sync();
+    let mut pace = engine.one_sync();
     let (_, token) = engine.server()?.ok_or(SyncError::NotEnrolled)?;
-    let mut link = Link::new(transport, Some(&token));
-    obey_wipe(engine, sync_over(engine, &mut link, progress)).map(|mut report| {
+    let mut link = Link::with_pace(transport, Some(&token), pace.clone());
+    let result = sync_over(engine, &mut link, progress);
+    *pace = link.pace().clone();
+    obey_wipe(engine, result).map(|mut report| {
         report.requests = link.requests;
         report.bytes_up = link.bytes_up;
         report.bytes_down = link.bytes_down;
@@ -522,15 +553,16 @@ pub fn upload_blob(
     // stopped (or whether the server already has the photo).
     let mut probe = true;
     // A well-behaved server moves forward every time; bound the rounds regardless.
-    let rounds = 8 + 2 * bytes.len() / PHOTO_CHUNK_BYTES;
+    let rounds = 8 + 2 * bytes.len() / super::Pace::MIN_PAGE as usize;
     for _ in 0..rounds {
         let start = usize::try_from(offset)
             .unwrap_or(usize::MAX)
             .min(bytes.len());
+        let size = link.page(PHOTO_CHUNK_BYTES as u64) as usize;
         let end = if probe {
             start
         } else {
-            (start + PHOTO_CHUNK_BYTES).min(bytes.len())
+            (start + size).min(bytes.len())
         };
         probe = false;
         let chunk = bytes[start..end].to_vec();
@@ -600,7 +632,7 @@ fn fetch_photo_over(
             v: PROTOCOL_VERSION,
             hash: hash.clone(),
             offset: bytes.len() as u64,
-            max_bytes: wire::MAX_CHUNK_BYTES as u64,
+            max_bytes: link.page(wire::MAX_CHUNK_BYTES as u64),
         })?;
         check_version(resp.v)?;
         if resp.total > wire::MAX_BLOB_BYTES

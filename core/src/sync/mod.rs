@@ -7,10 +7,13 @@
 //! - `route`: the table of routes (path, token, body limit, message types);
 //! - `session`: the push/pull session — what to send next, what an answer means,
 //!   what to record — and the one loop that drives it for any replica;
+//! - `pace`: pages that fit the link — page sizes and request timeouts from the
+//!   throughput measured so far;
 //! - `client`: the phone's side over HTTP(S): enrollment, sync, photos.
 
 pub mod change;
 pub mod client;
+pub mod pace;
 pub mod route;
 pub mod session;
 pub mod wire;
@@ -20,5 +23,6 @@ pub use client::{
     enroll, fetch_photo, fetch_photo_reporting, sync, upload_blob, Enrollment, HttpTransport,
     Phase, Progress, ServerSecurity, SyncError, SyncReport, Transport, TransportError,
 };
+pub use pace::Pace;
 pub use route::{Endpoint, Route};
 pub use session::{Link, Outgoing, PullApplied, PulledPage, PushVerdicts, Replica};

@@ -9,11 +9,13 @@
 //! bounds and its stopping rules exist once.
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use automerge::{Change, ChangeHash};
 
 use super::change::{decode_wire_change, ChangeError};
-use super::client::{SyncError, Transport};
+use super::client::{SyncError, Transport, TransportError};
+use super::pace::Pace;
 use super::route::{Endpoint, Pull, Push};
 use super::wire::{
     self, Backlog, ChangeStatus, PullRequest, PullResponse, PushRequest, PushResponse, WireChange,
@@ -194,10 +196,12 @@ pub fn check_version(v: u32) -> Result<(), SyncError> {
     }
 }
 
-/// A connection to a server: the transport, the token, and what went over it.
+/// A connection to a server: the transport, the token, what went over it, and the
+/// [`Pace`] that sizes its pages and times its requests.
 pub struct Link<'a> {
     transport: &'a dyn Transport,
     token: Option<String>,
+    pace: Pace,
     /// Requests made.
     pub requests: u64,
     /// Request body bytes sent.
@@ -207,11 +211,19 @@ pub struct Link<'a> {
 }
 
 impl<'a> Link<'a> {
-    /// A link over `transport` with `token` (none for enrollment).
+    /// A link over `transport` with `token` (none for enrollment), pacing from
+    /// scratch.
     pub fn new(transport: &'a dyn Transport, token: Option<&str>) -> Link<'a> {
+        Self::with_pace(transport, token, Pace::default())
+    }
+
+    /// A link that goes on from `pace`, what an earlier link to the same server
+    /// learnt (the app retries after a cut with a new link).
+    pub fn with_pace(transport: &'a dyn Transport, token: Option<&str>, pace: Pace) -> Link<'a> {
         Link {
             transport,
             token: token.map(str::to_owned),
+            pace,
             requests: 0,
             bytes_up: 0,
             bytes_down: 0,
@@ -223,14 +235,41 @@ impl<'a> Link<'a> {
         self.token = Some(token);
     }
 
-    /// One request of endpoint `E` and its answer.
+    /// The next page's size for this link, at most `cap` bytes.
+    pub fn page(&self, cap: u64) -> u64 {
+        self.pace.page(cap)
+    }
+
+    /// What this link has learnt, for the next one.
+    pub fn pace(&self) -> &Pace {
+        &self.pace
+    }
+
+    /// One request of endpoint `E` and its answer, within a timeout that follows
+    /// the page; the time it took sizes the next page.
     pub fn call<E: Endpoint>(&mut self, request: &E::Request) -> Result<E::Response, SyncError> {
         let body = wire::encode(request);
-        self.bytes_up += body.len() as u64;
+        let sent = body.len() as u64;
+        self.bytes_up += sent;
         self.requests += 1;
-        let answer = self
-            .transport
-            .post(E::ROUTE.path(), self.token.as_deref(), body)?;
+        // An answer is at most about a page (a pull), or small.
+        let timeout = self.pace.timeout(sent.max(self.pace.page(u64::MAX)));
+        let started = Instant::now();
+        let answer =
+            match self
+                .transport
+                .post_within(E::ROUTE.path(), self.token.as_deref(), body, timeout)
+            {
+                Ok(answer) => answer,
+                Err(e) => {
+                    if matches!(e, TransportError::Network(_)) {
+                        self.pace.failed();
+                    }
+                    return Err(e.into());
+                }
+            };
+        self.pace
+            .done(sent + answer.len() as u64, started.elapsed());
         self.bytes_down += answer.len() as u64;
         wire::decode(&answer).map_err(|e| SyncError::Protocol(e.to_string()))
     }
@@ -277,7 +316,8 @@ pub struct PushTotals {
     pub bytes: u64,
 }
 
-/// Push everything `replica` has for the server, in pages of about `page_bytes`,
+/// Push everything `replica` has for the server, in pages the link's pace sizes
+/// (at most about `page_bytes`),
 /// until nothing is left or nothing moves. `progress` sees the totals so far after
 /// every page.
 pub fn push_all(
@@ -288,7 +328,7 @@ pub fn push_all(
 ) -> Result<PushTotals, SyncError> {
     let mut totals = PushTotals::default();
     for _ in 0..MAX_ROUNDS {
-        let items = replica.outgoing(page_bytes)?;
+        let items = replica.outgoing(link.page(page_bytes as u64) as usize)?;
         if items.is_empty() {
             break;
         }
@@ -324,7 +364,8 @@ pub struct PullTotals {
     pub backlog: Backlog,
 }
 
-/// Pull pages of about `page_bytes` until the server has nothing more.
+/// Pull pages the link's pace sizes (at most `page_bytes`) until the server has
+/// nothing more.
 pub fn pull_all(
     replica: &dyn Replica,
     link: &mut Link<'_>,
@@ -335,7 +376,7 @@ pub fn pull_all(
     for _ in 0..MAX_ROUNDS {
         let state = replica.pull_state()?;
         let before = link.bytes_down;
-        let answer = link.call::<Pull>(&pull_request(&state, page_bytes))?;
+        let answer = link.call::<Pull>(&pull_request(&state, link.page(page_bytes)))?;
         totals.bytes += link.bytes_down - before;
         let page = read_pull(answer)?;
         let more = page.more;
