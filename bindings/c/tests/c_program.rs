@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 const WORKER: &str = "w-339901001001001";
@@ -213,6 +213,114 @@ impl Drop for Server {
     }
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// A device enrolled through the facade itself (not the C API).
+struct Device {
+    engine: Arc<gridsync_ffi::GridEngine>,
+    path: PathBuf,
+    user: String,
+    device_id: String,
+}
+
+const FACADE_KEY: [u8; 32] = [9; 32];
+
+/// A device of `user`, enrolled through the facade, its directory loaded and its
+/// server set, under `FACADE_KEY`.
+fn enrolled(
+    rt: &tokio::runtime::Runtime,
+    server: &Server,
+    user: &str,
+    folder: &Path,
+    logs: &Path,
+) -> Device {
+    let device_id = gridsync_ffi::new_device_id();
+    let enrollment = rt
+        .block_on(gridsync_ffi::enroll(
+            server.url.clone(),
+            server.enrollment_code(user, logs),
+            device_id.clone(),
+            "c_program.rs".into(),
+            None,
+        ))
+        .expect("the device enrolls");
+    let path = folder.join(format!("{user}.db"));
+    let engine = gridsync_ffi::GridEngine::open(
+        path.display().to_string(),
+        enrollment.user.clone(),
+        device_id.clone(),
+        FACADE_KEY.to_vec(),
+    )
+    .expect("the engine opens");
+    engine
+        .load_directory(enrollment.directory_json)
+        .expect("the directory loads");
+    engine
+        .set_server(server.url.clone(), enrollment.token)
+        .expect("the server is set");
+    Device {
+        engine,
+        path,
+        user: enrollment.user,
+        device_id,
+    }
+}
+
+/// `harmonyos/gridsync_napi.c` built as a Node.js addon: the same `napi_*` calls
+/// as on HarmonyOS, with Node's headers standing in for `napi/native_api.h`.
+fn compile_napi_addon(out_dir: &Path, logs: &Path) -> PathBuf {
+    let node_include = Command::new("node")
+        .args([
+            "-p",
+            "require('path').join(process.execPath, '..', '..', 'include', 'node')",
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|e| {
+            panic!("`node` was not found ({e}): this test runs the N-API example under Node.js")
+        });
+    assert!(
+        Path::new(&node_include).join("node_api.h").exists(),
+        "Node-API headers not found in {node_include} (Debian: the nodejs package)"
+    );
+    let shim = out_dir.join("shim/napi");
+    std::fs::create_dir_all(&shim).expect("a shim folder");
+    std::fs::write(shim.join("native_api.h"), "#include <node_api.h>\n").expect("the shim");
+
+    let lib_dir = profile_dir();
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let addon = out_dir.join("gridsync_napi.node");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+    let mut command = Command::new(&cc);
+    command
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic"])
+        .args(["-shared", "-fPIC"])
+        .arg("-I")
+        .arg(out_dir.join("shim"))
+        .arg("-I")
+        .arg(&node_include)
+        .arg("-I")
+        .arg(crate_dir.join("include"))
+        .arg(crate_dir.join("harmonyos/gridsync_napi.c"))
+        .arg("-L")
+        .arg(&lib_dir)
+        .arg("-lgridsync_c")
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .arg("-o")
+        .arg(&addon);
+    let (ok, output) = run_bounded(command, logs, "cc-napi", Duration::from_secs(300));
+    assert!(
+        ok,
+        "cc could not build harmonyos/gridsync_napi.c:\n{output}"
+    );
+    addon
+}
+
 #[test]
 fn a_c_program_enrolls_reports_with_a_photo_and_syncs_and_the_dispatcher_sees_it() {
     let scratch = tempfile::tempdir().expect("a temp dir");
@@ -254,34 +362,8 @@ fn a_c_program_enrolls_reports_with_a_photo_and_syncs_and_the_dispatcher_sees_it
         .get("photo_hash")
         .expect("day.c prints the photo hash");
 
-    // The dispatcher's device, enrolled and synced through the facade itself.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let device_id = gridsync_ffi::new_device_id();
-    let enrollment = rt
-        .block_on(gridsync_ffi::enroll(
-            server.url.clone(),
-            server.enrollment_code(DISPATCHER, &logs),
-            device_id.clone(),
-            "c_program.rs".into(),
-            None,
-        ))
-        .expect("the dispatcher enrolls");
-    let dispatcher = gridsync_ffi::GridEngine::open(
-        dispatcher_dir.join("dispatcher.db").display().to_string(),
-        enrollment.user,
-        device_id,
-        vec![9; 32],
-    )
-    .expect("the dispatcher's engine opens");
-    dispatcher
-        .load_directory(enrollment.directory_json)
-        .expect("the directory loads");
-    dispatcher
-        .set_server(server.url.clone(), enrollment.token)
-        .expect("the server is set");
+    let rt = runtime();
+    let dispatcher = enrolled(&rt, &server, DISPATCHER, &dispatcher_dir, &logs).engine;
     let summary = rt
         .block_on(dispatcher.sync(None))
         .expect("the dispatcher syncs");
@@ -321,4 +403,52 @@ fn a_c_program_enrolls_reports_with_a_photo_and_syncs_and_the_dispatcher_sees_it
     dispatcher.close_store();
     drop(server);
     println!("the whole test took {:?}", started.elapsed());
+}
+
+#[test]
+fn the_harmonyos_napi_example_opens_reports_and_syncs_under_node() {
+    let scratch = tempfile::tempdir().expect("a temp dir");
+    let logs = scratch.path().join("logs");
+    let data = scratch.path().join("relay");
+    let devices = scratch.path().join("devices");
+    for dir in [&logs, &data, &devices] {
+        std::fs::create_dir_all(dir).expect("a scratch folder");
+    }
+    let bin = gridsync_bin(&logs);
+    let addon = compile_napi_addon(scratch.path(), &logs);
+    let server = Server::start(&bin, &data);
+    let rt = runtime();
+
+    // The worker's database, prepared through the facade and closed: the module
+    // under test only opens, reports and syncs.
+    let worker = enrolled(&rt, &server, WORKER, &devices, &logs);
+    worker.engine.close_store();
+    let key_hex: String = FACADE_KEY.iter().map(|b| format!("{b:02x}")).collect();
+
+    let mut node = Command::new("node");
+    node.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/napi_day.js"))
+        .arg(&addon)
+        .arg(&worker.path)
+        .arg(&worker.user)
+        .arg(&worker.device_id)
+        .arg(key_hex);
+    let (ok, output) = run_bounded(node, &logs, "napi_day", Duration::from_secs(300));
+    println!("{output}");
+    assert!(ok, "tests/napi_day.js failed:\n{output}");
+    let answer: serde_json::Value = output
+        .lines()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| panic!("napi_day.js printed no JSON:\n{output}"));
+    assert_eq!(answer["summary"]["pushed"], 1, "{answer}");
+    let case_id = answer["caseId"].as_str().expect("a case id").to_owned();
+
+    let dispatcher = enrolled(&rt, &server, DISPATCHER, &devices, &logs).engine;
+    rt.block_on(dispatcher.sync(None))
+        .expect("the dispatcher syncs");
+    let case = dispatcher
+        .get_case(case_id)
+        .expect("the case reported through N-API reached the dispatcher");
+    assert_eq!(case.title, "消防通道堵塞");
+    dispatcher.close_store();
+    drop(server);
 }
