@@ -223,7 +223,7 @@ def test_a_dispatcher_closes_the_loop_in_the_console_with_devices(relay, browser
     shot(browser, "03a-handler-feedback-with-photo")
     sync(worker)
     photos = worker.get_case(case_id).photos
-    assert len(photos) == 2 and photos[0] == photo.hash, "the handler's photo reached the phone's case"
+    assert len(photos) == 2 and photos[0].hash == photo.hash, "the handler's photo reached the phone's case"
     assert worker.act(case_id, gs.CaseAction.VERIFY(passed=True, comment="通道已畅通")) == "verified"
     sync(worker)
     sign_in(browser, url, DISPATCHER, PASSWORD)
