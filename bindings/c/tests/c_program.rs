@@ -68,7 +68,29 @@ fn gridsync_bin(logs: &Path) -> PathBuf {
     let profile_dir = profile_dir();
     let target_dir = profile_dir.parent().expect("<target>/<profile>");
     let mut cargo = Command::new(env!("CARGO"));
+    // Without the variables cargo sets for this test: a build script that watches
+    // one (ring watches CARGO_MANIFEST_DIR) would otherwise rebuild half the tree
+    // here, and again in the next ordinary build.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_BIN_EXE_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ]
+            .contains(&name.as_ref())
+        {
+            cargo.env_remove(name.as_ref());
+        }
+    }
     cargo
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args([
             "build",
             "--locked",

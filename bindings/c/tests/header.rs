@@ -9,8 +9,9 @@ fn the_committed_header_is_the_generated_one() {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("bindings/c/cbindgen.toml reads");
-    // The crate's own sources only (parse_deps = false): `with_src` needs no
-    // `cargo metadata`, so this test never waits on cargo's locks.
+    // Parsed from `src/lib.rs` and the modules it declares: `with_src` runs no
+    // `cargo metadata`, so this test never waits on cargo's locks. Every type the
+    // header needs is defined in this crate.
     let bindings = cbindgen::Builder::new()
         .with_config(config)
         .with_src(crate_dir.join("src/lib.rs"))
