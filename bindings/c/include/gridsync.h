@@ -306,8 +306,11 @@ enum gridsync_status gridsync_engine_ingest_photo(struct gridsync_engine *engine
                                                   uint32_t *out_height);
 
 /**
- * The bytes of a stored photo (its display image, JPEG), by hash: `*out_data`
- * holds `*out_len` bytes; free them with `gridsync_bytes_free(data, len)`.
+ * The bytes of a photo stored on this device (its display image, JPEG), by hash:
+ * `*out_data` holds `*out_len` bytes; free them with
+ * `gridsync_bytes_free(data, len)`. `GRIDSYNC_STATUS_NOT_FOUND` if it is not on
+ * this device (another user's photo is downloaded by the facade's `fetch_photo`,
+ * not in the C API yet).
  *
  * # Safety
  * Pointers follow the conventions at the top of the header.
