@@ -170,6 +170,24 @@ enum BenchCommand {
         #[command(flatten)]
         storage: config::StorageArgs,
     },
+    /// A phone on a weak link: through a proxy on loopback that throttles to
+    /// RATE bytes/s and cuts every connection every CUT_EVERY seconds, a day's
+    /// cases with photos go up and a fresh phone pulls a town's cases down; each
+    /// against a clean run of the same work. One JSON line per run.
+    Link {
+        /// The link's rate in bytes per second (both directions share it).
+        #[arg(long, default_value_t = 32_000.0)]
+        rate: f64,
+        /// Seconds between cuts.
+        #[arg(long, default_value_t = 60.0)]
+        cut_every: f64,
+        /// Cases, each with a 640×480 photo, in the day going up.
+        #[arg(long, default_value_t = 10)]
+        cases: usize,
+        /// Cases the fresh phone pulls down.
+        #[arg(long, default_value_t = 2_000)]
+        pull_cases: usize,
+    },
     /// Sync: one device pushes N cases made offline, an empty one pulls them.
     Sync {
         /// Cases to move.
@@ -220,6 +238,15 @@ fn main() -> ExitCode {
         Command::Bench {
             which: BenchCommand::Photo { samples },
         } => bench::photo(samples),
+        Command::Bench {
+            which:
+                BenchCommand::Link {
+                    rate,
+                    cut_every,
+                    cases,
+                    pull_cases,
+                },
+        } => bench::link(rate, cut_every, cases, pull_cases),
         Command::Bench {
             which:
                 BenchCommand::Load {

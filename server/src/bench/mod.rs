@@ -1,6 +1,10 @@
 //! `gridsync bench …`: programs that print figures, one JSON line each, so runs can
 //! be compared. Timings are wall-clock on this machine, in milliseconds.
 
+mod link;
+
+pub use link::link;
+
 use std::time::Instant;
 
 use automerge::Automerge;
@@ -490,47 +494,9 @@ pub fn sync(docs: usize, server: Option<String>, data: Option<std::path::PathBuf
     let clock = SimClock::new(Utc::now());
     let devices = dir.path().join("devices");
     std::fs::create_dir_all(&devices)?;
-    // A community dispatcher records hotline cases offline and takes each a few steps:
-    // every case gets all its fields in Chinese and 4 timeline entries.
+    // A community dispatcher records hotline cases offline and takes each a few steps.
     let writer = relay.enroll(&devices, "cd-339901001001", &clock)?;
-    let grids: Vec<_> = writer
-        .directory()?
-        .regions()
-        .iter()
-        .filter(|r| r.level == RegionLevel::Grid && r.code.as_str().starts_with("339901001001"))
-        .map(|r| r.code.clone())
-        .collect();
-    let mut rng = Rng(0x1234_5678_9abc_def1);
-    for i in 0..docs {
-        let id = writer.report_case(NewCase {
-            title: format!("{}（{}号楼）", rng.pick(TITLES), 1 + rng.below(30)),
-            description: rng.pick(DESCRIPTIONS).to_string(),
-            category: "livelihood".parse()?,
-            subcategory: Some("livelihood.water_leak".parse()?),
-            severity: Severity::High,
-            grid: Some(grids[i % grids.len()].clone()),
-            location: Some(Location {
-                lat: 30.2 + rng.below(1000) as f64 * 1e-4,
-                lon: 120.1 + rng.below(1000) as f64 * 1e-4,
-                address: format!("望湖小区{}号楼{}单元", 1 + rng.below(30), 1 + rng.below(4)),
-            }),
-            people: vec![gridsync_core::Person {
-                name: "居民".into(),
-                role: "报告人".into(),
-                phone: String::new(),
-            }],
-            photos: vec![],
-        })?;
-        writer.act(&id, Action::Accept)?;
-        writer.dispatch(&id, "water".parse()?, None)?;
-        writer.act(
-            &id,
-            Action::Urge {
-                level: gridsync_core::SupervisionLevel::Reminder,
-                comment: "请按时限办理".into(),
-            },
-        )?;
-    }
+    hotline_cases(&writer, docs)?;
     let raw: usize = writer
         .outbox_pending(usize::MAX)?
         .iter()
@@ -570,6 +536,51 @@ pub fn sync(docs: usize, server: Option<String>, data: Option<std::path::PathBuf
         "server_rss_mb": relay.pid().and_then(peak_rss_mb),
     });
     println!("{line}");
+    Ok(())
+}
+
+/// `docs` hotline cases a community dispatcher records offline on `writer`, each
+/// with all its fields in Chinese and 4 timeline entries (reported, accepted,
+/// dispatched, urged).
+fn hotline_cases(writer: &Engine, docs: usize) -> BenchResult {
+    let grids: Vec<_> = writer
+        .directory()?
+        .regions()
+        .iter()
+        .filter(|r| r.level == RegionLevel::Grid && r.code.as_str().starts_with("339901001001"))
+        .map(|r| r.code.clone())
+        .collect();
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    for i in 0..docs {
+        let id = writer.report_case(NewCase {
+            title: format!("{}（{}号楼）", rng.pick(TITLES), 1 + rng.below(30)),
+            description: rng.pick(DESCRIPTIONS).to_string(),
+            category: "livelihood".parse()?,
+            subcategory: Some("livelihood.water_leak".parse()?),
+            severity: Severity::High,
+            grid: Some(grids[i % grids.len()].clone()),
+            location: Some(Location {
+                lat: 30.2 + rng.below(1000) as f64 * 1e-4,
+                lon: 120.1 + rng.below(1000) as f64 * 1e-4,
+                address: format!("望湖小区{}号楼{}单元", 1 + rng.below(30), 1 + rng.below(4)),
+            }),
+            people: vec![gridsync_core::Person {
+                name: "居民".into(),
+                role: "报告人".into(),
+                phone: String::new(),
+            }],
+            photos: vec![],
+        })?;
+        writer.act(&id, Action::Accept)?;
+        writer.dispatch(&id, "water".parse()?, None)?;
+        writer.act(
+            &id,
+            Action::Urge {
+                level: gridsync_core::SupervisionLevel::Reminder,
+                comment: "请按时限办理".into(),
+            },
+        )?;
+    }
     Ok(())
 }
 
