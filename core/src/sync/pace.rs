@@ -7,8 +7,9 @@
 //! hand, not minutes. [`Pace`] starts small, sizes each page to about
 //! [`Pace::TARGET`] of the throughput measured so far (a sample that includes the
 //! round trip underestimates the link, so pages grow quickly on a good one and
-//! never overshoot it), shrinks after a cut or a timeout, and gives each request a
-//! timeout that follows its page instead of a fixed two minutes.
+//! never overshoot it), halves the page for the retry after a cut or a timeout,
+//! and gives each request a timeout that follows its page instead of a fixed two
+//! minutes.
 
 use std::time::Duration;
 
@@ -36,8 +37,8 @@ impl Default for Pace {
 impl Pace {
     /// What a page should take on the link.
     pub const TARGET: Duration = Duration::from_secs(5);
-    /// The first page, before anything is measured: 16 s at 4 KB/s.
-    pub const FIRST_PAGE: u64 = 64 * 1024;
+    /// The first page, before anything is measured: 8 s at 4 KB/s.
+    pub const FIRST_PAGE: u64 = 32 * 1024;
     /// The smallest page (a change larger than a page still goes, alone).
     pub const MIN_PAGE: u64 = 8 * 1024;
     /// Timeout of a request before anything is measured.
@@ -79,10 +80,12 @@ impl Pace {
         self.patience = 1;
     }
 
-    /// A request was cut off or timed out: smaller pages, more patience.
+    /// A request was cut off or timed out: the retry goes with half the page and
+    /// more patience. The measured rate stays (a cut says nothing about the link's
+    /// speed; a slow link shows in the next measurement), so the page after a
+    /// successful retry is sized by it again.
     pub fn failed(&mut self) {
-        self.page = (self.page / 4).max(Self::MIN_PAGE);
-        self.rate = self.rate.map(|r| r / 4.0);
+        self.page = (self.page / 2).max(Self::MIN_PAGE);
         self.patience = (self.patience * 2).min(8);
     }
 }
@@ -131,7 +134,7 @@ mod tests {
         let mut pace = settle(100_000.0, 0.3, 8);
         let page = pace.page(u64::MAX);
         pace.failed();
-        assert!(pace.page(u64::MAX) <= page / 4);
+        assert!(pace.page(u64::MAX) <= page / 2);
         assert!(pace.timeout(pace.page(u64::MAX)) > Pace::MIN_TIMEOUT);
         pace.failed();
         pace.failed();

@@ -75,7 +75,7 @@ impl Bucket {
 }
 
 /// The proxy: how the phone reaches the relay.
-struct Proxy {
+pub(super) struct Proxy {
     addr: SocketAddr,
     counters: Arc<Counters>,
     /// Runs the proxy's tasks for as long as the proxy lives.
@@ -86,7 +86,7 @@ struct Proxy {
 impl Proxy {
     /// A proxy to `upstream`, throttled to `rate` bytes/s if given, cutting every
     /// connection every `cut_every` if given.
-    fn start(
+    pub(super) fn start(
         upstream: SocketAddr,
         rate: Option<f64>,
         cut_every: Option<Duration>,
@@ -146,8 +146,13 @@ impl Proxy {
         })
     }
 
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Bytes carried so far, both directions.
+    pub(super) fn bytes(&self) -> u64 {
+        self.counters.bytes.load(Ordering::Relaxed)
     }
 }
 
@@ -275,7 +280,7 @@ fn run(
     let c = &proxy.counters;
     Ok(Run {
         seconds: start.elapsed().as_secs_f64(),
-        bytes: c.bytes.load(Ordering::Relaxed),
+        bytes: proxy.bytes(),
         requests: c.requests.load(Ordering::Relaxed),
         cuts: c.cuts.load(Ordering::Relaxed),
         failed_syncs,
@@ -333,6 +338,14 @@ fn scenario(
     Ok(())
 }
 
+/// The socket address of a relay at `http://host:port`.
+pub(super) fn address(url: &str) -> BenchResult<SocketAddr> {
+    Ok(url
+        .trim_start_matches("http://")
+        .parse()
+        .map_err(|e| format!("the relay's address {url}: {e}"))?)
+}
+
 /// `gridsync bench link`: see the module documentation.
 pub fn link(rate: f64, cut_every: f64, cases: usize, pull_cases: usize) -> BenchResult {
     if !(rate >= 512.0 && cut_every >= 5.0) {
@@ -340,11 +353,7 @@ pub fn link(rate: f64, cut_every: f64, cases: usize, pull_cases: usize) -> Bench
     }
     let dir = tempfile::tempdir()?;
     let relay = sim::RelayProcess::start(&dir.path().join("relay"))?;
-    let upstream: SocketAddr = relay
-        .url
-        .trim_start_matches("http://")
-        .parse()
-        .map_err(|e| format!("the relay's address: {e}"))?;
+    let upstream = address(&relay.url)?;
     let clock = SimClock::new(Utc::now());
     let enroll = |user: &str, folder: &str| -> BenchResult<(Engine, String)> {
         let devices = dir.path().join(folder);

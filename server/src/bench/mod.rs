@@ -503,14 +503,23 @@ pub fn sync(docs: usize, server: Option<String>, data: Option<std::path::PathBuf
         .map(|c| c.bytes.len())
         .sum();
 
+    // Through a counting proxy (no throttle, no cuts): what crosses the wire,
+    // headers and compression included.
+    let wire = link::Proxy::start(link::address(&relay.url)?, None, None)?;
+    let (_, token) = writer.server()?.ok_or("not enrolled")?;
+    writer.set_server(&wire.url(), &token)?;
     let start = Instant::now();
     let up = writer.sync(&mut |_| {})?;
     let push_s = start.elapsed().as_secs_f64();
+    let wire_push = wire.bytes();
 
     let reader = relay.enroll(&devices, "td-339901001", &clock)?;
+    let (_, token) = reader.server()?.ok_or("not enrolled")?;
+    reader.set_server(&wire.url(), &token)?;
     let start = Instant::now();
     let down = reader.sync(&mut |_| {})?;
     let pull_s = start.elapsed().as_secs_f64();
+    let wire_pull = wire.bytes() - wire_push;
     let received = reader.list_cases(&CaseFilter {
         limit: 1,
         ..Default::default()
@@ -533,6 +542,10 @@ pub fn sync(docs: usize, server: Option<String>, data: Option<std::path::PathBuf
         "bytes_up": up.bytes_up,
         "bytes_down": down.bytes_down,
         "raw_change_bytes": raw,
+        "wire_bytes_push": wire_push,
+        "wire_bytes_pull": wire_pull,
+        "wire_push_over_raw": wire_push as f64 / raw.max(1) as f64,
+        "wire_pull_over_raw": wire_pull as f64 / raw.max(1) as f64,
         "server_rss_mb": relay.pid().and_then(peak_rss_mb),
     });
     println!("{line}");
