@@ -11,6 +11,9 @@
 //! weak run moved beyond the clean run, per cut, in bytes and in its average
 //! request. That is an upper bound on what a cut made the phone send again: it
 //! also holds the smaller pages' own cost (more requests, less to gzip per answer).
+//! `lost_bytes_per_cut` and `lost_pages_per_cut` count what a cut really threw
+//! away: the bytes of the request under way on each connection it cut, and of its
+//! answer as far as it got (counted from the request line the proxy saw last).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +39,9 @@ struct Counters {
     requests: AtomicU64,
     /// Cuts made while a connection was open.
     cuts: AtomicU64,
+    /// Bytes of the requests (and their answers, as far as they got) a cut cut
+    /// off: what the phone must send or fetch again.
+    lost: AtomicU64,
     /// Connections open now.
     open: AtomicU64,
 }
@@ -178,11 +184,14 @@ async fn carry(
     cut.borrow_and_update();
     let (mut phone_r, mut phone_w) = phone.split();
     let (mut relay_r, mut relay_w) = relay.split();
+    // Bytes of the request under way on this connection and of its answer.
+    let in_flight = AtomicU64::new(0);
     let up = pump(
         &mut phone_r,
         &mut relay_w,
         &counters,
         bucket.as_deref(),
+        &in_flight,
         true,
     );
     let down = pump(
@@ -190,6 +199,7 @@ async fn carry(
         &mut phone_w,
         &counters,
         bucket.as_deref(),
+        &in_flight,
         false,
     );
     // A proxy that never cuts has dropped the sender: then this never fires.
@@ -199,18 +209,23 @@ async fn carry(
         }
     };
     tokio::select! {
-        _ = cut_now => {}
+        _ = cut_now => {
+            counters.lost.fetch_add(in_flight.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
         _ = async { tokio::join!(up, down) } => {}
     }
     counters.open.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// Copy `from` to `to` through the bucket, counting bytes (and requests going up).
+/// Copy `from` to `to` through the bucket, counting bytes, and adding them to the
+/// connection's `in_flight`; going `up`, also count requests, each one restarting
+/// the count of bytes in flight.
 async fn pump(
     from: &mut (impl AsyncReadExt + Unpin),
     to: &mut (impl AsyncWriteExt + Unpin),
     counters: &Counters,
     bucket: Option<&Bucket>,
+    in_flight: &AtomicU64,
     up: bool,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
@@ -227,6 +242,9 @@ async fn pump(
             seen.extend_from_slice(&buf[..n]);
             let found = seen.windows(9).filter(|w| w == b"POST /v1/").count();
             counters.requests.fetch_add(found as u64, Ordering::Relaxed);
+            if found > 0 {
+                in_flight.store(0, Ordering::Relaxed);
+            }
             tail = seen[seen.len().saturating_sub(8)..].to_vec();
         }
         let mut sent = 0;
@@ -239,6 +257,7 @@ async fn pump(
                 return;
             }
             counters.bytes.fetch_add(take as u64, Ordering::Relaxed);
+            in_flight.fetch_add(take as u64, Ordering::Relaxed);
             sent += take;
         }
     }
@@ -251,6 +270,7 @@ struct Run {
     bytes: u64,
     requests: u64,
     cuts: u64,
+    lost: u64,
     failed_syncs: u64,
 }
 
@@ -283,6 +303,7 @@ fn run(
         bytes: proxy.bytes(),
         requests: c.requests.load(Ordering::Relaxed),
         cuts: c.cuts.load(Ordering::Relaxed),
+        lost: c.lost.load(Ordering::Relaxed),
         failed_syncs,
     })
 }
@@ -333,6 +354,8 @@ fn scenario(
             "failed_syncs": weak.failed_syncs,
             "extra_bytes_per_cut": per_cut(extra as f64),
             "extra_pages_per_cut": per_cut(extra as f64 / per_request),
+            "lost_bytes_per_cut": per_cut(weak.lost as f64),
+            "lost_pages_per_cut": per_cut(weak.lost as f64 / per_request),
         })
     );
     Ok(())
