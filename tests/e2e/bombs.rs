@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use automerge::transaction::Transactable;
 use automerge::AutoCommit;
+use gridsync_core::sync::change::frame_chunk;
 use gridsync_core::sync::route::Route;
 use gridsync_core::sync::wire::{
     self, ChangeStatus, EnrollResponse, PullResponse, PushRequest, PushResponse, WireChange,
@@ -19,7 +20,7 @@ use gridsync_core::sync::{HttpTransport, ServerSecurity, Transport, MAX_CHANGE_B
 use gridsync_core::{DeviceId, DocId, DocKind, Engine, Identity};
 use gridsync_server::relay::Relay;
 use gridsync_tests::fake_server::FakeServer;
-use gridsync_tests::probe::{automerge_chunk, memory};
+use gridsync_tests::probe::memory;
 
 use crate::sockets::{enroll, start};
 use crate::workflow::{leak, WORKER};
@@ -50,23 +51,17 @@ fn bombs() -> Vec<(&'static str, Vec<u8>)> {
     let mut bad_checksum = good.clone();
     bad_checksum[5] ^= 0x20;
     // A change chunk of exactly one byte over the limit.
-    let mut oversized = automerge_chunk(1, &vec![0u8; MAX_CHANGE_BYTES]);
+    let mut oversized = frame_chunk(1, &vec![0u8; MAX_CHANGE_BYTES]);
     let over = oversized.len() - (MAX_CHANGE_BYTES + 1);
     oversized.truncate(oversized.len() - over);
     vec![
-        (
-            "compressed change inflating to 1 GiB",
-            automerge_chunk(2, &gib),
-        ),
+        ("compressed change inflating to 1 GiB", frame_chunk(2, &gib)),
         (
             "compressed change inflating to 512 MiB",
-            automerge_chunk(2, &half_gib),
+            frame_chunk(2, &half_gib),
         ),
-        (
-            "document chunk inflating to 1 GiB",
-            automerge_chunk(0, &gib),
-        ),
-        ("bundle", automerge_chunk(3, &[1u8; 4096])),
+        ("document chunk inflating to 1 GiB", frame_chunk(0, &gib)),
+        ("bundle", frame_chunk(3, &[1u8; 4096])),
         ("1 MiB + 1 byte", oversized),
         ("corrupted checksum", bad_checksum),
         ("truncated header", good[..7].to_vec()),

@@ -74,7 +74,7 @@ fn split(change: &[u8]) -> Option<&[u8]> {
 
 /// A type-1 chunk around `body` with its length and checksum right.
 fn reframe(body: &[u8]) -> Vec<u8> {
-    gridsync_tests::probe::automerge_chunk(1, body)
+    gridsync_core::sync::change::frame_chunk(1, body)
 }
 
 /// LEB128 and column heads Automerge's format is built from.

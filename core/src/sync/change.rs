@@ -214,6 +214,29 @@ pub fn decode_wire_change(wire: WireChange) -> Result<(DocId, Change), (ChangeHa
 
 /// The name of refused bytes in an answer: for a framed change the hash that names
 /// it (so the sender finds its change), otherwise the SHA-256 of the bytes.
+/// An Automerge chunk of type `typ` around `data`, framed as Automerge frames it:
+/// magic, checksum (the first four bytes of SHA-256 over type, LEB128 length and
+/// data), type, length, data. For tools and tests that build inputs by hand —
+/// hostile ones included; nothing here decodes with it.
+pub fn frame_chunk(typ: u8, data: &[u8]) -> Vec<u8> {
+    let mut body = vec![typ];
+    let mut n = data.len() as u64;
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        body.push(if n == 0 { b } else { b | 0x80 });
+        if n == 0 {
+            break;
+        }
+    }
+    body.extend_from_slice(data);
+    let hash = Sha256::digest(&body);
+    let mut out = MAGIC.to_vec();
+    out.extend_from_slice(&hash[..4]);
+    out.extend(body);
+    out
+}
+
 fn name_bytes(bytes: &[u8]) -> ChangeHash {
     let framed = bytes.len() >= FIXED_HEADER && bytes[..4] == MAGIC;
     let hashed = if framed { &bytes[8..] } else { bytes };
@@ -444,26 +467,6 @@ mod tests {
         doc.get_changes(&[])[0].raw_bytes().to_vec()
     }
 
-    /// A chunk of `typ` around `data`, with a correct checksum.
-    fn chunk(typ: u8, data: &[u8]) -> Vec<u8> {
-        let mut body = vec![typ];
-        let mut n = data.len() as u64;
-        loop {
-            let b = (n & 0x7f) as u8;
-            n >>= 7;
-            body.push(if n == 0 { b } else { b | 0x80 });
-            if n == 0 {
-                break;
-            }
-        }
-        body.extend_from_slice(data);
-        let hash = Sha256::digest(&body);
-        let mut out = MAGIC.to_vec();
-        out.extend_from_slice(&hash[..4]);
-        out.extend(body);
-        out
-    }
-
     #[test]
     fn a_real_change_decodes_with_its_hash() {
         let bytes = sample_change();
@@ -475,7 +478,7 @@ mod tests {
     #[test]
     fn other_chunk_types_are_refused_by_their_header_byte() {
         for typ in [0u8, 2, 3, 4, 255] {
-            let bytes = chunk(typ, &[0u8; 64]);
+            let bytes = frame_chunk(typ, &[0u8; 64]);
             assert_eq!(decode_change(&bytes), Err(ChangeError::ChunkType(typ)));
         }
     }
@@ -503,14 +506,14 @@ mod tests {
             decode_change(&longer),
             Err(ChangeError::Length { .. })
         ));
-        let huge = chunk(1, &vec![0u8; MAX_CHANGE_BYTES]);
+        let huge = frame_chunk(1, &vec![0u8; MAX_CHANGE_BYTES]);
         assert_eq!(decode_change(&huge), Err(ChangeError::TooLarge(huge.len())));
         assert_eq!(decode_change(b"hello world"), Err(ChangeError::NotAChunk));
     }
 
     #[test]
     fn a_well_framed_chunk_of_garbage_is_malformed_not_a_panic() {
-        let bytes = chunk(1, &[0xff; 200]);
+        let bytes = frame_chunk(1, &[0xff; 200]);
         assert!(matches!(
             decode_change(&bytes),
             Err(ChangeError::Malformed(_) | ChangeError::Panicked)
@@ -619,7 +622,7 @@ mod tests {
             self.columns
                 .iter()
                 .for_each(|(_, c)| data.extend_from_slice(c));
-            chunk(1, &data)
+            frame_chunk(1, &data)
         }
     }
 
@@ -1056,9 +1059,9 @@ mod tests {
                 for value in [0x00, 0x01, 0x7f, 0x80, 0xc0, 0xff] {
                     let mut mangled = body.to_vec();
                     mangled[i] = value;
-                    let _ = decode_change(&chunk(1, &mangled));
+                    let _ = decode_change(&frame_chunk(1, &mangled));
                 }
-                let _ = decode_change(&chunk(1, &body[..i]));
+                let _ = decode_change(&frame_chunk(1, &body[..i]));
             }
         }
         // A literal run claiming i64::MIN actions, with one value behind it.
