@@ -809,7 +809,7 @@ pub struct SyncProgress {
     /// Bytes so far in this phase.
     pub bytes: u64,
     /// Items left: changes to push, changes the server says wait for this device
-    /// (counted up to 10,000), photos to upload.
+    /// (counted up to 1,000), photos to upload.
     pub remaining: u64,
     /// Their bytes.
     pub bytes_remaining: u64,

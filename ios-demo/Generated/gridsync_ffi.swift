@@ -4397,7 +4397,7 @@ public struct SyncProgress: Equatable, Hashable {
     public var bytes: UInt64
     /**
      * Items left: changes to push, changes the server says wait for this device
-     * (counted up to 10,000), photos to upload.
+     * (counted up to 1,000), photos to upload.
      */
     public var remaining: UInt64
     /**
@@ -4419,7 +4419,7 @@ public struct SyncProgress: Equatable, Hashable {
          */bytes: UInt64, 
         /**
          * Items left: changes to push, changes the server says wait for this device
-         * (counted up to 10,000), photos to upload.
+         * (counted up to 1,000), photos to upload.
          */remaining: UInt64, 
         /**
          * Their bytes.

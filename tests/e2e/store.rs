@@ -7,7 +7,7 @@ use std::sync::Arc;
 use gridsync_core::{DeviceId, DocId, DocKind, RegionCode, UserId};
 use gridsync_server::relay::store::{
     open_store, DocScope, LogEntry, PullAsk, PullPage, RelayStore, StoreErrorKind, TokenKind,
-    Visibility,
+    Visibility, BACKLOG_CAP,
 };
 use tempfile::TempDir;
 
@@ -397,16 +397,25 @@ fn backlogs_and_lag_count_what_is_waiting(s: &Arc<dyn RelayStore>) {
     }
     append(s, w2, &DocId::new(DocKind::Case), &scope(GRID2, None), 9);
     // Each entry is 100 bytes.
-    let backlog = s.backlog(town, &region(TOWN), 0).expect("backlog");
+    let backlog = s
+        .backlog(town, &region(TOWN), 0, BACKLOG_CAP)
+        .expect("backlog");
     assert_eq!((backlog.changes, backlog.bytes), (4, 400));
-    assert_eq!(s.backlog(w1, &region(GRID1), 0).expect("own").changes, 0);
-    let other = s.backlog(w2, &region(GRID1), 0).expect("other");
+    assert_eq!(
+        s.backlog(w1, &region(GRID1), 0, BACKLOG_CAP)
+            .expect("own")
+            .changes,
+        0
+    );
+    let other = s
+        .backlog(w2, &region(GRID1), 0, BACKLOG_CAP)
+        .expect("other");
     assert_eq!((other.changes, other.bytes), (3, 300));
     let (devices, behind, changes) = s.cursor_lag().expect("lag");
     assert_eq!((devices, behind, changes), (3, 3, 12));
     let page = pull(s, town, &region(TOWN), 0, 0);
     assert_eq!(
-        s.backlog(town, &region(TOWN), page.cursor)
+        s.backlog(town, &region(TOWN), page.cursor, BACKLOG_CAP)
             .expect("backlog"),
         Default::default()
     );

@@ -343,7 +343,7 @@ pub struct Progress {
     pub bytes: u64,
     /// Changes (photos) still waiting: for push, in the outbox; for pull, what
     /// the server said remains after the last page (0 once none does; counted by
-    /// the server up to 10,000); for photos, in the upload queue.
+    /// the server up to 1,000); for photos, in the upload queue.
     pub remaining: u64,
     /// Their bytes, as stored (before compression on the link).
     pub bytes_remaining: u64,

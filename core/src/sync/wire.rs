@@ -146,7 +146,7 @@ pub struct PullResponse {
 }
 
 /// Changes still waiting for a device after a page: counted up to a cap the server
-/// chooses (10,000 here), so a figure at the cap means "at least". Documents that
+/// chooses (1,000 here), so a figure at the cap means "at least". Documents that
 /// have just become visible, which arrive with their whole history, are not in it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backlog {

@@ -13,6 +13,7 @@ use gridsync_core::sync::wire::{ChangeStatus, WireChange};
 use gridsync_core::{Action, Case, DeviceId, DocId, Identity, PhotoHash, PhotoInfo, User, UserId};
 
 use super::push::{decode_incoming, Trust};
+use super::store::BACKLOG_CAP;
 use super::{random_bytes, sha256, visibility, Relay, RelayError};
 
 /// How long a console session lasts.
@@ -306,7 +307,12 @@ impl Relay {
         for (record, user) in all.into_iter().skip(offset).take(limit) {
             let backlog = self
                 .store
-                .backlog(record.device, &visibility(&user), record.last_cursor)
+                .backlog(
+                    record.device,
+                    &visibility(&user),
+                    record.last_cursor,
+                    BACKLOG_CAP,
+                )
                 .map_err(RelayError::internal)?
                 .changes;
             page.push(DeviceView {

@@ -10,6 +10,11 @@ use gridsync_core::sync::wire::{
 use super::store::PullAsk;
 use super::{check_version, visibility, Caller, Relay, RelayError};
 
+/// How far the backlog in a pull answer is counted: enough for a progress bar
+/// ("at least"), and a scan small beside the page itself (10,000, the console's
+/// cap, cost 100–300 ms a page at 10,000 cases).
+const PULL_BACKLOG_CAP: u64 = 1_000;
+
 impl Relay {
     /// The next page of what a device may see, with a successor for its token if
     /// that is due (see [`Relay::authenticate`]).
@@ -36,7 +41,10 @@ impl Relay {
         let new_token = self.rotate_token(caller);
         // For the device's progress bar; only while pages remain.
         let backlog = match page.more {
-            true => Some(self.store.backlog(device.device, &vis, page.cursor)?),
+            true => Some(
+                self.store
+                    .backlog(device.device, &vis, page.cursor, PULL_BACKLOG_CAP)?,
+            ),
             false => None,
         };
         Ok(PullResponse {

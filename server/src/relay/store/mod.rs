@@ -288,8 +288,14 @@ pub trait RelayStore: Send + Sync {
     fn set_meta(&self, key: &str, value: &str) -> StoreResult<()>;
     /// Changes after `cursor` that a device with `vis` may see and did not push
     /// itself, and their bytes: what its next pulls will bring; counted up to
-    /// [`BACKLOG_CAP`] changes.
-    fn backlog(&self, device: DeviceId, vis: &Visibility, cursor: u64) -> StoreResult<Backlog>;
+    /// `cap` changes (the scan is the cost).
+    fn backlog(
+        &self,
+        device: DeviceId,
+        vis: &Visibility,
+        cursor: u64,
+        cap: u64,
+    ) -> StoreResult<Backlog>;
     /// Whether a document that refers to photo `hash` is visible to `vis`.
     fn photo_visible(&self, hash: &str, vis: &Visibility) -> StoreResult<bool>;
     /// Whether `user` attached photo `hash` to some document.
@@ -905,13 +911,19 @@ impl<D: Database> RelayStore for SqlStore<D> {
         self.set_metas(&[(key, value.to_owned())])
     }
 
-    fn backlog(&self, device: DeviceId, vis: &Visibility, cursor: u64) -> StoreResult<Backlog> {
+    fn backlog(
+        &self,
+        device: DeviceId,
+        vis: &Visibility,
+        cursor: u64,
+        cap: u64,
+    ) -> StoreResult<Backlog> {
         self.read(|tx| {
             let row = tx.one(
                 &format!(
                     "SELECT count(*), coalesce(sum(b.n), 0) FROM (
                        SELECT length(l.bytes) AS n FROM log l JOIN doc_scope s ON s.doc_id = l.doc_id
-                       WHERE l.seq > ?5 AND l.device_id != ?1 AND {VISIBLE} LIMIT {BACKLOG_CAP}) AS b"
+                       WHERE l.seq > ?5 AND l.device_id != ?1 AND {VISIBLE} LIMIT {cap}) AS b"
                 ),
                 &device_vis_args(&device.to_string(), vis, &[seq_arg(cursor)]),
             )?;
