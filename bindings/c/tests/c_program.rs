@@ -1,5 +1,5 @@
 //! The C API from a real C program: `tests/day.c` is compiled with `cc` against
-//! `include/gridsync.h` and the `libgridsync_c` this `cargo test` built, and runs a
+//! `include/gridsync.h` and the `libgridsync_c` of this build (`cargo build`), and runs a
 //! grid worker's day against a real `gridsync serve` on loopback. Then a dispatcher's
 //! device (through `gridsync_ffi`, the facade the C API wraps) syncs and must see the
 //! case and its photo: the server side of what the C program claims it did.
@@ -59,12 +59,9 @@ fn run_bounded(mut command: Command, logs: &Path, name: &str, limit: Duration) -
     (status.success(), format!("{out}{err}"))
 }
 
-/// The `gridsync` binary: `GRIDSYNC_BIN`, or built (or found up to date) by cargo in
-/// this build's target folder and profile.
-fn gridsync_bin(logs: &Path) -> PathBuf {
-    if let Some(path) = std::env::var_os("GRIDSYNC_BIN") {
-        return PathBuf::from(path);
-    }
+/// `cargo build --locked <args>` into this build's target folder and profile, so what
+/// it makes sits where this test looks for it.
+fn cargo_build(args: &[&str], logs: &Path, name: &str) {
     let profile_dir = profile_dir();
     let target_dir = profile_dir.parent().expect("<target>/<profile>");
     let mut cargo = Command::new(env!("CARGO"));
@@ -91,14 +88,8 @@ fn gridsync_bin(logs: &Path) -> PathBuf {
     }
     cargo
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "build",
-            "--locked",
-            "-p",
-            "gridsync-server",
-            "--bin",
-            "gridsync",
-        ])
+        .args(["build", "--locked"])
+        .args(args)
         .arg("--target-dir")
         .arg(target_dir);
     match profile_dir.file_name().and_then(|n| n.to_str()) {
@@ -111,14 +102,22 @@ fn gridsync_bin(logs: &Path) -> PathBuf {
         }
         None => {}
     }
-    let (ok, output) = run_bounded(
-        cargo,
+    let (ok, output) = run_bounded(cargo, logs, name, Duration::from_secs(1800));
+    assert!(ok, "`cargo build {}` failed:\n{output}", args.join(" "));
+}
+
+/// The `gridsync` binary: `GRIDSYNC_BIN`, or built (or found up to date) by cargo in
+/// this build's target folder and profile.
+fn gridsync_bin(logs: &Path) -> PathBuf {
+    if let Some(path) = std::env::var_os("GRIDSYNC_BIN") {
+        return PathBuf::from(path);
+    }
+    cargo_build(
+        &["-p", "gridsync-server", "--bin", "gridsync"],
         logs,
         "cargo-build-gridsync",
-        Duration::from_secs(1800),
     );
-    assert!(ok, "`cargo build -p gridsync-server` failed:\n{output}");
-    let path = profile_dir.join(format!("gridsync{}", std::env::consts::EXE_SUFFIX));
+    let path = profile_dir().join(format!("gridsync{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),
         "{} not found after the build",
@@ -127,19 +126,28 @@ fn gridsync_bin(logs: &Path) -> PathBuf {
     path
 }
 
-/// `tests/day.c` compiled against the header and the shared library of this build.
-fn compile_day(out_dir: &Path, logs: &Path) -> PathBuf {
-    let lib_dir = profile_dir();
-    let lib = lib_dir.join(format!(
+/// The shared library a C program links. `cargo test` compiles the crate but leaves
+/// the cdylib in `deps/` only; `cargo build` puts it in the profile folder, where a
+/// C build finds it by its plain name.
+fn gridsync_c_lib(logs: &Path) -> PathBuf {
+    cargo_build(
+        &["-p", "gridsync-c", "--lib"],
+        logs,
+        "cargo-build-gridsync-c",
+    );
+    let lib = profile_dir().join(format!(
         "{}gridsync_c{}",
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_SUFFIX
     ));
-    assert!(
-        lib.exists(),
-        "{} not found: `cargo test -p gridsync-c` builds it (crate-type cdylib)",
-        lib.display()
-    );
+    assert!(lib.exists(), "{} not found after the build", lib.display());
+    lib
+}
+
+/// `tests/day.c` compiled against the header and the shared library of this build.
+fn compile_day(out_dir: &Path, logs: &Path) -> PathBuf {
+    let lib = gridsync_c_lib(logs);
+    let lib_dir = lib.parent().expect("the library's folder");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
     if Command::new(&cc).arg("--version").output().is_err() {
         panic!(
@@ -156,7 +164,7 @@ fn compile_day(out_dir: &Path, logs: &Path) -> PathBuf {
         .arg(crate_dir.join("include"))
         .arg(crate_dir.join("tests/day.c"))
         .arg("-L")
-        .arg(&lib_dir)
+        .arg(lib_dir)
         .arg("-lgridsync_c")
         .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
         .arg("-o")
@@ -314,7 +322,8 @@ fn compile_napi_addon(out_dir: &Path, logs: &Path) -> PathBuf {
     std::fs::create_dir_all(&shim).expect("a shim folder");
     std::fs::write(shim.join("native_api.h"), "#include <node_api.h>\n").expect("the shim");
 
-    let lib_dir = profile_dir();
+    let lib = gridsync_c_lib(logs);
+    let lib_dir = lib.parent().expect("the library's folder");
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let addon = out_dir.join("gridsync_napi.node");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
@@ -330,7 +339,7 @@ fn compile_napi_addon(out_dir: &Path, logs: &Path) -> PathBuf {
         .arg(crate_dir.join("include"))
         .arg(crate_dir.join("harmonyos/gridsync_napi.c"))
         .arg("-L")
-        .arg(&lib_dir)
+        .arg(lib_dir)
         .arg("-lgridsync_c")
         .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
         .arg("-o")
