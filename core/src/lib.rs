@@ -19,6 +19,7 @@ pub mod ids;
 pub mod index;
 pub mod jpeg;
 pub mod photo;
+pub mod pii;
 pub mod schema;
 pub mod search;
 pub mod stats;
