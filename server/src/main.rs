@@ -188,6 +188,23 @@ enum BenchCommand {
         #[arg(long, default_value_t = 2_000)]
         pull_cases: usize,
     },
+    /// The relay at capacity: enrolled devices sync closed-loop (no think time),
+    /// idle, then each reporting a case per sync, then paced at half that rate.
+    /// One JSON line per phase: syncs/s, p50/p99, relay CPU and memory.
+    Relay {
+        /// Devices driving the relay (community dispatchers' desks).
+        #[arg(long, default_value_t = 32)]
+        devices: usize,
+        /// Seconds per phase.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Drive a running relay instead of starting one.
+        #[arg(long, requires = "data")]
+        server: Option<String>,
+        /// That relay's data folder (for enrollment codes).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
     /// Sync: one device pushes N cases made offline, an empty one pulls them.
     Sync {
         /// Cases to move.
@@ -247,6 +264,15 @@ fn main() -> ExitCode {
                     pull_cases,
                 },
         } => bench::link(rate, cut_every, cases, pull_cases),
+        Command::Bench {
+            which:
+                BenchCommand::Relay {
+                    devices,
+                    seconds,
+                    server,
+                    data,
+                },
+        } => bench::relay(devices, seconds, server, data),
         Command::Bench {
             which:
                 BenchCommand::Load {

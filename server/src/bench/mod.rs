@@ -2,8 +2,10 @@
 //! be compared. Timings are wall-clock on this machine, in milliseconds.
 
 mod link;
+mod relay;
 
 pub use link::link;
+pub use relay::relay;
 
 use std::time::Instant;
 
