@@ -144,6 +144,16 @@ pub(crate) fn index_patrol(
     Ok(())
 }
 
+/// Count `n` more buffered points in a patrol's row (its distance waits for the
+/// flush that writes them into the document).
+pub(crate) fn count_buffered_points(tx: &Transaction<'_>, id: &DocId, n: usize) -> Result<()> {
+    tx.execute(
+        "UPDATE patrols SET track_points = track_points + ?2 WHERE doc_id = ?1",
+        params![id.as_str(), n as i64],
+    )?;
+    Ok(())
+}
+
 /// Which cases to list or count. Empty fields do not filter.
 #[derive(Clone, Debug, Default)]
 pub struct CaseFilter {

@@ -260,6 +260,17 @@ pub(crate) fn outbox_pending(tx: &Transaction<'_>, max_bytes: usize) -> Result<V
     Ok(out)
 }
 
+/// How many changes are unacknowledged, and their bytes.
+pub(crate) fn outbox_size(tx: &Transaction<'_>) -> Result<(u64, u64)> {
+    let (n, bytes): (i64, i64) = tx.query_row(
+        "SELECT count(*), coalesce(sum(length(bytes)), 0) FROM outbox
+         WHERE acked_ms IS NULL",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok((n.max(0) as u64, bytes.max(0) as u64))
+}
+
 /// Move changes the server refused out of the outbox, keeping them with the reason.
 pub(crate) fn mark_rejected(
     tx: &Transaction<'_>,
@@ -278,6 +289,27 @@ pub(crate) fn mark_rejected(
         n += remove.execute([&h.0[..]])?;
     }
     Ok(n)
+}
+
+/// The changes the server refused, newest first, with its reasons.
+pub(crate) fn rejections(tx: &Transaction<'_>) -> Result<Vec<(DocId, ChangeHash, String)>> {
+    let mut stmt =
+        tx.prepare("SELECT doc_id, hash, reason FROM rejections ORDER BY rejected_ms DESC, hash")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Vec<u8>>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (doc, hash, reason) = row?;
+        let hash = ChangeHash::try_from(&hash[..])
+            .map_err(|_| Error::InvalidInput("stored hash is not 32 bytes".into()))?;
+        out.push((doc.parse()?, hash, reason));
+    }
+    Ok(out)
 }
 
 /// Of the given outbox changes, those that depend (directly, or through another of
@@ -311,6 +343,34 @@ pub(crate) fn depending_on_rejections(
         }
     }
     Ok(doomed)
+}
+
+/// Queue document `id` for purging, if this replica has it: it goes once settled
+/// (see [`purge`]).
+pub(crate) fn queue_purge(tx: &Transaction<'_>, id: &DocId) -> Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO purge_pending (doc_id)
+         SELECT doc_id FROM docs WHERE doc_id = ?1",
+        [id.as_str()],
+    )?;
+    Ok(())
+}
+
+/// Keep document `id` after all: it is no longer to be purged.
+pub(crate) fn unqueue_purge(tx: &Transaction<'_>, id: &DocId) -> Result<()> {
+    tx.execute("DELETE FROM purge_pending WHERE doc_id = ?1", [id.as_str()])?;
+    Ok(())
+}
+
+/// The documents queued for purging.
+pub(crate) fn queued_purges(tx: &Transaction<'_>) -> Result<Vec<DocId>> {
+    let ids: Vec<String> = tx
+        .prepare_cached("SELECT doc_id FROM purge_pending")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    ids.into_iter()
+        .map(|s| s.parse().map_err(Error::from))
+        .collect()
 }
 
 /// Remove a document and everything derived from it. Its outbox rows must all be
