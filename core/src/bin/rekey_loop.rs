@@ -5,7 +5,8 @@
 //! Usage:
 //! - `rekey_loop rekey DB USER DEVICE N KEY0 KEY1`: open with key N (0 or 1),
 //!   print `ready`, then forever report a case (`ack <case id>`) and move the
-//!   database to the other key (`rekeying <n>` before, `rekeyed <n>` after).
+//!   database to the other key (`rekeying <n>` before, `rekeyed <n>` 60 ms after
+//!   the rekey returned, the time an app takes to store the new key).
 //! - `rekey_loop convert DB USER DEVICE KEY`: open with KEY (converting a
 //!   plaintext database), print `opened`.
 //!
@@ -67,6 +68,11 @@ fn main() -> Result<()> {
                 let next = 1 - current;
                 println!("rekeying {next}");
                 engine.rekey(&keys[next])?;
+                // Where an app stores the new key in its keystore: a kill here
+                // leaves the database on the new key while the app still holds
+                // the old one as current. Long enough for the tests' kills to
+                // land here too, not only inside the rekey.
+                std::thread::sleep(std::time::Duration::from_millis(60));
                 println!("rekeyed {next}");
                 current = next;
             }
