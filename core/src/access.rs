@@ -20,6 +20,7 @@ use std::collections::HashSet;
 use crate::directory::{Directory, Role, User};
 use crate::doc::case::CaseDoc;
 use crate::doc::patrol::PatrolDoc;
+use crate::doc::registry::{HouseholdDoc, PersonDoc};
 use crate::doc::DocContent;
 use crate::ids::{DeptId, DocId, RegionCode, UserId};
 use crate::index::CaseFilter;
@@ -94,6 +95,8 @@ impl Scope {
         match doc {
             DocContent::Case(c) => self.sees_case(c),
             DocContent::Patrol(p) => self.sees_patrol(p),
+            // Base data is never dispatched: a department scope sees none of it.
+            DocContent::Person(_) | DocContent::Household(_) => self.sees(doc.grid(), None),
         }
     }
 
@@ -189,6 +192,19 @@ pub enum Denied {
     /// A handler without a department sees nothing, and no list can say so.
     #[error("this handler has no department in the directory")]
     NoDepartment,
+    /// A change rewrote who registered a person or household, or when.
+    #[error("who registered a record, and when, cannot change")]
+    RegistryRewritten,
+    /// A change brought back a household that left the grid, or moved its date.
+    #[error("a household that left the grid cannot be changed back")]
+    HouseholdLeft,
+    /// Base data written by a role that does not keep it, or outside the user's
+    /// region (before or after the change).
+    #[error("base data of grid {0} is not yours to keep")]
+    RegistryOutsideRegion(RegionCode),
+    /// A new person or household naming someone else as who registered it.
+    #[error("a new record must be registered in your name")]
+    NotRegistrar,
 }
 
 /// Whether `user`'s role reports cases at all (everyone but department handlers:
@@ -211,6 +227,16 @@ pub fn check_new_case(user: &User, grid: &RegionCode) -> Result<(), Denied> {
         Ok(())
     } else {
         Err(Denied::GridOutsideRegion(grid.clone()))
+    }
+}
+
+/// Whether `user` keeps the base data of `grid`: grid workers of their grid and
+/// dispatchers over it (department handlers never see it).
+pub fn check_registry_writer(user: &User, grid: &RegionCode) -> Result<(), Denied> {
+    if user.role != Role::DepartmentHandler && scope_of(user).covers(grid) {
+        Ok(())
+    } else {
+        Err(Denied::RegistryOutsideRegion(grid.clone()))
     }
 }
 
@@ -249,6 +275,21 @@ pub fn check_history(before: Option<&DocContent>, after: &DocContent) -> Result<
             } else {
                 Err(Denied::PatrolShrunk)
             }
+        }
+        (Some(DocContent::Person(b)), DocContent::Person(p)) => {
+            if b.created_by != p.created_by || b.created != p.created {
+                return Err(Denied::RegistryRewritten);
+            }
+            Ok(())
+        }
+        (Some(DocContent::Household(b)), DocContent::Household(h)) => {
+            if b.created_by != h.created_by || b.created != h.created {
+                return Err(Denied::RegistryRewritten);
+            }
+            if b.left.is_some() && b.left != h.left {
+                return Err(Denied::HouseholdLeft);
+            }
+            Ok(())
         }
         (Some(DocContent::Case(b)), DocContent::Case(c)) => {
             let report_unchanged = b.grid == c.grid
@@ -292,6 +333,17 @@ pub fn authorize(
     check_history(before, after)?;
     match after {
         DocContent::Patrol(p) => check_patrol_writer(user, p),
+        DocContent::Person(PersonDoc { created_by, .. })
+        | DocContent::Household(HouseholdDoc { created_by, .. }) => {
+            // Moving a record to another grid needs both grids.
+            for doc in before.into_iter().chain([after]) {
+                check_registry_writer(user, doc.grid())?;
+            }
+            if before.is_none() && *created_by != user.id {
+                return Err(Denied::NotRegistrar);
+            }
+            Ok(())
+        }
         DocContent::Case(c) => {
             let b = match before {
                 Some(DocContent::Case(b)) => Some(b),
@@ -340,7 +392,7 @@ pub fn authorize_relayed(
     if !before
         .into_iter()
         .chain([after])
-        .all(|d| relay.covers(grid_of(d)))
+        .all(|d| relay.covers(d.grid()))
     {
         return Err(Denied::OutsideRelayRegion);
     }
@@ -348,6 +400,13 @@ pub fn authorize_relayed(
         DocContent::Patrol(p) => match dir.user(&p.worker) {
             Some(u) if check_patrol_writer(u, p).is_ok() => Ok(()),
             _ => Err(Denied::NotWorkersPatrol),
+        },
+        // Inside the relay's region (checked above), and registered by someone
+        // who keeps that grid's base data.
+        DocContent::Person(PersonDoc { created_by, .. })
+        | DocContent::Household(HouseholdDoc { created_by, .. }) => match dir.user(created_by) {
+            Some(u) if before.is_some() || check_registry_writer(u, after.grid()).is_ok() => Ok(()),
+            _ => Err(Denied::Unvouched),
         },
         DocContent::Case(c) => {
             let b = match before {
@@ -415,14 +474,6 @@ pub fn check_new_entries(
         Ok(())
     } else {
         Err(NewEntry::NoteOrPhoto)
-    }
-}
-
-/// The grid a document belongs to.
-fn grid_of(doc: &DocContent) -> &RegionCode {
-    match doc {
-        DocContent::Case(c) => &c.grid,
-        DocContent::Patrol(p) => &p.grid,
     }
 }
 
@@ -1151,11 +1202,7 @@ mod tests {
                 Err(Denied::KindChanged)),
         ];
         for (what, who, before, after, expected) in &table {
-            let id = match after {
-                DocContent::Case(c) => c.id.clone(),
-                DocContent::Patrol(p) => p.id.clone(),
-            };
-            let got = authorize(&u(who), &id, before.as_ref(), after);
+            let got = authorize(&u(who), after.id(), before.as_ref(), after);
             assert_eq!(&got, expected, "{who} {what}");
         }
         assert_eq!(table.len(), 29);
@@ -1381,5 +1428,96 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Who keeps a grid's base data: the rules the relay enforces on persons and
+    /// households, whatever the device checked.
+    #[test]
+    fn who_may_write_a_person_or_a_household() {
+        use crate::doc::registry::{HouseholdDoc, PersonDoc};
+        let dir = sample();
+        let u = |id: &str| user(&dir, id);
+        let person = |by: &str, grid: &str| {
+            DocContent::Person(PersonDoc {
+                id: DocId::new(DocKind::Person),
+                grid: grid.parse().unwrap(),
+                name: "张建国".into(),
+                sex: None,
+                born: None,
+                id_number: None,
+                phone: None,
+                household: None,
+                tags: vec![],
+                notes: String::new(),
+                created_by: by.parse().unwrap(),
+                created: at(0),
+            })
+        };
+        let household = |by: &str, left: Option<DateTime<Utc>>| {
+            DocContent::Household(HouseholdDoc {
+                id: DocId::new(DocKind::Household),
+                grid: GRID_A.parse().unwrap(),
+                address: "望湖小区3号楼".into(),
+                head: None,
+                left,
+                created_by: by.parse().unwrap(),
+                created: at(0),
+            })
+        };
+        let mine = person(W, GRID_A);
+        let moved = |to: &str| match &mine {
+            DocContent::Person(p) => DocContent::Person(PersonDoc {
+                grid: to.parse().unwrap(),
+                ..p.clone()
+            }),
+            _ => unreachable!(),
+        };
+        let relabelled = match &mine {
+            DocContent::Person(p) => DocContent::Person(PersonDoc {
+                created_by: CD.parse().unwrap(),
+                ..p.clone()
+            }),
+            _ => unreachable!(),
+        };
+        let home = household(W, None);
+        let with_left = |left| match &home {
+            DocContent::Household(h) => DocContent::Household(HouseholdDoc { left, ..h.clone() }),
+            _ => unreachable!(),
+        };
+        let gone = with_left(Some(at(5)));
+        let deny = |grid: &str| Err(Denied::RegistryOutsideRegion(grid.parse().unwrap()));
+        #[rustfmt::skip]
+        let table: Vec<ChangeRow> = vec![
+            ("registers a person in her grid", W, None, mine.clone(), Ok(())),
+            ("registers a person in grid B", W, None, person(W, GRID_B), deny(GRID_B)),
+            ("registers a person in someone else's name", W, None, person(CD, GRID_A),
+                Err(Denied::NotRegistrar)),
+            ("a community dispatcher registers one", CD, None, person(CD, GRID_B), Ok(())),
+            ("another community's dispatcher", CD2, None, person(CD2, GRID_A), deny(GRID_A)),
+            ("a handler registers one", H, None, person(H, GRID_A), deny(GRID_A)),
+            ("a handler edits one", H, Some(mine.clone()), mine.clone(), deny(GRID_A)),
+            ("moves a person to grid B", W, Some(mine.clone()), moved(GRID_B), deny(GRID_B)),
+            ("CD moves a person to grid B", CD, Some(mine.clone()), moved(GRID_B), Ok(())),
+            ("CD moves a person out of the community", CD, Some(mine.clone()),
+                moved(GRID_OTHER_COMMUNITY), deny(GRID_OTHER_COMMUNITY)),
+            ("rewrites who registered a person", CD, Some(mine.clone()), relabelled,
+                Err(Denied::RegistryRewritten)),
+            ("a household leaves", W, Some(home.clone()), gone.clone(), Ok(())),
+            ("brings a household back", W, Some(gone.clone()), home.clone(),
+                Err(Denied::HouseholdLeft)),
+            ("moves the date it left", CD, Some(gone.clone()), with_left(Some(at(9))),
+                Err(Denied::HouseholdLeft)),
+            ("W2 edits grid A's household", W2, Some(home.clone()), home.clone(), deny(GRID_A)),
+            ("turns a person into a household", W, Some(mine.clone()), gone,
+                Err(Denied::KindChanged)),
+        ];
+        for (what, who, before, after, expected) in &table {
+            let got = authorize(&u(who), after.id(), before.as_ref(), after);
+            assert_eq!(&got, expected, "{who} {what}");
+        }
+        // Department handlers never see base data; a region scope over the grid does.
+        assert!(!scope_of(&u(H)).sees_doc(&mine));
+        assert!(scope_of(&u(TD)).sees_doc(&mine));
+        assert!(!scope_of(&u(W2)).sees_doc(&mine));
     }
 }

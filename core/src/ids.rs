@@ -282,6 +282,10 @@ pub enum DocKind {
     Case,
     /// A patrol log (巡查日志).
     Patrol,
+    /// A person of the grid's base data (人口).
+    Person,
+    /// A household (户).
+    Household,
 }
 
 impl DocKind {
@@ -290,11 +294,21 @@ impl DocKind {
         match self {
             DocKind::Case => "case",
             DocKind::Patrol => "patrol",
+            DocKind::Person => "person",
+            DocKind::Household => "household",
         }
     }
+
+    /// Every kind.
+    pub const ALL: [DocKind; 4] = [
+        DocKind::Case,
+        DocKind::Patrol,
+        DocKind::Person,
+        DocKind::Household,
+    ];
 }
 
-/// A document id: `case-<uuid>` or `patrol-<uuid>`. The kind is part of the id so a
+/// A document id: `<kind>-<uuid>` (`case-…`, `patrol-…`, `person-…`, `household-…`). The kind is part of the id so a
 /// replica receiving changes for an unknown document knows what it is.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DocId(String);
@@ -311,11 +325,15 @@ impl DocId {
 
     /// The kind of document this id names.
     pub fn kind(&self) -> DocKind {
-        if self.0.starts_with("case-") {
-            DocKind::Case
-        } else {
-            DocKind::Patrol
-        }
+        // Ids are made by `new` or checked by `from_str`: the prefix is a kind's.
+        DocKind::ALL
+            .into_iter()
+            .find(|k| {
+                self.0
+                    .strip_prefix(k.as_str())
+                    .is_some_and(|rest| rest.starts_with('-'))
+            })
+            .unwrap_or(DocKind::Case)
     }
 
     /// The id as a string.
@@ -327,12 +345,12 @@ impl DocId {
 impl FromStr for DocId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {
-        let rest = s
-            .strip_prefix("case-")
-            .or_else(|| s.strip_prefix("patrol-"))
+        let rest = DocKind::ALL
+            .into_iter()
+            .find_map(|k| s.strip_prefix(k.as_str())?.strip_prefix('-'))
             .ok_or(IdError {
                 kind: "document id",
-                reason: "must start with 'case-' or 'patrol-'",
+                reason: "must start with 'case-', 'patrol-', 'person-' or 'household-'",
             })?;
         if rest.len() != 32 || !rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(IdError {

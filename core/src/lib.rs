@@ -20,6 +20,7 @@ pub mod index;
 pub mod jpeg;
 pub mod photo;
 pub mod pii;
+pub mod registry;
 pub mod schema;
 pub mod search;
 pub mod stats;

@@ -155,6 +155,48 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX case_photos_hash ON case_photos (hash);
     "#,
+    // 5: the grid's base data — persons and households are documents too, and each
+    // has its index row. `docs.kind` takes the new kinds: the CHECK is rewritten in
+    // place (SQLite's documented way for a change that leaves every stored row
+    // valid; `migrate` bumps the schema version after each step). Only masked and
+    // searchable forms of ID and phone numbers are indexed: the full ones stay in
+    // the documents.
+    r#"
+    PRAGMA writable_schema = ON;
+    UPDATE sqlite_schema
+       SET sql = replace(sql, 'CHECK (kind IN (''case'', ''patrol''))',
+                         'CHECK (kind IN (''case'', ''patrol'', ''person'', ''household''))')
+     WHERE type = 'table' AND name = 'docs';
+    PRAGMA writable_schema = OFF;
+
+    CREATE TABLE persons (
+        doc_id       TEXT PRIMARY KEY REFERENCES docs (doc_id) ON DELETE CASCADE,
+        grid         TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        sex          TEXT,
+        born         TEXT,
+        id_masked    TEXT,
+        id_suffix    TEXT,
+        phone_masked TEXT,
+        household    TEXT,
+        relation     TEXT,
+        tags         TEXT NOT NULL,
+        updated_ms   INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX persons_grid ON persons (grid, name);
+    CREATE INDEX persons_household ON persons (household);
+    CREATE INDEX persons_id_suffix ON persons (id_suffix);
+
+    CREATE TABLE households (
+        doc_id     TEXT PRIMARY KEY REFERENCES docs (doc_id) ON DELETE CASCADE,
+        grid       TEXT NOT NULL,
+        address    TEXT NOT NULL,
+        head       TEXT,
+        left_ms    INTEGER,
+        updated_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX households_grid ON households (grid, address);
+    "#,
 ];
 
 /// The schema version this code writes.
@@ -167,6 +209,9 @@ pub fn migrate(conn: &mut Connection, from: i64) -> rusqlite::Result<()> {
     for (i, step) in MIGRATIONS.iter().enumerate().skip(from.max(0) as usize) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(step)?;
+        // Other connections re-read the schema, a step that rewrote it in place too.
+        let schema: i64 = tx.pragma_query_value(None, "schema_version", |r| r.get(0))?;
+        tx.pragma_update(None, "schema_version", schema + 1)?;
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.commit()?;
     }
@@ -208,5 +253,38 @@ mod tests {
                 .unwrap();
             assert_eq!(v, current_version());
         }
+    }
+
+    /// A database made before the base data takes a person's document after the
+    /// step that rewrites `docs.kind`'s check, on the same connection, and stays
+    /// whole.
+    #[test]
+    fn the_kind_check_is_widened_in_place() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, 0).unwrap();
+        let mut old = Connection::open_in_memory().unwrap();
+        for step in &MIGRATIONS[..4] {
+            old.execute_batch(step).unwrap();
+        }
+        let insert = "INSERT INTO docs (doc_id, kind, updated_ms) VALUES ('person-1', 'person', 0)";
+        assert!(old.execute(insert, []).is_err(), "the old check refuses it");
+        old.execute(
+            "INSERT INTO docs (doc_id, kind, updated_ms) VALUES ('case-1', 'case', 0)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut old, 4).unwrap();
+        old.execute(insert, []).unwrap();
+        assert!(old
+            .execute(
+                "INSERT INTO docs (doc_id, kind, updated_ms) VALUES ('x-1', 'x', 0)",
+                []
+            )
+            .is_err());
+        let ok: String = old
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ok, "ok");
+        assert_eq!(schema_of(&old), schema_of(&conn));
     }
 }

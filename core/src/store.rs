@@ -431,3 +431,12 @@ pub(crate) fn mark_acked(
     }
     Ok(n)
 }
+
+/// When a document last changed here (`docs.updated_ms`), 0 if it is not stored.
+pub(crate) fn updated_ms(tx: &Transaction<'_>, id: &DocId) -> Result<i64> {
+    Ok(tx
+        .prepare_cached("SELECT updated_ms FROM docs WHERE doc_id = ?1")?
+        .query_row([id.as_str()], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}

@@ -12,7 +12,7 @@ use gridsync_tests::{LocalTransport, SimDevice, SimRelay};
 
 use crate::workflow::{leak, DISPATCHER, HANDLER, WORKER};
 
-fn push_raw(d: &SimDevice<'_>, doc: &DocId, bytes: Vec<u8>) -> wire::ChangeResult {
+pub(crate) fn push_raw(d: &SimDevice<'_>, doc: &DocId, bytes: Vec<u8>) -> wire::ChangeResult {
     let body = wire::encode(&PushRequest {
         v: 1,
         changes: vec![WireChange {

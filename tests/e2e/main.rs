@@ -10,6 +10,7 @@ mod faults;
 mod photo_privacy;
 mod photos;
 mod pressure;
+mod registry;
 mod sockets;
 mod store;
 mod tiers;

@@ -3,6 +3,7 @@
 
 pub mod case;
 pub mod patrol;
+pub mod registry;
 
 use automerge::transaction::Transactable;
 use automerge::{ObjId, ObjType, ReadDoc, ScalarValue, Value};
@@ -15,6 +16,10 @@ pub enum DocContent {
     Case(case::CaseDoc),
     /// A patrol log.
     Patrol(patrol::PatrolDoc),
+    /// A person of the grid's base data.
+    Person(registry::PersonDoc),
+    /// A household.
+    Household(registry::HouseholdDoc),
 }
 
 impl DocContent {
@@ -23,7 +28,31 @@ impl DocContent {
         Ok(match id.kind() {
             crate::ids::DocKind::Case => DocContent::Case(case::CaseDoc::read(doc, id)?),
             crate::ids::DocKind::Patrol => DocContent::Patrol(patrol::PatrolDoc::read(doc, id)?),
+            crate::ids::DocKind::Person => DocContent::Person(registry::PersonDoc::read(doc, id)?),
+            crate::ids::DocKind::Household => {
+                DocContent::Household(registry::HouseholdDoc::read(doc, id)?)
+            }
         })
+    }
+
+    /// The document's id.
+    pub fn id(&self) -> &crate::ids::DocId {
+        match self {
+            DocContent::Case(c) => &c.id,
+            DocContent::Patrol(p) => &p.id,
+            DocContent::Person(p) => &p.id,
+            DocContent::Household(h) => &h.id,
+        }
+    }
+
+    /// The grid the document belongs to: who may see it starts from here.
+    pub fn grid(&self) -> &crate::ids::RegionCode {
+        match self {
+            DocContent::Case(c) => &c.grid,
+            DocContent::Patrol(p) => &p.grid,
+            DocContent::Person(p) => &p.grid,
+            DocContent::Household(h) => &h.grid,
+        }
     }
 }
 

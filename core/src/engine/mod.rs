@@ -10,6 +10,7 @@
 mod cases;
 mod patrols;
 mod photos;
+mod registry;
 mod relay;
 mod replication;
 mod sync_state;
@@ -386,6 +387,12 @@ impl Engine {
         match content {
             DocContent::Case(case) => index::index_case(tx, case, &fold(&case.timeline)),
             DocContent::Patrol(p) => index::index_patrol(tx, p, &Self::pending_points(tx, id)?),
+            DocContent::Person(p) => {
+                crate::registry::index_person(tx, p, store::updated_ms(tx, id)?)
+            }
+            DocContent::Household(h) => {
+                crate::registry::index_household(tx, h, store::updated_ms(tx, id)?)
+            }
         }
     }
 }

@@ -5,6 +5,7 @@ mod convergence;
 mod patrols;
 mod photos;
 mod refusals;
+mod registry;
 mod replication;
 mod stats;
 mod support;

@@ -1001,11 +1001,9 @@ fn check_load(relay: &Relay, engines: &[Engine]) -> BenchResult<(bool, bool)> {
     for e in engines {
         let me = e.me()?;
         for id in server.doc_ids()? {
-            let in_my_grid = match server.read_doc(&id)? {
-                Some(gridsync_core::DocContent::Case(c)) => me.region.contains(&c.grid),
-                Some(gridsync_core::DocContent::Patrol(p)) => me.region.contains(&p.grid),
-                None => false,
-            };
+            let in_my_grid = server
+                .read_doc(&id)?
+                .is_some_and(|d| me.region.contains(d.grid()));
             if in_my_grid && e.heads(&id)? != server.heads(&id)? {
                 converged = false;
             }

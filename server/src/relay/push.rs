@@ -318,8 +318,9 @@ fn scope_of(content: DocContent) -> DocScope {
                 .collect(),
             grid: c.grid,
         },
-        DocContent::Patrol(p) => DocScope {
-            grid: p.grid,
+        // Never dispatched: a department's scope sees no patrol and no base data.
+        DocContent::Patrol(_) | DocContent::Person(_) | DocContent::Household(_) => DocScope {
+            grid: content.grid().clone(),
             dept: None,
             photos: Vec::new(),
         },

@@ -1,0 +1,500 @@
+//! The grid's base data (基础信息): a person (人口) and a household (户), one Automerge
+//! document each, scoped by grid like cases and patrols.
+//!
+//! Every field is a key of the document's root, so two workers editing the same
+//! person offline merge field by field (a concurrent edit of the same field is
+//! settled the same way on every replica: Automerge keeps the value of the change
+//! with the greater operation id). Special-group tags are a map of tag → `true`, so
+//! one worker adding 独居老人 and another adding 低保 keeps both.
+//!
+//! Membership lives on the person, not the household: a person's `household` and
+//! `relation` are two keys of the person's document, so moving a person to another
+//! household is one change to one document, and two workers moving the same person
+//! to different households offline end, on every replica, in the same one (never in
+//! both, never in none). A household's members are the persons naming it. A
+//! household leaving the grid (搬离) is its `left` time, set once.
+//!
+//! Personal data: names, ID numbers, phone numbers, tags and notes are here in full;
+//! lists and exports show them masked (see [`crate::pii`]); department handlers
+//! never receive these documents (their scope is the cases dispatched to them).
+
+use automerge::transaction::Transactable;
+use automerge::{AutomergeError, ObjType, ReadDoc, ROOT};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{
+    check_root, child, opt_str, opt_time, put_root, req_parse, req_str, req_time, schema_err,
+    time_value, SchemaError,
+};
+use crate::ids::{DocId, DocKind, RegionCode, UserId};
+use crate::pii::{Phone, ResidentId, Sex};
+
+/// Limits on one person or household, in characters.
+pub mod limits {
+    /// A name.
+    pub const NAME: usize = 50;
+    /// A relationship to the head of household.
+    pub const RELATION: usize = 20;
+    /// An address.
+    pub const ADDRESS: usize = 200;
+    /// Notes on a person.
+    pub const NOTES: usize = 2_000;
+}
+
+mod key {
+    pub const GRID: &str = "grid";
+    pub const NAME: &str = "name";
+    pub const SEX: &str = "sex";
+    pub const BORN: &str = "born";
+    pub const ID_NUMBER: &str = "id_number";
+    pub const PHONE: &str = "phone";
+    pub const HOUSEHOLD: &str = "household";
+    pub const RELATION: &str = "relation";
+    pub const TAGS: &str = "tags";
+    pub const NOTES: &str = "notes";
+    pub const ADDRESS: &str = "address";
+    pub const HEAD: &str = "head";
+    pub const LEFT: &str = "left";
+    pub const CREATED_BY: &str = "created_by";
+    pub const CREATED: &str = "created";
+}
+
+/// The special groups (特殊人群) a town follows up with visits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tag {
+    /// 独居老人
+    ElderlyAlone,
+    /// 残疾人
+    Disabled,
+    /// 低保
+    LowIncome,
+    /// 留守儿童
+    LeftBehindChild,
+    /// 社区矫正
+    CommunityCorrection,
+    /// 严重精神障碍
+    MentalIllness,
+}
+
+impl Tag {
+    /// Every tag, in the order lists show them.
+    pub const ALL: [Tag; 6] = [
+        Tag::ElderlyAlone,
+        Tag::Disabled,
+        Tag::LowIncome,
+        Tag::LeftBehindChild,
+        Tag::CommunityCorrection,
+        Tag::MentalIllness,
+    ];
+
+    /// The stable name stored in documents.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tag::ElderlyAlone => "elderly_alone",
+            Tag::Disabled => "disabled",
+            Tag::LowIncome => "low_income",
+            Tag::LeftBehindChild => "left_behind_child",
+            Tag::CommunityCorrection => "community_correction",
+            Tag::MentalIllness => "mental_illness",
+        }
+    }
+
+    /// The name people read.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Tag::ElderlyAlone => "独居老人",
+            Tag::Disabled => "残疾人",
+            Tag::LowIncome => "低保",
+            Tag::LeftBehindChild => "留守儿童",
+            Tag::CommunityCorrection => "社区矫正",
+            Tag::MentalIllness => "严重精神障碍",
+        }
+    }
+
+    /// The tag stored as `s`.
+    pub fn parse(s: &str) -> Option<Tag> {
+        Tag::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+fn sex_str(sex: Sex) -> &'static str {
+    match sex {
+        Sex::Male => "male",
+        Sex::Female => "female",
+    }
+}
+
+/// A person as entered on a phone or imported from a roster.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewPerson {
+    /// The grid the person lives in.
+    pub grid: RegionCode,
+    /// Name.
+    pub name: String,
+    /// Resident ID number; sex and birth date come from it when present.
+    pub id_number: Option<ResidentId>,
+    /// Sex, when there is no ID number.
+    pub sex: Option<Sex>,
+    /// Birth date, when there is no ID number.
+    pub born: Option<NaiveDate>,
+    /// Phone number.
+    pub phone: Option<Phone>,
+    /// The household and the relationship to its head (户主, 配偶, 子女 …).
+    pub household: Option<(DocId, String)>,
+    /// Special groups.
+    pub tags: Vec<Tag>,
+    /// Notes.
+    pub notes: String,
+}
+
+/// The whole content of a person's document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PersonDoc {
+    /// Document id.
+    pub id: DocId,
+    /// The grid the person lives in.
+    pub grid: RegionCode,
+    /// Name.
+    pub name: String,
+    /// Sex.
+    pub sex: Option<Sex>,
+    /// Birth date.
+    pub born: Option<NaiveDate>,
+    /// Resident ID number.
+    pub id_number: Option<ResidentId>,
+    /// Phone number.
+    pub phone: Option<Phone>,
+    /// The household, and the relationship to its head.
+    pub household: Option<(DocId, String)>,
+    /// Special groups, in [`Tag::ALL`] order.
+    pub tags: Vec<Tag>,
+    /// Notes.
+    pub notes: String,
+    /// Who registered the person.
+    pub created_by: UserId,
+    /// When.
+    pub created: DateTime<Utc>,
+}
+
+fn check_len(field: &'static str, text: &str, max: usize, required: bool) -> Result<(), String> {
+    let n = text.chars().count();
+    if required && text.trim().is_empty() {
+        return Err(format!("{field} is required"));
+    }
+    if n > max {
+        return Err(format!("{field} is {n} characters; at most {max}"));
+    }
+    Ok(())
+}
+
+fn check_household(household: &Option<(DocId, String)>) -> Result<(), String> {
+    match household {
+        Some((id, _)) if id.kind() != DocKind::Household => {
+            Err("household must be a household's document id".into())
+        }
+        Some((_, relation)) => check_len("relation", relation, limits::RELATION, true),
+        None => Ok(()),
+    }
+}
+
+impl NewPerson {
+    /// Whether every field is within its limits and the birth facts agree with the
+    /// ID number. The message names the field, never its content.
+    pub fn validate(&self) -> Result<(), String> {
+        check_len("name", &self.name, limits::NAME, true)?;
+        check_len("notes", &self.notes, limits::NOTES, false)?;
+        check_household(&self.household)?;
+        if let Some(id) = &self.id_number {
+            if self.sex.is_some_and(|s| s != id.sex()) {
+                return Err("sex does not match the ID number".into());
+            }
+            if self.born.is_some_and(|b| b != id.birth_date()) {
+                return Err("birth date does not match the ID number".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PersonDoc {
+    /// Write a new person into an empty document.
+    pub fn write_new<T: Transactable>(
+        tx: &mut T,
+        id: &DocId,
+        by: &UserId,
+        at: DateTime<Utc>,
+        p: &NewPerson,
+    ) -> Result<(), AutomergeError> {
+        put_root(tx, DocKind::Person.as_str(), id)?;
+        tx.put(ROOT, key::GRID, p.grid.as_str())?;
+        tx.put(ROOT, key::CREATED_BY, by.as_str())?;
+        tx.put(ROOT, key::CREATED, time_value(at))?;
+        tx.put_object(ROOT, key::TAGS, ObjType::Map)?;
+        let edit = PersonEdit {
+            name: Some(p.name.clone()),
+            id_number: Some(p.id_number.clone()),
+            sex: Some(p.id_number.as_ref().map(ResidentId::sex).or(p.sex)),
+            born: Some(p.id_number.as_ref().map(ResidentId::birth_date).or(p.born)),
+            phone: Some(p.phone.clone()),
+            notes: Some(p.notes.clone()),
+            add_tags: p.tags.clone(),
+            remove_tags: Vec::new(),
+        };
+        edit.apply(tx)?;
+        set_household(tx, p.household.as_ref())
+    }
+
+    /// Read and validate a person's document.
+    pub fn read(doc: &impl ReadDoc, id: &DocId) -> Result<PersonDoc, SchemaError> {
+        check_root(doc, DocKind::Person.as_str(), id)?;
+        let name = req_str(doc, &ROOT, key::NAME)?;
+        let notes = opt_str(doc, &ROOT, key::NOTES)?.unwrap_or_default();
+        for (field, text, max) in [
+            (key::NAME, &name, limits::NAME),
+            (key::NOTES, &notes, limits::NOTES),
+        ] {
+            if text.chars().count() > max {
+                return Err(schema_err(field, "is longer than allowed"));
+            }
+        }
+        let id_number = opt_str(doc, &ROOT, key::ID_NUMBER)?
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<ResidentId>())
+            .transpose()
+            .map_err(|_| schema_err(key::ID_NUMBER, "not a valid ID number"))?;
+        let phone = opt_str(doc, &ROOT, key::PHONE)?
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<Phone>())
+            .transpose()
+            .map_err(|_| schema_err(key::PHONE, "not a valid phone number"))?;
+        let sex = match opt_str(doc, &ROOT, key::SEX)?.as_deref() {
+            None | Some("") => None,
+            Some("male") => Some(Sex::Male),
+            Some("female") => Some(Sex::Female),
+            Some(_) => return Err(schema_err(key::SEX, "not male or female")),
+        };
+        let born = opt_str(doc, &ROOT, key::BORN)?
+            .filter(|s| !s.is_empty())
+            .map(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d"))
+            .transpose()
+            .map_err(|_| schema_err(key::BORN, "not a date"))?;
+        let household = match opt_str(doc, &ROOT, key::HOUSEHOLD)?.filter(|s| !s.is_empty()) {
+            None => None,
+            Some(h) => {
+                let h: DocId = h
+                    .parse()
+                    .map_err(|_| schema_err(key::HOUSEHOLD, "not a document id"))?;
+                let relation = opt_str(doc, &ROOT, key::RELATION)?.unwrap_or_default();
+                Some((h, relation))
+            }
+        };
+        check_household(&household).map_err(|_| schema_err(key::HOUSEHOLD, "not valid"))?;
+        let mut tags = Vec::new();
+        if let Some(map) = child(doc, &ROOT, key::TAGS, ObjType::Map)? {
+            for k in doc.keys(&map) {
+                let tag = Tag::parse(&k).ok_or_else(|| schema_err(key::TAGS, "unknown tag"))?;
+                if doc.get(&map, &k).ok().flatten().is_some() {
+                    tags.push(tag);
+                }
+            }
+        }
+        tags.sort();
+        Ok(PersonDoc {
+            id: id.clone(),
+            grid: req_parse(doc, &ROOT, key::GRID)?,
+            name,
+            sex,
+            born,
+            id_number,
+            phone,
+            household,
+            tags,
+            notes,
+            created_by: req_parse(doc, &ROOT, key::CREATED_BY)?,
+            created: req_time(doc, &ROOT, key::CREATED)?,
+        })
+    }
+}
+
+/// A change to a person's own facts: each `Some` field is set (a `Some(None)`
+/// clears it), tags are added and removed one by one.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PersonEdit {
+    /// New name.
+    pub name: Option<String>,
+    /// New or cleared ID number.
+    pub id_number: Option<Option<ResidentId>>,
+    /// New or cleared sex.
+    pub sex: Option<Option<Sex>>,
+    /// New or cleared birth date.
+    pub born: Option<Option<NaiveDate>>,
+    /// New or cleared phone number.
+    pub phone: Option<Option<Phone>>,
+    /// New notes.
+    pub notes: Option<String>,
+    /// Tags to add.
+    pub add_tags: Vec<Tag>,
+    /// Tags to remove.
+    pub remove_tags: Vec<Tag>,
+}
+
+impl PersonEdit {
+    /// Whether the edit is within the limits. Consistency with the ID number is
+    /// checked on the person as it is after the edit.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(name) = &self.name {
+            check_len("name", name, limits::NAME, true)?;
+        }
+        if let Some(notes) = &self.notes {
+            check_len("notes", notes, limits::NOTES, false)?;
+        }
+        Ok(())
+    }
+
+    /// Write the edit.
+    pub fn apply<T: Transactable>(&self, tx: &mut T) -> Result<(), AutomergeError> {
+        let text = |v: Option<String>| v.unwrap_or_default();
+        if let Some(name) = &self.name {
+            tx.put(ROOT, key::NAME, name.as_str())?;
+        }
+        if let Some(id) = &self.id_number {
+            tx.put(
+                ROOT,
+                key::ID_NUMBER,
+                text(id.as_ref().map(|i| i.full().to_owned())),
+            )?;
+        }
+        if let Some(sex) = &self.sex {
+            tx.put(ROOT, key::SEX, sex.map(sex_str).unwrap_or_default())?;
+        }
+        if let Some(born) = &self.born {
+            tx.put(
+                ROOT,
+                key::BORN,
+                text(born.map(|b| b.format("%Y-%m-%d").to_string())),
+            )?;
+        }
+        if let Some(phone) = &self.phone {
+            tx.put(
+                ROOT,
+                key::PHONE,
+                text(phone.as_ref().map(|p| p.full().to_owned())),
+            )?;
+        }
+        if let Some(notes) = &self.notes {
+            tx.put(ROOT, key::NOTES, notes.as_str())?;
+        }
+        if !self.add_tags.is_empty() || !self.remove_tags.is_empty() {
+            let tags = match tx.get(ROOT, key::TAGS)? {
+                Some((automerge::Value::Object(ObjType::Map), obj)) => obj,
+                _ => tx.put_object(ROOT, key::TAGS, ObjType::Map)?,
+            };
+            for tag in &self.add_tags {
+                tx.put(&tags, tag.as_str(), true)?;
+            }
+            for tag in &self.remove_tags {
+                tx.delete(&tags, tag.as_str())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Move a person into `household` (with the relationship to its head), or out of
+/// any household with `None`: one change to the person's document.
+pub fn set_household<T: Transactable>(
+    tx: &mut T,
+    household: Option<&(DocId, String)>,
+) -> Result<(), AutomergeError> {
+    match household {
+        Some((id, relation)) => {
+            tx.put(ROOT, key::HOUSEHOLD, id.as_str())?;
+            tx.put(ROOT, key::RELATION, relation.as_str())?;
+        }
+        None => {
+            tx.put(ROOT, key::HOUSEHOLD, "")?;
+            tx.put(ROOT, key::RELATION, "")?;
+        }
+    }
+    Ok(())
+}
+
+/// The whole content of a household's document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HouseholdDoc {
+    /// Document id.
+    pub id: DocId,
+    /// The grid it lives in.
+    pub grid: RegionCode,
+    /// Its address.
+    pub address: String,
+    /// The head of household (户主), a person's document id.
+    pub head: Option<DocId>,
+    /// When it left the grid, if it has.
+    pub left: Option<DateTime<Utc>>,
+    /// Who registered it.
+    pub created_by: UserId,
+    /// When.
+    pub created: DateTime<Utc>,
+}
+
+impl HouseholdDoc {
+    /// Write a new household into an empty document.
+    pub fn write_new<T: Transactable>(
+        tx: &mut T,
+        id: &DocId,
+        by: &UserId,
+        at: DateTime<Utc>,
+        grid: &RegionCode,
+        address: &str,
+    ) -> Result<(), AutomergeError> {
+        put_root(tx, DocKind::Household.as_str(), id)?;
+        tx.put(ROOT, key::GRID, grid.as_str())?;
+        tx.put(ROOT, key::ADDRESS, address)?;
+        tx.put(ROOT, key::CREATED_BY, by.as_str())?;
+        tx.put(ROOT, key::CREATED, time_value(at))?;
+        Ok(())
+    }
+
+    /// Read and validate a household's document.
+    pub fn read(doc: &impl ReadDoc, id: &DocId) -> Result<HouseholdDoc, SchemaError> {
+        check_root(doc, DocKind::Household.as_str(), id)?;
+        let address = req_str(doc, &ROOT, key::ADDRESS)?;
+        if address.chars().count() > limits::ADDRESS {
+            return Err(schema_err(key::ADDRESS, "is longer than allowed"));
+        }
+        let head = opt_str(doc, &ROOT, key::HEAD)?
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<DocId>())
+            .transpose()
+            .ok()
+            .flatten()
+            .filter(|h| h.kind() == DocKind::Person);
+        if opt_str(doc, &ROOT, key::HEAD)?.is_some_and(|s| !s.is_empty()) && head.is_none() {
+            return Err(schema_err(key::HEAD, "not a person's document id"));
+        }
+        Ok(HouseholdDoc {
+            id: id.clone(),
+            grid: req_parse(doc, &ROOT, key::GRID)?,
+            address,
+            head,
+            left: opt_time(doc, &ROOT, key::LEFT)?,
+            created_by: req_parse(doc, &ROOT, key::CREATED_BY)?,
+            created: req_time(doc, &ROOT, key::CREATED)?,
+        })
+    }
+}
+
+/// Name `person` the head of household (or nobody with `None`).
+pub fn set_head<T: Transactable>(tx: &mut T, person: Option<&DocId>) -> Result<(), AutomergeError> {
+    tx.put(
+        ROOT,
+        key::HEAD,
+        person.map(DocId::as_str).unwrap_or_default(),
+    )
+}
+
+/// Record that the household left the grid (搬离) at `at`.
+pub fn leave<T: Transactable>(tx: &mut T, at: DateTime<Utc>) -> Result<(), AutomergeError> {
+    tx.put(ROOT, key::LEFT, time_value(at))
+}

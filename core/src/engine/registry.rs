@@ -1,0 +1,260 @@
+//! The grid's base data on a device: registering households and persons, editing
+//! a person field by field, moving a person between households, a household
+//! leaving the grid; a person in full for a detail view, and lists with ID and
+//! phone numbers masked. Grid workers keep their grid's base data, dispatchers
+//! the data of their region; department handlers neither see nor write it.
+
+use automerge::Automerge;
+use rusqlite::Transaction;
+
+use super::Engine;
+use crate::access::{check_registry_writer, scope_of};
+use crate::directory::{Role, User};
+use crate::doc::registry::{self, HouseholdDoc, NewPerson, PersonDoc, PersonEdit};
+use crate::doc::DocContent;
+use crate::error::{Error, Result};
+use crate::ids::{DocId, DocKind, RegionCode};
+use crate::registry::{PersonFilter, PersonSummary};
+use crate::store;
+
+fn not_found(what: &'static str, id: &DocId) -> Error {
+    Error::NotFound {
+        what,
+        id: id.to_string(),
+    }
+}
+
+fn forbidden(e: crate::access::Denied) -> Error {
+    Error::Forbidden(e.to_string())
+}
+
+impl Engine {
+    /// The grid a new record goes in: the one given, or a grid worker's own.
+    fn registry_grid(&self, me: &User, grid: Option<RegionCode>) -> Result<RegionCode> {
+        let grid = match (grid, me.role) {
+            (Some(g), _) => g,
+            (None, Role::GridWorker) => me.region.clone(),
+            (None, _) => return Err(Error::InvalidInput("grid is required".into())),
+        };
+        match self.directory()?.region(&grid) {
+            Some(r) if r.level == crate::ids::RegionLevel::Grid => {}
+            _ => {
+                return Err(Error::InvalidInput(format!(
+                    "{grid} is not a grid in the directory"
+                )))
+            }
+        }
+        check_registry_writer(me, &grid).map_err(forbidden)?;
+        Ok(grid)
+    }
+
+    /// Register a household at `address` in `grid` (a grid worker's own when
+    /// `None`). Durable when this returns.
+    pub fn register_household(&self, grid: Option<RegionCode>, address: &str) -> Result<DocId> {
+        let me = self.me()?;
+        let grid = self.registry_grid(&me, grid)?;
+        let n = address.chars().count();
+        if address.trim().is_empty() || n > registry::limits::ADDRESS {
+            return Err(Error::InvalidInput(format!(
+                "an address is 1 to {} characters",
+                registry::limits::ADDRESS
+            )));
+        }
+        let id = DocId::new(DocKind::Household);
+        let at = self.now();
+        self.write(|tx| {
+            let mut doc = Automerge::new();
+            self.commit_local(tx, &id, &mut doc, |t| {
+                HouseholdDoc::write_new(t, &id, &me.id, at, &grid, address)
+            })?;
+            self.materialise(tx, &id, &doc)
+        })?;
+        Ok(id)
+    }
+
+    /// Register a person. Durable when this returns.
+    pub fn register_person(&self, person: NewPerson) -> Result<DocId> {
+        let me = self.me()?;
+        person.validate().map_err(Error::InvalidInput)?;
+        let grid = self.registry_grid(&me, Some(person.grid.clone()))?;
+        let id = DocId::new(DocKind::Person);
+        let at = self.now();
+        self.write(|tx| {
+            if let Some((household, _)) = &person.household {
+                self.check_household(tx, &me, household)?;
+            }
+            let mut doc = Automerge::new();
+            let person = NewPerson {
+                grid: grid.clone(),
+                ..person
+            };
+            self.commit_local(tx, &id, &mut doc, |t| {
+                PersonDoc::write_new(t, &id, &me.id, at, &person)
+            })?;
+            self.materialise(tx, &id, &doc)
+        })?;
+        Ok(id)
+    }
+
+    /// Change a person's own facts (name, ID number, phone, tags, notes …).
+    pub fn edit_person(&self, id: &DocId, edit: PersonEdit) -> Result<()> {
+        edit.validate().map_err(Error::InvalidInput)?;
+        let me = self.me()?;
+        self.write(|tx| {
+            let (mut doc, _) = self.load_registry_doc(tx, &me, id, DocKind::Person)?;
+            self.commit_local(tx, id, &mut doc, |t| edit.apply(t))?;
+            // Checked on the person as edited; an error rolls the write back.
+            let after = PersonDoc::read(&doc, id).map_err(Error::malformed(id))?;
+            if let Some(number) = &after.id_number {
+                if after.sex.is_some_and(|s| s != number.sex())
+                    || after.born.is_some_and(|b| b != number.birth_date())
+                {
+                    return Err(Error::InvalidInput(
+                        "sex and birth date must match the ID number".into(),
+                    ));
+                }
+            }
+            self.materialise(tx, id, &doc)
+        })
+    }
+
+    /// Move a person into `household` with the relationship to its head, or out
+    /// of any household with `None`: one change to the person's document, so
+    /// concurrent moves end in the same household on every replica.
+    pub fn move_person(&self, id: &DocId, household: Option<(DocId, String)>) -> Result<()> {
+        let me = self.me()?;
+        if let Some((_, relation)) = &household {
+            if relation.trim().is_empty() || relation.chars().count() > registry::limits::RELATION {
+                return Err(Error::InvalidInput(format!(
+                    "a relationship is 1 to {} characters",
+                    registry::limits::RELATION
+                )));
+            }
+        }
+        self.write(|tx| {
+            let (mut doc, _) = self.load_registry_doc(tx, &me, id, DocKind::Person)?;
+            if let Some((h, _)) = &household {
+                self.check_household(tx, &me, h)?;
+            }
+            self.commit_local(tx, id, &mut doc, |t| {
+                registry::set_household(t, household.as_ref())
+            })?;
+            self.materialise(tx, id, &doc)
+        })
+    }
+
+    /// Name `person` the head of `household` (`None`: nobody).
+    pub fn set_household_head(&self, household: &DocId, person: Option<&DocId>) -> Result<()> {
+        let me = self.me()?;
+        self.write(|tx| {
+            let (mut doc, _) = self.load_registry_doc(tx, &me, household, DocKind::Household)?;
+            if let Some(p) = person {
+                self.load_registry_doc(tx, &me, p, DocKind::Person)?;
+            }
+            self.commit_local(tx, household, &mut doc, |t| registry::set_head(t, person))?;
+            self.materialise(tx, household, &doc)
+        })
+    }
+
+    /// Record that `household` left the grid (搬离), now. Once only.
+    pub fn household_leaves(&self, household: &DocId) -> Result<()> {
+        let me = self.me()?;
+        let at = self.now();
+        self.write(|tx| {
+            let (mut doc, content) =
+                self.load_registry_doc(tx, &me, household, DocKind::Household)?;
+            if matches!(
+                content,
+                DocContent::Household(HouseholdDoc { left: Some(_), .. })
+            ) {
+                return Err(Error::InvalidInput("the household has already left".into()));
+            }
+            self.commit_local(tx, household, &mut doc, |t| registry::leave(t, at))?;
+            self.materialise(tx, household, &doc)
+        })
+    }
+
+    /// A person in full — ID and phone numbers unmasked — for a detail view.
+    pub fn get_person(&self, id: &DocId) -> Result<PersonDoc> {
+        let me = self.me()?;
+        self.db.read(
+            |tx| match self.load_registry_doc(tx, &me, id, DocKind::Person)?.1 {
+                DocContent::Person(p) => Ok(p),
+                _ => Err(not_found("person", id)),
+            },
+        )
+    }
+
+    /// A household.
+    pub fn get_household(&self, id: &DocId) -> Result<HouseholdDoc> {
+        let me = self.me()?;
+        self.db.read(
+            |tx| match self.load_registry_doc(tx, &me, id, DocKind::Household)?.1 {
+                DocContent::Household(h) => Ok(h),
+                _ => Err(not_found("household", id)),
+            },
+        )
+    }
+
+    /// Persons as lists show them (masked), within this user's region.
+    pub fn list_persons(&self, filter: &PersonFilter) -> Result<Vec<PersonSummary>> {
+        let me = self.me()?;
+        let Some(scope) = scope_of(&me)
+            .region()
+            .cloned()
+            .filter(|_| me.role != Role::DepartmentHandler)
+        else {
+            return Err(Error::Forbidden(
+                "a department handler does not see the grid's base data".into(),
+            ));
+        };
+        let region = match &filter.region {
+            Some(r) if scope.contains(r) => r.clone(),
+            Some(r) if r.contains(&scope) => scope,
+            Some(_) => return Ok(Vec::new()),
+            None => scope,
+        };
+        let filter = PersonFilter {
+            region: Some(region),
+            ..filter.clone()
+        };
+        self.db
+            .read(|tx| crate::registry::list_persons(tx, &filter))
+    }
+
+    /// A household this user keeps, still in the grid.
+    fn check_household(&self, tx: &Transaction<'_>, me: &User, id: &DocId) -> Result<()> {
+        if id.kind() != DocKind::Household {
+            return Err(not_found("household", id));
+        }
+        match crate::registry::household_row(tx, id)? {
+            Some((grid, _)) if !scope_of(me).sees(&grid, None) => Err(not_found("household", id)),
+            Some((_, Some(_))) => Err(Error::InvalidInput(
+                "the household has left the grid".into(),
+            )),
+            Some(_) => Ok(()),
+            None => Err(not_found("household", id)),
+        }
+    }
+
+    /// A person's or household's document this user keeps, and its content. Out
+    /// of scope answers as not found: no probing by id.
+    fn load_registry_doc(
+        &self,
+        tx: &Transaction<'_>,
+        me: &User,
+        id: &DocId,
+        kind: DocKind,
+    ) -> Result<(Automerge, DocContent)> {
+        let what = kind.as_str();
+        if id.kind() != kind || me.role == Role::DepartmentHandler {
+            return Err(not_found(what, id));
+        }
+        let doc = store::load(tx, id)?.ok_or_else(|| not_found(what, id))?;
+        let content = DocContent::read(&doc, id).map_err(Error::malformed(id))?;
+        if !scope_of(me).sees(content.grid(), None) {
+            return Err(not_found(what, id));
+        }
+        Ok((doc, content))
+    }
+}

@@ -1,0 +1,224 @@
+//! The base data's index: a row per person and per household, folded from their
+//! documents like cases are, so lists and searches never load a document.
+//!
+//! The rows hold what a list shows and nothing more: ID and phone numbers only
+//! masked (plus the last six ID characters, for a search by "the last digits"),
+//! never in full. The full numbers stay in the documents, read one at a time on a
+//! detail view by a role that may see them.
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
+
+use crate::doc::registry::{HouseholdDoc, PersonDoc, Tag};
+use crate::error::{Error, Result};
+use crate::ids::{DocId, RegionCode};
+use crate::index::MAX_PAGE;
+use crate::pii::{ResidentId, Sex};
+
+/// Longest name or address query, in characters.
+pub const MAX_QUERY_CHARS: usize = 50;
+
+/// Upsert a person's row.
+pub(crate) fn index_person(tx: &Transaction<'_>, p: &PersonDoc, updated_ms: i64) -> Result<()> {
+    let tags: Vec<&str> = p.tags.iter().map(|t| t.as_str()).collect();
+    tx.prepare_cached(
+        "INSERT INTO persons (doc_id, grid, name, sex, born, id_masked, id_suffix, phone_masked,
+            household, relation, tags, updated_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT (doc_id) DO UPDATE SET grid = excluded.grid, name = excluded.name,
+            sex = excluded.sex, born = excluded.born, id_masked = excluded.id_masked,
+            id_suffix = excluded.id_suffix, phone_masked = excluded.phone_masked,
+            household = excluded.household, relation = excluded.relation,
+            tags = excluded.tags, updated_ms = excluded.updated_ms",
+    )?
+    .execute(params![
+        p.id.as_str(),
+        p.grid.as_str(),
+        p.name,
+        p.sex.map(|s| match s {
+            Sex::Male => "male",
+            Sex::Female => "female",
+        }),
+        p.born.map(|b| b.format("%Y-%m-%d").to_string()),
+        p.id_number.as_ref().map(ResidentId::masked),
+        p.id_number.as_ref().map(|i| i.suffix(6).to_owned()),
+        p.phone.as_ref().map(|ph| ph.masked()),
+        p.household.as_ref().map(|(h, _)| h.as_str()),
+        p.household.as_ref().map(|(_, r)| r.as_str()),
+        // Comma-delimited at both ends, so a tag is matched whole.
+        format!(",{},", tags.join(",")),
+        updated_ms,
+    ])?;
+    Ok(())
+}
+
+/// Upsert a household's row.
+pub(crate) fn index_household(
+    tx: &Transaction<'_>,
+    h: &HouseholdDoc,
+    updated_ms: i64,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO households (doc_id, grid, address, head, left_ms, updated_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (doc_id) DO UPDATE SET grid = excluded.grid, address = excluded.address,
+            head = excluded.head, left_ms = excluded.left_ms, updated_ms = excluded.updated_ms",
+    )?
+    .execute(params![
+        h.id.as_str(),
+        h.grid.as_str(),
+        h.address,
+        h.head.as_ref().map(DocId::as_str),
+        h.left.map(|t| t.timestamp_millis()),
+        updated_ms,
+    ])?;
+    Ok(())
+}
+
+/// Which persons a list shows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PersonFilter {
+    /// Persons of this region (a grid, or a larger region's grids).
+    pub region: Option<RegionCode>,
+    /// Part of the name (two Chinese characters are enough).
+    pub name: Option<String>,
+    /// The last digits of the ID number (1 to 6 characters).
+    pub id_suffix: Option<String>,
+    /// Persons with this special-group tag.
+    pub tag: Option<Tag>,
+    /// Members of this household.
+    pub household: Option<DocId>,
+    /// Most rows returned (at most [`MAX_PAGE`]; 0 means 50).
+    pub limit: u32,
+    /// Rows skipped.
+    pub offset: u32,
+}
+
+/// A person as lists show them: ID and phone numbers masked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PersonSummary {
+    /// Document id.
+    pub id: DocId,
+    /// The grid.
+    pub grid: RegionCode,
+    /// Name.
+    pub name: String,
+    /// Sex.
+    pub sex: Option<Sex>,
+    /// Birth date, `YYYY-MM-DD`.
+    pub born: Option<String>,
+    /// `3301**********1234`.
+    pub id_masked: Option<String>,
+    /// `138****5678`.
+    pub phone_masked: Option<String>,
+    /// The household and the relationship to its head.
+    pub household: Option<(DocId, String)>,
+    /// Special groups.
+    pub tags: Vec<Tag>,
+}
+
+fn like_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect()
+}
+
+fn parse<T: std::str::FromStr>(s: String) -> rusqlite::Result<T> {
+    s.parse().map_err(|_| {
+        rusqlite::Error::InvalidColumnType(0, "id".into(), rusqlite::types::Type::Text)
+    })
+}
+
+/// The persons `f` selects, ordered by grid and name.
+pub(crate) fn list_persons(tx: &Transaction<'_>, f: &PersonFilter) -> Result<Vec<PersonSummary>> {
+    let mut clauses = Vec::new();
+    let mut args: Vec<SqlValue> = Vec::new();
+    if let Some(region) = &f.region {
+        // Grid codes extend their region's code.
+        clauses.push("grid LIKE ? ESCAPE '\\'");
+        args.push(format!("{}%", like_escape(region.as_str())).into());
+    }
+    if let Some(name) = f.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+        if name.chars().count() > MAX_QUERY_CHARS {
+            return Err(Error::InvalidInput(format!(
+                "a name query is at most {MAX_QUERY_CHARS} characters"
+            )));
+        }
+        clauses.push("name LIKE ? ESCAPE '\\'");
+        args.push(format!("%{}%", like_escape(name)).into());
+    }
+    if let Some(suffix) = f.id_suffix.as_deref().map(str::trim) {
+        let ok = (1..=6).contains(&suffix.len())
+            && suffix
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'X' || b == b'x');
+        if !ok {
+            return Err(Error::InvalidInput(
+                "the last digits of an ID number are 1 to 6 digits (or X)".into(),
+            ));
+        }
+        clauses.push("id_suffix LIKE ? ESCAPE '\\'");
+        args.push(format!("%{}", suffix.to_ascii_uppercase()).into());
+    }
+    if let Some(tag) = f.tag {
+        clauses.push("tags LIKE ?");
+        args.push(format!("%,{},%", tag.as_str()).into());
+    }
+    if let Some(h) = &f.household {
+        clauses.push("household = ?");
+        args.push(h.as_str().to_owned().into());
+    }
+    let limit = match f.limit {
+        0 => 50,
+        n => n.min(MAX_PAGE),
+    };
+    let sql = format!(
+        "SELECT doc_id, grid, name, sex, born, id_masked, phone_masked, household, relation, tags
+           FROM persons {} {} ORDER BY grid, name, doc_id LIMIT {limit} OFFSET {}",
+        if clauses.is_empty() { "" } else { "WHERE" },
+        clauses.join(" AND "),
+        f.offset
+    );
+    let rows = tx
+        .prepare(&sql)?
+        .query_map(params_from_iter(args), |r| {
+            let household: Option<String> = r.get(7)?;
+            let relation: Option<String> = r.get(8)?;
+            let tags: String = r.get(9)?;
+            Ok(PersonSummary {
+                id: parse(r.get(0)?)?,
+                grid: parse(r.get(1)?)?,
+                name: r.get(2)?,
+                sex: r
+                    .get::<_, Option<String>>(3)?
+                    .and_then(|s| match s.as_str() {
+                        "male" => Some(Sex::Male),
+                        "female" => Some(Sex::Female),
+                        _ => None,
+                    }),
+                born: r.get(4)?,
+                id_masked: r.get(5)?,
+                phone_masked: r.get(6)?,
+                household: household
+                    .map(|h| Ok::<_, rusqlite::Error>((parse(h)?, relation.unwrap_or_default())))
+                    .transpose()?,
+                tags: tags.split(',').filter_map(Tag::parse).collect(),
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// A household's row: its grid, address, head and when it left.
+pub(crate) fn household_row(
+    tx: &Transaction<'_>,
+    id: &DocId,
+) -> Result<Option<(RegionCode, Option<i64>)>> {
+    Ok(tx
+        .prepare_cached("SELECT grid, left_ms FROM households WHERE doc_id = ?1")?
+        .query_row([id.as_str()], |r| Ok((parse(r.get(0)?)?, r.get(1)?)))
+        .optional()?)
+}

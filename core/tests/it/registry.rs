@@ -1,0 +1,275 @@
+//! The grid's base data on devices: persons and households registered, edited
+//! offline on two devices and merged field by field, moved between households
+//! concurrently, a household leaving the grid; lists masked, details in full, and
+//! nothing of it for a department handler.
+
+use gridsync_core::doc::registry::{NewPerson, PersonEdit, Tag};
+use gridsync_core::pii::{Phone, ResidentId, Sex};
+use gridsync_core::registry::PersonFilter;
+use gridsync_core::{DocId, Error};
+
+use crate::support::*;
+
+const ID: &str = "33010619900101131X";
+
+fn id_number(s: &str) -> ResidentId {
+    s.parse().unwrap()
+}
+
+fn person(name: &str, number: Option<&str>, household: Option<&DocId>) -> NewPerson {
+    NewPerson {
+        grid: WORKER_GRID.parse().unwrap(),
+        name: name.into(),
+        id_number: number.map(id_number),
+        sex: None,
+        born: None,
+        phone: Some("13812345678".parse::<Phone>().unwrap()),
+        household: household.map(|h| (h.clone(), "户主".to_owned())),
+        tags: vec![],
+        notes: String::new(),
+    }
+}
+
+fn members(device: &Device, household: &DocId) -> Vec<String> {
+    device
+        .list_persons(&PersonFilter {
+            household: Some(household.clone()),
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect()
+}
+
+#[test]
+fn lists_mask_id_and_phone_numbers_and_a_detail_view_has_them_whole() {
+    let clock = TestClock::new();
+    let w = device(WORKER, &clock);
+    let home = w.register_household(None, "望湖小区3号楼2单元301").unwrap();
+    let zhang = w
+        .register_person(person("张建国", Some(ID), Some(&home)))
+        .unwrap();
+    w.register_person(person("李秀英", None, None)).unwrap();
+
+    let all = w.list_persons(&PersonFilter::default()).unwrap();
+    assert_eq!(all.len(), 2);
+    let row = all.iter().find(|p| p.id == zhang).unwrap();
+    assert_eq!(row.id_masked.as_deref(), Some("3301**********131X"));
+    assert_eq!(row.phone_masked.as_deref(), Some("138****5678"));
+    assert_eq!(row.sex, Some(Sex::Male), "from the ID number");
+    assert_eq!(row.born.as_deref(), Some("1990-01-01"));
+    assert_eq!(row.household, Some((home.clone(), "户主".to_owned())));
+    // Nothing in a list row holds a full number, whatever prints it.
+    assert!(!format!("{all:?}").contains(ID));
+    assert!(!format!("{all:?}").contains("13812345678"));
+
+    let full = w.get_person(&zhang).unwrap();
+    assert_eq!(full.id_number.as_ref().map(ResidentId::full), Some(ID));
+    assert_eq!(full.phone.as_ref().map(Phone::full), Some("13812345678"));
+
+    // Search by two characters of a name, by the last digits of an ID number.
+    let by_name = |q: &str| {
+        w.list_persons(&PersonFilter {
+            name: Some(q.into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .len()
+    };
+    assert_eq!((by_name("建国"), by_name("秀英"), by_name("王")), (1, 1, 0));
+    let by_suffix = |q: &str| {
+        w.list_persons(&PersonFilter {
+            id_suffix: Some(q.into()),
+            ..Default::default()
+        })
+    };
+    assert_eq!(by_suffix("131x").unwrap().len(), 1, "a lowercase x is an X");
+    assert_eq!(by_suffix("1234").unwrap().len(), 0);
+    assert!(matches!(by_suffix("12%"), Err(Error::InvalidInput(_))));
+    assert!(matches!(by_suffix("1234567"), Err(Error::InvalidInput(_))));
+}
+
+#[test]
+fn bad_input_is_refused_with_a_reason_that_never_repeats_a_number() {
+    let clock = TestClock::new();
+    let w = device(WORKER, &clock);
+    let mut wrong_sex = person("张建国", Some(ID), None);
+    wrong_sex.sex = Some(Sex::Female);
+    let mut no_name = person(" ", None, None);
+    no_name.phone = None;
+    let mut other_grid = person("王芳", None, None);
+    other_grid.grid = "339901002001001".parse().unwrap();
+    for (what, p) in [("wrong sex", wrong_sex), ("no name", no_name)] {
+        match w.register_person(p) {
+            Err(Error::InvalidInput(m)) => assert!(!m.contains(ID), "{what}: {m}"),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        w.register_person(other_grid),
+        Err(Error::Forbidden(_))
+    ));
+    let zhang = w.register_person(person("张建国", Some(ID), None)).unwrap();
+    // An edit that would contradict the ID number is refused and leaves nothing.
+    let err = w
+        .edit_person(
+            &zhang,
+            PersonEdit {
+                born: Some(Some(chrono::NaiveDate::from_ymd_opt(1991, 1, 1).unwrap())),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    assert_eq!(
+        w.get_person(&zhang).unwrap().born,
+        chrono::NaiveDate::from_ymd_opt(1990, 1, 1)
+    );
+    assert!(matches!(
+        w.move_person(&zhang, Some((zhang.clone(), "户主".into()))),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[test]
+fn two_devices_editing_one_person_offline_keep_both_edits() {
+    let clock = TestClock::new();
+    let w = device(WORKER, &clock);
+    let cd = device(COMMUNITY, &clock);
+    let zhang = w.register_person(person("张建国", Some(ID), None)).unwrap();
+    sync(&w, &cd);
+
+    // Offline: the worker changes the phone and tags him 独居老人; the community
+    // dispatcher tags him 低保 and writes a note.
+    w.edit_person(
+        &zhang,
+        PersonEdit {
+            phone: Some(Some("13900001111".parse().unwrap())),
+            add_tags: vec![Tag::ElderlyAlone],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    cd.edit_person(
+        &zhang,
+        PersonEdit {
+            notes: Some("每周电话回访".into()),
+            add_tags: vec![Tag::LowIncome],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    sync(&w, &cd);
+
+    let a = w.get_person(&zhang).unwrap();
+    assert_eq!(a, cd.get_person(&zhang).unwrap());
+    assert_eq!(a.phone.as_ref().map(Phone::full), Some("13900001111"));
+    assert_eq!(a.notes, "每周电话回访");
+    assert_eq!(a.tags, vec![Tag::ElderlyAlone, Tag::LowIncome]);
+    let tagged = |d: &Device, tag| {
+        d.list_persons(&PersonFilter {
+            tag: Some(tag),
+            ..Default::default()
+        })
+        .unwrap()
+        .len()
+    };
+    assert_eq!(
+        (tagged(&w, Tag::LowIncome), tagged(&cd, Tag::ElderlyAlone)),
+        (1, 1)
+    );
+    assert_eq!(tagged(&w, Tag::Disabled), 0);
+}
+
+#[test]
+fn a_person_moved_to_two_households_at_once_ends_in_one_everywhere() {
+    let clock = TestClock::new();
+    let w = device(WORKER, &clock);
+    let cd = device(COMMUNITY, &clock);
+    let old = w.register_household(None, "望湖小区3号楼2单元301").unwrap();
+    let east = w.register_household(None, "望湖小区5号楼1单元102").unwrap();
+    let west = w.register_household(None, "望湖小区7号楼3单元501").unwrap();
+    let li = w
+        .register_person(person("李小明", None, Some(&old)))
+        .unwrap();
+    sync(&w, &cd);
+
+    w.move_person(&li, Some((east.clone(), "子女".into())))
+        .unwrap();
+    cd.move_person(&li, Some((west.clone(), "配偶".into())))
+        .unwrap();
+    assert_eq!(members(&w, &east), vec!["李小明"]);
+    assert_eq!(members(&cd, &west), vec!["李小明"]);
+    sync(&w, &cd);
+
+    let here = w.get_person(&li).unwrap().household;
+    assert_eq!(here, cd.get_person(&li).unwrap().household);
+    let (household, relation) = here.expect("in a household");
+    assert!(
+        (household == east && relation == "子女") || (household == west && relation == "配偶"),
+        "the household and the relation come from the same move"
+    );
+    for d in [&w, &cd] {
+        let counts: Vec<usize> = [&old, &east, &west].map(|h| members(d, h).len()).to_vec();
+        assert_eq!(counts.iter().sum::<usize>(), 1, "in exactly one household");
+    }
+}
+
+#[test]
+fn a_household_that_left_the_grid_takes_no_one_in() {
+    let clock = TestClock::new();
+    let w = device(WORKER, &clock);
+    let home = w.register_household(None, "望湖小区3号楼2单元301").unwrap();
+    let zhang = w
+        .register_person(person("张建国", Some(ID), Some(&home)))
+        .unwrap();
+    w.set_household_head(&home, Some(&zhang)).unwrap();
+    assert_eq!(w.get_household(&home).unwrap().head, Some(zhang.clone()));
+
+    clock.advance_minutes(60);
+    w.household_leaves(&home).unwrap();
+    assert_eq!(w.get_household(&home).unwrap().left, Some(clock.now()));
+    assert!(matches!(
+        w.household_leaves(&home),
+        Err(Error::InvalidInput(_))
+    ));
+    let newcomer = w.register_person(person("王芳", None, None)).unwrap();
+    assert!(matches!(
+        w.move_person(&newcomer, Some((home.clone(), "配偶".into()))),
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        w.register_person(person("赵强", None, Some(&home))),
+        Err(Error::InvalidInput(_))
+    ));
+}
+
+#[test]
+fn a_department_handler_neither_sees_nor_writes_base_data() {
+    let clock = TestClock::new();
+    let w = device(WORKER, &clock);
+    let h = device(HANDLER, &clock);
+    let other = device(OTHER_WORKER, &clock);
+    let zhang = w.register_person(person("张建国", Some(ID), None)).unwrap();
+    sync(&w, &h);
+    sync(&w, &other);
+    assert!(matches!(
+        h.list_persons(&PersonFilter::default()),
+        Err(Error::Forbidden(_))
+    ));
+    assert!(matches!(h.get_person(&zhang), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        h.register_household(Some(WORKER_GRID.parse().unwrap()), "望湖小区"),
+        Err(Error::Forbidden(_))
+    ));
+    // Another grid's worker: not found, and an empty list.
+    assert!(matches!(
+        other.get_person(&zhang),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(other
+        .list_persons(&PersonFilter::default())
+        .unwrap()
+        .is_empty());
+}
