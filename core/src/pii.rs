@@ -57,6 +57,21 @@ pub struct ResidentId(String);
 const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 const CHECK: [u8; 11] = *b"10X98765432";
 
+/// The GB 11643 check digit (`0`–`9` or `X`) of an ID number's first 17 digits;
+/// `None` unless they are 17 ASCII digits.
+pub fn check_digit(first17: &str) -> Option<char> {
+    let bytes = first17.as_bytes();
+    if bytes.len() != 17 || !bytes.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let sum: u32 = bytes
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(b, w)| u32::from(b - b'0') * w)
+        .sum();
+    Some(char::from(CHECK[(sum % 11) as usize]))
+}
+
 impl FromStr for ResidentId {
     type Err = IdNumberError;
 
@@ -86,12 +101,7 @@ impl FromStr for ResidentId {
         {
             return Err(IdNumberError::BirthDate);
         }
-        let sum: u32 = bytes[..17]
-            .iter()
-            .zip(WEIGHTS)
-            .map(|(b, w)| u32::from(b - b'0') * w)
-            .sum();
-        if CHECK[(sum % 11) as usize] != last {
+        if check_digit(&s[..17]) != Some(char::from(last)) {
             return Err(IdNumberError::CheckDigit);
         }
         let mut id = s[..17].to_owned();

@@ -205,6 +205,20 @@ enum BenchCommand {
         #[arg(long)]
         data: Option<PathBuf>,
     },
+    /// The grid's base data at a town's size: a roster imported, searched on a
+    /// relay's replica and on a grid worker's encrypted phone, and a grid's
+    /// registry synced to a new phone. One JSON line per figure.
+    Registry {
+        /// Persons in the town's roster.
+        #[arg(long, default_value_t = 100_000)]
+        persons: usize,
+        /// Residents on the grid worker's phone.
+        #[arg(long, default_value_t = 3_000)]
+        phone_persons: usize,
+        /// Samples per search.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
     /// Sync: one device pushes N cases made offline, an empty one pulls them.
     Sync {
         /// Cases to move.
@@ -273,6 +287,14 @@ fn main() -> ExitCode {
                     data,
                 },
         } => bench::relay(devices, seconds, server, data),
+        Command::Bench {
+            which:
+                BenchCommand::Registry {
+                    persons,
+                    phone_persons,
+                    samples,
+                },
+        } => bench::registry(persons, phone_persons, samples),
         Command::Bench {
             which:
                 BenchCommand::Load {

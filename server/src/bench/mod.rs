@@ -2,9 +2,11 @@
 //! be compared. Timings are wall-clock on this machine, in milliseconds.
 
 mod link;
+mod registry;
 mod relay;
 
 pub use link::link;
+pub use registry::registry;
 pub use relay::relay;
 
 use std::time::Instant;
