@@ -222,3 +222,64 @@ pub(crate) fn household_row(
         .query_row([id.as_str()], |r| Ok((parse(r.get(0)?)?, r.get(1)?)))
         .optional()?)
 }
+
+/// What a grid holds: persons, households still in it, and persons per special
+/// group.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GridCounts {
+    /// The grid.
+    pub grid: String,
+    /// Persons registered in it.
+    pub persons: u64,
+    /// Households that have not left it.
+    pub households: u64,
+    /// Persons per special group, in [`Tag::ALL`] order.
+    pub tags: Vec<(Tag, u64)>,
+}
+
+/// The counts of every grid of `region` that holds any base data, by grid code.
+pub(crate) fn counts(tx: &Transaction<'_>, region: &RegionCode) -> Result<Vec<GridCounts>> {
+    let prefix = format!("{}%", like_escape(region.as_str()));
+    let tag_sums: String = Tag::ALL
+        .iter()
+        .map(|t| format!(", sum(tags LIKE '%,{},%')", t.as_str()))
+        .collect();
+    let mut by_grid: Vec<GridCounts> = tx
+        .prepare(&format!(
+            "SELECT grid, count(*){tag_sums} FROM persons
+              WHERE grid LIKE ?1 ESCAPE '\\' GROUP BY grid"
+        ))?
+        .query_map([&prefix], |r| {
+            Ok(GridCounts {
+                grid: r.get(0)?,
+                persons: r.get::<_, i64>(1)? as u64,
+                households: 0,
+                tags: Tag::ALL
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| Ok((*t, r.get::<_, i64>(i + 2)? as u64)))
+                    .collect::<rusqlite::Result<_>>()?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let households: Vec<(String, i64)> = tx
+        .prepare(
+            "SELECT grid, count(*) FROM households
+              WHERE grid LIKE ?1 ESCAPE '\\' AND left_ms IS NULL GROUP BY grid",
+        )?
+        .query_map([&prefix], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (grid, n) in households {
+        match by_grid.iter_mut().find(|g| g.grid == grid) {
+            Some(g) => g.households = n as u64,
+            None => by_grid.push(GridCounts {
+                grid,
+                households: n as u64,
+                tags: Tag::ALL.iter().map(|t| (*t, 0)).collect(),
+                ..Default::default()
+            }),
+        }
+    }
+    by_grid.sort_by(|a, b| a.grid.cmp(&b.grid));
+    Ok(by_grid)
+}

@@ -14,7 +14,7 @@ use crate::doc::registry::{self, HouseholdDoc, NewPerson, PersonDoc, PersonEdit}
 use crate::doc::DocContent;
 use crate::error::{Error, Result};
 use crate::ids::{DocId, DocKind, RegionCode};
-use crate::registry::{PersonFilter, PersonSummary};
+use crate::registry::{GridCounts, PersonFilter, PersonSummary};
 use crate::store;
 
 fn not_found(what: &'static str, id: &DocId) -> Error {
@@ -198,6 +198,30 @@ impl Engine {
 
     /// Persons as lists show them (masked), within this user's region.
     pub fn list_persons(&self, filter: &PersonFilter) -> Result<Vec<PersonSummary>> {
+        let Some(region) = self.registry_region(filter.region.as_ref())? else {
+            return Ok(Vec::new());
+        };
+        let filter = PersonFilter {
+            region: Some(region),
+            ..filter.clone()
+        };
+        self.db
+            .read(|tx| crate::registry::list_persons(tx, &filter))
+    }
+
+    /// Persons, households and special groups per grid of `region` (this user's
+    /// region when `None`, and never beyond it).
+    pub fn registry_counts(&self, region: Option<&RegionCode>) -> Result<Vec<GridCounts>> {
+        match self.registry_region(region)? {
+            Some(region) => self.db.read(|tx| crate::registry::counts(tx, &region)),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The region a registry read covers: `asked` narrowed to this user's region
+    /// (the user's own when `None`; `None` when they do not meet). A department
+    /// handler is refused: base data is not theirs to see.
+    fn registry_region(&self, asked: Option<&RegionCode>) -> Result<Option<RegionCode>> {
         let me = self.me()?;
         let Some(scope) = scope_of(&me)
             .region()
@@ -208,18 +232,12 @@ impl Engine {
                 "a department handler does not see the grid's base data".into(),
             ));
         };
-        let region = match &filter.region {
-            Some(r) if scope.contains(r) => r.clone(),
-            Some(r) if r.contains(&scope) => scope,
-            Some(_) => return Ok(Vec::new()),
-            None => scope,
-        };
-        let filter = PersonFilter {
-            region: Some(region),
-            ..filter.clone()
-        };
-        self.db
-            .read(|tx| crate::registry::list_persons(tx, &filter))
+        Ok(match asked {
+            Some(r) if scope.contains(r) => Some(r.clone()),
+            Some(r) if r.contains(&scope) => Some(scope),
+            Some(_) => None,
+            None => Some(scope),
+        })
     }
 
     /// A household this user keeps, still in the grid.

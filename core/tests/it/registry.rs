@@ -246,6 +246,47 @@ fn a_household_that_left_the_grid_takes_no_one_in() {
 }
 
 #[test]
+fn counts_per_grid_follow_households_leaving_and_tags_changing() {
+    let clock = TestClock::new();
+    let w = device(WORKER, &clock);
+    let town = device(TOWN, &clock);
+    let home = w.register_household(None, "望湖小区3号楼2单元301").unwrap();
+    let gone = w.register_household(None, "望湖小区5号楼1单元102").unwrap();
+    let mut zhang = person("张建国", Some(ID), Some(&home));
+    zhang.tags = vec![Tag::ElderlyAlone, Tag::LowIncome];
+    let zhang = w.register_person(zhang).unwrap();
+    let mut li = person("李秀英", None, None);
+    li.tags = vec![Tag::LowIncome];
+    w.register_person(li).unwrap();
+    w.household_leaves(&gone).unwrap();
+    w.edit_person(
+        &zhang,
+        PersonEdit {
+            remove_tags: vec![Tag::ElderlyAlone],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    sync(&w, &town);
+
+    let counts = town.registry_counts(None).unwrap();
+    assert_eq!(counts.len(), 1, "{counts:?}");
+    let grid = &counts[0];
+    assert_eq!(grid.grid, WORKER_GRID);
+    assert_eq!((grid.persons, grid.households), (2, 1));
+    let tag = |t| grid.tags.iter().find(|(x, _)| *x == t).map(|(_, n)| *n);
+    assert_eq!(tag(Tag::LowIncome), Some(2));
+    assert_eq!(tag(Tag::ElderlyAlone), Some(0));
+    // Another town's region holds nothing of it; a handler is refused.
+    let other_town = "339901002".parse().unwrap();
+    assert!(town.registry_counts(Some(&other_town)).unwrap().is_empty());
+    assert!(matches!(
+        device(HANDLER, &clock).registry_counts(None),
+        Err(Error::Forbidden(_))
+    ));
+}
+
+#[test]
 fn a_department_handler_neither_sees_nor_writes_base_data() {
     let clock = TestClock::new();
     let w = device(WORKER, &clock);
