@@ -601,9 +601,9 @@ fn hotline_cases(writer: &Engine, docs: usize) -> BenchResult {
     Ok(())
 }
 
-/// A camera-like 12-megapixel JPEG: textured enough that it does not compress to
-/// nothing, different for every `seed`.
-fn camera_jpeg(seed: u64) -> BenchResult<Vec<u8>> {
+/// A harsh 12-megapixel JPEG: noise in every pixel, so it does not compress (17 MB at
+/// quality 90, where a phone's photo is 3–6 MB); different for every `seed`.
+fn noisy_jpeg(seed: u64) -> BenchResult<Vec<u8>> {
     let mut rng = Rng(seed * 2 + 1);
     let noise: Vec<u8> = (0..4096).map(|_| rng.next() as u8).collect();
     let img = image::ImageBuffer::from_fn(4000, 3000, |x, y| {
@@ -613,6 +613,133 @@ fn camera_jpeg(seed: u64) -> BenchResult<Vec<u8>> {
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&img)?;
     Ok(out)
+}
+
+/// A 12-megapixel street as a phone would shoot it, 3–4 MB at quality 90: a sky
+/// gradient, a row of buildings of brick with windows and a red sign of white
+/// strokes (hard edges, like text), a road with lane marks; grain in every
+/// pixel, faint in the sky, strong on the asphalt. Different for every `seed`.
+fn street_jpeg(seed: u64) -> BenchResult<Vec<u8>> {
+    const W: u32 = 4000;
+    const H: u32 = 3000;
+    const KERB: u32 = 2300;
+    let mut rng = Rng(seed * 2 + 1);
+    // (left, right, roof, colour), left to right.
+    let mut buildings = Vec::new();
+    let mut left = 0;
+    while left < W {
+        let width = 300 + rng.below(600) as u32;
+        let roof = 500 + rng.below(1000) as u32;
+        let colour = [
+            90 + rng.below(120) as i32,
+            80 + rng.below(110) as i32,
+            70 + rng.below(100) as i32,
+        ];
+        buildings.push((left, left + width, roof, colour));
+        left += width;
+    }
+    let grain: Vec<i32> = (0..65536).map(|_| rng.below(256) as i32 - 128).collect();
+    let img = image::ImageBuffer::from_fn(W, H, |x, y| {
+        let g = grain[((x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) & 0xFFFF) as usize];
+        // A colour and the strength of its grain.
+        let (base, amp): ([i32; 3], i32) = if y > KERB {
+            if (x / 60) % 4 == 0 && (2600..2640).contains(&y) {
+                ([230, 230, 220], 6)
+            } else {
+                let v = 70 + (y - KERB) as i32 / 20;
+                ([v, v, v + 5], 28)
+            }
+        } else {
+            match buildings.iter().find(|b| x >= b.0 && x < b.1) {
+                Some(&(left, _, roof, c)) if y >= roof => {
+                    let (bx, by) = (x - left, y - roof);
+                    if (200..330).contains(&by) && (40..280).contains(&bx) {
+                        let (sx, sy) = (bx - 40, by - 200);
+                        let stroke = match ((sx / 24) * 7 + (sy / 26) * 3) % 5 {
+                            0 => sx % 24 < 4,
+                            1 => sy % 26 < 4,
+                            2 => sx % 24 == sy % 26,
+                            3 => sx % 24 > 19,
+                            _ => false,
+                        };
+                        if stroke && (16..115).contains(&sy) {
+                            ([250, 250, 240], 4)
+                        } else {
+                            ([180, 30, 30], 4)
+                        }
+                    } else if (31..95).contains(&(bx % 120)) && (41..130).contains(&(by % 160)) {
+                        let shade = 40 + ((bx / 120 + by / 160) % 3) as i32 * 25;
+                        ([shade, shade + 10, shade + 30], 6)
+                    } else if by % 12 == 0 || (bx + (by / 12 % 2) * 18) % 36 == 0 {
+                        ([150, 150, 140], 6)
+                    } else {
+                        let d = by as i32 / 40;
+                        ([c[0] - d, c[1] - d, c[2] - d], 14)
+                    }
+                }
+                _ => {
+                    let t = y as i32 * 100 / KERB as i32;
+                    ([110 + t, 160 + t / 2, 235 - t / 4], 3)
+                }
+            }
+        };
+        let n = g * amp / 128;
+        image::Rgb(base.map(|v| (v + n).clamp(0, 255) as u8))
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&img)?;
+    Ok(out)
+}
+
+/// Ingest `count` photos of one scene and print its figures: the ingest time of the
+/// first `timed` (and of the pipeline alone, without the hash, the files and the
+/// row), the input size, and the display image and thumbnail of the last.
+fn ingest_scene(
+    worker: &Engine,
+    scene: &str,
+    count: usize,
+    timed: usize,
+    make: fn(u64) -> BenchResult<Vec<u8>>,
+) -> BenchResult<Vec<gridsync_core::PhotoInfo>> {
+    let limits = gridsync_core::photo::PhotoLimits::default();
+    let (mut ingest, mut pipeline) = (Vec::new(), Vec::new());
+    let mut infos = Vec::new();
+    let mut input_bytes = Vec::new();
+    for i in 0..count {
+        let jpeg = make(i as u64 + 1)?;
+        input_bytes.push(jpeg.len());
+        let (t, info) = time_ms(|| worker.ingest_photo(&jpeg, Some("IMG.JPG")));
+        infos.push(info?);
+        if i < timed {
+            ingest.push(t);
+            let (t, done) = time_ms(|| gridsync_core::photo::process(&jpeg, None, &limits));
+            done?;
+            pipeline.push(t);
+        }
+    }
+    let mut stats = percentiles(ingest);
+    if let Some(m) = stats.as_object_mut() {
+        m.insert("megapixels".into(), json!(12));
+        m.insert("input_bytes".into(), json!(input_bytes));
+        m.insert("pipeline_p50".into(), percentiles(pipeline)["p50"].clone());
+    }
+    print_as("photo", &format!("ingest_{scene}"), stats);
+    if let Some(info) = infos.last() {
+        let display = worker.photo(&info.hash)?.len();
+        let thumb = worker.photo(&info.thumb)?.len();
+        print_as(
+            "photo",
+            &format!("display_bytes_{scene}"),
+            json!({ "bytes": display, "width": info.width, "height": info.height,
+                    "budget": gridsync_core::photo::DISPLAY_BUDGET_BYTES }),
+        );
+        print_as(
+            "photo",
+            &format!("thumb_bytes_{scene}"),
+            json!({ "bytes": thumb }),
+        );
+    }
+    Ok(infos)
 }
 
 /// Drops every `every`-th photo request, after the relay has answered half of the
@@ -671,8 +798,9 @@ fn report_with_photos(worker: &Engine, photos: Vec<gridsync_core::PhotoHash>) ->
     Ok(())
 }
 
-/// `gridsync bench photo`: the capture pipeline on 12-megapixel JPEGs, then their
-/// upload to a relay on loopback, cleanly and over a link that keeps dropping.
+/// `gridsync bench photo`: the capture pipeline on 12-megapixel JPEGs, a realistic
+/// street and a harsh noisy one, then the noisy ones' upload to a relay on loopback,
+/// cleanly and over a link that keeps dropping.
 pub fn photo(samples: usize) -> BenchResult {
     let dir = tempfile::tempdir()?;
     let clock = SimClock::new(Utc::now());
@@ -681,35 +809,9 @@ pub fn photo(samples: usize) -> BenchResult {
     std::fs::create_dir_all(&devices)?;
     let worker = relay.enroll(&devices, "w-339901001001001", &clock)?;
     let samples = samples.clamp(1, 25);
-    let mut ms = Vec::new();
-    let mut hashes = Vec::new();
-    let mut input_bytes = 0;
-    for i in 0..2 * samples {
-        let jpeg = camera_jpeg(i as u64 + 1)?;
-        input_bytes = jpeg.len();
-        let (t, info) = time_ms(|| worker.ingest_photo(&jpeg, Some("IMG.JPG")));
-        let info = info?;
-        if i < samples {
-            ms.push(t);
-        }
-        hashes.push(info);
-    }
-    let mut stats = percentiles(ms);
-    if let Some(m) = stats.as_object_mut() {
-        m.insert("megapixels".into(), json!(12));
-        m.insert("input_bytes".into(), json!(input_bytes));
-    }
-    print_as("photo", "ingest", stats);
-    if let Some(info) = hashes.last() {
-        let display = worker.photo(&info.hash)?.len();
-        let thumb = worker.photo(&info.thumb)?.len();
-        print_as(
-            "photo",
-            "display_bytes",
-            json!({ "bytes": display, "width": info.width, "height": info.height }),
-        );
-        print_as("photo", "thumb_bytes", json!({ "bytes": thumb }));
-    }
+    ingest_scene(&worker, "realistic", samples, samples, street_jpeg)?;
+    // Twice as many noisy ones: the second half goes over the dropping link.
+    let hashes = ingest_scene(&worker, "noisy", 2 * samples, samples, noisy_jpeg)?;
 
     // A clean upload of the first half.
     let (first, second) = hashes.split_at(samples);
