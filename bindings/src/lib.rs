@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use gridsync_core::sync::{HttpTransport, ServerSecurity, SyncError};
 use gridsync_core::vault::DeviceKey;
-use gridsync_core::{DeviceId, Engine, Identity, Subscription};
+use gridsync_core::{DeviceId, DocId, Engine, Identity, Subscription};
 
 pub use records::*;
 
@@ -216,6 +216,13 @@ pub async fn enroll(
         })
     })
     .await
+}
+
+/// Every special group (特殊人群) with its Chinese name, in the order lists show
+/// them: for a picker.
+#[uniffi::export]
+pub fn special_groups() -> Vec<SpecialGroupRecord> {
+    records::special_groups()
 }
 
 /// The engine on the device: one SQLite file, opened once, closed explicitly.
@@ -568,6 +575,121 @@ impl GridEngine {
     /// photos not yet uploaded stay. Returns the bytes freed.
     pub fn evict_photos(&self, max_bytes: u64) -> Result<u64, GridsyncError> {
         Ok(self.engine()?.evict_photos(max_bytes)?)
+    }
+
+    /// Register a household at `address` in `grid` (a grid worker's own when
+    /// `None`); returns its id.
+    pub fn register_household(
+        &self,
+        grid: Option<String>,
+        address: String,
+    ) -> Result<String, GridsyncError> {
+        let grid = grid.map(|g| g.parse()).transpose().map_err(invalid)?;
+        Ok(self
+            .engine()?
+            .register_household(grid, &address)?
+            .to_string())
+    }
+
+    /// Register a person; returns their id. A mistyped ID or phone number is
+    /// `InvalidInput` with a Chinese message for the form that never repeats it.
+    pub fn register_person(&self, person: NewPersonRecord) -> Result<String, GridsyncError> {
+        let engine = self.engine()?;
+        let person = person.into_core(engine.me()?.region)?;
+        Ok(engine.register_person(person)?.to_string())
+    }
+
+    /// Change a person's own facts (the fields of `edit` that are set).
+    pub fn edit_person(
+        &self,
+        person_id: String,
+        edit: PersonEditRecord,
+    ) -> Result<(), GridsyncError> {
+        let id = person_id.parse().map_err(invalid)?;
+        let edit = edit.try_into()?;
+        Ok(self.engine()?.edit_person(&id, edit)?)
+    }
+
+    /// Move a person into a household (with the relationship to its head), or out
+    /// of any household with `None`. Two workers moving the same person offline end
+    /// in the same household on every device.
+    pub fn move_person(
+        &self,
+        person_id: String,
+        household: Option<MembershipRecord>,
+    ) -> Result<(), GridsyncError> {
+        let id = person_id.parse().map_err(invalid)?;
+        let household = household.map(MembershipRecord::into_core).transpose()?;
+        Ok(self.engine()?.move_person(&id, household)?)
+    }
+
+    /// Name a person the head of a household (户主); `None`: nobody.
+    pub fn set_household_head(
+        &self,
+        household_id: String,
+        person_id: Option<String>,
+    ) -> Result<(), GridsyncError> {
+        let household = household_id.parse().map_err(invalid)?;
+        let person: Option<DocId> = person_id.map(|p| p.parse()).transpose().map_err(invalid)?;
+        Ok(self
+            .engine()?
+            .set_household_head(&household, person.as_ref())?)
+    }
+
+    /// Record that a household left the grid (搬离), now. Once only.
+    pub fn household_leaves(&self, household_id: String) -> Result<(), GridsyncError> {
+        Ok(self
+            .engine()?
+            .household_leaves(&household_id.parse().map_err(invalid)?)?)
+    }
+
+    /// A person in full, ID and phone numbers unmasked: a detail view. Out of this
+    /// user's region (or for a department handler) it is `NotFound`.
+    pub fn get_person(&self, person_id: String) -> Result<PersonDetailRecord, GridsyncError> {
+        let person = self
+            .engine()?
+            .get_person(&person_id.parse().map_err(invalid)?)?;
+        Ok(PersonDetailRecord::from(&person))
+    }
+
+    /// A household (its members: `list_persons` with `household_id`).
+    pub fn get_household(&self, household_id: String) -> Result<HouseholdRecord, GridsyncError> {
+        let household = self
+            .engine()?
+            .get_household(&household_id.parse().map_err(invalid)?)?;
+        Ok(HouseholdRecord::from(&household))
+    }
+
+    /// Persons within this user's region, by grid and name, ID and phone numbers
+    /// masked. A department handler is `Refused`.
+    pub fn list_persons(
+        &self,
+        filter: PersonFilterRecord,
+    ) -> Result<Vec<PersonSummaryRecord>, GridsyncError> {
+        let filter = filter.try_into()?;
+        Ok(self
+            .engine()?
+            .list_persons(&filter)?
+            .iter()
+            .map(PersonSummaryRecord::from)
+            .collect())
+    }
+
+    /// Persons, households and persons per special group in each grid of `region`
+    /// (this user's region when `None`, never beyond it) that holds any. A
+    /// department handler is `Refused`.
+    pub fn registry_counts(
+        &self,
+        region: Option<String>,
+    ) -> Result<Vec<GridCountsRecord>, GridsyncError> {
+        let region: Option<gridsync_core::RegionCode> =
+            region.map(|r| r.parse()).transpose().map_err(invalid)?;
+        Ok(self
+            .engine()?
+            .registry_counts(region.as_ref())?
+            .iter()
+            .map(GridCountsRecord::from)
+            .collect())
     }
 
     /// Push, pull and upload photos; progress goes to `observer`.

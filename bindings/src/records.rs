@@ -1,13 +1,16 @@
 //! Plain records that cross the FFI, and their conversions to and from the core
 //! types (all in one place).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use gridsync_core::directory::{Category, Department, Directory, Region, User};
 use gridsync_core::doc::case::{Note, Person, PhotoRef};
 use gridsync_core::doc::patrol::{CheckIn, Observation, PatrolDoc};
+use gridsync_core::doc::registry::{HouseholdDoc, NewPerson, PersonDoc, PersonEdit, Tag};
+use gridsync_core::pii::{self, Phone, ResidentId};
+use gridsync_core::registry::{GridCounts, PersonFilter, PersonSummary};
 use gridsync_core::{
-    Action, Case, CaseFilter, CaseSummary, Location, NewCase, PhotoInfo, PhotoUsage, Severity,
-    Status, SupervisionLevel, TrackPoint,
+    Action, Case, CaseFilter, CaseSummary, DocId, Location, NewCase, PhotoInfo, PhotoUsage,
+    RegionCode, Severity, Status, SupervisionLevel, TrackPoint,
 };
 
 use crate::{invalid, GridsyncError};
@@ -991,6 +994,499 @@ impl From<&Directory> for DirectoryRecord {
                             name_en: s.name_en.clone(),
                         })
                         .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+// The grid's base data (基础信息): persons and households.
+
+/// A special group (特殊人群) a town follows up with visits. Converted to and from
+/// the core's `Tag` by two exhaustive matches, so a new group in the core does not
+/// compile until it is here too.
+#[derive(uniffi::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecialGroup {
+    /// 独居老人.
+    ElderlyAlone,
+    /// 残疾人.
+    Disabled,
+    /// 低保.
+    LowIncome,
+    /// 留守儿童.
+    LeftBehindChild,
+    /// 社区矫正.
+    CommunityCorrection,
+    /// 严重精神障碍.
+    MentalIllness,
+}
+
+impl From<SpecialGroup> for Tag {
+    fn from(g: SpecialGroup) -> Self {
+        match g {
+            SpecialGroup::ElderlyAlone => Tag::ElderlyAlone,
+            SpecialGroup::Disabled => Tag::Disabled,
+            SpecialGroup::LowIncome => Tag::LowIncome,
+            SpecialGroup::LeftBehindChild => Tag::LeftBehindChild,
+            SpecialGroup::CommunityCorrection => Tag::CommunityCorrection,
+            SpecialGroup::MentalIllness => Tag::MentalIllness,
+        }
+    }
+}
+
+impl From<Tag> for SpecialGroup {
+    fn from(t: Tag) -> Self {
+        match t {
+            Tag::ElderlyAlone => SpecialGroup::ElderlyAlone,
+            Tag::Disabled => SpecialGroup::Disabled,
+            Tag::LowIncome => SpecialGroup::LowIncome,
+            Tag::LeftBehindChild => SpecialGroup::LeftBehindChild,
+            Tag::CommunityCorrection => SpecialGroup::CommunityCorrection,
+            Tag::MentalIllness => SpecialGroup::MentalIllness,
+        }
+    }
+}
+
+fn groups(tags: &[Tag]) -> Vec<SpecialGroup> {
+    tags.iter().copied().map(SpecialGroup::from).collect()
+}
+
+fn tags(groups: Vec<SpecialGroup>) -> Vec<Tag> {
+    groups.into_iter().map(Tag::from).collect()
+}
+
+/// A special group with its Chinese name, for a picker.
+#[derive(uniffi::Record)]
+pub struct SpecialGroupRecord {
+    /// The group.
+    pub group: SpecialGroup,
+    /// Its Chinese name (独居老人, 低保, …).
+    pub label_zh: String,
+}
+
+/// Every special group, in the order lists show them.
+pub(crate) fn special_groups() -> Vec<SpecialGroupRecord> {
+    Tag::ALL
+        .into_iter()
+        .map(|t| SpecialGroupRecord {
+            group: t.into(),
+            label_zh: t.label_zh().into(),
+        })
+        .collect()
+}
+
+/// Sex (as a resident ID number records it).
+#[derive(uniffi::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sex {
+    /// 男.
+    Male,
+    /// 女.
+    Female,
+}
+
+impl From<Sex> for pii::Sex {
+    fn from(s: Sex) -> Self {
+        match s {
+            Sex::Male => pii::Sex::Male,
+            Sex::Female => pii::Sex::Female,
+        }
+    }
+}
+
+impl From<pii::Sex> for Sex {
+    fn from(s: pii::Sex) -> Self {
+        match s {
+            pii::Sex::Male => Sex::Male,
+            pii::Sex::Female => Sex::Female,
+        }
+    }
+}
+
+/// A resident ID number as typed. The error is the Chinese message a form shows,
+/// which never repeats the number.
+fn resident_id(s: &str) -> Result<ResidentId, GridsyncError> {
+    s.parse::<ResidentId>()
+        .map_err(|e| GridsyncError::InvalidInput { reason: e.zh() })
+}
+
+/// A phone number as typed; the error, like the ID number's, is Chinese and never
+/// repeats the number.
+fn phone(s: &str) -> Result<Phone, GridsyncError> {
+    s.parse::<Phone>()
+        .map_err(|e| GridsyncError::InvalidInput { reason: e.zh() })
+}
+
+/// A birth date, `YYYY-MM-DD`. The error does not repeat the date.
+fn date(s: &str) -> Result<NaiveDate, GridsyncError> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| invalid("a birth date is written YYYY-MM-DD"))
+}
+
+fn date_str(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+/// A text field of an edit: `None` keeps it, blank clears it, anything else is
+/// parsed.
+fn edit<T>(
+    v: Option<String>,
+    parse: impl Fn(&str) -> Result<T, GridsyncError>,
+) -> Result<Option<Option<T>>, GridsyncError> {
+    v.map(|s| match s.trim() {
+        "" => Ok(None),
+        s => parse(s).map(Some),
+    })
+    .transpose()
+}
+
+/// A person's household and their relationship to its head.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct MembershipRecord {
+    /// The household's id.
+    pub household_id: String,
+    /// The relationship to the head of household (户主, 配偶, 子女 …).
+    pub relation: String,
+}
+
+impl MembershipRecord {
+    pub(crate) fn into_core(self) -> Result<(DocId, String), GridsyncError> {
+        Ok((self.household_id.parse().map_err(invalid)?, self.relation))
+    }
+}
+
+fn membership(h: &Option<(DocId, String)>) -> Option<MembershipRecord> {
+    h.as_ref().map(|(id, relation)| MembershipRecord {
+        household_id: id.to_string(),
+        relation: relation.clone(),
+    })
+}
+
+/// A person to register. With an ID number, sex and birth date come from it (given
+/// as well, they must agree with it).
+#[derive(uniffi::Record)]
+pub struct NewPersonRecord {
+    /// Name.
+    pub name: String,
+    /// The grid the person lives in (a grid worker's own when empty).
+    #[uniffi(default)]
+    pub grid: Option<String>,
+    /// Resident ID number (18 characters). A mistyped one is `InvalidInput` with a
+    /// Chinese message for the form, which never repeats the number.
+    #[uniffi(default)]
+    pub id_number: Option<String>,
+    /// Sex, when there is no ID number.
+    #[uniffi(default)]
+    pub sex: Option<Sex>,
+    /// Birth date `YYYY-MM-DD`, when there is no ID number.
+    #[uniffi(default)]
+    pub born: Option<String>,
+    /// Phone number: 11-digit mobile, or a landline with its area code.
+    #[uniffi(default)]
+    pub phone: Option<String>,
+    /// The household and the relationship to its head.
+    #[uniffi(default)]
+    pub household: Option<MembershipRecord>,
+    /// Special groups.
+    #[uniffi(default)]
+    pub special_groups: Vec<SpecialGroup>,
+    /// Notes.
+    #[uniffi(default)]
+    pub notes: String,
+}
+
+impl NewPersonRecord {
+    /// The core's person, in `own_grid` unless the record names a grid.
+    pub(crate) fn into_core(self, own_grid: RegionCode) -> Result<NewPerson, GridsyncError> {
+        Ok(NewPerson {
+            grid: match self.grid {
+                Some(g) => g.parse().map_err(invalid)?,
+                None => own_grid,
+            },
+            name: self.name,
+            id_number: self.id_number.as_deref().map(resident_id).transpose()?,
+            sex: self.sex.map(Into::into),
+            born: self.born.as_deref().map(date).transpose()?,
+            phone: self.phone.as_deref().map(phone).transpose()?,
+            household: self
+                .household
+                .map(MembershipRecord::into_core)
+                .transpose()?,
+            tags: tags(self.special_groups),
+            notes: self.notes,
+        })
+    }
+}
+
+/// A change to a person's own facts: each field left `None` (the default) stays as
+/// it is. A blank ID number, phone or birth date clears it. A new ID number sets
+/// sex and birth date from it unless they are given too (then they must agree).
+/// The household changes with `move_person`.
+#[derive(uniffi::Record, Default)]
+pub struct PersonEditRecord {
+    /// New name.
+    #[uniffi(default)]
+    pub name: Option<String>,
+    /// New ID number; blank clears it.
+    #[uniffi(default)]
+    pub id_number: Option<String>,
+    /// New sex.
+    #[uniffi(default)]
+    pub sex: Option<Sex>,
+    /// Clear the sex (when there is no ID number).
+    #[uniffi(default)]
+    pub clear_sex: bool,
+    /// New birth date `YYYY-MM-DD`; blank clears it.
+    #[uniffi(default)]
+    pub born: Option<String>,
+    /// New phone number; blank clears it.
+    #[uniffi(default)]
+    pub phone: Option<String>,
+    /// New notes.
+    #[uniffi(default)]
+    pub notes: Option<String>,
+    /// Special groups to add.
+    #[uniffi(default)]
+    pub add_groups: Vec<SpecialGroup>,
+    /// Special groups to remove.
+    #[uniffi(default)]
+    pub remove_groups: Vec<SpecialGroup>,
+}
+
+impl TryFrom<PersonEditRecord> for PersonEdit {
+    type Error = GridsyncError;
+    fn try_from(r: PersonEditRecord) -> Result<Self, GridsyncError> {
+        let id_number = edit(r.id_number, resident_id)?;
+        let new_id = id_number.as_ref().and_then(Option::as_ref);
+        let sex = match (r.sex, r.clear_sex) {
+            (Some(_), true) => return Err(invalid("sex is either set or cleared, not both")),
+            (Some(s), false) => Some(Some(s.into())),
+            (None, true) => Some(None),
+            (None, false) => new_id.map(|id| Some(id.sex())),
+        };
+        let born = match edit(r.born, date)? {
+            None => new_id.map(|id| Some(id.birth_date())),
+            given => given,
+        };
+        Ok(PersonEdit {
+            name: r.name,
+            id_number,
+            sex,
+            born,
+            phone: edit(r.phone, phone)?,
+            notes: r.notes,
+            add_tags: tags(r.add_groups),
+            remove_tags: tags(r.remove_groups),
+        })
+    }
+}
+
+/// A person in full, for a detail view: the ID and phone numbers unmasked (and
+/// masked, to show until the user asks for the number).
+#[derive(uniffi::Record)]
+pub struct PersonDetailRecord {
+    /// Id.
+    pub id: String,
+    /// The grid.
+    pub grid: String,
+    /// Name.
+    pub name: String,
+    /// Sex.
+    pub sex: Option<Sex>,
+    /// Birth date, `YYYY-MM-DD`.
+    pub born: Option<String>,
+    /// The whole resident ID number.
+    pub id_number: Option<String>,
+    /// The same masked: `3301**********1234`.
+    pub id_masked: Option<String>,
+    /// The whole phone number (what a dial button takes).
+    pub phone: Option<String>,
+    /// The same masked: `138****5678`.
+    pub phone_masked: Option<String>,
+    /// The household and the relationship to its head.
+    pub household: Option<MembershipRecord>,
+    /// Special groups.
+    pub special_groups: Vec<SpecialGroup>,
+    /// Notes.
+    pub notes: String,
+    /// Who registered the person.
+    pub created_by: String,
+    /// When, ms since the epoch.
+    pub created_ms: i64,
+}
+
+impl From<&PersonDoc> for PersonDetailRecord {
+    fn from(p: &PersonDoc) -> Self {
+        PersonDetailRecord {
+            id: p.id.to_string(),
+            grid: p.grid.to_string(),
+            name: p.name.clone(),
+            sex: p.sex.map(Into::into),
+            born: p.born.map(date_str),
+            id_number: p.id_number.as_ref().map(|i| i.full().to_owned()),
+            id_masked: p.id_number.as_ref().map(ResidentId::masked),
+            phone: p.phone.as_ref().map(|ph| ph.full().to_owned()),
+            phone_masked: p.phone.as_ref().map(Phone::masked),
+            household: membership(&p.household),
+            special_groups: groups(&p.tags),
+            notes: p.notes.clone(),
+            created_by: p.created_by.to_string(),
+            created_ms: millis(p.created),
+        }
+    }
+}
+
+/// One row of a person list: the ID and phone numbers masked.
+#[derive(uniffi::Record)]
+pub struct PersonSummaryRecord {
+    /// Id.
+    pub id: String,
+    /// The grid.
+    pub grid: String,
+    /// Name.
+    pub name: String,
+    /// Sex.
+    pub sex: Option<Sex>,
+    /// Birth date, `YYYY-MM-DD`.
+    pub born: Option<String>,
+    /// `3301**********1234`.
+    pub id_masked: Option<String>,
+    /// `138****5678`.
+    pub phone_masked: Option<String>,
+    /// The household and the relationship to its head.
+    pub household: Option<MembershipRecord>,
+    /// Special groups.
+    pub special_groups: Vec<SpecialGroup>,
+}
+
+impl From<&PersonSummary> for PersonSummaryRecord {
+    fn from(p: &PersonSummary) -> Self {
+        PersonSummaryRecord {
+            id: p.id.to_string(),
+            grid: p.grid.to_string(),
+            name: p.name.clone(),
+            sex: p.sex.map(Into::into),
+            born: p.born.clone(),
+            id_masked: p.id_masked.clone(),
+            phone_masked: p.phone_masked.clone(),
+            household: membership(&p.household),
+            special_groups: groups(&p.tags),
+        }
+    }
+}
+
+/// A household (户).
+#[derive(uniffi::Record)]
+pub struct HouseholdRecord {
+    /// Id.
+    pub id: String,
+    /// The grid.
+    pub grid: String,
+    /// Address.
+    pub address: String,
+    /// The head of household (户主), a person's id.
+    pub head: Option<String>,
+    /// When it left the grid (搬离), ms since the epoch.
+    pub left_ms: Option<i64>,
+    /// Who registered it.
+    pub created_by: String,
+    /// When, ms since the epoch.
+    pub created_ms: i64,
+}
+
+impl From<&HouseholdDoc> for HouseholdRecord {
+    fn from(h: &HouseholdDoc) -> Self {
+        HouseholdRecord {
+            id: h.id.to_string(),
+            grid: h.grid.to_string(),
+            address: h.address.clone(),
+            head: h.head.as_ref().map(ToString::to_string),
+            left_ms: h.left.map(millis),
+            created_by: h.created_by.to_string(),
+            created_ms: millis(h.created),
+        }
+    }
+}
+
+/// Which persons to list, within this user's region. Every field narrows the list;
+/// the defaults narrow nothing.
+#[derive(uniffi::Record, Default)]
+pub struct PersonFilterRecord {
+    /// Within this region (a grid, or a larger region's grids).
+    #[uniffi(default)]
+    pub region: Option<String>,
+    /// Part of the name (two Chinese characters are enough).
+    #[uniffi(default)]
+    pub name: Option<String>,
+    /// The last 1 to 6 characters of the ID number (what a masked row shows).
+    #[uniffi(default)]
+    pub id_suffix: Option<String>,
+    /// In this special group.
+    #[uniffi(default)]
+    pub special_group: Option<SpecialGroup>,
+    /// Members of this household.
+    #[uniffi(default)]
+    pub household_id: Option<String>,
+    /// Page size (0: 50; at most 1000).
+    #[uniffi(default)]
+    pub limit: u32,
+    /// Rows to skip (the next page).
+    #[uniffi(default)]
+    pub offset: u32,
+}
+
+impl TryFrom<PersonFilterRecord> for PersonFilter {
+    type Error = GridsyncError;
+    fn try_from(r: PersonFilterRecord) -> Result<Self, GridsyncError> {
+        Ok(PersonFilter {
+            region: r.region.map(|s| s.parse()).transpose().map_err(invalid)?,
+            name: r.name,
+            id_suffix: r.id_suffix,
+            tag: r.special_group.map(Into::into),
+            household: r
+                .household_id
+                .map(|s| s.parse())
+                .transpose()
+                .map_err(invalid)?,
+            limit: r.limit,
+            offset: r.offset,
+        })
+    }
+}
+
+/// What one grid holds: a row of a community's or town's overview.
+#[derive(uniffi::Record)]
+pub struct GridCountsRecord {
+    /// The grid.
+    pub grid: String,
+    /// Persons registered in it.
+    pub persons: u64,
+    /// Households that have not left it.
+    pub households: u64,
+    /// Persons per special group, every group in the order lists show them.
+    pub special_groups: Vec<SpecialGroupCountRecord>,
+}
+
+/// Persons in one special group.
+#[derive(uniffi::Record)]
+pub struct SpecialGroupCountRecord {
+    /// The group.
+    pub group: SpecialGroup,
+    /// Persons.
+    pub count: u64,
+}
+
+impl From<&GridCounts> for GridCountsRecord {
+    fn from(c: &GridCounts) -> Self {
+        GridCountsRecord {
+            grid: c.grid.clone(),
+            persons: c.persons,
+            households: c.households,
+            special_groups: c
+                .tags
+                .iter()
+                .map(|(t, count)| SpecialGroupCountRecord {
+                    group: (*t).into(),
+                    count: *count,
                 })
                 .collect(),
         }

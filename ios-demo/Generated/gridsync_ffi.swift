@@ -914,6 +914,11 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
     func directoryJson() throws  -> String
     
     /**
+     * Change a person's own facts (the fields of `edit` that are set).
+     */
+    func editPerson(personId: String, edit: PersonEditRecord) throws 
+    
+    /**
      * End a patrol.
      */
     func endPatrol(patrolId: String) throws 
@@ -939,14 +944,30 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
     func getCase(caseId: String) throws  -> CaseRecord
     
     /**
+     * A household (its members: `list_persons` with `household_id`).
+     */
+    func getHousehold(householdId: String) throws  -> HouseholdRecord
+    
+    /**
      * A patrol with its track, check-ins, observations and cases.
      */
     func getPatrol(patrolId: String) throws  -> PatrolRecord
     
     /**
+     * A person in full, ID and phone numbers unmasked: a detail view. Out of this
+     * user's region (or for a department handler) it is `NotFound`.
+     */
+    func getPerson(personId: String) throws  -> PersonDetailRecord
+    
+    /**
      * Whether a photo is on this device.
      */
     func hasPhoto(hash: String) throws  -> Bool
+    
+    /**
+     * Record that a household left the grid (搬离), now. Once only.
+     */
+    func householdLeaves(householdId: String) throws 
     
     /**
      * Run a photo from the camera through the capture pipeline and store it.
@@ -971,6 +992,12 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
     func listMyWork(limit: UInt32, offset: UInt32) throws  -> [CaseSummaryRecord]
     
     /**
+     * Persons within this user's region, by grid and name, ID and phone numbers
+     * masked. A department handler is `Refused`.
+     */
+    func listPersons(filter: PersonFilterRecord) throws  -> [PersonSummaryRecord]
+    
+    /**
      * Load the directory (JSON), e.g. the one enrollment returned.
      */
     func loadDirectory(json: String) throws 
@@ -979,6 +1006,13 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
      * The user this device is enrolled for.
      */
     func me() throws  -> UserRecord
+    
+    /**
+     * Move a person into a household (with the relationship to its head), or out
+     * of any household with `None`. Two workers moving the same person offline end
+     * in the same household on every device.
+     */
+    func movePerson(personId: String, household: MembershipRecord?) throws 
     
     /**
      * Points recorded on a patrol.
@@ -1002,6 +1036,25 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
     func photoUsage() throws  -> PhotoUsageRecord
     
     /**
+     * Register a household at `address` in `grid` (a grid worker's own when
+     * `None`); returns its id.
+     */
+    func registerHousehold(grid: String?, address: String) throws  -> String
+    
+    /**
+     * Register a person; returns their id. A mistyped ID or phone number is
+     * `InvalidInput` with a Chinese message for the form that never repeats it.
+     */
+    func registerPerson(person: NewPersonRecord) throws  -> String
+    
+    /**
+     * Persons, households and persons per special group in each grid of `region`
+     * (this user's region when `None`, never beyond it) that holds any. A
+     * department handler is `Refused`.
+     */
+    func registryCounts(region: String?) throws  -> [GridCountsRecord]
+    
+    /**
      * This device's changes the server refused, newest first, with its reasons.
      */
     func rejectedChanges() throws  -> [RejectedChangeRecord]
@@ -1018,6 +1071,11 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
      * Report a case; returns its id.
      */
     func reportCase(`case`: NewCaseRecord) throws  -> String
+    
+    /**
+     * Name a person the head of a household (户主); `None`: nobody.
+     */
+    func setHouseholdHead(householdId: String, personId: String?) throws 
     
     /**
      * Remember the server and token from enrollment.
@@ -1264,6 +1322,19 @@ open func directoryJson()throws  -> String  {
 }
     
     /**
+     * Change a person's own facts (the fields of `edit` that are set).
+     */
+open func editPerson(personId: String, edit: PersonEditRecord)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_edit_person(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(personId),
+        FfiConverterTypePersonEditRecord_lower(edit),uniffiCallStatus
+    )
+}
+}
+    
+    /**
      * End a patrol.
      */
 open func endPatrol(patrolId: String)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
@@ -1326,6 +1397,19 @@ open func getCase(caseId: String)throws  -> CaseRecord  {
 }
     
     /**
+     * A household (its members: `list_persons` with `household_id`).
+     */
+open func getHousehold(householdId: String)throws  -> HouseholdRecord  {
+    return try  FfiConverterTypeHouseholdRecord_lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_get_household(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(householdId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * A patrol with its track, check-ins, observations and cases.
      */
 open func getPatrol(patrolId: String)throws  -> PatrolRecord  {
@@ -1334,6 +1418,20 @@ open func getPatrol(patrolId: String)throws  -> PatrolRecord  {
     uniffi_gridsync_ffi_fn_method_gridengine_get_patrol(
             self.uniffiCloneHandle(),
         FfiConverterString.lower(patrolId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * A person in full, ID and phone numbers unmasked: a detail view. Out of this
+     * user's region (or for a department handler) it is `NotFound`.
+     */
+open func getPerson(personId: String)throws  -> PersonDetailRecord  {
+    return try  FfiConverterTypePersonDetailRecord_lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_get_person(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(personId),uniffiCallStatus
     )
 })
 }
@@ -1349,6 +1447,18 @@ open func hasPhoto(hash: String)throws  -> Bool  {
         FfiConverterString.lower(hash),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Record that a household left the grid (搬离), now. Once only.
+     */
+open func householdLeaves(householdId: String)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_household_leaves(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(householdId),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -1408,6 +1518,20 @@ open func listMyWork(limit: UInt32, offset: UInt32)throws  -> [CaseSummaryRecord
 }
     
     /**
+     * Persons within this user's region, by grid and name, ID and phone numbers
+     * masked. A department handler is `Refused`.
+     */
+open func listPersons(filter: PersonFilterRecord)throws  -> [PersonSummaryRecord]  {
+    return try  FfiConverterSequenceTypePersonSummaryRecord.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_list_persons(
+            self.uniffiCloneHandle(),
+        FfiConverterTypePersonFilterRecord_lower(filter),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Load the directory (JSON), e.g. the one enrollment returned.
      */
 open func loadDirectory(json: String)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
@@ -1429,6 +1553,21 @@ open func me()throws  -> UserRecord  {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Move a person into a household (with the relationship to its head), or out
+     * of any household with `None`. Two workers moving the same person offline end
+     * in the same household on every device.
+     */
+open func movePerson(personId: String, household: MembershipRecord?)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_move_person(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(personId),
+        FfiConverterOptionTypeMembershipRecord.lower(household),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -1483,6 +1622,50 @@ open func photoUsage()throws  -> PhotoUsageRecord  {
 }
     
     /**
+     * Register a household at `address` in `grid` (a grid worker's own when
+     * `None`); returns its id.
+     */
+open func registerHousehold(grid: String?, address: String)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_register_household(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionString.lower(grid),
+        FfiConverterString.lower(address),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Register a person; returns their id. A mistyped ID or phone number is
+     * `InvalidInput` with a Chinese message for the form that never repeats it.
+     */
+open func registerPerson(person: NewPersonRecord)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_register_person(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeNewPersonRecord_lower(person),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Persons, households and persons per special group in each grid of `region`
+     * (this user's region when `None`, never beyond it) that holds any. A
+     * department handler is `Refused`.
+     */
+open func registryCounts(region: String?)throws  -> [GridCountsRecord]  {
+    return try  FfiConverterSequenceTypeGridCountsRecord.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_registry_counts(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionString.lower(region),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * This device's changes the server refused, newest first, with its reasons.
      */
 open func rejectedChanges()throws  -> [RejectedChangeRecord]  {
@@ -1520,6 +1703,19 @@ open func reportCase(`case`: NewCaseRecord)throws  -> String  {
         FfiConverterTypeNewCaseRecord_lower(`case`),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Name a person the head of a household (户主); `None`: nobody.
+     */
+open func setHouseholdHead(householdId: String, personId: String?)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_set_household_head(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(householdId),
+        FfiConverterOptionString.lower(personId),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -3089,6 +3285,214 @@ public func FfiConverterTypeEnrollment_lower(_ value: Enrollment) -> RustBuffer 
 
 
 /**
+ * What one grid holds: a row of a community's or town's overview.
+ */
+public struct GridCountsRecord: Equatable, Hashable {
+    /**
+     * The grid.
+     */
+    public var grid: String
+    /**
+     * Persons registered in it.
+     */
+    public var persons: UInt64
+    /**
+     * Households that have not left it.
+     */
+    public var households: UInt64
+    /**
+     * Persons per special group, every group in the order lists show them.
+     */
+    public var specialGroups: [SpecialGroupCountRecord]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The grid.
+         */grid: String, 
+        /**
+         * Persons registered in it.
+         */persons: UInt64, 
+        /**
+         * Households that have not left it.
+         */households: UInt64, 
+        /**
+         * Persons per special group, every group in the order lists show them.
+         */specialGroups: [SpecialGroupCountRecord]) {
+        self.grid = grid
+        self.persons = persons
+        self.households = households
+        self.specialGroups = specialGroups
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension GridCountsRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGridCountsRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> GridCountsRecord {
+        return
+            try GridCountsRecord(
+                grid: FfiConverterString.read(from: &buf), 
+                persons: FfiConverterUInt64.read(from: &buf), 
+                households: FfiConverterUInt64.read(from: &buf), 
+                specialGroups: FfiConverterSequenceTypeSpecialGroupCountRecord.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: GridCountsRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.grid, into: &buf)
+        FfiConverterUInt64.write(value.persons, into: &buf)
+        FfiConverterUInt64.write(value.households, into: &buf)
+        FfiConverterSequenceTypeSpecialGroupCountRecord.write(value.specialGroups, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGridCountsRecord_lift(_ buf: RustBuffer) throws -> GridCountsRecord {
+    return try FfiConverterTypeGridCountsRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGridCountsRecord_lower(_ value: GridCountsRecord) -> RustBuffer {
+    return FfiConverterTypeGridCountsRecord.lower(value)
+}
+
+
+/**
+ * A household (户).
+ */
+public struct HouseholdRecord: Equatable, Hashable {
+    /**
+     * Id.
+     */
+    public var id: String
+    /**
+     * The grid.
+     */
+    public var grid: String
+    /**
+     * Address.
+     */
+    public var address: String
+    /**
+     * The head of household (户主), a person's id.
+     */
+    public var head: String?
+    /**
+     * When it left the grid (搬离), ms since the epoch.
+     */
+    public var leftMs: Int64?
+    /**
+     * Who registered it.
+     */
+    public var createdBy: String
+    /**
+     * When, ms since the epoch.
+     */
+    public var createdMs: Int64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Id.
+         */id: String, 
+        /**
+         * The grid.
+         */grid: String, 
+        /**
+         * Address.
+         */address: String, 
+        /**
+         * The head of household (户主), a person's id.
+         */head: String?, 
+        /**
+         * When it left the grid (搬离), ms since the epoch.
+         */leftMs: Int64?, 
+        /**
+         * Who registered it.
+         */createdBy: String, 
+        /**
+         * When, ms since the epoch.
+         */createdMs: Int64) {
+        self.id = id
+        self.grid = grid
+        self.address = address
+        self.head = head
+        self.leftMs = leftMs
+        self.createdBy = createdBy
+        self.createdMs = createdMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension HouseholdRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHouseholdRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HouseholdRecord {
+        return
+            try HouseholdRecord(
+                id: FfiConverterString.read(from: &buf), 
+                grid: FfiConverterString.read(from: &buf), 
+                address: FfiConverterString.read(from: &buf), 
+                head: FfiConverterOptionString.read(from: &buf), 
+                leftMs: FfiConverterOptionInt64.read(from: &buf), 
+                createdBy: FfiConverterString.read(from: &buf), 
+                createdMs: FfiConverterInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: HouseholdRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.grid, into: &buf)
+        FfiConverterString.write(value.address, into: &buf)
+        FfiConverterOptionString.write(value.head, into: &buf)
+        FfiConverterOptionInt64.write(value.leftMs, into: &buf)
+        FfiConverterString.write(value.createdBy, into: &buf)
+        FfiConverterInt64.write(value.createdMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHouseholdRecord_lift(_ buf: RustBuffer) throws -> HouseholdRecord {
+    return try FfiConverterTypeHouseholdRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHouseholdRecord_lower(_ value: HouseholdRecord) -> RustBuffer {
+    return FfiConverterTypeHouseholdRecord.lower(value)
+}
+
+
+/**
  * Where a case is.
  */
 public struct LocationRecord: Equatable, Hashable {
@@ -3164,6 +3568,75 @@ public func FfiConverterTypeLocationRecord_lift(_ buf: RustBuffer) throws -> Loc
 #endif
 public func FfiConverterTypeLocationRecord_lower(_ value: LocationRecord) -> RustBuffer {
     return FfiConverterTypeLocationRecord.lower(value)
+}
+
+
+/**
+ * A person's household and their relationship to its head.
+ */
+public struct MembershipRecord: Equatable, Hashable {
+    /**
+     * The household's id.
+     */
+    public var householdId: String
+    /**
+     * The relationship to the head of household (户主, 配偶, 子女 …).
+     */
+    public var relation: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The household's id.
+         */householdId: String, 
+        /**
+         * The relationship to the head of household (户主, 配偶, 子女 …).
+         */relation: String) {
+        self.householdId = householdId
+        self.relation = relation
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension MembershipRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMembershipRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> MembershipRecord {
+        return
+            try MembershipRecord(
+                householdId: FfiConverterString.read(from: &buf), 
+                relation: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: MembershipRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.householdId, into: &buf)
+        FfiConverterString.write(value.relation, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMembershipRecord_lift(_ buf: RustBuffer) throws -> MembershipRecord {
+    return try FfiConverterTypeMembershipRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMembershipRecord_lower(_ value: MembershipRecord) -> RustBuffer {
+    return FfiConverterTypeMembershipRecord.lower(value)
 }
 
 
@@ -3325,6 +3798,148 @@ public func FfiConverterTypeNewCaseRecord_lift(_ buf: RustBuffer) throws -> NewC
 #endif
 public func FfiConverterTypeNewCaseRecord_lower(_ value: NewCaseRecord) -> RustBuffer {
     return FfiConverterTypeNewCaseRecord.lower(value)
+}
+
+
+/**
+ * A person to register. With an ID number, sex and birth date come from it (given
+ * as well, they must agree with it).
+ */
+public struct NewPersonRecord: Equatable, Hashable {
+    /**
+     * Name.
+     */
+    public var name: String
+    /**
+     * The grid the person lives in (a grid worker's own when empty).
+     */
+    public var grid: String?
+    /**
+     * Resident ID number (18 characters). A mistyped one is `InvalidInput` with a
+     * Chinese message for the form, which never repeats the number.
+     */
+    public var idNumber: String?
+    /**
+     * Sex, when there is no ID number.
+     */
+    public var sex: Sex?
+    /**
+     * Birth date `YYYY-MM-DD`, when there is no ID number.
+     */
+    public var born: String?
+    /**
+     * Phone number: 11-digit mobile, or a landline with its area code.
+     */
+    public var phone: String?
+    /**
+     * The household and the relationship to its head.
+     */
+    public var household: MembershipRecord?
+    /**
+     * Special groups.
+     */
+    public var specialGroups: [SpecialGroup]
+    /**
+     * Notes.
+     */
+    public var notes: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Name.
+         */name: String, 
+        /**
+         * The grid the person lives in (a grid worker's own when empty).
+         */grid: String? = nil, 
+        /**
+         * Resident ID number (18 characters). A mistyped one is `InvalidInput` with a
+         * Chinese message for the form, which never repeats the number.
+         */idNumber: String? = nil, 
+        /**
+         * Sex, when there is no ID number.
+         */sex: Sex? = nil, 
+        /**
+         * Birth date `YYYY-MM-DD`, when there is no ID number.
+         */born: String? = nil, 
+        /**
+         * Phone number: 11-digit mobile, or a landline with its area code.
+         */phone: String? = nil, 
+        /**
+         * The household and the relationship to its head.
+         */household: MembershipRecord? = nil, 
+        /**
+         * Special groups.
+         */specialGroups: [SpecialGroup] = [], 
+        /**
+         * Notes.
+         */notes: String = "") {
+        self.name = name
+        self.grid = grid
+        self.idNumber = idNumber
+        self.sex = sex
+        self.born = born
+        self.phone = phone
+        self.household = household
+        self.specialGroups = specialGroups
+        self.notes = notes
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension NewPersonRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeNewPersonRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> NewPersonRecord {
+        return
+            try NewPersonRecord(
+                name: FfiConverterString.read(from: &buf), 
+                grid: FfiConverterOptionString.read(from: &buf), 
+                idNumber: FfiConverterOptionString.read(from: &buf), 
+                sex: FfiConverterOptionTypeSex.read(from: &buf), 
+                born: FfiConverterOptionString.read(from: &buf), 
+                phone: FfiConverterOptionString.read(from: &buf), 
+                household: FfiConverterOptionTypeMembershipRecord.read(from: &buf), 
+                specialGroups: FfiConverterSequenceTypeSpecialGroup.read(from: &buf), 
+                notes: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: NewPersonRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterOptionString.write(value.grid, into: &buf)
+        FfiConverterOptionString.write(value.idNumber, into: &buf)
+        FfiConverterOptionTypeSex.write(value.sex, into: &buf)
+        FfiConverterOptionString.write(value.born, into: &buf)
+        FfiConverterOptionString.write(value.phone, into: &buf)
+        FfiConverterOptionTypeMembershipRecord.write(value.household, into: &buf)
+        FfiConverterSequenceTypeSpecialGroup.write(value.specialGroups, into: &buf)
+        FfiConverterString.write(value.notes, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNewPersonRecord_lift(_ buf: RustBuffer) throws -> NewPersonRecord {
+    return try FfiConverterTypeNewPersonRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNewPersonRecord_lower(_ value: NewPersonRecord) -> RustBuffer {
+    return FfiConverterTypeNewPersonRecord.lower(value)
 }
 
 
@@ -3616,6 +4231,458 @@ public func FfiConverterTypePatrolRecord_lower(_ value: PatrolRecord) -> RustBuf
 
 
 /**
+ * A person in full, for a detail view: the ID and phone numbers unmasked (and
+ * masked, to show until the user asks for the number).
+ */
+public struct PersonDetailRecord: Equatable, Hashable {
+    /**
+     * Id.
+     */
+    public var id: String
+    /**
+     * The grid.
+     */
+    public var grid: String
+    /**
+     * Name.
+     */
+    public var name: String
+    /**
+     * Sex.
+     */
+    public var sex: Sex?
+    /**
+     * Birth date, `YYYY-MM-DD`.
+     */
+    public var born: String?
+    /**
+     * The whole resident ID number.
+     */
+    public var idNumber: String?
+    /**
+     * The same masked: `3301**********1234`.
+     */
+    public var idMasked: String?
+    /**
+     * The whole phone number (what a dial button takes).
+     */
+    public var phone: String?
+    /**
+     * The same masked: `138****5678`.
+     */
+    public var phoneMasked: String?
+    /**
+     * The household and the relationship to its head.
+     */
+    public var household: MembershipRecord?
+    /**
+     * Special groups.
+     */
+    public var specialGroups: [SpecialGroup]
+    /**
+     * Notes.
+     */
+    public var notes: String
+    /**
+     * Who registered the person.
+     */
+    public var createdBy: String
+    /**
+     * When, ms since the epoch.
+     */
+    public var createdMs: Int64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Id.
+         */id: String, 
+        /**
+         * The grid.
+         */grid: String, 
+        /**
+         * Name.
+         */name: String, 
+        /**
+         * Sex.
+         */sex: Sex?, 
+        /**
+         * Birth date, `YYYY-MM-DD`.
+         */born: String?, 
+        /**
+         * The whole resident ID number.
+         */idNumber: String?, 
+        /**
+         * The same masked: `3301**********1234`.
+         */idMasked: String?, 
+        /**
+         * The whole phone number (what a dial button takes).
+         */phone: String?, 
+        /**
+         * The same masked: `138****5678`.
+         */phoneMasked: String?, 
+        /**
+         * The household and the relationship to its head.
+         */household: MembershipRecord?, 
+        /**
+         * Special groups.
+         */specialGroups: [SpecialGroup], 
+        /**
+         * Notes.
+         */notes: String, 
+        /**
+         * Who registered the person.
+         */createdBy: String, 
+        /**
+         * When, ms since the epoch.
+         */createdMs: Int64) {
+        self.id = id
+        self.grid = grid
+        self.name = name
+        self.sex = sex
+        self.born = born
+        self.idNumber = idNumber
+        self.idMasked = idMasked
+        self.phone = phone
+        self.phoneMasked = phoneMasked
+        self.household = household
+        self.specialGroups = specialGroups
+        self.notes = notes
+        self.createdBy = createdBy
+        self.createdMs = createdMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PersonDetailRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePersonDetailRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PersonDetailRecord {
+        return
+            try PersonDetailRecord(
+                id: FfiConverterString.read(from: &buf), 
+                grid: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                sex: FfiConverterOptionTypeSex.read(from: &buf), 
+                born: FfiConverterOptionString.read(from: &buf), 
+                idNumber: FfiConverterOptionString.read(from: &buf), 
+                idMasked: FfiConverterOptionString.read(from: &buf), 
+                phone: FfiConverterOptionString.read(from: &buf), 
+                phoneMasked: FfiConverterOptionString.read(from: &buf), 
+                household: FfiConverterOptionTypeMembershipRecord.read(from: &buf), 
+                specialGroups: FfiConverterSequenceTypeSpecialGroup.read(from: &buf), 
+                notes: FfiConverterString.read(from: &buf), 
+                createdBy: FfiConverterString.read(from: &buf), 
+                createdMs: FfiConverterInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PersonDetailRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.grid, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterOptionTypeSex.write(value.sex, into: &buf)
+        FfiConverterOptionString.write(value.born, into: &buf)
+        FfiConverterOptionString.write(value.idNumber, into: &buf)
+        FfiConverterOptionString.write(value.idMasked, into: &buf)
+        FfiConverterOptionString.write(value.phone, into: &buf)
+        FfiConverterOptionString.write(value.phoneMasked, into: &buf)
+        FfiConverterOptionTypeMembershipRecord.write(value.household, into: &buf)
+        FfiConverterSequenceTypeSpecialGroup.write(value.specialGroups, into: &buf)
+        FfiConverterString.write(value.notes, into: &buf)
+        FfiConverterString.write(value.createdBy, into: &buf)
+        FfiConverterInt64.write(value.createdMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePersonDetailRecord_lift(_ buf: RustBuffer) throws -> PersonDetailRecord {
+    return try FfiConverterTypePersonDetailRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePersonDetailRecord_lower(_ value: PersonDetailRecord) -> RustBuffer {
+    return FfiConverterTypePersonDetailRecord.lower(value)
+}
+
+
+/**
+ * A change to a person's own facts: each field left `None` (the default) stays as
+ * it is. A blank ID number, phone or birth date clears it. A new ID number sets
+ * sex and birth date from it unless they are given too (then they must agree).
+ * The household changes with `move_person`.
+ */
+public struct PersonEditRecord: Equatable, Hashable {
+    /**
+     * New name.
+     */
+    public var name: String?
+    /**
+     * New ID number; blank clears it.
+     */
+    public var idNumber: String?
+    /**
+     * New sex.
+     */
+    public var sex: Sex?
+    /**
+     * Clear the sex (when there is no ID number).
+     */
+    public var clearSex: Bool
+    /**
+     * New birth date `YYYY-MM-DD`; blank clears it.
+     */
+    public var born: String?
+    /**
+     * New phone number; blank clears it.
+     */
+    public var phone: String?
+    /**
+     * New notes.
+     */
+    public var notes: String?
+    /**
+     * Special groups to add.
+     */
+    public var addGroups: [SpecialGroup]
+    /**
+     * Special groups to remove.
+     */
+    public var removeGroups: [SpecialGroup]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * New name.
+         */name: String? = nil, 
+        /**
+         * New ID number; blank clears it.
+         */idNumber: String? = nil, 
+        /**
+         * New sex.
+         */sex: Sex? = nil, 
+        /**
+         * Clear the sex (when there is no ID number).
+         */clearSex: Bool = false, 
+        /**
+         * New birth date `YYYY-MM-DD`; blank clears it.
+         */born: String? = nil, 
+        /**
+         * New phone number; blank clears it.
+         */phone: String? = nil, 
+        /**
+         * New notes.
+         */notes: String? = nil, 
+        /**
+         * Special groups to add.
+         */addGroups: [SpecialGroup] = [], 
+        /**
+         * Special groups to remove.
+         */removeGroups: [SpecialGroup] = []) {
+        self.name = name
+        self.idNumber = idNumber
+        self.sex = sex
+        self.clearSex = clearSex
+        self.born = born
+        self.phone = phone
+        self.notes = notes
+        self.addGroups = addGroups
+        self.removeGroups = removeGroups
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PersonEditRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePersonEditRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PersonEditRecord {
+        return
+            try PersonEditRecord(
+                name: FfiConverterOptionString.read(from: &buf), 
+                idNumber: FfiConverterOptionString.read(from: &buf), 
+                sex: FfiConverterOptionTypeSex.read(from: &buf), 
+                clearSex: FfiConverterBool.read(from: &buf), 
+                born: FfiConverterOptionString.read(from: &buf), 
+                phone: FfiConverterOptionString.read(from: &buf), 
+                notes: FfiConverterOptionString.read(from: &buf), 
+                addGroups: FfiConverterSequenceTypeSpecialGroup.read(from: &buf), 
+                removeGroups: FfiConverterSequenceTypeSpecialGroup.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PersonEditRecord, into buf: inout [UInt8]) {
+        FfiConverterOptionString.write(value.name, into: &buf)
+        FfiConverterOptionString.write(value.idNumber, into: &buf)
+        FfiConverterOptionTypeSex.write(value.sex, into: &buf)
+        FfiConverterBool.write(value.clearSex, into: &buf)
+        FfiConverterOptionString.write(value.born, into: &buf)
+        FfiConverterOptionString.write(value.phone, into: &buf)
+        FfiConverterOptionString.write(value.notes, into: &buf)
+        FfiConverterSequenceTypeSpecialGroup.write(value.addGroups, into: &buf)
+        FfiConverterSequenceTypeSpecialGroup.write(value.removeGroups, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePersonEditRecord_lift(_ buf: RustBuffer) throws -> PersonEditRecord {
+    return try FfiConverterTypePersonEditRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePersonEditRecord_lower(_ value: PersonEditRecord) -> RustBuffer {
+    return FfiConverterTypePersonEditRecord.lower(value)
+}
+
+
+/**
+ * Which persons to list, within this user's region. Every field narrows the list;
+ * the defaults narrow nothing.
+ */
+public struct PersonFilterRecord: Equatable, Hashable {
+    /**
+     * Within this region (a grid, or a larger region's grids).
+     */
+    public var region: String?
+    /**
+     * Part of the name (two Chinese characters are enough).
+     */
+    public var name: String?
+    /**
+     * The last 1 to 6 characters of the ID number (what a masked row shows).
+     */
+    public var idSuffix: String?
+    /**
+     * In this special group.
+     */
+    public var specialGroup: SpecialGroup?
+    /**
+     * Members of this household.
+     */
+    public var householdId: String?
+    /**
+     * Page size (0: 50; at most 1000).
+     */
+    public var limit: UInt32
+    /**
+     * Rows to skip (the next page).
+     */
+    public var offset: UInt32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Within this region (a grid, or a larger region's grids).
+         */region: String? = nil, 
+        /**
+         * Part of the name (two Chinese characters are enough).
+         */name: String? = nil, 
+        /**
+         * The last 1 to 6 characters of the ID number (what a masked row shows).
+         */idSuffix: String? = nil, 
+        /**
+         * In this special group.
+         */specialGroup: SpecialGroup? = nil, 
+        /**
+         * Members of this household.
+         */householdId: String? = nil, 
+        /**
+         * Page size (0: 50; at most 1000).
+         */limit: UInt32 = UInt32(0), 
+        /**
+         * Rows to skip (the next page).
+         */offset: UInt32 = UInt32(0)) {
+        self.region = region
+        self.name = name
+        self.idSuffix = idSuffix
+        self.specialGroup = specialGroup
+        self.householdId = householdId
+        self.limit = limit
+        self.offset = offset
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PersonFilterRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePersonFilterRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PersonFilterRecord {
+        return
+            try PersonFilterRecord(
+                region: FfiConverterOptionString.read(from: &buf), 
+                name: FfiConverterOptionString.read(from: &buf), 
+                idSuffix: FfiConverterOptionString.read(from: &buf), 
+                specialGroup: FfiConverterOptionTypeSpecialGroup.read(from: &buf), 
+                householdId: FfiConverterOptionString.read(from: &buf), 
+                limit: FfiConverterUInt32.read(from: &buf), 
+                offset: FfiConverterUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PersonFilterRecord, into buf: inout [UInt8]) {
+        FfiConverterOptionString.write(value.region, into: &buf)
+        FfiConverterOptionString.write(value.name, into: &buf)
+        FfiConverterOptionString.write(value.idSuffix, into: &buf)
+        FfiConverterOptionTypeSpecialGroup.write(value.specialGroup, into: &buf)
+        FfiConverterOptionString.write(value.householdId, into: &buf)
+        FfiConverterUInt32.write(value.limit, into: &buf)
+        FfiConverterUInt32.write(value.offset, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePersonFilterRecord_lift(_ buf: RustBuffer) throws -> PersonFilterRecord {
+    return try FfiConverterTypePersonFilterRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePersonFilterRecord_lower(_ value: PersonFilterRecord) -> RustBuffer {
+    return FfiConverterTypePersonFilterRecord.lower(value)
+}
+
+
+/**
  * A person involved in a case (当事人).
  */
 public struct PersonRecord: Equatable, Hashable {
@@ -3691,6 +4758,145 @@ public func FfiConverterTypePersonRecord_lift(_ buf: RustBuffer) throws -> Perso
 #endif
 public func FfiConverterTypePersonRecord_lower(_ value: PersonRecord) -> RustBuffer {
     return FfiConverterTypePersonRecord.lower(value)
+}
+
+
+/**
+ * One row of a person list: the ID and phone numbers masked.
+ */
+public struct PersonSummaryRecord: Equatable, Hashable {
+    /**
+     * Id.
+     */
+    public var id: String
+    /**
+     * The grid.
+     */
+    public var grid: String
+    /**
+     * Name.
+     */
+    public var name: String
+    /**
+     * Sex.
+     */
+    public var sex: Sex?
+    /**
+     * Birth date, `YYYY-MM-DD`.
+     */
+    public var born: String?
+    /**
+     * `3301**********1234`.
+     */
+    public var idMasked: String?
+    /**
+     * `138****5678`.
+     */
+    public var phoneMasked: String?
+    /**
+     * The household and the relationship to its head.
+     */
+    public var household: MembershipRecord?
+    /**
+     * Special groups.
+     */
+    public var specialGroups: [SpecialGroup]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Id.
+         */id: String, 
+        /**
+         * The grid.
+         */grid: String, 
+        /**
+         * Name.
+         */name: String, 
+        /**
+         * Sex.
+         */sex: Sex?, 
+        /**
+         * Birth date, `YYYY-MM-DD`.
+         */born: String?, 
+        /**
+         * `3301**********1234`.
+         */idMasked: String?, 
+        /**
+         * `138****5678`.
+         */phoneMasked: String?, 
+        /**
+         * The household and the relationship to its head.
+         */household: MembershipRecord?, 
+        /**
+         * Special groups.
+         */specialGroups: [SpecialGroup]) {
+        self.id = id
+        self.grid = grid
+        self.name = name
+        self.sex = sex
+        self.born = born
+        self.idMasked = idMasked
+        self.phoneMasked = phoneMasked
+        self.household = household
+        self.specialGroups = specialGroups
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PersonSummaryRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePersonSummaryRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PersonSummaryRecord {
+        return
+            try PersonSummaryRecord(
+                id: FfiConverterString.read(from: &buf), 
+                grid: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                sex: FfiConverterOptionTypeSex.read(from: &buf), 
+                born: FfiConverterOptionString.read(from: &buf), 
+                idMasked: FfiConverterOptionString.read(from: &buf), 
+                phoneMasked: FfiConverterOptionString.read(from: &buf), 
+                household: FfiConverterOptionTypeMembershipRecord.read(from: &buf), 
+                specialGroups: FfiConverterSequenceTypeSpecialGroup.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PersonSummaryRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.grid, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterOptionTypeSex.write(value.sex, into: &buf)
+        FfiConverterOptionString.write(value.born, into: &buf)
+        FfiConverterOptionString.write(value.idMasked, into: &buf)
+        FfiConverterOptionString.write(value.phoneMasked, into: &buf)
+        FfiConverterOptionTypeMembershipRecord.write(value.household, into: &buf)
+        FfiConverterSequenceTypeSpecialGroup.write(value.specialGroups, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePersonSummaryRecord_lift(_ buf: RustBuffer) throws -> PersonSummaryRecord {
+    return try FfiConverterTypePersonSummaryRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePersonSummaryRecord_lower(_ value: PersonSummaryRecord) -> RustBuffer {
+    return FfiConverterTypePersonSummaryRecord.lower(value)
 }
 
 
@@ -4218,6 +5424,144 @@ public func FfiConverterTypeServerSecurityRecord_lift(_ buf: RustBuffer) throws 
 #endif
 public func FfiConverterTypeServerSecurityRecord_lower(_ value: ServerSecurityRecord) -> RustBuffer {
     return FfiConverterTypeServerSecurityRecord.lower(value)
+}
+
+
+/**
+ * Persons in one special group.
+ */
+public struct SpecialGroupCountRecord: Equatable, Hashable {
+    /**
+     * The group.
+     */
+    public var group: SpecialGroup
+    /**
+     * Persons.
+     */
+    public var count: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The group.
+         */group: SpecialGroup, 
+        /**
+         * Persons.
+         */count: UInt64) {
+        self.group = group
+        self.count = count
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SpecialGroupCountRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSpecialGroupCountRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SpecialGroupCountRecord {
+        return
+            try SpecialGroupCountRecord(
+                group: FfiConverterTypeSpecialGroup.read(from: &buf), 
+                count: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SpecialGroupCountRecord, into buf: inout [UInt8]) {
+        FfiConverterTypeSpecialGroup.write(value.group, into: &buf)
+        FfiConverterUInt64.write(value.count, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSpecialGroupCountRecord_lift(_ buf: RustBuffer) throws -> SpecialGroupCountRecord {
+    return try FfiConverterTypeSpecialGroupCountRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSpecialGroupCountRecord_lower(_ value: SpecialGroupCountRecord) -> RustBuffer {
+    return FfiConverterTypeSpecialGroupCountRecord.lower(value)
+}
+
+
+/**
+ * A special group with its Chinese name, for a picker.
+ */
+public struct SpecialGroupRecord: Equatable, Hashable {
+    /**
+     * The group.
+     */
+    public var group: SpecialGroup
+    /**
+     * Its Chinese name (独居老人, 低保, …).
+     */
+    public var labelZh: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The group.
+         */group: SpecialGroup, 
+        /**
+         * Its Chinese name (独居老人, 低保, …).
+         */labelZh: String) {
+        self.group = group
+        self.labelZh = labelZh
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SpecialGroupRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSpecialGroupRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SpecialGroupRecord {
+        return
+            try SpecialGroupRecord(
+                group: FfiConverterTypeSpecialGroup.read(from: &buf), 
+                labelZh: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SpecialGroupRecord, into buf: inout [UInt8]) {
+        FfiConverterTypeSpecialGroup.write(value.group, into: &buf)
+        FfiConverterString.write(value.labelZh, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSpecialGroupRecord_lift(_ buf: RustBuffer) throws -> SpecialGroupRecord {
+    return try FfiConverterTypeSpecialGroupRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSpecialGroupRecord_lower(_ value: SpecialGroupRecord) -> RustBuffer {
+    return FfiConverterTypeSpecialGroupRecord.lower(value)
 }
 
 
@@ -5379,6 +6723,198 @@ public func FfiConverterTypeGridsyncError_lower(_ value: GridsyncError) -> RustB
     return FfiConverterTypeGridsyncError.lower(value)
 }
 
+
+/**
+ * Sex (as a resident ID number records it).
+ */
+
+public enum Sex: Equatable, Hashable {
+    
+    /**
+     * 男.
+     */
+    case male
+    /**
+     * 女.
+     */
+    case female
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Sex: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSex: FfiConverterRustBuffer {
+    typealias SwiftType = Sex
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Sex {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .male
+        
+        case 2: return .female
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Sex, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .male:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .female:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSex_lift(_ buf: RustBuffer) throws -> Sex {
+    return try FfiConverterTypeSex.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSex_lower(_ value: Sex) -> RustBuffer {
+    return FfiConverterTypeSex.lower(value)
+}
+
+
+
+/**
+ * A special group (特殊人群) a town follows up with visits. Converted to and from
+ * the core's `Tag` by two exhaustive matches, so a new group in the core does not
+ * compile until it is here too.
+ */
+
+public enum SpecialGroup: Equatable, Hashable {
+    
+    /**
+     * 独居老人.
+     */
+    case elderlyAlone
+    /**
+     * 残疾人.
+     */
+    case disabled
+    /**
+     * 低保.
+     */
+    case lowIncome
+    /**
+     * 留守儿童.
+     */
+    case leftBehindChild
+    /**
+     * 社区矫正.
+     */
+    case communityCorrection
+    /**
+     * 严重精神障碍.
+     */
+    case mentalIllness
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension SpecialGroup: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSpecialGroup: FfiConverterRustBuffer {
+    typealias SwiftType = SpecialGroup
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SpecialGroup {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .elderlyAlone
+        
+        case 2: return .disabled
+        
+        case 3: return .lowIncome
+        
+        case 4: return .leftBehindChild
+        
+        case 5: return .communityCorrection
+        
+        case 6: return .mentalIllness
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: SpecialGroup, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .elderlyAlone:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .disabled:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .lowIncome:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .leftBehindChild:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .communityCorrection:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .mentalIllness:
+            writeInt(&buf, Int32(6))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSpecialGroup_lift(_ buf: RustBuffer) throws -> SpecialGroup {
+    return try FfiConverterTypeSpecialGroup.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSpecialGroup_lower(_ value: SpecialGroup) -> RustBuffer {
+    return FfiConverterTypeSpecialGroup.lower(value)
+}
+
+
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
@@ -5526,6 +7062,30 @@ fileprivate struct FfiConverterOptionTypeLocationRecord: FfiConverterRustBuffer 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeMembershipRecord: FfiConverterRustBuffer {
+    typealias SwiftType = MembershipRecord?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeMembershipRecord.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeMembershipRecord.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeServerSecurityRecord: FfiConverterRustBuffer {
     typealias SwiftType = ServerSecurityRecord?
 
@@ -5542,6 +7102,54 @@ fileprivate struct FfiConverterOptionTypeServerSecurityRecord: FfiConverterRustB
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeServerSecurityRecord.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeSex: FfiConverterRustBuffer {
+    typealias SwiftType = Sex?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeSex.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeSex.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeSpecialGroup: FfiConverterRustBuffer {
+    typealias SwiftType = SpecialGroup?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeSpecialGroup.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeSpecialGroup.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -5675,6 +7283,31 @@ fileprivate struct FfiConverterSequenceTypeDepartmentRecord: FfiConverterRustBuf
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeGridCountsRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [GridCountsRecord]
+
+    public static func write(_ value: [GridCountsRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeGridCountsRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [GridCountsRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [GridCountsRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeGridCountsRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeNoteRecord: FfiConverterRustBuffer {
     typealias SwiftType = [NoteRecord]
 
@@ -5750,6 +7383,31 @@ fileprivate struct FfiConverterSequenceTypePersonRecord: FfiConverterRustBuffer 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypePersonSummaryRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [PersonSummaryRecord]
+
+    public static func write(_ value: [PersonSummaryRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypePersonSummaryRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [PersonSummaryRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [PersonSummaryRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypePersonSummaryRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypePhotoRefRecord: FfiConverterRustBuffer {
     typealias SwiftType = [PhotoRefRecord]
 
@@ -5817,6 +7475,56 @@ fileprivate struct FfiConverterSequenceTypeRejectedChangeRecord: FfiConverterRus
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeRejectedChangeRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeSpecialGroupCountRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [SpecialGroupCountRecord]
+
+    public static func write(_ value: [SpecialGroupCountRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeSpecialGroupCountRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [SpecialGroupCountRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [SpecialGroupCountRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeSpecialGroupCountRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeSpecialGroupRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [SpecialGroupRecord]
+
+    public static func write(_ value: [SpecialGroupRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeSpecialGroupRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [SpecialGroupRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [SpecialGroupRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeSpecialGroupRecord.read(from: &buf))
         }
         return seq
     }
@@ -5946,6 +7654,31 @@ fileprivate struct FfiConverterSequenceTypeUserRecord: FfiConverterRustBuffer {
         return seq
     }
 }
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeSpecialGroup: FfiConverterRustBuffer {
+    typealias SwiftType = [SpecialGroup]
+
+    public static func write(_ value: [SpecialGroup], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeSpecialGroup.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [SpecialGroup] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [SpecialGroup]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeSpecialGroup.read(from: &buf))
+        }
+        return seq
+    }
+}
 private let UNIFFI_RUST_FUTURE_POLL_READY: Int8 = 0
 private let UNIFFI_RUST_FUTURE_POLL_WAKE: Int8 = 1
 
@@ -6024,6 +7757,17 @@ public func newDeviceId() -> String  {
     )
 })
 }
+/**
+ * Every special group (特殊人群) with its Chinese name, in the order lists show
+ * them: for a picker.
+ */
+public func specialGroups() -> [SpecialGroupRecord]  {
+    return try!  FfiConverterSequenceTypeSpecialGroupRecord.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_func_special_groups(uniffiCallStatus
+    )
+})
+}
 
 private enum InitializationResult {
     case ok
@@ -6044,6 +7788,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_func_new_device_id() != 52834) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_func_special_groups() != 40282) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_documentsobserver_on_documents_changed() != 8533) {
@@ -6079,6 +7826,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_gridsync_ffi_checksum_method_gridengine_directory_json() != 12503) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_edit_person() != 56152) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_end_patrol() != 56194) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -6091,10 +7841,19 @@ private let initializationResult: InitializationResult = {
     if (uniffi_gridsync_ffi_checksum_method_gridengine_get_case() != 39903) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_get_household() != 7164) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_get_patrol() != 18004) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_get_person() != 7880) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_has_photo() != 19390) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_household_leaves() != 49844) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_ingest_photo() != 24388) {
@@ -6109,10 +7868,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_gridsync_ffi_checksum_method_gridengine_list_my_work() != 12942) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_list_persons() != 40964) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_load_directory() != 33032) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_me() != 58749) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_move_person() != 25044) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_patrol_track_len() != 7836) {
@@ -6127,6 +7892,15 @@ private let initializationResult: InitializationResult = {
     if (uniffi_gridsync_ffi_checksum_method_gridengine_photo_usage() != 48253) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_register_household() != 26737) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_register_person() != 56508) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_registry_counts() != 30371) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_rejected_changes() != 15867) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -6134,6 +7908,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_report_case() != 51998) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_set_household_head() != 11909) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_set_server() != 11247) {

@@ -360,6 +360,11 @@ RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_directory(uint64_t ptr, Rust
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_directory_json(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_EDIT_PERSON
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_EDIT_PERSON
+void uniffi_gridsync_ffi_fn_method_gridengine_edit_person(uint64_t ptr, RustBuffer person_id, RustBuffer edit, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_END_PATROL
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_END_PATROL
 void uniffi_gridsync_ffi_fn_method_gridengine_end_patrol(uint64_t ptr, RustBuffer patrol_id, RustCallStatus *_Nonnull out_status
@@ -380,14 +385,29 @@ uint64_t uniffi_gridsync_ffi_fn_method_gridengine_fetch_photo(uint64_t ptr, Rust
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_get_case(uint64_t ptr, RustBuffer case_id, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_GET_HOUSEHOLD
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_GET_HOUSEHOLD
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_get_household(uint64_t ptr, RustBuffer household_id, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_GET_PATROL
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_GET_PATROL
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_get_patrol(uint64_t ptr, RustBuffer patrol_id, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_GET_PERSON
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_GET_PERSON
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_get_person(uint64_t ptr, RustBuffer person_id, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_HAS_PHOTO
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_HAS_PHOTO
 int8_t uniffi_gridsync_ffi_fn_method_gridengine_has_photo(uint64_t ptr, RustBuffer hash, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_HOUSEHOLD_LEAVES
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_HOUSEHOLD_LEAVES
+void uniffi_gridsync_ffi_fn_method_gridengine_household_leaves(uint64_t ptr, RustBuffer household_id, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_INGEST_PHOTO
@@ -410,6 +430,11 @@ RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_list_cases(uint64_t ptr, Rus
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_list_my_work(uint64_t ptr, uint32_t limit, uint32_t offset, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_LIST_PERSONS
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_LIST_PERSONS
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_list_persons(uint64_t ptr, RustBuffer filter, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_LOAD_DIRECTORY
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_LOAD_DIRECTORY
 void uniffi_gridsync_ffi_fn_method_gridengine_load_directory(uint64_t ptr, RustBuffer json, RustCallStatus *_Nonnull out_status
@@ -418,6 +443,11 @@ void uniffi_gridsync_ffi_fn_method_gridengine_load_directory(uint64_t ptr, RustB
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_ME
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_ME
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_me(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_MOVE_PERSON
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_MOVE_PERSON
+void uniffi_gridsync_ffi_fn_method_gridengine_move_person(uint64_t ptr, RustBuffer person_id, RustBuffer household, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_PATROL_TRACK_LEN
@@ -440,6 +470,21 @@ RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_photo_bytes(uint64_t ptr, Ru
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_photo_usage(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REGISTER_HOUSEHOLD
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REGISTER_HOUSEHOLD
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_register_household(uint64_t ptr, RustBuffer grid, RustBuffer address, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REGISTER_PERSON
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REGISTER_PERSON
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_register_person(uint64_t ptr, RustBuffer person, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REGISTRY_COUNTS
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REGISTRY_COUNTS
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_registry_counts(uint64_t ptr, RustBuffer region, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REJECTED_CHANGES
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REJECTED_CHANGES
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_rejected_changes(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -453,6 +498,11 @@ void uniffi_gridsync_ffi_fn_method_gridengine_rekey(uint64_t ptr, RustBuffer new
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REPORT_CASE
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REPORT_CASE
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_report_case(uint64_t ptr, RustBuffer case, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_SET_HOUSEHOLD_HEAD
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_SET_HOUSEHOLD_HEAD
+void uniffi_gridsync_ffi_fn_method_gridengine_set_household_head(uint64_t ptr, RustBuffer household_id, RustBuffer person_id, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_SET_SERVER
@@ -528,6 +578,12 @@ uint64_t uniffi_gridsync_ffi_fn_func_enroll(RustBuffer server_url, RustBuffer co
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FUNC_NEW_DEVICE_ID
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FUNC_NEW_DEVICE_ID
 RustBuffer uniffi_gridsync_ffi_fn_func_new_device_id(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FUNC_SPECIAL_GROUPS
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FUNC_SPECIAL_GROUPS
+RustBuffer uniffi_gridsync_ffi_fn_func_special_groups(RustCallStatus *_Nonnull out_status
     
 );
 #endif
@@ -803,6 +859,12 @@ uint16_t uniffi_gridsync_ffi_checksum_func_new_device_id(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_FUNC_SPECIAL_GROUPS
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_FUNC_SPECIAL_GROUPS
+uint16_t uniffi_gridsync_ffi_checksum_func_special_groups(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_DOCUMENTSOBSERVER_ON_DOCUMENTS_CHANGED
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_DOCUMENTSOBSERVER_ON_DOCUMENTS_CHANGED
 uint16_t uniffi_gridsync_ffi_checksum_method_documentsobserver_on_documents_changed(void
@@ -869,6 +931,12 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_directory_json(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_EDIT_PERSON
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_EDIT_PERSON
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_edit_person(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_END_PATROL
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_END_PATROL
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_end_patrol(void
@@ -893,15 +961,33 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_get_case(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_GET_HOUSEHOLD
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_GET_HOUSEHOLD
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_get_household(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_GET_PATROL
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_GET_PATROL
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_get_patrol(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_GET_PERSON
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_GET_PERSON
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_get_person(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_HAS_PHOTO
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_HAS_PHOTO
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_has_photo(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_HOUSEHOLD_LEAVES
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_HOUSEHOLD_LEAVES
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_household_leaves(void
     
 );
 #endif
@@ -929,6 +1015,12 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_list_my_work(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_LIST_PERSONS
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_LIST_PERSONS
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_list_persons(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_LOAD_DIRECTORY
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_LOAD_DIRECTORY
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_load_directory(void
@@ -938,6 +1030,12 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_load_directory(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_ME
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_ME
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_me(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_MOVE_PERSON
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_MOVE_PERSON
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_move_person(void
     
 );
 #endif
@@ -965,6 +1063,24 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_photo_usage(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_REGISTER_HOUSEHOLD
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_REGISTER_HOUSEHOLD
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_register_household(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_REGISTER_PERSON
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_REGISTER_PERSON
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_register_person(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_REGISTRY_COUNTS
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_REGISTRY_COUNTS
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_registry_counts(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_REJECTED_CHANGES
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_REJECTED_CHANGES
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_rejected_changes(void
@@ -980,6 +1096,12 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_rekey(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_REPORT_CASE
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_REPORT_CASE
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_report_case(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_SET_HOUSEHOLD_HEAD
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_SET_HOUSEHOLD_HEAD
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_set_household_head(void
     
 );
 #endif
