@@ -111,6 +111,15 @@ def test_a_person_moves_and_is_edited(relay):
     assert person.special_groups == [gs.SpecialGroup.ELDERLY_ALONE]
     assert person.id_number == LI_ID
 
+    # A new ID number brings the sex and birth date it records.
+    wang = worker.register_person(gs.NewPersonRecord(name="王芳"))
+    worker.edit_person(wang, gs.PersonEditRecord(id_number=ZHANG_ID))
+    person = worker.get_person(wang)
+    assert (person.id_number, person.sex, person.born) == (ZHANG_ID, gs.Sex.MALE, "1990-01-01")
+    worker.edit_person(wang, gs.PersonEditRecord(id_number=" ", clear_sex=True, born=""))
+    person = worker.get_person(wang)
+    assert (person.id_number, person.sex, person.born) == (None, None, None)
+
     worker.household_leaves(flat)
     assert worker.get_household(flat).left_ms is not None
     with pytest.raises(gs.GridsyncError.InvalidInput):
