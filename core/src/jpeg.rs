@@ -1220,8 +1220,13 @@ mod tests {
                 "cut at {cut}: {e:?}"
             );
         }
+        // Cut halfway through the entropy-coded data (after the start of scan).
+        let sos = jpeg
+            .windows(2)
+            .position(|w| w == [0xFF, 0xDA])
+            .expect("a start of scan");
         assert!(matches!(
-            refused(&jpeg[..jpeg.len() / 2]),
+            refused(&jpeg[..(sos + jpeg.len()) / 2]),
             JpegRefusal::Truncated(_)
         ));
     }
