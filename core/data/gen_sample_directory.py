@@ -91,6 +91,17 @@ TAXONOMY = [
 ]
 
 # Deadline rules: (category, severity, hours). "*" matches anything.
+# Days between visits per special group (三活、四知、六必访): weekly for those living
+# alone, under correction or with a severe mental illness, monthly for the others.
+VISIT_RULES = [
+    ("elderly_alone", 7),
+    ("disabled", 30),
+    ("low_income", 30),
+    ("left_behind_child", 30),
+    ("community_correction", 7),
+    ("mental_illness", 7),
+]
+
 DEADLINE_RULES = [
     ("*", "*", 72),
     ("*", "low", 120),
@@ -179,6 +190,7 @@ def build():
         "deadline_rules": [
             {"category": c, "severity": s, "hours": h} for c, s, h in DEADLINE_RULES
         ],
+        "visit_rules": [{"tag": t, "every_days": d} for t, d in VISIT_RULES],
     }
 
 

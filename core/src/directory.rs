@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::doc::case::Severity;
+use crate::doc::registry::Tag;
 use crate::ids::{CategoryCode, DeptId, RegionCode, RegionLevel, UserId};
 
 /// Largest directory file accepted (a city of 15,000 grids fits in a few MB).
@@ -194,6 +195,16 @@ pub struct DeadlineRule {
     pub hours: u32,
 }
 
+/// How often a town visits the persons of a special group (走访频次).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisitRule {
+    /// The special group's stored name (e.g. `elderly_alone`).
+    pub tag: String,
+    /// Days between visits.
+    pub every_days: u32,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DirectoryFile {
@@ -205,6 +216,9 @@ struct DirectoryFile {
     users: Vec<User>,
     taxonomy: Vec<Category>,
     deadline_rules: Vec<DeadlineRule>,
+    /// Optional: a directory without it has no visits due.
+    #[serde(default)]
+    visit_rules: Vec<VisitRule>,
 }
 
 /// The loaded, validated directory with lookup indexes.
@@ -217,6 +231,7 @@ pub struct Directory {
     users: Vec<User>,
     taxonomy: Vec<Category>,
     deadline_rules: Vec<DeadlineRule>,
+    visit_rules: Vec<(Tag, u32)>,
     region_idx: HashMap<RegionCode, usize>,
     dept_idx: HashMap<DeptId, usize>,
     user_idx: HashMap<UserId, usize>,
@@ -421,6 +436,22 @@ impl Directory {
             ));
         }
 
+        let mut visit_rules = Vec::new();
+        for r in &file.visit_rules {
+            let tag = Tag::parse(&r.tag)
+                .ok_or_else(|| invalid(format!("visit rule: unknown special group {:?}", r.tag)))?;
+            if !(1..=366).contains(&r.every_days) {
+                return Err(invalid(format!(
+                    "visit rule {}: every_days must be between 1 and 366",
+                    r.tag
+                )));
+            }
+            if visit_rules.iter().any(|(t, _)| *t == tag) {
+                return Err(invalid(format!("visit rule {} is listed twice", r.tag)));
+            }
+            visit_rules.push((tag, r.every_days));
+        }
+
         Ok(Directory {
             name: file.name,
             regions: file.regions,
@@ -428,12 +459,22 @@ impl Directory {
             users: file.users,
             taxonomy: file.taxonomy,
             deadline_rules: file.deadline_rules,
+            visit_rules,
             region_idx,
             dept_idx,
             user_idx,
             category_idx,
             subcategory_idx,
         })
+    }
+
+    /// Days between visits to the persons of special group `tag`, if the town
+    /// visits them on a schedule.
+    pub fn visit_every(&self, tag: Tag) -> Option<u32> {
+        self.visit_rules
+            .iter()
+            .find(|(t, _)| *t == tag)
+            .map(|(_, days)| *days)
     }
 
     /// A user by id.

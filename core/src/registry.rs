@@ -9,6 +9,9 @@
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
 
+use chrono::{DateTime, Utc};
+
+use crate::doc::patrol::PatrolDoc;
 use crate::doc::registry::{HouseholdDoc, PersonDoc, Tag};
 use crate::error::{Error, Result};
 use crate::ids::{DocId, RegionCode};
@@ -176,40 +179,47 @@ pub(crate) fn list_persons(tx: &Transaction<'_>, f: &PersonFilter) -> Result<Vec
         n => n.min(MAX_PAGE),
     };
     let sql = format!(
-        "SELECT doc_id, grid, name, sex, born, id_masked, phone_masked, household, relation, tags
-           FROM persons {} {} ORDER BY grid, name, doc_id LIMIT {limit} OFFSET {}",
+        "SELECT {SUMMARY_COLUMNS} FROM persons {} {} ORDER BY grid, name, doc_id
+          LIMIT {limit} OFFSET {}",
         if clauses.is_empty() { "" } else { "WHERE" },
         clauses.join(" AND "),
         f.offset
     );
     let rows = tx
         .prepare(&sql)?
-        .query_map(params_from_iter(args), |r| {
-            let household: Option<String> = r.get(7)?;
-            let relation: Option<String> = r.get(8)?;
-            let tags: String = r.get(9)?;
-            Ok(PersonSummary {
-                id: parse(r.get(0)?)?,
-                grid: parse(r.get(1)?)?,
-                name: r.get(2)?,
-                sex: r
-                    .get::<_, Option<String>>(3)?
-                    .and_then(|s| match s.as_str() {
-                        "male" => Some(Sex::Male),
-                        "female" => Some(Sex::Female),
-                        _ => None,
-                    }),
-                born: r.get(4)?,
-                id_masked: r.get(5)?,
-                phone_masked: r.get(6)?,
-                household: household
-                    .map(|h| Ok::<_, rusqlite::Error>((parse(h)?, relation.unwrap_or_default())))
-                    .transpose()?,
-                tags: tags.split(',').filter_map(Tag::parse).collect(),
-            })
-        })?
+        .query_map(params_from_iter(args), summary)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
+}
+
+/// The `persons` columns [`summary`] reads, in its order.
+const SUMMARY_COLUMNS: &str =
+    "doc_id, grid, name, sex, born, id_masked, phone_masked, household, relation, tags";
+
+/// A list row from the first columns of `r`, as [`SUMMARY_COLUMNS`] orders them.
+fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<PersonSummary> {
+    let household: Option<String> = r.get(7)?;
+    let relation: Option<String> = r.get(8)?;
+    let tags: String = r.get(9)?;
+    Ok(PersonSummary {
+        id: parse(r.get(0)?)?,
+        grid: parse(r.get(1)?)?,
+        name: r.get(2)?,
+        sex: r
+            .get::<_, Option<String>>(3)?
+            .and_then(|s| match s.as_str() {
+                "male" => Some(Sex::Male),
+                "female" => Some(Sex::Female),
+                _ => None,
+            }),
+        born: r.get(4)?,
+        id_masked: r.get(5)?,
+        phone_masked: r.get(6)?,
+        household: household
+            .map(|h| Ok::<_, rusqlite::Error>((parse(h)?, relation.unwrap_or_default())))
+            .transpose()?,
+        tags: tags.split(',').filter_map(Tag::parse).collect(),
+    })
 }
 
 /// A household's row: its grid, address, head and when it left.
@@ -282,4 +292,153 @@ pub(crate) fn counts(tx: &Transaction<'_>, region: &RegionCode) -> Result<Vec<Gr
     }
     by_grid.sort_by(|a, b| a.grid.cmp(&b.grid));
     Ok(by_grid)
+}
+
+/// Replace a patrol's visit rows: its check-ins that name a household.
+pub(crate) fn index_visits(tx: &Transaction<'_>, patrol: &PatrolDoc) -> Result<()> {
+    tx.prepare_cached("DELETE FROM visits WHERE doc_id = ?1")?
+        .execute([patrol.id.as_str()])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO visits (doc_id, n, household, worker, grid, at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (n, c) in patrol.checkins.iter().enumerate() {
+        if let Some(h) = &c.household {
+            insert.execute(params![
+                patrol.id.as_str(),
+                n as i64,
+                h.as_str(),
+                patrol.worker.as_str(),
+                patrol.grid.as_str(),
+                c.at.timestamp_millis(),
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// A person due for a visit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DueVisit {
+    /// The person, as lists show them.
+    pub person: PersonSummary,
+    /// Days between visits: the most frequent rule of the person's groups.
+    pub every_days: u32,
+    /// The household's last visit, if any.
+    pub last_visit: Option<DateTime<Utc>>,
+}
+
+/// Persons of `region` in a special group with a visit rule whose household has
+/// had no visit within the rule's days at `now` (or none ever): never visited
+/// first, then the longest since. Persons of households that left are not due.
+pub(crate) fn due_visits(
+    tx: &Transaction<'_>,
+    region: &RegionCode,
+    now: DateTime<Utc>,
+    every_days: impl Fn(Tag) -> Option<u32>,
+) -> Result<Vec<DueVisit>> {
+    let prefix = format!("{}%", like_escape(region.as_str()));
+    let columns: Vec<String> = SUMMARY_COLUMNS
+        .split(", ")
+        .map(|c| format!("p.{c}"))
+        .collect();
+    let sql = format!(
+        "SELECT {}, (SELECT max(v.at_ms) FROM visits v WHERE v.household = p.household)
+           FROM persons p LEFT JOIN households h ON h.doc_id = p.household
+          WHERE p.grid LIKE ?1 ESCAPE '\\' AND p.tags != ',,' AND h.left_ms IS NULL",
+        columns.join(", ")
+    );
+    let rows = tx
+        .prepare(&sql)?
+        .query_map([&prefix], |r| {
+            Ok((summary(r)?, r.get::<_, Option<i64>>(10)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut due: Vec<DueVisit> = rows
+        .into_iter()
+        .filter_map(|(person, last)| {
+            let days = person.tags.iter().filter_map(|t| every_days(*t)).min()?;
+            let last_visit = last.and_then(DateTime::from_timestamp_millis);
+            let recent = last_visit.is_some_and(|l| now - l < chrono::Duration::days(days.into()));
+            (!recent).then_some(DueVisit {
+                person,
+                every_days: days,
+                last_visit,
+            })
+        })
+        .collect();
+    due.sort_by(|a, b| {
+        (a.last_visit, &a.person.grid, &a.person.name).cmp(&(
+            b.last_visit,
+            &b.person.grid,
+            &b.person.name,
+        ))
+    });
+    Ok(due)
+}
+
+/// A grid's visits over a period.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GridCoverage {
+    /// The grid.
+    pub grid: String,
+    /// Households registered in it and not left.
+    pub households: u64,
+    /// Of them, households visited in the period.
+    pub visited: u64,
+}
+
+/// A worker's visits over a period.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerCoverage {
+    /// The worker.
+    pub worker: String,
+    /// Visits made.
+    pub visits: u64,
+    /// Different households visited.
+    pub households: u64,
+}
+
+/// Visit coverage of the grids of `region` from `from` up to `to`: per grid, and
+/// per worker who visited.
+pub(crate) fn visit_coverage(
+    tx: &Transaction<'_>,
+    region: &RegionCode,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<(Vec<GridCoverage>, Vec<WorkerCoverage>)> {
+    let prefix = format!("{}%", like_escape(region.as_str()));
+    let (from, to) = (from.timestamp_millis(), to.timestamp_millis());
+    let grids = tx
+        .prepare(
+            "SELECT h.grid, count(*),
+                    sum(EXISTS (SELECT 1 FROM visits v WHERE v.household = h.doc_id
+                                   AND v.at_ms >= ?2 AND v.at_ms < ?3))
+               FROM households h
+              WHERE h.grid LIKE ?1 ESCAPE '\\' AND h.left_ms IS NULL
+              GROUP BY h.grid ORDER BY h.grid",
+        )?
+        .query_map(params![prefix, from, to], |r| {
+            Ok(GridCoverage {
+                grid: r.get(0)?,
+                households: r.get::<_, i64>(1)? as u64,
+                visited: r.get::<_, i64>(2)? as u64,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let workers = tx
+        .prepare(
+            "SELECT worker, count(*), count(DISTINCT household) FROM visits
+              WHERE grid LIKE ?1 ESCAPE '\\' AND at_ms >= ?2 AND at_ms < ?3
+              GROUP BY worker ORDER BY worker",
+        )?
+        .query_map(params![prefix, from, to], |r| {
+            Ok(WorkerCoverage {
+                worker: r.get(0)?,
+                visits: r.get::<_, i64>(1)? as u64,
+                households: r.get::<_, i64>(2)? as u64,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((grids, workers))
 }

@@ -5,10 +5,10 @@ use automerge::{AutomergeError, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 use chrono::{DateTime, Utc};
 
 use super::{
-    check_root, list_maps, list_obj, opt_f64, opt_time, push_map, put_root, req_list, req_parse,
-    req_str, req_time, schema_err, time_value, SchemaError,
+    check_root, list_maps, list_obj, opt_f64, opt_str, opt_time, push_map, put_root, req_list,
+    req_parse, req_str, req_time, schema_err, time_value, SchemaError,
 };
-use crate::ids::{DocId, RegionCode, UserId};
+use crate::ids::{DocId, DocKind, RegionCode, UserId};
 use crate::track::{self, TrackPoint};
 
 /// Limits on one patrol.
@@ -40,6 +40,8 @@ mod key {
     pub const LAT: &str = "lat";
     pub const LON: &str = "lon";
     pub const TEXT: &str = "text";
+    pub const HOUSEHOLD: &str = "household";
+    pub const FINDINGS: &str = "findings";
 }
 
 const KIND: &str = "patrol";
@@ -55,6 +57,10 @@ pub struct CheckIn {
     pub lat: f64,
     /// Longitude.
     pub lon: f64,
+    /// The household visited (走访), when the check-in is a visit.
+    pub household: Option<DocId>,
+    /// What the visit found. Personal data.
+    pub findings: String,
 }
 
 /// Something noticed on patrol that is not a case.
@@ -139,11 +145,26 @@ impl PatrolDoc {
         )?
         .iter()
         .map(|obj| {
+            let household = opt_str(doc, obj, key::HOUSEHOLD)?
+                .map(|h| h.parse::<DocId>())
+                .transpose()
+                .ok()
+                .flatten()
+                .filter(|h| h.kind() == DocKind::Household);
+            if household.is_none() && opt_str(doc, obj, key::HOUSEHOLD)?.is_some() {
+                return Err(schema_err(key::HOUSEHOLD, "not a household's document id"));
+            }
+            let findings = opt_str(doc, obj, key::FINDINGS)?.unwrap_or_default();
+            if findings.chars().count() > limits::TEXT {
+                return Err(schema_err(key::FINDINGS, "is longer than allowed"));
+            }
             Ok(CheckIn {
                 at: req_time(doc, obj, key::AT)?,
                 place: req_str(doc, obj, key::PLACE)?,
                 lat: opt_f64(doc, obj, key::LAT)?.unwrap_or_default(),
                 lon: opt_f64(doc, obj, key::LON)?.unwrap_or_default(),
+                household,
+                findings,
             })
         })
         .collect::<Result<_, SchemaError>>()?;
@@ -223,6 +244,10 @@ pub fn add_checkin<T: Transactable>(tx: &mut T, c: &CheckIn) -> Result<(), Autom
     tx.put(&obj, key::PLACE, c.place.as_str())?;
     tx.put(&obj, key::LAT, c.lat)?;
     tx.put(&obj, key::LON, c.lon)?;
+    if let Some(h) = &c.household {
+        tx.put(&obj, key::HOUSEHOLD, h.as_str())?;
+        tx.put(&obj, key::FINDINGS, c.findings.as_str())?;
+    }
     Ok(())
 }
 

@@ -158,16 +158,55 @@ impl Engine {
         })
     }
 
-    /// Check in at a place or household.
+    /// Check in at a place.
     pub fn check_in(&self, id: &DocId, place: &str, lat: f64, lon: f64) -> Result<()> {
-        check_coordinates(lat, lon)?;
         check_patrol_text("place", place)?;
-        let c = CheckIn {
-            at: self.now(),
-            place: place.to_owned(),
-            lat,
-            lon,
-        };
+        self.add_checkin(
+            id,
+            CheckIn {
+                at: self.now(),
+                place: place.to_owned(),
+                lat,
+                lon,
+                household: None,
+                findings: String::new(),
+            },
+        )
+    }
+
+    /// Visit a household (入户走访) during a patrol: a check-in at its address that
+    /// names it, with what the visit found. Its members' visits due are counted
+    /// from here.
+    pub fn visit(
+        &self,
+        id: &DocId,
+        household: &DocId,
+        findings: &str,
+        lat: f64,
+        lon: f64,
+    ) -> Result<()> {
+        check_patrol_text("findings", findings)?;
+        let h = self.get_household(household)?;
+        if h.left.is_some() {
+            return Err(Error::InvalidInput(
+                "the household has left the grid".into(),
+            ));
+        }
+        self.add_checkin(
+            id,
+            CheckIn {
+                at: self.now(),
+                place: h.address,
+                lat,
+                lon,
+                household: Some(household.clone()),
+                findings: findings.to_owned(),
+            },
+        )
+    }
+
+    fn add_checkin(&self, id: &DocId, c: CheckIn) -> Result<()> {
+        check_coordinates(c.lat, c.lon)?;
         self.edit_patrol(
             id,
             |p| p.checkins.len() < patrol::limits::CHECKINS,

@@ -14,7 +14,9 @@ use crate::doc::registry::{self, HouseholdDoc, NewPerson, PersonDoc, PersonEdit}
 use crate::doc::DocContent;
 use crate::error::{Error, Result};
 use crate::ids::{DocId, DocKind, RegionCode};
-use crate::registry::{GridCounts, PersonFilter, PersonSummary};
+use crate::registry::{
+    DueVisit, GridCounts, GridCoverage, PersonFilter, PersonSummary, WorkerCoverage,
+};
 use crate::store;
 
 fn not_found(what: &'static str, id: &DocId) -> Error {
@@ -215,6 +217,48 @@ impl Engine {
         match self.registry_region(region)? {
             Some(region) => self.db.read(|tx| crate::registry::counts(tx, &region)),
             None => Ok(Vec::new()),
+        }
+    }
+
+    /// The persons of this user's region due for a visit now, by the directory's
+    /// visit rules: never visited first, then the longest since.
+    pub fn due_visits(&self) -> Result<Vec<DueVisit>> {
+        let Some(region) = self.registry_region(None)? else {
+            return Ok(Vec::new());
+        };
+        let dir = self.directory()?;
+        let now = self.now();
+        self.db
+            .read(|tx| crate::registry::due_visits(tx, &region, now, |tag| dir.visit_every(tag)))
+    }
+
+    /// Visit coverage of `region` (this user's when `None`) in a calendar month
+    /// (China Standard Time): per grid, households visited of those registered;
+    /// per worker, visits and households.
+    pub fn visit_coverage(
+        &self,
+        region: Option<&RegionCode>,
+        year: i32,
+        month: u32,
+    ) -> Result<(Vec<GridCoverage>, Vec<WorkerCoverage>)> {
+        let bad_month = || Error::InvalidInput(format!("{year}-{month} is not a month"));
+        let first = chrono::NaiveDate::from_ymd_opt(year, month, 1).ok_or_else(bad_month)?;
+        let next = first
+            .checked_add_months(chrono::Months::new(1))
+            .ok_or_else(bad_month)?;
+        let at_midnight = |d: chrono::NaiveDate| {
+            d.and_time(chrono::NaiveTime::MIN)
+                .and_local_timezone(crate::index::local_offset())
+                .single()
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .ok_or_else(bad_month)
+        };
+        let (from, to) = (at_midnight(first)?, at_midnight(next)?);
+        match self.registry_region(region)? {
+            Some(region) => self
+                .db
+                .read(|tx| crate::registry::visit_coverage(tx, &region, from, to)),
+            None => Ok((Vec::new(), Vec::new())),
         }
     }
 

@@ -994,6 +994,8 @@ mod tests {
                 place: format!("{k}号楼2单元"),
                 lat: 30.2741,
                 lon: 120.1551,
+                household: None,
+                findings: String::new(),
             };
             patrol::add_checkin(&mut patrol_doc, &checkin).unwrap();
         }

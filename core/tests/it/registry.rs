@@ -287,6 +287,86 @@ fn counts_per_grid_follow_households_leaving_and_tags_changing() {
 }
 
 #[test]
+fn visits_during_a_patrol_clear_due_visits_until_the_rule_comes_round_again() {
+    let clock = TestClock::new();
+    let w = device(WORKER, &clock);
+    let town = device(TOWN, &clock);
+    let home = w.register_household(None, "望湖小区3号楼2单元301").unwrap();
+    let poor = w.register_household(None, "望湖小区5号楼1单元102").unwrap();
+    let mut alone = person("张建国", Some(ID), Some(&home));
+    alone.tags = vec![Tag::ElderlyAlone, Tag::LowIncome]; // weekly wins over monthly
+    w.register_person(alone).unwrap();
+    let mut low = person("李秀英", None, Some(&poor));
+    low.tags = vec![Tag::LowIncome];
+    w.register_person(low).unwrap();
+    w.register_person(person("王芳", None, Some(&poor)))
+        .unwrap(); // no group: never due
+
+    let due = |d: &Device| -> Vec<(String, u32, bool)> {
+        d.due_visits()
+            .unwrap()
+            .into_iter()
+            .map(|v| (v.person.name, v.every_days, v.last_visit.is_some()))
+            .collect()
+    };
+    // Never visited, in grid and name order.
+    assert_eq!(
+        due(&w),
+        vec![("张建国".into(), 7, false), ("李秀英".into(), 30, false)]
+    );
+
+    let patrol = w.start_patrol().unwrap();
+    w.visit(
+        &patrol,
+        &home,
+        "老人身体状况良好，家中燃气已检查",
+        30.2741,
+        120.1551,
+    )
+    .unwrap();
+    assert_eq!(due(&w), vec![("李秀英".into(), 30, false)]);
+    let p = w.get_patrol(&patrol).unwrap();
+    assert_eq!(p.checkins[0].household, Some(home.clone()));
+    assert_eq!(p.checkins[0].place, "望湖小区3号楼2单元301");
+
+    // Eight days on, the weekly rule makes him due again; the monthly one not yet.
+    clock.advance_minutes(8 * 24 * 60);
+    w.visit(&patrol, &poor, "低保材料已更新", 30.2742, 120.1552)
+        .unwrap();
+    assert_eq!(due(&w), vec![("张建国".into(), 7, true)]);
+
+    // The command centre's coverage for the month, per grid and per worker.
+    w.end_patrol(&patrol).unwrap();
+    sync(&w, &town);
+    let (grids, workers) = town.visit_coverage(None, 2026, 11).unwrap();
+    assert_eq!(grids.len(), 1);
+    assert_eq!((grids[0].households, grids[0].visited), (2, 2));
+    assert_eq!(workers.len(), 1);
+    assert_eq!(
+        (
+            workers[0].worker.as_str(),
+            workers[0].visits,
+            workers[0].households
+        ),
+        (WORKER, 2, 2)
+    );
+    let (_, none) = town.visit_coverage(None, 2026, 12).unwrap();
+    assert!(none.is_empty(), "no visits in December");
+    assert!(matches!(
+        town.visit_coverage(None, 2026, 13),
+        Err(Error::InvalidInput(_))
+    ));
+
+    // A household that left takes no visits, and its people are not due.
+    w.household_leaves(&poor).unwrap();
+    let again = w.start_patrol().unwrap();
+    assert!(matches!(
+        w.visit(&again, &poor, "回访", 30.2742, 120.1552),
+        Err(Error::InvalidInput(_))
+    ));
+}
+
+#[test]
 fn a_department_handler_neither_sees_nor_writes_base_data() {
     let clock = TestClock::new();
     let w = device(WORKER, &clock);
