@@ -164,11 +164,13 @@ pub trait SyncObserver: Send + Sync {
 }
 
 /// Told which documents changed: a local edit, a sync that brought news, a case
-/// that left this device. Called on the thread that committed the change (the caller
+/// that left this device. Ids start with their kind (`case-`, `patrol-`, `person-`,
+/// `household-`). Called on the thread that committed the change (the caller
 /// of a local edit, or the sync worker): hop to the UI thread and re-read there.
 #[uniffi::export(with_foreign)]
 pub trait DocumentsObserver: Send + Sync {
-    /// The ids of the cases and patrols a committed write touched.
+    /// The ids of the cases, patrols, persons and households a committed write
+    /// touched.
     fn on_documents_changed(&self, doc_ids: Vec<String>);
 }
 

@@ -641,20 +641,23 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
 
 /**
  * Told which documents changed: a local edit, a sync that brought news, a case
- * that left this device. Called on the thread that committed the change (the caller
+ * that left this device. Ids start with their kind (`case-`, `patrol-`, `person-`,
+ * `household-`). Called on the thread that committed the change (the caller
  * of a local edit, or the sync worker): hop to the UI thread and re-read there.
  */
 public protocol DocumentsObserver: AnyObject, Sendable {
     
     /**
-     * The ids of the cases and patrols a committed write touched.
+     * The ids of the cases, patrols, persons and households a committed write
+     * touched.
      */
     func onDocumentsChanged(docIds: [String]) 
     
 }
 /**
  * Told which documents changed: a local edit, a sync that brought news, a case
- * that left this device. Called on the thread that committed the change (the caller
+ * that left this device. Ids start with their kind (`case-`, `patrol-`, `person-`,
+ * `household-`). Called on the thread that committed the change (the caller
  * of a local edit, or the sync worker): hop to the UI thread and re-read there.
  */
 open class DocumentsObserverImpl: DocumentsObserver, @unchecked Sendable {
@@ -711,7 +714,8 @@ open class DocumentsObserverImpl: DocumentsObserver, @unchecked Sendable {
 
     
     /**
-     * The ids of the cases and patrols a committed write touched.
+     * The ids of the cases, patrols, persons and households a committed write
+     * touched.
      */
 open func onDocumentsChanged(docIds: [String])  {try! rustCall() {
         uniffiCallStatus in
@@ -7793,7 +7797,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_gridsync_ffi_checksum_func_special_groups() != 40282) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_gridsync_ffi_checksum_method_documentsobserver_on_documents_changed() != 8533) {
+    if (uniffi_gridsync_ffi_checksum_method_documentsobserver_on_documents_changed() != 15005) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_act() != 35348) {

@@ -30,9 +30,22 @@ def register_family(worker):
     return home, zhang, li
 
 
+class Changes(gs.DocumentsObserver):
+    def __init__(self):
+        self.seen = []
+
+    def on_documents_changed(self, doc_ids):
+        self.seen.extend(doc_ids)
+
+
 def test_a_list_shows_numbers_masked_and_a_detail_view_in_full(relay):
     worker = device(relay, WORKER, tempfile.mkdtemp())
+    changes = Changes()
+    handle = worker.watch(changes)
     home, zhang, li = register_family(worker)
+    # A resident screen refreshes on the same notifications as a case list.
+    assert set(changes.seen) == {home, zhang, li}
+    del handle
     worker.set_household_head(home, zhang)
 
     rows = worker.list_persons(gs.PersonFilterRecord())
