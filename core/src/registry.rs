@@ -44,7 +44,10 @@ pub(crate) fn index_person(tx: &Transaction<'_>, p: &PersonDoc, updated_ms: i64)
         }),
         p.born.map(|b| b.format("%Y-%m-%d").to_string()),
         p.id_number.as_ref().map(ResidentId::masked),
-        p.id_number.as_ref().map(|i| i.suffix(6).to_owned()),
+        // Reversed, so "ends with" is a prefix range the index answers.
+        p.id_number
+            .as_ref()
+            .map(|i| i.suffix(6).chars().rev().collect::<String>()),
         p.phone.as_ref().map(|ph| ph.masked()),
         p.household.as_ref().map(|(h, _)| h.as_str()),
         p.household.as_ref().map(|(_, r)| r.as_str()),
@@ -139,9 +142,16 @@ fn parse<T: std::str::FromStr>(s: String) -> rusqlite::Result<T> {
 pub(crate) fn list_persons(tx: &Transaction<'_>, f: &PersonFilter) -> Result<Vec<PersonSummary>> {
     let mut clauses = Vec::new();
     let mut args: Vec<SqlValue> = Vec::new();
+    let searching = f.name.is_some() || f.id_suffix.is_some();
     if let Some(region) = &f.region {
-        // Grid codes extend their region's code.
-        clauses.push("grid LIKE ? ESCAPE '\\'");
+        // Grid codes extend their region's code. While searching, the region is a
+        // filter on the rows found (`+grid`), not the index walked: walking a
+        // town's grids in name order to find a few rows reads every row.
+        clauses.push(if searching {
+            "+grid LIKE ? ESCAPE '\\'"
+        } else {
+            "grid LIKE ? ESCAPE '\\'"
+        });
         args.push(format!("{}%", like_escape(region.as_str())).into());
     }
     if let Some(name) = f.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
@@ -163,8 +173,11 @@ pub(crate) fn list_persons(tx: &Transaction<'_>, f: &PersonFilter) -> Result<Vec
                 "the last digits of an ID number are 1 to 6 digits (or X)".into(),
             ));
         }
-        clauses.push("id_suffix LIKE ? ESCAPE '\\'");
-        args.push(format!("%{}", suffix.to_ascii_uppercase()).into());
+        // `id_suffix` holds the last six characters reversed.
+        let reversed: String = suffix.to_ascii_uppercase().chars().rev().collect();
+        clauses.push("id_suffix >= ? AND id_suffix < ?");
+        args.push(reversed.clone().into());
+        args.push(format!("{reversed}~").into());
     }
     if let Some(tag) = f.tag {
         clauses.push("tags LIKE ?");

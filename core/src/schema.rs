@@ -159,8 +159,8 @@ pub const MIGRATIONS: &[&str] = &[
     // has its index row; a patrol's check-ins that name a household are visits. `docs.kind` takes the new kinds: the CHECK is rewritten in
     // place (SQLite's documented way for a change that leaves every stored row
     // valid; `migrate` bumps the schema version after each step). Only masked and
-    // searchable forms of ID and phone numbers are indexed: the full ones stay in
-    // the documents.
+    // searchable forms of ID and phone numbers are indexed (`id_suffix`: the last
+    // six characters, reversed): the full ones stay in the documents.
     r#"
     PRAGMA writable_schema = ON;
     UPDATE sqlite_schema

@@ -149,6 +149,14 @@ fn searches(engine: &Engine, who: &str, persons: usize, samples: usize) -> Bench
             },
         ),
         (
+            // No one has it: the whole region is read (the worst case of a name).
+            "name_absent",
+            PersonFilter {
+                name: Some("欧阳".into()),
+                ..Default::default()
+            },
+        ),
+        (
             "id_last_four",
             PersonFilter {
                 id_suffix: Some(suffix),
