@@ -230,6 +230,55 @@ fn generated_case(
     Ok((id, changes))
 }
 
+/// Fill `engine` (and `twin`, with the same documents) as a district dispatcher's
+/// device would be after pulling every case: `cases` generated cases, imported in
+/// batches of 1,000 through the checked decoder, as a pull does. Returns the time
+/// `engine`'s imports took (ms) and the raw change bytes.
+fn fill(
+    engine: &Engine,
+    twin: Option<&Engine>,
+    grids: &[gridsync_core::RegionCode],
+    cases: usize,
+    clock: &SimClock,
+) -> BenchResult<(f64, usize)> {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut raw_bytes = 0usize;
+    let mut import_ms = 0.0;
+    let mut made = 0;
+    while made < cases {
+        let n = (cases - made).min(1000);
+        let batch = (0..n)
+            .map(|_| generated_case(&mut rng, grids, clock.now()))
+            .collect::<BenchResult<Vec<_>>>()?;
+        raw_bytes += batch
+            .iter()
+            .flat_map(|(_, c)| c)
+            .map(Vec::len)
+            .sum::<usize>();
+        let import = |e: &Engine| {
+            let decoded = batch
+                .iter()
+                .map(|(id, raw)| {
+                    let changes: Result<Vec<_>, _> = raw.iter().map(|b| decode_change(b)).collect();
+                    changes.map(|cs| (id.clone(), cs))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            for r in e.import_changes(decoded)? {
+                r.outcome?;
+            }
+            Ok::<_, Box<dyn std::error::Error>>(())
+        };
+        let (t, done) = time_ms(|| import(engine));
+        done?;
+        if let Some(twin) = twin {
+            import(twin)?;
+        }
+        import_ms += t;
+        made += n;
+    }
+    Ok((import_ms, raw_bytes))
+}
+
 /// `gridsync bench device`; with `encrypted`, on a SQLCipher database as on a phone.
 pub fn device(cases: usize, samples: usize, encrypted: bool) -> BenchResult {
     ENCRYPTED.store(encrypted, std::sync::atomic::Ordering::Relaxed);
@@ -249,38 +298,14 @@ pub fn device(cases: usize, samples: usize, encrypted: bool) -> BenchResult {
         .map(|r| r.code.clone())
         .collect();
 
-    // Fill the device as a district dispatcher's would be after pulling every case.
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut raw_bytes = 0usize;
-    let mut import_ms = 0.0;
-    let mut made = 0;
-    while made < cases {
-        let n = (cases - made).min(1000);
-        let batch = (0..n)
-            .map(|_| generated_case(&mut rng, &grids, clock.now()))
-            .collect::<BenchResult<Vec<_>>>()?;
-        raw_bytes += batch
-            .iter()
-            .flat_map(|(_, c)| c)
-            .map(Vec::len)
-            .sum::<usize>();
-        // Bytes from outside become changes through the checked decoder, as a pull does.
-        let (t, results) = time_ms(|| {
-            let decoded = batch
-                .iter()
-                .map(|(id, raw)| {
-                    let changes: Result<Vec<_>, _> = raw.iter().map(|b| decode_change(b)).collect();
-                    changes.map(|cs| (id.clone(), cs))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok::<_, Box<dyn std::error::Error>>(engine.import_changes(decoded)?)
-        });
-        for r in results? {
-            r.outcome?;
-        }
-        import_ms += t;
-        made += n;
-    }
+    // With encryption, a plaintext twin holds the same cases: the durable report is
+    // timed on both in alternation, so both see the same load on a shared machine.
+    let twin_dir = tempfile::tempdir()?;
+    let twin = match &key {
+        Some(_) => Some(sim::device(twin_dir.path(), user, &clock)?),
+        None => None,
+    };
+    let (import_ms, raw_bytes) = fill(&engine, twin.as_ref(), &grids, cases, &clock)?;
     print(
         "import",
         json!({ "docs": cases, "docs_per_s": cases as f64 / (import_ms / 1e3), "raw_change_bytes_per_case": raw_bytes / cases.max(1) }),
@@ -396,25 +421,60 @@ pub fn device(cases: usize, samples: usize, encrypted: bool) -> BenchResult {
     }
     print("count_by_status", stats);
 
-    let stats = sample(samples, |i| {
-        let mut input = NewCase {
+    let input = |i: usize| -> BenchResult<NewCase> {
+        Ok(NewCase {
             title: format!("楼道堆放杂物{i}"),
             description: DESCRIPTIONS[i % DESCRIPTIONS.len()].into(),
             category: "safety".parse()?,
             subcategory: Some("safety.fire_exit".parse()?),
             severity: Severity::High,
             grid: Some(grids[i % grids.len()].clone()),
-            location: None,
+            location: Some(Location {
+                lat: 30.27,
+                lon: 120.15,
+                address: "望湖小区".into(),
+            }),
             people: vec![],
             photos: vec![],
-        };
-        input.location = Some(Location {
-            lat: 30.27,
-            lon: 120.15,
-            address: "望湖小区".into(),
-        });
-        engine.report_case(input).map(drop).map_err(Into::into)
-    })?;
+        })
+    };
+    let report = |e: &Engine, i: usize| -> BenchResult<f64> {
+        let case = input(i)?;
+        let (t, r) = time_ms(|| e.report_case(case));
+        r?;
+        Ok(t)
+    };
+    let stats = match &twin {
+        None => percentiles(
+            (0..samples)
+                .map(|i| report(&engine, i))
+                .collect::<BenchResult<_>>()?,
+        ),
+        Some(twin) => {
+            // Both warmed alike, then one report on each in turn.
+            for i in 0..20 {
+                report(&engine, samples + i)?;
+                report(twin, samples + i)?;
+            }
+            let (mut encrypted_ms, mut plain_ms) = (Vec::new(), Vec::new());
+            for i in 0..samples {
+                encrypted_ms.push(report(&engine, i)?);
+                plain_ms.push(report(twin, i)?);
+            }
+            let p50 = |ms: &[f64]| {
+                let mut ms = ms.to_vec();
+                ms.sort_by(f64::total_cmp);
+                ms[ms.len() / 2]
+            };
+            let ratio = p50(&encrypted_ms) / p50(&plain_ms);
+            let mut twin_stats = percentiles(plain_ms);
+            if let Some(m) = twin_stats.as_object_mut() {
+                m.insert("encrypted_over_plaintext_p50".into(), json!(ratio));
+            }
+            print("report_case_plaintext_twin", twin_stats);
+            percentiles(encrypted_ms)
+        }
+    };
     print("report_case", stats);
 
     let reported = engine.list_cases(&CaseFilter {
