@@ -529,17 +529,23 @@ pub fn device(cases: usize, samples: usize, encrypted: bool) -> BenchResult {
     Ok(())
 }
 
-/// Peak resident memory of a process, from /proc (Linux), in MB.
-fn peak_rss_mb(pid: u32) -> Option<f64> {
+/// A memory figure of a process (`VmHWM:` its peak, `VmRSS:` now), from
+/// /proc/<pid>/status (Linux), in MB.
+fn status_mb(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb: f64 = status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
+        .find(|l| l.starts_with(field))?
         .split_whitespace()
         .nth(1)?
         .parse()
         .ok()?;
     Some(kb / 1024.0)
+}
+
+/// Peak resident memory of a process, in MB.
+fn peak_rss_mb(pid: u32) -> Option<f64> {
+    status_mb(pid, "VmHWM:")
 }
 
 /// `gridsync bench sync`: one device pushes `docs` cases made offline, a second,

@@ -21,7 +21,7 @@ use gridsync_core::{Engine, NewCase, RegionLevel, Severity};
 use gridsync_server::relay::Storage;
 use serde_json::json;
 
-use super::{print_as, BenchResult, Rng, DESCRIPTIONS, TITLES};
+use super::{print_as, status_mb, BenchResult, Rng, DESCRIPTIONS, TITLES};
 use crate::sim;
 
 /// CPU time of a process (all its threads), user + system, from /proc (Linux).
@@ -34,19 +34,6 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
     // USER_HZ is 100 on every Linux architecture a relay runs on.
     Some(ticks / 100.0)
-}
-
-/// Resident memory of a process now, in MB.
-fn rss_mb(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -198,7 +185,7 @@ fn phase(
         "errors": errors,
         "relay_cpu_cores": busy(relay_cpu_before, relay_pid),
         "load_generator_cpu_cores": busy(own_cpu_before, Some(me)),
-        "relay_rss_mb": relay_pid.and_then(rss_mb),
+        "relay_rss_mb": relay_pid.and_then(|pid| status_mb(pid, "VmRSS:")),
     });
     if let (Phase::Paced(every), Some(m)) = (phase, line.as_object_mut()) {
         m.insert(
