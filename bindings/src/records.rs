@@ -1256,17 +1256,14 @@ impl TryFrom<PersonEditRecord> for PersonEdit {
     type Error = GridsyncError;
     fn try_from(r: PersonEditRecord) -> Result<Self, GridsyncError> {
         let id_number = edit(r.id_number, resident_id)?;
-        let new_id = id_number.as_ref().and_then(Option::as_ref);
+        // A new ID number brings its sex and birth date unless given (the core's rule).
         let sex = match (r.sex, r.clear_sex) {
             (Some(_), true) => return Err(invalid("sex is either set or cleared, not both")),
             (Some(s), false) => Some(Some(s.into())),
             (None, true) => Some(None),
-            (None, false) => new_id.map(|id| Some(id.sex())),
+            (None, false) => None,
         };
-        let born = match edit(r.born, date)? {
-            None => new_id.map(|id| Some(id.birth_date())),
-            given => given,
-        };
+        let born = edit(r.born, date)?;
         Ok(PersonEdit {
             name: r.name,
             id_number,

@@ -98,9 +98,14 @@ impl Engine {
         Ok(id)
     }
 
-    /// Change a person's own facts (name, ID number, phone, tags, notes …).
-    pub fn edit_person(&self, id: &DocId, edit: PersonEdit) -> Result<()> {
+    /// Change a person's own facts (name, ID number, phone, tags, notes …). A new
+    /// ID number brings its sex and birth date unless the edit gives them.
+    pub fn edit_person(&self, id: &DocId, mut edit: PersonEdit) -> Result<()> {
         edit.validate().map_err(Error::InvalidInput)?;
+        if let Some(Some(number)) = &edit.id_number {
+            edit.sex.get_or_insert(Some(number.sex()));
+            edit.born.get_or_insert(Some(number.birth_date()));
+        }
         let me = self.me()?;
         self.write(|tx| {
             let (mut doc, _) = self.load_registry_doc(tx, &me, id, DocKind::Person)?;

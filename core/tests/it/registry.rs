@@ -126,6 +126,18 @@ fn bad_input_is_refused_with_a_reason_that_never_repeats_a_number() {
         w.get_person(&zhang).unwrap().born,
         chrono::NaiveDate::from_ymd_opt(1990, 1, 1)
     );
+    // A new ID number brings its own birth date and sex.
+    w.edit_person(
+        &zhang,
+        PersonEdit {
+            id_number: Some(Some(id_number("11010519491231002X"))),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let after = w.get_person(&zhang).unwrap();
+    assert_eq!(after.born, chrono::NaiveDate::from_ymd_opt(1949, 12, 31));
+    assert_eq!(after.sex, Some(Sex::Female));
     assert!(matches!(
         w.move_person(&zhang, Some((zhang.clone(), "户主".into()))),
         Err(Error::NotFound { .. })
