@@ -52,7 +52,10 @@ pub enum Sex {
 
 /// A resident ID number whose check digit, birth date and form are valid.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct ResidentId(String);
+pub struct ResidentId {
+    number: String,
+    born: NaiveDate,
+}
 
 const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 const CHECK: [u8; 11] = *b"10X98765432";
@@ -96,17 +99,15 @@ impl FromStr for ResidentId {
                 .fold(0, |acc, b| acc * 10 + u32::from(b - b'0'))
         };
         let (year, month, day) = (digits(6..10), digits(10..12), digits(12..14));
-        if !(1900..=2100).contains(&year)
-            || NaiveDate::from_ymd_opt(year as i32, month, day).is_none()
-        {
-            return Err(IdNumberError::BirthDate);
-        }
+        let born = NaiveDate::from_ymd_opt(year as i32, month, day)
+            .filter(|_| (1900..=2100).contains(&year))
+            .ok_or(IdNumberError::BirthDate)?;
         if check_digit(&s[..17]) != Some(char::from(last)) {
             return Err(IdNumberError::CheckDigit);
         }
-        let mut id = s[..17].to_owned();
-        id.push(char::from(last));
-        Ok(ResidentId(id))
+        let mut number = s[..17].to_owned();
+        number.push(char::from(last));
+        Ok(ResidentId { number, born })
     }
 }
 
@@ -114,24 +115,27 @@ impl ResidentId {
     /// The whole number: only for a detail view to a role allowed to see it, and for
     /// the document that stores it.
     pub fn full(&self) -> &str {
-        &self.0
+        &self.number
     }
 
     /// `3301**********1234`: the first four and the last four characters.
     pub fn masked(&self) -> String {
-        format!("{}{}{}", &self.0[..4], "*".repeat(10), &self.0[14..])
+        format!(
+            "{}{}{}",
+            &self.number[..4],
+            "*".repeat(10),
+            &self.number[14..]
+        )
     }
 
     /// The last `n` characters (at most 6): what a search by "the last digits" matches.
     pub fn suffix(&self, n: usize) -> &str {
-        &self.0[18 - n.min(6)..]
+        &self.number[18 - n.min(6)..]
     }
 
     /// The birth date the number records.
     pub fn birth_date(&self) -> NaiveDate {
-        let d = |r: std::ops::Range<usize>| self.0[r].parse::<u32>().unwrap_or_default();
-        // Checked in from_str; the fallback is never reached.
-        NaiveDate::from_ymd_opt(d(6..10) as i32, d(10..12), d(12..14)).unwrap_or_default()
+        self.born
     }
 
     /// Age in whole years on `day`.
@@ -144,7 +148,7 @@ impl ResidentId {
 
     /// The sex the number records.
     pub fn sex(&self) -> Sex {
-        if (self.0.as_bytes()[16] - b'0') % 2 == 1 {
+        if (self.number.as_bytes()[16] - b'0') % 2 == 1 {
             Sex::Male
         } else {
             Sex::Female
