@@ -1343,8 +1343,9 @@ pub struct PersonSummaryRecord {
     pub name: String,
     /// Sex.
     pub sex: Option<Sex>,
-    /// Birth date, `YYYY-MM-DD`.
-    pub born: Option<String>,
+    /// Birth year (the whole date is on the detail view only: beside the masked
+    /// ID number it would give the number away).
+    pub birth_year: Option<i32>,
     /// `3301**********1234`.
     pub id_masked: Option<String>,
     /// `138****5678`.
@@ -1362,7 +1363,7 @@ impl From<&PersonSummary> for PersonSummaryRecord {
             grid: p.grid.to_string(),
             name: p.name.clone(),
             sex: p.sex.map(Into::into),
-            born: p.born.clone(),
+            birth_year: p.birth_year,
             id_masked: p.id_masked.clone(),
             phone_masked: p.phone_masked.clone(),
             household: membership(&p.household),

@@ -9,7 +9,7 @@
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 
 use crate::doc::patrol::PatrolDoc;
 use crate::doc::registry::{HouseholdDoc, PersonDoc, Tag};
@@ -25,11 +25,11 @@ pub const MAX_QUERY_CHARS: usize = 50;
 pub(crate) fn index_person(tx: &Transaction<'_>, p: &PersonDoc, updated_ms: i64) -> Result<()> {
     let tags: Vec<&str> = p.tags.iter().map(|t| t.as_str()).collect();
     tx.prepare_cached(
-        "INSERT INTO persons (doc_id, grid, name, sex, born, id_masked, id_suffix, phone_masked,
+        "INSERT INTO persons (doc_id, grid, name, sex, born_year, id_masked, id_suffix, phone_masked,
             household, relation, tags, updated_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT (doc_id) DO UPDATE SET grid = excluded.grid, name = excluded.name,
-            sex = excluded.sex, born = excluded.born, id_masked = excluded.id_masked,
+            sex = excluded.sex, born_year = excluded.born_year, id_masked = excluded.id_masked,
             id_suffix = excluded.id_suffix, phone_masked = excluded.phone_masked,
             household = excluded.household, relation = excluded.relation,
             tags = excluded.tags, updated_ms = excluded.updated_ms",
@@ -42,7 +42,9 @@ pub(crate) fn index_person(tx: &Transaction<'_>, p: &PersonDoc, updated_ms: i64)
             Sex::Male => "male",
             Sex::Female => "female",
         }),
-        p.born.map(|b| b.format("%Y-%m-%d").to_string()),
+        // The year only: with the masked ID number's first and last four, a whole
+        // birth date would leave two digits to guess (the grid code gives them).
+        p.born.map(|b| b.year()),
         p.id_number.as_ref().map(ResidentId::masked),
         // Reversed, so "ends with" is a prefix range the index answers.
         p.id_number
@@ -111,8 +113,9 @@ pub struct PersonSummary {
     pub name: String,
     /// Sex.
     pub sex: Option<Sex>,
-    /// Birth date, `YYYY-MM-DD`.
-    pub born: Option<String>,
+    /// Birth year (the whole date only on a detail view: with the masked ID
+    /// number it would give the number away).
+    pub birth_year: Option<i32>,
     /// `3301**********1234`.
     pub id_masked: Option<String>,
     /// `138****5678`.
@@ -207,7 +210,7 @@ pub(crate) fn list_persons(tx: &Transaction<'_>, f: &PersonFilter) -> Result<Vec
 
 /// The `persons` columns [`summary`] reads, in its order.
 const SUMMARY_COLUMNS: &str =
-    "doc_id, grid, name, sex, born, id_masked, phone_masked, household, relation, tags";
+    "doc_id, grid, name, sex, born_year, id_masked, phone_masked, household, relation, tags";
 
 /// A list row from the first columns of `r`, as [`SUMMARY_COLUMNS`] orders them.
 fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<PersonSummary> {
@@ -225,7 +228,7 @@ fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<PersonSummary> {
                 "female" => Some(Sex::Female),
                 _ => None,
             }),
-        born: r.get(4)?,
+        birth_year: r.get(4)?,
         id_masked: r.get(5)?,
         phone_masked: r.get(6)?,
         household: household

@@ -174,7 +174,7 @@ pub const MIGRATIONS: &[&str] = &[
         grid         TEXT NOT NULL,
         name         TEXT NOT NULL,
         sex          TEXT,
-        born         TEXT,
+        born_year    INTEGER,
         id_masked    TEXT,
         id_suffix    TEXT,
         phone_masked TEXT,

@@ -503,6 +503,22 @@ fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterInt32: FfiConverterPrimitive {
+    typealias FfiType = Int32
+    typealias SwiftType = Int32
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Int32 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: Int32, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
     typealias FfiType = UInt64
     typealias SwiftType = UInt64
@@ -4786,9 +4802,10 @@ public struct PersonSummaryRecord: Equatable, Hashable {
      */
     public var sex: Sex?
     /**
-     * Birth date, `YYYY-MM-DD`.
+     * Birth year (the whole date is on the detail view only: beside the masked
+     * ID number it would give the number away).
      */
-    public var born: String?
+    public var birthYear: Int32?
     /**
      * `3301**********1234`.
      */
@@ -4822,8 +4839,9 @@ public struct PersonSummaryRecord: Equatable, Hashable {
          * Sex.
          */sex: Sex?, 
         /**
-         * Birth date, `YYYY-MM-DD`.
-         */born: String?, 
+         * Birth year (the whole date is on the detail view only: beside the masked
+         * ID number it would give the number away).
+         */birthYear: Int32?, 
         /**
          * `3301**********1234`.
          */idMasked: String?, 
@@ -4840,7 +4858,7 @@ public struct PersonSummaryRecord: Equatable, Hashable {
         self.grid = grid
         self.name = name
         self.sex = sex
-        self.born = born
+        self.birthYear = birthYear
         self.idMasked = idMasked
         self.phoneMasked = phoneMasked
         self.household = household
@@ -4867,7 +4885,7 @@ public struct FfiConverterTypePersonSummaryRecord: FfiConverterRustBuffer {
                 grid: FfiConverterString.read(from: &buf), 
                 name: FfiConverterString.read(from: &buf), 
                 sex: FfiConverterOptionTypeSex.read(from: &buf), 
-                born: FfiConverterOptionString.read(from: &buf), 
+                birthYear: FfiConverterOptionInt32.read(from: &buf), 
                 idMasked: FfiConverterOptionString.read(from: &buf), 
                 phoneMasked: FfiConverterOptionString.read(from: &buf), 
                 household: FfiConverterOptionTypeMembershipRecord.read(from: &buf), 
@@ -4880,7 +4898,7 @@ public struct FfiConverterTypePersonSummaryRecord: FfiConverterRustBuffer {
         FfiConverterString.write(value.grid, into: &buf)
         FfiConverterString.write(value.name, into: &buf)
         FfiConverterOptionTypeSex.write(value.sex, into: &buf)
-        FfiConverterOptionString.write(value.born, into: &buf)
+        FfiConverterOptionInt32.write(value.birthYear, into: &buf)
         FfiConverterOptionString.write(value.idMasked, into: &buf)
         FfiConverterOptionString.write(value.phoneMasked, into: &buf)
         FfiConverterOptionTypeMembershipRecord.write(value.household, into: &buf)
@@ -6938,6 +6956,30 @@ fileprivate struct FfiConverterOptionUInt8: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterUInt8.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionInt32: FfiConverterRustBuffer {
+    typealias SwiftType = Int32?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterInt32.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterInt32.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }

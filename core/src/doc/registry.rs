@@ -187,12 +187,15 @@ fn check_len(field: &'static str, text: &str, max: usize, required: bool) -> Res
     Ok(())
 }
 
-fn check_household(household: &Option<(DocId, String)>) -> Result<(), String> {
+/// A household link: a household's id and a relationship within the limit,
+/// required when entered (`entered`); a document read may carry an empty one (a
+/// concurrent move out and in can merge to that).
+fn check_household(household: &Option<(DocId, String)>, entered: bool) -> Result<(), String> {
     match household {
         Some((id, _)) if id.kind() != DocKind::Household => {
             Err("household must be a household's document id".into())
         }
-        Some((_, relation)) => check_len("relation", relation, limits::RELATION, true),
+        Some((_, relation)) => check_len("relation", relation, limits::RELATION, entered),
         None => Ok(()),
     }
 }
@@ -203,7 +206,7 @@ impl NewPerson {
     pub fn validate(&self) -> Result<(), String> {
         check_len("name", &self.name, limits::NAME, true)?;
         check_len("notes", &self.notes, limits::NOTES, false)?;
-        check_household(&self.household)?;
+        check_household(&self.household, true)?;
         if let Some(id) = &self.id_number {
             if self.sex.is_some_and(|s| s != id.sex()) {
                 return Err("sex does not match the ID number".into());
@@ -288,12 +291,22 @@ impl PersonDoc {
                 Some((h, relation))
             }
         };
-        check_household(&household).map_err(|_| schema_err(key::HOUSEHOLD, "not valid"))?;
+        check_household(&household, false).map_err(|_| schema_err(key::HOUSEHOLD, "not valid"))?;
+        // A tag counts when its value is `true`. A key this version does not know
+        // (a group added by a later one) is passed over, not refused: refusing it
+        // would make the person unreadable here and the push refused.
         let mut tags = Vec::new();
         if let Some(map) = child(doc, &ROOT, key::TAGS, ObjType::Map)? {
+            if doc.length(&map) > 4 * Tag::ALL.len() {
+                return Err(schema_err(key::TAGS, "has more entries than allowed"));
+            }
             for k in doc.keys(&map) {
-                let tag = Tag::parse(&k).ok_or_else(|| schema_err(key::TAGS, "unknown tag"))?;
-                if doc.get(&map, &k).ok().flatten().is_some() {
+                let set = matches!(
+                    doc.get(&map, &k),
+                    Ok(Some((automerge::Value::Scalar(v), _)))
+                        if matches!(v.as_ref(), automerge::ScalarValue::Boolean(true))
+                );
+                if let (Some(tag), true) = (Tag::parse(&k), set) {
                     tags.push(tag);
                 }
             }
@@ -497,4 +510,51 @@ pub fn set_head<T: Transactable>(tx: &mut T, person: Option<&DocId>) -> Result<(
 /// Record that the household left the grid (搬离) at `at`.
 pub fn leave<T: Transactable>(tx: &mut T, at: DateTime<Utc>) -> Result<(), AutomergeError> {
     tx.put(ROOT, key::LEFT, time_value(at))
+}
+
+#[cfg(test)]
+mod tests {
+    use automerge::transaction::Transactable;
+    use automerge::{Automerge, ObjType, ReadDoc, ROOT};
+
+    use super::*;
+
+    #[test]
+    fn a_tag_counts_when_true_and_an_unknown_one_is_passed_over() {
+        let id = DocId::new(DocKind::Person);
+        let mut doc = Automerge::new();
+        let person = NewPerson {
+            grid: "339901001001001".parse().unwrap(),
+            name: "张建国".into(),
+            id_number: None,
+            sex: None,
+            born: None,
+            phone: None,
+            household: None,
+            tags: vec![Tag::LowIncome],
+            notes: String::new(),
+        };
+        doc.transact::<_, _, AutomergeError>(|tx| {
+            PersonDoc::write_new(
+                tx,
+                &id,
+                &"w-339901001001001".parse().unwrap(),
+                Utc::now(),
+                &person,
+            )?;
+            let tags = match tx.get(ROOT, "tags")? {
+                Some((automerge::Value::Object(ObjType::Map), obj)) => obj,
+                _ => panic!("a tags map"),
+            };
+            // Written by a later version, or a tampered one.
+            tx.put(&tags, "elderly_alone", false)?;
+            tx.put(&tags, "disabled", "yes")?;
+            tx.put(&tags, "a_group_added_later", true)?;
+            Ok(())
+        })
+        .unwrap();
+        let read = PersonDoc::read(&doc, &id).unwrap();
+        assert_eq!(read.tags, vec![Tag::LowIncome]);
+        assert!(doc.length(&doc.get(ROOT, "tags").unwrap().unwrap().1) == 4);
+    }
 }

@@ -110,9 +110,12 @@ impl Engine {
         self.write(|tx| {
             let (mut doc, _) = self.load_registry_doc(tx, &me, id, DocKind::Person)?;
             self.commit_local(tx, id, &mut doc, |t| edit.apply(t))?;
-            // Checked on the person as edited; an error rolls the write back.
+            // Checked on the person as edited when the edit touches these facts (a
+            // merge of two honest edits may disagree; other edits stay possible);
+            // an error rolls the write back.
+            let touches = edit.id_number.is_some() || edit.sex.is_some() || edit.born.is_some();
             let after = PersonDoc::read(&doc, id).map_err(Error::malformed(id))?;
-            if let Some(number) = &after.id_number {
+            if let (Some(number), true) = (&after.id_number, touches) {
                 if after.sex.is_some_and(|s| s != number.sex())
                     || after.born.is_some_and(|b| b != number.birth_date())
                 {
