@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use crate::directory::{Directory, Role, User};
 use crate::doc::case::CaseDoc;
 use crate::doc::patrol::PatrolDoc;
-use crate::doc::registry::{HouseholdDoc, PersonDoc};
+use crate::doc::registry::{HouseholdDoc, PersonDoc, Visit};
 use crate::doc::DocContent;
 use crate::ids::{DeptId, DocId, RegionCode, UserId};
 use crate::index::CaseFilter;
@@ -205,6 +205,12 @@ pub enum Denied {
     /// A new person or household naming someone else as who registered it.
     #[error("a new record must be registered in your name")]
     NotRegistrar,
+    /// A change altered, removed or reordered a household's visits.
+    #[error("visits cannot be changed, removed or reordered")]
+    VisitsRewritten,
+    /// A visit recorded in someone else's name.
+    #[error("a visit must be recorded in your own name")]
+    NotVisitor,
 }
 
 /// Whether `user`'s role reports cases at all (everyone but department handlers:
@@ -291,6 +297,9 @@ pub fn check_history(before: Option<&DocContent>, after: &DocContent) -> Result<
             if b.left.is_some() && h.left.is_none() {
                 return Err(Denied::HouseholdLeft);
             }
+            if !is_subsequence(&b.visits, &h.visits) {
+                return Err(Denied::VisitsRewritten);
+            }
             Ok(())
         }
         (Some(DocContent::Case(b)), DocContent::Case(c)) => {
@@ -346,6 +355,9 @@ pub fn authorize(
             check_registry_writer(user, after.grid())?;
             if before.is_none() && *created_by != user.id {
                 return Err(Denied::NotRegistrar);
+            }
+            if new_visits(before, after).any(|v| v.by != user.id) {
+                return Err(Denied::NotVisitor);
             }
             Ok(())
         }
@@ -406,13 +418,22 @@ pub fn authorize_relayed(
             Some(u) if check_patrol_writer(u, p).is_ok() => Ok(()),
             _ => Err(Denied::NotWorkersPatrol),
         },
-        // Inside the relay's region (checked above), and registered by someone
-        // who keeps that grid's base data.
+        // Inside the relay's region (checked above), registered and visited by
+        // people who keep that grid's base data.
         DocContent::Person(PersonDoc { created_by, .. })
-        | DocContent::Household(HouseholdDoc { created_by, .. }) => match dir.user(created_by) {
-            Some(u) if before.is_some() || check_registry_writer(u, after.grid()).is_ok() => Ok(()),
-            _ => Err(Denied::Unvouched),
-        },
+        | DocContent::Household(HouseholdDoc { created_by, .. }) => {
+            let keeps = |id: &UserId| {
+                dir.user(id)
+                    .is_some_and(|u| check_registry_writer(u, after.grid()).is_ok())
+            };
+            let vouched = (before.is_some() || keeps(created_by))
+                && new_visits(before, after).all(|v| keeps(&v.by));
+            if vouched {
+                Ok(())
+            } else {
+                Err(Denied::Unvouched)
+            }
+        }
         DocContent::Case(c) => {
             let b = match before {
                 Some(DocContent::Case(b)) => Some(b),
@@ -480,6 +501,22 @@ pub fn check_new_entries(
     } else {
         Err(NewEntry::NoteOrPhoto)
     }
+}
+
+/// The visits of a household that `before` did not have.
+fn new_visits<'a>(
+    before: Option<&'a DocContent>,
+    after: &'a DocContent,
+) -> impl Iterator<Item = &'a Visit> {
+    let old: &[Visit] = match before {
+        Some(DocContent::Household(b)) => &b.visits,
+        _ => &[],
+    };
+    let new: &[Visit] = match after {
+        DocContent::Household(h) => &h.visits,
+        _ => &[],
+    };
+    new.iter().filter(move |v| !old.contains(v))
 }
 
 /// Whether every item of `old` is in `new`, in the same order (concurrent appends
@@ -1465,6 +1502,7 @@ mod tests {
                 address: "望湖小区3号楼".into(),
                 head: None,
                 left,
+                visits: vec![],
                 created_by: by.parse().unwrap(),
                 created: at(0),
             })
@@ -1490,6 +1528,23 @@ mod tests {
             _ => unreachable!(),
         };
         let gone = with_left(Some(at(5)));
+        let visited = |visits: Vec<&str>| match &home {
+            DocContent::Household(h) => DocContent::Household(HouseholdDoc {
+                visits: visits
+                    .iter()
+                    .enumerate()
+                    .map(|(i, by)| crate::doc::registry::Visit {
+                        at: at(10 + i as i64),
+                        by: by.parse().unwrap(),
+                        patrol: DocId::new(DocKind::Patrol),
+                        findings: "燃气已检查".into(),
+                    })
+                    .collect(),
+                ..h.clone()
+            }),
+            _ => unreachable!(),
+        };
+        let one_visit = visited(vec![W]);
         let deny = |grid: &str| Err(Denied::RegistryOutsideRegion(grid.parse().unwrap()));
         #[rustfmt::skip]
         let table: Vec<ChangeRow> = vec![
@@ -1513,6 +1568,11 @@ mod tests {
                 Err(Denied::HouseholdLeft)),
             ("a concurrent leaving merged to its time", CD, Some(gone.clone()),
                 with_left(Some(at(9))), Ok(())),
+            ("W records her visit", W, Some(home.clone()), one_visit.clone(), Ok(())),
+            ("W records a visit in CD's name", W, Some(home.clone()), visited(vec![CD]),
+                Err(Denied::NotVisitor)),
+            ("CD removes W's visit", CD, Some(one_visit.clone()), home.clone(),
+                Err(Denied::VisitsRewritten)),
             ("W2 edits grid A's household", W2, Some(home.clone()), home.clone(),
                 Err(Denied::OutOfScope(home.id().clone()))),
             ("turns a person into a household", W, Some(mine.clone()), gone,

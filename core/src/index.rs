@@ -141,7 +141,6 @@ pub(crate) fn index_patrol(
         patrol.observations.len() as i64,
         patrol.cases.len() as i64,
     ])?;
-    crate::registry::index_visits(tx, patrol)?;
     Ok(())
 }
 

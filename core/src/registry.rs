@@ -11,7 +11,6 @@ use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
 
 use chrono::{DateTime, Datelike, Utc};
 
-use crate::doc::patrol::PatrolDoc;
 use crate::doc::registry::{HouseholdDoc, PersonDoc, Tag};
 use crate::error::{Error, Result};
 use crate::ids::{DocId, RegionCode};
@@ -80,6 +79,20 @@ pub(crate) fn index_household(
         h.left.map(|t| t.timestamp_millis()),
         updated_ms,
     ])?;
+    tx.prepare_cached("DELETE FROM visits WHERE doc_id = ?1")?
+        .execute([h.id.as_str()])?;
+    let mut visit = tx.prepare_cached(
+        "INSERT INTO visits (doc_id, n, worker, grid, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (n, v) in h.visits.iter().enumerate() {
+        visit.execute(params![
+            h.id.as_str(),
+            n as i64,
+            v.by.as_str(),
+            h.grid.as_str(),
+            v.at.timestamp_millis(),
+        ])?;
+    }
     Ok(())
 }
 
@@ -310,29 +323,6 @@ pub(crate) fn counts(tx: &Transaction<'_>, region: &RegionCode) -> Result<Vec<Gr
     Ok(by_grid)
 }
 
-/// Replace a patrol's visit rows: its check-ins that name a household.
-pub(crate) fn index_visits(tx: &Transaction<'_>, patrol: &PatrolDoc) -> Result<()> {
-    tx.prepare_cached("DELETE FROM visits WHERE doc_id = ?1")?
-        .execute([patrol.id.as_str()])?;
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO visits (doc_id, n, household, worker, grid, at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    for (n, c) in patrol.checkins.iter().enumerate() {
-        if let Some(h) = &c.household {
-            insert.execute(params![
-                patrol.id.as_str(),
-                n as i64,
-                h.as_str(),
-                patrol.worker.as_str(),
-                patrol.grid.as_str(),
-                c.at.timestamp_millis(),
-            ])?;
-        }
-    }
-    Ok(())
-}
-
 /// A person due for a visit.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DueVisit {
@@ -359,7 +349,7 @@ pub(crate) fn due_visits(
         .map(|c| format!("p.{c}"))
         .collect();
     let sql = format!(
-        "SELECT {}, (SELECT max(v.at_ms) FROM visits v WHERE v.household = p.household)
+        "SELECT {}, (SELECT max(v.at_ms) FROM visits v WHERE v.doc_id = p.household)
            FROM persons p LEFT JOIN households h ON h.doc_id = p.household
           WHERE p.grid LIKE ?1 ESCAPE '\\' AND p.tags != ',,' AND h.left_ms IS NULL",
         columns.join(", ")
@@ -428,7 +418,7 @@ pub(crate) fn visit_coverage(
     let grids = tx
         .prepare(
             "SELECT h.grid, count(*),
-                    sum(EXISTS (SELECT 1 FROM visits v WHERE v.household = h.doc_id
+                    sum(EXISTS (SELECT 1 FROM visits v WHERE v.doc_id = h.doc_id
                                    AND v.at_ms >= ?2 AND v.at_ms < ?3))
                FROM households h
               WHERE h.grid LIKE ?1 ESCAPE '\\' AND h.left_ms IS NULL
@@ -444,7 +434,7 @@ pub(crate) fn visit_coverage(
         .collect::<rusqlite::Result<_>>()?;
     let workers = tx
         .prepare(
-            "SELECT worker, count(*), count(DISTINCT household) FROM visits
+            "SELECT worker, count(*), count(DISTINCT doc_id) FROM visits
               WHERE grid LIKE ?1 ESCAPE '\\' AND at_ms >= ?2 AND at_ms < ?3
               GROUP BY worker ORDER BY worker",
         )?

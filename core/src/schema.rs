@@ -156,7 +156,7 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX case_photos_hash ON case_photos (hash);
     "#,
     // 5: the grid's base data — persons and households are documents too, and each
-    // has its index row; a patrol's check-ins that name a household are visits. `docs.kind` takes the new kinds: the CHECK is rewritten in
+    // has its index row; a household's visits have theirs. `docs.kind` takes the new kinds: the CHECK is rewritten in
     // place (SQLite's documented way for a change that leaves every stored row
     // valid; `migrate` bumps the schema version after each step). Only masked and
     // searchable forms of ID and phone numbers are indexed (`id_suffix`: the last
@@ -197,17 +197,15 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX households_grid ON households (grid, address);
 
-    -- Visits (走访): the check-ins of patrols that name a household.
+    -- Visits (走访), from the households' documents: doc_id is the household.
     CREATE TABLE visits (
-        doc_id    TEXT NOT NULL REFERENCES docs (doc_id) ON DELETE CASCADE,
-        n         INTEGER NOT NULL,
-        household TEXT NOT NULL,
-        worker    TEXT NOT NULL,
-        grid      TEXT NOT NULL,
-        at_ms     INTEGER NOT NULL,
+        doc_id TEXT NOT NULL REFERENCES docs (doc_id) ON DELETE CASCADE,
+        n      INTEGER NOT NULL,
+        worker TEXT NOT NULL,
+        grid   TEXT NOT NULL,
+        at_ms  INTEGER NOT NULL,
         PRIMARY KEY (doc_id, n)
     ) STRICT, WITHOUT ROWID;
-    CREATE INDEX visits_household ON visits (household, at_ms);
     CREATE INDEX visits_grid ON visits (grid, at_ms);
     "#,
 ];

@@ -41,7 +41,6 @@ mod key {
     pub const LON: &str = "lon";
     pub const TEXT: &str = "text";
     pub const HOUSEHOLD: &str = "household";
-    pub const FINDINGS: &str = "findings";
 }
 
 const KIND: &str = "patrol";
@@ -57,10 +56,9 @@ pub struct CheckIn {
     pub lat: f64,
     /// Longitude.
     pub lon: f64,
-    /// The household visited (走访), when the check-in is a visit.
+    /// The household visited (走访), when the check-in is a visit. What the visit
+    /// found is in the household's document, which erasure removes whole.
     pub household: Option<DocId>,
-    /// What the visit found. Personal data.
-    pub findings: String,
 }
 
 /// Something noticed on patrol that is not a case.
@@ -154,17 +152,12 @@ impl PatrolDoc {
             if household.is_none() && opt_str(doc, obj, key::HOUSEHOLD)?.is_some() {
                 return Err(schema_err(key::HOUSEHOLD, "not a household's document id"));
             }
-            let findings = opt_str(doc, obj, key::FINDINGS)?.unwrap_or_default();
-            if findings.chars().count() > limits::TEXT {
-                return Err(schema_err(key::FINDINGS, "is longer than allowed"));
-            }
             Ok(CheckIn {
                 at: req_time(doc, obj, key::AT)?,
                 place: req_str(doc, obj, key::PLACE)?,
                 lat: opt_f64(doc, obj, key::LAT)?.unwrap_or_default(),
                 lon: opt_f64(doc, obj, key::LON)?.unwrap_or_default(),
                 household,
-                findings,
             })
         })
         .collect::<Result<_, SchemaError>>()?;
@@ -246,7 +239,6 @@ pub fn add_checkin<T: Transactable>(tx: &mut T, c: &CheckIn) -> Result<(), Autom
     tx.put(&obj, key::LON, c.lon)?;
     if let Some(h) = &c.household {
         tx.put(&obj, key::HOUSEHOLD, h.as_str())?;
-        tx.put(&obj, key::FINDINGS, c.findings.as_str())?;
     }
     Ok(())
 }

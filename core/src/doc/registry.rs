@@ -23,8 +23,8 @@ use automerge::{AutomergeError, ObjType, ReadDoc, ROOT};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
-    check_root, child, opt_str, opt_time, put_root, req_parse, req_str, req_time, schema_err,
-    time_value, SchemaError,
+    check_root, child, list_maps, opt_str, opt_time, push_map, put_root, req_parse, req_str,
+    req_time, schema_err, time_value, SchemaError,
 };
 use crate::ids::{DocId, DocKind, RegionCode, UserId};
 use crate::pii::{Phone, ResidentId, Sex};
@@ -39,6 +39,10 @@ pub mod limits {
     pub const ADDRESS: usize = 200;
     /// Notes on a person.
     pub const NOTES: usize = 2_000;
+    /// Visits kept in one household's document (ten years of weekly visits).
+    pub const VISITS: usize = 2_000;
+    /// What one visit found.
+    pub const FINDINGS: usize = 1_000;
 }
 
 mod key {
@@ -57,6 +61,11 @@ mod key {
     pub const LEFT: &str = "left";
     pub const CREATED_BY: &str = "created_by";
     pub const CREATED: &str = "created";
+    pub const VISITS: &str = "visits";
+    pub const AT: &str = "at";
+    pub const BY: &str = "by";
+    pub const PATROL: &str = "patrol";
+    pub const FINDINGS: &str = "findings";
 }
 
 /// The special groups (特殊人群) a town follows up with visits.
@@ -445,10 +454,26 @@ pub struct HouseholdDoc {
     pub head: Option<DocId>,
     /// When it left the grid, if it has.
     pub left: Option<DateTime<Utc>>,
+    /// Visits (走访), in the order recorded. What they found stays here, so it goes
+    /// with the household when it is erased.
+    pub visits: Vec<Visit>,
     /// Who registered it.
     pub created_by: UserId,
     /// When.
     pub created: DateTime<Utc>,
+}
+
+/// A visit to a household during a patrol.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Visit {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who visited.
+    pub by: UserId,
+    /// The patrol it was made on (its check-in there has the place and time).
+    pub patrol: DocId,
+    /// What it found. Personal data.
+    pub findings: String,
 }
 
 impl HouseholdDoc {
@@ -466,6 +491,7 @@ impl HouseholdDoc {
         tx.put(ROOT, key::ADDRESS, address)?;
         tx.put(ROOT, key::CREATED_BY, by.as_str())?;
         tx.put(ROOT, key::CREATED, time_value(at))?;
+        tx.put_object(ROOT, key::VISITS, ObjType::List)?;
         Ok(())
     }
 
@@ -486,12 +512,34 @@ impl HouseholdDoc {
         if opt_str(doc, &ROOT, key::HEAD)?.is_some_and(|s| !s.is_empty()) && head.is_none() {
             return Err(schema_err(key::HEAD, "not a person's document id"));
         }
+        let mut visits = Vec::new();
+        if let Some(list) = child(doc, &ROOT, key::VISITS, ObjType::List)? {
+            if doc.length(&list) > limits::VISITS {
+                return Err(schema_err(key::VISITS, "has more items than allowed"));
+            }
+            for obj in list_maps(doc, &list, key::VISITS)? {
+                let findings = req_str(doc, &obj, key::FINDINGS)?;
+                if findings.chars().count() > limits::FINDINGS {
+                    return Err(schema_err(key::FINDINGS, "is longer than allowed"));
+                }
+                visits.push(Visit {
+                    at: req_time(doc, &obj, key::AT)?,
+                    by: req_parse(doc, &obj, key::BY)?,
+                    patrol: req_parse::<DocId>(doc, &obj, key::PATROL)
+                        .ok()
+                        .filter(|p| p.kind() == DocKind::Patrol)
+                        .ok_or_else(|| schema_err(key::PATROL, "not a patrol's document id"))?,
+                    findings,
+                });
+            }
+        }
         Ok(HouseholdDoc {
             id: id.clone(),
             grid: req_parse(doc, &ROOT, key::GRID)?,
             address,
             head,
             left: opt_time(doc, &ROOT, key::LEFT)?,
+            visits,
             created_by: req_parse(doc, &ROOT, key::CREATED_BY)?,
             created: req_time(doc, &ROOT, key::CREATED)?,
         })
@@ -505,6 +553,20 @@ pub fn set_head<T: Transactable>(tx: &mut T, person: Option<&DocId>) -> Result<(
         key::HEAD,
         person.map(DocId::as_str).unwrap_or_default(),
     )
+}
+
+/// Record a visit to the household.
+pub fn add_visit<T: Transactable>(tx: &mut T, visit: &Visit) -> Result<(), AutomergeError> {
+    let list = match tx.get(ROOT, key::VISITS)? {
+        Some((automerge::Value::Object(ObjType::List), obj)) => obj,
+        _ => tx.put_object(ROOT, key::VISITS, ObjType::List)?,
+    };
+    let obj = push_map(tx, &list)?;
+    tx.put(&obj, key::AT, time_value(visit.at))?;
+    tx.put(&obj, key::BY, visit.by.as_str())?;
+    tx.put(&obj, key::PATROL, visit.patrol.as_str())?;
+    tx.put(&obj, key::FINDINGS, visit.findings.as_str())?;
+    Ok(())
 }
 
 /// Record that the household left the grid (搬离) at `at`.

@@ -42,7 +42,7 @@ impl Engine {
         Ok(id)
     }
 
-    fn own_running_patrol(
+    pub(super) fn own_running_patrol(
         &self,
         tx: &Transaction<'_>,
         id: &DocId,
@@ -160,53 +160,15 @@ impl Engine {
 
     /// Check in at a place.
     pub fn check_in(&self, id: &DocId, place: &str, lat: f64, lon: f64) -> Result<()> {
+        check_coordinates(lat, lon)?;
         check_patrol_text("place", place)?;
-        self.add_checkin(
-            id,
-            CheckIn {
-                at: self.now(),
-                place: place.to_owned(),
-                lat,
-                lon,
-                household: None,
-                findings: String::new(),
-            },
-        )
-    }
-
-    /// Visit a household (入户走访) during a patrol: a check-in at its address that
-    /// names it, with what the visit found. Its members' visits due are counted
-    /// from here.
-    pub fn visit(
-        &self,
-        id: &DocId,
-        household: &DocId,
-        findings: &str,
-        lat: f64,
-        lon: f64,
-    ) -> Result<()> {
-        check_patrol_text("findings", findings)?;
-        let h = self.get_household(household)?;
-        if h.left.is_some() {
-            return Err(Error::InvalidInput(
-                "the household has left the grid".into(),
-            ));
-        }
-        self.add_checkin(
-            id,
-            CheckIn {
-                at: self.now(),
-                place: h.address,
-                lat,
-                lon,
-                household: Some(household.clone()),
-                findings: findings.to_owned(),
-            },
-        )
-    }
-
-    fn add_checkin(&self, id: &DocId, c: CheckIn) -> Result<()> {
-        check_coordinates(c.lat, c.lon)?;
+        let c = CheckIn {
+            at: self.now(),
+            place: place.to_owned(),
+            lat,
+            lon,
+            household: None,
+        };
         self.edit_patrol(
             id,
             |p| p.checkins.len() < patrol::limits::CHECKINS,

@@ -10,7 +10,8 @@ use rusqlite::Transaction;
 use super::Engine;
 use crate::access::{check_registry_writer, scope_of};
 use crate::directory::{Role, User};
-use crate::doc::registry::{self, HouseholdDoc, NewPerson, PersonDoc, PersonEdit};
+use crate::doc::patrol::CheckIn;
+use crate::doc::registry::{self, HouseholdDoc, NewPerson, PersonDoc, PersonEdit, Visit};
 use crate::doc::DocContent;
 use crate::error::{Error, Result};
 use crate::ids::{DocId, DocKind, RegionCode};
@@ -25,6 +26,10 @@ fn not_found(what: &'static str, id: &DocId) -> Error {
         id: id.to_string(),
     }
 }
+
+/// The place a visit's check-in names: the household's id says where; its
+/// address stays in the household's document.
+const VISIT_PLACE: &str = "入户走访";
 
 fn forbidden(e: crate::access::Denied) -> Error {
     Error::Forbidden(e.to_string())
@@ -181,6 +186,79 @@ impl Engine {
             }
             self.commit_local(tx, household, &mut doc, |t| registry::leave(t, at))?;
             self.materialise(tx, household, &doc)
+        })
+    }
+
+    /// Visit a household (入户走访) during one's own running patrol: the patrol gets a
+    /// check-in that names the household (at a neutral place, with its GPS
+    /// position), the household's document gets the visit with what it found. Both
+    /// in one write; what was found lives only in the household's document, so
+    /// erasing the household erases it. The household must be in the patrol's grid
+    /// and still there.
+    pub fn visit(
+        &self,
+        patrol: &DocId,
+        household: &DocId,
+        findings: &str,
+        lat: f64,
+        lon: f64,
+    ) -> Result<()> {
+        let n = findings.chars().count();
+        if findings.trim().is_empty() || n > registry::limits::FINDINGS {
+            return Err(Error::InvalidInput(format!(
+                "findings: 1 to {} characters",
+                registry::limits::FINDINGS
+            )));
+        }
+        crate::doc::case::check_coordinates(lat, lon)?;
+        let me = self.me()?;
+        let at = self.now();
+        self.write(|tx| {
+            let (mut patrol_doc, p) = self.own_running_patrol(tx, patrol)?;
+            if p.checkins.len() >= crate::doc::patrol::limits::CHECKINS {
+                return Err(Error::InvalidInput("the patrol log is full".into()));
+            }
+            let (mut household_doc, content) =
+                self.load_registry_doc(tx, &me, household, DocKind::Household)?;
+            let DocContent::Household(h) = content else {
+                return Err(not_found("household", household));
+            };
+            if h.grid != p.grid {
+                return Err(Error::InvalidInput(
+                    "the household is not in the patrol's grid".into(),
+                ));
+            }
+            if h.left.is_some() {
+                return Err(Error::InvalidInput(
+                    "the household has left the grid".into(),
+                ));
+            }
+            if h.visits.len() >= registry::limits::VISITS {
+                return Err(Error::InvalidInput(
+                    "the household's visit log is full".into(),
+                ));
+            }
+            let checkin = CheckIn {
+                at,
+                place: VISIT_PLACE.to_owned(),
+                lat,
+                lon,
+                household: Some(household.clone()),
+            };
+            let visit = Visit {
+                at,
+                by: me.id.clone(),
+                patrol: patrol.clone(),
+                findings: findings.to_owned(),
+            };
+            self.commit_local(tx, patrol, &mut patrol_doc, |t| {
+                crate::doc::patrol::add_checkin(t, &checkin)
+            })?;
+            self.commit_local(tx, household, &mut household_doc, |t| {
+                registry::add_visit(t, &visit)
+            })?;
+            self.materialise(tx, patrol, &patrol_doc)?;
+            self.materialise(tx, household, &household_doc)
         })
     }
 

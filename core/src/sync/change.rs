@@ -995,7 +995,6 @@ mod tests {
                 lat: 30.2741,
                 lon: 120.1551,
                 household: None,
-                findings: String::new(),
             };
             patrol::add_checkin(&mut patrol_doc, &checkin).unwrap();
         }

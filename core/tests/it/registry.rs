@@ -338,9 +338,15 @@ fn visits_during_a_patrol_clear_due_visits_until_the_rule_comes_round_again() {
     )
     .unwrap();
     assert_eq!(due(&w), vec![("李秀英".into(), 30, false)]);
+    // The patrol says where and when; what was found is the household's, so it
+    // goes with the household if that is ever erased.
     let p = w.get_patrol(&patrol).unwrap();
     assert_eq!(p.checkins[0].household, Some(home.clone()));
-    assert_eq!(p.checkins[0].place, "望湖小区3号楼2单元301");
+    assert_eq!(p.checkins[0].place, "入户走访");
+    let visits = w.get_household(&home).unwrap().visits;
+    assert_eq!(visits.len(), 1);
+    assert_eq!(visits[0].findings, "老人身体状况良好，家中燃气已检查");
+    assert_eq!((visits[0].by.as_str(), &visits[0].patrol), (WORKER, &patrol));
 
     // Eight days on, the weekly rule makes him due again; the monthly one not yet.
     clock.advance_minutes(8 * 24 * 60);
@@ -370,12 +376,23 @@ fn visits_during_a_patrol_clear_due_visits_until_the_rule_comes_round_again() {
         Err(Error::InvalidInput(_))
     ));
 
-    // A household that left takes no visits, and its people are not due.
+    // A household that left takes no visits, and its people are not due; nor
+    // does a household of another grid join this grid's patrol.
     w.household_leaves(&poor).unwrap();
     let again = w.start_patrol().unwrap();
     assert!(matches!(
         w.visit(&again, &poor, "回访", 30.2742, 120.1552),
         Err(Error::InvalidInput(_))
+    ));
+    assert!(!due(&w).iter().any(|(name, _, _)| name == "李秀英"));
+    let cd = device(COMMUNITY, &clock);
+    let next_grid = cd
+        .register_household(Some("339901001001002".parse().unwrap()), "望湖小区9号楼")
+        .unwrap();
+    sync(&w, &cd);
+    assert!(matches!(
+        w.visit(&again, &next_grid, "回访", 30.2742, 120.1552),
+        Err(Error::NotFound { .. } | Error::InvalidInput(_))
     ));
 }
 
