@@ -346,7 +346,10 @@ fn visits_during_a_patrol_clear_due_visits_until_the_rule_comes_round_again() {
     let visits = w.get_household(&home).unwrap().visits;
     assert_eq!(visits.len(), 1);
     assert_eq!(visits[0].findings, "老人身体状况良好，家中燃气已检查");
-    assert_eq!((visits[0].by.as_str(), &visits[0].patrol), (WORKER, &patrol));
+    assert_eq!(
+        (visits[0].by.as_str(), &visits[0].patrol),
+        (WORKER, &patrol)
+    );
 
     // Eight days on, the weekly rule makes him due again; the monthly one not yet.
     clock.advance_minutes(8 * 24 * 60);
