@@ -97,7 +97,7 @@ pub(crate) fn index_household(
 }
 
 /// Which persons a list shows.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct PersonFilter {
     /// Persons of this region (a grid, or a larger region's grids).
     pub region: Option<RegionCode>,
@@ -116,7 +116,7 @@ pub struct PersonFilter {
 }
 
 /// A person as lists show them: ID and phone numbers masked.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct PersonSummary {
     /// Document id.
     pub id: DocId,
@@ -137,6 +137,29 @@ pub struct PersonSummary {
     pub household: Option<(DocId, String)>,
     /// Special groups.
     pub tags: Vec<Tag>,
+}
+
+// Debug prints ids, never a name, a query or a masked number.
+
+impl std::fmt::Debug for PersonFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PersonFilter")
+            .field("region", &self.region)
+            .field("tag", &self.tag)
+            .field("household", &self.household)
+            .field("limit", &self.limit)
+            .field("offset", &self.offset)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for PersonSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PersonSummary")
+            .field("id", &self.id)
+            .field("grid", &self.grid)
+            .finish_non_exhaustive()
+    }
 }
 
 fn like_escape(s: &str) -> String {

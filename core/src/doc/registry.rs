@@ -18,6 +18,8 @@
 //! lists and exports show them masked (see [`crate::pii`]); department handlers
 //! never receive these documents (their scope is the cases dispatched to them).
 
+use std::fmt;
+
 use automerge::transaction::Transactable;
 use automerge::{AutomergeError, ObjType, ReadDoc, ROOT};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -134,7 +136,7 @@ fn sex_str(sex: Sex) -> &'static str {
 }
 
 /// A person as entered on a phone or imported from a roster.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct NewPerson {
     /// The grid the person lives in.
     pub grid: RegionCode,
@@ -157,7 +159,7 @@ pub struct NewPerson {
 }
 
 /// The whole content of a person's document.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct PersonDoc {
     /// Document id.
     pub id: DocId,
@@ -340,7 +342,7 @@ impl PersonDoc {
 
 /// A change to a person's own facts: each `Some` field is set (a `Some(None)`
 /// clears it), tags are added and removed one by one.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct PersonEdit {
     /// New name.
     pub name: Option<String>,
@@ -442,7 +444,7 @@ pub fn set_household<T: Transactable>(
 }
 
 /// The whole content of a household's document.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct HouseholdDoc {
     /// Document id.
     pub id: DocId,
@@ -464,7 +466,7 @@ pub struct HouseholdDoc {
 }
 
 /// A visit to a household during a patrol.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Visit {
     /// When.
     pub at: DateTime<Utc>,
@@ -574,6 +576,55 @@ pub fn leave<T: Transactable>(tx: &mut T, at: DateTime<Utc>) -> Result<(), Autom
     tx.put(ROOT, key::LEFT, time_value(at))
 }
 
+// Debug prints ids and counts, never a name, number, address, note or finding:
+// a value that reaches a log line or a panic message carries no personal data.
+
+impl fmt::Debug for NewPerson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewPerson")
+            .field("grid", &self.grid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for PersonDoc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PersonDoc")
+            .field("id", &self.id)
+            .field("grid", &self.grid)
+            .field("household", &self.household.as_ref().map(|(h, _)| h))
+            .field("tags", &self.tags.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for PersonEdit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PersonEdit").finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for HouseholdDoc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HouseholdDoc")
+            .field("id", &self.id)
+            .field("grid", &self.grid)
+            .field("head", &self.head)
+            .field("left", &self.left)
+            .field("visits", &self.visits.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Visit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Visit")
+            .field("at", &self.at)
+            .field("patrol", &self.patrol)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use automerge::transaction::Transactable;
@@ -617,6 +668,10 @@ mod tests {
         .unwrap();
         let read = PersonDoc::read(&doc, &id).unwrap();
         assert_eq!(read.tags, vec![Tag::LowIncome]);
+        assert!(
+            !format!("{read:?}").contains("张建国"),
+            "Debug carries no name"
+        );
         assert!(doc.length(&doc.get(ROOT, "tags").unwrap().unwrap().1) == 4);
     }
 }
