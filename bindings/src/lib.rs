@@ -694,6 +694,53 @@ impl GridEngine {
             .collect())
     }
 
+    /// Visit a household (入户走访) on one's own running patrol: the patrol gets a
+    /// check-in naming the household, the household the visit with `findings`.
+    /// The household must be in the patrol's grid and not have left.
+    pub fn visit(
+        &self,
+        patrol_id: String,
+        household_id: String,
+        findings: String,
+        lat: f64,
+        lon: f64,
+    ) -> Result<(), GridsyncError> {
+        Ok(self.engine()?.visit(
+            &patrol_id.parse().map_err(invalid)?,
+            &household_id.parse().map_err(invalid)?,
+            &findings,
+            lat,
+            lon,
+        )?)
+    }
+
+    /// The persons of this user's region due for a visit now (never visited
+    /// first, then the longest since). A department handler is `Refused`.
+    pub fn due_visits(&self) -> Result<Vec<DueVisitRecord>, GridsyncError> {
+        Ok(self
+            .engine()?
+            .due_visits()?
+            .iter()
+            .map(DueVisitRecord::from)
+            .collect())
+    }
+
+    /// Visit coverage of `region` (this user's when `None`) in a calendar month,
+    /// China time: per grid and per worker.
+    pub fn visit_coverage(
+        &self,
+        region: Option<String>,
+        year: i32,
+        month: u32,
+    ) -> Result<VisitCoverageRecord, GridsyncError> {
+        let region: Option<gridsync_core::RegionCode> =
+            region.map(|r| r.parse()).transpose().map_err(invalid)?;
+        Ok(self
+            .engine()?
+            .visit_coverage(region.as_ref(), year, month)?
+            .into())
+    }
+
     /// Push, pull and upload photos; progress goes to `observer`.
     pub async fn sync(
         &self,

@@ -7,7 +7,9 @@ use gridsync_core::doc::case::{Note, Person, PhotoRef};
 use gridsync_core::doc::patrol::{CheckIn, Observation, PatrolDoc};
 use gridsync_core::doc::registry::{HouseholdDoc, NewPerson, PersonDoc, PersonEdit, Tag};
 use gridsync_core::pii::{self, Phone, ResidentId};
-use gridsync_core::registry::{GridCounts, PersonFilter, PersonSummary};
+use gridsync_core::registry::{
+    DueVisit, GridCounts, GridCoverage, PersonFilter, PersonSummary, WorkerCoverage,
+};
 use gridsync_core::{
     Action, Case, CaseFilter, CaseSummary, DocId, Location, NewCase, PhotoInfo, PhotoUsage,
     RegionCode, Severity, Status, SupervisionLevel, TrackPoint,
@@ -1385,10 +1387,100 @@ pub struct HouseholdRecord {
     pub head: Option<String>,
     /// When it left the grid (搬离), ms since the epoch.
     pub left_ms: Option<i64>,
+    /// Its visits (走访), in the order recorded.
+    pub visits: Vec<VisitRecord>,
     /// Who registered it.
     pub created_by: String,
     /// When, ms since the epoch.
     pub created_ms: i64,
+}
+
+/// A visit to a household: who, when, on which patrol, what it found.
+#[derive(uniffi::Record)]
+pub struct VisitRecord {
+    /// When, ms since the epoch.
+    pub at_ms: i64,
+    /// Who visited.
+    pub by: String,
+    /// The patrol it was made on.
+    pub patrol_id: String,
+    /// What it found.
+    pub findings: String,
+}
+
+/// A person due for a visit by the directory's visit rules.
+#[derive(uniffi::Record)]
+pub struct DueVisitRecord {
+    /// The person, as lists show them (masked).
+    pub person: PersonSummaryRecord,
+    /// Days between visits for this person.
+    pub every_days: u32,
+    /// The household's last visit, ms since the epoch; none if never visited.
+    pub last_visit_ms: Option<i64>,
+}
+
+impl From<&DueVisit> for DueVisitRecord {
+    fn from(d: &DueVisit) -> Self {
+        DueVisitRecord {
+            person: PersonSummaryRecord::from(&d.person),
+            every_days: d.every_days,
+            last_visit_ms: d.last_visit.map(millis),
+        }
+    }
+}
+
+/// Visit coverage of a month: per grid and per worker.
+#[derive(uniffi::Record)]
+pub struct VisitCoverageRecord {
+    /// Per grid: households registered (not left) and of them visited.
+    pub grids: Vec<GridCoverageRecord>,
+    /// Per worker who visited: visits and households.
+    pub workers: Vec<WorkerCoverageRecord>,
+}
+
+/// One grid's visit coverage.
+#[derive(uniffi::Record)]
+pub struct GridCoverageRecord {
+    /// The grid.
+    pub grid: String,
+    /// Households registered and not left.
+    pub households: u64,
+    /// Of them, visited in the month.
+    pub visited: u64,
+}
+
+/// One worker's visits in the month.
+#[derive(uniffi::Record)]
+pub struct WorkerCoverageRecord {
+    /// The worker.
+    pub worker: String,
+    /// Visits made.
+    pub visits: u64,
+    /// Different households visited.
+    pub households: u64,
+}
+
+impl From<(Vec<GridCoverage>, Vec<WorkerCoverage>)> for VisitCoverageRecord {
+    fn from((grids, workers): (Vec<GridCoverage>, Vec<WorkerCoverage>)) -> Self {
+        VisitCoverageRecord {
+            grids: grids
+                .into_iter()
+                .map(|g| GridCoverageRecord {
+                    grid: g.grid,
+                    households: g.households,
+                    visited: g.visited,
+                })
+                .collect(),
+            workers: workers
+                .into_iter()
+                .map(|w| WorkerCoverageRecord {
+                    worker: w.worker,
+                    visits: w.visits,
+                    households: w.households,
+                })
+                .collect(),
+        }
+    }
 }
 
 impl From<&HouseholdDoc> for HouseholdRecord {
@@ -1399,6 +1491,16 @@ impl From<&HouseholdDoc> for HouseholdRecord {
             address: h.address.clone(),
             head: h.head.as_ref().map(ToString::to_string),
             left_ms: h.left.map(millis),
+            visits: h
+                .visits
+                .iter()
+                .map(|v| VisitRecord {
+                    at_ms: millis(v.at),
+                    by: v.by.to_string(),
+                    patrol_id: v.patrol.to_string(),
+                    findings: v.findings.clone(),
+                })
+                .collect(),
             created_by: h.created_by.to_string(),
             created_ms: millis(h.created),
         }

@@ -934,6 +934,12 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
     func directoryJson() throws  -> String
     
     /**
+     * The persons of this user's region due for a visit now (never visited
+     * first, then the longest since). A department handler is `Refused`.
+     */
+    func dueVisits() throws  -> [DueVisitRecord]
+    
+    /**
      * Change a person's own facts (the fields of `edit` that are set).
      */
     func editPerson(personId: String, edit: PersonEditRecord) throws 
@@ -1117,6 +1123,19 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
      * Push, pull and upload photos; progress goes to `observer`.
      */
     func sync(observer: SyncObserver?) async throws  -> SyncSummary
+    
+    /**
+     * Visit a household (入户走访) on one's own running patrol: the patrol gets a
+     * check-in naming the household, the household the visit with `findings`.
+     * The household must be in the patrol's grid and not have left.
+     */
+    func visit(patrolId: String, householdId: String, findings: String, lat: Double, lon: Double) throws 
+    
+    /**
+     * Visit coverage of `region` (this user's when `None`) in a calendar month,
+     * China time: per grid and per worker.
+     */
+    func visitCoverage(region: String?, year: Int32, month: UInt32) throws  -> VisitCoverageRecord
     
     /**
      * Tell `observer` which documents each committed change touches, until the
@@ -1336,6 +1355,19 @@ open func directoryJson()throws  -> String  {
     return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
         uniffiCallStatus in
     uniffi_gridsync_ffi_fn_method_gridengine_directory_json(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The persons of this user's region due for a visit now (never visited
+     * first, then the longest since). A department handler is `Refused`.
+     */
+open func dueVisits()throws  -> [DueVisitRecord]  {
+    return try  FfiConverterSequenceTypeDueVisitRecord.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_due_visits(
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
@@ -1793,6 +1825,40 @@ open func sync(observer: SyncObserver?)async throws  -> SyncSummary  {
             liftFunc: FfiConverterTypeSyncSummary_lift,
             errorHandler: FfiConverterTypeGridsyncError_lift
         )
+}
+    
+    /**
+     * Visit a household (入户走访) on one's own running patrol: the patrol gets a
+     * check-in naming the household, the household the visit with `findings`.
+     * The household must be in the patrol's grid and not have left.
+     */
+open func visit(patrolId: String, householdId: String, findings: String, lat: Double, lon: Double)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_visit(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(patrolId),
+        FfiConverterString.lower(householdId),
+        FfiConverterString.lower(findings),
+        FfiConverterDouble.lower(lat),
+        FfiConverterDouble.lower(lon),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Visit coverage of `region` (this user's when `None`) in a calendar month,
+     * China time: per grid and per worker.
+     */
+open func visitCoverage(region: String?, year: Int32, month: UInt32)throws  -> VisitCoverageRecord  {
+    return try  FfiConverterTypeVisitCoverageRecord_lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_visit_coverage(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionString.lower(region),
+        FfiConverterInt32.lower(year),
+        FfiConverterUInt32.lower(month),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -3226,6 +3292,85 @@ public func FfiConverterTypeDirectoryRecord_lower(_ value: DirectoryRecord) -> R
 
 
 /**
+ * A person due for a visit by the directory's visit rules.
+ */
+public struct DueVisitRecord: Equatable, Hashable {
+    /**
+     * The person, as lists show them (masked).
+     */
+    public var person: PersonSummaryRecord
+    /**
+     * Days between visits for this person.
+     */
+    public var everyDays: UInt32
+    /**
+     * The household's last visit, ms since the epoch; none if never visited.
+     */
+    public var lastVisitMs: Int64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The person, as lists show them (masked).
+         */person: PersonSummaryRecord, 
+        /**
+         * Days between visits for this person.
+         */everyDays: UInt32, 
+        /**
+         * The household's last visit, ms since the epoch; none if never visited.
+         */lastVisitMs: Int64?) {
+        self.person = person
+        self.everyDays = everyDays
+        self.lastVisitMs = lastVisitMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DueVisitRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDueVisitRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DueVisitRecord {
+        return
+            try DueVisitRecord(
+                person: FfiConverterTypePersonSummaryRecord.read(from: &buf), 
+                everyDays: FfiConverterUInt32.read(from: &buf), 
+                lastVisitMs: FfiConverterOptionInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DueVisitRecord, into buf: inout [UInt8]) {
+        FfiConverterTypePersonSummaryRecord.write(value.person, into: &buf)
+        FfiConverterUInt32.write(value.everyDays, into: &buf)
+        FfiConverterOptionInt64.write(value.lastVisitMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDueVisitRecord_lift(_ buf: RustBuffer) throws -> DueVisitRecord {
+    return try FfiConverterTypeDueVisitRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDueVisitRecord_lower(_ value: DueVisitRecord) -> RustBuffer {
+    return FfiConverterTypeDueVisitRecord.lower(value)
+}
+
+
+/**
  * What redeeming an enrollment code gives.
  */
 public struct Enrollment: Equatable, Hashable {
@@ -3394,6 +3539,85 @@ public func FfiConverterTypeGridCountsRecord_lower(_ value: GridCountsRecord) ->
 
 
 /**
+ * One grid's visit coverage.
+ */
+public struct GridCoverageRecord: Equatable, Hashable {
+    /**
+     * The grid.
+     */
+    public var grid: String
+    /**
+     * Households registered and not left.
+     */
+    public var households: UInt64
+    /**
+     * Of them, visited in the month.
+     */
+    public var visited: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The grid.
+         */grid: String, 
+        /**
+         * Households registered and not left.
+         */households: UInt64, 
+        /**
+         * Of them, visited in the month.
+         */visited: UInt64) {
+        self.grid = grid
+        self.households = households
+        self.visited = visited
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension GridCoverageRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGridCoverageRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> GridCoverageRecord {
+        return
+            try GridCoverageRecord(
+                grid: FfiConverterString.read(from: &buf), 
+                households: FfiConverterUInt64.read(from: &buf), 
+                visited: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: GridCoverageRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.grid, into: &buf)
+        FfiConverterUInt64.write(value.households, into: &buf)
+        FfiConverterUInt64.write(value.visited, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGridCoverageRecord_lift(_ buf: RustBuffer) throws -> GridCoverageRecord {
+    return try FfiConverterTypeGridCoverageRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGridCoverageRecord_lower(_ value: GridCoverageRecord) -> RustBuffer {
+    return FfiConverterTypeGridCoverageRecord.lower(value)
+}
+
+
+/**
  * A household (户).
  */
 public struct HouseholdRecord: Equatable, Hashable {
@@ -3417,6 +3641,10 @@ public struct HouseholdRecord: Equatable, Hashable {
      * When it left the grid (搬离), ms since the epoch.
      */
     public var leftMs: Int64?
+    /**
+     * Its visits (走访), in the order recorded.
+     */
+    public var visits: [VisitRecord]
     /**
      * Who registered it.
      */
@@ -3445,6 +3673,9 @@ public struct HouseholdRecord: Equatable, Hashable {
          * When it left the grid (搬离), ms since the epoch.
          */leftMs: Int64?, 
         /**
+         * Its visits (走访), in the order recorded.
+         */visits: [VisitRecord], 
+        /**
          * Who registered it.
          */createdBy: String, 
         /**
@@ -3455,6 +3686,7 @@ public struct HouseholdRecord: Equatable, Hashable {
         self.address = address
         self.head = head
         self.leftMs = leftMs
+        self.visits = visits
         self.createdBy = createdBy
         self.createdMs = createdMs
     }
@@ -3480,6 +3712,7 @@ public struct FfiConverterTypeHouseholdRecord: FfiConverterRustBuffer {
                 address: FfiConverterString.read(from: &buf), 
                 head: FfiConverterOptionString.read(from: &buf), 
                 leftMs: FfiConverterOptionInt64.read(from: &buf), 
+                visits: FfiConverterSequenceTypeVisitRecord.read(from: &buf), 
                 createdBy: FfiConverterString.read(from: &buf), 
                 createdMs: FfiConverterInt64.read(from: &buf)
         )
@@ -3491,6 +3724,7 @@ public struct FfiConverterTypeHouseholdRecord: FfiConverterRustBuffer {
         FfiConverterString.write(value.address, into: &buf)
         FfiConverterOptionString.write(value.head, into: &buf)
         FfiConverterOptionInt64.write(value.leftMs, into: &buf)
+        FfiConverterSequenceTypeVisitRecord.write(value.visits, into: &buf)
         FfiConverterString.write(value.createdBy, into: &buf)
         FfiConverterInt64.write(value.createdMs, into: &buf)
     }
@@ -6263,6 +6497,243 @@ public func FfiConverterTypeUserRecord_lower(_ value: UserRecord) -> RustBuffer 
 
 
 /**
+ * Visit coverage of a month: per grid and per worker.
+ */
+public struct VisitCoverageRecord: Equatable, Hashable {
+    /**
+     * Per grid: households registered (not left) and of them visited.
+     */
+    public var grids: [GridCoverageRecord]
+    /**
+     * Per worker who visited: visits and households.
+     */
+    public var workers: [WorkerCoverageRecord]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Per grid: households registered (not left) and of them visited.
+         */grids: [GridCoverageRecord], 
+        /**
+         * Per worker who visited: visits and households.
+         */workers: [WorkerCoverageRecord]) {
+        self.grids = grids
+        self.workers = workers
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension VisitCoverageRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeVisitCoverageRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> VisitCoverageRecord {
+        return
+            try VisitCoverageRecord(
+                grids: FfiConverterSequenceTypeGridCoverageRecord.read(from: &buf), 
+                workers: FfiConverterSequenceTypeWorkerCoverageRecord.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: VisitCoverageRecord, into buf: inout [UInt8]) {
+        FfiConverterSequenceTypeGridCoverageRecord.write(value.grids, into: &buf)
+        FfiConverterSequenceTypeWorkerCoverageRecord.write(value.workers, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeVisitCoverageRecord_lift(_ buf: RustBuffer) throws -> VisitCoverageRecord {
+    return try FfiConverterTypeVisitCoverageRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeVisitCoverageRecord_lower(_ value: VisitCoverageRecord) -> RustBuffer {
+    return FfiConverterTypeVisitCoverageRecord.lower(value)
+}
+
+
+/**
+ * A visit to a household: who, when, on which patrol, what it found.
+ */
+public struct VisitRecord: Equatable, Hashable {
+    /**
+     * When, ms since the epoch.
+     */
+    public var atMs: Int64
+    /**
+     * Who visited.
+     */
+    public var by: String
+    /**
+     * The patrol it was made on.
+     */
+    public var patrolId: String
+    /**
+     * What it found.
+     */
+    public var findings: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * When, ms since the epoch.
+         */atMs: Int64, 
+        /**
+         * Who visited.
+         */by: String, 
+        /**
+         * The patrol it was made on.
+         */patrolId: String, 
+        /**
+         * What it found.
+         */findings: String) {
+        self.atMs = atMs
+        self.by = by
+        self.patrolId = patrolId
+        self.findings = findings
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension VisitRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeVisitRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> VisitRecord {
+        return
+            try VisitRecord(
+                atMs: FfiConverterInt64.read(from: &buf), 
+                by: FfiConverterString.read(from: &buf), 
+                patrolId: FfiConverterString.read(from: &buf), 
+                findings: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: VisitRecord, into buf: inout [UInt8]) {
+        FfiConverterInt64.write(value.atMs, into: &buf)
+        FfiConverterString.write(value.by, into: &buf)
+        FfiConverterString.write(value.patrolId, into: &buf)
+        FfiConverterString.write(value.findings, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeVisitRecord_lift(_ buf: RustBuffer) throws -> VisitRecord {
+    return try FfiConverterTypeVisitRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeVisitRecord_lower(_ value: VisitRecord) -> RustBuffer {
+    return FfiConverterTypeVisitRecord.lower(value)
+}
+
+
+/**
+ * One worker's visits in the month.
+ */
+public struct WorkerCoverageRecord: Equatable, Hashable {
+    /**
+     * The worker.
+     */
+    public var worker: String
+    /**
+     * Visits made.
+     */
+    public var visits: UInt64
+    /**
+     * Different households visited.
+     */
+    public var households: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The worker.
+         */worker: String, 
+        /**
+         * Visits made.
+         */visits: UInt64, 
+        /**
+         * Different households visited.
+         */households: UInt64) {
+        self.worker = worker
+        self.visits = visits
+        self.households = households
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension WorkerCoverageRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeWorkerCoverageRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> WorkerCoverageRecord {
+        return
+            try WorkerCoverageRecord(
+                worker: FfiConverterString.read(from: &buf), 
+                visits: FfiConverterUInt64.read(from: &buf), 
+                households: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: WorkerCoverageRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.worker, into: &buf)
+        FfiConverterUInt64.write(value.visits, into: &buf)
+        FfiConverterUInt64.write(value.households, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeWorkerCoverageRecord_lift(_ buf: RustBuffer) throws -> WorkerCoverageRecord {
+    return try FfiConverterTypeWorkerCoverageRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeWorkerCoverageRecord_lower(_ value: WorkerCoverageRecord) -> RustBuffer {
+    return FfiConverterTypeWorkerCoverageRecord.lower(value)
+}
+
+
+/**
  * A workflow action: what `act` takes and what a timeline entry did. Converted
  * to and from the core's `Action` by two exhaustive matches, so a new action in
  * the core does not compile until it is here too.
@@ -7329,6 +7800,31 @@ fileprivate struct FfiConverterSequenceTypeDepartmentRecord: FfiConverterRustBuf
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeDueVisitRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [DueVisitRecord]
+
+    public static func write(_ value: [DueVisitRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeDueVisitRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [DueVisitRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [DueVisitRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeDueVisitRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeGridCountsRecord: FfiConverterRustBuffer {
     typealias SwiftType = [GridCountsRecord]
 
@@ -7346,6 +7842,31 @@ fileprivate struct FfiConverterSequenceTypeGridCountsRecord: FfiConverterRustBuf
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeGridCountsRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeGridCoverageRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [GridCoverageRecord]
+
+    public static func write(_ value: [GridCoverageRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeGridCoverageRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [GridCoverageRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [GridCoverageRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeGridCoverageRecord.read(from: &buf))
         }
         return seq
     }
@@ -7704,6 +8225,56 @@ fileprivate struct FfiConverterSequenceTypeUserRecord: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeVisitRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [VisitRecord]
+
+    public static func write(_ value: [VisitRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeVisitRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [VisitRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [VisitRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeVisitRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeWorkerCoverageRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [WorkerCoverageRecord]
+
+    public static func write(_ value: [WorkerCoverageRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeWorkerCoverageRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [WorkerCoverageRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [WorkerCoverageRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeWorkerCoverageRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeSpecialGroup: FfiConverterRustBuffer {
     typealias SwiftType = [SpecialGroup]
 
@@ -7872,6 +8443,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_gridsync_ffi_checksum_method_gridengine_directory_json() != 12503) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_due_visits() != 1824) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_edit_person() != 56152) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -7969,6 +8543,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_sync() != 28794) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_visit() != 32745) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_visit_coverage() != 44976) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_watch() != 55073) {

@@ -360,6 +360,11 @@ RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_directory(uint64_t ptr, Rust
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_directory_json(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_DUE_VISITS
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_DUE_VISITS
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_due_visits(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_EDIT_PERSON
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_EDIT_PERSON
 void uniffi_gridsync_ffi_fn_method_gridengine_edit_person(uint64_t ptr, RustBuffer person_id, RustBuffer edit, RustCallStatus *_Nonnull out_status
@@ -523,6 +528,16 @@ RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_start_patrol(uint64_t ptr, R
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_SYNC
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_SYNC
 uint64_t uniffi_gridsync_ffi_fn_method_gridengine_sync(uint64_t ptr, RustBuffer observer
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_VISIT
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_VISIT
+void uniffi_gridsync_ffi_fn_method_gridengine_visit(uint64_t ptr, RustBuffer patrol_id, RustBuffer household_id, RustBuffer findings, double lat, double lon, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_VISIT_COVERAGE
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_VISIT_COVERAGE
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_visit_coverage(uint64_t ptr, RustBuffer region, int32_t year, uint32_t month, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_WATCH
@@ -931,6 +946,12 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_directory_json(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_DUE_VISITS
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_DUE_VISITS
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_due_visits(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_EDIT_PERSON
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_EDIT_PERSON
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_edit_person(void
@@ -1126,6 +1147,18 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_start_patrol(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_SYNC
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_SYNC
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_sync(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_VISIT
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_VISIT
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_visit(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_VISIT_COVERAGE
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_VISIT_COVERAGE
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_visit_coverage(void
     
 );
 #endif

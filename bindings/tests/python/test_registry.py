@@ -5,6 +5,7 @@ and keep a department handler out."""
 
 import re
 import tempfile
+import time
 
 import pytest
 
@@ -140,6 +141,31 @@ def test_a_person_moves_and_is_edited(relay):
         worker.move_person(li, gs.MembershipRecord(household_id=flat, relation="户主"))
     with pytest.raises(gs.GridsyncError.InvalidInput):
         worker.household_leaves(flat)
+
+
+def test_a_visit_on_patrol_clears_the_due_list_and_counts_in_coverage(relay):
+    worker = device(relay, WORKER, tempfile.mkdtemp())
+    home, zhang, li = register_family(worker)
+    # 张建国 is low-income (monthly in the sample directory); 李秀英 in no group.
+    assert [(d.person.id, d.every_days, d.last_visit_ms) for d in worker.due_visits()] == [
+        (zhang, 30, None)]
+
+    patrol = worker.start_patrol()
+    worker.visit(patrol, home, "低保材料已更新，老人身体状况良好", 30.2741, 120.1551)
+    assert worker.due_visits() == []
+    visits = worker.get_household(home).visits
+    assert [(v.by, v.patrol_id, v.findings) for v in visits] == [
+        (WORKER, patrol, "低保材料已更新，老人身体状况良好")]
+    # The patrol's check-in names the household, not what was found there.
+    checkin = worker.get_patrol(patrol).checkins[0]
+    assert "低保" not in repr(checkin)
+
+    month = time.gmtime(visits[0].at_ms / 1000 + 8 * 3600)
+    coverage = worker.visit_coverage(None, month.tm_year, month.tm_mon)
+    assert [(g.grid, g.households, g.visited) for g in coverage.grids] == [(WORKER_GRID, 1, 1)]
+    assert [(w.worker, w.visits, w.households) for w in coverage.workers] == [(WORKER, 1, 1)]
+    with pytest.raises(gs.GridsyncError.InvalidInput):
+        worker.visit(patrol, home, " ", 30.2741, 120.1551)
 
 
 def test_a_department_handler_does_not_see_the_base_data(relay):
