@@ -1,7 +1,8 @@
 //! The grid's base data on a device: registering households and persons, editing
 //! a person field by field, moving a person between households, a household
-//! leaving the grid; a person in full for a detail view, and lists with ID and
-//! phone numbers masked. Grid workers keep their grid's base data, dispatchers
+//! leaving the grid, visiting a household on a patrol; a person in full for a
+//! detail view, lists with ID and phone numbers masked, counts per grid, visits
+//! due and visit coverage. Grid workers keep their grid's base data, dispatchers
 //! the data of their region; department handlers neither see nor write it.
 
 use automerge::Automerge;
