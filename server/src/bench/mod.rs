@@ -87,8 +87,16 @@ fn print_as(bench: &str, name: &str, fields: serde_json::Value) {
 
 fn percentiles(mut ms: Vec<f64>) -> serde_json::Value {
     ms.sort_by(f64::total_cmp);
-    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    let at = |q| quantile(&ms, q);
     json!({ "unit": "ms", "n": ms.len(), "p50": at(0.5), "p99": at(0.99), "max": at(1.0) })
+}
+
+/// The `q` quantile (0 to 1, nearest rank) of `sorted`; 0 when it is empty.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted
+        .get(((sorted.len().max(1) - 1) as f64 * q).round() as usize)
+        .copied()
+        .unwrap_or(0.0)
 }
 
 fn time_ms<T>(f: impl FnOnce() -> T) -> (f64, T) {
@@ -464,7 +472,7 @@ pub fn device(cases: usize, samples: usize, encrypted: bool) -> BenchResult {
             let p50 = |ms: &[f64]| {
                 let mut ms = ms.to_vec();
                 ms.sort_by(f64::total_cmp);
-                ms[ms.len() / 2]
+                quantile(&ms, 0.5)
             };
             let ratio = p50(&encrypted_ms) / p50(&plain_ms);
             let mut twin_stats = percentiles(plain_ms);
@@ -1041,12 +1049,7 @@ pub fn load(
         .collect();
     let syncs = sync_ms.len();
     sync_ms.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        sync_ms
-            .get(((syncs.max(1) - 1) as f64 * q).round() as usize)
-            .copied()
-            .unwrap_or(0.0)
-    };
+    let at = |q| quantile(&sync_ms, q);
     println!(
         "{}",
         json!({

@@ -21,7 +21,7 @@ use gridsync_core::{Engine, NewCase, RegionLevel, Severity};
 use gridsync_server::relay::Storage;
 use serde_json::json;
 
-use super::{print_as, status_mb, BenchResult, Rng, DESCRIPTIONS, TITLES};
+use super::{print_as, quantile, status_mb, BenchResult, Rng, DESCRIPTIONS, TITLES};
 use crate::sim;
 
 /// CPU time of a process (all its threads), user + system, from /proc (Linux).
@@ -166,11 +166,7 @@ fn phase(
         .flat_map(|r| r.sync_ms.iter().copied())
         .collect();
     ms.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        ms.get(((ms.len().max(1) - 1) as f64 * q).round() as usize)
-            .copied()
-            .unwrap_or(0.0)
-    };
+    let at = |q| quantile(&ms, q);
     let syncs_per_s = ms.len() as f64 / elapsed;
     let errors: u64 = runs.iter().map(|r| r.errors).sum();
     let mut line = json!({
