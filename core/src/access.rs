@@ -246,6 +246,17 @@ pub fn check_registry_writer(user: &User, grid: &RegionCode) -> Result<(), Denie
     }
 }
 
+/// Whether `user` may see a resident's full ID and phone numbers on a detail view of
+/// a registry document in `grid`: the people who visit and call residents (the
+/// grid's workers, the community over it) and administrators, within their region.
+/// Everyone else sees them masked; lists and exports are masked for everyone.
+pub fn sees_identity(user: &User, grid: &RegionCode) -> bool {
+    matches!(
+        user.role,
+        Role::GridWorker | Role::CommunityDispatcher | Role::Admin
+    ) && scope_of(user).covers(grid)
+}
+
 /// Whether `user` may write `patrol`: it is theirs, they are a grid worker, and
 /// its grid is in their region.
 pub fn check_patrol_writer(user: &User, patrol: &PatrolDoc) -> Result<(), Denied> {
