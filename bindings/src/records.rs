@@ -134,7 +134,7 @@ impl TryFrom<NewCaseRecord> for NewCase {
                 .iter()
                 .map(|h| h.parse())
                 .collect::<Result<_, _>>()
-                .map_err(invalid)?,
+                .map_err(invalid)?, links: Default::default(),
         })
     }
 }
@@ -522,6 +522,9 @@ pub struct CaseFilterRecord {
     /// Reported before this time, ms since the epoch.
     #[uniffi(default)]
     pub reported_before_ms: Option<i64>,
+    /// Only cases about this registered place or person (its id).
+    #[uniffi(default)]
+    pub about: Option<String>,
 }
 
 impl CaseFilterRecord {
@@ -555,6 +558,7 @@ impl CaseFilterRecord {
             conflicts_only: self.conflicts_only,
             reported_from: self.reported_from_ms.map(time).transpose()?,
             reported_before: self.reported_before_ms.map(time).transpose()?,
+            about: parse(self.about)?,
             limit: self.limit,
             offset: self.offset,
         })
@@ -1526,6 +1530,9 @@ pub struct PersonFilterRecord {
     /// Members of this household.
     #[uniffi(default)]
     pub household_id: Option<String>,
+    /// Persons whose household lives at this place (its residents or tenants).
+    #[uniffi(default)]
+    pub place_id: Option<String>,
     /// Page size (0: 50; at most 1000).
     #[uniffi(default)]
     pub limit: u32,
@@ -1547,6 +1554,7 @@ impl TryFrom<PersonFilterRecord> for PersonFilter {
                 .map(|s| s.parse())
                 .transpose()
                 .map_err(invalid)?,
+            place: r.place_id.map(|s| s.parse()).transpose().map_err(invalid)?,
             limit: r.limit,
             offset: r.offset,
         })

@@ -20,6 +20,7 @@ use std::collections::HashSet;
 use crate::directory::{Directory, Role, User};
 use crate::doc::case::CaseDoc;
 use crate::doc::patrol::PatrolDoc;
+use crate::doc::place::{Inspection, PlaceDoc};
 use crate::doc::registry::{HouseholdDoc, PersonDoc, Visit};
 use crate::doc::DocContent;
 use crate::ids::{DeptId, DocId, RegionCode, UserId};
@@ -96,7 +97,9 @@ impl Scope {
             DocContent::Case(c) => self.sees_case(c),
             DocContent::Patrol(p) => self.sees_patrol(p),
             // Base data is never dispatched: a department scope sees none of it.
-            DocContent::Person(_) | DocContent::Household(_) => self.sees(doc.grid(), None),
+            DocContent::Person(_) | DocContent::Household(_) | DocContent::Place(_) => {
+                self.sees(doc.grid(), None)
+            }
         }
     }
 
@@ -313,6 +316,15 @@ pub fn check_history(before: Option<&DocContent>, after: &DocContent) -> Result<
             }
             Ok(())
         }
+        (Some(DocContent::Place(b)), DocContent::Place(p)) => {
+            if b.created_by != p.created_by || b.created != p.created || b.kind != p.kind {
+                return Err(Denied::RegistryRewritten);
+            }
+            if !is_subsequence(&b.inspections, &p.inspections) {
+                return Err(Denied::VisitsRewritten);
+            }
+            Ok(())
+        }
         (Some(DocContent::Case(b)), DocContent::Case(c)) => {
             let report_unchanged = b.grid == c.grid
                 && b.reporter == c.reporter
@@ -323,7 +335,8 @@ pub fn check_history(before: Option<&DocContent>, after: &DocContent) -> Result<
                 && b.subcategory == c.subcategory
                 && b.severity == c.severity
                 && b.location == c.location
-                && b.people == c.people;
+                && b.people == c.people
+                && b.links == c.links;
             if !report_unchanged {
                 return Err(Denied::ReportChanged);
             }
@@ -356,7 +369,8 @@ pub fn authorize(
     match after {
         DocContent::Patrol(p) => check_patrol_writer(user, p),
         DocContent::Person(PersonDoc { created_by, .. })
-        | DocContent::Household(HouseholdDoc { created_by, .. }) => {
+        | DocContent::Household(HouseholdDoc { created_by, .. })
+        | DocContent::Place(PlaceDoc { created_by, .. }) => {
             // Moving a record to another grid needs both grids. A record outside
             // the user's region answers as a case does, without naming its grid.
             if let Some(b) = before {
@@ -367,7 +381,7 @@ pub fn authorize(
             if before.is_none() && *created_by != user.id {
                 return Err(Denied::NotRegistrar);
             }
-            if new_visits(before, after).any(|v| v.by != user.id) {
+            if new_visitors(before, after).any(|by| *by != user.id) {
                 return Err(Denied::NotVisitor);
             }
             Ok(())
@@ -432,13 +446,14 @@ pub fn authorize_relayed(
         // Inside the relay's region (checked above), registered and visited by
         // people who keep that grid's base data.
         DocContent::Person(PersonDoc { created_by, .. })
-        | DocContent::Household(HouseholdDoc { created_by, .. }) => {
+        | DocContent::Household(HouseholdDoc { created_by, .. })
+        | DocContent::Place(PlaceDoc { created_by, .. }) => {
             let keeps = |id: &UserId| {
                 dir.user(id)
                     .is_some_and(|u| check_registry_writer(u, after.grid()).is_ok())
             };
-            let vouched = (before.is_some() || keeps(created_by))
-                && new_visits(before, after).all(|v| keeps(&v.by));
+            let vouched =
+                (before.is_some() || keeps(created_by)) && new_visitors(before, after).all(keeps);
             if vouched {
                 Ok(())
             } else {
@@ -514,20 +529,30 @@ pub fn check_new_entries(
     }
 }
 
-/// The visits of a household that `before` did not have.
-fn new_visits<'a>(
+/// Who made the visits of a household, or the inspections of a place, that
+/// `before` did not have.
+fn new_visitors<'a>(
     before: Option<&'a DocContent>,
     after: &'a DocContent,
-) -> impl Iterator<Item = &'a Visit> {
-    let old: &[Visit] = match before {
-        Some(DocContent::Household(b)) => &b.visits,
-        _ => &[],
-    };
-    let new: &[Visit] = match after {
-        DocContent::Household(h) => &h.visits,
-        _ => &[],
-    };
-    new.iter().filter(move |v| !old.contains(v))
+) -> impl Iterator<Item = &'a UserId> {
+    fn added<'a, T: PartialEq>(
+        old: &'a [T],
+        new: &'a [T],
+        by: impl Fn(&'a T) -> &'a UserId + 'a,
+    ) -> Box<dyn Iterator<Item = &'a UserId> + 'a> {
+        Box::new(new.iter().filter(move |v| !old.contains(v)).map(by))
+    }
+    match (before, after) {
+        (Some(DocContent::Household(b)), DocContent::Household(h)) => {
+            added(&b.visits, &h.visits, |v: &Visit| &v.by)
+        }
+        (_, DocContent::Household(h)) => added(&[], &h.visits, |v: &Visit| &v.by),
+        (Some(DocContent::Place(b)), DocContent::Place(p)) => {
+            added(&b.inspections, &p.inspections, |i: &Inspection| &i.by)
+        }
+        (_, DocContent::Place(p)) => added(&[], &p.inspections, |i: &Inspection| &i.by),
+        _ => Box::new(std::iter::empty()),
+    }
 }
 
 /// Whether every item of `old` is in `new`, in the same order (concurrent appends
@@ -646,6 +671,7 @@ mod tests {
             location: None,
             people: vec![],
             photos: vec![],
+            links: Default::default(),
         };
         let id = DocId::new(DocKind::Case);
         let mut c = CaseDoc::new(id, r.id, grid.parse().unwrap(), input, report);
@@ -1512,6 +1538,7 @@ mod tests {
                 grid: GRID_A.parse().unwrap(),
                 address: "望湖小区3号楼".into(),
                 head: None,
+                place: None,
                 left,
                 visits: vec![],
                 created_by: by.parse().unwrap(),
@@ -1597,5 +1624,72 @@ mod tests {
         assert!(!scope_of(&u(H)).sees_doc(&mine));
         assert!(scope_of(&u(TD)).sees_doc(&mine));
         assert!(!scope_of(&u(W2)).sees_doc(&mine));
+    }
+
+    /// Places follow the same keepers; their inspections, like visits, only grow
+    /// and each is made in its inspector's own name; what a place is never changes.
+    #[test]
+    fn who_may_write_a_place() {
+        use crate::doc::place::{Inspection, PlaceDoc, PlaceKind};
+        let dir = sample();
+        let u = |id: &str| user(&dir, id);
+        let shop = |by: &str, grid: &str, inspectors: &[&str]| {
+            DocContent::Place(PlaceDoc {
+                id: "place-0192f0c0a1b27c3d8e9f001122334455".parse().unwrap(),
+                grid: grid.parse().unwrap(),
+                kind: PlaceKind::Shop,
+                name: "平安超市".into(),
+                address: "幸福路8号".into(),
+                within: None,
+                location: None,
+                occupancy: None,
+                org: None,
+                inspections: inspectors
+                    .iter()
+                    .enumerate()
+                    .map(|(i, by)| Inspection {
+                        at: at(10 + i as i64),
+                        by: by.parse().unwrap(),
+                        patrol: "patrol-0192f0c0a1b27c3d8e9f001122334455".parse().unwrap(),
+                        passed: true,
+                        findings: String::new(),
+                    })
+                    .collect(),
+                created_by: by.parse().unwrap(),
+                created: at(0),
+            })
+        };
+        let mine = shop(W, GRID_A, &[]);
+        let inspected = shop(W, GRID_A, &[W]);
+        let rekinded = match &mine {
+            DocContent::Place(p) => DocContent::Place(PlaceDoc {
+                kind: PlaceKind::Dwelling,
+                ..p.clone()
+            }),
+            _ => unreachable!(),
+        };
+        let deny = |grid: &str| Err(Denied::RegistryOutsideRegion(grid.parse().unwrap()));
+        #[rustfmt::skip]
+        let table: Vec<ChangeRow> = vec![
+            ("registers a shop in her grid", W, None, mine.clone(), Ok(())),
+            ("registers one in grid B", W, None, shop(W, GRID_B, &[]), deny(GRID_B)),
+            ("registers one in CD's name", W, None, shop(CD, GRID_A, &[]),
+                Err(Denied::NotRegistrar)),
+            ("a handler registers one", H, None, shop(H, GRID_A, &[]), deny(GRID_A)),
+            ("W records her inspection", W, Some(mine.clone()), inspected.clone(), Ok(())),
+            ("W records one in W2's name", W, Some(mine.clone()), shop(W, GRID_A, &[W2]),
+                Err(Denied::NotVisitor)),
+            ("CD removes W's inspection", CD, Some(inspected), mine.clone(),
+                Err(Denied::VisitsRewritten)),
+            ("turns the shop into a dwelling", CD, Some(mine.clone()), rekinded,
+                Err(Denied::RegistryRewritten)),
+            ("W2 edits grid A's shop", W2, Some(mine.clone()), mine.clone(),
+                Err(Denied::OutOfScope(mine.id().clone()))),
+        ];
+        for (what, who, before, after, expected) in &table {
+            let got = authorize(&u(who), after.id(), before.as_ref(), after);
+            assert_eq!(&got, expected, "{who} {what}");
+        }
+        assert!(!scope_of(&u(H)).sees_doc(&mine));
     }
 }

@@ -286,6 +286,8 @@ pub enum DocKind {
     Person,
     /// A household (户).
     Household,
+    /// A place: a building, a dwelling, a shop or an enterprise (地点).
+    Place,
 }
 
 impl DocKind {
@@ -296,19 +298,21 @@ impl DocKind {
             DocKind::Patrol => "patrol",
             DocKind::Person => "person",
             DocKind::Household => "household",
+            DocKind::Place => "place",
         }
     }
 
     /// Every kind.
-    pub const ALL: [DocKind; 4] = [
+    pub const ALL: [DocKind; 5] = [
         DocKind::Case,
         DocKind::Patrol,
         DocKind::Person,
         DocKind::Household,
+        DocKind::Place,
     ];
 }
 
-/// A document id: `<kind>-<uuid>` (`case-…`, `patrol-…`, `person-…`, `household-…`). The kind is part of the id so a
+/// A document id: `<kind>-<uuid>` (`case-…`, `patrol-…`, `person-…`, `household-…`, `place-…`). The kind is part of the id so a
 /// replica receiving changes for an unknown document knows what it is.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DocId(String);

@@ -8,7 +8,7 @@ use rusqlite::{params, params_from_iter, Transaction};
 use crate::doc::case::{CaseDoc, Severity};
 use crate::doc::patrol::PatrolDoc;
 use crate::error::{Error, Result};
-use crate::ids::{CategoryCode, DeptId, DocId, RegionCode, RegionLevel, UserId};
+use crate::ids::{CategoryCode, DeptId, DocId, DocKind, RegionCode, RegionLevel, UserId};
 use crate::search;
 use crate::track;
 use crate::workflow::{CaseState, Status, SupervisionLevel};
@@ -44,9 +44,9 @@ pub(crate) fn index_case(tx: &Transaction<'_>, case: &CaseDoc, state: &CaseState
             "INSERT INTO cases (doc_id, grid, category, subcategory, severity, status, level,
                 reporter, assigned_dept, deadline_ms, supervision, self_handled, satisfaction,
                 has_conflict, title, photo_count, created_ms, updated_ms, accepted_ms,
-                handled_ms, closed_ms)
+                handled_ms, closed_ms, place)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18, ?19, ?20, ?21)
+                ?18, ?19, ?20, ?21, ?22)
              ON CONFLICT (doc_id) DO UPDATE SET grid = excluded.grid,
                 category = excluded.category, subcategory = excluded.subcategory,
                 severity = excluded.severity, status = excluded.status, level = excluded.level,
@@ -56,7 +56,8 @@ pub(crate) fn index_case(tx: &Transaction<'_>, case: &CaseDoc, state: &CaseState
                 has_conflict = excluded.has_conflict, title = excluded.title,
                 photo_count = excluded.photo_count, created_ms = excluded.created_ms,
                 updated_ms = excluded.updated_ms, accepted_ms = excluded.accepted_ms,
-                handled_ms = excluded.handled_ms, closed_ms = excluded.closed_ms
+                handled_ms = excluded.handled_ms, closed_ms = excluded.closed_ms,
+                place = excluded.place
              RETURNING rowid",
         )?
         .query_row(
@@ -82,6 +83,7 @@ pub(crate) fn index_case(tx: &Transaction<'_>, case: &CaseDoc, state: &CaseState
                 state.accepted_at.map(ms),
                 state.handled_at.map(ms),
                 state.closed_at.map(ms),
+                case.links.place.as_ref().map(DocId::as_str),
             ],
             |r| r.get(0),
         )?;
@@ -95,6 +97,11 @@ pub(crate) fn index_case(tx: &Transaction<'_>, case: &CaseDoc, state: &CaseState
                 insert.execute(params![case.id.as_str(), thumb.as_str(), "thumb"])?;
             }
         }
+    }
+    // A case's links are part of its report and never change.
+    for person in &case.links.persons {
+        tx.prepare_cached("INSERT OR IGNORE INTO case_persons (doc_id, person) VALUES (?1, ?2)")?
+            .execute(params![case.id.as_str(), person.as_str()])?;
     }
     let mut text = format!("{}\n{}", case.title, case.description);
     for note in &case.notes {
@@ -179,6 +186,8 @@ pub struct CaseFilter {
     pub reported_from: Option<DateTime<Utc>>,
     /// Only cases reported before this time.
     pub reported_before: Option<DateTime<Utc>>,
+    /// Only cases about this registered place or person (its document id).
+    pub about: Option<DocId>,
     /// Page size (at most [`MAX_PAGE`]); 0 means 100.
     pub limit: u32,
     /// Rows to skip.
@@ -270,6 +279,16 @@ pub(crate) fn where_clause(f: &CaseFilter) -> Result<(String, Vec<SqlValue>)> {
     if let Some(u) = &f.reporter {
         let p = arg(SqlValue::Text(u.as_str().into()), &mut args);
         sql.push(format!("reporter = {p}"));
+    }
+    if let Some(id) = &f.about {
+        let p = arg(SqlValue::Text(id.as_str().into()), &mut args);
+        sql.push(match id.kind() {
+            DocKind::Place => format!("place = {p}"),
+            DocKind::Person => {
+                format!("doc_id IN (SELECT doc_id FROM case_persons WHERE person = {p})")
+            }
+            _ => "0".to_owned(),
+        });
     }
     if let Some(now) = f.overdue_at {
         let p = arg(SqlValue::Integer(ms(now)), &mut args);

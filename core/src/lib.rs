@@ -20,6 +20,7 @@ pub mod index;
 pub mod jpeg;
 pub mod photo;
 pub mod pii;
+pub mod places;
 pub mod registry;
 pub mod schema;
 pub mod search;
@@ -34,7 +35,7 @@ pub mod workflow;
 
 pub use automerge::ChangeHash;
 pub use directory::{Directory, Role, User};
-pub use doc::case::{CaseDoc, Location, NewCase, Person, Severity};
+pub use doc::case::{CaseDoc, CaseLinks, Location, NewCase, Person, Severity};
 pub use doc::patrol::PatrolDoc;
 pub use doc::DocContent;
 pub use engine::{

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::ids::{DocId, RegionCode};
 use crate::index::MAX_PAGE;
 use crate::pii::{ResidentId, Sex};
+use crate::places::PlaceCounts;
 
 /// Longest name or address query, in characters.
 pub const MAX_QUERY_CHARS: usize = 50;
@@ -66,10 +67,11 @@ pub(crate) fn index_household(
     updated_ms: i64,
 ) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO households (doc_id, grid, address, head, left_ms, updated_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO households (doc_id, grid, address, head, left_ms, updated_ms, place)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (doc_id) DO UPDATE SET grid = excluded.grid, address = excluded.address,
-            head = excluded.head, left_ms = excluded.left_ms, updated_ms = excluded.updated_ms",
+            head = excluded.head, left_ms = excluded.left_ms, updated_ms = excluded.updated_ms,
+            place = excluded.place",
     )?
     .execute(params![
         h.id.as_str(),
@@ -78,6 +80,7 @@ pub(crate) fn index_household(
         h.head.as_ref().map(DocId::as_str),
         h.left.map(|t| t.timestamp_millis()),
         updated_ms,
+        h.place.as_ref().map(DocId::as_str),
     ])?;
     tx.prepare_cached("DELETE FROM visits WHERE doc_id = ?1")?
         .execute([h.id.as_str()])?;
@@ -109,6 +112,9 @@ pub struct PersonFilter {
     pub tag: Option<Tag>,
     /// Members of this household.
     pub household: Option<DocId>,
+    /// Persons whose household lives at this place (a dwelling's residents or
+    /// tenants).
+    pub place: Option<DocId>,
     /// Most rows returned (at most [`MAX_PAGE`]; 0 means 50).
     pub limit: u32,
     /// Rows skipped.
@@ -162,7 +168,7 @@ impl std::fmt::Debug for PersonSummary {
     }
 }
 
-fn like_escape(s: &str) -> String {
+pub(crate) fn like_escape(s: &str) -> String {
     s.chars()
         .flat_map(|c| match c {
             '%' | '_' | '\\' => vec!['\\', c],
@@ -171,7 +177,7 @@ fn like_escape(s: &str) -> String {
         .collect()
 }
 
-fn parse<T: std::str::FromStr>(s: String) -> rusqlite::Result<T> {
+pub(crate) fn parse<T: std::str::FromStr>(s: String) -> rusqlite::Result<T> {
     s.parse().map_err(|_| {
         rusqlite::Error::InvalidColumnType(0, "id".into(), rusqlite::types::Type::Text)
     })
@@ -225,6 +231,10 @@ pub(crate) fn list_persons(tx: &Transaction<'_>, f: &PersonFilter) -> Result<Vec
     if let Some(h) = &f.household {
         clauses.push("household = ?");
         args.push(h.as_str().to_owned().into());
+    }
+    if let Some(p) = &f.place {
+        clauses.push("household IN (SELECT doc_id FROM households WHERE place = ?)");
+        args.push(p.as_str().to_owned().into());
     }
     let limit = match f.limit {
         0 => 50,
@@ -285,8 +295,8 @@ pub(crate) fn household_row(
         .optional()?)
 }
 
-/// What a grid holds: persons, households still in it, and persons per special
-/// group.
+/// What a grid holds: persons, households still in it, persons per special
+/// group, and its places.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GridCounts {
     /// The grid.
@@ -297,6 +307,8 @@ pub struct GridCounts {
     pub households: u64,
     /// Persons per special group, in [`Tag::ALL`] order.
     pub tags: Vec<(Tag, u64)>,
+    /// Places, rental housing and its tenants, organisations.
+    pub places: PlaceCounts,
 }
 
 /// The counts of every grid of `region` that holds any base data, by grid code.
@@ -316,6 +328,7 @@ pub(crate) fn counts(tx: &Transaction<'_>, region: &RegionCode) -> Result<Vec<Gr
                 grid: r.get(0)?,
                 persons: r.get::<_, i64>(1)? as u64,
                 households: 0,
+                places: PlaceCounts::default(),
                 tags: Tag::ALL
                     .iter()
                     .enumerate()
@@ -331,15 +344,32 @@ pub(crate) fn counts(tx: &Transaction<'_>, region: &RegionCode) -> Result<Vec<Gr
         )?
         .query_map([&prefix], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
+    let mut grid_row = |grid: String| -> usize {
+        match by_grid.iter().position(|g| g.grid == grid) {
+            Some(i) => i,
+            None => {
+                by_grid.push(GridCounts {
+                    grid,
+                    tags: Tag::ALL.iter().map(|t| (*t, 0)).collect(),
+                    ..Default::default()
+                });
+                by_grid.len() - 1
+            }
+        }
+    };
+    let mut rows = Vec::new();
     for (grid, n) in households {
-        match by_grid.iter_mut().find(|g| g.grid == grid) {
-            Some(g) => g.households = n as u64,
-            None => by_grid.push(GridCounts {
-                grid,
-                households: n as u64,
-                tags: Tag::ALL.iter().map(|t| (*t, 0)).collect(),
-                ..Default::default()
-            }),
+        rows.push((grid_row(grid), Some(n as u64), None));
+    }
+    for (grid, places) in crate::places::place_counts(tx, region)? {
+        rows.push((grid_row(grid), None, Some(places)));
+    }
+    for (i, households, places) in rows {
+        if let Some(n) = households {
+            by_grid[i].households = n;
+        }
+        if let Some(p) = places {
+            by_grid[i].places = p;
         }
     }
     by_grid.sort_by(|a, b| a.grid.cmp(&b.grid));

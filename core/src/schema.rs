@@ -208,6 +208,59 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX visits_grid ON visits (grid, at_ms);
     "#,
+    // 6: places (buildings, dwellings, shops, enterprises; an organisation is its
+    // place's facts) with their safety inspections; the dwelling a household lives
+    // in; the place and persons a case is about. The new indexes are partial where
+    // most rows have nothing to index, so a case without links writes no page of
+    // them.
+    r#"
+    PRAGMA writable_schema = ON;
+    UPDATE sqlite_schema
+       SET sql = replace(sql, '''household''))', '''household'', ''place''))')
+     WHERE type = 'table' AND name = 'docs';
+    PRAGMA writable_schema = OFF;
+
+    CREATE TABLE places (
+        doc_id      TEXT PRIMARY KEY REFERENCES docs (doc_id) ON DELETE CASCADE,
+        grid        TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        address     TEXT NOT NULL,
+        within      TEXT,
+        occupancy   TEXT,
+        org_type    TEXT,
+        credit_code TEXT,
+        contact     TEXT,
+        lat         REAL,
+        lon         REAL,
+        updated_ms  INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX places_grid ON places (grid, kind, name);
+    CREATE INDEX places_within ON places (within) WHERE within IS NOT NULL;
+
+    CREATE TABLE inspections (
+        doc_id TEXT NOT NULL REFERENCES docs (doc_id) ON DELETE CASCADE,
+        n      INTEGER NOT NULL,
+        worker TEXT NOT NULL,
+        grid   TEXT NOT NULL,
+        at_ms  INTEGER NOT NULL,
+        passed INTEGER NOT NULL,
+        PRIMARY KEY (doc_id, n)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX inspections_grid ON inspections (grid, at_ms);
+
+    ALTER TABLE households ADD COLUMN place TEXT;
+    CREATE INDEX households_place ON households (place) WHERE place IS NOT NULL;
+
+    ALTER TABLE cases ADD COLUMN place TEXT;
+    CREATE INDEX cases_place ON cases (place) WHERE place IS NOT NULL;
+    CREATE TABLE case_persons (
+        doc_id TEXT NOT NULL REFERENCES docs (doc_id) ON DELETE CASCADE,
+        person TEXT NOT NULL,
+        PRIMARY KEY (doc_id, person)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX case_persons_person ON case_persons (person);
+    "#,
 ];
 
 /// The schema version this code writes.
@@ -286,6 +339,11 @@ mod tests {
         .unwrap();
         migrate(&mut old, 4).unwrap();
         old.execute(insert, []).unwrap();
+        old.execute(
+            "INSERT INTO docs (doc_id, kind, updated_ms) VALUES ('place-1', 'place', 0)",
+            [],
+        )
+        .unwrap();
         assert!(old
             .execute(
                 "INSERT INTO docs (doc_id, kind, updated_ms) VALUES ('x-1', 'x', 0)",

@@ -59,6 +59,7 @@ fn new_case(
         }),
         people: vec![],
         photos: vec![],
+        links: Default::default(),
     })
 }
 

@@ -3,11 +3,13 @@
 //! document, materialised for the command centre.
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod backup;
 pub mod blobstore;
 mod console;
 pub mod http;
 pub mod metrics;
+pub mod registry_io;
 pub mod relay;
 
 /// The sample directory shipped with the core crate (used when none is configured).

@@ -123,6 +123,37 @@ enum AdminCommand {
         #[arg(long)]
         user: String,
     },
+    /// Import a roster of households and residents (.csv in UTF-8 or .xlsx; see
+    /// docs/registry-import.md) as a directory user who keeps those grids. Every
+    /// row is checked first; any error is reported row by row and nothing is
+    /// imported. Importing the same file again changes nothing. Safe while
+    /// `serve` runs (stored like a phone's push).
+    ImportRegistry {
+        /// The roster file.
+        file: PathBuf,
+        /// The directory user the records are registered as.
+        #[arg(long = "as")]
+        user: String,
+    },
+    /// Export the registry of a region as CSV or XLSX, ID and phone numbers
+    /// masked.
+    ExportRegistry {
+        /// The region (a grid, community, town or district code).
+        #[arg(long)]
+        region: String,
+        /// csv or xlsx.
+        #[arg(long, value_parser = ["csv", "xlsx"])]
+        format: String,
+        /// Where to write it (created with owner-only permissions).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The audit log of full ID and phone views in the console, newest first.
+    Audit {
+        /// Entries to print.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -520,6 +551,67 @@ fn admin(
                 done.photos,
                 to.display()
             );
+        }
+        AdminCommand::ImportRegistry { file, user } => {
+            use gridsync_server::registry_io::{self, Format};
+            let format = Format::from_file_name(&file.to_string_lossy())
+                .ok_or("the roster must be a .csv or an .xlsx file")?;
+            let size = std::fs::metadata(&file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?
+                .len();
+            if size > registry_io::MAX_FILE_BYTES as u64 {
+                return Err(format!(
+                    "{} is {size} bytes; at most {} bytes",
+                    file.display(),
+                    registry_io::MAX_FILE_BYTES
+                )
+                .into());
+            }
+            let bytes =
+                std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let relay = open()?;
+            let summary = registry_io::import_as_user(&relay, &user, &bytes, format)?;
+            println!("{}", summary.line());
+        }
+        AdminCommand::ExportRegistry {
+            region,
+            format,
+            out,
+        } => {
+            use gridsync_server::registry_io::{self, Format};
+            let relay = open()?;
+            let region: gridsync_core::RegionCode = region.parse()?;
+            let dir = relay.engine().directory()?;
+            if dir.region(&region).is_none() {
+                return Err(format!("region {region} is not in the directory").into());
+            }
+            // The operator, for the region asked: lists and exports are masked for
+            // everyone.
+            let operator = gridsync_core::User {
+                id: "operator".parse()?,
+                name: "operator".into(),
+                role: gridsync_core::Role::Admin,
+                region,
+                department: None,
+            };
+            let format = Format::parse(&format).ok_or("the format is csv or xlsx")?;
+            let bytes =
+                registry_io::export(&relay, &operator, None, format).map_err(|e| e.to_string())?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut f = options
+                .open(&out)
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            std::io::Write::write_all(&mut f, &bytes)?;
+            f.sync_all()?;
+            println!("wrote {} ({} bytes)", out.display(), bytes.len());
+        }
+        AdminCommand::Audit { limit } => {
+            for e in gridsync_server::audit::recent(data, limit.min(10_000))? {
+                println!("{}\t{}\t{}\t{}", e.at.to_rfc3339(), e.user, e.action, e.doc);
+            }
         }
         AdminCommand::Devices => {
             let relay = open()?;

@@ -11,6 +11,7 @@ mod photo_privacy;
 mod photos;
 mod pressure;
 mod registry;
+mod registry_import;
 mod sockets;
 mod store;
 mod tiers;

@@ -23,6 +23,7 @@ pub fn leak() -> NewCase {
         }),
         people: vec![],
         photos: vec![],
+        links: Default::default(),
     }
 }
 

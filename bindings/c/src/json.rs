@@ -103,6 +103,7 @@ pub(crate) struct CaseFilterJson {
     conflicts_only: bool,
     reported_from_ms: Option<i64>,
     reported_before_ms: Option<i64>,
+    about: Option<String>,
 }
 
 impl From<CaseFilterJson> for CaseFilterRecord {
@@ -121,6 +122,7 @@ impl From<CaseFilterJson> for CaseFilterRecord {
             conflicts_only: j.conflicts_only,
             reported_from_ms: j.reported_from_ms,
             reported_before_ms: j.reported_before_ms,
+            about: j.about,
         }
     }
 }

@@ -36,6 +36,7 @@ fn case(i: u64) -> Result<NewCase> {
         location: None,
         people: vec![],
         photos: vec![],
+        links: Default::default(),
     })
 }
 

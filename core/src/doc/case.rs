@@ -2,7 +2,7 @@
 //! append-only timeline whose fold is the case's status.
 
 use automerge::transaction::Transactable;
-use automerge::{AutomergeError, ObjId, ObjType, ReadDoc, ROOT};
+use automerge::{AutomergeError, ObjId, ObjType, ReadDoc, ScalarValue, ROOT};
 use chrono::{DateTime, Utc};
 
 use super::{
@@ -10,7 +10,7 @@ use super::{
     req_list, req_parse, req_str, req_time, schema_err, time_value, SchemaError,
 };
 use crate::directory::Role;
-use crate::ids::{CategoryCode, DocId, PhotoHash, RegionCode, RegionLevel, UserId};
+use crate::ids::{CategoryCode, DocId, DocKind, PhotoHash, RegionCode, RegionLevel, UserId};
 use crate::workflow::{Action, Entry, SupervisionLevel};
 
 /// Limits on what one case may hold, checked before anything is written.
@@ -49,6 +49,8 @@ mod key {
     pub const LON: &str = "lon";
     pub const ADDRESS: &str = "address";
     pub const PEOPLE: &str = "people";
+    pub const PLACE: &str = "place";
+    pub const PERSONS: &str = "persons";
     pub const NAME: &str = "name";
     pub const ROLE: &str = "role";
     pub const PHONE: &str = "phone";
@@ -184,6 +186,20 @@ pub struct NewCase {
     pub people: Vec<Person>,
     /// Photos already stored on the device.
     pub photos: Vec<PhotoHash>,
+    /// The registered place and persons it concerns.
+    pub links: CaseLinks,
+}
+
+/// What a case is about in the grid's base data: a registered place and persons,
+/// by their documents' ids only. Their names, numbers and addresses stay in their
+/// own documents (erased with them, ADR 0011) and are looked up by whoever may see
+/// them; a department handler sees the ids and nothing more.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CaseLinks {
+    /// The place (a building, a flat, a shop …).
+    pub place: Option<DocId>,
+    /// The persons, at most [`limits::PEOPLE`].
+    pub persons: Vec<DocId>,
 }
 
 /// The whole content of a case document.
@@ -217,6 +233,8 @@ pub struct CaseDoc {
     pub notes: Vec<Note>,
     /// The timeline, in the order every replica agrees on.
     pub timeline: Vec<Entry>,
+    /// The registered place and persons it concerns.
+    pub links: CaseLinks,
 }
 
 /// A field of user input that breaks a limit or is missing.
@@ -294,6 +312,35 @@ impl NewCase {
                 reason: format!("at most {} photos", limits::PHOTOS),
             });
         }
+        self.links.validate()
+    }
+}
+
+impl CaseLinks {
+    /// Ids of the right kinds, each person once, within the limit.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self
+            .place
+            .as_ref()
+            .is_some_and(|p| p.kind() != DocKind::Place)
+        {
+            return Err(FieldError {
+                field: "place",
+                reason: "not a place's id".into(),
+            });
+        }
+        let mut seen = std::collections::HashSet::new();
+        let persons_ok = self.persons.len() <= limits::PEOPLE
+            && self
+                .persons
+                .iter()
+                .all(|p| p.kind() == DocKind::Person && seen.insert(p));
+        if !persons_ok {
+            return Err(FieldError {
+                field: "persons",
+                reason: format!("at most {} different persons' ids", limits::PEOPLE),
+            });
+        }
         Ok(())
     }
 }
@@ -333,6 +380,7 @@ impl CaseDoc {
             people: input.people,
             notes: Vec::new(),
             timeline: vec![report],
+            links: input.links,
         }
     }
 
@@ -361,6 +409,17 @@ impl CaseDoc {
             tx.put(&obj, key::NAME, p.name.as_str())?;
             tx.put(&obj, key::ROLE, p.role.as_str())?;
             tx.put(&obj, key::PHONE, p.phone.as_str())?;
+        }
+        // Written only when there are links: a case without them is the same
+        // document as before links existed.
+        if let Some(place) = &self.links.place {
+            tx.put(ROOT, key::PLACE, place.as_str())?;
+        }
+        if !self.links.persons.is_empty() {
+            let persons = tx.put_object(ROOT, key::PERSONS, ObjType::List)?;
+            for (i, p) in self.links.persons.iter().enumerate() {
+                tx.insert(&persons, i, p.as_str())?;
+            }
         }
         tx.put_object(ROOT, key::PHOTOS, ObjType::List)?;
         for photo in &self.photos {
@@ -437,6 +496,36 @@ impl CaseDoc {
             ),
             None => None,
         };
+        let links = CaseLinks {
+            place: match opt_str(doc, &ROOT, key::PLACE)? {
+                Some(p) => Some(
+                    p.parse()
+                        .map_err(|_| schema_err(key::PLACE, "not a valid value"))?,
+                ),
+                None => None,
+            },
+            persons: match child(doc, &ROOT, key::PERSONS, ObjType::List)? {
+                Some(list) => {
+                    if doc.length(&list) > limits::PEOPLE {
+                        return Err(schema_err(key::PERSONS, "has more items than allowed"));
+                    }
+                    (0..doc.length(&list))
+                        .map(|i| match doc.get(&list, i) {
+                            Ok(Some((automerge::Value::Scalar(v), _))) => match v.as_ref() {
+                                ScalarValue::Str(s) => s.parse().ok(),
+                                _ => None,
+                            },
+                            _ => None,
+                        })
+                        .collect::<Option<Vec<DocId>>>()
+                        .ok_or_else(|| schema_err(key::PERSONS, "not a valid value"))?
+                }
+                None => Vec::new(),
+            },
+        };
+        links
+            .validate()
+            .map_err(|e| schema_err(e.field, "not valid"))?;
         Ok(CaseDoc {
             id: id.clone(),
             created: req_time(doc, &ROOT, key::CREATED)?,
@@ -453,6 +542,7 @@ impl CaseDoc {
             photos,
             notes,
             timeline,
+            links,
         })
     }
 

@@ -3,6 +3,7 @@
 
 pub mod case;
 pub mod patrol;
+pub mod place;
 pub mod registry;
 
 use automerge::transaction::Transactable;
@@ -20,6 +21,8 @@ pub enum DocContent {
     Person(registry::PersonDoc),
     /// A household.
     Household(registry::HouseholdDoc),
+    /// A place.
+    Place(place::PlaceDoc),
 }
 
 impl DocContent {
@@ -32,6 +35,7 @@ impl DocContent {
             crate::ids::DocKind::Household => {
                 DocContent::Household(registry::HouseholdDoc::read(doc, id)?)
             }
+            crate::ids::DocKind::Place => DocContent::Place(place::PlaceDoc::read(doc, id)?),
         })
     }
 
@@ -42,6 +46,7 @@ impl DocContent {
             DocContent::Patrol(p) => &p.id,
             DocContent::Person(p) => &p.id,
             DocContent::Household(h) => &h.id,
+            DocContent::Place(p) => &p.id,
         }
     }
 
@@ -52,6 +57,7 @@ impl DocContent {
             DocContent::Patrol(p) => &p.grid,
             DocContent::Person(p) => &p.grid,
             DocContent::Household(h) => &h.grid,
+            DocContent::Place(p) => &p.grid,
         }
     }
 }

@@ -41,6 +41,7 @@ mod key {
     pub const LON: &str = "lon";
     pub const TEXT: &str = "text";
     pub const HOUSEHOLD: &str = "household";
+    pub const PLACE_ID: &str = "place_id";
 }
 
 const KIND: &str = "patrol";
@@ -59,6 +60,8 @@ pub struct CheckIn {
     /// The household visited (走访), when the check-in is a visit. What the visit
     /// found is in the household's document, which erasure removes whole.
     pub household: Option<DocId>,
+    /// The registered place visited or inspected, when the check-in is one.
+    pub place_id: Option<DocId>,
 }
 
 /// Something noticed on patrol that is not a case.
@@ -143,21 +146,28 @@ impl PatrolDoc {
         )?
         .iter()
         .map(|obj| {
-            let household = opt_str(doc, obj, key::HOUSEHOLD)?
-                .map(|h| h.parse::<DocId>())
-                .transpose()
-                .ok()
-                .flatten()
-                .filter(|h| h.kind() == DocKind::Household);
-            if household.is_none() && opt_str(doc, obj, key::HOUSEHOLD)?.is_some() {
-                return Err(schema_err(key::HOUSEHOLD, "not a household's document id"));
-            }
+            let reference = |field: &'static str, kind: DocKind| {
+                let given = opt_str(doc, obj, field)?;
+                let id = given
+                    .as_deref()
+                    .and_then(|h| h.parse::<DocId>().ok())
+                    .filter(|h| h.kind() == kind);
+                match (given, id) {
+                    (Some(_), None) => {
+                        Err(schema_err(field, "not a document id of the right kind"))
+                    }
+                    (_, id) => Ok(id),
+                }
+            };
+            let household = reference(key::HOUSEHOLD, DocKind::Household)?;
+            let place_id = reference(key::PLACE_ID, DocKind::Place)?;
             Ok(CheckIn {
                 at: req_time(doc, obj, key::AT)?,
                 place: req_str(doc, obj, key::PLACE)?,
                 lat: opt_f64(doc, obj, key::LAT)?.unwrap_or_default(),
                 lon: opt_f64(doc, obj, key::LON)?.unwrap_or_default(),
                 household,
+                place_id,
             })
         })
         .collect::<Result<_, SchemaError>>()?;
@@ -239,6 +249,9 @@ pub fn add_checkin<T: Transactable>(tx: &mut T, c: &CheckIn) -> Result<(), Autom
     tx.put(&obj, key::LON, c.lon)?;
     if let Some(h) = &c.household {
         tx.put(&obj, key::HOUSEHOLD, h.as_str())?;
+    }
+    if let Some(p) = &c.place_id {
+        tx.put(&obj, key::PLACE_ID, p.as_str())?;
     }
     Ok(())
 }

@@ -61,6 +61,7 @@ mod key {
     pub const ADDRESS: &str = "address";
     pub const HEAD: &str = "head";
     pub const LEFT: &str = "left";
+    pub const PLACE: &str = "place";
     pub const CREATED_BY: &str = "created_by";
     pub const CREATED: &str = "created";
     pub const VISITS: &str = "visits";
@@ -456,6 +457,8 @@ pub struct HouseholdDoc {
     pub head: Option<DocId>,
     /// When it left the grid, if it has.
     pub left: Option<DateTime<Utc>>,
+    /// The dwelling it lives in, a place's id (a rented one makes it a tenant).
+    pub place: Option<DocId>,
     /// Visits (走访), in the order recorded. What they found stays here, so it goes
     /// with the household when it is erased.
     pub visits: Vec<Visit>,
@@ -541,6 +544,15 @@ impl HouseholdDoc {
             address,
             head,
             left: opt_time(doc, &ROOT, key::LEFT)?,
+            place: match opt_str(doc, &ROOT, key::PLACE)?.filter(|s| !s.is_empty()) {
+                None => None,
+                Some(p) => Some(
+                    p.parse::<DocId>()
+                        .ok()
+                        .filter(|p| p.kind() == DocKind::Place)
+                        .ok_or_else(|| schema_err(key::PLACE, "not a place's document id"))?,
+                ),
+            },
             visits,
             created_by: req_parse(doc, &ROOT, key::CREATED_BY)?,
             created: req_time(doc, &ROOT, key::CREATED)?,
@@ -554,6 +566,15 @@ pub fn set_head<T: Transactable>(tx: &mut T, person: Option<&DocId>) -> Result<(
         ROOT,
         key::HEAD,
         person.map(DocId::as_str).unwrap_or_default(),
+    )
+}
+
+/// Record the dwelling the household lives in (or none with `None`).
+pub fn set_place<T: Transactable>(tx: &mut T, place: Option<&DocId>) -> Result<(), AutomergeError> {
+    tx.put(
+        ROOT,
+        key::PLACE,
+        place.map(DocId::as_str).unwrap_or_default(),
     )
 }
 

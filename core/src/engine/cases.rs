@@ -37,7 +37,7 @@ fn new_entry_id() -> String {
 
 impl Engine {
     /// Report a new case. Durable when this returns.
-    pub fn report_case(&self, input: NewCase) -> Result<DocId> {
+    pub fn report_case(&self, mut input: NewCase) -> Result<DocId> {
         let dir = self.directory()?;
         let me = self.me()?;
         input.validate()?;
@@ -72,6 +72,7 @@ impl Engine {
             }
         }
         crate::access::check_new_case(&me, &grid).map_err(forbidden)?;
+        self.resolve_links(&me, &grid, &input.links, &mut input.location)?;
         let level = match me.role.dispatch_level() {
             Some(l) if me.role != Role::Admin => l,
             _ => RegionLevel::Community,

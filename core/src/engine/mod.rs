@@ -10,6 +10,7 @@
 mod cases;
 mod patrols;
 mod photos;
+mod places;
 mod registry;
 mod relay;
 mod replication;
@@ -18,7 +19,7 @@ mod sync_state;
 pub use cases::Case;
 pub use patrols::{MAX_POINTS_PER_CALL, TRACK_CHUNK_POINTS};
 pub use photos::{PhotoInfo, PhotoUsage};
-pub use relay::ChangeCheck;
+pub use relay::{ChangeCheck, FollowUp, HouseholdRow, RegistryKeys};
 pub use replication::{group_by_doc, ImportResult};
 pub use sync_state::PullState;
 
@@ -393,6 +394,7 @@ impl Engine {
             DocContent::Household(h) => {
                 crate::registry::index_household(tx, h, store::updated_ms(tx, id)?)
             }
+            DocContent::Place(p) => crate::places::index_place(tx, p, store::updated_ms(tx, id)?),
         }
     }
 }

@@ -168,6 +168,7 @@ impl Engine {
             lat,
             lon,
             household: None,
+            place_id: None,
         };
         self.edit_patrol(
             id,

@@ -21,7 +21,7 @@ use crate::registry::{
 };
 use crate::store;
 
-fn not_found(what: &'static str, id: &DocId) -> Error {
+pub(super) fn not_found(what: &'static str, id: &DocId) -> Error {
     Error::NotFound {
         what,
         id: id.to_string(),
@@ -32,13 +32,13 @@ fn not_found(what: &'static str, id: &DocId) -> Error {
 /// address stays in the household's document.
 const VISIT_PLACE: &str = "入户走访";
 
-fn forbidden(e: crate::access::Denied) -> Error {
+pub(super) fn forbidden(e: crate::access::Denied) -> Error {
     Error::Forbidden(e.to_string())
 }
 
 impl Engine {
     /// The grid a new record goes in: the one given, or a grid worker's own.
-    fn registry_grid(&self, me: &User, grid: Option<RegionCode>) -> Result<RegionCode> {
+    pub(super) fn registry_grid(&self, me: &User, grid: Option<RegionCode>) -> Result<RegionCode> {
         let grid = match (grid, me.role) {
             (Some(g), _) => g,
             (None, Role::GridWorker) => me.region.clone(),
@@ -245,6 +245,7 @@ impl Engine {
                 lat,
                 lon,
                 household: Some(household.clone()),
+                place_id: None,
             };
             let visit = Visit {
                 at,
@@ -352,7 +353,7 @@ impl Engine {
     /// The region a registry read covers: `asked` narrowed to this user's region
     /// (the user's own when `None`; `None` when they do not meet). A department
     /// handler is refused: base data is not theirs to see.
-    fn registry_region(&self, asked: Option<&RegionCode>) -> Result<Option<RegionCode>> {
+    pub(super) fn registry_region(&self, asked: Option<&RegionCode>) -> Result<Option<RegionCode>> {
         let me = self.me()?;
         let Some(scope) = scope_of(&me)
             .region()
@@ -388,7 +389,7 @@ impl Engine {
 
     /// A person's or household's document this user keeps, and its content. Out
     /// of scope answers as not found: no probing by id.
-    fn load_registry_doc(
+    pub(super) fn load_registry_doc(
         &self,
         tx: &Transaction<'_>,
         me: &User,
@@ -405,5 +406,28 @@ impl Engine {
             return Err(not_found(what, id));
         }
         Ok((doc, content))
+    }
+}
+
+// The same checks for the drafts a server makes as its console users
+// (`engine/relay.rs`), so a drafted registry write is checked exactly like a
+// phone's.
+impl Engine {
+    pub(crate) fn registry_grid_for(&self, me: &User, grid: RegionCode) -> Result<RegionCode> {
+        self.registry_grid(me, Some(grid))
+    }
+
+    pub(crate) fn registry_doc_for(
+        &self,
+        tx: &Transaction<'_>,
+        me: &User,
+        id: &DocId,
+        kind: DocKind,
+    ) -> Result<(Automerge, DocContent)> {
+        self.load_registry_doc(tx, me, id, kind)
+    }
+
+    pub(crate) fn household_for(&self, tx: &Transaction<'_>, me: &User, id: &DocId) -> Result<()> {
+        self.check_household(tx, me, id)
     }
 }

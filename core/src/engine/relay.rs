@@ -5,17 +5,20 @@
 
 use automerge::transaction::Transaction as AmTransaction;
 use automerge::{Automerge, AutomergeError, Change};
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::OptionalExtension;
 
 use super::cases::check_room;
 use super::{make_change, Case, Engine, Identity, ImportResult, PhotoInfo};
-use crate::directory::User;
+use crate::access::scope_of;
+use crate::directory::{Role, User};
 use crate::doc::case::{self, check_note, CaseDoc, Note, PhotoRef};
+use crate::doc::registry::{self, HouseholdDoc, NewPerson, PersonDoc, PersonEdit, Tag};
 use crate::doc::DocContent;
 use crate::error::{Error, Result};
-use crate::ids::{DocId, UserId};
+use crate::ids::{DocId, DocKind, RegionCode, UserId};
 use crate::index::{self, CaseFilter, DailyCompliance};
+use crate::registry::{GridCounts, GridCoverage, PersonFilter, PersonSummary, WorkerCoverage};
 use crate::store;
 use crate::workflow::{fold, Action};
 
@@ -109,6 +112,406 @@ impl Engine {
             .ok_or_else(|| Error::InvalidInput("the edit changes nothing".into()))
     }
 
+    /// A new household drafted for `author` (see [`Engine::draft_action`]): the
+    /// same checks as [`Engine::register_household`]; its id and the change.
+    pub fn draft_register_household(
+        &self,
+        author: &Identity,
+        grid: RegionCode,
+        address: &str,
+    ) -> Result<(DocId, Vec<u8>)> {
+        let me = self.user(&author.user)?;
+        let grid = self.registry_grid_for(&me, grid)?;
+        let n = address.chars().count();
+        if address.trim().is_empty() || n > registry::limits::ADDRESS {
+            return Err(Error::InvalidInput(format!(
+                "an address is 1 to {} characters",
+                registry::limits::ADDRESS
+            )));
+        }
+        let id = DocId::new(DocKind::Household);
+        let at = self.now();
+        let bytes = self.draft_change(&mut Automerge::new(), &id, author, |t| {
+            HouseholdDoc::write_new(t, &id, &me.id, at, &grid, address)
+        })?;
+        Ok((id, bytes))
+    }
+
+    /// A new person drafted for `author`: the checks of [`Engine::register_person`]
+    /// (its household must be on this replica already); its id and the change.
+    pub fn draft_register_person(
+        &self,
+        author: &Identity,
+        person: NewPerson,
+    ) -> Result<(DocId, Vec<u8>)> {
+        let me = self.user(&author.user)?;
+        person.validate().map_err(Error::InvalidInput)?;
+        let grid = self.registry_grid_for(&me, person.grid.clone())?;
+        if let Some((household, _)) = &person.household {
+            self.db.read(|tx| self.household_for(tx, &me, household))?;
+        }
+        let person = NewPerson { grid, ..person };
+        let id = DocId::new(DocKind::Person);
+        let at = self.now();
+        let bytes = self.draft_change(&mut Automerge::new(), &id, author, |t| {
+            PersonDoc::write_new(t, &id, &me.id, at, &person)
+        })?;
+        Ok((id, bytes))
+    }
+
+    /// [`Engine::edit_person`] drafted for `author`: the same checks, nothing stored.
+    pub fn draft_edit_person(
+        &self,
+        author: &Identity,
+        id: &DocId,
+        mut edit: PersonEdit,
+    ) -> Result<Vec<u8>> {
+        edit.validate().map_err(Error::InvalidInput)?;
+        if let Some(Some(number)) = &edit.id_number {
+            edit.sex.get_or_insert(Some(number.sex()));
+            edit.born.get_or_insert(Some(number.birth_date()));
+        }
+        let me = self.user(&author.user)?;
+        let (mut doc, _) = self
+            .db
+            .read(|tx| self.registry_doc_for(tx, &me, id, DocKind::Person))?;
+        let bytes = self.draft_change(&mut doc, id, author, |t| edit.apply(t))?;
+        let after = PersonDoc::read(&doc, id).map_err(Error::malformed(id))?;
+        let touches = edit.id_number.is_some() || edit.sex.is_some() || edit.born.is_some();
+        if let (Some(number), true) = (&after.id_number, touches) {
+            if after.sex.is_some_and(|s| s != number.sex())
+                || after.born.is_some_and(|b| b != number.birth_date())
+            {
+                return Err(Error::InvalidInput(
+                    "sex and birth date must match the ID number".into(),
+                ));
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// [`Engine::move_person`] drafted for `author`.
+    pub fn draft_move_person(
+        &self,
+        author: &Identity,
+        id: &DocId,
+        household: Option<(DocId, String)>,
+    ) -> Result<Vec<u8>> {
+        if let Some((_, relation)) = &household {
+            if relation.trim().is_empty() || relation.chars().count() > registry::limits::RELATION {
+                return Err(Error::InvalidInput(format!(
+                    "a relationship is 1 to {} characters",
+                    registry::limits::RELATION
+                )));
+            }
+        }
+        let me = self.user(&author.user)?;
+        let (mut doc, _) = self.db.read(|tx| {
+            let loaded = self.registry_doc_for(tx, &me, id, DocKind::Person)?;
+            if let Some((h, _)) = &household {
+                self.household_for(tx, &me, h)?;
+            }
+            Ok(loaded)
+        })?;
+        self.draft_change(&mut doc, id, author, |t| {
+            registry::set_household(t, household.as_ref())
+        })
+    }
+
+    /// [`Engine::set_household_head`] drafted for `author`.
+    pub fn draft_set_head(
+        &self,
+        author: &Identity,
+        household: &DocId,
+        person: Option<&DocId>,
+    ) -> Result<Vec<u8>> {
+        let me = self.user(&author.user)?;
+        let (mut doc, _) = self.db.read(|tx| {
+            let loaded = self.registry_doc_for(tx, &me, household, DocKind::Household)?;
+            if let Some(p) = person {
+                self.registry_doc_for(tx, &me, p, DocKind::Person)?;
+            }
+            Ok(loaded)
+        })?;
+        self.draft_change(&mut doc, household, author, |t| {
+            registry::set_head(t, person)
+        })
+    }
+
+    /// Every person and household on this replica by what an import matches them
+    /// on, without a scope: persons by their masked ID number and its last six
+    /// characters (the full number is in the document only), households still in
+    /// their grid by grid and address. For a server's roster import, which checks
+    /// the user's region itself.
+    pub fn registry_keys(&self) -> Result<RegistryKeys> {
+        self.db.read(|tx| {
+            let persons = tx
+                .prepare(
+                    "SELECT doc_id, grid, id_masked, id_suffix FROM persons
+                      WHERE id_masked IS NOT NULL",
+                )?
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+                .into_iter()
+                .filter_map(|(id, grid, masked, reversed)| {
+                    let suffix: String = reversed.chars().rev().collect();
+                    Some((id.parse().ok()?, grid.parse().ok()?, masked, suffix))
+                })
+                .collect();
+            let households = tx
+                .prepare(
+                    "SELECT doc_id, grid, address, head FROM households WHERE left_ms IS NULL",
+                )?
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+                .into_iter()
+                .filter_map(|(id, grid, address, head)| {
+                    Some((
+                        id.parse().ok()?,
+                        grid.parse().ok()?,
+                        address,
+                        head.and_then(|h| h.parse().ok()),
+                    ))
+                })
+                .collect();
+            Ok(RegistryKeys {
+                persons,
+                households,
+            })
+        })
+    }
+
+    /// The region a registry read by `user` covers: `asked` narrowed to the
+    /// user's region (theirs when `None`; `None` when the two do not meet). A
+    /// department handler is refused: base data is not theirs to see.
+    pub fn registry_region_as(
+        &self,
+        user: &User,
+        asked: Option<&RegionCode>,
+    ) -> Result<Option<RegionCode>> {
+        let Some(scope) = scope_of(user)
+            .region()
+            .cloned()
+            .filter(|_| user.role != Role::DepartmentHandler)
+        else {
+            return Err(Error::Forbidden(
+                "a department handler does not see the grid's base data".into(),
+            ));
+        };
+        Ok(match asked {
+            Some(r) if scope.contains(r) => Some(r.clone()),
+            Some(r) if r.contains(&scope) => Some(scope),
+            Some(_) => None,
+            None => Some(scope),
+        })
+    }
+
+    /// [`Engine::list_persons`] as `user` sees them (masked, within their region).
+    pub fn list_persons_as(
+        &self,
+        user: &User,
+        filter: &PersonFilter,
+    ) -> Result<Vec<PersonSummary>> {
+        let Some(region) = self.registry_region_as(user, filter.region.as_ref())? else {
+            return Ok(Vec::new());
+        };
+        let filter = PersonFilter {
+            region: Some(region),
+            ..filter.clone()
+        };
+        self.db
+            .read(|tx| crate::registry::list_persons(tx, &filter))
+    }
+
+    /// [`Engine::registry_counts`] as `user` may see them.
+    pub fn registry_counts_as(
+        &self,
+        user: &User,
+        region: Option<&RegionCode>,
+    ) -> Result<Vec<GridCounts>> {
+        match self.registry_region_as(user, region)? {
+            Some(region) => self.db.read(|tx| crate::registry::counts(tx, &region)),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// A person in full, as `user` may see them (out of their region: not found).
+    /// Whether the full ID and phone numbers may be shown is the caller's
+    /// question ([`crate::access::sees_identity`]).
+    pub fn get_person_as(&self, user: &User, id: &DocId) -> Result<PersonDoc> {
+        match self
+            .db
+            .read(|tx| self.registry_doc_for(tx, user, id, DocKind::Person))?
+            .1
+        {
+            DocContent::Person(p) => Ok(p),
+            _ => Err(Error::NotFound {
+                what: "person",
+                id: id.to_string(),
+            }),
+        }
+    }
+
+    /// A household as `user` may see it.
+    pub fn get_household_as(&self, user: &User, id: &DocId) -> Result<HouseholdDoc> {
+        match self
+            .db
+            .read(|tx| self.registry_doc_for(tx, user, id, DocKind::Household))?
+            .1
+        {
+            DocContent::Household(h) => Ok(h),
+            _ => Err(Error::NotFound {
+                what: "household",
+                id: id.to_string(),
+            }),
+        }
+    }
+
+    /// Households of `user`'s region whose address contains `address` (at most
+    /// `limit`, by grid and address), for a console search by address.
+    pub fn find_households_as(
+        &self,
+        user: &User,
+        address: &str,
+        limit: u32,
+    ) -> Result<Vec<HouseholdRow>> {
+        let address = address.trim();
+        if address.is_empty() || address.chars().count() > crate::registry::MAX_QUERY_CHARS {
+            return Err(Error::InvalidInput(format!(
+                "an address query is 1 to {} characters",
+                crate::registry::MAX_QUERY_CHARS
+            )));
+        }
+        let Some(region) = self.registry_region_as(user, None)? else {
+            return Ok(Vec::new());
+        };
+        let like = |s: &str| -> String {
+            s.chars()
+                .flat_map(|c| match c {
+                    '%' | '_' | '\\' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect()
+        };
+        self.db.read(|tx| {
+            let rows = tx
+                .prepare(
+                    "SELECT doc_id, grid, address, head, left_ms FROM households
+                      WHERE +grid LIKE ?1 ESCAPE '\\' AND address LIKE ?2 ESCAPE '\\'
+                      ORDER BY grid, address, doc_id LIMIT ?3",
+                )?
+                .query_map(
+                    rusqlite::params![
+                        format!("{}%", like(region.as_str())),
+                        format!("%{}%", like(address)),
+                        limit.min(crate::index::MAX_PAGE)
+                    ],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, Option<String>>(3)?,
+                            r.get::<_, Option<i64>>(4)?,
+                        ))
+                    },
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(id, grid, address, head, left)| {
+                    Some(HouseholdRow {
+                        id: id.parse().ok()?,
+                        grid: grid.parse().ok()?,
+                        address,
+                        head: head.and_then(|h| h.parse().ok()),
+                        left: left.and_then(DateTime::from_timestamp_millis),
+                    })
+                })
+                .collect())
+        })
+    }
+
+    /// The persons of `user`'s region in a special group (`tag`, or any), with
+    /// their household's last visit and the visit rule: never visited first, then
+    /// the longest since. `due` is whether the rule's days have passed at `now`.
+    pub fn follow_ups_as(&self, user: &User, tag: Option<Tag>) -> Result<Vec<FollowUp>> {
+        let Some(region) = self.registry_region_as(user, None)? else {
+            return Ok(Vec::new());
+        };
+        let dir = self.directory()?;
+        let now = self.now();
+        // Every tagged person with their last visit: "due after 0 days" lists all.
+        let all = self
+            .db
+            .read(|tx| crate::registry::due_visits(tx, &region, now, |_| Some(0)))?;
+        Ok(all
+            .into_iter()
+            .filter(|d| tag.is_none_or(|t| d.person.tags.contains(&t)))
+            .map(|d| {
+                let every_days = d
+                    .person
+                    .tags
+                    .iter()
+                    .filter_map(|t| dir.visit_every(*t))
+                    .min();
+                let due = every_days.is_some_and(|days| {
+                    d.last_visit
+                        .is_none_or(|l| now - l >= chrono::Duration::days(days.into()))
+                });
+                FollowUp {
+                    person: d.person,
+                    every_days,
+                    last_visit: d.last_visit,
+                    due,
+                }
+            })
+            .collect())
+    }
+
+    /// [`Engine::visit_coverage`] of `region` as `user` may see it.
+    pub fn visit_coverage_as(
+        &self,
+        user: &User,
+        region: Option<&RegionCode>,
+        year: i32,
+        month: u32,
+    ) -> Result<(Vec<GridCoverage>, Vec<WorkerCoverage>)> {
+        let bad_month = || Error::InvalidInput(format!("{year}-{month} is not a month"));
+        let first = NaiveDate::from_ymd_opt(year, month, 1).ok_or_else(bad_month)?;
+        let next = first
+            .checked_add_months(chrono::Months::new(1))
+            .ok_or_else(bad_month)?;
+        let at_midnight = |d: NaiveDate| {
+            d.and_time(chrono::NaiveTime::MIN)
+                .and_local_timezone(crate::index::local_offset())
+                .single()
+                .map(|t| t.with_timezone(&Utc))
+                .ok_or_else(bad_month)
+        };
+        let (from, to) = (at_midnight(first)?, at_midnight(next)?);
+        match self.registry_region_as(user, region)? {
+            Some(region) => self
+                .db
+                .read(|tx| crate::registry::visit_coverage(tx, &region, from, to)),
+            None => Ok((Vec::new(), Vec::new())),
+        }
+    }
+
     /// A case as `user` may see it: the same "not found" as for a missing case when
     /// it is outside their scope. For a server answering for its users.
     pub fn get_case_as(&self, user: &User, id: &DocId) -> Result<Case> {
@@ -196,5 +599,60 @@ impl Engine {
             )?;
             Ok(())
         })
+    }
+}
+
+/// A person to follow up (see [`Engine::follow_ups_as`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FollowUp {
+    /// The person, masked as lists show them.
+    pub person: PersonSummary,
+    /// Days between visits by the directory's rules for their groups, if any.
+    pub every_days: Option<u32>,
+    /// The household's last visit.
+    pub last_visit: Option<DateTime<Utc>>,
+    /// Whether a visit is due now.
+    pub due: bool,
+}
+
+/// What a roster import matches rows on (see [`Engine::registry_keys`]).
+#[derive(Clone, Default)]
+pub struct RegistryKeys {
+    /// Persons with an ID number: id, grid, masked ID number, its last six characters.
+    pub persons: Vec<(DocId, RegionCode, String, String)>,
+    /// Households not left: id, grid, address, head.
+    pub households: Vec<(DocId, RegionCode, String, Option<DocId>)>,
+}
+
+impl std::fmt::Debug for RegistryKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryKeys")
+            .field("persons", &self.persons.len())
+            .field("households", &self.households.len())
+            .finish()
+    }
+}
+
+/// A household as a search lists it.
+#[derive(Clone, PartialEq)]
+pub struct HouseholdRow {
+    /// Document id.
+    pub id: DocId,
+    /// The grid.
+    pub grid: RegionCode,
+    /// The address. Personal data.
+    pub address: String,
+    /// The head of household.
+    pub head: Option<DocId>,
+    /// When it left the grid.
+    pub left: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for HouseholdRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HouseholdRow")
+            .field("id", &self.id)
+            .field("grid", &self.grid)
+            .finish_non_exhaustive()
     }
 }

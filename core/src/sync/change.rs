@@ -883,6 +883,7 @@ mod tests {
             },
         };
         CaseDoc {
+            links: Default::default(),
             id: DocId::new(DocKind::Case),
             created: at(0),
             reporter: by.clone(),
@@ -995,6 +996,7 @@ mod tests {
                 lat: 30.2741,
                 lon: 120.1551,
                 household: None,
+                place_id: None,
             };
             patrol::add_checkin(&mut patrol_doc, &checkin).unwrap();
         }

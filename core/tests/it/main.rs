@@ -4,6 +4,7 @@ mod cases;
 mod convergence;
 mod patrols;
 mod photos;
+mod places;
 mod refusals;
 mod registry;
 mod replication;

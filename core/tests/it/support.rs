@@ -120,6 +120,7 @@ pub fn leak_case() -> NewCase {
             phone: "13800000000".into(),
         }],
         photos: vec![],
+        links: Default::default(),
     }
 }
 
@@ -134,6 +135,7 @@ pub fn case_with(title: &str, category: &str) -> NewCase {
         location: None,
         people: vec![],
         photos: vec![],
+        links: Default::default(),
     }
 }
 

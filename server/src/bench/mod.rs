@@ -179,6 +179,7 @@ fn generated_case(
         }),
         people: vec![],
         photos: vec![],
+        links: Default::default(),
     };
     let content = CaseDoc::new(id.clone(), worker.clone(), grid, input, report);
     let mut doc = Automerge::new().with_actor(DeviceId::random().actor());
@@ -444,6 +445,7 @@ pub fn device(cases: usize, samples: usize, encrypted: bool) -> BenchResult {
             }),
             people: vec![],
             photos: vec![],
+            links: Default::default(),
         })
     };
     let report = |e: &Engine, i: usize| -> BenchResult<f64> {
@@ -661,6 +663,7 @@ fn hotline_cases(writer: &Engine, docs: usize) -> BenchResult {
                 phone: String::new(),
             }],
             photos: vec![],
+            links: Default::default(),
         })?;
         writer.act(&id, Action::Accept)?;
         writer.dispatch(&id, "water".parse()?, None)?;
@@ -868,6 +871,7 @@ fn report_with_photos(worker: &Engine, photos: Vec<gridsync_core::PhotoHash>) ->
         location: None,
         people: vec![],
         photos,
+        links: Default::default(),
     })?;
     Ok(())
 }
@@ -1125,6 +1129,7 @@ fn run_device(i: usize, engine: &Engine, urls: &[String], deadline: Instant) -> 
                 location: None,
                 people: vec![],
                 photos,
+                links: Default::default(),
             });
             match reported {
                 Ok(_) => run.cases += 1,

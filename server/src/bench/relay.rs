@@ -116,6 +116,7 @@ fn drive(i: usize, engine: &Engine, url: &str, phase: Phase, deadline: Instant) 
                 location: None,
                 people: vec![],
                 photos: vec![],
+                links: Default::default(),
             });
             run.errors += u64::from(reported.is_err());
         }

@@ -12,6 +12,7 @@ mod error;
 mod figures;
 mod i18n;
 mod pages;
+mod registry;
 
 use axum::extract::{Form, FromRequestParts, Multipart, Path, Query, State};
 use axum::http::request::Parts;
@@ -56,6 +57,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/report", get(figures::report))
         .route("/console/devices", get(figures::devices))
         .route("/console/devices/{id}/revoke", post(figures::revoke))
+        .merge(registry::routes())
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

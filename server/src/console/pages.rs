@@ -62,6 +62,9 @@ pub fn layout(lang: Lang, who: Option<&ConsoleUser>, back: &str, body: Markup) -
                             a href="/console/supervision" { (t.supervision_title) } " "
                             a href="/console/stats" { (t.stats) } " "
                             a href="/console/report" { (t.monthly_report) } " "
+                            @if who.is_some_and(|w| w.user.role != gridsync_core::Role::DepartmentHandler) {
+                                a href="/console/registry" { (super::registry::words(lang).registry) } " "
+                            }
                             @if who.is_some_and(|w| w.user.role.is_dispatcher()) {
                                 a href="/console/devices" { (t.devices) }
                             }

@@ -379,3 +379,59 @@ impl Relay {
         self.blobs.read(&hash).map_err(RelayError::internal)
     }
 }
+
+/// What became of one drafted registry change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DraftOutcome {
+    /// Stored and logged (or already there).
+    Stored,
+    /// Refused, with the push's reason.
+    Refused(String),
+}
+
+impl Relay {
+    /// Store drafted changes of distinct documents, made on `device` as `user`,
+    /// through the same checked push as a phone's: one outcome per draft, in
+    /// order. Registry imports use it, a batch at a time.
+    pub(crate) fn store_drafts(
+        &self,
+        device: DeviceId,
+        user: &User,
+        drafts: Vec<(DocId, Vec<u8>)>,
+    ) -> Result<Vec<DraftOutcome>, RelayError> {
+        let changes = drafts
+            .into_iter()
+            .map(|(doc, bytes)| WireChange { doc, bytes })
+            .collect();
+        let answer = self.push_as(device, &Trust::Device(user), decode_incoming(changes))?;
+        Ok(answer
+            .results
+            .into_iter()
+            .map(|r| match r.status {
+                ChangeStatus::Accepted | ChangeStatus::Duplicate => DraftOutcome::Stored,
+                _ => DraftOutcome::Refused(
+                    r.reason
+                        .unwrap_or_else(|| "the change was not stored".into()),
+                ),
+            })
+            .collect())
+    }
+
+    /// Hold while drafting and storing as a console account (see
+    /// [`Relay::store_drafts`]): two drafts of one account on one document must not
+    /// be made before either is stored.
+    pub(crate) fn console_writes(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.console_writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The data folder (where `server.db` is).
+    pub(crate) fn data_folder(&self) -> std::path::PathBuf {
+        self.engine
+            .db_path()
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default()
+    }
+}

@@ -17,7 +17,7 @@ mod replica;
 pub mod store;
 mod upstream;
 
-pub use console::{ConsoleUser, DeviceView, PASSWORD_CHARS, SESSION_HOURS};
+pub use console::{ConsoleUser, DeviceView, DraftOutcome, PASSWORD_CHARS, SESSION_HOURS};
 pub use enroll::{Caller, TokenRotation, ENROLLMENT_HOURS, RETIRED_TOKEN_DAYS};
 pub use error::RelayError;
 pub use upstream::{UpstreamLink, UpstreamReport, DEFAULT_INTERVAL_SECS};
