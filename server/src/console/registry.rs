@@ -476,6 +476,8 @@ async fn search(
         given(&f.id_suffix),
         parse_tag(&f.tag),
     );
+    // An address alone finds households; anything else (or nothing) finds persons.
+    let searched_persons = name.is_some() || suffix.is_some() || address.is_none();
     let result = blocking(&state, move |r| {
         let engine = r.engine();
         let households = match &address {
@@ -484,8 +486,7 @@ async fn search(
                 .map_err(core_refusal)?,
             None => Vec::new(),
         };
-        let persons = if name.is_some() || suffix.is_some() || (address.is_none() && tag.is_some())
-        {
+        let persons = if searched_persons {
             let filter = PersonFilter {
                 name,
                 id_suffix: suffix,
@@ -529,10 +530,12 @@ async fn search(
                 }
             }
         }
-        section {
-            h3 { (w.persons) }
-            (persons_table(lang, &dir, &persons))
-            p { small { (w.masked_note) } }
+        @if searched_persons {
+            section {
+                h3 { (w.persons) }
+                (persons_table(lang, &dir, &persons))
+                p { small { (w.masked_note) } }
+            }
         }
     };
     page(
@@ -954,7 +957,10 @@ async fn import(
             html! {
                 div.flash.err id="import-report" {
                     strong { (w.import_failed) }
-                    ol { @for l in lines { li { (l) } } }
+                    @if let Some((first, rest)) = lines.split_first() {
+                        p { (first) }
+                        @if !rest.is_empty() { ol { @for l in rest { li { (l) } } } }
+                    }
                 }
             },
         ),
