@@ -504,3 +504,145 @@ fn the_command_line_imports_while_serve_runs_and_exports_masked() {
     assert_eq!(text.lines().count(), 6);
     assert!(!text.contains(&id(1, true)));
 }
+
+/// `GET path` on the console with a session cookie: status and body.
+fn console_get(url: &str, cookie: &str, path: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent
+        .get(format!("{url}{path}"))
+        .header("Cookie", cookie)
+        .call()
+        .unwrap();
+    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+}
+
+/// Sign in to the console after setting the user's password; the session cookie.
+fn console_session(data: &std::path::Path, url: &str, user: &str) -> String {
+    use std::io::Write;
+    let password = "place-page-2026";
+    let mut child = gridsync()
+        .args(["admin", "--data"])
+        .arg(data)
+        .args(["password", "--user", user])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    assert!(child.wait().unwrap().success());
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let r = agent
+        .post(format!("{url}/console/sign-in"))
+        .send_form([("user", user), ("password", password)])
+        .unwrap();
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    cookie
+}
+
+#[test]
+fn the_console_shows_a_place_with_its_households_residents_visits_and_cases() {
+    use gridsync_core::doc::place::{NewPlace, Occupancy, PlaceKind};
+    use gridsync_core::doc::registry::NewPerson;
+    use gridsync_core::CaseLinks;
+
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path());
+    let phones = tempfile::tempdir().unwrap();
+    let worker = enroll(data.path(), &server, WORKER, phones.path());
+    let place = worker
+        .register_place(NewPlace {
+            grid: GRID.parse().unwrap(),
+            kind: PlaceKind::Dwelling,
+            name: "望湖小区7号楼302室".into(),
+            address: "望湖小区7号楼302室".into(),
+            within: None,
+            location: None,
+            occupancy: Some(Occupancy::Rented),
+            org: None,
+        })
+        .unwrap();
+    let household = worker
+        .register_household(None, "望湖小区7号楼302室（租户）")
+        .unwrap();
+    worker.household_lives_at(&household, Some(&place)).unwrap();
+    worker
+        .register_person(NewPerson {
+            grid: GRID.parse().unwrap(),
+            name: "孙租客".into(),
+            id_number: Some(id(40, true).parse().unwrap()),
+            sex: None,
+            born: None,
+            phone: None,
+            household: Some((household.clone(), "户主".into())),
+            tags: Vec::new(),
+            notes: String::new(),
+        })
+        .unwrap();
+    let mut case = crate::workflow::leak();
+    case.title = "出租屋楼道堆放杂物".into();
+    case.links = CaseLinks {
+        place: Some(place.clone()),
+        persons: Vec::new(),
+    };
+    worker.report_case(case).unwrap();
+    let patrol = worker.start_patrol().unwrap();
+    worker
+        .visit(
+            &patrol,
+            &household,
+            "租户在家，消防通道已清理",
+            30.27,
+            120.15,
+        )
+        .unwrap();
+    worker.sync(&mut |_| {}).unwrap();
+
+    let cookie = console_session(data.path(), &server.url, DISPATCHER);
+    let (status, body) = console_get(&server.url, &cookie, &format!("/console/places/{place}"));
+    assert_eq!(status, 200, "{body}");
+    for shown in [
+        "望湖小区7号楼302室",
+        "出租",
+        "望湖小区7号楼302室（租户）",
+        "孙租客",
+        "出租屋楼道堆放杂物",
+        "租户在家，消防通道已清理",
+    ] {
+        assert!(body.contains(shown), "the place page lacks {shown}");
+    }
+    assert!(
+        !body.contains(&id(40, true)),
+        "a list shows the ID number masked"
+    );
+    // The household links back to the place.
+    let (_, body) = console_get(
+        &server.url,
+        &cookie,
+        &format!("/console/households/{household}"),
+    );
+    assert!(body.contains(&format!("/console/places/{place}")));
+
+    // A department handler is refused, a dispatcher of another community finds nothing.
+    let handler = console_session(data.path(), &server.url, HANDLER);
+    let (status, body) = console_get(&server.url, &handler, &format!("/console/places/{place}"));
+    assert_eq!(status, 403);
+    assert!(body.contains("部门处置人员不能查看网格基础信息") && !body.contains("孙租客"));
+    let other = console_session(data.path(), &server.url, "cd-339901001002");
+    let (status, body) = console_get(&server.url, &other, &format!("/console/places/{place}"));
+    assert_eq!(status, 404);
+    assert!(!body.contains("孙租客"));
+}

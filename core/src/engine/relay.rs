@@ -381,6 +381,59 @@ impl Engine {
         }
     }
 
+    /// A place in full, as `user` may see it (out of their region: not found).
+    pub fn get_place_as(&self, user: &User, id: &DocId) -> Result<crate::doc::place::PlaceDoc> {
+        match self
+            .db
+            .read(|tx| self.registry_doc_for(tx, user, id, DocKind::Place))?
+            .1
+        {
+            DocContent::Place(p) => Ok(p),
+            _ => Err(Error::NotFound {
+                what: "place",
+                id: id.to_string(),
+            }),
+        }
+    }
+
+    /// The households living at `place`, in `user`'s region (at most 200).
+    pub fn households_at_as(&self, user: &User, place: &DocId) -> Result<Vec<HouseholdRow>> {
+        let Some(region) = self.registry_region_as(user, None)? else {
+            return Ok(Vec::new());
+        };
+        self.db.read(|tx| {
+            let rows = tx
+                .prepare(
+                    "SELECT doc_id, grid, address, head, left_ms FROM households
+                      WHERE place = ?1 ORDER BY address, doc_id LIMIT 200",
+                )?
+                .query_map([place.as_str()], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, Option<i64>>(4)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(id, grid, address, head, left)| {
+                    let grid: RegionCode = grid.parse().ok()?;
+                    region.contains(&grid).then_some(())?;
+                    Some(HouseholdRow {
+                        id: id.parse().ok()?,
+                        grid,
+                        address,
+                        head: head.and_then(|h| h.parse().ok()),
+                        left: left.and_then(DateTime::from_timestamp_millis),
+                    })
+                })
+                .collect())
+        })
+    }
+
     /// Households of `user`'s region whose address contains `address` (at most
     /// `limit`, by grid and address), for a console search by address.
     pub fn find_households_as(

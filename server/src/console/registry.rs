@@ -46,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/registry/export.xlsx", get(export_xlsx))
         .route("/console/persons/{id}", get(person))
         .route("/console/households/{id}", get(household))
+        .route("/console/places/{id}", get(place))
 }
 
 /// The registry's words.
@@ -105,6 +106,17 @@ pub struct Words {
     pub next: &'static str,
     pub show: &'static str,
     pub search_help: &'static str,
+    pub place: &'static str,
+    pub place_kind: &'static str,
+    pub occupancy: &'static str,
+    pub org_type: &'static str,
+    pub inspections: &'static str,
+    pub no_inspections: &'static str,
+    pub passed: &'static str,
+    pub failed: &'static str,
+    pub residents: &'static str,
+    pub cases: &'static str,
+    pub no_cases: &'static str,
     pub import_failed: &'static str,
     pub import_done: &'static str,
 }
@@ -165,6 +177,17 @@ const ZH: Words = Words {
     next: "下一页",
     show: "查询",
     search_help: "可按姓名（两个字即可）、地址或身份证号后几位查询。",
+    place: "房屋/场所",
+    place_kind: "类型",
+    occupancy: "居住情况",
+    org_type: "单位类型",
+    inspections: "安全检查",
+    no_inspections: "尚无安全检查记录",
+    passed: "合格",
+    failed: "不合格",
+    residents: "居住人员",
+    cases: "相关案件",
+    no_cases: "没有相关案件",
     import_failed: "未导入",
     import_done: "已导入",
 };
@@ -225,6 +248,17 @@ const EN: Words = Words {
     next: "Next",
     show: "Show",
     search_help: "Search by name (two characters are enough), address, or the last digits of an ID number.",
+    place: "Place",
+    place_kind: "Kind",
+    occupancy: "Occupancy",
+    org_type: "Organisation type",
+    inspections: "Safety inspections",
+    no_inspections: "No inspections yet",
+    passed: "Passed",
+    failed: "Failed",
+    residents: "Residents",
+    cases: "Cases",
+    no_cases: "No cases",
     import_failed: "Not imported",
     import_done: "Imported",
 };
@@ -679,6 +713,7 @@ async fn household(
             table {
                 tr { th { (w.grid) } td { (region_name(&dir, &h.grid)) } }
                 tr { th { (w.head) } td id="head" { (head_name.unwrap_or_else(|| w.nobody.to_owned())) } }
+                @if let Some(p) = &h.place { tr { th { (w.place) } td { a href=(format!("/console/places/{p}")) { (w.place) } } } }
                 @if let Some(left) = h.left { tr { th { (w.left) } td { (local(left)) } } }
             }
         }
@@ -1027,4 +1062,128 @@ async fn export(
         }
         Err(e) => failure(lang, Some(&who), &e),
     }
+}
+
+async fn place(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: ConsoleUser,
+    Path(id): Path<String>,
+) -> Response {
+    let lang = lang(&headers);
+    if let Some(r) = refuse_handler(lang, &who) {
+        return r;
+    }
+    let who2 = who.clone();
+    let result = blocking(&state, move |r| {
+        let id: DocId = id
+            .parse()
+            .map_err(|_| RelayError::NotFound("no such place"))?;
+        let engine = r.engine();
+        let place = engine.get_place_as(&who2.user, &id).map_err(core_refusal)?;
+        let households = engine
+            .households_at_as(&who2.user, &id)
+            .map_err(core_refusal)?;
+        let residents = engine
+            .list_persons_as(
+                &who2.user,
+                &PersonFilter {
+                    place: Some(id.clone()),
+                    limit: 200,
+                    ..Default::default()
+                },
+            )
+            .map_err(core_refusal)?;
+        // Visits are made to the households living here.
+        let mut visits = Vec::new();
+        for h in &households {
+            if let Ok(doc) = engine.get_household_as(&who2.user, &h.id) {
+                visits.extend(doc.visits.into_iter().map(|v| (h.address.clone(), v)));
+            }
+        }
+        visits.sort_by_key(|v| std::cmp::Reverse(v.1.at));
+        let mut filter =
+            access::scope_of(&who2.user)
+                .case_filter()
+                .map_err(|e| RelayError::Forbidden {
+                    code: "refused",
+                    message: e.to_string(),
+                })?;
+        filter.about = Some(id);
+        filter.limit = 100;
+        let cases = engine.list_cases(&filter).map_err(core_refusal)?;
+        let dir = engine.directory().map_err(RelayError::internal)?;
+        Ok::<_, PageError>((place, households, residents, visits, cases, dir))
+    })
+    .await;
+    let (p, households, residents, visits, cases, dir) = match result {
+        Ok(v) => v,
+        Err(e) => return failure(lang, Some(&who), &e),
+    };
+    let w = words(lang);
+    let user_name = |u: &gridsync_core::UserId| {
+        dir.user(u)
+            .map(|x| x.name.clone())
+            .unwrap_or_else(|| u.to_string())
+    };
+    let body = html! {
+        (subnav(lang))
+        section id="place" {
+            h2 { (p.name) }
+            table {
+                tr { th { (w.place_kind) } td { (p.kind.label_zh()) } }
+                tr { th { (w.address) } td { (p.address) } }
+                tr { th { (w.grid) } td { (region_name(&dir, &p.grid)) } }
+                @if let Some(o) = p.occupancy { tr { th { (w.occupancy) } td { (o.label_zh()) } } }
+                @if let Some(org) = &p.org { tr { th { (w.org_type) } td { (org.org_type) } } }
+            }
+        }
+        section id="place-households" {
+            h3 { (w.households) }
+            @if households.is_empty() { p { (w.no_results) } } @else {
+                ul { @for h in &households { li { a href=(format!("/console/households/{}", h.id)) { (h.address) } } } }
+            }
+        }
+        section {
+            h3 { (w.residents) }
+            (persons_table(lang, &dir, &residents))
+            p { small { (w.masked_note) } }
+        }
+        section id="place-visits" {
+            h3 { (w.visits) }
+            @if visits.is_empty() { p { (w.no_visits) } } @else {
+                table {
+                    tr { th { (w.last_visit) } th { (w.household) } th { (w.visitor) } th { (w.findings) } }
+                    @for (address, v) in &visits {
+                        tr { td { (local(v.at)) } td { (address) } td { (user_name(&v.by)) } td { (v.findings) } }
+                    }
+                }
+            }
+        }
+        section id="place-inspections" {
+            h3 { (w.inspections) }
+            @if p.inspections.is_empty() { p { (w.no_inspections) } } @else {
+                table {
+                    tr { th { (w.last_visit) } th { (w.visitor) } th { (w.passed) } th { (w.findings) } }
+                    @for i in p.inspections.iter().rev() {
+                        tr {
+                            td { (local(i.at)) } td { (user_name(&i.by)) }
+                            td { @if i.passed { (w.passed) } @else { span.tag-overdue { (w.failed) } } }
+                            td { (i.findings) }
+                        }
+                    }
+                }
+            }
+        }
+        section id="place-cases" {
+            h3 { (w.cases) }
+            @if cases.is_empty() { p { (w.no_cases) } } @else {
+                ul { @for c in &cases { li { a href=(format!("/console/cases/{}", c.id)) { (c.title) } " · " (lang.status(c.status)) } } }
+            }
+        }
+    };
+    page(
+        StatusCode::OK,
+        layout(lang, Some(&who), "/console/registry", body),
+    )
 }
