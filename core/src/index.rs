@@ -44,9 +44,9 @@ pub(crate) fn index_case(tx: &Transaction<'_>, case: &CaseDoc, state: &CaseState
             "INSERT INTO cases (doc_id, grid, category, subcategory, severity, status, level,
                 reporter, assigned_dept, deadline_ms, supervision, self_handled, satisfaction,
                 has_conflict, title, photo_count, created_ms, updated_ms, accepted_ms,
-                handled_ms, closed_ms, place)
+                handled_ms, closed_ms, place, escalations)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18, ?19, ?20, ?21, ?22)
+                ?18, ?19, ?20, ?21, ?22, ?23)
              ON CONFLICT (doc_id) DO UPDATE SET grid = excluded.grid,
                 category = excluded.category, subcategory = excluded.subcategory,
                 severity = excluded.severity, status = excluded.status, level = excluded.level,
@@ -57,7 +57,7 @@ pub(crate) fn index_case(tx: &Transaction<'_>, case: &CaseDoc, state: &CaseState
                 photo_count = excluded.photo_count, created_ms = excluded.created_ms,
                 updated_ms = excluded.updated_ms, accepted_ms = excluded.accepted_ms,
                 handled_ms = excluded.handled_ms, closed_ms = excluded.closed_ms,
-                place = excluded.place
+                place = excluded.place, escalations = excluded.escalations
              RETURNING rowid",
         )?
         .query_row(
@@ -84,6 +84,7 @@ pub(crate) fn index_case(tx: &Transaction<'_>, case: &CaseDoc, state: &CaseState
                 state.handled_at.map(ms),
                 state.closed_at.map(ms),
                 case.links.place.as_ref().map(DocId::as_str),
+                state.escalations,
             ],
             |r| r.get(0),
         )?;

@@ -421,6 +421,8 @@ pub struct CaseState {
     pub handled_at: Option<DateTime<Utc>>,
     /// When it was archived or invalidated.
     pub closed_at: Option<DateTime<Utc>>,
+    /// How many times it was sent one level up (上报).
+    pub escalations: u32,
     /// One outcome per timeline entry, in timeline order.
     pub outcomes: Vec<Outcome>,
     last_applied: Option<String>,
@@ -439,6 +441,7 @@ impl CaseState {
             accepted_at: None,
             handled_at: None,
             closed_at: None,
+            escalations: 0,
             outcomes: Vec::new(),
             last_applied: None,
         }
@@ -564,6 +567,7 @@ impl CaseState {
             }
             Action::Escalate { .. } => {
                 self.status = Status::Reported;
+                self.escalations += 1;
                 if let Some(up) = self.level.parent() {
                     self.level = up;
                 }

@@ -187,6 +187,7 @@ impl Engine {
             blobs.sweep(|h| known.contains(h));
             blobs.clear_notes();
         }
+        Self::rebuild_index(&db).map_err(sqlite)?;
         Ok(Engine {
             db: Live::new(db),
             blobs,
@@ -378,6 +379,62 @@ impl Engine {
         Ok(())
     }
 
+    /// Materialise every document again, once, when the index was written by an
+    /// older [`INDEX_VERSION`] (a column derived from the documents was added since).
+    /// A document that no longer reads keeps its old row: opening never fails for
+    /// one record. Batches of 500 documents, each one transaction.
+    fn rebuild_index(db: &Db) -> rusqlite::Result<()> {
+        let stored: i64 = db.read(|tx| {
+            Ok::<_, rusqlite::Error>(
+                tx.query_row(
+                    "SELECT value FROM meta WHERE key = 'index_version'",
+                    [],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            )
+        })?;
+        if stored >= INDEX_VERSION {
+            return Ok(());
+        }
+        let ids: Vec<String> = db.read(|tx| {
+            tx.prepare("SELECT doc_id FROM docs ORDER BY doc_id")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()
+        })?;
+        // Only SQLite's own errors stop the rebuild; a document that does not load
+        // or read is passed over.
+        let storage_only = |r: Result<()>| match r {
+            Err(Error::Storage(e)) => Err(e),
+            _ => Ok(()),
+        };
+        for batch in ids.chunks(500) {
+            db.write(|tx| {
+                for id in batch.iter().filter_map(|id| id.parse::<DocId>().ok()) {
+                    storage_only(store::load(tx, &id).and_then(|doc| {
+                        match doc {
+                            Some(doc) => DocContent::read(&doc, &id)
+                                .map_err(Error::malformed(&id))
+                                .and_then(|content| Self::materialise_content(tx, &id, &content)),
+                            None => Ok(()),
+                        }
+                    }))?;
+                }
+                Ok::<_, rusqlite::Error>(())
+            })?;
+        }
+        db.write(|tx| {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('index_version', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [INDEX_VERSION.to_string()],
+            )
+            .map(|_| ())
+        })
+    }
+
     /// Fold a document into the index tables.
     fn materialise(&self, tx: &Transaction<'_>, id: &DocId, doc: &Automerge) -> Result<()> {
         let content = DocContent::read(doc, id).map_err(Error::malformed(id))?;
@@ -401,6 +458,10 @@ impl Engine {
 
 /// Apply `edit` to `doc` as one change by `device`'s actor at `now`; `None` when
 /// the edit changed nothing.
+/// The version of what [`Engine::materialise`] writes into the index tables: 1
+/// added `cases.escalations` (schema step 7).
+const INDEX_VERSION: i64 = 1;
+
 fn make_change(
     doc: &mut Automerge,
     id: &DocId,

@@ -181,3 +181,162 @@ fn supervision_rises_by_itself_as_a_dispatch_runs_late() {
         "a handled case no longer runs late"
     );
 }
+
+/// Send `id` up one level with `from`.
+fn escalate(from: &Device, id: &DocId) {
+    from.act(
+        id,
+        Action::Escalate {
+            reason: "超出处置能力".into(),
+        },
+    )
+    .unwrap();
+}
+
+/// Every device's changes to every other, through `hub`.
+fn share(devices: &[&Device], hub: &Device) {
+    for _ in 0..2 {
+        for d in devices {
+            sync(d, hub);
+        }
+    }
+}
+
+/// The loop from acceptance to archive at `closer`'s level: `closer` accepts and
+/// dispatches, the handler reports it handled, the worker verifies, `closer`
+/// archives.
+fn close_at(closer: &Device, worker: &Device, handler: &Device, hub: &Device, id: &DocId) {
+    let all = [closer, worker, handler];
+    share(&all, hub);
+    closer.act(id, Action::Accept).unwrap();
+    closer.dispatch(id, "water".parse().unwrap(), None).unwrap();
+    share(&all, hub);
+    handler
+        .act(
+            id,
+            Action::Feedback {
+                result: "已处理".into(),
+            },
+        )
+        .unwrap();
+    share(&all, hub);
+    worker
+        .act(
+            id,
+            Action::Verify {
+                passed: true,
+                comment: String::new(),
+            },
+        )
+        .unwrap();
+    share(&all, hub);
+    closer.act(id, Action::Archive).unwrap();
+    share(&all, hub);
+}
+
+/// 分级处置: a scripted month whose figures are counted by hand — one case closed
+/// on the spot, one by the community, one sent up to the town and closed there,
+/// one sent up twice and closed by the district, one sent up and still open, one
+/// still with the community.
+#[test]
+fn cases_are_counted_at_the_level_that_closed_them_and_escalations_once_each() {
+    let clock = TestClock::new();
+    let worker = device(WORKER, &clock);
+    let community = device(COMMUNITY, &clock);
+    let town = device(TOWN, &clock);
+    let district = device("dd-339901-1", &clock);
+    let handler = device(HANDLER, &clock);
+    let all = [&worker, &community, &town, &handler];
+
+    let spot = worker.report_case(case_with("占道经营", "city")).unwrap();
+    worker
+        .act(
+            &spot,
+            Action::SelfHandle {
+                result: "已劝离".into(),
+            },
+        )
+        .unwrap();
+    share(&all, &district);
+    community.act(&spot, Action::Archive).unwrap();
+
+    let by_community = worker.report_case(leak_case()).unwrap();
+    close_at(&community, &worker, &handler, &district, &by_community);
+
+    let by_town = worker.report_case(leak_case()).unwrap();
+    share(&all, &district);
+    escalate(&community, &by_town);
+    share(&all, &district);
+    close_at(&town, &worker, &handler, &district, &by_town);
+
+    let by_district = worker.report_case(leak_case()).unwrap();
+    share(&all, &district);
+    escalate(&community, &by_district);
+    share(&all, &district);
+    escalate(&town, &by_district);
+    share(&all, &district);
+    close_at(&district, &worker, &handler, &district, &by_district);
+
+    let sent_up_open = worker.report_case(leak_case()).unwrap();
+    share(&all, &district);
+    escalate(&community, &sent_up_open);
+    worker.report_case(leak_case()).unwrap();
+    share(&all, &district);
+
+    for (i, d) in [&district, &town].into_iter().enumerate() {
+        let s = d.statistics(&CaseFilter::default()).unwrap();
+        assert_eq!(s.reported, 6);
+        assert_eq!(s.closed, 4);
+        assert_eq!(
+            s.closed_at,
+            [1, 1, 1, 1],
+            "grid, community, town, district: device {i}"
+        );
+        assert_eq!(s.escalated, 3, "a case sent up twice counts once");
+        assert_eq!(
+            s.closed_at_or_below(gridsync_core::RegionLevel::Town),
+            Some(0.75)
+        );
+        assert_eq!(s.escalation_rate(), Some(0.5));
+    }
+    let months = district
+        .statistics_by(&CaseFilter::default(), GroupBy::Month)
+        .unwrap();
+    assert_eq!(months[0].summary.closed_at, [1, 1, 1, 1]);
+}
+
+/// A database indexed before `cases.escalations` existed gets it filled in on the
+/// first open of this version.
+#[test]
+fn an_older_index_is_rebuilt_once_on_open() {
+    let clock = TestClock::new();
+    let worker = device(WORKER, &clock);
+    let community = device(COMMUNITY, &clock);
+    let id = worker.report_case(leak_case()).unwrap();
+    sync(&worker, &community);
+    escalate(&community, &id);
+    // As an older version left it: no escalations counted, no index version.
+    let path = community.path();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "UPDATE cases SET escalations = 0; DELETE FROM meta WHERE key = 'index_version';",
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        community
+            .statistics(&CaseFilter::default())
+            .unwrap()
+            .escalated,
+        0
+    );
+    let community = community.reopen(&clock);
+    assert_eq!(
+        community
+            .statistics(&CaseFilter::default())
+            .unwrap()
+            .escalated,
+        1
+    );
+}
