@@ -165,12 +165,12 @@ pub trait SyncObserver: Send + Sync {
 
 /// Told which documents changed: a local edit, a sync that brought news, a case
 /// that left this device. Ids start with their kind (`case-`, `patrol-`, `person-`,
-/// `household-`). Called on the thread that committed the change (the caller
+/// `household-`, `place-`). Called on the thread that committed the change (the caller
 /// of a local edit, or the sync worker): hop to the UI thread and re-read there.
 #[uniffi::export(with_foreign)]
 pub trait DocumentsObserver: Send + Sync {
-    /// The ids of the cases, patrols, persons and households a committed write
-    /// touched.
+    /// The ids of the cases, patrols, persons, households and places a committed
+    /// write touched.
     fn on_documents_changed(&self, doc_ids: Vec<String>);
 }
 
@@ -225,6 +225,20 @@ pub async fn enroll(
 #[uniffi::export]
 pub fn special_groups() -> Vec<SpecialGroupRecord> {
     records::special_groups()
+}
+
+/// Every place kind (楼栋, 房屋, 商铺, 企业, 其他) with its Chinese name, in the
+/// order lists show them: for a picker.
+#[uniffi::export]
+pub fn place_kinds() -> Vec<PlaceKindRecord> {
+    records::place_kinds()
+}
+
+/// Every occupancy of a dwelling (自住, 出租, 空置) with its Chinese name: for a
+/// picker.
+#[uniffi::export]
+pub fn occupancies() -> Vec<OccupancyRecord> {
+    records::occupancies()
 }
 
 /// The engine on the device: one SQLite file, opened once, closed explicitly.
@@ -677,9 +691,10 @@ impl GridEngine {
             .collect())
     }
 
-    /// Persons, households and persons per special group in each grid of `region`
-    /// (this user's region when `None`, never beyond it) that holds any. A
-    /// department handler is `Refused`.
+    /// Persons, households, persons per special group and places (rental housing,
+    /// its tenants, organisations) in each grid of `region` (this user's region
+    /// when `None`, never beyond it) that holds any. A department handler is
+    /// `Refused`.
     pub fn registry_counts(
         &self,
         region: Option<String>,
@@ -739,6 +754,84 @@ impl GridEngine {
             .engine()?
             .visit_coverage(region.as_ref(), year, month)?
             .into())
+    }
+
+    /// Register a place (a building, a dwelling, a shop or an enterprise, with the
+    /// organisation running in it); returns its id. Occupancy is for dwellings,
+    /// organisation facts for shops and enterprises; a credit code whose check
+    /// character is wrong is `InvalidInput`. The building it is within and the
+    /// organisation's contact must be a place and a person this user keeps.
+    pub fn register_place(&self, place: NewPlaceRecord) -> Result<String, GridsyncError> {
+        let engine = self.engine()?;
+        let place = place.into_core(engine.me()?.region)?;
+        Ok(engine.register_place(place)?.to_string())
+    }
+
+    /// Change a place's facts (the fields of `edit` that are set). Two workers
+    /// editing the same place offline merge field by field.
+    pub fn edit_place(&self, place_id: String, edit: PlaceEditRecord) -> Result<(), GridsyncError> {
+        let id = records::doc_id(&place_id)?;
+        let edit = edit.try_into()?;
+        Ok(self.engine()?.edit_place(&id, edit)?)
+    }
+
+    /// Record that a household lives in the dwelling `place_id` (`None`: nowhere
+    /// registered). A household living in a rented dwelling is its tenant. The
+    /// dwelling must be in the household's grid.
+    pub fn household_lives_at(
+        &self,
+        household_id: String,
+        place_id: Option<String>,
+    ) -> Result<(), GridsyncError> {
+        let household = records::doc_id(&household_id)?;
+        let place = place_id.as_deref().map(records::doc_id).transpose()?;
+        Ok(self
+            .engine()?
+            .household_lives_at(&household, place.as_ref())?)
+    }
+
+    /// Inspect a place (安全检查) on one's own running patrol: the patrol gets a
+    /// check-in naming the place, the place the inspection with `findings`
+    /// (required when it fails). The place must be in the patrol's grid.
+    pub fn inspect(
+        &self,
+        patrol_id: String,
+        place_id: String,
+        passed: bool,
+        findings: String,
+        lat: f64,
+        lon: f64,
+    ) -> Result<(), GridsyncError> {
+        Ok(self.engine()?.inspect(
+            &records::doc_id(&patrol_id)?,
+            &records::doc_id(&place_id)?,
+            passed,
+            &findings,
+            lat,
+            lon,
+        )?)
+    }
+
+    /// A place in full, with its inspections. Out of this user's region (or for a
+    /// department handler) it is `NotFound`.
+    pub fn get_place(&self, place_id: String) -> Result<PlaceDetailRecord, GridsyncError> {
+        let place = self.engine()?.get_place(&records::doc_id(&place_id)?)?;
+        Ok(PlaceDetailRecord::from(&place))
+    }
+
+    /// Places within this user's region, by grid, kind and name. A department
+    /// handler is `Refused`.
+    pub fn list_places(
+        &self,
+        filter: PlaceFilterRecord,
+    ) -> Result<Vec<PlaceSummaryRecord>, GridsyncError> {
+        let filter = filter.try_into()?;
+        Ok(self
+            .engine()?
+            .list_places(&filter)?
+            .iter()
+            .map(PlaceSummaryRecord::from)
+            .collect())
     }
 
     /// Push, pull and upload photos; progress goes to `observer`.

@@ -5,14 +5,18 @@ use chrono::{DateTime, NaiveDate, Utc};
 use gridsync_core::directory::{Category, Department, Directory, Region, User};
 use gridsync_core::doc::case::{Note, Person, PhotoRef};
 use gridsync_core::doc::patrol::{CheckIn, Observation, PatrolDoc};
+use gridsync_core::doc::place::{
+    self, CreditCode, Inspection, NewPlace, OrgFacts, PlaceDoc, PlaceEdit,
+};
 use gridsync_core::doc::registry::{HouseholdDoc, NewPerson, PersonDoc, PersonEdit, Tag};
 use gridsync_core::pii::{self, Phone, ResidentId};
+use gridsync_core::places::{PlaceCounts, PlaceFilter, PlaceSummary};
 use gridsync_core::registry::{
     DueVisit, GridCounts, GridCoverage, PersonFilter, PersonSummary, WorkerCoverage,
 };
 use gridsync_core::{
-    Action, Case, CaseFilter, CaseSummary, DocId, Location, NewCase, PhotoInfo, PhotoUsage,
-    RegionCode, Severity, Status, SupervisionLevel, TrackPoint,
+    Action, Case, CaseFilter, CaseLinks, CaseSummary, DocId, Location, NewCase, PhotoInfo,
+    PhotoUsage, RegionCode, Severity, Status, SupervisionLevel, TrackPoint,
 };
 
 use crate::{invalid, GridsyncError};
@@ -74,6 +78,14 @@ pub struct NewCaseRecord {
     /// shown only to the roles that handle the case.
     #[uniffi(default)]
     pub people: Vec<PersonRecord>,
+    /// The registered place it is about (a place's id). With no `lat`/`lon`, the
+    /// case takes the place's address and position. It must be in the case's grid.
+    #[uniffi(default)]
+    pub place_id: Option<String>,
+    /// The registered persons it is about (persons' ids), each once. Only their ids
+    /// go into the case; their names and numbers stay in their own records.
+    #[uniffi(default)]
+    pub person_ids: Vec<String>,
 }
 
 /// A person involved in a case (当事人).
@@ -134,7 +146,15 @@ impl TryFrom<NewCaseRecord> for NewCase {
                 .iter()
                 .map(|h| h.parse())
                 .collect::<Result<_, _>>()
-                .map_err(invalid)?, links: Default::default(),
+                .map_err(invalid)?,
+            links: CaseLinks {
+                place: r.place_id.as_deref().map(doc_id).transpose()?,
+                persons: r
+                    .person_ids
+                    .iter()
+                    .map(|p| doc_id(p))
+                    .collect::<Result<_, _>>()?,
+            },
         })
     }
 }
@@ -362,6 +382,10 @@ pub struct CaseRecord {
     pub satisfaction: Option<u8>,
     /// The timeline.
     pub timeline: Vec<TimelineEntryRecord>,
+    /// The registered place it is about (a place's id).
+    pub place_id: Option<String>,
+    /// The registered persons it is about (persons' ids).
+    pub person_ids: Vec<String>,
 }
 
 /// Where a case is.
@@ -474,6 +498,14 @@ impl From<&Case> for CaseRecord {
                         outcome_reason,
                     }
                 })
+                .collect(),
+            place_id: c.doc.links.place.as_ref().map(ToString::to_string),
+            person_ids: c
+                .doc
+                .links
+                .persons
+                .iter()
+                .map(ToString::to_string)
                 .collect(),
         }
     }
@@ -702,6 +734,12 @@ pub struct CheckInRecord {
     pub lat: f64,
     /// Longitude.
     pub lon: f64,
+    /// The household visited, when the check-in is a visit (what the visit found
+    /// is in the household's record).
+    pub household_id: Option<String>,
+    /// The registered place, when the check-in is an inspection (what it found is
+    /// in the place's record).
+    pub place_id: Option<String>,
 }
 
 /// Something noticed on a patrol.
@@ -730,6 +768,8 @@ impl From<&PatrolDoc> for PatrolRecord {
                     place: c.place.clone(),
                     lat: c.lat,
                     lon: c.lon,
+                    household_id: c.household.as_ref().map(ToString::to_string),
+                    place_id: c.place_id.as_ref().map(ToString::to_string),
                 })
                 .collect(),
             observations: p
@@ -1391,6 +1431,9 @@ pub struct HouseholdRecord {
     pub head: Option<String>,
     /// When it left the grid (搬离), ms since the epoch.
     pub left_ms: Option<i64>,
+    /// The dwelling it lives in (a place's id; set with `household_lives_at`). A
+    /// household living in a rented dwelling is its tenant.
+    pub place_id: Option<String>,
     /// Its visits (走访), in the order recorded.
     pub visits: Vec<VisitRecord>,
     /// Who registered it.
@@ -1495,6 +1538,7 @@ impl From<&HouseholdDoc> for HouseholdRecord {
             address: h.address.clone(),
             head: h.head.as_ref().map(ToString::to_string),
             left_ms: h.left.map(millis),
+            place_id: h.place.as_ref().map(ToString::to_string),
             visits: h
                 .visits
                 .iter()
@@ -1572,6 +1616,35 @@ pub struct GridCountsRecord {
     pub households: u64,
     /// Persons per special group, every group in the order lists show them.
     pub special_groups: Vec<SpecialGroupCountRecord>,
+    /// Its places: rental housing and its tenants, organisations.
+    pub places: PlaceCountsRecord,
+}
+
+/// A grid's places (地点), rental housing (出租房) and organisations (单位).
+#[derive(uniffi::Record, Debug, Clone, PartialEq, Eq)]
+pub struct PlaceCountsRecord {
+    /// Places registered.
+    pub places: u64,
+    /// Dwellings rented out.
+    pub rented: u64,
+    /// Households living in rented dwellings, not left.
+    pub tenant_households: u64,
+    /// Persons of those households.
+    pub tenants: u64,
+    /// Shops and enterprises.
+    pub organisations: u64,
+}
+
+impl From<&PlaceCounts> for PlaceCountsRecord {
+    fn from(c: &PlaceCounts) -> Self {
+        PlaceCountsRecord {
+            places: c.places,
+            rented: c.rented,
+            tenant_households: c.tenant_households,
+            tenants: c.tenants,
+            organisations: c.organisations,
+        }
+    }
 }
 
 /// Persons in one special group.
@@ -1597,6 +1670,473 @@ impl From<&GridCounts> for GridCountsRecord {
                     count: *count,
                 })
                 .collect(),
+            places: PlaceCountsRecord::from(&c.places),
         }
+    }
+}
+
+/// A document id as the app gives it. The error names the rule, not the value.
+pub(crate) fn doc_id(s: &str) -> Result<DocId, GridsyncError> {
+    s.parse().map_err(invalid)
+}
+
+// Places (地点): buildings, dwellings, shops and enterprises, with the organisation
+// (单位) running in a shop or an enterprise and its safety inspections.
+
+/// What a place is. Converted to and from the core's `PlaceKind` by two exhaustive
+/// matches, so a new kind in the core does not compile until it is here too.
+#[derive(uniffi::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaceKind {
+    /// 楼栋: a residential or office building.
+    Building,
+    /// 房屋: a house or a flat.
+    Dwelling,
+    /// 商铺: a shop.
+    Shop,
+    /// 企业: an enterprise's premises.
+    Enterprise,
+    /// 其他: anything else worth knowing (a square, a construction site …).
+    Other,
+}
+
+impl From<PlaceKind> for place::PlaceKind {
+    fn from(k: PlaceKind) -> Self {
+        match k {
+            PlaceKind::Building => place::PlaceKind::Building,
+            PlaceKind::Dwelling => place::PlaceKind::Dwelling,
+            PlaceKind::Shop => place::PlaceKind::Shop,
+            PlaceKind::Enterprise => place::PlaceKind::Enterprise,
+            PlaceKind::Other => place::PlaceKind::Other,
+        }
+    }
+}
+
+impl From<place::PlaceKind> for PlaceKind {
+    fn from(k: place::PlaceKind) -> Self {
+        match k {
+            place::PlaceKind::Building => PlaceKind::Building,
+            place::PlaceKind::Dwelling => PlaceKind::Dwelling,
+            place::PlaceKind::Shop => PlaceKind::Shop,
+            place::PlaceKind::Enterprise => PlaceKind::Enterprise,
+            place::PlaceKind::Other => PlaceKind::Other,
+        }
+    }
+}
+
+/// How a dwelling is lived in. Converted to and from the core's `Occupancy` by two
+/// exhaustive matches.
+#[derive(uniffi::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Occupancy {
+    /// 自住.
+    OwnerOccupied,
+    /// 出租: rental housing; the households living there are its tenants.
+    Rented,
+    /// 空置.
+    Vacant,
+}
+
+impl From<Occupancy> for place::Occupancy {
+    fn from(o: Occupancy) -> Self {
+        match o {
+            Occupancy::OwnerOccupied => place::Occupancy::OwnerOccupied,
+            Occupancy::Rented => place::Occupancy::Rented,
+            Occupancy::Vacant => place::Occupancy::Vacant,
+        }
+    }
+}
+
+impl From<place::Occupancy> for Occupancy {
+    fn from(o: place::Occupancy) -> Self {
+        match o {
+            place::Occupancy::OwnerOccupied => Occupancy::OwnerOccupied,
+            place::Occupancy::Rented => Occupancy::Rented,
+            place::Occupancy::Vacant => Occupancy::Vacant,
+        }
+    }
+}
+
+/// A place kind with its Chinese name, for a picker.
+#[derive(uniffi::Record)]
+pub struct PlaceKindRecord {
+    /// The kind.
+    pub kind: PlaceKind,
+    /// Its Chinese name (楼栋, 房屋, …).
+    pub label_zh: String,
+}
+
+/// An occupancy with its Chinese name, for a picker.
+#[derive(uniffi::Record)]
+pub struct OccupancyRecord {
+    /// The occupancy.
+    pub occupancy: Occupancy,
+    /// Its Chinese name (自住, 出租, 空置).
+    pub label_zh: String,
+}
+
+/// Every place kind, in the order lists show them.
+pub(crate) fn place_kinds() -> Vec<PlaceKindRecord> {
+    place::PlaceKind::ALL
+        .iter()
+        .map(|&k| PlaceKindRecord {
+            kind: k.into(),
+            label_zh: k.label_zh().into(),
+        })
+        .collect()
+}
+
+/// Every occupancy, in the order lists show them.
+pub(crate) fn occupancies() -> Vec<OccupancyRecord> {
+    place::Occupancy::ALL
+        .iter()
+        .map(|&o| OccupancyRecord {
+            occupancy: o.into(),
+            label_zh: o.label_zh().into(),
+        })
+        .collect()
+}
+
+/// The organisation (单位) running in a shop or an enterprise.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct OrgFactsRecord {
+    /// Its type (餐饮, 零售, 小作坊 …).
+    #[uniffi(default)]
+    pub org_type: String,
+    /// Its unified social credit code (统一社会信用代码, 18 characters). One whose
+    /// check character is wrong is `InvalidInput`.
+    #[uniffi(default)]
+    pub credit_code: Option<String>,
+    /// Its contact (负责人): a registered person's id.
+    #[uniffi(default)]
+    pub contact_id: Option<String>,
+}
+
+impl TryFrom<OrgFactsRecord> for OrgFacts {
+    type Error = GridsyncError;
+    fn try_from(r: OrgFactsRecord) -> Result<Self, GridsyncError> {
+        Ok(OrgFacts {
+            org_type: r.org_type,
+            credit_code: r.credit_code.as_deref().map(credit_code).transpose()?,
+            contact: r.contact_id.as_deref().map(doc_id).transpose()?,
+        })
+    }
+}
+
+impl From<&OrgFacts> for OrgFactsRecord {
+    fn from(o: &OrgFacts) -> Self {
+        OrgFactsRecord {
+            org_type: o.org_type.clone(),
+            credit_code: o.credit_code.as_ref().map(|c| c.as_str().to_owned()),
+            contact_id: o.contact.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+/// A unified social credit code as typed (spaces around it and lower case are
+/// forgiven).
+fn credit_code(s: &str) -> Result<CreditCode, GridsyncError> {
+    s.parse::<CreditCode>()
+        .map_err(|e| invalid(format!("credit_code: {e}")))
+}
+
+/// A position from two optional coordinates: both or neither.
+fn position(lat: Option<f64>, lon: Option<f64>) -> Result<Option<(f64, f64)>, GridsyncError> {
+    match (lat, lon) {
+        (Some(lat), Some(lon)) => Ok(Some((lat, lon))),
+        (None, None) => Ok(None),
+        _ => Err(invalid("lat and lon are given together")),
+    }
+}
+
+/// A place to register (楼栋, 房屋, 商铺, 企业 …).
+#[derive(uniffi::Record)]
+pub struct NewPlaceRecord {
+    /// What it is.
+    pub kind: PlaceKind,
+    /// Its name (3号楼, 平安超市 …).
+    pub name: String,
+    /// Its address.
+    pub address: String,
+    /// The grid it is in (a grid worker's own when empty).
+    #[uniffi(default)]
+    pub grid: Option<String>,
+    /// The building it is in (a flat's or a shop's): a place's id.
+    #[uniffi(default)]
+    pub within_id: Option<String>,
+    /// Latitude (WGS-84, as the phone's GPS gives it), with `lon`.
+    #[uniffi(default)]
+    pub lat: Option<f64>,
+    /// Longitude, with `lat`.
+    #[uniffi(default)]
+    pub lon: Option<f64>,
+    /// How a dwelling is lived in (dwellings only).
+    #[uniffi(default)]
+    pub occupancy: Option<Occupancy>,
+    /// The organisation of a shop or an enterprise (those only).
+    #[uniffi(default)]
+    pub org: Option<OrgFactsRecord>,
+}
+
+impl NewPlaceRecord {
+    /// The core's place, in `own_grid` unless the record names a grid.
+    pub(crate) fn into_core(self, own_grid: RegionCode) -> Result<NewPlace, GridsyncError> {
+        Ok(NewPlace {
+            grid: match self.grid {
+                Some(g) => g.parse().map_err(invalid)?,
+                None => own_grid,
+            },
+            kind: self.kind.into(),
+            name: self.name,
+            address: self.address,
+            within: self.within_id.as_deref().map(doc_id).transpose()?,
+            location: position(self.lat, self.lon)?,
+            occupancy: self.occupancy.map(Into::into),
+            org: self.org.map(TryInto::try_into).transpose()?,
+        })
+    }
+}
+
+/// A change to a place's facts: each field left `None` (the default) stays as it
+/// is. A blank building, credit code or contact clears it; `clear_location` and
+/// `clear_occupancy` clear those. The kind never changes.
+#[derive(uniffi::Record, Default)]
+pub struct PlaceEditRecord {
+    /// New name.
+    #[uniffi(default)]
+    pub name: Option<String>,
+    /// New address.
+    #[uniffi(default)]
+    pub address: Option<String>,
+    /// New building (a place's id); blank clears it.
+    #[uniffi(default)]
+    pub within_id: Option<String>,
+    /// New latitude, with `lon`.
+    #[uniffi(default)]
+    pub lat: Option<f64>,
+    /// New longitude, with `lat`.
+    #[uniffi(default)]
+    pub lon: Option<f64>,
+    /// Clear the position.
+    #[uniffi(default)]
+    pub clear_location: bool,
+    /// New occupancy (dwellings only).
+    #[uniffi(default)]
+    pub occupancy: Option<Occupancy>,
+    /// Clear the occupancy.
+    #[uniffi(default)]
+    pub clear_occupancy: bool,
+    /// New organisation type (shops and enterprises only).
+    #[uniffi(default)]
+    pub org_type: Option<String>,
+    /// New unified social credit code; blank clears it.
+    #[uniffi(default)]
+    pub credit_code: Option<String>,
+    /// New contact (a person's id); blank clears it.
+    #[uniffi(default)]
+    pub contact_id: Option<String>,
+}
+
+impl TryFrom<PlaceEditRecord> for PlaceEdit {
+    type Error = GridsyncError;
+    fn try_from(r: PlaceEditRecord) -> Result<Self, GridsyncError> {
+        let location = match (position(r.lat, r.lon)?, r.clear_location) {
+            (Some(_), true) => {
+                return Err(invalid("a position is either set or cleared, not both"))
+            }
+            (Some(p), false) => Some(Some(p)),
+            (None, true) => Some(None),
+            (None, false) => None,
+        };
+        let occupancy = match (r.occupancy, r.clear_occupancy) {
+            (Some(_), true) => return Err(invalid("occupancy is either set or cleared, not both")),
+            (Some(o), false) => Some(Some(o.into())),
+            (None, true) => Some(None),
+            (None, false) => None,
+        };
+        Ok(PlaceEdit {
+            name: r.name,
+            address: r.address,
+            within: edit(r.within_id, doc_id)?,
+            location,
+            occupancy,
+            org_type: r.org_type,
+            credit_code: edit(r.credit_code, credit_code)?,
+            contact: edit(r.contact_id, doc_id)?,
+        })
+    }
+}
+
+/// A safety inspection (安全检查) of a place, made on a patrol.
+#[derive(uniffi::Record)]
+pub struct InspectionRecord {
+    /// When, ms since the epoch.
+    pub at_ms: i64,
+    /// Who inspected.
+    pub by: String,
+    /// The patrol it was made on.
+    pub patrol_id: String,
+    /// Whether the place passed.
+    pub passed: bool,
+    /// What it found (a blocked exit, an expired extinguisher …).
+    pub findings: String,
+}
+
+impl From<&Inspection> for InspectionRecord {
+    fn from(i: &Inspection) -> Self {
+        InspectionRecord {
+            at_ms: millis(i.at),
+            by: i.by.to_string(),
+            patrol_id: i.patrol.to_string(),
+            passed: i.passed,
+            findings: i.findings.clone(),
+        }
+    }
+}
+
+/// A place in full, with its inspections: a detail view. Its residents or tenants
+/// are `list_persons` with `place_id`; the flats and shops in a building are
+/// `list_places` with `within_id`.
+#[derive(uniffi::Record)]
+pub struct PlaceDetailRecord {
+    /// Id.
+    pub id: String,
+    /// The grid.
+    pub grid: String,
+    /// What it is.
+    pub kind: PlaceKind,
+    /// Its name.
+    pub name: String,
+    /// Its address.
+    pub address: String,
+    /// The building it is in, a place's id.
+    pub within_id: Option<String>,
+    /// Latitude (WGS-84), if known.
+    pub lat: Option<f64>,
+    /// Longitude, if known.
+    pub lon: Option<f64>,
+    /// How a dwelling is lived in.
+    pub occupancy: Option<Occupancy>,
+    /// The organisation of a shop or an enterprise, when any of its facts is known.
+    pub org: Option<OrgFactsRecord>,
+    /// Safety inspections, in the order recorded.
+    pub inspections: Vec<InspectionRecord>,
+    /// Who registered it.
+    pub created_by: String,
+    /// When, ms since the epoch.
+    pub created_ms: i64,
+}
+
+impl From<&PlaceDoc> for PlaceDetailRecord {
+    fn from(p: &PlaceDoc) -> Self {
+        PlaceDetailRecord {
+            id: p.id.to_string(),
+            grid: p.grid.to_string(),
+            kind: p.kind.into(),
+            name: p.name.clone(),
+            address: p.address.clone(),
+            within_id: p.within.as_ref().map(ToString::to_string),
+            lat: p.location.map(|l| l.0),
+            lon: p.location.map(|l| l.1),
+            occupancy: p.occupancy.map(Into::into),
+            org: p.org.as_ref().map(OrgFactsRecord::from),
+            inspections: p.inspections.iter().map(InspectionRecord::from).collect(),
+            created_by: p.created_by.to_string(),
+            created_ms: millis(p.created),
+        }
+    }
+}
+
+/// A place's last safety inspection, as a list shows it.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct LastInspectionRecord {
+    /// When, ms since the epoch.
+    pub at_ms: i64,
+    /// Whether the place passed.
+    pub passed: bool,
+}
+
+/// One row of a place list.
+#[derive(uniffi::Record)]
+pub struct PlaceSummaryRecord {
+    /// Id.
+    pub id: String,
+    /// The grid.
+    pub grid: String,
+    /// What it is.
+    pub kind: PlaceKind,
+    /// Its name.
+    pub name: String,
+    /// Its address.
+    pub address: String,
+    /// How a dwelling is lived in.
+    pub occupancy: Option<Occupancy>,
+    /// The organisation's type, for a shop or an enterprise.
+    pub org_type: Option<String>,
+    /// Latitude (WGS-84), if known.
+    pub lat: Option<f64>,
+    /// Longitude, if known.
+    pub lon: Option<f64>,
+    /// The last safety inspection.
+    pub last_inspection: Option<LastInspectionRecord>,
+}
+
+impl From<&PlaceSummary> for PlaceSummaryRecord {
+    fn from(p: &PlaceSummary) -> Self {
+        PlaceSummaryRecord {
+            id: p.id.to_string(),
+            grid: p.grid.to_string(),
+            kind: p.kind.into(),
+            name: p.name.clone(),
+            address: p.address.clone(),
+            occupancy: p.occupancy.map(Into::into),
+            org_type: p.org_type.clone(),
+            lat: p.location.map(|l| l.0),
+            lon: p.location.map(|l| l.1),
+            last_inspection: p.last_inspection.map(|(at, passed)| LastInspectionRecord {
+                at_ms: millis(at),
+                passed,
+            }),
+        }
+    }
+}
+
+/// Which places to list, within this user's region. Every field narrows the list;
+/// the defaults narrow nothing.
+#[derive(uniffi::Record, Default)]
+pub struct PlaceFilterRecord {
+    /// Within this region (a grid, or a larger region's grids).
+    #[uniffi(default)]
+    pub region: Option<String>,
+    /// Of this kind.
+    #[uniffi(default)]
+    pub kind: Option<PlaceKind>,
+    /// Dwellings lived in this way (`Rented`: the rental housing).
+    #[uniffi(default)]
+    pub occupancy: Option<Occupancy>,
+    /// Part of the name or the address.
+    #[uniffi(default)]
+    pub text: Option<String>,
+    /// In this building (a place's id).
+    #[uniffi(default)]
+    pub within_id: Option<String>,
+    /// Page size (0: 50; at most 1000).
+    #[uniffi(default)]
+    pub limit: u32,
+    /// Rows to skip (the next page).
+    #[uniffi(default)]
+    pub offset: u32,
+}
+
+impl TryFrom<PlaceFilterRecord> for PlaceFilter {
+    type Error = GridsyncError;
+    fn try_from(r: PlaceFilterRecord) -> Result<Self, GridsyncError> {
+        Ok(PlaceFilter {
+            region: r.region.map(|s| s.parse()).transpose().map_err(invalid)?,
+            kind: r.kind.map(Into::into),
+            occupancy: r.occupancy.map(Into::into),
+            text: r.text,
+            within: r.within_id.as_deref().map(doc_id).transpose()?,
+            limit: r.limit,
+            offset: r.offset,
+        })
     }
 }

@@ -658,14 +658,14 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
 /**
  * Told which documents changed: a local edit, a sync that brought news, a case
  * that left this device. Ids start with their kind (`case-`, `patrol-`, `person-`,
- * `household-`). Called on the thread that committed the change (the caller
+ * `household-`, `place-`). Called on the thread that committed the change (the caller
  * of a local edit, or the sync worker): hop to the UI thread and re-read there.
  */
 public protocol DocumentsObserver: AnyObject, Sendable {
     
     /**
-     * The ids of the cases, patrols, persons and households a committed write
-     * touched.
+     * The ids of the cases, patrols, persons, households and places a committed
+     * write touched.
      */
     func onDocumentsChanged(docIds: [String]) 
     
@@ -673,7 +673,7 @@ public protocol DocumentsObserver: AnyObject, Sendable {
 /**
  * Told which documents changed: a local edit, a sync that brought news, a case
  * that left this device. Ids start with their kind (`case-`, `patrol-`, `person-`,
- * `household-`). Called on the thread that committed the change (the caller
+ * `household-`, `place-`). Called on the thread that committed the change (the caller
  * of a local edit, or the sync worker): hop to the UI thread and re-read there.
  */
 open class DocumentsObserverImpl: DocumentsObserver, @unchecked Sendable {
@@ -730,8 +730,8 @@ open class DocumentsObserverImpl: DocumentsObserver, @unchecked Sendable {
 
     
     /**
-     * The ids of the cases, patrols, persons and households a committed write
-     * touched.
+     * The ids of the cases, patrols, persons, households and places a committed
+     * write touched.
      */
 open func onDocumentsChanged(docIds: [String])  {try! rustCall() {
         uniffiCallStatus in
@@ -945,6 +945,12 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
     func editPerson(personId: String, edit: PersonEditRecord) throws 
     
     /**
+     * Change a place's facts (the fields of `edit` that are set). Two workers
+     * editing the same place offline merge field by field.
+     */
+    func editPlace(placeId: String, edit: PlaceEditRecord) throws 
+    
+    /**
      * End a patrol.
      */
     func endPatrol(patrolId: String) throws 
@@ -986,6 +992,12 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
     func getPerson(personId: String) throws  -> PersonDetailRecord
     
     /**
+     * A place in full, with its inspections. Out of this user's region (or for a
+     * department handler) it is `NotFound`.
+     */
+    func getPlace(placeId: String) throws  -> PlaceDetailRecord
+    
+    /**
      * Whether a photo is on this device.
      */
     func hasPhoto(hash: String) throws  -> Bool
@@ -996,9 +1008,23 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
     func householdLeaves(householdId: String) throws 
     
     /**
+     * Record that a household lives in the dwelling `place_id` (`None`: nowhere
+     * registered). A household living in a rented dwelling is its tenant. The
+     * dwelling must be in the household's grid.
+     */
+    func householdLivesAt(householdId: String, placeId: String?) throws 
+    
+    /**
      * Run a photo from the camera through the capture pipeline and store it.
      */
     func ingestPhoto(bytes: Data, fileName: String?) throws  -> PhotoRecord
+    
+    /**
+     * Inspect a place (安全检查) on one's own running patrol: the patrol gets a
+     * check-in naming the place, the place the inspection with `findings`
+     * (required when it fails). The place must be in the patrol's grid.
+     */
+    func inspect(patrolId: String, placeId: String, passed: Bool, findings: String, lat: Double, lon: Double) throws 
     
     /**
      * Record that a case was reported on a patrol.
@@ -1022,6 +1048,12 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
      * masked. A department handler is `Refused`.
      */
     func listPersons(filter: PersonFilterRecord) throws  -> [PersonSummaryRecord]
+    
+    /**
+     * Places within this user's region, by grid, kind and name. A department
+     * handler is `Refused`.
+     */
+    func listPlaces(filter: PlaceFilterRecord) throws  -> [PlaceSummaryRecord]
     
     /**
      * Load the directory (JSON), e.g. the one enrollment returned.
@@ -1074,9 +1106,19 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
     func registerPerson(person: NewPersonRecord) throws  -> String
     
     /**
-     * Persons, households and persons per special group in each grid of `region`
-     * (this user's region when `None`, never beyond it) that holds any. A
-     * department handler is `Refused`.
+     * Register a place (a building, a dwelling, a shop or an enterprise, with the
+     * organisation running in it); returns its id. Occupancy is for dwellings,
+     * organisation facts for shops and enterprises; a credit code whose check
+     * character is wrong is `InvalidInput`. The building it is within and the
+     * organisation's contact must be a place and a person this user keeps.
+     */
+    func registerPlace(place: NewPlaceRecord) throws  -> String
+    
+    /**
+     * Persons, households, persons per special group and places (rental housing,
+     * its tenants, organisations) in each grid of `region` (this user's region
+     * when `None`, never beyond it) that holds any. A department handler is
+     * `Refused`.
      */
     func registryCounts(region: String?) throws  -> [GridCountsRecord]
     
@@ -1387,6 +1429,20 @@ open func editPerson(personId: String, edit: PersonEditRecord)throws   {try rust
 }
     
     /**
+     * Change a place's facts (the fields of `edit` that are set). Two workers
+     * editing the same place offline merge field by field.
+     */
+open func editPlace(placeId: String, edit: PlaceEditRecord)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_edit_place(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(placeId),
+        FfiConverterTypePlaceEditRecord_lower(edit),uniffiCallStatus
+    )
+}
+}
+    
+    /**
      * End a patrol.
      */
 open func endPatrol(patrolId: String)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
@@ -1489,6 +1545,20 @@ open func getPerson(personId: String)throws  -> PersonDetailRecord  {
 }
     
     /**
+     * A place in full, with its inspections. Out of this user's region (or for a
+     * department handler) it is `NotFound`.
+     */
+open func getPlace(placeId: String)throws  -> PlaceDetailRecord  {
+    return try  FfiConverterTypePlaceDetailRecord_lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_get_place(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(placeId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Whether a photo is on this device.
      */
 open func hasPhoto(hash: String)throws  -> Bool  {
@@ -1514,6 +1584,21 @@ open func householdLeaves(householdId: String)throws   {try rustCallWithError(Ff
 }
     
     /**
+     * Record that a household lives in the dwelling `place_id` (`None`: nowhere
+     * registered). A household living in a rented dwelling is its tenant. The
+     * dwelling must be in the household's grid.
+     */
+open func householdLivesAt(householdId: String, placeId: String?)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_household_lives_at(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(householdId),
+        FfiConverterOptionString.lower(placeId),uniffiCallStatus
+    )
+}
+}
+    
+    /**
      * Run a photo from the camera through the capture pipeline and store it.
      */
 open func ingestPhoto(bytes: Data, fileName: String?)throws  -> PhotoRecord  {
@@ -1525,6 +1610,25 @@ open func ingestPhoto(bytes: Data, fileName: String?)throws  -> PhotoRecord  {
         FfiConverterOptionString.lower(fileName),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Inspect a place (安全检查) on one's own running patrol: the patrol gets a
+     * check-in naming the place, the place the inspection with `findings`
+     * (required when it fails). The place must be in the patrol's grid.
+     */
+open func inspect(patrolId: String, placeId: String, passed: Bool, findings: String, lat: Double, lon: Double)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_inspect(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(patrolId),
+        FfiConverterString.lower(placeId),
+        FfiConverterBool.lower(passed),
+        FfiConverterString.lower(findings),
+        FfiConverterDouble.lower(lat),
+        FfiConverterDouble.lower(lon),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -1579,6 +1683,20 @@ open func listPersons(filter: PersonFilterRecord)throws  -> [PersonSummaryRecord
     uniffi_gridsync_ffi_fn_method_gridengine_list_persons(
             self.uniffiCloneHandle(),
         FfiConverterTypePersonFilterRecord_lower(filter),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Places within this user's region, by grid, kind and name. A department
+     * handler is `Refused`.
+     */
+open func listPlaces(filter: PlaceFilterRecord)throws  -> [PlaceSummaryRecord]  {
+    return try  FfiConverterSequenceTypePlaceSummaryRecord.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_list_places(
+            self.uniffiCloneHandle(),
+        FfiConverterTypePlaceFilterRecord_lower(filter),uniffiCallStatus
     )
 })
 }
@@ -1703,9 +1821,27 @@ open func registerPerson(person: NewPersonRecord)throws  -> String  {
 }
     
     /**
-     * Persons, households and persons per special group in each grid of `region`
-     * (this user's region when `None`, never beyond it) that holds any. A
-     * department handler is `Refused`.
+     * Register a place (a building, a dwelling, a shop or an enterprise, with the
+     * organisation running in it); returns its id. Occupancy is for dwellings,
+     * organisation facts for shops and enterprises; a credit code whose check
+     * character is wrong is `InvalidInput`. The building it is within and the
+     * organisation's contact must be a place and a person this user keeps.
+     */
+open func registerPlace(place: NewPlaceRecord)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_register_place(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeNewPlaceRecord_lower(place),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Persons, households, persons per special group and places (rental housing,
+     * its tenants, organisations) in each grid of `region` (this user's region
+     * when `None`, never beyond it) that holds any. A department handler is
+     * `Refused`.
      */
 open func registryCounts(region: String?)throws  -> [GridCountsRecord]  {
     return try  FfiConverterSequenceTypeGridCountsRecord.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
@@ -2331,6 +2467,10 @@ public struct CaseFilterRecord: Equatable, Hashable {
      * Reported before this time, ms since the epoch.
      */
     public var reportedBeforeMs: Int64?
+    /**
+     * Only cases about this registered place or person (its id).
+     */
+    public var about: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2373,7 +2513,10 @@ public struct CaseFilterRecord: Equatable, Hashable {
          */reportedFromMs: Int64? = nil, 
         /**
          * Reported before this time, ms since the epoch.
-         */reportedBeforeMs: Int64? = nil) {
+         */reportedBeforeMs: Int64? = nil, 
+        /**
+         * Only cases about this registered place or person (its id).
+         */about: String? = nil) {
         self.statuses = statuses
         self.text = text
         self.limit = limit
@@ -2387,6 +2530,7 @@ public struct CaseFilterRecord: Equatable, Hashable {
         self.conflictsOnly = conflictsOnly
         self.reportedFromMs = reportedFromMs
         self.reportedBeforeMs = reportedBeforeMs
+        self.about = about
     }
 
     
@@ -2417,7 +2561,8 @@ public struct FfiConverterTypeCaseFilterRecord: FfiConverterRustBuffer {
                 overdue: FfiConverterBool.read(from: &buf), 
                 conflictsOnly: FfiConverterBool.read(from: &buf), 
                 reportedFromMs: FfiConverterOptionInt64.read(from: &buf), 
-                reportedBeforeMs: FfiConverterOptionInt64.read(from: &buf)
+                reportedBeforeMs: FfiConverterOptionInt64.read(from: &buf), 
+                about: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -2435,6 +2580,7 @@ public struct FfiConverterTypeCaseFilterRecord: FfiConverterRustBuffer {
         FfiConverterBool.write(value.conflictsOnly, into: &buf)
         FfiConverterOptionInt64.write(value.reportedFromMs, into: &buf)
         FfiConverterOptionInt64.write(value.reportedBeforeMs, into: &buf)
+        FfiConverterOptionString.write(value.about, into: &buf)
     }
 }
 
@@ -2547,6 +2693,14 @@ public struct CaseRecord: Equatable, Hashable {
      * The timeline.
      */
     public var timeline: [TimelineEntryRecord]
+    /**
+     * The registered place it is about (a place's id).
+     */
+    public var placeId: String?
+    /**
+     * The registered persons it is about (persons' ids).
+     */
+    public var personIds: [String]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2617,7 +2771,13 @@ public struct CaseRecord: Equatable, Hashable {
          */satisfaction: UInt8?, 
         /**
          * The timeline.
-         */timeline: [TimelineEntryRecord]) {
+         */timeline: [TimelineEntryRecord], 
+        /**
+         * The registered place it is about (a place's id).
+         */placeId: String?, 
+        /**
+         * The registered persons it is about (persons' ids).
+         */personIds: [String]) {
         self.id = id
         self.title = title
         self.description = description
@@ -2640,6 +2800,8 @@ public struct CaseRecord: Equatable, Hashable {
         self.selfHandled = selfHandled
         self.satisfaction = satisfaction
         self.timeline = timeline
+        self.placeId = placeId
+        self.personIds = personIds
     }
 
     
@@ -2679,7 +2841,9 @@ public struct FfiConverterTypeCaseRecord: FfiConverterRustBuffer {
                 supervision: FfiConverterOptionUInt8.read(from: &buf), 
                 selfHandled: FfiConverterBool.read(from: &buf), 
                 satisfaction: FfiConverterOptionUInt8.read(from: &buf), 
-                timeline: FfiConverterSequenceTypeTimelineEntryRecord.read(from: &buf)
+                timeline: FfiConverterSequenceTypeTimelineEntryRecord.read(from: &buf), 
+                placeId: FfiConverterOptionString.read(from: &buf), 
+                personIds: FfiConverterSequenceString.read(from: &buf)
         )
     }
 
@@ -2706,6 +2870,8 @@ public struct FfiConverterTypeCaseRecord: FfiConverterRustBuffer {
         FfiConverterBool.write(value.selfHandled, into: &buf)
         FfiConverterOptionUInt8.write(value.satisfaction, into: &buf)
         FfiConverterSequenceTypeTimelineEntryRecord.write(value.timeline, into: &buf)
+        FfiConverterOptionString.write(value.placeId, into: &buf)
+        FfiConverterSequenceString.write(value.personIds, into: &buf)
     }
 }
 
@@ -3043,6 +3209,16 @@ public struct CheckInRecord: Equatable, Hashable {
      * Longitude.
      */
     public var lon: Double
+    /**
+     * The household visited, when the check-in is a visit (what the visit found
+     * is in the household's record).
+     */
+    public var householdId: String?
+    /**
+     * The registered place, when the check-in is an inspection (what it found is
+     * in the place's record).
+     */
+    public var placeId: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3058,11 +3234,21 @@ public struct CheckInRecord: Equatable, Hashable {
          */lat: Double, 
         /**
          * Longitude.
-         */lon: Double) {
+         */lon: Double, 
+        /**
+         * The household visited, when the check-in is a visit (what the visit found
+         * is in the household's record).
+         */householdId: String?, 
+        /**
+         * The registered place, when the check-in is an inspection (what it found is
+         * in the place's record).
+         */placeId: String?) {
         self.atMs = atMs
         self.place = place
         self.lat = lat
         self.lon = lon
+        self.householdId = householdId
+        self.placeId = placeId
     }
 
     
@@ -3084,7 +3270,9 @@ public struct FfiConverterTypeCheckInRecord: FfiConverterRustBuffer {
                 atMs: FfiConverterInt64.read(from: &buf), 
                 place: FfiConverterString.read(from: &buf), 
                 lat: FfiConverterDouble.read(from: &buf), 
-                lon: FfiConverterDouble.read(from: &buf)
+                lon: FfiConverterDouble.read(from: &buf), 
+                householdId: FfiConverterOptionString.read(from: &buf), 
+                placeId: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -3093,6 +3281,8 @@ public struct FfiConverterTypeCheckInRecord: FfiConverterRustBuffer {
         FfiConverterString.write(value.place, into: &buf)
         FfiConverterDouble.write(value.lat, into: &buf)
         FfiConverterDouble.write(value.lon, into: &buf)
+        FfiConverterOptionString.write(value.householdId, into: &buf)
+        FfiConverterOptionString.write(value.placeId, into: &buf)
     }
 }
 
@@ -3469,6 +3659,10 @@ public struct GridCountsRecord: Equatable, Hashable {
      * Persons per special group, every group in the order lists show them.
      */
     public var specialGroups: [SpecialGroupCountRecord]
+    /**
+     * Its places: rental housing and its tenants, organisations.
+     */
+    public var places: PlaceCountsRecord
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3484,11 +3678,15 @@ public struct GridCountsRecord: Equatable, Hashable {
          */households: UInt64, 
         /**
          * Persons per special group, every group in the order lists show them.
-         */specialGroups: [SpecialGroupCountRecord]) {
+         */specialGroups: [SpecialGroupCountRecord], 
+        /**
+         * Its places: rental housing and its tenants, organisations.
+         */places: PlaceCountsRecord) {
         self.grid = grid
         self.persons = persons
         self.households = households
         self.specialGroups = specialGroups
+        self.places = places
     }
 
     
@@ -3510,7 +3708,8 @@ public struct FfiConverterTypeGridCountsRecord: FfiConverterRustBuffer {
                 grid: FfiConverterString.read(from: &buf), 
                 persons: FfiConverterUInt64.read(from: &buf), 
                 households: FfiConverterUInt64.read(from: &buf), 
-                specialGroups: FfiConverterSequenceTypeSpecialGroupCountRecord.read(from: &buf)
+                specialGroups: FfiConverterSequenceTypeSpecialGroupCountRecord.read(from: &buf), 
+                places: FfiConverterTypePlaceCountsRecord.read(from: &buf)
         )
     }
 
@@ -3519,6 +3718,7 @@ public struct FfiConverterTypeGridCountsRecord: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.persons, into: &buf)
         FfiConverterUInt64.write(value.households, into: &buf)
         FfiConverterSequenceTypeSpecialGroupCountRecord.write(value.specialGroups, into: &buf)
+        FfiConverterTypePlaceCountsRecord.write(value.places, into: &buf)
     }
 }
 
@@ -3642,6 +3842,11 @@ public struct HouseholdRecord: Equatable, Hashable {
      */
     public var leftMs: Int64?
     /**
+     * The dwelling it lives in (a place's id; set with `household_lives_at`). A
+     * household living in a rented dwelling is its tenant.
+     */
+    public var placeId: String?
+    /**
      * Its visits (走访), in the order recorded.
      */
     public var visits: [VisitRecord]
@@ -3673,6 +3878,10 @@ public struct HouseholdRecord: Equatable, Hashable {
          * When it left the grid (搬离), ms since the epoch.
          */leftMs: Int64?, 
         /**
+         * The dwelling it lives in (a place's id; set with `household_lives_at`). A
+         * household living in a rented dwelling is its tenant.
+         */placeId: String?, 
+        /**
          * Its visits (走访), in the order recorded.
          */visits: [VisitRecord], 
         /**
@@ -3686,6 +3895,7 @@ public struct HouseholdRecord: Equatable, Hashable {
         self.address = address
         self.head = head
         self.leftMs = leftMs
+        self.placeId = placeId
         self.visits = visits
         self.createdBy = createdBy
         self.createdMs = createdMs
@@ -3712,6 +3922,7 @@ public struct FfiConverterTypeHouseholdRecord: FfiConverterRustBuffer {
                 address: FfiConverterString.read(from: &buf), 
                 head: FfiConverterOptionString.read(from: &buf), 
                 leftMs: FfiConverterOptionInt64.read(from: &buf), 
+                placeId: FfiConverterOptionString.read(from: &buf), 
                 visits: FfiConverterSequenceTypeVisitRecord.read(from: &buf), 
                 createdBy: FfiConverterString.read(from: &buf), 
                 createdMs: FfiConverterInt64.read(from: &buf)
@@ -3724,6 +3935,7 @@ public struct FfiConverterTypeHouseholdRecord: FfiConverterRustBuffer {
         FfiConverterString.write(value.address, into: &buf)
         FfiConverterOptionString.write(value.head, into: &buf)
         FfiConverterOptionInt64.write(value.leftMs, into: &buf)
+        FfiConverterOptionString.write(value.placeId, into: &buf)
         FfiConverterSequenceTypeVisitRecord.write(value.visits, into: &buf)
         FfiConverterString.write(value.createdBy, into: &buf)
         FfiConverterInt64.write(value.createdMs, into: &buf)
@@ -3743,6 +3955,174 @@ public func FfiConverterTypeHouseholdRecord_lift(_ buf: RustBuffer) throws -> Ho
 #endif
 public func FfiConverterTypeHouseholdRecord_lower(_ value: HouseholdRecord) -> RustBuffer {
     return FfiConverterTypeHouseholdRecord.lower(value)
+}
+
+
+/**
+ * A safety inspection (安全检查) of a place, made on a patrol.
+ */
+public struct InspectionRecord: Equatable, Hashable {
+    /**
+     * When, ms since the epoch.
+     */
+    public var atMs: Int64
+    /**
+     * Who inspected.
+     */
+    public var by: String
+    /**
+     * The patrol it was made on.
+     */
+    public var patrolId: String
+    /**
+     * Whether the place passed.
+     */
+    public var passed: Bool
+    /**
+     * What it found (a blocked exit, an expired extinguisher …).
+     */
+    public var findings: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * When, ms since the epoch.
+         */atMs: Int64, 
+        /**
+         * Who inspected.
+         */by: String, 
+        /**
+         * The patrol it was made on.
+         */patrolId: String, 
+        /**
+         * Whether the place passed.
+         */passed: Bool, 
+        /**
+         * What it found (a blocked exit, an expired extinguisher …).
+         */findings: String) {
+        self.atMs = atMs
+        self.by = by
+        self.patrolId = patrolId
+        self.passed = passed
+        self.findings = findings
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension InspectionRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeInspectionRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> InspectionRecord {
+        return
+            try InspectionRecord(
+                atMs: FfiConverterInt64.read(from: &buf), 
+                by: FfiConverterString.read(from: &buf), 
+                patrolId: FfiConverterString.read(from: &buf), 
+                passed: FfiConverterBool.read(from: &buf), 
+                findings: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: InspectionRecord, into buf: inout [UInt8]) {
+        FfiConverterInt64.write(value.atMs, into: &buf)
+        FfiConverterString.write(value.by, into: &buf)
+        FfiConverterString.write(value.patrolId, into: &buf)
+        FfiConverterBool.write(value.passed, into: &buf)
+        FfiConverterString.write(value.findings, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInspectionRecord_lift(_ buf: RustBuffer) throws -> InspectionRecord {
+    return try FfiConverterTypeInspectionRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInspectionRecord_lower(_ value: InspectionRecord) -> RustBuffer {
+    return FfiConverterTypeInspectionRecord.lower(value)
+}
+
+
+/**
+ * A place's last safety inspection, as a list shows it.
+ */
+public struct LastInspectionRecord: Equatable, Hashable {
+    /**
+     * When, ms since the epoch.
+     */
+    public var atMs: Int64
+    /**
+     * Whether the place passed.
+     */
+    public var passed: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * When, ms since the epoch.
+         */atMs: Int64, 
+        /**
+         * Whether the place passed.
+         */passed: Bool) {
+        self.atMs = atMs
+        self.passed = passed
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension LastInspectionRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLastInspectionRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LastInspectionRecord {
+        return
+            try LastInspectionRecord(
+                atMs: FfiConverterInt64.read(from: &buf), 
+                passed: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: LastInspectionRecord, into buf: inout [UInt8]) {
+        FfiConverterInt64.write(value.atMs, into: &buf)
+        FfiConverterBool.write(value.passed, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLastInspectionRecord_lift(_ buf: RustBuffer) throws -> LastInspectionRecord {
+    return try FfiConverterTypeLastInspectionRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLastInspectionRecord_lower(_ value: LastInspectionRecord) -> RustBuffer {
+    return FfiConverterTypeLastInspectionRecord.lower(value)
 }
 
 
@@ -3943,6 +4323,16 @@ public struct NewCaseRecord: Equatable, Hashable {
      * shown only to the roles that handle the case.
      */
     public var people: [PersonRecord]
+    /**
+     * The registered place it is about (a place's id). With no `lat`/`lon`, the
+     * case takes the place's address and position. It must be in the case's grid.
+     */
+    public var placeId: String?
+    /**
+     * The registered persons it is about (persons' ids), each once. Only their ids
+     * go into the case; their names and numbers stay in their own records.
+     */
+    public var personIds: [String]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3980,7 +4370,15 @@ public struct NewCaseRecord: Equatable, Hashable {
         /**
          * People involved (当事人): personal data, kept encrypted on the device and
          * shown only to the roles that handle the case.
-         */people: [PersonRecord] = []) {
+         */people: [PersonRecord] = [], 
+        /**
+         * The registered place it is about (a place's id). With no `lat`/`lon`, the
+         * case takes the place's address and position. It must be in the case's grid.
+         */placeId: String? = nil, 
+        /**
+         * The registered persons it is about (persons' ids), each once. Only their ids
+         * go into the case; their names and numbers stay in their own records.
+         */personIds: [String] = []) {
         self.title = title
         self.description = description
         self.category = category
@@ -3992,6 +4390,8 @@ public struct NewCaseRecord: Equatable, Hashable {
         self.address = address
         self.photos = photos
         self.people = people
+        self.placeId = placeId
+        self.personIds = personIds
     }
 
     
@@ -4020,7 +4420,9 @@ public struct FfiConverterTypeNewCaseRecord: FfiConverterRustBuffer {
                 lon: FfiConverterOptionDouble.read(from: &buf), 
                 address: FfiConverterString.read(from: &buf), 
                 photos: FfiConverterSequenceString.read(from: &buf), 
-                people: FfiConverterSequenceTypePersonRecord.read(from: &buf)
+                people: FfiConverterSequenceTypePersonRecord.read(from: &buf), 
+                placeId: FfiConverterOptionString.read(from: &buf), 
+                personIds: FfiConverterSequenceString.read(from: &buf)
         )
     }
 
@@ -4036,6 +4438,8 @@ public struct FfiConverterTypeNewCaseRecord: FfiConverterRustBuffer {
         FfiConverterString.write(value.address, into: &buf)
         FfiConverterSequenceString.write(value.photos, into: &buf)
         FfiConverterSequenceTypePersonRecord.write(value.people, into: &buf)
+        FfiConverterOptionString.write(value.placeId, into: &buf)
+        FfiConverterSequenceString.write(value.personIds, into: &buf)
     }
 }
 
@@ -4198,6 +4602,145 @@ public func FfiConverterTypeNewPersonRecord_lower(_ value: NewPersonRecord) -> R
 
 
 /**
+ * A place to register (楼栋, 房屋, 商铺, 企业 …).
+ */
+public struct NewPlaceRecord: Equatable, Hashable {
+    /**
+     * What it is.
+     */
+    public var kind: PlaceKind
+    /**
+     * Its name (3号楼, 平安超市 …).
+     */
+    public var name: String
+    /**
+     * Its address.
+     */
+    public var address: String
+    /**
+     * The grid it is in (a grid worker's own when empty).
+     */
+    public var grid: String?
+    /**
+     * The building it is in (a flat's or a shop's): a place's id.
+     */
+    public var withinId: String?
+    /**
+     * Latitude (WGS-84, as the phone's GPS gives it), with `lon`.
+     */
+    public var lat: Double?
+    /**
+     * Longitude, with `lat`.
+     */
+    public var lon: Double?
+    /**
+     * How a dwelling is lived in (dwellings only).
+     */
+    public var occupancy: Occupancy?
+    /**
+     * The organisation of a shop or an enterprise (those only).
+     */
+    public var org: OrgFactsRecord?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * What it is.
+         */kind: PlaceKind, 
+        /**
+         * Its name (3号楼, 平安超市 …).
+         */name: String, 
+        /**
+         * Its address.
+         */address: String, 
+        /**
+         * The grid it is in (a grid worker's own when empty).
+         */grid: String? = nil, 
+        /**
+         * The building it is in (a flat's or a shop's): a place's id.
+         */withinId: String? = nil, 
+        /**
+         * Latitude (WGS-84, as the phone's GPS gives it), with `lon`.
+         */lat: Double? = nil, 
+        /**
+         * Longitude, with `lat`.
+         */lon: Double? = nil, 
+        /**
+         * How a dwelling is lived in (dwellings only).
+         */occupancy: Occupancy? = nil, 
+        /**
+         * The organisation of a shop or an enterprise (those only).
+         */org: OrgFactsRecord? = nil) {
+        self.kind = kind
+        self.name = name
+        self.address = address
+        self.grid = grid
+        self.withinId = withinId
+        self.lat = lat
+        self.lon = lon
+        self.occupancy = occupancy
+        self.org = org
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension NewPlaceRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeNewPlaceRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> NewPlaceRecord {
+        return
+            try NewPlaceRecord(
+                kind: FfiConverterTypePlaceKind.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                address: FfiConverterString.read(from: &buf), 
+                grid: FfiConverterOptionString.read(from: &buf), 
+                withinId: FfiConverterOptionString.read(from: &buf), 
+                lat: FfiConverterOptionDouble.read(from: &buf), 
+                lon: FfiConverterOptionDouble.read(from: &buf), 
+                occupancy: FfiConverterOptionTypeOccupancy.read(from: &buf), 
+                org: FfiConverterOptionTypeOrgFactsRecord.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: NewPlaceRecord, into buf: inout [UInt8]) {
+        FfiConverterTypePlaceKind.write(value.kind, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.address, into: &buf)
+        FfiConverterOptionString.write(value.grid, into: &buf)
+        FfiConverterOptionString.write(value.withinId, into: &buf)
+        FfiConverterOptionDouble.write(value.lat, into: &buf)
+        FfiConverterOptionDouble.write(value.lon, into: &buf)
+        FfiConverterOptionTypeOccupancy.write(value.occupancy, into: &buf)
+        FfiConverterOptionTypeOrgFactsRecord.write(value.org, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNewPlaceRecord_lift(_ buf: RustBuffer) throws -> NewPlaceRecord {
+    return try FfiConverterTypeNewPlaceRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNewPlaceRecord_lower(_ value: NewPlaceRecord) -> RustBuffer {
+    return FfiConverterTypeNewPlaceRecord.lower(value)
+}
+
+
+/**
  * A note on a case.
  */
 public struct NoteRecord: Equatable, Hashable {
@@ -4342,6 +4885,156 @@ public func FfiConverterTypeObservationRecord_lift(_ buf: RustBuffer) throws -> 
 #endif
 public func FfiConverterTypeObservationRecord_lower(_ value: ObservationRecord) -> RustBuffer {
     return FfiConverterTypeObservationRecord.lower(value)
+}
+
+
+/**
+ * An occupancy with its Chinese name, for a picker.
+ */
+public struct OccupancyRecord: Equatable, Hashable {
+    /**
+     * The occupancy.
+     */
+    public var occupancy: Occupancy
+    /**
+     * Its Chinese name (自住, 出租, 空置).
+     */
+    public var labelZh: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The occupancy.
+         */occupancy: Occupancy, 
+        /**
+         * Its Chinese name (自住, 出租, 空置).
+         */labelZh: String) {
+        self.occupancy = occupancy
+        self.labelZh = labelZh
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension OccupancyRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOccupancyRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OccupancyRecord {
+        return
+            try OccupancyRecord(
+                occupancy: FfiConverterTypeOccupancy.read(from: &buf), 
+                labelZh: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: OccupancyRecord, into buf: inout [UInt8]) {
+        FfiConverterTypeOccupancy.write(value.occupancy, into: &buf)
+        FfiConverterString.write(value.labelZh, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOccupancyRecord_lift(_ buf: RustBuffer) throws -> OccupancyRecord {
+    return try FfiConverterTypeOccupancyRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOccupancyRecord_lower(_ value: OccupancyRecord) -> RustBuffer {
+    return FfiConverterTypeOccupancyRecord.lower(value)
+}
+
+
+/**
+ * The organisation (单位) running in a shop or an enterprise.
+ */
+public struct OrgFactsRecord: Equatable, Hashable {
+    /**
+     * Its type (餐饮, 零售, 小作坊 …).
+     */
+    public var orgType: String
+    /**
+     * Its unified social credit code (统一社会信用代码, 18 characters). One whose
+     * check character is wrong is `InvalidInput`.
+     */
+    public var creditCode: String?
+    /**
+     * Its contact (负责人): a registered person's id.
+     */
+    public var contactId: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Its type (餐饮, 零售, 小作坊 …).
+         */orgType: String = "", 
+        /**
+         * Its unified social credit code (统一社会信用代码, 18 characters). One whose
+         * check character is wrong is `InvalidInput`.
+         */creditCode: String? = nil, 
+        /**
+         * Its contact (负责人): a registered person's id.
+         */contactId: String? = nil) {
+        self.orgType = orgType
+        self.creditCode = creditCode
+        self.contactId = contactId
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension OrgFactsRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOrgFactsRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OrgFactsRecord {
+        return
+            try OrgFactsRecord(
+                orgType: FfiConverterString.read(from: &buf), 
+                creditCode: FfiConverterOptionString.read(from: &buf), 
+                contactId: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: OrgFactsRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.orgType, into: &buf)
+        FfiConverterOptionString.write(value.creditCode, into: &buf)
+        FfiConverterOptionString.write(value.contactId, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOrgFactsRecord_lift(_ buf: RustBuffer) throws -> OrgFactsRecord {
+    return try FfiConverterTypeOrgFactsRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOrgFactsRecord_lower(_ value: OrgFactsRecord) -> RustBuffer {
+    return FfiConverterTypeOrgFactsRecord.lower(value)
 }
 
 
@@ -4842,6 +5535,10 @@ public struct PersonFilterRecord: Equatable, Hashable {
      */
     public var householdId: String?
     /**
+     * Persons whose household lives at this place (its residents or tenants).
+     */
+    public var placeId: String?
+    /**
      * Page size (0: 50; at most 1000).
      */
     public var limit: UInt32
@@ -4869,6 +5566,9 @@ public struct PersonFilterRecord: Equatable, Hashable {
          * Members of this household.
          */householdId: String? = nil, 
         /**
+         * Persons whose household lives at this place (its residents or tenants).
+         */placeId: String? = nil, 
+        /**
          * Page size (0: 50; at most 1000).
          */limit: UInt32 = UInt32(0), 
         /**
@@ -4879,6 +5579,7 @@ public struct PersonFilterRecord: Equatable, Hashable {
         self.idSuffix = idSuffix
         self.specialGroup = specialGroup
         self.householdId = householdId
+        self.placeId = placeId
         self.limit = limit
         self.offset = offset
     }
@@ -4904,6 +5605,7 @@ public struct FfiConverterTypePersonFilterRecord: FfiConverterRustBuffer {
                 idSuffix: FfiConverterOptionString.read(from: &buf), 
                 specialGroup: FfiConverterOptionTypeSpecialGroup.read(from: &buf), 
                 householdId: FfiConverterOptionString.read(from: &buf), 
+                placeId: FfiConverterOptionString.read(from: &buf), 
                 limit: FfiConverterUInt32.read(from: &buf), 
                 offset: FfiConverterUInt32.read(from: &buf)
         )
@@ -4915,6 +5617,7 @@ public struct FfiConverterTypePersonFilterRecord: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.idSuffix, into: &buf)
         FfiConverterOptionTypeSpecialGroup.write(value.specialGroup, into: &buf)
         FfiConverterOptionString.write(value.householdId, into: &buf)
+        FfiConverterOptionString.write(value.placeId, into: &buf)
         FfiConverterUInt32.write(value.limit, into: &buf)
         FfiConverterUInt32.write(value.offset, into: &buf)
     }
@@ -5450,6 +6153,785 @@ public func FfiConverterTypePhotoUsageRecord_lift(_ buf: RustBuffer) throws -> P
 #endif
 public func FfiConverterTypePhotoUsageRecord_lower(_ value: PhotoUsageRecord) -> RustBuffer {
     return FfiConverterTypePhotoUsageRecord.lower(value)
+}
+
+
+/**
+ * A grid's places (地点), rental housing (出租房) and organisations (单位).
+ */
+public struct PlaceCountsRecord: Equatable, Hashable {
+    /**
+     * Places registered.
+     */
+    public var places: UInt64
+    /**
+     * Dwellings rented out.
+     */
+    public var rented: UInt64
+    /**
+     * Households living in rented dwellings, not left.
+     */
+    public var tenantHouseholds: UInt64
+    /**
+     * Persons of those households.
+     */
+    public var tenants: UInt64
+    /**
+     * Shops and enterprises.
+     */
+    public var organisations: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Places registered.
+         */places: UInt64, 
+        /**
+         * Dwellings rented out.
+         */rented: UInt64, 
+        /**
+         * Households living in rented dwellings, not left.
+         */tenantHouseholds: UInt64, 
+        /**
+         * Persons of those households.
+         */tenants: UInt64, 
+        /**
+         * Shops and enterprises.
+         */organisations: UInt64) {
+        self.places = places
+        self.rented = rented
+        self.tenantHouseholds = tenantHouseholds
+        self.tenants = tenants
+        self.organisations = organisations
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PlaceCountsRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePlaceCountsRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PlaceCountsRecord {
+        return
+            try PlaceCountsRecord(
+                places: FfiConverterUInt64.read(from: &buf), 
+                rented: FfiConverterUInt64.read(from: &buf), 
+                tenantHouseholds: FfiConverterUInt64.read(from: &buf), 
+                tenants: FfiConverterUInt64.read(from: &buf), 
+                organisations: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PlaceCountsRecord, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.places, into: &buf)
+        FfiConverterUInt64.write(value.rented, into: &buf)
+        FfiConverterUInt64.write(value.tenantHouseholds, into: &buf)
+        FfiConverterUInt64.write(value.tenants, into: &buf)
+        FfiConverterUInt64.write(value.organisations, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlaceCountsRecord_lift(_ buf: RustBuffer) throws -> PlaceCountsRecord {
+    return try FfiConverterTypePlaceCountsRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlaceCountsRecord_lower(_ value: PlaceCountsRecord) -> RustBuffer {
+    return FfiConverterTypePlaceCountsRecord.lower(value)
+}
+
+
+/**
+ * A place in full, with its inspections: a detail view. Its residents or tenants
+ * are `list_persons` with `place_id`; the flats and shops in a building are
+ * `list_places` with `within_id`.
+ */
+public struct PlaceDetailRecord: Equatable, Hashable {
+    /**
+     * Id.
+     */
+    public var id: String
+    /**
+     * The grid.
+     */
+    public var grid: String
+    /**
+     * What it is.
+     */
+    public var kind: PlaceKind
+    /**
+     * Its name.
+     */
+    public var name: String
+    /**
+     * Its address.
+     */
+    public var address: String
+    /**
+     * The building it is in, a place's id.
+     */
+    public var withinId: String?
+    /**
+     * Latitude (WGS-84), if known.
+     */
+    public var lat: Double?
+    /**
+     * Longitude, if known.
+     */
+    public var lon: Double?
+    /**
+     * How a dwelling is lived in.
+     */
+    public var occupancy: Occupancy?
+    /**
+     * The organisation of a shop or an enterprise, when any of its facts is known.
+     */
+    public var org: OrgFactsRecord?
+    /**
+     * Safety inspections, in the order recorded.
+     */
+    public var inspections: [InspectionRecord]
+    /**
+     * Who registered it.
+     */
+    public var createdBy: String
+    /**
+     * When, ms since the epoch.
+     */
+    public var createdMs: Int64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Id.
+         */id: String, 
+        /**
+         * The grid.
+         */grid: String, 
+        /**
+         * What it is.
+         */kind: PlaceKind, 
+        /**
+         * Its name.
+         */name: String, 
+        /**
+         * Its address.
+         */address: String, 
+        /**
+         * The building it is in, a place's id.
+         */withinId: String?, 
+        /**
+         * Latitude (WGS-84), if known.
+         */lat: Double?, 
+        /**
+         * Longitude, if known.
+         */lon: Double?, 
+        /**
+         * How a dwelling is lived in.
+         */occupancy: Occupancy?, 
+        /**
+         * The organisation of a shop or an enterprise, when any of its facts is known.
+         */org: OrgFactsRecord?, 
+        /**
+         * Safety inspections, in the order recorded.
+         */inspections: [InspectionRecord], 
+        /**
+         * Who registered it.
+         */createdBy: String, 
+        /**
+         * When, ms since the epoch.
+         */createdMs: Int64) {
+        self.id = id
+        self.grid = grid
+        self.kind = kind
+        self.name = name
+        self.address = address
+        self.withinId = withinId
+        self.lat = lat
+        self.lon = lon
+        self.occupancy = occupancy
+        self.org = org
+        self.inspections = inspections
+        self.createdBy = createdBy
+        self.createdMs = createdMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PlaceDetailRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePlaceDetailRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PlaceDetailRecord {
+        return
+            try PlaceDetailRecord(
+                id: FfiConverterString.read(from: &buf), 
+                grid: FfiConverterString.read(from: &buf), 
+                kind: FfiConverterTypePlaceKind.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                address: FfiConverterString.read(from: &buf), 
+                withinId: FfiConverterOptionString.read(from: &buf), 
+                lat: FfiConverterOptionDouble.read(from: &buf), 
+                lon: FfiConverterOptionDouble.read(from: &buf), 
+                occupancy: FfiConverterOptionTypeOccupancy.read(from: &buf), 
+                org: FfiConverterOptionTypeOrgFactsRecord.read(from: &buf), 
+                inspections: FfiConverterSequenceTypeInspectionRecord.read(from: &buf), 
+                createdBy: FfiConverterString.read(from: &buf), 
+                createdMs: FfiConverterInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PlaceDetailRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.grid, into: &buf)
+        FfiConverterTypePlaceKind.write(value.kind, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.address, into: &buf)
+        FfiConverterOptionString.write(value.withinId, into: &buf)
+        FfiConverterOptionDouble.write(value.lat, into: &buf)
+        FfiConverterOptionDouble.write(value.lon, into: &buf)
+        FfiConverterOptionTypeOccupancy.write(value.occupancy, into: &buf)
+        FfiConverterOptionTypeOrgFactsRecord.write(value.org, into: &buf)
+        FfiConverterSequenceTypeInspectionRecord.write(value.inspections, into: &buf)
+        FfiConverterString.write(value.createdBy, into: &buf)
+        FfiConverterInt64.write(value.createdMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlaceDetailRecord_lift(_ buf: RustBuffer) throws -> PlaceDetailRecord {
+    return try FfiConverterTypePlaceDetailRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlaceDetailRecord_lower(_ value: PlaceDetailRecord) -> RustBuffer {
+    return FfiConverterTypePlaceDetailRecord.lower(value)
+}
+
+
+/**
+ * A change to a place's facts: each field left `None` (the default) stays as it
+ * is. A blank building, credit code or contact clears it; `clear_location` and
+ * `clear_occupancy` clear those. The kind never changes.
+ */
+public struct PlaceEditRecord: Equatable, Hashable {
+    /**
+     * New name.
+     */
+    public var name: String?
+    /**
+     * New address.
+     */
+    public var address: String?
+    /**
+     * New building (a place's id); blank clears it.
+     */
+    public var withinId: String?
+    /**
+     * New latitude, with `lon`.
+     */
+    public var lat: Double?
+    /**
+     * New longitude, with `lat`.
+     */
+    public var lon: Double?
+    /**
+     * Clear the position.
+     */
+    public var clearLocation: Bool
+    /**
+     * New occupancy (dwellings only).
+     */
+    public var occupancy: Occupancy?
+    /**
+     * Clear the occupancy.
+     */
+    public var clearOccupancy: Bool
+    /**
+     * New organisation type (shops and enterprises only).
+     */
+    public var orgType: String?
+    /**
+     * New unified social credit code; blank clears it.
+     */
+    public var creditCode: String?
+    /**
+     * New contact (a person's id); blank clears it.
+     */
+    public var contactId: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * New name.
+         */name: String? = nil, 
+        /**
+         * New address.
+         */address: String? = nil, 
+        /**
+         * New building (a place's id); blank clears it.
+         */withinId: String? = nil, 
+        /**
+         * New latitude, with `lon`.
+         */lat: Double? = nil, 
+        /**
+         * New longitude, with `lat`.
+         */lon: Double? = nil, 
+        /**
+         * Clear the position.
+         */clearLocation: Bool = false, 
+        /**
+         * New occupancy (dwellings only).
+         */occupancy: Occupancy? = nil, 
+        /**
+         * Clear the occupancy.
+         */clearOccupancy: Bool = false, 
+        /**
+         * New organisation type (shops and enterprises only).
+         */orgType: String? = nil, 
+        /**
+         * New unified social credit code; blank clears it.
+         */creditCode: String? = nil, 
+        /**
+         * New contact (a person's id); blank clears it.
+         */contactId: String? = nil) {
+        self.name = name
+        self.address = address
+        self.withinId = withinId
+        self.lat = lat
+        self.lon = lon
+        self.clearLocation = clearLocation
+        self.occupancy = occupancy
+        self.clearOccupancy = clearOccupancy
+        self.orgType = orgType
+        self.creditCode = creditCode
+        self.contactId = contactId
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PlaceEditRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePlaceEditRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PlaceEditRecord {
+        return
+            try PlaceEditRecord(
+                name: FfiConverterOptionString.read(from: &buf), 
+                address: FfiConverterOptionString.read(from: &buf), 
+                withinId: FfiConverterOptionString.read(from: &buf), 
+                lat: FfiConverterOptionDouble.read(from: &buf), 
+                lon: FfiConverterOptionDouble.read(from: &buf), 
+                clearLocation: FfiConverterBool.read(from: &buf), 
+                occupancy: FfiConverterOptionTypeOccupancy.read(from: &buf), 
+                clearOccupancy: FfiConverterBool.read(from: &buf), 
+                orgType: FfiConverterOptionString.read(from: &buf), 
+                creditCode: FfiConverterOptionString.read(from: &buf), 
+                contactId: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PlaceEditRecord, into buf: inout [UInt8]) {
+        FfiConverterOptionString.write(value.name, into: &buf)
+        FfiConverterOptionString.write(value.address, into: &buf)
+        FfiConverterOptionString.write(value.withinId, into: &buf)
+        FfiConverterOptionDouble.write(value.lat, into: &buf)
+        FfiConverterOptionDouble.write(value.lon, into: &buf)
+        FfiConverterBool.write(value.clearLocation, into: &buf)
+        FfiConverterOptionTypeOccupancy.write(value.occupancy, into: &buf)
+        FfiConverterBool.write(value.clearOccupancy, into: &buf)
+        FfiConverterOptionString.write(value.orgType, into: &buf)
+        FfiConverterOptionString.write(value.creditCode, into: &buf)
+        FfiConverterOptionString.write(value.contactId, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlaceEditRecord_lift(_ buf: RustBuffer) throws -> PlaceEditRecord {
+    return try FfiConverterTypePlaceEditRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlaceEditRecord_lower(_ value: PlaceEditRecord) -> RustBuffer {
+    return FfiConverterTypePlaceEditRecord.lower(value)
+}
+
+
+/**
+ * Which places to list, within this user's region. Every field narrows the list;
+ * the defaults narrow nothing.
+ */
+public struct PlaceFilterRecord: Equatable, Hashable {
+    /**
+     * Within this region (a grid, or a larger region's grids).
+     */
+    public var region: String?
+    /**
+     * Of this kind.
+     */
+    public var kind: PlaceKind?
+    /**
+     * Dwellings lived in this way (`Rented`: the rental housing).
+     */
+    public var occupancy: Occupancy?
+    /**
+     * Part of the name or the address.
+     */
+    public var text: String?
+    /**
+     * In this building (a place's id).
+     */
+    public var withinId: String?
+    /**
+     * Page size (0: 50; at most 1000).
+     */
+    public var limit: UInt32
+    /**
+     * Rows to skip (the next page).
+     */
+    public var offset: UInt32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Within this region (a grid, or a larger region's grids).
+         */region: String? = nil, 
+        /**
+         * Of this kind.
+         */kind: PlaceKind? = nil, 
+        /**
+         * Dwellings lived in this way (`Rented`: the rental housing).
+         */occupancy: Occupancy? = nil, 
+        /**
+         * Part of the name or the address.
+         */text: String? = nil, 
+        /**
+         * In this building (a place's id).
+         */withinId: String? = nil, 
+        /**
+         * Page size (0: 50; at most 1000).
+         */limit: UInt32 = UInt32(0), 
+        /**
+         * Rows to skip (the next page).
+         */offset: UInt32 = UInt32(0)) {
+        self.region = region
+        self.kind = kind
+        self.occupancy = occupancy
+        self.text = text
+        self.withinId = withinId
+        self.limit = limit
+        self.offset = offset
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PlaceFilterRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePlaceFilterRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PlaceFilterRecord {
+        return
+            try PlaceFilterRecord(
+                region: FfiConverterOptionString.read(from: &buf), 
+                kind: FfiConverterOptionTypePlaceKind.read(from: &buf), 
+                occupancy: FfiConverterOptionTypeOccupancy.read(from: &buf), 
+                text: FfiConverterOptionString.read(from: &buf), 
+                withinId: FfiConverterOptionString.read(from: &buf), 
+                limit: FfiConverterUInt32.read(from: &buf), 
+                offset: FfiConverterUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PlaceFilterRecord, into buf: inout [UInt8]) {
+        FfiConverterOptionString.write(value.region, into: &buf)
+        FfiConverterOptionTypePlaceKind.write(value.kind, into: &buf)
+        FfiConverterOptionTypeOccupancy.write(value.occupancy, into: &buf)
+        FfiConverterOptionString.write(value.text, into: &buf)
+        FfiConverterOptionString.write(value.withinId, into: &buf)
+        FfiConverterUInt32.write(value.limit, into: &buf)
+        FfiConverterUInt32.write(value.offset, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlaceFilterRecord_lift(_ buf: RustBuffer) throws -> PlaceFilterRecord {
+    return try FfiConverterTypePlaceFilterRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlaceFilterRecord_lower(_ value: PlaceFilterRecord) -> RustBuffer {
+    return FfiConverterTypePlaceFilterRecord.lower(value)
+}
+
+
+/**
+ * A place kind with its Chinese name, for a picker.
+ */
+public struct PlaceKindRecord: Equatable, Hashable {
+    /**
+     * The kind.
+     */
+    public var kind: PlaceKind
+    /**
+     * Its Chinese name (楼栋, 房屋, …).
+     */
+    public var labelZh: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The kind.
+         */kind: PlaceKind, 
+        /**
+         * Its Chinese name (楼栋, 房屋, …).
+         */labelZh: String) {
+        self.kind = kind
+        self.labelZh = labelZh
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PlaceKindRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePlaceKindRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PlaceKindRecord {
+        return
+            try PlaceKindRecord(
+                kind: FfiConverterTypePlaceKind.read(from: &buf), 
+                labelZh: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PlaceKindRecord, into buf: inout [UInt8]) {
+        FfiConverterTypePlaceKind.write(value.kind, into: &buf)
+        FfiConverterString.write(value.labelZh, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlaceKindRecord_lift(_ buf: RustBuffer) throws -> PlaceKindRecord {
+    return try FfiConverterTypePlaceKindRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlaceKindRecord_lower(_ value: PlaceKindRecord) -> RustBuffer {
+    return FfiConverterTypePlaceKindRecord.lower(value)
+}
+
+
+/**
+ * One row of a place list.
+ */
+public struct PlaceSummaryRecord: Equatable, Hashable {
+    /**
+     * Id.
+     */
+    public var id: String
+    /**
+     * The grid.
+     */
+    public var grid: String
+    /**
+     * What it is.
+     */
+    public var kind: PlaceKind
+    /**
+     * Its name.
+     */
+    public var name: String
+    /**
+     * Its address.
+     */
+    public var address: String
+    /**
+     * How a dwelling is lived in.
+     */
+    public var occupancy: Occupancy?
+    /**
+     * The organisation's type, for a shop or an enterprise.
+     */
+    public var orgType: String?
+    /**
+     * Latitude (WGS-84), if known.
+     */
+    public var lat: Double?
+    /**
+     * Longitude, if known.
+     */
+    public var lon: Double?
+    /**
+     * The last safety inspection.
+     */
+    public var lastInspection: LastInspectionRecord?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Id.
+         */id: String, 
+        /**
+         * The grid.
+         */grid: String, 
+        /**
+         * What it is.
+         */kind: PlaceKind, 
+        /**
+         * Its name.
+         */name: String, 
+        /**
+         * Its address.
+         */address: String, 
+        /**
+         * How a dwelling is lived in.
+         */occupancy: Occupancy?, 
+        /**
+         * The organisation's type, for a shop or an enterprise.
+         */orgType: String?, 
+        /**
+         * Latitude (WGS-84), if known.
+         */lat: Double?, 
+        /**
+         * Longitude, if known.
+         */lon: Double?, 
+        /**
+         * The last safety inspection.
+         */lastInspection: LastInspectionRecord?) {
+        self.id = id
+        self.grid = grid
+        self.kind = kind
+        self.name = name
+        self.address = address
+        self.occupancy = occupancy
+        self.orgType = orgType
+        self.lat = lat
+        self.lon = lon
+        self.lastInspection = lastInspection
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PlaceSummaryRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePlaceSummaryRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PlaceSummaryRecord {
+        return
+            try PlaceSummaryRecord(
+                id: FfiConverterString.read(from: &buf), 
+                grid: FfiConverterString.read(from: &buf), 
+                kind: FfiConverterTypePlaceKind.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                address: FfiConverterString.read(from: &buf), 
+                occupancy: FfiConverterOptionTypeOccupancy.read(from: &buf), 
+                orgType: FfiConverterOptionString.read(from: &buf), 
+                lat: FfiConverterOptionDouble.read(from: &buf), 
+                lon: FfiConverterOptionDouble.read(from: &buf), 
+                lastInspection: FfiConverterOptionTypeLastInspectionRecord.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PlaceSummaryRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.grid, into: &buf)
+        FfiConverterTypePlaceKind.write(value.kind, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.address, into: &buf)
+        FfiConverterOptionTypeOccupancy.write(value.occupancy, into: &buf)
+        FfiConverterOptionString.write(value.orgType, into: &buf)
+        FfiConverterOptionDouble.write(value.lat, into: &buf)
+        FfiConverterOptionDouble.write(value.lon, into: &buf)
+        FfiConverterOptionTypeLastInspectionRecord.write(value.lastInspection, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlaceSummaryRecord_lift(_ buf: RustBuffer) throws -> PlaceSummaryRecord {
+    return try FfiConverterTypePlaceSummaryRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlaceSummaryRecord_lower(_ value: PlaceSummaryRecord) -> RustBuffer {
+    return FfiConverterTypePlaceSummaryRecord.lower(value)
 }
 
 
@@ -7218,6 +8700,198 @@ public func FfiConverterTypeGridsyncError_lower(_ value: GridsyncError) -> RustB
 
 
 /**
+ * How a dwelling is lived in. Converted to and from the core's `Occupancy` by two
+ * exhaustive matches.
+ */
+
+public enum Occupancy: Equatable, Hashable {
+    
+    /**
+     * 自住.
+     */
+    case ownerOccupied
+    /**
+     * 出租: rental housing; the households living there are its tenants.
+     */
+    case rented
+    /**
+     * 空置.
+     */
+    case vacant
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Occupancy: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOccupancy: FfiConverterRustBuffer {
+    typealias SwiftType = Occupancy
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Occupancy {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .ownerOccupied
+        
+        case 2: return .rented
+        
+        case 3: return .vacant
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Occupancy, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .ownerOccupied:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .rented:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .vacant:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOccupancy_lift(_ buf: RustBuffer) throws -> Occupancy {
+    return try FfiConverterTypeOccupancy.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOccupancy_lower(_ value: Occupancy) -> RustBuffer {
+    return FfiConverterTypeOccupancy.lower(value)
+}
+
+
+
+/**
+ * What a place is. Converted to and from the core's `PlaceKind` by two exhaustive
+ * matches, so a new kind in the core does not compile until it is here too.
+ */
+
+public enum PlaceKind: Equatable, Hashable {
+    
+    /**
+     * 楼栋: a residential or office building.
+     */
+    case building
+    /**
+     * 房屋: a house or a flat.
+     */
+    case dwelling
+    /**
+     * 商铺: a shop.
+     */
+    case shop
+    /**
+     * 企业: an enterprise's premises.
+     */
+    case enterprise
+    /**
+     * 其他: anything else worth knowing (a square, a construction site …).
+     */
+    case other
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension PlaceKind: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePlaceKind: FfiConverterRustBuffer {
+    typealias SwiftType = PlaceKind
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PlaceKind {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .building
+        
+        case 2: return .dwelling
+        
+        case 3: return .shop
+        
+        case 4: return .enterprise
+        
+        case 5: return .other
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: PlaceKind, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .building:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .dwelling:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .shop:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .enterprise:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .other:
+            writeInt(&buf, Int32(5))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlaceKind_lift(_ buf: RustBuffer) throws -> PlaceKind {
+    return try FfiConverterTypePlaceKind.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlaceKind_lower(_ value: PlaceKind) -> RustBuffer {
+    return FfiConverterTypePlaceKind.lower(value)
+}
+
+
+
+/**
  * Sex (as a resident ID number records it).
  */
 
@@ -7555,6 +9229,30 @@ fileprivate struct FfiConverterOptionTypeSyncObserver: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeLastInspectionRecord: FfiConverterRustBuffer {
+    typealias SwiftType = LastInspectionRecord?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeLastInspectionRecord.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeLastInspectionRecord.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeLocationRecord: FfiConverterRustBuffer {
     typealias SwiftType = LocationRecord?
 
@@ -7603,6 +9301,30 @@ fileprivate struct FfiConverterOptionTypeMembershipRecord: FfiConverterRustBuffe
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeOrgFactsRecord: FfiConverterRustBuffer {
+    typealias SwiftType = OrgFactsRecord?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeOrgFactsRecord.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeOrgFactsRecord.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeServerSecurityRecord: FfiConverterRustBuffer {
     typealias SwiftType = ServerSecurityRecord?
 
@@ -7619,6 +9341,54 @@ fileprivate struct FfiConverterOptionTypeServerSecurityRecord: FfiConverterRustB
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeServerSecurityRecord.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeOccupancy: FfiConverterRustBuffer {
+    typealias SwiftType = Occupancy?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeOccupancy.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeOccupancy.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypePlaceKind: FfiConverterRustBuffer {
+    typealias SwiftType = PlaceKind?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypePlaceKind.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypePlaceKind.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -7875,6 +9645,31 @@ fileprivate struct FfiConverterSequenceTypeGridCoverageRecord: FfiConverterRustB
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeInspectionRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [InspectionRecord]
+
+    public static func write(_ value: [InspectionRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeInspectionRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [InspectionRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [InspectionRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeInspectionRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeNoteRecord: FfiConverterRustBuffer {
     typealias SwiftType = [NoteRecord]
 
@@ -7917,6 +9712,31 @@ fileprivate struct FfiConverterSequenceTypeObservationRecord: FfiConverterRustBu
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeObservationRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeOccupancyRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [OccupancyRecord]
+
+    public static func write(_ value: [OccupancyRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeOccupancyRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [OccupancyRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [OccupancyRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeOccupancyRecord.read(from: &buf))
         }
         return seq
     }
@@ -7992,6 +9812,56 @@ fileprivate struct FfiConverterSequenceTypePhotoRefRecord: FfiConverterRustBuffe
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypePhotoRefRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypePlaceKindRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [PlaceKindRecord]
+
+    public static func write(_ value: [PlaceKindRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypePlaceKindRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [PlaceKindRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [PlaceKindRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypePlaceKindRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypePlaceSummaryRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [PlaceSummaryRecord]
+
+    public static func write(_ value: [PlaceSummaryRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypePlaceSummaryRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [PlaceSummaryRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [PlaceSummaryRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypePlaceSummaryRecord.read(from: &buf))
         }
         return seq
     }
@@ -8375,6 +10245,28 @@ public func newDeviceId() -> String  {
 })
 }
 /**
+ * Every occupancy of a dwelling (自住, 出租, 空置) with its Chinese name: for a
+ * picker.
+ */
+public func occupancies() -> [OccupancyRecord]  {
+    return try!  FfiConverterSequenceTypeOccupancyRecord.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_func_occupancies(uniffiCallStatus
+    )
+})
+}
+/**
+ * Every place kind (楼栋, 房屋, 商铺, 企业, 其他) with its Chinese name, in the
+ * order lists show them: for a picker.
+ */
+public func placeKinds() -> [PlaceKindRecord]  {
+    return try!  FfiConverterSequenceTypePlaceKindRecord.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_func_place_kinds(uniffiCallStatus
+    )
+})
+}
+/**
  * Every special group (特殊人群) with its Chinese name, in the order lists show
  * them: for a picker.
  */
@@ -8407,10 +10299,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_gridsync_ffi_checksum_func_new_device_id() != 52834) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_gridsync_ffi_checksum_func_occupancies() != 20971) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_func_place_kinds() != 22387) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_gridsync_ffi_checksum_func_special_groups() != 40282) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_gridsync_ffi_checksum_method_documentsobserver_on_documents_changed() != 15005) {
+    if (uniffi_gridsync_ffi_checksum_method_documentsobserver_on_documents_changed() != 54491) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_act() != 35348) {
@@ -8449,6 +10347,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_gridsync_ffi_checksum_method_gridengine_edit_person() != 56152) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_edit_place() != 36184) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_end_patrol() != 56194) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -8470,13 +10371,22 @@ private let initializationResult: InitializationResult = {
     if (uniffi_gridsync_ffi_checksum_method_gridengine_get_person() != 7880) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_get_place() != 14968) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_has_photo() != 19390) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_household_leaves() != 49844) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_household_lives_at() != 17643) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_ingest_photo() != 24388) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_inspect() != 51903) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_link_case_to_patrol() != 55845) {
@@ -8489,6 +10399,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_list_persons() != 40964) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_list_places() != 24725) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_load_directory() != 33032) {
@@ -8518,7 +10431,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_gridsync_ffi_checksum_method_gridengine_register_person() != 56508) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_gridsync_ffi_checksum_method_gridengine_registry_counts() != 30371) {
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_register_place() != 18486) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_registry_counts() != 57975) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_rejected_changes() != 15867) {

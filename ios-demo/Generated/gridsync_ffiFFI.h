@@ -370,6 +370,11 @@ RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_due_visits(uint64_t ptr, Rus
 void uniffi_gridsync_ffi_fn_method_gridengine_edit_person(uint64_t ptr, RustBuffer person_id, RustBuffer edit, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_EDIT_PLACE
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_EDIT_PLACE
+void uniffi_gridsync_ffi_fn_method_gridengine_edit_place(uint64_t ptr, RustBuffer place_id, RustBuffer edit, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_END_PATROL
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_END_PATROL
 void uniffi_gridsync_ffi_fn_method_gridengine_end_patrol(uint64_t ptr, RustBuffer patrol_id, RustCallStatus *_Nonnull out_status
@@ -405,6 +410,11 @@ RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_get_patrol(uint64_t ptr, Rus
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_get_person(uint64_t ptr, RustBuffer person_id, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_GET_PLACE
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_GET_PLACE
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_get_place(uint64_t ptr, RustBuffer place_id, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_HAS_PHOTO
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_HAS_PHOTO
 int8_t uniffi_gridsync_ffi_fn_method_gridengine_has_photo(uint64_t ptr, RustBuffer hash, RustCallStatus *_Nonnull out_status
@@ -415,9 +425,19 @@ int8_t uniffi_gridsync_ffi_fn_method_gridengine_has_photo(uint64_t ptr, RustBuff
 void uniffi_gridsync_ffi_fn_method_gridengine_household_leaves(uint64_t ptr, RustBuffer household_id, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_HOUSEHOLD_LIVES_AT
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_HOUSEHOLD_LIVES_AT
+void uniffi_gridsync_ffi_fn_method_gridengine_household_lives_at(uint64_t ptr, RustBuffer household_id, RustBuffer place_id, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_INGEST_PHOTO
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_INGEST_PHOTO
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_ingest_photo(uint64_t ptr, RustBuffer bytes, RustBuffer file_name, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_INSPECT
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_INSPECT
+void uniffi_gridsync_ffi_fn_method_gridengine_inspect(uint64_t ptr, RustBuffer patrol_id, RustBuffer place_id, int8_t passed, RustBuffer findings, double lat, double lon, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_LINK_CASE_TO_PATROL
@@ -438,6 +458,11 @@ RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_list_my_work(uint64_t ptr, u
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_LIST_PERSONS
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_LIST_PERSONS
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_list_persons(uint64_t ptr, RustBuffer filter, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_LIST_PLACES
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_LIST_PLACES
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_list_places(uint64_t ptr, RustBuffer filter, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_LOAD_DIRECTORY
@@ -483,6 +508,11 @@ RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_register_household(uint64_t 
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REGISTER_PERSON
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REGISTER_PERSON
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_register_person(uint64_t ptr, RustBuffer person, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REGISTER_PLACE
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REGISTER_PLACE
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_register_place(uint64_t ptr, RustBuffer place, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REGISTRY_COUNTS
@@ -593,6 +623,18 @@ uint64_t uniffi_gridsync_ffi_fn_func_enroll(RustBuffer server_url, RustBuffer co
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FUNC_NEW_DEVICE_ID
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FUNC_NEW_DEVICE_ID
 RustBuffer uniffi_gridsync_ffi_fn_func_new_device_id(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FUNC_OCCUPANCIES
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FUNC_OCCUPANCIES
+RustBuffer uniffi_gridsync_ffi_fn_func_occupancies(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FUNC_PLACE_KINDS
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FUNC_PLACE_KINDS
+RustBuffer uniffi_gridsync_ffi_fn_func_place_kinds(RustCallStatus *_Nonnull out_status
     
 );
 #endif
@@ -874,6 +916,18 @@ uint16_t uniffi_gridsync_ffi_checksum_func_new_device_id(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_FUNC_OCCUPANCIES
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_FUNC_OCCUPANCIES
+uint16_t uniffi_gridsync_ffi_checksum_func_occupancies(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_FUNC_PLACE_KINDS
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_FUNC_PLACE_KINDS
+uint16_t uniffi_gridsync_ffi_checksum_func_place_kinds(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_FUNC_SPECIAL_GROUPS
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_FUNC_SPECIAL_GROUPS
 uint16_t uniffi_gridsync_ffi_checksum_func_special_groups(void
@@ -958,6 +1012,12 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_edit_person(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_EDIT_PLACE
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_EDIT_PLACE
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_edit_place(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_END_PATROL
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_END_PATROL
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_end_patrol(void
@@ -1000,6 +1060,12 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_get_person(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_GET_PLACE
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_GET_PLACE
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_get_place(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_HAS_PHOTO
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_HAS_PHOTO
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_has_photo(void
@@ -1012,9 +1078,21 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_household_leaves(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_HOUSEHOLD_LIVES_AT
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_HOUSEHOLD_LIVES_AT
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_household_lives_at(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_INGEST_PHOTO
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_INGEST_PHOTO
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_ingest_photo(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_INSPECT
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_INSPECT
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_inspect(void
     
 );
 #endif
@@ -1039,6 +1117,12 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_list_my_work(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_LIST_PERSONS
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_LIST_PERSONS
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_list_persons(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_LIST_PLACES
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_LIST_PLACES
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_list_places(void
     
 );
 #endif
@@ -1093,6 +1177,12 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_register_household(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_REGISTER_PERSON
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_REGISTER_PERSON
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_register_person(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_REGISTER_PLACE
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_REGISTER_PLACE
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_register_place(void
     
 );
 #endif

@@ -81,6 +81,8 @@ impl From<NewCaseJson> for NewCaseRecord {
             address: j.address,
             photos: j.photos,
             people: j.people.into_iter().map(Into::into).collect(),
+            place_id: None,
+            person_ids: Vec::new(),
         }
     }
 }
