@@ -93,6 +93,17 @@ TAXONOMY = [
 # Deadline rules: (category, severity, hours). "*" matches anything.
 # Days between visits per special group (三活、四知、六必访): weekly for those living
 # alone, under correction or with a severe mental illness, monthly for the others.
+# Points (积分) per event: a valid report, one handled on the spot, the bonus for a
+# major (urgent) case, an invalid report, a household visit, a safety inspection.
+POINTS_RULES = {
+    "valid_report": 2,
+    "handled_on_the_spot": 3,
+    "major_case": 10,
+    "invalid_report": -5,
+    "visit": 1,
+    "inspection": 2,
+}
+
 VISIT_RULES = [
     ("elderly_alone", 7),
     ("disabled", 30),
@@ -191,6 +202,7 @@ def build():
             {"category": c, "severity": s, "hours": h} for c, s, h in DEADLINE_RULES
         ],
         "visit_rules": [{"tag": t, "every_days": d} for t, d in VISIT_RULES],
+        "points_rules": POINTS_RULES,
     }
 
 

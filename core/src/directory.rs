@@ -205,6 +205,32 @@ pub struct VisitRule {
     pub every_days: u32,
 }
 
+/// Points (积分) a grid worker earns, per event, in whole points: what a town pays
+/// or rewards its workers by. Counted from the cases and visits themselves (see
+/// `points.rs`), so every replica holding the same documents agrees.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointsRules {
+    /// Per report that is not marked invalid.
+    #[serde(default)]
+    pub valid_report: i32,
+    /// Per case the worker handled on the spot (自办).
+    #[serde(default)]
+    pub handled_on_the_spot: i32,
+    /// Added per valid report of severity `urgent` (重大).
+    #[serde(default)]
+    pub major_case: i32,
+    /// Per report marked invalid (usually negative).
+    #[serde(default)]
+    pub invalid_report: i32,
+    /// Per household visit (走访).
+    #[serde(default)]
+    pub visit: i32,
+    /// Per safety inspection of a place.
+    #[serde(default)]
+    pub inspection: i32,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DirectoryFile {
@@ -219,6 +245,9 @@ struct DirectoryFile {
     /// Optional: a directory without it has no visits due.
     #[serde(default)]
     visit_rules: Vec<VisitRule>,
+    /// Optional: a directory without it awards no points.
+    #[serde(default)]
+    points_rules: Option<PointsRules>,
 }
 
 /// The loaded, validated directory with lookup indexes.
@@ -232,6 +261,7 @@ pub struct Directory {
     taxonomy: Vec<Category>,
     deadline_rules: Vec<DeadlineRule>,
     visit_rules: Vec<(Tag, u32)>,
+    points_rules: Option<PointsRules>,
     region_idx: HashMap<RegionCode, usize>,
     dept_idx: HashMap<DeptId, usize>,
     user_idx: HashMap<UserId, usize>,
@@ -452,6 +482,22 @@ impl Directory {
             visit_rules.push((tag, r.every_days));
         }
 
+        if let Some(p) = &file.points_rules {
+            let each = [
+                ("valid_report", p.valid_report),
+                ("handled_on_the_spot", p.handled_on_the_spot),
+                ("major_case", p.major_case),
+                ("invalid_report", p.invalid_report),
+                ("visit", p.visit),
+                ("inspection", p.inspection),
+            ];
+            if let Some((name, _)) = each.iter().find(|(_, v)| !(-1_000..=1_000).contains(v)) {
+                return Err(invalid(format!(
+                    "points rule {name} must be between -1000 and 1000"
+                )));
+            }
+        }
+
         Ok(Directory {
             name: file.name,
             regions: file.regions,
@@ -460,6 +506,7 @@ impl Directory {
             taxonomy: file.taxonomy,
             deadline_rules: file.deadline_rules,
             visit_rules,
+            points_rules: file.points_rules,
             region_idx,
             dept_idx,
             user_idx,
@@ -475,6 +522,11 @@ impl Directory {
             .iter()
             .find(|(t, _)| *t == tag)
             .map(|(_, days)| *days)
+    }
+
+    /// The town's points rules, if it awards points.
+    pub fn points_rules(&self) -> Option<PointsRules> {
+        self.points_rules
     }
 
     /// A user by id.
@@ -636,6 +688,14 @@ pub(crate) mod tests {
                 }),
             ),
             ("unknown field", Box::new(|v| v["extra"] = 1.into())),
+            (
+                "points rule visit must be between -1000 and 1000",
+                Box::new(|v| v["points_rules"]["visit"] = 5000.into()),
+            ),
+            (
+                "unknown field",
+                Box::new(|v| v["points_rules"]["per_smile"] = 1.into()),
+            ),
         ];
         for (expected, f) in cases {
             let err = mutate(f).expect_err(expected).to_string();

@@ -354,7 +354,7 @@ impl FromStr for DocId {
             .find_map(|k| s.strip_prefix(k.as_str())?.strip_prefix('-'))
             .ok_or(IdError {
                 kind: "document id",
-                reason: "must start with 'case-', 'patrol-', 'person-' or 'household-'",
+                reason: "must start with 'case-', 'patrol-', 'person-', 'household-' or 'place-'",
             })?;
         if rest.len() != 32 || !rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(IdError {

@@ -21,6 +21,7 @@ pub mod jpeg;
 pub mod photo;
 pub mod pii;
 pub mod places;
+pub mod points;
 pub mod registry;
 pub mod schema;
 pub mod search;

@@ -28,6 +28,26 @@ pub(super) fn not_found(what: &'static str, id: &DocId) -> Error {
     }
 }
 
+/// The first instant of a calendar month in China Standard Time, and of the next.
+fn month_bounds(
+    year: i32,
+    month: u32,
+) -> Result<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
+    let bad_month = || Error::InvalidInput(format!("{year}-{month} is not a month"));
+    let first = chrono::NaiveDate::from_ymd_opt(year, month, 1).ok_or_else(bad_month)?;
+    let next = first
+        .checked_add_months(chrono::Months::new(1))
+        .ok_or_else(bad_month)?;
+    let at_midnight = |d: chrono::NaiveDate| {
+        d.and_time(chrono::NaiveTime::MIN)
+            .and_local_timezone(crate::index::local_offset())
+            .single()
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .ok_or_else(bad_month)
+    };
+    Ok((at_midnight(first)?, at_midnight(next)?))
+}
+
 /// The place a visit's check-in names: the household's id says where; its
 /// address stays in the household's document.
 const VISIT_PLACE: &str = "入户走访";
@@ -329,24 +349,43 @@ impl Engine {
         year: i32,
         month: u32,
     ) -> Result<(Vec<GridCoverage>, Vec<WorkerCoverage>)> {
-        let bad_month = || Error::InvalidInput(format!("{year}-{month} is not a month"));
-        let first = chrono::NaiveDate::from_ymd_opt(year, month, 1).ok_or_else(bad_month)?;
-        let next = first
-            .checked_add_months(chrono::Months::new(1))
-            .ok_or_else(bad_month)?;
-        let at_midnight = |d: chrono::NaiveDate| {
-            d.and_time(chrono::NaiveTime::MIN)
-                .and_local_timezone(crate::index::local_offset())
-                .single()
-                .map(|t| t.with_timezone(&chrono::Utc))
-                .ok_or_else(bad_month)
-        };
-        let (from, to) = (at_midnight(first)?, at_midnight(next)?);
+        let (from, to) = month_bounds(year, month)?;
         match self.registry_region(region)? {
             Some(region) => self
                 .db
                 .read(|tx| crate::registry::visit_coverage(tx, &region, from, to)),
             None => Ok((Vec::new(), Vec::new())),
+        }
+    }
+
+    /// Points (积分) for a calendar month (China Standard Time) under the
+    /// directory's points rules: a grid worker's own, or every worker's of `region`
+    /// (this user's when `None`) for a dispatcher; most points first. Empty when the
+    /// directory awards no points.
+    pub fn points(
+        &self,
+        region: Option<&RegionCode>,
+        year: i32,
+        month: u32,
+    ) -> Result<Vec<crate::points::WorkerPoints>> {
+        let bounds = month_bounds(year, month)?;
+        let dir = self.directory()?;
+        let Some(rules) = dir.points_rules() else {
+            return Ok(Vec::new());
+        };
+        let is_worker = |id: &str| {
+            id.parse()
+                .ok()
+                .and_then(|id| dir.user(&id))
+                .is_some_and(|u| u.role == Role::GridWorker)
+        };
+        let me = self.me()?;
+        let worker = (me.role == Role::GridWorker).then(|| me.id.as_str().to_owned());
+        match self.registry_region(region)? {
+            Some(region) => self.db.read(|tx| {
+                crate::points::month(tx, &region, worker.as_deref(), bounds, &rules, is_worker)
+            }),
+            None => Ok(Vec::new()),
         }
     }
 

@@ -340,3 +340,110 @@ fn an_older_index_is_rebuilt_once_on_open() {
         1
     );
 }
+
+/// 积分: a scripted month for two grid workers, counted by hand under the sample
+/// directory's rules (valid report 2, handled on the spot +3, major case +10,
+/// invalid report −5, visit 1, inspection 2).
+#[test]
+fn points_for_a_month_match_the_hand_count_and_each_role_sees_its_share() {
+    use gridsync_core::doc::place::{NewPlace, PlaceKind};
+    use gridsync_core::Severity;
+    let clock = TestClock::new();
+    let worker = device(WORKER, &clock);
+    // A grid worker of the next community, in the same town.
+    const NEIGHBOUR: &str = "w-339901001002001";
+    let other = device(NEIGHBOUR, &clock);
+    let community = device(COMMUNITY, &clock);
+    let town = device(TOWN, &clock);
+
+    worker.report_case(leak_case()).unwrap();
+    let mut urgent = leak_case();
+    urgent.severity = Severity::Urgent;
+    worker.report_case(urgent).unwrap();
+    let spot = worker.report_case(case_with("占道经营", "city")).unwrap();
+    worker
+        .act(
+            &spot,
+            Action::SelfHandle {
+                result: "已劝离".into(),
+            },
+        )
+        .unwrap();
+    let invalid = worker.report_case(case_with("重复上报", "city")).unwrap();
+    let home = worker
+        .register_household(None, "望湖小区3号楼2单元301")
+        .unwrap();
+    let shop = worker
+        .register_place(NewPlace {
+            grid: WORKER_GRID.parse().unwrap(),
+            kind: PlaceKind::Shop,
+            name: "平安超市".into(),
+            address: "幸福路8号".into(),
+            within: None,
+            location: None,
+            occupancy: None,
+            org: None,
+        })
+        .unwrap();
+    let patrol = worker.start_patrol().unwrap();
+    worker
+        .visit(&patrol, &home, "一切正常", 30.27, 120.15)
+        .unwrap();
+    worker
+        .visit(&patrol, &home, "燃气已检查", 30.27, 120.15)
+        .unwrap();
+    worker
+        .inspect(&patrol, &shop, true, "", 30.27, 120.15)
+        .unwrap();
+    other.report_case(case_with("井盖缺失", "city")).unwrap();
+    // A dispatcher's own report earns no worker points.
+    let mut by_dispatcher = case_with("路灯不亮", "city");
+    by_dispatcher.grid = Some(WORKER_GRID.parse().unwrap());
+    community.report_case(by_dispatcher).unwrap();
+    sync(&worker, &community);
+    community
+        .act(
+            &invalid,
+            Action::Invalidate {
+                reason: "重复".into(),
+            },
+        )
+        .unwrap();
+    for d in [&worker, &other, &community] {
+        sync(d, &town);
+    }
+    sync(&town, &worker);
+
+    let table = |d: &Device| -> Vec<(String, [u64; 6], i64)> {
+        d.points(None, 2026, 11)
+            .unwrap()
+            .into_iter()
+            .map(|p| {
+                (
+                    p.worker,
+                    [
+                        p.valid_reports,
+                        p.handled_on_the_spot,
+                        p.major_cases,
+                        p.invalid_reports,
+                        p.visits,
+                        p.inspections,
+                    ],
+                    p.points,
+                )
+            })
+            .collect()
+    };
+    let mine = (
+        WORKER.to_owned(),
+        [3, 1, 1, 1, 2, 1],
+        3 * 2 + 3 + 10 - 5 + 2 + 2,
+    );
+    let theirs = (NEIGHBOUR.to_owned(), [1, 0, 0, 0, 0, 0], 2);
+    assert_eq!(table(&town), vec![mine.clone(), theirs]);
+    assert_eq!(table(&community), vec![mine.clone()], "her community only");
+    assert_eq!(table(&worker), vec![mine], "her own only");
+    assert!(worker.points(None, 2026, 10).unwrap().is_empty());
+    assert!(worker.points(None, 2026, 13).is_err());
+    assert!(device(HANDLER, &clock).points(None, 2026, 11).is_err());
+}
