@@ -756,6 +756,26 @@ impl GridEngine {
             .into())
     }
 
+    /// Points (积分) for a calendar month, China time, under the directory's points
+    /// rules: a grid worker's own row, or every worker's of `region` (this user's
+    /// when `None`) for a dispatcher, most points first. Empty when the directory
+    /// awards no points; a department handler is `Refused`.
+    pub fn points(
+        &self,
+        region: Option<String>,
+        year: i32,
+        month: u32,
+    ) -> Result<Vec<WorkerPointsRecord>, GridsyncError> {
+        let region: Option<gridsync_core::RegionCode> =
+            region.map(|r| r.parse()).transpose().map_err(invalid)?;
+        Ok(self
+            .engine()?
+            .points(region.as_ref(), year, month)?
+            .into_iter()
+            .map(WorkerPointsRecord::from)
+            .collect())
+    }
+
     /// Register a place (a building, a dwelling, a shop or an enterprise, with the
     /// organisation running in it); returns its id. Occupancy is for dwellings,
     /// organisation facts for shops and enterprises; a credit code whose check

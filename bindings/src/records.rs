@@ -1496,6 +1496,42 @@ pub struct GridCoverageRecord {
     pub visited: u64,
 }
 
+/// One grid worker's points (积分) for a month, and what earned them.
+#[derive(uniffi::Record)]
+pub struct WorkerPointsRecord {
+    /// The worker.
+    pub worker: String,
+    /// Reports not marked invalid.
+    pub valid_reports: u64,
+    /// Of them, handled on the spot.
+    pub handled_on_the_spot: u64,
+    /// Of them, of severity urgent.
+    pub major_cases: u64,
+    /// Reports marked invalid.
+    pub invalid_reports: u64,
+    /// Household visits.
+    pub visits: u64,
+    /// Safety inspections.
+    pub inspections: u64,
+    /// The points.
+    pub points: i64,
+}
+
+impl From<gridsync_core::points::WorkerPoints> for WorkerPointsRecord {
+    fn from(p: gridsync_core::points::WorkerPoints) -> Self {
+        WorkerPointsRecord {
+            worker: p.worker,
+            valid_reports: p.valid_reports,
+            handled_on_the_spot: p.handled_on_the_spot,
+            major_cases: p.major_cases,
+            invalid_reports: p.invalid_reports,
+            visits: p.visits,
+            inspections: p.inspections,
+            points: p.points,
+        }
+    }
+}
+
 /// One worker's visits in the month.
 #[derive(uniffi::Record)]
 pub struct WorkerCoverageRecord {

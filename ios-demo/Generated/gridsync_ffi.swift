@@ -1094,6 +1094,14 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
     func photoUsage() throws  -> PhotoUsageRecord
     
     /**
+     * Points (积分) for a calendar month, China time, under the directory's points
+     * rules: a grid worker's own row, or every worker's of `region` (this user's
+     * when `None`) for a dispatcher, most points first. Empty when the directory
+     * awards no points; a department handler is `Refused`.
+     */
+    func points(region: String?, year: Int32, month: UInt32) throws  -> [WorkerPointsRecord]
+    
+    /**
      * Register a household at `address` in `grid` (a grid worker's own when
      * `None`); returns its id.
      */
@@ -1787,6 +1795,24 @@ open func photoUsage()throws  -> PhotoUsageRecord  {
         uniffiCallStatus in
     uniffi_gridsync_ffi_fn_method_gridengine_photo_usage(
             self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Points (积分) for a calendar month, China time, under the directory's points
+     * rules: a grid worker's own row, or every worker's of `region` (this user's
+     * when `None`) for a dispatcher, most points first. Empty when the directory
+     * awards no points; a department handler is `Refused`.
+     */
+open func points(region: String?, year: Int32, month: UInt32)throws  -> [WorkerPointsRecord]  {
+    return try  FfiConverterSequenceTypeWorkerPointsRecord.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_points(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionString.lower(region),
+        FfiConverterInt32.lower(year),
+        FfiConverterUInt32.lower(month),uniffiCallStatus
     )
 })
 }
@@ -8216,6 +8242,135 @@ public func FfiConverterTypeWorkerCoverageRecord_lower(_ value: WorkerCoverageRe
 
 
 /**
+ * One grid worker's points (积分) for a month, and what earned them.
+ */
+public struct WorkerPointsRecord: Equatable, Hashable {
+    /**
+     * The worker.
+     */
+    public var worker: String
+    /**
+     * Reports not marked invalid.
+     */
+    public var validReports: UInt64
+    /**
+     * Of them, handled on the spot.
+     */
+    public var handledOnTheSpot: UInt64
+    /**
+     * Of them, of severity urgent.
+     */
+    public var majorCases: UInt64
+    /**
+     * Reports marked invalid.
+     */
+    public var invalidReports: UInt64
+    /**
+     * Household visits.
+     */
+    public var visits: UInt64
+    /**
+     * Safety inspections.
+     */
+    public var inspections: UInt64
+    /**
+     * The points.
+     */
+    public var points: Int64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The worker.
+         */worker: String, 
+        /**
+         * Reports not marked invalid.
+         */validReports: UInt64, 
+        /**
+         * Of them, handled on the spot.
+         */handledOnTheSpot: UInt64, 
+        /**
+         * Of them, of severity urgent.
+         */majorCases: UInt64, 
+        /**
+         * Reports marked invalid.
+         */invalidReports: UInt64, 
+        /**
+         * Household visits.
+         */visits: UInt64, 
+        /**
+         * Safety inspections.
+         */inspections: UInt64, 
+        /**
+         * The points.
+         */points: Int64) {
+        self.worker = worker
+        self.validReports = validReports
+        self.handledOnTheSpot = handledOnTheSpot
+        self.majorCases = majorCases
+        self.invalidReports = invalidReports
+        self.visits = visits
+        self.inspections = inspections
+        self.points = points
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension WorkerPointsRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeWorkerPointsRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> WorkerPointsRecord {
+        return
+            try WorkerPointsRecord(
+                worker: FfiConverterString.read(from: &buf), 
+                validReports: FfiConverterUInt64.read(from: &buf), 
+                handledOnTheSpot: FfiConverterUInt64.read(from: &buf), 
+                majorCases: FfiConverterUInt64.read(from: &buf), 
+                invalidReports: FfiConverterUInt64.read(from: &buf), 
+                visits: FfiConverterUInt64.read(from: &buf), 
+                inspections: FfiConverterUInt64.read(from: &buf), 
+                points: FfiConverterInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: WorkerPointsRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.worker, into: &buf)
+        FfiConverterUInt64.write(value.validReports, into: &buf)
+        FfiConverterUInt64.write(value.handledOnTheSpot, into: &buf)
+        FfiConverterUInt64.write(value.majorCases, into: &buf)
+        FfiConverterUInt64.write(value.invalidReports, into: &buf)
+        FfiConverterUInt64.write(value.visits, into: &buf)
+        FfiConverterUInt64.write(value.inspections, into: &buf)
+        FfiConverterInt64.write(value.points, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeWorkerPointsRecord_lift(_ buf: RustBuffer) throws -> WorkerPointsRecord {
+    return try FfiConverterTypeWorkerPointsRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeWorkerPointsRecord_lower(_ value: WorkerPointsRecord) -> RustBuffer {
+    return FfiConverterTypeWorkerPointsRecord.lower(value)
+}
+
+
+/**
  * A workflow action: what `act` takes and what a timeline entry did. Converted
  * to and from the core's `Action` by two exhaustive matches, so a new action in
  * the core does not compile until it is here too.
@@ -10145,6 +10300,31 @@ fileprivate struct FfiConverterSequenceTypeWorkerCoverageRecord: FfiConverterRus
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeWorkerPointsRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [WorkerPointsRecord]
+
+    public static func write(_ value: [WorkerPointsRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeWorkerPointsRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [WorkerPointsRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [WorkerPointsRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeWorkerPointsRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeSpecialGroup: FfiConverterRustBuffer {
     typealias SwiftType = [SpecialGroup]
 
@@ -10423,6 +10603,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_photo_usage() != 48253) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_points() != 62521) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_register_household() != 26737) {

@@ -500,6 +500,11 @@ RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_photo_bytes(uint64_t ptr, Ru
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_photo_usage(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_POINTS
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_POINTS
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_points(uint64_t ptr, RustBuffer region, int32_t year, uint32_t month, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REGISTER_HOUSEHOLD
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REGISTER_HOUSEHOLD
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_register_household(uint64_t ptr, RustBuffer grid, RustBuffer address, RustCallStatus *_Nonnull out_status
@@ -1165,6 +1170,12 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_photo_bytes(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_PHOTO_USAGE
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_PHOTO_USAGE
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_photo_usage(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_POINTS
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_POINTS
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_points(void
     
 );
 #endif

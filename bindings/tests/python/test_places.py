@@ -238,3 +238,27 @@ def test_a_case_about_a_place_reaches_the_dispatcher(relay):
     assert dispatcher.get_place(shop).org.credit_code == CREDIT_CODE
     assert [c.places for c in dispatcher.registry_counts(None)] == [gs.PlaceCountsRecord(
         places=3, rented=1, tenant_households=1, tenants=2, organisations=1)]
+
+
+def test_points_for_the_month_follow_reports_and_inspections(relay):
+    """积分 as the worker's phone and her dispatcher's show them: the sample
+    directory gives 2 a valid report and 2 an inspection."""
+    import datetime
+    folder = tempfile.mkdtemp()
+    worker = device(relay, WORKER, folder)
+    dispatcher = device(relay, DISPATCHER, folder)
+    building, flat, home, tenants, owner, shop = register_block(worker)
+    patrol = worker.start_patrol()
+    worker.inspect(patrol, shop, True, "", *SHOP_AT)
+    worker.report_case(gs.NewCaseRecord(
+        title="占道经营", description="", category="city", subcategory=None,
+        severity="normal", grid=None, lat=None, lon=None, address="", photos=[],
+        place_id=shop))
+    now = datetime.datetime.now(datetime.timezone(datetime.timedelta(hours=8)))
+    [mine] = worker.points(None, now.year, now.month)
+    assert (mine.worker, mine.valid_reports, mine.inspections, mine.points) == (WORKER, 1, 1, 4)
+    asyncio.run(worker.sync(None))
+    asyncio.run(dispatcher.sync(None))
+    assert [p.points for p in dispatcher.points(None, now.year, now.month)] == [4]
+    with pytest.raises(gs.GridsyncError.InvalidInput):
+        worker.points(None, now.year, 13)
