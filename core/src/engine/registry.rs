@@ -109,7 +109,7 @@ impl Engine {
         let at = self.now();
         self.write(|tx| {
             if let Some((household, _)) = &person.household {
-                self.check_household(tx, &me, household)?;
+                self.check_household(tx, &me, household, &grid)?;
             }
             let mut doc = Automerge::new();
             let person = NewPerson {
@@ -168,9 +168,9 @@ impl Engine {
             }
         }
         self.write(|tx| {
-            let (mut doc, _) = self.load_registry_doc(tx, &me, id, DocKind::Person)?;
+            let (mut doc, content) = self.load_registry_doc(tx, &me, id, DocKind::Person)?;
             if let Some((h, _)) = &household {
-                self.check_household(tx, &me, h)?;
+                self.check_household(tx, &me, h, content.grid())?;
             }
             self.commit_local(tx, id, &mut doc, |t| {
                 registry::set_household(t, household.as_ref())
@@ -183,9 +183,10 @@ impl Engine {
     pub fn set_household_head(&self, household: &DocId, person: Option<&DocId>) -> Result<()> {
         let me = self.me()?;
         self.write(|tx| {
-            let (mut doc, _) = self.load_registry_doc(tx, &me, household, DocKind::Household)?;
+            let (mut doc, content) =
+                self.load_registry_doc(tx, &me, household, DocKind::Household)?;
             if let Some(p) = person {
-                self.load_registry_doc(tx, &me, p, DocKind::Person)?;
+                self.check_head(tx, &me, p, content.grid())?;
             }
             self.commit_local(tx, household, &mut doc, |t| registry::set_head(t, person))?;
             self.materialise(tx, household, &doc)
@@ -411,19 +412,47 @@ impl Engine {
         })
     }
 
-    /// A household this user keeps, still in the grid.
-    fn check_household(&self, tx: &Transaction<'_>, me: &User, id: &DocId) -> Result<()> {
+    /// A household this user keeps, in `grid` (the person's: a household of
+    /// another grid would take the person out of her grid's rounds and counts)
+    /// and still there.
+    fn check_household(
+        &self,
+        tx: &Transaction<'_>,
+        me: &User,
+        id: &DocId,
+        grid: &RegionCode,
+    ) -> Result<()> {
         if id.kind() != DocKind::Household {
             return Err(not_found("household", id));
         }
         match crate::registry::household_row(tx, id)? {
-            Some((grid, _)) if !scope_of(me).sees(&grid, None) => Err(not_found("household", id)),
+            Some((g, _)) if !scope_of(me).sees(&g, None) => Err(not_found("household", id)),
+            Some((g, _)) if &g != grid => Err(Error::InvalidInput(
+                "the household is in another grid; move the person there first".into(),
+            )),
             Some((_, Some(_))) => Err(Error::InvalidInput(
                 "the household has left the grid".into(),
             )),
             Some(_) => Ok(()),
             None => Err(not_found("household", id)),
         }
+    }
+
+    /// A person this user keeps, in the household's `grid`, to head it.
+    fn check_head(
+        &self,
+        tx: &Transaction<'_>,
+        me: &User,
+        person: &DocId,
+        grid: &RegionCode,
+    ) -> Result<()> {
+        let (_, content) = self.load_registry_doc(tx, me, person, DocKind::Person)?;
+        if content.grid() != grid {
+            return Err(Error::InvalidInput(
+                "the head of a household lives in its grid".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// A person's or household's document this user keeps, and its content. Out
@@ -466,7 +495,23 @@ impl Engine {
         self.load_registry_doc(tx, me, id, kind)
     }
 
-    pub(crate) fn household_for(&self, tx: &Transaction<'_>, me: &User, id: &DocId) -> Result<()> {
-        self.check_household(tx, me, id)
+    pub(crate) fn household_for(
+        &self,
+        tx: &Transaction<'_>,
+        me: &User,
+        id: &DocId,
+        grid: &RegionCode,
+    ) -> Result<()> {
+        self.check_household(tx, me, id, grid)
+    }
+
+    pub(crate) fn head_for(
+        &self,
+        tx: &Transaction<'_>,
+        me: &User,
+        person: &DocId,
+        grid: &RegionCode,
+    ) -> Result<()> {
+        self.check_head(tx, me, person, grid)
     }
 }

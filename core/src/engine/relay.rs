@@ -148,7 +148,8 @@ impl Engine {
         person.validate().map_err(Error::InvalidInput)?;
         let grid = self.registry_grid_for(&me, person.grid.clone())?;
         if let Some((household, _)) = &person.household {
-            self.db.read(|tx| self.household_for(tx, &me, household))?;
+            self.db
+                .read(|tx| self.household_for(tx, &me, household, &grid))?;
         }
         let person = NewPerson { grid, ..person };
         let id = DocId::new(DocKind::Person);
@@ -209,7 +210,7 @@ impl Engine {
         let (mut doc, _) = self.db.read(|tx| {
             let loaded = self.registry_doc_for(tx, &me, id, DocKind::Person)?;
             if let Some((h, _)) = &household {
-                self.household_for(tx, &me, h)?;
+                self.household_for(tx, &me, h, loaded.1.grid())?;
             }
             Ok(loaded)
         })?;
@@ -229,7 +230,7 @@ impl Engine {
         let (mut doc, _) = self.db.read(|tx| {
             let loaded = self.registry_doc_for(tx, &me, household, DocKind::Household)?;
             if let Some(p) = person {
-                self.registry_doc_for(tx, &me, p, DocKind::Person)?;
+                self.head_for(tx, &me, p, loaded.1.grid())?;
             }
             Ok(loaded)
         })?;

@@ -427,3 +427,34 @@ fn a_department_handler_neither_sees_nor_writes_base_data() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn a_person_and_her_household_are_in_one_grid() {
+    let clock = TestClock::new();
+    let cd = device(COMMUNITY, &clock);
+    // Two grids of the same community: the dispatcher keeps both.
+    let grid_b = "339901001001002";
+    let here = cd
+        .register_household(Some(WORKER_GRID.parse().unwrap()), "望湖小区3号楼2单元301")
+        .unwrap();
+    let there = cd
+        .register_household(Some(grid_b.parse().unwrap()), "望湖小区9号楼1单元101")
+        .unwrap();
+    fn refused<T>(r: Result<T, Error>) -> bool {
+        matches!(r, Err(Error::InvalidInput(m)) if m.contains("grid"))
+    }
+    assert!(refused(cd.register_person(person(
+        "张建国",
+        None,
+        Some(&there)
+    ))));
+    let zhang = cd
+        .register_person(person("张建国", None, Some(&here)))
+        .unwrap();
+    assert!(refused(
+        cd.move_person(&zhang, Some((there.clone(), "子女".into())))
+    ));
+    assert!(refused(cd.set_household_head(&there, Some(&zhang))));
+    cd.set_household_head(&here, Some(&zhang)).unwrap();
+    assert_eq!(members(&cd, &here), vec!["张建国"]);
+}
