@@ -168,6 +168,9 @@ fn configure(conn: &Connection, keyed: bool) -> rusqlite::Result<()> {
     }
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // Freed pages and cells are overwritten with zeros: a purged or erased
+    // document leaves nothing readable in the file's free space (ADR 0011).
+    conn.pragma_update(None, "secure_delete", "ON")?;
     if cfg!(target_vendor = "apple") {
         conn.pragma_update(None, "fullfsync", "ON")?;
         conn.pragma_update(None, "checkpoint_fullfsync", "ON")?;
@@ -558,6 +561,15 @@ impl Db {
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Write the WAL back into the database and truncate it to nothing, so no old
+    /// page image (of a purged document, say) stays in the `-wal` file. Answers
+    /// false if a reader kept it from finishing (it is tried again next time).
+    pub fn checkpoint_truncate(&self) -> Result<bool, rusqlite::Error> {
+        let conn = lock(&self.writer);
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        Ok(busy == 0)
     }
 
     /// Run `f` in a read transaction (a consistent snapshot).

@@ -374,7 +374,10 @@ pub(crate) fn queued_purges(tx: &Transaction<'_>) -> Result<Vec<DocId>> {
 }
 
 /// Remove a document and everything derived from it. Its outbox rows must all be
-/// acknowledged; they go too. Rejections stay.
+/// acknowledged; they go too. The changes of it the server refused stay for the
+/// user to see (`rejections`), except a person's or a household's: they hold the
+/// person's data, which must not outlive the document on this device — an erased
+/// person's above all (ADR 0011).
 ///
 /// Returns the photos only this document referred to: their rows are deleted here,
 /// and the caller removes their files once the transaction has committed (a photo
@@ -398,6 +401,10 @@ pub(crate) fn purge(tx: &Transaction<'_>, id: &DocId) -> Result<Vec<PhotoHash>> 
     .execute([id.as_str()])?;
     tx.prepare_cached("DELETE FROM outbox WHERE doc_id = ?1")?
         .execute([id.as_str()])?;
+    if matches!(id.kind(), DocKind::Person | DocKind::Household) {
+        tx.prepare_cached("DELETE FROM rejections WHERE doc_id = ?1")?
+            .execute([id.as_str()])?;
+    }
     tx.prepare_cached("DELETE FROM docs WHERE doc_id = ?1")?
         .execute([id.as_str()])?;
     only_here

@@ -16,6 +16,13 @@
 //! acknowledged after the snapshot are not in the backup: devices that pushed them
 //! keep them (they were acknowledged), so a restored relay misses them until those
 //! devices are enrolled again with their data.
+//!
+//! Erasures (ADR 0011): a backup cannot be edited, so backups are kept for a
+//! bounded time ([`prune`]) and every tombstone is also written next to the
+//! backups, in `erasures.log` (append-only, one `erased_ms<TAB>doc<TAB>reason` line
+//! each: ids, times and reason codes, nothing personal). [`restore`] applies every
+//! tombstone in it — including those recorded after the backup was taken — before
+//! the restored relay serves anything.
 
 use std::path::Path;
 use std::process::Command;
@@ -31,6 +38,13 @@ const DATABASES: [&str; 2] = ["relay.db", "server.db"];
 /// A PostgreSQL relay's dump in a backup.
 const PG_DUMP: &str = "relay.pgdump";
 const BLOBS: &str = "blobs";
+/// The tombstones, next to the backups (in the folder that holds them).
+pub const ERASURES_LOG: &str = "erasures.log";
+/// Written into every backup: when it was taken (`taken_ms=…`), so [`prune`]
+/// knows it for a backup and how old it is.
+const MARKER: &str = "backup-info";
+/// How long backups are kept by default (ADR 0011), in days.
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 
 /// What a backup or restore did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -39,6 +53,8 @@ pub struct Copied {
     pub databases: usize,
     /// Photo files copied.
     pub photos: usize,
+    /// Tombstones applied (a restore).
+    pub erasures: usize,
 }
 
 type Result<T> = std::result::Result<T, String>;
@@ -221,12 +237,171 @@ pub fn backup(data: &Path, storage: &Storage, to: &Path) -> Result<Copied> {
         photos.as_ref(),
         &LocalBlobStore::at(&to.join(BLOBS)),
     )?;
+    let marker = to.join(MARKER);
+    std::fs::write(
+        &marker,
+        format!("taken_ms={}\n", chrono::Utc::now().timestamp_millis()),
+    )
+    .map_err(io(&marker))?;
+    // Every tombstone so far, next to the backups: a restore of this backup (or
+    // an older one) applies them all.
+    record_erasures(store.as_ref(), &backups_folder(to))?;
     Ok(done)
 }
 
+/// The folder that holds backup `to` (where `erasures.log` lives).
+pub fn backups_folder(to: &Path) -> std::path::PathBuf {
+    match to.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    }
+}
+
+/// One line of `erasures.log`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedErasure {
+    /// When, ms since the epoch.
+    pub erased_ms: i64,
+    /// The erased document.
+    pub doc: gridsync_core::DocId,
+    /// The reason code.
+    pub reason: String,
+}
+
+/// Read `erasures.log` in `folder` (none if there is no such file). A line that
+/// does not parse is an error: a tombstone must never be skipped silently.
+pub fn read_erasures(folder: &Path) -> Result<Vec<LoggedErasure>> {
+    read_erasures_file(&folder.join(ERASURES_LOG))
+}
+
+/// Read an `erasures.log` file (none if it does not exist).
+pub fn read_erasures_file(path: &Path) -> Result<Vec<LoggedErasure>> {
+    let path = path.to_owned();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(&path)(e)),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, line)| {
+            let bad = || {
+                format!(
+                    "{} line {}: not `ms<TAB>doc<TAB>reason`",
+                    path.display(),
+                    i + 1
+                )
+            };
+            let mut parts = line.split('\t');
+            let (Some(ms), Some(doc), Some(reason)) = (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(bad());
+            };
+            Ok(LoggedErasure {
+                erased_ms: ms.parse().map_err(|_| bad())?,
+                doc: doc.parse().map_err(|_| bad())?,
+                reason: reason.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Append to `erasures.log` in `folder` every tombstone of `store` it does not
+/// list yet (created if missing; synced). Answers how many were appended.
+pub fn record_erasures(store: &dyn RelayStore, folder: &Path) -> Result<usize> {
+    use std::io::Write;
+    let listed: std::collections::HashSet<_> =
+        read_erasures(folder)?.into_iter().map(|e| e.doc).collect();
+    let missing: Vec<_> = store
+        .erasures(0)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|e| !listed.contains(&e.doc))
+        .collect();
+    if missing.is_empty() {
+        return Ok(0);
+    }
+    std::fs::create_dir_all(folder).map_err(io(folder))?;
+    let path = folder.join(ERASURES_LOG);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    let mut text = String::new();
+    for e in &missing {
+        text.push_str(&format!("{}\t{}\t{}\n", e.erased_ms, e.doc, e.reason));
+    }
+    file.write_all(text.as_bytes()).map_err(io(&path))?;
+    file.sync_all().map_err(io(&path))?;
+    Ok(missing.len())
+}
+
+/// Delete the backups in `folder` taken more than `days` days before `now_ms`:
+/// folders holding a backup's marker (or, from before it, `relay.db` and
+/// `server.db`, or `relay.pgdump`, aged by that file's time). Nothing else is
+/// touched, `erasures.log` included. Answers the folders deleted.
+pub fn prune(folder: &Path, days: u32, now_ms: i64) -> Result<Vec<std::path::PathBuf>> {
+    let cutoff = now_ms - i64::from(days) * 24 * 60 * 60 * 1000;
+    let mut gone = Vec::new();
+    for entry in std::fs::read_dir(folder).map_err(io(folder))? {
+        let path = entry.map_err(io(folder))?.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let Some(taken_ms) = backup_time(&path)? else {
+            continue;
+        };
+        if taken_ms < cutoff {
+            std::fs::remove_dir_all(&path).map_err(io(&path))?;
+            gone.push(path);
+        }
+    }
+    gone.sort();
+    Ok(gone)
+}
+
+/// When the backup in `dir` was taken, or `None` if `dir` is not a backup.
+fn backup_time(dir: &Path) -> Result<Option<i64>> {
+    let marker = dir.join(MARKER);
+    if marker.exists() {
+        let text = std::fs::read_to_string(&marker).map_err(io(&marker))?;
+        let ms = text
+            .lines()
+            .find_map(|l| l.strip_prefix("taken_ms="))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| format!("{} is damaged", marker.display()))?;
+        return Ok(Some(ms));
+    }
+    let older = if dir.join(PG_DUMP).exists() {
+        dir.join(PG_DUMP)
+    } else if DATABASES.iter().all(|n| dir.join(n).exists()) {
+        dir.join(DATABASES[0])
+    } else {
+        return Ok(None);
+    };
+    let modified = std::fs::metadata(&older)
+        .and_then(|m| m.modified())
+        .map_err(io(&older))?;
+    let ms = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    Ok(Some(ms))
+}
+
 /// Restore the backup `from` into the relay (`data`, `storage`): a new or empty
-/// data folder, and, on PostgreSQL, an empty database.
-pub fn restore(from: &Path, data: &Path, storage: &Storage) -> Result<Copied> {
+/// data folder, and, on PostgreSQL, an empty database. Every tombstone of
+/// `erasures` (`erasures.log` next to the backups) is applied before anything is
+/// served: the log rows and replica rows of each erased document are deleted, as
+/// [`crate::relay::Relay::erase`] does.
+pub fn restore(
+    from: &Path,
+    data: &Path,
+    storage: &Storage,
+    erasures: &[LoggedErasure],
+) -> Result<Copied> {
     let pg = from.join(PG_DUMP).exists();
     match (&storage.database_url, pg) {
         (Some(_), false) => {
@@ -281,6 +456,20 @@ pub fn restore(from: &Path, data: &Path, storage: &Storage) -> Result<Copied> {
     }
     let store = open_store(data, storage.database_url.as_deref()).map_err(|e| e.to_string())?;
     check_log(store.as_ref())?;
+    for e in erasures {
+        crate::relay::erasable(&e.doc).map_err(|why| format!("{}: {why}", e.doc))?;
+        store
+            .erase(&e.doc, &e.reason, e.erased_ms)
+            .map_err(|e| e.to_string())?;
+    }
+    store.scrub().map_err(|e| e.to_string())?;
+    done.erasures = erasures.len();
+    if storage.database_url.is_none() {
+        // The replica: opening the relay erases every tombstoned document from it.
+        drop(store);
+        crate::relay::Relay::open_with(data, None, storage).map_err(|e| e.to_string())?;
+    }
+    let store = open_store(data, storage.database_url.as_deref()).map_err(|e| e.to_string())?;
     let photos = open_blob_store(storage.photos.as_ref(), data).map_err(|e| e.to_string())?;
     done.photos = copy_photos(
         store.as_ref(),
@@ -288,4 +477,63 @@ pub fn restore(from: &Path, data: &Path, storage: &Storage) -> Result<Copied> {
         photos.as_ref(),
     )?;
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+    fn backup_at(folder: &Path, name: &str, taken_ms: i64) -> std::path::PathBuf {
+        let dir = folder.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(MARKER), format!("taken_ms={taken_ms}\n")).unwrap();
+        std::fs::write(dir.join("relay.db"), b"x").unwrap();
+        dir
+    }
+
+    #[test]
+    fn prune_deletes_only_backups_older_than_the_retention() {
+        let folder = tempfile::tempdir().unwrap();
+        let now = 100 * DAY_MS;
+        let old = backup_at(folder.path(), "old", now - 31 * DAY_MS);
+        let recent = backup_at(folder.path(), "recent", now - 29 * DAY_MS);
+        // Not a backup: no marker, no databases.
+        let other = folder.path().join("notes");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("readme.txt"), b"keep me").unwrap();
+        std::fs::write(folder.path().join(ERASURES_LOG), b"").unwrap();
+
+        let gone = prune(folder.path(), 30, now).unwrap();
+        assert_eq!(gone, vec![old.clone()]);
+        assert!(!old.exists() && recent.exists() && other.exists());
+        assert!(folder.path().join(ERASURES_LOG).exists(), "never pruned");
+    }
+
+    #[test]
+    fn erasures_log_lines_are_read_strictly() {
+        let folder = tempfile::tempdir().unwrap();
+        assert!(read_erasures(folder.path()).unwrap().is_empty(), "no file");
+        let doc = "person-0123456789abcdef0123456789abcdef";
+        std::fs::write(
+            folder.path().join(ERASURES_LOG),
+            format!("1700000000000\t{doc}\tat-request\n"),
+        )
+        .unwrap();
+        let read = read_erasures(folder.path()).unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].doc.as_str(), doc);
+        assert_eq!(
+            (read[0].erased_ms, read[0].reason.as_str()),
+            (1_700_000_000_000, "at-request")
+        );
+        // A damaged line is an error, never a tombstone skipped.
+        std::fs::write(
+            folder.path().join(ERASURES_LOG),
+            format!("soon\t{doc}\tat-request\n"),
+        )
+        .unwrap();
+        assert!(read_erasures(folder.path()).is_err());
+    }
 }

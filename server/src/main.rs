@@ -100,13 +100,41 @@ enum AdminCommand {
         /// The backup folder.
         #[arg(long)]
         from: PathBuf,
+        /// The tombstones to apply before anything is served (default:
+        /// `erasures.log` in the folder that holds the backup).
+        #[arg(long)]
+        erasures: Option<PathBuf>,
     },
     /// Back up the data folder (databases and photos) into a new or empty folder;
-    /// safe while `serve` runs.
+    /// safe while `serve` runs. Every erasure so far is appended to
+    /// `erasures.log` in the folder that holds the backup.
     Backup {
         /// Where to write the backup.
         #[arg(long)]
         to: PathBuf,
+        /// Then delete the backups beside it taken more than this many days ago
+        /// (30 is the retention ADR 0011 assumes).
+        #[arg(long, value_name = "DAYS")]
+        prune: Option<u32>,
+    },
+    /// Erase a person (or a household) of the registry for good: the whole
+    /// document with its history, from the log, the replica and, at their next
+    /// sync, every device that holds it; a permanent tombstone refuses it ever
+    /// after. Irreversible. Safe while `serve` runs.
+    ErasePerson {
+        /// The document id (`person-…` or `household-…`).
+        doc: String,
+        /// Why, for the audit log: moved-away-retention, deceased-retention,
+        /// at-request or entered-in-error.
+        #[arg(long)]
+        reason: String,
+        /// The folder that holds the backups: the tombstone is appended to its
+        /// `erasures.log` now (otherwise at the next backup).
+        #[arg(long, env = "GRIDSYNC_BACKUPS")]
+        backups: Option<PathBuf>,
+        /// Confirm: erasure cannot be undone.
+        #[arg(long)]
+        yes: bool,
     },
     /// Revoke a device: its next contact is told to erase its data.
     Revoke {
@@ -463,14 +491,63 @@ fn admin(
     // Opened by the commands that use it: a restore writes the folder first.
     let open = || Relay::open_with(data, None, storage);
     match which {
-        AdminCommand::Restore { from } => {
-            let done = gridsync_server::backup::restore(&from, data, storage)?;
+        AdminCommand::Restore { from, erasures } => {
+            use gridsync_server::backup;
+            let log = erasures
+                .unwrap_or_else(|| backup::backups_folder(&from).join(backup::ERASURES_LOG));
+            if !log.exists() {
+                eprintln!(
+                    "warning: no {}; only the erasures recorded in the backup itself are applied",
+                    log.display()
+                );
+            }
+            let tombstones = backup::read_erasures_file(&log)?;
+            let done = backup::restore(&from, data, storage, &tombstones)?;
             println!(
-                "restored {} databases and {} photos into {}",
+                "restored {} databases and {} photos into {}; {} erasures applied",
                 done.databases,
                 done.photos,
-                data.display()
+                data.display(),
+                done.erasures
             );
+        }
+        AdminCommand::ErasePerson {
+            doc,
+            reason,
+            backups,
+            yes,
+        } => {
+            let doc: gridsync_core::DocId = doc.parse()?;
+            gridsync_server::relay::erasable(&doc)?;
+            let reason: gridsync_server::relay::ErasureReason = reason.parse()?;
+            if !yes {
+                return Err(format!(
+                    "erasing {doc} cannot be undone; run again with --yes to confirm"
+                )
+                .into());
+            }
+            let relay = open()?;
+            let new = relay.erase(&doc, reason)?;
+            println!(
+                "{doc} {}",
+                if new {
+                    "erased"
+                } else {
+                    "was already erased; erased again"
+                }
+            );
+            match backups {
+                Some(folder) => {
+                    gridsync_server::backup::record_erasures(relay.store(), &folder)?;
+                    println!(
+                        "recorded in {}",
+                        folder.join(gridsync_server::backup::ERASURES_LOG).display()
+                    );
+                }
+                None => {
+                    println!("not yet in erasures.log: the next `gridsync admin backup` records it")
+                }
+            }
         }
         AdminCommand::Enroll {
             user,
@@ -543,7 +620,7 @@ fn admin(
                 .map_err(|e| e.to_string())?;
             println!("console password set for {user}");
         }
-        AdminCommand::Backup { to } => {
+        AdminCommand::Backup { to, prune } => {
             let done = gridsync_server::backup::backup(data, storage, &to)?;
             println!(
                 "backed up {} databases and {} photos to {}",
@@ -551,6 +628,13 @@ fn admin(
                 done.photos,
                 to.display()
             );
+            if let Some(days) = prune {
+                let folder = gridsync_server::backup::backups_folder(&to);
+                let now = chrono::Utc::now().timestamp_millis();
+                for gone in gridsync_server::backup::prune(&folder, days, now)? {
+                    println!("pruned {}", gone.display());
+                }
+            }
         }
         AdminCommand::ImportRegistry { file, user } => {
             use gridsync_server::registry_io::{self, Format};

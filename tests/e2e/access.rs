@@ -19,6 +19,7 @@ pub(crate) fn push_raw(d: &SimDevice<'_>, doc: &DocId, bytes: Vec<u8>) -> wire::
             doc: doc.clone(),
             bytes,
         }],
+        erased: vec![],
     });
     let answer = d
         .transport
@@ -325,6 +326,7 @@ fn no_device_ever_receives_another_grids_cases() {
             wire::encode(&PushRequest {
                 v: 1,
                 changes: vec![],
+                erased: vec![],
             }),
         );
         let seen = rec.seen.borrow();

@@ -93,6 +93,7 @@ fn bombs_pushed_by_an_enrolled_phone_are_refused_and_the_relay_stays_small() {
                 doc: id.clone(),
                 bytes: bytes.clone(),
             }],
+            erased: vec![],
         });
         let answer = transport
             .post(Route::Push.path(), Some(&token), body)
@@ -156,6 +157,7 @@ fn bomb_page(doc: &DocId, bombs: &[(&'static str, Vec<u8>)]) -> Vec<u8> {
         page: 1,
         new_token: None,
         backlog: None,
+        erased: Vec::new(),
     })
 }
 

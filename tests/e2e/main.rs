@@ -6,6 +6,7 @@ mod blobstore;
 mod bombs;
 mod cluster;
 mod console;
+mod erasure;
 mod faults;
 mod photo_privacy;
 mod photos;

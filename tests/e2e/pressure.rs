@@ -407,7 +407,11 @@ fn gzip_pushes_inflate_within_the_limit_and_strangers_are_answered_before_their_
             bytes: c.raw_bytes().to_vec(),
         })
         .collect();
-    let cbor = wire::encode(&PushRequest { v: 1, changes });
+    let cbor = wire::encode(&PushRequest {
+        v: 1,
+        changes,
+        erased: vec![],
+    });
     let gz = gzip(&cbor);
     let (status, body) = post(&push_url, &token, Some("gzip"), &gz);
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));

@@ -157,6 +157,7 @@ fn push_as_relay(
                 bytes,
             })
             .collect(),
+        erased: Vec::new(),
     });
     let answer = LocalTransport::new(&district.relay)
         .post("/v1/push", Some(token), body)

@@ -161,6 +161,10 @@ impl Engine {
         })
         .map(|(results, purged, photos)| {
             self.remove_photo_files(photos);
+            if purged > 0 {
+                // Best effort: a reader in the way leaves it to the next purge.
+                let _ = self.checkpoint_after_purge();
+            }
             (results, purged)
         })
     }
@@ -185,9 +189,59 @@ impl Engine {
             let why = "depends on a change the server refused".to_owned();
             let doomed: Vec<_> = doomed.into_iter().map(|h| (h, why.clone())).collect();
             store::mark_rejected(tx, &doomed, now)?;
-            self.settle_purges(tx).map(|(_, photos)| photos)
+            self.settle_purges(tx)
         })
-        .map(|photos| self.remove_photo_files(photos))
+        .map(|(purged, photos)| {
+            self.remove_photo_files(photos);
+            if purged > 0 {
+                // Best effort: a reader in the way leaves it to the next purge.
+                let _ = self.checkpoint_after_purge();
+            }
+        })
+    }
+
+    /// Remove document `id` wholesale — snapshot, changes, index and search rows,
+    /// outbox entries and refused changes — unsent work or not, and empty the WAL
+    /// after: what the relay does to its replica when a person is erased (ADR
+    /// 0011). Answers whether this replica held it.
+    pub fn erase_document(&self, id: &DocId) -> Result<bool> {
+        let (held, removal) = self.write(|tx| {
+            let held: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM docs WHERE doc_id = ?1)",
+                [id.as_str()],
+                |r| r.get(0),
+            )?;
+            store::unqueue_purge(tx, id)?;
+            let photos = match held {
+                true => store::purge(tx, id)?,
+                false => Vec::new(),
+            };
+            if held {
+                self.touch(id);
+            }
+            // Noted before the rows go: a crash after the commit leaves files to sweep.
+            let note = (!photos.is_empty())
+                .then(|| self.blobs.note_unswept())
+                .transpose()?;
+            Ok((held, PhotoRemoval { photos, note }))
+        })?;
+        self.remove_photo_files(removal);
+        // Also when it was not held: a call again after a checkpoint that a reader
+        // kept waiting finishes the job.
+        if !self.checkpoint_after_purge()? {
+            return Err(Error::Io(std::io::Error::other(
+                "the document is gone, but the WAL could not be emptied after it \
+                 (a reader was in the way); run the erasure again",
+            )));
+        }
+        Ok(held)
+    }
+
+    /// Empty the WAL after a purge: with `secure_delete` the database's own pages
+    /// are zeroed, but the WAL would still hold earlier images of them. Answers
+    /// false if a reader kept it from finishing.
+    pub(crate) fn checkpoint_after_purge(&self) -> Result<bool> {
+        Ok(self.db.hold()?.checkpoint_truncate()?)
     }
 
     /// Changes the server refused, newest first, with its reasons.

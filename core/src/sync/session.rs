@@ -71,6 +71,7 @@ impl PushPage {
                         bytes: i.bytes.clone(),
                     })
                     .collect(),
+                erased: Vec::new(),
             },
             sent: items.iter().map(|i| i.hash).collect(),
         }
@@ -116,6 +117,9 @@ pub struct PulledPage {
     pub new_token: Option<String>,
     /// What the server says still waits after this page (zero on the last).
     pub backlog: Backlog,
+    /// Of `purge`, the documents that were erased (ADR 0011): a relay erases them
+    /// from its own log and replica; a phone purges them like the rest.
+    pub erased: Vec<DocId>,
 }
 
 impl std::fmt::Debug for PulledPage {
@@ -128,6 +132,7 @@ impl std::fmt::Debug for PulledPage {
             .field("more", &self.more)
             .field("new_token", &super::wire::redacted(&self.new_token))
             .field("backlog", &self.backlog)
+            .field("erased", &self.erased)
             .finish()
     }
 }
@@ -149,6 +154,7 @@ pub fn read_pull(answer: PullResponse) -> Result<PulledPage, SyncError> {
     check_version(answer.v)?;
     if answer.changes.len() > MAX_CHANGES_PER_MESSAGE
         || answer.purge.len() > MAX_CHANGES_PER_MESSAGE
+        || answer.erased.len() > MAX_CHANGES_PER_MESSAGE
     {
         return Err(SyncError::Protocol("too many changes in one page".into()));
     }
@@ -182,6 +188,7 @@ pub fn read_pull(answer: PullResponse) -> Result<PulledPage, SyncError> {
         more: answer.more,
         new_token: answer.new_token,
         backlog: answer.backlog.filter(|_| answer.more).unwrap_or_default(),
+        erased: answer.erased,
     })
 }
 
@@ -487,6 +494,7 @@ mod tests {
                 changes: 40,
                 bytes: 52_000,
             }),
+            erased: vec![],
         })
         .unwrap();
         assert_eq!(page.changes.len(), 1);

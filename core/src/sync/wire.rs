@@ -59,6 +59,11 @@ pub struct PushRequest {
     pub v: u32,
     /// The changes, dependencies before dependants.
     pub changes: Vec<WireChange>,
+    /// Registry documents (persons, households) erased at the sender, a relay
+    /// syncing upward (ADR 0011): the receiver erases them too. Only a relay
+    /// device may send any; absent (empty) from phones and from relays before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erased: Vec<DocId>,
 }
 
 /// What the server did with one pushed change.
@@ -143,6 +148,12 @@ pub struct PullResponse {
     /// this page, for a progress bar. Absent otherwise, and from servers before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backlog: Option<Backlog>,
+    /// Of `purge`, the documents that were erased (ADR 0011), for a relay syncing
+    /// upward: it erases them from its own log and replica rather than keeping
+    /// them. Filled only for relay devices; absent (empty) otherwise and from
+    /// servers before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erased: Vec<DocId>,
 }
 
 /// Changes still waiting for a device after a page: counted up to a cap the server
@@ -183,6 +194,7 @@ impl std::fmt::Debug for PullResponse {
             .field("page", &self.page)
             .field("new_token", &redacted(&self.new_token))
             .field("backlog", &self.backlog)
+            .field("erased", &self.erased)
             .finish()
     }
 }
@@ -329,6 +341,7 @@ mod tests {
             page: 1,
             new_token: Some("secret-token-456".into()),
             backlog: None,
+            erased: vec![],
         };
         let shown = format!("{enrolled:?} {pulled:?}");
         assert!(!shown.contains("secret-token"), "{shown}");
@@ -343,6 +356,7 @@ mod tests {
                 doc: "case-0123456789abcdef0123456789abcdef".parse().unwrap(),
                 bytes: vec![1, 2, 3],
             }],
+            erased: vec![],
         };
         let bytes = encode(&req);
         assert_eq!(decode::<PushRequest>(&bytes).unwrap(), req);
@@ -375,6 +389,7 @@ mod tests {
             page: 2,
             new_token: None,
             backlog: None,
+            erased: vec![],
         };
         // Without a token the answer is the same bytes as before the field existed.
         let plain = encode(&answer);
@@ -394,5 +409,48 @@ mod tests {
         assert_eq!((old.cursor, old.page), (3, 2));
         assert_eq!(decode::<PullResponse>(&encode(&answer)).unwrap(), answer);
         assert!(is_token("abc_-0") && !is_token("") && !is_token("a b") && !is_token("é"));
+    }
+
+    #[test]
+    fn erased_lists_are_optional_both_ways() {
+        #[derive(Serialize, Deserialize)]
+        struct OldPushRequest {
+            v: u32,
+            changes: Vec<WireChange>,
+        }
+        let person: DocId = "person-0123456789abcdef0123456789abcdef".parse().unwrap();
+        let mut push = PushRequest {
+            v: PROTOCOL_VERSION,
+            changes: vec![],
+            erased: vec![],
+        };
+        // Empty, the request is the same bytes as before the field existed.
+        let plain = encode(&push);
+        let old: OldPushRequest = decode(&plain).unwrap();
+        assert_eq!(encode(&old), plain);
+        // An old request decodes with nothing erased.
+        assert_eq!(decode::<PushRequest>(&plain).unwrap().erased, vec![]);
+        // A server before it reads the rest and ignores the list.
+        push.erased = vec![person.clone()];
+        let bytes = encode(&push);
+        assert_eq!(
+            decode::<PushRequest>(&bytes).unwrap().erased,
+            vec![person.clone()]
+        );
+        assert!(decode::<OldPushRequest>(&bytes).is_ok());
+
+        let answer = PullResponse {
+            v: PROTOCOL_VERSION,
+            changes: vec![],
+            cursor: 3,
+            more: false,
+            purge: vec![person.clone()],
+            page: 2,
+            new_token: None,
+            backlog: None,
+            erased: vec![person.clone()],
+        };
+        let decoded: PullResponse = decode(&encode(&answer)).unwrap();
+        assert_eq!(decoded.erased, vec![person]);
     }
 }

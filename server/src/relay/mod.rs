@@ -4,12 +4,14 @@
 //!
 //! One file per concern: `enroll` (codes, tokens, the caller), `push` (checking and
 //! logging changes), `pull`, `blobs` (photos), `replica` (a node catching up with a
-//! shared log), `upstream` (tiers), `console` (the web console's side), `store`
-//! (what the relay keeps besides documents), `error`.
+//! shared log), `upstream` (tiers), `console` (the web console's side), `erase`
+//! (erasing a person for good, ADR 0011), `store` (what the relay keeps besides
+//! documents), `error`.
 
 mod blobs;
 mod console;
 mod enroll;
+mod erase;
 mod error;
 mod pull;
 mod push;
@@ -19,6 +21,7 @@ mod upstream;
 
 pub use console::{ConsoleUser, DeviceView, DraftOutcome, PASSWORD_CHARS, SESSION_HOURS};
 pub use enroll::{Caller, TokenRotation, ENROLLMENT_HOURS, RETIRED_TOKEN_DAYS};
+pub use erase::{erasable, ErasureReason};
 pub use error::RelayError;
 pub use upstream::{UpstreamLink, UpstreamReport, DEFAULT_INTERVAL_SECS};
 
@@ -73,6 +76,8 @@ pub struct Relay {
     applied: std::sync::atomic::AtomicU64,
     /// Catching up, one thread at a time.
     replica: std::sync::Mutex<ReplicaState>,
+    /// How many tombstones this node's replica has been cleared of (ADR 0011).
+    erasures_seen: std::sync::atomic::AtomicU64,
 }
 
 /// Where a relay keeps what its nodes share.
@@ -152,7 +157,7 @@ impl Relay {
         } else {
             0
         };
-        Ok(Relay {
+        let relay = Relay {
             engine,
             store,
             token_lifetime: chrono::Duration::days(DEFAULT_TOKEN_DAYS),
@@ -163,7 +168,12 @@ impl Relay {
             sign_ins: std::sync::atomic::AtomicUsize::new(0),
             applied: std::sync::atomic::AtomicU64::new(applied),
             replica: std::sync::Mutex::new(ReplicaState::at(applied)),
-        })
+            erasures_seen: std::sync::atomic::AtomicU64::new(0),
+        };
+        // Nothing erased is served: an erasure interrupted before the replica, or
+        // tombstones restored from `erasures.log`, are applied before anything else.
+        relay.apply_erasures()?;
+        Ok(relay)
     }
 
     /// How long tokens issued from now on stay valid.

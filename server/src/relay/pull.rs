@@ -60,6 +60,12 @@ impl Relay {
             page: page.page,
             new_token,
             backlog,
+            // A relay erases these rather than keeping them (ADR 0011); a phone
+            // purges them with the rest.
+            erased: match device.relay {
+                true => page.erased,
+                false => Vec::new(),
+            },
         })
     }
 }

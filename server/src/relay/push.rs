@@ -22,6 +22,9 @@ use super::{check_version, visibility, Caller, Relay, RelayError};
 /// connection) is checked and logged again before the device is told "busy".
 const PUSH_ATTEMPTS: usize = 3;
 
+/// Why a change of an erased document is refused.
+const ERASED: &str = "the record was erased; it is removed from this device";
+
 /// A change of the batch by its hash and raw bytes, to log it once stored.
 type Sent = (ChangeHash, Vec<u8>);
 
@@ -57,12 +60,50 @@ impl Relay {
                 "at most {MAX_CHANGES_PER_MESSAGE} changes per push"
             )));
         }
+        if req.erased.len() > MAX_CHANGES_PER_MESSAGE {
+            return Err(RelayError::bad_request(format!(
+                "at most {MAX_CHANGES_PER_MESSAGE} erasures per push"
+            )));
+        }
         let trust = if device.relay {
             Trust::Relay(user.region.clone())
         } else {
             Trust::Device(user)
         };
+        if !req.erased.is_empty() {
+            // Only a relay syncing upward passes erasures on (ADR 0011); a phone
+            // erases nothing.
+            if !device.relay {
+                return Err(RelayError::bad_request(
+                    "only a relay may send erasures; this device is a phone",
+                ));
+            }
+            self.erase_relayed(&user.region, &req.erased)?;
+        }
         self.push_as(device.device, &trust, decode_incoming(req.changes))
+    }
+
+    /// A downstream relay's erasures: each a registry document of its region (or
+    /// one this relay never had), erased here too.
+    fn erase_relayed(
+        &self,
+        region: &gridsync_core::RegionCode,
+        docs: &[DocId],
+    ) -> Result<(), RelayError> {
+        for doc in docs {
+            super::erasable(doc)?;
+            let content = self.engine.read_doc(doc).map_err(RelayError::internal)?;
+            if let Some(content) = content {
+                if !region.contains(content.grid()) {
+                    return Err(RelayError::bad_request(format!(
+                        "{doc} is outside this relay's region; it cannot erase it"
+                    )));
+                }
+            }
+        }
+        let new = self.erase_from_tier(docs)?;
+        tracing::info!(erased = docs.len(), new, "erasures from a downstream relay");
+        Ok(())
     }
 
     /// Check, store and log changes received from `device`, as far as `trust`
@@ -77,7 +118,35 @@ impl Relay {
         // One result per change, in request order; refused bytes are answered now.
         let mut results: Vec<ChangeResult> = Vec::with_capacity(changes.len());
         let mut valid = Vec::new();
+        // A tombstone is checked on every push (ADR 0011): nothing brings an erased
+        // document back, and the device is told to purge it.
+        let mut erased: HashMap<DocId, bool> = HashMap::new();
         for incoming in changes {
+            let incoming = match incoming {
+                Ok((id, change)) => {
+                    let gone = match erased.get(&id) {
+                        Some(gone) => *gone,
+                        None => {
+                            let gone = self.store.is_erased(&id)?;
+                            if gone && !matches!(trust, Trust::Upstream) {
+                                self.store.hold_for_purge(device, &id)?;
+                            }
+                            erased.insert(id.clone(), gone);
+                            gone
+                        }
+                    };
+                    if gone {
+                        results.push(ChangeResult {
+                            hash: change.hash(),
+                            status: ChangeStatus::Rejected,
+                            reason: Some(ERASED.to_owned()),
+                        });
+                        continue;
+                    }
+                    Ok((id, change))
+                }
+                Err(e) => Err(e),
+            };
             match incoming {
                 Ok((id, change)) => {
                     results.push(ChangeResult {
@@ -181,6 +250,10 @@ impl Relay {
                 (id.clone(), raw.collect())
             })
             .collect();
+        let sent_ids: Vec<(DocId, Vec<ChangeHash>)> = sent
+            .iter()
+            .map(|(id, cs)| (id.clone(), cs.iter().map(|(h, _)| *h).collect()))
+            .collect();
         let imported = self
             .engine
             .import_changes_checked(batch, &check)
@@ -258,6 +331,18 @@ impl Relay {
         )?;
         // Under the push lock, the replica now holds the whole log.
         self.applied.fetch_max(top, Ordering::SeqCst);
+        // An erasure that committed while this push was checked (another process,
+        // `gridsync admin erase-person`) kept its changes out of the log; they
+        // leave the replica too, and are not answered as stored.
+        if self.apply_erasures()? > 0 {
+            for (id, changes) in &sent_ids {
+                if self.store.is_erased(id)? {
+                    for hash in changes {
+                        verdicts.insert(*hash, (ChangeStatus::Rejected, Some(ERASED.to_owned())));
+                    }
+                }
+            }
+        }
         Ok(verdicts)
     }
 
@@ -319,7 +404,10 @@ fn scope_of(content: DocContent) -> DocScope {
             grid: c.grid,
         },
         // Never dispatched: a department's scope sees no patrol and no base data.
-        DocContent::Patrol(_) | DocContent::Person(_) | DocContent::Household(_) => DocScope {
+        DocContent::Patrol(_)
+        | DocContent::Person(_)
+        | DocContent::Household(_)
+        | DocContent::Place(_) => DocScope {
             grid: content.grid().clone(),
             dept: None,
             photos: Vec::new(),

@@ -71,6 +71,9 @@ impl Relay {
             );
         }
         replica.waiting = waiting;
+        drop(replica);
+        // Another node's erasures leave this replica too (ADR 0011).
+        self.apply_erasures()?;
         Ok(())
     }
 

@@ -8,8 +8,11 @@
 
 use std::cell::{Cell, RefCell};
 
+use gridsync_core::sync::route::Push;
 use gridsync_core::sync::session::{self, Link, Outgoing, PullApplied, PulledPage, PushVerdicts};
-use gridsync_core::sync::wire::{ChangeStatus, MAX_PULL_PAGE_BYTES};
+use gridsync_core::sync::wire::{
+    ChangeStatus, PushRequest, MAX_CHANGES_PER_MESSAGE, MAX_PULL_PAGE_BYTES, PROTOCOL_VERSION,
+};
 use gridsync_core::sync::{self, HttpTransport, ServerSecurity, SyncError, Transport};
 use gridsync_core::{ChangeHash, DeviceId, DocId, PhotoHash, PullState};
 
@@ -35,6 +38,8 @@ const BLOB_RETRIES: u64 = 5;
 const CA_PEM: &str = "upstream_ca_pem";
 /// Whether plain `http://` to an upstream off this machine is allowed ("1").
 const PLAIN_HTTP: &str = "upstream_plain_http";
+/// The last tombstone sent upward: `<erased_ms> <doc>` (ADR 0011).
+const ERASED: &str = "upstream_erased";
 
 /// Bytes of changes per upward push.
 const PUSH_BYTES: usize = 4 * 1024 * 1024;
@@ -78,6 +83,10 @@ pub struct UpstreamReport {
     pub photos_refused: u64,
     /// Requests made.
     pub requests: u64,
+    /// Tombstones sent up (ADR 0011).
+    pub erased_up: u64,
+    /// Documents erased here because the upstream erased them.
+    pub erased_down: u64,
 }
 
 fn internal(e: impl std::fmt::Display) -> SyncError {
@@ -166,7 +175,12 @@ impl Relay {
             last_pushed: Cell::new(None),
             report: RefCell::new(UpstreamReport::default()),
         };
-        let result = session::push_all(&replica, &mut wire, PUSH_BYTES, &mut |_| {})
+        let erasures = {
+            let mut report = replica.report.borrow_mut();
+            self.erasures_upstream(&mut wire, &mut report)
+        };
+        let result = erasures
+            .and_then(|_| session::push_all(&replica, &mut wire, PUSH_BYTES, &mut |_| {}))
             .and_then(|_| {
                 let mut report = replica.report.borrow_mut();
                 self.photos_upstream(&mut wire, photos_upto, &mut report)
@@ -191,6 +205,49 @@ impl Relay {
     /// changes that refer to them (the upstream takes only photos of documents it
     /// has). A refused photo is tried again for a few rounds, then skipped; a network
     /// failure ends the round, and the next resumes from the same photo.
+    /// Send the tombstones recorded here since the last one sent (this town's
+    /// erasures, and those it received) upward, in pushes without changes: the
+    /// upstream erases them too (ADR 0011). Sent first, so nothing of an erased
+    /// document is pushed after it.
+    fn erasures_upstream(
+        &self,
+        wire: &mut Link<'_>,
+        report: &mut UpstreamReport,
+    ) -> Result<(), SyncError> {
+        let last = self
+            .store
+            .meta(ERASED)
+            .map_err(internal)?
+            .unwrap_or_default();
+        let (last_ms, last_doc) = match last.split_once(' ') {
+            Some((ms, doc)) => (ms.parse::<i64>().unwrap_or(0), doc.to_owned()),
+            None => (0, String::new()),
+        };
+        let pending: Vec<_> = self
+            .store
+            .erasures(last_ms)
+            .map_err(internal)?
+            .into_iter()
+            .filter(|e| (e.erased_ms, e.doc.as_str()) > (last_ms, last_doc.as_str()))
+            .collect();
+        for chunk in pending.chunks(MAX_CHANGES_PER_MESSAGE) {
+            let request = PushRequest {
+                v: PROTOCOL_VERSION,
+                changes: Vec::new(),
+                erased: chunk.iter().map(|e| e.doc.clone()).collect(),
+            };
+            let answer = wire.call::<Push>(&request)?;
+            session::check_version(answer.v)?;
+            if let Some(e) = chunk.last() {
+                self.store
+                    .set_meta(ERASED, &format!("{} {}", e.erased_ms, e.doc))
+                    .map_err(internal)?;
+            }
+            report.erased_up += chunk.len() as u64;
+        }
+        Ok(())
+    }
+
     fn photos_upstream(
         &self,
         wire: &mut Link<'_>,
@@ -333,6 +390,13 @@ impl session::Replica for UpstreamReplica<'_> {
             }
         }
         report.pulled += applied.new;
+        // Erased upstream: erased here too, before the purge is acknowledged.
+        if !page.erased.is_empty() {
+            report.erased_down += self
+                .relay
+                .erase_from_tier(&page.erased)
+                .map_err(relay_error)? as u64;
+        }
         // Documents leaving the region upstream stay here (our own devices may
         // still work on them); the purge is acknowledged so it is not repeated.
         let ack = page

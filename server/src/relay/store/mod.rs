@@ -160,6 +160,20 @@ pub struct PullPage {
     pub purge: Vec<DocId>,
     /// This page's number, for the device to acknowledge.
     pub page: u64,
+    /// Of `purge`, the documents that were erased (ADR 0011).
+    pub erased: Vec<DocId>,
+}
+
+/// A tombstone: a registry document erased for good (ADR 0011). An id, a time and
+/// a reason code; nothing about the person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erasure {
+    /// The erased document.
+    pub doc: DocId,
+    /// When, ms since the epoch.
+    pub erased_ms: i64,
+    /// Why: a reason code (`crate::relay::ErasureReason`).
+    pub reason: String,
 }
 
 /// What a device says with a pull request.
@@ -329,6 +343,23 @@ pub trait RelayStore: Send + Sync {
     fn session(&self, token_hash: &[u8; 32], now_ms: i64) -> StoreResult<Option<(UserId, String)>>;
     /// End a session.
     fn end_session(&self, token_hash: &[u8; 32]) -> StoreResult<()>;
+    /// Erase document `doc` from the log (ADR 0011): its log rows, scope and photo
+    /// references are deleted and a permanent tombstone recorded, in one
+    /// transaction. Which devices hold it (`device_docs`) is kept, so their pulls
+    /// are told to purge it until they acknowledge. Answers false if it was
+    /// already erased (the rows are deleted again all the same).
+    fn erase(&self, doc: &DocId, reason: &str, now_ms: i64) -> StoreResult<bool>;
+    /// After erasures: make the deleted rows unreadable on disk.
+    fn scrub(&self) -> StoreResult<()>;
+    /// Whether `doc` was erased.
+    fn is_erased(&self, doc: &DocId) -> StoreResult<bool>;
+    /// The tombstones recorded at or after `since_ms`, oldest first.
+    fn erasures(&self, since_ms: i64) -> StoreResult<Vec<Erasure>>;
+    /// How many tombstones there are.
+    fn erasure_count(&self) -> StoreResult<u64>;
+    /// Note that `device` holds `doc` (it pushed a change of it that was refused
+    /// because it is erased), so its next pull tells it to purge it.
+    fn hold_for_purge(&self, device: DeviceId, doc: &DocId) -> StoreResult<()>;
 }
 
 /// Open the relay's store: PostgreSQL when `database_url` is given, otherwise
@@ -656,7 +687,19 @@ impl<D: Database> RelayStore for SqlStore<D> {
                 "UPDATE devices SET last_seen_ms = ?2 WHERE device_id = ?1",
                 args![dev.as_str(), now_ms],
             )?;
-            for e in entries {
+            // An erasure that committed while this push was being checked wins:
+            // nothing of an erased document enters the log again.
+            let mut erased = std::collections::HashSet::new();
+            for doc in entries
+                .iter()
+                .map(|e| &e.doc)
+                .chain(scopes.iter().map(|(d, _)| d))
+            {
+                if !erased.contains(doc) && erased_in(tx, doc)? {
+                    erased.insert(doc.clone());
+                }
+            }
+            for e in entries.iter().filter(|e| !erased.contains(&e.doc)) {
                 tx.exec(
                     "INSERT INTO log (hash, doc_id, device_id, bytes, received_ms)
                      VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
@@ -669,7 +712,7 @@ impl<D: Database> RelayStore for SqlStore<D> {
                     ],
                 )?;
             }
-            for (doc, s) in scopes {
+            for (doc, s) in scopes.iter().filter(|(d, _)| !erased.contains(d)) {
                 tx.exec(
                     "INSERT INTO doc_scope (doc_id, grid, dept) VALUES (?1, ?2, ?3)
                      ON CONFLICT (doc_id) DO UPDATE SET grid = excluded.grid, dept = excluded.dept",
@@ -775,6 +818,17 @@ impl<D: Database> RelayStore for SqlStore<D> {
                 .iter()
                 .map(|r| r.parse(0))
                 .collect::<StoreResult<_>>()?;
+            // Erased documents it holds: their scope rows are gone with them.
+            fill.page.erased = tx
+                .rows(
+                    "SELECT d.doc_id FROM device_docs d JOIN erased e USING (doc_id)
+                     WHERE d.device_id = ?1 ORDER BY d.doc_id",
+                    args![dev.as_str()],
+                )?
+                .iter()
+                .map(|r| r.parse(0))
+                .collect::<StoreResult<_>>()?;
+            fill.page.purge.extend(fill.page.erased.iter().cloned());
             tx.exec(
                 "UPDATE devices SET last_seen_ms = ?2, last_cursor = ?3 WHERE device_id = ?1",
                 args![dev.as_str(), now_ms, cursor],
@@ -1058,6 +1112,77 @@ impl<D: Database> RelayStore for SqlStore<D> {
         })?;
         Ok(())
     }
+
+    fn erase(&self, doc: &DocId, reason: &str, now_ms: i64) -> StoreResult<bool> {
+        // In append order: a push that is logging this document either committed
+        // before (its rows are deleted here) or sees the tombstone (see `append`).
+        self.db.transaction(Mode::Append, |tx| {
+            for sql in [
+                "DELETE FROM log WHERE doc_id = ?1",
+                "DELETE FROM doc_scope WHERE doc_id = ?1",
+                "DELETE FROM doc_photos WHERE doc_id = ?1",
+            ] {
+                tx.exec(sql, args![doc.as_str()])?;
+            }
+            let new = tx.exec(
+                "INSERT INTO erased (doc_id, erased_ms, reason) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+                args![doc.as_str(), now_ms, reason],
+            )?;
+            Ok(new == 1)
+        })
+    }
+
+    fn scrub(&self) -> StoreResult<()> {
+        self.db.scrub()
+    }
+
+    fn is_erased(&self, doc: &DocId) -> StoreResult<bool> {
+        self.read(|tx| erased_in(tx, doc))
+    }
+
+    fn erasures(&self, since_ms: i64) -> StoreResult<Vec<Erasure>> {
+        self.read(|tx| {
+            tx.rows(
+                "SELECT doc_id, erased_ms, reason FROM erased WHERE erased_ms >= ?1
+                 ORDER BY erased_ms, doc_id",
+                args![since_ms],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(Erasure {
+                    doc: r.parse(0)?,
+                    erased_ms: r.int(1)?,
+                    reason: r.text(2)?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn erasure_count(&self) -> StoreResult<u64> {
+        self.read(|tx| tx.one("SELECT count(*) FROM erased", &[])?.count(0))
+    }
+
+    fn hold_for_purge(&self, device: DeviceId, doc: &DocId) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.exec(
+                "INSERT INTO device_docs (device_id, doc_id, sent_page) VALUES (?1, ?2, 0)
+                 ON CONFLICT DO NOTHING",
+                args![device.to_string(), doc.as_str()],
+            )
+        })?;
+        Ok(())
+    }
+}
+
+/// Whether `doc` has a tombstone.
+fn erased_in(tx: &mut dyn Tx, doc: &DocId) -> StoreResult<bool> {
+    tx.one(
+        "SELECT EXISTS (SELECT 1 FROM erased WHERE doc_id = ?1)",
+        args![doc.as_str()],
+    )?
+    .bool(0)
 }
 
 /// Documents that became visible to the device with history before its cursor

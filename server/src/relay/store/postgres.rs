@@ -107,6 +107,15 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX retired_tokens_device ON retired_tokens (device_id, retired_ms);
 "#,
+    r#"
+    -- Erasures, as SQLite's sixth step.
+    CREATE TABLE erased (
+        doc_id    TEXT PRIMARY KEY,
+        erased_ms BIGINT NOT NULL,
+        reason    TEXT NOT NULL
+    );
+    CREATE INDEX erased_time ON erased (erased_ms);
+"#,
 ];
 
 impl From<postgres::Error> for StoreError {
@@ -429,5 +438,14 @@ impl Database for PgDb {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    fn scrub(&self) -> StoreResult<()> {
+        // Deleted rows stay in the table files as dead tuples until the table is
+        // rewritten; VACUUM cannot run inside a transaction.
+        let mut conn = self.pool.get()?;
+        conn.client
+            .batch_execute("VACUUM (FULL) log, doc_scope, doc_photos")?;
+        Ok(())
     }
 }

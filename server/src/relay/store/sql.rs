@@ -193,4 +193,7 @@ pub trait Database: Send + Sync + 'static {
     fn blob_position(&self) -> &'static str;
     /// Whether several nodes may share this database.
     fn shared(&self) -> bool;
+    /// After an erasure: make deleted rows unreadable on disk (SQLite: empty the
+    /// WAL; PostgreSQL: rewrite the log and scope tables).
+    fn scrub(&self) -> StoreResult<()>;
 }

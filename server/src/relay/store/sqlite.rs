@@ -126,6 +126,16 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX retired_tokens_device ON retired_tokens (device_id, retired_ms);
 "#,
+    r#"
+    -- Erasures (ADR 0011): a permanent tombstone per erased registry document, an
+    -- id, a time and a reason code, nothing personal.
+    CREATE TABLE erased (
+        doc_id    TEXT PRIMARY KEY,
+        erased_ms INTEGER NOT NULL,
+        reason    TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX erased_time ON erased (erased_ms);
+"#,
 ];
 
 /// `relay.db`: one connection, so one transaction at a time, for one node.
@@ -140,6 +150,9 @@ impl SqliteDb {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Freed pages are zeroed: an erased document's log rows leave nothing
+        // readable in the file (ADR 0011).
+        conn.pragma_update(None, "secure_delete", "ON")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > MIGRATIONS.len() as i64 {
             return Err(StoreError::failed(format!(
@@ -236,6 +249,19 @@ impl Database for SqliteDb {
 
     fn shared(&self) -> bool {
         false
+    }
+
+    fn scrub(&self) -> StoreResult<()> {
+        // `secure_delete` zeroed the freed pages; the WAL still holds the images
+        // written before, until it is checkpointed and truncated.
+        let conn = self.conn();
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy != 0 {
+            return Err(StoreError::transient(
+                "relay.db's WAL could not be emptied (a reader was in the way)",
+            ));
+        }
+        Ok(())
     }
 }
 
