@@ -8,6 +8,7 @@ mod cluster;
 mod console;
 mod erasure;
 mod faults;
+mod golden;
 mod photo_privacy;
 mod photos;
 mod pressure;
