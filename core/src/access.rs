@@ -260,6 +260,17 @@ pub fn sees_identity(user: &User, grid: &RegionCode) -> bool {
     ) && scope_of(user).covers(grid)
 }
 
+/// Whether `user`'s devices receive the base data of their region: the grid
+/// workers who keep it, the community over them and administrators. Town and
+/// district dispatchers see it on the console (masked, counted) but do not carry
+/// a town's worth of residents on a phone; department handlers never see it.
+pub fn keeps_registry(user: &User) -> bool {
+    matches!(
+        user.role,
+        Role::GridWorker | Role::CommunityDispatcher | Role::Admin
+    )
+}
+
 /// Whether `user` may write `patrol`: it is theirs, they are a grid worker, and
 /// its grid is in their region.
 pub fn check_patrol_writer(user: &User, patrol: &PatrolDoc) -> Result<(), Denied> {

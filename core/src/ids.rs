@@ -302,6 +302,13 @@ impl DocKind {
         }
     }
 
+    /// Whether documents of this kind are the grid's base data (persons,
+    /// households, places): kept only by those who need them (see
+    /// [`crate::access::keeps_registry`]).
+    pub fn is_registry(self) -> bool {
+        matches!(self, DocKind::Person | DocKind::Household | DocKind::Place)
+    }
+
     /// Every kind.
     pub const ALL: [DocKind; 5] = [
         DocKind::Case,

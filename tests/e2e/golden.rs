@@ -114,7 +114,13 @@ fn golden(generation: &str) -> PathBuf {
 
 /// A day of a grid worker's work in the registry and the loop, the last of it
 /// offline: what the golden phone holds.
-fn fill(worker: &Engine, community: &Engine, handler: &Engine, link: &dyn Transport, relay: &Relay) {
+fn fill(
+    worker: &Engine,
+    community: &Engine,
+    handler: &Engine,
+    link: &dyn Transport,
+    relay: &Relay,
+) {
     let home = worker
         .register_household(None, "望湖小区3号楼2单元501")
         .expect("household");
@@ -142,9 +148,16 @@ fn fill(worker: &Engine, community: &Engine, handler: &Engine, link: &dyn Transp
         org,
     };
     let flat = worker
-        .register_place(place(PlaceKind::Dwelling, "3号楼2单元501", Some(Occupancy::Rented), None))
+        .register_place(place(
+            PlaceKind::Dwelling,
+            "3号楼2单元501",
+            Some(Occupancy::Rented),
+            None,
+        ))
         .expect("flat");
-    worker.household_lives_at(&home, Some(&flat)).expect("lives at");
+    worker
+        .household_lives_at(&home, Some(&flat))
+        .expect("lives at");
     let shop = worker
         .register_place(place(
             PlaceKind::Shop,
@@ -167,8 +180,12 @@ fn fill(worker: &Engine, community: &Engine, handler: &Engine, link: &dyn Transp
         })
         .collect();
     worker.add_track_points(&patrol, &track).expect("track");
-    worker.visit(&patrol, &home, "老人身体状况良好", 30.2741, 120.1551).expect("visit");
-    worker.inspect(&patrol, &shop, false, "灭火器过期", 30.2742, 120.1552).expect("inspect");
+    worker
+        .visit(&patrol, &home, "老人身体状况良好", 30.2741, 120.1551)
+        .expect("visit");
+    worker
+        .inspect(&patrol, &shop, false, "灭火器过期", 30.2742, 120.1552)
+        .expect("inspect");
     let case = |title: &str, links| NewCase {
         title: title.into(),
         description: format!("{title}，请尽快处理"),
@@ -198,7 +215,12 @@ fn fill(worker: &Engine, community: &Engine, handler: &Engine, link: &dyn Transp
         .report_case(case("楼道堆放杂物", CaseLinks::default()))
         .expect("report");
     worker
-        .act(&spot, Action::SelfHandle { result: "已清理".into() })
+        .act(
+            &spot,
+            Action::SelfHandle {
+                result: "已清理".into(),
+            },
+        )
         .expect("self-handle");
     worker.end_patrol(&patrol).expect("end");
 
@@ -212,7 +234,12 @@ fn fill(worker: &Engine, community: &Engine, handler: &Engine, link: &dyn Transp
     sync_with(community, &relay_link);
     sync_with(handler, &relay_link);
     handler
-        .act(&leak, Action::Feedback { result: "已更换管道".into() })
+        .act(
+            &leak,
+            Action::Feedback {
+                result: "已更换管道".into(),
+            },
+        )
         .expect("feedback");
     sync_with(handler, &relay_link);
     sync_with(worker, link);
@@ -255,7 +282,11 @@ fn write() {
         panic!("set GRIDSYNC_WRITE_GOLDEN to the new generation's folder");
     };
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(out);
-    assert!(!out.exists(), "{} exists: golden files are never rewritten", out.display());
+    assert!(
+        !out.exists(),
+        "{} exists: golden files are never rewritten",
+        out.display()
+    );
     let relay_dir = out.join("relay");
     std::fs::create_dir_all(&relay_dir).expect("mkdir");
     let others = tempfile::tempdir().expect("temp");
@@ -285,8 +316,14 @@ fn write() {
     unsent.dedup();
     let count = |what: &str| -> usize {
         match what {
-            "persons" => worker.list_persons(&Default::default()).expect("persons").len(),
-            "places" => worker.list_places(&Default::default()).expect("places").len(),
+            "persons" => worker
+                .list_persons(&Default::default())
+                .expect("persons")
+                .len(),
+            "places" => worker
+                .list_places(&Default::default())
+                .expect("places")
+                .len(),
             _ => worker.registry_counts(None).expect("counts")[0].households as usize,
         }
     };
@@ -368,19 +405,27 @@ fn check(generation: &str, dir: &Path, expected: &Expected) {
         .collect();
     assert_eq!(cases, expected.cases, "{generation}: cases");
     assert_eq!(
-        phone.list_persons(&Default::default()).expect("persons").len(),
+        phone
+            .list_persons(&Default::default())
+            .expect("persons")
+            .len(),
         expected.persons,
         "{generation}: persons"
     );
     assert_eq!(
-        phone.list_places(&Default::default()).expect("places").len(),
+        phone
+            .list_places(&Default::default())
+            .expect("places")
+            .len(),
         expected.places,
         "{generation}: places"
     );
     assert_eq!(phone.outbox_len().expect("pending"), expected.pending);
 
     // Every recorded request is still understood and answered.
-    let caller = relay.authenticate(&expected.token).expect("the token works");
+    let caller = relay
+        .authenticate(&expected.token)
+        .expect("the token works");
     let mut recorded: Vec<PathBuf> = std::fs::read_dir(dir.join("messages"))
         .expect("messages")
         .map(|e| e.expect("entry").path())
@@ -388,7 +433,10 @@ fn check(generation: &str, dir: &Path, expected: &Expected) {
     recorded.sort();
     assert!(!recorded.is_empty());
     for path in &recorded {
-        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
         let route = Route::ALL
             .into_iter()
             .find(|r| name.ends_with(r.name()))
@@ -407,7 +455,8 @@ fn check(generation: &str, dir: &Path, expected: &Expected) {
         .iter()
         .find(|p| p.to_string_lossy().ends_with("pull.cbor"))
         .expect("a recorded pull");
-    let Ok(Request::Pull(mut req)) = Request::decode(Route::Pull, &std::fs::read(pull).expect("read"))
+    let Ok(Request::Pull(mut req)) =
+        Request::decode(Route::Pull, &std::fs::read(pull).expect("read"))
     else {
         panic!("a pull");
     };
@@ -436,7 +485,10 @@ fn check(generation: &str, dir: &Path, expected: &Expected) {
         .map(|c| c.id.to_string())
         .collect();
     for (id, ..) in &expected.cases {
-        assert!(theirs.contains(id), "{generation}: {id} reached the community");
+        assert!(
+            theirs.contains(id),
+            "{generation}: {id} reached the community"
+        );
     }
     for id in &expected.unsent_cases {
         assert!(theirs.contains(id), "{generation}: the unsent {id} arrived");

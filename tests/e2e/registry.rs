@@ -71,6 +71,38 @@ fn base_data_reaches_the_dispatchers_over_the_grid_and_no_department() {
     }
 }
 
+/// A town's worth of residents stays off the town and district dispatchers'
+/// phones (they see it on the console); the community's phone keeps its grids'.
+#[test]
+fn base_data_stays_off_the_phones_of_town_dispatchers() {
+    let relay = SimRelay::new();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = relay.enroll(WORKER, dir.path());
+    let community = relay.enroll(DISPATCHER, dir.path());
+    let town = relay.enroll("td-339901001", dir.path());
+    let district = relay.enroll("dd-339901-1", dir.path());
+
+    let home = worker
+        .register_household(None, "望湖小区3号楼2单元301")
+        .unwrap();
+    worker.register_person(zhang(&home)).unwrap();
+    let case = worker.report_case(crate::workflow::leak()).unwrap();
+    worker.sync().unwrap();
+    for d in [&community, &town, &district] {
+        d.sync().unwrap();
+    }
+    let registry =
+        |d: &gridsync_core::Engine| kinds(d).into_iter().filter(|k| k.is_registry()).count();
+    assert_eq!(registry(&community), 2);
+    for d in [&town, &district] {
+        assert_eq!(registry(d), 0, "no base data on a town or district phone");
+        assert!(d.get_case(&case).is_ok(), "the cases arrive as before");
+        assert!(d.list_persons(&PersonFilter::default()).unwrap().is_empty());
+    }
+    // The relay still keeps it all, for the consoles.
+    assert_eq!(relay.relay.engine().doc_ids().unwrap().len(), 3);
+}
+
 #[test]
 fn the_relay_refuses_base_data_it_should_not_keep() {
     let relay = SimRelay::new();

@@ -50,6 +50,7 @@ on_both_stores!(
     an_enrollment_code_works_once,
     appends_are_logged_once_in_order,
     a_pull_brings_what_the_device_may_see_in_order,
+    base_data_goes_only_where_it_is_kept,
     a_document_dispatched_arrives_whole_and_leaves_when_reassigned,
     pages_split_by_size_and_lose_nothing,
     an_unacknowledged_page_is_sent_again,
@@ -66,6 +67,7 @@ fn user(s: &str) -> UserId {
 
 fn region(s: &str) -> Visibility {
     Visibility {
+        registry: true,
         region: Some(s.parse().expect("region")),
         dept: None,
     }
@@ -73,6 +75,7 @@ fn region(s: &str) -> Visibility {
 
 fn dept(s: &str) -> Visibility {
     Visibility {
+        registry: true,
         region: None,
         dept: Some(s.parse().expect("dept")),
     }
@@ -307,6 +310,48 @@ fn a_pull_brings_what_the_device_may_see_in_order(s: &Arc<dyn RelayStore>) {
     assert!(again.changes.is_empty());
     assert_eq!(again.cursor, top);
     assert!(again.page > page.page, "pages are numbered");
+}
+
+/// A visibility without base data pulls the region's cases but no person,
+/// household or place, counts none in its backlog, and is told to purge any it
+/// holds.
+fn base_data_goes_only_where_it_is_kept(s: &Arc<dyn RelayStore>) {
+    let (w, town) = (enroll(s, "w1"), enroll(s, "town"));
+    let case = DocId::new(DocKind::Case);
+    let registry = [
+        DocId::new(DocKind::Person),
+        DocId::new(DocKind::Household),
+        DocId::new(DocKind::Place),
+    ];
+    append(s, w, &case, &scope(GRID1, None), 1);
+    for (i, doc) in registry.iter().enumerate() {
+        append(s, w, doc, &scope(GRID1, None), 2 + i as u32);
+    }
+    let keeps = region(TOWN);
+    let not = Visibility {
+        registry: false,
+        ..region(TOWN)
+    };
+    let first = pull(s, town, &keeps, 0, 0);
+    assert_eq!(first.changes.len(), 4);
+    let backlog = |v: &Visibility| s.backlog(town, v, 0, BACKLOG_CAP).expect("backlog").changes;
+    assert_eq!((backlog(&keeps), backlog(&not)), (4, 1));
+    // The device holds them all (the page above, acknowledged): now it is told to
+    // purge the base data.
+    let page = pull(s, town, &not, first.cursor, first.page);
+    let mut purge = page.purge.clone();
+    purge.sort();
+    let mut expected = registry.to_vec();
+    expected.sort();
+    assert_eq!(purge, expected);
+    let other = enroll(s, "town2");
+    let fresh = pull(s, other, &not, 0, 0);
+    assert!(
+        fresh.changes.iter().all(|(doc, _)| *doc == case),
+        "{:?}",
+        fresh.changes
+    );
+    assert_eq!(fresh.changes.len(), 1);
 }
 
 fn a_document_dispatched_arrives_whole_and_leaves_when_reassigned(s: &Arc<dyn RelayStore>) {

@@ -14,7 +14,7 @@ use gridsync_core::{Action, Case, DeviceId, DocId, Identity, PhotoHash, PhotoInf
 
 use super::push::{decode_incoming, Trust};
 use super::store::BACKLOG_CAP;
-use super::{random_bytes, sha256, visibility, Relay, RelayError};
+use super::{device_visibility, random_bytes, sha256, Relay, RelayError};
 
 /// How long a console session lasts.
 pub const SESSION_HOURS: i64 = 12;
@@ -309,7 +309,7 @@ impl Relay {
                 .store
                 .backlog(
                     record.device,
-                    &visibility(&user),
+                    &device_visibility(&user, record.relay),
                     record.last_cursor,
                     BACKLOG_CAP,
                 )

@@ -51,6 +51,16 @@ fn visibility(user: &gridsync_core::User) -> store::Visibility {
     store::Visibility::from(&gridsync_core::access::scope_of(user))
 }
 
+/// What a device of `user` is sent: its user's visibility, without the grid's
+/// base data unless the user keeps it or the device is a downstream relay (whose
+/// console serves the town's base data).
+fn device_visibility(user: &gridsync_core::User, relay: bool) -> store::Visibility {
+    store::Visibility {
+        registry: relay || gridsync_core::access::keeps_registry(user),
+        ..visibility(user)
+    }
+}
+
 fn check_version(v: u32) -> Result<(), RelayError> {
     if v == PROTOCOL_VERSION {
         Ok(())

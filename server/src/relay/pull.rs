@@ -8,7 +8,7 @@ use gridsync_core::sync::wire::{
 };
 
 use super::store::PullAsk;
-use super::{check_version, visibility, Caller, Relay, RelayError};
+use super::{check_version, device_visibility, Caller, Relay, RelayError};
 
 /// How far the backlog in a pull answer is counted: enough for a progress bar
 /// ("at least"), and a scan small beside the page itself (10,000, the console's
@@ -24,7 +24,7 @@ impl Relay {
         if req.purged.len() > MAX_CHANGES_PER_MESSAGE {
             return Err(RelayError::bad_request("purge acknowledgement too long"));
         }
-        let vis = visibility(user);
+        let vis = device_visibility(user, device.relay);
         let ask = PullAsk {
             cursor: req.cursor,
             max_bytes: req.max_bytes.clamp(1, MAX_PULL_PAGE_BYTES),

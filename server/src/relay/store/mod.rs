@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use gridsync_core::sync::wire::{Backlog, MAX_CHANGES_PER_MESSAGE};
-use gridsync_core::{DeptId, DeviceId, DocId, RegionCode, UserId};
+use gridsync_core::{DeptId, DeviceId, DocId, DocKind, RegionCode, UserId};
 
 pub use self::postgres::PgDb;
 pub use self::sqlite::SqliteDb;
@@ -119,6 +119,9 @@ pub struct DocScope {
 /// What a user may see: a region subtree, and/or a department's cases.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Visibility {
+    /// Whether the grid's base data (persons, households, places) in the region
+    /// is sent too (`access::keeps_registry`, and downstream relays).
+    pub registry: bool,
     /// The region subtree (none for department handlers).
     pub region: Option<RegionCode>,
     /// The department, for handlers.
@@ -130,6 +133,7 @@ impl From<&gridsync_core::access::Scope> for Visibility {
     /// (nothing at all for a handler without one).
     fn from(scope: &gridsync_core::access::Scope) -> Self {
         Visibility {
+            registry: true,
             region: scope.region().cloned(),
             dept: scope.dept().cloned(),
         }
@@ -390,6 +394,20 @@ fn visible_args(vis: &Visibility) -> [Value; 3] {
 /// Whether document scope `s` is visible (`?2`–`?4`, see [`visible_args`]).
 const VISIBLE: &str = "((CAST(?2 AS TEXT) IS NOT NULL AND s.grid >= ?2 AND s.grid < ?3)
      OR (CAST(?4 AS TEXT) IS NOT NULL AND s.dept = ?4))";
+
+/// [`VISIBLE`], narrowed to documents that are not base data when `vis` does not
+/// take it.
+fn visible_sql(vis: &Visibility) -> String {
+    if vis.registry {
+        return VISIBLE.to_owned();
+    }
+    let not_registry: Vec<String> = DocKind::ALL
+        .into_iter()
+        .filter(|k| k.is_registry())
+        .map(|k| format!("s.doc_id NOT LIKE '{}-%'", k.as_str()))
+        .collect();
+    format!("({VISIBLE} AND {})", not_registry.join(" AND "))
+}
 
 /// `?1` the device, `?2`–`?4` its visibility, then `rest`.
 fn device_vis_args(device: &str, vis: &Visibility, rest: &[Value]) -> Vec<Value> {
@@ -811,7 +829,8 @@ impl<D: Database> RelayStore for SqlStore<D> {
                 .rows(
                     &format!(
                         "SELECT d.doc_id FROM device_docs d JOIN doc_scope s USING (doc_id)
-                         WHERE d.device_id = ?1 AND NOT {VISIBLE}"
+                         WHERE d.device_id = ?1 AND NOT {}",
+                        visible_sql(vis)
                     ),
                     &device_vis_args(&dev, vis, &[]),
                 )?
@@ -972,12 +991,13 @@ impl<D: Database> RelayStore for SqlStore<D> {
         cursor: u64,
         cap: u64,
     ) -> StoreResult<Backlog> {
+        let visible = visible_sql(vis);
         self.read(|tx| {
             let row = tx.one(
                 &format!(
                     "SELECT count(*), coalesce(sum(b.n), 0) FROM (
                        SELECT length(l.bytes) AS n FROM log l JOIN doc_scope s ON s.doc_id = l.doc_id
-                       WHERE l.seq > ?5 AND l.device_id != ?1 AND {VISIBLE} LIMIT {cap}) AS b"
+                       WHERE l.seq > ?5 AND l.device_id != ?1 AND {visible} LIMIT {cap}) AS b"
                 ),
                 &device_vis_args(&device.to_string(), vis, &[seq_arg(cursor)]),
             )?;
@@ -1197,9 +1217,10 @@ fn pull_new_documents(
     let docs = tx.rows(
         &format!(
             "SELECT s.doc_id FROM doc_scope s
-             WHERE {VISIBLE}
+             WHERE {}
                AND NOT EXISTS (SELECT 1 FROM device_docs d WHERE d.device_id = ?1 AND d.doc_id = s.doc_id)
-               AND EXISTS (SELECT 1 FROM log l WHERE l.doc_id = s.doc_id AND l.seq <= ?5)"
+               AND EXISTS (SELECT 1 FROM log l WHERE l.doc_id = s.doc_id AND l.seq <= ?5)",
+            visible_sql(vis)
         ),
         &device_vis_args(dev, vis, &[seq_arg(cursor)]),
     )?;
@@ -1239,7 +1260,8 @@ fn pull_log(
         let rows = tx.rows(
             &format!(
                 "SELECT l.seq, l.doc_id, l.bytes, l.device_id = ?1 FROM log l JOIN doc_scope s USING (doc_id)
-                 WHERE l.seq > ?5 AND l.seq <= ?6 AND {VISIBLE} ORDER BY l.seq LIMIT ?7"
+                 WHERE l.seq > ?5 AND l.seq <= ?6 AND {} ORDER BY l.seq LIMIT ?7",
+                visible_sql(vis)
             ),
             &device_vis_args(
                 dev,
