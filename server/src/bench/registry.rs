@@ -10,7 +10,11 @@
 //!   `--phone-persons` (default 3,000) of her grid's residents, registered one by
 //!   one as she would, then searched the same ways;
 //! - `phone_sync`: a new phone of the same worker pulls her grid's whole registry
-//!   from a relay on loopback: time, changes and bytes on the wire.
+//!   from a relay on loopback: time, changes and bytes on the wire;
+//! - `import_file` and `import_file_again`: a roster spreadsheet of `--persons`
+//!   rows (CSV) imported into a relay as `gridsync admin import-registry` does —
+//!   every row checked, drafted as the importing user and stored through the
+//!   relay's checked push — and the same file imported again (nothing changes).
 
 use std::time::Instant;
 
@@ -63,6 +67,33 @@ fn resident(rng: &mut Rng, grid: &RegionCode, n: u64) -> BenchResult<NewPerson> 
         tags,
         notes: String::new(),
     })
+}
+
+/// A roster of `persons` residents of `grids` as a town hands it over: CSV with
+/// the headers of `docs/registry-import.md`, a household for every three rows
+/// (its first row the head). ID numbers are unique: a birth date per thousand
+/// rows and the sequence number within it.
+fn roster_csv(rng: &mut Rng, grids: &[RegionCode], persons: usize) -> BenchResult<Vec<u8>> {
+    let mut out = gridsync_server::registry_io::headers().join(",");
+    out.push('\n');
+    for n in 0..persons {
+        let household = n / 3;
+        let grid = &grids[household % grids.len()];
+        let p = resident(rng, grid, n as u64)?;
+        let born = NaiveDate::from_ymd_opt(1930, 1, 1).ok_or("a date")?
+            + chrono::Days::new((n / 1000) as u64);
+        let first17 = format!("330106{}{:03}", born.format("%Y%m%d"), n % 1000);
+        let check = check_digit(&first17).ok_or("17 digits")?;
+        let tags: Vec<&str> = p.tags.iter().map(|t| t.label_zh()).collect();
+        out.push_str(&format!(
+            "{grid},幸福小区{household}号,{},,{first17}{check},{},{},{},\n",
+            p.name,
+            p.phone.as_ref().map(|ph| ph.full()).unwrap_or_default(),
+            if n % 3 == 0 { "户主" } else { "子女" },
+            tags.join("、"),
+        ));
+    }
+    Ok(out.into_bytes())
 }
 
 /// One document written as another device would have: its changes' bytes.
@@ -264,5 +295,29 @@ pub fn registry(persons: usize, phone_persons: usize, samples: usize) -> BenchRe
         json!({ "persons": phone_persons, "s": secs, "changes": down.pulled,
                 "requests": down.requests, "bytes_down": down.bytes_down }),
     );
+    drop((first, fresh, relay));
+
+    // A town's roster file through `admin import-registry`, twice.
+    let roster = roster_csv(&mut Rng(0x5851_f42d_4c95_7f2d), &grids, persons)?;
+    let relay = gridsync_server::relay::Relay::open(&dir.path().join("import"), None)?;
+    for figure in ["import_file", "import_file_again"] {
+        let (ms, done) = time_ms(|| {
+            gridsync_server::registry_io::import_as_user(
+                &relay,
+                "td-339901001",
+                &roster,
+                gridsync_server::registry_io::Format::Csv,
+            )
+        });
+        let done = done.map_err(|e| format!("{figure}: {e}"))?;
+        print_as(
+            "registry",
+            figure,
+            json!({ "rows": done.rows, "bytes": roster.len(), "ms": ms,
+                    "rows_per_s": done.rows as f64 / (ms / 1e3),
+                    "persons_new": done.persons_new, "households_new": done.households_new,
+                    "persons_unchanged": done.persons_unchanged }),
+        );
+    }
     Ok(())
 }
