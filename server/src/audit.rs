@@ -80,3 +80,28 @@ pub fn recent(data: &Path, limit: u32) -> rusqlite::Result<Vec<AuditEntry>> {
         .collect();
     rows
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_are_recorded_newest_first_and_cannot_be_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let user: UserId = "cd-339901001001".parse().unwrap();
+        let (a, b) = (
+            DocId::new(gridsync_core::DocKind::Person),
+            DocId::new(gridsync_core::DocKind::Person),
+        );
+        record(dir.path(), &user, "identity_view", &a).unwrap();
+        record(dir.path(), &user, "identity_view", &b).unwrap();
+        let seen = recent(dir.path(), 10).unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].doc, b.to_string());
+        assert_eq!(seen[1].user, "cd-339901001001");
+        let conn = open(dir.path()).unwrap();
+        assert!(conn.execute("DELETE FROM audit", []).is_err());
+        assert!(conn.execute("UPDATE audit SET user = 'x'", []).is_err());
+        assert_eq!(recent(dir.path(), 10).unwrap().len(), 2);
+    }
+}
