@@ -377,8 +377,21 @@ fn supervision_figures_and_devices_in_the_console() {
     assert!(rows.contains(&"上报,2"), "{rows:?}");
     assert!(rows.contains(&"受理率,100.0%"), "{rows:?}");
     assert!(rows.contains(&"自办率,50.0%"), "{rows:?}");
+    // 分级处置 and 积分: the levels per month, and the worker's points this month
+    // under the sample directory's rules (two valid reports at 2, one handled on
+    // the spot +3).
+    let level = console.get("/console/stats.csv?table=level").body;
+    assert_eq!(
+        level.trim_start_matches('\u{feff}').lines().next(),
+        Some("月份,结案,网格内办结,社区办结,街道办结,区级办结,上报上级")
+    );
+    let points = console.get("/console/stats.csv?table=points").body;
+    let points: Vec<&str> = points.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(points.len(), 2, "{points:?}");
+    assert!(points[1].ends_with(",2,1,0,0,0,0,7"), "{points:?}");
     let stats = console.get("/console/stats").body;
     assert!(stats.contains("<svg") && stats.contains("民生服务"));
+    assert!(stats.contains("id=\"table-level\"") && stats.contains("id=\"table-points\""));
     let report = console.get("/console/report").body;
     assert!(report.contains("id=\"hot-spots\"") && report.contains("望湖社区第1网格"));
     assert_eq!(

@@ -28,6 +28,30 @@ pub(super) fn not_found(what: &'static str, id: &DocId) -> Error {
     }
 }
 
+/// The region a registry read by `user` covers: `asked` narrowed to the user's
+/// region (theirs when `None`; `None` when the two do not meet). A department
+/// handler is refused: base data is not theirs to see.
+pub(super) fn registry_region_of(
+    user: &User,
+    asked: Option<&RegionCode>,
+) -> Result<Option<RegionCode>> {
+    let Some(scope) = scope_of(user)
+        .region()
+        .cloned()
+        .filter(|_| user.role != Role::DepartmentHandler)
+    else {
+        return Err(Error::Forbidden(
+            "a department handler does not see the grid's base data".into(),
+        ));
+    };
+    Ok(match asked {
+        Some(r) if scope.contains(r) => Some(r.clone()),
+        Some(r) if r.contains(&scope) => Some(scope),
+        Some(_) => None,
+        None => Some(scope),
+    })
+}
+
 /// The first instant of a calendar month in China Standard Time, and of the next.
 fn month_bounds(
     year: i32,
@@ -350,8 +374,20 @@ impl Engine {
         year: i32,
         month: u32,
     ) -> Result<(Vec<GridCoverage>, Vec<WorkerCoverage>)> {
+        self.visit_coverage_of(&self.me()?, region, year, month)
+    }
+
+    /// [`Engine::visit_coverage`] as `user` may see it (also the relay's, for a
+    /// console user).
+    pub(super) fn visit_coverage_of(
+        &self,
+        user: &User,
+        region: Option<&RegionCode>,
+        year: i32,
+        month: u32,
+    ) -> Result<(Vec<GridCoverage>, Vec<WorkerCoverage>)> {
         let (from, to) = month_bounds(year, month)?;
-        match self.registry_region(region)? {
+        match registry_region_of(user, region)? {
             Some(region) => self
                 .db
                 .read(|tx| crate::registry::visit_coverage(tx, &region, from, to)),
@@ -369,6 +405,18 @@ impl Engine {
         year: i32,
         month: u32,
     ) -> Result<Vec<crate::points::WorkerPoints>> {
+        self.points_of(&self.me()?, region, year, month)
+    }
+
+    /// [`Engine::points`] as `user` may see them (also the relay's, for a console
+    /// user).
+    pub(super) fn points_of(
+        &self,
+        user: &User,
+        region: Option<&RegionCode>,
+        year: i32,
+        month: u32,
+    ) -> Result<Vec<crate::points::WorkerPoints>> {
         let bounds = month_bounds(year, month)?;
         let dir = self.directory()?;
         let Some(rules) = dir.points_rules() else {
@@ -380,9 +428,8 @@ impl Engine {
                 .and_then(|id| dir.user(&id))
                 .is_some_and(|u| u.role == Role::GridWorker)
         };
-        let me = self.me()?;
-        let worker = (me.role == Role::GridWorker).then(|| me.id.as_str().to_owned());
-        match self.registry_region(region)? {
+        let worker = (user.role == Role::GridWorker).then(|| user.id.as_str().to_owned());
+        match registry_region_of(user, region)? {
             Some(region) => self.db.read(|tx| {
                 crate::points::month(tx, &region, worker.as_deref(), bounds, &rules, is_worker)
             }),
@@ -394,22 +441,7 @@ impl Engine {
     /// (the user's own when `None`; `None` when they do not meet). A department
     /// handler is refused: base data is not theirs to see.
     pub(super) fn registry_region(&self, asked: Option<&RegionCode>) -> Result<Option<RegionCode>> {
-        let me = self.me()?;
-        let Some(scope) = scope_of(&me)
-            .region()
-            .cloned()
-            .filter(|_| me.role != Role::DepartmentHandler)
-        else {
-            return Err(Error::Forbidden(
-                "a department handler does not see the grid's base data".into(),
-            ));
-        };
-        Ok(match asked {
-            Some(r) if scope.contains(r) => Some(r.clone()),
-            Some(r) if r.contains(&scope) => Some(scope),
-            Some(_) => None,
-            None => Some(scope),
-        })
+        registry_region_of(&self.me()?, asked)
     }
 
     /// A household this user keeps, in `grid` (the person's: a household of

@@ -10,8 +10,7 @@ use rusqlite::OptionalExtension;
 
 use super::cases::check_room;
 use super::{make_change, Case, Engine, Identity, ImportResult, PhotoInfo};
-use crate::access::scope_of;
-use crate::directory::{Role, User};
+use crate::directory::User;
 use crate::doc::case::{self, check_note, CaseDoc, Note, PhotoRef};
 use crate::doc::registry::{self, HouseholdDoc, NewPerson, PersonDoc, PersonEdit, Tag};
 use crate::doc::DocContent;
@@ -304,21 +303,7 @@ impl Engine {
         user: &User,
         asked: Option<&RegionCode>,
     ) -> Result<Option<RegionCode>> {
-        let Some(scope) = scope_of(user)
-            .region()
-            .cloned()
-            .filter(|_| user.role != Role::DepartmentHandler)
-        else {
-            return Err(Error::Forbidden(
-                "a department handler does not see the grid's base data".into(),
-            ));
-        };
-        Ok(match asked {
-            Some(r) if scope.contains(r) => Some(r.clone()),
-            Some(r) if r.contains(&scope) => Some(scope),
-            Some(_) => None,
-            None => Some(scope),
-        })
+        super::registry::registry_region_of(user, asked)
     }
 
     /// [`Engine::list_persons`] as `user` sees them (masked, within their region).
@@ -545,25 +530,19 @@ impl Engine {
         year: i32,
         month: u32,
     ) -> Result<(Vec<GridCoverage>, Vec<WorkerCoverage>)> {
-        let bad_month = || Error::InvalidInput(format!("{year}-{month} is not a month"));
-        let first = NaiveDate::from_ymd_opt(year, month, 1).ok_or_else(bad_month)?;
-        let next = first
-            .checked_add_months(chrono::Months::new(1))
-            .ok_or_else(bad_month)?;
-        let at_midnight = |d: NaiveDate| {
-            d.and_time(chrono::NaiveTime::MIN)
-                .and_local_timezone(crate::index::local_offset())
-                .single()
-                .map(|t| t.with_timezone(&Utc))
-                .ok_or_else(bad_month)
-        };
-        let (from, to) = (at_midnight(first)?, at_midnight(next)?);
-        match self.registry_region_as(user, region)? {
-            Some(region) => self
-                .db
-                .read(|tx| crate::registry::visit_coverage(tx, &region, from, to)),
-            None => Ok((Vec::new(), Vec::new())),
-        }
+        self.visit_coverage_of(user, region, year, month)
+    }
+
+    /// [`Engine::points`] of `region` as `user` may see them: the console's
+    /// ranking of a community's or a town's workers for a month.
+    pub fn points_as(
+        &self,
+        user: &User,
+        region: Option<&RegionCode>,
+        year: i32,
+        month: u32,
+    ) -> Result<Vec<crate::points::WorkerPoints>> {
+        self.points_of(user, region, year, month)
     }
 
     /// A case as `user` may see it: the same "not found" as for a missing case when

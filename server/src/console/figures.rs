@@ -6,9 +6,10 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use gridsync_core::index::{local_offset, MAX_PAGE};
+use gridsync_core::points::WorkerPoints;
 use gridsync_core::stats::{GroupBy, Summary};
 use gridsync_core::{
-    CaseFilter, CaseSummary, Directory, RegionCode, Role, Status, SupervisionLevel,
+    CaseFilter, CaseSummary, Directory, RegionCode, RegionLevel, Role, Status, SupervisionLevel,
 };
 use maud::{html, Markup};
 use serde::{Deserialize, Serialize};
@@ -194,6 +195,9 @@ struct Figures {
     by_category_month: Vec<(String, Vec<u64>)>,
     by_grid: Vec<(String, Summary)>,
     workers: Vec<WorkerRow>,
+    /// The month the points are of (the period's first), and each worker's.
+    points_month: String,
+    points: Vec<(String, WorkerPoints)>,
 }
 
 fn figures(
@@ -290,7 +294,30 @@ fn figures(
             }
         })
         .collect();
+    // Points are monthly: those of the month the period starts in.
+    let points_month = month_key(period.from);
+    let points = engine
+        .points_as(
+            &who.user,
+            filter.region.as_ref(),
+            period.from.year(),
+            period.from.month(),
+        )
+        .map_err(RelayError::internal)?
+        .into_iter()
+        .map(|p| {
+            let name = p
+                .worker
+                .parse()
+                .ok()
+                .and_then(|id| dir.user(&id))
+                .map_or_else(|| p.worker.clone(), |u| u.name.clone());
+            (name, p)
+        })
+        .collect();
     let figures = Figures {
+        points_month,
+        points,
         region: filter.region.clone(),
         summary,
         by_category,
@@ -328,6 +355,16 @@ fn summary_rows(t: &Texts, s: &Summary) -> Vec<(&'static str, String)> {
             s.mean_satisfaction()
                 .map_or_else(|| "—".into(), |v| format!("{v:.2}")),
         ),
+        (t.closed_at_grid, s.closed_at[0].to_string()),
+        (t.closed_at_community, s.closed_at[1].to_string()),
+        (t.closed_at_town, s.closed_at[2].to_string()),
+        (t.closed_at_district, s.closed_at[3].to_string()),
+        (
+            t.closed_locally_share,
+            percent(s.closed_at_or_below(RegionLevel::Town)),
+        ),
+        (t.escalated, s.escalated.to_string()),
+        (t.escalation_rate, percent(s.escalation_rate())),
     ]
 }
 
@@ -391,6 +428,30 @@ fn tables(t: &Texts, f: &Figures) -> Vec<Table> {
                 })
                 .collect(),
         },
+        Table {
+            name: "level",
+            title: t.per_level,
+            header: vec![
+                t.month.into(),
+                t.closed.into(),
+                t.closed_at_grid.into(),
+                t.closed_at_community.into(),
+                t.closed_at_town.into(),
+                t.closed_at_district.into(),
+                t.escalated.into(),
+            ],
+            rows: f
+                .by_month
+                .iter()
+                .map(|(m, s)| {
+                    std::iter::once(m.clone())
+                        .chain(std::iter::once(s.closed.to_string()))
+                        .chain(s.closed_at.iter().map(u64::to_string))
+                        .chain(std::iter::once(s.escalated.to_string()))
+                        .collect()
+                })
+                .collect(),
+        },
         group("grid", t.per_grid, t.grid, &f.by_grid),
         Table {
             name: "worker",
@@ -412,6 +473,38 @@ fn tables(t: &Texts, f: &Figures) -> Vec<Table> {
                         w.summary.closed.to_string(),
                         w.compliant_days.to_string(),
                         w.days.to_string(),
+                    ]
+                })
+                .collect(),
+        },
+        Table {
+            name: "points",
+            title: t.points_title,
+            header: vec![
+                t.month.into(),
+                t.worker.into(),
+                t.valid_reports.into(),
+                t.handled_on_spot.into(),
+                t.major_cases.into(),
+                t.invalid_reports.into(),
+                t.visits_made.into(),
+                t.inspections_made.into(),
+                t.points.into(),
+            ],
+            rows: f
+                .points
+                .iter()
+                .map(|(name, p)| {
+                    vec![
+                        f.points_month.clone(),
+                        name.clone(),
+                        p.valid_reports.to_string(),
+                        p.handled_on_the_spot.to_string(),
+                        p.major_cases.to_string(),
+                        p.invalid_reports.to_string(),
+                        p.visits.to_string(),
+                        p.inspections.to_string(),
+                        p.points.to_string(),
                     ]
                 })
                 .collect(),
