@@ -646,3 +646,93 @@ fn the_console_shows_a_place_with_its_households_residents_visits_and_cases() {
     assert_eq!(status, 404);
     assert!(!body.contains("孙租客"));
 }
+
+/// `POST path` with a form on the console: status and body.
+fn console_post(url: &str, cookie: &str, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent
+        .post(format!("{url}{path}"))
+        .header("Cookie", cookie)
+        .send_form(form.iter().copied())
+        .unwrap();
+    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+}
+
+/// The command centre erases a person from the console: a reason and a
+/// confirmation, the record gone from the relay and the phone; the community
+/// dispatcher who entered it is not offered the button.
+#[test]
+fn the_command_centre_erases_a_person_from_the_console() {
+    use gridsync_core::doc::registry::NewPerson;
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path());
+    let phones = tempfile::tempdir().unwrap();
+    let worker = enroll(data.path(), &server, WORKER, phones.path());
+    let person = worker
+        .register_person(NewPerson {
+            grid: GRID.parse().unwrap(),
+            name: "周要求删除".into(),
+            id_number: Some(id(41, true).parse().unwrap()),
+            sex: None,
+            born: None,
+            phone: None,
+            household: None,
+            tags: Vec::new(),
+            notes: String::new(),
+        })
+        .unwrap();
+    worker.sync(&mut |_| {}).unwrap();
+    let path = format!("/console/persons/{person}");
+
+    let community = console_session(data.path(), &server.url, DISPATCHER);
+    let (_, body) = console_get(&server.url, &community, &path);
+    assert!(body.contains("周要求删除") && !body.contains("id=\"erase\""));
+
+    let town = console_session(data.path(), &server.url, TOWN_DISPATCHER);
+    let (_, body) = console_get(&server.url, &town, &path);
+    assert!(body.contains("id=\"erase\""), "{body}");
+    let csrf = body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a CSRF token")
+        .to_owned();
+    let erase = format!("/console/registry/erase/{person}");
+    // Without the confirmation, or with a made-up reason, nothing happens.
+    let (status, body) = console_post(
+        &server.url,
+        &town,
+        &erase,
+        &[("csrf", &csrf), ("reason", "at-request")],
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("请勾选确认"));
+    let (status, _) = console_post(
+        &server.url,
+        &town,
+        &erase,
+        &[("csrf", &csrf), ("reason", "tier"), ("confirm", "yes")],
+    );
+    assert_eq!(status, 400);
+    assert_eq!(console_get(&server.url, &town, &path).0, 200);
+
+    let (status, body) = console_post(
+        &server.url,
+        &town,
+        &erase,
+        &[
+            ("csrf", &csrf),
+            ("reason", "at-request"),
+            ("confirm", "yes"),
+        ],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("记录已永久删除"));
+    assert_eq!(console_get(&server.url, &town, &path).0, 404);
+    assert_eq!(worker.sync(&mut |_| {}).unwrap().purged, 1);
+    assert!(worker.get_person(&person).is_err());
+}

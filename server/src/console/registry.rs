@@ -29,7 +29,7 @@ use super::pages::{layout, local, region_name};
 use super::{blocking, csrf_refusal, failure, given, html as page, lang};
 use crate::http::AppState;
 use crate::registry_io::{self, Format};
-use crate::relay::{ConsoleUser, RelayError};
+use crate::relay::{ConsoleUser, ErasureReason, RelayError};
 
 /// Persons per list page.
 const PAGE: u32 = 50;
@@ -47,6 +47,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/persons/{id}", get(person))
         .route("/console/households/{id}", get(household))
         .route("/console/places/{id}", get(place))
+        .route("/console/registry/erase/{id}", post(erase))
 }
 
 /// The registry's words.
@@ -81,6 +82,17 @@ pub struct Words {
     pub nobody: &'static str,
     pub masked_note: &'static str,
     pub full_note: &'static str,
+    pub erase_title: &'static str,
+    pub erase_note: &'static str,
+    pub erase_reason: &'static str,
+    pub erase_confirm: &'static str,
+    pub erase_button: &'static str,
+    pub erased_done: &'static str,
+    pub erase_unconfirmed: &'static str,
+    pub reason_moved: &'static str,
+    pub reason_deceased: &'static str,
+    pub reason_request: &'static str,
+    pub reason_error: &'static str,
     pub coverage: &'static str,
     pub month: &'static str,
     pub per_grid: &'static str,
@@ -152,6 +164,17 @@ const ZH: Words = Words {
     nobody: "（未设定）",
     masked_note: "身份证号和电话已脱敏显示；完整号码仅向本网格网格员、所在社区和管理员显示。",
     full_note: "您正在查看完整的身份证号和电话，本次查看已记入审计日志。",
+    erase_title: "永久删除",
+    erase_note: "删除后，此记录及其全部历史将从服务器、所有手机和今后的备份中清除，无法恢复；审计日志只记录编号和原因。",
+    erase_reason: "删除原因",
+    erase_confirm: "我确认永久删除此记录",
+    erase_button: "永久删除",
+    erased_done: "记录已永久删除。",
+    erase_unconfirmed: "请勾选确认后再删除。",
+    reason_moved: "迁出且已过保存期限",
+    reason_deceased: "死亡且已过保存期限",
+    reason_request: "本人申请删除",
+    reason_error: "录入错误或重复",
     coverage: "走访覆盖",
     month: "月份",
     per_grid: "各网格走访覆盖",
@@ -223,6 +246,17 @@ const EN: Words = Words {
     nobody: "(none)",
     masked_note: "ID and phone numbers are masked; in full only to the grid's workers, its community and administrators.",
     full_note: "You are seeing the full ID and phone numbers; this view has been recorded in the audit log.",
+    erase_title: "Erase for good",
+    erase_note: "The record and all its history leave the server, every phone and future backups; it cannot be undone. The audit log keeps only its id and the reason.",
+    erase_reason: "Reason",
+    erase_confirm: "I confirm erasing this record for good",
+    erase_button: "Erase",
+    erased_done: "The record has been erased.",
+    erase_unconfirmed: "Tick the confirmation to erase.",
+    reason_moved: "Moved away, retention passed",
+    reason_deceased: "Deceased, retention passed",
+    reason_request: "At the person's request",
+    reason_error: "Entered in error or twice",
     coverage: "Visit coverage",
     month: "Month",
     per_grid: "Coverage per grid",
@@ -656,6 +690,7 @@ async fn person(
                 @if full { (w.full_note) } @else { (w.masked_note) }
             }
         }
+        @if may_erase(&who.user, &p.grid) { (erase_form(lang, &who, &p.id)) }
     };
     page(
         StatusCode::OK,
@@ -736,6 +771,120 @@ async fn household(
                 }
             }
         }
+        @if may_erase(&who.user, &h.grid) { (erase_form(lang, &who, &h.id)) }
+    };
+    page(
+        StatusCode::OK,
+        layout(lang, Some(&who), "/console/registry", body),
+    )
+}
+
+/// Whether `user` may erase a person or household of `grid` for good: the
+/// command centre (town and district dispatchers, administrators) within its
+/// region. Irreversible (ADR 0011), so not the people who enter the records.
+fn may_erase(user: &gridsync_core::User, grid: &gridsync_core::RegionCode) -> bool {
+    matches!(
+        user.role,
+        Role::TownDispatcher | Role::DistrictDispatcher | Role::Admin
+    ) && access::scope_of(user).covers(grid)
+}
+
+/// The erase form of a person's or household's page: a reason and a
+/// confirmation, posted with the session's CSRF token.
+fn erase_form(lang: Lang, who: &ConsoleUser, id: &DocId) -> Markup {
+    let w = words(lang);
+    let reasons = [
+        (ErasureReason::MovedAwayRetention, w.reason_moved),
+        (ErasureReason::DeceasedRetention, w.reason_deceased),
+        (ErasureReason::AtRequest, w.reason_request),
+        (ErasureReason::EnteredInError, w.reason_error),
+    ];
+    html! {
+        section id="erase" {
+            h3 { (w.erase_title) }
+            p { (w.erase_note) }
+            form method="post" action=(format!("/console/registry/erase/{id}")) {
+                input type="hidden" name="csrf" value=(who.csrf);
+                label { (w.erase_reason) " "
+                    select name="reason" {
+                        @for (r, label) in reasons { option value=(r.code()) { (label) } }
+                    }
+                }
+                label { input type="checkbox" name="confirm" value="yes"; " " (w.erase_confirm) }
+                button.danger type="submit" { (w.erase_button) }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct EraseForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Erase a person or household for good (ADR 0011) and record who did it.
+async fn erase(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: ConsoleUser,
+    Path(id): Path<String>,
+    Form(f): Form<EraseForm>,
+) -> Response {
+    let lang = lang(&headers);
+    if let Some(r) = refuse_handler(lang, &who) {
+        return r;
+    }
+    if let Some(r) = csrf_refusal(lang, &who, &f.csrf) {
+        return r;
+    }
+    let w = words(lang);
+    if f.confirm != "yes" {
+        return failure(lang, Some(&who), &PageError::form(w.erase_unconfirmed));
+    }
+    let Some(reason) = ErasureReason::CHOICES
+        .into_iter()
+        .find(|r| r.code() == f.reason)
+    else {
+        return failure(lang, Some(&who), &PageError::form("unknown reason"));
+    };
+    let who2 = who.clone();
+    let result = blocking(&state, move |r| {
+        let id: DocId = id
+            .parse()
+            .map_err(|_| RelayError::NotFound("no such record"))?;
+        // Found as this user sees it, or not at all: no erasing by guessed ids.
+        let engine = r.engine();
+        let grid = match id.kind() {
+            gridsync_core::DocKind::Person => engine.get_person_as(&who2.user, &id).map(|p| p.grid),
+            gridsync_core::DocKind::Household => {
+                engine.get_household_as(&who2.user, &id).map(|h| h.grid)
+            }
+            _ => return Err(PageError::Relay(RelayError::NotFound("no such record"))),
+        }
+        .map_err(core_refusal)?;
+        if !may_erase(&who2.user, &grid) {
+            return Err(PageError::Relay(RelayError::Forbidden {
+                code: "refused",
+                message: "only the command centre erases records".into(),
+            }));
+        }
+        crate::audit::record(&r.data_folder(), &who2.user.id, "erase", &id)
+            .map_err(RelayError::internal)?;
+        r.erase(&id, reason)?;
+        Ok::<_, PageError>(())
+    })
+    .await;
+    if let Err(e) = result {
+        return failure(lang, Some(&who), &e);
+    }
+    let body = html! {
+        (subnav(lang))
+        p.flash.ok id="erased" { (w.erased_done) }
     };
     page(
         StatusCode::OK,
