@@ -546,12 +546,27 @@ fn new_visitors<'a>(
     before: Option<&'a DocContent>,
     after: &'a DocContent,
 ) -> impl Iterator<Item = &'a UserId> {
+    // The entries of `new` left over once `old` is matched in order (history
+    // checks that it is a subsequence): by position, so a copy of an existing
+    // entry counts as new and is checked like any other.
     fn added<'a, T: PartialEq>(
         old: &'a [T],
         new: &'a [T],
         by: impl Fn(&'a T) -> &'a UserId + 'a,
     ) -> Box<dyn Iterator<Item = &'a UserId> + 'a> {
-        Box::new(new.iter().filter(move |v| !old.contains(v)).map(by))
+        let mut matched = 0;
+        Box::new(
+            new.iter()
+                .filter(move |v| {
+                    if old.get(matched) == Some(*v) {
+                        matched += 1;
+                        false
+                    } else {
+                        true
+                    }
+                })
+                .map(by),
+        )
     }
     match (before, after) {
         (Some(DocContent::Household(b)), DocContent::Household(h)) => {
@@ -1672,6 +1687,14 @@ mod tests {
         };
         let mine = shop(W, GRID_A, &[]);
         let inspected = shop(W, GRID_A, &[W]);
+        // The same inspection twice, exactly: the second is new, in W's name.
+        let copied = match &inspected {
+            DocContent::Place(p) => DocContent::Place(PlaceDoc {
+                inspections: [p.inspections.clone(), p.inspections.clone()].concat(),
+                ..p.clone()
+            }),
+            _ => unreachable!(),
+        };
         let rekinded = match &mine {
             DocContent::Place(p) => DocContent::Place(PlaceDoc {
                 kind: PlaceKind::Dwelling,
@@ -1690,8 +1713,12 @@ mod tests {
             ("W records her inspection", W, Some(mine.clone()), inspected.clone(), Ok(())),
             ("W records one in W2's name", W, Some(mine.clone()), shop(W, GRID_A, &[W2]),
                 Err(Denied::NotVisitor)),
-            ("CD removes W's inspection", CD, Some(inspected), mine.clone(),
+            ("CD removes W's inspection", CD, Some(inspected.clone()), mine.clone(),
                 Err(Denied::VisitsRewritten)),
+            ("CD copies W's inspection", CD, Some(inspected.clone()), copied.clone(),
+                Err(Denied::NotVisitor)),
+            ("W repeats her own", W, Some(inspected.clone()), copied, Ok(())),
+            ("W adds a second of her own", W, Some(inspected), shop(W, GRID_A, &[W, W]), Ok(())),
             ("turns the shop into a dwelling", CD, Some(mine.clone()), rekinded,
                 Err(Denied::RegistryRewritten)),
             ("W2 edits grid A's shop", W2, Some(mine.clone()), mine.clone(),

@@ -197,6 +197,8 @@ pub(crate) fn list_places(tx: &Transaction<'_>, f: &PlaceFilter) -> Result<Vec<P
 pub(crate) struct PlaceRow {
     /// Its grid.
     pub grid: RegionCode,
+    /// What it is.
+    pub kind: Option<PlaceKind>,
     /// Its address.
     pub address: String,
     /// Its position, if known.
@@ -206,10 +208,11 @@ pub(crate) struct PlaceRow {
 /// A place's row.
 pub(crate) fn place_row(tx: &Transaction<'_>, id: &DocId) -> Result<Option<PlaceRow>> {
     Ok(tx
-        .prepare_cached("SELECT grid, address, lat, lon FROM places WHERE doc_id = ?1")?
+        .prepare_cached("SELECT grid, address, lat, lon, kind FROM places WHERE doc_id = ?1")?
         .query_row([id.as_str()], |r| {
             Ok(PlaceRow {
                 grid: parse(r.get(0)?)?,
+                kind: PlaceKind::parse(&r.get::<_, String>(4)?),
                 address: r.get(1)?,
                 location: match (r.get(2)?, r.get(3)?) {
                     (Some(lat), Some(lon)) => Some((lat, lon)),

@@ -24,9 +24,9 @@ pub struct WorkerPoints {
     pub major_cases: u64,
     /// Reports marked invalid.
     pub invalid_reports: u64,
-    /// Household visits.
+    /// Household visits (a household counts once a day).
     pub visits: u64,
-    /// Safety inspections.
+    /// Safety inspections (a place counts once a day).
     pub inspections: u64,
     /// The points these earn under the rules.
     pub points: i64,
@@ -57,6 +57,9 @@ pub(crate) fn month(
 ) -> Result<Vec<WorkerPoints>> {
     let (lo, hi) = (region.as_str().to_owned(), format!("{region}:"));
     let (from, to) = (from.timestamp_millis(), to.timestamp_millis());
+    // A household visited or a place inspected counts once a day per worker,
+    // however many times it was recorded (days in China Standard Time).
+    let offset_ms = i64::from(crate::index::local_offset().local_minus_utc()) * 1000;
     let sql = "SELECT who, sum(valid), sum(spot), sum(major), sum(invalid), sum(visit),
                       sum(inspection)
                  FROM (SELECT reporter AS who, status != 'invalid' AS valid,
@@ -66,16 +69,18 @@ pub(crate) fn month(
                          FROM cases
                         WHERE grid >= ?1 AND grid < ?2 AND created_ms >= ?3 AND created_ms < ?4
                        UNION ALL
-                       SELECT worker, 0, 0, 0, 0, 1, 0 FROM visits
-                        WHERE grid >= ?1 AND grid < ?2 AND at_ms >= ?3 AND at_ms < ?4
+                       SELECT worker, 0, 0, 0, 0, 1, 0 FROM (
+                         SELECT DISTINCT worker, doc_id, (at_ms + ?6) / 86400000 FROM visits
+                          WHERE grid >= ?1 AND grid < ?2 AND at_ms >= ?3 AND at_ms < ?4)
                        UNION ALL
-                       SELECT worker, 0, 0, 0, 0, 0, 1 FROM inspections
-                        WHERE grid >= ?1 AND grid < ?2 AND at_ms >= ?3 AND at_ms < ?4)
+                       SELECT worker, 0, 0, 0, 0, 0, 1 FROM (
+                         SELECT DISTINCT worker, doc_id, (at_ms + ?6) / 86400000 FROM inspections
+                          WHERE grid >= ?1 AND grid < ?2 AND at_ms >= ?3 AND at_ms < ?4))
                 WHERE ?5 IS NULL OR who = ?5
                 GROUP BY who";
     let mut rows: Vec<WorkerPoints> = tx
         .prepare_cached(sql)?
-        .query_map(params![lo, hi, from, to, worker], |r| {
+        .query_map(params![lo, hi, from, to, worker, offset_ms], |r| {
             let n = |i| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
             Ok(WorkerPoints {
                 worker: r.get(0)?,

@@ -100,7 +100,35 @@ fn base_data_stays_off_the_phones_of_town_dispatchers() {
         assert!(d.list_persons(&PersonFilter::default()).unwrap().is_empty());
     }
     // The relay still keeps it all, for the consoles.
-    assert_eq!(relay.relay.engine().doc_ids().unwrap().len(), 3);
+    let replica = relay.relay.engine();
+    assert_eq!(replica.doc_ids().unwrap().len(), 3);
+    // Where the town sees numbers masked it searches by the last four shown, not
+    // by the hidden ones before them.
+    let td = replica.user(&"td-339901001".parse().unwrap()).unwrap();
+    let by = |suffix: &str| {
+        replica.list_persons_as(
+            &td,
+            &PersonFilter {
+                id_suffix: Some(suffix.into()),
+                ..Default::default()
+            },
+        )
+    };
+    assert_eq!(by("131X").unwrap().len(), 1);
+    assert!(by("01131X").is_err());
+    let cd = replica.user(&DISPATCHER.parse().unwrap()).unwrap();
+    let by_cd = replica.list_persons_as(
+        &cd,
+        &PersonFilter {
+            id_suffix: Some("01131X".into()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        by_cd.unwrap().len(),
+        1,
+        "the community sees the whole number anyway"
+    );
 }
 
 #[test]

@@ -520,6 +520,17 @@ impl PlaceDoc {
                 });
             }
         }
+        // What a kind may hold, whoever wrote it: a document that breaks it is
+        // refused, so no count of rental housing or organisations is skewed.
+        if occupancy.is_some() && kind != PlaceKind::Dwelling {
+            return Err(schema_err(key::OCCUPANCY, "is for dwellings only"));
+        }
+        if org.is_some() && !matches!(kind, PlaceKind::Shop | PlaceKind::Enterprise) {
+            return Err(schema_err(
+                key::ORG_TYPE,
+                "is for shops and enterprises only",
+            ));
+        }
         Ok(PlaceDoc {
             id: id.clone(),
             grid: req_parse(doc, &ROOT, key::GRID)?,

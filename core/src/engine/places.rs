@@ -93,8 +93,21 @@ impl Engine {
         self.write(|tx| {
             let (mut doc, content) =
                 self.load_registry_doc(tx, &me, household, DocKind::Household)?;
+            if let DocContent::Household(h) = &content {
+                if h.left.is_some() {
+                    return Err(Error::InvalidInput(
+                        "the household has left the grid".into(),
+                    ));
+                }
+            }
             if let Some(p) = place {
-                if &self.place_in_scope(tx, &me, p)?.grid != content.grid() {
+                let row = self.place_in_scope(tx, &me, p)?;
+                if row.kind != Some(PlaceKind::Dwelling) {
+                    return Err(Error::InvalidInput(
+                        "a household lives in a dwelling (a house or a flat)".into(),
+                    ));
+                }
+                if &row.grid != content.grid() {
                     return Err(Error::InvalidInput(
                         "the dwelling is not in the household's grid".into(),
                     ));

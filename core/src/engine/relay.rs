@@ -312,6 +312,17 @@ impl Engine {
         user: &User,
         filter: &PersonFilter,
     ) -> Result<Vec<PersonSummary>> {
+        // The masked number shows the last four digits; searching by more would
+        // let someone who may only see it masked learn the hidden ones.
+        let hidden = filter
+            .id_suffix
+            .as_deref()
+            .is_some_and(|s| s.trim().chars().count() > 4);
+        if hidden && !crate::access::keeps_registry(user) {
+            return Err(Error::InvalidInput(
+                "search by at most the last four characters of an ID number".into(),
+            ));
+        }
         let Some(region) = self.registry_region_as(user, filter.region.as_ref())? else {
             return Ok(Vec::new());
         };
