@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use gridsync_core::{DocId, UserId};
+use gridsync_core::{DocId, RegionCode, UserId};
 use rusqlite::{params, Connection};
 
 /// The file's name in the data folder.
@@ -58,6 +58,20 @@ pub fn record(data: &Path, user: &UserId, action: &str, doc: &DocId) -> rusqlite
             user.as_str(),
             action,
             doc.as_str()
+        ],
+    )?;
+    Ok(())
+}
+
+/// Record that `user` exported the registry of `region` (masked, but names,
+/// addresses and groups of a whole region); durable when this returns.
+pub fn record_export(data: &Path, user: &UserId, region: &RegionCode) -> rusqlite::Result<()> {
+    open(data)?.execute(
+        "INSERT INTO audit (at_ms, user, action, doc_id) VALUES (?1, ?2, 'export', ?3)",
+        params![
+            Utc::now().timestamp_millis(),
+            user.as_str(),
+            region.as_str()
         ],
     )?;
     Ok(())

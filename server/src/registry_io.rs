@@ -766,6 +766,23 @@ fn plan(relay: &Relay, user: &User, bytes: &[u8], format: Format) -> Result<Plan
             column: Some(Col::IdNumber.header()),
             message: message.to_owned(),
         };
+        // A number registered outside the importer's region is not described:
+        // the report would tell anyone who may import whether a person is
+        // registered anywhere. The match is on record for those who look.
+        let scope = access::scope_of(user);
+        if let Some(outside) = same.iter().find(|p| !scope.covers(&p.grid)) {
+            if let Err(e) = crate::audit::record(
+                &relay.data_folder(),
+                &user.id,
+                "import_conflict",
+                &outside.id,
+            ) {
+                tracing::error!(error = %e, "audit log");
+            }
+            errors.push(err("无法导入此行，请联系上级部门核对"));
+            matched.push(None);
+            continue;
+        }
         match same.len() {
             0 => matched.push(None),
             1 if same[0].grid != row.grid => {
@@ -1143,6 +1160,9 @@ pub fn export(
         .collect();
     let mut rows: Vec<[String; 10]> = Vec::new();
     if let Some(region) = region {
+        // On record before anything is read out.
+        crate::audit::record_export(&relay.data_folder(), &user.id, &region)
+            .map_err(RelayError::internal)?;
         let page = 1_000u32;
         let mut offset = 0u32;
         loop {

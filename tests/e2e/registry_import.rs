@@ -307,6 +307,24 @@ fn a_person_registered_in_another_grid_is_a_duplicate() {
     assert_eq!(errors.len(), 1);
     assert_eq!((errors[0].row, errors[0].column), (2, Some("身份证号")));
     assert!(errors[0].message.contains("已登记在其他网格"));
+
+    // A worker of another grid, importing the same number into her own grid, is
+    // not told where (or that) it is registered; the match is in the audit log.
+    let elsewhere = vec![format!(
+        "{GRID2},临江路90号,张建国,男,{},,户主,,",
+        id(1, true)
+    )];
+    let err = import(&relay, "w-339901001001002", &csv(&elsewhere), Format::Csv).unwrap_err();
+    let ImportError::Rows { errors, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert!(errors[0].message.contains("请联系上级部门核对"), "{err:?}");
+    assert!(!errors[0].message.contains("其他网格"));
+    let audit = gridsync_server::audit::recent(relay.dir.path(), 10).unwrap();
+    assert!(
+        audit.iter().any(|e| e.action == "import_conflict"),
+        "{audit:?}"
+    );
 }
 
 #[test]
@@ -413,6 +431,14 @@ fn exports_are_masked_scoped_and_safe_from_formulas() {
     assert!(
         text.contains("'=SUM(1+1)") && text.contains("'@恶意"),
         "{text}"
+    );
+    // Who exported which region is on record.
+    let audit = gridsync_server::audit::recent(relay.dir.path(), 10).unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "export" && e.user == DISPATCHER && e.doc == "339901001001"),
+        "{audit:?}"
     );
 
     // A grid worker's export is her grid only; an XLSX reads back the same.
