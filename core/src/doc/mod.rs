@@ -80,6 +80,25 @@ fn schema_err(field: &str, reason: &'static str) -> SchemaError {
     }
 }
 
+/// Whether `text` (the value of `field`, entered by a person) is within `max`
+/// characters and, when `required`, not blank. The message names the field, never
+/// its content.
+pub(crate) fn check_len(
+    field: &'static str,
+    text: &str,
+    max: usize,
+    required: bool,
+) -> Result<(), String> {
+    let n = text.chars().count();
+    if required && text.trim().is_empty() {
+        return Err(format!("{field} is required"));
+    }
+    if n > max {
+        return Err(format!("{field} is {n} characters; at most {max}"));
+    }
+    Ok(())
+}
+
 /// Version of the document layout written by this code.
 pub const SCHEMA_VERSION: i64 = 1;
 

@@ -24,8 +24,8 @@ use automerge::{AutomergeError, ObjType, ReadDoc, ROOT};
 use chrono::{DateTime, Utc};
 
 use super::{
-    check_root, child, list_maps, opt_bool, opt_f64, opt_str, push_map, put_root, req_parse,
-    req_str, req_time, schema_err, time_value, SchemaError,
+    check_len, check_root, child, list_maps, opt_bool, opt_f64, opt_str, push_map, put_root,
+    req_parse, req_str, req_time, schema_err, time_value, SchemaError,
 };
 use crate::ids::{DocId, DocKind, RegionCode, UserId};
 
@@ -276,17 +276,6 @@ pub struct PlaceEdit {
     pub credit_code: Option<Option<CreditCode>>,
     /// New or cleared contact.
     pub contact: Option<Option<DocId>>,
-}
-
-fn check_len(field: &'static str, text: &str, max: usize, required: bool) -> Result<(), String> {
-    let n = text.chars().count();
-    if required && text.trim().is_empty() {
-        return Err(format!("{field} is required"));
-    }
-    if n > max {
-        return Err(format!("{field} is {n} characters; at most {max}"));
-    }
-    Ok(())
 }
 
 fn check_ref(field: &'static str, id: &Option<DocId>, kind: DocKind) -> Result<(), String> {

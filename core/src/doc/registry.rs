@@ -25,8 +25,8 @@ use automerge::{AutomergeError, ObjType, ReadDoc, ROOT};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
-    check_root, child, list_maps, opt_str, opt_time, push_map, put_root, req_parse, req_str,
-    req_time, schema_err, time_value, SchemaError,
+    check_len, check_root, child, list_maps, opt_str, opt_time, push_map, put_root, req_parse,
+    req_str, req_time, schema_err, time_value, SchemaError,
 };
 use crate::ids::{DocId, DocKind, RegionCode, UserId};
 use crate::pii::{Phone, ResidentId, Sex};
@@ -186,17 +186,6 @@ pub struct PersonDoc {
     pub created_by: UserId,
     /// When.
     pub created: DateTime<Utc>,
-}
-
-fn check_len(field: &'static str, text: &str, max: usize, required: bool) -> Result<(), String> {
-    let n = text.chars().count();
-    if required && text.trim().is_empty() {
-        return Err(format!("{field} is required"));
-    }
-    if n > max {
-        return Err(format!("{field} is {n} characters; at most {max}"));
-    }
-    Ok(())
 }
 
 /// A household link: a household's id and a relationship within the limit,

@@ -4,6 +4,7 @@
 //! case reported at a known place or about known persons takes from the registry.
 //! The same people keep places as keep the rest of the base data.
 
+use automerge::transaction::Transaction as AmTransaction;
 use automerge::Automerge;
 use rusqlite::Transaction;
 
@@ -140,37 +141,24 @@ impl Engine {
                 place::limits::FINDINGS
             )));
         }
-        crate::doc::case::check_coordinates(lat, lon)?;
-        let me = self.me()?;
         let at = self.now();
-        self.write(|tx| {
-            let (mut patrol_doc, p) = self.own_running_patrol(tx, patrol)?;
-            if p.checkins.len() >= crate::doc::patrol::limits::CHECKINS {
-                return Err(Error::InvalidInput("the patrol log is full".into()));
-            }
-            let (mut place_doc, content) =
-                self.load_registry_doc(tx, &me, place_id, DocKind::Place)?;
+        let checkin = CheckIn {
+            at,
+            place: INSPECTION_PLACE.to_owned(),
+            lat,
+            lon,
+            household: None,
+            place_id: Some(place_id.clone()),
+        };
+        self.record_on_patrol(patrol, place_id, checkin, |me, content| {
             let DocContent::Place(target) = content else {
                 return Err(not_found("place", place_id));
             };
-            if target.grid != p.grid {
-                return Err(Error::InvalidInput(
-                    "the place is not in the patrol's grid".into(),
-                ));
-            }
             if target.inspections.len() >= place::limits::INSPECTIONS {
                 return Err(Error::InvalidInput(
                     "the place's inspection log is full".into(),
                 ));
             }
-            let checkin = CheckIn {
-                at,
-                place: INSPECTION_PLACE.to_owned(),
-                lat,
-                lon,
-                household: None,
-                place_id: Some(place_id.clone()),
-            };
             let inspection = Inspection {
                 at,
                 by: me.id.clone(),
@@ -178,14 +166,7 @@ impl Engine {
                 passed,
                 findings: findings.to_owned(),
             };
-            self.commit_local(tx, patrol, &mut patrol_doc, |t| {
-                crate::doc::patrol::add_checkin(t, &checkin)
-            })?;
-            self.commit_local(tx, place_id, &mut place_doc, |t| {
-                place::add_inspection(t, &inspection)
-            })?;
-            self.materialise(tx, patrol, &patrol_doc)?;
-            self.materialise(tx, place_id, &place_doc)
+            Ok(move |t: &mut AmTransaction<'_>| place::add_inspection(t, &inspection))
         })
     }
 

@@ -5,6 +5,7 @@
 //! due and visit coverage. Grid workers keep their grid's base data, dispatchers
 //! the data of their region; department handlers neither see nor write it.
 
+use automerge::transaction::Transaction as AmTransaction;
 use automerge::Automerge;
 use rusqlite::Transaction;
 
@@ -256,24 +257,19 @@ impl Engine {
                 registry::limits::FINDINGS
             )));
         }
-        crate::doc::case::check_coordinates(lat, lon)?;
-        let me = self.me()?;
         let at = self.now();
-        self.write(|tx| {
-            let (mut patrol_doc, p) = self.own_running_patrol(tx, patrol)?;
-            if p.checkins.len() >= crate::doc::patrol::limits::CHECKINS {
-                return Err(Error::InvalidInput("the patrol log is full".into()));
-            }
-            let (mut household_doc, content) =
-                self.load_registry_doc(tx, &me, household, DocKind::Household)?;
+        let checkin = CheckIn {
+            at,
+            place: VISIT_PLACE.to_owned(),
+            lat,
+            lon,
+            household: Some(household.clone()),
+            place_id: None,
+        };
+        self.record_on_patrol(patrol, household, checkin, |me, content| {
             let DocContent::Household(h) = content else {
                 return Err(not_found("household", household));
             };
-            if h.grid != p.grid {
-                return Err(Error::InvalidInput(
-                    "the household is not in the patrol's grid".into(),
-                ));
-            }
             if h.left.is_some() {
                 return Err(Error::InvalidInput(
                     "the household has left the grid".into(),
@@ -284,28 +280,53 @@ impl Engine {
                     "the household's visit log is full".into(),
                 ));
             }
-            let checkin = CheckIn {
-                at,
-                place: VISIT_PLACE.to_owned(),
-                lat,
-                lon,
-                household: Some(household.clone()),
-                place_id: None,
-            };
             let visit = Visit {
                 at,
                 by: me.id.clone(),
                 patrol: patrol.clone(),
                 findings: findings.to_owned(),
             };
+            Ok(move |t: &mut AmTransaction<'_>| registry::add_visit(t, &visit))
+        })
+    }
+
+    /// One write for what a grid worker records at a household or place during
+    /// her own running patrol: the check-in on the patrol (it names the target by
+    /// id, at a neutral label, with its GPS position) and, on the target's
+    /// document, what `entry` makes of it after its checks. The target must be
+    /// in the patrol's grid.
+    pub(super) fn record_on_patrol<E>(
+        &self,
+        patrol: &DocId,
+        target: &DocId,
+        checkin: CheckIn,
+        entry: impl FnOnce(&User, &DocContent) -> Result<E>,
+    ) -> Result<()>
+    where
+        E: FnOnce(&mut AmTransaction<'_>) -> std::result::Result<(), automerge::AutomergeError>,
+    {
+        crate::doc::case::check_coordinates(checkin.lat, checkin.lon)?;
+        let me = self.me()?;
+        self.write(|tx| {
+            let (mut patrol_doc, p) = self.own_running_patrol(tx, patrol)?;
+            if p.checkins.len() >= crate::doc::patrol::limits::CHECKINS {
+                return Err(Error::InvalidInput("the patrol log is full".into()));
+            }
+            let (mut target_doc, content) =
+                self.load_registry_doc(tx, &me, target, target.kind())?;
+            if content.grid() != &p.grid {
+                return Err(Error::InvalidInput(format!(
+                    "the {} is not in the patrol's grid",
+                    target.kind().as_str()
+                )));
+            }
+            let write = entry(&me, &content)?;
             self.commit_local(tx, patrol, &mut patrol_doc, |t| {
                 crate::doc::patrol::add_checkin(t, &checkin)
             })?;
-            self.commit_local(tx, household, &mut household_doc, |t| {
-                registry::add_visit(t, &visit)
-            })?;
+            self.commit_local(tx, target, &mut target_doc, write)?;
             self.materialise(tx, patrol, &patrol_doc)?;
-            self.materialise(tx, household, &household_doc)
+            self.materialise(tx, target, &target_doc)
         })
     }
 
