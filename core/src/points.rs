@@ -34,13 +34,21 @@ pub struct WorkerPoints {
 
 impl WorkerPoints {
     fn score(&mut self, r: &PointsRules) {
-        let n = |count: u64, each: i32| i64::try_from(count).unwrap_or(i64::MAX) * i64::from(each);
-        self.points = n(self.valid_reports, r.valid_report)
-            + n(self.handled_on_the_spot, r.handled_on_the_spot)
-            + n(self.major_cases, r.major_case)
-            + n(self.invalid_reports, r.invalid_report)
-            + n(self.visits, r.visit)
-            + n(self.inspections, r.inspection);
+        let n = |count: u64, each: i32| {
+            i64::try_from(count)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(i64::from(each))
+        };
+        self.points = [
+            n(self.valid_reports, r.valid_report),
+            n(self.handled_on_the_spot, r.handled_on_the_spot),
+            n(self.major_cases, r.major_case),
+            n(self.invalid_reports, r.invalid_report),
+            n(self.visits, r.visit),
+            n(self.inspections, r.inspection),
+        ]
+        .into_iter()
+        .fold(0, i64::saturating_add);
     }
 }
 

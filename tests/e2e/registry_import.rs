@@ -531,13 +531,19 @@ fn the_command_line_imports_while_serve_runs_and_exports_masked() {
     assert!(!text.contains(&id(1, true)));
 }
 
-/// `GET path` on the console with a session cookie: status and body.
-fn console_get(url: &str, cookie: &str, path: &str) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+/// A client that shows the console's answers as they are: no redirects
+/// followed, no status taken for an error.
+fn console_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
         .max_redirects(0)
         .http_status_as_error(false)
         .build()
-        .into();
+        .into()
+}
+
+/// `GET path` on the console with a session cookie: status and body.
+fn console_get(url: &str, cookie: &str, path: &str) -> (u16, String) {
+    let agent = console_agent();
     let mut r = agent
         .get(format!("{url}{path}"))
         .header("Cookie", cookie)
@@ -560,11 +566,7 @@ fn console_session(data: &std::path::Path, url: &str, user: &str) -> String {
         .unwrap();
     writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
     assert!(child.wait().unwrap().success());
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .max_redirects(0)
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = console_agent();
     let r = agent
         .post(format!("{url}/console/sign-in"))
         .send_form([("user", user), ("password", password)])
@@ -675,11 +677,7 @@ fn the_console_shows_a_place_with_its_households_residents_visits_and_cases() {
 
 /// `POST path` with a form on the console: status and body.
 fn console_post(url: &str, cookie: &str, path: &str, form: &[(&str, &str)]) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .max_redirects(0)
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = console_agent();
     let mut r = agent
         .post(format!("{url}{path}"))
         .header("Cookie", cookie)

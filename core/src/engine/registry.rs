@@ -468,7 +468,7 @@ impl Engine {
     /// A household this user keeps, in `grid` (the person's: a household of
     /// another grid would take the person out of her grid's rounds and counts)
     /// and still there.
-    fn check_household(
+    pub(super) fn check_household(
         &self,
         tx: &Transaction<'_>,
         me: &User,
@@ -492,7 +492,7 @@ impl Engine {
     }
 
     /// A person this user keeps, in the household's `grid`, to head it.
-    fn check_head(
+    pub(super) fn check_head(
         &self,
         tx: &Transaction<'_>,
         me: &User,
@@ -527,44 +527,5 @@ impl Engine {
             return Err(not_found(what, id));
         }
         Ok((doc, content))
-    }
-}
-
-// The same checks for the drafts a server makes as its console users
-// (`engine/relay.rs`), so a drafted registry write is checked exactly like a
-// phone's.
-impl Engine {
-    pub(crate) fn registry_grid_for(&self, me: &User, grid: RegionCode) -> Result<RegionCode> {
-        self.registry_grid(me, Some(grid))
-    }
-
-    pub(crate) fn registry_doc_for(
-        &self,
-        tx: &Transaction<'_>,
-        me: &User,
-        id: &DocId,
-        kind: DocKind,
-    ) -> Result<(Automerge, DocContent)> {
-        self.load_registry_doc(tx, me, id, kind)
-    }
-
-    pub(crate) fn household_for(
-        &self,
-        tx: &Transaction<'_>,
-        me: &User,
-        id: &DocId,
-        grid: &RegionCode,
-    ) -> Result<()> {
-        self.check_household(tx, me, id, grid)
-    }
-
-    pub(crate) fn head_for(
-        &self,
-        tx: &Transaction<'_>,
-        me: &User,
-        person: &DocId,
-        grid: &RegionCode,
-    ) -> Result<()> {
-        self.check_head(tx, me, person, grid)
     }
 }

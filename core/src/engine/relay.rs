@@ -120,7 +120,7 @@ impl Engine {
         address: &str,
     ) -> Result<(DocId, Vec<u8>)> {
         let me = self.user(&author.user)?;
-        let grid = self.registry_grid_for(&me, grid)?;
+        let grid = self.registry_grid(&me, Some(grid))?;
         let n = address.chars().count();
         if address.trim().is_empty() || n > registry::limits::ADDRESS {
             return Err(Error::InvalidInput(format!(
@@ -145,10 +145,10 @@ impl Engine {
     ) -> Result<(DocId, Vec<u8>)> {
         let me = self.user(&author.user)?;
         person.validate().map_err(Error::InvalidInput)?;
-        let grid = self.registry_grid_for(&me, person.grid.clone())?;
+        let grid = self.registry_grid(&me, Some(person.grid.clone()))?;
         if let Some((household, _)) = &person.household {
             self.db
-                .read(|tx| self.household_for(tx, &me, household, &grid))?;
+                .read(|tx| self.check_household(tx, &me, household, &grid))?;
         }
         let person = NewPerson { grid, ..person };
         let id = DocId::new(DocKind::Person);
@@ -174,7 +174,7 @@ impl Engine {
         let me = self.user(&author.user)?;
         let (mut doc, _) = self
             .db
-            .read(|tx| self.registry_doc_for(tx, &me, id, DocKind::Person))?;
+            .read(|tx| self.load_registry_doc(tx, &me, id, DocKind::Person))?;
         let bytes = self.draft_change(&mut doc, id, author, |t| edit.apply(t))?;
         let after = PersonDoc::read(&doc, id).map_err(Error::malformed(id))?;
         let touches = edit.id_number.is_some() || edit.sex.is_some() || edit.born.is_some();
@@ -207,9 +207,9 @@ impl Engine {
         }
         let me = self.user(&author.user)?;
         let (mut doc, _) = self.db.read(|tx| {
-            let loaded = self.registry_doc_for(tx, &me, id, DocKind::Person)?;
+            let loaded = self.load_registry_doc(tx, &me, id, DocKind::Person)?;
             if let Some((h, _)) = &household {
-                self.household_for(tx, &me, h, loaded.1.grid())?;
+                self.check_household(tx, &me, h, loaded.1.grid())?;
             }
             Ok(loaded)
         })?;
@@ -227,9 +227,9 @@ impl Engine {
     ) -> Result<Vec<u8>> {
         let me = self.user(&author.user)?;
         let (mut doc, _) = self.db.read(|tx| {
-            let loaded = self.registry_doc_for(tx, &me, household, DocKind::Household)?;
+            let loaded = self.load_registry_doc(tx, &me, household, DocKind::Household)?;
             if let Some(p) = person {
-                self.head_for(tx, &me, p, loaded.1.grid())?;
+                self.check_head(tx, &me, p, loaded.1.grid())?;
             }
             Ok(loaded)
         })?;
@@ -352,7 +352,7 @@ impl Engine {
     pub fn get_person_as(&self, user: &User, id: &DocId) -> Result<PersonDoc> {
         match self
             .db
-            .read(|tx| self.registry_doc_for(tx, user, id, DocKind::Person))?
+            .read(|tx| self.load_registry_doc(tx, user, id, DocKind::Person))?
             .1
         {
             DocContent::Person(p) => Ok(p),
@@ -367,7 +367,7 @@ impl Engine {
     pub fn get_household_as(&self, user: &User, id: &DocId) -> Result<HouseholdDoc> {
         match self
             .db
-            .read(|tx| self.registry_doc_for(tx, user, id, DocKind::Household))?
+            .read(|tx| self.load_registry_doc(tx, user, id, DocKind::Household))?
             .1
         {
             DocContent::Household(h) => Ok(h),
@@ -382,7 +382,7 @@ impl Engine {
     pub fn get_place_as(&self, user: &User, id: &DocId) -> Result<crate::doc::place::PlaceDoc> {
         match self
             .db
-            .read(|tx| self.registry_doc_for(tx, user, id, DocKind::Place))?
+            .read(|tx| self.load_registry_doc(tx, user, id, DocKind::Place))?
             .1
         {
             DocContent::Place(p) => Ok(p),

@@ -397,16 +397,20 @@ const VISIBLE: &str = "((CAST(?2 AS TEXT) IS NOT NULL AND s.grid >= ?2 AND s.gri
 
 /// [`VISIBLE`], narrowed to documents that are not base data when `vis` does not
 /// take it.
-fn visible_sql(vis: &Visibility) -> String {
+fn visible_sql(vis: &Visibility) -> &'static str {
+    static WITHOUT_REGISTRY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let not_registry: Vec<String> = DocKind::ALL
+            .into_iter()
+            .filter(|k| k.is_registry())
+            .map(|k| format!("s.doc_id NOT LIKE '{}-%'", k.as_str()))
+            .collect();
+        format!("({VISIBLE} AND {})", not_registry.join(" AND "))
+    });
     if vis.registry {
-        return VISIBLE.to_owned();
+        VISIBLE
+    } else {
+        &WITHOUT_REGISTRY
     }
-    let not_registry: Vec<String> = DocKind::ALL
-        .into_iter()
-        .filter(|k| k.is_registry())
-        .map(|k| format!("s.doc_id NOT LIKE '{}-%'", k.as_str()))
-        .collect();
-    format!("({VISIBLE} AND {})", not_registry.join(" AND "))
 }
 
 /// `?1` the device, `?2`–`?4` its visibility, then `rest`.
