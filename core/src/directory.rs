@@ -154,7 +154,14 @@ pub struct User {
     /// For department handlers: their department.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub department: Option<DeptId>,
+    /// Where the relay's message gateway reaches them (a work phone number or a
+    /// messaging id; see `docs/notifications.md`). Personal data: never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
 }
+
+/// The most characters of a user's `contact`.
+pub const MAX_CONTACT_CHARS: usize = 64;
 
 /// A subcategory of the taxonomy.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -360,6 +367,15 @@ impl Directory {
         let mut user_idx = HashMap::new();
         for (i, u) in file.users.iter().enumerate() {
             check_name("user", u.id.as_str(), &u.name)?;
+            if let Some(contact) = &u.contact {
+                let n = contact.chars().count();
+                if n == 0 || n > MAX_CONTACT_CHARS || contact.chars().any(char::is_control) {
+                    return Err(invalid(format!(
+                        "user {}: contact must have 1 to {MAX_CONTACT_CHARS} characters and no control characters",
+                        u.id
+                    )));
+                }
+            }
             if !region_idx.contains_key(&u.region) {
                 return Err(invalid(format!(
                     "user {}: unknown region {}",
@@ -621,6 +637,28 @@ pub(crate) mod tests {
             .find(|u| u.role == Role::GridWorker)
             .unwrap();
         assert_eq!(worker.region.level(), RegionLevel::Grid);
+    }
+
+    #[test]
+    fn a_contact_is_optional_and_bounded() {
+        // The sample has no contacts: files from before the field load unchanged.
+        assert!(sample().users().iter().all(|u| u.contact.is_none()));
+        let with = |contact: &str| {
+            SAMPLE.replacen(
+                r#""role": "town_dispatcher","#,
+                &format!(r#""role": "town_dispatcher", "contact": {contact:?},"#),
+                1,
+            )
+        };
+        let dir = Directory::from_json(&with("13800000000")).unwrap();
+        let td = dir.user(&"td-339901001".parse().unwrap()).unwrap();
+        assert_eq!(td.contact.as_deref(), Some("13800000000"));
+        for bad in ["", &"1".repeat(MAX_CONTACT_CHARS + 1), "138\n00"] {
+            assert!(matches!(
+                Directory::from_json(&with(bad)),
+                Err(DirectoryError::Invalid(_))
+            ));
+        }
     }
 
     #[test]

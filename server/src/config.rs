@@ -83,7 +83,8 @@ pub struct ServeArgs {
     /// `photos_url`, `s3_endpoint`, `s3_region`, `s3_allow_http`,
     /// `max_connections`, `header_timeout_secs`, `body_idle_timeout_secs`,
     /// `request_timeout_secs`, `body_budget_mib`, `busy_wait_secs`,
-    /// `metrics_listen` and `metrics_token` keys.
+    /// `metrics_listen` and `metrics_token` keys, and a `[notify]` table
+    /// (docs/notifications.md).
     #[arg(long, env = "GRIDSYNC_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:7878].
@@ -144,6 +145,10 @@ pub struct ServeArgs {
     /// [default: not served there].
     #[arg(long, env = "GRIDSYNC_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
+    /// The bearer token for the notification webhook (`[notify]` in the config
+    /// file; better from the environment than the file).
+    #[arg(long, env = "GRIDSYNC_NOTIFY_TOKEN", hide_env_values = true)]
+    notify_token: Option<String>,
     #[command(flatten)]
     storage: StorageArgs,
 }
@@ -173,6 +178,8 @@ struct FileSettings {
     busy_wait_secs: Option<u64>,
     metrics_listen: Option<SocketAddr>,
     metrics_token: Option<String>,
+    #[serde(default)]
+    notify: gridsync_server::notify::Config,
 }
 
 /// The smallest body budget: one push whole and inflated (16 MiB each).
@@ -205,6 +212,8 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// The token for /metrics on the public address, if it is served there.
     pub metrics_token: Option<String>,
+    /// Outbound notifications (`[notify]`; none by default).
+    pub notify: gridsync_server::notify::Config,
 }
 
 /// Seconds from a setting, at least 1.
@@ -296,7 +305,10 @@ impl ServeArgs {
                 s3_allow_http: file.s3_allow_http,
             })
             .storage()?;
+        let mut notify = file.notify;
+        notify.token = self.notify_token.or(notify.token);
         Ok(Settings {
+            notify,
             tls,
             storage,
             edge,

@@ -9,6 +9,7 @@ pub mod blobstore;
 mod console;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod registry_io;
 pub mod relay;
 

@@ -438,6 +438,10 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             std::time::Duration::from_secs(settings.upstream_interval_secs),
         ));
     }
+    if let Some(notifier) = settings.notify.notifier()? {
+        tracing::info!(gateway = %notifier.describe(), "notifications");
+        runtime.spawn(notifier.run(relay.clone()));
+    }
     let scheme = if settings.tls.is_some() {
         "https"
     } else {
@@ -677,6 +681,7 @@ fn admin(
                 role: gridsync_core::Role::Admin,
                 region,
                 department: None,
+                contact: None,
             };
             let format = Format::parse(&format).ok_or("the format is csv or xlsx")?;
             let bytes =

@@ -6,6 +6,7 @@
 //! either database ([`sql::Database`]): SQLite in the data folder by default, or
 //! PostgreSQL shared by several nodes (`database_url`).
 
+mod notifications;
 mod postgres;
 pub mod sql;
 mod sqlite;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use gridsync_core::sync::wire::{Backlog, MAX_CHANGES_PER_MESSAGE};
 use gridsync_core::{DeptId, DeviceId, DocId, DocKind, RegionCode, UserId};
 
+pub use self::notifications::{NewNotification, NotificationRecord, NotificationState, Settle};
 pub use self::postgres::PgDb;
 pub use self::sqlite::SqliteDb;
 use sql::{args, Database, Held, Mode, Row, Tx, Value};
@@ -364,6 +366,20 @@ pub trait RelayStore: Send + Sync {
     /// Note that `device` holds `doc` (it pushed a change of it that was refused
     /// because it is erased), so its next pull tells it to purge it.
     fn hold_for_purge(&self, device: DeviceId, doc: &DocId) -> StoreResult<()>;
+    /// Queue each outbound message not queued before (same case, rule, recipient
+    /// and occurrence); how many were new.
+    fn queue_notifications(&self, batch: &[NewNotification]) -> StoreResult<u64>;
+    /// Queued messages due at `now_ms`, at most `limit`.
+    fn due_notifications(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<NotificationRecord>>;
+    /// Take a due message for one attempt until `lease_ms`; false if another node
+    /// took it first.
+    fn claim_notification(&self, id: i64, seen_next_ms: i64, lease_ms: i64) -> StoreResult<bool>;
+    /// Record what became of an attempt.
+    fn settle_notification(&self, id: i64, outcome: &Settle) -> StoreResult<()>;
+    /// When messages were sent to `recipient` at or after `since_ms`, oldest first.
+    fn notifications_sent_since(&self, recipient: &UserId, since_ms: i64) -> StoreResult<Vec<i64>>;
+    /// The messages about a case (at most 200), in the order they were queued.
+    fn notifications_of(&self, doc: &DocId) -> StoreResult<Vec<NotificationRecord>>;
 }
 
 /// Open the relay's store: PostgreSQL when `database_url` is given, otherwise
@@ -1197,6 +1213,30 @@ impl<D: Database> RelayStore for SqlStore<D> {
             )
         })?;
         Ok(())
+    }
+
+    fn queue_notifications(&self, batch: &[NewNotification]) -> StoreResult<u64> {
+        self.write(|tx| notifications::queue(tx, batch))
+    }
+
+    fn due_notifications(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<NotificationRecord>> {
+        self.read(|tx| notifications::due(tx, now_ms, limit))
+    }
+
+    fn claim_notification(&self, id: i64, seen_next_ms: i64, lease_ms: i64) -> StoreResult<bool> {
+        self.write(|tx| notifications::claim(tx, id, seen_next_ms, lease_ms))
+    }
+
+    fn settle_notification(&self, id: i64, outcome: &Settle) -> StoreResult<()> {
+        self.write(|tx| notifications::settle(tx, id, outcome))
+    }
+
+    fn notifications_sent_since(&self, recipient: &UserId, since_ms: i64) -> StoreResult<Vec<i64>> {
+        self.read(|tx| notifications::sent_since(tx, recipient, since_ms))
+    }
+
+    fn notifications_of(&self, doc: &DocId) -> StoreResult<Vec<NotificationRecord>> {
+        self.read(|tx| notifications::of_case(tx, doc))
     }
 }
 

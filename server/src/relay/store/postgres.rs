@@ -116,6 +116,26 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX erased_time ON erased (erased_ms);
 "#,
+    r#"
+    -- Outbound notifications, as SQLite's seventh step.
+    CREATE TABLE notifications (
+        id         BIGSERIAL PRIMARY KEY,
+        doc_id     TEXT NOT NULL,
+        rule       TEXT NOT NULL,
+        recipient  TEXT NOT NULL,
+        occurrence TEXT NOT NULL,
+        payload    TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        attempts   BIGINT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        next_ms    BIGINT NOT NULL,
+        done_ms    BIGINT,
+        detail     TEXT,
+        UNIQUE (doc_id, rule, recipient, occurrence)
+    );
+    CREATE INDEX notifications_due ON notifications (state, next_ms);
+    CREATE INDEX notifications_sent ON notifications (recipient, done_ms);
+"#,
 ];
 
 impl From<postgres::Error> for StoreError {

@@ -136,6 +136,28 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX erased_time ON erased (erased_ms);
 "#,
+    r#"
+    -- Outbound notifications (docs/notifications.md): one row per case, rule,
+    -- recipient and occurrence, so each is queued once; the payload holds no
+    -- personal data of residents.
+    CREATE TABLE notifications (
+        id         INTEGER PRIMARY KEY,
+        doc_id     TEXT NOT NULL,
+        rule       TEXT NOT NULL,
+        recipient  TEXT NOT NULL,
+        occurrence TEXT NOT NULL,
+        payload    TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        attempts   INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        next_ms    INTEGER NOT NULL,
+        done_ms    INTEGER,
+        detail     TEXT,
+        UNIQUE (doc_id, rule, recipient, occurrence)
+    ) STRICT;
+    CREATE INDEX notifications_due ON notifications (state, next_ms);
+    CREATE INDEX notifications_sent ON notifications (recipient, done_ms);
+"#,
 ];
 
 /// `relay.db`: one connection, so one transaction at a time, for one node.

@@ -1,0 +1,226 @@
+//! Outbound notifications (`docs/notifications.md`): the messages a person must
+//! hear about — a case dispatched to their department, their case returned, a
+//! deadline about to pass, level-4 supervision (短信督办) — sent through a
+//! pluggable [`Gateway`].
+//!
+//! Two background tasks, never on a sync request's path: `scan` notices events
+//! in the change log and the case index and queues them in the relay's ledger
+//! (once per case, rule, recipient and occurrence); `sender` sends what is due,
+//! with retries, backoff and a per-recipient rate limit, and records each outcome
+//! in the ledger, which the console shows on the case's timeline. `rules` says
+//! which events go to whom; `gateway` is the webhook and the log-only gateway.
+
+mod gateway;
+mod rules;
+mod scan;
+mod sender;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use gateway::{Gateway, GatewayError, LogGateway, Outgoing, Recipient, WebhookGateway};
+pub use rules::{Message, Rule};
+use sender::Policy;
+
+use crate::relay::store::StoreError;
+use crate::relay::{Relay, RelayError};
+
+/// Why a round of the notifier failed (logged; the next round tries again).
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The relay's store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The relay.
+    #[error(transparent)]
+    Relay(#[from] RelayError),
+    /// The server's replica.
+    #[error(transparent)]
+    Core(#[from] gridsync_core::Error),
+    /// A message could not be written as JSON.
+    #[error("a message could not be encoded: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Which gateway carries the messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GatewayKind {
+    /// No notifications: nothing is noticed, queued or sent (the default).
+    #[default]
+    None,
+    /// Noticed, queued and recorded, and logged instead of sent (development).
+    Log,
+    /// Posted as JSON to `url`.
+    Webhook,
+}
+
+/// The `[notify]` table of the `serve` config file.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `none` (default), `log` or `webhook`.
+    #[serde(default)]
+    pub gateway: GatewayKind,
+    /// The webhook's URL.
+    pub url: Option<String>,
+    /// Sent as `Authorization: Bearer …` to the webhook (also
+    /// `GRIDSYNC_NOTIFY_TOKEN`).
+    pub token: Option<String>,
+    /// Allow a plain-http:// webhook that is not on this machine.
+    #[serde(default)]
+    pub allow_http: bool,
+    /// Seconds an attempt may take [default: 10].
+    pub timeout_secs: Option<u64>,
+    /// Seconds between rounds looking for events [default: 30].
+    pub scan_interval_secs: Option<u64>,
+    /// Minutes before a deadline that the department is reminded [default: 120].
+    pub deadline_lead_minutes: Option<u64>,
+    /// Messages per recipient per hour [default: 20].
+    pub max_per_hour: Option<u32>,
+    /// Attempts per message before it is recorded as failed [default: 8].
+    pub max_attempts: Option<u32>,
+    /// Seconds before the first retry, doubled after each failure [default: 30].
+    pub retry_base_secs: Option<u64>,
+}
+
+impl std::fmt::Debug for Config {
+    /// Without the token, and without the URL's path, which may carry a key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("gateway", &self.gateway)
+            .field("token", &self.token.is_some())
+            .field("timeout_secs", &self.timeout_secs)
+            .field("scan_interval_secs", &self.scan_interval_secs)
+            .field("deadline_lead_minutes", &self.deadline_lead_minutes)
+            .field("max_per_hour", &self.max_per_hour)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_base_secs", &self.retry_base_secs)
+            .finish()
+    }
+}
+
+/// The longest wait between two attempts.
+const RETRY_CAP: Duration = Duration::from_secs(3600);
+/// How often the sender looks for due messages.
+const SEND_POLL: Duration = Duration::from_secs(1);
+
+/// A running configuration: the gateway and the pacing.
+pub struct Notifier {
+    gateway: Arc<dyn Gateway>,
+    scan_every: Duration,
+    lead: chrono::Duration,
+    policy: Policy,
+}
+
+fn positive(name: &str, v: Option<u64>, default: u64, max: u64) -> Result<u64, String> {
+    match v.unwrap_or(default) {
+        0 => Err(format!("notify.{name} must be at least 1")),
+        n if n > max => Err(format!("notify.{name} must be at most {max}")),
+        n => Ok(n),
+    }
+}
+
+impl Config {
+    /// The notifier this configures, or `None` for `gateway = "none"`.
+    pub fn notifier(&self) -> Result<Option<Notifier>, String> {
+        let timeout = Duration::from_secs(positive("timeout_secs", self.timeout_secs, 10, 120)?);
+        let gateway: Arc<dyn Gateway> = match self.gateway {
+            GatewayKind::None => return Ok(None),
+            GatewayKind::Log => Arc::new(LogGateway),
+            GatewayKind::Webhook => {
+                let url = self
+                    .url
+                    .as_deref()
+                    .ok_or("notify.gateway = \"webhook\" needs notify.url")?;
+                Arc::new(
+                    WebhookGateway::new(url, self.token.clone(), timeout, self.allow_http)
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+        };
+        let lead = positive(
+            "deadline_lead_minutes",
+            self.deadline_lead_minutes,
+            120,
+            7 * 24 * 60,
+        )?;
+        let per_hour = positive("max_per_hour", self.max_per_hour.map(u64::from), 20, 10_000)?;
+        let attempts = positive("max_attempts", self.max_attempts.map(u64::from), 8, 100)?;
+        Ok(Some(Notifier {
+            gateway,
+            scan_every: Duration::from_secs(positive(
+                "scan_interval_secs",
+                self.scan_interval_secs,
+                30,
+                3600,
+            )?),
+            lead: chrono::Duration::minutes(i64::try_from(lead).unwrap_or(120)),
+            policy: Policy {
+                max_attempts: u32::try_from(attempts).unwrap_or(8),
+                retry_base: Duration::from_secs(positive(
+                    "retry_base_secs",
+                    self.retry_base_secs,
+                    30,
+                    3600,
+                )?),
+                retry_cap: RETRY_CAP,
+                per_hour: u32::try_from(per_hour).unwrap_or(20),
+                lease: timeout + Duration::from_secs(30),
+            },
+        }))
+    }
+}
+
+impl Notifier {
+    /// What the gateway is, for the start-up log.
+    pub fn describe(&self) -> String {
+        self.gateway.describe()
+    }
+
+    /// Look for events and send messages for as long as the relay runs. Each round
+    /// runs off the async runtime; a failed round is logged and tried again.
+    pub async fn run(self, relay: Arc<Relay>) {
+        let Notifier {
+            gateway,
+            scan_every,
+            lead,
+            policy,
+        } = self;
+        let scanning = every(scan_every, {
+            let relay = relay.clone();
+            move || {
+                let n = scan::scan(&relay, lead)?;
+                if n > 0 {
+                    tracing::info!(queued = n, "notifications queued");
+                }
+                Ok(())
+            }
+        });
+        let sending = every(SEND_POLL, move || {
+            sender::send_due(&relay, gateway.as_ref(), &policy).map(drop)
+        });
+        tokio::join!(scanning, sending);
+    }
+}
+
+/// Run `round` on the blocking pool every `period`, for ever.
+async fn every<F>(period: Duration, round: F)
+where
+    F: Fn() -> Result<(), NotifyError> + Send + Sync + 'static,
+{
+    let round = Arc::new(round);
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let round = round.clone();
+        match tokio::task::spawn_blocking(move || round()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "notifier round failed; trying again"),
+            Err(e) => tracing::error!(error = %e, "notifier round panicked"),
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Noticing events: the cases logged since the last round (their timelines: a
+//! dispatch, a return, supervision raised by hand) and the open dispatches in the
+//! case index (a deadline near, level 4 reached by running late). What is found is
+//! queued in the ledger, where each (case, rule, recipient, occurrence) is kept
+//! once: a round may see the same event again, after a restart or on another node,
+//! and nothing is sent twice.
+
+use chrono::{DateTime, Duration, Utc};
+use gridsync_core::index::MAX_PAGE;
+use gridsync_core::{fold, CaseFilter, DocContent, DocId, DocKind, Status};
+
+use super::rules::{self, Event, Facts};
+use super::NotifyError;
+use crate::relay::store::NewNotification;
+use crate::relay::Relay;
+
+/// Where in the change log the last round stopped (the relay's `meta`).
+pub const CURSOR_KEY: &str = "notify_cursor";
+/// Log bytes read per page.
+const PAGE_BYTES: u64 = 4 * 1024 * 1024;
+/// Log pages read per round at most; the rest waits for the next round.
+const MAX_PAGES: usize = 20;
+
+fn queue(relay: &Relay, events: Vec<Event>, now: DateTime<Utc>) -> Result<u64, NotifyError> {
+    let mut batch = Vec::new();
+    for e in events {
+        let payload = serde_json::to_string(&e.message)?;
+        for recipient in e.recipients {
+            batch.push(NewNotification {
+                doc: e.doc.clone(),
+                rule: e.rule,
+                recipient,
+                occurrence: e.occurrence.clone(),
+                payload: payload.clone(),
+                created_ms: now.timestamp_millis(),
+            });
+        }
+    }
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    Ok(relay.store().queue_notifications(&batch)?)
+}
+
+/// The cases changed in the log since the cursor. The first round on a relay
+/// starts at the end of the log: what happened before notifications were turned
+/// on is not announced.
+fn logged(relay: &Relay, now: DateTime<Utc>, lead: Duration) -> Result<u64, NotifyError> {
+    let store = relay.store();
+    let mut cursor = match store.meta(CURSOR_KEY)?.and_then(|v| v.parse::<u64>().ok()) {
+        Some(c) => c,
+        None => {
+            let top = store.log_top()?;
+            store.set_meta(CURSOR_KEY, &top.to_string())?;
+            return Ok(0);
+        }
+    };
+    let dir = relay.engine().directory()?;
+    let mut queued = 0;
+    for _ in 0..MAX_PAGES {
+        let page = store.log_after(cursor, None, PAGE_BYTES)?;
+        let Some((last, _)) = page.last() else { break };
+        let last = *last;
+        let mut cases: Vec<&DocId> = page
+            .iter()
+            .map(|(_, e)| &e.doc)
+            .filter(|d| d.kind() == DocKind::Case)
+            .collect();
+        cases.sort();
+        cases.dedup();
+        let mut events = Vec::new();
+        for id in cases {
+            if let Some(DocContent::Case(doc)) = relay.engine().read_doc(id)? {
+                let state = fold(&doc.timeline);
+                events.extend(rules::of_case(&dir, &doc, &state, now, lead));
+            }
+        }
+        queued += queue(relay, events, now)?;
+        cursor = last;
+        store.set_meta(CURSOR_KEY, &cursor.to_string())?;
+    }
+    Ok(queued)
+}
+
+/// The open dispatches whose deadline is near or passed, from the index.
+fn timed(relay: &Relay, now: DateTime<Utc>, lead: Duration) -> Result<u64, NotifyError> {
+    let dir = relay.engine().directory()?;
+    let mut filter = CaseFilter {
+        statuses: vec![Status::Dispatched],
+        overdue_at: Some(now + lead),
+        limit: MAX_PAGE,
+        ..CaseFilter::default()
+    };
+    let mut queued = 0;
+    loop {
+        let page = relay.engine().list_cases(&filter)?;
+        let events = page
+            .iter()
+            .flat_map(|c| rules::timed(&dir, &Facts::of_summary(c), now, lead))
+            .collect();
+        queued += queue(relay, events, now)?;
+        if page.len() < MAX_PAGE as usize {
+            return Ok(queued);
+        }
+        filter.offset = filter.offset.saturating_add(MAX_PAGE);
+    }
+}
+
+/// One round: bring the replica up to date, then look at the log and the index;
+/// how many messages were queued.
+pub fn scan(relay: &Relay, lead: Duration) -> Result<u64, NotifyError> {
+    relay.catch_up()?;
+    let now = Utc::now();
+    Ok(logged(relay, now, lead)? + timed(relay, now, lead)?)
+}
