@@ -439,6 +439,7 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         ));
     }
     if let Some(notifier) = settings.notify.notifier()? {
+        notifier.prepare(&relay)?;
         tracing::info!(gateway = %notifier.describe(), "notifications");
         runtime.spawn(notifier.run(relay.clone()));
     }

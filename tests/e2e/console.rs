@@ -13,7 +13,7 @@ use crate::workflow::{leak, DISPATCHER, HANDLER, WORKER};
 
 const OTHER_DISPATCHER: &str = "cd-339901002001";
 
-fn set_password(data: &Path, user: &str, password: &str) {
+pub(crate) fn set_password(data: &Path, user: &str, password: &str) {
     let mut child = gridsync()
         .args(["admin", "--data"])
         .arg(data)
@@ -27,20 +27,20 @@ fn set_password(data: &Path, user: &str, password: &str) {
 }
 
 /// A browser's view of the console: one session cookie.
-struct Console {
+pub(crate) struct Console {
     agent: ureq::Agent,
     url: String,
     cookie: String,
 }
 
-struct Page {
-    status: u16,
+pub(crate) struct Page {
+    pub(crate) status: u16,
     location: Option<String>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Console {
-    fn new(server: &Server) -> Console {
+    pub(crate) fn new(server: &Server) -> Console {
         let agent = ureq::Agent::config_builder()
             .max_redirects(0)
             .http_status_as_error(false)
@@ -66,7 +66,7 @@ impl Console {
         }
     }
 
-    fn get(&self, path: &str) -> Page {
+    pub(crate) fn get(&self, path: &str) -> Page {
         let r = self
             .agent
             .get(format!("{}{path}", self.url))
@@ -86,7 +86,7 @@ impl Console {
         Self::page(r)
     }
 
-    fn sign_in(&mut self, user: &str, password: &str) -> Page {
+    pub(crate) fn sign_in(&mut self, user: &str, password: &str) -> Page {
         let r = self
             .agent
             .post(format!("{}/console/sign-in", self.url))
@@ -108,7 +108,7 @@ impl Console {
         body[at..].split('"').next().unwrap().to_owned()
     }
 
-    fn act(&self, id: &DocId, form: &[(&str, &str)]) -> Page {
+    pub(crate) fn act(&self, id: &DocId, form: &[(&str, &str)]) -> Page {
         let csrf = self.csrf();
         let mut all = vec![("csrf", csrf.as_str())];
         all.extend_from_slice(form);

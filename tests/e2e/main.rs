@@ -9,6 +9,7 @@ mod console;
 mod erasure;
 mod faults;
 mod golden;
+mod notify;
 mod photo_privacy;
 mod photos;
 mod pressure;

@@ -25,6 +25,21 @@ impl FakeServer {
         max_requests: u64,
         answer: impl Fn(Route, Vec<u8>) -> (u16, Vec<u8>) + Send + 'static,
     ) -> std::io::Result<FakeServer> {
+        Self::start_http(max_requests, move |path, body| {
+            match Route::from_path(path) {
+                Some(route) => answer(route, body),
+                None => (404, Vec::new()),
+            }
+        })
+    }
+
+    /// Serve at most `max_requests` requests of any path, each answered by
+    /// `answer(path, request body)` with a status and a body: a stand-in for any
+    /// HTTP service the relay calls (e.g. a notification webhook).
+    pub fn start_http(
+        max_requests: u64,
+        answer: impl Fn(&str, Vec<u8>) -> (u16, Vec<u8>) + Send + 'static,
+    ) -> std::io::Result<FakeServer> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let requests = Arc::new(AtomicU64::new(0));
@@ -35,10 +50,7 @@ impl FakeServer {
                 let Some((path, body)) = read_request(&mut stream) else {
                     continue;
                 };
-                let (status, bytes) = match Route::from_path(&path) {
-                    Some(route) => answer(route, body),
-                    None => (404, Vec::new()),
-                };
+                let (status, bytes) = answer(&path, body);
                 counted.fetch_add(1, Ordering::SeqCst);
                 let head = format!(
                     "HTTP/1.1 {status} X\r\ncontent-type: application/cbor\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",

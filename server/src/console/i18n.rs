@@ -116,6 +116,34 @@ impl Lang {
             },
         }
     }
+
+    /// Why a notification was sent.
+    pub fn notify_rule(self, r: crate::notify::Rule) -> &'static str {
+        use crate::notify::Rule;
+        match (self, r) {
+            (Lang::Zh, Rule::Dispatched) => "派遣通知",
+            (Lang::Zh, Rule::Returned) => "退回通知",
+            (Lang::Zh, Rule::DeadlineSoon) => "到期提醒",
+            (Lang::Zh, Rule::Supervision) => "短信督办",
+            (Lang::En, Rule::Dispatched) => "Dispatch notice",
+            (Lang::En, Rule::Returned) => "Return notice",
+            (Lang::En, Rule::DeadlineSoon) => "Deadline reminder",
+            (Lang::En, Rule::Supervision) => "SMS supervision",
+        }
+    }
+
+    /// Where a notification stands.
+    pub fn notify_state(self, s: crate::relay::store::NotificationState) -> &'static str {
+        use crate::relay::store::NotificationState as S;
+        match (self, s) {
+            (Lang::Zh, S::Queued) => "待发送",
+            (Lang::Zh, S::Sent) => "已发送",
+            (Lang::Zh, S::Failed) => "发送失败",
+            (Lang::En, S::Queued) => "queued",
+            (Lang::En, S::Sent) => "sent",
+            (Lang::En, S::Failed) => "failed",
+        }
+    }
 }
 
 /// Every fixed text of the console.
@@ -151,6 +179,8 @@ pub struct Texts {
     pub no_photos: &'static str,
     pub photo_pending: &'static str,
     pub timeline: &'static str,
+    pub notifications: &'static str,
+    pub attempts: &'static str,
     pub notes: &'static str,
     pub add_note: &'static str,
     pub actions: &'static str,
@@ -281,6 +311,8 @@ const ZH: Texts = Texts {
     no_photos: "无照片",
     photo_pending: "照片尚未上传",
     timeline: "处置过程（全程留痕）",
+    notifications: "消息通知",
+    attempts: "尝试次数",
     notes: "备注",
     add_note: "添加备注",
     actions: "可执行操作",
@@ -411,6 +443,8 @@ const EN: Texts = Texts {
     no_photos: "No photos",
     photo_pending: "Photo not uploaded yet",
     timeline: "Timeline (every step recorded)",
+    notifications: "Notifications",
+    attempts: "attempts",
     notes: "Notes",
     add_note: "Add a note",
     actions: "Actions",

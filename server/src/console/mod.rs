@@ -579,11 +579,15 @@ async fn show_case(
             })
             .map(|p| p.hash.clone())
             .collect();
-        Ok::<_, PageError>((case, dir, uploaded))
+        let notifications = r
+            .store()
+            .notifications_of(&case.doc.id)
+            .map_err(RelayError::from)?;
+        Ok::<_, PageError>((case, dir, uploaded, notifications))
     })
     .await;
     match result {
-        Ok((case, dir, uploaded)) => {
+        Ok((case, dir, uploaded, notifications)) => {
             let actions = allowed_actions(&who, &case, dir.departments().first().map(|d| &d.id));
             let page = pages::detail(
                 lang,
@@ -595,6 +599,7 @@ async fn show_case(
                     uploaded: &|h| uploaded.contains(h),
                     flash,
                     now: Utc::now(),
+                    notifications: &notifications,
                 },
             );
             html(status, page)

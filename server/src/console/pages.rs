@@ -10,7 +10,15 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::i18n::{Lang, Texts};
 use super::{ActionKind, BoardQuery};
+use crate::relay::store::NotificationRecord;
 use crate::relay::ConsoleUser;
+
+/// A time in ms since the epoch, as [`local`] shows it.
+fn millis(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .map(local)
+        .unwrap_or_default()
+}
 
 /// Times are shown in China Standard Time.
 pub fn local(t: DateTime<Utc>) -> String {
@@ -260,6 +268,8 @@ pub struct Detail<'a> {
     pub uploaded: &'a dyn Fn(&gridsync_core::PhotoHash) -> bool,
     pub flash: Option<(bool, String)>,
     pub now: DateTime<Utc>,
+    /// The messages sent or queued about the case (`notify`).
+    pub notifications: &'a [NotificationRecord],
 }
 
 /// One case: fields, photos, timeline, notes and the actions this user may take.
@@ -330,6 +340,21 @@ pub fn detail(lang: Lang, who: &ConsoleUser, dir: &Directory, d: &Detail<'_>) ->
                                 Outcome::Applied => {},
                                 Outcome::Conflict { reason, .. } => { " [" (t.conflict) ": " (reason.to_string()) "]" },
                                 Outcome::Refused(reason) => { " [" (t.refused) ": " (reason.to_string()) "]" },
+                            }
+                        }
+                    }
+                }
+                @if !d.notifications.is_empty() {
+                    h4 { (t.notifications) }
+                    ul id="notifications" {
+                        @for n in d.notifications {
+                            li data-rule=(n.rule.as_str()) data-state=(n.state.as_str()) {
+                                strong.label { (lang.notify_rule(n.rule)) } " → " (name_of(&n.recipient))
+                                " · " (millis(n.done_ms.unwrap_or(n.created_ms)))
+                                " · " (lang.notify_state(n.state))
+                                " (" (t.attempts) " " (n.attempts)
+                                @if let Some(detail) = &n.detail { ", " (detail) }
+                                ")"
                             }
                         }
                     }

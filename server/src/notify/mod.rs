@@ -180,6 +180,12 @@ impl Notifier {
         self.gateway.describe()
     }
 
+    /// Before serving: fix where the change log's scan starts on a relay that
+    /// never ran notifications (its end), so nothing logged from now on is missed.
+    pub fn prepare(&self, relay: &Relay) -> Result<(), NotifyError> {
+        scan::start_cursor(relay).map(drop)
+    }
+
     /// Look for events and send messages for as long as the relay runs. Each round
     /// runs off the async runtime; a failed round is logged and tried again.
     pub async fn run(self, relay: Arc<Relay>) {

@@ -42,19 +42,24 @@ fn queue(relay: &Relay, events: Vec<Event>, now: DateTime<Utc>) -> Result<u64, N
     Ok(relay.store().queue_notifications(&batch)?)
 }
 
-/// The cases changed in the log since the cursor. The first round on a relay
-/// starts at the end of the log: what happened before notifications were turned
-/// on is not announced.
+/// Where the log scan goes on from. The first time on a relay, the end of the log:
+/// what happened before notifications were turned on is not announced.
+pub fn start_cursor(relay: &Relay) -> Result<u64, NotifyError> {
+    let store = relay.store();
+    if let Some(c) = store.meta(CURSOR_KEY)?.and_then(|v| v.parse::<u64>().ok()) {
+        return Ok(c);
+    }
+    let top = store.log_top()?;
+    Ok(store
+        .meta_or_insert(CURSOR_KEY, &top.to_string())?
+        .parse()
+        .unwrap_or(top))
+}
+
+/// The cases changed in the log since the cursor.
 fn logged(relay: &Relay, now: DateTime<Utc>, lead: Duration) -> Result<u64, NotifyError> {
     let store = relay.store();
-    let mut cursor = match store.meta(CURSOR_KEY)?.and_then(|v| v.parse::<u64>().ok()) {
-        Some(c) => c,
-        None => {
-            let top = store.log_top()?;
-            store.set_meta(CURSOR_KEY, &top.to_string())?;
-            return Ok(0);
-        }
-    };
+    let mut cursor = start_cursor(relay)?;
     let dir = relay.engine().directory()?;
     let mut queued = 0;
     for _ in 0..MAX_PAGES {
