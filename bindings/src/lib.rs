@@ -712,6 +712,9 @@ impl GridEngine {
     /// Visit a household (入户走访) on one's own running patrol: the patrol gets a
     /// check-in naming the household, the household the visit with `findings`.
     /// The household must be in the patrol's grid and not have left.
+    /// `photo_hash`, if given, is a photo stored on this device (`ingest_photo`);
+    /// it is uploaded with the visit like a case's.
+    #[uniffi::method(default(photo_hash = None))]
     pub fn visit(
         &self,
         patrol_id: String,
@@ -719,6 +722,7 @@ impl GridEngine {
         findings: String,
         lat: f64,
         lon: f64,
+        photo_hash: Option<String>,
     ) -> Result<(), GridsyncError> {
         Ok(self.engine()?.visit(
             &patrol_id.parse().map_err(invalid)?,
@@ -726,6 +730,7 @@ impl GridEngine {
             &findings,
             lat,
             lon,
+            records::photo_hash(photo_hash)?,
         )?)
     }
 
@@ -813,6 +818,9 @@ impl GridEngine {
     /// Inspect a place (安全检查) on one's own running patrol: the patrol gets a
     /// check-in naming the place, the place the inspection with `findings`
     /// (required when it fails). The place must be in the patrol's grid.
+    /// `photo_hash`, if given, is a photo stored on this device (`ingest_photo`).
+    #[uniffi::method(default(photo_hash = None))]
+    #[allow(clippy::too_many_arguments)]
     pub fn inspect(
         &self,
         patrol_id: String,
@@ -821,6 +829,7 @@ impl GridEngine {
         findings: String,
         lat: f64,
         lon: f64,
+        photo_hash: Option<String>,
     ) -> Result<(), GridsyncError> {
         Ok(self.engine()?.inspect(
             &records::doc_id(&patrol_id)?,
@@ -829,6 +838,7 @@ impl GridEngine {
             &findings,
             lat,
             lon,
+            records::photo_hash(photo_hash)?,
         )?)
     }
 

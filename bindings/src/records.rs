@@ -15,8 +15,8 @@ use gridsync_core::registry::{
     DueVisit, GridCounts, GridCoverage, PersonFilter, PersonSummary, WorkerCoverage,
 };
 use gridsync_core::{
-    Action, Case, CaseFilter, CaseLinks, CaseSummary, DocId, Location, NewCase, PhotoInfo,
-    PhotoUsage, RegionCode, Severity, Status, SupervisionLevel, TrackPoint,
+    Action, Case, CaseFilter, CaseLinks, CaseSummary, DocId, Location, NewCase, PhotoHash,
+    PhotoInfo, PhotoUsage, RegionCode, Severity, Status, SupervisionLevel, TrackPoint,
 };
 
 use crate::{invalid, GridsyncError};
@@ -820,7 +820,7 @@ pub struct PhotoUsageRecord {
     pub thumbs: u64,
     /// Their bytes.
     pub thumb_bytes: u64,
-    /// Photos of this device's cases not yet on the server (never evicted).
+    /// Photos of this device's cases, visits and inspections not yet on the server (never evicted).
     pub waiting_upload: u64,
 }
 
@@ -1453,6 +1453,11 @@ pub struct VisitRecord {
     pub patrol_id: String,
     /// What it found.
     pub findings: String,
+    /// The display image's hash of the photo taken there, if one was
+    /// (`fetch_photo` brings it).
+    pub photo_hash: Option<String>,
+    /// Its thumbnail's hash.
+    pub thumb_hash: Option<String>,
 }
 
 /// A person due for a visit by the directory's visit rules.
@@ -1583,6 +1588,8 @@ impl From<&HouseholdDoc> for HouseholdRecord {
                     by: v.by.to_string(),
                     patrol_id: v.patrol.to_string(),
                     findings: v.findings.clone(),
+                    photo_hash: v.photo.as_ref().map(|p| p.hash.to_string()),
+                    thumb_hash: v.photo.as_ref().map(|p| p.thumb.to_string()),
                 })
                 .collect(),
             created_by: h.created_by.to_string(),
@@ -1714,6 +1721,11 @@ impl From<&GridCounts> for GridCountsRecord {
 /// A document id as the app gives it. The error names the rule, not the value.
 pub(crate) fn doc_id(s: &str) -> Result<DocId, GridsyncError> {
     s.parse().map_err(invalid)
+}
+
+/// An optional photo's hash from the app.
+pub(crate) fn photo_hash(s: Option<String>) -> Result<Option<PhotoHash>, GridsyncError> {
+    s.map(|h| h.parse().map_err(invalid)).transpose()
 }
 
 // Places (地点): buildings, dwellings, shops and enterprises, with the organisation
@@ -2014,6 +2026,11 @@ pub struct InspectionRecord {
     pub passed: bool,
     /// What it found (a blocked exit, an expired extinguisher …).
     pub findings: String,
+    /// The display image's hash of the photo taken there, if one was
+    /// (`fetch_photo` brings it).
+    pub photo_hash: Option<String>,
+    /// Its thumbnail's hash.
+    pub thumb_hash: Option<String>,
 }
 
 impl From<&Inspection> for InspectionRecord {
@@ -2024,6 +2041,8 @@ impl From<&Inspection> for InspectionRecord {
             patrol_id: i.patrol.to_string(),
             passed: i.passed,
             findings: i.findings.clone(),
+            photo_hash: i.photo.as_ref().map(|p| p.hash.to_string()),
+            thumb_hash: i.photo.as_ref().map(|p| p.thumb.to_string()),
         }
     }
 }

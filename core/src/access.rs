@@ -1602,6 +1602,7 @@ mod tests {
                         by: by.parse().unwrap(),
                         patrol: DocId::new(DocKind::Patrol),
                         findings: "燃气已检查".into(),
+                        photo: None,
                     })
                     .collect(),
                 ..h.clone()
@@ -1679,6 +1680,7 @@ mod tests {
                         patrol: "patrol-0192f0c0a1b27c3d8e9f001122334455".parse().unwrap(),
                         passed: true,
                         findings: String::new(),
+                        photo: None,
                     })
                     .collect(),
                 created_by: by.parse().unwrap(),

@@ -7,6 +7,7 @@ use rusqlite::{params, params_from_iter, Transaction};
 
 use crate::doc::case::{CaseDoc, Severity};
 use crate::doc::patrol::PatrolDoc;
+use crate::doc::DocContent;
 use crate::error::{Error, Result};
 use crate::ids::{CategoryCode, DeptId, DocId, DocKind, RegionCode, RegionLevel, UserId};
 use crate::search;
@@ -88,17 +89,6 @@ pub(crate) fn index_case(tx: &Transaction<'_>, case: &CaseDoc, state: &CaseState
             ],
             |r| r.get(0),
         )?;
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT OR IGNORE INTO case_photos (doc_id, hash, role) VALUES (?1, ?2, ?3)",
-        )?;
-        for p in &case.photos {
-            insert.execute(params![case.id.as_str(), p.hash.as_str(), "display"])?;
-            if let Some(thumb) = &p.thumb {
-                insert.execute(params![case.id.as_str(), thumb.as_str(), "thumb"])?;
-            }
-        }
-    }
     // A case's links are part of its report and never change.
     for person in &case.links.persons {
         tx.prepare_cached("INSERT OR IGNORE INTO case_persons (doc_id, person) VALUES (?1, ?2)")?
@@ -114,6 +104,19 @@ pub(crate) fn index_case(tx: &Transaction<'_>, case: &CaseDoc, state: &CaseState
         .execute([rowid])?;
     tx.prepare_cached("INSERT INTO case_search (rowid, uni, bi) VALUES (?1, ?2, ?3)")?
         .execute(params![rowid, uni, bi])?;
+    Ok(())
+}
+
+/// Record the photo files a document refers to (photos only ever join a
+/// document): what the upload queue, fetching, eviction and purging go by.
+pub(crate) fn index_photos(tx: &Transaction<'_>, id: &DocId, content: &DocContent) -> Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO case_photos (doc_id, hash, role) VALUES (?1, ?2, ?3)",
+    )?;
+    for p in content.photos() {
+        let role = if p.thumb { "thumb" } else { "display" };
+        insert.execute(params![id.as_str(), p.hash.as_str(), role])?;
+    }
     Ok(())
 }
 

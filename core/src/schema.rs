@@ -143,8 +143,10 @@ pub const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL
     ) STRICT;
     "#,
-    // 4: photo sync — which photos the server has, and which cases refer to which
-    // photos (the upload queue is the photos of cases, thumbnails first).
+    // 4: photo sync — which photos the server has, and which documents refer to
+    // which photos (the upload queue is the photos of documents, thumbnails first).
+    // `case_photos` holds the photos of any document: a case's, and since the
+    // base data, a household's visits' and a place's inspections'.
     r#"
     ALTER TABLE photos ADD COLUMN uploaded_ms INTEGER;
     CREATE TABLE case_photos (

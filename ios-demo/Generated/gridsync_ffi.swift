@@ -1023,8 +1023,9 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
      * Inspect a place (安全检查) on one's own running patrol: the patrol gets a
      * check-in naming the place, the place the inspection with `findings`
      * (required when it fails). The place must be in the patrol's grid.
+     * `photo_hash`, if given, is a photo stored on this device (`ingest_photo`).
      */
-    func inspect(patrolId: String, placeId: String, passed: Bool, findings: String, lat: Double, lon: Double) throws 
+    func inspect(patrolId: String, placeId: String, passed: Bool, findings: String, lat: Double, lon: Double, photoHash: String?) throws 
     
     /**
      * Record that a case was reported on a patrol.
@@ -1178,8 +1179,10 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
      * Visit a household (入户走访) on one's own running patrol: the patrol gets a
      * check-in naming the household, the household the visit with `findings`.
      * The household must be in the patrol's grid and not have left.
+     * `photo_hash`, if given, is a photo stored on this device (`ingest_photo`);
+     * it is uploaded with the visit like a case's.
      */
-    func visit(patrolId: String, householdId: String, findings: String, lat: Double, lon: Double) throws 
+    func visit(patrolId: String, householdId: String, findings: String, lat: Double, lon: Double, photoHash: String?) throws 
     
     /**
      * Visit coverage of `region` (this user's when `None`) in a calendar month,
@@ -1624,8 +1627,9 @@ open func ingestPhoto(bytes: Data, fileName: String?)throws  -> PhotoRecord  {
      * Inspect a place (安全检查) on one's own running patrol: the patrol gets a
      * check-in naming the place, the place the inspection with `findings`
      * (required when it fails). The place must be in the patrol's grid.
+     * `photo_hash`, if given, is a photo stored on this device (`ingest_photo`).
      */
-open func inspect(patrolId: String, placeId: String, passed: Bool, findings: String, lat: Double, lon: Double)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+open func inspect(patrolId: String, placeId: String, passed: Bool, findings: String, lat: Double, lon: Double, photoHash: String? = nil)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
         uniffiCallStatus in
     uniffi_gridsync_ffi_fn_method_gridengine_inspect(
             self.uniffiCloneHandle(),
@@ -1634,7 +1638,8 @@ open func inspect(patrolId: String, placeId: String, passed: Bool, findings: Str
         FfiConverterBool.lower(passed),
         FfiConverterString.lower(findings),
         FfiConverterDouble.lower(lat),
-        FfiConverterDouble.lower(lon),uniffiCallStatus
+        FfiConverterDouble.lower(lon),
+        FfiConverterOptionString.lower(photoHash),uniffiCallStatus
     )
 }
 }
@@ -1993,8 +1998,10 @@ open func sync(observer: SyncObserver?)async throws  -> SyncSummary  {
      * Visit a household (入户走访) on one's own running patrol: the patrol gets a
      * check-in naming the household, the household the visit with `findings`.
      * The household must be in the patrol's grid and not have left.
+     * `photo_hash`, if given, is a photo stored on this device (`ingest_photo`);
+     * it is uploaded with the visit like a case's.
      */
-open func visit(patrolId: String, householdId: String, findings: String, lat: Double, lon: Double)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+open func visit(patrolId: String, householdId: String, findings: String, lat: Double, lon: Double, photoHash: String? = nil)throws   {try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
         uniffiCallStatus in
     uniffi_gridsync_ffi_fn_method_gridengine_visit(
             self.uniffiCloneHandle(),
@@ -2002,7 +2009,8 @@ open func visit(patrolId: String, householdId: String, findings: String, lat: Do
         FfiConverterString.lower(householdId),
         FfiConverterString.lower(findings),
         FfiConverterDouble.lower(lat),
-        FfiConverterDouble.lower(lon),uniffiCallStatus
+        FfiConverterDouble.lower(lon),
+        FfiConverterOptionString.lower(photoHash),uniffiCallStatus
     )
 }
 }
@@ -4008,6 +4016,15 @@ public struct InspectionRecord: Equatable, Hashable {
      * What it found (a blocked exit, an expired extinguisher …).
      */
     public var findings: String
+    /**
+     * The display image's hash of the photo taken there, if one was
+     * (`fetch_photo` brings it).
+     */
+    public var photoHash: String?
+    /**
+     * Its thumbnail's hash.
+     */
+    public var thumbHash: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -4026,12 +4043,21 @@ public struct InspectionRecord: Equatable, Hashable {
          */passed: Bool, 
         /**
          * What it found (a blocked exit, an expired extinguisher …).
-         */findings: String) {
+         */findings: String, 
+        /**
+         * The display image's hash of the photo taken there, if one was
+         * (`fetch_photo` brings it).
+         */photoHash: String?, 
+        /**
+         * Its thumbnail's hash.
+         */thumbHash: String?) {
         self.atMs = atMs
         self.by = by
         self.patrolId = patrolId
         self.passed = passed
         self.findings = findings
+        self.photoHash = photoHash
+        self.thumbHash = thumbHash
     }
 
     
@@ -4054,7 +4080,9 @@ public struct FfiConverterTypeInspectionRecord: FfiConverterRustBuffer {
                 by: FfiConverterString.read(from: &buf), 
                 patrolId: FfiConverterString.read(from: &buf), 
                 passed: FfiConverterBool.read(from: &buf), 
-                findings: FfiConverterString.read(from: &buf)
+                findings: FfiConverterString.read(from: &buf), 
+                photoHash: FfiConverterOptionString.read(from: &buf), 
+                thumbHash: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -4064,6 +4092,8 @@ public struct FfiConverterTypeInspectionRecord: FfiConverterRustBuffer {
         FfiConverterString.write(value.patrolId, into: &buf)
         FfiConverterBool.write(value.passed, into: &buf)
         FfiConverterString.write(value.findings, into: &buf)
+        FfiConverterOptionString.write(value.photoHash, into: &buf)
+        FfiConverterOptionString.write(value.thumbHash, into: &buf)
     }
 }
 
@@ -6104,7 +6134,7 @@ public struct PhotoUsageRecord: Equatable, Hashable {
      */
     public var thumbBytes: UInt64
     /**
-     * Photos of this device's cases not yet on the server (never evicted).
+     * Photos of this device's cases, visits and inspections not yet on the server (never evicted).
      */
     public var waitingUpload: UInt64
 
@@ -6124,7 +6154,7 @@ public struct PhotoUsageRecord: Equatable, Hashable {
          * Their bytes.
          */thumbBytes: UInt64, 
         /**
-         * Photos of this device's cases not yet on the server (never evicted).
+         * Photos of this device's cases, visits and inspections not yet on the server (never evicted).
          */waitingUpload: UInt64) {
         self.display = display
         self.displayBytes = displayBytes
@@ -8093,6 +8123,15 @@ public struct VisitRecord: Equatable, Hashable {
      * What it found.
      */
     public var findings: String
+    /**
+     * The display image's hash of the photo taken there, if one was
+     * (`fetch_photo` brings it).
+     */
+    public var photoHash: String?
+    /**
+     * Its thumbnail's hash.
+     */
+    public var thumbHash: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -8108,11 +8147,20 @@ public struct VisitRecord: Equatable, Hashable {
          */patrolId: String, 
         /**
          * What it found.
-         */findings: String) {
+         */findings: String, 
+        /**
+         * The display image's hash of the photo taken there, if one was
+         * (`fetch_photo` brings it).
+         */photoHash: String?, 
+        /**
+         * Its thumbnail's hash.
+         */thumbHash: String?) {
         self.atMs = atMs
         self.by = by
         self.patrolId = patrolId
         self.findings = findings
+        self.photoHash = photoHash
+        self.thumbHash = thumbHash
     }
 
     
@@ -8134,7 +8182,9 @@ public struct FfiConverterTypeVisitRecord: FfiConverterRustBuffer {
                 atMs: FfiConverterInt64.read(from: &buf), 
                 by: FfiConverterString.read(from: &buf), 
                 patrolId: FfiConverterString.read(from: &buf), 
-                findings: FfiConverterString.read(from: &buf)
+                findings: FfiConverterString.read(from: &buf), 
+                photoHash: FfiConverterOptionString.read(from: &buf), 
+                thumbHash: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -8143,6 +8193,8 @@ public struct FfiConverterTypeVisitRecord: FfiConverterRustBuffer {
         FfiConverterString.write(value.by, into: &buf)
         FfiConverterString.write(value.patrolId, into: &buf)
         FfiConverterString.write(value.findings, into: &buf)
+        FfiConverterOptionString.write(value.photoHash, into: &buf)
+        FfiConverterOptionString.write(value.thumbHash, into: &buf)
     }
 }
 
@@ -10566,7 +10618,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_gridsync_ffi_checksum_method_gridengine_ingest_photo() != 24388) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_gridsync_ffi_checksum_method_gridengine_inspect() != 51903) {
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_inspect() != 60388) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_link_case_to_patrol() != 55845) {
@@ -10644,7 +10696,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_gridsync_ffi_checksum_method_gridengine_sync() != 28794) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_gridsync_ffi_checksum_method_gridengine_visit() != 32745) {
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_visit() != 1577) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_visit_coverage() != 44976) {

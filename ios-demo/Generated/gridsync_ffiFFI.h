@@ -437,7 +437,7 @@ RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_ingest_photo(uint64_t ptr, R
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_INSPECT
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_INSPECT
-void uniffi_gridsync_ffi_fn_method_gridengine_inspect(uint64_t ptr, RustBuffer patrol_id, RustBuffer place_id, int8_t passed, RustBuffer findings, double lat, double lon, RustCallStatus *_Nonnull out_status
+void uniffi_gridsync_ffi_fn_method_gridengine_inspect(uint64_t ptr, RustBuffer patrol_id, RustBuffer place_id, int8_t passed, RustBuffer findings, double lat, double lon, RustBuffer photo_hash, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_LINK_CASE_TO_PATROL
@@ -567,7 +567,7 @@ uint64_t uniffi_gridsync_ffi_fn_method_gridengine_sync(uint64_t ptr, RustBuffer 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_VISIT
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_VISIT
-void uniffi_gridsync_ffi_fn_method_gridengine_visit(uint64_t ptr, RustBuffer patrol_id, RustBuffer household_id, RustBuffer findings, double lat, double lon, RustCallStatus *_Nonnull out_status
+void uniffi_gridsync_ffi_fn_method_gridengine_visit(uint64_t ptr, RustBuffer patrol_id, RustBuffer household_id, RustBuffer findings, double lat, double lon, RustBuffer photo_hash, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_VISIT_COVERAGE

@@ -181,10 +181,10 @@ fn fill(
         .collect();
     worker.add_track_points(&patrol, &track).expect("track");
     worker
-        .visit(&patrol, &home, "老人身体状况良好", 30.2741, 120.1551)
+        .visit(&patrol, &home, "老人身体状况良好", 30.2741, 120.1551, None)
         .expect("visit");
     worker
-        .inspect(&patrol, &shop, false, "灭火器过期", 30.2742, 120.1552)
+        .inspect(&patrol, &shop, false, "灭火器过期", 30.2742, 120.1552, None)
         .expect("inspect");
     let case = |title: &str, links| NewCase {
         title: title.into(),

@@ -424,7 +424,7 @@ fn knowing_a_photos_hash_is_no_way_to_read_it() {
     assert_eq!(r.rejected.len(), 1, "{r:?}");
     assert_eq!(
         r.rejected[0].1,
-        "a photo of a case outside your scope cannot be attached"
+        "a photo outside your scope cannot be attached"
     );
     // Asked directly (the stranger holds the bytes locally, so ask the relay).
     let body = gridsync_core::sync::wire::encode(&gridsync_core::sync::wire::BlobGetRequest {

@@ -628,6 +628,9 @@ fn the_console_shows_a_place_with_its_households_residents_visits_and_cases() {
     };
     worker.report_case(case).unwrap();
     let patrol = worker.start_patrol().unwrap();
+    let photo = worker
+        .ingest_photo(&crate::photos::camera_jpeg(), None)
+        .unwrap();
     worker
         .visit(
             &patrol,
@@ -635,9 +638,11 @@ fn the_console_shows_a_place_with_its_households_residents_visits_and_cases() {
             "租户在家，消防通道已清理",
             30.27,
             120.15,
+            Some(photo.hash.clone()),
         )
         .unwrap();
     worker.sync(&mut |_| {}).unwrap();
+    assert!(worker.photos_to_upload().unwrap().is_empty());
 
     let cookie = console_session(data.path(), &server.url, DISPATCHER);
     let (status, body) = console_get(&server.url, &cookie, &format!("/console/places/{place}"));
@@ -652,6 +657,22 @@ fn the_console_shows_a_place_with_its_households_residents_visits_and_cases() {
     ] {
         assert!(body.contains(shown), "the place page lacks {shown}");
     }
+    // The visit's photo: its thumbnail shown, served to the dispatcher as stored.
+    let thumb = format!("/console/photos/{}", photo.thumb);
+    assert!(
+        body.contains(&thumb),
+        "the place page lacks the visit's photo"
+    );
+    let mut r = console_agent()
+        .get(format!("{}{thumb}", server.url))
+        .header("Cookie", &cookie)
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        r.body_mut().read_to_vec().unwrap(),
+        worker.photo(&photo.thumb).unwrap()
+    );
     assert!(
         !body.contains(&id(40, true)),
         "a list shows the ID number masked"
@@ -669,6 +690,8 @@ fn the_console_shows_a_place_with_its_households_residents_visits_and_cases() {
     let (status, body) = console_get(&server.url, &handler, &format!("/console/places/{place}"));
     assert_eq!(status, 403);
     assert!(body.contains("部门处置人员不能查看网格基础信息") && !body.contains("孙租客"));
+    let (status, _) = console_get(&server.url, &handler, &thumb);
+    assert_eq!(status, 404, "a handler must not get a visit's photo");
     let other = console_session(data.path(), &server.url, "cd-339901001002");
     let (status, body) = console_get(&server.url, &other, &format!("/console/places/{place}"));
     assert_eq!(status, 404);

@@ -207,7 +207,7 @@ fn seeds() -> Vec<Seed> {
             wire::encode(&mirror::Verdict {
                 hash: Bytes(&hash),
                 status: "rejected",
-                reason: Some("a photo of a case outside your scope cannot be attached"),
+                reason: Some("a photo outside your scope cannot be attached"),
             }),
             is::<ChangeResult>,
         ),

@@ -11,7 +11,7 @@ import pytest
 
 import gridsync_ffi as gs
 
-from support import WORKER, device, relay  # noqa: F401 (relay is a fixture)
+from support import PHOTO, WORKER, device, relay  # noqa: F401 (relay is a fixture)
 
 HANDLER = "h-water-1"
 WORKER_GRID = "339901001001001"
@@ -153,11 +153,17 @@ def test_a_visit_on_patrol_clears_the_due_list_and_counts_in_coverage(relay):
         (zhang, 30, None)]
 
     patrol = worker.start_patrol()
-    worker.visit(patrol, home, "低保材料已更新，老人身体状况良好", 30.2741, 120.1551)
+    photo = worker.ingest_photo(PHOTO, "IMG_0001.jpg")
+    worker.visit(patrol, home, "低保材料已更新，老人身体状况良好", 30.2741, 120.1551,
+                 photo_hash=photo.hash)
     assert worker.due_visits() == []
     visits = worker.get_household(home).visits
     assert [(v.by, v.patrol_id, v.findings) for v in visits] == [
         (WORKER, patrol, "低保材料已更新，老人身体状况良好")]
+    # The photo taken there goes with the visit and waits for upload like a case's.
+    assert (visits[0].photo_hash, visits[0].thumb_hash) == (photo.hash, photo.thumb)
+    # (A photo this small is its own thumbnail: one file.)
+    assert worker.photo_usage().waiting_upload == len({photo.hash, photo.thumb})
     # The patrol's check-in names the household, not what was found there.
     checkin = worker.get_patrol(patrol).checkins[0]
     assert "入户走访" in str(checkin) and "低保" not in str(checkin)

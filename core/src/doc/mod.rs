@@ -10,6 +10,8 @@ use automerge::transaction::Transactable;
 use automerge::{ObjId, ObjType, ReadDoc, ScalarValue, Value};
 use chrono::{DateTime, Utc};
 
+use crate::ids::{PhotoHash, UserId};
+
 /// The typed content of any document.
 #[derive(Clone, Debug, PartialEq)]
 pub enum DocContent {
@@ -23,6 +25,67 @@ pub enum DocContent {
     Household(registry::HouseholdDoc),
     /// A place.
     Place(place::PlaceDoc),
+}
+
+/// A document's reference to another by id (see [`DocContent::references`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DocRef<'a> {
+    /// The document referred to.
+    pub target: &'a crate::ids::DocId,
+    /// Whether the target must be in the referring document's grid (a member's
+    /// household, a household's head and dwelling, a case's place, a check-in's
+    /// household or place); otherwise it need only be in the writer's scope (the
+    /// building a place is within, an organisation's contact, a case's persons).
+    pub same_grid: bool,
+}
+
+/// The photo taken at a visit or an inspection (at most one each): its display
+/// image and thumbnail, files the phone that recorded it stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryPhoto {
+    /// The display image's hash.
+    pub hash: PhotoHash,
+    /// Its thumbnail's hash.
+    pub thumb: PhotoHash,
+}
+
+/// One photo file a document refers to: what the index keeps to upload, fetch,
+/// evict and purge it, and what the relay checks a device may see or send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DocPhoto<'a> {
+    /// The file's hash.
+    pub hash: &'a PhotoHash,
+    /// Whether it is a thumbnail (else a display image).
+    pub thumb: bool,
+    /// Who attached it (or recorded the visit or inspection it belongs to).
+    pub by: &'a UserId,
+}
+
+impl<'a> DocPhoto<'a> {
+    /// A display image and, if it has one, its thumbnail.
+    fn pair(
+        hash: &'a PhotoHash,
+        thumb: Option<&'a PhotoHash>,
+        by: &'a UserId,
+    ) -> impl Iterator<Item = DocPhoto<'a>> {
+        std::iter::once(DocPhoto {
+            hash,
+            thumb: false,
+            by,
+        })
+        .chain(thumb.map(|hash| DocPhoto {
+            hash,
+            thumb: true,
+            by,
+        }))
+    }
+
+    /// A visit's or an inspection's photo, if it has one.
+    fn entry(photo: Option<&'a EntryPhoto>, by: &'a UserId) -> impl Iterator<Item = DocPhoto<'a>> {
+        photo
+            .into_iter()
+            .flat_map(move |p| DocPhoto::pair(&p.hash, Some(&p.thumb), by))
+    }
 }
 
 impl DocContent {
@@ -47,6 +110,59 @@ impl DocContent {
             DocContent::Person(p) => &p.id,
             DocContent::Household(h) => &h.id,
             DocContent::Place(p) => &p.id,
+        }
+    }
+
+    /// Every photo file the document refers to: a case's photos, a household's
+    /// visits' and a place's inspections' photos.
+    pub fn photos(&self) -> Vec<DocPhoto<'_>> {
+        match self {
+            DocContent::Case(c) => c
+                .photos
+                .iter()
+                .flat_map(|p| DocPhoto::pair(&p.hash, p.thumb.as_ref(), &p.by))
+                .collect(),
+            DocContent::Household(h) => h
+                .visits
+                .iter()
+                .flat_map(|v| DocPhoto::entry(v.photo.as_ref(), &v.by))
+                .collect(),
+            DocContent::Place(p) => p
+                .inspections
+                .iter()
+                .flat_map(|i| DocPhoto::entry(i.photo.as_ref(), &i.by))
+                .collect(),
+            DocContent::Patrol(_) | DocContent::Person(_) => Vec::new(),
+        }
+    }
+
+    /// Every other document this one refers to by id.
+    pub fn references(&self) -> Vec<DocRef<'_>> {
+        let same = |target| DocRef {
+            target,
+            same_grid: true,
+        };
+        let scope = |target| DocRef {
+            target,
+            same_grid: false,
+        };
+        match self {
+            DocContent::Case(c) => {
+                let place = c.links.place.iter().map(same);
+                place.chain(c.links.persons.iter().map(scope)).collect()
+            }
+            DocContent::Patrol(p) => p
+                .checkins
+                .iter()
+                .flat_map(|c| c.household.iter().chain(&c.place_id))
+                .map(same)
+                .collect(),
+            DocContent::Person(p) => p.household.iter().map(|(h, _)| same(h)).collect(),
+            DocContent::Household(h) => h.head.iter().chain(&h.place).map(same).collect(),
+            DocContent::Place(p) => {
+                let contact = p.org.as_ref().and_then(|o| o.contact.as_ref());
+                p.within.iter().chain(contact).map(scope).collect()
+            }
         }
     }
 
@@ -107,6 +223,8 @@ mod key {
     pub const KIND: &str = "kind";
     pub const SCHEMA: &str = "schema";
     pub const ID: &str = "id";
+    pub const PHOTO: &str = "photo";
+    pub const THUMB: &str = "thumb";
 }
 
 fn scalar(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Result<Option<ScalarValue>, SchemaError> {
@@ -239,6 +357,41 @@ fn put_root<T: Transactable>(
 
 fn time_value(t: DateTime<Utc>) -> ScalarValue {
     ScalarValue::Timestamp(t.timestamp_millis())
+}
+
+/// Write a visit's or an inspection's photo, if it has one, into its map.
+fn put_entry_photo<T: Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    photo: Option<&EntryPhoto>,
+) -> Result<(), automerge::AutomergeError> {
+    if let Some(p) = photo {
+        tx.put(obj, key::PHOTO, p.hash.as_str())?;
+        tx.put(obj, key::THUMB, p.thumb.as_str())?;
+    }
+    Ok(())
+}
+
+/// A visit's or an inspection's photo: both files named, or neither.
+fn read_entry_photo(doc: &impl ReadDoc, obj: &ObjId) -> Result<Option<EntryPhoto>, SchemaError> {
+    let parse = |k: &str, v: String| {
+        v.parse::<PhotoHash>()
+            .map_err(|_| schema_err(k, "not a photo's hash"))
+    };
+    match (
+        opt_str(doc, obj, key::PHOTO)?,
+        opt_str(doc, obj, key::THUMB)?,
+    ) {
+        (None, None) => Ok(None),
+        (Some(hash), Some(thumb)) => Ok(Some(EntryPhoto {
+            hash: parse(key::PHOTO, hash)?,
+            thumb: parse(key::THUMB, thumb)?,
+        })),
+        _ => Err(schema_err(
+            key::PHOTO,
+            "needs both its display image and its thumbnail",
+        )),
+    }
 }
 
 /// Append a new map to the end of `list` and return it.

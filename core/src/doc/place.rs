@@ -24,8 +24,9 @@ use automerge::{AutomergeError, ObjType, ReadDoc, ROOT};
 use chrono::{DateTime, Utc};
 
 use super::{
-    check_len, check_root, child, list_maps, opt_bool, opt_f64, opt_str, push_map, put_root,
-    req_parse, req_str, req_time, schema_err, time_value, SchemaError,
+    check_len, check_root, child, list_maps, opt_bool, opt_f64, opt_str, push_map, put_entry_photo,
+    put_root, read_entry_photo, req_parse, req_str, req_time, schema_err, time_value, EntryPhoto,
+    SchemaError,
 };
 use crate::ids::{DocId, DocKind, RegionCode, UserId};
 
@@ -255,6 +256,8 @@ pub struct Inspection {
     pub passed: bool,
     /// What it found (a blocked exit, an expired extinguisher …).
     pub findings: String,
+    /// A photo taken there.
+    pub photo: Option<EntryPhoto>,
 }
 
 /// A change to a place's facts: each `Some` field is set (`Some(None)` clears it).
@@ -506,6 +509,7 @@ impl PlaceDoc {
                     passed: opt_bool(doc, &obj, key::PASSED)?
                         .ok_or_else(|| schema_err(key::PASSED, "is required"))?,
                     findings,
+                    photo: read_entry_photo(doc, &obj)?,
                 });
             }
         }
@@ -552,7 +556,7 @@ pub fn add_inspection<T: Transactable>(
     tx.put(&obj, key::PATROL, inspection.patrol.as_str())?;
     tx.put(&obj, key::PASSED, inspection.passed)?;
     tx.put(&obj, key::FINDINGS, inspection.findings.as_str())?;
-    Ok(())
+    put_entry_photo(tx, &obj, inspection.photo.as_ref())
 }
 
 // Debug prints ids, kinds and counts, never a name, an address or a finding.

@@ -25,8 +25,9 @@ use automerge::{AutomergeError, ObjType, ReadDoc, ROOT};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
-    check_len, check_root, child, list_maps, opt_str, opt_time, push_map, put_root, req_parse,
-    req_str, req_time, schema_err, time_value, SchemaError,
+    check_len, check_root, child, list_maps, opt_str, opt_time, push_map, put_entry_photo,
+    put_root, read_entry_photo, req_parse, req_str, req_time, schema_err, time_value, EntryPhoto,
+    SchemaError,
 };
 use crate::ids::{DocId, DocKind, RegionCode, UserId};
 use crate::pii::{Phone, ResidentId, Sex};
@@ -468,6 +469,8 @@ pub struct Visit {
     pub patrol: DocId,
     /// What it found. Personal data.
     pub findings: String,
+    /// A photo taken there.
+    pub photo: Option<EntryPhoto>,
 }
 
 impl HouseholdDoc {
@@ -524,6 +527,7 @@ impl HouseholdDoc {
                         .filter(|p| p.kind() == DocKind::Patrol)
                         .ok_or_else(|| schema_err(key::PATROL, "not a patrol's document id"))?,
                     findings,
+                    photo: read_entry_photo(doc, &obj)?,
                 });
             }
         }
@@ -578,7 +582,7 @@ pub fn add_visit<T: Transactable>(tx: &mut T, visit: &Visit) -> Result<(), Autom
     tx.put(&obj, key::BY, visit.by.as_str())?;
     tx.put(&obj, key::PATROL, visit.patrol.as_str())?;
     tx.put(&obj, key::FINDINGS, visit.findings.as_str())?;
-    Ok(())
+    put_entry_photo(tx, &obj, visit.photo.as_ref())
 }
 
 /// Record that the household left the grid (搬离) at `at`.

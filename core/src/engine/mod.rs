@@ -442,6 +442,7 @@ impl Engine {
     }
 
     fn materialise_content(tx: &Transaction<'_>, id: &DocId, content: &DocContent) -> Result<()> {
+        index::index_photos(tx, id, content)?;
         match content {
             DocContent::Case(case) => index::index_case(tx, case, &fold(&case.timeline)),
             DocContent::Patrol(p) => index::index_patrol(tx, p, &Self::pending_points(tx, id)?),
@@ -456,12 +457,12 @@ impl Engine {
     }
 }
 
-/// Apply `edit` to `doc` as one change by `device`'s actor at `now`; `None` when
-/// the edit changed nothing.
 /// The version of what [`Engine::materialise`] writes into the index tables: 1
 /// added `cases.escalations` (schema step 7).
 const INDEX_VERSION: i64 = 1;
 
+/// Apply `edit` to `doc` as one change by `device`'s actor at `now`; `None` when
+/// the edit changed nothing.
 fn make_change(
     doc: &mut Automerge,
     id: &DocId,

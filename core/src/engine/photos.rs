@@ -1,6 +1,7 @@
 //! Photos on the device: the capture pipeline's output stored (files and `photos`
 //! rows), read back by hash, the upload queue, fetched photos, eviction within a
-//! quota, and attaching a photo to a case.
+//! quota, and attaching a photo to a case (a visit's or an inspection's photo is
+//! given with it).
 
 use std::path::Path;
 
@@ -8,6 +9,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::Engine;
 use crate::doc::case::{self, PhotoRef};
+use crate::doc::EntryPhoto;
 use crate::error::{Error, Result};
 use crate::ids::{DocId, PhotoHash, UserId};
 
@@ -22,7 +24,7 @@ pub struct PhotoUsage {
     pub thumbs: u64,
     /// Their bytes.
     pub thumb_bytes: u64,
-    /// Photos of this device's cases not yet on the server (never evicted).
+    /// Photos of this device's cases, visits and inspections not yet on the server (never evicted).
     pub waiting_upload: u64,
 }
 
@@ -140,9 +142,9 @@ impl Engine {
         Ok(row && self.blobs.exists(hash))
     }
 
-    /// Photos of this device's cases that the server does not have yet, in upload
-    /// order: every thumbnail before any display image, oldest first; each with
-    /// its size in bytes.
+    /// Photos of this device's records (cases, visits, inspections) that the
+    /// server does not have yet, in upload order: every thumbnail before any
+    /// display image, oldest first; each with its size in bytes.
     pub fn photos_to_upload(&self) -> Result<Vec<(PhotoHash, u64)>> {
         self.db.read(|tx| -> Result<Vec<(PhotoHash, u64)>> {
             let mut stmt = tx.prepare_cached(
@@ -338,6 +340,19 @@ impl Engine {
             by: by.clone(),
             at: self.now(),
         })
+    }
+
+    /// A visit's or an inspection's photo: one stored on this device.
+    pub(super) fn entry_photo(&self, photo: Option<PhotoHash>) -> Result<Option<EntryPhoto>> {
+        photo
+            .map(|hash| {
+                let info = self.db.read(|tx| Self::photo_info(tx, &hash))?;
+                Ok(EntryPhoto {
+                    hash: info.hash,
+                    thumb: info.thumb,
+                })
+            })
+            .transpose()
     }
 
     /// Attach a photo stored on this device (see [`Engine::ingest_photo`]) to a case.

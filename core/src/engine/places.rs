@@ -18,7 +18,7 @@ use crate::doc::place::{self, Inspection, NewPlace, PlaceDoc, PlaceEdit, PlaceKi
 use crate::doc::registry as household_doc;
 use crate::doc::DocContent;
 use crate::error::{Error, Result};
-use crate::ids::{DocId, DocKind, RegionCode};
+use crate::ids::{DocId, DocKind, PhotoHash, RegionCode};
 use crate::places::{PlaceFilter, PlaceRow, PlaceSummary};
 
 /// The place a check-in for an inspection names: the place's id says where; its
@@ -124,7 +124,9 @@ impl Engine {
     /// Inspect a place (安全检查) during one's own running patrol: the patrol gets a
     /// check-in naming the place (at a neutral label, with its GPS position), the
     /// place's document gets the inspection, in one write. The place must be in
-    /// the patrol's grid.
+    /// the patrol's grid. `photo`, if any, is one stored on this device
+    /// ([`Engine::ingest_photo`]): the blocked exit as it was found.
+    #[allow(clippy::too_many_arguments)]
     pub fn inspect(
         &self,
         patrol: &DocId,
@@ -133,6 +135,7 @@ impl Engine {
         findings: &str,
         lat: f64,
         lon: f64,
+        photo: Option<PhotoHash>,
     ) -> Result<()> {
         let n = findings.chars().count();
         if n > place::limits::FINDINGS || (!passed && findings.trim().is_empty()) {
@@ -141,6 +144,7 @@ impl Engine {
                 place::limits::FINDINGS
             )));
         }
+        let photo = self.entry_photo(photo)?;
         let at = self.now();
         let checkin = CheckIn {
             at,
@@ -165,6 +169,7 @@ impl Engine {
                 patrol: patrol.clone(),
                 passed,
                 findings: findings.to_owned(),
+                photo,
             };
             Ok(move |t: &mut AmTransaction<'_>| place::add_inspection(t, &inspection))
         })

@@ -16,7 +16,7 @@ use crate::doc::patrol::CheckIn;
 use crate::doc::registry::{self, HouseholdDoc, NewPerson, PersonDoc, PersonEdit, Visit};
 use crate::doc::DocContent;
 use crate::error::{Error, Result};
-use crate::ids::{DocId, DocKind, RegionCode};
+use crate::ids::{DocId, DocKind, PhotoHash, RegionCode};
 use crate::registry::{
     DueVisit, GridCounts, GridCoverage, PersonFilter, PersonSummary, WorkerCoverage,
 };
@@ -241,7 +241,8 @@ impl Engine {
     /// position), the household's document gets the visit with what it found. Both
     /// in one write; what was found lives only in the household's document, so
     /// erasing the household erases it. The household must be in the patrol's grid
-    /// and still there.
+    /// and still there. `photo`, if any, is one stored on this device
+    /// ([`Engine::ingest_photo`]); it is uploaded like a case's.
     pub fn visit(
         &self,
         patrol: &DocId,
@@ -249,6 +250,7 @@ impl Engine {
         findings: &str,
         lat: f64,
         lon: f64,
+        photo: Option<PhotoHash>,
     ) -> Result<()> {
         let n = findings.chars().count();
         if findings.trim().is_empty() || n > registry::limits::FINDINGS {
@@ -257,6 +259,7 @@ impl Engine {
                 registry::limits::FINDINGS
             )));
         }
+        let photo = self.entry_photo(photo)?;
         let at = self.now();
         let checkin = CheckIn {
             at,
@@ -285,6 +288,7 @@ impl Engine {
                 by: me.id.clone(),
                 patrol: patrol.clone(),
                 findings: findings.to_owned(),
+                photo,
             };
             Ok(move |t: &mut AmTransaction<'_>| registry::add_visit(t, &visit))
         })

@@ -10,6 +10,7 @@ use rusqlite::OptionalExtension;
 
 use super::cases::check_room;
 use super::{make_change, Case, Engine, Identity, ImportResult, PhotoInfo};
+use crate::access::Scope;
 use crate::directory::User;
 use crate::doc::case::{self, check_note, CaseDoc, Note, PhotoRef};
 use crate::doc::registry::{self, HouseholdDoc, NewPerson, PersonDoc, PersonEdit, Tag};
@@ -20,6 +21,15 @@ use crate::index::{self, CaseFilter, DailyCompliance};
 use crate::registry::{GridCounts, GridCoverage, PersonFilter, PersonSummary, WorkerCoverage};
 use crate::store;
 use crate::workflow::{fold, Action};
+
+/// What a server checks incoming changes with (see
+/// [`Engine::import_changes_checked`]).
+pub(super) struct Checks<'a> {
+    /// The veto over each document's changes.
+    pub(super) check: &'a ChangeCheck<'a>,
+    /// The writer's scope, which the documents' new references must stay in.
+    pub(super) writer: Option<&'a Scope>,
+}
 
 /// A server's veto over incoming changes to one document: given the document id,
 /// its content before them (`None` for a new document) and after them, and the
@@ -609,13 +619,22 @@ impl Engine {
     /// Like [`Engine::import_changes`], but each document's new changes are shown to
     /// `check` with the document before and after them; if `check` refuses, none of
     /// them is stored. This is how a server authorises what a device pushes.
+    ///
+    /// With `writer`, the scope of whoever sent them, every reference a document
+    /// newly makes to another ([`DocContent::references`]) is checked too: a
+    /// target this replica holds (or that arrives in the same batch) must be in
+    /// that scope, and in the referring document's grid where the reference
+    /// requires it. A target not held is let through: a phone's offline link to
+    /// a record since erased, or not yet arrived, must not cost it its report.
     pub fn import_changes_checked(
         &self,
         batch: Vec<(DocId, Vec<Change>)>,
         check: &ChangeCheck<'_>,
+        writer: Option<&Scope>,
     ) -> Result<Vec<ImportResult>> {
         let now_ms = self.now().timestamp_millis();
-        self.write(|tx| self.import_batch(tx, batch, Some(check), now_ms))
+        let checks = Checks { check, writer };
+        self.write(|tx| self.import_batch(tx, batch, Some(&checks), now_ms))
     }
 
     /// How far into its server's shared change log this replica has applied

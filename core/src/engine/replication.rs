@@ -2,13 +2,17 @@
 //! bounded import of changes (read, then build and check on all cores, then store
 //! and index), in-process merging, and the outbox of local changes.
 
-use automerge::{Automerge, Change, ChangeHash};
-use rusqlite::Transaction;
+use std::collections::{HashMap, HashSet};
 
+use automerge::{Automerge, Change, ChangeHash};
+use rusqlite::{OptionalExtension, Transaction};
+
+use super::relay::Checks;
 use super::{ChangeCheck, Engine};
+use crate::access::Scope;
 use crate::doc::DocContent;
 use crate::error::{Error, Result};
-use crate::ids::DocId;
+use crate::ids::{DocId, DocKind, RegionCode};
 use crate::store::{self, DocImport, OutboxItem};
 
 /// The result of importing one document's changes from another replica.
@@ -62,7 +66,7 @@ impl Engine {
         &self,
         tx: &Transaction<'_>,
         batch: Vec<(DocId, Vec<Change>)>,
-        check: Option<&ChangeCheck<'_>>,
+        checks: Option<&Checks<'_>>,
         now_ms: i64,
     ) -> Result<Vec<ImportResult>> {
         let ids: Vec<DocId> = batch.iter().map(|(id, _)| id.clone()).collect();
@@ -71,9 +75,13 @@ impl Engine {
             .map(|id| store::load_stored(tx, id))
             .collect::<Result<Vec<_>>>()?;
         let work: Vec<_> = batch.into_iter().zip(stored).collect();
-        let prepared = parallel_map(work, |((id, changes), stored)| {
+        let check = checks.map(|c| c.check);
+        let mut prepared = parallel_map(work, |((id, changes), stored)| {
             prepare_import(&id, changes, stored, check)
         });
+        if let Some(writer) = checks.and_then(|c| c.writer) {
+            check_references(tx, writer, &mut prepared)?;
+        }
         let mut results = Vec::with_capacity(ids.len());
         for (id, prepared) in ids.iter().zip(prepared) {
             let outcome = prepared.and_then(|p| {
@@ -140,6 +148,83 @@ struct PreparedImport {
     doc: Option<Automerge>,
     applied: Vec<automerge::Change>,
     report: DocImport,
+    /// When checked: the references to other documents the changes made,
+    /// with whether each target must be in this document's grid.
+    new_refs: Vec<(DocId, bool)>,
+}
+
+impl PreparedImport {
+    /// Refuse every change newly applied, for `reason`: nothing is stored.
+    fn refuse(&mut self, reason: &str) {
+        self.report.rejected = self
+            .report
+            .applied
+            .drain(..)
+            .map(|h| (h, reason.to_owned()))
+            .collect();
+        self.report.content = None;
+        self.doc = None;
+        self.applied.clear();
+    }
+}
+
+/// The grid of a person, household or place this replica holds.
+fn grid_of(tx: &Transaction<'_>, id: &DocId) -> Result<Option<RegionCode>> {
+    let table = match id.kind() {
+        DocKind::Person => "persons",
+        DocKind::Household => "households",
+        DocKind::Place => "places",
+        DocKind::Case | DocKind::Patrol => return Ok(None),
+    };
+    let grid: Option<String> = tx
+        .prepare_cached(&format!("SELECT grid FROM {table} WHERE doc_id = ?1"))?
+        .query_row([id.as_str()], |r| r.get(0))
+        .optional()?;
+    Ok(grid.and_then(|g| g.parse().ok()))
+}
+
+/// Refuse the documents whose new references reach a target out of the
+/// writer's scope, or out of their own grid where the reference requires it.
+/// Targets are looked up in this batch first (a household and its first member
+/// sent together), then in the replica; a target in neither is let through.
+fn check_references(
+    tx: &Transaction<'_>,
+    writer: &Scope,
+    prepared: &mut [Result<PreparedImport>],
+) -> Result<()> {
+    let in_batch: HashMap<DocId, RegionCode> = prepared
+        .iter()
+        .filter_map(|p| p.as_ref().ok()?.report.content.as_ref())
+        .map(|c| (c.id().clone(), c.grid().clone()))
+        .collect();
+    for p in prepared.iter_mut().filter_map(|p| p.as_mut().ok()) {
+        let Some(grid) = p.report.content.as_ref().map(|c| c.grid().clone()) else {
+            continue;
+        };
+        let mut refusal = None;
+        for (target, same_grid) in &p.new_refs {
+            let target_grid = match in_batch.get(target) {
+                Some(g) => Some(g.clone()),
+                None => grid_of(tx, target)?,
+            };
+            let Some(target_grid) = target_grid else {
+                continue;
+            };
+            let what = target.kind().as_str();
+            if !writer.sees(&target_grid, None) {
+                refusal = Some(format!("refers to a {what} outside your scope"));
+            } else if *same_grid && target_grid != grid {
+                refusal = Some(format!("refers to a {what} in another grid"));
+            }
+            if refusal.is_some() {
+                break;
+            }
+        }
+        if let Some(reason) = refusal {
+            p.refuse(&reason);
+        }
+    }
+    Ok(())
 }
 
 /// The CPU half of an import: bound, apply, validate, check.
@@ -166,21 +251,32 @@ fn prepare_import(
             doc: None,
             applied,
             report,
+            new_refs: Vec::new(),
         });
     }
     let after = DocContent::read(&doc, id).map_err(Error::malformed(id))?;
+    let mut new_refs = Vec::new();
     if let Some(check) = check {
+        let old: HashSet<&DocId> = before
+            .iter()
+            .flat_map(DocContent::references)
+            .map(|r| r.target)
+            .collect();
+        new_refs = after
+            .references()
+            .into_iter()
+            .filter(|r| !old.contains(r.target))
+            .map(|r| (r.target.clone(), r.same_grid))
+            .collect();
         if let Err(reason) = check(id, before.as_ref(), &after, &applied) {
-            report.rejected = report
-                .applied
-                .drain(..)
-                .map(|h| (h, reason.clone()))
-                .collect();
-            return Ok(PreparedImport {
+            let mut refused = PreparedImport {
                 doc: None,
-                applied: Vec::new(),
+                applied,
                 report,
-            });
+                new_refs: Vec::new(),
+            };
+            refused.refuse(&reason);
+            return Ok(refused);
         }
     }
     report.content = Some(after);
@@ -188,6 +284,7 @@ fn prepare_import(
         doc: Some(doc),
         applied,
         report,
+        new_refs,
     })
 }
 

@@ -141,11 +141,14 @@ fn a_shop_inspected_on_a_patrol_keeps_what_was_found_and_the_patrol_only_where()
     let patrol = w.start_patrol().unwrap();
     assert!(
         matches!(
-            w.inspect(&patrol, &shop, false, "", 30.27, 120.15),
+            w.inspect(&patrol, &shop, false, "", 30.27, 120.15, None),
             Err(Error::InvalidInput(_))
         ),
         "a failed inspection says what failed"
     );
+    let blocked = w
+        .ingest_photo(&crate::photos::jpeg(640, 480), None)
+        .unwrap();
     w.inspect(
         &patrol,
         &shop,
@@ -153,14 +156,27 @@ fn a_shop_inspected_on_a_patrol_keeps_what_was_found_and_the_patrol_only_where()
         "灭火器过期，后厨通道堆放杂物",
         30.27,
         120.15,
+        Some(blocked.hash.clone()),
     )
     .unwrap();
     clock.advance_minutes(60);
-    w.inspect(&patrol, &shop, true, "", 30.27, 120.15).unwrap();
+    w.inspect(&patrol, &shop, true, "", 30.27, 120.15, None)
+        .unwrap();
 
     let p = w.get_place(&shop).unwrap();
     assert_eq!(p.inspections.len(), 2);
     assert!(!p.inspections[0].passed && p.inspections[1].passed);
+    let photo = p.inspections[0].photo.clone().unwrap();
+    assert_eq!((&photo.hash, &photo.thumb), (&blocked.hash, &blocked.thumb));
+    assert_eq!(p.inspections[1].photo, None);
+    // The photo waits for upload like a case's: thumbnail first.
+    let queued: Vec<_> = w
+        .photos_to_upload()
+        .unwrap()
+        .into_iter()
+        .map(|(h, _)| h)
+        .collect();
+    assert_eq!(queued, [blocked.thumb.clone(), blocked.hash.clone()]);
     assert_eq!(p.org.as_ref().and_then(|o| o.contact.clone()), Some(owner));
     let checkins = w.get_patrol(&patrol).unwrap().checkins;
     assert_eq!(checkins[0].place_id, Some(shop.clone()));
@@ -174,6 +190,17 @@ fn a_shop_inspected_on_a_patrol_keeps_what_was_found_and_the_patrol_only_where()
     // The community dispatcher receives the shop and its inspections.
     sync(&w, &cd);
     assert_eq!(cd.get_place(&shop).unwrap(), p);
+    // Its photo is one the dispatcher's phone may fetch and keep; another is not.
+    cd.store_fetched_photo(&photo.hash, &w.photo(&photo.hash).unwrap())
+        .unwrap();
+    assert!(cd.has_photo(&photo.hash).unwrap());
+    let other = w
+        .ingest_photo(&crate::photos::jpeg(320, 240), None)
+        .unwrap();
+    assert!(matches!(
+        cd.store_fetched_photo(&other.hash, &w.photo(&other.hash).unwrap()),
+        Err(Error::NotFound { what: "photo", .. })
+    ));
 }
 
 #[test]

@@ -335,6 +335,7 @@ fn visits_during_a_patrol_clear_due_visits_until_the_rule_comes_round_again() {
         "老人身体状况良好，家中燃气已检查",
         30.2741,
         120.1551,
+        None,
     )
     .unwrap();
     assert_eq!(due(&w), vec![("李秀英".into(), 30, false)]);
@@ -353,7 +354,7 @@ fn visits_during_a_patrol_clear_due_visits_until_the_rule_comes_round_again() {
 
     // Eight days on, the weekly rule makes him due again; the monthly one not yet.
     clock.advance_minutes(8 * 24 * 60);
-    w.visit(&patrol, &poor, "低保材料已更新", 30.2742, 120.1552)
+    w.visit(&patrol, &poor, "低保材料已更新", 30.2742, 120.1552, None)
         .unwrap();
     assert_eq!(due(&w), vec![("张建国".into(), 7, true)]);
 
@@ -384,7 +385,7 @@ fn visits_during_a_patrol_clear_due_visits_until_the_rule_comes_round_again() {
     w.household_leaves(&poor).unwrap();
     let again = w.start_patrol().unwrap();
     assert!(matches!(
-        w.visit(&again, &poor, "回访", 30.2742, 120.1552),
+        w.visit(&again, &poor, "回访", 30.2742, 120.1552, None),
         Err(Error::InvalidInput(_))
     ));
     assert!(!due(&w).iter().any(|(name, _, _)| name == "李秀英"));
@@ -394,7 +395,7 @@ fn visits_during_a_patrol_clear_due_visits_until_the_rule_comes_round_again() {
         .unwrap();
     sync(&w, &cd);
     assert!(matches!(
-        w.visit(&again, &next_grid, "回访", 30.2742, 120.1552),
+        w.visit(&again, &next_grid, "回访", 30.2742, 120.1552, None),
         Err(Error::NotFound { .. } | Error::InvalidInput(_))
     ));
 }

@@ -388,19 +388,19 @@ fn points_for_a_month_match_the_hand_count_and_each_role_sees_its_share() {
     let patrol = worker.start_patrol().unwrap();
     // The same household twice in a day counts once; another counts too.
     worker
-        .visit(&patrol, &home, "一切正常", 30.27, 120.15)
+        .visit(&patrol, &home, "一切正常", 30.27, 120.15, None)
         .unwrap();
     worker
-        .visit(&patrol, &home, "燃气已检查", 30.27, 120.15)
+        .visit(&patrol, &home, "燃气已检查", 30.27, 120.15, None)
         .unwrap();
     let next_door = worker
         .register_household(None, "望湖小区3号楼2单元302")
         .unwrap();
     worker
-        .visit(&patrol, &next_door, "一切正常", 30.27, 120.15)
+        .visit(&patrol, &next_door, "一切正常", 30.27, 120.15, None)
         .unwrap();
     worker
-        .inspect(&patrol, &shop, true, "", 30.27, 120.15)
+        .inspect(&patrol, &shop, true, "", 30.27, 120.15, None)
         .unwrap();
     other.report_case(case_with("井盖缺失", "city")).unwrap();
     // A dispatcher's own report earns no worker points.

@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{Datelike, Utc};
 use gridsync_core::doc::registry::Tag;
+use gridsync_core::doc::EntryPhoto;
 use gridsync_core::pii::Sex;
 use gridsync_core::registry::{PersonFilter, PersonSummary};
 use gridsync_core::{access, DocId, Role};
@@ -765,7 +766,7 @@ async fn household(
                         tr {
                             td { (local(v.at)) }
                             td { (dir.user(&v.by).map(|u| u.name.clone()).unwrap_or_else(|| v.by.to_string())) }
-                            td { (v.findings) }
+                            td { (v.findings) (entry_photo(v.photo.as_ref(), w.findings)) }
                         }
                     }
                 }
@@ -782,6 +783,19 @@ async fn household(
 /// Whether `user` may erase a person or household of `grid` for good: the
 /// command centre (town and district dispatchers, administrators) within its
 /// region. Irreversible (ADR 0011), so not the people who enter the records.
+/// A visit's or an inspection's photo: its thumbnail, opening the display image
+/// (served only to those who may see the record, like a case's).
+fn entry_photo(photo: Option<&EntryPhoto>, alt: &str) -> Markup {
+    html! {
+        @if let Some(p) = photo {
+            " "
+            a href={ "/console/photos/" (p.hash.as_str()) } target="_blank" {
+                img src={ "/console/photos/" (p.thumb.as_str()) } alt=(alt) loading="lazy" height="48";
+            }
+        }
+    }
+}
+
 fn may_erase(user: &gridsync_core::User, grid: &gridsync_core::RegionCode) -> bool {
     matches!(
         user.role,
@@ -1304,7 +1318,7 @@ async fn place(
                 table {
                     tr { th { (w.last_visit) } th { (w.household) } th { (w.visitor) } th { (w.findings) } }
                     @for (address, v) in &visits {
-                        tr { td { (local(v.at)) } td { (address) } td { (user_name(&v.by)) } td { (v.findings) } }
+                        tr { td { (local(v.at)) } td { (address) } td { (user_name(&v.by)) } td { (v.findings) (entry_photo(v.photo.as_ref(), w.findings)) } }
                     }
                 }
             }
@@ -1318,7 +1332,7 @@ async fn place(
                         tr {
                             td { (local(i.at)) } td { (user_name(&i.by)) }
                             td { @if i.passed { (w.passed) } @else { span.tag-overdue { (w.failed) } } }
-                            td { (i.findings) }
+                            td { (i.findings) (entry_photo(i.photo.as_ref(), w.findings)) }
                         }
                     }
                 }

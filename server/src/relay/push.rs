@@ -242,6 +242,13 @@ impl Relay {
             }
             Trust::Upstream => Ok(()),
         };
+        // Whom the documents' new references must stay with: the sender's scope
+        // (a device's user, a downstream relay's region); upstream is trusted.
+        let writer = match trust {
+            Trust::Device(user) => Some(gridsync_core::access::scope_of(user)),
+            Trust::Relay(region) => Some(Scope::Region(region.clone())),
+            Trust::Upstream => None,
+        };
         // What each document's changes are, to log the stored ones afterwards.
         let sent: Vec<(DocId, Vec<Sent>)> = batch
             .iter()
@@ -256,7 +263,7 @@ impl Relay {
             .collect();
         let imported = self
             .engine
-            .import_changes_checked(batch, &check)
+            .import_changes_checked(batch, &check, writer.as_ref())
             .map_err(RelayError::internal)?;
 
         let mut verdicts = HashMap::new();
@@ -354,21 +361,13 @@ impl Relay {
         before: Option<&DocContent>,
         after: &DocContent,
     ) -> Result<(), String> {
-        let DocContent::Case(c) = after else {
-            return Ok(());
-        };
-        let known: HashSet<&PhotoHash> = match before {
-            Some(DocContent::Case(b)) => b
-                .photos
-                .iter()
-                .flat_map(|p| std::iter::once(&p.hash).chain(p.thumb.as_ref()))
-                .collect(),
-            _ => HashSet::new(),
-        };
-        for hash in c
-            .photos
-            .iter()
-            .flat_map(|p| std::iter::once(&p.hash).chain(p.thumb.as_ref()))
+        let known: HashSet<&PhotoHash> = before
+            .map(|b| b.photos().into_iter().map(|p| p.hash).collect())
+            .unwrap_or_default();
+        for hash in after
+            .photos()
+            .into_iter()
+            .map(|p| p.hash)
             .filter(|h| !known.contains(h))
         {
             let elsewhere = self
@@ -379,7 +378,7 @@ impl Relay {
                     "the server could not check the photo; try again".to_owned()
                 })?;
             if elsewhere {
-                return Err("a photo of a case outside your scope cannot be attached".into());
+                return Err("a photo outside your scope cannot be attached".into());
             }
         }
         Ok(())
@@ -389,18 +388,15 @@ impl Relay {
 /// Who may see a document, from its content: its grid, the department a case is
 /// dispatched to, and the photos it refers to.
 fn scope_of(content: DocContent) -> DocScope {
+    let photos = content
+        .photos()
+        .into_iter()
+        .map(|p| (p.hash.to_string(), p.by.to_string()))
+        .collect();
     match content {
         DocContent::Case(c) => DocScope {
             dept: fold(&c.timeline).assigned_dept,
-            photos: c
-                .photos
-                .iter()
-                .flat_map(|p| {
-                    std::iter::once(&p.hash)
-                        .chain(p.thumb.as_ref())
-                        .map(move |h| (h.to_string(), p.by.to_string()))
-                })
-                .collect(),
+            photos,
             grid: c.grid,
         },
         // Never dispatched: a department's scope sees no patrol and no base data.
@@ -410,7 +406,7 @@ fn scope_of(content: DocContent) -> DocScope {
         | DocContent::Place(_) => DocScope {
             grid: content.grid().clone(),
             dept: None,
-            photos: Vec::new(),
+            photos,
         },
     }
 }
