@@ -313,3 +313,89 @@ fn a_return_reaches_the_reporter_and_the_rate_limit_defers_the_excess() {
     let page = console.get(&format!("/console/cases/{first}")).body;
     assert!(page.contains("data-rule=\"returned\" data-state=\"sent\""));
 }
+
+#[test]
+fn a_dispatch_notice_the_case_moved_past_is_cancelled_not_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    // The gateway refuses every dispatch notice (the messaging service is down for
+    // them), and takes everything else.
+    let received: Received = Arc::default();
+    let log = received.clone();
+    let stub = FakeServer::start_http(500, move |_, body| {
+        let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let status = if json["event"] == "dispatched" {
+            500
+        } else {
+            200
+        };
+        log.lock().unwrap().push((status, json));
+        (status, Vec::new())
+    })
+    .unwrap();
+    let config = dir.path().join("gridsync.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[notify]\ngateway = \"webhook\"\nurl = \"{}/hook\"\nscan_interval_secs = 1\n\
+             retry_base_secs = 1\nmax_attempts = 100\n",
+            stub.url()
+        ),
+    )
+    .unwrap();
+    let server = start_with(&data, &["--config", config.to_str().unwrap()]);
+    let worker = enroll(&data, &server, WORKER, dir.path());
+    let handler = enroll(&data, &server, WATER[0], dir.path());
+    set_password(&data, DISPATCHER, "wanghu-2026-dispatch");
+    let mut console = Console::new(&server);
+    console.sign_in(DISPATCHER, "wanghu-2026-dispatch");
+    let case = worker.report_case(leak()).unwrap();
+    sync(&worker);
+    for form in [
+        &[("action", "accept")][..],
+        &[("action", "dispatch"), ("dept", "water"), ("hours", "24")],
+    ] {
+        assert_eq!(console.act(&case, form).status, 303);
+    }
+    let page = || console.get(&format!("/console/cases/{case}")).body;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !page().contains("http_500") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(page().contains("http_500"), "the notices are being retried");
+
+    // The handler's phone returns the case while its notices wait for a retry.
+    sync(&handler);
+    handler
+        .act(
+            &case,
+            Action::Return {
+                reason: "不属于本部门".into(),
+            },
+        )
+        .unwrap();
+    sync(&handler);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (page().matches("data-state=\"cancelled\"").count() < 2
+        || !page().contains("data-rule=\"returned\" data-state=\"sent\""))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let shown = page();
+    assert_eq!(
+        shown.matches("data-state=\"cancelled\"").count(),
+        2,
+        "{shown}"
+    );
+    assert!(shown.contains("data-rule=\"returned\" data-state=\"sent\""));
+    std::thread::sleep(Duration::from_secs(2));
+    let tried = received.lock().unwrap().len();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(received.lock().unwrap().len(), tried, "no more attempts");
+    assert!(received
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|(status, m)| (*status == 500) == (m["event"] == "dispatched")));
+}

@@ -139,9 +139,11 @@ impl Lang {
             (Lang::Zh, S::Queued) => "待发送",
             (Lang::Zh, S::Sent) => "已发送",
             (Lang::Zh, S::Failed) => "发送失败",
+            (Lang::Zh, S::Cancelled) => "已取消（事件已不在处置中）",
             (Lang::En, S::Queued) => "queued",
             (Lang::En, S::Sent) => "sent",
             (Lang::En, S::Failed) => "failed",
+            (Lang::En, S::Cancelled) => "cancelled (the case moved on)",
         }
     }
 }

@@ -6,9 +6,10 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use gridsync_core::{fold, DocContent, Status};
 
 use super::gateway::{Gateway, GatewayError, Outgoing, Recipient, FORMAT, VERSION};
-use super::rules::Message;
+use super::rules::{Message, Rule};
 use super::NotifyError;
 use crate::relay::store::{NotificationRecord, Settle};
 use crate::relay::Relay;
@@ -89,14 +90,32 @@ pub fn settle(
     }
 }
 
+/// Whether a message about an open dispatch still holds: the case is still
+/// dispatched, with the deadline the message names (a case returned, handled or
+/// dispatched anew since is not announced late). A return always holds.
+fn still_holds(
+    relay: &Relay,
+    r: &NotificationRecord,
+    message: &Message,
+) -> Result<bool, NotifyError> {
+    if r.rule == Rule::Returned {
+        return Ok(true);
+    }
+    let Some(DocContent::Case(doc)) = relay.engine().read_doc(&r.doc)? else {
+        return Ok(false);
+    };
+    let state = fold(&doc.timeline);
+    Ok(state.status == Status::Dispatched
+        && state.deadline.map(|d| d.timestamp_millis()) == message.deadline)
+}
+
 /// One attempt at one message.
 fn attempt(
     relay: &Relay,
     gateway: &dyn Gateway,
     r: &NotificationRecord,
+    message: &Message,
 ) -> Result<(), GatewayError> {
-    let message: Message =
-        serde_json::from_str(&r.payload).map_err(|_| GatewayError::BadPayload)?;
     let dir = relay
         .engine()
         .directory()
@@ -114,7 +133,7 @@ fn attempt(
             user: &user.id,
             contact: user.contact.as_deref(),
         },
-        message: &message,
+        message,
     })
 }
 
@@ -132,6 +151,16 @@ pub fn send_due(
             break;
         }
         let now_ms = Utc::now().timestamp_millis();
+        let Ok(message) = serde_json::from_str::<Message>(&r.payload) else {
+            let outcome = settle(policy, r.attempts, &Err(GatewayError::BadPayload), now_ms);
+            store.settle_notification(r.id, &outcome)?;
+            continue;
+        };
+        if !still_holds(relay, &r, &message)? {
+            store.settle_notification(r.id, &Settle::Cancelled { at_ms: now_ms })?;
+            tracing::info!(notification = r.id, event = r.rule.as_str(), case = %r.doc, "notification cancelled: the case moved on");
+            continue;
+        }
         let sent = store.notifications_sent_since(&r.recipient, now_ms - HOUR_MS)?;
         if let Some(slot) = next_slot(&sent, policy.per_hour, now_ms) {
             store.settle_notification(r.id, &Settle::Deferred { next_ms: slot })?;
@@ -142,7 +171,7 @@ pub fn send_due(
         if !store.claim_notification(r.id, r.next_ms, lease_ms)? {
             continue; // another node took it
         }
-        let result = attempt(relay, gateway, &r);
+        let result = attempt(relay, gateway, &r, &message);
         let outcome = settle(policy, r.attempts, &result, Utc::now().timestamp_millis());
         match &outcome {
             Settle::Sent { attempts, .. } => tracing::info!(
@@ -162,7 +191,7 @@ pub fn send_due(
                     "notification not sent"
                 )
             }
-            Settle::Deferred { .. } => {}
+            Settle::Deferred { .. } | Settle::Cancelled { .. } => {}
         }
         store.settle_notification(r.id, &outcome)?;
         tried += 1;

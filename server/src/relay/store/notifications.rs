@@ -40,6 +40,9 @@ pub enum NotificationState {
     Sent,
     /// Given up after the last attempt.
     Failed,
+    /// Not sent: the case moved on before it could be (no longer with the
+    /// department, or dispatched again with another deadline).
+    Cancelled,
 }
 
 impl NotificationState {
@@ -49,11 +52,12 @@ impl NotificationState {
             NotificationState::Queued => "queued",
             NotificationState::Sent => "sent",
             NotificationState::Failed => "failed",
+            NotificationState::Cancelled => "cancelled",
         }
     }
 
     fn parse(s: &str) -> StoreResult<Self> {
-        [Self::Queued, Self::Sent, Self::Failed]
+        [Self::Queued, Self::Sent, Self::Failed, Self::Cancelled]
             .into_iter()
             .find(|x| x.as_str() == s)
             .ok_or_else(|| StoreError::failed("a notification has an unknown state"))
@@ -120,6 +124,11 @@ pub enum Settle {
     Deferred {
         /// When the recipient may be sent to again.
         next_ms: i64,
+    },
+    /// Not attempted, and never will be: the case moved on.
+    Cancelled {
+        /// When.
+        at_ms: i64,
     },
 }
 
@@ -227,6 +236,7 @@ pub(super) fn settle(tx: &mut dyn Tx, id: i64, outcome: &Settle) -> StoreResult<
         Settle::Deferred { next_ms } => {
             ("queued", None, Some(*next_ms), None, Some("rate_limited"))
         }
+        Settle::Cancelled { at_ms } => ("cancelled", None, None, Some(*at_ms), None),
     };
     tx.exec(
         "UPDATE notifications SET state = ?2, attempts = coalesce(?3, attempts),
