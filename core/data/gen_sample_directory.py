@@ -127,6 +127,83 @@ DEADLINE_RULES = [
 ]
 
 
+# Boundaries (WGS-84, [lon, lat]): every town a strip of four lattice columns from
+# west to east, its communities bands of rows from north to south, each grid a run of
+# cells in one row. Interior lattice points are jittered (a seed of their own, so the
+# names above stay as they were), so the shapes look drawn rather than ruled; cells
+# share their corners, so the grids tile their community with no gap or overlap.
+# The first grid of the first community holds (30.2741, 120.1551), where the
+# tests' reports are made.
+WEST, NORTH = 120.1525, 30.2760
+CELL_LON, CELL_LAT = 0.0040, 0.0030
+COLUMNS = 4
+JITTER = 0.2
+
+
+def lattice(rng, west, rows):
+    """Corner points [row][col] of a town strip `rows` cells tall."""
+    pts = []
+    for r in range(rows + 1):
+        row = []
+        for c in range(COLUMNS + 1):
+            lon = west + c * CELL_LON
+            lat = NORTH - r * CELL_LAT
+            if 0 < c < COLUMNS:
+                lon += rng.uniform(-JITTER, JITTER) * CELL_LON
+            if 0 < r < rows:
+                lat += rng.uniform(-JITTER, JITTER) * CELL_LAT
+            row.append([round(lon, 6), round(lat, 6)])
+        pts.append(row)
+    return pts
+
+
+def band(pts, top, bottom, left, right):
+    """The ring around rows top..bottom and columns left..right, clockwise."""
+    ring = [pts[top][c] for c in range(left, right + 1)]
+    ring += [pts[r][right] for r in range(top + 1, bottom + 1)]
+    ring += [pts[bottom][c] for c in range(right - 1, left - 1, -1)]
+    ring += [pts[r][left] for r in range(bottom - 1, top, -1)]
+    return ring
+
+
+def widths(n):
+    """How the four cells of a row are shared by n grids (1 to 4)."""
+    return {1: [4], 2: [2, 2], 3: [2, 1, 1], 4: [1, 1, 1, 1]}[n]
+
+
+def add_boundaries(regions, towns):
+    """Give every town, community and grid of `towns` ([(code, [(code, grids)])]) its
+    boundary in `regions` (by code)."""
+    rng = random.Random(SEED + 1)
+    by_code = {r["code"]: r for r in regions}
+    bottoms = []  # each town's southern edge, west to east
+    for t, (town_code, communities) in enumerate(towns):
+        rows = sum(-(-n // COLUMNS) for _, n in communities)
+        pts = lattice(rng, WEST + t * COLUMNS * CELL_LON, rows)
+        bottoms.append(pts[rows])
+        by_code[town_code]["boundary"] = band(pts, 0, rows, 0, COLUMNS)
+        top = 0
+        for community_code, n in communities:
+            height = -(-n // COLUMNS)
+            by_code[community_code]["boundary"] = band(pts, top, top + height, 0, COLUMNS)
+            g = 1
+            for r in range(height):
+                left = 0
+                for w in widths(min(COLUMNS, n - r * COLUMNS)):
+                    code = f"{community_code}{g:03d}"
+                    by_code[code]["boundary"] = band(pts, top + r, top + r + 1, left, left + w)
+                    left += w
+                    g += 1
+            top += height
+    # The district: the straight northern edge, then the towns' southern edges
+    # from east to west (stepping where two towns end at different rows).
+    east = WEST + len(towns) * COLUMNS * CELL_LON
+    ring = [[WEST, NORTH], [round(east, 6), NORTH]]
+    for bottom in reversed(bottoms):
+        ring += list(reversed(bottom))
+    by_code[DISTRICT_CODE]["boundary"] = ring
+
+
 def make_name_generator(rng):
     """Return a function producing unique invented names (family + 1-2 chars)."""
     used = set()
@@ -159,15 +236,19 @@ def build():
 
     regions = [region(DISTRICT_CODE, DISTRICT_NAME, "district")]
     users = []
+    towns = []
     for t, (town_name, communities) in enumerate(TOWNS, start=1):
         town_code = f"{DISTRICT_CODE}{t:03d}"
+        towns.append((town_code, []))
         regions.append(region(town_code, town_name, "town"))
         users.append(user(f"td-{town_code}", new_name(), "town_dispatcher", town_code))
         for c, community_name in enumerate(communities, start=1):
             community_code = f"{town_code}{c:03d}"
             regions.append(region(community_code, community_name, "community"))
             users.append(user(f"cd-{community_code}", new_name(), "community_dispatcher", community_code))
-            for g in range(1, rng.randint(MIN_GRIDS, MAX_GRIDS) + 1):
+            grids = rng.randint(MIN_GRIDS, MAX_GRIDS)
+            towns[-1][1].append((community_code, grids))
+            for g in range(1, grids + 1):
                 grid_code = f"{community_code}{g:03d}"
                 regions.append(region(grid_code, f"{community_name}第{g}网格", "grid"))
                 users.append(user(f"w-{grid_code}", new_name(), "grid_worker", grid_code))
@@ -178,6 +259,7 @@ def build():
         for i in range(1, HANDLERS_PER_DEPT + 1):
             users.append(user(f"h-{dept_id}-{i}", new_name(), "department_handler", DISTRICT_CODE, dept_id))
     users.append(user("admin", "系统管理员", "admin", DISTRICT_CODE))
+    add_boundaries(regions, towns)
 
     return {
         "format": "gridsync-directory",

@@ -125,6 +125,57 @@ pub struct Region {
     pub name: String,
     /// Level; must agree with the code's length.
     pub level: RegionLevel,
+    /// Its boundary: one ring of `[lon, lat]` points in WGS-84 (GeoJSON's order;
+    /// the ring closes itself, the first point is not repeated). Grids with one
+    /// are where a resident's report at a position lands; the console draws them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boundary: Option<Vec<[f64; 2]>>,
+}
+
+/// Most points in one region's boundary.
+pub const MAX_BOUNDARY_POINTS: usize = 2_000;
+
+impl Region {
+    /// Whether the point lies within the region's boundary (false without one).
+    /// Even-odd ray casting: a point exactly on an edge may fall either side.
+    pub fn contains_point(&self, lat: f64, lon: f64) -> bool {
+        let Some(ring) = &self.boundary else {
+            return false;
+        };
+        let mut inside = false;
+        let mut j = ring.len() - 1;
+        for (i, &[xi, yi]) in ring.iter().enumerate() {
+            let [xj, yj] = ring[j];
+            if (yi > lat) != (yj > lat) && lon < (xj - xi) * (lat - yi) / (yj - yi) + xi {
+                inside = !inside;
+            }
+            j = i;
+        }
+        inside
+    }
+}
+
+/// Whether a boundary is one ring of 3 to [`MAX_BOUNDARY_POINTS`] valid WGS-84
+/// points.
+fn check_boundary(code: &RegionCode, ring: &[[f64; 2]]) -> Result<(), DirectoryError> {
+    if !(3..=MAX_BOUNDARY_POINTS).contains(&ring.len()) {
+        return Err(invalid(format!(
+            "region {code}: a boundary has 3 to {MAX_BOUNDARY_POINTS} points"
+        )));
+    }
+    let valid = |&[lon, lat]: &[f64; 2]| {
+        lon.is_finite()
+            && lat.is_finite()
+            && (-180.0..=180.0).contains(&lon)
+            && (-90.0..=90.0).contains(&lat)
+    };
+    if let Some(i) = ring.iter().position(|p| !valid(p)) {
+        return Err(invalid(format!(
+            "region {code}: boundary point {} is not a [longitude, latitude] pair in range",
+            i + 1
+        )));
+    }
+    Ok(())
 }
 
 /// A department cases can be dispatched to.
@@ -337,6 +388,9 @@ impl Directory {
                         r.code
                     )));
                 }
+            }
+            if let Some(ring) = &r.boundary {
+                check_boundary(&r.code, ring)?;
             }
             if region_idx.insert(r.code.clone(), i).is_some() {
                 return Err(invalid(format!("region {} is listed twice", r.code)));
@@ -565,6 +619,14 @@ impl Directory {
         &self.regions
     }
 
+    /// The grid whose boundary holds a position (WGS-84), if any; the first in
+    /// the directory's order where boundaries overlap.
+    pub fn grid_at(&self, lat: f64, lon: f64) -> Option<&Region> {
+        self.regions
+            .iter()
+            .find(|r| r.level == RegionLevel::Grid && r.contains_point(lat, lon))
+    }
+
     /// A department by id.
     pub fn department(&self, id: &DeptId) -> Option<&Department> {
         self.dept_idx.get(id).map(|&i| &self.departments[i])
@@ -637,6 +699,76 @@ pub(crate) mod tests {
             .find(|u| u.role == Role::GridWorker)
             .unwrap();
         assert_eq!(worker.region.level(), RegionLevel::Grid);
+    }
+
+    /// The sample's grids tile their communities: a point well inside each grid
+    /// (the middle of its ring's corners) is found in that grid and no other,
+    /// the tests' usual position lies in the first grid, and a point outside the
+    /// district in none.
+    #[test]
+    fn a_position_falls_in_the_grid_whose_boundary_holds_it() {
+        let dir = sample();
+        let mut grids = 0;
+        for r in dir
+            .regions()
+            .iter()
+            .filter(|r| r.level == RegionLevel::Grid)
+        {
+            let ring = r
+                .boundary
+                .as_ref()
+                .expect("every sample grid has a boundary");
+            let n = ring.len() as f64;
+            let lon = ring.iter().map(|p| p[0]).sum::<f64>() / n;
+            let lat = ring.iter().map(|p| p[1]).sum::<f64>() / n;
+            assert_eq!(dir.grid_at(lat, lon).map(|g| &g.code), Some(&r.code));
+            let holders = dir
+                .regions()
+                .iter()
+                .filter(|g| g.level == RegionLevel::Grid && g.contains_point(lat, lon))
+                .count();
+            assert_eq!(holders, 1, "grids overlap at {}", r.code);
+            let community = r.code.ancestor(RegionLevel::Community).unwrap();
+            assert!(dir.region(&community).unwrap().contains_point(lat, lon));
+            grids += 1;
+        }
+        assert!(grids > 200);
+        assert_eq!(
+            dir.grid_at(30.2741, 120.1551).map(|g| g.code.as_str()),
+            Some("339901001001001")
+        );
+        assert!(
+            dir.grid_at(39.9042, 116.4074).is_none(),
+            "Beijing is not in it"
+        );
+    }
+
+    #[test]
+    fn a_boundary_is_one_ring_of_valid_points() {
+        for (bad, says) in [
+            (
+                "[[120.1, 30.2], [120.2, 30.2]]",
+                "a boundary has 3 to 2000 points",
+            ),
+            (
+                "[[120.1, 30.2], [120.2, 30.2], [200.0, 30.3]]",
+                "boundary point 3 is not a [longitude, latitude] pair in range",
+            ),
+            (
+                "[[120.1, 30.2], [120.2, 30.2], [120.2]]",
+                "invalid length 1",
+            ),
+        ] {
+            let mut file: serde_json::Value = serde_json::from_str(SAMPLE).unwrap();
+            file["regions"][3]["boundary"] = serde_json::from_str(bad).unwrap();
+            let err = Directory::from_json(&file.to_string())
+                .err()
+                .map(|e| e.to_string());
+            assert!(
+                err.as_deref().is_some_and(|e| e.contains(says)),
+                "{bad}: {err:?}"
+            );
+        }
     }
 
     #[test]
