@@ -5,9 +5,10 @@
 use std::sync::Arc;
 
 use gridsync_core::{DeviceId, DocId, DocKind, RegionCode, UserId};
+use gridsync_server::notify::Rule;
 use gridsync_server::relay::store::{
-    open_store, DocScope, LogEntry, PullAsk, PullPage, RelayStore, StoreErrorKind, TokenKind,
-    Visibility, BACKLOG_CAP,
+    open_store, DocScope, LogEntry, NewNotification, NotificationState, PullAsk, PullPage,
+    RelayStore, Settle, StoreErrorKind, TokenKind, Visibility, BACKLOG_CAP,
 };
 use tempfile::TempDir;
 
@@ -59,6 +60,7 @@ on_both_stores!(
     settings_accounts_and_sessions,
     pulls_never_skip_changes_committed_concurrently,
     tokens_are_offered_confirmed_and_retired,
+    notifications_are_queued_once_taken_once_and_settled,
 );
 
 fn user(s: &str) -> UserId {
@@ -720,4 +722,115 @@ fn tokens_are_offered_confirmed_and_retired(s: &Arc<dyn RelayStore>) {
     assert!(s.revoke(dev, 700).expect("revoke"));
     assert!(!s.offer_token(dev, &t3, &[46u8; 32], 800).expect("revoked"));
     assert!(s.find_token(&t3).expect("lookup").expect("known").0.revoked);
+}
+
+/// The notification ledger: a message is queued once per case, rule, recipient
+/// and occurrence, taken by one node at a time, and its outcomes recorded.
+fn notifications_are_queued_once_taken_once_and_settled(s: &Arc<dyn RelayStore>) {
+    let case = DocId::new(DocKind::Case);
+    let message = |rule, to: &str, occurrence: &str| NewNotification {
+        doc: case.clone(),
+        rule,
+        recipient: user(to),
+        occurrence: occurrence.into(),
+        payload: "{}".into(),
+        created_ms: 1000,
+    };
+    let batch = [
+        message(Rule::Dispatched, "h-water-1", "d1"),
+        message(Rule::Dispatched, "h-water-2", "d1"),
+        message(Rule::Supervision, "td-339901001", "5000"),
+    ];
+    assert_eq!(s.queue_notifications(&batch).expect("queue"), 3);
+    // Seen again (the next round, another node): nothing new.
+    assert_eq!(s.queue_notifications(&batch).expect("again"), 0);
+    let again = [message(Rule::Dispatched, "h-water-1", "d2")];
+    assert_eq!(s.queue_notifications(&again).expect("new dispatch"), 1);
+
+    assert!(s.due_notifications(999, 10).expect("due").is_empty());
+    let due = s.due_notifications(1000, 10).expect("due");
+    assert_eq!(due.len(), 4);
+    assert!(due
+        .iter()
+        .all(|n| n.state == NotificationState::Queued && n.attempts == 0));
+    let first = &due[0];
+    assert!(s
+        .claim_notification(first.id, first.next_ms, 9000)
+        .expect("claim"));
+    assert!(
+        !s.claim_notification(first.id, first.next_ms, 9000)
+            .expect("claim"),
+        "taken once"
+    );
+    assert_eq!(s.due_notifications(1000, 10).expect("due").len(), 3);
+
+    s.settle_notification(
+        first.id,
+        &Settle::Retry {
+            attempts: 1,
+            next_ms: 2000,
+            detail: "http_500".into(),
+        },
+    )
+    .expect("retry");
+    s.settle_notification(
+        first.id,
+        &Settle::Sent {
+            attempts: 2,
+            at_ms: 2500,
+        },
+    )
+    .expect("sent");
+    let second = &due[1];
+    s.settle_notification(second.id, &Settle::Deferred { next_ms: 7000 })
+        .expect("deferred");
+    s.settle_notification(
+        due[2].id,
+        &Settle::Failed {
+            attempts: 8,
+            at_ms: 3000,
+            detail: "timeout".into(),
+        },
+    )
+    .expect("failed");
+    s.settle_notification(due[3].id, &Settle::Cancelled { at_ms: 3100 })
+        .expect("cancelled");
+
+    let of_case = s.notifications_of(&case).expect("of case");
+    let by_id = |id| of_case.iter().find(|n| n.id == id).expect("listed");
+    let sent = by_id(first.id);
+    assert_eq!(
+        (
+            sent.state,
+            sent.attempts,
+            sent.done_ms,
+            sent.detail.as_deref()
+        ),
+        (NotificationState::Sent, 2, Some(2500), None)
+    );
+    let waiting = by_id(second.id);
+    assert_eq!(
+        (
+            waiting.state,
+            waiting.attempts,
+            waiting.next_ms,
+            waiting.detail.as_deref()
+        ),
+        (NotificationState::Queued, 0, 7000, Some("rate_limited"))
+    );
+    assert_eq!(by_id(due[2].id).state, NotificationState::Failed);
+    assert_eq!(by_id(due[3].id).state, NotificationState::Cancelled);
+    assert_eq!(
+        s.notifications_sent_since(&first.recipient, 2000)
+            .expect("sent since"),
+        vec![2500]
+    );
+    assert!(s
+        .notifications_sent_since(&first.recipient, 2501)
+        .expect("sent since")
+        .is_empty());
+    assert!(s
+        .notifications_of(&DocId::new(DocKind::Case))
+        .expect("other case")
+        .is_empty());
 }
