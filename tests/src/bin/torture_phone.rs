@@ -1,0 +1,184 @@
+//! The phone of the torture suite: a grid worker's app on a real encrypted SQLite
+//! file, reporting cases, adding notes, taking photos, handling cases on the spot
+//! and syncing with a real relay (whose URL is stored in the database), until it is
+//! killed or has done `OPS` operations.
+//!
+//! It prints one line per event, flushed before the next operation starts:
+//! `B <op>` before an operation, `A case|note|photo|act <doc> <detail>` once the
+//! engine has returned success (the app was told the write succeeded), `E <op> <error>`
+//! when it returned an error, `S ok|err …` after a sync. The orchestrator reads the
+//! `A` lines as the writes that must survive anything.
+//!
+//! Usage: torture_phone DB USER DEVICE KEY_HEX SEED RUN OPS
+
+use std::io::Write;
+
+use gridsync_core::sync::SyncError;
+use gridsync_core::vault::DeviceKey;
+use gridsync_core::{Action, CaseFilter, Engine, Identity, Location, NewCase, Severity, Status};
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("torture_phone: {e}");
+        std::process::exit(2);
+    }
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    // The orchestrator going away ends the phone too.
+    if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+        std::process::exit(3);
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, db, user, device, key, seed, run, ops] = &args[..] else {
+        return Err("usage: torture_phone DB USER DEVICE KEY_HEX SEED RUN OPS".into());
+    };
+    let key = (0..32)
+        .map(|i| u8::from_str_radix(key.get(2 * i..2 * i + 2).unwrap_or("zz"), 16))
+        .collect::<Result<Vec<u8>, _>>()?;
+    let key = DeviceKey::from_slice(&key).ok_or("the key is 32 bytes")?;
+    let (seed, run, ops): (u64, u64, u64) = (seed.parse()?, run.parse()?, ops.parse()?);
+    let engine = Engine::open_encrypted(
+        db,
+        Identity {
+            user: user.parse()?,
+            device: device.parse()?,
+        },
+        &key,
+    )?;
+    say("ready");
+    let mut rng = Rng(seed ^ run.wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let all = CaseFilter {
+        limit: 100_000,
+        ..Default::default()
+    };
+    let mut mine: Vec<String> = engine
+        .list_cases(&all)?
+        .into_iter()
+        .map(|c| c.id.to_string())
+        .collect();
+    for i in 0..ops {
+        let roll = rng.below(100);
+        let pick = |rng: &mut Rng, mine: &[String]| {
+            (!mine.is_empty()).then(|| mine[rng.below(mine.len() as u64) as usize].clone())
+        };
+        if roll < 30 || mine.is_empty() {
+            let title = format!("压力测试 第{run}轮 第{i}件");
+            say("B case");
+            match engine.report_case(case(&title)) {
+                Ok(id) => {
+                    say(&format!("A case {id} {title}"));
+                    mine.push(id.to_string());
+                }
+                Err(e) => say(&format!("E case {e}")),
+            }
+        } else if roll < 55 {
+            let Some(id) = pick(&mut rng, &mine) else {
+                continue;
+            };
+            let text = format!("备注 第{run}轮 第{i}条");
+            say("B note");
+            match engine.add_note(&id.parse()?, &text) {
+                Ok(()) => say(&format!("A note {id} {text}")),
+                Err(e) => say(&format!("E note {e}")),
+            }
+        } else if roll < 65 {
+            let Some(id) = pick(&mut rng, &mine) else {
+                continue;
+            };
+            let jpeg = photo(&mut rng)?;
+            let doc_id = id.parse()?;
+            say("B photo");
+            let done = engine
+                .ingest_photo(&jpeg, None)
+                .and_then(|p| engine.attach_photo(&doc_id, p.hash.clone()).map(|_| p));
+            match done {
+                Ok(p) => say(&format!("A photo {id} {}", p.hash)),
+                Err(e) => say(&format!("E photo {e}")),
+            }
+        } else if roll < 72 {
+            let Some(id) = pick(&mut rng, &mine) else {
+                continue;
+            };
+            let doc_id = id.parse()?;
+            if engine.get_case(&doc_id)?.state.status != Status::Reported {
+                continue;
+            }
+            say("B act");
+            let action = Action::SelfHandle {
+                result: format!("已现场处置 第{run}轮"),
+            };
+            match engine.act(&doc_id, action) {
+                Ok(_) => say(&format!("A act {id} self_handle")),
+                Err(e) => say(&format!("E act {e}")),
+            }
+        } else {
+            say("B sync");
+            match engine.sync(&mut |_| {}) {
+                Ok(r) => say(&format!(
+                    "S ok pushed={} pulled={} photos={}",
+                    r.pushed, r.pulled, r.photos_uploaded
+                )),
+                Err(SyncError::Network(_)) => say("S err network"),
+                Err(e) => say(&format!("S err {e}")),
+            }
+        }
+    }
+    say("done");
+    Ok(())
+}
+
+fn case(title: &str) -> NewCase {
+    NewCase {
+        title: title.to_owned(),
+        description: "楼道堆放杂物".into(),
+        category: "livelihood"
+            .parse()
+            .expect("a category of the sample directory"),
+        subcategory: None,
+        severity: Severity::Normal,
+        grid: None,
+        location: Some(Location {
+            lat: 30.27,
+            lon: 120.15,
+            address: "望湖小区3号楼".into(),
+        }),
+        people: vec![],
+        photos: vec![],
+        links: Default::default(),
+    }
+}
+
+/// A small JPEG that differs every time (a new photo, a new hash).
+fn photo(rng: &mut Rng) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let salt = rng.next();
+    let img = image::ImageBuffer::from_fn(320, 240, |x, y| {
+        image::Rgb([
+            (x as u64 ^ salt) as u8,
+            (y as u64).wrapping_add(salt >> 8) as u8,
+            (salt >> 16) as u8,
+        ])
+    });
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85).encode_image(&img)?;
+    Ok(jpeg)
+}
