@@ -230,3 +230,53 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml_text: &str) -> Config {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn nothing_is_sent_unless_configured() {
+        assert!(Config::default().notifier().unwrap().is_none());
+        assert!(parse("gateway = \"none\"").notifier().unwrap().is_none());
+        let log = parse("gateway = \"log\"").notifier().unwrap().unwrap();
+        assert_eq!(log.describe(), "log");
+        assert_eq!(log.scan_every, Duration::from_secs(30));
+        assert_eq!(log.lead, chrono::Duration::hours(2));
+        assert_eq!(
+            log.policy,
+            Policy {
+                max_attempts: 8,
+                retry_base: Duration::from_secs(30),
+                retry_cap: RETRY_CAP,
+                per_hour: 20,
+                lease: Duration::from_secs(40),
+            }
+        );
+    }
+
+    #[test]
+    fn a_bad_notify_table_is_refused_with_the_reason() {
+        let refused = |t: &str| parse(t).notifier().err().unwrap_or_default();
+        assert!(refused("gateway = \"webhook\"").contains("notify.url"));
+        assert!(
+            refused("gateway = \"webhook\"\nurl = \"http://10.1.2.3/x\"").contains("allow_http")
+        );
+        assert!(refused("gateway = \"log\"\nmax_per_hour = 0").contains("max_per_hour"));
+        assert!(refused("gateway = \"log\"\ntimeout_secs = 600").contains("at most 120"));
+        assert!(toml::from_str::<Config>("gateway = \"sms\"").is_err());
+        assert!(toml::from_str::<Config>("gateway = \"log\"\nurll = \"x\"").is_err());
+        let debug = format!(
+            "{:?}",
+            parse("gateway = \"webhook\"\nurl = \"https://h/KEY\"\ntoken = \"SECRET\"")
+        );
+        assert!(
+            !debug.contains("SECRET") && !debug.contains("KEY"),
+            "{debug}"
+        );
+    }
+}
