@@ -1,8 +1,8 @@
 //! `/metrics` in the Prometheus text format: requests and their latency per route,
 //! changes pushed by outcome and pulled, bytes in and out, the edge (open
 //! connections, connections closed and requests refused by its limits, body bytes
-//! held), and at scrape time the log size and how far devices are behind. Counts
-//! only: no user, device or case.
+//! held), and at scrape time the log size, how far devices are behind and the
+//! notifications by state. Counts only: no user, device or case.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +42,11 @@ struct Reason {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct State {
+    state: &'static str,
+}
+
 /// The relay's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -59,6 +64,7 @@ pub struct Metrics {
     refused: Family<Reason, Counter>,
     accept_errors: Counter,
     body_bytes_held: Gauge,
+    notifications: Family<State, Gauge>,
 }
 
 impl Default for Metrics {
@@ -141,7 +147,14 @@ impl Default for Metrics {
             "body_bytes_held",
             "Bytes of request bodies held now, against the body budget",
         );
+        let notifications = Family::<State, Gauge>::default();
+        registry.register(
+            "notifications",
+            "Outbound notifications in the ledger by state: queued, sent, failed, cancelled",
+            notifications.clone(),
+        );
         Metrics {
+            notifications,
             connections_open,
             connections_closed,
             refused,
@@ -235,6 +248,15 @@ impl Metrics {
         self.devices.set(clamp(devices));
         self.devices_behind.set(clamp(behind));
         self.changes_behind.set(clamp(changes));
+        let counts = store.notification_counts().map_err(|e| e.to_string())?;
+        for state in crate::relay::store::NotificationState::ALL {
+            let n = counts.iter().find(|(s, _)| *s == state).map_or(0, |c| c.1);
+            self.notifications
+                .get_or_create(&State {
+                    state: state.as_str(),
+                })
+                .set(clamp(n));
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .map_err(|e| e.to_string())?;

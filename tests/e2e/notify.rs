@@ -93,7 +93,16 @@ fn level_four_and_dispatches_reach_the_gateway_once_each_after_it_fails_twice() 
         ),
     )
     .unwrap();
-    let server = start_with(&data, &["--config", config.to_str().unwrap()]);
+    let metrics_token = "e2e-metrics-token-0123456789";
+    let server = start_with(
+        &data,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--metrics-token",
+            metrics_token,
+        ],
+    );
     let worker = enroll(&data, &server, WORKER, dir.path());
     // A dispatcher's phone that acted eight days ago: its dispatch is now more
     // than 168 hours late, so supervision has reached level 4 by itself.
@@ -194,6 +203,22 @@ fn level_four_and_dispatches_reach_the_gateway_once_each_after_it_fails_twice() 
         .unwrap();
     assert_eq!(level4.1["level"], 4);
     assert!(level4.1["text"].as_str().unwrap().contains("短信督办"));
+
+    // /metrics counts them by state.
+    let metrics = ureq::get(format!("{}/metrics", server.url))
+        .header("Authorization", format!("Bearer {metrics_token}"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    for line in [
+        "gridsync_notifications{state=\"sent\"} 6",
+        "gridsync_notifications{state=\"queued\"} 0",
+        "gridsync_notifications{state=\"failed\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
 
     // The case page shows each send on the timeline.
     let page = console.get(&format!("/console/cases/{late}")).body;

@@ -833,4 +833,15 @@ fn notifications_are_queued_once_taken_once_and_settled(s: &Arc<dyn RelayStore>)
         .notifications_of(&DocId::new(DocKind::Case))
         .expect("other case")
         .is_empty());
+    let mut counts = s.notification_counts().expect("counts");
+    counts.sort_by_key(|(state, _)| state.as_str());
+    assert_eq!(
+        counts,
+        [
+            (NotificationState::Cancelled, 1),
+            (NotificationState::Failed, 1),
+            (NotificationState::Queued, 1),
+            (NotificationState::Sent, 1),
+        ]
+    );
 }

@@ -75,9 +75,18 @@ fn logged(relay: &Relay, now: DateTime<Utc>, lead: Duration) -> Result<u64, Noti
         cases.dedup();
         let mut events = Vec::new();
         for id in cases {
-            if let Some(DocContent::Case(doc)) = relay.engine().read_doc(id)? {
-                let state = fold(&doc.timeline);
-                events.extend(rules::of_case(&dir, &doc, &state, now, lead));
+            match relay.engine().read_doc(id) {
+                Ok(Some(DocContent::Case(doc))) => {
+                    let state = fold(&doc.timeline);
+                    events.extend(rules::of_case(&dir, &doc, &state, now, lead));
+                }
+                Ok(_) => {}
+                // A case the replica cannot read would otherwise stop every
+                // later event from being noticed.
+                Err(e @ gridsync_core::Error::Malformed { .. }) => {
+                    tracing::warn!(case = %id, error = %e, "case not readable; no notification");
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         queued += queue(relay, events, now)?;

@@ -380,6 +380,8 @@ pub trait RelayStore: Send + Sync {
     fn notifications_sent_since(&self, recipient: &UserId, since_ms: i64) -> StoreResult<Vec<i64>>;
     /// The messages about a case (at most 200), in the order they were queued.
     fn notifications_of(&self, doc: &DocId) -> StoreResult<Vec<NotificationRecord>>;
+    /// How many messages are in each state (states without any are left out).
+    fn notification_counts(&self) -> StoreResult<Vec<(NotificationState, u64)>>;
 }
 
 /// Open the relay's store: PostgreSQL when `database_url` is given, otherwise
@@ -1237,6 +1239,10 @@ impl<D: Database> RelayStore for SqlStore<D> {
 
     fn notifications_of(&self, doc: &DocId) -> StoreResult<Vec<NotificationRecord>> {
         self.read(|tx| notifications::of_case(tx, doc))
+    }
+
+    fn notification_counts(&self) -> StoreResult<Vec<(NotificationState, u64)>> {
+        self.read(notifications::counts)
     }
 }
 

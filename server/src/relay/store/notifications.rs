@@ -46,6 +46,14 @@ pub enum NotificationState {
 }
 
 impl NotificationState {
+    /// Every state.
+    pub const ALL: [NotificationState; 4] = [
+        NotificationState::Queued,
+        NotificationState::Sent,
+        NotificationState::Failed,
+        NotificationState::Cancelled,
+    ];
+
     /// Stable name, as stored.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -57,7 +65,7 @@ impl NotificationState {
     }
 
     fn parse(s: &str) -> StoreResult<Self> {
-        [Self::Queued, Self::Sent, Self::Failed, Self::Cancelled]
+        Self::ALL
             .into_iter()
             .find(|x| x.as_str() == s)
             .ok_or_else(|| StoreError::failed("a notification has an unknown state"))
@@ -271,5 +279,16 @@ pub(super) fn of_case(tx: &mut dyn Tx, doc: &DocId) -> StoreResult<Vec<Notificat
     )?
     .iter()
     .map(record)
+    .collect()
+}
+
+/// How many messages are in each state.
+pub(super) fn counts(tx: &mut dyn Tx) -> StoreResult<Vec<(NotificationState, u64)>> {
+    tx.rows(
+        "SELECT state, count(*) FROM notifications GROUP BY state",
+        &[],
+    )?
+    .iter()
+    .map(|r| Ok((NotificationState::parse(&r.text(0)?)?, r.count(1)?)))
     .collect()
 }
