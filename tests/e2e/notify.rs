@@ -3,9 +3,11 @@
 //! Level-4 supervision (reached by running late, and raised by hand in the
 //! console) and dispatches reach the stub exactly once per rule and recipient,
 //! after retries, with no personal data in any message; the console's case page
-//! shows each send.
+//! shows each send. Also a return, the rate limit, a cancelled notice and the
+//! log-only gateway.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,7 @@ use gridsync_tests::fake_server::FakeServer;
 use serde_json::Value;
 
 use crate::console::{set_password, Console};
-use crate::sockets::{enroll, enroll_with_clock, start_with};
+use crate::sockets::{enroll, enroll_with_clock, gridsync, listening, start_with};
 use crate::workflow::{leak, DISPATCHER, WORKER};
 
 const TOWN_DISPATCHER: &str = "td-339901001";
@@ -423,4 +425,68 @@ fn a_dispatch_notice_the_case_moved_past_is_cancelled_not_sent() {
         .unwrap()
         .iter()
         .all(|(status, m)| (*status == 500) == (m["event"] == "dispatched")));
+}
+
+#[test]
+fn the_log_gateway_records_and_logs_without_personal_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let config = dir.path().join("gridsync.toml");
+    std::fs::write(
+        &config,
+        "[notify]\ngateway = \"log\"\nscan_interval_secs = 1\n",
+    )
+    .unwrap();
+    let logs = dir.path().join("stderr.log");
+    let child = gridsync()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .arg("--config")
+        .arg(&config)
+        .env("GRIDSYNC_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&logs).unwrap())
+        .spawn()
+        .unwrap();
+    let server = listening(child);
+    let worker = enroll(&data, &server, WORKER, dir.path());
+    set_password(&data, DISPATCHER, "wanghu-2026-dispatch");
+    let mut console = Console::new(&server);
+    console.sign_in(DISPATCHER, "wanghu-2026-dispatch");
+    let mut personal = leak();
+    personal.people = vec![Person {
+        name: "王小明".into(),
+        role: "业主".into(),
+        phone: "13912345678".into(),
+    }];
+    let case = worker.report_case(personal).unwrap();
+    sync(&worker);
+    for form in [
+        &[("action", "accept")][..],
+        &[("action", "dispatch"), ("dept", "water"), ("hours", "24")],
+    ] {
+        assert_eq!(console.act(&case, form).status, 303);
+    }
+    let page = || console.get(&format!("/console/cases/{case}")).body;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while page().matches("data-state=\"sent\"").count() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(page().matches("data-state=\"sent\"").count(), 2);
+
+    let text = std::fs::read_to_string(&logs).unwrap();
+    let logged: Vec<&str> = text.lines().filter(|l| l.contains("log gateway")).collect();
+    assert_eq!(logged.len(), 2, "{text}");
+    for h in WATER {
+        assert!(
+            logged.iter().any(|l| l.contains(h)
+                && l.contains(&case.to_string())
+                && l.contains("dispatched")),
+            "{text}"
+        );
+    }
+    for secret in PERSONAL {
+        assert!(!text.contains(secret), "{secret} in the logs");
+    }
+    assert!(!text.contains("【"), "the message text is not logged");
 }
