@@ -3,16 +3,18 @@
 //! and syncs with a real relay (compaction comes with the notes: a document is
 //! compacted every 32 changes). After every kill: `integrity_check`, every write
 //! the app was told succeeded is there, every local change is in the outbox
-//! (pending or acknowledged) or among the refused. At the end the phone drains and a
-//! dispatcher's phone reads the relay's copy.
+//! (pending or acknowledged) or among the refused. Meanwhile the community
+//! dispatcher accepts reports, so the phone's syncs apply pulls. At the end the phone
+//! drains and the dispatcher's phone reads the relay's copy.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use gridsync_core::{CaseFilter, DocId, Engine, PhotoHash, Status};
+use gridsync_core::{Action, CaseFilter, DocId, Engine, PhotoHash, Status};
 
 use super::{
     drain, enroll_phone, integrity_check, panics_in, sibling_binary, Level, PhoneId, RelayProcess,
@@ -106,6 +108,29 @@ pub fn unaccounted_changes(phone: &PhoneId, engine: &Engine) -> Result<u64, Stri
     Ok(missing)
 }
 
+/// The dispatcher's work while the phone runs: sync, accept a reported case, until
+/// `stop`. The acceptances it was told succeeded.
+fn dispatch(engine: &Engine, rng: &mut Rng, stop: &AtomicBool) -> Vec<Acked> {
+    let mut done = Vec::new();
+    let reported = CaseFilter {
+        statuses: vec![Status::Reported],
+        limit: 1000,
+        ..Default::default()
+    };
+    while !stop.load(Ordering::Relaxed) {
+        let _ = engine.sync(&mut |_| {});
+        let cases = engine.list_cases(&reported).unwrap_or_default();
+        if !cases.is_empty() && rng.chance(50) {
+            let id = &cases[rng.range(0, cases.len() as u64) as usize].id;
+            if engine.act(id, Action::Accept).is_ok() {
+                done.push(Acked::Act(id.to_string()));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(rng.range(100, 500)));
+    }
+    done
+}
+
 /// Run the scenario.
 pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     let started = Instant::now();
@@ -122,11 +147,18 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     let phone = enroll_phone(&data, &relay.url, &relay.url, WORKER, work, &mut rng)
         .expect("the worker's phone enrolls");
     let workload = sibling_binary("torture_phone", "TORTURE_PHONE_BIN");
+    // The community dispatcher accepts reports while the phone runs, so the phone's
+    // syncs apply pulls that change its cases; at the end it reads the relay's copy.
+    let observer = enroll_phone(&data, &relay.url, &relay.url, DISPATCHER, work, &mut rng)
+        .expect("the dispatcher's phone enrolls")
+        .open()
+        .expect("the dispatcher's phone opens");
+    let mut accepted: Vec<Acked> = Vec::new();
 
     let mut acked: Vec<Acked> = Vec::new();
     let mut lost: BTreeSet<usize> = BTreeSet::new();
     let (mut mid_write, mut mid_sync, mut finished, mut open_failed) = (0u64, 0u64, 0u64, 0u64);
-    let mut syncs_ok = 0u64;
+    let (mut syncs_ok, mut pulled) = (0u64, 0u64);
     let mut max_outbox = 0u64;
     for run in 0..kills {
         let phone_log = work.join(format!("phone-{run}.log"));
@@ -156,9 +188,20 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
                 .map_while(Result::ok)
                 .collect::<Vec<String>>()
         });
-        std::thread::sleep(Duration::from_millis(rng.range(20, 2000)));
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
+        let delay = Duration::from_millis(rng.range(20, 2000));
+        let mut drng = rng.fork();
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let dispatcher = s.spawn(|| dispatch(&observer, &mut drng, &stop));
+            std::thread::sleep(delay);
+            let _ = child.kill(); // SIGKILL
+            let _ = child.wait();
+            stop.store(true, Ordering::Relaxed);
+            match dispatcher.join() {
+                Ok(done) => accepted.extend(done),
+                Err(_) => report.panics += 1,
+            }
+        });
         report.runs += 1;
         report.faults += 1;
         let lines = reader.join().unwrap_or_default();
@@ -170,6 +213,11 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
             _ => {}
         }
         syncs_ok += lines.iter().filter(|l| l.starts_with("S ok")).count() as u64;
+        pulled += lines
+            .iter()
+            .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("pulled=")))
+            .filter_map(|n| n.parse::<u64>().ok())
+            .sum::<u64>();
         acked.extend(lines.iter().filter_map(|l| Acked::parse(l)));
 
         // The checks after the restart, with the phone closed.
@@ -207,17 +255,20 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
         max_outbox = max_outbox.max(engine.outbox_len().unwrap_or(0));
     }
 
-    // The end: the phone drains to the relay, a dispatcher reads the relay's copy.
-    let engine = phone.open();
-    let observer = enroll_phone(&data, &relay.url, &relay.url, DISPATCHER, work, &mut rng);
-    match (engine, observer) {
-        (Ok(engine), Ok(observer)) => {
+    // The end: the phone drains to the relay, the dispatcher reads the relay's copy,
+    // and the phone pulls the dispatcher's last acceptances.
+    let dispatched = acked.len();
+    acked.extend(accepted);
+    match phone.open() {
+        Ok(engine) => {
             let deadline = Instant::now() + Duration::from_secs(60);
             if !drain(&engine, deadline) {
                 report.stuck += 1;
             }
-            let observer = observer.open().expect("the dispatcher's phone opens");
             if !drain(&observer, Instant::now() + Duration::from_secs(60)) {
+                report.stuck += 1;
+            }
+            if !drain(&engine, Instant::now() + Duration::from_secs(60)) {
                 report.stuck += 1;
             }
             for (i, w) in acked.iter().enumerate() {
@@ -257,12 +308,8 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
             }
             report.set("cases", cases.len() as u64);
         }
-        (e, o) => {
-            eprintln!(
-                "phone_killed: the final check could not start: phone {:?}, observer {:?}",
-                e.err(),
-                o.err().map(|e| e.to_string())
-            );
+        Err(e) => {
+            eprintln!("phone_killed: the final check could not start: {e}");
             report.broken += 1;
         }
     }
@@ -270,11 +317,13 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     report.panics += panics_in(&relay_log);
     report.acked = acked.len() as u64;
     report.lost = lost.len() as u64;
+    report.set("accepted_by_dispatcher", (acked.len() - dispatched) as u64);
     report.set("kills_mid_write", mid_write);
     report.set("kills_mid_sync", mid_sync);
     report.set("runs_finished_before_kill", finished);
     report.set("open_failures", open_failed);
     report.set("syncs_ok", syncs_ok);
+    report.set("changes_pulled", pulled);
     report.set("max_outbox", max_outbox);
     report.seconds = started.elapsed().as_secs_f64();
     report
