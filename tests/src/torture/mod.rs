@@ -5,6 +5,7 @@
 pub mod bad_links;
 pub mod phone_killed;
 pub mod relay_killed;
+pub mod versions;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
