@@ -93,29 +93,12 @@ impl HttpTransport {
     /// A transport to `base` with `security`'s trust and rules; an error if its
     /// certificates cannot be read.
     pub fn with_security(base: &str, security: &ServerSecurity) -> Result<Self, SyncError> {
-        let roots = match &security.ca_pem {
-            None => None,
-            Some(pem) => {
-                let mut certs = Vec::new();
-                for item in ureq::tls::parse_pem(pem.as_bytes()) {
-                    match item {
-                        Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
-                        Ok(_) => {}
-                        Err(e) => {
-                            return Err(SyncError::Insecure(format!(
-                                "the server certificates cannot be read: {e}"
-                            )))
-                        }
-                    }
-                }
-                if certs.is_empty() {
-                    return Err(SyncError::Insecure(
-                        "no certificate in the given PEM".into(),
-                    ));
-                }
-                Some(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
-            }
-        };
+        let roots = security
+            .ca_pem
+            .as_deref()
+            .map(root_certs)
+            .transpose()
+            .map_err(SyncError::Insecure)?;
         Ok(Self::build(base, security, roots))
     }
 
@@ -155,8 +138,26 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     enc.finish().unwrap_or_default()
 }
 
+/// The certificates of a PEM text as the only roots to trust (a town's own CA),
+/// for this crate's HTTP client and any other `ureq` agent of the workspace; an
+/// error saying why if none can be read.
+pub fn root_certs(pem: &str) -> Result<ureq::tls::RootCerts, String> {
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(pem.as_bytes()) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => return Err(format!("the server certificates cannot be read: {e}")),
+        }
+    }
+    if certs.is_empty() {
+        return Err("no certificate in the given PEM".into());
+    }
+    Ok(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
+}
+
 /// Whether `url` is plain `http://` to a host that is not this machine.
-fn plain_http_off_machine(url: &str) -> bool {
+pub fn plain_http_off_machine(url: &str) -> bool {
     let Some(rest) = url.strip_prefix("http://") else {
         return false;
     };

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use gridsync_core::sync::client::{plain_http_off_machine, root_certs};
 use gridsync_core::UserId;
 use serde::Serialize;
 
@@ -107,39 +108,25 @@ pub struct WebhookGateway {
 #[error("notify webhook: {0}")]
 pub struct WebhookConfigError(String);
 
-fn is_loopback(url: &str) -> bool {
-    let rest = url.trim_start_matches("http://");
-    let host = rest.split(['/', '?']).next().unwrap_or_default();
-    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-    let name = if host.starts_with('[') {
-        host.split(']').next().map(|h| h.trim_start_matches('['))
-    } else {
-        host.split(':').next()
-    }
-    .unwrap_or_default();
-    name == "localhost"
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 impl WebhookGateway {
     /// A webhook posting to `url` with an optional bearer `token`, giving up on an
     /// attempt after `timeout`. Plain `http://` only to this machine, unless
-    /// `allow_http` (a messaging service on the same private network).
+    /// `allow_http` (a messaging service on the same private network). With
+    /// `ca_pem`, only its certificates are trusted (the town's own CA); otherwise
+    /// the public roots.
     pub fn new(
         url: &str,
         token: Option<String>,
         timeout: Duration,
         allow_http: bool,
+        ca_pem: Option<&str>,
     ) -> Result<Self, WebhookConfigError> {
-        let plain = url.starts_with("http://");
-        if !plain && !url.starts_with("https://") {
+        if !url.starts_with("http://") && !url.starts_with("https://") {
             return Err(WebhookConfigError(
                 "the URL must be http:// or https://".into(),
             ));
         }
-        if plain && !allow_http && !is_loopback(url) {
+        if !allow_http && plain_http_off_machine(url) {
             return Err(WebhookConfigError(
                 "plain http:// only to this machine unless notify.allow_http is set".into(),
             ));
@@ -149,10 +136,15 @@ impl WebhookGateway {
                 "the URL is longer than 2048 bytes".into(),
             ));
         }
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(pem) = ca_pem {
+            tls = tls.root_certs(root_certs(pem).map_err(WebhookConfigError)?);
+        }
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .max_redirects(0)
+            .tls_config(tls.build())
             .build()
             .into();
         Ok(WebhookGateway {
@@ -211,13 +203,18 @@ mod tests {
             "http://localhost/hook",
             "http://[::1]:80/x",
         ] {
-            assert!(WebhookGateway::new(ok, None, t, false).is_ok(), "{ok}");
+            assert!(
+                WebhookGateway::new(ok, None, t, false, None).is_ok(),
+                "{ok}"
+            );
         }
-        assert!(WebhookGateway::new("http://10.0.0.5/hook", None, t, false).is_err());
-        assert!(WebhookGateway::new("http://10.0.0.5/hook", None, t, true).is_ok());
-        assert!(WebhookGateway::new("ftp://x/y", None, t, true).is_err());
-        let g =
-            WebhookGateway::new("https://user:pw@sms.example.cn/k/SECRET", None, t, false).unwrap();
+        assert!(WebhookGateway::new("http://10.0.0.5/hook", None, t, false, None).is_err());
+        assert!(WebhookGateway::new("http://10.0.0.5/hook", None, t, true, None).is_ok());
+        assert!(WebhookGateway::new("ftp://x/y", None, t, true, None).is_err());
+        let no_cert = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        assert!(WebhookGateway::new("https://h/x", None, t, false, Some(no_cert)).is_err());
+        let secret = "https://user:pw@sms.example.cn/k/SECRET";
+        let g = WebhookGateway::new(secret, None, t, false, None).unwrap();
         assert_eq!(g.describe(), "webhook https://sms.example.cn");
     }
 }

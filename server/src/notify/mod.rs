@@ -72,6 +72,9 @@ pub struct Config {
     /// Allow a plain-http:// webhook that is not on this machine.
     #[serde(default)]
     pub allow_http: bool,
+    /// PEM certificates to trust for the webhook's https:// instead of the public
+    /// roots (the town's own CA).
+    pub ca_file: Option<std::path::PathBuf>,
     /// Seconds an attempt may take [default: 10].
     pub timeout_secs: Option<u64>,
     /// Seconds between rounds looking for events [default: 30].
@@ -92,6 +95,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("gateway", &self.gateway)
             .field("token", &self.token.is_some())
+            .field("ca_file", &self.ca_file)
             .field("timeout_secs", &self.timeout_secs)
             .field("scan_interval_secs", &self.scan_interval_secs)
             .field("deadline_lead_minutes", &self.deadline_lead_minutes)
@@ -115,6 +119,21 @@ pub struct Notifier {
     policy: Policy,
 }
 
+/// The largest `ca_file` read.
+const MAX_PEM_BYTES: u64 = 1024 * 1024;
+
+fn read_pem(path: &std::path::Path) -> Result<String, String> {
+    let cannot = |e: std::io::Error| format!("notify.ca_file {}: {e}", path.display());
+    let size = std::fs::metadata(path).map_err(cannot)?.len();
+    if size > MAX_PEM_BYTES {
+        return Err(format!(
+            "notify.ca_file {} is larger than {MAX_PEM_BYTES} bytes",
+            path.display()
+        ));
+    }
+    std::fs::read_to_string(path).map_err(cannot)
+}
+
 fn positive(name: &str, v: Option<u64>, default: u64, max: u64) -> Result<u64, String> {
     match v.unwrap_or(default) {
         0 => Err(format!("notify.{name} must be at least 1")),
@@ -135,9 +154,16 @@ impl Config {
                     .url
                     .as_deref()
                     .ok_or("notify.gateway = \"webhook\" needs notify.url")?;
+                let ca = self.ca_file.as_deref().map(read_pem).transpose()?;
                 Arc::new(
-                    WebhookGateway::new(url, self.token.clone(), timeout, self.allow_http)
-                        .map_err(|e| e.to_string())?,
+                    WebhookGateway::new(
+                        url,
+                        self.token.clone(),
+                        timeout,
+                        self.allow_http,
+                        ca.as_deref(),
+                    )
+                    .map_err(|e| e.to_string())?,
                 )
             }
         };
