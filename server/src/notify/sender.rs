@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use gridsync_core::{fold, DocContent, Status};
+use gridsync_core::{fold, Directory, DocContent, Status};
 
 use super::gateway::{Gateway, GatewayError, Outgoing, Recipient, FORMAT, VERSION};
 use super::rules::{Message, Rule};
@@ -92,34 +92,34 @@ pub fn settle(
 
 /// Whether a message about an open dispatch still holds: the case is still
 /// dispatched, with the deadline the message names (a case returned, handled or
-/// dispatched anew since is not announced late). A return always holds.
-fn still_holds(
-    relay: &Relay,
-    r: &NotificationRecord,
-    message: &Message,
-) -> Result<bool, NotifyError> {
+/// dispatched anew since is not announced late). A return always holds, and so
+/// does a message about a case the replica cannot read (it was read when the
+/// message was queued; better sent than stuck at the head of the queue).
+fn still_holds(relay: &Relay, r: &NotificationRecord, message: &Message) -> bool {
     if r.rule == Rule::Returned {
-        return Ok(true);
+        return true;
     }
-    let Some(DocContent::Case(doc)) = relay.engine().read_doc(&r.doc)? else {
-        return Ok(false);
-    };
-    let state = fold(&doc.timeline);
-    Ok(state.status == Status::Dispatched
-        && state.deadline.map(|d| d.timestamp_millis()) == message.deadline)
+    match relay.engine().read_doc(&r.doc) {
+        Ok(Some(DocContent::Case(doc))) => {
+            let state = fold(&doc.timeline);
+            state.status == Status::Dispatched
+                && state.deadline.map(|d| d.timestamp_millis()) == message.deadline
+        }
+        Ok(_) => false,
+        Err(e) => {
+            tracing::warn!(notification = r.id, case = %r.doc, error = %e, "case not readable; sending as queued");
+            true
+        }
+    }
 }
 
 /// One attempt at one message.
 fn attempt(
-    relay: &Relay,
+    dir: &Directory,
     gateway: &dyn Gateway,
     r: &NotificationRecord,
     message: &Message,
 ) -> Result<(), GatewayError> {
-    let dir = relay
-        .engine()
-        .directory()
-        .map_err(|_| GatewayError::UnknownRecipient)?;
     let user = dir
         .user(&r.recipient)
         .ok_or(GatewayError::UnknownRecipient)?;
@@ -144,6 +144,7 @@ pub fn send_due(
     policy: &Policy,
 ) -> Result<usize, NotifyError> {
     let store = relay.store();
+    let dir = relay.engine().directory()?;
     let started = Instant::now();
     let mut tried = 0;
     for r in store.due_notifications(Utc::now().timestamp_millis(), BATCH)? {
@@ -156,7 +157,7 @@ pub fn send_due(
             store.settle_notification(r.id, &outcome)?;
             continue;
         };
-        if !still_holds(relay, &r, &message)? {
+        if !still_holds(relay, &r, &message) {
             store.settle_notification(r.id, &Settle::Cancelled { at_ms: now_ms })?;
             tracing::info!(notification = r.id, event = r.rule.as_str(), case = %r.doc, "notification cancelled: the case moved on");
             continue;
@@ -171,7 +172,7 @@ pub fn send_due(
         if !store.claim_notification(r.id, r.next_ms, lease_ms)? {
             continue; // another node took it
         }
-        let result = attempt(relay, gateway, &r, &message);
+        let result = attempt(&dir, gateway, &r, &message);
         let outcome = settle(policy, r.attempts, &result, Utc::now().timestamp_millis());
         match &outcome {
             Settle::Sent { attempts, .. } => tracing::info!(
