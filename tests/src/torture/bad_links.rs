@@ -90,6 +90,54 @@ pub fn step(
     }
 }
 
+/// After the queues drained: one more round for each phone (so every phone has
+/// pulled what the others pushed), then every acknowledged write on its phone and on
+/// the relay (read through `observer`), each title once, and every document of every
+/// phone with the relay's heads. Sets lost, duplicates and diverged; answers how many
+/// documents were compared.
+pub fn compare(
+    report: &mut Report,
+    engines: &[Option<Engine>],
+    acked: &[(usize, Acked)],
+    observer: &Engine,
+) -> u64 {
+    // One more round each, so every phone has pulled what the others pushed.
+    for e in engines.iter().flatten() {
+        let _ = drain(e, Instant::now() + Duration::from_secs(20));
+    }
+    let mut lost = BTreeSet::new();
+    for (i, (p, w)) in acked.iter().enumerate() {
+        let on_phone = engines[*p].as_ref().is_some_and(|e| w.held_by(e, false));
+        if !(on_phone && w.held_by(observer, false)) && lost.insert(i) {
+            eprintln!("{}: lost: phone {p}: {w:?}", report.scenario);
+        }
+    }
+    let all = CaseFilter {
+        limit: 1_000_000,
+        ..Default::default()
+    };
+    let mut titles: HashMap<String, u64> = HashMap::new();
+    for c in observer.list_cases(&all).unwrap_or_default() {
+        *titles.entry(c.title).or_default() += 1;
+    }
+    report.duplicates = titles.values().map(|n| n.saturating_sub(1)).sum();
+    let mut docs_compared = 0u64;
+    for e in engines.iter().flatten() {
+        for doc in e.doc_ids().unwrap_or_default() {
+            let mut a = e.heads(&doc).unwrap_or_default();
+            let mut b = observer.heads(&doc).unwrap_or_default();
+            a.sort();
+            b.sort();
+            docs_compared += 1;
+            if a != b {
+                report.diverged += 1;
+            }
+        }
+    }
+    report.lost = lost.len() as u64;
+    docs_compared
+}
+
 /// Run the scenario.
 pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     let started = Instant::now();
@@ -177,39 +225,7 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     if !drain(&observer, Instant::now() + Duration::from_secs(60)) {
         report.stuck += 1;
     }
-    // One more round each, so every phone has pulled what the others pushed.
-    for e in engines.iter().flatten() {
-        let _ = drain(e, Instant::now() + Duration::from_secs(20));
-    }
-    let mut lost = BTreeSet::new();
-    for (i, (p, w)) in acked.iter().enumerate() {
-        let on_phone = engines[*p].as_ref().is_some_and(|e| w.held_by(e, false));
-        if !(on_phone && w.held_by(&observer, false)) && lost.insert(i) {
-            eprintln!("bad_links: lost: phone {p}: {w:?}");
-        }
-    }
-    let all = CaseFilter {
-        limit: 1_000_000,
-        ..Default::default()
-    };
-    let mut titles: HashMap<String, u64> = HashMap::new();
-    for c in observer.list_cases(&all).unwrap_or_default() {
-        *titles.entry(c.title).or_default() += 1;
-    }
-    report.duplicates = titles.values().map(|n| n.saturating_sub(1)).sum();
-    let mut docs_compared = 0u64;
-    for e in engines.iter().flatten() {
-        for doc in e.doc_ids().unwrap_or_default() {
-            let mut a = e.heads(&doc).unwrap_or_default();
-            let mut b = observer.heads(&doc).unwrap_or_default();
-            a.sort();
-            b.sort();
-            docs_compared += 1;
-            if a != b {
-                report.diverged += 1;
-            }
-        }
-    }
+    let docs_compared = compare(&mut report, &engines, &acked, &observer);
     report.broken += engines.iter().filter(|e| e.is_none()).count() as u64;
     relay.kill();
     report.panics += panics_in(&relay_log);
@@ -217,7 +233,6 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     report.runs = phones as u64;
     report.faults = st.faults();
     report.acked = acked.len() as u64;
-    report.lost = lost.len() as u64;
     report.set("phones", phones as u64);
     report.set("connections", st.connections.load(Ordering::Relaxed));
     report.set("latency", st.latency.load(Ordering::Relaxed));

@@ -3,6 +3,7 @@
 //! The scenarios are in their own files; `src/bin/torture.rs` runs them.
 
 pub mod bad_links;
+pub mod clocks;
 pub mod phone_killed;
 pub mod relay_killed;
 pub mod versions;

@@ -110,7 +110,7 @@ pub fn unaccounted_changes(phone: &PhoneId, engine: &Engine) -> Result<u64, Stri
 
 /// The dispatcher's work while the phone runs: sync, accept a reported case, until
 /// `stop`. The acceptances it was told succeeded.
-fn dispatch(engine: &Engine, rng: &mut Rng, stop: &AtomicBool) -> Vec<Acked> {
+pub fn dispatch(engine: &Engine, rng: &mut Rng, stop: &AtomicBool) -> Vec<Acked> {
     let mut done = Vec::new();
     let reported = CaseFilter {
         statuses: vec![Status::Reported],
