@@ -4,7 +4,7 @@
 //! console) and dispatches reach the stub exactly once per rule and recipient,
 //! after retries, with no personal data in any message; the console's case page
 //! shows each send. Also a return, the rate limit, a cancelled notice and the
-//! log-only gateway.
+//! log-only gateway (with a deadline reminder).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
@@ -463,27 +463,31 @@ fn the_log_gateway_records_and_logs_without_personal_data() {
     sync(&worker);
     for form in [
         &[("action", "accept")][..],
-        &[("action", "dispatch"), ("dept", "water"), ("hours", "24")],
+        // Due in an hour: within the two hours' lead, so a reminder goes too.
+        &[("action", "dispatch"), ("dept", "water"), ("hours", "1")],
     ] {
         assert_eq!(console.act(&case, form).status, 303);
     }
     let page = || console.get(&format!("/console/cases/{case}")).body;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while page().matches("data-state=\"sent\"").count() < 2 && Instant::now() < deadline {
+    while page().matches("data-state=\"sent\"").count() < 4 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(page().matches("data-state=\"sent\"").count(), 2);
+    assert_eq!(page().matches("data-state=\"sent\"").count(), 4);
+    assert!(page().contains("到期提醒"));
 
     let text = std::fs::read_to_string(&logs).unwrap();
     let logged: Vec<&str> = text.lines().filter(|l| l.contains("log gateway")).collect();
-    assert_eq!(logged.len(), 2, "{text}");
+    assert_eq!(logged.len(), 4, "{text}");
     for h in WATER {
-        assert!(
-            logged.iter().any(|l| l.contains(h)
-                && l.contains(&case.to_string())
-                && l.contains("dispatched")),
-            "{text}"
-        );
+        for event in ["\"dispatched\"", "\"deadline_soon\""] {
+            assert!(
+                logged
+                    .iter()
+                    .any(|l| l.contains(h) && l.contains(&case.to_string()) && l.contains(event)),
+                "{text}"
+            );
+        }
     }
     for secret in PERSONAL {
         assert!(!text.contains(secret), "{secret} in the logs");
