@@ -344,6 +344,23 @@ fn check_name(what: &str, id: &str, name: &str) -> Result<(), DirectoryError> {
 }
 
 impl Directory {
+    /// The copy of a directory file a phone receives: without what only the
+    /// server uses — regions' boundaries (the console's map, a resident's report
+    /// routed) and users' contacts (the message gateway's; staff's phone numbers
+    /// have no business on every phone). Smaller, and readable by app builds from
+    /// before those fields.
+    pub fn device_copy(json: &str) -> Result<String, DirectoryError> {
+        let mut file: serde_json::Value = serde_json::from_str(json)?;
+        for (list, field) in [("regions", "boundary"), ("users", "contact")] {
+            if let Some(items) = file.get_mut(list).and_then(|v| v.as_array_mut()) {
+                for item in items.iter_mut().filter_map(|v| v.as_object_mut()) {
+                    item.remove(field);
+                }
+            }
+        }
+        Ok(file.to_string())
+    }
+
     /// Parse and validate a directory file.
     pub fn from_json(json: &str) -> Result<Directory, DirectoryError> {
         if json.len() > MAX_DIRECTORY_BYTES {
@@ -741,6 +758,18 @@ pub(crate) mod tests {
             dir.grid_at(39.9042, 116.4074).is_none(),
             "Beijing is not in it"
         );
+    }
+
+    #[test]
+    fn a_phones_copy_leaves_out_boundaries_and_contacts() {
+        let mut file: serde_json::Value = serde_json::from_str(SAMPLE).unwrap();
+        file["users"][0]["contact"] = "13800000000".into();
+        let copy = Directory::device_copy(&file.to_string()).unwrap();
+        assert!(!copy.contains("boundary") && !copy.contains("13800000000"));
+        assert!(copy.len() < SAMPLE.len() / 2, "{} bytes", copy.len());
+        let dir = Directory::from_json(&copy).unwrap();
+        assert_eq!(dir.regions().len(), sample().regions().len());
+        assert!(dir.grid_at(30.2741, 120.1551).is_none());
     }
 
     #[test]

@@ -45,9 +45,9 @@ pub(crate) fn index_case(tx: &Transaction<'_>, case: &CaseDoc, state: &CaseState
             "INSERT INTO cases (doc_id, grid, category, subcategory, severity, status, level,
                 reporter, assigned_dept, deadline_ms, supervision, self_handled, satisfaction,
                 has_conflict, title, photo_count, created_ms, updated_ms, accepted_ms,
-                handled_ms, closed_ms, place, escalations)
+                handled_ms, closed_ms, place, escalations, lat, lon)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18, ?19, ?20, ?21, ?22, ?23)
+                ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
              ON CONFLICT (doc_id) DO UPDATE SET grid = excluded.grid,
                 category = excluded.category, subcategory = excluded.subcategory,
                 severity = excluded.severity, status = excluded.status, level = excluded.level,
@@ -58,7 +58,8 @@ pub(crate) fn index_case(tx: &Transaction<'_>, case: &CaseDoc, state: &CaseState
                 photo_count = excluded.photo_count, created_ms = excluded.created_ms,
                 updated_ms = excluded.updated_ms, accepted_ms = excluded.accepted_ms,
                 handled_ms = excluded.handled_ms, closed_ms = excluded.closed_ms,
-                place = excluded.place, escalations = excluded.escalations
+                place = excluded.place, escalations = excluded.escalations,
+                lat = excluded.lat, lon = excluded.lon
              RETURNING rowid",
         )?
         .query_row(
@@ -86,6 +87,8 @@ pub(crate) fn index_case(tx: &Transaction<'_>, case: &CaseDoc, state: &CaseState
                 state.closed_at.map(ms),
                 case.links.place.as_ref().map(DocId::as_str),
                 state.escalations,
+                case.location.as_ref().map(|l| l.lat),
+                case.location.as_ref().map(|l| l.lon),
             ],
             |r| r.get(0),
         )?;
@@ -326,6 +329,82 @@ fn parse_col<T: std::str::FromStr>(s: String) -> rusqlite::Result<T> {
 }
 
 /// List cases matching `f`, newest first (most overdue first when filtering overdue).
+/// Most cases a map shows as markers (the newest); its counts cover them all.
+pub const MAX_MAP_POINTS: u32 = 5_000;
+
+/// A case on a map: where it is and what state it is in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CasePoint {
+    /// Document id.
+    pub id: DocId,
+    /// Title.
+    pub title: String,
+    /// Status.
+    pub status: Status,
+    /// Latitude, WGS-84.
+    pub lat: f64,
+    /// Longitude, WGS-84.
+    pub lon: f64,
+}
+
+/// The cases a filter selects as a map shows them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CaseMap {
+    /// The newest [`MAX_MAP_POINTS`] that have a position.
+    pub points: Vec<CasePoint>,
+    /// How many there are per grid (with a position or not), by grid code.
+    pub per_grid: Vec<(RegionCode, u64)>,
+}
+
+/// The cases `f` selects as a map shows them (see [`CaseMap`]).
+pub(crate) fn case_map(tx: &Transaction<'_>, f: &CaseFilter) -> Result<CaseMap> {
+    let (cond, mut args) = where_clause(f)?;
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT grid, count(*) FROM cases WHERE {cond} GROUP BY grid ORDER BY grid"
+    ))?;
+    let per_grid = stmt
+        .query_map(params_from_iter(args.iter()), |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?
+        .filter_map(|row| match row {
+            Ok((grid, n)) => grid.parse().ok().map(|g| Ok((g, n.max(0) as u64))),
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    args.push(SqlValue::Integer(MAX_MAP_POINTS.into()));
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT doc_id, title, status, lat, lon FROM cases
+         WHERE {cond} AND lat IS NOT NULL AND lon IS NOT NULL
+         ORDER BY created_ms DESC, doc_id LIMIT ?{}",
+        args.len()
+    ))?;
+    let rows = stmt
+        .query_map(params_from_iter(args), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, f64>(3)?,
+                r.get::<_, f64>(4)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    // A row this code did not write (another version's status) is left off.
+    let points = rows
+        .into_iter()
+        .filter_map(|(id, title, status, lat, lon)| {
+            Some(CasePoint {
+                id: id.parse().ok()?,
+                title,
+                status: Status::parse(&status)?,
+                lat,
+                lon,
+            })
+        })
+        .collect();
+    Ok(CaseMap { points, per_grid })
+}
+
 pub(crate) fn list_cases(tx: &Transaction<'_>, f: &CaseFilter) -> Result<Vec<CaseSummary>> {
     let (cond, mut args) = where_clause(f)?;
     let order = if f.overdue_at.is_some() {

@@ -46,7 +46,7 @@ pub use error::{Error, OpenError, Result};
 pub use ids::{
     CategoryCode, DeptId, DeviceId, DocId, DocKind, PhotoHash, RegionCode, RegionLevel, UserId,
 };
-pub use index::{CaseFilter, CaseSummary, DailyCompliance};
+pub use index::{CaseFilter, CaseMap, CasePoint, CaseSummary, DailyCompliance};
 pub use store::{DocImport, OutboxItem};
 pub use track::TrackPoint;
 pub use watch::Subscription;

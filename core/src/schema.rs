@@ -269,6 +269,12 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE cases ADD COLUMN escalations INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 8: where a case is (WGS-84), for the console's map; filled in for existing
+    // rows by the index rebuild, like step 7.
+    r#"
+    ALTER TABLE cases ADD COLUMN lat REAL;
+    ALTER TABLE cases ADD COLUMN lon REAL;
+    "#,
 ];
 
 /// The schema version this code writes.

@@ -10,6 +10,7 @@ import pathlib
 import struct
 import subprocess
 import tempfile
+import time
 import zlib
 
 import pytest
@@ -264,3 +265,53 @@ def test_a_dispatcher_closes_the_loop_in_the_console_with_devices(relay, browser
     row = browser.find_element(By.CSS_SELECTOR, f'tr[data-id="{case_id}"]')
     assert row.find_element(By.CSS_SELECTOR, "td.status").text == "Evaluated"
     shot(browser, "04-case-board-en")
+
+
+def test_the_map_shows_the_grids_the_cases_and_a_patrol_track(relay, browser):
+    data, url = relay
+    worker = device(relay, WORKER, tempfile.mkdtemp())
+    admin(data, "password", "--user", DISPATCHER, stdin=PASSWORD + "\n")
+    for title, lat, lon, severity in [("消防通道堵塞", 30.2741, 120.1551, "high"),
+                                      ("路灯损坏", 30.2748, 120.1538, "normal"),
+                                      ("垃圾堆放", 30.2712, 120.1560, "low")]:
+        worker.report_case(gs.NewCaseRecord(
+            title=title, description=title, category="city", subcategory=None,
+            severity=severity, grid=None, lat=lat, lon=lon, address="望湖小区", photos=[]))
+    patrol = worker.start_patrol()
+    now = int(time.time() * 1000)
+    worker.add_track_points(patrol, [
+        gs.TrackPointRecord(at_ms=now + i * 30_000, lat=30.2731 + i * 0.0001, lon=120.1530 + i * 0.00015)
+        for i in range(30)])
+    sync(worker)
+
+    sign_in(browser, url, DISPATCHER, PASSWORD)
+    browser.get(url + "/console/map")
+    svg = browser.find_element(By.ID, "map")
+    grids = svg.find_elements(By.CSS_SELECTOR, "path.grid")
+    assert len(grids) >= 8, "every grid of the community"
+    # Drawn, not just present: the map has a size, and the busiest grid is shaded.
+    assert svg.size["width"] > 500 and svg.size["height"] > 100
+    busiest = svg.find_element(By.CSS_SELECTOR, 'path.grid[data-grid="339901001001001"]')
+    assert busiest.get_attribute("data-cases") == "3" and busiest.get_attribute("fill") != "#f4f6f8"
+    markers = svg.find_elements(By.CSS_SELECTOR, "circle.case")
+    assert len(markers) == 3 and all(m.is_displayed() for m in markers)
+    # The markers sit inside the shaded grid's drawn box.
+    box = busiest.rect
+    for m in markers[:2]:
+        r = m.rect
+        cx, cy = r["x"] + r["width"] / 2, r["y"] + r["height"] / 2
+        assert box["x"] - 5 <= cx <= box["x"] + box["width"] + 5, (box, r)
+    shot(browser, "08-map")
+
+    # Filtered like the board, and a worker's track for today (UTC+8).
+    Select(browser.find_element(By.NAME, "severity")).select_by_value("high")
+    Select(browser.find_element(By.NAME, "worker")).select_by_value(WORKER)
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))
+    browser.execute_script(
+        "document.querySelector('input[name=day]').value = arguments[0]", day)
+    click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]"))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "circle.case")) == 1
+    track = browser.find_element(By.CSS_SELECTOR, "polyline.track")
+    assert track.size["width"] > 10
+    assert "30 个定位点" in browser.find_element(By.ID, "track-summary").text
+    shot(browser, "09-map-track")

@@ -9,6 +9,7 @@ mod console;
 mod erasure;
 mod faults;
 mod golden;
+mod map;
 mod notify;
 mod photo_privacy;
 mod photos;

@@ -533,7 +533,7 @@ fn the_command_line_imports_while_serve_runs_and_exports_masked() {
 
 /// A client that shows the console's answers as they are: no redirects
 /// followed, no status taken for an error.
-fn console_agent() -> ureq::Agent {
+pub(crate) fn console_agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .max_redirects(0)
         .http_status_as_error(false)
@@ -542,7 +542,7 @@ fn console_agent() -> ureq::Agent {
 }
 
 /// `GET path` on the console with a session cookie: status and body.
-fn console_get(url: &str, cookie: &str, path: &str) -> (u16, String) {
+pub(crate) fn console_get(url: &str, cookie: &str, path: &str) -> (u16, String) {
     let agent = console_agent();
     let mut r = agent
         .get(format!("{url}{path}"))
@@ -553,7 +553,7 @@ fn console_get(url: &str, cookie: &str, path: &str) -> (u16, String) {
 }
 
 /// Sign in to the console after setting the user's password; the session cookie.
-fn console_session(data: &std::path::Path, url: &str, user: &str) -> String {
+pub(crate) fn console_session(data: &std::path::Path, url: &str, user: &str) -> String {
     use std::io::Write;
     let password = "place-page-2026";
     let mut child = gridsync()

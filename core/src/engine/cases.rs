@@ -251,6 +251,12 @@ impl Engine {
         self.db.read(|tx| index::list_cases(tx, filter))
     }
 
+    /// The cases `filter` selects as a map shows them: the newest with a
+    /// position ([`index::MAX_MAP_POINTS`] at most) and the count per grid.
+    pub fn case_map(&self, filter: &CaseFilter) -> Result<index::CaseMap> {
+        self.db.read(|tx| index::case_map(tx, filter))
+    }
+
     /// Count cases by status from the index.
     pub fn count_cases(&self, filter: &CaseFilter) -> Result<Vec<(Status, u64)>> {
         self.db.read(|tx| index::count_by_status(tx, filter))

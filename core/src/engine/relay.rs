@@ -574,6 +574,42 @@ impl Engine {
         Ok(Case { doc, state })
     }
 
+    /// The GPS tracks of `worker`'s patrols on `day` (local calendar), those `user`
+    /// may see, in the order they started: what the console's map draws over
+    /// her grid. Points not yet written into a document are included.
+    pub fn patrol_tracks_as(
+        &self,
+        user: &User,
+        worker: &UserId,
+        day: NaiveDate,
+    ) -> Result<Vec<Vec<crate::track::TrackPoint>>> {
+        let scope = crate::access::scope_of(user);
+        self.db.read(|tx| {
+            let ids: Vec<String> = tx
+                .prepare_cached(
+                    "SELECT doc_id FROM patrols WHERE worker = ?1 AND day = ?2
+                     ORDER BY started_ms, doc_id",
+                )?
+                .query_map(rusqlite::params![worker.as_str(), day.to_string()], |r| {
+                    r.get(0)
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut tracks = Vec::new();
+            for id in ids.iter().filter_map(|id| id.parse::<DocId>().ok()) {
+                let Some(doc) = store::load(tx, &id)? else {
+                    continue;
+                };
+                let mut p = crate::doc::patrol::PatrolDoc::read(&doc, &id)
+                    .map_err(Error::malformed(&id))?;
+                if scope.sees_patrol(&p) {
+                    p.track.extend(Self::pending_points(tx, &id)?);
+                    tracks.push(p.track);
+                }
+            }
+            Ok(tracks)
+        })
+    }
+
     /// The loop's figures over the cases `filter` selects (see [`crate::stats`]).
     pub fn statistics(&self, filter: &CaseFilter) -> Result<crate::stats::Summary> {
         self.db.read(|tx| crate::stats::summary(tx, filter))

@@ -11,6 +11,7 @@ mod charts;
 mod error;
 mod figures;
 mod i18n;
+mod map;
 mod pages;
 mod registry;
 
@@ -57,6 +58,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/report", get(figures::report))
         .route("/console/devices", get(figures::devices))
         .route("/console/devices/{id}/revoke", post(figures::revoke))
+        .route("/console/map", get(map::map))
         .merge(registry::routes())
 }
 
@@ -316,6 +318,19 @@ impl BoardQuery {
     }
 }
 
+/// The grids `who` may filter by: those their scope covers.
+fn scope_grids(
+    dir: &gridsync_core::directory::Directory,
+    who: &ConsoleUser,
+) -> Vec<(RegionCode, String)> {
+    let scope = access::scope_of(&who.user);
+    dir.regions()
+        .iter()
+        .filter(|r| r.level == RegionLevel::Grid && scope.covers(&r.code))
+        .map(|r| (r.code.clone(), r.name.clone()))
+        .collect()
+}
+
 /// A form or query field, trimmed, if it says anything.
 fn given(v: &Option<String>) -> Option<String> {
     v.as_deref()
@@ -356,13 +371,7 @@ async fn board(
     .await;
     match result {
         Ok((counts, rows, dir)) => {
-            let scope = access::scope_of(&who.user);
-            let grids = dir
-                .regions()
-                .iter()
-                .filter(|r| r.level == RegionLevel::Grid && scope.covers(&r.code))
-                .map(|r| (r.code.clone(), r.name.clone()))
-                .collect();
+            let grids = scope_grids(&dir, &who);
             let page = pages::board(
                 lang,
                 &who,

@@ -68,6 +68,7 @@ pub fn layout(lang: Lang, who: Option<&ConsoleUser>, back: &str, body: Markup) -
                         nav {
                             a href="/console/cases" { (t.cases) } " "
                             a href="/console/supervision" { (t.supervision_title) } " "
+                            a href="/console/map" { (super::map::title(lang)) } " "
                             a href="/console/stats" { (t.stats) } " "
                             a href="/console/report" { (t.monthly_report) } " "
                             @if who.is_some_and(|w| w.user.role != gridsync_core::Role::DepartmentHandler) {
@@ -158,6 +159,47 @@ pub struct Board<'a> {
     pub page_size: u32,
 }
 
+/// The filter fields the board and the map share (grid, category, severity,
+/// department, overdue, search), each showing what `q` asked.
+pub fn case_filters(
+    lang: Lang,
+    dir: &Directory,
+    q: &BoardQuery,
+    grids: &[(RegionCode, String)],
+) -> Markup {
+    let t = lang.t();
+    html! {
+        label { (t.grid) select name="grid" {
+            option value="" { (t.all) }
+            @for (code, name) in grids {
+                option value=(code.as_str()) selected[q.grid.as_deref() == Some(code.as_str())] { (name) }
+            }
+        } }
+        label { (t.category) select name="category" {
+            option value="" { (t.all) }
+            @for c in dir.categories() {
+                option value=(c.code.as_str()) selected[q.category.as_deref() == Some(c.code.as_str())] {
+                    (lang.pick(&c.name, &c.name_en))
+                }
+            }
+        } }
+        label { (t.severity) select name="severity" {
+            option value="" { (t.all) }
+            @for s in [Severity::Low, Severity::Normal, Severity::High, Severity::Urgent] {
+                option value=(s.as_str()) selected[q.severity.as_deref() == Some(s.as_str())] { (lang.severity(s)) }
+            }
+        } }
+        label { (t.department) select name="dept" {
+            option value="" { (t.all) }
+            @for d in dir.departments() {
+                option value=(d.id.as_str()) selected[q.dept.as_deref() == Some(d.id.as_str())] { (d.name) }
+            }
+        } }
+        label { (t.overdue_only) input type="checkbox" name="overdue" value="1" checked[q.overdue.is_some()]; }
+        label { (t.search) input type="search" name="q" value=(q.q.clone().unwrap_or_default()); }
+    }
+}
+
 /// The case board: counts by status, filters, the list.
 pub fn board(lang: Lang, who: &ConsoleUser, dir: &Directory, b: &Board<'_>) -> Markup {
     let t = lang.t();
@@ -192,34 +234,7 @@ pub fn board(lang: Lang, who: &ConsoleUser, dir: &Directory, b: &Board<'_>) -> M
             }
             form.filters method="get" action="/console/cases" {
                 @if let Some(s) = selected { input type="hidden" name="status" value=(s); }
-                label { (t.grid) select name="grid" {
-                    option value="" { (t.all) }
-                    @for (code, name) in &b.grids {
-                        option value=(code.as_str()) selected[q.grid.as_deref() == Some(code.as_str())] { (name) }
-                    }
-                } }
-                label { (t.category) select name="category" {
-                    option value="" { (t.all) }
-                    @for c in dir.categories() {
-                        option value=(c.code.as_str()) selected[q.category.as_deref() == Some(c.code.as_str())] {
-                            (lang.pick(&c.name, &c.name_en))
-                        }
-                    }
-                } }
-                label { (t.severity) select name="severity" {
-                    option value="" { (t.all) }
-                    @for s in [Severity::Low, Severity::Normal, Severity::High, Severity::Urgent] {
-                        option value=(s.as_str()) selected[q.severity.as_deref() == Some(s.as_str())] { (lang.severity(s)) }
-                    }
-                } }
-                label { (t.department) select name="dept" {
-                    option value="" { (t.all) }
-                    @for d in dir.departments() {
-                        option value=(d.id.as_str()) selected[q.dept.as_deref() == Some(d.id.as_str())] { (d.name) }
-                    }
-                } }
-                label { (t.overdue_only) input type="checkbox" name="overdue" value="1" checked[q.overdue.is_some()]; }
-                label { (t.search) input type="search" name="q" value=(q.q.clone().unwrap_or_default()); }
+                (case_filters(lang, dir, q, &b.grids))
                 button type="submit" { (t.filter) }
             }
             @if b.rows.is_empty() {

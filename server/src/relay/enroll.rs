@@ -115,6 +115,8 @@ impl Relay {
             )?
             .ok_or(RelayError::BadCode)?;
         let directory = self.engine.directory_json().map_err(RelayError::internal)?;
+        let directory = gridsync_core::directory::Directory::device_copy(&directory)
+            .map_err(RelayError::internal)?;
         tracing::info!(device = %device, "device enrolled");
         Ok(EnrollResponse {
             v: PROTOCOL_VERSION,
