@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 pub use gateway::{Gateway, GatewayError, LogGateway, Outgoing, Recipient, WebhookGateway};
 pub use rules::{Message, Rule};
+use scan::Reach;
 use sender::Policy;
 
 use crate::relay::store::StoreError;
@@ -81,6 +82,10 @@ pub struct Config {
     pub scan_interval_secs: Option<u64>,
     /// Minutes before a deadline that the department is reminded [default: 120].
     pub deadline_lead_minutes: Option<u64>,
+    /// Announce only the cases of these region subtrees [default: every case this
+    /// relay holds]. For tiers: a district leaves its towns' cases to them.
+    #[serde(default)]
+    pub regions: Vec<gridsync_core::RegionCode>,
     /// Messages per recipient per hour [default: 20].
     pub max_per_hour: Option<u32>,
     /// Attempts per message before it is recorded as failed [default: 8].
@@ -99,6 +104,7 @@ impl std::fmt::Debug for Config {
             .field("timeout_secs", &self.timeout_secs)
             .field("scan_interval_secs", &self.scan_interval_secs)
             .field("deadline_lead_minutes", &self.deadline_lead_minutes)
+            .field("regions", &self.regions)
             .field("max_per_hour", &self.max_per_hour)
             .field("max_attempts", &self.max_attempts)
             .field("retry_base_secs", &self.retry_base_secs)
@@ -115,10 +121,12 @@ const SEND_POLL: Duration = Duration::from_secs(1);
 pub struct Notifier {
     gateway: Arc<dyn Gateway>,
     scan_every: Duration,
-    lead: chrono::Duration,
+    reach: Reach,
     policy: Policy,
 }
 
+/// The most regions `notify.regions` may list.
+const MAX_REGIONS: usize = 1000;
 /// The largest `ca_file` read.
 const MAX_PEM_BYTES: u64 = 1024 * 1024;
 
@@ -167,6 +175,11 @@ impl Config {
                 )
             }
         };
+        if self.regions.len() > MAX_REGIONS {
+            return Err(format!(
+                "notify.regions lists at most {MAX_REGIONS} regions"
+            ));
+        }
         let lead = positive(
             "deadline_lead_minutes",
             self.deadline_lead_minutes,
@@ -183,7 +196,10 @@ impl Config {
                 30,
                 3600,
             )?),
-            lead: chrono::Duration::minutes(i64::try_from(lead).unwrap_or(120)),
+            reach: Reach {
+                lead: chrono::Duration::minutes(i64::try_from(lead).unwrap_or(120)),
+                regions: self.regions.clone(),
+            },
             policy: Policy {
                 max_attempts: u32::try_from(attempts).unwrap_or(8),
                 retry_base: Duration::from_secs(positive(
@@ -218,13 +234,13 @@ impl Notifier {
         let Notifier {
             gateway,
             scan_every,
-            lead,
+            reach,
             policy,
         } = self;
         let scanning = every(scan_every, {
             let relay = relay.clone();
             move || {
-                let n = scan::scan(&relay, lead)?;
+                let n = scan::scan(&relay, &reach)?;
                 if n > 0 {
                     tracing::info!(queued = n, "notifications queued");
                 }
@@ -272,7 +288,8 @@ mod tests {
         let log = parse("gateway = \"log\"").notifier().unwrap().unwrap();
         assert_eq!(log.describe(), "log");
         assert_eq!(log.scan_every, Duration::from_secs(30));
-        assert_eq!(log.lead, chrono::Duration::hours(2));
+        assert_eq!(log.reach.lead, chrono::Duration::hours(2));
+        assert!(log.reach.regions.is_empty(), "every case");
         assert_eq!(
             log.policy,
             Policy {
@@ -295,6 +312,9 @@ mod tests {
         assert!(refused("gateway = \"log\"\nmax_per_hour = 0").contains("max_per_hour"));
         assert!(refused("gateway = \"log\"\ntimeout_secs = 600").contains("at most 120"));
         assert!(toml::from_str::<Config>("gateway = \"sms\"").is_err());
+        assert!(toml::from_str::<Config>("regions = [\"33990\"]").is_err());
+        let towns = parse("gateway = \"log\"\nregions = [\"339901001\", \"339901002\"]");
+        assert_eq!(towns.notifier().unwrap().unwrap().reach.regions.len(), 2);
         assert!(toml::from_str::<Config>("gateway = \"log\"\nurll = \"x\"").is_err());
         let debug = format!(
             "{:?}",

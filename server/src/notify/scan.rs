@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use gridsync_core::index::MAX_PAGE;
-use gridsync_core::{fold, CaseFilter, DocContent, DocId, DocKind, Status};
+use gridsync_core::{fold, CaseFilter, DocContent, DocId, DocKind, RegionCode, Status};
 
 use super::rules::{self, Event, Facts};
 use super::NotifyError;
@@ -56,8 +56,23 @@ pub fn start_cursor(relay: &Relay) -> Result<u64, NotifyError> {
         .unwrap_or(top))
 }
 
+/// Which cases a relay announces, and how early.
+#[derive(Debug, Clone)]
+pub struct Reach {
+    /// How long before a deadline its department is reminded.
+    pub lead: Duration,
+    /// The region subtrees whose cases are announced; empty: every case.
+    pub regions: Vec<RegionCode>,
+}
+
+impl Reach {
+    fn covers(&self, grid: &RegionCode) -> bool {
+        self.regions.is_empty() || self.regions.iter().any(|r| r.contains(grid))
+    }
+}
+
 /// The cases changed in the log since the cursor.
-fn logged(relay: &Relay, now: DateTime<Utc>, lead: Duration) -> Result<u64, NotifyError> {
+fn logged(relay: &Relay, now: DateTime<Utc>, reach: &Reach) -> Result<u64, NotifyError> {
     let store = relay.store();
     let mut cursor = start_cursor(relay)?;
     let dir = relay.engine().directory()?;
@@ -76,9 +91,9 @@ fn logged(relay: &Relay, now: DateTime<Utc>, lead: Duration) -> Result<u64, Noti
         let mut events = Vec::new();
         for id in cases {
             match relay.engine().read_doc(id) {
-                Ok(Some(DocContent::Case(doc))) => {
+                Ok(Some(DocContent::Case(doc))) if reach.covers(&doc.grid) => {
                     let state = fold(&doc.timeline);
-                    events.extend(rules::of_case(&dir, &doc, &state, now, lead));
+                    events.extend(rules::of_case(&dir, &doc, &state, now, reach.lead));
                 }
                 Ok(_) => {}
                 // A case the replica cannot read would otherwise stop every
@@ -97,33 +112,60 @@ fn logged(relay: &Relay, now: DateTime<Utc>, lead: Duration) -> Result<u64, Noti
 }
 
 /// The open dispatches whose deadline is near or passed, from the index.
-fn timed(relay: &Relay, now: DateTime<Utc>, lead: Duration) -> Result<u64, NotifyError> {
+fn timed(relay: &Relay, now: DateTime<Utc>, reach: &Reach) -> Result<u64, NotifyError> {
     let dir = relay.engine().directory()?;
-    let mut filter = CaseFilter {
-        statuses: vec![Status::Dispatched],
-        overdue_at: Some(now + lead),
-        limit: MAX_PAGE,
-        ..CaseFilter::default()
+    let regions: Vec<Option<RegionCode>> = if reach.regions.is_empty() {
+        vec![None]
+    } else {
+        reach.regions.iter().cloned().map(Some).collect()
     };
     let mut queued = 0;
-    loop {
-        let page = relay.engine().list_cases(&filter)?;
-        let events = page
-            .iter()
-            .flat_map(|c| rules::timed(&dir, &Facts::of_summary(c), now, lead))
-            .collect();
-        queued += queue(relay, events, now)?;
-        if page.len() < MAX_PAGE as usize {
-            return Ok(queued);
+    for region in regions {
+        let mut filter = CaseFilter {
+            statuses: vec![Status::Dispatched],
+            overdue_at: Some(now + reach.lead),
+            region,
+            limit: MAX_PAGE,
+            ..CaseFilter::default()
+        };
+        loop {
+            let page = relay.engine().list_cases(&filter)?;
+            let events = page
+                .iter()
+                .flat_map(|c| rules::timed(&dir, &Facts::of_summary(c), now, reach.lead))
+                .collect();
+            queued += queue(relay, events, now)?;
+            if page.len() < MAX_PAGE as usize {
+                break;
+            }
+            filter.offset = filter.offset.saturating_add(MAX_PAGE);
         }
-        filter.offset = filter.offset.saturating_add(MAX_PAGE);
     }
+    Ok(queued)
 }
 
 /// One round: bring the replica up to date, then look at the log and the index;
 /// how many messages were queued.
-pub fn scan(relay: &Relay, lead: Duration) -> Result<u64, NotifyError> {
+pub fn scan(relay: &Relay, reach: &Reach) -> Result<u64, NotifyError> {
     relay.catch_up()?;
     let now = Utc::now();
-    Ok(logged(relay, now, lead)? + timed(relay, now, lead)?)
+    Ok(logged(relay, now, reach)? + timed(relay, now, reach)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reach_covers_its_regions_subtrees_or_everything() {
+        let grid: RegionCode = "339901001001001".parse().unwrap();
+        let reach = |regions: &[&str]| Reach {
+            lead: Duration::hours(2),
+            regions: regions.iter().map(|r| r.parse().unwrap()).collect(),
+        };
+        assert!(reach(&[]).covers(&grid));
+        assert!(reach(&["339901002", "339901001"]).covers(&grid));
+        assert!(reach(&["339901001001001"]).covers(&grid));
+        assert!(!reach(&["339901002"]).covers(&grid));
+    }
 }
