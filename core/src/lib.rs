@@ -36,7 +36,7 @@ pub mod workflow;
 
 pub use automerge::ChangeHash;
 pub use directory::{Directory, Role, User};
-pub use doc::case::{CaseDoc, CaseLinks, Location, NewCase, Person, Severity};
+pub use doc::case::{CaseDoc, CaseLinks, Channel, Location, NewCase, Person, Severity};
 pub use doc::patrol::PatrolDoc;
 pub use doc::DocContent;
 pub use engine::{

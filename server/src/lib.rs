@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod notify;
 pub mod registry_io;
 pub mod relay;
+mod resident;
 
 /// The sample directory shipped with the core crate (used when none is configured).
 pub const SAMPLE_DIRECTORY: &str = include_str!("../../core/data/sample-directory.json");

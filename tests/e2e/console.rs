@@ -415,6 +415,29 @@ fn supervision_figures_and_devices_in_the_console() {
 }
 
 impl Console {
+    /// A form sent as `multipart/form-data`, text fields only.
+    pub(crate) fn post_multipart(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let boundary = "gridsync-test-boundary";
+        let mut body = String::new();
+        for (name, value) in fields {
+            body.push_str(&format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            ));
+        }
+        body.push_str(&format!("--{boundary}--\r\n"));
+        let r = self
+            .agent
+            .post(format!("{}{path}", self.url))
+            .header("Cookie", &self.cookie)
+            .header(
+                "Content-Type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .send(body.as_bytes())
+            .unwrap();
+        Self::page(r)
+    }
+
     /// A multipart upload, as the browser's photo form sends it.
     fn upload(&self, path: &str, csrf: &str, photo: &[u8]) -> Page {
         let boundary = "gridsync-test-boundary";

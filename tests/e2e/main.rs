@@ -16,6 +16,7 @@ mod photos;
 mod pressure;
 mod registry;
 mod registry_import;
+mod resident;
 mod sockets;
 mod store;
 mod tiers;

@@ -73,6 +73,7 @@ mod key {
     pub const SUPERVISION: &str = "supervision";
     pub const PASSED: &str = "passed";
     pub const SATISFACTION: &str = "satisfaction";
+    pub const CHANNEL: &str = "channel";
 }
 
 const KIND: &str = "case";
@@ -111,6 +112,84 @@ impl Severity {
         ]
         .into_iter()
         .find(|x| x.as_str() == s)
+    }
+}
+
+/// How a case came in (渠道). Written on the document only when it is not
+/// [`Channel::Phone`], so a worker's report is the same document as before
+/// channels existed, and an old document reads as one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// A grid worker's phone (or the console, for a worker's kind of report).
+    #[default]
+    Phone,
+    /// The public resident page on the relay (居民上报).
+    Resident,
+    /// The unified hotline, 12345, taken by a dispatcher.
+    Hotline,
+    /// A WeChat official account, entered by a dispatcher.
+    Wechat,
+    /// A website's message board, entered by a dispatcher.
+    Website,
+    /// A resident at the counter (来访), entered by a dispatcher.
+    Visit,
+    /// A channel this version does not know (a newer replica wrote it).
+    Other,
+}
+
+impl Channel {
+    /// Every channel a dispatcher may enter a resident's report under.
+    pub const ENTERED: [Channel; 4] = [
+        Channel::Hotline,
+        Channel::Wechat,
+        Channel::Website,
+        Channel::Visit,
+    ];
+
+    /// Stable lowercase name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Phone => "phone",
+            Channel::Resident => "resident",
+            Channel::Hotline => "hotline",
+            Channel::Wechat => "wechat",
+            Channel::Website => "website",
+            Channel::Visit => "visit",
+            Channel::Other => "other",
+        }
+    }
+
+    /// Its name in Chinese.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Channel::Phone => "网格员上报",
+            Channel::Resident => "居民上报",
+            Channel::Hotline => "12345热线",
+            Channel::Wechat => "微信公众号",
+            Channel::Website => "网站留言",
+            Channel::Visit => "来访",
+            Channel::Other => "其他渠道",
+        }
+    }
+
+    /// Parse a stored name; a name this version does not know is [`Channel::Other`].
+    pub fn parse(s: &str) -> Channel {
+        [
+            Channel::Phone,
+            Channel::Resident,
+            Channel::Hotline,
+            Channel::Wechat,
+            Channel::Website,
+            Channel::Visit,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+        .unwrap_or(Channel::Other)
+    }
+
+    /// Whether a resident brought it, through whatever channel.
+    pub fn from_resident(self) -> bool {
+        !matches!(self, Channel::Phone)
     }
 }
 
@@ -235,6 +314,8 @@ pub struct CaseDoc {
     pub timeline: Vec<Entry>,
     /// The registered place and persons it concerns.
     pub links: CaseLinks,
+    /// How it came in.
+    pub channel: Channel,
 }
 
 /// A field of user input that breaks a limit or is missing.
@@ -381,6 +462,7 @@ impl CaseDoc {
             notes: Vec::new(),
             timeline: vec![report],
             links: input.links,
+            channel: Channel::Phone,
         }
     }
 
@@ -414,6 +496,9 @@ impl CaseDoc {
         // document as before links existed.
         if let Some(place) = &self.links.place {
             tx.put(ROOT, key::PLACE, place.as_str())?;
+        }
+        if self.channel != Channel::Phone {
+            tx.put(ROOT, key::CHANNEL, self.channel.as_str())?;
         }
         if !self.links.persons.is_empty() {
             let persons = tx.put_object(ROOT, key::PERSONS, ObjType::List)?;
@@ -543,6 +628,8 @@ impl CaseDoc {
             notes,
             timeline,
             links,
+            channel: opt_str(doc, &ROOT, key::CHANNEL)?
+                .map_or(Channel::Phone, |c| Channel::parse(&c)),
         })
     }
 
@@ -682,4 +769,64 @@ pub fn add_note<T: Transactable>(tx: &mut T, note: &Note) -> Result<(), Automerg
     tx.put(&obj, key::AT, time_value(note.at))?;
     tx.put(&obj, key::TEXT, note.text.as_str())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::AutoCommit;
+
+    fn case(channel: Channel) -> CaseDoc {
+        let report = Entry {
+            id: "e0".into(),
+            after: None,
+            actor: "cd-339901001001".parse().unwrap(),
+            role: Role::CommunityDispatcher,
+            at: DateTime::from_timestamp_millis(1_765_000_000_000).unwrap(),
+            action: Action::Report {
+                level: RegionLevel::Community,
+            },
+        };
+        let input = NewCase {
+            title: "路灯不亮".into(),
+            description: "望湖小区南门路灯不亮".into(),
+            category: "city".parse().unwrap(),
+            subcategory: None,
+            severity: Severity::Normal,
+            grid: None,
+            location: None,
+            people: Vec::new(),
+            photos: Vec::new(),
+            links: CaseLinks::default(),
+        };
+        let mut c = CaseDoc::new(
+            DocId::new(DocKind::Case),
+            report.actor.clone(),
+            "339901001001001".parse().unwrap(),
+            input,
+            report,
+        );
+        c.channel = channel;
+        c
+    }
+
+    #[test]
+    fn the_channel_is_written_only_when_not_the_phone() {
+        for channel in [Channel::Phone, Channel::Resident, Channel::Hotline] {
+            let c = case(channel);
+            let mut doc = AutoCommit::new();
+            c.write_new(&mut doc).unwrap();
+            assert_eq!(
+                doc.get(ROOT, key::CHANNEL).unwrap().is_some(),
+                channel != Channel::Phone
+            );
+            assert_eq!(CaseDoc::read(&doc, &c.id).unwrap(), c);
+        }
+        // A channel a newer replica wrote still reads.
+        let c = case(Channel::Phone);
+        let mut doc = AutoCommit::new();
+        c.write_new(&mut doc).unwrap();
+        doc.put(ROOT, key::CHANNEL, "mini_program").unwrap();
+        assert_eq!(CaseDoc::read(&doc, &c.id).unwrap().channel, Channel::Other);
+    }
 }

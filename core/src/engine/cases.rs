@@ -37,9 +37,25 @@ fn new_entry_id() -> String {
 
 impl Engine {
     /// Report a new case. Durable when this returns.
-    pub fn report_case(&self, mut input: NewCase) -> Result<DocId> {
-        let dir = self.directory()?;
+    pub fn report_case(&self, input: NewCase) -> Result<DocId> {
         let me = self.me()?;
+        let (id, mut content) = self.new_case(&me, input)?;
+        for photo in &mut content.photos {
+            *photo = self.db.read(|tx| self.photo_ref(tx, &photo.hash, &me.id))?;
+        }
+        self.write(|tx| -> Result<()> {
+            let mut doc = Automerge::new();
+            self.commit_local(tx, &id, &mut doc, |t| content.write_new(t))?;
+            self.materialise(tx, &id, &doc)?;
+            Ok(())
+        })?;
+        Ok(id)
+    }
+
+    /// A new case reported by `me`, every field, the taxonomy, the grid and the
+    /// reporter's right to report there checked; its id and content, not stored.
+    pub(super) fn new_case(&self, me: &User, mut input: NewCase) -> Result<(DocId, CaseDoc)> {
+        let dir = self.directory()?;
         input.validate()?;
         if dir.category(&input.category).is_none() {
             return Err(Error::InvalidInput(format!(
@@ -57,7 +73,7 @@ impl Engine {
         }
         let forbidden = |e: crate::access::Denied| Error::Forbidden(e.to_string());
         // Asked before the grid is, so that a handler hears why she cannot.
-        crate::access::check_reporter(&me).map_err(forbidden)?;
+        crate::access::check_reporter(me).map_err(forbidden)?;
         let grid = match (&input.grid, me.role) {
             (None, Role::GridWorker) => me.region.clone(),
             (None, _) => return Err(Error::InvalidInput("grid is required".into())),
@@ -71,8 +87,8 @@ impl Engine {
                 )))
             }
         }
-        crate::access::check_new_case(&me, &grid).map_err(forbidden)?;
-        self.resolve_links(&me, &grid, &input.links, &mut input.location)?;
+        crate::access::check_new_case(me, &grid).map_err(forbidden)?;
+        self.resolve_links(me, &grid, &input.links, &mut input.location)?;
         let level = match me.role.dispatch_level() {
             Some(l) if me.role != Role::Admin => l,
             _ => RegionLevel::Community,
@@ -86,17 +102,8 @@ impl Engine {
             action: Action::Report { level },
         };
         let id = DocId::new(DocKind::Case);
-        let mut content = CaseDoc::new(id.clone(), me.id.clone(), grid, input, report);
-        for photo in &mut content.photos {
-            *photo = self.db.read(|tx| self.photo_ref(tx, &photo.hash, &me.id))?;
-        }
-        self.write(|tx| -> Result<()> {
-            let mut doc = Automerge::new();
-            self.commit_local(tx, &id, &mut doc, |t| content.write_new(t))?;
-            self.materialise(tx, &id, &doc)?;
-            Ok(())
-        })?;
-        Ok(id)
+        let content = CaseDoc::new(id.clone(), me.id.clone(), grid, input, report);
+        Ok((id, content))
     }
 
     /// Take a workflow action on a case. Checks the role, the region and the case's

@@ -12,7 +12,7 @@ use super::cases::check_room;
 use super::{make_change, Case, Engine, Identity, ImportResult, PhotoInfo};
 use crate::access::Scope;
 use crate::directory::User;
-use crate::doc::case::{self, check_note, CaseDoc, Note, PhotoRef};
+use crate::doc::case::{self, check_note, CaseDoc, NewCase, Note, PhotoRef};
 use crate::doc::registry::{self, HouseholdDoc, NewPerson, PersonDoc, PersonEdit, Tag};
 use crate::doc::DocContent;
 use crate::error::{Error, Result};
@@ -91,6 +91,43 @@ impl Engine {
             "photos",
             |t| case::add_photo(t, &photo),
         )
+    }
+
+    /// A new case drafted for `author` (see [`Engine::draft_action`]): the checks
+    /// of [`Engine::report_case`], marked with the channel it came in by, with
+    /// photos whose files the caller stores (at most [`case::limits::PHOTOS`]).
+    /// Its id and the change. The resident channel and the console's hotline form
+    /// report this way.
+    pub fn draft_report(
+        &self,
+        author: &Identity,
+        input: NewCase,
+        channel: case::Channel,
+        photos: &[PhotoInfo],
+    ) -> Result<(DocId, Vec<u8>)> {
+        if !input.photos.is_empty() || photos.len() > case::limits::PHOTOS {
+            return Err(Error::InvalidInput(format!(
+                "at most {} photos, each stored by the caller",
+                case::limits::PHOTOS
+            )));
+        }
+        let me = self.user(&author.user)?;
+        let (id, mut content) = self.new_case(&me, input)?;
+        content.channel = channel;
+        content.photos = photos
+            .iter()
+            .map(|p| PhotoRef {
+                hash: p.hash.clone(),
+                thumb: Some(p.thumb.clone()),
+                width: p.width,
+                height: p.height,
+                by: me.id.clone(),
+                at: content.created,
+            })
+            .collect();
+        let bytes =
+            self.draft_change(&mut Automerge::new(), &id, author, |t| content.write_new(t))?;
+        Ok((id, bytes))
     }
 
     /// [`Engine::edit_case`] drafted for `author`: the same checks, nothing stored.

@@ -884,6 +884,7 @@ mod tests {
         };
         CaseDoc {
             links: Default::default(),
+            channel: Default::default(),
             id: DocId::new(DocKind::Case),
             created: at(0),
             reporter: by.clone(),

@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 
-use crate::relay::RelayError;
+use crate::relay::{RelayError, ResidentError};
 
 /// A failed console request.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +15,9 @@ pub enum PageError {
     /// The relay refused or failed.
     #[error(transparent)]
     Relay(#[from] RelayError),
+    /// A resident's report the hotline form could not enter, said in Chinese.
+    #[error(transparent)]
+    Resident(#[from] ResidentError),
 }
 
 impl PageError {
@@ -28,6 +31,7 @@ impl PageError {
         match self {
             PageError::Form(_) => StatusCode::BAD_REQUEST,
             PageError::Relay(e) => crate::http::error::status(e),
+            PageError::Resident(e) => crate::resident::refusal(e).0,
         }
     }
 }

@@ -10,6 +10,7 @@
 mod charts;
 mod error;
 mod figures;
+mod hotline;
 mod i18n;
 mod map;
 mod pages;
@@ -60,6 +61,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/devices/{id}/revoke", post(figures::revoke))
         .route("/console/map", get(map::map))
         .merge(registry::routes())
+        .merge(hotline::routes())
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

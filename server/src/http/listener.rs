@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -471,13 +472,16 @@ async fn connection(
     limits: EdgeLimits,
     mut stop: watch::Receiver<bool>,
 ) {
+    let peer = stream
+        .peer_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let watched = Watched {
         inner: stream,
         conns: slot.conns.clone(),
         conn: slot.conn.clone(),
     };
     match tls {
-        None => serve_http(watched, http, app, &slot, &limits, &mut stop).await,
+        None => serve_http(watched, http, app, &slot, peer, &limits, &mut stop).await,
         Some(acceptor) => {
             let handshake = tokio::time::timeout(limits.header_timeout, acceptor.accept(watched));
             let stream = tokio::select! {
@@ -486,7 +490,9 @@ async fn connection(
                 _ = stop.wait_for(|s| *s) => return,
             };
             match stream {
-                Ok(Ok(stream)) => serve_http(stream, http, app, &slot, &limits, &mut stop).await,
+                Ok(Ok(stream)) => {
+                    serve_http(stream, http, app, &slot, peer, &limits, &mut stop).await
+                }
                 Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                 Err(_) => slot.conns.closed("handshake_timeout"),
             }
@@ -499,6 +505,7 @@ async fn serve_http<IO>(
     http: http1::Builder,
     app: Router,
     slot: &Slot,
+    peer: SocketAddr,
     limits: &EdgeLimits,
     stop: &mut watch::Receiver<bool>,
 ) where
@@ -506,7 +513,10 @@ async fn serve_http<IO>(
 {
     let inner = TowerToHyperService::new(app);
     let (conns, conn) = (slot.conns.clone(), slot.conn.clone());
-    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        // The peer's address, for the resident channel's per-address limits.
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         let busy = Busy::start(&conns, &conn);
         let answering = hyper::service::Service::call(&inner, req);
         async move {

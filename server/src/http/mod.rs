@@ -112,7 +112,7 @@ fn request_span(req: &Request) -> tracing::Span {
     tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
 }
 
-/// The application: the protocol, the console, `/healthz`, and `/metrics` when a
+/// The application: the protocol, the console, the resident pages, `/healthz`, and `/metrics` when a
 /// token is configured for it; with the body meter, limits and timeouts as layers.
 pub fn app(state: AppState, limits: &EdgeLimits, metrics_token: Option<&str>) -> Router {
     let budget = body::Budget::new(
@@ -125,7 +125,8 @@ pub fn app(state: AppState, limits: &EdgeLimits, metrics_token: Option<&str>) ->
     let mut router = Router::new()
         .merge(sync::routes())
         .route("/healthz", get(healthz))
-        .merge(crate::console::routes());
+        .merge(crate::console::routes())
+        .merge(crate::resident::routes());
     if let Some(token) = metrics_token {
         let token: Arc<str> = token.into();
         router = router.route(

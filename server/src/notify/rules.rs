@@ -337,6 +337,7 @@ mod tests {
     fn dispatched() -> CaseDoc {
         let cd = "cd-339901001001";
         CaseDoc {
+            channel: Default::default(),
             id: "case-0192f0c0a1b27c3d8e9f001122334455".parse().unwrap(),
             created: at(0),
             reporter: "w-339901001001001".parse().unwrap(),

@@ -28,15 +28,16 @@ pub(crate) const MAX_SIGN_INS: usize = 4;
 const UNKNOWN_USER_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$bm9ib2R5LWhhcy10aGlz$1Hn8Q9u2mWqzMjd0m8m3e2b1i+0y8dQm5s8n9aQ2k8Y";
 
-/// One of [`MAX_SIGN_INS`] slots, given back when dropped.
-struct SignInSlot<'a>(&'a std::sync::atomic::AtomicUsize);
+/// One of `max` slots (sign-ins, or a resident's photos being decoded), given
+/// back when dropped.
+pub(super) struct SignInSlot<'a>(&'a std::sync::atomic::AtomicUsize);
 
 impl<'a> SignInSlot<'a> {
-    fn take(count: &'a std::sync::atomic::AtomicUsize) -> Option<Self> {
+    pub(super) fn take(count: &'a std::sync::atomic::AtomicUsize, max: usize) -> Option<Self> {
         use std::sync::atomic::Ordering;
         count
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_SIGN_INS).then_some(n + 1)
+                (n < max).then_some(n + 1)
             })
             .ok()
             .map(|_| SignInSlot(count))
@@ -135,7 +136,7 @@ impl Relay {
             return Err(wrong());
         }
         // Each check costs ~19 MiB and tens of milliseconds: a few at a time.
-        let _slot = SignInSlot::take(&self.sign_ins).ok_or(RelayError::Busy(
+        let _slot = SignInSlot::take(&self.sign_ins, MAX_SIGN_INS).ok_or(RelayError::Busy(
             "too many sign-ins at once; try again shortly",
         ))?;
         let user: Option<UserId> = user.trim().parse().ok();
@@ -271,6 +272,18 @@ impl Relay {
     ) -> Result<(), RelayError> {
         let done = gridsync_core::photo::process(bytes, name, &PhotoLimits::default())
             .map_err(|e| RelayError::bad_request(e.to_string()))?;
+        let info = self.keep_photo(done)?;
+        self.store_console_change(who, id, |engine| {
+            engine.draft_photo(&who.identity(), id, &info)
+        })
+    }
+
+    /// Store a processed photo's display image and thumbnail as blobs; what a
+    /// document refers to them by.
+    pub(super) fn keep_photo(
+        &self,
+        done: gridsync_core::photo::Processed,
+    ) -> Result<PhotoInfo, RelayError> {
         let now = Utc::now().timestamp_millis();
         for r in [&done.display, &done.thumb] {
             self.blobs
@@ -280,14 +293,11 @@ impl Relay {
                 .record_blob(r.hash.as_str(), r.bytes.len() as u64, now)
                 .map_err(RelayError::internal)?;
         }
-        let info = PhotoInfo {
+        Ok(PhotoInfo {
             hash: done.display.hash,
             thumb: done.thumb.hash,
             width: done.display.width,
             height: done.display.height,
-        };
-        self.store_console_change(who, id, |engine| {
-            engine.draft_photo(&who.identity(), id, &info)
         })
     }
 

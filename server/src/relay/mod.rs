@@ -16,6 +16,7 @@ mod error;
 mod pull;
 mod push;
 mod replica;
+pub mod resident;
 pub mod store;
 mod upstream;
 
@@ -23,6 +24,7 @@ pub use console::{ConsoleUser, DeviceView, DraftOutcome, PASSWORD_CHARS, SESSION
 pub use enroll::{Caller, TokenRotation, ENROLLMENT_HOURS, RETIRED_TOKEN_DAYS};
 pub use erase::{erasable, ErasureReason};
 pub use error::RelayError;
+pub use resident::{Receipt, ResidentError, ResidentReport, Upload, Whereabouts};
 pub use upstream::{UpstreamLink, UpstreamReport, DEFAULT_INTERVAL_SECS};
 
 use std::path::Path;
@@ -88,6 +90,8 @@ pub struct Relay {
     replica: std::sync::Mutex<ReplicaState>,
     /// How many tombstones this node's replica has been cleared of (ADR 0011).
     erasures_seen: std::sync::atomic::AtomicU64,
+    /// The resident channel's rate limits and spent challenges on this node.
+    resident: resident::Gate,
 }
 
 /// Where a relay keeps what its nodes share.
@@ -179,6 +183,7 @@ impl Relay {
             applied: std::sync::atomic::AtomicU64::new(applied),
             replica: std::sync::Mutex::new(ReplicaState::at(applied)),
             erasures_seen: std::sync::atomic::AtomicU64::new(0),
+            resident: resident::Gate::default(),
         };
         // Nothing erased is served: an erasure interrupted before the replica, or
         // tombstones restored from `erasures.log`, are applied before anything else.
