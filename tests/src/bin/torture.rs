@@ -7,7 +7,7 @@
 #[path = "../torture/mod.rs"]
 mod torture;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use torture::{Level, Report};
 
@@ -52,6 +52,25 @@ fn main() {
         u64::from_le_bytes(b) >> 16
     });
     let started = Instant::now();
+    // Every scenario bounds its own waits; this is the backstop if one does not.
+    // (`TORTURE_LIMIT_SECONDS` changes it.)
+    let limit = std::env::var("TORTURE_LIMIT_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(match level {
+            Level::Quick => Duration::from_secs(15 * 60),
+            Level::Long => Duration::from_secs(3 * 60 * 60),
+        });
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        println!(
+            "{}",
+            serde_json::json!({"summary": "timeout", "seed": seed, "seconds": limit.as_secs()})
+        );
+        torture::kill_children();
+        std::process::exit(1);
+    });
     let (mut failed, mut ran) = (Vec::new(), 0);
     for (name, scenario) in SCENARIOS {
         if only.as_deref().is_some_and(|o| o != *name) {

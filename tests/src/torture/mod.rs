@@ -164,6 +164,32 @@ pub fn sibling_binary(name: &str, env: &str) -> PathBuf {
         .join(name)
 }
 
+/// The processes this run started and has not reaped, for the watchdog.
+static CHILDREN: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+/// Remember a child process until [`reaped`].
+pub fn started(pid: u32) {
+    if let Ok(mut c) = CHILDREN.lock() {
+        c.push(pid);
+    }
+}
+
+/// Forget a child process that was waited for.
+pub fn reaped(pid: u32) {
+    if let Ok(mut c) = CHILDREN.lock() {
+        c.retain(|p| *p != pid);
+    }
+}
+
+/// SIGKILL every child not yet reaped (the watchdog, before it exits).
+pub fn kill_children() {
+    if let Ok(c) = CHILDREN.lock() {
+        for pid in c.iter() {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
 /// A `gridsync serve` child on a loopback port; SIGKILLed when dropped.
 pub struct RelayProcess {
     /// The process.
@@ -186,12 +212,14 @@ impl RelayProcess {
             .stdout(Stdio::piped())
             .stderr(err)
             .spawn()?;
+        started(child.id());
         let stdout = child.stdout.take().ok_or(std::io::ErrorKind::BrokenPipe)?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
         let Some(addr) = line.trim().strip_prefix("gridsync listening on ") else {
             let _ = child.kill();
             let _ = child.wait();
+            reaped(child.id());
             return Err(std::io::Error::other(format!(
                 "gridsync serve did not start: {line:?}"
             )));
@@ -214,6 +242,7 @@ impl RelayProcess {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        reaped(self.child.id());
     }
 }
 

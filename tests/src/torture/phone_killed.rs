@@ -181,6 +181,7 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
             report.broken += 1;
             continue;
         };
+        super::started(child.id());
         let stdout = child.stdout.take().expect("stdout is piped");
         let reader = std::thread::spawn(move || {
             BufReader::new(stdout)
@@ -196,6 +197,7 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
             std::thread::sleep(delay);
             let _ = child.kill(); // SIGKILL
             let _ = child.wait();
+            super::reaped(child.id());
             stop.store(true, Ordering::Relaxed);
             match dispatcher.join() {
                 Ok(done) => accepted.extend(done),
