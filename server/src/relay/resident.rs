@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::AtomicUsize;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -311,6 +311,7 @@ pub struct Gate {
     lookups: Limiter,
     used: Mutex<HashMap<[u8; 16], i64>>,
     photo_work: AtomicUsize,
+    secret: OnceLock<[u8; 32]>,
 }
 
 impl Default for Gate {
@@ -320,6 +321,7 @@ impl Default for Gate {
             lookups: Limiter::new(TRACK_RATES.0, TRACK_RATES.1),
             used: Mutex::new(HashMap::new()),
             photo_work: AtomicUsize::new(0),
+            secret: OnceLock::new(),
         }
     }
 }
@@ -451,12 +453,17 @@ impl Relay {
     /// The secret this relay signs challenges and derives tracking codes with,
     /// shared by the nodes of a cluster (kept in the store's `meta`).
     fn resident_secret(&self) -> Result<[u8; 32], RelayError> {
+        if let Some(secret) = self.resident.secret.get() {
+            return Ok(*secret);
+        }
         let fresh = hex(&random_bytes::<32>()?);
         let kept = self
             .store
             .meta_or_insert("resident.secret", &fresh)
             .map_err(RelayError::internal)?;
-        from_hex(&kept).ok_or_else(|| RelayError::internal("resident.secret is not 32 hex bytes"))
+        let secret = from_hex(&kept)
+            .ok_or_else(|| RelayError::internal("resident.secret is not 32 hex bytes"))?;
+        Ok(*self.resident.secret.get_or_init(|| secret))
     }
 
     /// A proof-of-work challenge: `expiry.random.mac`, good for [`CHALLENGE_MS`].

@@ -1,0 +1,203 @@
+"""The resident channel in headless Chromium against a real `gridsync serve`, in a
+phone-sized window with a WeChat-like user agent: a resident reports with a photo
+and the phone's position (the page's own script does the proof of work), the
+community dispatcher accepts it, the loop runs in the console, the resident follows
+it with the tracking code and scores it; then a bounded burst from the same phone
+meets the rate limit with its Chinese message. Needs no bindings."""
+
+import os
+import pathlib
+import subprocess
+import tempfile
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+GRIDSYNC = os.environ.get("GRIDSYNC_BIN", str(ROOT / "target" / "debug" / "gridsync"))
+SHOTS = ROOT / "target" / "console-screenshots"
+PHOTO = ROOT / "bindings" / "tests" / "python" / "photo.jpg"
+HERE = (30.2741, 120.1551)  # in grid 339901001001001
+DISPATCHER = "cd-339901001001"
+HANDLER = "h-water-1"
+WORKER = "w-339901001001001"
+PASSWORD = "resident-2026-pass"
+WECHAT = ("Mozilla/5.0 (Linux; Android 10; M2006C3LC) AppleWebKit/537.36 (KHTML, like Gecko) "
+          "Version/4.0 Chrome/86.0.4240.99 XWEB/4317 MMWEBSDK/20220903 Mobile Safari/537.36 "
+          "MicroMessenger/8.0.28.2240(0x28001C35) WeChat/arm64 Weixin NetType/4G Language/zh_CN")
+
+
+@pytest.fixture()
+def relay():
+    data = tempfile.mkdtemp()
+    proc = subprocess.Popen(
+        [GRIDSYNC, "serve", "--listen", "127.0.0.1:0", "--data", data],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "GRIDSYNC_LOG": "warn"},
+    )
+    line = proc.stdout.readline().strip()
+    assert line.startswith("gridsync listening on "), line
+    yield data, line.removeprefix("gridsync listening on ")
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture()
+def phone():
+    options = webdriver.ChromeOptions()
+    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--lang=zh-CN"]:
+        options.add_argument(arg)
+    options.add_experimental_option("mobileEmulation", {
+        "deviceMetrics": {"width": 360, "height": 740, "pixelRatio": 2.0},
+        "userAgent": WECHAT,
+    })
+    options.binary_location = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
+    service = webdriver.ChromeService(
+        executable_path=os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver"))
+    driver = webdriver.Chrome(options=options, service=service)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def admin(data, *args, stdin=None):
+    return subprocess.run([GRIDSYNC, "admin", "--data", data, *args], input=stdin,
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def shot(driver, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def click_and_wait(driver, element, timeout=30):
+    """Click what leads to a new page (the report form first finishes its proof of
+    work), and wait until that page has replaced this one."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+
+    def replaced(_):
+        try:
+            old.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+
+    WebDriverWait(driver, timeout).until(replaced)
+    WebDriverWait(driver, 15).until(
+        lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def sign_in(driver, url, user):
+    driver.delete_all_cookies()
+    driver.get(url + "/console/sign-in")
+    driver.find_element(By.NAME, "user").send_keys(user)
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+    click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+    assert driver.current_url.endswith("/console/cases"), driver.current_url
+
+
+def act(driver, url, case, action, **fields):
+    driver.get(f"{url}/console/cases/{case}")
+    form = driver.find_element(By.CSS_SELECTOR, f'form[data-action="{action}"]')
+    for name, value in fields.items():
+        element = form.find_element(By.NAME, name)
+        if element.tag_name == "select":
+            Select(element).select_by_value(value)
+        else:
+            element.clear()
+            element.send_keys(value)
+    click_and_wait(driver, form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+    assert driver.find_element(By.ID, "flash").text.startswith("操作已完成")
+
+
+def fill_report(driver, url, description, locate=False, photo=None):
+    driver.get(url + "/r")
+    form = driver.find_element(By.ID, "report")
+    Select(form.find_element(By.NAME, "category")).select_by_value("livelihood")
+    form.find_element(By.NAME, "description").send_keys(description)
+    if locate:
+        driver.find_element(By.ID, "locate").click()
+        WebDriverWait(driver, 15).until(
+            lambda d: d.find_element(By.ID, "where").text.startswith("已定位"))
+    else:
+        Select(form.find_element(By.NAME, "grid")).select_by_value("339901001001001")
+    if photo:
+        form.find_element(By.ID, "photo1").send_keys(str(photo))
+    form.find_element(By.NAME, "phone").send_keys("13800001234")
+    return form
+
+
+def test_a_resident_reports_follows_and_scores_from_a_phone(relay, phone):
+    data, url = relay
+    for user in [DISPATCHER, HANDLER, WORKER]:
+        admin(data, "password", "--user", user, stdin=PASSWORD + "\n")
+    phone.execute_cdp_cmd("Browser.grantPermissions",
+                          {"origin": url, "permissions": ["geolocation"]})
+    phone.execute_cdp_cmd("Emulation.setGeolocationOverride",
+                          {"latitude": HERE[0], "longitude": HERE[1], "accuracy": 20})
+
+    form = fill_report(phone, url, "小区3号楼楼道水管漏水，已经两天了", locate=True, photo=PHOTO)
+    # Fits a phone's width: nothing wider than the window.
+    assert phone.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth")
+    shot(phone, "resident-report")
+    click_and_wait(phone, form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+    code = phone.find_element(By.ID, "code").text
+    assert len(code) == 14 and code[4] == "-", phone.page_source
+    shot(phone, "resident-receipt")
+
+    # The community dispatcher finds it on her board, marked as a resident's.
+    sign_in(phone, url, DISPATCHER)
+    row = phone.find_element(By.CSS_SELECTOR, "[data-id]")
+    case = row.get_attribute("data-id")
+    assert "居民上报" in row.text
+    phone.get(f"{url}/console/cases/{case}")
+    assert "339901001001001" in phone.page_source or "第1网格" in phone.page_source
+    act(phone, url, case, "accept")
+    act(phone, url, case, "dispatch", dept="water", hours="24")
+    sign_in(phone, url, HANDLER)
+    act(phone, url, case, "feedback", text="已更换水管接头")
+    sign_in(phone, url, WORKER)
+    act(phone, url, case, "verify", passed="1", text="复查不漏了")
+    sign_in(phone, url, DISPATCHER)
+    act(phone, url, case, "archive")
+    phone.delete_all_cookies()
+
+    # The resident follows it with the code: steps and times, no names.
+    phone.get(url + "/r/track")
+    phone.find_element(By.NAME, "code").send_keys(code)
+    click_and_wait(phone, phone.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+    assert phone.current_url.endswith("/r/track"), "the code is posted, not in the URL"
+    steps = phone.find_element(By.ID, "steps").text
+    for step in ["已收到上报", "社区已受理", "已派遣至职能部门处置", "现场核查通过", "已办结"]:
+        assert step in steps, steps
+    for private in ["崔宏建", "石子然", "熊雨", "水管接头", "13800001234"]:
+        assert private not in phone.page_source
+    shot(phone, "resident-progress")
+    evaluate = phone.find_element(By.ID, "evaluate")
+    Select(evaluate.find_element(By.NAME, "satisfaction")).select_by_value("5")
+    evaluate.find_element(By.NAME, "comment").send_keys("修得很快")
+    click_and_wait(phone, evaluate.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+    assert "感谢您的评价" in phone.page_source
+    assert phone.find_element(By.ID, "status").text == "已评价"
+
+    # The dispatcher sees the loop's evaluation step.
+    sign_in(phone, url, DISPATCHER)
+    phone.get(f"{url}/console/cases/{case}")
+    assert "回访评价" in phone.page_source or "evaluate" in phone.page_source
+    phone.delete_all_cookies()
+
+    # A bounded burst from the same phone: four reports are left of the five, the
+    # next is refused with the reason, in Chinese.
+    answers = []
+    for n in range(5):
+        form = fill_report(phone, url, f"第{n + 1}处路灯不亮，晚上很黑")
+        click_and_wait(phone, form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+        answers.append(phone.page_source)
+    assert all("已收到您的上报" in a for a in answers[:4])
+    assert "您提交得太频繁了" in answers[4]
+    shot(phone, "resident-rate-limited")
