@@ -383,6 +383,27 @@ fn bad_reports_are_refused_in_chinese() {
     };
     refused(&resident.report(&huge), 400, "提交的内容过大");
 
+    // Neither is a form the page makes.
+    let not_multipart = Resident::answer(
+        resident
+            .agent
+            .post(format!("{}/r/report", resident.url))
+            .header("Content-Type", "application/json")
+            .send("{}")
+            .unwrap(),
+    );
+    refused(&not_multipart, 400, "表单内容不正确");
+    let not_a_form = Resident::answer(
+        resident
+            .agent
+            .post(format!("{}/r/track", resident.url))
+            .header("Content-Type", "application/json")
+            .send("{\"code\":\"x\"}")
+            .unwrap(),
+    );
+    assert_eq!(not_a_form.status, 400);
+    assert!(not_a_form.body.contains("表单内容不正确"));
+
     // Each of these takes one of the address's five.
     let unknown = Report {
         category: "ufo",
@@ -499,21 +520,23 @@ fn a_dispatcher_enters_a_hotline_call_in_her_own_name() {
     let csrf = between(&form.body, "name=\"csrf\" value=\"", "\"")
         .unwrap()
         .to_owned();
-    let entered = console.post_multipart(
-        "/console/hotline",
-        &[
-            ("csrf", &csrf),
-            ("channel", "hotline"),
-            ("caller", "李女士"),
-            ("phone", "13900005678"),
-            ("category", "city"),
-            ("description", "来电反映望湖小区门口路灯不亮"),
-            ("grid", GRID),
-            ("address", "望湖小区南门"),
-        ],
-    );
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("channel", "hotline"),
+        ("caller", "李女士"),
+        ("phone", "13900005678"),
+        ("category", "city"),
+        ("description", "来电反映望湖小区门口路灯不亮"),
+        ("grid", GRID),
+        ("address", "望湖小区南门"),
+    ];
+    let entered = console.post_multipart("/console/hotline", &fields);
     assert_eq!(entered.status, 200, "{}", entered.body);
     let code = between(&entered.body, "id=\"code\">", "<").expect("a tracking code");
+    // The same call entered twice is one case.
+    let twice = console.post_multipart("/console/hotline", &fields);
+    assert!(twice.body.contains("未重复登记"), "{}", twice.body);
+    assert_eq!(between(&twice.body, "id=\"code\">", "<"), Some(code));
     let resident = Resident::new(&server);
     assert_eq!(
         resident.track(code).status,

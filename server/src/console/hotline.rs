@@ -4,6 +4,7 @@
 //! with its channel, routed like the page's (a position if she has one, else the
 //! grid chosen), and the caller is given a tracking code to follow it at `/r/track`.
 
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -28,6 +29,7 @@ struct Words {
     caller: &'static str,
     submit: &'static str,
     entered: &'static str,
+    duplicate: &'static str,
     code: &'static str,
     dispatchers_only: &'static str,
 }
@@ -38,6 +40,7 @@ const ZH: Words = Words {
     caller: "来电人（选填）",
     submit: "登记",
     entered: "已登记为事件，进入所在社区的受理流程。",
+    duplicate: "24 小时内已登记过相同的事件，未重复登记；以下是该事件的查询码。",
     code: "请将查询码告知来电人，可在 /r/track 查询进度（只显示这一次）：",
     dispatchers_only: "只有调度员可以登记来电",
 };
@@ -48,6 +51,8 @@ const EN: Words = Words {
     caller: "Caller (optional)",
     submit: "Enter",
     entered: "Entered as a case; it goes to the community of its grid.",
+    duplicate:
+        "The same case was entered within 24 hours and was not entered again; its tracking code:",
     code: "Give the caller this tracking code for /r/track (shown only once):",
     dispatchers_only: "Only dispatchers enter calls",
 };
@@ -137,7 +142,7 @@ fn receipt(lang: Lang, who: &ConsoleUser, r: &Receipt) -> Markup {
         "/console/hotline",
         html! {
             section {
-                p.flash.ok { (w.entered) }
+                p.flash.ok { (if r.duplicate { w.duplicate } else { w.entered }) }
                 p { (w.code) }
                 p { strong #code { (r.code) } }
                 p {
@@ -153,12 +158,16 @@ async fn enter(
     State(state): State<AppState>,
     headers: HeaderMap,
     who: ConsoleUser,
-    form: Multipart,
+    form: Result<Multipart, MultipartRejection>,
 ) -> Response {
     let lang = lang(&headers);
     if let Some(refused) = not_a_dispatcher(lang, &who) {
         return refused;
     }
+    let Ok(form) = form else {
+        let e = PageError::form("multipart/form-data");
+        return failure(lang, Some(&who), &e);
+    };
     let (f, photos) = match read_form(form).await {
         Ok(read) => read,
         Err(e) => return again(&state, lang, &who, ReportForm::default(), &e).await,

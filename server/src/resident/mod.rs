@@ -11,6 +11,8 @@ pub(crate) mod pages;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Form, Multipart, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -27,6 +29,10 @@ pub const REPORT_BODY_BYTES: usize = 3 * limits::PHOTO_BYTES + 64 * 1024;
 /// One text field of a form, in bytes (the longest, the description, is 1,000
 /// characters of at most 3 bytes).
 const FIELD_BYTES: usize = 4 * 1024;
+/// The tracking and score forms' whole body, in bytes.
+const FORM_BYTES: usize = 2 * FIELD_BYTES;
+/// What a form the page did not make is told.
+const UNREADABLE: &str = "表单内容不正确，请刷新页面后重新填写";
 
 /// The resident channel's routes.
 pub fn routes() -> Router<AppState> {
@@ -36,8 +42,16 @@ pub fn routes() -> Router<AppState> {
             "/r/report",
             post(report).layer(DefaultBodyLimit::max(REPORT_BODY_BYTES)),
         )
-        .route("/r/track", get(track_page).post(track))
-        .route("/r/evaluate", post(evaluate))
+        .route(
+            "/r/track",
+            get(track_page)
+                .post(track)
+                .layer(DefaultBodyLimit::max(FORM_BYTES)),
+        )
+        .route(
+            "/r/evaluate",
+            post(evaluate).layer(DefaultBodyLimit::max(FORM_BYTES)),
+        )
 }
 
 /// A public page: never cached, never framed, no referrer, and a policy that
@@ -260,9 +274,17 @@ async fn report_page(State(state): State<AppState>) -> Response {
 async fn report(
     State(state): State<AppState>,
     info: Option<Extension<ConnectInfo<SocketAddr>>>,
-    form: Multipart,
+    form: Result<Multipart, MultipartRejection>,
 ) -> Response {
     let client = client(info);
+    let Ok(form) = form else {
+        let again = (
+            &ReportForm::default(),
+            StatusCode::BAD_REQUEST,
+            UNREADABLE.to_owned(),
+        );
+        return form_page(&state, Some(again)).await;
+    };
     let (f, photos) = match read_form(form).await {
         Ok(read) => read,
         Err(e) => {
@@ -300,9 +322,12 @@ struct TrackForm {
 async fn track(
     State(state): State<AppState>,
     info: Option<Extension<ConnectInfo<SocketAddr>>>,
-    Form(f): Form<TrackForm>,
+    form: Result<Form<TrackForm>, FormRejection>,
 ) -> Response {
-    show_progress(&state, client(info), f.code, None).await
+    match form {
+        Ok(Form(f)) => show_progress(&state, client(info), f.code, None).await,
+        Err(_) => html(StatusCode::BAD_REQUEST, pages::track_form(Some(UNREADABLE))),
+    }
 }
 
 async fn show_progress(
@@ -343,8 +368,11 @@ struct EvaluateForm {
 async fn evaluate(
     State(state): State<AppState>,
     info: Option<Extension<ConnectInfo<SocketAddr>>>,
-    Form(f): Form<EvaluateForm>,
+    form: Result<Form<EvaluateForm>, FormRejection>,
 ) -> Response {
+    let Ok(Form(f)) = form else {
+        return html(StatusCode::BAD_REQUEST, pages::track_form(Some(UNREADABLE)));
+    };
     let client = client(info);
     if f.code.len() > 64 || f.comment.len() > FIELD_BYTES {
         return html(
