@@ -194,6 +194,27 @@ pub fn new_device_id() -> String {
     DeviceId::random().to_string()
 }
 
+/// What an enrollment QR code (printed by the console) says: the server's
+/// address and the one-time code, both checked, for `enroll`.
+#[derive(uniffi::Record)]
+pub struct EnrollmentLinkRecord {
+    /// The server's address.
+    pub server_url: String,
+    /// The one-time code.
+    pub code: String,
+}
+
+/// Read a scanned enrollment QR code (`gridsync://enroll?server=…&code=…`);
+/// anything else is `InvalidInput`, with a reason that never repeats the code.
+#[uniffi::export]
+pub fn parse_enrollment_link(text: String) -> Result<EnrollmentLinkRecord, GridsyncError> {
+    let link = gridsync_core::sync::EnrollmentLink::parse(&text).map_err(invalid)?;
+    Ok(EnrollmentLinkRecord {
+        server_url: link.server,
+        code: link.code,
+    })
+}
+
 /// Redeem a one-time enrollment code with the server at `server_url`. Plain
 /// `http://` is refused unless the server is on this machine or `security` allows
 /// it; `security` also names the certificates to trust for a town's own

@@ -3674,6 +3674,76 @@ public func FfiConverterTypeEnrollment_lower(_ value: Enrollment) -> RustBuffer 
 
 
 /**
+ * What an enrollment QR code (printed by the console) says: the server's
+ * address and the one-time code, both checked, for `enroll`.
+ */
+public struct EnrollmentLinkRecord: Equatable, Hashable {
+    /**
+     * The server's address.
+     */
+    public var serverUrl: String
+    /**
+     * The one-time code.
+     */
+    public var code: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The server's address.
+         */serverUrl: String, 
+        /**
+         * The one-time code.
+         */code: String) {
+        self.serverUrl = serverUrl
+        self.code = code
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension EnrollmentLinkRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeEnrollmentLinkRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> EnrollmentLinkRecord {
+        return
+            try EnrollmentLinkRecord(
+                serverUrl: FfiConverterString.read(from: &buf), 
+                code: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: EnrollmentLinkRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.serverUrl, into: &buf)
+        FfiConverterString.write(value.code, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEnrollmentLinkRecord_lift(_ buf: RustBuffer) throws -> EnrollmentLinkRecord {
+    return try FfiConverterTypeEnrollmentLinkRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEnrollmentLinkRecord_lower(_ value: EnrollmentLinkRecord) -> RustBuffer {
+    return FfiConverterTypeEnrollmentLinkRecord.lower(value)
+}
+
+
+/**
  * What one grid holds: a row of a community's or town's overview.
  */
 public struct GridCountsRecord: Equatable, Hashable {
@@ -10488,6 +10558,18 @@ public func occupancies() -> [OccupancyRecord]  {
 })
 }
 /**
+ * Read a scanned enrollment QR code (`gridsync://enroll?server=…&code=…`);
+ * anything else is `InvalidInput`, with a reason that never repeats the code.
+ */
+public func parseEnrollmentLink(text: String)throws  -> EnrollmentLinkRecord  {
+    return try  FfiConverterTypeEnrollmentLinkRecord_lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_func_parse_enrollment_link(
+        FfiConverterString.lower(text),uniffiCallStatus
+    )
+})
+}
+/**
  * Every place kind (楼栋, 房屋, 商铺, 企业, 其他) with its Chinese name, in the
  * order lists show them: for a picker.
  */
@@ -10532,6 +10614,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_func_occupancies() != 20971) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_func_parse_enrollment_link() != 48564) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_func_place_kinds() != 22387) {

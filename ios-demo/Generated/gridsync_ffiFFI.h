@@ -637,6 +637,11 @@ RustBuffer uniffi_gridsync_ffi_fn_func_occupancies(RustCallStatus *_Nonnull out_
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FUNC_PARSE_ENROLLMENT_LINK
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FUNC_PARSE_ENROLLMENT_LINK
+RustBuffer uniffi_gridsync_ffi_fn_func_parse_enrollment_link(RustBuffer text, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FUNC_PLACE_KINDS
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FUNC_PLACE_KINDS
 RustBuffer uniffi_gridsync_ffi_fn_func_place_kinds(RustCallStatus *_Nonnull out_status
@@ -924,6 +929,12 @@ uint16_t uniffi_gridsync_ffi_checksum_func_new_device_id(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_FUNC_OCCUPANCIES
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_FUNC_OCCUPANCIES
 uint16_t uniffi_gridsync_ffi_checksum_func_occupancies(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_FUNC_PARSE_ENROLLMENT_LINK
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_FUNC_PARSE_ENROLLMENT_LINK
+uint16_t uniffi_gridsync_ffi_checksum_func_parse_enrollment_link(void
     
 );
 #endif

@@ -76,7 +76,7 @@ impl Console {
         Self::page(r)
     }
 
-    fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
         let r = self
             .agent
             .post(format!("{}{path}", self.url))
@@ -99,7 +99,7 @@ impl Console {
     }
 
     /// The CSRF token of the signed-in session, from any page's forms.
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let body = self.get("/console/cases").body;
         let at = body
             .find("name=\"csrf\" value=\"")

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use gridsync_core::{DeviceId, DocId, DocKind, RegionCode, UserId};
 use gridsync_server::notify::Rule;
 use gridsync_server::relay::store::{
-    open_store, DocScope, LogEntry, NewNotification, NotificationState, PullAsk, PullPage,
-    RelayStore, Settle, StoreErrorKind, TokenKind, Visibility, BACKLOG_CAP,
+    open_store, DocScope, EnrollmentBatch, LogEntry, NewNotification, NotificationState, PullAsk,
+    PullPage, RelayStore, Settle, StoreErrorKind, TokenKind, Visibility, BACKLOG_CAP,
 };
 use tempfile::TempDir;
 
@@ -63,6 +63,18 @@ on_both_stores!(
     notifications_are_queued_once_taken_once_and_settled,
 );
 
+/// Store one enrollment code (its hash) for user `who`.
+fn code_for(s: &Arc<dyn RelayStore>, who: &str, hash: &[u8; 32], expires_ms: i64, relay: bool) {
+    s.create_enrollments(&EnrollmentBatch {
+        codes: &[(user(who), *hash)],
+        expires_ms,
+        relay,
+        issued_by: None,
+        issued_ms: 1,
+    })
+    .expect("code");
+}
+
 fn user(s: &str) -> UserId {
     s.parse().expect("user id")
 }
@@ -104,8 +116,7 @@ fn enroll(s: &Arc<dyn RelayStore>, who: &str) -> DeviceId {
     let mut token = [0u8; 32];
     token[..16].copy_from_slice(&code);
     token[31] = 1;
-    s.create_enrollment(&user(who), &code_hash, FAR, false)
-        .expect("code");
+    code_for(s, who, &code_hash, FAR, false);
     let got = s
         .redeem_enrollment(&code_hash, device, &token, "1.0", 1, FAR)
         .expect("redeem");
@@ -164,8 +175,7 @@ fn pull(
 fn an_enrollment_code_works_once(s: &Arc<dyn RelayStore>) {
     let code = [7u8; 32];
     let (a, b) = (DeviceId::random(), DeviceId::random());
-    s.create_enrollment(&user("w1"), &code, FAR, false)
-        .expect("code");
+    code_for(s, "w1", &code, FAR, false);
     assert_eq!(
         s.redeem_enrollment(&code, a, &[1u8; 32], "1.0", 1, FAR)
             .expect("redeem"),
@@ -179,8 +189,7 @@ fn an_enrollment_code_works_once(s: &Arc<dyn RelayStore>) {
     );
     // A device id is enrolled once, and the refused code stays usable.
     let second = [8u8; 32];
-    s.create_enrollment(&user("w2"), &second, FAR, true)
-        .expect("code");
+    code_for(s, "w2", &second, FAR, true);
     assert_eq!(
         s.redeem_enrollment(&second, a, &[3u8; 32], "1.0", 1, FAR)
             .expect("taken"),
@@ -192,13 +201,29 @@ fn an_enrollment_code_works_once(s: &Arc<dyn RelayStore>) {
         Some(user("w2"))
     );
     let expired = [9u8; 32];
-    s.create_enrollment(&user("w1"), &expired, 5, false)
-        .expect("code");
+    code_for(s, "w1", &expired, 5, false);
     assert_eq!(
         s.redeem_enrollment(&expired, DeviceId::random(), &[5u8; 32], "1.0", 6, FAR)
             .expect("late"),
         None
     );
+    // A code withdrawn before use works no more; one used cannot be withdrawn.
+    let withdrawn = [10u8; 32];
+    code_for(s, "w3", &withdrawn, FAR, false);
+    assert!(s.revoke_enrollment(&withdrawn, 7).expect("revoke"));
+    assert!(!s.revoke_enrollment(&withdrawn, 8).expect("twice"));
+    assert!(!s.revoke_enrollment(&code, 8).expect("a used code"));
+    assert_eq!(
+        s.redeem_enrollment(&withdrawn, DeviceId::random(), &[11u8; 32], "1.0", 9, FAR)
+            .expect("withdrawn"),
+        None
+    );
+    let listed = s.list_enrollments(0, 100).expect("list");
+    assert_eq!(listed.len(), 4);
+    let find = |h: &[u8; 32]| listed.iter().find(|e| &e.code_hash == h).expect("listed");
+    assert_eq!(find(&withdrawn).revoked_ms, Some(7));
+    assert_eq!(find(&code).used.as_ref().map(|(at, _)| *at), Some(1));
+    assert!(find(&second).relay && find(&expired).used.is_none());
 
     let rec = s
         .device_by_token(&[4u8; 32])
@@ -672,8 +697,7 @@ fn postgres_migrations_run_once_when_nodes_start_together() {
 /// token and retires the old one, and old retirements are forgotten.
 fn tokens_are_offered_confirmed_and_retired(s: &Arc<dyn RelayStore>) {
     let (code, dev) = ([40u8; 32], DeviceId::random());
-    s.create_enrollment(&user("w1"), &code, FAR, false)
-        .expect("code");
+    code_for(s, "w1", &code, FAR, false);
     let (t0, t1, t2) = ([41u8; 32], [42u8; 32], [43u8; 32]);
     s.redeem_enrollment(&code, dev, &t0, "1.0", 100, FAR)
         .expect("redeem");

@@ -5,14 +5,34 @@ and see it arrive on a second device; the database opens only with its device ke
 import asyncio
 import os
 import pathlib
+import subprocess
 import tempfile
 import time
+import urllib.parse
 
 import pytest
 
 import gridsync_ffi as gs
 
-from support import DISPATCHER, PHOTO, WORKER, Progress, device, enrolled, relay  # noqa: F401 (relay is a fixture)
+from support import DISPATCHER, GRIDSYNC, PHOTO, WORKER, Progress, device, enrolled, relay  # noqa: F401 (relay is a fixture)
+
+
+def test_a_scanned_enrollment_link_gives_the_server_and_the_code_to_enroll_with(relay):
+    data, url = relay
+    code = subprocess.run(
+        [GRIDSYNC, "admin", "--data", data, "enroll", "--user", WORKER],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    # What the console's QR code carries (docs/protocol.md, "Enrollment links").
+    scanned = "gridsync://enroll?server=" + urllib.parse.quote(url, safe="") + "&code=" + code
+    link = gs.parse_enrollment_link(scanned)
+    assert (link.server_url, link.code) == (url, code)
+    enrollment = asyncio.run(gs.enroll(link.server_url, link.code, gs.new_device_id(), "pytest"))
+    assert enrollment.user == WORKER
+    for bad in ["https://example.org/?code=" + code, scanned.replace("server=http", "server=ftp")]:
+        with pytest.raises(gs.GridsyncError.InvalidInput) as refused:
+            gs.parse_enrollment_link(bad)
+        assert code not in str(refused.value)
 
 
 def test_a_patrol_and_a_case_with_a_photo_reach_the_dispatcher(relay):

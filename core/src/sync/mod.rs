@@ -13,6 +13,7 @@
 
 pub mod change;
 pub mod client;
+pub mod link;
 pub mod pace;
 pub mod route;
 pub mod session;
@@ -23,6 +24,7 @@ pub use client::{
     enroll, fetch_photo, fetch_photo_reporting, sync, upload_blob, Enrollment, HttpTransport,
     Phase, Progress, ServerSecurity, SyncError, SyncReport, Transport, TransportError,
 };
+pub use link::{EnrollmentLink, LinkError};
 pub use pace::Pace;
 pub use route::{Endpoint, Route};
 pub use session::{Link, Outgoing, PullApplied, PulledPage, PushVerdicts, Replica};

@@ -8,6 +8,7 @@
 //! session's CSRF token, checked before anything is changed.
 
 mod charts;
+mod enrollments;
 mod error;
 mod figures;
 mod hotline;
@@ -61,6 +62,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/devices/{id}/revoke", post(figures::revoke))
         .route("/console/map", get(map::map))
         .merge(registry::routes())
+        .merge(enrollments::routes())
         .merge(hotline::routes())
 }
 

@@ -75,7 +75,10 @@ pub fn layout(lang: Lang, who: Option<&ConsoleUser>, back: &str, body: Markup) -
                                 a href="/console/registry" { (super::registry::words(lang).registry) } " "
                             }
                             @if who.is_some_and(|w| w.user.role.is_dispatcher()) {
-                                a href="/console/devices" { (t.devices) }
+                                a href="/console/devices" { (t.devices) } " "
+                            }
+                            @if who.is_some_and(super::enrollments::may_enroll) {
+                                a href="/console/enrollments" { (super::enrollments::title(lang)) }
                             }
                         }
                     }

@@ -14,7 +14,8 @@ use gridsync_core::ids::IdError;
 use gridsync_core::sync::wire::{self, EnrollRequest, EnrollResponse, PROTOCOL_VERSION};
 use gridsync_core::User;
 
-use super::store::{DeviceRecord, TokenKind};
+use super::store::{DeviceRecord, Enrollment, EnrollmentBatch, TokenKind};
+use super::ConsoleUser;
 use super::{check_version, random_bytes, sha256, Relay, RelayError};
 
 /// How long an enrollment code stays valid.
@@ -65,33 +66,64 @@ fn new_token() -> Result<String, RelayError> {
 impl Relay {
     /// Create a one-time enrollment code for `user` (admin command).
     pub fn create_enrollment(&self, user: &str) -> Result<String, RelayError> {
-        self.new_enrollment(user, false)
+        self.one_enrollment(user, false)
     }
 
     /// Create a one-time enrollment code for a downstream relay (a town server)
     /// acting for `user`, whose region it is trusted for.
     pub fn create_relay_enrollment(&self, user: &str) -> Result<String, RelayError> {
-        self.new_enrollment(user, true)
+        self.one_enrollment(user, true)
     }
 
-    fn new_enrollment(&self, user: &str, relay: bool) -> Result<String, RelayError> {
+    fn one_enrollment(&self, user: &str, relay: bool) -> Result<String, RelayError> {
         let user: gridsync_core::UserId = user
             .parse()
             .map_err(|e: IdError| RelayError::bad_request(e.to_string()))?;
-        if self.directory()?.user(&user).is_none() {
+        let mut codes = self.issue_enrollments(&[user], relay, None)?;
+        codes
+            .pop()
+            .map(|(_, code)| code)
+            .ok_or_else(|| RelayError::internal("no code was issued"))
+    }
+
+    /// One-time codes for phones of `users` (each in the directory), issued by
+    /// `by` (none: the command line), stored in one transaction: each user and
+    /// the code, shown this once and stored only hashed.
+    pub fn issue_enrollments(
+        &self,
+        users: &[gridsync_core::UserId],
+        relay: bool,
+        by: Option<&gridsync_core::UserId>,
+    ) -> Result<Vec<(gridsync_core::UserId, String)>, RelayError> {
+        let dir = self.directory()?;
+        if let Some(u) = users.iter().find(|u| dir.user(u).is_none()) {
             return Err(RelayError::bad_request(format!(
-                "user {user} is not in the directory"
+                "user {u} is not in the directory"
             )));
         }
-        let code: String = random_bytes::<10>()?
+        let mut codes = Vec::with_capacity(users.len());
+        for user in users {
+            let code: String = random_bytes::<10>()?
+                .iter()
+                .map(|b| CODE_ALPHABET[(b % 32) as usize] as char)
+                .collect();
+            codes.push((user.clone(), code));
+        }
+        let hashed: Vec<_> = codes
             .iter()
-            .map(|b| CODE_ALPHABET[(b % 32) as usize] as char)
+            .map(|(u, code)| (u.clone(), sha256(code)))
             .collect();
-        let expires = Utc::now() + chrono::Duration::hours(ENROLLMENT_HOURS);
+        let now = Utc::now();
         self.store
-            .create_enrollment(&user, &sha256(&code), expires.timestamp_millis(), relay)
+            .create_enrollments(&EnrollmentBatch {
+                codes: &hashed,
+                expires_ms: (now + chrono::Duration::hours(ENROLLMENT_HOURS)).timestamp_millis(),
+                relay,
+                issued_by: by,
+                issued_ms: now.timestamp_millis(),
+            })
             .map_err(RelayError::internal)?;
-        Ok(code)
+        Ok(codes)
     }
 
     /// Redeem an enrollment code.
@@ -235,4 +267,141 @@ impl Relay {
             }
         }
     }
+}
+
+/// Most codes one request of the console issues.
+pub const MAX_CODES_AT_ONCE: usize = 1_000;
+
+/// Whether `who` may issue and see enrollment codes: administrators and the
+/// town's and district's dispatchers, within their region.
+fn may_enroll(who: &ConsoleUser) -> Result<gridsync_core::access::Scope, RelayError> {
+    use gridsync_core::Role;
+    match who.user.role {
+        Role::Admin | Role::TownDispatcher | Role::DistrictDispatcher => {
+            Ok(gridsync_core::access::scope_of(&who.user))
+        }
+        _ => Err(RelayError::Forbidden {
+            code: "refused",
+            message: "only administrators and town or district dispatchers issue enrollment codes"
+                .into(),
+        }),
+    }
+}
+
+impl Relay {
+    /// Codes for the phones of `target` — one user's id, or a region's code for
+    /// every user placed in it (a grid, a community, a town) — issued by `who`,
+    /// whose region must hold them. Administrators enroll with the command line.
+    pub fn console_issue_enrollments(
+        &self,
+        who: &ConsoleUser,
+        target: &str,
+    ) -> Result<Vec<(User, String)>, RelayError> {
+        let scope = may_enroll(who)?;
+        let dir = self.directory()?;
+        let target = target.trim();
+        let users: Vec<User> = match target.parse::<gridsync_core::RegionCode>() {
+            Ok(region) if dir.region(&region).is_some() => dir
+                .users()
+                .iter()
+                .filter(|u| region.contains(&u.region) && u.role != gridsync_core::Role::Admin)
+                .cloned()
+                .collect(),
+            _ => {
+                let user = target
+                    .parse::<gridsync_core::UserId>()
+                    .ok()
+                    .and_then(|u| dir.user(&u).cloned())
+                    .ok_or_else(|| {
+                        RelayError::bad_request("no such user or region in the directory")
+                    })?;
+                vec![user]
+            }
+        };
+        if users.iter().any(|u| !scope.covers(&u.region)) {
+            return Err(RelayError::Forbidden {
+                code: "refused",
+                message: "some of these users are outside your region".into(),
+            });
+        }
+        if users.is_empty() || users.len() > MAX_CODES_AT_ONCE {
+            return Err(RelayError::bad_request(format!(
+                "{} users: a request issues 1 to {MAX_CODES_AT_ONCE} codes",
+                users.len()
+            )));
+        }
+        let ids: Vec<_> = users.iter().map(|u| u.id.clone()).collect();
+        let codes = self.issue_enrollments(&ids, false, Some(&who.user.id))?;
+        tracing::info!(
+            codes = codes.len(),
+            "enrollment codes issued from the console"
+        );
+        Ok(users
+            .into_iter()
+            .zip(codes)
+            .map(|(user, (_, code))| (user, code))
+            .collect())
+    }
+
+    /// The codes of the last `days` days for users in `who`'s region, newest
+    /// first, each with its user.
+    pub fn console_enrollments(
+        &self,
+        who: &ConsoleUser,
+        days: i64,
+    ) -> Result<Vec<(Enrollment, User)>, RelayError> {
+        let scope = may_enroll(who)?;
+        let dir = self.directory()?;
+        let since = (Utc::now() - chrono::Duration::days(days)).timestamp_millis();
+        Ok(self
+            .store
+            .list_enrollments(since, 20_000)
+            .map_err(RelayError::internal)?
+            .into_iter()
+            .filter_map(|e| {
+                let user = dir.user(&e.user)?.clone();
+                scope.covers(&user.region).then_some((e, user))
+            })
+            .collect())
+    }
+
+    /// Withdraw an unused code (named by its hash, in hex) of a user in `who`'s
+    /// region.
+    pub fn console_revoke_enrollment(
+        &self,
+        who: &ConsoleUser,
+        code_hash: &str,
+    ) -> Result<(), RelayError> {
+        let scope = may_enroll(who)?;
+        let not_found = || RelayError::NotFound("no such unused code");
+        let hash: [u8; 32] = hex_bytes(code_hash).ok_or_else(not_found)?;
+        let dir = self.directory()?;
+        let theirs = self
+            .store
+            .find_enrollment(&hash)
+            .map_err(RelayError::internal)?
+            .and_then(|e| dir.user(&e.user).map(|u| scope.covers(&u.region)))
+            .unwrap_or(false);
+        if !theirs
+            || !self
+                .store
+                .revoke_enrollment(&hash, Utc::now().timestamp_millis())
+                .map_err(RelayError::internal)?
+        {
+            return Err(not_found());
+        }
+        Ok(())
+    }
+}
+
+/// 64 hex digits as 32 bytes.
+fn hex_bytes(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }

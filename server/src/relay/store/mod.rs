@@ -195,17 +195,52 @@ pub struct PullAsk<'a> {
     pub purged: &'a [DocId],
 }
 
+/// One-time enrollment codes to store (hashed).
+#[derive(Debug, Clone)]
+pub struct EnrollmentBatch<'a> {
+    /// Each code's user and the hash of the code.
+    pub codes: &'a [(UserId, [u8; 32])],
+    /// When they stop working, ms since the epoch.
+    pub expires_ms: i64,
+    /// Whether the device that redeems one is a downstream relay.
+    pub relay: bool,
+    /// Who issued them (none: the command line).
+    pub issued_by: Option<&'a UserId>,
+    /// When, ms since the epoch.
+    pub issued_ms: i64,
+}
+
+/// An enrollment code as the console lists it: never the code itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrollment {
+    /// The hash of the code: how the console names it.
+    pub code_hash: [u8; 32],
+    /// The user it enrolls a device for.
+    pub user: UserId,
+    /// For a downstream relay.
+    pub relay: bool,
+    /// When it was issued (0 for codes from before this was recorded).
+    pub issued_ms: i64,
+    /// Who issued it (none: the command line).
+    pub issued_by: Option<String>,
+    /// When it stops working.
+    pub expires_ms: i64,
+    /// When it was used, and by which device.
+    pub used: Option<(i64, String)>,
+    /// When it was withdrawn.
+    pub revoked_ms: Option<i64>,
+}
+
 /// The relay's own storage.
 pub trait RelayStore: Send + Sync {
-    /// Store a one-time code (hashed) for `user`; with `relay`, the device that
-    /// redeems it is a downstream relay.
-    fn create_enrollment(
-        &self,
-        user: &UserId,
-        code_hash: &[u8; 32],
-        expires_ms: i64,
-        relay: bool,
-    ) -> StoreResult<()>;
+    /// Store one-time codes (hashed), all in one transaction.
+    fn create_enrollments(&self, batch: &EnrollmentBatch<'_>) -> StoreResult<()>;
+    /// The codes issued at or after `since_ms`, newest first, at most `limit`.
+    fn list_enrollments(&self, since_ms: i64, limit: u32) -> StoreResult<Vec<Enrollment>>;
+    /// The code with this hash.
+    fn find_enrollment(&self, code_hash: &[u8; 32]) -> StoreResult<Option<Enrollment>>;
+    /// Withdraw a code not yet used; false if it is unknown, used or withdrawn.
+    fn revoke_enrollment(&self, code_hash: &[u8; 32], now_ms: i64) -> StoreResult<bool>;
     /// Redeem a code once: records the device with its hashed token and returns the
     /// user, or `None` if the code is unknown, used or expired.
     #[allow(clippy::too_many_arguments)]
@@ -506,22 +541,90 @@ impl Filling {
     }
 }
 
+/// What [`enrollment`] reads, in its order.
+const ENROLLMENT_COLUMNS: &str = "code_hash, user_id, relay, issued_ms, issued_by, expires_ms, \
+     used_ms, device_id, revoked_ms";
+
+/// An `enrollments` row read with [`ENROLLMENT_COLUMNS`].
+fn enrollment(r: &Row) -> StoreResult<Enrollment> {
+    let code_hash: [u8; 32] = r
+        .bytes(0)?
+        .try_into()
+        .map_err(|_| StoreError::failed("a code hash of the wrong length"))?;
+    Ok(Enrollment {
+        code_hash,
+        user: r.parse(1)?,
+        relay: r.bool(2)?,
+        issued_ms: r.int(3)?,
+        issued_by: r.opt_text(4)?,
+        expires_ms: r.int(5)?,
+        used: match (r.opt_int(6)?, r.opt_text(7)?) {
+            (Some(at), Some(device)) => Some((at, device)),
+            _ => None,
+        },
+        revoked_ms: r.opt_int(8)?,
+    })
+}
+
 impl<D: Database> RelayStore for SqlStore<D> {
-    fn create_enrollment(
-        &self,
-        user: &UserId,
-        code_hash: &[u8; 32],
-        expires_ms: i64,
-        relay: bool,
-    ) -> StoreResult<()> {
+    fn create_enrollments(&self, b: &EnrollmentBatch<'_>) -> StoreResult<()> {
+        let by = b.issued_by.map(UserId::as_str);
         self.write(|tx| {
-            tx.exec(
-                "INSERT INTO enrollments (code_hash, user_id, expires_ms, relay)
-                 VALUES (?1, ?2, ?3, ?4)",
-                args![&code_hash[..], user.as_str(), expires_ms, relay],
+            for (user, hash) in b.codes {
+                tx.exec(
+                    "INSERT INTO enrollments
+                        (code_hash, user_id, expires_ms, relay, issued_ms, issued_by)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    args![
+                        &hash[..],
+                        user.as_str(),
+                        b.expires_ms,
+                        b.relay,
+                        b.issued_ms,
+                        by
+                    ],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn list_enrollments(&self, since_ms: i64, limit: u32) -> StoreResult<Vec<Enrollment>> {
+        let rows = self.read(|tx| {
+            tx.rows(
+                &format!(
+                    "SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE issued_ms >= ?1
+                     ORDER BY issued_ms DESC, user_id LIMIT ?2"
+                ),
+                args![since_ms, i64::from(limit)],
             )
         })?;
-        Ok(())
+        rows.iter().map(enrollment).collect()
+    }
+
+    fn find_enrollment(&self, code_hash: &[u8; 32]) -> StoreResult<Option<Enrollment>> {
+        self.read(|tx| {
+            tx.row(
+                &format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE code_hash = ?1"),
+                args![&code_hash[..]],
+            )
+        })?
+        .as_ref()
+        .map(enrollment)
+        .transpose()
+    }
+
+    fn revoke_enrollment(&self, code_hash: &[u8; 32], now_ms: i64) -> StoreResult<bool> {
+        self.write(|tx| {
+            Ok(tx
+                .row(
+                    "UPDATE enrollments SET revoked_ms = ?2
+                     WHERE code_hash = ?1 AND used_ms IS NULL AND revoked_ms IS NULL
+                     RETURNING user_id",
+                    args![&code_hash[..], now_ms],
+                )?
+                .is_some())
+        })
     }
 
     fn redeem_enrollment(
@@ -547,7 +650,8 @@ impl<D: Database> RelayStore for SqlStore<D> {
             }
             let Some(redeemed) = tx.row(
                 "UPDATE enrollments SET used_ms = ?2, device_id = ?3
-                 WHERE code_hash = ?1 AND used_ms IS NULL AND expires_ms > ?2
+                 WHERE code_hash = ?1 AND used_ms IS NULL AND revoked_ms IS NULL
+                   AND expires_ms > ?2
                  RETURNING user_id, relay",
                 args![&code_hash[..], now_ms, device.as_str()],
             )?

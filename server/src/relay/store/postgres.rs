@@ -136,6 +136,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX notifications_due ON notifications (state, next_ms);
     CREATE INDEX notifications_sent ON notifications (recipient, done_ms);
 "#,
+    r#"
+    -- Enrollment at scale, as SQLite's eighth step.
+    ALTER TABLE enrollments ADD COLUMN issued_ms BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE enrollments ADD COLUMN issued_by TEXT;
+    ALTER TABLE enrollments ADD COLUMN revoked_ms BIGINT;
+    CREATE INDEX enrollments_issued ON enrollments (issued_ms);
+"#,
 ];
 
 impl From<postgres::Error> for StoreError {

@@ -158,6 +158,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX notifications_due ON notifications (state, next_ms);
     CREATE INDEX notifications_sent ON notifications (recipient, done_ms);
 "#,
+    r#"
+    -- Enrollment at scale (the console's codes page): when and by whom each code
+    -- was issued, and codes withdrawn before use.
+    ALTER TABLE enrollments ADD COLUMN issued_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE enrollments ADD COLUMN issued_by TEXT;
+    ALTER TABLE enrollments ADD COLUMN revoked_ms INTEGER;
+    CREATE INDEX enrollments_issued ON enrollments (issued_ms);
+"#,
 ];
 
 /// `relay.db`: one connection, so one transaction at a time, for one node.

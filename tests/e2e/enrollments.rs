@@ -1,0 +1,184 @@
+//! Enrollment at scale through the console over a real `gridsync serve`: a town
+//! dispatcher issues codes for a whole community of 300-odd workers at once, gets
+//! them as a sheet of QR codes whose links read back, and every code enrolls a
+//! phone through the protocol exactly once; the list shows them used; an
+//! outstanding code withdrawn stops working; a community dispatcher, and anyone
+//! for another town, is refused.
+
+use gridsync_core::sync::{self, EnrollmentLink, HttpTransport, SyncError};
+use gridsync_core::DeviceId;
+
+use crate::console::{set_password, Console};
+use crate::sockets::{start_with, Server};
+
+const COMMUNITY: &str = "339901001001";
+const TOWN_DISPATCHER: &str = "td-339901001";
+const PASSWORD: &str = "enroll-2026-town";
+
+/// The sample directory with 300 more grids (and a worker in each) in one
+/// community: a district's rollout in miniature.
+fn big_directory(path: &std::path::Path) {
+    let mut file: serde_json::Value =
+        serde_json::from_str(include_str!("../../core/data/sample-directory.json")).unwrap();
+    let (mut grids, mut workers) = (Vec::new(), Vec::new());
+    for n in 0..300 {
+        let grid = format!("{COMMUNITY}{:03}", 600 + n);
+        grids.push(
+            serde_json::json!({"code": grid, "name": format!("扩展网格{n}"), "level": "grid"}),
+        );
+        workers.push(serde_json::json!({
+            "id": format!("w-{grid}"), "name": format!("网格员{n}"),
+            "role": "grid_worker", "region": grid,
+        }));
+    }
+    let regions = file["regions"].as_array_mut().unwrap();
+    let at = regions.iter().position(|r| r["code"] == COMMUNITY).unwrap();
+    regions.splice(at + 1..at + 1, grids);
+    file["users"].as_array_mut().unwrap().extend(workers);
+    std::fs::write(path, file.to_string()).unwrap();
+}
+
+fn signed_in(server: &Server, data: &std::path::Path, user: &str) -> Console {
+    set_password(data, user, PASSWORD);
+    let mut console = Console::new(server);
+    assert_eq!(console.sign_in(user, PASSWORD).status, 303);
+    console
+}
+
+/// Each card's enrollment link, from the sheet.
+fn links(sheet: &str) -> Vec<EnrollmentLink> {
+    sheet
+        .split("data-link=\"")
+        .skip(1)
+        .map(|s| {
+            let raw = s.split('"').next().unwrap().replace("&amp;", "&");
+            EnrollmentLink::parse(&raw).expect("every card's link reads back")
+        })
+        .collect()
+}
+
+#[test]
+fn a_town_issues_codes_for_a_whole_community_and_each_enrolls_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let directory = dir.path().join("directory.json");
+    big_directory(&directory);
+    let server = start_with(&data, &["--directory", directory.to_str().unwrap()]);
+    let town = signed_in(&server, &data, TOWN_DISPATCHER);
+    let csrf = town.csrf();
+
+    let sheet = town.post(
+        "/console/enrollments",
+        &[
+            ("csrf", &csrf),
+            ("region", COMMUNITY),
+            ("user", ""),
+            ("server", &server.url),
+        ],
+    );
+    assert_eq!(sheet.status, 200, "{}", sheet.body);
+    let links = links(&sheet.body);
+    // Every worker of the community's grids and its dispatcher.
+    assert!(links.len() > 300, "{} codes", links.len());
+    assert_eq!(
+        sheet.body.matches("<svg").count(),
+        links.len(),
+        "a QR code per card"
+    );
+    assert!(links.iter().all(|l| l.server == server.url));
+
+    // A script redeems them all through the protocol; each works once.
+    let transport = HttpTransport::new(&server.url);
+    let mut users = std::collections::HashSet::new();
+    for link in &links {
+        let e = sync::enroll(&transport, &link.code, DeviceId::random(), "rollout")
+            .expect("a fresh code enrolls");
+        assert!(e.user.as_str().contains(COMMUNITY) || e.user.as_str() == "cd-339901001001");
+        users.insert(e.user);
+    }
+    assert_eq!(users.len(), links.len(), "one code per person");
+    for link in links.iter().take(5) {
+        match sync::enroll(&transport, &link.code, DeviceId::random(), "again") {
+            Err(SyncError::Unauthorized { .. }) => {}
+            other => panic!("a used code must be refused: {:?}", other.map(|e| e.user)),
+        }
+    }
+    let list = town.get("/console/enrollments");
+    assert_eq!(
+        list.body.matches("data-state=\"used\"").count(),
+        links.len()
+    );
+
+    // One more, withdrawn before use: it enrolls nothing.
+    let one = town.post(
+        "/console/enrollments",
+        &[
+            ("csrf", &csrf),
+            ("region", ""),
+            ("user", "w-339901001001001"),
+            ("server", &server.url),
+        ],
+    );
+    let spare = links_of_one(&one.body);
+    let list = town.get("/console/enrollments");
+    let hash = list
+        .body
+        .split("name=\"code\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the outstanding code's withdraw form")
+        .to_owned();
+    let gone = town.post(
+        "/console/enrollments/revoke",
+        &[("csrf", &csrf), ("code", &hash)],
+    );
+    assert_eq!(gone.status, 303);
+    assert!(town
+        .get("/console/enrollments")
+        .body
+        .contains("data-state=\"withdrawn\""));
+    assert!(matches!(
+        sync::enroll(&transport, &spare.code, DeviceId::random(), "late"),
+        Err(SyncError::Unauthorized { .. })
+    ));
+
+    // A community dispatcher does not issue codes; a town dispatcher does not
+    // issue them for another town.
+    let community = signed_in(&server, &data, "cd-339901001001");
+    let refused = community.post(
+        "/console/enrollments",
+        &[
+            ("csrf", &community.csrf()),
+            ("region", COMMUNITY),
+            ("user", ""),
+            ("server", &server.url),
+        ],
+    );
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let elsewhere = town.post(
+        "/console/enrollments",
+        &[
+            ("csrf", &csrf),
+            ("region", "339901002"),
+            ("user", ""),
+            ("server", &server.url),
+        ],
+    );
+    assert_eq!(elsewhere.status, 403);
+    let bad_server = town.post(
+        "/console/enrollments",
+        &[
+            ("csrf", &csrf),
+            ("region", COMMUNITY),
+            ("user", ""),
+            ("server", "ftp://x"),
+        ],
+    );
+    assert_eq!(bad_server.status, 400);
+}
+
+fn links_of_one(sheet: &str) -> EnrollmentLink {
+    let mut all = links(sheet);
+    assert_eq!(all.len(), 1, "{sheet}");
+    all.remove(0)
+}
