@@ -9,6 +9,7 @@ import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.flow.update
 import kotlinx.coroutines.launch
 import uniffi.gridsync_ffi.GridsyncException
+import uniffi.gridsync_ffi.parseEnrollmentLink
 
 /** The enrollment form. */
 data class EnrollState(
@@ -66,6 +67,24 @@ class EnrollViewModel(private val repo: GridRepository, private val scope: Corou
     }
 
     fun onCodeChange(value: String) = _state.update { it.copy(code = value, notice = null) }
+
+    /**
+     * A QR code scanned from the command centre's sheet (the console's 设备注册码
+     * page): it carries the server's address and the code in one link. Both fill the
+     * form, which is then submitted as if typed; anything else scanned is refused
+     * with a message, the form left as it was.
+     */
+    fun onScanned(text: String): Job {
+        val link = try {
+            parseEnrollmentLink(text)
+        } catch (e: GridsyncException.InvalidInput) {
+            _state.update { it.copy(notice = Notice(UiMessage.QR_NOT_ENROLLMENT, e.reason)) }
+            return scope.launch { }
+        }
+        onServerUrlChange(link.serverUrl)
+        onCodeChange(link.code)
+        return submit()
+    }
 
     /** Reopen the database of an earlier enrollment, if there is one. */
     fun restore(): Job = scope.launch {

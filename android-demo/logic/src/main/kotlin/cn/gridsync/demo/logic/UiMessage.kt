@@ -12,6 +12,7 @@ enum class UiMessage(val zh: String) {
     SERVER_URL_INVALID("服务器地址应以 http:// 或 https:// 开头"),
     PLAIN_HTTP_REFUSED("明文 HTTP 只能连接本机、模拟器或局域网 IP 地址上的测试服务器，其他服务器请使用 https://"),
     CODE_REQUIRED("请填写注册码"),
+    QR_NOT_ENROLLMENT("扫描的二维码不是设备注册码"),
     CODE_REJECTED("注册码无效或已被使用，请向管理员重新申请"),
     ENROLLED("设备注册成功"),
     NOT_ENROLLED("设备尚未注册"),

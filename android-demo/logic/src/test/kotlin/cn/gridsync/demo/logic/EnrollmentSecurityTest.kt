@@ -39,6 +39,26 @@ class EnrollmentSecurityTest {
     }
 
     @Test
+    fun aScannedQrCodeFillsTheFormAndEnrollsAndAnyOtherQrCodeIsRefused() = runBlocking<Unit> {
+        val relay = relay()
+        val worker = phone(relay)
+        val vm = EnrollViewModel(worker.repo, worker.scope)
+        vm.onScanned("https://example.org/not-ours").join()
+        assertEquals(UiMessage.QR_NOT_ENROLLMENT, vm.state.value.notice?.message)
+        assertNothingKept(worker)
+
+        // What the console prints: the relay's address and a fresh code in one link.
+        val code = relay.enrollmentCode(WORKER)
+        val server = java.net.URLEncoder.encode(relay.url, "UTF-8")
+        vm.onScanned("gridsync://enroll?server=$server&code=$code").join()
+        // A local plain-HTTP test server is asked about first, as when typed.
+        assertEquals(relay.url, vm.state.value.confirmPlainHttp)
+        vm.confirmPlainHttp().join()
+        assertEquals(UiMessage.ENROLLED, vm.state.value.notice?.message)
+        assertEquals(WORKER, worker.repo.session.value?.userId)
+    }
+
+    @Test
     fun plainHttpIsAskedAboutForALocalServerAndRefusedForAPublicOne() = runBlocking<Unit> {
         val relay = relay()
         val worker = phone(relay)
