@@ -17,6 +17,10 @@
 //! keep them (they were acknowledged), so a restored relay misses them until those
 //! devices are enrolled again with their data.
 //!
+//! The audit log (`audit.db`, who saw residents' full numbers) is in the data
+//! folder on either database, and is backed up and restored the same way
+//! (`VACUUM INTO`) when the relay has one.
+//!
 //! Erasures (ADR 0011): a backup cannot be edited, so backups are kept for a
 //! bounded time ([`prune`]) and every tombstone is also written next to the
 //! backups, in `erasures.log` (append-only, one `erased_ms<TAB>doc<TAB>reason` line
@@ -35,6 +39,8 @@ use crate::relay::Storage;
 
 /// The files of a SQLite relay's data folder that a backup holds.
 const DATABASES: [&str; 2] = ["relay.db", "server.db"];
+/// The audit log, in any relay's data folder once someone has been audited.
+const AUDIT: &str = crate::audit::FILE;
 /// A PostgreSQL relay's dump in a backup.
 const PG_DUMP: &str = "relay.pgdump";
 const BLOBS: &str = "blobs";
@@ -216,16 +222,14 @@ pub fn backup(data: &Path, storage: &Storage, to: &Path) -> Result<Copied> {
         }
         None => {
             for name in DATABASES {
-                let (source, copy) = (data.join(name), to.join(name));
-                let conn = Connection::open(&source).map_err(sqlite(&source))?;
-                conn.busy_timeout(std::time::Duration::from_secs(30))
-                    .map_err(sqlite(&source))?;
-                conn.execute("VACUUM INTO ?1", [copy.to_string_lossy()])
-                    .map_err(sqlite(&source))?;
-                check(&copy)?;
+                snapshot(&data.join(name), &to.join(name))?;
                 done.databases += 1;
             }
         }
+    }
+    if data.join(AUDIT).exists() {
+        snapshot(&data.join(AUDIT), &to.join(AUDIT))?;
+        done.databases += 1;
     }
     // The photos the backed-up database records (the live one records at least
     // those).
@@ -247,6 +251,16 @@ pub fn backup(data: &Path, storage: &Storage, to: &Path) -> Result<Copied> {
     // an older one) applies them all.
     record_erasures(store.as_ref(), &backups_folder(to))?;
     Ok(done)
+}
+
+/// A consistent copy of a live SQLite database, checked.
+fn snapshot(source: &Path, copy: &Path) -> Result<()> {
+    let conn = Connection::open(source).map_err(sqlite(source))?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(sqlite(source))?;
+    conn.execute("VACUUM INTO ?1", [copy.to_string_lossy()])
+        .map_err(sqlite(source))?;
+    check(copy)
 }
 
 /// The folder that holds backup `to` (where `erasures.log` lives).
@@ -453,6 +467,12 @@ pub fn restore(
                 done.databases += 1;
             }
         }
+    }
+    let audit = from.join(AUDIT);
+    if audit.exists() {
+        check(&audit)?;
+        std::fs::copy(&audit, data.join(AUDIT)).map_err(io(&audit))?;
+        done.databases += 1;
     }
     let store = open_store(data, storage.database_url.as_deref()).map_err(|e| e.to_string())?;
     check_log(store.as_ref())?;

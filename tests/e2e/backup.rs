@@ -21,6 +21,10 @@ fn a_backup_taken_while_serving_restores_every_case_and_photo_it_holds() {
     let server = start(&data);
     let worker = enroll(&data, &server, WORKER, dir.path());
     let (id, photo) = crate::photos::report_with_photo(&worker);
+    // Someone saw a resident's full numbers: the audit log has a line to keep.
+    let seen: gridsync_core::DocId = "person-0192f0c0a1b27c3d8e9f001122334455".parse().unwrap();
+    gridsync_server::audit::record(&data, &DISPATCHER.parse().unwrap(), "identity_view", &seen)
+        .unwrap();
 
     let backup = dir.path().join("backup");
     let out = admin(&data, &["backup", "--to", &backup.to_string_lossy()]);
@@ -30,7 +34,7 @@ fn a_backup_taken_while_serving_restores_every_case_and_photo_it_holds() {
         String::from_utf8_lossy(&out.stderr)
     );
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("2 databases and 2 photos"), "{said}");
+    assert!(said.contains("3 databases and 2 photos"), "{said}");
     // A backup never overwrites.
     let again = admin(&data, &["backup", "--to", &backup.to_string_lossy()]);
     assert!(!again.status.success());
@@ -48,6 +52,13 @@ fn a_backup_taken_while_serving_restores_every_case_and_photo_it_holds() {
     assert!(
         !into_used.status.success(),
         "a restore never mixes two relays' data"
+    );
+
+    let audited = gridsync_server::audit::recent(&restored, 10).unwrap();
+    assert_eq!(
+        audited.iter().map(|e| e.doc.as_str()).collect::<Vec<_>>(),
+        [seen.as_str()],
+        "the audit log is restored with the relay"
     );
 
     let server = start(&restored);
