@@ -31,8 +31,9 @@ ol{padding-left:1.3em}li{margin:.4em 0}.t{color:#52606d;font-size:.85em}
 /// The page's one script: where the phone is (when the resident asks), and the
 /// proof of work: find `nonce` so that SHA-256 of `challenge:nonce` starts with
 /// the required zero bits. `crypto.subtle` is missing on plain HTTP and in old
-/// WebViews, so SHA-256 is written out (checked against the Rust side by the
-/// tests). It starts on load, a slice at a time, so the page stays responsive.
+/// WebViews, so SHA-256 is written out (that the relay accepts its nonces is
+/// shown by `tests/console/test_resident.py`, which reports through it). It
+/// starts on load, a slice at a time, so the page stays responsive.
 const SCRIPT: &str = r#"(function(){var K=[],H0=[],p=2,n;for(;K.length<64;p++){for(n=2;n*n<=p&&p%n;n++);if(n*n>p){if(H0.length<8)H0.push(Math.pow(p,.5)%1*4294967296|0);K.push(Math.pow(p,1/3)%1*4294967296|0)}}
 function sha(s){var H=H0.slice(),i,j,m=[],w=[],l=s.length*8,a,b,c,d,e,f,g,h,x,y,t;for(i=0;i<s.length;i++)m[i>>2]|=s.charCodeAt(i)<<24-i%4*8;m[l>>5]|=128<<24-l%32;m[(l+64>>9<<4)+15]=l;
 for(i=0;i<m.length;i+=16){a=H[0];b=H[1];c=H[2];d=H[3];e=H[4];f=H[5];g=H[6];h=H[7];
