@@ -83,7 +83,7 @@ pub struct ServeArgs {
     /// `photos_url`, `s3_endpoint`, `s3_region`, `s3_allow_http`,
     /// `max_connections`, `header_timeout_secs`, `body_idle_timeout_secs`,
     /// `request_timeout_secs`, `body_budget_mib`, `busy_wait_secs`,
-    /// `metrics_listen` and `metrics_token` keys, and a `[notify]` table
+    /// `metrics_listen`, `metrics_token` and `trusted_proxies` keys, and a `[notify]` table
     /// (docs/notifications.md).
     #[arg(long, env = "GRIDSYNC_CONFIG")]
     config: Option<PathBuf>,
@@ -140,6 +140,15 @@ pub struct ServeArgs {
     /// private network [default: not served].
     #[arg(long, env = "GRIDSYNC_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// A reverse proxy in front of the relay whose `X-Forwarded-For` is believed
+    /// for the resident page's per-address limits (repeat, or comma-separated)
+    /// [default: none; the connection's address counts].
+    #[arg(
+        long = "trusted-proxy",
+        env = "GRIDSYNC_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<std::net::IpAddr>,
     /// Serve /metrics on the public address to requests bearing this token (at
     /// least 16 characters; better from the environment than the command line)
     /// [default: not served there].
@@ -179,6 +188,8 @@ struct FileSettings {
     metrics_listen: Option<SocketAddr>,
     metrics_token: Option<String>,
     #[serde(default)]
+    trusted_proxies: Vec<std::net::IpAddr>,
+    #[serde(default)]
     notify: gridsync_server::notify::Config,
 }
 
@@ -212,6 +223,8 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// The token for /metrics on the public address, if it is served there.
     pub metrics_token: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` the resident page believes.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Outbound notifications (`[notify]`; none by default).
     pub notify: gridsync_server::notify::Config,
 }
@@ -314,6 +327,11 @@ impl ServeArgs {
             edge,
             metrics_listen: self.metrics_listen.or(file.metrics_listen),
             metrics_token,
+            trusted_proxies: if self.trusted_proxies.is_empty() {
+                file.trusted_proxies
+            } else {
+                self.trusted_proxies
+            },
             listen: self
                 .listen
                 .or(file.listen)

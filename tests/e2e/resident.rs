@@ -24,6 +24,8 @@ const NAMES: [&str; 4] = ["崔宏建", "石子然", "熊雨", "cd-339901001001"]
 struct Resident {
     agent: ureq::Agent,
     url: String,
+    /// What an `X-Forwarded-For` header says, when one is sent.
+    forwarded: Option<String>,
 }
 
 struct Answer {
@@ -80,6 +82,7 @@ impl Resident {
                 .build()
                 .into(),
             url: server.url.clone(),
+            forwarded: None,
         }
     }
 
@@ -153,13 +156,14 @@ impl Resident {
             body.extend_from_slice(b"\r\n");
         }
         body.extend_from_slice(format!("--{b}--\r\n").as_bytes());
-        Self::answer(
-            self.agent
-                .post(format!("{}/r/report", self.url))
-                .header("Content-Type", format!("multipart/form-data; boundary={b}"))
-                .send(&body[..])
-                .unwrap(),
-        )
+        let mut request = self
+            .agent
+            .post(format!("{}/r/report", self.url))
+            .header("Content-Type", format!("multipart/form-data; boundary={b}"));
+        if let Some(f) = &self.forwarded {
+            request = request.header("X-Forwarded-For", f);
+        }
+        Self::answer(request.send(&body[..]).unwrap())
     }
 
     /// Report as the page does: challenge, proof of work, submit.
@@ -562,4 +566,34 @@ fn a_dispatcher_enters_a_hotline_call_in_her_own_name() {
         ],
     );
     assert_eq!(forged.status, 403);
+}
+
+#[test]
+fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    // Seven residents behind one proxy on this machine: none is limited by the
+    // others' reports.
+    let server = crate::sockets::start_with(
+        &dir.path().join("behind"),
+        &["--trusted-proxy", "127.0.0.1"],
+    );
+    let taken = |server: &Server| {
+        (1..=7)
+            .filter(|n| {
+                let mut r = Resident::new(server);
+                r.forwarded = Some(format!("198.51.100.{n}, 127.0.0.1"));
+                let description = format!("第{n}号楼下水道堵塞");
+                r.report(&Report {
+                    description: &description,
+                    ..leak_here()
+                })
+                .status
+                    == 200
+            })
+            .count()
+    };
+    assert_eq!(taken(&server), 7);
+    // Without the setting the header is not believed: one address, five reports.
+    let direct = start(&dir.path().join("direct"));
+    assert_eq!(taken(&direct), 5);
 }

@@ -312,6 +312,7 @@ pub struct Gate {
     used: Mutex<HashMap<[u8; 16], i64>>,
     photo_work: AtomicUsize,
     secret: OnceLock<[u8; 32]>,
+    proxies: std::sync::RwLock<Vec<IpAddr>>,
 }
 
 impl Default for Gate {
@@ -322,6 +323,7 @@ impl Default for Gate {
             used: Mutex::new(HashMap::new()),
             photo_work: AtomicUsize::new(0),
             secret: OnceLock::new(),
+            proxies: std::sync::RwLock::new(Vec::new()),
         }
     }
 }
@@ -449,7 +451,45 @@ struct Checked {
     dup_key: String,
 }
 
+/// The client behind `peer`: the right-most address of `forwarded`
+/// (`X-Forwarded-For`) that is not one of `proxies`, when `peer` is one of them;
+/// otherwise `peer` itself (a header anyone else sends is not believed).
+fn client_address(peer: IpAddr, forwarded: Option<&str>, proxies: &[IpAddr]) -> IpAddr {
+    if !proxies.contains(&peer) {
+        return peer;
+    }
+    forwarded
+        .into_iter()
+        .flat_map(|v| v.rsplit(','))
+        .map(|a| a.trim().parse::<IpAddr>())
+        .take_while(Result::is_ok)
+        .flatten()
+        .find(|a| !proxies.contains(a))
+        .unwrap_or(peer)
+}
+
 impl Relay {
+    /// Believe `X-Forwarded-For` from these reverse proxies for the resident
+    /// page's per-address limits (`serve`'s `trusted_proxies`).
+    pub fn set_trusted_proxies(&self, proxies: Vec<IpAddr>) {
+        *self
+            .resident
+            .proxies
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = proxies;
+    }
+
+    /// The address a resident's request counts against: the connection's
+    /// `peer`, or the client a trusted proxy says it forwards.
+    pub fn resident_client(&self, peer: IpAddr, forwarded: Option<&str>) -> IpAddr {
+        let proxies = self
+            .resident
+            .proxies
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        client_address(peer, forwarded, &proxies)
+    }
+
     /// The secret this relay signs challenges and derives tracking codes with,
     /// shared by the nodes of a cluster (kept in the store's `meta`).
     fn resident_secret(&self) -> Result<[u8; 32], RelayError> {
@@ -1006,6 +1046,26 @@ mod tests {
             .is_ok());
         let held = limiter.state.lock().unwrap().1.len();
         assert!(held <= Limiter::MAX_CLIENTS, "{held}");
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_from_trusted_proxies_only() {
+        let proxy: IpAddr = [10, 0, 0, 9].into();
+        let peer: IpAddr = [203, 0, 113, 7].into();
+        let header = Some("198.51.100.1, 203.0.113.50");
+        assert_eq!(client_address(peer, header, &[proxy]), peer, "not a proxy");
+        assert_eq!(
+            client_address(proxy, header, &[proxy]),
+            IpAddr::from([203, 0, 113, 50]),
+            "the last hop before the proxy, not what the client wrote first"
+        );
+        assert_eq!(client_address(proxy, None, &[proxy]), proxy);
+        assert_eq!(client_address(proxy, Some("garbage"), &[proxy]), proxy);
+        let two: IpAddr = [10, 0, 0, 8].into();
+        assert_eq!(
+            client_address(proxy, Some("198.51.100.1, 10.0.0.8"), &[proxy, two]),
+            IpAddr::from([198, 51, 100, 1])
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Form, Multipart, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
@@ -79,13 +79,19 @@ fn html(status: StatusCode, page: maud::Markup) -> Response {
     r
 }
 
-/// The client's address: the connection's peer (a proxy in front of the relay
-/// makes every resident one address; see docs/resident-channel.md).
-fn client(info: Option<Extension<ConnectInfo<SocketAddr>>>) -> IpAddr {
-    info.map_or(
+/// The client's address for the rate limits: the connection's peer, or what a
+/// trusted reverse proxy forwards (`trusted_proxies`; docs/resident-channel.md).
+fn client(
+    state: &AppState,
+    info: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: &HeaderMap,
+) -> IpAddr {
+    let peer = info.map_or(
         IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         |Extension(ConnectInfo(a))| a.ip(),
-    )
+    );
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    state.relay.resident_client(peer, forwarded)
 }
 
 /// Relay work on a blocking thread, on a replica that has caught up.
@@ -274,9 +280,10 @@ async fn report_page(State(state): State<AppState>) -> Response {
 async fn report(
     State(state): State<AppState>,
     info: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     form: Result<Multipart, MultipartRejection>,
 ) -> Response {
-    let client = client(info);
+    let client = client(&state, info, &headers);
     let Ok(form) = form else {
         let again = (
             &ReportForm::default(),
@@ -322,10 +329,11 @@ struct TrackForm {
 async fn track(
     State(state): State<AppState>,
     info: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     form: Result<Form<TrackForm>, FormRejection>,
 ) -> Response {
     match form {
-        Ok(Form(f)) => show_progress(&state, client(info), f.code, None).await,
+        Ok(Form(f)) => show_progress(&state, client(&state, info, &headers), f.code, None).await,
         Err(_) => html(StatusCode::BAD_REQUEST, pages::track_form(Some(UNREADABLE))),
     }
 }
@@ -368,12 +376,13 @@ struct EvaluateForm {
 async fn evaluate(
     State(state): State<AppState>,
     info: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     form: Result<Form<EvaluateForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(f)) = form else {
         return html(StatusCode::BAD_REQUEST, pages::track_form(Some(UNREADABLE)));
     };
-    let client = client(info);
+    let client = client(&state, info, &headers);
     if f.code.len() > 64 || f.comment.len() > FIELD_BYTES {
         return html(
             StatusCode::BAD_REQUEST,
