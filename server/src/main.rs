@@ -142,6 +142,20 @@ enum AdminCommand {
         #[arg(long)]
         device: String,
     },
+    /// Disable a user who left: every device of theirs revoked (each told to
+    /// erase its data), unused codes withdrawn, console sessions ended; no more
+    /// sign-in or enrollment until `enable`.
+    Disable {
+        /// The user id from the directory.
+        #[arg(long)]
+        user: String,
+    },
+    /// Enable a disabled user again (she enrolls her phone anew).
+    Enable {
+        /// The user id from the directory.
+        #[arg(long)]
+        user: String,
+    },
     /// List enrolled devices.
     Devices,
     /// Set a user's web console password, read from the first line of standard
@@ -424,7 +438,6 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         after: chrono::Duration::hours(settings.token_rotate_hours.into()),
         ..Default::default()
     });
-    relay.set_trusted_proxies(settings.trusted_proxies.clone());
     let relay = Arc::new(relay);
     // The relay is dropped last, after the runtime (declared later, so dropped
     // first on every return): PostgreSQL's connections close by blocking, which
@@ -615,6 +628,18 @@ fn admin(
                 return Err(format!("no enrolled, unrevoked device {device}").into());
             }
             println!("revoked {device}");
+        }
+        AdminCommand::Disable { user } => {
+            let relay = open()?;
+            let revoked = relay.disable_user(&user.parse()?, None)?;
+            println!("disabled {user}; {revoked} devices revoked");
+        }
+        AdminCommand::Enable { user } => {
+            let relay = open()?;
+            if !relay.enable_user(&user.parse()?)? {
+                return Err(format!("{user} was not disabled").into());
+            }
+            println!("enabled {user}");
         }
         AdminCommand::Password { user } => {
             let relay = open()?;

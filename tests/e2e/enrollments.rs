@@ -10,6 +10,7 @@ use gridsync_core::DeviceId;
 
 use crate::console::{set_password, Console};
 use crate::sockets::{start_with, Server};
+use crate::workflow::WORKER;
 
 const COMMUNITY: &str = "339901001001";
 const TOWN_DISPATCHER: &str = "td-339901001";
@@ -181,4 +182,76 @@ fn links_of_one(sheet: &str) -> EnrollmentLink {
     let mut all = links(sheet);
     assert_eq!(all.len(), 1, "{sheet}");
     all.remove(0)
+}
+
+/// A worker who leaves is disabled in one action: her phone is told to erase itself
+/// at its next sync, her unused code stops working, she signs in and is issued
+/// codes no more; enabled again, she enrolls anew.
+#[test]
+fn a_worker_who_leaves_is_disabled_in_one_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let server = crate::sockets::start(&data);
+    let worker = crate::sockets::enroll(&data, &server, WORKER, dir.path());
+    worker.report_case(crate::workflow::leak()).unwrap();
+    worker.sync(&mut |_| {}).unwrap();
+    let town = signed_in(&server, &data, TOWN_DISPATCHER);
+    let csrf = town.csrf();
+    let issue = |target: (&str, &str)| {
+        town.post(
+            "/console/enrollments",
+            &[("csrf", &csrf), target, ("server", &server.url)],
+        )
+    };
+    let spare = links_of_one(&issue(("user", WORKER)).body);
+    set_password(&data, WORKER, PASSWORD);
+
+    let done = town.post(
+        "/console/users/disable",
+        &[("csrf", &csrf), ("user", WORKER)],
+    );
+    assert_eq!(done.status, 303, "{}", done.body);
+    let page = town.get("/console/enrollments");
+    assert!(page.body.contains(&format!("data-user=\"{WORKER}\"")));
+
+    // Her phone erases itself at its next contact.
+    assert!(matches!(
+        worker.sync(&mut |_| {}),
+        Err(SyncError::Wiped { .. })
+    ));
+    // Her unused code, her password, new codes for her or her grid: all refused.
+    let transport = HttpTransport::new(&server.url);
+    assert!(matches!(
+        sync::enroll(&transport, &spare.code, DeviceId::random(), "after"),
+        Err(SyncError::Unauthorized { .. })
+    ));
+    let mut her = Console::new(&server);
+    assert_ne!(her.sign_in(WORKER, PASSWORD).status, 303);
+    assert_eq!(issue(("user", WORKER)).status, 400);
+    let grid = issue(("region", "339901001001001"));
+    assert_eq!(
+        grid.status, 400,
+        "the grid's only worker left: no one to issue for"
+    );
+
+    // Enabled again: a new code enrolls a new phone.
+    let back = town.post(
+        "/console/users/enable",
+        &[("csrf", &csrf), ("user", WORKER)],
+    );
+    assert_eq!(back.status, 303);
+    let again = links_of_one(&issue(("user", WORKER)).body);
+    let e = sync::enroll(&transport, &again.code, DeviceId::random(), "new phone").unwrap();
+    assert_eq!(e.user.as_str(), WORKER);
+    // A dispatcher cannot disable someone outside her region, nor herself.
+    let other = town.post(
+        "/console/users/disable",
+        &[("csrf", &csrf), ("user", "w-339901002001001")],
+    );
+    assert_eq!(other.status, 404);
+    let herself = town.post(
+        "/console/users/disable",
+        &[("csrf", &csrf), ("user", TOWN_DISPATCHER)],
+    );
+    assert_eq!(herself.status, 400);
 }

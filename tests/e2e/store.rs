@@ -61,7 +61,59 @@ on_both_stores!(
     pulls_never_skip_changes_committed_concurrently,
     tokens_are_offered_confirmed_and_retired,
     notifications_are_queued_once_taken_once_and_settled,
+    a_disabled_user_loses_devices_codes_and_sessions_at_once,
 );
+
+fn a_disabled_user_loses_devices_codes_and_sessions_at_once(s: &Arc<dyn RelayStore>) {
+    let (used, spare) = ([60u8; 32], [61u8; 32]);
+    let (phone, tablet) = (DeviceId::random(), DeviceId::random());
+    code_for(s, "w1", &used, FAR, false);
+    code_for(s, "w1", &[62u8; 32], FAR, false);
+    s.redeem_enrollment(&used, phone, &[63u8; 32], "1.0", 1, FAR)
+        .expect("redeem");
+    s.redeem_enrollment(&[62u8; 32], tablet, &[64u8; 32], "1.0", 1, FAR)
+        .expect("redeem");
+    code_for(s, "w1", &spare, FAR, false);
+    code_for(s, "w2", &[65u8; 32], FAR, false);
+    s.create_session(&[66u8; 32], &user("w1"), "csrf", FAR)
+        .expect("session");
+
+    assert_eq!(
+        s.disable_user(&user("w1"), Some(&user("td")), 10)
+            .expect("disable"),
+        2
+    );
+    assert_eq!(
+        s.disable_user(&user("w1"), None, 11).expect("again"),
+        0,
+        "once"
+    );
+    assert!(s.is_disabled(&user("w1")).expect("is") && !s.is_disabled(&user("w2")).expect("is"));
+    assert!(s
+        .devices()
+        .expect("devices")
+        .iter()
+        .all(|d| d.user != user("w1") || d.revoked));
+    assert_eq!(
+        s.redeem_enrollment(&spare, DeviceId::random(), &[67u8; 32], "1.0", 12, FAR)
+            .expect("withdrawn"),
+        None
+    );
+    assert!(s.session(&[66u8; 32], 12).expect("session").is_none());
+    assert_eq!(
+        s.disabled_users().expect("list"),
+        [(user("w1"), 10, Some("td".to_owned()))]
+    );
+    // Another user's code is untouched.
+    assert_eq!(
+        s.redeem_enrollment(&[65u8; 32], DeviceId::random(), &[68u8; 32], "1.0", 12, FAR)
+            .expect("redeem"),
+        Some(user("w2"))
+    );
+    assert!(
+        s.enable_user(&user("w1")).expect("enable") && !s.enable_user(&user("w1")).expect("twice")
+    );
+}
 
 /// Store one enrollment code (its hash) for user `who`.
 fn code_for(s: &Arc<dyn RelayStore>, who: &str, hash: &[u8; 32], expires_ms: i64, relay: bool) {

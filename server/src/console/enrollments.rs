@@ -4,7 +4,8 @@
 //! sheet of QR codes (each the enrollment link: the server's address and the code
 //! in one scan). Codes are shown that once and stored only hashed; the list shows
 //! each code's user and state — outstanding, used (by which device), expired or
-//! withdrawn — and withdraws outstanding ones.
+//! withdrawn — and withdraws outstanding ones. A user who left is disabled here in
+//! one action that also revokes her devices and withdraws her codes.
 
 use axum::extract::{Form, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -36,6 +37,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/console/enrollments", get(list).post(issue))
         .route("/console/enrollments/revoke", post(revoke))
+        .route("/console/users/disable", post(disable))
+        .route("/console/users/enable", post(enable))
 }
 
 struct Words {
@@ -61,6 +64,11 @@ struct Words {
     withdraw: &'static str,
     none: &'static str,
     command_line: &'static str,
+    leavers: &'static str,
+    leavers_note: &'static str,
+    disable: &'static str,
+    enable: &'static str,
+    disabled_since: &'static str,
 }
 
 const ZH: Words = Words {
@@ -86,6 +94,11 @@ const ZH: Words = Words {
     withdraw: "撤销",
     none: "近 30 天没有发放注册码。",
     command_line: "命令行",
+    leavers: "人员停用",
+    leavers_note: "人员离职时停用：其全部设备立即注销（下次联网时清除本机数据），未使用的注册码作废，不能再登录或注册。",
+    disable: "停用",
+    enable: "恢复",
+    disabled_since: "停用时间",
 };
 
 const EN: Words = Words {
@@ -112,6 +125,11 @@ const EN: Words = Words {
     withdraw: "Withdraw",
     none: "No codes issued in the last 30 days.",
     command_line: "command line",
+    leavers: "Users who left",
+    leavers_note: "Disabling a user who left revokes all her devices at once (each erases its data at its next contact), withdraws her unused codes, and stops her signing in or enrolling.",
+    disable: "Disable",
+    enable: "Enable",
+    disabled_since: "Disabled",
 };
 
 fn words(lang: Lang) -> &'static Words {
@@ -161,11 +179,12 @@ async fn list(
     let who2 = who.clone();
     let result = blocking(&state, move |r| {
         let rows = r.console_enrollments(&who2, LIST_DAYS)?;
+        let disabled = r.console_disabled_users(&who2)?;
         let dir = r.engine().directory().map_err(RelayError::internal)?;
-        Ok::<_, PageError>((rows, dir))
+        Ok::<_, PageError>((rows, disabled, dir))
     })
     .await;
-    let (rows, dir) = match result {
+    let (rows, disabled, dir) = match result {
         Ok(v) => v,
         Err(e) => return failure(lang, Some(&who), &e),
     };
@@ -175,6 +194,35 @@ async fn list(
     let body = html! {
         h2 { (w.title) }
         (issue_form(lang, &who, &dir, &server))
+        section id="leavers" {
+            h3 { (w.leavers) }
+            p { small { (w.leavers_note) } }
+            form method="post" action="/console/users/disable" {
+                input type="hidden" name="csrf" value=(who.csrf);
+                label { (w.user) " " input type="text" name="user" maxlength="64" required; }
+                button type="submit" { (w.disable) }
+            }
+            @if !disabled.is_empty() {
+                table id="disabled" {
+                    tr { th { (w.user) } th { (w.region) } th { (w.disabled_since) } th { (w.by) } th {} }
+                    @for (user, at, by) in &disabled {
+                        tr data-user=(user.id.as_str()) {
+                            td { (user.name) " (" (user.id.as_str()) ")" }
+                            td { (region_name(&dir, &user.region)) }
+                            td { (local(ms(*at))) }
+                            td { (by.as_deref().unwrap_or(w.command_line)) }
+                            td {
+                                form method="post" action="/console/users/enable" {
+                                    input type="hidden" name="csrf" value=(who.csrf);
+                                    input type="hidden" name="user" value=(user.id.as_str());
+                                    button type="submit" { (w.enable) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         @if rows.is_empty() { p id="no-codes" { (w.none) } } @else {
             table id="codes" {
                 thead { tr {
@@ -405,4 +453,50 @@ async fn revoke(
 pub struct RevokeForm {
     csrf: String,
     code: String,
+}
+
+#[derive(Deserialize)]
+pub struct UserForm {
+    csrf: String,
+    user: String,
+}
+
+async fn disable(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: ConsoleUser,
+    Form(f): Form<UserForm>,
+) -> Response {
+    set_disabled(state, headers, who, f, true).await
+}
+
+async fn enable(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: ConsoleUser,
+    Form(f): Form<UserForm>,
+) -> Response {
+    set_disabled(state, headers, who, f, false).await
+}
+
+async fn set_disabled(
+    state: AppState,
+    headers: HeaderMap,
+    who: ConsoleUser,
+    f: UserForm,
+    disabled: bool,
+) -> Response {
+    let lang = lang(&headers);
+    if let Some(page) = csrf_refusal(lang, &who, &f.csrf) {
+        return page;
+    }
+    let who2 = who.clone();
+    match blocking(&state, move |r| {
+        r.console_set_disabled(&who2, &f.user, disabled)
+    })
+    .await
+    {
+        Ok(()) => Redirect::to("/console/enrollments").into_response(),
+        Err(e) => failure(lang, Some(&who), &e),
+    }
 }

@@ -159,6 +159,14 @@ impl Relay {
             Some(u) if matches && self.directory()?.user(&u).is_some() => u,
             _ => return Err(wrong()),
         };
+        // One who left signs in no more (the same answer: nothing to probe).
+        if self
+            .store
+            .is_disabled(&user)
+            .map_err(RelayError::internal)?
+        {
+            return Err(wrong());
+        }
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
         let csrf = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<24>()?);
         let expires = Utc::now() + chrono::Duration::hours(SESSION_HOURS);

@@ -101,6 +101,13 @@ impl Relay {
                 "user {u} is not in the directory"
             )));
         }
+        for u in users {
+            if self.store.is_disabled(u).map_err(RelayError::internal)? {
+                return Err(RelayError::bad_request(format!(
+                    "user {u} is disabled; enable them first"
+                )));
+            }
+        }
         let mut codes = Vec::with_capacity(users.len());
         for user in users {
             let code: String = random_bytes::<10>()?
@@ -300,11 +307,20 @@ impl Relay {
         let scope = may_enroll(who)?;
         let dir = self.directory()?;
         let target = target.trim();
+        let disabled: std::collections::HashSet<_> = self
+            .store
+            .disabled_users()
+            .map_err(RelayError::internal)?
+            .into_iter()
+            .map(|(u, _, _)| u)
+            .collect();
         let users: Vec<User> = match target.parse::<gridsync_core::RegionCode>() {
+            // Everyone placed there who has not left.
             Ok(region) if dir.region(&region).is_some() => dir
                 .users()
                 .iter()
                 .filter(|u| region.contains(&u.region) && u.role != gridsync_core::Role::Admin)
+                .filter(|u| !disabled.contains(&u.id))
                 .cloned()
                 .collect(),
             _ => {
@@ -404,4 +420,80 @@ fn hex_bytes(s: &str) -> Option<[u8; 32]> {
         *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
     Some(out)
+}
+
+impl Relay {
+    /// Disable a user who left (admin command, or the console as `by`): every
+    /// device of theirs revoked (each told to wipe at its next request), every
+    /// unused code withdrawn, every console session ended, one transaction.
+    /// Answers how many devices were revoked.
+    pub fn disable_user(
+        &self,
+        user: &gridsync_core::UserId,
+        by: Option<&gridsync_core::UserId>,
+    ) -> Result<usize, RelayError> {
+        if self.directory()?.user(user).is_none() {
+            return Err(RelayError::bad_request(format!(
+                "user {user} is not in the directory"
+            )));
+        }
+        let revoked = self
+            .store
+            .disable_user(user, by, Utc::now().timestamp_millis())
+            .map_err(RelayError::internal)?;
+        tracing::info!(user = %user, devices = revoked, "user disabled");
+        Ok(revoked)
+    }
+
+    /// Enable a disabled user again; false if they were not disabled.
+    pub fn enable_user(&self, user: &gridsync_core::UserId) -> Result<bool, RelayError> {
+        self.store.enable_user(user).map_err(RelayError::internal)
+    }
+
+    /// The console's disable and enable: a user in `who`'s region, `who` being
+    /// one who issues codes.
+    pub fn console_set_disabled(
+        &self,
+        who: &ConsoleUser,
+        user: &str,
+        disabled: bool,
+    ) -> Result<(), RelayError> {
+        let scope = may_enroll(who)?;
+        let dir = self.directory()?;
+        let user = user
+            .trim()
+            .parse::<gridsync_core::UserId>()
+            .ok()
+            .and_then(|u| dir.user(&u).cloned())
+            .filter(|u| scope.covers(&u.region))
+            .ok_or(RelayError::NotFound("no such user in your region"))?;
+        if user.id == who.user.id {
+            return Err(RelayError::bad_request("you cannot disable yourself"));
+        }
+        if disabled {
+            self.disable_user(&user.id, Some(&who.user.id))?;
+        } else {
+            self.enable_user(&user.id)?;
+        }
+        Ok(())
+    }
+
+    /// The disabled users of `who`'s region, with since when and by whom.
+    pub fn console_disabled_users(
+        &self,
+        who: &ConsoleUser,
+    ) -> Result<Vec<(User, i64, Option<String>)>, RelayError> {
+        let scope = may_enroll(who)?;
+        let dir = self.directory()?;
+        Ok(self
+            .store
+            .disabled_users()
+            .map_err(RelayError::internal)?
+            .into_iter()
+            .filter_map(|(u, at, by)| {
+                let user = dir.user(&u)?.clone();
+                scope.covers(&user.region).then_some((user, at, by))
+            })
+            .collect())
+    }
 }

@@ -239,6 +239,16 @@ pub trait RelayStore: Send + Sync {
     fn list_enrollments(&self, since_ms: i64, limit: u32) -> StoreResult<Vec<Enrollment>>;
     /// The code with this hash.
     fn find_enrollment(&self, code_hash: &[u8; 32]) -> StoreResult<Option<Enrollment>>;
+    /// Disable a user who left, in one transaction: every device of theirs
+    /// revoked, every unused code withdrawn, every console session ended. Answers
+    /// how many devices were revoked (none if already disabled).
+    fn disable_user(&self, user: &UserId, by: Option<&UserId>, now_ms: i64) -> StoreResult<usize>;
+    /// Enable a disabled user again (her devices stay revoked: she enrolls anew).
+    fn enable_user(&self, user: &UserId) -> StoreResult<bool>;
+    /// The disabled users: who, since when, disabled by whom.
+    fn disabled_users(&self) -> StoreResult<Vec<(UserId, i64, Option<String>)>>;
+    /// Whether a user is disabled.
+    fn is_disabled(&self, user: &UserId) -> StoreResult<bool>;
     /// Withdraw a code not yet used; false if it is unknown, used or withdrawn.
     fn revoke_enrollment(&self, code_hash: &[u8; 32], now_ms: i64) -> StoreResult<bool>;
     /// Redeem a code once: records the device with its hashed token and returns the
@@ -612,6 +622,63 @@ impl<D: Database> RelayStore for SqlStore<D> {
         .as_ref()
         .map(enrollment)
         .transpose()
+    }
+
+    fn disable_user(&self, user: &UserId, by: Option<&UserId>, now_ms: i64) -> StoreResult<usize> {
+        let (user, by) = (user.as_str(), by.map(UserId::as_str));
+        self.write(|tx| {
+            let fresh = tx.exec(
+                "INSERT INTO disabled_users (user_id, disabled_ms, disabled_by) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (user_id) DO NOTHING",
+                args![user, now_ms, by],
+            )?;
+            if fresh == 0 {
+                return Ok(0);
+            }
+            let revoked = tx.exec(
+                "UPDATE devices SET revoked_ms = ?2 WHERE user_id = ?1 AND revoked_ms IS NULL",
+                args![user, now_ms],
+            )?;
+            tx.exec(
+                "UPDATE enrollments SET revoked_ms = ?2
+                 WHERE user_id = ?1 AND used_ms IS NULL AND revoked_ms IS NULL",
+                args![user, now_ms],
+            )?;
+            tx.exec(
+                "DELETE FROM console_sessions WHERE user_id = ?1",
+                args![user],
+            )?;
+            Ok(usize::try_from(revoked).unwrap_or(usize::MAX))
+        })
+    }
+
+    fn is_disabled(&self, user: &UserId) -> StoreResult<bool> {
+        self.exists(
+            "SELECT EXISTS (SELECT 1 FROM disabled_users WHERE user_id = ?1)",
+            args![user.as_str()],
+        )
+    }
+
+    fn enable_user(&self, user: &UserId) -> StoreResult<bool> {
+        let n = self.write(|tx| {
+            tx.exec(
+                "DELETE FROM disabled_users WHERE user_id = ?1",
+                args![user.as_str()],
+            )
+        })?;
+        Ok(n > 0)
+    }
+
+    fn disabled_users(&self) -> StoreResult<Vec<(UserId, i64, Option<String>)>> {
+        self.read(|tx| {
+            tx.rows(
+                "SELECT user_id, disabled_ms, disabled_by FROM disabled_users ORDER BY user_id",
+                &[],
+            )?
+            .iter()
+            .map(|r| Ok((r.parse(0)?, r.int(1)?, r.opt_text(2)?)))
+            .collect()
+        })
     }
 
     fn revoke_enrollment(&self, code_hash: &[u8; 32], now_ms: i64) -> StoreResult<bool> {

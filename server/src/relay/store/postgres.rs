@@ -143,6 +143,14 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE enrollments ADD COLUMN revoked_ms BIGINT;
     CREATE INDEX enrollments_issued ON enrollments (issued_ms);
 "#,
+    r#"
+    -- Users who left, as SQLite's ninth step.
+    CREATE TABLE disabled_users (
+        user_id     TEXT PRIMARY KEY,
+        disabled_ms BIGINT NOT NULL,
+        disabled_by TEXT
+    );
+"#,
 ];
 
 impl From<postgres::Error> for StoreError {

@@ -166,6 +166,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE enrollments ADD COLUMN revoked_ms INTEGER;
     CREATE INDEX enrollments_issued ON enrollments (issued_ms);
 "#,
+    r#"
+    -- Users who left: disabled in one action (devices revoked, codes withdrawn,
+    -- console sessions ended); they sign in and enroll no more until enabled.
+    CREATE TABLE disabled_users (
+        user_id     TEXT PRIMARY KEY,
+        disabled_ms INTEGER NOT NULL,
+        disabled_by TEXT
+    ) STRICT;
+"#,
 ];
 
 /// `relay.db`: one connection, so one transaction at a time, for one node.
