@@ -438,6 +438,7 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         after: chrono::Duration::hours(settings.token_rotate_hours.into()),
         ..Default::default()
     });
+    relay.set_trusted_proxies(settings.trusted_proxies.clone());
     let relay = Arc::new(relay);
     // The relay is dropped last, after the runtime (declared later, so dropped
     // first on every return): PostgreSQL's connections close by blocking, which
