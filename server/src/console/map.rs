@@ -505,6 +505,12 @@ mod tests {
         // 0.05° of latitude is about 0.0577° of longitude at 30°: taller than half.
         assert!(y1 > WIDTH / 2.0 && y1 < WIDTH * 0.6, "{y1}");
         assert!(p.holds(30.02, 120.05) && !p.holds(39.9, 116.4));
-        assert!(p.ring(&ring).starts_with("M0.0,0.0L") && p.ring(&ring).ends_with('Z'));
+        // The south-west corner first: left edge, bottom; then three lines, closed.
+        let d = p.ring(&ring);
+        let bottom = format!("M0.0,{y1:.1}L");
+        assert!(
+            d.starts_with(&bottom) && d.matches('L').count() == 3 && d.ends_with('Z'),
+            "{d}"
+        );
     }
 }
