@@ -597,3 +597,31 @@ fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
     let direct = start(&dir.path().join("direct"));
     assert_eq!(taken(&direct), 5);
 }
+
+#[test]
+fn two_nodes_on_postgresql_share_codes_duplicates_and_challenges() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = gridsync_tests::postgres_database();
+    let flags = ["--database-url", url.as_str()];
+    let a = crate::sockets::start_with(&dir.path().join("a"), &flags);
+    let b = crate::sockets::start_with(&dir.path().join("b"), &flags);
+    let (on_a, on_b) = (Resident::new(&a), Resident::new(&b));
+
+    let code = code_of(&on_a.report(&leak_here()));
+    // The other node knows the code, and the same report there gets it again:
+    // the secret, the codes and the duplicates are the cluster's, not a node's.
+    let tracked = on_b.track(&code);
+    assert_eq!(tracked.status, 200, "{}", tracked.body);
+    assert!(tracked.body.contains("已收到上报"));
+    let again = on_b.report(&leak_here());
+    assert_eq!(code_of(&again), code);
+    assert!(again.body.contains("已经有人提交过"));
+    // A challenge from one node is good on the other.
+    let challenge = on_a.challenge();
+    let nonce = solve(&challenge);
+    let other = Report {
+        description: "小区东门路灯不亮",
+        ..leak_here()
+    };
+    assert_eq!(on_b.send(&other, &challenge, &nonce).status, 200);
+}
