@@ -422,6 +422,14 @@ fn check_len(what: &str, s: &str, max: usize) -> Result<(), ResidentError> {
     Ok(())
 }
 
+/// Text from the public without control characters (line breaks kept, as `\n`).
+fn plain(s: &str) -> String {
+    s.replace("\r\n", "\n")
+        .chars()
+        .filter(|c| *c == '\n' || !c.is_control())
+        .collect()
+}
+
 /// Digits (at least five), spaces, dashes and a plus: a mobile or a landline.
 fn plausible_phone(phone: &str) -> bool {
     phone.chars().filter(char::is_ascii_digit).count() >= 5
@@ -564,7 +572,8 @@ impl Relay {
             .ok()
             .filter(|c| dir.category(c).is_some())
             .ok_or_else(|| invalid("请选择问题类别"))?;
-        let description = r.description.trim();
+        let description = plain(&r.description);
+        let description = description.trim();
         if description.chars().count() < limits::DESCRIPTION_MIN {
             return Err(invalid(format!(
                 "请描述问题，至少 {} 个字",
@@ -572,14 +581,16 @@ impl Relay {
             )));
         }
         check_len("问题描述", description, limits::DESCRIPTION)?;
-        let address = r.address.trim();
+        let address = plain(&r.address).replace('\n', " ");
+        let address = address.trim();
         check_len("地址", address, limits::ADDRESS)?;
         let phone = r.phone.trim();
         check_len("联系电话", phone, limits::PHONE)?;
         if !phone.is_empty() && !plausible_phone(phone) {
             return Err(invalid("联系电话只能包含数字，可留空"));
         }
-        let caller = r.caller.trim();
+        let caller = plain(&r.caller).replace('\n', " ");
+        let caller = caller.trim();
         check_len("来电人", caller, limits::CALLER)?;
         if r.photos.len() > limits::PHOTOS {
             return Err(invalid(format!("最多上传 {} 张照片", limits::PHOTOS)));
@@ -604,7 +615,11 @@ impl Relay {
             // An address without a position has nowhere else to go.
             description.push_str(&format!("\n地址：{address}"));
         }
-        let title: String = description.chars().take(30).collect();
+        let title: String = description
+            .chars()
+            .map(|c| if c == '\n' { ' ' } else { c })
+            .take(30)
+            .collect();
         let people = if phone.is_empty() && caller.is_empty() {
             Vec::new()
         } else {
@@ -910,6 +925,7 @@ impl Relay {
         if !(1..=5).contains(&satisfaction) {
             return Err(invalid("请选择 1 到 5 星的满意度"));
         }
+        let comment = plain(comment);
         let comment = comment.trim();
         check_len("评价", comment, limits::COMMENT)?;
         let case = self.tracked_case(client, code)?;
@@ -1065,6 +1081,14 @@ mod tests {
         assert_eq!(
             client_address(proxy, Some("198.51.100.1, 10.0.0.8"), &[proxy, two]),
             IpAddr::from([198, 51, 100, 1])
+        );
+    }
+
+    #[test]
+    fn public_text_loses_control_characters() {
+        assert_eq!(
+            plain("井盖\u{0}缺失\r\n第二行\u{1b}[31m"),
+            "井盖缺失\n第二行[31m"
         );
     }
 
