@@ -373,7 +373,7 @@ fn bad_reports_are_refused_in_chinese() {
         assert!(a.body.contains("name=\"challenge\""));
     };
 
-    // Refused at the edge, before a rate limit or the proof of work is counted.
+    // Each report takes one of the address's five, refused or not.
     let four = Report {
         photos: vec![camera_jpeg(); 4],
         ..leak_here()
@@ -408,7 +408,6 @@ fn bad_reports_are_refused_in_chinese() {
     assert_eq!(not_a_form.status, 400);
     assert!(not_a_form.body.contains("表单内容不正确"));
 
-    // Each of these takes one of the address's five.
     let unknown = Report {
         category: "ufo",
         ..leak_here()
@@ -425,6 +424,11 @@ fn bad_reports_are_refused_in_chinese() {
         400,
         "安全校验未完成",
     );
+
+    // Five are spent: the rest from another address (a new relay).
+    let server = start(&dir.path().join("other"));
+    let resident = Resident::new(&server);
+    let challenge = resident.challenge();
     let nonce = solve(&challenge);
     let forged = format!("{}0", &challenge[..challenge.len() - 1]);
     refused(

@@ -9,8 +9,8 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -48,6 +48,9 @@ pub mod limits {
     pub const COMMENT: usize = 200;
     /// Reports whose photos are decoded at once (each may take ~100 MiB).
     pub const PHOTO_WORK: usize = 2;
+    /// Reports from the page read and taken at once: their bodies (up to 24 MiB
+    /// each) share the relay's body budget with the phones' pushes.
+    pub const IN_FLIGHT: usize = 2;
 }
 
 /// The capture pipeline's limits for photos from the public: the phone's, with a
@@ -313,6 +316,17 @@ pub struct Gate {
     photo_work: AtomicUsize,
     secret: OnceLock<[u8; 32]>,
     proxies: std::sync::RwLock<Vec<IpAddr>>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// A report's place among those read and taken at once; given back when dropped.
+#[derive(Debug)]
+pub struct Admission(Arc<AtomicUsize>);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Default for Gate {
@@ -324,6 +338,7 @@ impl Default for Gate {
             photo_work: AtomicUsize::new(0),
             secret: OnceLock::new(),
             proxies: std::sync::RwLock::new(Vec::new()),
+            in_flight: Arc::new(AtomicUsize::new(0)),
         }
     }
 }
@@ -833,15 +848,29 @@ impl Relay {
         })
     }
 
-    /// A report from the public page, from `client`, with its solved challenge.
+    /// Let a report from `client` in, before its body is read: one of the
+    /// address's and everyone's reports, and one of [`limits::IN_FLIGHT`] places,
+    /// held until the returned [`Admission`] is dropped.
+    pub fn resident_admit(&self, client: IpAddr) -> Result<Admission, ResidentError> {
+        self.resident.reports.take(client, Instant::now())?;
+        let count = self.resident.in_flight.clone();
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limits::IN_FLIGHT).then_some(n + 1)
+            })
+            .map(|_| Admission(count))
+            .map_err(|_| ResidentError::TooMany("当前提交的人数较多，请稍后再试"))
+    }
+
+    /// A report from the public page, let in by [`Relay::resident_admit`], with
+    /// its solved challenge.
     pub fn resident_report(
         &self,
-        client: IpAddr,
+        _admitted: &Admission,
         challenge: &str,
         nonce: &str,
         report: &ResidentReport,
     ) -> Result<Receipt, ResidentError> {
-        self.resident.reports.take(client, Instant::now())?;
         self.spend_challenge(challenge, nonce)?;
         self.take_report(report, Channel::Resident, None)
     }

@@ -245,6 +245,15 @@ pub(crate) async fn read_form(
     Ok((f, photos))
 }
 
+/// Read a refused report's body to its end (within its limit), keeping nothing,
+/// so that the browser, which sends the whole body before it reads an answer,
+/// shows the refusal rather than a broken connection.
+async fn drain(mut form: Multipart) {
+    while let Ok(Some(mut field)) = form.next_field().await {
+        while let Ok(Some(_)) = field.chunk().await {}
+    }
+}
+
 /// The report form, with a fresh challenge; `again` is a refused form to show
 /// with its message.
 async fn form_page(state: &AppState, again: Option<(&ReportForm, StatusCode, String)>) -> Response {
@@ -283,7 +292,18 @@ async fn report(
     headers: HeaderMap,
     form: Result<Multipart, MultipartRejection>,
 ) -> Response {
+    // Counted before the body is read: a stranger's 24 MiB costs a report.
     let client = client(&state, info, &headers);
+    let admitted = match state.relay.resident_admit(client) {
+        Ok(admitted) => admitted,
+        Err(e) => {
+            if let Ok(form) = form {
+                drain(form).await;
+            }
+            let (status, message) = refusal(&e);
+            return form_page(&state, Some((&ReportForm::default(), status, message))).await;
+        }
+    };
     let Ok(form) = form else {
         let again = (
             &ReportForm::default(),
@@ -302,7 +322,7 @@ async fn report(
     let typed = f.clone();
     let result = blocking(&state, move |r| {
         let report = f.report(photos)?;
-        r.resident_report(client, &f.challenge, &f.nonce, &report)
+        r.resident_report(&admitted, &f.challenge, &f.nonce, &report)
     })
     .await;
     match result {
