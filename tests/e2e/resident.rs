@@ -560,6 +560,14 @@ fn a_dispatcher_enters_a_hotline_call_in_her_own_name() {
     assert_eq!(case.doc.people[0].name, "李女士");
     assert_eq!(case.doc.people[0].role, "来电人");
 
+    // A department handler takes no calls.
+    set_password(&data, HANDLER, "water-2026-handler");
+    let mut handler = Console::new(&server);
+    handler.sign_in(HANDLER, "water-2026-handler");
+    let refused = handler.get("/console/hotline");
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("只有调度员可以登记来电"));
+
     // Without the session's CSRF token, nothing is entered.
     let forged = console.post_multipart(
         "/console/hotline",
