@@ -1,9 +1,9 @@
-//! Enrollment at scale through the console over a real `gridsync serve`: a town
-//! dispatcher issues codes for a whole community of 300-odd workers at once, gets
-//! them as a sheet of QR codes whose links read back, and every code enrolls a
-//! phone through the protocol exactly once; the list shows them used; an
-//! outstanding code withdrawn stops working; a community dispatcher, and anyone
-//! for another town, is refused.
+//! Enrollment at scale through the console over a real `gridsync serve`: a town's
+//! administrator issues codes for a whole community of 300-odd workers at once,
+//! gets them as a sheet of QR codes whose links read back, and every code enrolls
+//! a phone through the protocol exactly once; the list shows them used; an
+//! outstanding code withdrawn stops working; a dispatcher, codes for another town
+//! and codes for an administrator are refused.
 
 use gridsync_core::sync::{self, EnrollmentLink, HttpTransport, SyncError};
 use gridsync_core::DeviceId;
@@ -13,7 +13,10 @@ use crate::sockets::{start_with, Server};
 use crate::workflow::WORKER;
 
 const COMMUNITY: &str = "339901001001";
-const TOWN_DISPATCHER: &str = "td-339901001";
+/// An administrator placed at the town (added to the test's directory).
+const TOWN_ADMIN: &str = "admin-339901001";
+/// The district's administrator, in the sample directory.
+const ADMIN: &str = "admin";
 const PASSWORD: &str = "enroll-2026-town";
 
 /// The sample directory with 300 more grids (and a worker in each) in one
@@ -32,6 +35,9 @@ fn big_directory(path: &std::path::Path) {
             "role": "grid_worker", "region": grid,
         }));
     }
+    workers.push(serde_json::json!({
+        "id": TOWN_ADMIN, "name": "临江街道管理员", "role": "admin", "region": "339901001",
+    }));
     let regions = file["regions"].as_array_mut().unwrap();
     let at = regions.iter().position(|r| r["code"] == COMMUNITY).unwrap();
     regions.splice(at + 1..at + 1, grids);
@@ -65,7 +71,7 @@ fn a_town_issues_codes_for_a_whole_community_and_each_enrolls_once() {
     let directory = dir.path().join("directory.json");
     big_directory(&directory);
     let server = start_with(&data, &["--directory", directory.to_str().unwrap()]);
-    let town = signed_in(&server, &data, TOWN_DISPATCHER);
+    let town = signed_in(&server, &data, TOWN_ADMIN);
     let csrf = town.csrf();
 
     let sheet = town.post(
@@ -143,8 +149,8 @@ fn a_town_issues_codes_for_a_whole_community_and_each_enrolls_once() {
         Err(SyncError::Unauthorized { .. })
     ));
 
-    // A community dispatcher does not issue codes; a town dispatcher does not
-    // issue them for another town.
+    // A dispatcher does not issue codes; a town's administrator does not issue
+    // them for another town, and no one issues them for an administrator.
     let community = signed_in(&server, &data, "cd-339901001001");
     let refused = community.post(
         "/console/enrollments",
@@ -166,6 +172,19 @@ fn a_town_issues_codes_for_a_whole_community_and_each_enrolls_once() {
         ],
     );
     assert_eq!(elsewhere.status, 403);
+    let district = signed_in(&server, &data, ADMIN);
+    let for_admin = district.post(
+        "/console/enrollments",
+        &[
+            ("csrf", &district.csrf()),
+            ("region", ""),
+            ("user", TOWN_ADMIN),
+            ("server", &server.url),
+        ],
+    );
+    assert_eq!(for_admin.status, 403, "{}", for_admin.body);
+    let town_dispatcher = signed_in(&server, &data, "td-339901001");
+    assert_eq!(town_dispatcher.get("/console/enrollments").status, 403);
     let bad_server = town.post(
         "/console/enrollments",
         &[
@@ -195,7 +214,7 @@ fn a_worker_who_leaves_is_disabled_in_one_action() {
     let worker = crate::sockets::enroll(&data, &server, WORKER, dir.path());
     worker.report_case(crate::workflow::leak()).unwrap();
     worker.sync(&mut |_| {}).unwrap();
-    let town = signed_in(&server, &data, TOWN_DISPATCHER);
+    let town = signed_in(&server, &data, ADMIN);
     let csrf = town.csrf();
     let issue = |target: (&str, &str)| {
         town.post(
@@ -206,9 +225,15 @@ fn a_worker_who_leaves_is_disabled_in_one_action() {
     let spare = links_of_one(&issue(("user", WORKER)).body);
     set_password(&data, WORKER, PASSWORD);
 
-    let done = town.post(
+    // Not without saying her unsent work goes with her phone.
+    let unconfirmed = town.post(
         "/console/users/disable",
         &[("csrf", &csrf), ("user", WORKER)],
+    );
+    assert_eq!(unconfirmed.status, 400);
+    let done = town.post(
+        "/console/users/disable",
+        &[("csrf", &csrf), ("user", WORKER), ("confirm", "yes")],
     );
     assert_eq!(done.status, 303, "{}", done.body);
     let page = town.get("/console/enrollments");
@@ -243,15 +268,10 @@ fn a_worker_who_leaves_is_disabled_in_one_action() {
     let again = links_of_one(&issue(("user", WORKER)).body);
     let e = sync::enroll(&transport, &again.code, DeviceId::random(), "new phone").unwrap();
     assert_eq!(e.user.as_str(), WORKER);
-    // A dispatcher cannot disable someone outside her region, nor herself.
-    let other = town.post(
+    // An administrator is not disabled from the console.
+    let admin = town.post(
         "/console/users/disable",
-        &[("csrf", &csrf), ("user", "w-339901002001001")],
+        &[("csrf", &csrf), ("user", ADMIN), ("confirm", "yes")],
     );
-    assert_eq!(other.status, 404);
-    let herself = town.post(
-        "/console/users/disable",
-        &[("csrf", &csrf), ("user", TOWN_DISPATCHER)],
-    );
-    assert_eq!(herself.status, 400);
+    assert_eq!(admin.status, 403);
 }

@@ -67,7 +67,13 @@ impl EnrollmentLink {
             .ok_or(LinkError(
                 "the server is not an http:// or https:// address",
             ))?;
-        if rest.is_empty() || rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        // The authority ends at the first '/', '?' or '#'; user info ('@') in it
+        // would let a link show one host and reach another.
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.is_empty()
+            || authority.contains('@')
+            || rest.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(LinkError("the server address is malformed"));
         }
         if !(4..=32).contains(&self.code.len())
@@ -151,6 +157,8 @@ mod tests {
             "gridsync://enroll?server=http%3A%2F%2Fx&code=ABCD2345EF&code=ZZZZ",
             "gridsync://enroll?server=http%3A%2F%2Fx%ZZ&code=ABCD2345EF",
             "gridsync://enroll?code=ABCD2345EF",
+            "gridsync://enroll?server=https%3A%2F%2Fgov.cn%40evil.example&code=ABCD2345EF",
+            "gridsync://enroll?server=https%3A%2F%2F%2Fpath&code=ABCD2345EF",
         ] {
             let err = EnrollmentLink::parse(bad).unwrap_err().to_string();
             assert!(!err.contains("ABCD2345EF"), "{err}");

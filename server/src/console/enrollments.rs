@@ -1,5 +1,5 @@
-//! Enrollment codes in the console (设备注册码): an administrator or a town's or
-//! district's dispatcher issues one-time codes for one user or for everyone placed
+//! Enrollment codes in the console (设备注册码): an administrator (within her
+//! region: an `admin` placed at a town administers the town) issues one-time codes for one user or for everyone placed
 //! in a grid, a community or a town at once, and gets them as a printable A4
 //! sheet of QR codes (each the enrollment link: the server's address and the code
 //! in one scan). Codes are shown that once and stored only hashed; the list shows
@@ -7,7 +7,7 @@
 //! withdrawn — and withdraws outstanding ones. A user who left is disabled here in
 //! one action that also revokes her devices and withdraws her codes.
 
-use axum::extract::{Form, Query, State};
+use axum::extract::{Form, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -69,6 +69,7 @@ struct Words {
     disable: &'static str,
     enable: &'static str,
     disabled_since: &'static str,
+    confirm_disable: &'static str,
 }
 
 const ZH: Words = Words {
@@ -99,6 +100,7 @@ const ZH: Words = Words {
     disable: "停用",
     enable: "恢复",
     disabled_since: "停用时间",
+    confirm_disable: "我已知晓：其手机上尚未同步的数据将随设备注销一并清除",
 };
 
 const EN: Words = Words {
@@ -130,6 +132,7 @@ const EN: Words = Words {
     disable: "Disable",
     enable: "Enable",
     disabled_since: "Disabled",
+    confirm_disable: "I understand: whatever her phones have not yet synced is erased with them",
 };
 
 fn words(lang: Lang) -> &'static Words {
@@ -144,17 +147,14 @@ pub fn title(lang: Lang) -> &'static str {
     words(lang).title
 }
 
-/// Whether `who` may come here (the relay checks again).
+/// Whether `who` may come here (the relay checks again): administrators.
 pub fn may_enroll(who: &ConsoleUser) -> bool {
-    use gridsync_core::Role;
-    matches!(
-        who.user.role,
-        Role::Admin | Role::TownDispatcher | Role::DistrictDispatcher
-    )
+    who.user.role == gridsync_core::Role::Admin
 }
 
 /// The address phones reach this server at, as the browser reached it: a guess
-/// the form lets the operator correct (behind a proxy it differs).
+/// the form lets the operator correct (behind a proxy it differs). Never taken
+/// from the page's URL, so a link cannot plant another server on a sheet.
 fn guessed_server(headers: &HeaderMap) -> String {
     headers
         .get(header::HOST)
@@ -164,17 +164,7 @@ fn guessed_server(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-#[derive(Deserialize)]
-pub struct ListQuery {
-    server: Option<String>,
-}
-
-async fn list(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    who: ConsoleUser,
-    Query(q): Query<ListQuery>,
-) -> Response {
+async fn list(State(state): State<AppState>, headers: HeaderMap, who: ConsoleUser) -> Response {
     let lang = lang(&headers);
     let who2 = who.clone();
     let result = blocking(&state, move |r| {
@@ -188,7 +178,7 @@ async fn list(
         Ok(v) => v,
         Err(e) => return failure(lang, Some(&who), &e),
     };
-    let server = q.server.unwrap_or_else(|| guessed_server(&headers));
+    let server = guessed_server(&headers);
     let w = words(lang);
     let now = Utc::now();
     let body = html! {
@@ -200,6 +190,7 @@ async fn list(
             form method="post" action="/console/users/disable" {
                 input type="hidden" name="csrf" value=(who.csrf);
                 label { (w.user) " " input type="text" name="user" maxlength="64" required; }
+                label { input type="checkbox" name="confirm" value="yes" required; " " (w.confirm_disable) }
                 button type="submit" { (w.disable) }
             }
             @if !disabled.is_empty() {
@@ -459,6 +450,8 @@ pub struct RevokeForm {
 pub struct UserForm {
     csrf: String,
     user: String,
+    /// Required to disable: her unsent work goes with her devices.
+    confirm: Option<String>,
 }
 
 async fn disable(
@@ -489,6 +482,13 @@ async fn set_disabled(
     let lang = lang(&headers);
     if let Some(page) = csrf_refusal(lang, &who, &f.csrf) {
         return page;
+    }
+    if disabled && f.confirm.as_deref() != Some("yes") {
+        return failure(
+            lang,
+            Some(&who),
+            &PageError::form("confirm that her unsynced work is erased with her devices"),
+        );
     }
     let who2 = who.clone();
     match blocking(&state, move |r| {

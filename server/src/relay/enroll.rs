@@ -279,20 +279,31 @@ impl Relay {
 /// Most codes one request of the console issues.
 pub const MAX_CODES_AT_ONCE: usize = 1_000;
 
-/// Whether `who` may issue and see enrollment codes: administrators and the
-/// town's and district's dispatchers, within their region.
+/// Whether `who` may issue and see enrollment codes and disable users: the
+/// administrators (a town's administrator is an `admin` placed at the town),
+/// within their region. Dispatchers may not: a code or a disabled account is a
+/// way to act as, or silence, someone else, so it stays with the role that
+/// already holds every right.
 fn may_enroll(who: &ConsoleUser) -> Result<gridsync_core::access::Scope, RelayError> {
-    use gridsync_core::Role;
     match who.user.role {
-        Role::Admin | Role::TownDispatcher | Role::DistrictDispatcher => {
-            Ok(gridsync_core::access::scope_of(&who.user))
-        }
+        gridsync_core::Role::Admin => Ok(gridsync_core::access::scope_of(&who.user)),
         _ => Err(RelayError::Forbidden {
             code: "refused",
-            message: "only administrators and town or district dispatchers issue enrollment codes"
-                .into(),
+            message: "only administrators issue enrollment codes and disable users".into(),
         }),
     }
+}
+
+/// Whether `target` may be given a code or disabled from the console: never an
+/// administrator (they enroll and are managed with the command line).
+fn manageable(target: &User) -> Result<(), RelayError> {
+    if target.role == gridsync_core::Role::Admin {
+        return Err(RelayError::Forbidden {
+            code: "refused",
+            message: "administrators are enrolled and disabled with the command line".into(),
+        });
+    }
+    Ok(())
 }
 
 impl Relay {
@@ -334,6 +345,9 @@ impl Relay {
                 vec![user]
             }
         };
+        for u in &users {
+            manageable(u)?;
+        }
         if users.iter().any(|u| !scope.covers(&u.region)) {
             return Err(RelayError::Forbidden {
                 code: "refused",
@@ -467,9 +481,7 @@ impl Relay {
             .and_then(|u| dir.user(&u).cloned())
             .filter(|u| scope.covers(&u.region))
             .ok_or(RelayError::NotFound("no such user in your region"))?;
-        if user.id == who.user.id {
-            return Err(RelayError::bad_request("you cannot disable yourself"));
-        }
+        manageable(&user)?;
         if disabled {
             self.disable_user(&user.id, Some(&who.user.id))?;
         } else {

@@ -71,19 +71,19 @@ class EnrollViewModel(private val repo: GridRepository, private val scope: Corou
     /**
      * A QR code scanned from the command centre's sheet (the console's 设备注册码
      * page): it carries the server's address and the code in one link. Both fill the
-     * form, which is then submitted as if typed; anything else scanned is refused
-     * with a message, the form left as it was.
+     * form; the worker sees which server it names and submits it herself (a forged
+     * sheet must not send her code somewhere unseen). Anything else scanned is
+     * refused with a message, the form left as it was.
      */
-    fun onScanned(text: String): Job {
+    fun onScanned(text: String) {
         val link = try {
             parseEnrollmentLink(text)
         } catch (e: GridsyncException.InvalidInput) {
             _state.update { it.copy(notice = Notice(UiMessage.QR_NOT_ENROLLMENT, e.reason)) }
-            return scope.launch { }
+            return
         }
         onServerUrlChange(link.serverUrl)
         onCodeChange(link.code)
-        return submit()
     }
 
     /** Reopen the database of an earlier enrollment, if there is one. */

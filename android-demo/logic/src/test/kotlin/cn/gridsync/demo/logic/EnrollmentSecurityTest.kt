@@ -39,18 +39,22 @@ class EnrollmentSecurityTest {
     }
 
     @Test
-    fun aScannedQrCodeFillsTheFormAndEnrollsAndAnyOtherQrCodeIsRefused() = runBlocking<Unit> {
+    fun aScannedQrCodeFillsTheFormForTheWorkerToSubmitAndAnyOtherQrCodeIsRefused() = runBlocking<Unit> {
         val relay = relay()
         val worker = phone(relay)
         val vm = EnrollViewModel(worker.repo, worker.scope)
-        vm.onScanned("https://example.org/not-ours").join()
+        vm.onScanned("https://example.org/not-ours")
         assertEquals(UiMessage.QR_NOT_ENROLLMENT, vm.state.value.notice?.message)
         assertNothingKept(worker)
 
         // What the console prints: the relay's address and a fresh code in one link.
+        // It fills the form; nothing is sent until the worker submits it.
         val code = relay.enrollmentCode(WORKER)
         val server = java.net.URLEncoder.encode(relay.url, "UTF-8")
-        vm.onScanned("gridsync://enroll?server=$server&code=$code").join()
+        vm.onScanned("gridsync://enroll?server=$server&code=$code")
+        assertEquals(relay.url to code, vm.state.value.serverUrl to vm.state.value.code)
+        assertNothingKept(worker)
+        vm.submit().join()
         // A local plain-HTTP test server is asked about first, as when typed.
         assertEquals(relay.url, vm.state.value.confirmPlainHttp)
         vm.confirmPlainHttp().join()
