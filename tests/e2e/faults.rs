@@ -1,10 +1,15 @@
 //! Faults: the relay killed with SIGKILL at random moments during pushes, many
 //! times. After a restart and a re-sync every acknowledged change is there exactly
-//! once and the replicas converge.
+//! once and the replicas converge. The worker pushes through a proxy that follows
+//! the HTTP requests, which proves that kills landed mid-push: a push's whole body
+//! went to the relay and its answer never came. (`scripts/torture` runs the same
+//! fault hundreds of times; see docs/reliability.md.)
 
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use gridsync_core::CaseFilter;
+use gridsync_tests::proxy::{Fault, FaultProxy};
 
 use crate::sockets::{enroll, start};
 use crate::workflow::{leak, DISPATCHER, WORKER};
@@ -16,11 +21,23 @@ fn killing_the_relay_mid_push_loses_and_duplicates_nothing() {
     let server = start(&data);
     let worker = enroll(&data, &server, WORKER, dir.path());
     let dispatcher = enroll(&data, &server, DISPATCHER, dir.path());
+    let token = worker.server().unwrap().unwrap().1;
     drop(server);
 
     let mut reported = 0;
-    // A cheap deterministic spread of kill delays (ms).
-    let delays = [3u64, 11, 0, 25, 7, 40, 1, 18];
+    let mut mid_push = 0;
+    // A cheap deterministic spread of kill delays (ms); `None`: kill as soon as a
+    // push's body has reached the relay.
+    let delays = [
+        None,
+        Some(3u64),
+        None,
+        Some(25),
+        None,
+        Some(40),
+        None,
+        Some(1),
+    ];
     for (round, delay) in delays.iter().enumerate() {
         for i in 0..40 {
             let mut c = leak();
@@ -28,30 +45,45 @@ fn killing_the_relay_mid_push_loses_and_duplicates_nothing() {
             worker.report_case(c).unwrap();
             reported += 1;
         }
-        let server = start(&data);
-        let mut child = server;
-        let killer = {
-            let pid = child.child.id();
-            let delay = *delay;
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(delay));
-                // SIGKILL: no chance to flush or finish anything.
-                let _ = std::process::Command::new("kill")
-                    .args(["-9", &pid.to_string()])
-                    .status();
-            })
-        };
+        let mut server = start(&data);
+        let upstream = server
+            .url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("a loopback address");
+        let proxy = FaultProxy::start(upstream, |_| Fault::Clean).expect("proxy");
+        worker.set_server(&proxy.url(), &token).unwrap();
+        let pid = server.child.id();
+        let stats = proxy.stats.clone();
+        let delay = *delay;
+        let killer = std::thread::spawn(move || {
+            match delay {
+                Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
+                None => {
+                    let t = Instant::now();
+                    while stats.pushes_sent.load(Ordering::Relaxed) == 0
+                        && t.elapsed() < Duration::from_secs(10)
+                    {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                }
+            }
+            // SIGKILL: no chance to flush or finish anything.
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+        });
         let _ = worker.sync(&mut |_| {});
         killer.join().unwrap();
-        let _ = child.child.wait();
-        child.url.clear();
+        let _ = server.child.wait();
+        server.url.clear();
+        mid_push += proxy.stats.pushes_unanswered.load(Ordering::Relaxed);
     }
+    assert!(mid_push > 0, "no kill landed mid-push");
 
     // Restart for good; everything left goes through.
     let server = start(&data);
-    worker
-        .set_server(&server.url, &worker.server().unwrap().unwrap().1)
-        .unwrap();
+    worker.set_server(&server.url, &token).unwrap();
     dispatcher
         .set_server(&server.url, &dispatcher.server().unwrap().unwrap().1)
         .unwrap();
