@@ -2,7 +2,7 @@
 //! report with a photo lands in the grid holding its position, at that
 //! community; the loop runs; the resident follows it by tracking code (steps and
 //! times, no names) and scores it; bad input, a missing or spent proof of work
-//! and a burst are refused in Chinese; a duplicate gets the first code; the
+//! and a burst are refused in Chinese; a duplicate is told so, without the first reporter's code; the
 //! dispatcher's hotline form reports in her own name with its channel.
 
 use gridsync_core::{CaseFilter, Channel, DocId, Engine, Status};
@@ -449,19 +449,21 @@ fn bad_reports_are_refused_in_chinese() {
 }
 
 #[test]
-fn a_burst_meets_the_rate_limit_and_a_duplicate_gets_the_first_code() {
+fn a_burst_meets_the_rate_limit_and_a_duplicate_is_not_given_the_first_code() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(&dir.path().join("relay"));
     let resident = Resident::new(&server);
 
     let first = code_of(&resident.report(&leak_here()));
-    // The same report a little way off: the first one's code.
+    // The same report a little way off: told it is known, and not given the
+    // first one's code (the key to scoring that case).
     let again = resident.report(&Report {
         at: Some(("30.2742", "120.1552")),
         ..leak_here()
     });
-    assert_eq!(code_of(&again), first);
+    assert_eq!(again.status, 200);
     assert!(again.body.contains("已经有人提交过"));
+    assert!(!again.body.contains(&first) && !again.body.contains("id=\"code\""));
 
     // A spent challenge is not good for a second report.
     let challenge = resident.challenge();
@@ -626,8 +628,7 @@ fn two_nodes_on_postgresql_share_codes_duplicates_and_challenges() {
     assert_eq!(tracked.status, 200, "{}", tracked.body);
     assert!(tracked.body.contains("已收到上报"));
     let again = on_b.report(&leak_here());
-    assert_eq!(code_of(&again), code);
-    assert!(again.body.contains("已经有人提交过"));
+    assert!(again.body.contains("已经有人提交过") && !again.body.contains(&code));
     // A challenge from one node is good on the other.
     let challenge = on_a.challenge();
     let nonce = solve(&challenge);
@@ -636,4 +637,64 @@ fn two_nodes_on_postgresql_share_codes_duplicates_and_challenges() {
         ..leak_here()
     };
     assert_eq!(on_b.send(&other, &challenge, &nonce).status, 200);
+}
+
+/// Only the same words about the same spot are one report: at the same address
+/// when neither has a position, or within reach of each other when both do.
+#[test]
+fn the_same_words_elsewhere_are_a_new_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&dir.path().join("relay"));
+    let resident = Resident::new(&server);
+    let here = Report {
+        at: None,
+        grid: GRID,
+        description: "楼道灯坏了",
+        ..leak_here()
+    };
+    let first = code_of(&resident.report(&here));
+    let next_door = resident.report(&Report {
+        address: "望湖小区9号楼",
+        ..here.clone()
+    });
+    assert_ne!(code_of(&next_door), first, "another building's lamp");
+    let placed = resident.report(&Report {
+        at: Some(HERE),
+        ..here.clone()
+    });
+    assert_ne!(code_of(&placed), first, "one with a position, one without");
+    let same = resident.report(&here);
+    assert!(same.body.contains("已经有人提交过"), "{}", same.body);
+}
+
+/// Another site's page cannot make its visitors' browsers post here.
+#[test]
+fn posts_from_another_site_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&dir.path().join("relay"));
+    let resident = Resident::new(&server);
+    let code = code_of(&resident.report(&leak_here()));
+    let post = |name: &str, value: &str| {
+        let mut r = resident
+            .agent
+            .post(format!("{}/r/track", resident.url))
+            .header(name, value)
+            .send_form([("code", code.as_str())])
+            .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    };
+    for (name, value) in [
+        ("Sec-Fetch-Site", "cross-site"),
+        ("Sec-Fetch-Site", "same-site"),
+        ("Origin", "https://evil.example"),
+    ] {
+        let (status, body) = post(name, value);
+        assert_eq!(status, 403, "{name}: {value}");
+        assert!(body.contains("不要从其他网站提交") && !body.contains(&code));
+    }
+    let (status, _) = post("Sec-Fetch-Site", "same-origin");
+    assert_eq!(status, 200, "this page's own form");
+    let own = server.url.trim_start_matches("http://").to_owned();
+    let (status, _) = post("Origin", &format!("http://{own}"));
+    assert_eq!(status, 200);
 }

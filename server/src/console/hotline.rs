@@ -143,8 +143,10 @@ fn receipt(lang: Lang, who: &ConsoleUser, r: &Receipt) -> Markup {
         html! {
             section {
                 p.flash.ok { (if r.duplicate { w.duplicate } else { w.entered }) }
-                p { (w.code) }
-                p { strong #code { (r.code) } }
+                @if let Some(code) = &r.code {
+                    p { (w.code) }
+                    p { strong #code { (code) } }
+                }
                 p {
                     a href=(format!("/console/cases/{}", r.case)) { (r.case) } " · "
                     a href="/console/hotline" { (w.title) }

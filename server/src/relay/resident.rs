@@ -140,9 +140,11 @@ pub struct ResidentReport {
 /// What a resident is given for a report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Receipt {
-    /// The tracking code, `XXXX-XXXX-XXXX`.
-    pub code: String,
-    /// The same report was already received: this is its code.
+    /// The tracking code, `XXXX-XXXX-XXXX`; none for a public report that
+    /// repeats an earlier one (its code is the first reporter's, and it is the key
+    /// to scoring that case: never handed to whoever types the same words).
+    pub code: Option<String>,
+    /// The same report was already received.
     pub duplicate: bool,
     /// The case.
     pub case: DocId,
@@ -649,15 +651,19 @@ impl Relay {
                 phone: phone.to_owned(),
             }]
         };
+        // The same words at the same address, in the same grid; reports with a
+        // position and without one are kept apart (only like is compared).
         let dup_key = format!(
-            "resident.dup.{}.{grid}",
+            "resident.dup.{}.{grid}.{}",
             hex(&Sha256::digest(
                 format!(
-                    "{category}\n{}",
-                    r.description.split_whitespace().collect::<String>()
+                    "{category}\n{}\n{}",
+                    r.description.split_whitespace().collect::<String>(),
+                    address.split_whitespace().collect::<String>()
                 )
                 .as_bytes()
-            ))
+            )),
+            if point.is_some() { "at" } else { "address" }
         );
         Ok(Checked {
             input: NewCase {
@@ -696,9 +702,12 @@ impl Relay {
             (Some(lat), Some(lon)) => lat.parse().ok().zip(lon.parse().ok()),
             _ => None,
         };
+        // Both at a position and near, or both without one (at the same
+        // address, which is in the key): never one with and one without.
         let near = match (c.point, there) {
             (Some(a), Some(b)) => metres(a, b) <= DUPLICATE_METRES,
-            _ => true,
+            (None, None) => true,
+            _ => false,
         };
         let recent = Utc::now().timestamp_millis() - at <= DUPLICATE_MS;
         Ok((near && recent).then(|| doc.parse().ok()).flatten())
@@ -797,9 +806,20 @@ impl Relay {
         author: Option<(&User, DeviceId)>,
     ) -> Result<Receipt, ResidentError> {
         let checked = self.check_report(report, channel)?;
+        if let Some((user, _)) = author {
+            // A dispatcher enters calls for her own region only, duplicates too.
+            if !gridsync_core::access::scope_of(user).covers(&checked.grid) {
+                return Err(invalid("该网格不在您的管辖范围内"));
+            }
+        }
         if let Some(case) = self.duplicate_of(&checked)? {
+            // The first report's code only to a dispatcher, who may see the case.
+            let code = match author {
+                Some(_) => Some(grouped(&self.tracking_code(&case)?)),
+                None => None,
+            };
             return Ok(Receipt {
-                code: grouped(&self.tracking_code(&case)?),
+                code,
                 duplicate: true,
                 case,
             });
@@ -842,7 +862,7 @@ impl Relay {
             .map_err(RelayError::internal)?;
         tracing::info!(channel = channel.as_str(), "resident report taken");
         Ok(Receipt {
-            code: grouped(&code),
+            code: Some(grouped(&code)),
             duplicate: false,
             case,
         })

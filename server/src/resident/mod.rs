@@ -52,6 +52,34 @@ pub fn routes() -> Router<AppState> {
             "/r/evaluate",
             post(evaluate).layer(DefaultBodyLimit::max(FORM_BYTES)),
         )
+        .layer(axum::middleware::from_fn(from_this_site))
+}
+
+/// Forms are posted from these pages only: a browser says where a post comes
+/// from (`Sec-Fetch-Site`, or else `Origin`), and another site's page that makes
+/// its visitors' browsers post here — spreading a flood over thousands of real
+/// addresses — is refused. Clients that say nothing (scripts, old browsers) are
+/// left to the rate limits and the proof of work.
+async fn from_this_site(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let h = req.headers();
+    let site = h.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    let origin = h.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
+    let foreign = match (site, origin) {
+        (Some(site), _) => !matches!(site, "same-origin" | "none"),
+        (None, Some(origin)) => {
+            let authority = origin.split_once("://").map_or(origin, |(_, a)| a);
+            host != Some(authority)
+        }
+        (None, None) => false,
+    };
+    if req.method() == axum::http::Method::POST && foreign {
+        return html(
+            StatusCode::FORBIDDEN,
+            pages::message("无法提交", "请在本页面上填写并提交，不要从其他网站提交。"),
+        );
+    }
+    next.run(req).await
 }
 
 /// A public page: never cached, never framed, no referrer, and a policy that

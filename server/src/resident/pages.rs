@@ -189,16 +189,18 @@ pub(crate) fn receipt(r: &Receipt) -> Markup {
     layout(
         "提交成功",
         html! {
-            @if r.duplicate {
-                p.msg.ok { "这个问题已经有人提交过，社区正在处理。以下是该问题的查询码：" }
-            } @else {
-                p.msg.ok { "已收到您的上报，将由所在社区受理。" }
-            }
-            p { "查询码（请截图或抄下，只显示这一次）：" }
-            p.code #code { (r.code) }
-            form method="post" action="/r/track" {
-                input type="hidden" name="code" value=(r.code);
-                button type="submit" { "查看处理进度" }
+            @match &r.code {
+                Some(code) => {
+                    p.msg.ok { "已收到您的上报，将由所在社区受理。" }
+                    p { "查询码（请截图或抄下，只显示这一次）：" }
+                    p.code #code { (code) }
+                    form method="post" action="/r/track" {
+                        input type="hidden" name="code" value=(code);
+                        button type="submit" { "查看处理进度" }
+                    }
+                }
+                // A repeat of a recent report: its code is the first reporter's.
+                None => p.msg.ok #duplicate { "这个问题已经有人提交过，社区正在处理，无需重复上报。感谢您的反映！" },
             }
             p { a href="/r" { "继续上报" } }
         },
