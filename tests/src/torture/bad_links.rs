@@ -18,6 +18,66 @@ use super::{
     drain, enroll_phone, panics_in, Level, RelayProcess, Report, Rng, DISPATCHER, WORKER, WORKER_2,
 };
 
+/// The relay's footprint at one moment.
+pub struct Sample {
+    /// Seconds since the phones started.
+    at: f64,
+    /// Resident set (VmRSS).
+    rss_kib: f64,
+    /// Open file descriptors.
+    fds: f64,
+    /// `relay.db-wal`.
+    wal_kib: f64,
+    /// `relay.db`.
+    db_kib: f64,
+}
+
+impl Sample {
+    /// Read `/proc/<pid>` and the data folder (`None` off Linux or once the relay died).
+    fn take(pid: u32, data: &Path, t0: Instant) -> Option<Sample> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let rss_kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())?;
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as f64;
+        let kib = |name: &str| {
+            std::fs::metadata(data.join(name))
+                .map(|m| m.len() as f64 / 1024.0)
+                .unwrap_or(0.0)
+        };
+        Some(Sample {
+            at: t0.elapsed().as_secs_f64(),
+            rss_kib,
+            fds,
+            wal_kib: kib("relay.db-wal"),
+            db_kib: kib("relay.db"),
+        })
+    }
+}
+
+/// The least-squares slope of `(seconds, value)` points, per minute (0 for fewer than
+/// two points).
+pub fn slope_per_minute(points: impl Iterator<Item = (f64, f64)>) -> f64 {
+    let p: Vec<(f64, f64)> = points.collect();
+    let n = p.len() as f64;
+    if p.len() < 2 {
+        return 0.0;
+    }
+    let (mx, my) = (
+        p.iter().map(|x| x.0).sum::<f64>() / n,
+        p.iter().map(|x| x.1).sum::<f64>() / n,
+    );
+    let num: f64 = p.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
+    let den: f64 = p.iter().map(|(x, _)| (x - mx) * (x - mx)).sum();
+    if den == 0.0 {
+        0.0
+    } else {
+        num / den * 60.0
+    }
+}
+
 /// The seeded fault of the `i`-th connection.
 pub fn plan(rng: &mut Rng) -> Fault {
     match rng.range(0, 100) {
@@ -166,7 +226,22 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     let acked: Mutex<Vec<(usize, Acked)>> = Mutex::new(Vec::new());
     let failed_syncs = Mutex::new(0u64);
     let mut engines: Vec<Option<Engine>> = Vec::new();
+    let relay_pid = relay.child.id();
+    let every = Duration::from_secs(match level {
+        Level::Quick => 5,
+        Level::Long => 10,
+    });
+    let mut samples: Vec<Sample> = Vec::new();
     std::thread::scope(|s| {
+        let sampler = s.spawn(|| {
+            let mut out = Vec::new();
+            let t0 = Instant::now();
+            while Instant::now() < until {
+                out.extend(Sample::take(relay_pid, &data, t0));
+                std::thread::sleep(every);
+            }
+            out
+        });
         let handles: Vec<_> = ids
             .iter()
             .enumerate()
@@ -194,6 +269,7 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
             .into_iter()
             .map(|h| h.join().ok().flatten())
             .collect();
+        samples = sampler.join().unwrap_or_default();
     });
     // The link heals: every queue must drain within 60 s.
     proxy.heal();
@@ -243,6 +319,29 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     report.set("failed_syncs", failed_syncs.into_inner().unwrap_or(0));
     report.set("docs_compared", docs_compared);
     report.set("drain_seconds_max", (slowest * 10.0).round() / 10.0);
+    // The relay's footprint while the phones worked: the first and last sample and
+    // the least-squares slope per minute over the second half (after warm-up).
+    let late = &samples[samples.len() / 2..];
+    for (name, get) in [
+        (
+            "relay_rss_kib",
+            (|x: &Sample| x.rss_kib) as fn(&Sample) -> f64,
+        ),
+        ("relay_fds", |x: &Sample| x.fds),
+        ("relay_wal_kib", |x: &Sample| x.wal_kib),
+        ("relay_db_kib", |x: &Sample| x.db_kib),
+    ] {
+        let first = samples.first().map(get).unwrap_or(0.0);
+        let last = samples.last().map(get).unwrap_or(0.0);
+        report.set(&format!("{name}_first"), first.round());
+        report.set(&format!("{name}_last"), last.round());
+        let slope = slope_per_minute(late.iter().map(|x| (x.at, get(x))));
+        report.set(
+            &format!("{name}_slope_per_min"),
+            (slope * 10.0).round() / 10.0,
+        );
+    }
+    report.set("samples", samples.len() as u64);
     report.seconds = started.elapsed().as_secs_f64();
     report
 }
