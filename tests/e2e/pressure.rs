@@ -263,6 +263,81 @@ fn counter(scrape: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Strangers' uploads to the public resident page have a budget of their own.
+/// With 15 MiB of the phones' 32 MiB held by a stalled push, two residents'
+/// uploads stalled at 8 MiB each would have filled the rest (a 4 MiB push then
+/// answered `busy`); apart, the push is read and answered.
+#[test]
+fn stalled_resident_uploads_never_take_the_phones_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let server = start_with(&data, &["--body-budget-mib", "32", "--busy-wait-secs", "1"]);
+    let at = addr(&server);
+    let holder = enroll(&data, &server, DISPATCHER, dir.path());
+    let stolen = token(&holder);
+    let chunk = vec![b'x'; MIB];
+    let mut held = Vec::new();
+    let mut push = TcpStream::connect(at).unwrap();
+    push.write_all(push_head(at, 16 * MIB, Some(&stolen)).as_bytes())
+        .unwrap();
+    for _ in 0..15 {
+        push.write_all(&chunk).unwrap();
+    }
+    held.push(push);
+    let boundary = "gridsyncpressure";
+    let part = |last: bool| {
+        let mut p = format!(
+            "--{boundary}\r\ncontent-disposition: form-data; name=\"photo\"; \
+             filename=\"a.jpg\"\r\ncontent-type: image/jpeg\r\n\r\n"
+        )
+        .into_bytes();
+        p.extend(std::iter::repeat_n(b'x', 4 * MIB));
+        if !last {
+            p.extend_from_slice(b"\r\n");
+        }
+        p
+    };
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(at).unwrap();
+        s.write_all(
+            format!(
+                "POST /r/report HTTP/1.1\r\nhost: {at}\r\n\
+                 content-type: multipart/form-data; boundary={boundary}\r\n\
+                 content-length: {}\r\n\r\n",
+                9 * MIB
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        for i in 0..2 {
+            if s.write_all(&part(i == 1)).is_err() {
+                break;
+            }
+        }
+        held.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+
+    let mut next = TcpStream::connect(at).unwrap();
+    next.write_all(push_head(at, 4 * MIB, Some(&stolen)).as_bytes())
+        .unwrap();
+    for _ in 0..4 {
+        if next.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    let (status, _) = until_closed(&mut next, Instant::now() + Duration::from_secs(5));
+    println!(
+        "{{\"test\":\"public_budget_apart\",\"staff_budget_mib\":32,\"held_by_push_mib\":15,\"stalled_public_mib\":16,\"next_push_status\":{}}}",
+        status.unwrap_or(0)
+    );
+    assert!(
+        status.is_some_and(|s| s != 503),
+        "{status:?}: the push found room"
+    );
+    drop(held);
+}
+
 #[test]
 fn a_full_body_budget_answers_busy_and_frees_itself() {
     let dir = tempfile::tempdir().unwrap();

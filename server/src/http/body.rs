@@ -81,6 +81,14 @@ impl Budget {
     }
 }
 
+/// The budgets: the public resident pages' (`/r`) and everyone else's.
+pub(super) struct Budgets {
+    /// Phones, relays and the console.
+    pub(super) staff: Arc<Budget>,
+    /// The resident pages.
+    pub(super) public: Arc<Budget>,
+}
+
 /// What one request holds of the budget, and why its body failed, if it did.
 /// Released when the last handle is dropped: after the handler has answered and
 /// the body is gone.
@@ -281,7 +289,17 @@ impl http_body::Body for Metered {
 /// extension); keep the budget until the handler has answered. A page or form
 /// whose body failed is answered with why, as plain text (the protocol routes
 /// answer in CBOR themselves).
-pub(super) async fn meter(State(budget): State<Arc<Budget>>, req: Request, next: Next) -> Response {
+pub(super) async fn meter(
+    State(budgets): State<Arc<Budgets>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path();
+    let budget = if path == "/r" || path.starts_with("/r/") {
+        budgets.public.clone()
+    } else {
+        budgets.staff.clone()
+    };
     let ticket = Arc::new(Ticket::new(budget));
     let protocol = gridsync_core::sync::Route::from_path(req.uri().path()).is_some();
     let (mut parts, body) = req.into_parts();

@@ -115,13 +115,22 @@ fn request_span(req: &Request) -> tracing::Span {
 /// The application: the protocol, the console, the resident pages, `/healthz`, and `/metrics` when a
 /// token is configured for it; with the body meter, limits and timeouts as layers.
 pub fn app(state: AppState, limits: &EdgeLimits, metrics_token: Option<&str>) -> Router {
-    let budget = body::Budget::new(
-        limits.body_budget_bytes,
-        limits.busy_wait,
-        limits.body_idle_timeout,
-        limits.request_timeout,
-        state.metrics.clone(),
-    );
+    let budget = |bytes| {
+        body::Budget::new(
+            bytes,
+            limits.busy_wait,
+            limits.body_idle_timeout,
+            limits.request_timeout,
+            state.metrics.clone(),
+        )
+    };
+    // The public resident pages have a budget of their own (as many reports as
+    // are read at once), so strangers' uploads never take room phones and the
+    // console need.
+    let budget = Arc::new(body::Budgets {
+        staff: budget(limits.body_budget_bytes),
+        public: budget(crate::resident::BODY_BUDGET_BYTES),
+    });
     let mut router = Router::new()
         .merge(sync::routes())
         .route("/healthz", get(healthz))

@@ -26,6 +26,9 @@ use crate::relay::{Relay, RelayError, ResidentError, ResidentReport, Upload, Whe
 
 /// A report's whole body, photos included.
 pub const REPORT_BODY_BYTES: usize = 3 * limits::PHOTO_BYTES + 64 * 1024;
+/// The bytes of the resident pages' bodies read at once: as many reports as are
+/// let in at once, and room for the small forms. Apart from the phones' budget.
+pub const BODY_BUDGET_BYTES: usize = limits::IN_FLIGHT * REPORT_BODY_BYTES + 1024 * 1024;
 /// One text field of a form, in bytes (the longest, the description, is 1,000
 /// characters of at most 3 bytes).
 const FIELD_BYTES: usize = 4 * 1024;
