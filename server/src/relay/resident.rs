@@ -253,10 +253,27 @@ impl Limiter {
 
     /// Take one request from `client` at `now`, or say which limit it met.
     fn take(&self, client: IpAddr, now: Instant) -> Result<(), ResidentError> {
-        let busy = ResidentError::TooMany("当前提交的人数较多，请稍后再试");
+        self.take_client(client, now)?;
+        self.take_global(now)
+    }
+
+    /// Everyone's share, taken once a request has shown it is worth it (a
+    /// report: its proof of work checked), so junk spends only its sender's.
+    fn take_global(&self, now: Instant) -> Result<(), ResidentError> {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let (global, clients) = &mut *guard;
+        let global = &mut guard.0;
         global.refill(self.global_rate, now);
+        if global.tokens < 1.0 {
+            return Err(ResidentError::TooMany(BUSY));
+        }
+        global.tokens -= 1.0;
+        Ok(())
+    }
+
+    /// The address's own share.
+    fn take_client(&self, client: IpAddr, now: Instant) -> Result<(), ResidentError> {
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let clients = &mut guard.1;
         if !clients.contains_key(&client) && clients.len() >= Self::MAX_CLIENTS {
             let rate = self.per_client;
             clients.retain(|_, b| {
@@ -264,7 +281,7 @@ impl Limiter {
                 b.tokens < rate.burst
             });
             if clients.len() >= Self::MAX_CLIENTS {
-                return Err(busy);
+                return Err(ResidentError::TooMany(BUSY));
             }
         }
         let mine = clients
@@ -274,14 +291,13 @@ impl Limiter {
         if mine.tokens < 1.0 {
             return Err(ResidentError::TooMany("您提交得太频繁了，请过几分钟再试"));
         }
-        if global.tokens < 1.0 {
-            return Err(busy);
-        }
         mine.tokens -= 1.0;
-        global.tokens -= 1.0;
         Ok(())
     }
 }
+
+/// What a request is told when everyone's share is spent.
+const BUSY: &str = "当前提交的人数较多，请稍后再试";
 
 /// Reports: 5 from one address at once, then one every 4 minutes; 60 from
 /// everyone at once, then one every 5 seconds.
@@ -480,17 +496,33 @@ struct Checked {
 /// (`X-Forwarded-For`) that is not one of `proxies`, when `peer` is one of them;
 /// otherwise `peer` itself (a header anyone else sends is not believed).
 fn client_address(peer: IpAddr, forwarded: Option<&str>, proxies: &[IpAddr]) -> IpAddr {
-    if !proxies.contains(&peer) {
-        return peer;
+    // A dual-stack listener sees IPv4 peers as IPv4-mapped IPv6 addresses.
+    let peer = peer.to_canonical();
+    let address = if !proxies.contains(&peer) {
+        peer
+    } else {
+        forwarded
+            .into_iter()
+            .flat_map(|v| v.rsplit(','))
+            .map(|a| a.trim().parse::<IpAddr>().map(|a| a.to_canonical()))
+            .take_while(Result::is_ok)
+            .flatten()
+            .find(|a| !proxies.contains(a))
+            .unwrap_or(peer)
+    };
+    limit_key(address)
+}
+
+/// What a rate limit counts an address as: an IPv6 client by its /64 (one
+/// subscriber's whole block, which it may rotate through at will).
+fn limit_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
     }
-    forwarded
-        .into_iter()
-        .flat_map(|v| v.rsplit(','))
-        .map(|a| a.trim().parse::<IpAddr>())
-        .take_while(Result::is_ok)
-        .flatten()
-        .find(|a| !proxies.contains(a))
-        .unwrap_or(peer)
 }
 
 impl Relay {
@@ -501,7 +533,8 @@ impl Relay {
             .resident
             .proxies
             .write()
-            .unwrap_or_else(|e| e.into_inner()) = proxies;
+            .unwrap_or_else(|e| e.into_inner()) =
+            proxies.into_iter().map(|p| p.to_canonical()).collect();
     }
 
     /// The address a resident's request counts against: the connection's
@@ -872,7 +905,7 @@ impl Relay {
     /// address's and everyone's reports, and one of [`limits::IN_FLIGHT`] places,
     /// held until the returned [`Admission`] is dropped.
     pub fn resident_admit(&self, client: IpAddr) -> Result<Admission, ResidentError> {
-        self.resident.reports.take(client, Instant::now())?;
+        self.resident.reports.take_client(client, Instant::now())?;
         let count = self.resident.in_flight.clone();
         count
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -892,6 +925,7 @@ impl Relay {
         report: &ResidentReport,
     ) -> Result<Receipt, ResidentError> {
         self.spend_challenge(challenge, nonce)?;
+        self.resident.reports.take_global(Instant::now())?;
         self.take_report(report, Channel::Resident, None)
     }
 
@@ -1015,6 +1049,23 @@ impl Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_count_an_ipv6_client_by_its_64_and_see_through_mapped_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_address(a, None, &[]), client_address(b, None, &[]));
+        assert_ne!(client_address(a, None, &[]), client_address(c, None, &[]));
+        // A proxy listed as IPv4, seen on a dual-stack socket as IPv4-mapped.
+        let proxy: IpAddr = "10.0.0.5".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.5".parse().unwrap();
+        let client: IpAddr = "203.0.113.7".parse().unwrap();
+        assert_eq!(
+            client_address(mapped, Some("203.0.113.7"), &[proxy]),
+            client
+        );
+    }
 
     #[test]
     fn hmac_matches_rfc_4231() {
