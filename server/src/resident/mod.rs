@@ -121,8 +121,17 @@ fn client(
         IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         |Extension(ConnectInfo(a))| a.ip(),
     );
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    state.relay.resident_client(peer, forwarded)
+    // Every X-Forwarded-For line, in order: a proxy may add its own line after
+    // the one a client wrote.
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let forwarded = forwarded.join(",");
+    state
+        .relay
+        .resident_client(peer, (!forwarded.is_empty()).then_some(forwarded.as_str()))
 }
 
 /// Relay work on a blocking thread, on a replica that has caught up.

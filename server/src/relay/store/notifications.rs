@@ -215,7 +215,9 @@ pub(super) fn claim(
     )? == 1)
 }
 
-/// Record what became of an attempt.
+/// Record what became of an attempt. A message another node has already
+/// settled (sent, failed or cancelled) stays as it was: a late deferral must not
+/// queue it again.
 pub(super) fn settle(tx: &mut dyn Tx, id: i64, outcome: &Settle) -> StoreResult<()> {
     let (state, attempts, next_ms, done_ms, detail) = match outcome {
         Settle::Sent { attempts, at_ms } => ("sent", Some(*attempts), None, Some(*at_ms), None),
@@ -249,7 +251,7 @@ pub(super) fn settle(tx: &mut dyn Tx, id: i64, outcome: &Settle) -> StoreResult<
     tx.exec(
         "UPDATE notifications SET state = ?2, attempts = coalesce(?3, attempts),
                 next_ms = coalesce(?4, next_ms), done_ms = ?5, detail = ?6
-         WHERE id = ?1",
+         WHERE id = ?1 AND state = 'queued'",
         args![id, state, attempts.map(i64::from), next_ms, done_ms, detail],
     )?;
     Ok(())
