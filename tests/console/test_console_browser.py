@@ -8,22 +8,17 @@ import base64
 import os
 import pathlib
 import struct
-import subprocess
 import tempfile
 import time
 import zlib
 
-import pytest
-from selenium import webdriver
 from selenium.webdriver.common.by import By
-from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 import gridsync_ffi as gs
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-GRIDSYNC = os.environ.get("GRIDSYNC_BIN", str(ROOT / "target" / "debug" / "gridsync"))
-SHOTS = ROOT / "target" / "console-screenshots"
+from support import ROOT, SHOTS, admin, browser, click_and_wait, relay, shot, sign_in  # noqa: F401 (fixtures)
+
 PHOTO_PATH = ROOT / "bindings" / "tests" / "python" / "photo.jpg"
 PHOTO = PHOTO_PATH.read_bytes()
 WORKER = "w-339901001001001"
@@ -31,36 +26,6 @@ DISPATCHER = "cd-339901001001"
 HANDLER = "h-water-1"
 PASSWORD = "wanghu-2026-dispatch"
 HANDLER_PASSWORD = "water-2026-handler"
-
-
-@pytest.fixture()
-def relay():
-    data = tempfile.mkdtemp()
-    proc = subprocess.Popen(
-        [GRIDSYNC, "serve", "--listen", "127.0.0.1:0", "--data", data],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "GRIDSYNC_LOG": "warn"},
-    )
-    line = proc.stdout.readline().strip()
-    assert line.startswith("gridsync listening on "), line
-    yield data, line.removeprefix("gridsync listening on ")
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-@pytest.fixture()
-def browser():
-    options = webdriver.ChromeOptions()
-    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                "--window-size=1280,1000", "--lang=zh-CN"]:
-        options.add_argument(arg)
-    options.binary_location = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
-    service = webdriver.ChromeService(
-        executable_path=os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver"))
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
 
 
 def png(path, width=96, height=64):
@@ -77,11 +42,6 @@ def png(path, width=96, height=64):
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
                      + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
     return path
-
-
-def admin(data, *args, stdin=None):
-    return subprocess.run([GRIDSYNC, "admin", "--data", data, *args], input=stdin,
-                          check=True, capture_output=True, text=True).stdout.strip()
 
 
 def device(relay, user, folder):
@@ -101,30 +61,6 @@ def sync(engine):
     asyncio.run(engine.sync(None))
 
 
-def shot(driver, name):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(SHOTS / f"{name}.png"))
-
-
-def click_and_wait(driver, element):
-    """Click what leads to a new page, and wait until that page has replaced this one."""
-    old = driver.find_element(By.TAG_NAME, "html")
-    element.click()
-
-    def replaced(_):
-        # Chromium reports an element of a page that is gone either as stale or as
-        # "does not belong to the document", depending on when it is asked.
-        try:
-            old.is_enabled()
-            return False
-        except WebDriverException:
-            return True
-
-    WebDriverWait(driver, 15).until(replaced)
-    WebDriverWait(driver, 15).until(
-        lambda d: d.execute_script("return document.readyState") == "complete")
-
-
 def act(driver, action, **fields):
     form = driver.find_element(By.CSS_SELECTOR, f'form[data-action="{action}"]')
     for name, value in fields.items():
@@ -136,15 +72,6 @@ def act(driver, action, **fields):
             element.send_keys(value)
     click_and_wait(driver, form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
     assert driver.find_element(By.ID, "flash").text.startswith("操作已完成")
-
-
-def sign_in(driver, url, user, password):
-    driver.delete_all_cookies()
-    driver.get(url + "/console/sign-in")
-    driver.find_element(By.NAME, "user").send_keys(user)
-    driver.find_element(By.NAME, "password").send_keys(password)
-    click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "button[type=submit]"))
-    assert driver.current_url.endswith("/console/cases"), driver.current_url
 
 
 def figure(driver, url, label):

@@ -6,21 +6,15 @@ community dispatcher (recorded in the audit log) and masked for the town dispatc
 visit coverage; the masked export; a department handler refused. Needs no bindings:
 everything is done through the console and `gridsync admin`."""
 
-import os
 import pathlib
-import subprocess
 import tempfile
 import urllib.request
 
-import pytest
-from selenium import webdriver
 from selenium.webdriver.common.by import By
-from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-GRIDSYNC = os.environ.get("GRIDSYNC_BIN", str(ROOT / "target" / "debug" / "gridsync"))
-SHOTS = ROOT / "target" / "console-screenshots"
+from support import admin, browser, click_and_wait, relay, shot, sign_in  # noqa: F401 (fixtures)
+
 GRID = "339901001001001"
 COMMUNITY = "cd-339901001001"
 TOWN = "td-339901001"
@@ -40,71 +34,6 @@ def resident_id(n, male=True):
 ZHANG = resident_id(1)
 LI = resident_id(2, male=False)
 WANG = resident_id(3)
-
-
-@pytest.fixture()
-def relay():
-    data = tempfile.mkdtemp()
-    proc = subprocess.Popen(
-        [GRIDSYNC, "serve", "--listen", "127.0.0.1:0", "--data", data],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "GRIDSYNC_LOG": "warn"},
-    )
-    line = proc.stdout.readline().strip()
-    assert line.startswith("gridsync listening on "), line
-    yield data, line.removeprefix("gridsync listening on ")
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-@pytest.fixture()
-def browser():
-    options = webdriver.ChromeOptions()
-    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                "--window-size=1280,1000", "--lang=zh-CN"]:
-        options.add_argument(arg)
-    options.binary_location = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
-    service = webdriver.ChromeService(
-        executable_path=os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver"))
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-
-
-def admin(data, *args, stdin=None):
-    return subprocess.run([GRIDSYNC, "admin", "--data", data, *args], input=stdin,
-                          check=True, capture_output=True, text=True).stdout.strip()
-
-
-def shot(driver, name):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(SHOTS / f"{name}.png"))
-
-
-def click_and_wait(driver, element):
-    old = driver.find_element(By.TAG_NAME, "html")
-    element.click()
-
-    def replaced(_):
-        try:
-            old.is_enabled()
-            return False
-        except WebDriverException:
-            return True
-
-    WebDriverWait(driver, 30).until(replaced)
-    WebDriverWait(driver, 15).until(
-        lambda d: d.execute_script("return document.readyState") == "complete")
-
-
-def sign_in(driver, url, user):
-    driver.delete_all_cookies()
-    driver.get(url + "/console/sign-in")
-    driver.find_element(By.NAME, "user").send_keys(user)
-    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
-    click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "button[type=submit]"))
-    assert driver.current_url.endswith("/console/cases"), driver.current_url
 
 
 def upload(driver, url, path):
@@ -148,7 +77,7 @@ def test_roster_upload_search_detail_coverage_and_masked_export(relay, browser):
     bad_id = ZHANG[:17] + ("1" if ZHANG[17] != "1" else "2")
     bad = roster(folder, "坏名册.csv", [good[0], f"{GRID},望湖小区3号楼2单元301,李秀英,女,{bad_id},,配偶,贫困户,"])
 
-    sign_in(browser, url, COMMUNITY)
+    sign_in(browser, url, COMMUNITY, PASSWORD)
     upload(browser, url, bad)
     report = browser.find_element(By.ID, "import-report").text
     shot(browser, "registry-import-report")
@@ -217,7 +146,7 @@ def test_roster_upload_search_detail_coverage_and_masked_export(relay, browser):
     assert ZHANG[:4] + "**********" + ZHANG[14:] in exported and "138****5678" in exported
 
     # The town dispatcher sees the same person masked.
-    sign_in(browser, url, TOWN)
+    sign_in(browser, url, TOWN, PASSWORD)
     browser.get(person_url)
     assert browser.find_element(By.ID, "id-number").text == ZHANG[:4] + "**********" + ZHANG[14:]
     assert browser.find_element(By.ID, "phone").text == "138****5678"
@@ -225,7 +154,7 @@ def test_roster_upload_search_detail_coverage_and_masked_export(relay, browser):
     shot(browser, "registry-person-masked")
 
     # A department handler sees none of it.
-    sign_in(browser, url, HANDLER)
+    sign_in(browser, url, HANDLER, PASSWORD)
     assert not browser.find_elements(By.LINK_TEXT, "人口与房屋")
     for path in ["/console/registry", person_url.removeprefix(url), "/console/registry/export.csv"]:
         browser.get(url + path)

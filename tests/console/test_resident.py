@@ -5,20 +5,12 @@ community dispatcher accepts it, the loop runs in the console, the resident foll
 it with the tracking code and scores it; then a bounded burst from the same phone
 meets the rate limit with its Chinese message. Needs no bindings."""
 
-import os
-import pathlib
-import subprocess
-import tempfile
-
 import pytest
-from selenium import webdriver
 from selenium.webdriver.common.by import By
-from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-GRIDSYNC = os.environ.get("GRIDSYNC_BIN", str(ROOT / "target" / "debug" / "gridsync"))
-SHOTS = ROOT / "target" / "console-screenshots"
+from support import ROOT, admin, chromium, click_and_wait, relay, shot, sign_in  # noqa: F401 (relay is a fixture)
+
 PHOTO = ROOT / "bindings" / "tests" / "python" / "photo.jpg"
 HERE = (30.2741, 120.1551)  # in grid 339901001001001
 DISPATCHER = "cd-339901001001"
@@ -31,73 +23,13 @@ WECHAT = ("Mozilla/5.0 (Linux; Android 10; M2006C3LC) AppleWebKit/537.36 (KHTML,
 
 
 @pytest.fixture()
-def relay():
-    data = tempfile.mkdtemp()
-    proc = subprocess.Popen(
-        [GRIDSYNC, "serve", "--listen", "127.0.0.1:0", "--data", data],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "GRIDSYNC_LOG": "warn"},
-    )
-    line = proc.stdout.readline().strip()
-    assert line.startswith("gridsync listening on "), line
-    yield data, line.removeprefix("gridsync listening on ")
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-@pytest.fixture()
 def phone():
-    options = webdriver.ChromeOptions()
-    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--lang=zh-CN"]:
-        options.add_argument(arg)
-    options.add_experimental_option("mobileEmulation", {
+    driver = chromium(mobile={
         "deviceMetrics": {"width": 360, "height": 740, "pixelRatio": 2.0},
         "userAgent": WECHAT,
     })
-    options.binary_location = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
-    service = webdriver.ChromeService(
-        executable_path=os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver"))
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(30)
     yield driver
     driver.quit()
-
-
-def admin(data, *args, stdin=None):
-    return subprocess.run([GRIDSYNC, "admin", "--data", data, *args], input=stdin,
-                          check=True, capture_output=True, text=True).stdout.strip()
-
-
-def shot(driver, name):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(SHOTS / f"{name}.png"))
-
-
-def click_and_wait(driver, element, timeout=30):
-    """Click what leads to a new page (the report form first finishes its proof of
-    work), and wait until that page has replaced this one."""
-    old = driver.find_element(By.TAG_NAME, "html")
-    element.click()
-
-    def replaced(_):
-        try:
-            old.is_enabled()
-            return False
-        except WebDriverException:
-            return True
-
-    WebDriverWait(driver, timeout).until(replaced)
-    WebDriverWait(driver, 15).until(
-        lambda d: d.execute_script("return document.readyState") == "complete")
-
-
-def sign_in(driver, url, user):
-    driver.delete_all_cookies()
-    driver.get(url + "/console/sign-in")
-    driver.find_element(By.NAME, "user").send_keys(user)
-    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
-    click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "button[type=submit]"))
-    assert driver.current_url.endswith("/console/cases"), driver.current_url
 
 
 def act(driver, url, case, action, **fields):
@@ -151,7 +83,7 @@ def test_a_resident_reports_follows_and_scores_from_a_phone(relay, phone):
     shot(phone, "resident-receipt")
 
     # The community dispatcher finds it on her board, marked as a resident's.
-    sign_in(phone, url, DISPATCHER)
+    sign_in(phone, url, DISPATCHER, PASSWORD)
     row = phone.find_element(By.CSS_SELECTOR, "[data-id]")
     case = row.get_attribute("data-id")
     assert "居民上报" in row.text
@@ -159,11 +91,11 @@ def test_a_resident_reports_follows_and_scores_from_a_phone(relay, phone):
     assert "339901001001001" in phone.page_source or "第1网格" in phone.page_source
     act(phone, url, case, "accept")
     act(phone, url, case, "dispatch", dept="water", hours="24")
-    sign_in(phone, url, HANDLER)
+    sign_in(phone, url, HANDLER, PASSWORD)
     act(phone, url, case, "feedback", text="已更换水管接头")
-    sign_in(phone, url, WORKER)
+    sign_in(phone, url, WORKER, PASSWORD)
     act(phone, url, case, "verify", passed="1", text="复查不漏了")
-    sign_in(phone, url, DISPATCHER)
+    sign_in(phone, url, DISPATCHER, PASSWORD)
     act(phone, url, case, "archive")
     phone.delete_all_cookies()
 
@@ -186,7 +118,7 @@ def test_a_resident_reports_follows_and_scores_from_a_phone(relay, phone):
     assert phone.find_element(By.ID, "status").text == "已评价"
 
     # The dispatcher sees the loop's evaluation step.
-    sign_in(phone, url, DISPATCHER)
+    sign_in(phone, url, DISPATCHER, PASSWORD)
     phone.get(f"{url}/console/cases/{case}")
     assert "回访评价" in phone.page_source or "evaluate" in phone.page_source
     phone.delete_all_cookies()
