@@ -348,8 +348,11 @@ fn killing_the_phone_mid_rekey_leaves_the_old_or_the_new_key_and_every_acknowled
     let (mut mid_rekey, mut opened_old, mut opened_new, mut rekeys) = (0, 0, 0, 0);
     // Kills land up to `window` after `ready`: at least 400 ms, and at least twice
     // what the first run (let go until its first rekey ends) took on this machine
-    // now, so a loaded machine still sees rekeys finish between kills.
+    // now, so a loaded machine still sees rekeys finish between kills; and doubled
+    // (up to 8 s) after ten kills in a row that saw no rekey finish, should the
+    // machine have become busier since.
     let mut window: Option<u64> = None;
+    let mut since_rekeyed = 0;
     for _ in 0..KILL_POINTS {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rekey_loop"))
             .args(["rekey", path.to_str().unwrap(), WORKER])
@@ -380,6 +383,7 @@ fn killing_the_phone_mid_rekey_leaves_the_old_or_the_new_key_and_every_acknowled
         child.kill().unwrap();
         child.wait().unwrap();
         let mut in_flight = None;
+        let (rekeys_before, opened_new_before) = (rekeys, opened_new);
         for line in seen.into_iter().chain(lines.map(Result::unwrap)) {
             match line.split_once(' ') {
                 Some(("ack", id)) => acked.push(id.parse().unwrap()),
@@ -407,6 +411,13 @@ fn killing_the_phone_mid_rekey_leaves_the_old_or_the_new_key_and_every_acknowled
             }
             (Err(e), _) => panic!("the database does not open with its key: {e}"),
         };
+        // A rekey finished if the app said so, or the database was on the new key.
+        let finished = rekeys > rekeys_before || opened_new > opened_new_before;
+        since_rekeyed = if finished { 0 } else { since_rekeyed + 1 };
+        if since_rekeyed >= 10 {
+            window = window.map(|w| (w * 2).min(8_000));
+            since_rekeyed = 0;
+        }
         assert_all_there(&engine, &acked);
         assert!(!beside(&path, ".encrypting").exists());
         drop(engine);
