@@ -144,7 +144,9 @@ pub fn step(
         let action = Action::SelfHandle {
             result: "已处置".into(),
         };
-        Ok((reported && engine.act(&id, action).is_ok()).then(|| Acked::Act(id.to_string())))
+        let name = action.name();
+        Ok((reported && engine.act(&id, action).is_ok())
+            .then(|| Acked::Act(id.to_string(), name.to_owned())))
     } else {
         engine.sync(&mut |_| {}).map(|_| None).map_err(|_| ())
     }

@@ -30,8 +30,8 @@ pub enum Acked {
     Note(String, String),
     /// A photo attached to a case.
     Photo(String, String),
-    /// The case handled on the spot.
-    Act(String),
+    /// An action on the case, by its name (`Action::name`: `self_handle`, `accept`).
+    Act(String, String),
 }
 
 impl Acked {
@@ -46,7 +46,7 @@ impl Acked {
             "case" => Acked::Case(id, rest.to_owned()),
             "note" => Acked::Note(id, rest.to_owned()),
             "photo" => Acked::Photo(id, rest.to_owned()),
-            "act" => Acked::Act(id),
+            "act" if !rest.is_empty() => Acked::Act(id, rest.to_owned()),
             _ => return None,
         })
     }
@@ -54,7 +54,7 @@ impl Acked {
     /// The case it belongs to.
     pub fn case(&self) -> &str {
         match self {
-            Acked::Case(id, _) | Acked::Note(id, _) | Acked::Photo(id, _) | Acked::Act(id) => id,
+            Acked::Case(id, _) | Acked::Note(id, _) | Acked::Photo(id, _) | Acked::Act(id, _) => id,
         }
     }
 
@@ -77,7 +77,9 @@ impl Acked {
                 case.doc.photos.iter().any(|p| p.hash == h)
                     && (!blob || engine.has_photo(&h).unwrap_or(false))
             }
-            Acked::Act(_) => case.state.status != Status::Reported,
+            // The entry itself on the timeline: another's action moving the case on
+            // (the dispatcher accepting it) must not stand in for a lost one.
+            Acked::Act(_, name) => case.doc.timeline.iter().any(|e| e.action.name() == name),
         }
     }
 }
@@ -123,7 +125,7 @@ pub fn dispatch(engine: &Engine, rng: &mut Rng, stop: &AtomicBool) -> Vec<Acked>
         if !cases.is_empty() && rng.chance(50) {
             let id = &cases[rng.range(0, cases.len() as u64) as usize].id;
             if engine.act(id, Action::Accept).is_ok() {
-                done.push(Acked::Act(id.to_string()));
+                done.push(Acked::Act(id.to_string(), Action::Accept.name().to_owned()));
             }
         }
         std::thread::sleep(Duration::from_millis(rng.range(100, 500)));
