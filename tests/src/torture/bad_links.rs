@@ -112,6 +112,40 @@ pub fn new_case(title: &str) -> NewCase {
     }
 }
 
+/// A phone working through the scenario: its index, its cases' title tag, and
+/// where what it was told succeeded, and its failed syncs, are counted.
+pub struct Worker<'a> {
+    pub at: usize,
+    pub tag: String,
+    pub acked: &'a Mutex<Vec<(usize, Acked)>>,
+    pub failed: &'a Mutex<u64>,
+}
+
+impl Worker<'_> {
+    /// [`step`] after step until `until`, pausing 50 ms to `max_pause_ms` between;
+    /// `None` if a count could not be taken (a poisoned lock).
+    pub fn work(
+        &self,
+        engine: &Engine,
+        rng: &mut Rng,
+        until: Instant,
+        max_pause_ms: u64,
+    ) -> Option<()> {
+        let mut mine = Vec::new();
+        let mut i = 0;
+        while Instant::now() < until {
+            match step(engine, rng, &mut mine, &self.tag, i) {
+                Ok(Some(w)) => self.acked.lock().ok()?.push((self.at, w)),
+                Ok(None) => {}
+                Err(()) => *self.failed.lock().ok()? += 1,
+            }
+            i += 1;
+            std::thread::sleep(Duration::from_millis(rng.range(50, max_pause_ms)));
+        }
+        Some(())
+    }
+}
+
 /// One operation of a phone's working day; the write it was told succeeded, if any.
 /// `Err(())` counts a sync that failed.
 pub fn step(
@@ -252,17 +286,13 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
                 let (acked, failed_syncs) = (&acked, &failed_syncs);
                 s.spawn(move || {
                     let engine = id.open().ok()?;
-                    let mut mine = Vec::new();
-                    let mut i = 0;
-                    while Instant::now() < until {
-                        match step(&engine, &mut rng, &mut mine, &format!("手机{p}"), i) {
-                            Ok(Some(w)) => acked.lock().ok()?.push((p, w)),
-                            Ok(None) => {}
-                            Err(()) => *failed_syncs.lock().ok()? += 1,
-                        }
-                        i += 1;
-                        std::thread::sleep(Duration::from_millis(rng.range(50, 400)));
-                    }
+                    let phone = Worker {
+                        at: p,
+                        tag: format!("手机{p}"),
+                        acked,
+                        failed: failed_syncs,
+                    };
+                    phone.work(&engine, &mut rng, until, 400)?;
                     Some(engine)
                 })
             })

@@ -16,7 +16,7 @@ use chrono::Utc;
 use gridsync_core::vault::DeviceKey;
 use gridsync_core::Engine;
 
-use super::bad_links::{compare, step};
+use super::bad_links::{compare, Worker};
 use super::phone_killed::dispatch;
 use super::{
     drain, enroll_phone, panics_in, Level, RelayProcess, Report, Rng, DISPATCHER, WORKER, WORKER_2,
@@ -78,17 +78,13 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
                         Arc::new(move || Utc::now() + offset),
                     )
                     .ok()?;
-                    let mut mine = Vec::new();
-                    let mut i = 0;
-                    while Instant::now() < until {
-                        match step(&engine, &mut rng, &mut mine, &format!("时钟{p}"), i) {
-                            Ok(Some(w)) => acked.lock().ok()?.push((p, w)),
-                            Ok(None) => {}
-                            Err(()) => *refused.lock().ok()? += 1,
-                        }
-                        i += 1;
-                        std::thread::sleep(Duration::from_millis(rng.range(50, 300)));
-                    }
+                    let phone = Worker {
+                        at: p,
+                        tag: format!("时钟{p}"),
+                        acked,
+                        failed: refused,
+                    };
+                    phone.work(&engine, &mut rng, until, 300)?;
                     Some(engine)
                 })
             })
