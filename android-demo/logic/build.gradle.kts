@@ -25,6 +25,8 @@ kotlin {
 
 dependencies {
     api("org.jetbrains.kotlinx:kotlinx-coroutines-core:1.10.2")
+    // The enrollment QR code's decoder (QrDecoder.kt); plain Java, as on the JVM.
+    implementation("com.google.zxing:core:3.5.3")
     // The generated bindings need JNA to compile. The app brings the Android build
     // (jna@aar, with its native part); a JVM jar here would clash with it.
     compileOnly("net.java.dev.jna:jna:5.17.0")

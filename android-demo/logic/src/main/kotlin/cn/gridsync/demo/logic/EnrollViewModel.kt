@@ -27,6 +27,8 @@ data class EnrollState(
     val confirmPlainHttp: String? = null,
     /** The plain `http://` address the user confirmed; cleared when the address changes. */
     val plainHttpConfirmedFor: String? = null,
+    /** The camera scanner is open ([EnrollViewModel.startScan]); an enrollment link closes it. */
+    val scanning: Boolean = false,
 )
 
 /**
@@ -62,16 +64,16 @@ class EnrollViewModel(private val repo: GridRepository, private val scope: Corou
         }
     }
 
-    fun onServerUrlChange(value: String) = _state.update {
-        it.copy(serverUrl = value, notice = null, plainHttpConfirmedFor = null, confirmPlainHttp = null)
-    }
+    private val qr = QrDecoder()
+
+    fun onServerUrlChange(value: String) = _state.update { it.withServerUrl(value) }
 
     fun onCodeChange(value: String) = _state.update { it.copy(code = value, notice = null) }
 
     /**
      * A QR code scanned from the command centre's sheet (the console's 设备注册码
      * page): it carries the server's address and the code in one link. Both fill the
-     * form; the worker sees which server it names and submits it herself (a forged
+     * form (and close the scanner); the worker sees which server it names and submits it herself (a forged
      * sheet must not send her code somewhere unseen). Anything else scanned is
      * refused with a message, the form left as it was.
      */
@@ -82,8 +84,24 @@ class EnrollViewModel(private val repo: GridRepository, private val scope: Corou
             _state.update { it.copy(notice = Notice(UiMessage.QR_NOT_ENROLLMENT, e.reason)) }
             return
         }
-        onServerUrlChange(link.serverUrl)
-        onCodeChange(link.code)
+        _state.update { it.withServerUrl(link.serverUrl).copy(code = link.code, scanning = false) }
+    }
+
+    /** Open the camera scanner: the app shows it while [EnrollState.scanning]. */
+    fun startScan() = _state.update { it.copy(scanning = true, notice = null) }
+
+    /** Close the scanner without a link; the form stays as it was. */
+    fun cancelScan() = _state.update { it.copy(scanning = false, notice = null) }
+
+    /**
+     * One camera frame while the scanner is open, on the camera's analysis thread.
+     * A frame with no readable QR code changes nothing (the next frame comes a moment
+     * later); a QR code is read as in [onScanned]: an enrollment link fills the form
+     * and closes the scanner, any other code says so and the scanner stays open.
+     */
+    fun onFrame(frame: LuminanceFrame) {
+        if (!_state.value.scanning) return
+        qr.decode(frame)?.let(::onScanned)
     }
 
     /** Reopen the database of an earlier enrollment, if there is one. */
@@ -155,3 +173,7 @@ class EnrollViewModel(private val repo: GridRepository, private val scope: Corou
         _state.update { it.copy(busy = false, notice = notice, code = if (notice.message == UiMessage.ENROLLED) "" else it.code) }
     }
 }
+
+/** The form with another server address: a plain-HTTP answer given for the old one no longer holds. */
+private fun EnrollState.withServerUrl(url: String) =
+    copy(serverUrl = url, notice = null, plainHttpConfirmedFor = null, confirmPlainHttp = null)

@@ -32,36 +32,6 @@ class EnrollmentSecurityTest {
     private fun relay(listen: String = "127.0.0.1:0") = Relay(listen).also { relays += it }
     private fun phone(relay: Relay) = Phone(relay).also { phones += it }
 
-    private fun assertNothingKept(phone: Phone) {
-        assertNull(phone.repo.session.value)
-        assertTrue(phone.keys.devices.isEmpty(), "no key")
-        for (key in DEVICE_SETTINGS) assertNull(phone.settings.get(key), "$key not written")
-    }
-
-    @Test
-    fun aScannedQrCodeFillsTheFormForTheWorkerToSubmitAndAnyOtherQrCodeIsRefused() = runBlocking<Unit> {
-        val relay = relay()
-        val worker = phone(relay)
-        val vm = EnrollViewModel(worker.repo, worker.scope)
-        vm.onScanned("https://example.org/not-ours")
-        assertEquals(UiMessage.QR_NOT_ENROLLMENT, vm.state.value.notice?.message)
-        assertNothingKept(worker)
-
-        // What the console prints: the relay's address and a fresh code in one link.
-        // It fills the form; nothing is sent until the worker submits it.
-        val code = relay.enrollmentCode(WORKER)
-        val server = java.net.URLEncoder.encode(relay.url, "UTF-8")
-        vm.onScanned("gridsync://enroll?server=$server&code=$code")
-        assertEquals(relay.url to code, vm.state.value.serverUrl to vm.state.value.code)
-        assertNothingKept(worker)
-        vm.submit().join()
-        // A local plain-HTTP test server is asked about first, as when typed.
-        assertEquals(relay.url, vm.state.value.confirmPlainHttp)
-        vm.confirmPlainHttp().join()
-        assertEquals(UiMessage.ENROLLED, vm.state.value.notice?.message)
-        assertEquals(WORKER, worker.repo.session.value?.userId)
-    }
-
     @Test
     fun plainHttpIsAskedAboutForALocalServerAndRefusedForAPublicOne() = runBlocking<Unit> {
         val relay = relay()

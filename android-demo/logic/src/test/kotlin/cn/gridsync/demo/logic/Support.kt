@@ -17,6 +17,8 @@ import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.withTimeoutOrNull
+import org.junit.jupiter.api.Assertions.assertNull
+import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Assertions.fail
 
 /**
@@ -71,6 +73,16 @@ class Relay(listen: String = "127.0.0.1:0") : AutoCloseable {
         val code = admin.inputStream.bufferedReader().readText().trim()
         check(admin.waitFor(30, TimeUnit.SECONDS) && admin.exitValue() == 0) { "gridsync admin enroll failed" }
         return code
+    }
+
+    /** Give [user] a console password (the admin command reads it from standard input). */
+    fun setPassword(user: String, password: String) {
+        val admin = ProcessBuilder(bin, "admin", "--data", data.path, "password", "--user", user)
+            .redirectErrorStream(true)
+            .start()
+        admin.outputStream.bufferedWriter().use { it.write(password + "\n") }
+        val out = admin.inputStream.bufferedReader().readText()
+        check(admin.waitFor(30, TimeUnit.SECONDS) && admin.exitValue() == 0) { "gridsync admin password failed: $out" }
     }
 
     /** Revoke [deviceId] from the admin command: its next sync is told to wipe. */
@@ -189,6 +201,13 @@ class Phone(private val relay: Relay) : AutoCloseable {
         repo.close()
         dir.deleteRecursively()
     }
+}
+
+/** Nothing of an enrollment on [phone]: no session, no key, no device setting. */
+fun assertNothingKept(phone: Phone) {
+    assertNull(phone.repo.session.value)
+    assertTrue(phone.keys.devices.isEmpty(), "no key")
+    for (key in DEVICE_SETTINGS) assertNull(phone.settings.get(key), "$key not written")
 }
 
 /** Wait for a state that satisfies [predicate]; fails with the last state after [timeout]. */
