@@ -55,6 +55,11 @@ dependencies {
     // Background sync: SyncWorker (CoroutineWorker), periodic and expedited one-time runs.
     implementation("androidx.work:work-runtime-ktx:2.10.0")
 
+    // The enrollment scanner: preview and frames for the logic's QR decoder.
+    implementation("androidx.camera:camera-camera2:1.4.1")
+    implementation("androidx.camera:camera-lifecycle:1.4.1")
+    implementation("androidx.camera:camera-view:1.4.1")
+
     implementation(platform("androidx.compose:compose-bom:2024.12.01"))
     implementation("androidx.compose.ui:ui")
     implementation("androidx.compose.ui:ui-tooling-preview")

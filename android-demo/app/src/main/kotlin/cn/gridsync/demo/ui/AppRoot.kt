@@ -58,6 +58,7 @@ fun AppRoot(app: GridApp) {
     val state by enroll.state.collectAsStateWithLifecycle()
     when {
         !restored -> Box(Modifier.fillMaxSize(), contentAlignment = Alignment.Center) { CircularProgressIndicator() }
+        state.session == null && state.scanning -> ScanScreen(enroll)
         state.session == null -> EnrollScreen(enroll)
         else -> FieldScreen(app)
     }

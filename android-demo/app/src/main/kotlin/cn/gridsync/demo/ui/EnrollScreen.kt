@@ -15,6 +15,7 @@ import androidx.compose.material3.AlertDialog
 import androidx.compose.material3.Button
 import androidx.compose.material3.CircularProgressIndicator
 import androidx.compose.material3.MaterialTheme
+import androidx.compose.material3.OutlinedButton
 import androidx.compose.material3.OutlinedTextField
 import androidx.compose.material3.Text
 import androidx.compose.material3.TextButton
@@ -30,7 +31,8 @@ import cn.gridsync.demo.R
 import cn.gridsync.demo.logic.EnrollViewModel
 
 /**
- * Server address and one-time code from the command centre. A plain `http://`
+ * Server address and one-time code from the command centre, typed or filled by
+ * scanning the QR code of the printed card ([ScanScreen]). A plain `http://`
  * address to this phone, the emulator's host or the LAN is asked about first
  * ([PlainHttpDialog]); any other plain `http://` address is refused by the logic.
  */
@@ -51,6 +53,9 @@ fun EnrollScreen(vm: EnrollViewModel) {
     ) {
         Text(stringResource(R.string.enroll_title), style = MaterialTheme.typography.headlineSmall)
         Text(stringResource(R.string.enroll_hint), style = MaterialTheme.typography.bodyMedium)
+        OutlinedButton(onClick = vm::startScan, enabled = !state.busy, modifier = Modifier.fillMaxWidth()) {
+            Text(stringResource(R.string.enroll_scan))
+        }
         OutlinedTextField(
             value = state.serverUrl,
             onValueChange = vm::onServerUrlChange,

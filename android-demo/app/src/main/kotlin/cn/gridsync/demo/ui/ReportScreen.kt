@@ -1,5 +1,6 @@
 package cn.gridsync.demo.ui
 
+import android.Manifest
 import android.content.ActivityNotFoundException
 import android.content.Context
 import android.net.Uri
@@ -56,6 +57,7 @@ fun ReportScreen(vm: ReportViewModel, onReported: () -> Unit) {
     val context = LocalContext.current
     val scope = rememberCoroutineScope()
     var cameraMissing by remember { mutableStateOf(false) }
+    var cameraRefused by remember { mutableStateOf(false) }
     var handled by rememberSaveable { mutableStateOf(state.reportedCaseId) }
 
     val takePicture = rememberLauncherForActivityResult(ActivityResultContracts.TakePicture()) { saved ->
@@ -69,6 +71,22 @@ fun ReportScreen(vm: ReportViewModel, onReported: () -> Unit) {
             }
             withContext(Dispatchers.IO) { file.delete() }
         }
+    }
+
+    // The manifest asks for CAMERA (the enrollment scanner), so Android lets the camera
+    // app be started only once that permission is granted.
+    fun openCamera() {
+        val uri: Uri = FileProvider.getUriForFile(context, "${context.packageName}.fileprovider", cameraFile(context))
+        try {
+            cameraMissing = false
+            takePicture.launch(uri)
+        } catch (e: ActivityNotFoundException) {
+            cameraMissing = true
+        }
+    }
+    val askCamera = rememberLauncherForActivityResult(ActivityResultContracts.RequestPermission()) { ok ->
+        cameraRefused = !ok
+        if (ok) openCamera()
     }
 
     // After a successful report, show the list where the new case appears.
@@ -155,13 +173,7 @@ fun ReportScreen(vm: ReportViewModel, onReported: () -> Unit) {
         }
         OutlinedButton(
             onClick = {
-                val uri: Uri = FileProvider.getUriForFile(context, "${context.packageName}.fileprovider", cameraFile(context))
-                try {
-                    cameraMissing = false
-                    takePicture.launch(uri)
-                } catch (e: ActivityNotFoundException) {
-                    cameraMissing = true
-                }
+                if (hasCameraPermission(context)) openCamera() else askCamera.launch(Manifest.permission.CAMERA)
             },
             enabled = !state.busy,
         ) {
@@ -169,6 +181,9 @@ fun ReportScreen(vm: ReportViewModel, onReported: () -> Unit) {
         }
         if (cameraMissing) {
             Text(stringResource(R.string.camera_unavailable), color = MaterialTheme.colorScheme.error)
+        }
+        if (cameraRefused) {
+            Text(stringResource(R.string.camera_refused), color = MaterialTheme.colorScheme.error)
         }
 
         NoticeText(state.notice)

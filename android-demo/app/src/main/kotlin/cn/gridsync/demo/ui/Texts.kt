@@ -24,6 +24,7 @@ fun UiMessage.res(): Int = when (this) {
     UiMessage.SERVER_URL_INVALID -> R.string.msg_server_url_invalid
     UiMessage.PLAIN_HTTP_REFUSED -> R.string.msg_plain_http_refused
     UiMessage.CODE_REQUIRED -> R.string.msg_code_required
+    UiMessage.QR_NOT_ENROLLMENT -> R.string.msg_qr_not_enrollment
     UiMessage.CODE_REJECTED -> R.string.msg_code_rejected
     UiMessage.ENROLLED -> R.string.msg_enrolled
     UiMessage.NOT_ENROLLED -> R.string.msg_not_enrolled
