@@ -18,6 +18,7 @@
 use std::collections::HashSet;
 
 use crate::directory::{Directory, Role, User};
+use crate::doc::adjustment::AdjustmentDoc;
 use crate::doc::case::CaseDoc;
 use crate::doc::patrol::PatrolDoc;
 use crate::doc::place::{Inspection, PlaceDoc};
@@ -97,9 +98,11 @@ impl Scope {
             DocContent::Case(c) => self.sees_case(c),
             DocContent::Patrol(p) => self.sees_patrol(p),
             // Base data is never dispatched: a department scope sees none of it.
-            DocContent::Person(_) | DocContent::Household(_) | DocContent::Place(_) => {
-                self.sees(doc.grid(), None)
-            }
+            // Base data and points adjustments are never dispatched either.
+            DocContent::Person(_)
+            | DocContent::Household(_)
+            | DocContent::Place(_)
+            | DocContent::Adjustment(_) => self.sees(doc.grid(), None),
         }
     }
 
@@ -214,6 +217,15 @@ pub enum Denied {
     /// A visit recorded in someone else's name.
     #[error("a visit must be recorded in your own name")]
     NotVisitor,
+    /// A change to a points adjustment, which is written once.
+    #[error("a points adjustment cannot be changed")]
+    AdjustmentRewritten,
+    /// A points adjustment by someone who does not lead the worker's grid.
+    #[error("only a community or town dispatcher over grid {0} may adjust its points")]
+    NotLeader(RegionCode),
+    /// A new points adjustment naming someone else as who made it.
+    #[error("a points adjustment must be made in your own name")]
+    NotAdjuster,
 }
 
 /// Whether `user`'s role reports cases at all (everyone but department handlers:
@@ -269,6 +281,20 @@ pub fn keeps_registry(user: &User) -> bool {
         user.role,
         Role::GridWorker | Role::CommunityDispatcher | Role::Admin
     )
+}
+
+/// Whether `user` leads `grid` and may adjust its grid workers' points by hand: a
+/// community or town dispatcher (or an administrator) whose region covers it.
+pub fn check_points_adjuster(user: &User, grid: &RegionCode) -> Result<(), Denied> {
+    let leader = matches!(
+        user.role,
+        Role::CommunityDispatcher | Role::TownDispatcher | Role::Admin
+    );
+    if leader && scope_of(user).covers(grid) {
+        Ok(())
+    } else {
+        Err(Denied::NotLeader(grid.clone()))
+    }
 }
 
 /// Whether `user` may write `patrol`: it is theirs, they are a grid worker, and
@@ -336,6 +362,13 @@ pub fn check_history(before: Option<&DocContent>, after: &DocContent) -> Result<
             }
             Ok(())
         }
+        (Some(DocContent::Adjustment(b)), DocContent::Adjustment(a)) => {
+            if a == b {
+                Ok(())
+            } else {
+                Err(Denied::AdjustmentRewritten)
+            }
+        }
         (Some(DocContent::Case(b)), DocContent::Case(c)) => {
             let report_unchanged = b.grid == c.grid
                 && b.reporter == c.reporter
@@ -379,6 +412,7 @@ pub fn authorize(
     check_history(before, after)?;
     match after {
         DocContent::Patrol(p) => check_patrol_writer(user, p),
+        DocContent::Adjustment(a) => check_new_adjustment(user, before, a),
         DocContent::Person(PersonDoc { created_by, .. })
         | DocContent::Household(HouseholdDoc { created_by, .. })
         | DocContent::Place(PlaceDoc { created_by, .. }) => {
@@ -454,6 +488,10 @@ pub fn authorize_relayed(
             Some(u) if check_patrol_writer(u, p).is_ok() => Ok(()),
             _ => Err(Denied::NotWorkersPatrol),
         },
+        DocContent::Adjustment(a) => match dir.user(&a.by) {
+            Some(u) if check_new_adjustment(u, before, a).is_ok() => Ok(()),
+            _ => Err(Denied::Unvouched),
+        },
         // Inside the relay's region (checked above), registered and visited by
         // people who keep that grid's base data.
         DocContent::Person(PersonDoc { created_by, .. })
@@ -488,6 +526,23 @@ pub fn authorize_relayed(
             })
         }
     }
+}
+
+/// A points adjustment is made once, in its maker's name, by a leader of the
+/// worker's grid; nothing changes it afterwards.
+fn check_new_adjustment(
+    user: &User,
+    before: Option<&DocContent>,
+    a: &AdjustmentDoc,
+) -> Result<(), Denied> {
+    if before.is_some() {
+        return Err(Denied::AdjustmentRewritten);
+    }
+    check_points_adjuster(user, &a.grid)?;
+    if a.by != user.id {
+        return Err(Denied::NotAdjuster);
+    }
+    Ok(())
 }
 
 /// Why a new timeline entry, note or photo is refused by [`check_new_entries`].
@@ -1731,5 +1786,76 @@ mod tests {
             assert_eq!(&got, expected, "{who} {what}");
         }
         assert!(!scope_of(&u(H)).sees_doc(&mine));
+    }
+
+    /// A points adjustment: made once, in the maker's name, by a community or
+    /// town dispatcher (or an administrator) over the worker's grid; seen by the
+    /// region over the grid, never by a department. A relay forwards one only
+    /// from a directory user who could have made it.
+    #[test]
+    fn points_adjustments_by_role_and_scope() {
+        use crate::doc::adjustment::{AdjustmentDoc, Month};
+        let dir = sample();
+        let u = |id| user(&dir, id);
+        let adj = |by: &str, grid: &str| {
+            DocContent::Adjustment(AdjustmentDoc {
+                id: DocId::new(DocKind::Adjustment),
+                grid: grid.parse().unwrap(),
+                worker: W.parse().unwrap(),
+                month: Month::new(2026, 11).unwrap(),
+                points: 5,
+                reason: "协助处置".into(),
+                by: by.parse().unwrap(),
+                at: at(0),
+            })
+        };
+        let not_leader = |grid: &str| Err(Denied::NotLeader(grid.parse().unwrap()));
+        let mine = adj(CD, GRID_A);
+        let changed = match &mine {
+            DocContent::Adjustment(a) => DocContent::Adjustment(AdjustmentDoc {
+                points: 500,
+                ..a.clone()
+            }),
+            _ => unreachable!(),
+        };
+        #[rustfmt::skip]
+        let table: Vec<ChangeRow> = vec![
+            ("CD adjusts grid A", CD, None, mine.clone(), Ok(())),
+            ("TD adjusts grid A", TD, None, adj(TD, GRID_A), Ok(())),
+            ("the admin adjusts grid A", ADMIN, None, adj(ADMIN, GRID_A), Ok(())),
+            ("W adjusts her own", W, None, adj(W, GRID_A), not_leader(GRID_A)),
+            ("CD2 adjusts grid A", CD2, None, adj(CD2, GRID_A), not_leader(GRID_A)),
+            ("DD adjusts grid A", DD, None, adj(DD, GRID_A), not_leader(GRID_A)),
+            ("H adjusts grid A", H, None, adj(H, GRID_A), not_leader(GRID_A)),
+            ("CD adjusts in TD's name", CD, None, adj(TD, GRID_A), Err(Denied::NotAdjuster)),
+            ("CD raises her own", CD, Some(mine.clone()), changed.clone(),
+                Err(Denied::AdjustmentRewritten)),
+            ("CD writes it again", CD, Some(mine.clone()), mine.clone(),
+                Err(Denied::AdjustmentRewritten)),
+        ];
+        for (what, who, before, after, expected) in &table {
+            let got = authorize(&u(who), after.id(), before.as_ref(), after);
+            assert_eq!(&got, expected, "{who} {what}");
+        }
+        let town: RegionCode = TOWN.parse().unwrap();
+        assert_eq!(authorize_relayed(&dir, &town, None, &mine), Ok(()));
+        assert_eq!(
+            authorize_relayed(&dir, &town, None, &adj(W, GRID_A)),
+            Err(Denied::Unvouched)
+        );
+        assert_eq!(
+            authorize_relayed(&dir, &town, Some(&mine), &changed),
+            Err(Denied::AdjustmentRewritten)
+        );
+        for (who, sees) in [
+            (W, true),
+            (W2, false),
+            (CD, true),
+            (CD2, false),
+            (TD, true),
+            (H, false),
+        ] {
+            assert_eq!(scope_of(&u(who)).sees_doc(&mine), sees, "{who}");
+        }
     }
 }

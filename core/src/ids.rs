@@ -288,6 +288,8 @@ pub enum DocKind {
     Household,
     /// A place: a building, a dwelling, a shop or an enterprise (地点).
     Place,
+    /// A leader's manual adjustment of a grid worker's points (积分调整).
+    Adjustment,
 }
 
 impl DocKind {
@@ -299,6 +301,7 @@ impl DocKind {
             DocKind::Person => "person",
             DocKind::Household => "household",
             DocKind::Place => "place",
+            DocKind::Adjustment => "adjustment",
         }
     }
 
@@ -310,16 +313,17 @@ impl DocKind {
     }
 
     /// Every kind.
-    pub const ALL: [DocKind; 5] = [
+    pub const ALL: [DocKind; 6] = [
         DocKind::Case,
         DocKind::Patrol,
         DocKind::Person,
         DocKind::Household,
         DocKind::Place,
+        DocKind::Adjustment,
     ];
 }
 
-/// A document id: `<kind>-<uuid>` (`case-…`, `patrol-…`, `person-…`, `household-…`, `place-…`). The kind is part of the id so a
+/// A document id: `<kind>-<uuid>` (`case-…`, `patrol-…`, `person-…`, `household-…`, `place-…`, `adjustment-…`). The kind is part of the id so a
 /// replica receiving changes for an unknown document knows what it is.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DocId(String);
@@ -361,7 +365,7 @@ impl FromStr for DocId {
             .find_map(|k| s.strip_prefix(k.as_str())?.strip_prefix('-'))
             .ok_or(IdError {
                 kind: "document id",
-                reason: "must start with 'case-', 'patrol-', 'person-', 'household-' or 'place-'",
+                reason: "must start with 'case-', 'patrol-', 'person-', 'household-', 'place-' or 'adjustment-'",
             })?;
         if rest.len() != 32 || !rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(IdError {

@@ -275,6 +275,30 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE cases ADD COLUMN lat REAL;
     ALTER TABLE cases ADD COLUMN lon REAL;
     "#,
+    // 9: points adjustments (积分调整) are documents too, one row each; and the
+    // channel a case came in by, for the board's filter and the figures per
+    // channel (filled in for existing rows by the index rebuild, like step 7).
+    r#"
+    PRAGMA writable_schema = ON;
+    UPDATE sqlite_schema
+       SET sql = replace(sql, '''place''))', '''place'', ''adjustment''))')
+     WHERE type = 'table' AND name = 'docs';
+    PRAGMA writable_schema = OFF;
+
+    CREATE TABLE adjustments (
+        doc_id TEXT PRIMARY KEY REFERENCES docs (doc_id) ON DELETE CASCADE,
+        grid   TEXT NOT NULL,
+        worker TEXT NOT NULL,
+        month  TEXT NOT NULL,
+        points INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        by     TEXT NOT NULL,
+        at_ms  INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX adjustments_grid ON adjustments (grid, month);
+
+    ALTER TABLE cases ADD COLUMN channel TEXT NOT NULL DEFAULT 'phone';
+    "#,
 ];
 
 /// The schema version this code writes.
@@ -355,6 +379,11 @@ mod tests {
         old.execute(insert, []).unwrap();
         old.execute(
             "INSERT INTO docs (doc_id, kind, updated_ms) VALUES ('place-1', 'place', 0)",
+            [],
+        )
+        .unwrap();
+        old.execute(
+            "INSERT INTO docs (doc_id, kind, updated_ms) VALUES ('adjustment-1', 'adjustment', 0)",
             [],
         )
         .unwrap();

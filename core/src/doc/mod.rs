@@ -1,6 +1,7 @@
 //! Typed access to the Automerge documents: one module per document kind. All the
 //! key names live here; nothing outside this module touches a raw path.
 
+pub mod adjustment;
 pub mod case;
 pub mod patrol;
 pub mod place;
@@ -25,6 +26,8 @@ pub enum DocContent {
     Household(registry::HouseholdDoc),
     /// A place.
     Place(place::PlaceDoc),
+    /// A manual points adjustment.
+    Adjustment(adjustment::AdjustmentDoc),
 }
 
 /// A document's reference to another by id (see [`DocContent::references`]).
@@ -99,6 +102,9 @@ impl DocContent {
                 DocContent::Household(registry::HouseholdDoc::read(doc, id)?)
             }
             crate::ids::DocKind::Place => DocContent::Place(place::PlaceDoc::read(doc, id)?),
+            crate::ids::DocKind::Adjustment => {
+                DocContent::Adjustment(adjustment::AdjustmentDoc::read(doc, id)?)
+            }
         })
     }
 
@@ -110,6 +116,7 @@ impl DocContent {
             DocContent::Person(p) => &p.id,
             DocContent::Household(h) => &h.id,
             DocContent::Place(p) => &p.id,
+            DocContent::Adjustment(a) => &a.id,
         }
     }
 
@@ -132,7 +139,9 @@ impl DocContent {
                 .iter()
                 .flat_map(|i| DocPhoto::entry(i.photo.as_ref(), &i.by))
                 .collect(),
-            DocContent::Patrol(_) | DocContent::Person(_) => Vec::new(),
+            DocContent::Patrol(_) | DocContent::Person(_) | DocContent::Adjustment(_) => {
+                Vec::new()
+            }
         }
     }
 
@@ -163,6 +172,7 @@ impl DocContent {
                 let contact = p.org.as_ref().and_then(|o| o.contact.as_ref());
                 p.within.iter().chain(contact).map(scope).collect()
             }
+            DocContent::Adjustment(_) => Vec::new(),
         }
     }
 
@@ -174,6 +184,7 @@ impl DocContent {
             DocContent::Person(p) => &p.grid,
             DocContent::Household(h) => &h.grid,
             DocContent::Place(p) => &p.grid,
+            DocContent::Adjustment(a) => &a.grid,
         }
     }
 }

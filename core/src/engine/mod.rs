@@ -11,6 +11,7 @@ mod cases;
 mod patrols;
 mod photos;
 mod places;
+mod points;
 mod registry;
 mod relay;
 mod replication;
@@ -242,8 +243,15 @@ impl Engine {
     }
 
     /// Validate and store a directory (JSON, see `docs/directory-format.md`),
-    /// replacing the previous one.
+    /// replacing the previous one. It counts as revision 0: the server's newest
+    /// revision replaces it at the next sync.
     pub fn load_directory(&self, json: &str) -> Result<()> {
+        self.keep_directory(json, 0)
+    }
+
+    /// Validate and store revision `revision` of the directory (what a server
+    /// sent in a pull answer), replacing the previous one, in one transaction.
+    pub fn keep_directory(&self, json: &str, revision: u64) -> Result<()> {
         let dir = Directory::from_json(json)?;
         let now = self.now().timestamp_millis();
         self.write(|tx| -> Result<()> {
@@ -252,10 +260,30 @@ impl Engine {
                  ON CONFLICT (id) DO UPDATE SET json = excluded.json, loaded_ms = excluded.loaded_ms",
                 params![json, now],
             )?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('directory_revision', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [revision.to_string()],
+            )?;
             Ok(())
         })?;
         *self.directory.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(dir));
         Ok(())
+    }
+
+    /// The revision of the stored directory (0: loaded by the app, or before
+    /// revisions).
+    pub fn directory_revision(&self) -> Result<u64> {
+        self.db.read(|tx| -> Result<u64> {
+            let value: Option<String> = tx
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'directory_revision'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(value.and_then(|v| v.parse().ok()).unwrap_or(0))
+        })
     }
 
     /// The current directory.
@@ -453,6 +481,7 @@ impl Engine {
                 crate::registry::index_household(tx, h, store::updated_ms(tx, id)?)
             }
             DocContent::Place(p) => crate::places::index_place(tx, p, store::updated_ms(tx, id)?),
+            DocContent::Adjustment(a) => crate::points::index_adjustment(tx, a),
         }
     }
 }

@@ -54,7 +54,7 @@ pub(super) fn registry_region_of(
 }
 
 /// The first instant of a calendar month in China Standard Time, and of the next.
-fn month_bounds(
+pub(super) fn month_bounds(
     year: i32,
     month: u32,
 ) -> Result<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
@@ -417,48 +417,6 @@ impl Engine {
                 .db
                 .read(|tx| crate::registry::visit_coverage(tx, &region, from, to)),
             None => Ok((Vec::new(), Vec::new())),
-        }
-    }
-
-    /// Points (积分) for a calendar month (China Standard Time) under the
-    /// directory's points rules: a grid worker's own, or every worker's of `region`
-    /// (this user's when `None`) for a dispatcher; most points first. Empty when the
-    /// directory awards no points.
-    pub fn points(
-        &self,
-        region: Option<&RegionCode>,
-        year: i32,
-        month: u32,
-    ) -> Result<Vec<crate::points::WorkerPoints>> {
-        self.points_of(&self.me()?, region, year, month)
-    }
-
-    /// [`Engine::points`] as `user` may see them (also the relay's, for a console
-    /// user).
-    pub(super) fn points_of(
-        &self,
-        user: &User,
-        region: Option<&RegionCode>,
-        year: i32,
-        month: u32,
-    ) -> Result<Vec<crate::points::WorkerPoints>> {
-        let bounds = month_bounds(year, month)?;
-        let dir = self.directory()?;
-        let Some(rules) = dir.points_rules() else {
-            return Ok(Vec::new());
-        };
-        let is_worker = |id: &str| {
-            id.parse()
-                .ok()
-                .and_then(|id| dir.user(&id))
-                .is_some_and(|u| u.role == Role::GridWorker)
-        };
-        let worker = (user.role == Role::GridWorker).then(|| user.id.as_str().to_owned());
-        match registry_region_of(user, region)? {
-            Some(region) => self.db.read(|tx| {
-                crate::points::month(tx, &region, worker.as_deref(), bounds, &rules, is_worker)
-            }),
-            None => Ok(Vec::new()),
         }
     }
 

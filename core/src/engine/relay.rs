@@ -603,6 +603,32 @@ impl Engine {
         self.points_of(user, region, year, month)
     }
 
+    /// [`Engine::points_adjustments`] of `region` as `user` may see them: the
+    /// ledger under the console's ranking.
+    pub fn points_adjustments_as(
+        &self,
+        user: &User,
+        region: Option<&RegionCode>,
+        year: i32,
+        month: u32,
+    ) -> Result<Vec<crate::points::Adjustment>> {
+        self.points_adjustments_of(user, region, year, month)
+    }
+
+    /// A points adjustment drafted for `author` (see [`Engine::draft_action`]):
+    /// the checks of [`Engine::adjust_points`]; its id and the change.
+    pub fn draft_adjust_points(
+        &self,
+        author: &Identity,
+        input: crate::doc::adjustment::NewAdjustment,
+    ) -> Result<(DocId, Vec<u8>)> {
+        let adjustment = self.new_adjustment(&self.user(&author.user)?, input)?;
+        let bytes = self.draft_change(&mut Automerge::new(), &adjustment.id, author, |t| {
+            adjustment.write_new(t)
+        })?;
+        Ok((adjustment.id, bytes))
+    }
+
     /// A case as `user` may see it: the same "not found" as for a missing case when
     /// it is outside their scope. For a server answering for its users.
     pub fn get_case_as(&self, user: &User, id: &DocId) -> Result<Case> {

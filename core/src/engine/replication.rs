@@ -174,7 +174,7 @@ fn grid_of(tx: &Transaction<'_>, id: &DocId) -> Result<Option<RegionCode>> {
         DocKind::Person => "persons",
         DocKind::Household => "households",
         DocKind::Place => "places",
-        DocKind::Case | DocKind::Patrol => return Ok(None),
+        DocKind::Case | DocKind::Patrol | DocKind::Adjustment => return Ok(None),
     };
     let grid: Option<String> = tx
         .prepare_cached(&format!("SELECT grid FROM {table} WHERE doc_id = ?1"))?

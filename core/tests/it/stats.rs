@@ -1,6 +1,8 @@
 //! The command centre's figures and automatic supervision, from the index.
 
 use chrono::Duration;
+use gridsync_core::doc::adjustment::{Month, NewAdjustment};
+use gridsync_core::points::WorkerPoints;
 use gridsync_core::stats::GroupBy;
 use gridsync_core::{Action, CaseFilter, DocId, Status, SupervisionLevel};
 
@@ -343,7 +345,7 @@ fn an_older_index_is_rebuilt_once_on_open() {
 
 /// 积分: a scripted month for two grid workers, counted by hand under the sample
 /// directory's rules (valid report 2, handled on the spot +3, major case +10,
-/// invalid report −5, visit 1, inspection 2).
+/// invalid report −5, visit 1, inspection 2), plus the leaders' adjustments.
 #[test]
 fn points_for_a_month_match_the_hand_count_and_each_role_sees_its_share() {
     use gridsync_core::doc::place::{NewPlace, PlaceKind};
@@ -416,12 +418,44 @@ fn points_for_a_month_match_the_hand_count_and_each_role_sees_its_share() {
             },
         )
         .unwrap();
+    // Adjustments: the community's leader rewards her, the town's takes points
+    // from the neighbour, and one of the next month counts in that month only.
+    let adjust = |d: &Device, worker: &str, month: u32, points: i32, reason: &str| {
+        d.adjust_points(NewAdjustment {
+            worker: worker.parse().unwrap(),
+            month: Month::new(2026, month).unwrap(),
+            points,
+            reason: reason.into(),
+        })
+    };
+    adjust(&community, WORKER, 11, 5, "协助处置火情").unwrap();
+    adjust(&community, WORKER, 11, -2, "台账不全").unwrap();
+    adjust(&community, WORKER, 12, 7, "下月奖励").unwrap();
+    adjust(&town, NEIGHBOUR, 11, -1, "巡查迟到").unwrap();
+    // Only a leader over her grid: not a worker, not the next community's.
+    assert!(matches!(
+        adjust(&worker, WORKER, 11, 100, "自己加分"),
+        Err(gridsync_core::Error::Forbidden(_))
+    ));
+    assert!(matches!(
+        adjust(&community, NEIGHBOUR, 11, 1, "不是本社区"),
+        Err(gridsync_core::Error::Forbidden(_))
+    ));
+    assert!(matches!(
+        adjust(&community, WORKER, 11, 0, "零分"),
+        Err(gridsync_core::Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        adjust(&community, WORKER, 11, 3, " "),
+        Err(gridsync_core::Error::InvalidInput(_))
+    ));
     for d in [&worker, &other, &community] {
         sync(d, &town);
     }
     sync(&town, &worker);
+    sync(&town, &other);
 
-    let table = |d: &Device| -> Vec<(String, [u64; 6], i64)> {
+    let table = |d: &Device| -> Vec<(String, [u64; 6], i64, i64)> {
         d.points(None, 2026, 11)
             .unwrap()
             .into_iter()
@@ -436,6 +470,7 @@ fn points_for_a_month_match_the_hand_count_and_each_role_sees_its_share() {
                         p.visits,
                         p.inspections,
                     ],
+                    p.adjusted,
                     p.points,
                 )
             })
@@ -444,13 +479,42 @@ fn points_for_a_month_match_the_hand_count_and_each_role_sees_its_share() {
     let mine = (
         WORKER.to_owned(),
         [3, 1, 1, 1, 2, 1],
-        3 * 2 + 3 + 10 - 5 + 2 + 2,
+        5 - 2,
+        3 * 2 + 3 + 10 - 5 + 2 + 2 + 5 - 2,
     );
-    let theirs = (NEIGHBOUR.to_owned(), [1, 0, 0, 0, 0, 0], 2);
-    assert_eq!(table(&town), vec![mine.clone(), theirs]);
+    let theirs = (NEIGHBOUR.to_owned(), [1, 0, 0, 0, 0, 0], -1, 2 - 1);
+    assert_eq!(table(&town), vec![mine.clone(), theirs.clone()]);
     assert_eq!(table(&community), vec![mine.clone()], "her community only");
     assert_eq!(table(&worker), vec![mine], "her own only");
+    assert_eq!(table(&other), vec![theirs], "the neighbour's own only");
+    // The ledger: who, how much, why, by whom, in the order made.
+    let ledger = |d: &Device, month| -> Vec<(String, i32, String, String)> {
+        d.points_adjustments(None, 2026, month)
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.worker.to_string(), a.points, a.reason, a.by.to_string()))
+            .collect()
+    };
+    let row = |w: &str, n, why: &str, by: &str| (w.to_owned(), n, why.to_owned(), by.to_owned());
+    assert_eq!(
+        ledger(&town, 11),
+        vec![
+            row(WORKER, 5, "协助处置火情", COMMUNITY),
+            row(WORKER, -2, "台账不全", COMMUNITY),
+            row(NEIGHBOUR, -1, "巡查迟到", TOWN),
+        ]
+    );
+    assert_eq!(ledger(&worker, 11).len(), 2, "her own only");
+    // A month with only an adjustment still lists her.
+    let [dec] = &table_of(&worker, 12)[..] else {
+        panic!("one row for December")
+    };
+    assert_eq!((dec.computed, dec.adjusted, dec.points), (0, 7, 7));
     assert!(worker.points(None, 2026, 10).unwrap().is_empty());
     assert!(worker.points(None, 2026, 13).is_err());
     assert!(device(HANDLER, &clock).points(None, 2026, 11).is_err());
+}
+
+fn table_of(d: &Device, month: u32) -> Vec<WorkerPoints> {
+    d.points(None, 2026, month).unwrap()
 }

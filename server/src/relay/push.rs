@@ -399,11 +399,13 @@ fn scope_of(content: DocContent) -> DocScope {
             photos,
             grid: c.grid,
         },
-        // Never dispatched: a department's scope sees no patrol and no base data.
+        // Never dispatched: a department's scope sees no patrol, no base data and
+        // no points adjustment.
         DocContent::Patrol(_)
         | DocContent::Person(_)
         | DocContent::Household(_)
-        | DocContent::Place(_) => DocScope {
+        | DocContent::Place(_)
+        | DocContent::Adjustment(_) => DocScope {
             grid: content.grid().clone(),
             dept: None,
             photos,
