@@ -1,6 +1,6 @@
 import SwiftUI
 
-/// 设备注册: the relay's address and a one-time code.
+/// 设备注册: the relay's address and a one-time code, typed or scanned (`ScanView`).
 struct EnrollView: View {
     @Environment(AppModel.self) private var app
     let notice: String?
@@ -22,6 +22,11 @@ struct EnrollView: View {
                     Section {
                         Text(verbatim: notice)
                     }
+                }
+                Section {
+                    Button("enroll.scan") { model.startScan() }
+                } footer: {
+                    Text("enroll.scan.footer")
                 }
                 Section {
                     TextField("enroll.server.placeholder", text: $model.serverURL)
@@ -66,6 +71,9 @@ struct EnrollView: View {
                 }
             }
             .navigationTitle("enroll.title")
+            .sheet(isPresented: $model.isScanning) {
+                ScanView(model: model)
+            }
             .alert("enroll.plainHttp.title", isPresented: plainHttpAsked) {
                 if let url = model.plainHttpQuestion {
                     Button("enroll.plainHttp.confirm", role: .destructive) {

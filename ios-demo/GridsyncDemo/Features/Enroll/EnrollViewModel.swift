@@ -2,8 +2,9 @@ import Foundation
 import Observation
 
 /// The enrollment form: the relay's address and the one-time code a dispatcher
-/// issued (`gridsync admin enroll --user …`). The code is typed or pasted; it is
-/// never stored, and the token the relay answers with goes only to the engine.
+/// issued (`gridsync admin enroll --user …`, or a card of the console's 设备注册码
+/// sheet). Both are typed, or filled by scanning the card's QR code (`scanned`). The
+/// code is never stored, and the token the relay answers with goes only to the engine.
 ///
 /// The address decides the transport (`ServerAddress`): `https://` enrolls at once;
 /// plain `http://` to this phone, the emulator's host or a private LAN address asks
@@ -21,6 +22,10 @@ final class EnrollViewModel {
     var plainHttpQuestion: String?
     /// The plain `http://` address the user said is a test server (another address is asked about again).
     private var confirmedPlainHttpURL: String?
+    /// The QR scanner sheet is up.
+    var isScanning = false
+    /// Why the last QR code the scanner saw was not used.
+    private(set) var scanMessage: String?
 
     private static let lastServerKey = "gridsync.lastServerURL"
 
@@ -75,6 +80,37 @@ final class EnrollViewModel {
         plainHttpQuestion = nil
         confirmedPlainHttpURL = url
         await submit(app: app)
+    }
+
+    /// Open the QR scanner sheet.
+    func startScan() {
+        scanMessage = nil
+        isScanning = true
+    }
+
+    /// Close it without a link; the form stays as it was.
+    func cancelScan() {
+        isScanning = false
+    }
+
+    /// A QR code the scanner saw. An enrollment link (`gridsync://enroll?server=…&code=…`,
+    /// checked by the core's `parseEnrollmentLink`) fills the address and the code and
+    /// closes the scanner; the worker sees which server it names and submits herself, a
+    /// plain `http://` address being asked about as when typed (a forged card must not
+    /// send her code somewhere unseen). Any other code leaves the form as it was and says
+    /// so; the scanner stays open.
+    func scanned(_ text: String) {
+        guard isScanning else { return }
+        do {
+            let link = try parseEnrollmentLink(text: text)
+            serverURL = link.serverUrl
+            code = link.code
+            errorMessage = nil
+            scanMessage = nil
+            isScanning = false
+        } catch {
+            scanMessage = L.s("enroll.scan.notEnrollment")
+        }
     }
 
     /// "No": nothing is sent; the form stays as typed.
