@@ -65,6 +65,7 @@ fn forged_and_revoked_tokens_get_401_and_revoked_devices_are_told_to_wipe() {
         max_bytes: 1 << 20,
         purged: vec![],
         ack_page: 0,
+        directory: None,
     });
     for token in [None, Some(""), Some("forged"), Some(&worker.token[..10])] {
         match t.post("/v1/pull", token, pull.clone()) {
@@ -96,6 +97,7 @@ fn forged_and_revoked_tokens_get_401_and_revoked_devices_are_told_to_wipe() {
         max_bytes: 1,
         purged: vec![],
         ack_page: 0,
+        directory: None,
     });
     let dispatcher = relay.enroll(DISPATCHER, dir.path());
     match dispatcher
@@ -318,6 +320,7 @@ fn no_device_ever_receives_another_grids_cases() {
             max_bytes: 1 << 20,
             purged: vec![],
             ack_page: 0,
+            directory: None,
         });
         let _ = rec.post("/v1/pull", Some(&d.token), pull);
         let _ = rec.post(
@@ -494,15 +497,99 @@ fn a_worker_moved_to_another_grid_loses_the_old_grids_cases() {
     me["region"] = "339901002001002".into();
     relay
         .relay
-        .engine()
-        .load_directory(&directory.to_string())
+        .import_directory(&directory.to_string())
         .unwrap();
 
     let r = worker.sync().unwrap();
     assert_eq!(r.purged, 1, "her old grid's case leaves her phone");
+    assert!(
+        r.directory_updated,
+        "and her phone knows where she works now"
+    );
+    assert_eq!(worker.me().unwrap().region.as_str(), "339901002001002");
     assert!(worker.doc_ids().unwrap().is_empty());
     // Her old community's dispatcher still has it.
     let dispatcher = relay.enroll(DISPATCHER, dir.path());
     dispatcher.sync().unwrap();
     assert_eq!(dispatcher.doc_ids().unwrap(), vec![id]);
+}
+
+/// 积分调整: a grid worker's tampered app rewarding herself (in her own name or
+/// her dispatcher's) is refused by the relay and nothing is stored; the
+/// dispatcher's own adjustment is stored, cannot be changed afterwards, and
+/// reaches the worker's phone with its reason.
+#[test]
+fn only_a_leader_adjusts_points_and_the_adjustment_reaches_the_workers_phone() {
+    use automerge::transaction::Transactable;
+    use automerge::ROOT;
+    use gridsync_core::doc::adjustment::{AdjustmentDoc, Month, NewAdjustment};
+    use gridsync_core::DocKind;
+
+    let relay = SimRelay::new();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = relay.enroll(WORKER, dir.path());
+    let dispatcher = relay.enroll(DISPATCHER, dir.path());
+    let grid = "339901001001001";
+    let month = Month::new(2026, 11).unwrap();
+    let before = relay.relay.store().log_len().unwrap();
+    for by in [WORKER, DISPATCHER] {
+        let a = AdjustmentDoc {
+            id: DocId::new(DocKind::Adjustment),
+            grid: grid.parse().unwrap(),
+            worker: WORKER.parse().unwrap(),
+            month,
+            points: 100,
+            reason: "自己加分".into(),
+            by: by.parse().unwrap(),
+            at: chrono::Utc::now(),
+        };
+        let mut am = Automerge::new();
+        am.set_actor(worker.device.actor());
+        am.transact(|t| a.write_new(t))
+            .map_err(|f| f.error)
+            .unwrap();
+        let bytes = am.get_last_local_change().unwrap().raw_bytes().to_vec();
+        let r = push_raw(&worker, &a.id, bytes);
+        assert_eq!(r.status, ChangeStatus::Rejected, "in {by}'s name");
+        assert_eq!(
+            r.reason,
+            Some(format!(
+                "only a community or town dispatcher over grid {grid} may adjust its points"
+            ))
+        );
+    }
+    assert_eq!(
+        relay.relay.store().log_len().unwrap(),
+        before,
+        "nothing stored"
+    );
+
+    let id = dispatcher
+        .adjust_points(NewAdjustment {
+            worker: WORKER.parse().unwrap(),
+            month,
+            points: 5,
+            reason: "协助处置火情".into(),
+        })
+        .unwrap();
+    dispatcher.sync().unwrap();
+    let raised = forge(&dispatcher, &id, |tx| tx.put(ROOT, "points", 500i64));
+    let r = push_raw(&dispatcher, &id, raised);
+    assert_eq!(
+        r.reason.as_deref(),
+        Some("a points adjustment cannot be changed")
+    );
+    worker.sync().unwrap();
+    let [mine] = &worker.points(None, 2026, 11).unwrap()[..] else {
+        panic!("one row: hers")
+    };
+    assert_eq!((mine.computed, mine.adjusted, mine.points), (0, 5, 5));
+    let ledger = worker.points_adjustments(None, 2026, 11).unwrap();
+    assert_eq!(
+        ledger
+            .iter()
+            .map(|a| (a.points, a.reason.as_str(), a.by.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(5, "协助处置火情", DISPATCHER)]
+    );
 }

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 
+use chrono::Datelike;
 use gridsync_core::{Action, DocId, Engine, Status};
 
 use crate::sockets::{enroll, enroll_with_clock, gridsync, start, Server};
@@ -388,10 +389,51 @@ fn supervision_figures_and_devices_in_the_console() {
     let points = console.get("/console/stats.csv?table=points").body;
     let points: Vec<&str> = points.trim_start_matches('\u{feff}').lines().collect();
     assert_eq!(points.len(), 2, "{points:?}");
-    assert!(points[1].ends_with(",2,1,0,0,0,0,7"), "{points:?}");
+    assert!(points[1].ends_with(",2,1,0,0,0,0,7,0,7"), "{points:?}");
     let stats = console.get("/console/stats").body;
     assert!(stats.contains("<svg") && stats.contains("民生服务"));
     assert!(stats.contains("id=\"table-level\"") && stats.contains("id=\"table-points\""));
+    // 积分调整: the dispatcher leads the worker's community, so the form is hers;
+    // her adjustment joins the ranking, the ledger and its CSV, the monthly
+    // report, and reaches the worker's phone.
+    assert!(stats.contains("id=\"adjust-points\""));
+    let now = chrono::Utc::now().with_timezone(&gridsync_core::index::local_offset());
+    let month = now.format("%Y-%m").to_string();
+    let adjust = |points: &str, reason: &str| {
+        let csrf = console.csrf();
+        console.post(
+            "/console/points/adjust",
+            &[
+                ("csrf", csrf.as_str()),
+                ("worker", WORKER),
+                ("month", month.as_str()),
+                ("points", points),
+                ("reason", reason),
+            ],
+        )
+    };
+    assert_eq!(adjust("-3", "台账不全").status, 303);
+    assert_eq!(adjust("0", "零分").status, 400);
+    assert_eq!(adjust("5", "  ").status, 400);
+    let points = console.get("/console/stats.csv?table=points").body;
+    let points: Vec<&str> = points.trim_start_matches('\u{feff}').lines().collect();
+    assert!(points[1].ends_with(",2,1,0,0,0,0,7,-3,4"), "{points:?}");
+    let ledger = console.get("/console/stats.csv?table=adjustments").body;
+    let ledger: Vec<&str> = ledger.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(ledger.len(), 2, "{ledger:?}");
+    assert!(
+        ledger[1].starts_with(&month) && ledger[1].contains(",-3,台账不全,"),
+        "{ledger:?}"
+    );
+    assert!(console.get("/console/report").body.contains("台账不全"));
+    sync(&worker);
+    let mine = worker.points(None, now.year(), now.month()).unwrap();
+    assert_eq!(
+        mine.iter()
+            .map(|p| (p.adjusted, p.points))
+            .collect::<Vec<_>>(),
+        [(-3, 4)]
+    );
     let report = console.get("/console/report").body;
     assert!(report.contains("id=\"hot-spots\"") && report.contains("望湖社区第1网格"));
     assert_eq!(

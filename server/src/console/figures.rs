@@ -5,11 +5,14 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
+use gridsync_core::access::check_points_adjuster;
+use gridsync_core::doc::adjustment::{limits, Month, NewAdjustment};
 use gridsync_core::index::{local_offset, MAX_PAGE};
 use gridsync_core::points::WorkerPoints;
 use gridsync_core::stats::{GroupBy, Summary};
 use gridsync_core::{
     CaseFilter, CaseSummary, Directory, RegionCode, RegionLevel, Role, Status, SupervisionLevel,
+    UserId,
 };
 use maud::{html, Markup};
 use serde::{Deserialize, Serialize};
@@ -198,6 +201,19 @@ struct Figures {
     /// The month the points are of (the period's first), and each worker's.
     points_month: String,
     points: Vec<(String, WorkerPoints)>,
+    /// The leaders' adjustments behind them, in the order made.
+    adjustments: Vec<AdjustmentRow>,
+    /// The grid workers whose points this user may adjust (id, name).
+    adjustable: Vec<(UserId, String)>,
+}
+
+/// One adjustment as the ledger shows it: names, not ids.
+struct AdjustmentRow {
+    worker: String,
+    points: i32,
+    reason: String,
+    by: String,
+    at: String,
 }
 
 fn figures(
@@ -296,28 +312,43 @@ fn figures(
         .collect();
     // Points are monthly: those of the month the period starts in.
     let points_month = month_key(period.from);
+    let name_of = |id: &str| {
+        id.parse()
+            .ok()
+            .and_then(|id| dir.user(&id))
+            .map_or_else(|| id.to_owned(), |u| u.name.clone())
+    };
+    let (year, month) = (period.from.year(), period.from.month());
     let points = engine
-        .points_as(
-            &who.user,
-            filter.region.as_ref(),
-            period.from.year(),
-            period.from.month(),
-        )
+        .points_as(&who.user, filter.region.as_ref(), year, month)
         .map_err(RelayError::internal)?
         .into_iter()
-        .map(|p| {
-            let name = p
-                .worker
-                .parse()
-                .ok()
-                .and_then(|id| dir.user(&id))
-                .map_or_else(|| p.worker.clone(), |u| u.name.clone());
-            (name, p)
+        .map(|p| (name_of(&p.worker), p))
+        .collect();
+    let adjustments = engine
+        .points_adjustments_as(&who.user, filter.region.as_ref(), year, month)
+        .map_err(RelayError::internal)?
+        .into_iter()
+        .map(|a| AdjustmentRow {
+            worker: name_of(a.worker.as_str()),
+            points: a.points,
+            reason: a.reason,
+            by: name_of(a.by.as_str()),
+            at: pages::local(a.at),
         })
+        .collect();
+    let adjustable = dir
+        .users()
+        .iter()
+        .filter(|u| u.role == Role::GridWorker)
+        .filter(|u| check_points_adjuster(&who.user, &u.region).is_ok())
+        .map(|u| (u.id.clone(), u.name.clone()))
         .collect();
     let figures = Figures {
         points_month,
         points,
+        adjustments,
+        adjustable,
         region: filter.region.clone(),
         summary,
         by_category,
@@ -489,6 +520,8 @@ fn tables(t: &Texts, f: &Figures) -> Vec<Table> {
                 t.invalid_reports.into(),
                 t.visits_made.into(),
                 t.inspections_made.into(),
+                t.points_computed.into(),
+                t.points_adjusted.into(),
                 t.points.into(),
             ],
             rows: f
@@ -504,12 +537,122 @@ fn tables(t: &Texts, f: &Figures) -> Vec<Table> {
                         p.invalid_reports.to_string(),
                         p.visits.to_string(),
                         p.inspections.to_string(),
+                        p.computed.to_string(),
+                        p.adjusted.to_string(),
                         p.points.to_string(),
                     ]
                 })
                 .collect(),
         },
+        Table {
+            name: "adjustments",
+            title: t.adjustments_title,
+            header: vec![
+                t.month.into(),
+                t.worker.into(),
+                t.points.into(),
+                t.reason.into(),
+                t.adjusted_by.into(),
+                t.adjusted_at.into(),
+            ],
+            rows: f
+                .adjustments
+                .iter()
+                .map(|a| {
+                    vec![
+                        f.points_month.clone(),
+                        a.worker.clone(),
+                        format!("{:+}", a.points),
+                        a.reason.clone(),
+                        a.by.clone(),
+                        a.at.clone(),
+                    ]
+                })
+                .collect(),
+        },
     ]
+}
+
+/// The form a leader records a points adjustment with, for the workers she
+/// leads; nothing for anyone else.
+fn adjust_form(t: &Texts, who: &ConsoleUser, f: &Figures) -> Markup {
+    html! {
+        @if !f.adjustable.is_empty() {
+            section.figures id="adjust-points" {
+                h3 { (t.adjust_title) }
+                p { (t.adjust_rule) }
+                form method="post" action="/console/points/adjust" {
+                    input type="hidden" name="csrf" value=(who.csrf);
+                    label { (t.worker)
+                        select name="worker" required {
+                            @for (id, name) in &f.adjustable { option value=(id.as_str()) { (name) } }
+                        }
+                    }
+                    label { (t.month) input type="month" name="month" required value=(f.points_month); }
+                    label { (t.adjust_value)
+                        input type="number" name="points" required step="1"
+                            min=(-limits::POINTS) max=(limits::POINTS);
+                    }
+                    label { (t.reason)
+                        input name="reason" required maxlength=(limits::REASON);
+                    }
+                    button type="submit" { (t.adjust_submit) }
+                }
+            }
+        }
+    }
+}
+
+/// A points adjustment as the form sends it.
+#[derive(Deserialize)]
+pub(super) struct AdjustForm {
+    csrf: String,
+    worker: String,
+    month: String,
+    points: String,
+    reason: String,
+}
+
+pub(super) async fn adjust_points(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: ConsoleUser,
+    Form(f): Form<AdjustForm>,
+) -> Response {
+    let lang = lang(&headers);
+    if let Some(page) = csrf_refusal(lang, &who, &f.csrf) {
+        return page;
+    }
+    let input = (|| {
+        Ok::<_, PageError>(NewAdjustment {
+            worker: f
+                .worker
+                .parse()
+                .map_err(|_| PageError::form("请选择网格员"))?,
+            month: f
+                .month
+                .parse::<Month>()
+                .map_err(|_| PageError::form("月份格式为 YYYY-MM"))?,
+            points: f
+                .points
+                .trim()
+                .parse()
+                .map_err(|_| PageError::form("分值须为整数"))?,
+            reason: f.reason.trim().to_owned(),
+        })
+    })();
+    let input = match input {
+        Ok(input) => input,
+        Err(e) => return failure(lang, Some(&who), &e),
+    };
+    let month = input.month;
+    let who2 = who.clone();
+    match blocking(&state, move |r| r.console_adjust_points(&who2, input)).await {
+        Ok(_) => {
+            Redirect::to(&format!("/console/stats?month={month}#table-adjustments")).into_response()
+        }
+        Err(e) => failure(lang, Some(&who), &e),
+    }
 }
 
 fn table_markup(table: &Table, csv: Option<&str>, t: &Texts) -> Markup {
@@ -598,6 +741,7 @@ pub(super) async fn stats(
         p { a href={ "/console/report?month=" (month_key(f.period.from)) } { (t.monthly_report) } }
         (charts_markup(t, &f))
         @for table in tables(t, &f) { (table_markup(&table, Some(&csv(table.name)), t)) }
+        (adjust_form(t, &who, &f))
         p { (t.patrol_rule) }
     };
     html(

@@ -279,6 +279,15 @@ pub struct Texts {
     pub invalid_reports: &'static str,
     pub visits_made: &'static str,
     pub inspections_made: &'static str,
+    pub points_computed: &'static str,
+    pub points_adjusted: &'static str,
+    pub adjustments_title: &'static str,
+    pub adjust_title: &'static str,
+    pub adjust_value: &'static str,
+    pub adjusted_by: &'static str,
+    pub adjusted_at: &'static str,
+    pub adjust_submit: &'static str,
+    pub adjust_rule: &'static str,
 }
 
 const ZH: Texts = Texts {
@@ -411,6 +420,15 @@ const ZH: Texts = Texts {
     invalid_reports: "无效上报",
     visits_made: "走访",
     inspections_made: "安全检查",
+    points_computed: "规则积分",
+    points_adjusted: "调整",
+    adjustments_title: "积分调整记录",
+    adjust_title: "调整积分",
+    adjust_value: "分值（负数为扣分）",
+    adjusted_by: "调整人",
+    adjusted_at: "调整时间",
+    adjust_submit: "记录调整",
+    adjust_rule: "积分调整由网格员所在社区或街道的调度员记录，须写明原因；记录后不能修改或删除。",
 };
 
 const EN: Texts = Texts {
@@ -543,4 +561,13 @@ const EN: Texts = Texts {
     invalid_reports: "Invalid reports",
     visits_made: "Visits",
     inspections_made: "Inspections",
+    points_computed: "By the rules",
+    points_adjusted: "Adjusted",
+    adjustments_title: "Points adjustments",
+    adjust_title: "Adjust points",
+    adjust_value: "Points (negative to deduct)",
+    adjusted_by: "By",
+    adjusted_at: "When",
+    adjust_submit: "Record the adjustment",
+    adjust_rule: "Adjustments are recorded by a dispatcher of the worker's community or town, with a reason; they cannot be changed or removed afterwards.",
 };

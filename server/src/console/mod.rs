@@ -58,6 +58,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/stats", get(figures::stats))
         .route("/console/stats.csv", get(figures::stats_csv))
         .route("/console/report", get(figures::report))
+        .route("/console/points/adjust", post(figures::adjust_points))
         .route("/console/devices", get(figures::devices))
         .route("/console/devices/{id}/revoke", post(figures::revoke))
         .route("/console/map", get(map::map))

@@ -8,6 +8,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use base64::Engine as _;
 use chrono::Utc;
+use gridsync_core::doc::adjustment::NewAdjustment;
 use gridsync_core::photo::PhotoLimits;
 use gridsync_core::sync::wire::{ChangeStatus, WireChange};
 use gridsync_core::{Action, Case, DeviceId, DocId, Identity, PhotoHash, PhotoInfo, User, UserId};
@@ -235,6 +236,22 @@ impl Relay {
         })
     }
 
+    /// Record a leader's points adjustment as `who`: the engine's checks, then the
+    /// relay's as for any change (only a leader over the worker's grid).
+    pub fn console_adjust_points(
+        &self,
+        who: &ConsoleUser,
+        input: NewAdjustment,
+    ) -> Result<DocId, RelayError> {
+        let _one_at_a_time = self.console_writes();
+        let (id, bytes) = self
+            .engine
+            .draft_adjust_points(&who.identity(), input)
+            .map_err(core_error)?;
+        self.store_draft(who, &id, bytes)?;
+        Ok(id)
+    }
+
     /// Draft a change and store it, one at a time: two drafts made before either is
     /// stored would both take the account's next sequence number on the document.
     fn store_console_change(
@@ -243,11 +260,13 @@ impl Relay {
         id: &DocId,
         draft: impl FnOnce(&gridsync_core::Engine) -> gridsync_core::Result<Vec<u8>>,
     ) -> Result<(), RelayError> {
-        let _one_at_a_time = self
-            .console_writes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let _one_at_a_time = self.console_writes();
         let bytes = draft(&self.engine).map_err(core_error)?;
+        self.store_draft(who, id, bytes)
+    }
+
+    /// Store a change drafted as `who` (under [`Relay::console_writes`]).
+    fn store_draft(&self, who: &ConsoleUser, id: &DocId, bytes: Vec<u8>) -> Result<(), RelayError> {
         // A draft goes through the checked decoder like any change from outside.
         let answer = self.push_as(
             who.device,
