@@ -802,6 +802,47 @@ impl GridEngine {
             .collect())
     }
 
+    /// The leaders' adjustments behind `points` for the same month, in the order
+    /// they were made, with their reasons: a grid worker's own, or those of
+    /// `region` (this user's when `None`) for a dispatcher.
+    pub fn points_adjustments(
+        &self,
+        region: Option<String>,
+        year: i32,
+        month: u32,
+    ) -> Result<Vec<PointsAdjustmentRecord>, GridsyncError> {
+        let region: Option<gridsync_core::RegionCode> =
+            region.map(|r| r.parse()).transpose().map_err(invalid)?;
+        Ok(self
+            .engine()?
+            .points_adjustments(region.as_ref(), year, month)?
+            .into_iter()
+            .map(PointsAdjustmentRecord::from)
+            .collect())
+    }
+
+    /// Add (positive) or take away (negative) points of grid worker `worker` for a
+    /// month, with a reason; returns the adjustment's id. Only a community or town
+    /// dispatcher over her grid (or an administrator): anyone else is `Refused`.
+    /// Written once: it cannot be changed or removed afterwards.
+    pub fn adjust_points(
+        &self,
+        worker: String,
+        year: i32,
+        month: u32,
+        points: i32,
+        reason: String,
+    ) -> Result<String, GridsyncError> {
+        use gridsync_core::doc::adjustment::{Month, NewAdjustment};
+        let input = NewAdjustment {
+            worker: worker.parse().map_err(invalid)?,
+            month: Month::new(year, month).map_err(invalid)?,
+            points,
+            reason,
+        };
+        Ok(self.engine()?.adjust_points(input)?.to_string())
+    }
+
     /// Register a place (a building, a dwelling, a shop or an enterprise, with the
     /// organisation running in it); returns its id. Occupancy is for dwellings,
     /// organisation facts for shops and enterprises; a credit code whose check

@@ -1518,7 +1518,12 @@ pub struct WorkerPointsRecord {
     pub visits: u64,
     /// Safety inspections.
     pub inspections: u64,
-    /// The points.
+    /// The points these earn under the directory's rules.
+    pub computed: i64,
+    /// The sum of the leaders' adjustments for the month (see
+    /// `points_adjustments`).
+    pub adjusted: i64,
+    /// The month's points: computed plus adjusted.
     pub points: i64,
 }
 
@@ -1532,7 +1537,43 @@ impl From<gridsync_core::points::WorkerPoints> for WorkerPointsRecord {
             invalid_reports: p.invalid_reports,
             visits: p.visits,
             inspections: p.inspections,
+            computed: p.computed,
+            adjusted: p.adjusted,
             points: p.points,
+        }
+    }
+}
+
+/// A leader's manual adjustment of a grid worker's points (积分调整), as the
+/// ledger lists it.
+#[derive(uniffi::Record)]
+pub struct PointsAdjustmentRecord {
+    /// Its document's id.
+    pub id: String,
+    /// The grid worker.
+    pub worker: String,
+    /// The month it counts in, `YYYY-MM`.
+    pub month: String,
+    /// Points added (positive) or taken away (negative).
+    pub points: i32,
+    /// Why.
+    pub reason: String,
+    /// The leader who made it.
+    pub by: String,
+    /// When, milliseconds since the epoch.
+    pub at_ms: i64,
+}
+
+impl From<gridsync_core::points::Adjustment> for PointsAdjustmentRecord {
+    fn from(a: gridsync_core::points::Adjustment) -> Self {
+        PointsAdjustmentRecord {
+            id: a.id.to_string(),
+            worker: a.worker.to_string(),
+            month: a.month.to_string(),
+            points: a.points,
+            reason: a.reason,
+            by: a.by.to_string(),
+            at_ms: a.at.timestamp_millis(),
         }
     }
 }

@@ -242,7 +242,8 @@ def test_a_case_about_a_place_reaches_the_dispatcher(relay):
 
 def test_points_for_the_month_follow_reports_and_inspections(relay):
     """积分 as the worker's phone and her dispatcher's show them: the sample
-    directory gives 2 a valid report and 2 an inspection."""
+    directory gives 2 a valid report and 2 an inspection; a leader's adjustment
+    adds to them."""
     import datetime
     folder = tempfile.mkdtemp()
     worker = device(relay, WORKER, folder)
@@ -262,3 +263,17 @@ def test_points_for_the_month_follow_reports_and_inspections(relay):
     assert [p.points for p in dispatcher.points(None, now.year, now.month)] == [4]
     with pytest.raises(gs.GridsyncError.InvalidInput):
         worker.points(None, now.year, 13)
+    # 积分调整: her dispatcher adds 3 with a reason; it reaches her phone, and she
+    # cannot adjust her own.
+    dispatcher.adjust_points(WORKER, now.year, now.month, 3, "协助处置火情")
+    with pytest.raises(gs.GridsyncError.Refused):
+        worker.adjust_points(WORKER, now.year, now.month, 100, "自己加分")
+    with pytest.raises(gs.GridsyncError.InvalidInput):
+        dispatcher.adjust_points(WORKER, now.year, now.month, 3, " ")
+    asyncio.run(dispatcher.sync(None))
+    asyncio.run(worker.sync(None))
+    [mine] = worker.points(None, now.year, now.month)
+    assert (mine.computed, mine.adjusted, mine.points) == (4, 3, 7)
+    [adjustment] = worker.points_adjustments(None, now.year, now.month)
+    assert (adjustment.points, adjustment.reason, adjustment.by) == (3, "协助处置火情", DISPATCHER)
+    assert adjustment.month == f"{now.year:04}-{now.month:02}"
