@@ -893,6 +893,9 @@ pub struct SyncSummary {
     pub pulled: u64,
     /// Documents removed.
     pub purged: u64,
+    /// Whether a newer directory arrived: read it again (`directory()`), e.g. for
+    /// a moved grid or a new department in the pickers.
+    pub directory_updated: bool,
     /// Photos uploaded.
     pub photos_uploaded: u64,
 }
@@ -904,6 +907,7 @@ impl From<gridsync_core::sync::SyncReport> for SyncSummary {
             rejected: r.rejected.len() as u64,
             pulled: r.pulled,
             purged: r.purged,
+            directory_updated: r.directory_updated,
             photos_uploaded: r.photos_uploaded,
         }
     }

@@ -65,6 +65,21 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum DirectoryCommand {
+    /// Validate a directory file (docs/directory-format.md) and store it as the
+    /// next revision: every node picks it up within seconds and every phone at
+    /// its next sync, without a restart. Nothing is stored if it is invalid.
+    Import {
+        /// The directory file.
+        file: PathBuf,
+    },
+    /// The newest revisions: number, when, by whom, what changed.
+    History,
+    /// Print the revision in force (JSON) to standard output.
+    Show,
+}
+
+#[derive(Subcommand)]
 enum AdminCommand {
     /// Create a one-time enrollment code for a user (valid 72 hours).
     Enroll {
@@ -158,6 +173,11 @@ enum AdminCommand {
     },
     /// List enrolled devices.
     Devices,
+    /// The directory as versioned data: import a new revision, or list them.
+    Directory {
+        #[command(subcommand)]
+        what: DirectoryCommand,
+    },
     /// Set a user's web console password, read from the first line of standard
     /// input (never from the command line). Ends the user's console sessions.
     Password {
@@ -409,16 +429,27 @@ fn init_logs() {
         .init();
 }
 
+/// A directory file's text, refused before reading if it is over the limit.
+fn read_directory_file(p: &std::path::Path) -> Result<String, String> {
+    let cannot = |e: std::io::Error| format!("cannot read directory file {}: {e}", p.display());
+    let size = std::fs::metadata(p).map_err(cannot)?.len();
+    let limit = gridsync_core::directory::MAX_DIRECTORY_BYTES;
+    if size > limit as u64 {
+        return Err(format!(
+            "directory file {} is {size} bytes; the limit is {limit}",
+            p.display()
+        ));
+    }
+    std::fs::read_to_string(p).map_err(cannot)
+}
+
 fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     init_logs();
     let settings = args.resolve()?;
     let directory = settings
         .directory
-        .as_ref()
-        .map(|p| {
-            std::fs::read_to_string(p)
-                .map_err(|e| format!("cannot read directory file {}: {e}", p.display()))
-        })
+        .as_deref()
+        .map(read_directory_file)
         .transpose()?;
     let mut relay = Relay::open_with(&settings.data, directory.as_deref(), &settings.storage)?;
     tracing::info!(
@@ -728,6 +759,30 @@ fn admin(
         AdminCommand::Audit { limit } => {
             for e in gridsync_server::audit::recent(data, limit.min(10_000))? {
                 println!("{}\t{}\t{}\t{}", e.at.to_rfc3339(), e.user, e.action, e.doc);
+            }
+        }
+        AdminCommand::Directory { what } => {
+            let relay = open()?;
+            match what {
+                DirectoryCommand::Import { file } => {
+                    let json = read_directory_file(&file)?;
+                    let revision = relay.import_directory(&json)?;
+                    println!("directory revision {revision} stored");
+                }
+                DirectoryCommand::History => {
+                    for r in relay.directory_history()? {
+                        println!(
+                            "{}	{}	{}	{}",
+                            r.revision,
+                            chrono::DateTime::from_timestamp_millis(r.created_ms)
+                                .map(|t| t.to_rfc3339())
+                                .unwrap_or_default(),
+                            r.created_by.as_deref().unwrap_or("-"),
+                            r.note
+                        );
+                    }
+                }
+                DirectoryCommand::Show => println!("{}", relay.engine().directory_json()?),
             }
         }
         AdminCommand::Devices => {

@@ -158,6 +158,7 @@ fn bomb_page(doc: &DocId, bombs: &[(&'static str, Vec<u8>)]) -> Vec<u8> {
         new_token: None,
         backlog: None,
         erased: Vec::new(),
+        directory: None,
     })
 }
 

@@ -6,6 +6,7 @@ mod blobstore;
 mod bombs;
 mod cluster;
 mod console;
+mod directory;
 mod enrollments;
 mod erasure;
 mod faults;

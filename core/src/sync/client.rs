@@ -10,7 +10,7 @@ use super::route::{self, Route};
 use super::session::{
     self, check_version, Link, Outgoing, PullApplied, PulledPage, PushVerdicts, Replica,
 };
-use super::wire::{self, EnrollRequest, ErrorBody, PROTOCOL_VERSION};
+use super::wire::{self, DirectoryUpdate, EnrollRequest, ErrorBody, PROTOCOL_VERSION};
 use crate::engine::{Engine, PullState};
 use crate::error::Error;
 use crate::ids::DeviceId;
@@ -363,6 +363,9 @@ pub struct SyncReport {
     pub pull_refused: u64,
     /// Documents removed because they left this device's scope.
     pub purged: u64,
+    /// Whether a newer directory arrived (a moved grid, a new department, a
+    /// renamed category): the app reads it again.
+    pub directory_updated: bool,
     /// Photos uploaded.
     pub photos_uploaded: u64,
     /// Photo bytes sent (chunks, including any sent again after a cut).
@@ -449,6 +452,7 @@ fn sync_over(
     report.pulled = pulled.pulled;
     report.pull_refused = pulled.refused;
     report.purged = pulled.purged;
+    report.directory_updated = pulled.directory;
     upload_photos(engine, link, progress, &mut report)?;
     Ok(report)
 }
@@ -497,6 +501,14 @@ impl Replica for Engine {
             purged: purged as u64,
             token_kept: page.new_token.is_some(),
         })
+    }
+
+    fn directory_revision(&self) -> Result<Option<u64>, SyncError> {
+        Ok(Some(Engine::directory_revision(self)?))
+    }
+
+    fn apply_directory(&self, update: DirectoryUpdate) -> Result<(), SyncError> {
+        Ok(self.keep_directory(&update.json, update.revision)?)
     }
 }
 

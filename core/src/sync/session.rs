@@ -18,9 +18,10 @@ use super::client::{SyncError, Transport, TransportError};
 use super::pace::Pace;
 use super::route::{Endpoint, Pull, Push};
 use super::wire::{
-    self, Backlog, ChangeStatus, PullRequest, PullResponse, PushRequest, PushResponse, WireChange,
-    MAX_CHANGES_PER_MESSAGE, PROTOCOL_VERSION,
+    self, Backlog, ChangeStatus, DirectoryUpdate, PullRequest, PullResponse, PushRequest,
+    PushResponse, WireChange, MAX_CHANGES_PER_MESSAGE, PROTOCOL_VERSION,
 };
+use crate::directory::Directory;
 use crate::engine::PullState;
 use crate::ids::DocId;
 
@@ -120,6 +121,8 @@ pub struct PulledPage {
     /// Of `purge`, the documents that were erased (ADR 0011): a relay erases them
     /// from its own log and replica; a phone purges them like the rest.
     pub erased: Vec<DocId>,
+    /// A newer directory revision, checked to be one (see [`read_pull`]).
+    pub directory: Option<DirectoryUpdate>,
 }
 
 impl std::fmt::Debug for PulledPage {
@@ -133,24 +136,28 @@ impl std::fmt::Debug for PulledPage {
             .field("new_token", &super::wire::redacted(&self.new_token))
             .field("backlog", &self.backlog)
             .field("erased", &self.erased)
+            .field("directory", &self.directory)
             .finish()
     }
 }
 
-/// The pull request for a replica whose pulls stand at `state`.
-pub fn pull_request(state: &PullState, max_bytes: u64) -> PullRequest {
+/// The pull request for a replica whose pulls stand at `state` and which holds
+/// directory revision `directory` (none: it takes no directory updates).
+pub fn pull_request(state: &PullState, directory: Option<u64>, max_bytes: u64) -> PullRequest {
     PullRequest {
         v: PROTOCOL_VERSION,
         cursor: state.cursor,
         max_bytes,
         purged: state.purged.clone(),
         ack_page: state.page,
+        directory,
     }
 }
 
 /// Read a pull answer: version and bounds checked, every change through the
-/// checked decoder.
-pub fn read_pull(answer: PullResponse) -> Result<PulledPage, SyncError> {
+/// checked decoder, a directory update newer than `directory` (what the request
+/// said this replica holds) and a valid directory.
+pub fn read_pull(answer: PullResponse, directory: Option<u64>) -> Result<PulledPage, SyncError> {
     check_version(answer.v)?;
     if answer.changes.len() > MAX_CHANGES_PER_MESSAGE
         || answer.purge.len() > MAX_CHANGES_PER_MESSAGE
@@ -166,6 +173,20 @@ pub fn read_pull(answer: PullResponse) -> Result<PulledPage, SyncError> {
         return Err(SyncError::Protocol(
             "a new token that cannot be a token".into(),
         ));
+    }
+    if let Some(update) = &answer.directory {
+        if directory.is_none_or(|held| update.revision <= held) {
+            return Err(SyncError::Protocol(format!(
+                "a directory revision {} that is not newer than the one held",
+                update.revision
+            )));
+        }
+        Directory::from_json(&update.json).map_err(|e| {
+            SyncError::Protocol(format!(
+                "directory revision {} does not validate: {e}",
+                update.revision
+            ))
+        })?;
     }
     let mut changes = Vec::with_capacity(answer.changes.len());
     let mut refused = Vec::new();
@@ -189,6 +210,7 @@ pub fn read_pull(answer: PullResponse) -> Result<PulledPage, SyncError> {
         new_token: answer.new_token,
         backlog: answer.backlog.filter(|_| answer.more).unwrap_or_default(),
         erased: answer.erased,
+        directory: answer.directory,
     })
 }
 
@@ -297,6 +319,11 @@ pub trait Replica {
     /// if it has one and this replica keeps its token (say so in
     /// [`PullApplied::token_kept`]).
     fn apply_pull(&self, page: PulledPage) -> Result<PullApplied, SyncError>;
+    /// The directory revision this replica holds, if it takes directory updates.
+    fn directory_revision(&self) -> Result<Option<u64>, SyncError>;
+    /// Keep a newer directory revision (validated by [`read_pull`]). Called after
+    /// the page it came with is applied: cut short, the next pull brings it again.
+    fn apply_directory(&self, update: DirectoryUpdate) -> Result<(), SyncError>;
 }
 
 /// What applying one pull page did.
@@ -369,6 +396,8 @@ pub struct PullTotals {
     pub bytes: u64,
     /// What the server said still waits after the last page.
     pub backlog: Backlog,
+    /// Whether a newer directory revision arrived (and was kept).
+    pub directory: bool,
 }
 
 /// Pull pages the link's pace sizes (at most `page_bytes`) until the server has
@@ -382,10 +411,13 @@ pub fn pull_all(
     let mut totals = PullTotals::default();
     for _ in 0..MAX_ROUNDS {
         let state = replica.pull_state()?;
+        let directory = replica.directory_revision()?;
         let before = link.bytes_down;
-        let answer = link.call::<Pull>(&pull_request(&state, link.page(page_bytes)))?;
+        let request = pull_request(&state, directory, link.page(page_bytes));
+        let answer = link.call::<Pull>(&request)?;
         totals.bytes += link.bytes_down - before;
-        let page = read_pull(answer)?;
+        let mut page = read_pull(answer, directory)?;
+        let update = page.directory.take();
         let more = page.more;
         totals.backlog = page.backlog;
         let new_token = page.new_token.clone();
@@ -395,6 +427,10 @@ pub fn pull_all(
         // server sees the new one, and the next sync starts from what is stored.
         if let (Some(token), true) = (new_token, applied.token_kept) {
             link.set_token(token);
+        }
+        if let Some(update) = update {
+            replica.apply_directory(update)?;
+            totals.directory = true;
         }
         totals.pulled += applied.new;
         totals.purged += applied.purged;
@@ -473,29 +509,33 @@ mod tests {
         doc.commit();
         let good = doc.get_changes(&[])[0].raw_bytes().to_vec();
         let id: DocId = "case-0123456789abcdef0123456789abcdef".parse().unwrap();
-        let page = read_pull(PullResponse {
-            v: PROTOCOL_VERSION,
-            changes: vec![
-                WireChange {
-                    doc: id.clone(),
-                    bytes: good,
-                },
-                WireChange {
-                    doc: id.clone(),
-                    bytes: vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 2, 0],
-                },
-            ],
-            cursor: 7,
-            more: true,
-            purge: vec![id.clone()],
-            page: 3,
-            new_token: None,
-            backlog: Some(Backlog {
-                changes: 40,
-                bytes: 52_000,
-            }),
-            erased: vec![],
-        })
+        let page = read_pull(
+            PullResponse {
+                v: PROTOCOL_VERSION,
+                changes: vec![
+                    WireChange {
+                        doc: id.clone(),
+                        bytes: good,
+                    },
+                    WireChange {
+                        doc: id.clone(),
+                        bytes: vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 2, 0],
+                    },
+                ],
+                cursor: 7,
+                more: true,
+                purge: vec![id.clone()],
+                page: 3,
+                new_token: None,
+                backlog: Some(Backlog {
+                    changes: 40,
+                    bytes: 52_000,
+                }),
+                erased: vec![],
+                directory: None,
+            },
+            None,
+        )
         .unwrap();
         assert_eq!(page.changes.len(), 1);
         assert_eq!(page.refused.len(), 1);
@@ -504,5 +544,37 @@ mod tests {
         assert_eq!(page.next.purged, vec![id]);
         assert!(page.more);
         assert_eq!(page.backlog.bytes, 52_000);
+    }
+
+    #[test]
+    fn a_directory_update_must_be_newer_and_valid() {
+        let answer = |revision, json: &str| PullResponse {
+            v: PROTOCOL_VERSION,
+            changes: vec![],
+            cursor: 1,
+            more: false,
+            purge: vec![],
+            page: 1,
+            new_token: None,
+            backlog: None,
+            erased: vec![],
+            directory: Some(DirectoryUpdate {
+                revision,
+                json: json.into(),
+            }),
+        };
+        let sample = include_str!("../../data/sample-directory.json");
+        let page = read_pull(answer(3, sample), Some(2)).unwrap();
+        assert_eq!(page.directory.map(|d| d.revision), Some(3));
+        for (revision, held, json) in [(2, Some(2), sample), (3, None, sample), (3, Some(2), "{}")]
+        {
+            assert!(
+                matches!(
+                    read_pull(answer(revision, json), held),
+                    Err(SyncError::Protocol(_))
+                ),
+                "revision {revision} over {held:?}"
+            );
+        }
     }
 }

@@ -120,6 +120,30 @@ pub struct PullRequest {
     /// The `page` number of the last answer this device applied.
     #[serde(default)]
     pub ack_page: u64,
+    /// The directory revision this device holds, if it takes directory updates
+    /// (`docs/protocol.md`, "Directory updates"): the server answers a newer one.
+    /// Absent from clients before it, which keep the directory they enrolled with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<u64>,
+}
+
+/// A directory revision newer than the one a device said it holds.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryUpdate {
+    /// Its number.
+    pub revision: u64,
+    /// The directory (`docs/directory-format.md`): a phone's copy (no boundaries,
+    /// no staff contacts) for a phone, the whole for a downstream relay.
+    pub json: String,
+}
+
+impl std::fmt::Debug for DirectoryUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectoryUpdate")
+            .field("revision", &self.revision)
+            .field("bytes", &self.json.len())
+            .finish()
+    }
 }
 
 /// Answer to [`PullRequest`]. Its `Debug` hides a new token.
@@ -154,6 +178,10 @@ pub struct PullResponse {
     /// servers before it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub erased: Vec<DocId>,
+    /// A newer directory revision than the request's `directory`; absent when
+    /// the device holds the newest, did not ask, or the server is before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<DirectoryUpdate>,
 }
 
 /// Changes still waiting for a device after a page: counted up to a cap the server
@@ -195,6 +223,7 @@ impl std::fmt::Debug for PullResponse {
             .field("new_token", &redacted(&self.new_token))
             .field("backlog", &self.backlog)
             .field("erased", &self.erased)
+            .field("directory", &self.directory)
             .finish()
     }
 }
@@ -342,6 +371,7 @@ mod tests {
             new_token: Some("secret-token-456".into()),
             backlog: None,
             erased: vec![],
+            directory: None,
         };
         let shown = format!("{enrolled:?} {pulled:?}");
         assert!(!shown.contains("secret-token"), "{shown}");
@@ -390,6 +420,7 @@ mod tests {
             new_token: None,
             backlog: None,
             erased: vec![],
+            directory: None,
         };
         // Without a token the answer is the same bytes as before the field existed.
         let plain = encode(&answer);
@@ -408,7 +439,40 @@ mod tests {
         let old: OldPullResponse = decode(&encode(&answer)).unwrap();
         assert_eq!((old.cursor, old.page), (3, 2));
         assert_eq!(decode::<PullResponse>(&encode(&answer)).unwrap(), answer);
+        // And for a directory update.
+        answer.directory = Some(DirectoryUpdate {
+            revision: 4,
+            json: "{}".into(),
+        });
+        let old: OldPullResponse = decode(&encode(&answer)).unwrap();
+        assert_eq!((old.cursor, old.page), (3, 2));
+        assert_eq!(decode::<PullResponse>(&encode(&answer)).unwrap(), answer);
         assert!(is_token("abc_-0") && !is_token("") && !is_token("a b") && !is_token("é"));
+    }
+
+    #[test]
+    fn a_request_before_directory_updates_asks_for_none() {
+        #[derive(Serialize)]
+        struct OldPullRequest {
+            v: u32,
+            cursor: u64,
+            max_bytes: u64,
+        }
+        let old = encode(&OldPullRequest {
+            v: PROTOCOL_VERSION,
+            cursor: 9,
+            max_bytes: 1024,
+        });
+        assert_eq!(decode::<PullRequest>(&old).unwrap().directory, None);
+        let asking = PullRequest {
+            v: PROTOCOL_VERSION,
+            cursor: 9,
+            max_bytes: 1024,
+            purged: vec![],
+            ack_page: 0,
+            directory: Some(3),
+        };
+        assert_eq!(decode::<PullRequest>(&encode(&asking)).unwrap(), asking);
     }
 
     #[test]
@@ -449,6 +513,7 @@ mod tests {
             new_token: None,
             backlog: None,
             erased: vec![person.clone()],
+            directory: None,
         };
         let decoded: PullResponse = decode(&encode(&answer)).unwrap();
         assert_eq!(decoded.erased, vec![person]);

@@ -8,6 +8,7 @@
 //! session's CSRF token, checked before anything is changed.
 
 mod charts;
+mod directory;
 mod enrollments;
 mod error;
 mod figures;
@@ -64,6 +65,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/map", get(map::map))
         .merge(registry::routes())
         .merge(enrollments::routes())
+        .merge(directory::routes())
         .merge(hotline::routes())
 }
 

@@ -78,7 +78,10 @@ pub fn layout(lang: Lang, who: Option<&ConsoleUser>, back: &str, body: Markup) -
                                 a href="/console/devices" { (t.devices) } " "
                             }
                             @if who.is_some_and(super::enrollments::may_enroll) {
-                                a href="/console/enrollments" { (super::enrollments::title(lang)) }
+                                a href="/console/enrollments" { (super::enrollments::title(lang)) } " "
+                            }
+                            @if who.is_some_and(super::directory::may_edit) {
+                                a href="/console/directory" { (super::directory::title(lang)) }
                             }
                         }
                     }

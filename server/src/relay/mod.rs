@@ -10,6 +10,7 @@
 
 mod blobs;
 mod console;
+mod directory;
 mod enroll;
 mod erase;
 mod error;
@@ -21,6 +22,7 @@ pub mod store;
 mod upstream;
 
 pub use console::{ConsoleUser, DeviceView, DraftOutcome, PASSWORD_CHARS, SESSION_HOURS};
+pub use directory::DirectoryEdit;
 pub use enroll::{Caller, TokenRotation, ENROLLMENT_HOURS, RETIRED_TOKEN_DAYS};
 pub use erase::{erasable, ErasureReason};
 pub use error::RelayError;
@@ -92,6 +94,12 @@ pub struct Relay {
     erasures_seen: std::sync::atomic::AtomicU64,
     /// The resident channel's rate limits and spent challenges on this node.
     resident: resident::Gate,
+    /// The directory revision this node has loaded.
+    directory_loaded: std::sync::RwLock<Option<directory::Loaded>>,
+    /// When a pull last looked for a newer revision (shared databases).
+    directory_checked_ms: std::sync::atomic::AtomicI64,
+    /// Storing a revision, one at a time on this node.
+    directory_writes: std::sync::Mutex<()>,
 }
 
 /// Where a relay keeps what its nodes share.
@@ -118,8 +126,9 @@ impl std::fmt::Debug for Storage {
 impl Relay {
     /// Open the relay in `data` (created if missing) on the embedded default:
     /// `server.db` holds the documents, `relay.db` the devices and the change log.
-    /// `directory_json` replaces the stored directory; with `None` the stored one
-    /// is kept, or the sample directory loaded if there is none.
+    /// `directory_json` (a directory file) becomes a new revision of the
+    /// directory when it differs from the file imported last; with `None` the
+    /// newest revision is kept, or the sample directory stored if there is none.
     pub fn open(
         data: &Path,
         directory_json: Option<&str>,
@@ -130,8 +139,7 @@ impl Relay {
     /// Open the relay with `storage`. On a shared database, `data` holds only this
     /// node's replica (`server.db`), a cache brought up to date from the shared
     /// log by [`Relay::catch_up`] (pushes and the console do it first; `serve` at
-    /// start); the directory given to any node is kept in the database for the
-    /// others.
+    /// start); the directory's revisions are kept in the database for every node.
     pub fn open_with(
         data: &Path,
         directory_json: Option<&str>,
@@ -147,23 +155,11 @@ impl Relay {
             user: "relay".parse()?,
             device: device.parse()?,
         };
+        if let Some(json) = directory_json {
+            // A bad file is refused before anything is stored, with what is wrong.
+            Directory::from_json(json)?;
+        }
         let engine = Engine::open(data.join("server.db"), identity)?;
-        let shared_directory = if store.shared() {
-            store.meta("directory")?
-        } else {
-            None
-        };
-        match directory_json.or(shared_directory.as_deref()) {
-            Some(json) => engine.load_directory(json)?,
-            None if engine.directory().is_err() => {
-                tracing::warn!("no directory configured; loading the sample directory");
-                engine.load_directory(crate::SAMPLE_DIRECTORY)?;
-            }
-            None => {}
-        }
-        if let (Some(json), true) = (directory_json, store.shared()) {
-            store.set_meta("directory", json)?;
-        }
         // A node of a shared database starts from where its replica says; one
         // node's replica is written together with its log and never catches up.
         let applied = if store.shared() {
@@ -184,7 +180,11 @@ impl Relay {
             replica: std::sync::Mutex::new(ReplicaState::at(applied)),
             erasures_seen: std::sync::atomic::AtomicU64::new(0),
             resident: resident::Gate::default(),
+            directory_loaded: std::sync::RwLock::new(None),
+            directory_checked_ms: std::sync::atomic::AtomicI64::new(0),
+            directory_writes: std::sync::Mutex::new(()),
         };
+        relay.open_directory(directory_json)?;
         // Nothing erased is served: an erasure interrupted before the replica, or
         // tombstones restored from `erasures.log`, are applied before anything else.
         relay.apply_erasures()?;

@@ -1,5 +1,6 @@
-//! Pull: the next page of what a device may see since its cursor, and the device's
-//! next token when its token is due for rotation.
+//! Pull: the next page of what a device may see since its cursor, the device's
+//! next token when its token is due for rotation, and the directory's newest
+//! revision when the device holds an older one.
 
 use chrono::Utc;
 use gridsync_core::sync::wire::{
@@ -24,6 +25,7 @@ impl Relay {
         if req.purged.len() > MAX_CHANGES_PER_MESSAGE {
             return Err(RelayError::bad_request("purge acknowledgement too long"));
         }
+        self.refresh_directory_now_and_then()?;
         let vis = device_visibility(user, device.relay);
         let ask = PullAsk {
             cursor: req.cursor,
@@ -66,6 +68,7 @@ impl Relay {
                 true => page.erased,
                 false => Vec::new(),
             },
+            directory: self.directory_update(req.directory, device.relay),
         })
     }
 }

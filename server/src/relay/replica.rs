@@ -32,9 +32,12 @@ const CATCH_UP_BYTES: u64 = 4 * 1024 * 1024;
 
 impl Relay {
     /// Bring this node's replica up to date with the shared log: what other nodes
-    /// stored since. Nothing to do on a store of one node.
+    /// stored since (nothing to do on a store of one node); and its directory
+    /// with a revision another node or process stored.
     pub fn catch_up(&self) -> Result<(), RelayError> {
         use std::sync::atomic::Ordering;
+        // A directory revision stored by another node or process, too.
+        self.refresh_directory_now_and_then()?;
         if !self.store.shared() {
             return Ok(());
         }

@@ -11,7 +11,8 @@ use std::cell::{Cell, RefCell};
 use gridsync_core::sync::route::Push;
 use gridsync_core::sync::session::{self, Link, Outgoing, PullApplied, PulledPage, PushVerdicts};
 use gridsync_core::sync::wire::{
-    ChangeStatus, PushRequest, MAX_CHANGES_PER_MESSAGE, MAX_PULL_PAGE_BYTES, PROTOCOL_VERSION,
+    ChangeStatus, DirectoryUpdate, PushRequest, MAX_CHANGES_PER_MESSAGE, MAX_PULL_PAGE_BYTES,
+    PROTOCOL_VERSION,
 };
 use gridsync_core::sync::{self, HttpTransport, ServerSecurity, SyncError, Transport};
 use gridsync_core::{ChangeHash, DeviceId, DocId, PhotoHash, PullState};
@@ -40,6 +41,8 @@ const CA_PEM: &str = "upstream_ca_pem";
 const PLAIN_HTTP: &str = "upstream_plain_http";
 /// The last tombstone sent upward: `<erased_ms> <doc>` (ADR 0011).
 const ERASED: &str = "upstream_erased";
+/// The upstream's directory revision this relay keeps (0: none yet).
+const DIRECTORY: &str = "upstream_directory";
 
 /// Bytes of changes per upward push.
 const PUSH_BYTES: usize = 4 * 1024 * 1024;
@@ -118,6 +121,7 @@ impl Relay {
                 (CURSOR, "0".into()),
                 (PAGE, "0".into()),
                 (PURGE_ACK, String::new()),
+                (DIRECTORY, "0".into()),
                 (BLOBS, "0".into()),
                 (BLOB_REFUSALS, "0".into()),
                 (CA_PEM, security.ca_pem.clone().unwrap_or_default()),
@@ -358,6 +362,23 @@ impl session::Replica for UpstreamReplica<'_> {
             page: self.relay.counter(PAGE)?,
             purged,
         })
+    }
+
+    fn directory_revision(&self) -> Result<Option<u64>, SyncError> {
+        Ok(Some(self.relay.counter(DIRECTORY)?))
+    }
+
+    /// The upstream's directory becomes this relay's next revision (its phones
+    /// receive it at their next pull), with the upstream's number kept to ask
+    /// from.
+    fn apply_directory(&self, update: DirectoryUpdate) -> Result<(), SyncError> {
+        self.relay
+            .adopt_upstream_directory(&update)
+            .map_err(relay_error)?;
+        self.relay
+            .store
+            .set_meta(DIRECTORY, &update.revision.to_string())
+            .map_err(internal)
     }
 
     fn apply_pull(&self, page: PulledPage) -> Result<PullApplied, SyncError> {

@@ -195,6 +195,20 @@ pub struct PullAsk<'a> {
     pub purged: &'a [DocId],
 }
 
+/// One revision of the directory (`docs/directory-format.md`, "Revisions").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryRevision {
+    /// Its number: 1, 2, …; the highest is the one in force.
+    pub revision: u64,
+    /// When it was made, ms since the epoch (0: kept from before revisions).
+    pub created_ms: i64,
+    /// Who made it in the console (none: the command line, a directory file or
+    /// the upstream server).
+    pub created_by: Option<String>,
+    /// What changed, in a line.
+    pub note: String,
+}
+
 /// One-time enrollment codes to store (hashed).
 #[derive(Debug, Clone)]
 pub struct EnrollmentBatch<'a> {
@@ -249,6 +263,26 @@ pub trait RelayStore: Send + Sync {
     fn disabled_users(&self) -> StoreResult<Vec<(UserId, i64, Option<String>)>>;
     /// Whether a user is disabled.
     fn is_disabled(&self, user: &UserId) -> StoreResult<bool>;
+    /// Store `json` (validated by the caller) as the next revision of the
+    /// directory, with the former entries (`(user, entry JSON)`) of the users it
+    /// moves, in one transaction; answers its number.
+    fn put_directory(
+        &self,
+        json: &str,
+        by: Option<&UserId>,
+        note: &str,
+        now_ms: i64,
+        moved: &[(UserId, String)],
+    ) -> StoreResult<u64>;
+    /// Users' former entries (`(user, entry JSON, until)`) of revisions stored at
+    /// or after `since_ms`.
+    fn former_placements(&self, since_ms: i64) -> StoreResult<Vec<(UserId, String, i64)>>;
+    /// The number of the newest revision (0: none yet).
+    fn directory_revision(&self) -> StoreResult<u64>;
+    /// The newest revision and its JSON.
+    fn latest_directory(&self) -> StoreResult<Option<(DirectoryRevision, String)>>;
+    /// The newest revisions, newest first, at most `limit` (without their JSON).
+    fn directory_history(&self, limit: u32) -> StoreResult<Vec<DirectoryRevision>>;
     /// Withdraw a code not yet used; false if it is unknown, used or withdrawn.
     fn revoke_enrollment(&self, code_hash: &[u8; 32], now_ms: i64) -> StoreResult<bool>;
     /// Redeem a code once: records the device with its hashed token and returns the
@@ -556,6 +590,15 @@ const ENROLLMENT_COLUMNS: &str = "code_hash, user_id, relay, issued_ms, issued_b
      used_ms, device_id, revoked_ms";
 
 /// An `enrollments` row read with [`ENROLLMENT_COLUMNS`].
+fn directory_revision(r: &Row) -> StoreResult<DirectoryRevision> {
+    Ok(DirectoryRevision {
+        revision: r.count(0)?,
+        created_ms: r.int(1)?,
+        created_by: r.opt_text(2)?,
+        note: r.text(3)?,
+    })
+}
+
 fn enrollment(r: &Row) -> StoreResult<Enrollment> {
     let code_hash: [u8; 32] = r
         .bytes(0)?
@@ -677,6 +720,86 @@ impl<D: Database> RelayStore for SqlStore<D> {
             )?
             .iter()
             .map(|r| Ok((r.parse(0)?, r.int(1)?, r.opt_text(2)?)))
+            .collect()
+        })
+    }
+
+    fn put_directory(
+        &self,
+        json: &str,
+        by: Option<&UserId>,
+        note: &str,
+        now_ms: i64,
+        moved: &[(UserId, String)],
+    ) -> StoreResult<u64> {
+        let by = by.map(UserId::as_str);
+        self.write(|tx| {
+            let revision = tx
+                .row(
+                    "INSERT INTO directory_versions (revision, json, created_ms, created_by, note)
+                     SELECT COALESCE(MAX(revision), 0) + 1, ?1, ?2, ?3, ?4 FROM directory_versions
+                     RETURNING revision",
+                    args![json, now_ms, by, note],
+                )?
+                .ok_or_else(|| StoreError::failed("a directory revision was not stored"))?
+                .int(0)?;
+            for (user, entry) in moved {
+                tx.exec(
+                    "INSERT INTO former_placements (user_id, user_json, until_ms, revision)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    args![user.as_str(), entry.as_str(), now_ms, revision],
+                )?;
+            }
+            Ok(revision.max(0) as u64)
+        })
+    }
+
+    fn former_placements(&self, since_ms: i64) -> StoreResult<Vec<(UserId, String, i64)>> {
+        self.read(|tx| {
+            tx.rows(
+                "SELECT user_id, user_json, until_ms FROM former_placements
+                 WHERE until_ms >= ?1 ORDER BY until_ms",
+                args![since_ms],
+            )?
+            .iter()
+            .map(|r| Ok((r.parse(0)?, r.text(1)?, r.int(2)?)))
+            .collect()
+        })
+    }
+
+    fn directory_revision(&self) -> StoreResult<u64> {
+        self.read(|tx| {
+            match tx.row(
+                "SELECT COALESCE(MAX(revision), 0) FROM directory_versions",
+                &[],
+            )? {
+                Some(r) => r.count(0),
+                None => Ok(0),
+            }
+        })
+    }
+
+    fn latest_directory(&self) -> StoreResult<Option<(DirectoryRevision, String)>> {
+        self.read(|tx| {
+            tx.row(
+                "SELECT revision, created_ms, created_by, note, json FROM directory_versions
+                 ORDER BY revision DESC LIMIT 1",
+                &[],
+            )?
+            .map(|r| Ok((directory_revision(&r)?, r.text(4)?)))
+            .transpose()
+        })
+    }
+
+    fn directory_history(&self, limit: u32) -> StoreResult<Vec<DirectoryRevision>> {
+        self.read(|tx| {
+            tx.rows(
+                "SELECT revision, created_ms, created_by, note FROM directory_versions
+                 ORDER BY revision DESC LIMIT ?1",
+                args![i64::from(limit)],
+            )?
+            .iter()
+            .map(directory_revision)
             .collect()
         })
     }

@@ -151,6 +151,26 @@ const MIGRATIONS: &[&str] = &[
         disabled_by TEXT
     );
 "#,
+    r#"
+    -- The directory's revisions, as SQLite's tenth step.
+    CREATE TABLE directory_versions (
+        revision   BIGINT PRIMARY KEY,
+        json       TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        created_by TEXT,
+        note       TEXT NOT NULL
+    );
+    INSERT INTO directory_versions (revision, json, created_ms, created_by, note)
+        SELECT 1, value, 0, NULL, 'kept from before revisions' FROM meta WHERE key = 'directory';
+    DELETE FROM meta WHERE key = 'directory';
+    CREATE TABLE former_placements (
+        user_id   TEXT NOT NULL,
+        user_json TEXT NOT NULL,
+        until_ms  BIGINT NOT NULL,
+        revision  BIGINT NOT NULL
+    );
+    CREATE INDEX former_placements_until ON former_placements (until_ms);
+"#,
 ];
 
 impl From<postgres::Error> for StoreError {

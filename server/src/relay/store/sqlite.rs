@@ -175,6 +175,31 @@ const MIGRATIONS: &[&str] = &[
         disabled_by TEXT
     ) STRICT;
 "#,
+    r#"
+    -- The directory as versioned data (docs/directory-format.md, "Versions"):
+    -- every change a new revision with who made it and when; the newest is the
+    -- one every node and phone follows. A directory a shared store kept in
+    -- `meta` before becomes revision 1.
+    CREATE TABLE directory_versions (
+        revision   INTEGER PRIMARY KEY,
+        json       TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        created_by TEXT,
+        note       TEXT NOT NULL
+    ) STRICT;
+    INSERT INTO directory_versions (revision, json, created_ms, created_by, note)
+        SELECT 1, value, 0, NULL, 'kept from before revisions' FROM meta WHERE key = 'directory';
+    DELETE FROM meta WHERE key = 'directory';
+    -- Where a user worked until a revision moved her (her directory entry as it
+    -- was): for a while her phone's unsent work there is still taken.
+    CREATE TABLE former_placements (
+        user_id   TEXT NOT NULL,
+        user_json TEXT NOT NULL,
+        until_ms  INTEGER NOT NULL,
+        revision  INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX former_placements_until ON former_placements (until_ms);
+"#,
 ];
 
 /// `relay.db`: one connection, so one transaction at a time, for one node.

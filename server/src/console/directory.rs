@@ -1,0 +1,380 @@
+//! The directory in the console (目录管理): administrators place users (a new
+//! grid worker, a worker moved to another grid, a new handler) and add
+//! departments within their region; an administrator of the whole district
+//! replaces the whole directory. Every change is validated and becomes a new
+//! revision with who and when (the history below the forms); nodes and phones
+//! pick it up without a restart. A server that syncs upward keeps its upstream's
+//! directory and shows it read-only.
+
+use axum::extract::{Form, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::DateTime;
+use gridsync_core::directory::Directory;
+use gridsync_core::{access, DeptId, RegionCode, RegionLevel, Role, UserId};
+use maud::html;
+use serde::Deserialize;
+
+use super::error::PageError;
+use super::i18n::Lang;
+use super::pages::{layout, local, role_name};
+use super::{blocking, csrf_refusal, failure, html as page, lang};
+use crate::http::AppState;
+use crate::relay::{ConsoleUser, DirectoryEdit, RelayError};
+
+/// The routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/console/directory", get(show))
+        .route("/console/directory.json", get(download))
+        .route("/console/directory/user", post(place_user))
+        .route("/console/directory/department", post(add_department))
+        .route("/console/directory/import", post(import))
+}
+
+/// The roles a console edit may give (administrators come from a file).
+const PLACEABLE: [Role; 5] = [
+    Role::GridWorker,
+    Role::CommunityDispatcher,
+    Role::TownDispatcher,
+    Role::DistrictDispatcher,
+    Role::DepartmentHandler,
+];
+
+struct Words {
+    title: &'static str,
+    revision: &'static str,
+    upstream_note: &'static str,
+    place: &'static str,
+    place_note: &'static str,
+    user: &'static str,
+    name: &'static str,
+    role: &'static str,
+    region: &'static str,
+    department: &'static str,
+    none: &'static str,
+    save: &'static str,
+    add_department: &'static str,
+    dept_id: &'static str,
+    replace: &'static str,
+    replace_note: &'static str,
+    download: &'static str,
+    history: &'static str,
+    when: &'static str,
+    by: &'static str,
+    change: &'static str,
+    command_line: &'static str,
+}
+
+const ZH: Words = Words {
+    title: "目录管理",
+    revision: "当前版本",
+    upstream_note: "本服务器的目录由上级服务器下发，只读；请在上级服务器修改。",
+    place: "人员调整",
+    place_note: "新增人员，或调整已有人员的网格、角色、部门。调出原网格的人员，其手机下次同步时移除原网格的数据，未同步的记录保留并照常上传。",
+    user: "用户编号",
+    name: "姓名（新增人员必填）",
+    role: "角色",
+    region: "所在区域编号",
+    department: "部门（仅部门处置人员）",
+    none: "—",
+    save: "保存",
+    add_department: "新增部门",
+    dept_id: "部门编号",
+    replace: "导入完整目录",
+    replace_note: "粘贴完整的目录 JSON（格式见 docs/directory-format.md）。校验不通过则不作任何修改。",
+    download: "下载当前目录",
+    history: "版本记录",
+    when: "时间",
+    by: "操作人",
+    change: "变更",
+    command_line: "命令行 / 文件 / 上级",
+};
+
+const EN: Words = Words {
+    title: "Directory",
+    revision: "Revision in force",
+    upstream_note: "This server keeps its upstream server's directory, read-only here: change it there.",
+    place: "Place a user",
+    place_note: "Add a user, or move one to another grid, role or department. A worker moved out of a grid loses its data on her phone at its next sync; what she has not synced is kept and sent.",
+    user: "User id",
+    name: "Name (required for a new user)",
+    role: "Role",
+    region: "Region code",
+    department: "Department (handlers only)",
+    none: "—",
+    save: "Save",
+    add_department: "Add a department",
+    dept_id: "Department id",
+    replace: "Import a whole directory",
+    replace_note: "Paste a whole directory as JSON (see docs/directory-format.md). Nothing changes unless it validates.",
+    download: "Download the directory",
+    history: "Revisions",
+    when: "When",
+    by: "By",
+    change: "Change",
+    command_line: "command line / file / upstream",
+};
+
+fn words(lang: Lang) -> &'static Words {
+    match lang {
+        Lang::Zh => &ZH,
+        Lang::En => &EN,
+    }
+}
+
+/// The menu's name for this page.
+pub fn title(lang: Lang) -> &'static str {
+    words(lang).title
+}
+
+/// Whether `who` may come here (the relay checks again): administrators.
+pub fn may_edit(who: &ConsoleUser) -> bool {
+    who.user.role == Role::Admin
+}
+
+fn refused() -> PageError {
+    PageError::Relay(RelayError::Forbidden {
+        code: "refused",
+        message: "only administrators see and change the directory".into(),
+    })
+}
+
+async fn show(State(state): State<AppState>, headers: HeaderMap, who: ConsoleUser) -> Response {
+    let lang = lang(&headers);
+    if !may_edit(&who) {
+        return failure(lang, Some(&who), &refused());
+    }
+    let result = blocking(&state, |r| {
+        let history = r.directory_history()?;
+        let upstream = r.upstream().map_err(RelayError::internal)?.is_some();
+        let dir = r.engine().directory().map_err(RelayError::internal)?;
+        Ok::<_, PageError>((r.directory_revision(), history, upstream, dir))
+    })
+    .await;
+    let (revision, history, upstream, dir) = match result {
+        Ok(v) => v,
+        Err(e) => return failure(lang, Some(&who), &e),
+    };
+    let w = words(lang);
+    let scope = access::scope_of(&who.user);
+    let whole = who.user.region.level() == RegionLevel::District;
+    let body = html! {
+        h2 { (w.title) }
+        p { (w.revision) " " strong id="revision" { (revision) } " · "
+            a href="/console/directory.json" download="directory.json" { (w.download) } }
+        @if upstream {
+            p id="upstream-note" { (w.upstream_note) }
+        } @else {
+            datalist id="regions" {
+                @for r in dir.regions().iter().filter(|r| scope.covers(&r.code)) {
+                    option value=(r.code.as_str()) { (r.name) }
+                }
+            }
+            form.filters id="place-user" method="post" action="/console/directory/user" {
+                h3 { (w.place) }
+                p { small { (w.place_note) } }
+                input type="hidden" name="csrf" value=(who.csrf);
+                label { (w.user) input type="text" name="user" maxlength="64" required; }
+                label { (w.name) input type="text" name="name" maxlength="100"; }
+                label { (w.role) select name="role" {
+                    @for role in PLACEABLE { option value=(role.as_str()) { (role_name(lang, role)) } }
+                } }
+                label { (w.region) input type="text" name="region" list="regions" maxlength="15" required; }
+                label { (w.department) select name="department" {
+                    option value="" { (w.none) }
+                    @for d in dir.departments().iter().filter(|d| scope.covers(&d.region)) {
+                        option value=(d.id.as_str()) { (d.name) }
+                    }
+                } }
+                button type="submit" { (w.save) }
+            }
+            form.filters id="add-department" method="post" action="/console/directory/department" {
+                h3 { (w.add_department) }
+                input type="hidden" name="csrf" value=(who.csrf);
+                label { (w.dept_id) input type="text" name="id" maxlength="32" required; }
+                label { (w.name) input type="text" name="name" maxlength="100" required; }
+                label { (w.region) input type="text" name="region" list="regions" maxlength="15" required; }
+                button type="submit" { (w.save) }
+            }
+            @if whole {
+                form id="import" method="post" action="/console/directory/import" {
+                    h3 { (w.replace) }
+                    p { small { (w.replace_note) } }
+                    input type="hidden" name="csrf" value=(who.csrf);
+                    textarea name="json" rows="8" cols="80" required {}
+                    button type="submit" { (w.save) }
+                }
+            }
+        }
+        h3 { (w.history) }
+        table id="history" {
+            tr { th { "#" } th { (w.when) } th { (w.by) } th { (w.change) } }
+            @for r in &history {
+                tr data-revision=(r.revision) {
+                    td { (r.revision) }
+                    td { (DateTime::from_timestamp_millis(r.created_ms).filter(|_| r.created_ms > 0).map(local).unwrap_or_default()) }
+                    td { (r.created_by.as_deref().map_or_else(|| w.command_line.to_owned(), |u| by_name(&dir, u))) }
+                    td { (r.note) }
+                }
+            }
+        }
+    };
+    page(
+        StatusCode::OK,
+        layout(lang, Some(&who), "/console/directory", body),
+    )
+}
+
+fn by_name(dir: &Directory, id: &str) -> String {
+    id.parse::<UserId>()
+        .ok()
+        .and_then(|u| dir.user(&u).map(|u| format!("{} ({id})", u.name)))
+        .unwrap_or_else(|| id.to_owned())
+}
+
+/// The directory in force, for an administrator to edit offline and import.
+async fn download(State(state): State<AppState>, headers: HeaderMap, who: ConsoleUser) -> Response {
+    let lang = lang(&headers);
+    if !may_edit(&who) {
+        return failure(lang, Some(&who), &refused());
+    }
+    match blocking(&state, |r| {
+        r.engine().directory_json().map_err(RelayError::internal)
+    })
+    .await
+    {
+        Ok(json) => (
+            [
+                (header::CONTENT_TYPE, "application/json; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            json,
+        )
+            .into_response(),
+        Err(e) => failure(lang, Some(&who), &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct UserForm {
+    csrf: String,
+    user: String,
+    #[serde(default)]
+    name: String,
+    role: String,
+    region: String,
+    #[serde(default)]
+    department: String,
+}
+
+fn field<T: std::str::FromStr>(value: &str, what: &str) -> Result<T, PageError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| PageError::form(format!("{what} is not valid")))
+}
+
+impl UserForm {
+    fn edit(&self) -> Result<DirectoryEdit, PageError> {
+        let department = match self.department.trim() {
+            "" => None,
+            d => Some(field::<DeptId>(d, "the department")?),
+        };
+        if self.name.chars().count() > 100 {
+            return Err(PageError::form("the name has more than 100 characters"));
+        }
+        Ok(DirectoryEdit::PlaceUser {
+            id: field(&self.user, "the user id")?,
+            name: self.name.clone(),
+            role: Role::parse(self.role.trim())
+                .ok_or_else(|| PageError::form("the role is not valid"))?,
+            region: field::<RegionCode>(&self.region, "the region code")?,
+            department,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DepartmentForm {
+    csrf: String,
+    id: String,
+    name: String,
+    region: String,
+}
+
+#[derive(Deserialize)]
+pub struct ImportForm {
+    csrf: String,
+    json: String,
+}
+
+async fn place_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: ConsoleUser,
+    Form(f): Form<UserForm>,
+) -> Response {
+    let edit = f.edit();
+    apply(state, headers, who, &f.csrf, edit).await
+}
+
+async fn add_department(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: ConsoleUser,
+    Form(f): Form<DepartmentForm>,
+) -> Response {
+    let edit = (|| {
+        if f.name.chars().count() > 100 {
+            return Err(PageError::form("the name has more than 100 characters"));
+        }
+        Ok(DirectoryEdit::AddDepartment {
+            id: field(&f.id, "the department id")?,
+            name: f.name.clone(),
+            region: field(&f.region, "the region code")?,
+        })
+    })();
+    apply(state, headers, who, &f.csrf, edit).await
+}
+
+async fn import(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: ConsoleUser,
+    Form(f): Form<ImportForm>,
+) -> Response {
+    apply(
+        state,
+        headers,
+        who,
+        &f.csrf,
+        Ok(DirectoryEdit::Replace(f.json)),
+    )
+    .await
+}
+
+/// Check the form's CSRF token, then have the relay apply the edit.
+async fn apply(
+    state: AppState,
+    headers: HeaderMap,
+    who: ConsoleUser,
+    csrf: &str,
+    edit: Result<DirectoryEdit, PageError>,
+) -> Response {
+    let lang = lang(&headers);
+    if let Some(page) = csrf_refusal(lang, &who, csrf) {
+        return page;
+    }
+    let edit = match edit {
+        Ok(e) => e,
+        Err(e) => return failure(lang, Some(&who), &e),
+    };
+    let who2 = who.clone();
+    match blocking(&state, move |r| r.console_edit_directory(&who2, edit)).await {
+        Ok(_) => Redirect::to("/console/directory").into_response(),
+        Err(e) => failure(lang, Some(&who), &e),
+    }
+}
