@@ -640,13 +640,17 @@ fn admin(
                 .ok_or("no upstream: connect one with `gridsync admin upstream`")?;
             let r = relay.sync_upstream(&link, &link.transport()?)?;
             println!(
-                "pushed {}, not stored {}, photos {} (refused {}), pulled {} (not stored {}), requests {}",
+                "pushed {}, not stored {} (deferred ones sent again {}), photos {} (refused {}), \
+                 pulled {} (not stored {}), photos fetched {} (not had {}), requests {}",
                 r.pushed,
                 r.not_stored,
+                r.retried,
                 r.photos,
                 r.photos_refused,
                 r.pulled,
                 r.pulled_not_stored,
+                r.photos_down,
+                r.photos_missed,
                 r.requests
             );
         }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use gridsync_core::{DeviceId, DocId, DocKind, RegionCode, UserId};
 use gridsync_server::notify::Rule;
 use gridsync_server::relay::store::{
-    open_store, DocScope, EnrollmentBatch, LogEntry, NewNotification, NotificationState, PullAsk,
-    PullPage, RelayStore, Settle, StoreErrorKind, TokenKind, Visibility, BACKLOG_CAP,
+    open_store, DocScope, EnrollmentBatch, LogEntry, NewNotification, NotStored, NotificationState,
+    PullAsk, PullPage, RelayStore, Settle, StoreErrorKind, TokenKind, Visibility, BACKLOG_CAP,
 };
 use tempfile::TempDir;
 
@@ -62,6 +62,8 @@ on_both_stores!(
     tokens_are_offered_confirmed_and_retired,
     notifications_are_queued_once_taken_once_and_settled,
     a_disabled_user_loses_devices_codes_and_sessions_at_once,
+    what_the_upstream_did_not_store_is_kept_retried_and_forgotten,
+    photos_missing_here_are_asked_for_with_waits_and_not_for_ever,
 );
 
 fn a_disabled_user_loses_devices_codes_and_sessions_at_once(s: &Arc<dyn RelayStore>) {
@@ -920,4 +922,113 @@ fn notifications_are_queued_once_taken_once_and_settled(s: &Arc<dyn RelayStore>)
             (NotificationState::Sent, 1),
         ]
     );
+}
+
+fn what_the_upstream_did_not_store_is_kept_retried_and_forgotten(s: &Arc<dyn RelayStore>) {
+    let w = enroll(s, "w1");
+    let (near, far) = (DocId::new(DocKind::Case), DocId::new(DocKind::Case));
+    let (a, b, c) = (entry(&near, 1), entry(&near, 2), entry(&far, 3));
+    s.append(
+        w,
+        &[a.clone(), b.clone(), c.clone()],
+        &[
+            (near.clone(), scope(GRID1, None)),
+            (far.clone(), scope(GRID2, None)),
+        ],
+        10,
+        None,
+    )
+    .expect("append");
+    let not_stored = |e: &LogEntry, deferred: bool, reason: &str| NotStored {
+        hash: e.hash,
+        doc: e.doc.clone(),
+        deferred,
+        reason: reason.into(),
+    };
+    s.record_upstream_answers(
+        &[
+            not_stored(&a, true, "waits"),
+            not_stored(&b, true, "waits"),
+            not_stored(&c, false, "refused"),
+        ],
+        &[],
+        100,
+    )
+    .expect("record");
+    // Only deferred ones go again, in log order, after a position, while young.
+    let hashes = |v: Vec<(u64, LogEntry)>| v.into_iter().map(|(_, e)| e.hash).collect::<Vec<_>>();
+    let retries = s.upstream_retries(0, 10, u64::MAX).expect("retries");
+    let first = retries[0].0;
+    assert_eq!(hashes(retries), [a.hash, b.hash]);
+    assert_eq!(
+        hashes(s.upstream_retries(first, 10, u64::MAX).expect("after")),
+        [b.hash]
+    );
+    assert_eq!(
+        hashes(s.upstream_retries(0, 10, 1).expect("bytes")),
+        [a.hash]
+    );
+    s.record_upstream_answers(&[not_stored(&a, true, "still waits")], &[], 200)
+        .expect("again");
+    assert_eq!(
+        hashes(s.upstream_retries(0, 2, u64::MAX).expect("young")),
+        [b.hash]
+    );
+
+    // Listed by scope, most recently answered first, with their counts.
+    let (all, total) = s.upstream_refusals(&region(TOWN), 10).expect("list");
+    assert_eq!(total, 3);
+    assert_eq!(all[0].hash, a.hash);
+    assert_eq!(
+        (
+            all[0].reason.as_str(),
+            all[0].attempts,
+            all[0].first_ms,
+            all[0].last_ms
+        ),
+        ("still waits", 2, 100, 200)
+    );
+    let (grid2, total) = s.upstream_refusals(&region(GRID2), 10).expect("grid");
+    assert_eq!((grid2.len(), total), (1, 1));
+    assert!(!grid2[0].deferred);
+    let (one, total) = s.upstream_refusals(&region(TOWN), 1).expect("limit");
+    assert_eq!((one.len(), total), (1, 3));
+
+    // Stored at last: forgotten. Erased: forgotten with its document.
+    s.record_upstream_answers(&[], &[a.hash, b.hash], 300)
+        .expect("stored");
+    s.erase(&far, "test", 400).expect("erase");
+    assert_eq!(s.upstream_refusals(&region(TOWN), 10).expect("none").1, 0);
+    assert!(s
+        .upstream_retries(0, 10, u64::MAX)
+        .expect("none")
+        .is_empty());
+}
+
+fn photos_missing_here_are_asked_for_with_waits_and_not_for_ever(s: &Arc<dyn RelayStore>) {
+    let w = enroll(s, "w1");
+    let doc = DocId::new(DocKind::Case);
+    let (had, wanted) = ("a".repeat(64), "b".repeat(64));
+    let mut sc = scope(GRID1, None);
+    sc.photos = vec![(had.clone(), "w1".into()), (wanted.clone(), "dd".into())];
+    s.append(w, &[entry(&doc, 1)], &[(doc.clone(), sc)], 10, None)
+        .expect("append");
+    s.record_blob(&had, 10, 1).expect("record");
+    assert_eq!(
+        s.photos_missing(0, 3, 10).expect("missing"),
+        [(wanted.clone(), 0)]
+    );
+    s.photo_missed(&wanted, 1_000).expect("missed");
+    assert!(s.photos_missing(999, 3, 10).expect("waiting").is_empty());
+    assert_eq!(
+        s.photos_missing(1_000, 3, 10).expect("due"),
+        [(wanted.clone(), 1)]
+    );
+    s.photo_missed(&wanted, 2_000).expect("missed");
+    s.photo_missed(&wanted, 3_000).expect("missed");
+    assert!(s.photos_missing(5_000, 3, 10).expect("given up").is_empty());
+    assert_eq!(s.photos_missing(5_000, 4, 10).expect("one more").len(), 1);
+    assert!(s.photos_missing(0, 3, 0).expect("limit").is_empty());
+    s.record_blob(&wanted, 20, 2).expect("had at last");
+    assert!(s.photos_missing(5_000, 10, 10).expect("none").is_empty());
 }

@@ -639,6 +639,26 @@ fn fetch_photo_over(
     }
     let (_, token) = engine.server()?.ok_or(SyncError::NotEnrolled)?;
     let mut link = Link::new(transport, Some(&token));
+    let bytes = fetch_blob(&mut link, hash, progress)?;
+    engine.store_fetched_photo(hash, &bytes)?;
+    progress(Progress {
+        phase: Phase::Fetch,
+        items: 1,
+        bytes: bytes.len() as u64,
+        remaining: 0,
+        bytes_remaining: 0,
+    });
+    Ok(())
+}
+
+/// Download one photo's bytes whole, chunk by chunk, telling `progress` after every
+/// chunk but the last. The caller checks them against the hash before keeping
+/// them. Also how a town relay fetches photos from its upstream.
+pub fn fetch_blob(
+    link: &mut Link<'_>,
+    hash: &crate::ids::PhotoHash,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Vec<u8>, SyncError> {
     let mut bytes: Vec<u8> = Vec::new();
     loop {
         let resp = link.call::<route::BlobGet>(&wire::BlobGetRequest {
@@ -654,26 +674,16 @@ fn fetch_photo_over(
             return Err(SyncError::Protocol("a photo answer out of bounds".into()));
         }
         bytes.extend(resp.bytes);
-        let done = bytes.len() as u64 >= resp.total;
-        if !done {
-            progress(Progress {
-                phase: Phase::Fetch,
-                items: 0,
-                bytes: bytes.len() as u64,
-                remaining: 1,
-                bytes_remaining: resp.total - bytes.len() as u64,
-            });
-            continue;
+        if bytes.len() as u64 >= resp.total {
+            return Ok(bytes);
         }
-        engine.store_fetched_photo(hash, &bytes)?;
         progress(Progress {
             phase: Phase::Fetch,
-            items: 1,
+            items: 0,
             bytes: bytes.len() as u64,
-            remaining: 0,
-            bytes_remaining: 0,
+            remaining: 1,
+            bytes_remaining: resp.total - bytes.len() as u64,
         });
-        return Ok(());
     }
 }
 

@@ -21,8 +21,9 @@ pub mod wire;
 
 pub use change::{decode_change, ChangeError, MAX_CHANGE_BYTES};
 pub use client::{
-    enroll, fetch_photo, fetch_photo_reporting, sync, upload_blob, Enrollment, HttpTransport,
-    Phase, Progress, ServerSecurity, SyncError, SyncReport, Transport, TransportError,
+    enroll, fetch_blob, fetch_photo, fetch_photo_reporting, sync, upload_blob, Enrollment,
+    HttpTransport, Phase, Progress, ServerSecurity, SyncError, SyncReport, Transport,
+    TransportError,
 };
 pub use link::{EnrollmentLink, LinkError};
 pub use pace::Pace;

@@ -870,10 +870,12 @@ pub(super) async fn devices(
     let who2 = who.clone();
     let offset = q.offset.unwrap_or(0);
     let listed = blocking(&state, move |r| {
-        r.console_devices(&who2, offset, DEVICES_PAGE)
+        let devices = r.console_devices(&who2, offset, DEVICES_PAGE)?;
+        let refused = r.console_upstream_refusals(&who2, super::upstream::ROWS)?;
+        Ok::<_, RelayError>((devices, refused))
     })
     .await;
-    let (list, total): (Vec<DeviceView>, usize) = match listed {
+    let ((list, total), refused): ((Vec<DeviceView>, usize), _) = match listed {
         Ok(l) => l,
         Err(e) => return failure(lang, Some(&who), &e),
     };
@@ -903,6 +905,9 @@ pub(super) async fn devices(
         p {
             @if offset > 0 { a href={ "/console/devices?offset=" (offset.saturating_sub(DEVICES_PAGE)) } { (t.prev_page) } " " }
             @if offset + DEVICES_PAGE < total { a href={ "/console/devices?offset=" (offset + DEVICES_PAGE) } { (t.next_page) } }
+        }
+        @if let Some((refusals, all)) = &refused {
+            (super::upstream::section(lang, refusals, *all))
         }
     };
     html(

@@ -288,6 +288,16 @@ pub struct Texts {
     pub adjusted_at: &'static str,
     pub adjust_submit: &'static str,
     pub adjust_rule: &'static str,
+    pub upstream_refused: &'static str,
+    pub upstream_note: &'static str,
+    pub upstream_none: &'static str,
+    pub document: &'static str,
+    pub first_time: &'static str,
+    pub latest_time: &'static str,
+    pub upstream_retrying: &'static str,
+    pub upstream_given_up: &'static str,
+    pub upstream_rejected: &'static str,
+    pub in_all: &'static str,
 }
 
 const ZH: Texts = Texts {
@@ -429,6 +439,16 @@ const ZH: Texts = Texts {
     adjusted_at: "调整时间",
     adjust_submit: "记录调整",
     adjust_rule: "积分调整由网格员所在社区或街道的调度员记录，须写明原因；记录后不能修改或删除。",
+    upstream_refused: "上级未接收的变更",
+    upstream_note: "本服务器同步到上级服务器时，上级拒绝或暂时无法接收的变更。已拒绝的不再发送；待重试的在之后的同步中再次发送。",
+    upstream_none: "上级已接收全部变更",
+    document: "文档",
+    first_time: "首次",
+    latest_time: "最近",
+    upstream_retrying: "待重试",
+    upstream_given_up: "已停止重试",
+    upstream_rejected: "已拒绝",
+    in_all: "共计",
 };
 
 const EN: Texts = Texts {
@@ -570,4 +590,14 @@ const EN: Texts = Texts {
     adjusted_at: "When",
     adjust_submit: "Record the adjustment",
     adjust_rule: "Adjustments are recorded by a dispatcher of the worker's community or town, with a reason; they cannot be changed or removed afterwards.",
+    upstream_refused: "Changes the upstream did not take",
+    upstream_note: "Changes this server sent to its upstream server that the upstream refused or could not place yet. Refused ones are not sent again; waiting ones are sent again on later syncs.",
+    upstream_none: "The upstream took every change",
+    document: "Document",
+    first_time: "First",
+    latest_time: "Latest",
+    upstream_retrying: "Waiting, sent again",
+    upstream_given_up: "No longer sent",
+    upstream_rejected: "Refused",
+    in_all: "In all",
 };

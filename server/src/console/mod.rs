@@ -17,6 +17,7 @@ mod i18n;
 mod map;
 mod pages;
 mod registry;
+mod upstream;
 
 use axum::extract::{Form, FromRequestParts, Multipart, Path, Query, State};
 use axum::http::request::Parts;

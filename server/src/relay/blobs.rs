@@ -82,26 +82,28 @@ impl Relay {
             .blobs
             .read_partial(&partial)
             .map_err(RelayError::internal)?;
-        if gridsync_core::photo::hash_of(&bytes) != *hash {
-            self.forget_partial(&partial);
-            return Err(RelayError::bad_request(
-                "the photo does not match its hash; send it again",
-            ));
-        }
-        // Only what the capture pipeline makes is kept and handed to other devices:
-        // a JPEG no larger than a display image.
-        if let Err(why) = check_rendition(&bytes) {
+        if let Err(why) = check_blob(hash, &bytes) {
             self.forget_partial(&partial);
             return Err(RelayError::bad_request(why));
         }
-        self.blobs.put(hash, &bytes).map_err(RelayError::internal)?;
-        self.store
-            .record_blob(hash.as_str(), req.total, Utc::now().timestamp_millis())
-            .map_err(RelayError::internal)?;
+        self.keep_blob(hash, &bytes)?;
         // The partial goes only once the blob is durable and recorded.
         self.forget_partial(&partial);
         tracing::info!(device = %device.device, size = req.total, "photo stored");
         Ok(answer(req.total, true))
+    }
+
+    /// Keep a checked photo ([`check_blob`]): durable in the photo store first,
+    /// then recorded, so a recorded photo can always be read.
+    pub(super) fn keep_blob(&self, hash: &PhotoHash, bytes: &[u8]) -> Result<(), RelayError> {
+        self.blobs.put(hash, bytes).map_err(RelayError::internal)?;
+        self.store
+            .record_blob(
+                hash.as_str(),
+                bytes.len() as u64,
+                Utc::now().timestamp_millis(),
+            )
+            .map_err(RelayError::internal)
     }
 
     /// Drop a partial upload; a failure only leaves it for the next attempt to
@@ -153,6 +155,16 @@ impl Relay {
             Err(RelayError::NotFound("no such photo"))
         }
     }
+}
+
+/// Whether `bytes` are the photo `hash` names, and one the relay keeps and hands
+/// to other devices: what the capture pipeline makes, a JPEG no larger than a
+/// display image (see [`check_rendition`]).
+pub(super) fn check_blob(hash: &PhotoHash, bytes: &[u8]) -> Result<(), String> {
+    if gridsync_core::photo::hash_of(bytes) != *hash {
+        return Err("the photo does not match its hash; send it again".into());
+    }
+    check_rendition(bytes)
 }
 
 /// Whether `bytes` are what the capture pipeline stores: a well-formed JPEG no

@@ -82,7 +82,7 @@ impl ConsoleUser {
     }
 }
 
-fn refused(code: &'static str, message: impl Into<String>) -> RelayError {
+pub(super) fn refused(code: &'static str, message: impl Into<String>) -> RelayError {
     RelayError::Forbidden {
         code,
         message: message.into(),

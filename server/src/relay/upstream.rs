@@ -3,10 +3,15 @@
 //! town's account (`gridsync admin enroll --relay` there, `gridsync admin upstream`
 //! here); from then on it pushes every change its devices and console made, in log
 //! order, and pulls what the district did in the town's region (a district
-//! dispatch), storing it in its own log so its phones pull it next. See
+//! dispatch), storing it in its own log so its phones pull it next, and fetches
+//! the photos those changes refer to. Changes the upstream does not store are kept
+//! in the relay's store, sent again while deferred, and shown on the console. See
 //! `docs/protocol.md` ("Tiers").
 
 use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+
+use chrono::Utc;
 
 use gridsync_core::sync::route::Push;
 use gridsync_core::sync::session::{self, Link, Outgoing, PullApplied, PulledPage, PushVerdicts};
@@ -17,8 +22,10 @@ use gridsync_core::sync::wire::{
 use gridsync_core::sync::{self, HttpTransport, ServerSecurity, SyncError, Transport};
 use gridsync_core::{ChangeHash, DeviceId, DocId, PhotoHash, PullState};
 
+use super::console::ConsoleUser;
 use super::push::Trust;
-use super::{Relay, RelayError};
+use super::store::{NotStored, UpstreamRefusal};
+use super::{visibility, Relay, RelayError};
 
 const URL: &str = "upstream_url";
 const TOKEN: &str = "upstream_token";
@@ -43,6 +50,27 @@ const PLAIN_HTTP: &str = "upstream_plain_http";
 const ERASED: &str = "upstream_erased";
 /// The upstream's directory revision this relay keeps (0: none yet).
 const DIRECTORY: &str = "upstream_directory";
+
+/// Rounds a deferred change is sent again; after that it stays on the console,
+/// no longer sent.
+const CHANGE_ATTEMPTS: u64 = 10;
+/// What the console says of a deferred change (the protocol gives no reason).
+const DEFERRED: &str = "depends on a change the upstream does not have yet";
+/// What the console says of a change the upstream's answer left out.
+const UNANSWERED: &str = "the upstream's answer did not mention it";
+/// Longest reason from the upstream kept, in characters.
+const MAX_REASON_CHARS: usize = 300;
+/// Photos fetched from the upstream per round at most.
+const PHOTOS_DOWN: u32 = 20;
+/// Times a photo is asked of the upstream before it is given up (with the waits
+/// below, some seven hours after the first).
+const PHOTO_ATTEMPTS: u64 = 16;
+/// The wait before a missed photo is asked again, doubled after every miss: the
+/// first is short, as the photo is often on its way (uploaded just after the
+/// change that refers to it).
+const PHOTO_RETRY_MS: i64 = 5_000;
+/// The longest wait between two asks.
+const PHOTO_RETRY_MAX_MS: i64 = 3_600_000;
 
 /// Bytes of changes per upward push.
 const PUSH_BYTES: usize = 4 * 1024 * 1024;
@@ -76,6 +104,8 @@ pub struct UpstreamReport {
     pub pushed: u64,
     /// Changes it refused or could not place yet.
     pub not_stored: u64,
+    /// Deferred changes sent again.
+    pub retried: u64,
     /// Changes pulled from it that were new here.
     pub pulled: u64,
     /// Changes pulled from it that this relay could not store.
@@ -84,6 +114,10 @@ pub struct UpstreamReport {
     pub photos: u64,
     /// Photos it would not take (a case outside the region).
     pub photos_refused: u64,
+    /// Photos fetched from it (attached there to documents of our region).
+    pub photos_down: u64,
+    /// Photos asked of it that it did not give (asked again on a later round).
+    pub photos_missed: u64,
     /// Requests made.
     pub requests: u64,
     /// Tombstones sent up (ADR 0011).
@@ -176,39 +210,53 @@ impl Relay {
         let replica = UpstreamReplica {
             relay: self,
             link,
+            retrying: Cell::new(false),
+            retried_upto: Cell::new(0),
             last_pushed: Cell::new(None),
+            in_flight: RefCell::new(HashMap::new()),
             report: RefCell::new(UpstreamReport::default()),
         };
         let erasures = {
             let mut report = replica.report.borrow_mut();
             self.erasures_upstream(&mut wire, &mut report)
         };
+        // Deferred changes go again before the new ones, which may depend on them;
+        // what they depend on is older still, so it went up before them.
+        replica.retrying.set(true);
         let result = erasures
             .and_then(|_| session::push_all(&replica, &mut wire, PUSH_BYTES, &mut |_| {}))
+            .and_then(|_| {
+                replica.retrying.set(false);
+                session::push_all(&replica, &mut wire, PUSH_BYTES, &mut |_| {})
+            })
             .and_then(|_| {
                 let mut report = replica.report.borrow_mut();
                 self.photos_upstream(&mut wire, photos_upto, &mut report)
             })
-            .and_then(|_| session::pull_all(&replica, &mut wire, MAX_PULL_PAGE_BYTES, &mut |_| {}));
+            .and_then(|_| session::pull_all(&replica, &mut wire, MAX_PULL_PAGE_BYTES, &mut |_| {}))
+            .and_then(|_| {
+                let mut report = replica.report.borrow_mut();
+                self.photos_downstream(&mut wire, &mut report)
+            });
         result?;
         let mut report = replica.report.into_inner();
         report.requests = wire.requests;
-        if report.pushed + report.pulled + report.not_stored + report.photos > 0 {
+        if report.pushed + report.pulled + report.not_stored + report.photos + report.photos_down
+            > 0
+        {
             tracing::info!(
                 pushed = report.pushed,
                 pulled = report.pulled,
                 not_stored = report.not_stored,
+                retried = report.retried,
                 photos = report.photos,
+                photos_down = report.photos_down,
                 "upstream sync"
             );
         }
         Ok(report)
     }
 
-    /// Send the photos stored here since the last one sent, up to `upto`, after the
-    /// changes that refer to them (the upstream takes only photos of documents it
-    /// has). A refused photo is tried again for a few rounds, then skipped; a network
-    /// failure ends the round, and the next resumes from the same photo.
     /// Send the tombstones recorded here since the last one sent (this town's
     /// erasures, and those it received) upward, in pushes without changes: the
     /// upstream erases them too (ADR 0011). Sent first, so nothing of an erased
@@ -252,6 +300,10 @@ impl Relay {
         Ok(())
     }
 
+    /// Send the photos stored here since the last one sent, up to `upto`, after the
+    /// changes that refer to them (the upstream takes only photos of documents it
+    /// has). A refused photo is tried again for a few rounds, then skipped; a network
+    /// failure ends the round, and the next resumes from the same photo.
     fn photos_upstream(
         &self,
         wire: &mut Link<'_>,
@@ -294,25 +346,117 @@ impl Relay {
     }
 }
 
+impl Relay {
+    /// Fetch the photos documents here refer to and this relay does not hold —
+    /// attached upstream (a district dispatcher's photo on a case of our region) —
+    /// so our devices can fetch them here. A few per round; one the upstream does
+    /// not give (not uploaded there yet, refused, or not the photo its hash names)
+    /// is asked again after a wait that doubles, and given up after
+    /// [`PHOTO_ATTEMPTS`] tries. A network failure ends the round.
+    fn photos_downstream(
+        &self,
+        wire: &mut Link<'_>,
+        report: &mut UpstreamReport,
+    ) -> Result<(), SyncError> {
+        let now = Utc::now().timestamp_millis();
+        let wanted = self
+            .store
+            .photos_missing(now, PHOTO_ATTEMPTS, PHOTOS_DOWN)
+            .map_err(internal)?;
+        for (hash, misses) in wanted {
+            let parsed: PhotoHash = hash
+                .parse()
+                .map_err(|_| SyncError::Protocol("a stored photo hash is bad".into()))?;
+            let fetched = sync::fetch_blob(wire, &parsed, &mut |_| {}).and_then(|bytes| {
+                super::blobs::check_blob(&parsed, &bytes)
+                    .map(|()| bytes)
+                    .map_err(|why| SyncError::Protocol(format!("a photo from upstream: {why}")))
+            });
+            match fetched {
+                Ok(bytes) => {
+                    // A failure here is this relay's own: it ends the round.
+                    self.keep_blob(&parsed, &bytes).map_err(relay_error)?;
+                    report.photos_down += 1;
+                }
+                Err(e @ (SyncError::Refused { .. } | SyncError::Protocol(_))) => {
+                    let wait = PHOTO_RETRY_MS
+                        .saturating_mul(1 << misses.min(20))
+                        .min(PHOTO_RETRY_MAX_MS);
+                    self.store
+                        .photo_missed(&hash, now.saturating_add(wait))
+                        .map_err(internal)?;
+                    report.photos_missed += 1;
+                    tracing::warn!(error = %e, attempts = misses + 1, "a photo from upstream was not had");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// For the console: the changes the upstream did not store, of documents `who`
+    /// may see (most recent first, at most `limit`), and how many there are; `None`
+    /// when this relay has no upstream. For dispatchers.
+    pub fn console_upstream_refusals(
+        &self,
+        who: &ConsoleUser,
+        limit: u32,
+    ) -> Result<Option<(Vec<UpstreamRefusal>, u64)>, RelayError> {
+        if !who.user.role.is_dispatcher() {
+            return Err(super::console::refused(
+                "refused",
+                "only dispatchers see what the upstream refused",
+            ));
+        }
+        if self.store.meta(URL)?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.store
+                .upstream_refusals(&visibility(&who.user), limit)?,
+        ))
+    }
+}
+
+impl UpstreamRefusal {
+    /// Whether it is still sent again on later rounds (deferred, and not yet sent
+    /// as often as a deferred change is).
+    pub fn retried(&self) -> bool {
+        self.deferred && self.attempts < CHANGE_ATTEMPTS
+    }
+}
+
 /// The upstream session's state, kept in the relay's store: how far our log has
-/// gone up, and where our pulls from the upstream stand.
+/// gone up, what the upstream did not store, and where our pulls from it stand.
 struct UpstreamReplica<'a> {
     relay: &'a Relay,
     link: &'a UpstreamLink,
+    /// Pushing deferred changes again rather than new ones.
+    retrying: Cell<bool>,
+    /// The log position of the last deferred change sent again this round.
+    retried_upto: Cell<u64>,
     /// The log position of the last change handed out for the push in flight.
     last_pushed: Cell<Option<u64>>,
+    /// The documents of the changes in flight, for what the upstream refuses.
+    in_flight: RefCell<HashMap<ChangeHash, DocId>>,
     report: RefCell<UpstreamReport>,
 }
 
 impl session::Replica for UpstreamReplica<'_> {
     fn outgoing(&self, max_bytes: usize) -> Result<Vec<Outgoing>, SyncError> {
-        let after = self.relay.counter(PUSHED)?;
-        let entries = self
-            .relay
-            .store
-            .log_after(after, Some(self.link.device), max_bytes as u64)
-            .map_err(internal)?;
+        let store = &self.relay.store;
+        let entries = if self.retrying.get() {
+            store.upstream_retries(self.retried_upto.get(), CHANGE_ATTEMPTS, max_bytes as u64)
+        } else {
+            let after = self.relay.counter(PUSHED)?;
+            store.log_after(after, Some(self.link.device), max_bytes as u64)
+        }
+        .map_err(internal)?;
         self.last_pushed.set(entries.last().map(|(seq, _)| *seq));
+        *self.in_flight.borrow_mut() = entries
+            .iter()
+            .map(|(_, e)| (ChangeHash(e.hash), e.doc.clone()))
+            .collect();
         Ok(entries
             .into_iter()
             .map(|(_, e)| Outgoing {
@@ -324,25 +468,64 @@ impl session::Replica for UpstreamReplica<'_> {
     }
 
     fn record_push(&self, verdicts: &PushVerdicts) -> Result<bool, SyncError> {
+        let in_flight = self.in_flight.take();
+        let retrying = self.retrying.get();
         let mut report = self.report.borrow_mut();
         report.pushed += verdicts.stored.len() as u64;
+        if retrying {
+            report.retried += in_flight.len() as u64;
+        }
         // Our devices' changes were checked here; the upstream may still hold a
-        // different directory. Nothing to retry.
-        for (_, reason) in &verdicts.rejected {
+        // different directory. A refusal is kept for the console; a deferred change,
+        // or one the answer left out, is sent again on the next rounds.
+        let refused = verdicts
+            .rejected
+            .iter()
+            .map(|(h, why)| (h, false, why.as_str()));
+        let deferred = verdicts.deferred.iter().map(|h| (h, true, DEFERRED));
+        let answered: HashSet<&ChangeHash> = (verdicts.stored.iter())
+            .chain(verdicts.rejected.iter().map(|(h, _)| h))
+            .chain(&verdicts.deferred)
+            .collect();
+        let unanswered = in_flight
+            .keys()
+            .filter(|h| !answered.contains(h))
+            .map(|h| (h, true, UNANSWERED));
+        let mut not_stored = Vec::new();
+        for (hash, deferred, reason) in refused.chain(deferred).chain(unanswered) {
+            let doc = in_flight
+                .get(hash)
+                .ok_or_else(|| SyncError::Protocol("an answer for a change not sent".into()))?;
             report.not_stored += 1;
-            tracing::warn!(reason = reason.as_str(), "upstream refused a change");
+            tracing::warn!(doc = %doc, deferred, reason, "upstream did not store a change");
+            not_stored.push(NotStored {
+                hash: hash.0,
+                doc: doc.clone(),
+                deferred,
+                reason: reason.chars().take(MAX_REASON_CHARS).collect(),
+            });
         }
-        for _ in &verdicts.deferred {
-            report.not_stored += 1;
-            tracing::warn!("upstream deferred a change");
-        }
-        let Some(last) = self.last_pushed.take() else {
-            return Ok(false);
+        // A new change has nothing recorded to forget.
+        let stored: Vec<[u8; 32]> = if retrying {
+            verdicts.stored.iter().map(|h| h.0).collect()
+        } else {
+            Vec::new()
         };
         self.relay
             .store
-            .set_meta(PUSHED, &last.to_string())
+            .record_upstream_answers(&not_stored, &stored, Utc::now().timestamp_millis())
             .map_err(internal)?;
+        let Some(last) = self.last_pushed.take() else {
+            return Ok(false);
+        };
+        if retrying {
+            self.retried_upto.set(last);
+        } else {
+            self.relay
+                .store
+                .set_meta(PUSHED, &last.to_string())
+                .map_err(internal)?;
+        }
         Ok(true)
     }
 

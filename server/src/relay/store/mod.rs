@@ -10,6 +10,7 @@ mod notifications;
 mod postgres;
 pub mod sql;
 mod sqlite;
+mod upstream;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use gridsync_core::{DeptId, DeviceId, DocId, DocKind, RegionCode, UserId};
 pub use self::notifications::{NewNotification, NotificationRecord, NotificationState, Settle};
 pub use self::postgres::PgDb;
 pub use self::sqlite::SqliteDb;
+pub use self::upstream::{NotStored, UpstreamRefusal};
 use sql::{args, Database, Held, Mode, Row, Tx, Value};
 
 /// A storage failure.
@@ -461,6 +463,40 @@ pub trait RelayStore: Send + Sync {
     fn notifications_of(&self, doc: &DocId) -> StoreResult<Vec<NotificationRecord>>;
     /// How many messages are in each state (states without any are left out).
     fn notification_counts(&self) -> StoreResult<Vec<(NotificationState, u64)>>;
+    /// Tiers: record the upstream's answers to a push, the changes it did not
+    /// store (counted again if already recorded) and those it stored (forgotten).
+    fn record_upstream_answers(
+        &self,
+        not_stored: &[NotStored],
+        stored: &[[u8; 32]],
+        now_ms: i64,
+    ) -> StoreResult<()>;
+    /// Deferred changes to send upstream again: after log position `after`, sent
+    /// fewer than `max_attempts` times, in log order, up to about `max_bytes`.
+    fn upstream_retries(
+        &self,
+        after: u64,
+        max_attempts: u64,
+        max_bytes: u64,
+    ) -> StoreResult<Vec<(u64, LogEntry)>>;
+    /// The changes the upstream did not store, of documents `vis` covers, most
+    /// recently answered first (at most `limit`), and how many there are.
+    fn upstream_refusals(
+        &self,
+        vis: &Visibility,
+        limit: u32,
+    ) -> StoreResult<(Vec<UpstreamRefusal>, u64)>;
+    /// Photos referred to here but not stored, to fetch from the upstream: asked
+    /// fewer than `max_attempts` times and due by `now_ms`, with how often each
+    /// was missed; at most `limit`.
+    fn photos_missing(
+        &self,
+        now_ms: i64,
+        max_attempts: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<(String, u64)>>;
+    /// The upstream did not give a photo: ask again from `next_ms`.
+    fn photo_missed(&self, hash: &str, next_ms: i64) -> StoreResult<()>;
 }
 
 /// Open the relay's store: PostgreSQL when `database_url` is given, otherwise
@@ -1457,6 +1493,7 @@ impl<D: Database> RelayStore for SqlStore<D> {
                 "DELETE FROM log WHERE doc_id = ?1",
                 "DELETE FROM doc_scope WHERE doc_id = ?1",
                 "DELETE FROM doc_photos WHERE doc_id = ?1",
+                "DELETE FROM upstream_refusals WHERE doc_id = ?1",
             ] {
                 tx.exec(sql, args![doc.as_str()])?;
             }
@@ -1537,6 +1574,47 @@ impl<D: Database> RelayStore for SqlStore<D> {
 
     fn notification_counts(&self) -> StoreResult<Vec<(NotificationState, u64)>> {
         self.read(notifications::counts)
+    }
+
+    fn record_upstream_answers(
+        &self,
+        not_stored: &[NotStored],
+        stored: &[[u8; 32]],
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        self.write(|tx| upstream::record(tx, not_stored, stored, now_ms))
+    }
+
+    fn upstream_retries(
+        &self,
+        after: u64,
+        max_attempts: u64,
+        max_bytes: u64,
+    ) -> StoreResult<Vec<(u64, LogEntry)>> {
+        self.read(|tx| {
+            upstream::retries(tx, after, max_attempts, MAX_CHANGES_PER_MESSAGE, max_bytes)
+        })
+    }
+
+    fn upstream_refusals(
+        &self,
+        vis: &Visibility,
+        limit: u32,
+    ) -> StoreResult<(Vec<UpstreamRefusal>, u64)> {
+        self.read(|tx| upstream::list(tx, vis, limit))
+    }
+
+    fn photos_missing(
+        &self,
+        now_ms: i64,
+        max_attempts: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<(String, u64)>> {
+        self.read(|tx| upstream::photos_missing(tx, now_ms, max_attempts, limit))
+    }
+
+    fn photo_missed(&self, hash: &str, next_ms: i64) -> StoreResult<()> {
+        self.write(|tx| upstream::photo_missed(tx, hash, next_ms))
     }
 }
 

@@ -171,6 +171,24 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX former_placements_until ON former_placements (until_ms);
 "#,
+    r#"
+    -- Tiers: refused upward changes and missed photos, as SQLite's eleventh step.
+    CREATE TABLE upstream_refusals (
+        hash     BYTEA PRIMARY KEY,
+        doc_id   TEXT NOT NULL,
+        status   TEXT NOT NULL,
+        reason   TEXT NOT NULL,
+        first_ms BIGINT NOT NULL,
+        last_ms  BIGINT NOT NULL,
+        attempts BIGINT NOT NULL
+    );
+    CREATE INDEX upstream_refusals_doc ON upstream_refusals (doc_id);
+    CREATE TABLE upstream_photo_misses (
+        hash     TEXT PRIMARY KEY,
+        attempts BIGINT NOT NULL,
+        next_ms  BIGINT NOT NULL
+    );
+"#,
 ];
 
 impl From<postgres::Error> for StoreError {

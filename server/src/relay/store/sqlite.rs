@@ -200,6 +200,26 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX former_placements_until ON former_placements (until_ms);
 "#,
+    r#"
+    -- Tiers: changes the upstream did not store (refused, or deferred and sent
+    -- again on later rounds), shown on the console; and photos asked of the
+    -- upstream and not had, asked again later and not for ever.
+    CREATE TABLE upstream_refusals (
+        hash     BLOB PRIMARY KEY,
+        doc_id   TEXT NOT NULL,
+        status   TEXT NOT NULL,
+        reason   TEXT NOT NULL,
+        first_ms INTEGER NOT NULL,
+        last_ms  INTEGER NOT NULL,
+        attempts INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX upstream_refusals_doc ON upstream_refusals (doc_id);
+    CREATE TABLE upstream_photo_misses (
+        hash     TEXT PRIMARY KEY,
+        attempts INTEGER NOT NULL,
+        next_ms  INTEGER NOT NULL
+    ) STRICT;
+"#,
 ];
 
 /// `relay.db`: one connection, so one transaction at a time, for one node.
