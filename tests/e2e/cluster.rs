@@ -704,3 +704,67 @@ fn a_change_logged_before_its_dependency_waits_for_it_in_other_replicas() {
     );
     assert_eq!(node.engine().replica_position().unwrap(), top);
 }
+
+#[test]
+fn a_directory_revision_imported_beside_the_nodes_is_in_force_on_every_node() {
+    let cluster = Cluster::start();
+    let worker = cluster.enroll(WORKER, 0);
+    let id = worker.report_case(leak()).unwrap();
+    cluster.sync(&worker, 0, 0).unwrap();
+    assert_eq!(worker.doc_ids().unwrap(), vec![id]);
+
+    // The operator moves her to another town's grid with the command line, on
+    // the shared database, while the three nodes run.
+    let mut directory: serde_json::Value =
+        serde_json::from_str(gridsync_server::SAMPLE_DIRECTORY).unwrap();
+    let users = directory["users"].as_array_mut().unwrap();
+    let me = users.iter_mut().find(|u| u["id"] == WORKER).unwrap();
+    me["region"] = "339901002001002".into();
+    let file = cluster.devices.join("moved.json");
+    std::fs::write(&file, directory.to_string()).unwrap();
+    let out = crate::sockets::gridsync()
+        .args(["admin", "--data"])
+        .arg(&cluster.admin_data)
+        .args([
+            "--database-url",
+            &cluster.database_url,
+            "directory",
+            "import",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Within seconds every node serves it: her phone, pushing and pulling through
+    // the other nodes, hears of the move and loses her old grid's case.
+    let started = Instant::now();
+    let mut updated = false;
+    while worker.me().unwrap().region.as_str() != "339901002001002" {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the revision never reached the nodes"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        updated |= cluster.sync(&worker, 1, 2).unwrap().directory_updated;
+    }
+    assert!(updated);
+    // Through the node that did not answer her yet, too (it looks for a newer
+    // revision every 2 seconds).
+    while !worker.doc_ids().unwrap().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "her old grid's case never left"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        cluster.sync(&worker, 2, 1).unwrap();
+    }
+    // A node that checks her push uses the new placement too: a report in her new
+    // grid is stored through node 1.
+    worker.report_case(leak()).unwrap();
+    cluster.sync(&worker, 1, 1).unwrap();
+}

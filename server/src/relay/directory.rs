@@ -83,9 +83,14 @@ impl Relay {
         if let Some(json) = file {
             let hash: String = sha256(json).iter().map(|b| format!("{b:02x}")).collect();
             if self.store.meta(FILE_HASH)?.as_deref() != Some(hash.as_str()) {
-                let revision = self.store_directory(json, None, "目录文件导入")?;
-                self.store.set_meta(FILE_HASH, &hash)?;
-                tracing::info!(revision, "directory file imported as a new revision");
+                self.refresh_directory()?;
+                // Nodes started together with the same file: one stores it.
+                let after = self.directory_revision();
+                if let Some(revision) = self.store_directory(json, None, "目录文件导入", after)?
+                {
+                    self.store.set_meta(FILE_HASH, &hash)?;
+                    tracing::info!(revision, "directory file imported as a new revision");
+                }
             }
         }
         if self.store.directory_revision()? == 0 {
@@ -96,13 +101,18 @@ impl Relay {
                     crate::SAMPLE_DIRECTORY.to_owned()
                 }
             };
-            self.store_directory(&json, None, "初始目录")?;
+            // Nodes started together: one stores it, the others load it.
+            self.store_directory(&json, None, "初始目录", 0)?;
         }
         self.refresh_directory()
     }
 
     /// Load the store's newest revision if it is newer than this node's.
     pub fn refresh_directory(&self) -> Result<(), RelayError> {
+        let _one_at_a_time = self
+            .directory_writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let newest = self.store.directory_revision()?;
         if newest <= self.directory_revision() {
             return Ok(());
@@ -115,8 +125,8 @@ impl Relay {
 
     /// [`Relay::refresh_directory`] at most every few seconds: a revision
     /// another node stored, or `gridsync admin directory import` beside a running
-    /// `serve`, is in force here that long after. Pulls, pushes and console pages
-    /// call it.
+    /// `serve`, is in force here that long after. Every device's request (before
+    /// its user is looked up) and every console page call it.
     pub(crate) fn refresh_directory_now_and_then(&self) -> Result<(), RelayError> {
         let now = chrono::Utc::now().timestamp_millis();
         let last = self.directory_checked_ms.load(Ordering::Relaxed);
@@ -207,13 +217,16 @@ impl Relay {
         })
     }
 
-    /// Validate `json` and store it as the next revision, loading it here.
+    /// Validate `json` and store it as the revision after `after` (the one the
+    /// change was made against), loading it; `None` if `after` is no longer the
+    /// newest (another node or process stored one first).
     fn store_directory(
         &self,
         json: &str,
         by: Option<&UserId>,
         note: &str,
-    ) -> Result<u64, RelayError> {
+        after: u64,
+    ) -> Result<Option<u64>, RelayError> {
         let new = Directory::from_json(json).map_err(|e| RelayError::bad_request(e.to_string()))?;
         let _one_at_a_time = self
             .directory_writes
@@ -235,16 +248,37 @@ impl Relay {
             }
         }
         let now = chrono::Utc::now().timestamp_millis();
-        let revision = self.store.put_directory(json, by, note, now, &moved)?;
-        self.load(revision, json)?;
-        Ok(revision)
+        let stored = self
+            .store
+            .put_directory(json, by, note, now, &moved, after)?;
+        if let Some(revision) = stored {
+            self.load(revision, json)?;
+        }
+        Ok(stored)
+    }
+
+    /// [`Relay::store_directory`] for a change made against revision `after`:
+    /// refused if another was stored meanwhile (the change was made without it).
+    fn store_change(
+        &self,
+        json: &str,
+        by: Option<&UserId>,
+        note: &str,
+        after: u64,
+    ) -> Result<u64, RelayError> {
+        self.store_directory(json, by, note, after)?
+            .ok_or(RelayError::Busy(
+                "the directory changed meanwhile; look at it again and repeat the change",
+            ))
     }
 
     /// Import a directory file as a new revision (`gridsync admin directory
     /// import`): validated, with what changed as its note. Answers its number.
     pub fn import_directory(&self, json: &str) -> Result<u64, RelayError> {
+        self.refresh_directory()?;
+        let after = self.directory_revision();
         let note = self.describe_change(json)?;
-        self.store_directory(json, None, &format!("命令行导入：{note}"))
+        self.store_change(json, None, &format!("命令行导入：{note}"), after)
     }
 
     /// Keep the upstream server's revision `revision` (a town under a district).
@@ -252,11 +286,13 @@ impl Relay {
         &self,
         update: &DirectoryUpdate,
     ) -> Result<u64, RelayError> {
+        let after = self.directory_revision();
         let note = self.describe_change(&update.json)?;
-        self.store_directory(
+        self.store_change(
             &update.json,
             None,
             &format!("上级下发（第 {} 版）：{note}", update.revision),
+            after,
         )
     }
 
@@ -288,6 +324,9 @@ impl Relay {
             ));
         }
         let scope = access::scope_of(&who.user);
+        // Made against the newest revision; stored only if it still is.
+        self.refresh_directory()?;
+        let after = self.directory_revision();
         let current = self.engine.directory_json().map_err(RelayError::internal)?;
         let dir = self.directory()?;
         let json = match edit {
@@ -342,7 +381,7 @@ impl Relay {
             }
         };
         let note = self.describe_change(&json)?;
-        self.store_directory(&json, Some(&who.user.id), &note)
+        self.store_change(&json, Some(&who.user.id), &note, after)
     }
 
     /// What `json` changes against the directory in force, in a line (Chinese,

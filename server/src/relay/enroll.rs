@@ -189,6 +189,8 @@ impl Relay {
         if !wire::is_token(token) {
             return Err(RelayError::BadToken);
         }
+        // The caller's user is read from the directory: the newest revision's.
+        self.refresh_directory_now_and_then()?;
         let hash = sha256(token);
         let now = Utc::now().timestamp_millis();
         let (mut device, kind) = self.store.find_token(&hash)?.ok_or(RelayError::BadToken)?;

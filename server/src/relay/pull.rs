@@ -25,7 +25,6 @@ impl Relay {
         if req.purged.len() > MAX_CHANGES_PER_MESSAGE {
             return Err(RelayError::bad_request("purge acknowledgement too long"));
         }
-        self.refresh_directory_now_and_then()?;
         let vis = device_visibility(user, device.relay);
         let ask = PullAsk {
             cursor: req.cursor,

@@ -265,9 +265,10 @@ pub trait RelayStore: Send + Sync {
     fn disabled_users(&self) -> StoreResult<Vec<(UserId, i64, Option<String>)>>;
     /// Whether a user is disabled.
     fn is_disabled(&self, user: &UserId) -> StoreResult<bool>;
-    /// Store `json` (validated by the caller) as the next revision of the
-    /// directory, with the former entries (`(user, entry JSON)`) of the users it
-    /// moves, in one transaction; answers its number.
+    /// Store `json` (validated by the caller) as the revision after `after`, with
+    /// the former entries (`(user, entry JSON)`) of the users it moves, in one
+    /// transaction; answers its number, or `None` if `after` is no longer the
+    /// newest (another node or process stored one meanwhile).
     fn put_directory(
         &self,
         json: &str,
@@ -275,7 +276,8 @@ pub trait RelayStore: Send + Sync {
         note: &str,
         now_ms: i64,
         moved: &[(UserId, String)],
-    ) -> StoreResult<u64>;
+        after: u64,
+    ) -> StoreResult<Option<u64>>;
     /// Users' former entries (`(user, entry JSON, until)`) of revisions stored at
     /// or after `since_ms`.
     fn former_placements(&self, since_ms: i64) -> StoreResult<Vec<(UserId, String, i64)>>;
@@ -767,18 +769,25 @@ impl<D: Database> RelayStore for SqlStore<D> {
         note: &str,
         now_ms: i64,
         moved: &[(UserId, String)],
-    ) -> StoreResult<u64> {
+        after: u64,
+    ) -> StoreResult<Option<u64>> {
         let by = by.map(UserId::as_str);
         self.write(|tx| {
-            let revision = tx
-                .row(
-                    "INSERT INTO directory_versions (revision, json, created_ms, created_by, note)
-                     SELECT COALESCE(MAX(revision), 0) + 1, ?1, ?2, ?3, ?4 FROM directory_versions
-                     RETURNING revision",
-                    args![json, now_ms, by, note],
-                )?
-                .ok_or_else(|| StoreError::failed("a directory revision was not stored"))?
-                .int(0)?;
+            // Stored only on top of `after`; two at once collide on the number and
+            // the second stores nothing (SQLite's upsert after a SELECT needs the
+            // WHERE).
+            let Some(row) = tx.row(
+                "INSERT INTO directory_versions (revision, json, created_ms, created_by, note)
+                 SELECT COALESCE(MAX(revision), 0) + 1, ?1, ?2, ?3, ?4 FROM directory_versions
+                 WHERE true HAVING COALESCE(MAX(revision), 0) = ?5
+                 ON CONFLICT (revision) DO NOTHING
+                 RETURNING revision",
+                args![json, now_ms, by, note, after],
+            )?
+            else {
+                return Ok(None);
+            };
+            let revision = row.int(0)?;
             for (user, entry) in moved {
                 tx.exec(
                     "INSERT INTO former_placements (user_id, user_json, until_ms, revision)
@@ -786,7 +795,7 @@ impl<D: Database> RelayStore for SqlStore<D> {
                     args![user.as_str(), entry.as_str(), now_ms, revision],
                 )?;
             }
-            Ok(revision.max(0) as u64)
+            Ok(Some(revision.max(0) as u64))
         })
     }
 
