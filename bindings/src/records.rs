@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use gridsync_core::directory::{Category, Department, Directory, Region, User};
-use gridsync_core::doc::case::{Note, Person, PhotoRef};
+use gridsync_core::doc::case::{Channel, Note, Person, PhotoRef};
 use gridsync_core::doc::patrol::{CheckIn, Observation, PatrolDoc};
 use gridsync_core::doc::place::{
     self, CreditCode, Inspection, NewPlace, OrgFacts, PlaceDoc, PlaceEdit,
@@ -355,6 +355,9 @@ pub struct CaseRecord {
     pub subcategory: Option<String>,
     /// `low`, `normal`, `high` or `urgent`.
     pub severity: String,
+    /// The channel it came in by: `phone` (a grid worker), `resident` (the
+    /// resident page), `hotline`, `wechat`, `website`, `visit`, or `other`.
+    pub channel: String,
     /// Who reported it.
     pub reporter: String,
     /// When, ms since the epoch.
@@ -462,6 +465,7 @@ impl From<&Case> for CaseRecord {
             category: c.doc.category.to_string(),
             subcategory: c.doc.subcategory.as_ref().map(ToString::to_string),
             severity: c.doc.severity.as_str().into(),
+            channel: c.doc.channel.as_str().into(),
             reporter: c.doc.reporter.to_string(),
             created_ms: millis(c.doc.created),
             location: c.doc.location.as_ref().map(|l| LocationRecord {
@@ -557,6 +561,10 @@ pub struct CaseFilterRecord {
     /// Only cases about this registered place or person (its id).
     #[uniffi(default)]
     pub about: Option<String>,
+    /// Only cases that came in by this channel (`phone`, `resident`, `hotline`,
+    /// `wechat`, `website`, `visit`).
+    #[uniffi(default)]
+    pub channel: Option<String>,
 }
 
 impl CaseFilterRecord {
@@ -591,6 +599,15 @@ impl CaseFilterRecord {
             reported_from: self.reported_from_ms.map(time).transpose()?,
             reported_before: self.reported_before_ms.map(time).transpose()?,
             about: parse(self.about)?,
+            channel: self
+                .channel
+                .map(|c| {
+                    Channel::KNOWN
+                        .into_iter()
+                        .find(|k| k.as_str() == c)
+                        .ok_or_else(|| invalid(format!("unknown channel {c}")))
+                })
+                .transpose()?,
             limit: self.limit,
             offset: self.offset,
         })
@@ -631,6 +648,8 @@ pub struct CaseSummaryRecord {
     pub subcategory: Option<String>,
     /// Severity.
     pub severity: String,
+    /// The channel it came in by (see `CaseRecord.channel`).
+    pub channel: String,
     /// Who reported it.
     pub reporter: String,
     /// The department it is dispatched to.
@@ -658,6 +677,7 @@ impl From<&CaseSummary> for CaseSummaryRecord {
             category: c.category.to_string(),
             subcategory: c.subcategory.as_ref().map(ToString::to_string),
             severity: c.severity.as_str().into(),
+            channel: c.channel.as_str().into(),
             reporter: c.reporter.to_string(),
             assigned_dept: c.assigned_dept.as_ref().map(ToString::to_string),
             deadline_ms: c.deadline.map(millis),

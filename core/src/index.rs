@@ -5,7 +5,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Transaction};
 
-use crate::doc::case::{CaseDoc, Severity};
+use crate::doc::case::{CaseDoc, Channel, Severity};
 use crate::doc::patrol::PatrolDoc;
 use crate::doc::DocContent;
 use crate::error::{Error, Result};
@@ -45,9 +45,9 @@ pub(crate) fn index_case(tx: &Transaction<'_>, case: &CaseDoc, state: &CaseState
             "INSERT INTO cases (doc_id, grid, category, subcategory, severity, status, level,
                 reporter, assigned_dept, deadline_ms, supervision, self_handled, satisfaction,
                 has_conflict, title, photo_count, created_ms, updated_ms, accepted_ms,
-                handled_ms, closed_ms, place, escalations, lat, lon)
+                handled_ms, closed_ms, place, escalations, lat, lon, channel)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+                ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)
              ON CONFLICT (doc_id) DO UPDATE SET grid = excluded.grid,
                 category = excluded.category, subcategory = excluded.subcategory,
                 severity = excluded.severity, status = excluded.status, level = excluded.level,
@@ -59,7 +59,7 @@ pub(crate) fn index_case(tx: &Transaction<'_>, case: &CaseDoc, state: &CaseState
                 updated_ms = excluded.updated_ms, accepted_ms = excluded.accepted_ms,
                 handled_ms = excluded.handled_ms, closed_ms = excluded.closed_ms,
                 place = excluded.place, escalations = excluded.escalations,
-                lat = excluded.lat, lon = excluded.lon
+                lat = excluded.lat, lon = excluded.lon, channel = excluded.channel
              RETURNING rowid",
         )?
         .query_row(
@@ -89,6 +89,7 @@ pub(crate) fn index_case(tx: &Transaction<'_>, case: &CaseDoc, state: &CaseState
                 state.escalations,
                 case.location.as_ref().map(|l| l.lat),
                 case.location.as_ref().map(|l| l.lon),
+                case.channel.as_str(),
             ],
             |r| r.get(0),
         )?;
@@ -195,6 +196,8 @@ pub struct CaseFilter {
     pub reported_before: Option<DateTime<Utc>>,
     /// Only cases about this registered place or person (its document id).
     pub about: Option<DocId>,
+    /// Only cases that came in by this channel.
+    pub channel: Option<Channel>,
     /// Page size (at most [`MAX_PAGE`]); 0 means 100.
     pub limit: u32,
     /// Rows to skip.
@@ -232,6 +235,8 @@ pub struct CaseSummary {
     pub has_conflict: bool,
     /// Photos attached.
     pub photo_count: u32,
+    /// The channel it came in by.
+    pub channel: Channel,
     /// Reported at.
     pub created: DateTime<Utc>,
     /// Last activity.
@@ -286,6 +291,10 @@ pub(crate) fn where_clause(f: &CaseFilter) -> Result<(String, Vec<SqlValue>)> {
     if let Some(u) = &f.reporter {
         let p = arg(SqlValue::Text(u.as_str().into()), &mut args);
         sql.push(format!("reporter = {p}"));
+    }
+    if let Some(c) = f.channel {
+        let p = arg(SqlValue::Text(c.as_str().into()), &mut args);
+        sql.push(format!("channel = {p}"));
     }
     if let Some(id) = &f.about {
         let p = arg(SqlValue::Text(id.as_str().into()), &mut args);
@@ -422,7 +431,7 @@ pub(crate) fn list_cases(tx: &Transaction<'_>, f: &CaseFilter) -> Result<Vec<Cas
     let sql = format!(
         "SELECT doc_id, title, status, grid, level, category, subcategory, severity, reporter,
             assigned_dept, deadline_ms, supervision, has_conflict, photo_count, created_ms,
-            updated_ms
+            updated_ms, channel
          FROM cases WHERE {cond} ORDER BY {order}, doc_id LIMIT ?{} OFFSET ?{n}",
         n - 1
     );
@@ -457,6 +466,7 @@ pub(crate) fn list_cases(tx: &Transaction<'_>, f: &CaseFilter) -> Result<Vec<Cas
             photo_count: r.get(13)?,
             created: time(r.get(14)?),
             updated: time(r.get(15)?),
+            channel: Channel::parse(&r.get::<_, String>(16)?),
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

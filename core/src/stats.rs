@@ -119,6 +119,8 @@ pub enum GroupBy {
     Category,
     /// By month of reporting (UTC+8), `YYYY-MM`.
     Month,
+    /// By the channel a case came in by (`Channel::as_str`).
+    Channel,
 }
 
 const COLUMNS: &str = "count(*),
@@ -174,6 +176,7 @@ pub(crate) fn grouped(tx: &Transaction<'_>, f: &CaseFilter, by: GroupBy) -> Resu
         GroupBy::Grid => ("grid".to_owned(), "1 DESC, key"),
         GroupBy::Reporter => ("reporter".to_owned(), "1 DESC, key"),
         GroupBy::Category => ("category".to_owned(), "1 DESC, key"),
+        GroupBy::Channel => ("channel".to_owned(), "1 DESC, key"),
         GroupBy::Month => (
             format!("strftime('%Y-%m', created_ms / 1000 + {offset_s}, 'unixepoch')"),
             "key",

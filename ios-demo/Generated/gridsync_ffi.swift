@@ -900,6 +900,14 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
     func addTrackPoints(patrolId: String, points: [TrackPointRecord]) throws 
     
     /**
+     * Add (positive) or take away (negative) points of grid worker `worker` for a
+     * month, with a reason; returns the adjustment's id. Only a community or town
+     * dispatcher over her grid (or an administrator): anyone else is `Refused`.
+     * Written once: it cannot be changed or removed afterwards.
+     */
+    func adjustPoints(worker: String, year: Int32, month: UInt32, points: Int32, reason: String) throws  -> String
+    
+    /**
      * Attach a photo stored with `ingest_photo` to a case already reported.
      */
     func attachPhoto(caseId: String, hash: String) throws 
@@ -1101,6 +1109,13 @@ public protocol GridEngineProtocol: AnyObject, Sendable {
      * awards no points; a department handler is `Refused`.
      */
     func points(region: String?, year: Int32, month: UInt32) throws  -> [WorkerPointsRecord]
+    
+    /**
+     * The leaders' adjustments behind `points` for the same month, in the order
+     * they were made, with their reasons: a grid worker's own, or those of
+     * `region` (this user's when `None`) for a dispatcher.
+     */
+    func pointsAdjustments(region: String?, year: Int32, month: UInt32) throws  -> [PointsAdjustmentRecord]
     
     /**
      * Register a household at `address` in `grid` (a grid worker's own when
@@ -1331,6 +1346,26 @@ open func addTrackPoints(patrolId: String, points: [TrackPointRecord])throws   {
         FfiConverterSequenceTypeTrackPointRecord.lower(points),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * Add (positive) or take away (negative) points of grid worker `worker` for a
+     * month, with a reason; returns the adjustment's id. Only a community or town
+     * dispatcher over her grid (or an administrator): anyone else is `Refused`.
+     * Written once: it cannot be changed or removed afterwards.
+     */
+open func adjustPoints(worker: String, year: Int32, month: UInt32, points: Int32, reason: String)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_adjust_points(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(worker),
+        FfiConverterInt32.lower(year),
+        FfiConverterUInt32.lower(month),
+        FfiConverterInt32.lower(points),
+        FfiConverterString.lower(reason),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -1814,6 +1849,23 @@ open func points(region: String?, year: Int32, month: UInt32)throws  -> [WorkerP
     return try  FfiConverterSequenceTypeWorkerPointsRecord.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
         uniffiCallStatus in
     uniffi_gridsync_ffi_fn_method_gridengine_points(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionString.lower(region),
+        FfiConverterInt32.lower(year),
+        FfiConverterUInt32.lower(month),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The leaders' adjustments behind `points` for the same month, in the order
+     * they were made, with their reasons: a grid worker's own, or those of
+     * `region` (this user's when `None`) for a dispatcher.
+     */
+open func pointsAdjustments(region: String?, year: Int32, month: UInt32)throws  -> [PointsAdjustmentRecord]  {
+    return try  FfiConverterSequenceTypePointsAdjustmentRecord.lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_method_gridengine_points_adjustments(
             self.uniffiCloneHandle(),
         FfiConverterOptionString.lower(region),
         FfiConverterInt32.lower(year),
@@ -2505,6 +2557,11 @@ public struct CaseFilterRecord: Equatable, Hashable {
      * Only cases about this registered place or person (its id).
      */
     public var about: String?
+    /**
+     * Only cases that came in by this channel (`phone`, `resident`, `hotline`,
+     * `wechat`, `website`, `visit`).
+     */
+    public var channel: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2550,7 +2607,11 @@ public struct CaseFilterRecord: Equatable, Hashable {
          */reportedBeforeMs: Int64? = nil, 
         /**
          * Only cases about this registered place or person (its id).
-         */about: String? = nil) {
+         */about: String? = nil, 
+        /**
+         * Only cases that came in by this channel (`phone`, `resident`, `hotline`,
+         * `wechat`, `website`, `visit`).
+         */channel: String? = nil) {
         self.statuses = statuses
         self.text = text
         self.limit = limit
@@ -2565,6 +2626,7 @@ public struct CaseFilterRecord: Equatable, Hashable {
         self.reportedFromMs = reportedFromMs
         self.reportedBeforeMs = reportedBeforeMs
         self.about = about
+        self.channel = channel
     }
 
     
@@ -2596,7 +2658,8 @@ public struct FfiConverterTypeCaseFilterRecord: FfiConverterRustBuffer {
                 conflictsOnly: FfiConverterBool.read(from: &buf), 
                 reportedFromMs: FfiConverterOptionInt64.read(from: &buf), 
                 reportedBeforeMs: FfiConverterOptionInt64.read(from: &buf), 
-                about: FfiConverterOptionString.read(from: &buf)
+                about: FfiConverterOptionString.read(from: &buf), 
+                channel: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -2615,6 +2678,7 @@ public struct FfiConverterTypeCaseFilterRecord: FfiConverterRustBuffer {
         FfiConverterOptionInt64.write(value.reportedFromMs, into: &buf)
         FfiConverterOptionInt64.write(value.reportedBeforeMs, into: &buf)
         FfiConverterOptionString.write(value.about, into: &buf)
+        FfiConverterOptionString.write(value.channel, into: &buf)
     }
 }
 
@@ -2674,6 +2738,11 @@ public struct CaseRecord: Equatable, Hashable {
      * `low`, `normal`, `high` or `urgent`.
      */
     public var severity: String
+    /**
+     * The channel it came in by: `phone` (a grid worker), `resident` (the
+     * resident page), `hotline`, `wechat`, `website`, `visit`, or `other`.
+     */
+    public var channel: String
     /**
      * Who reported it.
      */
@@ -2767,6 +2836,10 @@ public struct CaseRecord: Equatable, Hashable {
          * `low`, `normal`, `high` or `urgent`.
          */severity: String, 
         /**
+         * The channel it came in by: `phone` (a grid worker), `resident` (the
+         * resident page), `hotline`, `wechat`, `website`, `visit`, or `other`.
+         */channel: String, 
+        /**
          * Who reported it.
          */reporter: String, 
         /**
@@ -2821,6 +2894,7 @@ public struct CaseRecord: Equatable, Hashable {
         self.category = category
         self.subcategory = subcategory
         self.severity = severity
+        self.channel = channel
         self.reporter = reporter
         self.createdMs = createdMs
         self.location = location
@@ -2863,6 +2937,7 @@ public struct FfiConverterTypeCaseRecord: FfiConverterRustBuffer {
                 category: FfiConverterString.read(from: &buf), 
                 subcategory: FfiConverterOptionString.read(from: &buf), 
                 severity: FfiConverterString.read(from: &buf), 
+                channel: FfiConverterString.read(from: &buf), 
                 reporter: FfiConverterString.read(from: &buf), 
                 createdMs: FfiConverterInt64.read(from: &buf), 
                 location: FfiConverterOptionTypeLocationRecord.read(from: &buf), 
@@ -2891,6 +2966,7 @@ public struct FfiConverterTypeCaseRecord: FfiConverterRustBuffer {
         FfiConverterString.write(value.category, into: &buf)
         FfiConverterOptionString.write(value.subcategory, into: &buf)
         FfiConverterString.write(value.severity, into: &buf)
+        FfiConverterString.write(value.channel, into: &buf)
         FfiConverterString.write(value.reporter, into: &buf)
         FfiConverterInt64.write(value.createdMs, into: &buf)
         FfiConverterOptionTypeLocationRecord.write(value.location, into: &buf)
@@ -2970,6 +3046,10 @@ public struct CaseSummaryRecord: Equatable, Hashable {
      */
     public var severity: String
     /**
+     * The channel it came in by (see `CaseRecord.channel`).
+     */
+    public var channel: String
+    /**
      * Who reported it.
      */
     public var reporter: String
@@ -3028,6 +3108,9 @@ public struct CaseSummaryRecord: Equatable, Hashable {
          * Severity.
          */severity: String, 
         /**
+         * The channel it came in by (see `CaseRecord.channel`).
+         */channel: String, 
+        /**
          * Who reported it.
          */reporter: String, 
         /**
@@ -3055,6 +3138,7 @@ public struct CaseSummaryRecord: Equatable, Hashable {
         self.category = category
         self.subcategory = subcategory
         self.severity = severity
+        self.channel = channel
         self.reporter = reporter
         self.assignedDept = assignedDept
         self.deadlineMs = deadlineMs
@@ -3089,6 +3173,7 @@ public struct FfiConverterTypeCaseSummaryRecord: FfiConverterRustBuffer {
                 category: FfiConverterString.read(from: &buf), 
                 subcategory: FfiConverterOptionString.read(from: &buf), 
                 severity: FfiConverterString.read(from: &buf), 
+                channel: FfiConverterString.read(from: &buf), 
                 reporter: FfiConverterString.read(from: &buf), 
                 assignedDept: FfiConverterOptionString.read(from: &buf), 
                 deadlineMs: FfiConverterOptionInt64.read(from: &buf), 
@@ -3109,6 +3194,7 @@ public struct FfiConverterTypeCaseSummaryRecord: FfiConverterRustBuffer {
         FfiConverterString.write(value.category, into: &buf)
         FfiConverterOptionString.write(value.subcategory, into: &buf)
         FfiConverterString.write(value.severity, into: &buf)
+        FfiConverterString.write(value.channel, into: &buf)
         FfiConverterString.write(value.reporter, into: &buf)
         FfiConverterOptionString.write(value.assignedDept, into: &buf)
         FfiConverterOptionInt64.write(value.deadlineMs, into: &buf)
@@ -7062,6 +7148,126 @@ public func FfiConverterTypePlaceSummaryRecord_lower(_ value: PlaceSummaryRecord
 
 
 /**
+ * A leader's manual adjustment of a grid worker's points (积分调整), as the
+ * ledger lists it.
+ */
+public struct PointsAdjustmentRecord: Equatable, Hashable {
+    /**
+     * Its document's id.
+     */
+    public var id: String
+    /**
+     * The grid worker.
+     */
+    public var worker: String
+    /**
+     * The month it counts in, `YYYY-MM`.
+     */
+    public var month: String
+    /**
+     * Points added (positive) or taken away (negative).
+     */
+    public var points: Int32
+    /**
+     * Why.
+     */
+    public var reason: String
+    /**
+     * The leader who made it.
+     */
+    public var by: String
+    /**
+     * When, milliseconds since the epoch.
+     */
+    public var atMs: Int64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Its document's id.
+         */id: String, 
+        /**
+         * The grid worker.
+         */worker: String, 
+        /**
+         * The month it counts in, `YYYY-MM`.
+         */month: String, 
+        /**
+         * Points added (positive) or taken away (negative).
+         */points: Int32, 
+        /**
+         * Why.
+         */reason: String, 
+        /**
+         * The leader who made it.
+         */by: String, 
+        /**
+         * When, milliseconds since the epoch.
+         */atMs: Int64) {
+        self.id = id
+        self.worker = worker
+        self.month = month
+        self.points = points
+        self.reason = reason
+        self.by = by
+        self.atMs = atMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PointsAdjustmentRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePointsAdjustmentRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PointsAdjustmentRecord {
+        return
+            try PointsAdjustmentRecord(
+                id: FfiConverterString.read(from: &buf), 
+                worker: FfiConverterString.read(from: &buf), 
+                month: FfiConverterString.read(from: &buf), 
+                points: FfiConverterInt32.read(from: &buf), 
+                reason: FfiConverterString.read(from: &buf), 
+                by: FfiConverterString.read(from: &buf), 
+                atMs: FfiConverterInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PointsAdjustmentRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.worker, into: &buf)
+        FfiConverterString.write(value.month, into: &buf)
+        FfiConverterInt32.write(value.points, into: &buf)
+        FfiConverterString.write(value.reason, into: &buf)
+        FfiConverterString.write(value.by, into: &buf)
+        FfiConverterInt64.write(value.atMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePointsAdjustmentRecord_lift(_ buf: RustBuffer) throws -> PointsAdjustmentRecord {
+    return try FfiConverterTypePointsAdjustmentRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePointsAdjustmentRecord_lower(_ value: PointsAdjustmentRecord) -> RustBuffer {
+    return FfiConverterTypePointsAdjustmentRecord.lower(value)
+}
+
+
+/**
  * A region of the tree.
  */
 public struct RegionRecord: Equatable, Hashable {
@@ -7709,6 +7915,11 @@ public struct SyncSummary: Equatable, Hashable {
      */
     public var purged: UInt64
     /**
+     * Whether a newer directory arrived: read it again (`directory()`), e.g. for
+     * a moved grid or a new department in the pickers.
+     */
+    public var directoryUpdated: Bool
+    /**
      * Photos uploaded.
      */
     public var photosUploaded: UInt64
@@ -7729,12 +7940,17 @@ public struct SyncSummary: Equatable, Hashable {
          * Documents removed.
          */purged: UInt64, 
         /**
+         * Whether a newer directory arrived: read it again (`directory()`), e.g. for
+         * a moved grid or a new department in the pickers.
+         */directoryUpdated: Bool, 
+        /**
          * Photos uploaded.
          */photosUploaded: UInt64) {
         self.pushed = pushed
         self.rejected = rejected
         self.pulled = pulled
         self.purged = purged
+        self.directoryUpdated = directoryUpdated
         self.photosUploaded = photosUploaded
     }
 
@@ -7758,6 +7974,7 @@ public struct FfiConverterTypeSyncSummary: FfiConverterRustBuffer {
                 rejected: FfiConverterUInt64.read(from: &buf), 
                 pulled: FfiConverterUInt64.read(from: &buf), 
                 purged: FfiConverterUInt64.read(from: &buf), 
+                directoryUpdated: FfiConverterBool.read(from: &buf), 
                 photosUploaded: FfiConverterUInt64.read(from: &buf)
         )
     }
@@ -7767,6 +7984,7 @@ public struct FfiConverterTypeSyncSummary: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.rejected, into: &buf)
         FfiConverterUInt64.write(value.pulled, into: &buf)
         FfiConverterUInt64.write(value.purged, into: &buf)
+        FfiConverterBool.write(value.directoryUpdated, into: &buf)
         FfiConverterUInt64.write(value.photosUploaded, into: &buf)
     }
 }
@@ -8396,7 +8614,16 @@ public struct WorkerPointsRecord: Equatable, Hashable {
      */
     public var inspections: UInt64
     /**
-     * The points.
+     * The points these earn under the directory's rules.
+     */
+    public var computed: Int64
+    /**
+     * The sum of the leaders' adjustments for the month (see
+     * `points_adjustments`).
+     */
+    public var adjusted: Int64
+    /**
+     * The month's points: computed plus adjusted.
      */
     public var points: Int64
 
@@ -8425,7 +8652,14 @@ public struct WorkerPointsRecord: Equatable, Hashable {
          * Safety inspections.
          */inspections: UInt64, 
         /**
-         * The points.
+         * The points these earn under the directory's rules.
+         */computed: Int64, 
+        /**
+         * The sum of the leaders' adjustments for the month (see
+         * `points_adjustments`).
+         */adjusted: Int64, 
+        /**
+         * The month's points: computed plus adjusted.
          */points: Int64) {
         self.worker = worker
         self.validReports = validReports
@@ -8434,6 +8668,8 @@ public struct WorkerPointsRecord: Equatable, Hashable {
         self.invalidReports = invalidReports
         self.visits = visits
         self.inspections = inspections
+        self.computed = computed
+        self.adjusted = adjusted
         self.points = points
     }
 
@@ -8460,6 +8696,8 @@ public struct FfiConverterTypeWorkerPointsRecord: FfiConverterRustBuffer {
                 invalidReports: FfiConverterUInt64.read(from: &buf), 
                 visits: FfiConverterUInt64.read(from: &buf), 
                 inspections: FfiConverterUInt64.read(from: &buf), 
+                computed: FfiConverterInt64.read(from: &buf), 
+                adjusted: FfiConverterInt64.read(from: &buf), 
                 points: FfiConverterInt64.read(from: &buf)
         )
     }
@@ -8472,6 +8710,8 @@ public struct FfiConverterTypeWorkerPointsRecord: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.invalidReports, into: &buf)
         FfiConverterUInt64.write(value.visits, into: &buf)
         FfiConverterUInt64.write(value.inspections, into: &buf)
+        FfiConverterInt64.write(value.computed, into: &buf)
+        FfiConverterInt64.write(value.adjusted, into: &buf)
         FfiConverterInt64.write(value.points, into: &buf)
     }
 }
@@ -10147,6 +10387,31 @@ fileprivate struct FfiConverterSequenceTypePlaceSummaryRecord: FfiConverterRustB
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypePointsAdjustmentRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [PointsAdjustmentRecord]
+
+    public static func write(_ value: [PointsAdjustmentRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypePointsAdjustmentRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [PointsAdjustmentRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [PointsAdjustmentRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypePointsAdjustmentRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeRegionRecord: FfiConverterRustBuffer {
     typealias SwiftType = [RegionRecord]
 
@@ -10640,6 +10905,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_gridsync_ffi_checksum_method_gridengine_add_track_points() != 44340) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_adjust_points() != 23845) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_attach_photo() != 2601) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -10743,6 +11011,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_points() != 62521) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_method_gridengine_points_adjustments() != 50783) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_gridengine_register_household() != 26737) {

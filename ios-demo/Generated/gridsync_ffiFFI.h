@@ -330,6 +330,11 @@ void uniffi_gridsync_ffi_fn_method_gridengine_add_observation(uint64_t ptr, Rust
 void uniffi_gridsync_ffi_fn_method_gridengine_add_track_points(uint64_t ptr, RustBuffer patrol_id, RustBuffer points, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_ADJUST_POINTS
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_ADJUST_POINTS
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_adjust_points(uint64_t ptr, RustBuffer worker, int32_t year, uint32_t month, int32_t points, RustBuffer reason, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_ATTACH_PHOTO
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_ATTACH_PHOTO
 void uniffi_gridsync_ffi_fn_method_gridengine_attach_photo(uint64_t ptr, RustBuffer case_id, RustBuffer hash, RustCallStatus *_Nonnull out_status
@@ -503,6 +508,11 @@ RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_photo_usage(uint64_t ptr, Ru
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_POINTS
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_POINTS
 RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_points(uint64_t ptr, RustBuffer region, int32_t year, uint32_t month, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_POINTS_ADJUSTMENTS
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_POINTS_ADJUSTMENTS
+RustBuffer uniffi_gridsync_ffi_fn_method_gridengine_points_adjustments(uint64_t ptr, RustBuffer region, int32_t year, uint32_t month, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_METHOD_GRIDENGINE_REGISTER_HOUSEHOLD
@@ -980,6 +990,12 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_add_track_points(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_ADJUST_POINTS
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_ADJUST_POINTS
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_adjust_points(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_ATTACH_PHOTO
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_ATTACH_PHOTO
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_attach_photo(void
@@ -1187,6 +1203,12 @@ uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_photo_usage(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_POINTS
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_POINTS
 uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_points(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_POINTS_ADJUSTMENTS
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_METHOD_GRIDENGINE_POINTS_ADJUSTMENTS
+uint16_t uniffi_gridsync_ffi_checksum_method_gridengine_points_adjustments(void
     
 );
 #endif

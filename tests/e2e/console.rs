@@ -386,6 +386,19 @@ fn supervision_figures_and_devices_in_the_console() {
         level.trim_start_matches('\u{feff}').lines().next(),
         Some("月份,结案,网格内办结,社区办结,街道办结,区级办结,上报上级")
     );
+    // 来源渠道: both cases came from the worker's phone; the board filters by it.
+    let channels = console.get("/console/stats.csv?table=channel").body;
+    let channels: Vec<&str> = channels.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(channels[0], "来源渠道,上报,结案,结案率,按期结案率");
+    assert_eq!(channels.len(), 2, "{channels:?}");
+    assert!(channels[1].starts_with("网格员上报,2,"), "{channels:?}");
+    let board = console.get("/console/cases?channel=phone").body;
+    assert!(board.contains(&late.to_string()) && board.contains(&spot.to_string()));
+    assert!(console
+        .get("/console/cases?channel=hotline")
+        .body
+        .contains("id=\"empty\""));
+    assert_eq!(console.get("/console/cases?channel=telegram").status, 400);
     let points = console.get("/console/stats.csv?table=points").body;
     let points: Vec<&str> = points.trim_start_matches('\u{feff}').lines().collect();
     assert_eq!(points.len(), 2, "{points:?}");

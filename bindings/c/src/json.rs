@@ -106,6 +106,7 @@ pub(crate) struct CaseFilterJson {
     reported_from_ms: Option<i64>,
     reported_before_ms: Option<i64>,
     about: Option<String>,
+    channel: Option<String>,
 }
 
 impl From<CaseFilterJson> for CaseFilterRecord {
@@ -125,6 +126,7 @@ impl From<CaseFilterJson> for CaseFilterRecord {
             reported_from_ms: j.reported_from_ms,
             reported_before_ms: j.reported_before_ms,
             about: j.about,
+            channel: j.channel,
         }
     }
 }
@@ -152,6 +154,7 @@ pub(crate) struct CaseJson {
     category: String,
     subcategory: Option<String>,
     severity: String,
+    channel: String,
     reporter: String,
     created_ms: i64,
     location: Option<LocationJson>,
@@ -216,6 +219,7 @@ impl From<CaseRecord> for CaseJson {
             category: c.category,
             subcategory: c.subcategory,
             severity: c.severity,
+            channel: c.channel,
             reporter: c.reporter,
             created_ms: c.created_ms,
             location: c.location.map(|l| LocationJson {
@@ -287,6 +291,7 @@ pub(crate) struct CaseSummaryJson {
     category: String,
     subcategory: Option<String>,
     severity: String,
+    channel: String,
     reporter: String,
     assigned_dept: Option<String>,
     deadline_ms: Option<i64>,
@@ -308,6 +313,7 @@ impl From<CaseSummaryRecord> for CaseSummaryJson {
             category: c.category,
             subcategory: c.subcategory,
             severity: c.severity,
+            channel: c.channel,
             reporter: c.reporter,
             assigned_dept: c.assigned_dept,
             deadline_ms: c.deadline_ms,

@@ -492,10 +492,11 @@ pub unsafe extern "C" fn gridsync_engine_report_case(
 
 /// A case with its timeline, as a JSON object with the facade's `CaseRecord`
 /// fields: `id`, `title`, `description`, `status` (`"reported"`, …), `status_zh`,
-/// `grid`, `category`, `subcategory`, `severity`, `reporter`, `created_ms`,
-/// `location` (`lat`, `lon`, `address`, or null), `people`, `photos` (objects with
-/// `hash`, `thumb`, `width`, `height`, `by`, `at_ms`), `notes` (`by`, `at_ms`,
-/// `text`), `level`, `assigned_dept`, `deadline_ms`, `supervision`,
+/// `grid`, `category`, `subcategory`, `severity`, `channel` (how it came in:
+/// `"phone"`, `"resident"`, `"hotline"`, …), `reporter`, `created_ms`,
+/// `location` (`lat`, `lon`, `address`, or null), `people`, `photos` (objects
+/// with `hash`, `thumb`, `width`, `height`, `by`, `at_ms`), `notes` (`by`,
+/// `at_ms`, `text`), `level`, `assigned_dept`, `deadline_ms`, `supervision`,
 /// `self_handled`, `satisfaction` and `timeline` (objects with `actor`, `role`,
 /// `action`, `label_zh`, `at_ms`, `outcome`, `outcome_reason`). Times are
 /// milliseconds since the epoch. `GRIDSYNC_STATUS_NOT_FOUND` if this device does
@@ -527,12 +528,12 @@ pub unsafe extern "C" fn gridsync_engine_get_case(
 /// Cases from the index, newest first, as a JSON array of objects with the
 /// facade's `CaseSummaryRecord` fields: `id`, `title`, `status`, `status_zh`,
 /// `has_conflict`, `photo_count`, `grid`, `category`, `subcategory`, `severity`,
-/// `reporter`, `assigned_dept`, `deadline_ms`, `supervision`, `created_ms`,
-/// `updated_ms`. `filter_json` (may be NULL: every case, first 100) is an object
+/// `channel`, `reporter`, `assigned_dept`, `deadline_ms`, `supervision`,
+/// `created_ms`, `updated_ms`. `filter_json` (may be NULL: every case, first 100) is an object
 /// whose fields all may be left out and each narrows the list: `statuses` (array),
 /// `text` (search; Chinese works), `limit` (0: 100; at most 500), `offset`,
 /// `region`, `category`, `severity`, `assigned_dept`, `reporter`, `overdue`,
-/// `conflicts_only`, `reported_from_ms`, `reported_before_ms`.
+/// `conflicts_only`, `reported_from_ms`, `reported_before_ms`, `about`, `channel`.
 ///
 /// # Safety
 /// Pointers follow the conventions at the top of the header.

@@ -65,8 +65,13 @@ def test_a_patrol_and_a_case_with_a_photo_reach_the_dispatcher(relay):
 
     asyncio.run(dispatcher.sync(None))
     found = dispatcher.list_cases(gs.CaseFilterRecord(statuses=[], text="漏水", limit=0))
-    assert [c.id for c in found] == [case_id]
+    assert [(c.id, c.channel) for c in found] == [(case_id, "phone")]
+    # The channel it came in by filters the list: a worker's report is not a hotline call.
+    assert dispatcher.list_cases(gs.CaseFilterRecord(statuses=[], channel="hotline")) == []
+    with pytest.raises(gs.GridsyncError.InvalidInput):
+        dispatcher.list_cases(gs.CaseFilterRecord(statuses=[], channel="telegram"))
     case = dispatcher.get_case(case_id)
+    assert case.channel == "phone"
     assert [e.label_zh for e in case.timeline] == ["发现上报", "自行处置"]
     assert [p.hash for p in case.photos] == [photo.hash]
     assert dispatcher.act(case_id, gs.CaseAction.ARCHIVE()) == "archived"

@@ -146,6 +146,16 @@ impl Channel {
         Channel::Visit,
     ];
 
+    /// Every channel this version knows, as lists show them.
+    pub const KNOWN: [Channel; 6] = [
+        Channel::Phone,
+        Channel::Resident,
+        Channel::Hotline,
+        Channel::Wechat,
+        Channel::Website,
+        Channel::Visit,
+    ];
+
     /// Stable lowercase name, as stored.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -174,17 +184,10 @@ impl Channel {
 
     /// Parse a stored name; a name this version does not know is [`Channel::Other`].
     pub fn parse(s: &str) -> Channel {
-        [
-            Channel::Phone,
-            Channel::Resident,
-            Channel::Hotline,
-            Channel::Wechat,
-            Channel::Website,
-            Channel::Visit,
-        ]
-        .into_iter()
-        .find(|c| c.as_str() == s)
-        .unwrap_or(Channel::Other)
+        Channel::KNOWN
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .unwrap_or(Channel::Other)
     }
 
     /// Whether a resident brought it, through whatever channel.

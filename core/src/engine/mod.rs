@@ -488,8 +488,8 @@ impl Engine {
 
 /// The version of what [`Engine::materialise`] writes into the index tables: 1
 /// added `cases.escalations` (schema step 7), 2 `cases.lat` and `cases.lon`
-/// (step 8).
-const INDEX_VERSION: i64 = 2;
+/// (step 8), 3 `cases.channel` (step 9).
+const INDEX_VERSION: i64 = 3;
 
 /// Apply `edit` to `doc` as one change by `device`'s actor at `now`; `None` when
 /// the edit changed nothing.

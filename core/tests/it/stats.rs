@@ -518,3 +518,59 @@ fn points_for_a_month_match_the_hand_count_and_each_role_sees_its_share() {
 fn table_of(d: &Device, month: u32) -> Vec<WorkerPoints> {
     d.points(None, 2026, month).unwrap()
 }
+
+/// 来源渠道: a case entered from the hotline and one from the resident page keep
+/// their channel in the index — the board filters by it, the figures count per
+/// channel — and a database indexed before the channel had a column gets it
+/// filled in on the first open of this version.
+#[test]
+fn cases_are_filtered_and_counted_by_channel() {
+    use gridsync_core::Channel;
+    let clock = TestClock::new();
+    let worker = device(WORKER, &clock);
+    let community = device(COMMUNITY, &clock);
+    worker.report_case(leak_case()).unwrap();
+    worker.report_case(leak_case()).unwrap();
+    sync(&worker, &community);
+    let me = community.identity().clone();
+    for channel in [Channel::Hotline, Channel::Hotline, Channel::Resident] {
+        let mut input = case_with("路灯不亮", "city");
+        input.grid = Some(WORKER_GRID.parse().unwrap());
+        let (id, bytes) = community.draft_report(&me, input, channel, &[]).unwrap();
+        let change = automerge::Change::from_bytes(bytes).unwrap();
+        community.import_changes(vec![(id, vec![change])]).unwrap();
+    }
+    let of = |channel| CaseFilter {
+        channel: Some(channel),
+        ..Default::default()
+    };
+    let listed = community.list_cases(&of(Channel::Hotline)).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|c| c.channel == Channel::Hotline));
+    assert_eq!(community.list_cases(&of(Channel::Wechat)).unwrap().len(), 0);
+    let per_channel = |d: &Device| -> Vec<(String, u64)> {
+        d.statistics_by(&CaseFilter::default(), GroupBy::Channel)
+            .unwrap()
+            .into_iter()
+            .map(|g| (g.key, g.summary.reported))
+            .collect()
+    };
+    let want = vec![
+        ("hotline".to_owned(), 2),
+        ("phone".to_owned(), 2),
+        ("resident".to_owned(), 1),
+    ];
+    assert_eq!(per_channel(&community), want);
+    // As a version before the channel column left it.
+    let path = community.path();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "UPDATE cases SET channel = 'phone'; DELETE FROM meta WHERE key = 'index_version';",
+        )
+        .unwrap();
+    }
+    assert_eq!(per_channel(&community), vec![("phone".to_owned(), 5)]);
+    let community = community.reopen(&clock);
+    assert_eq!(per_channel(&community), want);
+}

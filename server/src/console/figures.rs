@@ -11,8 +11,8 @@ use gridsync_core::index::{local_offset, MAX_PAGE};
 use gridsync_core::points::WorkerPoints;
 use gridsync_core::stats::{GroupBy, Summary};
 use gridsync_core::{
-    CaseFilter, CaseSummary, Directory, RegionCode, RegionLevel, Role, Status, SupervisionLevel,
-    UserId,
+    CaseFilter, CaseSummary, Channel, Directory, RegionCode, RegionLevel, Role, Status,
+    SupervisionLevel, UserId,
 };
 use maud::{html, Markup};
 use serde::{Deserialize, Serialize};
@@ -194,6 +194,7 @@ struct Figures {
     region: Option<RegionCode>,
     summary: Summary,
     by_category: Vec<(String, Summary)>,
+    by_channel: Vec<(String, Summary)>,
     by_month: Vec<(String, Summary)>,
     by_category_month: Vec<(String, Vec<u64>)>,
     by_grid: Vec<(String, Summary)>,
@@ -259,6 +260,10 @@ fn figures(
     let by_category: Vec<_> = categories
         .into_iter()
         .map(|g| (category_label(&dir, lang, &g.key), g.summary))
+        .collect();
+    let by_channel = by(GroupBy::Channel)?
+        .into_iter()
+        .map(|g| (lang.channel(Channel::parse(&g.key)).to_owned(), g.summary))
         .collect();
     let by_grid = by(GroupBy::Grid)?
         .into_iter()
@@ -352,6 +357,7 @@ fn figures(
         region: filter.region.clone(),
         summary,
         by_category,
+        by_channel,
         by_month: months.into_iter().map(|g| (g.key, g.summary)).collect(),
         by_category_month,
         by_grid,
@@ -444,6 +450,7 @@ fn tables(t: &Texts, f: &Figures) -> Vec<Table> {
                 .collect(),
         },
         group("category", t.per_category, t.category, &f.by_category),
+        group("channel", t.per_channel, t.channel, &f.by_channel),
         group("month", t.per_month, t.month, &f.by_month),
         Table {
             name: "category_month",

@@ -1,7 +1,7 @@
 //! The console's words, Simplified Chinese first, English switchable. One struct,
 //! so a missing translation is a compile error.
 
-use gridsync_core::{Action, Severity, Status};
+use gridsync_core::{Action, Channel, Severity, Status};
 
 /// A console language.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +58,22 @@ impl Lang {
                 Status::Archived => "Archived",
                 Status::Evaluated => "Evaluated",
                 Status::Invalid => "Invalid",
+            },
+        }
+    }
+
+    /// The channel a case came in by.
+    pub fn channel(self, c: Channel) -> &'static str {
+        match self {
+            Lang::Zh => c.label_zh(),
+            Lang::En => match c {
+                Channel::Phone => "Grid worker",
+                Channel::Resident => "Resident page",
+                Channel::Hotline => "12345 hotline",
+                Channel::Wechat => "WeChat account",
+                Channel::Website => "Website",
+                Channel::Visit => "Walk-in",
+                Channel::Other => "Other channel",
             },
         }
     }
@@ -298,6 +314,8 @@ pub struct Texts {
     pub upstream_given_up: &'static str,
     pub upstream_rejected: &'static str,
     pub in_all: &'static str,
+    pub channel: &'static str,
+    pub per_channel: &'static str,
 }
 
 const ZH: Texts = Texts {
@@ -449,6 +467,8 @@ const ZH: Texts = Texts {
     upstream_given_up: "已停止重试",
     upstream_rejected: "已拒绝",
     in_all: "共计",
+    channel: "来源渠道",
+    per_channel: "各来源渠道案件数",
 };
 
 const EN: Texts = Texts {
@@ -600,4 +620,6 @@ const EN: Texts = Texts {
     upstream_given_up: "No longer sent",
     upstream_rejected: "Refused",
     in_all: "In all",
+    channel: "Channel",
+    per_channel: "Cases per channel",
 };

@@ -27,7 +27,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::Utc;
 use gridsync_core::{
-    access, Action, CaseFilter, DeptId, RegionCode, RegionLevel, Severity, Status, SupervisionLevel,
+    access, Action, CaseFilter, Channel, DeptId, RegionCode, RegionLevel, Severity, Status,
+    SupervisionLevel,
 };
 use serde::{Deserialize, Serialize};
 
@@ -265,6 +266,7 @@ pub struct BoardQuery {
     grid: Option<String>,
     category: Option<String>,
     severity: Option<String>,
+    channel: Option<String>,
     dept: Option<String>,
     overdue: Option<String>,
     q: Option<String>,
@@ -296,6 +298,10 @@ impl BoardQuery {
         }
         if let Some(s) = given(&self.severity) {
             filter.severity = Some(Severity::parse(&s).ok_or_else(|| bad("severity"))?);
+        }
+        if let Some(c) = given(&self.channel) {
+            let known = Channel::KNOWN.into_iter().find(|k| k.as_str() == c);
+            filter.channel = Some(known.ok_or_else(|| bad("channel"))?);
         }
         if let Some(d) = given(&self.dept) {
             let dept: DeptId = d.parse().map_err(|_| bad("department"))?;

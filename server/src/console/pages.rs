@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use gridsync_core::index::local_offset;
 use gridsync_core::{
-    CaseSummary, Directory, Outcome, RegionCode, Severity, Status, SupervisionLevel,
+    CaseSummary, Channel, Directory, Outcome, RegionCode, Severity, Status, SupervisionLevel,
 };
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
@@ -166,7 +166,7 @@ pub struct Board<'a> {
 }
 
 /// The filter fields the board and the map share (grid, category, severity,
-/// department, overdue, search), each showing what `q` asked.
+/// channel, department, overdue, search), each showing what `q` asked.
 pub fn case_filters(
     lang: Lang,
     dir: &Directory,
@@ -193,6 +193,12 @@ pub fn case_filters(
             option value="" { (t.all) }
             @for s in [Severity::Low, Severity::Normal, Severity::High, Severity::Urgent] {
                 option value=(s.as_str()) selected[q.severity.as_deref() == Some(s.as_str())] { (lang.severity(s)) }
+            }
+        } }
+        label { (t.channel) select name="channel" {
+            option value="" { (t.all) }
+            @for c in Channel::KNOWN {
+                option value=(c.as_str()) selected[q.channel.as_deref() == Some(c.as_str())] { (lang.channel(c)) }
             }
         } }
         label { (t.department) select name="dept" {
