@@ -16,6 +16,7 @@ type Scenario = fn(Level, u64, &std::path::Path) -> Report;
 /// In the order of the priorities.
 const SCENARIOS: &[(&str, Scenario)] = &[
     ("phone_killed", torture::phone_killed::run),
+    ("disk_full", torture::disk_full::run),
     ("bad_links", torture::bad_links::run),
     ("relay_killed", torture::relay_killed::run),
     ("clocks", torture::clocks::run),

@@ -5,9 +5,14 @@
 //!
 //! It prints one line per event, flushed before the next operation starts:
 //! `B <op>` before an operation, `A case|note|photo|act <doc> <detail>` once the
-//! engine has returned success (the app was told the write succeeded), `E <op> <error>`
-//! when it returned an error, `S ok|err …` after a sync. The orchestrator reads the
-//! `A` lines as the writes that must survive anything.
+//! engine has returned success (the app was told the write succeeded),
+//! `E <op> <kind> fsize=<cap> <error>` when it returned an error, `S ok …` or
+//! `S err <kind> fsize=<cap> <error>` after a sync. The orchestrator reads the `A`
+//! lines as the writes that must survive anything. `<kind>` is what an app would act
+//! on (`storage`, `io`, `network`, `refused:<code>`, `other`); `<cap>` is the file size
+//! limit (RLIMIT_FSIZE) the process had when the operation began, `unlimited` unless
+//! the disk-full scenario capped it, so an error can be placed before or after space
+//! returned.
 //!
 //! Usage: torture_phone DB USER DEVICE KEY_HEX SEED RUN OPS
 
@@ -15,7 +20,9 @@ use std::io::Write;
 
 use gridsync_core::sync::SyncError;
 use gridsync_core::vault::DeviceKey;
-use gridsync_core::{Action, CaseFilter, Engine, Identity, Location, NewCase, Severity, Status};
+use gridsync_core::{
+    Action, CaseFilter, Engine, Error, Identity, Location, NewCase, Severity, Status,
+};
 
 fn main() {
     if let Err(e) = run() {
@@ -78,6 +85,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     for i in 0..ops {
         let roll = rng.below(100);
+        let cap = file_size_cap();
         let pick = |rng: &mut Rng, mine: &[String]| {
             (!mine.is_empty()).then(|| mine[rng.below(mine.len() as u64) as usize].clone())
         };
@@ -89,7 +97,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                     say(&format!("A case {id} {title}"));
                     mine.push(id.to_string());
                 }
-                Err(e) => say(&format!("E case {e}")),
+                Err(e) => say(&format!("E case {} fsize={cap} {e}", kind(&e))),
             }
         } else if roll < 55 {
             let Some(id) = pick(&mut rng, &mine) else {
@@ -99,7 +107,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             say("B note");
             match engine.add_note(&id.parse()?, &text) {
                 Ok(()) => say(&format!("A note {id} {text}")),
-                Err(e) => say(&format!("E note {e}")),
+                Err(e) => say(&format!("E note {} fsize={cap} {e}", kind(&e))),
             }
         } else if roll < 65 {
             let Some(id) = pick(&mut rng, &mine) else {
@@ -113,7 +121,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 .and_then(|p| engine.attach_photo(&doc_id, p.hash.clone()).map(|_| p));
             match done {
                 Ok(p) => say(&format!("A photo {id} {}", p.hash)),
-                Err(e) => say(&format!("E photo {e}")),
+                Err(e) => say(&format!("E photo {} fsize={cap} {e}", kind(&e))),
             }
         } else if roll < 72 {
             let Some(id) = pick(&mut rng, &mine) else {
@@ -129,7 +137,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             };
             match engine.act(&doc_id, action) {
                 Ok(_) => say(&format!("A act {id} self_handle")),
-                Err(e) => say(&format!("E act {e}")),
+                Err(e) => say(&format!("E act {} fsize={cap} {e}", kind(&e))),
             }
         } else {
             say("B sync");
@@ -138,13 +146,44 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                     "S ok pushed={} pulled={} photos={}",
                     r.pushed, r.pulled, r.photos_uploaded
                 )),
-                Err(SyncError::Network(_)) => say("S err network"),
-                Err(e) => say(&format!("S err {e}")),
+                Err(e) => say(&format!("S err {} fsize={cap} {e}", sync_kind(&e))),
             }
         }
     }
     say("done");
     Ok(())
+}
+
+/// What an app would act on: a storage failure (disk full, I/O error) it shows and
+/// retries later; anything else is a different story.
+fn kind(e: &Error) -> &'static str {
+    match e {
+        Error::Storage(_) => "storage",
+        Error::Io(_) => "io",
+        _ => "other",
+    }
+}
+
+fn sync_kind(e: &SyncError) -> String {
+    match e {
+        SyncError::Network(_) => "network".into(),
+        SyncError::Refused { code, .. } => format!("refused:{code}"),
+        SyncError::Local(e) => kind(e).into(),
+        _ => "other".into(),
+    }
+}
+
+/// This process's soft RLIMIT_FSIZE as `/proc/self/limits` shows it (`unlimited`
+/// where there is no such file).
+fn file_size_cap() -> String {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| {
+            l.lines()
+                .find_map(|l| l.strip_prefix("Max file size"))
+                .and_then(|v| v.split_whitespace().next().map(str::to_owned))
+        })
+        .unwrap_or_else(|| "unlimited".into())
 }
 
 fn case(title: &str) -> NewCase {

@@ -4,6 +4,7 @@
 
 pub mod bad_links;
 pub mod clocks;
+pub mod disk_full;
 pub mod phone_killed;
 pub mod relay_killed;
 pub mod versions;
@@ -190,6 +191,51 @@ pub fn kill_children() {
     }
 }
 
+/// A command running `program` with SIGXFSZ ignored (set by `sh`, kept across its
+/// `exec`, so the pid is the program's): a write past a file size cap
+/// ([`cap_file_size`]) then fails with `EFBIG`, as a full disk fails a write, instead
+/// of killing the process. Without a cap it changes nothing.
+pub fn command(program: &Path) -> Command {
+    let mut c = Command::new("sh");
+    c.args(["-c", "trap '' XFSZ; exec \"$0\" \"$@\""])
+        .arg(program);
+    c
+}
+
+/// Cap the size any file of the running process `pid` may grow to (the soft
+/// RLIMIT_FSIZE, through `prlimit`), or lift the cap (`None`). Raising it back needs
+/// no privilege: the hard limit is left alone.
+pub fn cap_file_size(pid: u32, bytes: Option<u64>) -> std::io::Result<()> {
+    let soft = bytes.map_or_else(|| "unlimited".to_owned(), |b| b.to_string());
+    let status = Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--fsize={soft}:"))
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!("prlimit: {status}")))
+    }
+}
+
+/// The size of the largest file under `path` (0 for none).
+pub fn largest_file(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .map(|d| {
+            d.flatten()
+                .map(|e| largest_file(&e.path()))
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
 /// A `gridsync serve` child on a loopback port; SIGKILLed when dropped.
 pub struct RelayProcess {
     /// The process.
@@ -205,7 +251,7 @@ impl RelayProcess {
             .create(true)
             .append(true)
             .open(log)?;
-        let mut child = Command::new(sibling_binary("gridsync", "GRIDSYNC_BIN"))
+        let mut child = command(&sibling_binary("gridsync", "GRIDSYNC_BIN"))
             .args(["serve", "--listen", listen, "--data"])
             .arg(data)
             .env("GRIDSYNC_LOG", "warn")
@@ -296,6 +342,24 @@ impl PhoneId {
         )
     }
 
+    /// Start the phone workload (`torture_phone`) on this phone for `ops` operations,
+    /// its stdout piped, its stderr to `log`; a child of this run until [`reaped`].
+    pub fn workload(&self, seed: u64, run: u64, ops: u64, log: &Path) -> std::io::Result<Child> {
+        let child = command(&sibling_binary("torture_phone", "TORTURE_PHONE_BIN"))
+            .arg(&self.db)
+            .arg(self.identity.user.to_string())
+            .arg(self.identity.device.to_string())
+            .arg(self.key_hex())
+            .arg(seed.to_string())
+            .arg(run.to_string())
+            .arg(ops.to_string())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()?;
+        started(child.id());
+        Ok(child)
+    }
+
     /// The key as 64 hex digits (how the workload binary receives it).
     pub fn key_hex(&self) -> String {
         self.key.iter().map(|b| format!("{b:02x}")).collect()
@@ -337,7 +401,11 @@ pub fn enroll_phone(
 /// `PRAGMA integrity_check` on a phone's encrypted database, through a connection of
 /// its own (the engine is closed): `Ok(())` when SQLite answers `ok`.
 pub fn integrity_check(phone: &PhoneId) -> Result<(), String> {
-    let conn = open_raw(phone)?;
+    sqlite_integrity(&open_raw(phone)?)
+}
+
+/// `PRAGMA integrity_check` through `conn`: `Ok(())` when SQLite answers `ok`.
+pub fn sqlite_integrity(conn: &rusqlite::Connection) -> Result<(), String> {
     let answer: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .map_err(|e| e.to_string())?;

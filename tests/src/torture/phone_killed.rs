@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use gridsync_core::{Action, CaseFilter, DocId, Engine, PhotoHash, Status};
 
 use super::{
-    drain, enroll_phone, integrity_check, panics_in, sibling_binary, Level, PhoneId, RelayProcess,
-    Report, Rng, DISPATCHER, WORKER,
+    drain, enroll_phone, integrity_check, panics_in, Level, PhoneId, RelayProcess, Report, Rng,
+    DISPATCHER, WORKER,
 };
 
 /// A write the app was told succeeded.
@@ -148,7 +148,6 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
         .expect("the relay starts (is the gridsync binary built?)");
     let phone = enroll_phone(&data, &relay.url, &relay.url, WORKER, work, &mut rng)
         .expect("the worker's phone enrolls");
-    let workload = sibling_binary("torture_phone", "TORTURE_PHONE_BIN");
     // The community dispatcher accepts reports while the phone runs, so the phone's
     // syncs apply pulls that change its cases; at the end it reads the relay's copy.
     let observer = enroll_phone(&data, &relay.url, &relay.url, DISPATCHER, work, &mut rng)
@@ -164,26 +163,10 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     let mut max_outbox = 0u64;
     for run in 0..kills {
         let phone_log = work.join(format!("phone-{run}.log"));
-        let Ok(err) = std::fs::File::create(&phone_log) else {
+        let Ok(mut child) = phone.workload(seed, run, 400, &phone_log) else {
             report.broken += 1;
             continue;
         };
-        let child = Command::new(&workload)
-            .arg(&phone.db)
-            .arg(phone.identity.user.to_string())
-            .arg(phone.identity.device.to_string())
-            .arg(phone.key_hex())
-            .arg(seed.to_string())
-            .arg(run.to_string())
-            .arg("400")
-            .stdout(Stdio::piped())
-            .stderr(err)
-            .spawn();
-        let Ok(mut child) = child else {
-            report.broken += 1;
-            continue;
-        };
-        super::started(child.id());
         let stdout = child.stdout.take().expect("stdout is piped");
         let reader = std::thread::spawn(move || {
             BufReader::new(stdout)

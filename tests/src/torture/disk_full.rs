@@ -1,0 +1,355 @@
+//! Scenario 3 of the issue, disk full and I/O errors, first on the phone, then on
+//! the relay. The full disk is a file size cap: RLIMIT_FSIZE set on the running
+//! process with `prlimit` a little above the largest file it has (SIGXFSZ ignored,
+//! so a write past the cap fails with `EFBIG` instead of killing it). No root, no
+//! mount: the real binaries' real writes are refused by the kernel. Lifting the cap
+//! is space returning, without a restart.
+//!
+//! Phone: the workload (`torture_phone`) reports, notes, takes photos, handles and
+//! syncs while its cap is in force, until it has seen enough errors; every error
+//! must be a storage or I/O error (what an app shows and retries), the process keeps
+//! running, and once the cap is lifted no operation fails for storage any more.
+//! Relay: the same workload, uncapped, syncs with a capped relay until enough syncs
+//! were refused; the relay must answer errors (never acknowledge a change it did not
+//! keep), and once its cap is lifted the phone drains to it. After each round the
+//! phone's database passes `integrity_check`, holds every write it was told
+//! succeeded and accounts for every local change. At the end the relay is SIGKILLed
+//! and restarted (what it acknowledged must be on its disk), its database is checked,
+//! and the dispatcher's phone must hold every acknowledged write, each once, with
+//! the same heads, and every photo's bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Child;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use gridsync_core::PhotoHash;
+
+use super::bad_links::compare;
+use super::phone_killed::{unaccounted_changes, Acked};
+use super::{
+    cap_file_size, drain, enroll_phone, integrity_check, largest_file, panics_in, sqlite_integrity,
+    Level, PhoneId, RelayProcess, Report, Rng, DISPATCHER, WORKER,
+};
+
+/// How far above the largest file the cap is set: a few writes still fit.
+const HEADROOM: u64 = 64 * 1024;
+/// The phone's operations per round.
+const OPS: u64 = 400;
+/// A round of the workload may take this long before it is killed as hung.
+const ROUND_LIMIT: Duration = Duration::from_secs(180);
+
+/// Whose disk fills up in a round.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Full {
+    Phone,
+    Relay,
+}
+
+/// What the rounds counted.
+#[derive(Default)]
+struct Counts {
+    /// Errors while a disk was full, by kind (`storage`, `io`, `refused:internal` …).
+    while_full: BTreeMap<String, u64>,
+    /// Errors while full that an app could not act on (not a storage, I/O, network
+    /// or server error).
+    unclear: u64,
+    /// Storage or I/O errors of operations that began with no cap in force.
+    after_space_returned: u64,
+    /// Writes acknowledged while the cap was in force.
+    acked_while_full: u64,
+    /// Writes acknowledged after it was lifted.
+    acked_after: u64,
+    /// Rounds whose cap never produced an error (the round tested nothing).
+    never_full: u64,
+    /// Rounds whose phone did not reach the end of its workload.
+    phone_died: u64,
+    /// The largest cap set, KiB.
+    cap_kib_max: u64,
+    /// The longest drain after a round, s.
+    drain_seconds_max: f64,
+}
+
+/// Run the scenario.
+pub fn run(level: Level, seed: u64, work: &Path) -> Report {
+    let started = Instant::now();
+    let mut report = Report::new("disk_full", seed);
+    let mut rng = Rng::new(seed);
+    let rounds = match level {
+        Level::Quick => 1,
+        Level::Long => 5,
+    };
+    let data = work.join("relay");
+    let relay_log = work.join("relay.log");
+    let mut relay = RelayProcess::start(&data, "127.0.0.1:0", &relay_log)
+        .expect("the relay starts (is the gridsync binary built?)");
+    let listen = relay.addr().to_string();
+    let phone = enroll_phone(&data, &relay.url, &relay.url, WORKER, work, &mut rng)
+        .expect("the worker's phone enrolls");
+    let observer = enroll_phone(&data, &relay.url, &relay.url, DISPATCHER, work, &mut rng)
+        .expect("the dispatcher's phone enrolls");
+
+    let mut acked: Vec<Acked> = Vec::new();
+    let mut lost_on_phone: BTreeSet<usize> = BTreeSet::new();
+    let mut counts = Counts::default();
+    for r in 0..rounds {
+        for full in [Full::Phone, Full::Relay] {
+            let run = 2 * r + u64::from(full == Full::Relay);
+            let log = work.join(format!("phone-{run}.log"));
+            let Ok(child) = phone.workload(seed, run, OPS, &log) else {
+                report.broken += 1;
+                continue;
+            };
+            let (cap_pid, cap) = match full {
+                Full::Phone => (child.id(), phone_files_largest(&phone) + HEADROOM),
+                Full::Relay => (relay.child.id(), relay_files_largest(&data, &relay_log)),
+            };
+            counts.cap_kib_max = counts.cap_kib_max.max(cap / 1024);
+            round(child, full, cap_pid, cap, &mut acked, &mut counts);
+            report.runs += 1;
+            report.faults += 1;
+            report.panics += panics_in(&log);
+            check_phone(
+                &phone,
+                &acked,
+                &mut lost_on_phone,
+                &mut report,
+                &mut counts,
+                run,
+            );
+        }
+    }
+
+    // What the relay acknowledged must be on its disk: SIGKILL, check, restart.
+    relay.kill();
+    report.panics += panics_in(&relay_log);
+    if let Err(e) = relay_integrity(&data) {
+        eprintln!("disk_full: relay.db: {e}");
+        report.broken += 1;
+    }
+    let relay = RelayProcess::start(&data, &listen, &relay_log);
+    let (Ok(mut relay), Ok(phone_engine), Ok(observer)) = (relay, phone.open(), observer.open())
+    else {
+        eprintln!("disk_full: the relay or a phone does not open after the rounds");
+        report.broken += 1;
+        report.seconds = started.elapsed().as_secs_f64();
+        return report;
+    };
+    if !drain(&observer, Instant::now() + Duration::from_secs(60)) {
+        report.stuck += 1;
+    }
+    let engines = [Some(phone_engine)];
+    let indexed: Vec<(usize, Acked)> = acked.iter().map(|w| (0, w.clone())).collect();
+    let docs_compared = compare(&mut report, &engines, &indexed, &observer);
+    // `compare` counted what is missing now; a write missing after a round but back
+    // by the end was lost all the same.
+    for (i, w) in acked.iter().enumerate() {
+        if lost_on_phone.contains(&i) {
+            report.lost += 1;
+            continue;
+        }
+        if let Acked::Photo(_, h) = w {
+            let fetched = h
+                .parse::<PhotoHash>()
+                .is_ok_and(|h| observer.fetch_photo(&h).is_ok());
+            if !fetched {
+                eprintln!("disk_full: photo bytes not on the relay: {w:?}");
+                report.lost += 1;
+            }
+        }
+    }
+    relay.kill();
+    report.panics += panics_in(&relay_log);
+    report.broken +=
+        counts.unclear + counts.after_space_returned + counts.never_full + counts.phone_died;
+    report.acked = acked.len() as u64;
+    report.set("errors_while_full", serde_json::json!(counts.while_full));
+    report.set("unclear_errors", counts.unclear);
+    report.set(
+        "storage_errors_after_space_returned",
+        counts.after_space_returned,
+    );
+    report.set("acked_while_full", counts.acked_while_full);
+    report.set("acked_after_space_returned", counts.acked_after);
+    report.set("rounds_never_full", counts.never_full);
+    report.set("phone_died", counts.phone_died);
+    report.set("cap_kib_max", counts.cap_kib_max);
+    report.set(
+        "drain_seconds_max",
+        (counts.drain_seconds_max * 10.0).round() / 10.0,
+    );
+    report.set("docs_compared", docs_compared);
+    report.seconds = started.elapsed().as_secs_f64();
+    report
+}
+
+/// The largest file of the phone's (closed) database and photos.
+fn phone_files_largest(phone: &PhoneId) -> u64 {
+    let parent = phone.db.parent().unwrap_or(Path::new("."));
+    let name = phone.db.file_name().unwrap_or_default().to_string_lossy();
+    std::fs::read_dir(parent)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&*name))
+                .map(|e| largest_file(&e.path()))
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+/// The relay's cap: above the largest file of its data folder and of its log (which
+/// it writes too, and where a panic must still fit).
+fn relay_files_largest(data: &Path, log: &Path) -> u64 {
+    largest_file(data).max(largest_file(log)) + HEADROOM
+}
+
+/// One round: the workload runs, the cap goes on as it starts and comes off once
+/// enough operations (phone) or syncs (relay) failed; every line is counted.
+fn round(
+    mut child: Child,
+    full: Full,
+    cap_pid: u32,
+    cap: u64,
+    acked: &mut Vec<Acked>,
+    counts: &mut Counts,
+) {
+    // Enough failures to have gone through every kind of write at least once.
+    let enough = match full {
+        Full::Phone => 25,
+        Full::Relay => 8,
+    };
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + ROUND_LIMIT;
+    let (mut capped, mut failures, mut done) = (false, 0u64, false);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else {
+            break;
+        };
+        if line == "ready" {
+            capped = cap_file_size(cap_pid, Some(cap)).is_ok();
+            continue;
+        }
+        if line == "done" {
+            done = true;
+            continue;
+        }
+        if let Some(w) = Acked::parse(&line) {
+            if capped {
+                counts.acked_while_full += 1;
+            } else {
+                counts.acked_after += 1;
+            }
+            acked.push(w);
+            continue;
+        }
+        // `E <op> <kind> fsize=<cap> …` or `S err <kind> fsize=<cap> …`.
+        let mut words = line.split_whitespace();
+        let (Some(first), Some(_), Some(kind), Some(fsize)) =
+            (words.next(), words.next(), words.next(), words.next())
+        else {
+            continue;
+        };
+        if !(first == "E" || line.starts_with("S err")) {
+            continue;
+        }
+        let storage = kind == "storage" || kind == "io";
+        let phone_capped = fsize != "fsize=unlimited";
+        let relay_answer = kind == "network" || kind.starts_with("refused:");
+        if phone_capped || (capped && full == Full::Relay) {
+            let clear = match full {
+                Full::Phone => storage || relay_answer,
+                Full::Relay => relay_answer,
+            };
+            if !clear {
+                eprintln!("disk_full: an error an app cannot act on: {line}");
+                counts.unclear += 1;
+            }
+            *counts.while_full.entry(kind.to_owned()).or_default() += 1;
+            failures += 1;
+        } else if storage {
+            eprintln!("disk_full: a storage error with no cap in force: {line}");
+            counts.after_space_returned += 1;
+        }
+        if capped && failures >= enough {
+            // Space returns.
+            capped = cap_file_size(cap_pid, None).is_err();
+        }
+    }
+    if capped || failures == 0 {
+        let _ = cap_file_size(cap_pid, None);
+        eprintln!("disk_full: the cap never produced {enough} errors ({failures})");
+        counts.never_full += 1;
+    }
+    if !done {
+        eprintln!("disk_full: the phone did not finish its workload");
+        counts.phone_died += 1;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    super::reaped(child.id());
+    let _ = reader.join();
+}
+
+/// After a round, with the phone closed: `integrity_check`, every acknowledged
+/// write held, every local change accounted for, then a drain to the relay.
+fn check_phone(
+    phone: &PhoneId,
+    acked: &[Acked],
+    lost: &mut BTreeSet<usize>,
+    report: &mut Report,
+    counts: &mut Counts,
+    run: u64,
+) {
+    if let Err(e) = integrity_check(phone) {
+        eprintln!("disk_full: run {run}: integrity_check: {e}");
+        report.broken += 1;
+    }
+    let engine = match phone.open() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("disk_full: run {run}: the database does not open: {e}");
+            report.broken += 1;
+            return;
+        }
+    };
+    for (i, w) in acked.iter().enumerate() {
+        if !w.held_by(&engine, true) && lost.insert(i) {
+            eprintln!("disk_full: run {run}: acknowledged write missing: {w:?}");
+        }
+    }
+    match unaccounted_changes(phone, &engine) {
+        Ok(0) => {}
+        Ok(n) => {
+            eprintln!("disk_full: run {run}: {n} local changes neither queued nor acknowledged");
+            report.broken += n;
+        }
+        Err(e) => {
+            eprintln!("disk_full: run {run}: outbox check: {e}");
+            report.broken += 1;
+        }
+    }
+    let t = Instant::now();
+    if drain(&engine, t + Duration::from_secs(60)) {
+        counts.drain_seconds_max = counts.drain_seconds_max.max(t.elapsed().as_secs_f64());
+    } else {
+        eprintln!("disk_full: run {run}: the phone did not drain once space returned");
+        report.stuck += 1;
+    }
+}
+
+/// `PRAGMA integrity_check` on the stopped relay's database.
+fn relay_integrity(data: &Path) -> Result<(), String> {
+    sqlite_integrity(&rusqlite::Connection::open(data.join("relay.db")).map_err(|e| e.to_string())?)
+}
