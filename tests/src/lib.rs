@@ -16,6 +16,22 @@ use gridsync_core::{DeviceId, Engine, Identity};
 use gridsync_server::relay::{Relay, RelayError};
 use tempfile::TempDir;
 
+/// A `width`×`height` JPEG that differs for every `salt` (a new photo, a new hash).
+pub fn photo(salt: u64, width: u32, height: u32) -> Vec<u8> {
+    let img = image::ImageBuffer::from_fn(width, height, |x, y| {
+        image::Rgb([
+            (x as u64 ^ salt) as u8,
+            (y as u64).wrapping_add(salt >> 8) as u8,
+            (salt >> 16) as u8,
+        ])
+    });
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
+        .encode_image(&img)
+        .expect("a JPEG encodes into memory");
+    jpeg
+}
+
 /// A relay in a temporary data folder.
 pub struct SimRelay {
     /// The relay.

@@ -113,7 +113,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             let Some(id) = pick(&mut rng, &mine) else {
                 continue;
             };
-            let jpeg = photo(&mut rng)?;
+            let jpeg = gridsync_tests::photo(rng.next(), 320, 240);
             let doc_id = id.parse()?;
             say("B photo");
             let done = engine
@@ -205,19 +205,4 @@ fn case(title: &str) -> NewCase {
         photos: vec![],
         links: Default::default(),
     }
-}
-
-/// A small JPEG that differs every time (a new photo, a new hash).
-fn photo(rng: &mut Rng) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
-    let salt = rng.next();
-    let img = image::ImageBuffer::from_fn(320, 240, |x, y| {
-        image::Rgb([
-            (x as u64 ^ salt) as u8,
-            (y as u64).wrapping_add(salt >> 8) as u8,
-            (salt >> 16) as u8,
-        ])
-    });
-    let mut jpeg = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85).encode_image(&img)?;
-    Ok(jpeg)
 }

@@ -265,7 +265,8 @@ fn round(
             continue;
         }
         let storage = kind == "storage" || kind == "io";
-        let phone_capped = fsize != "fsize=unlimited";
+        // The phone's own cap, as it read it when the operation began.
+        let phone_capped = full == Full::Phone && fsize == format!("fsize={cap}");
         let relay_answer = kind == "network" || kind.starts_with("refused:");
         if phone_capped || (capped && full == Full::Relay) {
             let clear = match full {
