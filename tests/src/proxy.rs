@@ -105,6 +105,14 @@ pub enum Fault {
     CutUp(u64),
     /// Reset after this many answer bytes (mid-answer).
     CutDown(u64),
+    /// At most `rate` bytes per second each way, reset after `after` bytes either
+    /// way: a weak link that also drops.
+    SlowCut {
+        /// Bytes per second.
+        rate: u64,
+        /// Bytes (each way) before the reset.
+        after: u64,
+    },
     /// Accepted, never forwarded, held open this long, then closed: a black hole
     /// and, while it lasts, a half-open connection.
     BlackHole(Duration),
@@ -125,6 +133,8 @@ pub struct FaultStats {
     pub cut_down: AtomicU64,
     /// See `latency`.
     pub black_holes: AtomicU64,
+    /// See `latency` ([`Fault::SlowCut`]).
+    pub slow_cuts: AtomicU64,
     /// Bytes forwarded to the server.
     pub up: AtomicU64,
     /// Bytes forwarded to the clients.
@@ -145,6 +155,7 @@ impl FaultStats {
             &self.cut_up,
             &self.cut_down,
             &self.black_holes,
+            &self.slow_cuts,
         ]
         .iter()
         .map(|a| a.load(Ordering::Relaxed))
@@ -204,6 +215,7 @@ impl FaultProxy {
                     Fault::CutUp(_) => Some(&s.cut_up),
                     Fault::CutDown(_) => Some(&s.cut_down),
                     Fault::BlackHole(_) => Some(&s.black_holes),
+                    Fault::SlowCut { .. } => Some(&s.slow_cuts),
                 };
                 if let Some(c) = counter {
                     c.fetch_add(1, Ordering::Relaxed);
@@ -328,7 +340,7 @@ fn faulty_pipe(client: TcpStream, upstream: SocketAddr, fault: Fault, stats: &Ar
     let (ex, st) = (exchange.clone(), stats.clone());
     let down = thread::spawn(move || {
         let limit = match fault {
-            Fault::CutDown(n) => Some(n),
+            Fault::CutDown(n) | Fault::SlowCut { after: n, .. } => Some(n),
             _ => None,
         };
         forward(server, client, fault, limit, &st.down, |bytes| {
@@ -346,7 +358,7 @@ fn faulty_pipe(client: TcpStream, upstream: SocketAddr, fault: Fault, stats: &Ar
         }
     });
     let limit = match fault {
-        Fault::CutUp(n) => Some(n),
+        Fault::CutUp(n) | Fault::SlowCut { after: n, .. } => Some(n),
         _ => None,
     };
     let st = stats.clone();
@@ -368,7 +380,9 @@ fn forward(
     mut seen: impl FnMut(&[u8]),
 ) {
     let chunk = match fault {
-        Fault::Throttle(rate) => (rate as usize / 8).clamp(256, 16 * 1024),
+        Fault::Throttle(rate) | Fault::SlowCut { rate, .. } => {
+            (rate as usize / 8).clamp(256, 16 * 1024)
+        }
         _ => 16 * 1024,
     };
     let mut buf = vec![0u8; chunk];
@@ -381,9 +395,9 @@ fn forward(
         let allowed = limit.map_or(n as u64, |l| l.saturating_sub(sent).min(n as u64)) as usize;
         match fault {
             Fault::Latency(d) => thread::sleep(d),
-            Fault::Throttle(rate) => thread::sleep(Duration::from_micros(
-                allowed as u64 * 1_000_000 / rate.max(1),
-            )),
+            Fault::Throttle(rate) | Fault::SlowCut { rate, .. } => thread::sleep(
+                Duration::from_micros(allowed as u64 * 1_000_000 / rate.max(1)),
+            ),
             _ => {}
         }
         if allowed > 0 && to.write_all(&buf[..allowed]).is_err() {

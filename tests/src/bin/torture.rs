@@ -18,6 +18,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("phone_killed", torture::phone_killed::run),
     ("disk_full", torture::disk_full::run),
     ("bad_links", torture::bad_links::run),
+    ("long_offline", torture::long_offline::run),
     ("relay_killed", torture::relay_killed::run),
     ("clocks", torture::clocks::run),
     ("versions", torture::versions::run),

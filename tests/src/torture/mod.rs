@@ -5,6 +5,7 @@
 pub mod bad_links;
 pub mod clocks;
 pub mod disk_full;
+pub mod long_offline;
 pub mod phone_killed;
 pub mod relay_killed;
 pub mod versions;
