@@ -602,6 +602,11 @@ impl Directory {
         })
     }
 
+    /// The deadline rules, as the file lists them.
+    pub fn deadline_rules(&self) -> &[DeadlineRule] {
+        &self.deadline_rules
+    }
+
     /// Days between visits to the persons of special group `tag`, if the town
     /// visits them on a schedule.
     pub fn visit_every(&self, tag: Tag) -> Option<u32> {

@@ -370,3 +370,96 @@ fn a_revision_made_at_the_district_reaches_a_town_phone_and_the_town_edits_none(
     );
     assert_eq!(refused.status, 403);
 }
+
+#[test]
+fn the_district_changes_its_rules_and_names_in_the_console_and_phones_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let server = start(&data);
+    let worker = enroll(&data, &server, WORKER, dir.path());
+    sync(&worker);
+    let admin = signed_in(&server, &data, ADMIN);
+    let csrf = admin.csrf();
+    let post = |path: &str, form: &[(&str, &str)]| {
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(form);
+        admin.post(path, &all)
+    };
+    let before = revision(&admin);
+    for (path, form) in [
+        (
+            "/console/directory/deadline",
+            vec![
+                ("category", "safety"),
+                ("severity", "urgent"),
+                ("hours", "2"),
+            ],
+        ),
+        (
+            "/console/directory/category",
+            vec![
+                ("code", "safety"),
+                ("name", "安全隐患排查"),
+                ("name_en", "Safety checks"),
+            ],
+        ),
+        (
+            "/console/directory/points",
+            vec![
+                ("valid_report", "6"),
+                ("handled_on_the_spot", "3"),
+                ("major_case", "300"),
+                ("invalid_report", "-5"),
+                ("visit", "2"),
+                ("inspection", "2"),
+            ],
+        ),
+        (
+            "/console/directory/visit",
+            vec![("tag", "elderly_alone"), ("every_days", "5")],
+        ),
+    ] {
+        let saved = post(path, &form);
+        assert_eq!(saved.status, 303, "{path}: {}", saved.body);
+    }
+    assert_eq!(revision(&admin), before + 4);
+
+    // Out-of-bounds rules change nothing and say why.
+    for (path, form, why) in [
+        (
+            "/console/directory/deadline",
+            vec![("category", "safety"), ("severity", "*"), ("hours", "0")],
+            "hours must be between 1 and 8760",
+        ),
+        (
+            "/console/directory/deadline",
+            vec![("category", "weather"), ("severity", "*"), ("hours", "4")],
+            "unknown category",
+        ),
+        (
+            "/console/directory/visit",
+            vec![("tag", "elderly_alone"), ("every_days", "400")],
+            "every_days must be between 1 and 366",
+        ),
+    ] {
+        let refused = post(path, &form);
+        assert_eq!(refused.status, 400, "{path}");
+        assert!(refused.body.contains(why), "{why}: {}", refused.body);
+    }
+    assert_eq!(revision(&admin), before + 4);
+
+    // The phone follows at its next sync.
+    assert!(sync(&worker).directory_updated);
+    let phone = worker.directory().unwrap();
+    let safety: gridsync_core::CategoryCode = "safety".parse().unwrap();
+    assert_eq!(
+        phone.deadline_hours(&safety, gridsync_core::Severity::Urgent),
+        2
+    );
+    assert_eq!(phone.category(&safety).unwrap().name, "安全隐患排查");
+    assert_eq!(phone.points_rules().unwrap().major_case, 300);
+    assert_eq!(
+        phone.visit_every(gridsync_core::doc::registry::Tag::ElderlyAlone),
+        Some(5)
+    );
+}

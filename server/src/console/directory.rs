@@ -12,9 +12,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::DateTime;
-use gridsync_core::directory::Directory;
-use gridsync_core::{access, DeptId, RegionCode, RegionLevel, Role, UserId};
-use maud::html;
+use gridsync_core::directory::{Directory, PointsRules};
+use gridsync_core::doc::registry::Tag;
+use gridsync_core::{access, DeptId, RegionCode, RegionLevel, Role, Severity, UserId};
+use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::error::PageError;
@@ -22,7 +23,7 @@ use super::i18n::Lang;
 use super::pages::{layout, local, role_name};
 use super::{blocking, csrf_refusal, failure, html as page, lang};
 use crate::http::AppState;
-use crate::relay::{ConsoleUser, DirectoryEdit, RelayError};
+use crate::relay::{ConsoleUser, DirectoryEdit, RelayError, RuleEdit};
 
 /// The routes.
 pub fn routes() -> Router<AppState> {
@@ -32,6 +33,10 @@ pub fn routes() -> Router<AppState> {
         .route("/console/directory/user", post(place_user))
         .route("/console/directory/department", post(add_department))
         .route("/console/directory/import", post(import))
+        .route("/console/directory/category", post(rename_category))
+        .route("/console/directory/deadline", post(set_deadline))
+        .route("/console/directory/points", post(set_points))
+        .route("/console/directory/visit", post(set_visit))
 }
 
 /// The roles a console edit may give (administrators come from a file).
@@ -66,6 +71,21 @@ struct Words {
     by: &'static str,
     change: &'static str,
     command_line: &'static str,
+    rules: &'static str,
+    rules_note: &'static str,
+    category: &'static str,
+    name_zh: &'static str,
+    name_en: &'static str,
+    rename: &'static str,
+    deadline: &'static str,
+    severity: &'static str,
+    hours: &'static str,
+    any: &'static str,
+    points: &'static str,
+    points_fields: [&'static str; 6],
+    visit: &'static str,
+    group: &'static str,
+    every_days: &'static str,
 }
 
 const ZH: Words = Words {
@@ -91,6 +111,21 @@ const ZH: Words = Words {
     by: "操作人",
     change: "变更",
     command_line: "命令行 / 文件 / 上级",
+    rules: "分类与规则",
+    rules_note: "全区统一的事件分类名称、处置时限、积分和走访频次；修改后各手机下次同步时生效。",
+    category: "事件分类",
+    name_zh: "中文名称",
+    name_en: "英文名称",
+    rename: "分类改名",
+    deadline: "处置时限",
+    severity: "紧急程度",
+    hours: "时限（小时）",
+    any: "全部（*）",
+    points: "积分规则",
+    points_fields: ["有效上报", "自行处置", "重大事件加分", "无效上报", "走访", "安全检查"],
+    visit: "走访频次",
+    group: "特殊人群",
+    every_days: "间隔天数（留空则取消）",
 };
 
 const EN: Words = Words {
@@ -116,6 +151,21 @@ const EN: Words = Words {
     by: "By",
     change: "Change",
     command_line: "command line / file / upstream",
+    rules: "Categories and rules",
+    rules_note: "The district's category names, deadlines, points and visit schedules; phones follow at their next sync.",
+    category: "Category",
+    name_zh: "Chinese name",
+    name_en: "English name",
+    rename: "Rename a category",
+    deadline: "Deadlines",
+    severity: "Severity",
+    hours: "Hours",
+    any: "any (*)",
+    points: "Points rules",
+    points_fields: ["Valid report", "Handled on the spot", "Major case bonus", "Invalid report", "Visit", "Inspection"],
+    visit: "Visit schedules",
+    group: "Special group",
+    every_days: "Every … days (empty: none)",
 };
 
 fn words(lang: Lang) -> &'static Words {
@@ -199,6 +249,7 @@ async fn show(State(state): State<AppState>, headers: HeaderMap, who: ConsoleUse
                 label { (w.region) input type="text" name="region" list="regions" maxlength="15" required; }
                 button type="submit" { (w.save) }
             }
+            @if whole { (rules_forms(lang, &who, &dir)) }
             @if whole {
                 form id="import" method="post" action="/console/directory/import" {
                     h3 { (w.replace) }
@@ -227,6 +278,96 @@ async fn show(State(state): State<AppState>, headers: HeaderMap, who: ConsoleUse
         layout(lang, Some(&who), "/console/directory", body),
     )
 }
+
+/// The district administrator's forms for the taxonomy's names and the rules,
+/// with the rules in force.
+fn rules_forms(lang: Lang, who: &ConsoleUser, dir: &Directory) -> Markup {
+    let w = words(lang);
+    let points = dir.points_rules().unwrap_or_default();
+    let values = [
+        points.valid_report,
+        points.handled_on_the_spot,
+        points.major_case,
+        points.invalid_report,
+        points.visit,
+        points.inspection,
+    ];
+    html! {
+        section id="rules" {
+            h3 { (w.rules) }
+            p { small { (w.rules_note) } }
+            form.filters id="rename-category" method="post" action="/console/directory/category" {
+                strong { (w.rename) }
+                input type="hidden" name="csrf" value=(who.csrf);
+                label { (w.category) select name="code" {
+                    @for c in dir.categories() { option value=(c.code.as_str()) { (c.name) } }
+                } }
+                label { (w.name_zh) input type="text" name="name" maxlength="100" required; }
+                label { (w.name_en) input type="text" name="name_en" maxlength="100" required; }
+                button type="submit" { (w.save) }
+            }
+            table id="deadlines" {
+                tr { th { (w.category) } th { (w.severity) } th { (w.hours) } }
+                @for r in dir.deadline_rules() {
+                    tr { td { (r.category) } td { (r.severity) } td { (r.hours) } }
+                }
+            }
+            form.filters id="set-deadline" method="post" action="/console/directory/deadline" {
+                strong { (w.deadline) }
+                input type="hidden" name="csrf" value=(who.csrf);
+                label { (w.category) select name="category" {
+                    option value="*" { (w.any) }
+                    @for c in dir.categories() { option value=(c.code.as_str()) { (c.name) } }
+                } }
+                label { (w.severity) select name="severity" {
+                    option value="*" { (w.any) }
+                    @for s in SEVERITIES { option value=(s.as_str()) { (lang.severity(s)) } }
+                } }
+                label { (w.hours) input type="number" name="hours" min="1" max="8760" required; }
+                button type="submit" { (w.save) }
+            }
+            form.filters id="set-points" method="post" action="/console/directory/points" {
+                strong { (w.points) }
+                input type="hidden" name="csrf" value=(who.csrf);
+                @for ((field, label), value) in POINTS_FIELDS.iter().zip(w.points_fields).zip(values) {
+                    label { (label) input type="number" name=(field) min="-1000" max="1000" value=(value) required; }
+                }
+                button type="submit" { (w.save) }
+            }
+            form.filters id="set-visit" method="post" action="/console/directory/visit" {
+                strong { (w.visit) }
+                input type="hidden" name="csrf" value=(who.csrf);
+                label { (w.group) select name="tag" {
+                    @for t in Tag::ALL {
+                        option value=(t.as_str()) {
+                            (t.label_zh())
+                            @if let Some(days) = dir.visit_every(t) { " · " (days) }
+                        }
+                    }
+                } }
+                label { (w.every_days) input type="number" name="every_days" min="1" max="366"; }
+                button type="submit" { (w.save) }
+            }
+        }
+    }
+}
+
+const SEVERITIES: [Severity; 4] = [
+    Severity::Low,
+    Severity::Normal,
+    Severity::High,
+    Severity::Urgent,
+];
+
+/// The points rules' fields, in the form's order.
+const POINTS_FIELDS: [&str; 6] = [
+    "valid_report",
+    "handled_on_the_spot",
+    "major_case",
+    "invalid_report",
+    "visit",
+    "inspection",
+];
 
 fn by_name(dir: &Directory, id: &str) -> String {
     id.parse::<UserId>()
@@ -337,6 +478,112 @@ async fn add_department(
             region: field(&f.region, "the region code")?,
         })
     })();
+    apply(state, headers, who, &f.csrf, edit).await
+}
+
+#[derive(Deserialize)]
+pub struct CategoryForm {
+    csrf: String,
+    code: String,
+    name: String,
+    name_en: String,
+}
+
+async fn rename_category(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: ConsoleUser,
+    Form(f): Form<CategoryForm>,
+) -> Response {
+    let edit = field(&f.code, "the category").map(|code| {
+        DirectoryEdit::Rule(RuleEdit::RenameCategory {
+            code,
+            name: f.name.clone(),
+            name_en: f.name_en.clone(),
+        })
+    });
+    apply(state, headers, who, &f.csrf, edit).await
+}
+
+#[derive(Deserialize)]
+pub struct DeadlineForm {
+    csrf: String,
+    category: String,
+    severity: String,
+    hours: String,
+}
+
+async fn set_deadline(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: ConsoleUser,
+    Form(f): Form<DeadlineForm>,
+) -> Response {
+    let edit = field(&f.hours, "the hours").map(|hours| {
+        DirectoryEdit::Rule(RuleEdit::Deadline {
+            category: f.category.trim().to_owned(),
+            severity: f.severity.trim().to_owned(),
+            hours,
+        })
+    });
+    apply(state, headers, who, &f.csrf, edit).await
+}
+
+#[derive(Deserialize)]
+pub struct PointsForm {
+    csrf: String,
+    valid_report: String,
+    handled_on_the_spot: String,
+    major_case: String,
+    invalid_report: String,
+    visit: String,
+    inspection: String,
+}
+
+async fn set_points(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: ConsoleUser,
+    Form(f): Form<PointsForm>,
+) -> Response {
+    let points = (|| {
+        Ok(PointsRules {
+            valid_report: field(&f.valid_report, "valid_report")?,
+            handled_on_the_spot: field(&f.handled_on_the_spot, "handled_on_the_spot")?,
+            major_case: field(&f.major_case, "major_case")?,
+            invalid_report: field(&f.invalid_report, "invalid_report")?,
+            visit: field(&f.visit, "visit")?,
+            inspection: field(&f.inspection, "inspection")?,
+        })
+    })();
+    let edit = points.map(|p| DirectoryEdit::Rule(RuleEdit::Points(p)));
+    apply(state, headers, who, &f.csrf, edit).await
+}
+
+#[derive(Deserialize)]
+pub struct VisitForm {
+    csrf: String,
+    tag: String,
+    #[serde(default)]
+    every_days: String,
+}
+
+async fn set_visit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: ConsoleUser,
+    Form(f): Form<VisitForm>,
+) -> Response {
+    let every_days = match f.every_days.trim() {
+        "" => Ok(None),
+        days => field(days, "the days").map(Some),
+    };
+    let edit = every_days.map(|every_days| {
+        DirectoryEdit::Rule(RuleEdit::Visit {
+            tag: f.tag.trim().to_owned(),
+            every_days,
+        })
+    });
     apply(state, headers, who, &f.csrf, edit).await
 }
 

@@ -13,9 +13,9 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use gridsync_core::directory::Directory;
+use gridsync_core::directory::{Directory, PointsRules};
 use gridsync_core::sync::wire::DirectoryUpdate;
-use gridsync_core::{access, DeptId, RegionCode, Role, User, UserId};
+use gridsync_core::{access, CategoryCode, DeptId, RegionCode, Role, User, UserId};
 use serde_json::Value;
 
 use super::store::DirectoryRevision;
@@ -70,8 +70,43 @@ pub enum DirectoryEdit {
         /// The region whose cases it handles.
         region: RegionCode,
     },
+    /// Change a rule or a category's names (an administrator of the district).
+    Rule(RuleEdit),
     /// Replace the whole directory (an administrator of the whole district).
     Replace(String),
+}
+
+/// A change to the district's rules or its taxonomy's names.
+#[derive(Debug, Clone)]
+pub enum RuleEdit {
+    /// Rename a category.
+    RenameCategory {
+        /// Its code (kept: cases refer to it).
+        code: CategoryCode,
+        /// The Chinese name.
+        name: String,
+        /// The English name.
+        name_en: String,
+    },
+    /// Set (add or change) the deadline rule for a category and a severity
+    /// (`"*"` for any).
+    Deadline {
+        /// A category code or `"*"`.
+        category: String,
+        /// A severity or `"*"`.
+        severity: String,
+        /// Hours from dispatch to deadline.
+        hours: u32,
+    },
+    /// Replace the points rules.
+    Points(PointsRules),
+    /// Set how often a special group is visited; `None` stops the schedule.
+    Visit {
+        /// The special group's stored name.
+        tag: String,
+        /// Days between visits.
+        every_days: Option<u32>,
+    },
 }
 
 impl Relay {
@@ -329,15 +364,15 @@ impl Relay {
         let after = self.directory_revision();
         let current = self.engine.directory_json().map_err(RelayError::internal)?;
         let dir = self.directory()?;
+        let whole = who.user.region.level() == gridsync_core::RegionLevel::District;
         let json = match edit {
-            DirectoryEdit::Replace(json) => {
-                if who.user.region.level() != gridsync_core::RegionLevel::District {
-                    return Err(refused(
-                        "only an administrator of the whole district replaces the directory",
-                    ));
-                }
-                json
+            DirectoryEdit::Replace(_) | DirectoryEdit::Rule(_) if !whole => {
+                return Err(refused(
+                    "only an administrator of the whole district changes its rules or replaces the directory",
+                ));
             }
+            DirectoryEdit::Replace(json) => json,
+            DirectoryEdit::Rule(rule) => edit_rule(&current, &rule)?,
             DirectoryEdit::PlaceUser {
                 id,
                 name,
@@ -501,6 +536,68 @@ fn place_user(
     };
     users.insert(at.unwrap_or(users.len()), user);
     Ok(file.to_string())
+}
+
+/// The directory `json` with `rule` applied.
+fn edit_rule(json: &str, rule: &RuleEdit) -> Result<String, RelayError> {
+    let mut file = parse(json)?;
+    match rule {
+        RuleEdit::RenameCategory {
+            code,
+            name,
+            name_en,
+        } => {
+            let category = list(&mut file, "taxonomy")?
+                .iter_mut()
+                .find(|c| c.get("code").and_then(Value::as_str) == Some(code.as_str()))
+                .and_then(Value::as_object_mut)
+                .ok_or_else(|| RelayError::bad_request(format!("no category {code}")))?;
+            let english = name_en.trim();
+            if !(1..=100).contains(&english.chars().count()) {
+                return Err(RelayError::bad_request(
+                    "the English name must have 1 to 100 characters",
+                ));
+            }
+            category.insert("name".into(), name.trim().into());
+            category.insert("name_en".into(), english.into());
+        }
+        RuleEdit::Deadline {
+            category,
+            severity,
+            hours,
+        } => {
+            let rules = list(&mut file, "deadline_rules")?;
+            let same = |r: &Value| {
+                r.get("category").and_then(Value::as_str) == Some(category.as_str())
+                    && r.get("severity").and_then(Value::as_str) == Some(severity.as_str())
+            };
+            rules.retain(|r| !same(r));
+            rules.push(serde_json::json!({
+                "category": category, "severity": severity, "hours": hours,
+            }));
+        }
+        RuleEdit::Points(points) => {
+            let points = serde_json::to_value(points).map_err(RelayError::internal)?;
+            object(&mut file)?.insert("points_rules".into(), points);
+        }
+        RuleEdit::Visit { tag, every_days } => {
+            let rules = object(&mut file)?
+                .entry("visit_rules")
+                .or_insert_with(|| Value::Array(Vec::new()))
+                .as_array_mut()
+                .ok_or_else(|| RelayError::internal("the stored visit rules are not a list"))?;
+            rules.retain(|r| r.get("tag").and_then(Value::as_str) != Some(tag.as_str()));
+            if let Some(days) = every_days {
+                rules.push(serde_json::json!({ "tag": tag, "every_days": days }));
+            }
+        }
+    }
+    Ok(file.to_string())
+}
+
+fn object(file: &mut Value) -> Result<&mut serde_json::Map<String, Value>, RelayError> {
+    file.as_object_mut()
+        .ok_or_else(|| RelayError::internal("the stored directory is not an object"))
 }
 
 /// The directory `json` with a department added.

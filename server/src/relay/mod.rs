@@ -22,7 +22,7 @@ pub mod store;
 mod upstream;
 
 pub use console::{ConsoleUser, DeviceView, DraftOutcome, PASSWORD_CHARS, SESSION_HOURS};
-pub use directory::DirectoryEdit;
+pub use directory::{DirectoryEdit, RuleEdit};
 pub use enroll::{Caller, TokenRotation, ENROLLMENT_HOURS, RETIRED_TOKEN_DAYS};
 pub use erase::{erasable, ErasureReason};
 pub use error::RelayError;
