@@ -83,8 +83,8 @@ pub struct ServeArgs {
     /// `photos_url`, `s3_endpoint`, `s3_region`, `s3_allow_http`,
     /// `max_connections`, `header_timeout_secs`, `body_idle_timeout_secs`,
     /// `request_timeout_secs`, `body_budget_mib`, `busy_wait_secs`,
-    /// `metrics_listen`, `metrics_token` and `trusted_proxies` keys, and a `[notify]` table
-    /// (docs/notifications.md).
+    /// `metrics_listen`, `metrics_token`, `trusted_proxies` and `map_tile_url` keys, and
+    /// a `[notify]` table (docs/notifications.md).
     #[arg(long, env = "GRIDSYNC_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:7878].
@@ -158,6 +158,11 @@ pub struct ServeArgs {
     /// file; better from the environment than the file).
     #[arg(long, env = "GRIDSYNC_NOTIFY_TOKEN", hide_env_values = true)]
     notify_token: Option<String>,
+    /// A base map under the console's map: a tile server's URL template with
+    /// `{z}`, `{x}` and `{y}` (Web Mercator tiles in WGS-84, like the directory's
+    /// coordinates) [default: none; the map is vector shapes only].
+    #[arg(long, env = "GRIDSYNC_MAP_TILE_URL")]
+    map_tile_url: Option<String>,
     #[command(flatten)]
     storage: StorageArgs,
 }
@@ -191,6 +196,7 @@ struct FileSettings {
     trusted_proxies: Vec<std::net::IpAddr>,
     #[serde(default)]
     notify: gridsync_server::notify::Config,
+    map_tile_url: Option<String>,
 }
 
 /// The smallest body budget: one push whole and inflated (16 MiB each).
@@ -227,6 +233,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Outbound notifications (`[notify]`; none by default).
     pub notify: gridsync_server::notify::Config,
+    /// The console map's base map, if any.
+    pub map_tile_url: Option<gridsync_server::relay::TileUrl>,
 }
 
 /// Seconds from a setting, at least 1.
@@ -320,8 +328,14 @@ impl ServeArgs {
             .storage()?;
         let mut notify = file.notify;
         notify.token = self.notify_token.or(notify.token);
+        let map_tile_url = self
+            .map_tile_url
+            .or(file.map_tile_url)
+            .map(|u| u.parse())
+            .transpose()?;
         Ok(Settings {
             notify,
+            map_tile_url,
             tls,
             storage,
             edge,

@@ -8,7 +8,7 @@ use gridsync_core::track::TrackPoint;
 use gridsync_core::{Location, NewCase};
 
 use crate::registry_import::{console_get, console_session};
-use crate::sockets::{enroll, start};
+use crate::sockets::{enroll, gridsync, start, start_with};
 use crate::workflow::{leak, DISPATCHER, HANDLER, WORKER};
 
 fn at(title: &str, lat: f64, lon: f64) -> NewCase {
@@ -130,4 +130,55 @@ fn the_map_draws_the_grids_the_cases_and_a_workers_track() {
     let (status, hers) = console_get(&server.url, &handler, "/console/map");
     assert_eq!(status, 200);
     assert_eq!(count(&hers, "class=\"case\""), 0);
+    // No base map configured: vector shapes only, the choropleth opaque.
+    assert_eq!(count(&body, "<image"), 0);
+    assert!(!body.contains("id=\"basemap\"") && !body.contains("fill-opacity=\"0.55\""));
+}
+
+/// With `map_tile_url` configured, tiles from it lie under the shapes (which
+/// let them show through); a template that is not a tile URL stops the server
+/// from starting, saying why.
+#[test]
+fn a_configured_tile_server_draws_a_base_map_under_the_shapes() {
+    let data = tempfile::tempdir().unwrap();
+    let tiles = "https://tiles.example.cn/wgs84/{z}/{x}/{y}.png";
+    let server = start_with(data.path(), &["--map-tile-url", tiles]);
+    let cookie = console_session(data.path(), &server.url, DISPATCHER);
+    let (status, body) = console_get(&server.url, &cookie, "/console/map");
+    assert_eq!(status, 200, "{body}");
+    let basemap = body
+        .split("id=\"basemap\"")
+        .nth(1)
+        .expect("a base map group")
+        .split("</g>")
+        .next()
+        .unwrap();
+    let n = count(basemap, "<image");
+    assert!((1..=48).contains(&n), "{n} tiles");
+    assert!(basemap.contains("href=\"https://tiles.example.cn/wgs84/"));
+    // Under the shapes: the base map comes before the first grid.
+    assert!(body.find("id=\"basemap\"") < body.find("class=\"grid\""));
+    assert!(body.contains("fill-opacity=\"0.55\""));
+
+    let mut child = gridsync()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path().join("other"))
+        .args(["--map-tile-url", "https://tiles.example.cn/{z}/{x}.png"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A server that started anyway is stopped, and the test fails.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("map_tile_url must contain {y} exactly once"),
+        "{said}"
+    );
 }

@@ -22,7 +22,7 @@ use super::i18n::Lang;
 use super::pages::{case_filters, layout};
 use super::{blocking, failure, given, html as page, lang, scope_grids, BoardQuery};
 use crate::http::AppState;
-use crate::relay::{ConsoleUser, RelayError};
+use crate::relay::{ConsoleUser, RelayError, TileUrl};
 
 /// Width of the map in SVG units; its height follows the region's shape.
 const WIDTH: f64 = 960.0;
@@ -238,6 +238,52 @@ impl Projection {
         )
     }
 
+    /// The base map's tiles (Web Mercator) covering the map, at the zoom whose
+    /// tiles are closest to 256 units wide, with where each goes: none beyond
+    /// [`MAX_TILES`] (a coarser zoom then). Over a town the projection and Web
+    /// Mercator differ by far less than a pixel's worth.
+    fn tiles(&self) -> Vec<Tile> {
+        let units_per_degree = self.shrink * self.scale;
+        let ideal = (360.0 * units_per_degree / 256.0).log2().round();
+        let mut z = ideal.clamp(0.0, f64::from(MAX_ZOOM)) as u8;
+        loop {
+            let n = f64::from(1u32 << z);
+            let x = |lon: f64| ((lon + 180.0) / 360.0 * n).floor().clamp(0.0, n - 1.0) as u32;
+            let y = |lat: f64| {
+                let r = lat.clamp(-85.0, 85.0).to_radians();
+                let t = (1.0 - (r.tan() + 1.0 / r.cos()).ln() / std::f64::consts::PI) / 2.0;
+                (t * n).floor().clamp(0.0, n - 1.0) as u32
+            };
+            let (xs, ys) = (x(self.west)..=x(self.east), y(self.north)..=y(self.south));
+            if xs.clone().count() * ys.clone().count() <= MAX_TILES || z == 0 {
+                let lon = |tx: u32| f64::from(tx) / n * 360.0 - 180.0;
+                let lat = |ty: u32| {
+                    (std::f64::consts::PI * (1.0 - 2.0 * f64::from(ty) / n))
+                        .sinh()
+                        .atan()
+                        .to_degrees()
+                };
+                return ys
+                    .flat_map(|ty| xs.clone().map(move |tx| (tx, ty)))
+                    .map(|(tx, ty)| {
+                        let (left, top) = self.xy(lat(ty), lon(tx));
+                        let (right, bottom) = self.xy(lat(ty + 1), lon(tx + 1));
+                        Tile {
+                            z,
+                            x: tx,
+                            y: ty,
+                            left,
+                            top,
+                            width: right - left,
+                            height: bottom - top,
+                        }
+                    })
+                    .collect();
+            }
+            z -= 1;
+        }
+    }
+
     fn holds(&self, lat: f64, lon: f64) -> bool {
         (self.south..=self.north).contains(&lat) && (self.west..=self.east).contains(&lon)
     }
@@ -264,6 +310,23 @@ impl Projection {
             .collect::<Vec<_>>()
             .join(" ")
     }
+}
+
+/// Most base-map tiles one map draws.
+const MAX_TILES: usize = 48;
+/// The finest zoom asked of a tile server.
+const MAX_ZOOM: u8 = 18;
+
+/// One base-map tile and where it goes on the map, in SVG units.
+#[derive(Debug, PartialEq)]
+struct Tile {
+    z: u8,
+    x: u32,
+    y: u32,
+    left: f64,
+    top: f64,
+    width: f64,
+    height: f64,
 }
 
 /// The shade of a grid holding `n` of the cases, the busiest holding `max`.
@@ -319,14 +382,19 @@ pub async fn map(
             ),
             None => None,
         };
-        Ok::<_, PageError>((dir, cases, tracks))
+        Ok::<_, PageError>((dir, cases, tracks, r.map_tiles().cloned()))
     })
     .await;
-    let (dir, cases, tracks) = match result {
+    let (dir, cases, tracks, tiles) = match result {
         Ok(v) => v,
         Err(e) => return failure(lang, Some(&who), &e),
     };
-    let body = map_page(lang, &who, &dir, &q, &board, &MapData { cases, tracks });
+    let data = MapData {
+        cases,
+        tracks,
+        tiles,
+    };
+    let body = map_page(lang, &who, &dir, &q, &board, &data);
     page(
         StatusCode::OK,
         layout(lang, Some(&who), "/console/map", body),
@@ -337,6 +405,8 @@ pub async fn map(
 struct MapData {
     cases: CaseMap,
     tracks: Option<Vec<Vec<TrackPoint>>>,
+    /// The base map's tiles, if configured.
+    tiles: Option<TileUrl>,
 }
 
 fn map_page(
@@ -405,10 +475,22 @@ fn map_page(
                     width=(format!("{:.0}", pr.width())) height=(format!("{:.0}", pr.height()))
                     viewBox=(format!("-4 -4 {:.0} {:.0}", pr.width() + 8.0, pr.height() + 8.0)) {
                     title { (w.map) }
+                    @if let Some(tiles) = &data.tiles {
+                        g #basemap {
+                            @for t in pr.tiles() {
+                                image href=(tiles.tile(t.z, t.x, t.y)) preserveAspectRatio="none"
+                                    x=(format!("{:.1}", t.left)) y=(format!("{:.1}", t.top))
+                                    width=(format!("{:.1}", t.width)) height=(format!("{:.1}", t.height)) {}
+                            }
+                        }
+                    }
+                    // Over a base map the choropleth lets it show through.
+                    @let opacity = if data.tiles.is_some() { "0.55" } else { "1" };
                     @for r in regions.iter().filter(|r| r.level == RegionLevel::Grid) {
                         @if let Some(ring) = &r.boundary {
                             @let n = count_of(&r.code);
-                            path.grid d=(pr.ring(ring)) fill=(shade(n, max)) stroke="#9aa5b1" stroke-width="0.6"
+                            path.grid d=(pr.ring(ring)) fill=(shade(n, max)) fill-opacity=(opacity)
+                                stroke="#9aa5b1" stroke-width="0.6"
                                 data-grid=(r.code.as_str()) data-cases=(n) {
                                 title { (r.name) " · " (n) }
                             }
@@ -494,6 +576,54 @@ mod tests {
             .map(|n| SHADES.iter().position(|s| *s == shade(n, 10)).unwrap())
             .collect();
         assert!(order.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
+    }
+
+    /// The base map's tiles cover the map edge to edge, at a zoom where a tile
+    /// is about 256 units wide, and sit where the projection puts their corners:
+    /// tile (15, 27_306, 13_490) of Web Mercator holds 30.27° N 120.0° E.
+    #[test]
+    fn base_map_tiles_cover_the_map_at_a_fitting_zoom() {
+        let ring = [
+            [120.0, 30.24],
+            [120.03, 30.24],
+            [120.03, 30.27],
+            [120.0, 30.27],
+        ];
+        let p = Projection::fit(std::iter::once(&ring[..])).unwrap();
+        let tiles = p.tiles();
+        assert!(!tiles.is_empty() && tiles.len() <= MAX_TILES);
+        let z = tiles[0].z;
+        assert!(tiles.iter().all(|t| t.z == z));
+        assert!(
+            tiles.iter().all(|t| (128.0..512.0).contains(&t.width)),
+            "{tiles:?}"
+        );
+        let left = tiles.iter().map(|t| t.left).fold(f64::MAX, f64::min);
+        let right = tiles
+            .iter()
+            .map(|t| t.left + t.width)
+            .fold(f64::MIN, f64::max);
+        let top = tiles.iter().map(|t| t.top).fold(f64::MAX, f64::min);
+        let bottom = tiles
+            .iter()
+            .map(|t| t.top + t.height)
+            .fold(f64::MIN, f64::max);
+        assert!(left <= 0.0 && right >= p.width(), "{left} {right}");
+        assert!(top <= 0.0 && bottom >= p.height(), "{top} {bottom}");
+        // At zoom 15 the north-west corner lies in tile 27_306, 13_490.
+        let far = Projection {
+            scale: p.scale * f64::from(1u32 << 15) / f64::from(1u32 << z),
+            ..p
+        };
+        let corner = far.tiles().into_iter().next().unwrap();
+        assert_eq!((corner.z, corner.x, corner.y), (15, 27_306, 13_490));
+        // A region far too large for 48 tiles is drawn at a coarser zoom.
+        let wide = Projection {
+            scale: 1e9,
+            ..Projection::fit(std::iter::once(&ring[..])).unwrap()
+        };
+        let coarse = wide.tiles();
+        assert!(coarse.len() <= MAX_TILES && coarse[0].z < MAX_ZOOM);
     }
 
     #[test]

@@ -99,7 +99,71 @@ fn core_error(e: gridsync_core::Error) -> RelayError {
     }
 }
 
+/// The optional base map under the console's map: a tile server's URL template
+/// with `{z}`, `{x}` and `{y}` (slippy-map tiles in Web Mercator, WGS-84
+/// coordinates, as the directory's), e.g. a provincial map service's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TileUrl(String);
+
+/// The longest tile URL template, in bytes.
+const MAX_TILE_URL: usize = 512;
+
+impl std::str::FromStr for TileUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<TileUrl, String> {
+        let rest = s
+            .strip_prefix("https://")
+            .or_else(|| s.strip_prefix("http://"))
+            .ok_or("map_tile_url must start with https:// or http://")?;
+        if s.len() > MAX_TILE_URL {
+            return Err(format!("map_tile_url is longer than {MAX_TILE_URL} bytes"));
+        }
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'<' | b'>' | b'\\'))
+        {
+            return Err("map_tile_url has spaces, quotes or characters outside ASCII".into());
+        }
+        let host = rest.split('/').next().unwrap_or_default();
+        if host.is_empty() || host.contains('{') {
+            return Err("map_tile_url needs a host name before its path".into());
+        }
+        let mut left = s.to_owned();
+        for p in ["{z}", "{x}", "{y}"] {
+            if left.matches(p).count() != 1 {
+                return Err(format!("map_tile_url must contain {p} exactly once"));
+            }
+            left = left.replace(p, "");
+        }
+        if left.contains(['{', '}']) {
+            return Err("map_tile_url may only use {z}, {x} and {y}".into());
+        }
+        Ok(TileUrl(s.to_owned()))
+    }
+}
+
+impl TileUrl {
+    /// The URL of tile `x`, `y` at zoom `z`.
+    pub fn tile(&self, z: u8, x: u32, y: u32) -> String {
+        self.0
+            .replace("{z}", &z.to_string())
+            .replace("{x}", &x.to_string())
+            .replace("{y}", &y.to_string())
+    }
+}
+
 impl Relay {
+    /// Draw the console's map over tiles from `tiles` (`None`: vector shapes
+    /// only, which need no internet).
+    pub fn set_map_tiles(&mut self, tiles: Option<TileUrl>) {
+        self.map_tiles = tiles;
+    }
+
+    /// The base map's tiles, if configured.
+    pub fn map_tiles(&self) -> Option<&TileUrl> {
+        self.map_tiles.as_ref()
+    }
+
     /// Set (or reset) the console password of a directory user; ends their sessions.
     pub fn set_console_password(&self, user: &str, password: &str) -> Result<(), RelayError> {
         let user: UserId = user
@@ -464,5 +528,34 @@ impl Relay {
             .parent()
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TileUrl;
+
+    #[test]
+    fn tile_urls_need_a_scheme_a_host_and_each_placeholder_once() {
+        let ok: TileUrl = "https://tiles.example.cn/{z}/{x}/{y}.png".parse().unwrap();
+        assert_eq!(
+            ok.tile(15, 27_300, 13_400),
+            "https://tiles.example.cn/15/27300/13400.png"
+        );
+        assert!("http://10.0.0.5:8080/wmts?l={z}&c={x}&r={y}"
+            .parse::<TileUrl>()
+            .is_ok());
+        for bad in [
+            "ftp://tiles.example.cn/{z}/{x}/{y}.png",
+            "tiles.example.cn/{z}/{x}/{y}.png",
+            "https://tiles.example.cn/{z}/{x}.png",
+            "https://tiles.example.cn/{z}/{x}/{y}/{y}.png",
+            "https://{s}.tiles.example.cn/{z}/{x}/{y}.png",
+            "https://tiles.example.cn/{z}/{x}/{y}.png?k={key}",
+            "https://tiles.example.cn/{z}/{x}/{y}.png\" onload=\"x",
+            "https:///{z}/{x}/{y}.png",
+        ] {
+            assert!(bad.parse::<TileUrl>().is_err(), "{bad}");
+        }
     }
 }

@@ -21,7 +21,9 @@ pub mod resident;
 pub mod store;
 mod upstream;
 
-pub use console::{ConsoleUser, DeviceView, DraftOutcome, PASSWORD_CHARS, SESSION_HOURS};
+pub use console::{
+    ConsoleUser, DeviceView, DraftOutcome, TileUrl, PASSWORD_CHARS, SESSION_HOURS,
+};
 pub use directory::{DirectoryEdit, RuleEdit};
 pub use enroll::{Caller, TokenRotation, ENROLLMENT_HOURS, RETIRED_TOKEN_DAYS};
 pub use erase::{erasable, ErasureReason};
@@ -100,6 +102,8 @@ pub struct Relay {
     directory_checked_ms: std::sync::atomic::AtomicI64,
     /// Storing a revision, one at a time on this node.
     directory_writes: std::sync::Mutex<()>,
+    /// The console map's base map, if configured.
+    map_tiles: Option<console::TileUrl>,
 }
 
 /// Where a relay keeps what its nodes share.
@@ -183,6 +187,7 @@ impl Relay {
             directory_loaded: std::sync::RwLock::new(None),
             directory_checked_ms: std::sync::atomic::AtomicI64::new(0),
             directory_writes: std::sync::Mutex::new(()),
+            map_tiles: None,
         };
         relay.open_directory(directory_json)?;
         // Nothing erased is served: an erasure interrupted before the replica, or
