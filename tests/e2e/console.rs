@@ -494,7 +494,7 @@ impl Console {
     }
 
     /// A multipart upload, as the browser's photo form sends it.
-    fn upload(&self, path: &str, csrf: &str, photo: &[u8]) -> Page {
+    pub(crate) fn upload(&self, path: &str, csrf: &str, photo: &[u8]) -> Page {
         let boundary = "gridsync-test-boundary";
         let mut body = Vec::new();
         body.extend_from_slice(

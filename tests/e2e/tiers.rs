@@ -95,6 +95,44 @@ fn a_town_report_reaches_the_district_and_a_district_dispatch_reaches_the_town_d
             .get_case(&id)
             .is_ok_and(|c| c.state.status == Status::Dispatched)
     });
+
+    // A photo attached on the district's console comes down to the town's phones.
+    set_password(&district_data, DISTRICT_DISPATCHER, "qingxi-2026-district");
+    let mut console = Console::new(&district);
+    assert_eq!(
+        console
+            .sign_in(DISTRICT_DISPATCHER, "qingxi-2026-district")
+            .status,
+        303
+    );
+    let csrf = console.csrf();
+    let jpeg = crate::photos::noisy_jpeg(11, 320, 240, 85);
+    let attached = console.upload(&format!("/console/cases/{id}/photo"), &csrf, &jpeg);
+    assert_eq!(attached.status, 303, "{}", attached.body);
+    let mut district_photo = None;
+    eventually(
+        "the district console's photo reaches the town's handler",
+        || {
+            handler.sync(&mut |_| {}).unwrap();
+            let case = handler.get_case(&id).unwrap();
+            district_photo = case
+                .doc
+                .photos
+                .iter()
+                .map(|p| p.hash.clone())
+                .find(|h| *h != photo);
+            district_photo
+                .as_ref()
+                .is_some_and(|h| handler.fetch_photo(h).is_ok())
+        },
+    );
+    let district_photo = district_photo.unwrap();
+    district_phone.sync(&mut |_| {}).unwrap();
+    district_phone.fetch_photo(&district_photo).unwrap();
+    assert_eq!(
+        handler.photo(&district_photo).unwrap(),
+        district_phone.photo(&district_photo).unwrap()
+    );
     handler
         .act(
             &id,
