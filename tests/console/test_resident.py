@@ -133,3 +133,42 @@ def test_a_resident_reports_follows_and_scores_from_a_phone(relay, phone):
     assert all("已收到您的上报" in a for a in answers[:4])
     assert "您提交得太频繁了" in answers[4]
     shot(phone, "resident-rate-limited")
+
+
+def test_a_resident_without_a_position_taps_her_grid_on_the_map(relay, phone):
+    """No GPS: the resident shows her community's map of grids and taps grid 2;
+    the report's position is a point inside it, and the case lands there."""
+    data, url = relay
+    admin(data, "password", "--user", DISPATCHER, stdin=PASSWORD + "\n")
+    phone.get(url + "/r")
+    form = phone.find_element(By.ID, "report")
+    Select(form.find_element(By.NAME, "category")).select_by_value("livelihood")
+    form.find_element(By.NAME, "description").send_keys("路口井盖松动，车辆经过有响声")
+    assert not phone.find_element(By.CSS_SELECTOR, 'div.pick[data-community="339901001001"]').is_displayed()
+    Select(phone.find_element(By.ID, "mapc")).select_by_value("339901001001")
+    community = phone.find_element(By.CSS_SELECTOR, 'div.pick[data-community="339901001001"]')
+    assert community.is_displayed()
+    assert not phone.find_element(By.CSS_SELECTOR, 'div.pick[data-community="339901001002"]').is_displayed()
+    # Fits a phone's width with the map open.
+    assert phone.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth")
+    grid = community.find_element(By.CSS_SELECTOR, 'path[data-grid="339901001001002"]')
+    phone.execute_script("arguments[0].scrollIntoView({block: 'center'})", grid)
+    grid.click()
+    assert phone.find_element(By.ID, "where").text == "已在地图上选定位置：望湖社区第2网格"
+    lat = float(form.find_element(By.NAME, "lat").get_attribute("value"))
+    lon = float(form.find_element(By.NAME, "lon").get_attribute("value"))
+    assert 30.2 < lat < 30.3 and 120.1 < lon < 120.3, (lat, lon)
+    assert form.find_element(By.NAME, "grid").get_attribute("value") == "339901001001002"
+    marker = community.find_element(By.TAG_NAME, "circle")
+    assert marker.get_attribute("visibility") == "visible", "a marker where she tapped"
+    shot(phone, "resident-map-pick")
+    click_and_wait(phone, form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+    assert "已收到您的上报" in phone.page_source, phone.page_source
+
+    # The relay placed it by the point: in grid 2, with the tapped position.
+    sign_in(phone, url, DISPATCHER, PASSWORD)
+    case = phone.find_element(By.CSS_SELECTOR, "[data-id]").get_attribute("data-id")
+    phone.get(f"{url}/console/cases/{case}")
+    assert "望湖社区第2网格" in phone.page_source
+    assert f"({lat:.5f}, {lon:.5f})" in phone.page_source

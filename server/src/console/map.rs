@@ -184,21 +184,31 @@ fn status_colour(s: Status) -> &'static str {
 }
 
 /// Longitude/latitude to SVG units: equirectangular at the middle latitude,
-/// north up, fitted to the width.
-struct Projection {
-    west: f64,
-    north: f64,
+/// north up, fitted to the width. Also the resident page's map of grids.
+pub(crate) struct Projection {
+    /// The westmost longitude (x = 0).
+    pub(crate) west: f64,
+    /// The northmost latitude (y = 0).
+    pub(crate) north: f64,
     east: f64,
     south: f64,
     /// SVG units per degree of latitude.
-    scale: f64,
-    /// Cosine of the middle latitude.
-    shrink: f64,
+    pub(crate) scale: f64,
+    /// Cosine of the middle latitude: degrees of longitude shrink by it.
+    pub(crate) shrink: f64,
 }
 
 impl Projection {
-    /// Fitted to every point of `rings`; `None` without any.
+    /// Fitted to every point of `rings`, [`WIDTH`] wide; `None` without any.
     fn fit<'a>(rings: impl Iterator<Item = &'a [[f64; 2]]>) -> Option<Projection> {
+        Projection::fit_width(rings, WIDTH)
+    }
+
+    /// Fitted to every point of `rings`, `width` units wide; `None` without any.
+    pub(crate) fn fit_width<'a>(
+        rings: impl Iterator<Item = &'a [[f64; 2]]>,
+        width: f64,
+    ) -> Option<Projection> {
         let (mut west, mut east) = (f64::MAX, f64::MIN);
         let (mut south, mut north) = (f64::MAX, f64::MIN);
         for &[lon, lat] in rings.flatten() {
@@ -218,16 +228,16 @@ impl Projection {
             north,
             east,
             south,
-            scale: WIDTH / span,
+            scale: width / span,
             shrink,
         })
     }
 
-    fn height(&self) -> f64 {
+    pub(crate) fn height(&self) -> f64 {
         ((self.north - self.south) * self.scale).max(1.0)
     }
 
-    fn width(&self) -> f64 {
+    pub(crate) fn width(&self) -> f64 {
         ((self.east - self.west) * self.shrink * self.scale).max(1.0)
     }
 
@@ -288,12 +298,13 @@ impl Projection {
         (self.south..=self.north).contains(&lat) && (self.west..=self.east).contains(&lon)
     }
 
-    /// An SVG path of a closed ring.
-    fn ring(&self, ring: &[[f64; 2]]) -> String {
+    /// An SVG path of a closed ring, its coordinates with `decimals` decimals.
+    pub(crate) fn ring(&self, ring: &[[f64; 2]], decimals: usize) -> String {
         let mut d = String::with_capacity(ring.len() * 16);
         for (i, &[lon, lat]) in ring.iter().enumerate() {
             let (x, y) = self.xy(lat, lon);
-            d.push_str(&format!("{}{x:.1},{y:.1}", if i == 0 { "M" } else { "L" }));
+            let step = if i == 0 { "M" } else { "L" };
+            d.push_str(&format!("{step}{x:.decimals$},{y:.decimals$}"));
         }
         d.push('Z');
         d
@@ -489,7 +500,7 @@ fn map_page(
                     @for r in regions.iter().filter(|r| r.level == RegionLevel::Grid) {
                         @if let Some(ring) = &r.boundary {
                             @let n = count_of(&r.code);
-                            path.grid d=(pr.ring(ring)) fill=(shade(n, max)) fill-opacity=(opacity)
+                            path.grid d=(pr.ring(ring, 1)) fill=(shade(n, max)) fill-opacity=(opacity)
                                 stroke="#9aa5b1" stroke-width="0.6"
                                 data-grid=(r.code.as_str()) data-cases=(n) {
                                 title { (r.name) " · " (n) }
@@ -498,7 +509,7 @@ fn map_page(
                     }
                     @for r in regions.iter().filter(|r| r.level != RegionLevel::Grid) {
                         @if let Some(ring) = &r.boundary {
-                            path.outline d=(pr.ring(ring)) fill="none" stroke="#3e4c59"
+                            path.outline d=(pr.ring(ring, 1)) fill="none" stroke="#3e4c59"
                                 stroke-width=(match r.level { RegionLevel::Community => "1.2", RegionLevel::Town => "2.2", _ => "3" })
                                 data-region=(r.code.as_str()) {
                                 title { (r.name) }
@@ -638,7 +649,7 @@ mod tests {
         assert!(y1 > WIDTH / 2.0 && y1 < WIDTH * 0.6, "{y1}");
         assert!(p.holds(30.02, 120.05) && !p.holds(39.9, 116.4));
         // The south-west corner first: left edge, bottom; then three lines, closed.
-        let d = p.ring(&ring);
+        let d = p.ring(&ring, 1);
         let bottom = format!("M0.0,{y1:.1}L");
         assert!(
             d.starts_with(&bottom) && d.matches('L').count() == 3 && d.ends_with('Z'),

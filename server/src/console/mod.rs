@@ -14,7 +14,7 @@ mod error;
 mod figures;
 mod hotline;
 mod i18n;
-mod map;
+pub(crate) mod map;
 mod pages;
 mod registry;
 mod upstream;

@@ -6,12 +6,14 @@ use std::sync::OnceLock;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
+use gridsync_core::directory::Region;
 use gridsync_core::index::local_offset;
 use gridsync_core::{Directory, RegionCode, RegionLevel};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use sha2::{Digest, Sha256};
 
 use super::ReportForm;
+use crate::console::map::Projection;
 use crate::relay::resident::{limits, PublicProgress, WORK_BITS};
 use crate::relay::Receipt;
 
@@ -26,6 +28,7 @@ button.minor{background:#fff;color:#0b4f8a;border:1px solid #0b4f8a}
 .hint{color:#52606d;font-size:.85em;margin:.2em 0}.msg{padding:.7em;border-radius:4px;margin:.6em 0}
 .ok{background:#e3f9e5}.err{background:#fde8e8}.code{font-size:1.6em;font-weight:bold;letter-spacing:.08em;text-align:center;background:#fff;padding:.5em;border:2px dashed #0b4f8a}
 ol{padding-left:1.3em}li{margin:.4em 0}.t{color:#52606d;font-size:.85em}
+.pick svg{background:#fff;border:1px solid #bcccdc;border-radius:4px;margin-top:.5em}.pick path{fill:#dbe9f6;stroke:#52606d;stroke-width:.8}
 "#;
 
 /// The page's one script: where the phone is (when the resident asks), and the
@@ -46,7 +49,77 @@ function run(){for(var end=k+2000;k<end;k++){if(ok(sha(c+':'+k)[0])){$('nonce').
 setTimeout(run,0);F.onsubmit=function(){var i,f,max=+F.getAttribute('data-max');for(i=0;i<F.elements.length;i++){f=F.elements[i].files;if(f&&f[0]&&f[0].size>max){st.textContent='照片 '+f[0].name+' 超过 '+(max>>20)+' MB，请换一张或用相机直接拍摄';return false}}
 if(done)return true;want=true;st.textContent='正在进行安全校验，完成后将自动提交…';return false};
 var g=document.getElementById('locate');g.onclick=function(){var o=document.getElementById('where');if(!navigator.geolocation){o.textContent='此浏览器无法定位，请选择所在网格';return}o.textContent='正在定位…';
-navigator.geolocation.getCurrentPosition(function(q){$('lat').value=q.coords.latitude.toFixed(6);$('lon').value=q.coords.longitude.toFixed(6);o.textContent='已定位（精度约 '+Math.round(q.coords.accuracy)+' 米）'},function(){o.textContent='无法获取位置，请选择所在网格'},{enableHighAccuracy:true,timeout:15000,maximumAge:60000})}})();"#;
+navigator.geolocation.getCurrentPosition(function(q){$('lat').value=q.coords.latitude.toFixed(6);$('lon').value=q.coords.longitude.toFixed(6);o.textContent='已定位（精度约 '+Math.round(q.coords.accuracy)+' 米）'},function(){o.textContent='无法获取位置，请选择所在网格'},{enableHighAccuracy:true,timeout:15000,maximumAge:60000})}
+var mc=document.getElementById('mapc'),maps=document.querySelectorAll('div.pick'),i;if(!mc)return;mc.onchange=function(){for(i=0;i<maps.length;i++)maps[i].hidden=maps[i].getAttribute('data-community')!==mc.value};
+function pick(ev){var t=ev.target,s=t.ownerSVGElement,P,k,m,o;if(!s||!t.getAttribute('data-grid'))return;P=s.createSVGPoint();P.x=ev.clientX;P.y=ev.clientY;P=P.matrixTransform(s.getScreenCTM().inverse());k=+s.getAttribute('data-k');
+$('lat').value=(+s.getAttribute('data-n')-P.y/k).toFixed(6);$('lon').value=(+s.getAttribute('data-w')+P.x/(k*s.getAttribute('data-s'))).toFixed(6);m=$('grid');m.value=t.getAttribute('data-grid');
+o=s.querySelector('circle');o.setAttribute('cx',P.x);o.setAttribute('cy',P.y);o.setAttribute('visibility','visible');document.getElementById('where').textContent='已在地图上选定位置：'+(m.selectedIndex>0?m.options[m.selectedIndex].text:'')}
+for(i=0;i<maps.length;i++)maps[i].onclick=pick})();"#;
+
+/// Width of a community's map of grids on the resident page, in SVG units (one
+/// unit is a few metres of a community: coordinates are whole units).
+const PICK_WIDTH: f64 = 320.0;
+
+/// The most the maps of grids may add to the resident page, in bytes: beyond it
+/// (a directory of many hundreds of grids) they are left out and the grid list
+/// alone remains, so the page stays small on a weak link.
+const PICK_BUDGET: usize = 40 * 1024;
+
+/// A small map of each community's grids (WGS-84 boundaries from the directory),
+/// one shown at a time: tapping a grid puts the report's position where the
+/// finger was, inside that grid (the page's script). Nothing for a directory
+/// without boundaries, or whose maps exceed [`PICK_BUDGET`]; the grid list
+/// works without them.
+fn pick_maps(dir: &Directory) -> Markup {
+    let maps = pick_maps_markup(dir);
+    if maps.0.len() > PICK_BUDGET {
+        return html! {};
+    }
+    maps
+}
+
+fn pick_maps_markup(dir: &Directory) -> Markup {
+    let maps: Vec<(&Region, Vec<&Region>, Projection)> = dir
+        .regions()
+        .iter()
+        .filter(|r| r.level == RegionLevel::Community)
+        .filter_map(|c| {
+            let grids: Vec<&Region> = dir
+                .regions()
+                .iter()
+                .filter(|g| g.level == RegionLevel::Grid && c.code.contains(&g.code))
+                .filter(|g| g.boundary.is_some())
+                .collect();
+            let rings = grids.iter().filter_map(|g| g.boundary.as_deref());
+            let projection = Projection::fit_width(rings, PICK_WIDTH)?;
+            Some((c, grids, projection))
+        })
+        .collect();
+    html! {
+        @if !maps.is_empty() {
+            label for="mapc" { "或在地图上点选位置" }
+            select #mapc {
+                option value="" { "选择社区，显示网格地图" }
+                @for (c, _, _) in &maps { option value=(c.code.as_str()) { (c.name) } }
+            }
+            @for (c, grids, pr) in &maps {
+                div.pick hidden data-community=(c.code.as_str()) {
+                    svg width="100%" viewBox=(format!("0 0 {:.0} {:.0}", pr.width(), pr.height()))
+                        data-w=(pr.west) data-n=(pr.north) data-k=(format!("{:.3}", pr.scale))
+                        data-s=(format!("{:.6}", pr.shrink)) {
+                        @for g in grids {
+                            @if let Some(ring) = &g.boundary {
+                                path d=(pr.ring(ring, 0)) data-grid=(g.code.as_str()) {}
+                            }
+                        }
+                        circle r="5" fill="#c81e1e" visibility="hidden" {}
+                    }
+                    p.hint { "点击问题所在的网格，在其中选定位置。" }
+                }
+            }
+        }
+    }
+}
 
 /// The `script-src` source of [`SCRIPT`] for the Content-Security-Policy.
 pub(crate) fn script_hash() -> &'static str {
@@ -133,6 +206,7 @@ pub(crate) fn report_fields(dir: &Directory, f: &ReportForm, locate: bool) -> Ma
                 @if f.lat.is_empty() { "定位后自动确定所在网格；无法定位时请在下面选择。" }
                 @else { "已定位" }
             }
+            (pick_maps(dir))
         }
         label for="grid" { @if locate { "或" } "选择所在社区和网格" }
         select #grid name="grid" {
@@ -265,4 +339,33 @@ pub(crate) fn progress(code: &str, p: &PublicProgress, flash: Option<&(bool, Str
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sample directory's maps fit the budget: one per community with grid
+    /// boundaries, each grid a shape naming its code, with whole-unit coordinates.
+    #[test]
+    fn the_maps_of_grids_fit_the_page_budget() {
+        let dir = Directory::from_json(crate::SAMPLE_DIRECTORY).unwrap();
+        let maps = pick_maps(&dir).into_string();
+        assert!(!maps.is_empty() && maps.len() <= PICK_BUDGET, "{}", maps.len());
+        let communities = dir
+            .regions()
+            .iter()
+            .filter(|r| r.level == RegionLevel::Community)
+            .count();
+        assert_eq!(maps.matches("<div class=\"pick\"").count(), communities);
+        assert_eq!(
+            maps.matches("<path d=\"M").count(),
+            dir.regions()
+                .iter()
+                .filter(|r| r.level == RegionLevel::Grid && r.boundary.is_some())
+                .count()
+        );
+        assert!(maps.contains("data-grid=\"339901001001002\""));
+        assert!(!maps.contains(".0,") && !maps.contains("http"));
+    }
 }
