@@ -351,7 +351,11 @@ mod tests {
     fn the_maps_of_grids_fit_the_page_budget() {
         let dir = Directory::from_json(crate::SAMPLE_DIRECTORY).unwrap();
         let maps = pick_maps(&dir).into_string();
-        assert!(!maps.is_empty() && maps.len() <= PICK_BUDGET, "{}", maps.len());
+        assert!(
+            !maps.is_empty() && maps.len() <= PICK_BUDGET,
+            "{}",
+            maps.len()
+        );
         let communities = dir
             .regions()
             .iter()
