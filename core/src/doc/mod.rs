@@ -139,9 +139,7 @@ impl DocContent {
                 .iter()
                 .flat_map(|i| DocPhoto::entry(i.photo.as_ref(), &i.by))
                 .collect(),
-            DocContent::Patrol(_) | DocContent::Person(_) | DocContent::Adjustment(_) => {
-                Vec::new()
-            }
+            DocContent::Patrol(_) | DocContent::Person(_) | DocContent::Adjustment(_) => Vec::new(),
         }
     }
 

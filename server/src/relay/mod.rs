@@ -21,9 +21,7 @@ pub mod resident;
 pub mod store;
 mod upstream;
 
-pub use console::{
-    ConsoleUser, DeviceView, DraftOutcome, TileUrl, PASSWORD_CHARS, SESSION_HOURS,
-};
+pub use console::{ConsoleUser, DeviceView, DraftOutcome, TileUrl, PASSWORD_CHARS, SESSION_HOURS};
 pub use directory::{DirectoryEdit, RuleEdit};
 pub use enroll::{Caller, TokenRotation, ENROLLMENT_HOURS, RETIRED_TOKEN_DAYS};
 pub use erase::{erasable, ErasureReason};
