@@ -25,8 +25,6 @@ use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use gridsync_core::PhotoHash;
-
 use super::bad_links::compare;
 use super::phone_killed::{unaccounted_changes, Acked};
 use super::{
@@ -143,21 +141,16 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     let engines = [Some(phone_engine)];
     let indexed: Vec<(usize, Acked)> = acked.iter().map(|w| (0, w.clone())).collect();
     let docs_compared = compare(&mut report, &engines, &indexed, &observer);
-    // `compare` counted what is missing now; a write missing after a round but back
-    // by the end was lost all the same.
+    // `compare` counted what is missing at the end; of the rest, a write missing
+    // after a round (back by the end) or a photo without its bytes is lost too.
     for (i, w) in acked.iter().enumerate() {
-        if lost_on_phone.contains(&i) {
+        let held = engines[0].as_ref().is_some_and(|e| w.held_by(e, false));
+        if held
+            && w.held_by(&observer, false)
+            && (lost_on_phone.contains(&i) || w.bytes_missing_on(&observer))
+        {
+            eprintln!("disk_full: lost after a round or without its bytes: {w:?}");
             report.lost += 1;
-            continue;
-        }
-        if let Acked::Photo(_, h) = w {
-            let fetched = h
-                .parse::<PhotoHash>()
-                .is_ok_and(|h| observer.fetch_photo(&h).is_ok());
-            if !fetched {
-                eprintln!("disk_full: photo bytes not on the relay: {w:?}");
-                report.lost += 1;
-            }
         }
     }
     relay.kill();

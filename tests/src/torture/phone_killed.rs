@@ -83,6 +83,21 @@ impl Acked {
     }
 }
 
+impl Acked {
+    /// A photo attached on the relay's copy (read through `relay`, a phone of the
+    /// dispatcher) whose bytes the relay does not give. False for anything else: a
+    /// missing attachment is the attachment check's to count.
+    pub fn bytes_missing_on(&self, relay: &Engine) -> bool {
+        let Acked::Photo(_, hash) = self else {
+            return false;
+        };
+        self.held_by(relay, false)
+            && !hash
+                .parse::<PhotoHash>()
+                .is_ok_and(|h| relay.fetch_photo(&h).is_ok())
+    }
+}
+
 /// Local changes (by this device's actor) that are neither in the outbox (pending
 /// or acknowledged) nor among the changes the relay refused.
 pub fn unaccounted_changes(phone: &PhoneId, engine: &Engine) -> Result<u64, String> {
