@@ -593,3 +593,90 @@ fn only_a_leader_adjusts_points_and_the_adjustment_reaches_the_workers_phone() {
         vec![(5, "协助处置火情", DISPATCHER)]
     );
 }
+
+/// The directory with `user` placed anew.
+fn moved(relay: &SimRelay, user: &str, role: &str, region: &str) -> String {
+    let mut directory: serde_json::Value =
+        serde_json::from_str(&relay.relay.engine().directory_json().unwrap()).unwrap();
+    let users = directory["users"].as_array_mut().unwrap();
+    let entry = users.iter_mut().find(|u| u["id"] == user).unwrap();
+    entry["region"] = region.into();
+    entry["role"] = role.into();
+    directory.to_string()
+}
+
+#[test]
+fn a_moved_workers_former_grid_is_hers_only_until_her_phone_hears_of_the_move() {
+    let relay = SimRelay::new();
+    let dir = tempfile::tempdir().unwrap();
+    // Two phones of hers: one hears of the move, the other is still offline.
+    let heard = relay.enroll(WORKER, dir.path());
+    let offline = relay.enroll(WORKER, dir.path());
+    let id = heard.report_case(leak()).unwrap();
+    heard.sync().unwrap();
+    offline.sync().unwrap();
+    let last = heard.get_case(&id).unwrap().doc.timeline[0].id.clone();
+    let handled = Entry {
+        id: "offline-handling".into(),
+        after: Some(last),
+        actor: WORKER.parse().unwrap(),
+        role: Role::GridWorker,
+        at: chrono::Utc::now(),
+        action: Action::SelfHandle {
+            result: "已处理".into(),
+        },
+    };
+    // The same work in her old grid from each phone (kept aside, as a tampered
+    // app would push it whenever it liked).
+    let from_heard = forged_entry(&heard, &id, handled.clone());
+    let from_offline = forged_entry(&offline, &id, handled);
+
+    relay
+        .relay
+        .import_directory(&moved(&relay, WORKER, "grid_worker", "339901002001002"))
+        .unwrap();
+    assert!(heard.sync().unwrap().directory_updated);
+    // Its next pull says it holds that revision (an answer lost on the way would
+    // not count).
+    heard.sync().unwrap();
+    // From the phone that holds the revision that moved her: her old grid is no
+    // longer hers.
+    let r = push_raw(&heard, &id, from_heard);
+    assert_eq!(r.status, ChangeStatus::Rejected);
+    assert!(r.reason.unwrap().contains("outside your scope"));
+    // From the phone that has not heard: what it did there still arrives.
+    let r = push_raw(&offline, &id, from_offline);
+    assert_eq!(r.status, ChangeStatus::Accepted, "{:?}", r.reason);
+}
+
+#[test]
+fn a_new_role_counts_at_once_with_no_grace() {
+    let relay = SimRelay::new();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = relay.enroll(WORKER, dir.path());
+    let dispatcher = relay.enroll(DISPATCHER, dir.path());
+    let id = worker.report_case(leak()).unwrap();
+    worker.sync().unwrap();
+    dispatcher.sync().unwrap();
+    let last = dispatcher.get_case(&id).unwrap().doc.timeline[0].id.clone();
+    let accept = forged_entry(
+        &dispatcher,
+        &id,
+        Entry {
+            id: "accept-after-demotion".into(),
+            after: Some(last),
+            actor: DISPATCHER.parse().unwrap(),
+            role: Role::CommunityDispatcher,
+            at: chrono::Utc::now(),
+            action: Action::Accept,
+        },
+    );
+    // The community dispatcher becomes a grid worker of one of its grids; her
+    // phone has not heard of it, but a dispatcher's acceptance is refused now.
+    relay
+        .relay
+        .import_directory(&moved(&relay, DISPATCHER, "grid_worker", "339901001001002"))
+        .unwrap();
+    let r = push_raw(&dispatcher, &id, accept);
+    assert_eq!(r.status, ChangeStatus::Rejected, "{:?}", r.reason);
+}

@@ -463,3 +463,103 @@ fn the_district_changes_its_rules_and_names_in_the_console_and_phones_follow() {
         Some(5)
     );
 }
+
+#[test]
+fn a_town_administrator_changes_only_her_towns_people_and_no_district_rules() {
+    const TOWN_ADMIN: &str = "admin-339901001";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let server = start(&data);
+    // The operator adds a town administrator with a directory file.
+    let mut directory: serde_json::Value =
+        serde_json::from_str(gridsync_server::SAMPLE_DIRECTORY).unwrap();
+    directory["users"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "id": TOWN_ADMIN, "name": "临江街道管理员", "role": "admin", "region": "339901001",
+        }));
+    let file = dir.path().join("with-town-admin.json");
+    std::fs::write(&file, directory.to_string()).unwrap();
+    admin_ok(&data, &["directory", "import", file.to_str().unwrap()]);
+    // The running server takes it within 2 seconds.
+    set_password(&data, TOWN_ADMIN, PASSWORD);
+    let mut town = Console::new(&server);
+    let started = std::time::Instant::now();
+    while town.sign_in(TOWN_ADMIN, PASSWORD).status != 303 {
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "the new administrator never signed in"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let csrf = town.csrf();
+    let post = |path: &str, form: &[(&str, &str)]| {
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(form);
+        town.post(path, &all)
+    };
+    // Within her town: a worker moved between two of its grids.
+    let moved = post(
+        "/console/directory/user",
+        &[
+            ("user", WORKER),
+            ("role", "grid_worker"),
+            ("region", "339901001001002"),
+        ],
+    );
+    assert_eq!(moved.status, 303, "{}", moved.body);
+    // Not: a handler of a district department (she would see the whole
+    // district's cases of that department), a user into another town, the
+    // district's rules, a whole directory, or its download.
+    for (path, form) in [
+        (
+            "/console/directory/user",
+            vec![
+                ("user", "h-new"),
+                ("name", "新处置员"),
+                ("role", "department_handler"),
+                ("region", "339901001"),
+                ("department", "water"),
+            ],
+        ),
+        (
+            "/console/directory/user",
+            vec![
+                ("user", WORKER),
+                ("role", "grid_worker"),
+                ("region", NEW_GRID),
+            ],
+        ),
+        (
+            "/console/directory/deadline",
+            vec![("category", "*"), ("severity", "*"), ("hours", "1")],
+        ),
+        (
+            "/console/directory/import",
+            vec![("json", gridsync_server::SAMPLE_DIRECTORY)],
+        ),
+    ] {
+        let refused = post(path, &form);
+        assert_eq!(refused.status, 403, "{path} {form:?}: {}", refused.body);
+    }
+    assert_eq!(town.get("/console/directory.json").status, 403);
+    assert!(!town
+        .get("/console/directory")
+        .body
+        .contains("directory.json"));
+
+    // The district's administrator may not create or change administrators by
+    // pasting a whole directory either.
+    let district = signed_in(&server, &data, ADMIN);
+    let csrf = district.csrf();
+    let mut promoted: serde_json::Value =
+        serde_json::from_str(&admin_ok(&data, &["directory", "show"])).unwrap();
+    let users = promoted["users"].as_array_mut().unwrap();
+    users.iter_mut().find(|u| u["id"] == DISPATCHER).unwrap()["role"] = "admin".into();
+    let refused = district.post(
+        "/console/directory/import",
+        &[("csrf", &csrf), ("json", &promoted.to_string())],
+    );
+    assert_eq!(refused.status, 403, "{}", refused.body);
+}

@@ -222,6 +222,7 @@ fn pull(
         max_bytes: 1 << 20,
         ack_page: ack,
         purged: &[],
+        directory: None,
     };
     s.pull(device, vis, &ask, 20).expect("pull")
 }
@@ -461,6 +462,7 @@ fn a_document_dispatched_arrives_whole_and_leaves_when_reassigned(s: &Arc<dyn Re
         max_bytes: 1 << 20,
         ack_page: gone.page,
         purged: &purged,
+        directory: None,
     };
     let after = s.pull(handler, &dept("urban"), &ask, 30).expect("pull");
     assert!(after.purge.is_empty());
@@ -480,6 +482,7 @@ fn pages_split_by_size_and_lose_nothing(s: &Arc<dyn RelayStore>) {
             max_bytes: 450,
             ack_page: ack,
             purged: &[],
+            directory: None,
         };
         let page = s.pull(town, &region(TOWN), &ask, 40).expect("pull");
         assert!(

@@ -156,7 +156,8 @@ pub fn pull_request(state: &PullState, directory: Option<u64>, max_bytes: u64) -
 
 /// Read a pull answer: version and bounds checked, every change through the
 /// checked decoder, a directory update newer than `directory` (what the request
-/// said this replica holds) and a valid directory.
+/// said this replica holds). A directory this build cannot read (a newer
+/// format) is left out and the page applied: the replica keeps the one it has.
 pub fn read_pull(answer: PullResponse, directory: Option<u64>) -> Result<PulledPage, SyncError> {
     check_version(answer.v)?;
     if answer.changes.len() > MAX_CHANGES_PER_MESSAGE
@@ -547,7 +548,7 @@ mod tests {
     }
 
     #[test]
-    fn a_directory_update_must_be_newer_and_valid() {
+    fn a_directory_update_must_be_newer_and_one_this_build_reads() {
         let answer = |revision, json: &str| PullResponse {
             v: PROTOCOL_VERSION,
             changes: vec![],
@@ -566,15 +567,18 @@ mod tests {
         let sample = include_str!("../../data/sample-directory.json");
         let page = read_pull(answer(3, sample), Some(2)).unwrap();
         assert_eq!(page.directory.map(|d| d.revision), Some(3));
-        for (revision, held, json) in [(2, Some(2), sample), (3, None, sample), (3, Some(2), "{}")]
-        {
+        for (revision, held) in [(2, Some(2)), (3, None)] {
             assert!(
                 matches!(
-                    read_pull(answer(revision, json), held),
+                    read_pull(answer(revision, sample), held),
                     Err(SyncError::Protocol(_))
                 ),
                 "revision {revision} over {held:?}"
             );
         }
+        // One this build cannot read is left out; the page still applies.
+        let page = read_pull(answer(3, "{\"format\": \"next\"}"), Some(2)).unwrap();
+        assert!(page.directory.is_none());
+        assert_eq!(page.next.cursor, 1);
     }
 }

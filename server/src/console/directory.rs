@@ -213,8 +213,8 @@ async fn show(State(state): State<AppState>, headers: HeaderMap, who: ConsoleUse
     let whole = who.user.region.level() == RegionLevel::District;
     let body = html! {
         h2 { (w.title) }
-        p { (w.revision) " " strong id="revision" { (revision) } " · "
-            a href="/console/directory.json" download="directory.json" { (w.download) } }
+        p { (w.revision) " " strong id="revision" { (revision) }
+            @if whole { " · " a href="/console/directory.json" download="directory.json" { (w.download) } } }
         @if upstream {
             p id="upstream-note" { (w.upstream_note) }
         } @else {
@@ -376,10 +376,11 @@ fn by_name(dir: &Directory, id: &str) -> String {
         .unwrap_or_else(|| id.to_owned())
 }
 
-/// The directory in force, for an administrator to edit offline and import.
+/// The directory in force, for an administrator of the district to edit
+/// offline and import (it holds every region's staff contacts).
 async fn download(State(state): State<AppState>, headers: HeaderMap, who: ConsoleUser) -> Response {
     let lang = lang(&headers);
-    if !may_edit(&who) {
+    if !may_edit(&who) || who.user.region.level() != RegionLevel::District {
         return failure(lang, Some(&who), &refused());
     }
     match blocking(&state, |r| {

@@ -204,6 +204,8 @@ impl Relay {
         let _slot = SignInSlot::take(&self.sign_ins, MAX_SIGN_INS).ok_or(RelayError::Busy(
             "too many sign-ins at once; try again shortly",
         ))?;
+        // Who she is now: the newest directory revision's.
+        self.refresh_directory_now_and_then()?;
         let user: Option<UserId> = user.trim().parse().ok();
         let account = match &user {
             Some(u) => self
@@ -247,6 +249,7 @@ impl Relay {
         if token.is_empty() || token.len() > 128 {
             return Err(expired());
         }
+        self.refresh_directory_now_and_then()?;
         let (user, csrf) = self
             .store
             .session(&sha256(token), Utc::now().timestamp_millis())
@@ -334,7 +337,7 @@ impl Relay {
         // A draft goes through the checked decoder like any change from outside.
         let answer = self.push_as(
             who.device,
-            &Trust::Device(&who.user),
+            &Trust::Device(&who.user, Vec::new()),
             decode_incoming(vec![WireChange {
                 doc: id.clone(),
                 bytes,
@@ -498,7 +501,11 @@ impl Relay {
             .into_iter()
             .map(|(doc, bytes)| WireChange { doc, bytes })
             .collect();
-        let answer = self.push_as(device, &Trust::Device(user), decode_incoming(changes))?;
+        let answer = self.push_as(
+            device,
+            &Trust::Device(user, Vec::new()),
+            decode_incoming(changes),
+        )?;
         Ok(answer
             .results
             .into_iter()

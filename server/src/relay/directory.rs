@@ -28,6 +28,9 @@ const FILE_HASH: &str = "directory_file_sha256";
 const CHECK_EVERY_MS: i64 = 2_000;
 /// Revisions the console lists.
 pub const HISTORY: u32 = 50;
+/// Largest directory stored as a revision: it travels in a pull answer beside a
+/// page of at most 8 MiB, and a client reads 16 MiB at most.
+pub const MAX_REVISION_BYTES: usize = 4 * 1024 * 1024;
 /// How long after a revision moves a user her phone's work in her former
 /// placement is still taken: what she did offline before she heard of the move
 /// (an offline week at most) arrives rather than being refused.
@@ -41,8 +44,9 @@ pub(super) struct Loaded {
     /// A phone's copy ([`Directory::device_copy`]).
     device_json: Arc<str>,
     /// Where users worked before a revision of the last
-    /// [`FORMER_PLACEMENT_DAYS`] moved them, and until when.
-    former: std::collections::HashMap<UserId, Vec<(User, i64)>>,
+    /// [`FORMER_PLACEMENT_DAYS`] moved them: the entry, until when, and the
+    /// revision that moved them.
+    former: std::collections::HashMap<UserId, Vec<(User, i64, u64)>>,
 }
 
 /// A change made in the console's directory page.
@@ -117,7 +121,12 @@ impl Relay {
     pub(super) fn open_directory(&self, file: Option<&str>) -> Result<(), RelayError> {
         if let Some(json) = file {
             let hash: String = sha256(json).iter().map(|b| format!("{b:02x}")).collect();
-            if self.store.meta(FILE_HASH)?.as_deref() != Some(hash.as_str()) {
+            let changed = self.store.meta(FILE_HASH)?.as_deref() != Some(hash.as_str());
+            if changed && self.refuse_with_upstream().is_err() {
+                tracing::warn!(
+                    "the directory file is ignored: this server keeps its upstream server's directory"
+                );
+            } else if changed {
                 self.refresh_directory()?;
                 // Nodes started together with the same file: one stores it.
                 let after = self.directory_revision();
@@ -179,10 +188,14 @@ impl Relay {
     fn load(&self, revision: u64, json: &str) -> Result<(), RelayError> {
         let device_json = Directory::device_copy(json).map_err(RelayError::internal)?;
         let since = chrono::Utc::now().timestamp_millis() - FORMER_PLACEMENT_DAYS * DAY_MS;
-        let mut former: std::collections::HashMap<UserId, Vec<(User, i64)>> = Default::default();
-        for (user, entry, until) in self.store.former_placements(since)? {
+        let mut former: std::collections::HashMap<UserId, Vec<(User, i64, u64)>> =
+            Default::default();
+        for (user, entry, until, moved_by) in self.store.former_placements(since)? {
             match serde_json::from_str::<User>(&entry) {
-                Ok(entry) => former.entry(user).or_default().push((entry, until)),
+                Ok(entry) => former
+                    .entry(user)
+                    .or_default()
+                    .push((entry, until, moved_by)),
                 Err(e) => tracing::error!(error = %e, "a stored former placement does not read"),
             }
         }
@@ -212,30 +225,37 @@ impl Relay {
     }
 
     /// Where `user` worked before a revision of the last
-    /// [`FORMER_PLACEMENT_DAYS`] moved her: a push of hers that her placement
+    /// [`FORMER_PLACEMENT_DAYS`] moved her to another region — same role, same
+    /// department: a new role counts at once — as far as her device, which holds
+    /// revision `held`, has not heard of it: a push of hers that her placement
     /// now refuses is checked against these too.
-    pub(super) fn former_placements(&self, user: &UserId) -> Vec<User> {
+    pub(super) fn former_placements(&self, user: &User, held: u64) -> Vec<User> {
         let since = chrono::Utc::now().timestamp_millis() - FORMER_PLACEMENT_DAYS * DAY_MS;
         self.directory_loaded
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
-            .and_then(|l| l.former.get(user))
+            .and_then(|l| l.former.get(&user.id))
             .map(|f| {
                 f.iter()
-                    .filter(|(_, until)| *until >= since)
-                    .map(|(u, _)| u.clone())
+                    .filter(|(was, until, moved_by)| {
+                        *until >= since
+                            && *moved_by > held
+                            && (was.role, &was.department) == (user.role, &user.department)
+                    })
+                    .map(|(was, _, _)| was.clone())
                     .collect()
             })
             .unwrap_or_default()
     }
 
     /// What a pull answers a device that holds revision `held`: the newest, if
-    /// newer — the whole for a downstream relay, a phone's copy for a phone.
+    /// newer — for a downstream relay of `relay` (its region) the whole without
+    /// the staff contacts of other regions, a phone's copy for a phone.
     pub(super) fn directory_update(
         &self,
         held: Option<u64>,
-        relay: bool,
+        relay: Option<&RegionCode>,
     ) -> Option<DirectoryUpdate> {
         let held = held?;
         let loaded = self
@@ -243,12 +263,19 @@ impl Relay {
             .read()
             .unwrap_or_else(|e| e.into_inner());
         let loaded = loaded.as_ref().filter(|l| l.revision > held)?;
+        let json = match relay {
+            Some(region) => match relay_copy(&loaded.json, region) {
+                Ok(json) => json,
+                Err(e) => {
+                    tracing::error!(error = %e, "the directory for a downstream relay");
+                    return None;
+                }
+            },
+            None => loaded.device_json.to_string(),
+        };
         Some(DirectoryUpdate {
             revision: loaded.revision,
-            json: match relay {
-                true => loaded.json.to_string(),
-                false => loaded.device_json.to_string(),
-            },
+            json,
         })
     }
 
@@ -262,11 +289,28 @@ impl Relay {
         note: &str,
         after: u64,
     ) -> Result<Option<u64>, RelayError> {
+        if json.len() > MAX_REVISION_BYTES {
+            return Err(RelayError::bad_request(format!(
+                "the directory is {} bytes; a revision has at most {MAX_REVISION_BYTES}",
+                json.len()
+            )));
+        }
         let new = Directory::from_json(json).map_err(|e| RelayError::bad_request(e.to_string()))?;
         let _one_at_a_time = self
             .directory_writes
             .lock()
             .unwrap_or_else(|e| e.into_inner());
+        // The same directory again (a retried import, an upstream round cut
+        // short) is no new revision.
+        if let Some(loaded) = self
+            .directory_loaded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|l| l.revision == after && *l.json == *json)
+        {
+            return Ok(Some(loaded.revision));
+        }
         // Whom it moves (another region, role or department, or out): their
         // entries as they were. None at the first revision.
         let mut moved = Vec::new();
@@ -310,6 +354,7 @@ impl Relay {
     /// Import a directory file as a new revision (`gridsync admin directory
     /// import`): validated, with what changed as its note. Answers its number.
     pub fn import_directory(&self, json: &str) -> Result<u64, RelayError> {
+        self.refuse_with_upstream()?;
         self.refresh_directory()?;
         let after = self.directory_revision();
         let note = self.describe_change(json)?;
@@ -353,11 +398,7 @@ impl Relay {
         if who.user.role != Role::Admin {
             return Err(refused("only administrators change the directory"));
         }
-        if self.upstream().map_err(RelayError::internal)?.is_some() {
-            return Err(refused(
-                "this server keeps its upstream server's directory: change it there",
-            ));
-        }
+        self.refuse_with_upstream()?;
         let scope = access::scope_of(&who.user);
         // Made against the newest revision; stored only if it still is.
         self.refresh_directory()?;
@@ -371,7 +412,26 @@ impl Relay {
                     "only an administrator of the whole district changes its rules or replaces the directory",
                 ));
             }
-            DirectoryEdit::Replace(json) => json,
+            DirectoryEdit::Replace(json) => {
+                let admins = |d: &Directory| -> Vec<(String, String)> {
+                    let mut all: Vec<_> = d
+                        .users()
+                        .iter()
+                        .filter(|u| u.role == Role::Admin)
+                        .map(|u| (u.id.to_string(), u.region.to_string()))
+                        .collect();
+                    all.sort();
+                    all
+                };
+                let new = Directory::from_json(&json)
+                    .map_err(|e| RelayError::bad_request(e.to_string()))?;
+                if admins(&dir) != admins(&new) {
+                    return Err(refused(
+                        "administrators are placed with the command line (a directory file)",
+                    ));
+                }
+                json
+            }
             DirectoryEdit::Rule(rule) => edit_rule(&current, &rule)?,
             DirectoryEdit::PlaceUser {
                 id,
@@ -393,6 +453,17 @@ impl Relay {
                 }
                 if existing.is_none() && name.trim().is_empty() {
                     return Err(RelayError::bad_request("a new user needs a name"));
+                }
+                // A handler sees her department's cases wherever they are: only a
+                // department of the administrator's region, given or taken away.
+                let outside =
+                    |d: &DeptId| !dir.department(d).is_some_and(|d| scope.covers(&d.region));
+                if department.as_ref().is_some_and(outside)
+                    || existing
+                        .and_then(|u| u.department.as_ref())
+                        .is_some_and(outside)
+                {
+                    return Err(refused("the department must be one of your region's"));
                 }
                 place_user(
                     &current,
@@ -417,6 +488,18 @@ impl Relay {
         };
         let note = self.describe_change(&json)?;
         self.store_change(&json, Some(&who.user.id), &note, after)
+    }
+
+    /// A relay that syncs upward keeps its upstream's directory.
+    fn refuse_with_upstream(&self) -> Result<(), RelayError> {
+        if self.upstream().map_err(RelayError::internal)?.is_some() {
+            return Err(RelayError::Forbidden {
+                code: "refused",
+                message: "this server keeps its upstream server's directory: change it there"
+                    .into(),
+            });
+        }
+        Ok(())
     }
 
     /// What `json` changes against the directory in force, in a line (Chinese,
@@ -535,6 +618,23 @@ fn place_user(
         None => fields.remove("department"),
     };
     users.insert(at.unwrap_or(users.len()), user);
+    Ok(file.to_string())
+}
+
+/// The whole directory `json` for a downstream relay of `region`: staff contacts
+/// of users outside its region left out.
+fn relay_copy(json: &str, region: &RegionCode) -> Result<String, RelayError> {
+    let mut file = parse(json)?;
+    for user in list(&mut file, "users")?.iter_mut() {
+        let inside = user
+            .get("region")
+            .and_then(Value::as_str)
+            .and_then(|r| r.parse::<RegionCode>().ok())
+            .is_some_and(|r| region.contains(&r));
+        if let (false, Some(fields)) = (inside, user.as_object_mut()) {
+            fields.remove("contact");
+        }
+    }
     Ok(file.to_string())
 }
 

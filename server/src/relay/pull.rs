@@ -31,6 +31,7 @@ impl Relay {
             max_bytes: req.max_bytes.clamp(1, MAX_PULL_PAGE_BYTES),
             ack_page: req.ack_page,
             purged: &req.purged,
+            directory: req.directory,
         };
         let page = self
             .store
@@ -67,7 +68,7 @@ impl Relay {
                 true => page.erased,
                 false => Vec::new(),
             },
-            directory: self.directory_update(req.directory, device.relay),
+            directory: self.directory_update(req.directory, device.relay.then_some(&user.region)),
         })
     }
 }

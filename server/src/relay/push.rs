@@ -40,8 +40,9 @@ pub(crate) fn decode_incoming(changes: Vec<WireChange>) -> Vec<Incoming> {
 /// How far the changes of one push are checked.
 pub(crate) enum Trust<'a> {
     /// A phone or a console session: every change made on that device, and allowed
-    /// to that user (role, scope, workflow, photos).
-    Device(&'a User),
+    /// to that user (role, scope, workflow, photos) — or to one of her former
+    /// placements given (a phone that has not heard of her move yet).
+    Device(&'a User, Vec<User>),
     /// A downstream relay (a town server): it checked its devices' changes itself
     /// and is trusted for the documents of its region.
     Relay(gridsync_core::RegionCode),
@@ -68,7 +69,10 @@ impl Relay {
         let trust = if device.relay {
             Trust::Relay(user.region.clone())
         } else {
-            Trust::Device(user)
+            Trust::Device(
+                user,
+                self.former_placements(user, device.directory_revision),
+            )
         };
         if !req.erased.is_empty() {
             // Only a relay syncing upward passes erasures on (ADR 0011); a phone
@@ -207,17 +211,11 @@ impl Relay {
         let _pushes = self.store.lock_pushes()?;
         self.catch_up()?;
         let actor = device.actor();
-        // Where a moved user worked until lately: her phone's unsent work there
-        // is still taken for a while (`FORMER_PLACEMENT_DAYS`).
-        let former = match trust {
-            Trust::Device(user) => self.former_placements(&user.id),
-            _ => Vec::new(),
-        };
         let check = |id: &DocId,
                      before: Option<&DocContent>,
                      after: &DocContent,
                      changes: &[Change]| match trust {
-            Trust::Device(user) => {
+            Trust::Device(user, former) => {
                 if changes.iter().any(|c| c.actor_id() != &actor) {
                     return Err("the change was not made on this device".to_owned());
                 }
@@ -257,7 +255,7 @@ impl Relay {
         // Whom the documents' new references must stay with: the sender's scope
         // (a device's user, a downstream relay's region); upstream is trusted.
         let writer = match trust {
-            Trust::Device(user) => Some(gridsync_core::access::scope_of(user)),
+            Trust::Device(user, _) => Some(gridsync_core::access::scope_of(user)),
             Trust::Relay(region) => Some(Scope::Region(region.clone())),
             Trust::Upstream => None,
         };

@@ -814,7 +814,7 @@ impl Relay {
     ) -> Result<(), RelayError> {
         let answer = self.push_as(
             device,
-            &Trust::Device(user),
+            &Trust::Device(user, Vec::new()),
             decode_incoming(vec![WireChange { doc, bytes }]),
         )?;
         match answer.results.into_iter().next() {

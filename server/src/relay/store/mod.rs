@@ -91,6 +91,8 @@ pub struct DeviceRecord {
     /// When its current token was issued (enrollment, or the last rotation), ms
     /// since the epoch.
     pub token_issued_ms: i64,
+    /// The directory revision it said it holds at its last pull (0: none yet).
+    pub directory_revision: u64,
 }
 
 /// Which of a device's tokens a request bore (see `docs/protocol.md`, "Token
@@ -195,6 +197,8 @@ pub struct PullAsk<'a> {
     pub ack_page: u64,
     /// Purges it applied.
     pub purged: &'a [DocId],
+    /// The directory revision it holds, if it said.
+    pub directory: Option<u64>,
 }
 
 /// One revision of the directory (`docs/directory-format.md`, "Revisions").
@@ -278,9 +282,9 @@ pub trait RelayStore: Send + Sync {
         moved: &[(UserId, String)],
         after: u64,
     ) -> StoreResult<Option<u64>>;
-    /// Users' former entries (`(user, entry JSON, until)`) of revisions stored at
-    /// or after `since_ms`.
-    fn former_placements(&self, since_ms: i64) -> StoreResult<Vec<(UserId, String, i64)>>;
+    /// Users' former entries (`(user, entry JSON, until, the revision that moved
+    /// her)`) of revisions stored at or after `since_ms`.
+    fn former_placements(&self, since_ms: i64) -> StoreResult<Vec<(UserId, String, i64, u64)>>;
     /// The number of the newest revision (0: none yet).
     fn directory_revision(&self) -> StoreResult<u64>;
     /// The newest revision and its JSON.
@@ -557,7 +561,9 @@ fn device_vis_args(device: &str, vis: &Visibility, rest: &[Value]) -> Vec<Value>
 }
 
 const DEVICE_COLUMNS: &str = "device_id, user_id, revoked_ms, app_version, last_seen_ms,
-     last_cursor, expires_ms, relay, token_issued_ms";
+     last_cursor, expires_ms, relay, token_issued_ms, directory_revision";
+/// How many columns [`DEVICE_COLUMNS`] names: a query's next column is at this index.
+const DEVICE_COLUMN_COUNT: usize = 10;
 
 fn device_row(r: &Row) -> StoreResult<DeviceRecord> {
     Ok(DeviceRecord {
@@ -570,6 +576,7 @@ fn device_row(r: &Row) -> StoreResult<DeviceRecord> {
         expires_ms: r.int(6)?,
         relay: r.bool(7)?,
         token_issued_ms: r.int(8)?,
+        directory_revision: r.count(9)?,
     })
 }
 
@@ -799,15 +806,15 @@ impl<D: Database> RelayStore for SqlStore<D> {
         })
     }
 
-    fn former_placements(&self, since_ms: i64) -> StoreResult<Vec<(UserId, String, i64)>> {
+    fn former_placements(&self, since_ms: i64) -> StoreResult<Vec<(UserId, String, i64, u64)>> {
         self.read(|tx| {
             tx.rows(
-                "SELECT user_id, user_json, until_ms FROM former_placements
+                "SELECT user_id, user_json, until_ms, revision FROM former_placements
                  WHERE until_ms >= ?1 ORDER BY until_ms",
                 args![since_ms],
             )?
             .iter()
-            .map(|r| Ok((r.parse(0)?, r.text(1)?, r.int(2)?)))
+            .map(|r| Ok((r.parse(0)?, r.text(1)?, r.int(2)?, r.count(3)?)))
             .collect()
         })
     }
@@ -938,7 +945,7 @@ impl<D: Database> RelayStore for SqlStore<D> {
             )
         })?;
         if let Some(r) = live {
-            let kind = if r.bool(9)? {
+            let kind = if r.bool(DEVICE_COLUMN_COUNT)? {
                 TokenKind::Current
             } else {
                 TokenKind::Next
@@ -955,7 +962,7 @@ impl<D: Database> RelayStore for SqlStore<D> {
                 args![&token_hash[..]],
             )?
             .map(|r| {
-                let retired_ms = r.int(9)?;
+                let retired_ms = r.int(DEVICE_COLUMN_COUNT)?;
                 Ok((device_row(&r)?, TokenKind::Retired { retired_ms }))
             })
             .transpose()
@@ -1210,8 +1217,9 @@ impl<D: Database> RelayStore for SqlStore<D> {
                 .collect::<StoreResult<_>>()?;
             fill.page.purge.extend(fill.page.erased.iter().cloned());
             tx.exec(
-                "UPDATE devices SET last_seen_ms = ?2, last_cursor = ?3 WHERE device_id = ?1",
-                args![dev.as_str(), now_ms, cursor],
+                "UPDATE devices SET last_seen_ms = ?2, last_cursor = ?3,
+                 directory_revision = COALESCE(?4, directory_revision) WHERE device_id = ?1",
+                args![dev.as_str(), now_ms, cursor, ask.directory],
             )?;
             Ok(fill.page)
         })

@@ -170,6 +170,7 @@ const MIGRATIONS: &[&str] = &[
         revision  BIGINT NOT NULL
     );
     CREATE INDEX former_placements_until ON former_placements (until_ms);
+    ALTER TABLE devices ADD COLUMN directory_revision BIGINT NOT NULL DEFAULT 0;
 "#,
     r#"
     -- Tiers: refused upward changes and missed photos, as SQLite's eleventh step.

@@ -199,6 +199,10 @@ const MIGRATIONS: &[&str] = &[
         revision  INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX former_placements_until ON former_placements (until_ms);
+    -- The directory revision each device said it holds at its last pull: a
+    -- moved user's device that holds the revision that moved her has heard of
+    -- it, and her former placement no longer counts for it.
+    ALTER TABLE devices ADD COLUMN directory_revision INTEGER NOT NULL DEFAULT 0;
 "#,
     r#"
     -- Tiers: changes the upstream did not store (refused, or deferred and sent
