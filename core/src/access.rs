@@ -226,6 +226,9 @@ pub enum Denied {
     /// A new points adjustment naming someone else as who made it.
     #[error("a points adjustment must be made in your own name")]
     NotAdjuster,
+    /// A new points adjustment whose worker is not a grid worker of its grid.
+    #[error("a points adjustment must name a grid worker of its grid")]
+    NotGridsWorker,
 }
 
 /// Whether `user`'s role reports cases at all (everyone but department handlers:
@@ -489,7 +492,7 @@ pub fn authorize_relayed(
             _ => Err(Denied::NotWorkersPatrol),
         },
         DocContent::Adjustment(a) => match dir.user(&a.by) {
-            Some(u) if check_new_adjustment(u, before, a).is_ok() => Ok(()),
+            Some(u) if check_new_adjustment(u, before, a).is_ok() => check_adjusted_worker(dir, a),
             _ => Err(Denied::Unvouched),
         },
         // Inside the relay's region (checked above), registered and visited by
@@ -525,6 +528,16 @@ pub fn authorize_relayed(
                 NewEntry::Author | NewEntry::NoteOrPhoto => Denied::Unvouched,
             })
         }
+    }
+}
+
+/// Whether the worker a new points adjustment names is a grid worker of its
+/// grid in `dir`: what the relay checks besides [`authorize`], which knows only
+/// the user (an adjustment may not slip into a grid its worker is not in).
+pub fn check_adjusted_worker(dir: &Directory, a: &AdjustmentDoc) -> Result<(), Denied> {
+    match dir.user(&a.worker) {
+        Some(u) if u.role == Role::GridWorker && u.region == a.grid => Ok(()),
+        _ => Err(Denied::NotGridsWorker),
     }
 }
 
@@ -1847,6 +1860,21 @@ mod tests {
             authorize_relayed(&dir, &town, Some(&mine), &changed),
             Err(Denied::AdjustmentRewritten)
         );
+        // W works in grid A: one in grid B naming her slips into another grid.
+        let elsewhere = adj(CD, GRID_B);
+        assert_eq!(authorize(&u(CD), elsewhere.id(), None, &elsewhere), Ok(()));
+        let DocContent::Adjustment(a) = &elsewhere else {
+            unreachable!()
+        };
+        assert_eq!(check_adjusted_worker(&dir, a), Err(Denied::NotGridsWorker));
+        assert_eq!(
+            authorize_relayed(&dir, &town, None, &elsewhere),
+            Err(Denied::NotGridsWorker)
+        );
+        let DocContent::Adjustment(a) = &mine else {
+            unreachable!()
+        };
+        assert_eq!(check_adjusted_worker(&dir, a), Ok(()));
         for (who, sees) in [
             (W, true),
             (W2, false),

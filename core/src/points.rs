@@ -145,17 +145,17 @@ pub(crate) fn adjustments(
         .collect())
 }
 
-/// The month `from`..`to` (`month`) of every grid worker who reported, visited,
-/// inspected or had her points adjusted in `region`'s grids, or of `worker`
-/// only; most points first, then by id. `grid_of` is a grid worker's grid (`None`
-/// for anyone else): an adjustment counts only in the grid of the worker it names.
+/// The month `from`..`to` (`month`) of every grid worker (`is_worker`) who
+/// reported, visited, inspected or had her points adjusted in `region`'s grids,
+/// or of `worker` only; most points first, then by id. An adjustment counts in
+/// the grid it was made in, like a report, also after she moved.
 pub(crate) fn month(
     tx: &Transaction<'_>,
     region: &RegionCode,
     worker: Option<&str>,
     (month, (from, to)): (Month, (DateTime<Utc>, DateTime<Utc>)),
     rules: &PointsRules,
-    grid_of: impl Fn(&str) -> Option<RegionCode>,
+    is_worker: impl Fn(&str) -> bool,
 ) -> Result<Vec<WorkerPoints>> {
     let (lo, hi) = (region.as_str().to_owned(), format!("{region}:"));
     let (from, to) = (from.timestamp_millis(), to.timestamp_millis());
@@ -197,9 +197,9 @@ pub(crate) fn month(
         })?
         .collect::<rusqlite::Result<_>>()?;
     // Grid workers only: a dispatcher's own reports earn no worker points.
-    rows.retain(|w| grid_of(&w.worker).is_some());
+    rows.retain(|w| is_worker(&w.worker));
     for a in adjustments(tx, region, worker, month)? {
-        if grid_of(a.worker.as_str()).as_ref() != Some(&a.grid) {
+        if !is_worker(a.worker.as_str()) {
             continue;
         }
         let at = match rows.iter().position(|w| w.worker == a.worker.as_str()) {

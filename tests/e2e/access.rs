@@ -532,7 +532,8 @@ fn only_a_leader_adjusts_points_and_the_adjustment_reaches_the_workers_phone() {
     let grid = "339901001001001";
     let month = Month::new(2026, 11).unwrap();
     let before = relay.relay.store().log_len().unwrap();
-    for by in [WORKER, DISPATCHER] {
+    // An adjustment as a tampered app on `from` would write it.
+    let forged = |from: &SimDevice<'_>, by: &str, grid: &str| {
         let a = AdjustmentDoc {
             id: DocId::new(DocKind::Adjustment),
             grid: grid.parse().unwrap(),
@@ -544,12 +545,15 @@ fn only_a_leader_adjusts_points_and_the_adjustment_reaches_the_workers_phone() {
             at: chrono::Utc::now(),
         };
         let mut am = Automerge::new();
-        am.set_actor(worker.device.actor());
+        am.set_actor(from.device.actor());
         am.transact(|t| a.write_new(t))
             .map_err(|f| f.error)
             .unwrap();
         let bytes = am.get_last_local_change().unwrap().raw_bytes().to_vec();
-        let r = push_raw(&worker, &a.id, bytes);
+        push_raw(from, &a.id, bytes)
+    };
+    for by in [WORKER, DISPATCHER] {
+        let r = forged(&worker, by, grid);
         assert_eq!(r.status, ChangeStatus::Rejected, "in {by}'s name");
         assert_eq!(
             r.reason,
@@ -558,6 +562,12 @@ fn only_a_leader_adjusts_points_and_the_adjustment_reaches_the_workers_phone() {
             ))
         );
     }
+    // Her dispatcher leads grid 2 as well, but the worker is not in it.
+    let r = forged(&dispatcher, DISPATCHER, "339901001001002");
+    assert_eq!(
+        r.reason.as_deref(),
+        Some("a points adjustment must name a grid worker of its grid")
+    );
     assert_eq!(
         relay.relay.store().log_len().unwrap(),
         before,

@@ -42,12 +42,11 @@ impl Engine {
         let Some(rules) = dir.points_rules() else {
             return Ok(Vec::new());
         };
-        let grid_of = |id: &str| {
+        let is_worker = |id: &str| {
             id.parse()
                 .ok()
                 .and_then(|id| dir.user(&id))
-                .filter(|u| u.role == Role::GridWorker)
-                .map(|u| u.region.clone())
+                .is_some_and(|u| u.role == Role::GridWorker)
         };
         let worker = (user.role == Role::GridWorker).then(|| user.id.as_str().to_owned());
         match registry_region_of(user, region)? {
@@ -58,7 +57,7 @@ impl Engine {
                     worker.as_deref(),
                     (month, bounds),
                     &rules,
-                    grid_of,
+                    is_worker,
                 )
             }),
             None => Ok(Vec::new()),
