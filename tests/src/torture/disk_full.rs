@@ -1,7 +1,8 @@
 //! Scenario 3 of the issue, disk full and I/O errors, first on the phone, then on
 //! the relay. The full disk is a file size cap: RLIMIT_FSIZE set on the running
-//! process with `prlimit` a little above the largest file it has (SIGXFSZ ignored,
-//! so a write past the cap fails with `EFBIG` instead of killing it). No root, no
+//! process with `prlimit`, 64 KiB past the end of its database's WAL once that was
+//! checkpointed and truncated (SIGXFSZ ignored, so a write past the cap fails with
+//! `EFBIG` instead of killing it). No root, no
 //! mount: the real binaries' real writes are refused by the kernel. Lifting the cap
 //! is space returning, without a restart.
 //!
@@ -28,11 +29,11 @@ use std::time::{Duration, Instant};
 use super::bad_links::compare;
 use super::phone_killed::{unaccounted_changes, Acked};
 use super::{
-    cap_file_size, drain, enroll_phone, integrity_check, largest_file, panics_in, sqlite_integrity,
+    cap_file_size, drain, enroll_phone, integrity_check, open_raw, panics_in, sqlite_integrity,
     Level, PhoneId, RelayProcess, Report, Rng, DISPATCHER, WORKER,
 };
 
-/// How far above the largest file the cap is set: a few writes still fit.
+/// How far past the end of the truncated WAL the cap is set: a few writes still fit.
 const HEADROOM: u64 = 64 * 1024;
 /// The phone's operations per round.
 const OPS: u64 = 400;
@@ -101,8 +102,26 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
                 continue;
             };
             let (cap_pid, cap) = match full {
-                Full::Phone => (child.id(), phone_files_largest(&phone) + HEADROOM),
-                Full::Relay => (relay.child.id(), relay_files_largest(&data, &relay_log)),
+                Full::Phone => (
+                    child.id(),
+                    open_raw(&phone).map(|c| cap_after_checkpoint(&c, &phone.db)),
+                ),
+                Full::Relay => {
+                    // The relay's log is capped too: start it empty (its panics so
+                    // far counted), so a panic while full still fits.
+                    report.panics += panics_in(&relay_log);
+                    let _ = std::fs::File::create(&relay_log);
+                    let db = data.join("relay.db");
+                    let conn = rusqlite::Connection::open(&db).map_err(|e| e.to_string());
+                    (
+                        relay.child.id(),
+                        conn.map(|c| cap_after_checkpoint(&c, &db)),
+                    )
+                }
+            };
+            let Ok(cap) = cap else {
+                report.broken += 1;
+                continue;
             };
             counts.cap_kib_max = counts.cap_kib_max.max(cap / 1024);
             round(child, full, cap_pid, cap, &mut acked, &mut counts);
@@ -178,25 +197,25 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     report
 }
 
-/// The largest file of the phone's (closed) database and photos.
-fn phone_files_largest(phone: &PhoneId) -> u64 {
-    let parent = phone.db.parent().unwrap_or(Path::new("."));
-    let name = phone.db.file_name().unwrap_or_default().to_string_lossy();
-    std::fs::read_dir(parent)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(&*name))
-                .map(|e| largest_file(&e.path()))
-                .max()
-                .unwrap_or(0)
-        })
-        .unwrap_or(0)
-}
-
-/// The relay's cap: above the largest file of its data folder and of its log (which
-/// it writes too, and where a panic must still fit).
-fn relay_files_largest(data: &Path, log: &Path) -> u64 {
-    largest_file(data).max(largest_file(log)) + HEADROOM
+/// The cap for a process that writes the database `db` (opened by `conn`): its WAL
+/// checkpointed into the database and truncated, then [`HEADROOM`]. The cap is an
+/// offset: a write past it fails in any file, so the next pages of WAL fit and then
+/// nothing; a cap above the largest file would leave a WAL that had just restarted
+/// megabytes of room.
+fn cap_after_checkpoint(conn: &rusqlite::Connection, db: &Path) -> u64 {
+    let _ = conn.busy_timeout(Duration::from_secs(2));
+    for _ in 0..20 {
+        let busy: i64 = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .unwrap_or(1);
+        if busy == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(wal).map_or(0, |m| m.len()) + HEADROOM
 }
 
 /// One round: the workload runs, the cap goes on as it starts and comes off once
@@ -224,7 +243,7 @@ fn round(
         }
     });
     let deadline = Instant::now() + ROUND_LIMIT;
-    let (mut capped, mut failures, mut done) = (false, 0u64, false);
+    let (mut capped, mut failures, mut done, mut saw_cap) = (false, 0u64, false, false);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let Ok(line) = rx.recv_timeout(left) else {
@@ -258,8 +277,12 @@ fn round(
             continue;
         }
         let storage = kind == "storage" || kind == "io";
-        // The phone's own cap, as it read it when the operation began.
-        let phone_capped = full == Full::Phone && fsize == format!("fsize={cap}");
+        // The phone's own cap, as it read it when the operation began; until a line
+        // shows the phone has seen it, an operation that began just before the cap
+        // went on may fail under it.
+        let under_cap = fsize == format!("fsize={cap}");
+        saw_cap |= under_cap;
+        let phone_capped = full == Full::Phone && (under_cap || (capped && !saw_cap));
         let relay_answer = kind == "network" || kind.starts_with("refused:");
         if phone_capped || (capped && full == Full::Relay) {
             let clear = match full {

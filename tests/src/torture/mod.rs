@@ -219,24 +219,6 @@ pub fn cap_file_size(pid: u32, bytes: Option<u64>) -> std::io::Result<()> {
     }
 }
 
-/// The size of the largest file under `path` (0 for none).
-pub fn largest_file(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if !meta.is_dir() {
-        return meta.len();
-    }
-    std::fs::read_dir(path)
-        .map(|d| {
-            d.flatten()
-                .map(|e| largest_file(&e.path()))
-                .max()
-                .unwrap_or(0)
-        })
-        .unwrap_or(0)
-}
-
 /// A `gridsync serve` child on a loopback port; SIGKILLed when dropped.
 pub struct RelayProcess {
     /// The process.
