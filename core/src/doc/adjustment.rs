@@ -6,7 +6,7 @@
 
 use automerge::transaction::Transactable;
 use automerge::{AutomergeError, ReadDoc, ROOT};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 
 use super::{
     check_len, check_root, opt_i64, put_root, req_parse, req_str, req_time, schema_err, time_value,
@@ -48,21 +48,6 @@ impl Month {
             return Err("a month is 1 to 12 of a year from 2000 to 2099".into());
         }
         Ok(Month { year, month })
-    }
-
-    /// Its year.
-    pub fn year(self) -> i32 {
-        self.year
-    }
-
-    /// Its month, 1–12.
-    pub fn month(self) -> u32 {
-        self.month
-    }
-
-    /// Its first day.
-    pub fn first_day(self) -> NaiveDate {
-        NaiveDate::from_ymd_opt(self.year, self.month, 1).unwrap_or_default()
     }
 }
 
