@@ -19,6 +19,7 @@ use gridsync_tests::s3::{Moto, ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 use tempfile::TempDir;
 
 use crate::sockets::{enroll_on, start_with_env, Server};
+use crate::tiers::eventually;
 use crate::workflow::{leak, DISPATCHER, HANDLER, WORKER};
 
 const NODES: usize = 3;
@@ -742,27 +743,18 @@ fn a_directory_revision_imported_beside_the_nodes_is_in_force_on_every_node() {
 
     // Within seconds every node serves it: her phone, pushing and pulling through
     // the other nodes, hears of the move and loses her old grid's case.
-    let started = Instant::now();
     let mut updated = false;
-    while worker.me().unwrap().region.as_str() != "339901002001002" {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the revision never reached the nodes"
-        );
-        std::thread::sleep(Duration::from_millis(300));
+    eventually("the revision reaches the nodes", || {
         updated |= cluster.sync(&worker, 1, 2).unwrap().directory_updated;
-    }
+        worker.me().unwrap().region.as_str() == "339901002001002"
+    });
     assert!(updated);
-    // Through the node that did not answer her yet, too (it looks for a newer
-    // revision every 2 seconds).
-    while !worker.doc_ids().unwrap().is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "her old grid's case never left"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-        cluster.sync(&worker, 2, 1).unwrap();
-    }
+    // Through the node that served her before the import, too (it looks for a
+    // newer revision every 2 seconds).
+    eventually("her old grid's case leaves", || {
+        cluster.sync(&worker, 0, 0).unwrap();
+        worker.doc_ids().unwrap().is_empty()
+    });
     // A node that checks her push uses the new placement too: a report in her new
     // grid is stored through node 1.
     worker.report_case(leak()).unwrap();

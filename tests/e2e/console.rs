@@ -27,6 +27,17 @@ pub(crate) fn set_password(data: &Path, user: &str, password: &str) {
     assert!(child.wait().unwrap().success());
 }
 
+/// The password the tests give console accounts.
+pub(crate) const PASSWORD: &str = "console-2026-test";
+
+/// A console signed in as `user`, her password set first.
+pub(crate) fn signed_in(server: &Server, data: &Path, user: &str) -> Console {
+    set_password(data, user, PASSWORD);
+    let mut console = Console::new(server);
+    assert_eq!(console.sign_in(user, PASSWORD).status, 303);
+    console
+}
+
 /// A browser's view of the console: one session cookie.
 pub(crate) struct Console {
     agent: ureq::Agent,

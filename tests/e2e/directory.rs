@@ -7,21 +7,14 @@
 
 use gridsync_core::{Engine, Status};
 
-use crate::console::{set_password, Console};
-use crate::sockets::{enroll, gridsync, start, Server};
+use crate::console::{set_password, signed_in, Console, PASSWORD};
+use crate::sockets::{enroll, gridsync, start};
+use crate::tiers::eventually;
 use crate::workflow::{leak, DISPATCHER, WORKER};
 
 const ADMIN: &str = "admin";
-const PASSWORD: &str = "directory-2026-admin";
 /// A grid in another town.
 const NEW_GRID: &str = "339901002001002";
-
-fn signed_in(server: &Server, data: &std::path::Path, user: &str) -> Console {
-    set_password(data, user, PASSWORD);
-    let mut console = Console::new(server);
-    assert_eq!(console.sign_in(user, PASSWORD).status, 303);
-    console
-}
 
 fn sync(engine: &Engine) -> gridsync_core::sync::SyncReport {
     engine.sync(&mut |_| {}).expect("sync")
@@ -286,12 +279,10 @@ fn the_command_line_imports_a_revision_and_a_restart_keeps_console_edits() {
     // The running server's phones see the imported revision within seconds:
     // the worker is back in her first grid.
     let worker = enroll(&data, &server, WORKER, dir.path());
-    let started = std::time::Instant::now();
-    while worker.me().unwrap().region.as_str() != "339901001001001" {
-        assert!(started.elapsed().as_secs() < 20, "the import never arrived");
-        std::thread::sleep(std::time::Duration::from_millis(300));
+    eventually("the import reaches the phone", || {
         sync(&worker);
-    }
+        worker.me().unwrap().region.as_str() == "339901001001001"
+    });
 }
 
 /// Run `gridsync admin --data DATA ARGS…`, answering its standard output.
@@ -340,15 +331,10 @@ fn a_revision_made_at_the_district_reaches_a_town_phone_and_the_town_edits_none(
     assert_eq!(moved.status, 303, "{}", moved.body);
 
     // The town's upstream round adopts it; the town's phone receives it.
-    let started = std::time::Instant::now();
-    while worker.me().unwrap().region.as_str() != "339901001001002" {
-        assert!(
-            started.elapsed().as_secs() < 30,
-            "the revision never came down"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(300));
+    eventually("the revision comes down to the town's phone", || {
         sync(&worker);
-    }
+        worker.me().unwrap().region.as_str() == "339901001001002"
+    });
     let history = admin_ok(&town_data, &["directory", "history"]);
     assert!(history.contains("上级下发"), "{history}");
 
@@ -485,14 +471,9 @@ fn a_town_administrator_changes_only_her_towns_people_and_no_district_rules() {
     // The running server takes it within 2 seconds.
     set_password(&data, TOWN_ADMIN, PASSWORD);
     let mut town = Console::new(&server);
-    let started = std::time::Instant::now();
-    while town.sign_in(TOWN_ADMIN, PASSWORD).status != 303 {
-        assert!(
-            started.elapsed().as_secs() < 20,
-            "the new administrator never signed in"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
+    eventually("the new administrator signs in", || {
+        town.sign_in(TOWN_ADMIN, PASSWORD).status == 303
+    });
     let csrf = town.csrf();
     let post = |path: &str, form: &[(&str, &str)]| {
         let mut all = vec![("csrf", csrf.as_str())];

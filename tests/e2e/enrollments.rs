@@ -8,8 +8,8 @@
 use gridsync_core::sync::{self, EnrollmentLink, HttpTransport, SyncError};
 use gridsync_core::DeviceId;
 
-use crate::console::{set_password, Console};
-use crate::sockets::{start_with, Server};
+use crate::console::{set_password, signed_in, Console, PASSWORD};
+use crate::sockets::start_with;
 use crate::workflow::WORKER;
 
 const COMMUNITY: &str = "339901001001";
@@ -17,7 +17,6 @@ const COMMUNITY: &str = "339901001001";
 const TOWN_ADMIN: &str = "admin-339901001";
 /// The district's administrator, in the sample directory.
 const ADMIN: &str = "admin";
-const PASSWORD: &str = "enroll-2026-town";
 
 /// The sample directory with 300 more grids (and a worker in each) in one
 /// community: a district's rollout in miniature.
@@ -43,13 +42,6 @@ fn big_directory(path: &std::path::Path) {
     regions.splice(at + 1..at + 1, grids);
     file["users"].as_array_mut().unwrap().extend(workers);
     std::fs::write(path, file.to_string()).unwrap();
-}
-
-fn signed_in(server: &Server, data: &std::path::Path, user: &str) -> Console {
-    set_password(data, user, PASSWORD);
-    let mut console = Console::new(server);
-    assert_eq!(console.sign_in(user, PASSWORD).status, 303);
-    console
 }
 
 /// Each card's enrollment link, from the sheet.

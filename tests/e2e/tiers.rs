@@ -43,7 +43,7 @@ fn admin(data: &std::path::Path, args: &[&str]) -> String {
 }
 
 /// Wait (bounded) until `done` holds.
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
         assert!(

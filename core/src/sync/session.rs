@@ -175,20 +175,17 @@ pub fn read_pull(answer: PullResponse, directory: Option<u64>) -> Result<PulledP
             "a new token that cannot be a token".into(),
         ));
     }
-    if let Some(update) = &answer.directory {
-        if directory.is_none_or(|held| update.revision <= held) {
+    let update = match answer.directory {
+        Some(update) if directory.is_none_or(|held| update.revision <= held) => {
             return Err(SyncError::Protocol(format!(
                 "a directory revision {} that is not newer than the one held",
                 update.revision
             )));
         }
-        Directory::from_json(&update.json).map_err(|e| {
-            SyncError::Protocol(format!(
-                "directory revision {} does not validate: {e}",
-                update.revision
-            ))
-        })?;
-    }
+        Some(update) if Directory::from_json(&update.json).is_ok() => Some(update),
+        // A newer directory format than this build reads: it keeps its own.
+        Some(_) | None => None,
+    };
     let mut changes = Vec::with_capacity(answer.changes.len());
     let mut refused = Vec::new();
     for wire in answer.changes {
@@ -211,7 +208,7 @@ pub fn read_pull(answer: PullResponse, directory: Option<u64>) -> Result<PulledP
         new_token: answer.new_token,
         backlog: answer.backlog.filter(|_| answer.more).unwrap_or_default(),
         erased: answer.erased,
-        directory: answer.directory,
+        directory: update,
     })
 }
 
