@@ -698,3 +698,26 @@ fn posts_from_another_site_are_refused() {
     let (status, _) = post("Origin", &format!("http://{own}"));
     assert_eq!(status, 200);
 }
+
+/// The duplicate-detection entries hold a report's position: one older than the
+/// duplicate window is forgotten when a report is next taken; a fresh one stays.
+#[test]
+fn old_duplicate_entries_and_their_positions_are_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let server = start(&data);
+    let store = gridsync_server::relay::store::open_store(&data, None).unwrap();
+    let two_days_ago = chrono::Utc::now().timestamp_millis() - 2 * 24 * 3600 * 1000;
+    let planted = format!("resident.dup.{}.{GRID}.at", "0".repeat(64));
+    store
+        .set_meta(
+            &planted,
+            &format!("case-00000000000000000000000000000000 {two_days_ago} 30.2741 120.1551"),
+        )
+        .unwrap();
+    let resident = Resident::new(&server);
+    code_of(&resident.report(&leak_here()));
+    let kept = store.metas_with_prefix("resident.dup.", 100).unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_ne!(kept[0].0, planted, "the two-day-old entry is gone");
+}

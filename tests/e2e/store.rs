@@ -603,6 +603,22 @@ fn settings_accounts_and_sessions(s: &Arc<dyn RelayStore>) {
     s.set_metas(&[("x", "1".into()), ("y", "2".into())])
         .expect("set several");
     assert_eq!(s.meta("y").expect("meta").as_deref(), Some("2"));
+    // A prefix is literal: "p." does not match "pxa".
+    s.set_metas(&[
+        ("p.a", "1".into()),
+        ("p.b", "2".into()),
+        ("pxa", "3".into()),
+    ])
+    .expect("set prefixed");
+    let found = s.metas_with_prefix("p.", 10).expect("prefix");
+    assert_eq!(
+        found,
+        [("p.a".into(), "1".into()), ("p.b".into(), "2".into())]
+    );
+    assert_eq!(s.metas_with_prefix("p.", 1).expect("limit").len(), 1);
+    s.delete_metas(&["p.a".into()]).expect("delete");
+    assert_eq!(s.meta("p.a").expect("meta"), None);
+    assert_eq!(s.meta("pxa").expect("meta").as_deref(), Some("3"));
 
     let (d1, d2) = (DeviceId::random(), DeviceId::random());
     assert_eq!(

@@ -71,6 +71,13 @@ pub const CHALLENGE_MS: i64 = 10 * 60 * 1000;
 pub const WORK_BITS: u32 = 16;
 /// Two reports are the same within this window, in milliseconds …
 pub const DUPLICATE_MS: i64 = 24 * 3600 * 1000;
+/// Where the duplicate-detection entries are kept (`meta`): the report's words
+/// hashed, its grid, when, and its position if it had one.
+const DUPLICATE_PREFIX: &str = "resident.dup.";
+/// How often a node forgets the entries older than [`DUPLICATE_MS`].
+const FORGET_EVERY_MS: i64 = 10 * 60 * 1000;
+/// Entries looked at per forgetting (the report limits keep far fewer a day).
+const FORGET_BATCH: u32 = 10_000;
 /// … and this distance, in metres, when both have a position.
 pub const DUPLICATE_METRES: f64 = 300.0;
 
@@ -335,6 +342,8 @@ pub struct Gate {
     secret: OnceLock<[u8; 32]>,
     proxies: std::sync::RwLock<Vec<IpAddr>>,
     in_flight: Arc<AtomicUsize>,
+    /// When this node last forgot old duplicate-detection entries.
+    forgotten_ms: std::sync::atomic::AtomicI64,
 }
 
 /// A report's place among those read and taken at once; given back when dropped.
@@ -357,6 +366,7 @@ impl Default for Gate {
             secret: OnceLock::new(),
             proxies: std::sync::RwLock::new(Vec::new()),
             in_flight: Arc::new(AtomicUsize::new(0)),
+            forgotten_ms: std::sync::atomic::AtomicI64::new(0),
         }
     }
 }
@@ -687,7 +697,7 @@ impl Relay {
         // The same words at the same address, in the same grid; reports with a
         // position and without one are kept apart (only like is compared).
         let dup_key = format!(
-            "resident.dup.{}.{grid}.{}",
+            "{DUPLICATE_PREFIX}{}.{grid}.{}",
             hex(&Sha256::digest(
                 format!(
                     "{category}\n{}\n{}",
@@ -719,6 +729,44 @@ impl Relay {
             point,
             dup_key,
         })
+    }
+
+    /// Remove the duplicate-detection entries older than [`DUPLICATE_MS`] (they
+    /// hold a report's position): at most every [`FORGET_EVERY_MS`] per node, a
+    /// bounded batch at a time, when a report is taken.
+    fn forget_old_duplicate_entries(&self) -> Result<(), RelayError> {
+        let now = Utc::now().timestamp_millis();
+        let last = self.resident.forgotten_ms.load(Ordering::Relaxed);
+        if now - last < FORGET_EVERY_MS
+            || self
+                .resident
+                .forgotten_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return Ok(());
+        }
+        let old: Vec<String> = self
+            .store
+            .metas_with_prefix(DUPLICATE_PREFIX, FORGET_BATCH)
+            .map_err(RelayError::internal)?
+            .into_iter()
+            .filter(|(_, value)| {
+                let at = value.split(' ').nth(1).and_then(|t| t.parse::<i64>().ok());
+                at.is_none_or(|at| now - at > DUPLICATE_MS)
+            })
+            .map(|(key, _)| key)
+            .collect();
+        if !old.is_empty() {
+            self.store
+                .delete_metas(&old)
+                .map_err(RelayError::internal)?;
+            tracing::info!(
+                entries = old.len(),
+                "old duplicate-detection entries forgotten"
+            );
+        }
+        Ok(())
     }
 
     /// The case an earlier, identical report made, if it is recent and near.
@@ -857,6 +905,7 @@ impl Relay {
                 case,
             });
         }
+        self.forget_old_duplicate_entries()?;
         let (user, device) = match author {
             Some((user, device)) => (user.clone(), device),
             None => (

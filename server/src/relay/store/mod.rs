@@ -393,6 +393,11 @@ pub trait RelayStore: Send + Sync {
     fn meta_or_insert(&self, key: &str, value: &str) -> StoreResult<String>;
     /// Set a value of the relay's own settings.
     fn set_meta(&self, key: &str, value: &str) -> StoreResult<()>;
+    /// Settings whose key starts with `prefix` (no `%` or `_` in it), at most
+    /// `limit`, in key order.
+    fn metas_with_prefix(&self, prefix: &str, limit: u32) -> StoreResult<Vec<(String, String)>>;
+    /// Remove settings, in one transaction.
+    fn delete_metas(&self, keys: &[String]) -> StoreResult<()>;
     /// Changes after `cursor` that a device with `vis` may see and did not push
     /// itself, and their bytes: what its next pulls will bring; counted up to
     /// `cap` changes (the scan is the cost).
@@ -1351,6 +1356,27 @@ impl<D: Database> RelayStore for SqlStore<D> {
 
     fn set_meta(&self, key: &str, value: &str) -> StoreResult<()> {
         self.set_metas(&[(key, value.to_owned())])
+    }
+
+    fn metas_with_prefix(&self, prefix: &str, limit: u32) -> StoreResult<Vec<(String, String)>> {
+        self.read(|tx| {
+            tx.rows(
+                "SELECT key, value FROM meta WHERE key LIKE ?1 ORDER BY key LIMIT ?2",
+                args![format!("{prefix}%"), i64::from(limit)],
+            )?
+            .iter()
+            .map(|r| Ok((r.text(0)?, r.text(1)?)))
+            .collect()
+        })
+    }
+
+    fn delete_metas(&self, keys: &[String]) -> StoreResult<()> {
+        self.write(|tx| {
+            for key in keys {
+                tx.exec("DELETE FROM meta WHERE key = ?1", args![key.as_str()])?;
+            }
+            Ok(())
+        })
     }
 
     fn backlog(
