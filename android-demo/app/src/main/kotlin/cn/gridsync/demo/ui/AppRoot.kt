@@ -12,6 +12,7 @@ import androidx.compose.material.icons.Icons
 import androidx.compose.material.icons.automirrored.filled.List
 import androidx.compose.material.icons.filled.Add
 import androidx.compose.material.icons.filled.Place
+import androidx.compose.material.icons.filled.Star
 import androidx.compose.material3.CircularProgressIndicator
 import androidx.compose.material3.Icon
 import androidx.compose.material3.NavigationBar
@@ -36,6 +37,7 @@ import cn.gridsync.demo.logic.CaseListViewModel
 import cn.gridsync.demo.logic.DeviceViewModel
 import cn.gridsync.demo.logic.EnrollViewModel
 import cn.gridsync.demo.logic.PatrolViewModel
+import cn.gridsync.demo.logic.PointsViewModel
 import cn.gridsync.demo.logic.ReportViewModel
 import cn.gridsync.demo.logic.SyncViewModel
 import cn.gridsync.demo.platform.CurrentLocation
@@ -68,6 +70,7 @@ private enum class Tab(val label: Int, val icon: ImageVector) {
     PATROL(R.string.tab_patrol, Icons.Filled.Place),
     REPORT(R.string.tab_report, Icons.Filled.Add),
     CASES(R.string.tab_cases, Icons.AutoMirrored.Filled.List),
+    POINTS(R.string.tab_points, Icons.Filled.Star),
 }
 
 /** Location, and on Android 13+ the patrol's notification: asked for together. */
@@ -78,13 +81,14 @@ private val fieldPermissions: Array<String> =
         arrayOf(Manifest.permission.ACCESS_FINE_LOCATION, Manifest.permission.ACCESS_COARSE_LOCATION)
     }
 
-/** The sync bar on top, three tabs below it, and a case's detail over the tabs. */
+/** The sync bar on top, four tabs below it, and a case's detail over the tabs. */
 @Composable
 private fun FieldScreen(app: GridApp) {
     val context = LocalContext.current
     val patrol = rememberLogic { PatrolViewModel(app.repository, app.recorder, it) }
     val report = rememberLogic { ReportViewModel(app.repository, it) }
     val cases = rememberLogic { CaseListViewModel(app.repository, it) }
+    val points = rememberLogic { PointsViewModel(app.repository, it) }
     val sync = rememberLogic { SyncViewModel(app.repository, app.connectivity, it) }
     val device = rememberLogic { DeviceViewModel(app.repository, it) }
     var tab by rememberSaveable { mutableStateOf(Tab.PATROL) }
@@ -149,6 +153,7 @@ private fun FieldScreen(app: GridApp) {
                     Tab.PATROL -> PatrolScreen(patrol, locationGranted) { askPermissions.launch(fieldPermissions) }
                     Tab.REPORT -> ReportScreen(report, onReported = { tab = Tab.CASES })
                     Tab.CASES -> CaseListScreen(cases, onOpen = { openCase = it })
+                    Tab.POINTS -> PointsScreen(points)
                 }
             }
         }

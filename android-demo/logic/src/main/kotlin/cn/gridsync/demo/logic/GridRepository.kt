@@ -2,6 +2,7 @@ package cn.gridsync.demo.logic
 
 import java.io.File
 import java.security.SecureRandom
+import java.time.YearMonth
 import kotlinx.coroutines.CoroutineDispatcher
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
@@ -13,17 +14,20 @@ import kotlinx.coroutines.withContext
 import uniffi.gridsync_ffi.CaseFilterRecord
 import uniffi.gridsync_ffi.CaseRecord
 import uniffi.gridsync_ffi.CaseSummaryRecord
+import uniffi.gridsync_ffi.DirectoryRecord
 import uniffi.gridsync_ffi.DocumentsObserver
 import uniffi.gridsync_ffi.GridEngine
 import uniffi.gridsync_ffi.GridsyncException
 import uniffi.gridsync_ffi.NewCaseRecord
 import uniffi.gridsync_ffi.PhotoRecord
+import uniffi.gridsync_ffi.PointsAdjustmentRecord
 import uniffi.gridsync_ffi.ServerSecurityRecord
 import uniffi.gridsync_ffi.SyncObserver
 import uniffi.gridsync_ffi.SyncProgress
 import uniffi.gridsync_ffi.SyncSummary
 import uniffi.gridsync_ffi.TrackPointRecord
 import uniffi.gridsync_ffi.WatchHandle
+import uniffi.gridsync_ffi.WorkerPointsRecord
 import uniffi.gridsync_ffi.enroll as redeemCode
 import uniffi.gridsync_ffi.newDeviceId
 
@@ -42,6 +46,20 @@ enum class EraseCause {
     /** The user chose 退出并清除 on this phone. */
     SIGNED_OUT,
 }
+
+/**
+ * The directory this device holds (regions, staff, categories), and whether it
+ * awards points (积分): the bindings' record leaves the points rules out.
+ */
+data class LoadedDirectory(val record: DirectoryRecord, val awardsPoints: Boolean) {
+    /** The role code (`grid_worker`, …) of [userId], or null when the directory does not know her. */
+    fun roleOf(userId: String): String? = record.users.firstOrNull { it.id == userId }?.role
+}
+
+/** The `points_rules` key with its object (a quote escaped inside some string does not match). */
+private val POINTS_RULES = Regex("""(?<!\\)"points_rules"\s*:\s*\{""")
+
+private fun GridEngine.loadedDirectory() = LoadedDirectory(directory(), POINTS_RULES.containsMatchIn(directoryJson()))
 
 /** The patrol in progress, kept in settings so a restart resumes it. */
 data class ActivePatrol(val id: String, val startedAtMs: Long)
@@ -107,6 +125,14 @@ class GridRepository(
      * worker and the process ended since; null again after the next enrollment.
      */
     val erased: StateFlow<EraseCause?> = _erased.asStateFlow()
+
+    private val _directory = MutableStateFlow<LoadedDirectory?>(null)
+
+    /**
+     * The directory this device holds: read when the database opens and again after
+     * a sync that brought a newer one.
+     */
+    val directory: StateFlow<LoadedDirectory?> = _directory.asStateFlow()
 
     private val _activePatrol = MutableStateFlow<ActivePatrol?>(null)
     /** The patrol in progress on this device, if any. */
@@ -221,6 +247,7 @@ class GridRepository(
 
     private fun attach(opened: GridEngine) {
         engine = opened
+        _directory.value = opened.loadedDirectory()
         watchHandle = opened.watch(object : DocumentsObserver {
             // Runs on the committing thread: the caller of a local edit (inside [write]
             // here, so its documents are marked pending before anyone re-reads), or the
@@ -240,6 +267,7 @@ class GridRepository(
             it.close()
         }
         engine = null
+        _directory.value = null
     }
 
     private fun requireEngine(): GridEngine = engine ?: throw NotEnrolledException()
@@ -278,6 +306,21 @@ class GridRepository(
 
     /** One case with its timeline. */
     suspend fun getCase(caseId: String): CaseRecord = call { it.getCase(caseId) }
+
+    /**
+     * This user's points (积分) for [month] (China time), or null when she has none:
+     * nothing earned that month, no points rules, or she is not a grid worker.
+     */
+    suspend fun myPoints(month: YearMonth): WorkerPointsRecord? {
+        val me = _session.value?.userId ?: throw NotEnrolledException()
+        return call { it.points(null, month.year, month.monthValue.toUInt()) }.firstOrNull { it.worker == me }
+    }
+
+    /** The leaders' adjustments to this user's points for [month], oldest first. */
+    suspend fun myPointsAdjustments(month: YearMonth): List<PointsAdjustmentRecord> {
+        val me = _session.value?.userId ?: throw NotEnrolledException()
+        return call { it.pointsAdjustments(null, month.year, month.monthValue.toUInt()) }.filter { it.worker == me }
+    }
 
     /** Run a camera photo through the engine's capture pipeline (EXIF stripped, resized). */
     suspend fun ingestPhoto(bytes: ByteArray, fileName: String?): PhotoRecord =
@@ -350,6 +393,7 @@ class GridRepository(
                 publishPending()
             }
         }
+        if (summary.directoryUpdated) _directory.value = withContext(io) { e.loadedDirectory() }
         summary
     }
 
