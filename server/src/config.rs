@@ -83,7 +83,7 @@ pub struct ServeArgs {
     /// `photos_url`, `s3_endpoint`, `s3_region`, `s3_allow_http`,
     /// `max_connections`, `header_timeout_secs`, `body_idle_timeout_secs`,
     /// `request_timeout_secs`, `body_budget_mib`, `busy_wait_secs`,
-    /// `metrics_listen`, `metrics_token`, `trusted_proxies` and `map_tile_url` keys, and
+    /// `metrics_listen`, `metrics_token`, `trusted_proxies`, `map_tile_url` and `resident_channel` keys, and
     /// a `[notify]` table (docs/notifications.md).
     #[arg(long, env = "GRIDSYNC_CONFIG")]
     config: Option<PathBuf>,
@@ -163,6 +163,10 @@ pub struct ServeArgs {
     /// coordinates) [default: none; the map is vector shapes only].
     #[arg(long, env = "GRIDSYNC_MAP_TILE_URL")]
     map_tile_url: Option<String>,
+    /// Serve residents' public report pages (`/r`): `true` or `false`
+    /// [default: true]. The console's hotline form works either way.
+    #[arg(long, env = "GRIDSYNC_RESIDENT_CHANNEL")]
+    resident_channel: Option<bool>,
     #[command(flatten)]
     storage: StorageArgs,
 }
@@ -197,6 +201,7 @@ struct FileSettings {
     #[serde(default)]
     notify: gridsync_server::notify::Config,
     map_tile_url: Option<String>,
+    resident_channel: Option<bool>,
 }
 
 /// The smallest body budget: one push whole and inflated (16 MiB each).
@@ -235,6 +240,8 @@ pub struct Settings {
     pub notify: gridsync_server::notify::Config,
     /// The console map's base map, if any.
     pub map_tile_url: Option<gridsync_server::relay::TileUrl>,
+    /// Whether residents' public report pages (`/r`) are served.
+    pub resident_channel: bool,
 }
 
 /// Seconds from a setting, at least 1.
@@ -336,6 +343,10 @@ impl ServeArgs {
         Ok(Settings {
             notify,
             map_tile_url,
+            resident_channel: self
+                .resident_channel
+                .or(file.resident_channel)
+                .unwrap_or(true),
             tls,
             storage,
             edge,

@@ -471,6 +471,7 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     });
     relay.set_trusted_proxies(settings.trusted_proxies.clone());
     relay.set_map_tiles(settings.map_tile_url.clone());
+    relay.set_resident_channel(settings.resident_channel);
     let relay = Arc::new(relay);
     // The relay is dropped last, after the runtime (declared later, so dropped
     // first on every return): PostgreSQL's connections close by blocking, which

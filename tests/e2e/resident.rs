@@ -721,3 +721,38 @@ fn old_duplicate_entries_and_their_positions_are_forgotten() {
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert_ne!(kept[0].0, planted, "the two-day-old entry is gone");
 }
+
+/// An operator who does not offer the channel turns it off: every public page
+/// says so, nothing is taken, and the console's hotline form still works.
+#[test]
+fn a_server_with_the_channel_off_says_so_and_takes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let server = crate::sockets::start_with(&data, &["--resident-channel", "false"]);
+    let resident = Resident::new(&server);
+    for page in ["/r", "/r/track"] {
+        let closed = resident.get(page);
+        assert_eq!(closed.status, 404, "{page}");
+        assert!(
+            closed.body.contains("未开放居民网上上报"),
+            "{}",
+            closed.body
+        );
+    }
+    let refused = resident.post("/r/report", &[("category", "livelihood")]);
+    assert_eq!(refused.status, 404);
+    set_password(&data, DISPATCHER, "hotline-2026-closed");
+    let mut console = Console::new(&server);
+    assert_eq!(
+        console.sign_in(DISPATCHER, "hotline-2026-closed").status,
+        303
+    );
+    assert!(
+        console
+            .get("/console/cases")
+            .body
+            .contains("href=\"/console/hotline\""),
+        "the dispatcher's menu leads to the hotline form"
+    );
+    assert_eq!(console.get("/console/hotline").status, 200);
+}

@@ -64,6 +64,11 @@ fn words(lang: Lang) -> &'static Words {
     }
 }
 
+/// The menu's name for the form.
+pub fn title(lang: Lang) -> &'static str {
+    words(lang).title
+}
+
 /// The hotline form's routes.
 pub fn routes() -> Router<AppState> {
     Router::new().route("/console/hotline", get(form).post(enter))

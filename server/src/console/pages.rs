@@ -75,6 +75,7 @@ pub fn layout(lang: Lang, who: Option<&ConsoleUser>, back: &str, body: Markup) -
                                 a href="/console/registry" { (super::registry::words(lang).registry) } " "
                             }
                             @if who.is_some_and(|w| w.user.role.is_dispatcher()) {
+                                a href="/console/hotline" { (super::hotline::title(lang)) } " "
                                 a href="/console/devices" { (t.devices) } " "
                             }
                             @if who.is_some_and(super::enrollments::may_enroll) {

@@ -135,7 +135,7 @@ pub fn app(state: AppState, limits: &EdgeLimits, metrics_token: Option<&str>) ->
         .merge(sync::routes())
         .route("/healthz", get(healthz))
         .merge(crate::console::routes())
-        .merge(crate::resident::routes());
+        .merge(crate::resident::routes(state.relay.resident_channel_open()));
     if let Some(token) = metrics_token {
         let token: Arc<str> = token.into();
         router = router.route(

@@ -344,6 +344,8 @@ pub struct Gate {
     in_flight: Arc<AtomicUsize>,
     /// When this node last forgot old duplicate-detection entries.
     forgotten_ms: std::sync::atomic::AtomicI64,
+    /// Whether the public pages are served (`serve`'s `resident_channel`).
+    open: std::sync::atomic::AtomicBool,
 }
 
 /// A report's place among those read and taken at once; given back when dropped.
@@ -367,6 +369,7 @@ impl Default for Gate {
             proxies: std::sync::RwLock::new(Vec::new()),
             in_flight: Arc::new(AtomicUsize::new(0)),
             forgotten_ms: std::sync::atomic::AtomicI64::new(0),
+            open: std::sync::atomic::AtomicBool::new(true),
         }
     }
 }
@@ -536,6 +539,17 @@ fn limit_key(address: IpAddr) -> IpAddr {
 }
 
 impl Relay {
+    /// Serve the resident's public pages or not (`serve`'s `resident_channel`;
+    /// on by default). The console's hotline form works either way.
+    pub fn set_resident_channel(&self, open: bool) {
+        self.resident.open.store(open, Ordering::Relaxed);
+    }
+
+    /// Whether the resident's public pages are served.
+    pub fn resident_channel_open(&self) -> bool {
+        self.resident.open.load(Ordering::Relaxed)
+    }
+
     /// Believe `X-Forwarded-For` from these reverse proxies for the resident
     /// page's per-address limits (`serve`'s `trusted_proxies`).
     pub fn set_trusted_proxies(&self, proxies: Vec<IpAddr>) {

@@ -38,8 +38,8 @@ const FORM_BYTES: usize = 2 * FIELD_BYTES;
 const UNREADABLE: &str = "表单内容不正确，请刷新页面后重新填写";
 
 /// The resident channel's routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes(open: bool) -> Router<AppState> {
+    let router = Router::new()
         .route("/r", get(report_page))
         .route(
             "/r/report",
@@ -55,7 +55,23 @@ pub fn routes() -> Router<AppState> {
             "/r/evaluate",
             post(evaluate).layer(DefaultBodyLimit::max(FORM_BYTES)),
         )
-        .layer(axum::middleware::from_fn(from_this_site))
+        .layer(axum::middleware::from_fn(from_this_site));
+    match open {
+        true => router,
+        false => router.layer(axum::middleware::from_fn(closed)),
+    }
+}
+
+/// Every public page of a server whose operator turned the channel off
+/// (`resident_channel = false`): a sentence saying so, and nothing read.
+async fn closed(_: axum::extract::Request, _: axum::middleware::Next) -> Response {
+    html(
+        StatusCode::NOT_FOUND,
+        pages::layout(
+            "居民上报",
+            maud::html! { p.msg { "本平台未开放居民网上上报，请拨打 12345 热线反映问题。" } },
+        ),
+    )
 }
 
 /// Forms are posted from these pages only: a browser says where a post comes

@@ -138,7 +138,7 @@ fn local(t: DateTime<Utc>) -> String {
         .to_string()
 }
 
-fn layout(title: &str, body: Markup) -> Markup {
+pub(crate) fn layout(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="zh-CN" {
