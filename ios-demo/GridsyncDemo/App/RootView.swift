@@ -30,7 +30,7 @@ struct RootView: View {
     }
 }
 
-/// The four tabs of an enrolled phone.
+/// The five tabs of an enrolled phone.
 struct MainTabView: View {
     let session: Session
 
@@ -42,6 +42,8 @@ struct MainTabView: View {
                 .tabItem { Label("tab.report", systemImage: "camera") }
             CaseListView(session: session)
                 .tabItem { Label("tab.cases", systemImage: "list.bullet.rectangle") }
+            PointsView(session: session)
+                .tabItem { Label("tab.points", systemImage: "star") }
             SyncStatusView(session: session)
                 .tabItem { Label("tab.sync", systemImage: "arrow.triangle.2.circlepath") }
         }

@@ -125,6 +125,29 @@ final class EngineClient: Sendable {
         try await run { try $0.patrolTrackLen(patrolId: patrolId) }
     }
 
+    // MARK: Points (积分)
+
+    /// Points for a calendar month, China time: a grid worker's own row; empty when
+    /// the directory awards no points.
+    func points(year: Int32, month: UInt32) async throws -> [WorkerPointsRecord] {
+        try await run { try $0.points(region: nil, year: year, month: month) }
+    }
+
+    /// The leaders' adjustments behind `points` for the same month, oldest first.
+    func pointsAdjustments(year: Int32, month: UInt32) async throws -> [PointsAdjustmentRecord] {
+        try await run { try $0.pointsAdjustments(region: nil, year: year, month: month) }
+    }
+
+    /// The directory this device holds (regions, staff, categories).
+    func directory() async throws -> DirectoryRecord {
+        try await run { try $0.directory() }
+    }
+
+    /// The same directory as JSON, with what `DirectoryRecord` leaves out (the points rules).
+    func directoryJSON() async throws -> String {
+        try await run { try $0.directoryJson() }
+    }
+
     // MARK: Sync and change notifications
 
     /// Push, pull and upload photos, telling `observer` after every request.
