@@ -215,6 +215,28 @@ pub fn parse_enrollment_link(text: String) -> Result<EnrollmentLinkRecord, Grids
     })
 }
 
+/// A position, in degrees.
+#[derive(uniffi::Record)]
+pub struct CoordinateRecord {
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lon: f64,
+}
+
+/// The WGS-84 position of a GCJ-02 one (what AMap's and other Chinese map SDKs
+/// report): gridsync keeps WGS-84 everywhere, so an app that takes positions
+/// from such an SDK converts them with this before a report or a track.
+/// Outside China nothing moves.
+#[uniffi::export]
+pub fn wgs84_from_gcj02(lat: f64, lon: f64) -> Result<CoordinateRecord, GridsyncError> {
+    if !(lat.is_finite() && lon.is_finite() && lat.abs() <= 90.0 && lon.abs() <= 180.0) {
+        return Err(invalid("a position needs a latitude within ±90 and a longitude within ±180"));
+    }
+    let (lat, lon) = gridsync_core::coords::gcj02_to_wgs84(lat, lon);
+    Ok(CoordinateRecord { lat, lon })
+}
+
 /// Redeem a one-time enrollment code with the server at `server_url`. Plain
 /// `http://` is refused unless the server is on this machine or `security` allows
 /// it; `security` also names the certificates to trust for a town's own

@@ -10,6 +10,7 @@
 
 pub mod access;
 pub mod blobs;
+pub mod coords;
 pub mod db;
 pub mod directory;
 pub mod doc;

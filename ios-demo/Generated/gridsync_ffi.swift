@@ -3423,6 +3423,75 @@ public func FfiConverterTypeCheckInRecord_lower(_ value: CheckInRecord) -> RustB
 
 
 /**
+ * A position, in degrees.
+ */
+public struct CoordinateRecord: Equatable, Hashable {
+    /**
+     * Latitude.
+     */
+    public var lat: Double
+    /**
+     * Longitude.
+     */
+    public var lon: Double
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Latitude.
+         */lat: Double, 
+        /**
+         * Longitude.
+         */lon: Double) {
+        self.lat = lat
+        self.lon = lon
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension CoordinateRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCoordinateRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CoordinateRecord {
+        return
+            try CoordinateRecord(
+                lat: FfiConverterDouble.read(from: &buf), 
+                lon: FfiConverterDouble.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: CoordinateRecord, into buf: inout [UInt8]) {
+        FfiConverterDouble.write(value.lat, into: &buf)
+        FfiConverterDouble.write(value.lon, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCoordinateRecord_lift(_ buf: RustBuffer) throws -> CoordinateRecord {
+    return try FfiConverterTypeCoordinateRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCoordinateRecord_lower(_ value: CoordinateRecord) -> RustBuffer {
+    return FfiConverterTypeCoordinateRecord.lower(value)
+}
+
+
+/**
  * A department.
  */
 public struct DepartmentRecord: Equatable, Hashable {
@@ -10856,6 +10925,21 @@ public func specialGroups() -> [SpecialGroupRecord]  {
     )
 })
 }
+/**
+ * The WGS-84 position of a GCJ-02 one (what AMap's and other Chinese map SDKs
+ * report): gridsync keeps WGS-84 everywhere, so an app that takes positions
+ * from such an SDK converts them with this before a report or a track.
+ * Outside China nothing moves.
+ */
+public func wgs84FromGcj02(lat: Double, lon: Double)throws  -> CoordinateRecord  {
+    return try  FfiConverterTypeCoordinateRecord_lift(try rustCallWithError(FfiConverterTypeGridsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_gridsync_ffi_fn_func_wgs84_from_gcj02(
+        FfiConverterDouble.lower(lat),
+        FfiConverterDouble.lower(lon),uniffiCallStatus
+    )
+})
+}
 
 private enum InitializationResult {
     case ok
@@ -10888,6 +10972,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_func_special_groups() != 40282) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_gridsync_ffi_checksum_func_wgs84_from_gcj02() != 15077) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_gridsync_ffi_checksum_method_documentsobserver_on_documents_changed() != 54491) {

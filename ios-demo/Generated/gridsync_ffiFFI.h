@@ -664,6 +664,11 @@ RustBuffer uniffi_gridsync_ffi_fn_func_special_groups(RustCallStatus *_Nonnull o
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FUNC_WGS84_FROM_GCJ02
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_FN_FUNC_WGS84_FROM_GCJ02
+RustBuffer uniffi_gridsync_ffi_fn_func_wgs84_from_gcj02(double lat, double lon, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_FFI_GRIDSYNC_FFI_RUSTBUFFER_ALLOC
 #define UNIFFI_FFIDEF_FFI_GRIDSYNC_FFI_RUSTBUFFER_ALLOC
 RustBuffer ffi_gridsync_ffi_rustbuffer_alloc(uint64_t size, RustCallStatus *_Nonnull out_status
@@ -957,6 +962,12 @@ uint16_t uniffi_gridsync_ffi_checksum_func_place_kinds(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_FUNC_SPECIAL_GROUPS
 #define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_FUNC_SPECIAL_GROUPS
 uint16_t uniffi_gridsync_ffi_checksum_func_special_groups(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_FUNC_WGS84_FROM_GCJ02
+#define UNIFFI_FFIDEF_UNIFFI_GRIDSYNC_FFI_CHECKSUM_FUNC_WGS84_FROM_GCJ02
+uint16_t uniffi_gridsync_ffi_checksum_func_wgs84_from_gcj02(void
     
 );
 #endif

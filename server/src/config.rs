@@ -83,7 +83,8 @@ pub struct ServeArgs {
     /// `photos_url`, `s3_endpoint`, `s3_region`, `s3_allow_http`,
     /// `max_connections`, `header_timeout_secs`, `body_idle_timeout_secs`,
     /// `request_timeout_secs`, `body_budget_mib`, `busy_wait_secs`,
-    /// `metrics_listen`, `metrics_token`, `trusted_proxies`, `map_tile_url` and `resident_channel` keys, and
+    /// `metrics_listen`, `metrics_token`, `trusted_proxies`, `map_tile_url`,
+    /// `map_tile_coordinates` and `resident_channel` keys, and
     /// a `[notify]` table (docs/notifications.md).
     #[arg(long, env = "GRIDSYNC_CONFIG")]
     config: Option<PathBuf>,
@@ -163,6 +164,11 @@ pub struct ServeArgs {
     /// coordinates) [default: none; the map is vector shapes only].
     #[arg(long, env = "GRIDSYNC_MAP_TILE_URL")]
     map_tile_url: Option<String>,
+    /// The base map's coordinates: `wgs84` (天地图 and other CGCS2000 maps) or
+    /// `gcj02` (AMap's and other Chinese services' tiles, placed where their
+    /// corners really are) [default: wgs84].
+    #[arg(long, env = "GRIDSYNC_MAP_TILE_COORDINATES")]
+    map_tile_coordinates: Option<String>,
     /// Serve residents' public report pages (`/r`): `true` or `false`
     /// [default: true]. The console's hotline form works either way.
     #[arg(long, env = "GRIDSYNC_RESIDENT_CHANNEL")]
@@ -201,6 +207,7 @@ struct FileSettings {
     #[serde(default)]
     notify: gridsync_server::notify::Config,
     map_tile_url: Option<String>,
+    map_tile_coordinates: Option<String>,
     resident_channel: Option<bool>,
 }
 
@@ -335,11 +342,25 @@ impl ServeArgs {
             .storage()?;
         let mut notify = file.notify;
         notify.token = self.notify_token.or(notify.token);
+        let gcj02 = match self
+            .map_tile_coordinates
+            .or(file.map_tile_coordinates)
+            .as_deref()
+        {
+            None | Some("wgs84") => false,
+            Some("gcj02") => true,
+            Some(other) => {
+                return Err(format!(
+                    "map_tile_coordinates is {other:?}: wgs84 (天地图 and other CGCS2000 maps) or gcj02 (AMap and other services' tiles)"
+                ))
+            }
+        };
         let map_tile_url = self
             .map_tile_url
             .or(file.map_tile_url)
-            .map(|u| u.parse())
-            .transpose()?;
+            .map(|u| u.parse::<gridsync_server::relay::TileUrl>())
+            .transpose()?
+            .map(|u| u.in_gcj02(gcj02));
         Ok(Settings {
             notify,
             map_tile_url,

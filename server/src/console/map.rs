@@ -11,6 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::NaiveDate;
+use gridsync_core::coords::{gcj02_to_wgs84, wgs84_to_gcj02};
 use gridsync_core::directory::{Directory, Region};
 use gridsync_core::track::TrackPoint;
 use gridsync_core::{access, CaseMap, RegionCode, RegionLevel, Role, Status, UserId};
@@ -252,7 +253,20 @@ impl Projection {
     /// tiles are closest to 256 units wide, with where each goes: none beyond
     /// [`MAX_TILES`] (a coarser zoom then). Over a town the projection and Web
     /// Mercator differ by far less than a pixel's worth.
-    fn tiles(&self) -> Vec<Tile> {
+    fn tiles(&self, gcj02: bool) -> Vec<Tile> {
+        // GCJ-02 tiles: the tiles covering the map's corners in GCJ-02, each
+        // placed where its corners are in WGS-84 (the offset hardly changes
+        // across a tile).
+        let to_tiles = |lat, lon| match gcj02 {
+            true => wgs84_to_gcj02(lat, lon),
+            false => (lat, lon),
+        };
+        let to_map = |lat, lon| match gcj02 {
+            true => gcj02_to_wgs84(lat, lon),
+            false => (lat, lon),
+        };
+        let (north, west) = to_tiles(self.north, self.west);
+        let (south, east) = to_tiles(self.south, self.east);
         let units_per_degree = self.shrink * self.scale;
         let ideal = (360.0 * units_per_degree / 256.0).log2().round();
         let mut z = ideal.clamp(0.0, f64::from(MAX_ZOOM)) as u8;
@@ -264,7 +278,7 @@ impl Projection {
                 let t = (1.0 - (r.tan() + 1.0 / r.cos()).ln() / std::f64::consts::PI) / 2.0;
                 (t * n).floor().clamp(0.0, n - 1.0) as u32
             };
-            let (xs, ys) = (x(self.west)..=x(self.east), y(self.north)..=y(self.south));
+            let (xs, ys) = (x(west)..=x(east), y(north)..=y(south));
             if xs.clone().count() * ys.clone().count() <= MAX_TILES || z == 0 {
                 let lon = |tx: u32| f64::from(tx) / n * 360.0 - 180.0;
                 let lat = |ty: u32| {
@@ -276,8 +290,10 @@ impl Projection {
                 return ys
                     .flat_map(|ty| xs.clone().map(move |tx| (tx, ty)))
                     .map(|(tx, ty)| {
-                        let (left, top) = self.xy(lat(ty), lon(tx));
-                        let (right, bottom) = self.xy(lat(ty + 1), lon(tx + 1));
+                        let (nw_lat, nw_lon) = to_map(lat(ty), lon(tx));
+                        let (se_lat, se_lon) = to_map(lat(ty + 1), lon(tx + 1));
+                        let (left, top) = self.xy(nw_lat, nw_lon);
+                        let (right, bottom) = self.xy(se_lat, se_lon);
                         Tile {
                             z,
                             x: tx,
@@ -488,7 +504,7 @@ fn map_page(
                     title { (w.map) }
                     @if let Some(tiles) = &data.tiles {
                         g #basemap {
-                            @for t in pr.tiles() {
+                            @for t in pr.tiles(tiles.gcj02()) {
                                 image href=(tiles.tile(t.z, t.x, t.y)) preserveAspectRatio="none"
                                     x=(format!("{:.1}", t.left)) y=(format!("{:.1}", t.top))
                                     width=(format!("{:.1}", t.width)) height=(format!("{:.1}", t.height)) {}
@@ -601,7 +617,7 @@ mod tests {
             [120.0, 30.27],
         ];
         let p = Projection::fit(std::iter::once(&ring[..])).unwrap();
-        let tiles = p.tiles();
+        let tiles = p.tiles(false);
         assert!(!tiles.is_empty() && tiles.len() <= MAX_TILES);
         let z = tiles[0].z;
         assert!(tiles.iter().all(|t| t.z == z));
@@ -626,15 +642,47 @@ mod tests {
             scale: p.scale * f64::from(1u32 << 15) / f64::from(1u32 << z),
             ..p
         };
-        let corner = far.tiles().into_iter().next().unwrap();
+        let corner = far.tiles(false).into_iter().next().unwrap();
         assert_eq!((corner.z, corner.x, corner.y), (15, 27_306, 13_490));
         // A region far too large for 48 tiles is drawn at a coarser zoom.
         let wide = Projection {
             scale: 1e9,
             ..Projection::fit(std::iter::once(&ring[..])).unwrap()
         };
-        let coarse = wide.tiles();
+        let coarse = wide.tiles(false);
         assert!(coarse.len() <= MAX_TILES && coarse[0].z < MAX_ZOOM);
+    }
+
+    /// GCJ-02 tiles sit a few hundred metres from where WGS-84 tiles of the same
+    /// numbers would: each where its GCJ-02 corners are in WGS-84, so the
+    /// directory's shapes fall on the streets they follow.
+    #[test]
+    fn gcj02_tiles_are_placed_where_their_corners_really_are() {
+        let ring = [
+            [120.0, 30.24],
+            [120.03, 30.24],
+            [120.03, 30.27],
+            [120.0, 30.27],
+        ];
+        let p = Projection::fit(std::iter::once(&ring[..])).unwrap();
+        let (plain, mars) = (p.tiles(false), p.tiles(true));
+        let moved = mars.iter().find_map(|m| {
+            plain
+                .iter()
+                .find(|t| (t.z, t.x, t.y) == (m.z, m.x, m.y))
+                .map(|t| (t, m))
+        });
+        let (t, m) = moved.expect("a tile drawn either way");
+        // Around Hangzhou GCJ-02 lies some 450 m east and 270 m south of
+        // WGS-84: its tiles are drawn west and north of the same tiles in WGS-84.
+        let unit_m = 111_000.0 / p.scale;
+        let (dx, dy) = ((m.left - t.left) * unit_m, (m.top - t.top) * unit_m);
+        assert!((-600.0..-300.0).contains(&dx), "{dx} m");
+        assert!((-400.0..-150.0).contains(&dy), "{dy} m");
+        // Still edge to edge over the map.
+        let left = mars.iter().map(|t| t.left).fold(f64::MAX, f64::min);
+        let top = mars.iter().map(|t| t.top).fold(f64::MAX, f64::min);
+        assert!(left <= 0.0 && top <= 0.0, "{left} {top}");
     }
 
     #[test]

@@ -100,10 +100,14 @@ fn core_error(e: gridsync_core::Error) -> RelayError {
 }
 
 /// The optional base map under the console's map: a tile server's URL template
-/// with `{z}`, `{x}` and `{y}` (slippy-map tiles in Web Mercator, WGS-84
-/// coordinates, as the directory's), e.g. a provincial map service's.
+/// with `{z}`, `{x}` and `{y}` (slippy-map tiles in Web Mercator), e.g. a
+/// provincial map service's; in WGS-84 like the directory, or in GCJ-02 (the
+/// tiles are then placed where their corners really are: [`TileUrl::gcj02`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TileUrl(String);
+pub struct TileUrl {
+    template: String,
+    gcj02: bool,
+}
 
 /// The longest tile URL template, in bytes.
 const MAX_TILE_URL: usize = 512;
@@ -138,14 +142,28 @@ impl std::str::FromStr for TileUrl {
         if left.contains(['{', '}']) {
             return Err("map_tile_url may only use {z}, {x} and {y}".into());
         }
-        Ok(TileUrl(s.to_owned()))
+        Ok(TileUrl {
+            template: s.to_owned(),
+            gcj02: false,
+        })
     }
 }
 
 impl TileUrl {
+    /// The same tiles, drawn in GCJ-02 coordinates (AMap's and other Chinese
+    /// services' tiles) or not.
+    pub fn in_gcj02(self, gcj02: bool) -> TileUrl {
+        TileUrl { gcj02, ..self }
+    }
+
+    /// Whether the tiles are drawn in GCJ-02 coordinates.
+    pub fn gcj02(&self) -> bool {
+        self.gcj02
+    }
+
     /// The URL of tile `x`, `y` at zoom `z`.
     pub fn tile(&self, z: u8, x: u32, y: u32) -> String {
-        self.0
+        self.template
             .replace("{z}", &z.to_string())
             .replace("{x}", &x.to_string())
             .replace("{y}", &y.to_string())
