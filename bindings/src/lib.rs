@@ -231,7 +231,9 @@ pub struct CoordinateRecord {
 #[uniffi::export]
 pub fn wgs84_from_gcj02(lat: f64, lon: f64) -> Result<CoordinateRecord, GridsyncError> {
     if !(lat.is_finite() && lon.is_finite() && lat.abs() <= 90.0 && lon.abs() <= 180.0) {
-        return Err(invalid("a position needs a latitude within ±90 and a longitude within ±180"));
+        return Err(invalid(
+            "a position needs a latitude within ±90 and a longitude within ±180",
+        ));
     }
     let (lat, lon) = gridsync_core::coords::gcj02_to_wgs84(lat, lon);
     Ok(CoordinateRecord { lat, lon })
