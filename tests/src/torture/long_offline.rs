@@ -36,7 +36,7 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     let mut report = Report::new("long_offline", seed);
     let mut rng = Rng::new(seed);
     let (steps, photos, cuts, bound) = match level {
-        Level::Quick => (200, 5, 20, 240),
+        Level::Quick => (200, 3, 10, 240),
         Level::Long => (500, 50, 20, 900),
     };
     let dispatcher_time = Duration::from_secs(8);
