@@ -46,23 +46,30 @@ class EnrollViewModel(private val repo: GridRepository, private val scope: Corou
     val state: StateFlow<EnrollState> = _state.asStateFlow()
 
     init {
-        scope.launch {
-            repo.session.collect { s -> _state.update { it.copy(session = s) } }
-        }
         // An erase ends the session (from a sync, the background worker, or the
-        // user): say why the form is back.
+        // user): say why the form is back. The repository records the cause before
+        // it ends the session, so the form never comes back with an older notice.
         scope.launch {
-            repo.erased.collect { cause ->
-                val message = when (cause) {
-                    EraseCause.REVOKED -> UiMessage.DEVICE_WIPED
-                    EraseCause.SIGNED_OUT -> UiMessage.SIGNED_OUT_ERASED
-                    null -> return@collect
-                }
-                // A new device: a plain-HTTP server is confirmed again.
-                _state.update { it.copy(notice = Notice(message), plainHttpConfirmedFor = null) }
+            repo.session.collect { s ->
+                val cause = if (s == null) repo.erased.value else null
+                _state.update { if (cause != null) it.erasedBy(cause).copy(session = null) else it.copy(session = s) }
             }
         }
+        scope.launch {
+            repo.erased.collect { cause -> if (cause != null) _state.update { it.erasedBy(cause) } }
+        }
     }
+
+    // A new device: a plain-HTTP server is confirmed again.
+    private fun EnrollState.erasedBy(cause: EraseCause) = copy(
+        notice = Notice(
+            when (cause) {
+                EraseCause.REVOKED -> UiMessage.DEVICE_WIPED
+                EraseCause.SIGNED_OUT -> UiMessage.SIGNED_OUT_ERASED
+            },
+        ),
+        plainHttpConfirmedFor = null,
+    )
 
     private val qr = QrDecoder()
 
