@@ -40,7 +40,6 @@ import androidx.lifecycle.compose.collectAsStateWithLifecycle
 import cn.gridsync.demo.R
 import cn.gridsync.demo.logic.ReportViewModel
 import cn.gridsync.demo.logic.Severity
-import cn.gridsync.demo.logic.Taxonomy
 import java.io.File
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.launch
@@ -124,11 +123,11 @@ fun ReportScreen(vm: ReportViewModel, onReported: () -> Unit) {
 
         Text(stringResource(R.string.report_category), style = MaterialTheme.typography.labelLarge)
         LazyRow(horizontalArrangement = Arrangement.spacedBy(8.dp)) {
-            items(Taxonomy.DEFAULT, key = { it.code }) { c ->
+            items(state.categories, key = { it.code }) { c ->
                 FilterChip(selected = state.category == c.code, onClick = { vm.onCategoryChange(c.code) }, label = { Text(c.name) })
             }
         }
-        val subcategories = Taxonomy.DEFAULT.firstOrNull { it.code == state.category }?.subcategories.orEmpty()
+        val subcategories = state.categories.firstOrNull { it.code == state.category }?.subcategories.orEmpty()
         if (subcategories.isNotEmpty()) {
             Text(stringResource(R.string.report_subcategory), style = MaterialTheme.typography.labelLarge)
             LazyRow(horizontalArrangement = Arrangement.spacedBy(8.dp)) {

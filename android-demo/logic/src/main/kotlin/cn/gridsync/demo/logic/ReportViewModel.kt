@@ -16,9 +16,12 @@ data class AttachedPhoto(val hash: String, val thumb: String, val width: Int, va
 
 /** The report form. */
 data class ReportState(
+    /** The categories of the directory this device holds; they follow a newer one a sync brings. */
+    val categories: List<Category> = emptyList(),
     val title: String = "",
     val description: String = "",
-    val category: String = Taxonomy.DEFAULT.first().code,
+    /** A code of [categories] (the first until one is chosen), or empty when there are none. */
+    val category: String = "",
     val subcategory: String? = null,
     val severity: Severity = Severity.NORMAL,
     val address: String = "",
@@ -29,12 +32,32 @@ data class ReportState(
     val notice: Notice? = null,
     /** The id of the case this form last reported. */
     val reportedCaseId: String? = null,
-)
+) {
+    /** The same form over [newCategories]: the choice kept while the directory still has it. */
+    fun withCategories(newCategories: List<Category>): ReportState {
+        val chosen = newCategories.firstOrNull { it.code == category } ?: newCategories.firstOrNull()
+        val sub = subcategory?.takeIf { code -> chosen?.subcategories?.any { it.code == code } == true }
+        return copy(categories = newCategories, category = chosen?.code ?: "", subcategory = sub)
+    }
+}
 
-/** Report a case with photos from the camera. */
+/**
+ * Report a case with photos from the camera. The categories are the directory's,
+ * replaced when a sync brings a newer directory (a category renamed or added on the
+ * server shows at once).
+ */
 class ReportViewModel(private val repo: GridRepository, private val scope: CoroutineScope) {
-    private val _state = MutableStateFlow(ReportState())
+    private val _state = MutableStateFlow(ReportState().withCategories(repo.directory.value?.record?.taxonomy().orEmpty()))
     val state: StateFlow<ReportState> = _state.asStateFlow()
+
+    init {
+        scope.launch {
+            repo.directory.collect { d ->
+                val categories = d?.record?.taxonomy().orEmpty()
+                _state.update { if (it.categories == categories) it else it.withCategories(categories) }
+            }
+        }
+    }
 
     fun onTitleChange(value: String) = _state.update { it.copy(title = value, notice = null) }
     fun onDescriptionChange(value: String) = _state.update { it.copy(description = value, notice = null) }
@@ -86,7 +109,7 @@ class ReportViewModel(private val repo: GridRepository, private val scope: Corou
         s.title.trim().codePointCount() > MAX_TITLE -> UiMessage.TITLE_TOO_LONG
         s.description.codePointCount() > MAX_DESCRIPTION -> UiMessage.DESCRIPTION_TOO_LONG
         s.address.codePointCount() > MAX_ADDRESS -> UiMessage.ADDRESS_TOO_LONG
-        Taxonomy.DEFAULT.none { it.code == s.category } -> UiMessage.CATEGORY_REQUIRED
+        s.categories.none { it.code == s.category } -> UiMessage.CATEGORY_REQUIRED
         else -> null
     }
 
@@ -114,12 +137,15 @@ class ReportViewModel(private val repo: GridRepository, private val scope: Corou
                     photos = form.photos.map { it.hash },
                 ),
             )
-            _state.value = ReportState(
-                category = form.category,
-                location = form.location,
-                notice = Notice(UiMessage.REPORT_SAVED),
-                reportedCaseId = id,
-            )
+            _state.update {
+                ReportState(
+                    categories = it.categories,
+                    category = it.category,
+                    location = form.location,
+                    notice = Notice(UiMessage.REPORT_SAVED),
+                    reportedCaseId = id,
+                )
+            }
         } catch (e: CancellationException) {
             throw e
         } catch (e: Exception) {

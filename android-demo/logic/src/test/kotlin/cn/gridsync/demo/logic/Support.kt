@@ -65,33 +65,48 @@ class Relay(listen: String = "127.0.0.1:0") : AutoCloseable {
         start(url.removePrefix("http://"))
     }
 
-    /** A one-time enrollment code for [user], from the admin command. */
-    fun enrollmentCode(user: String): String {
-        val admin = ProcessBuilder(bin, "admin", "--data", data.path, "enroll", "--user", user)
-            .redirectError(ProcessBuilder.Redirect.DISCARD)
-            .start()
-        val code = admin.inputStream.bufferedReader().readText().trim()
-        check(admin.waitFor(30, TimeUnit.SECONDS) && admin.exitValue() == 0) { "gridsync admin enroll failed" }
-        return code
+    /**
+     * Run `gridsync admin --data <this relay's folder> [args]` with [input] on its
+     * standard input; its standard output. Fails with its error output.
+     */
+    private fun admin(vararg args: String, input: String? = null): String {
+        val err = File.createTempFile("admin", ".err")
+        try {
+            val p = ProcessBuilder(bin, "admin", "--data", data.path, *args).redirectError(err).start()
+            p.outputStream.bufferedWriter().use { w -> input?.let(w::write) }
+            val out = p.inputStream.bufferedReader().readText()
+            check(p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0) { "gridsync admin ${args.first()} failed: ${err.readText()}" }
+            return out
+        } finally {
+            err.delete()
+        }
     }
+
+    /** A one-time enrollment code for [user], from the admin command. */
+    fun enrollmentCode(user: String): String = admin("enroll", "--user", user).trim()
 
     /** Give [user] a console password (the admin command reads it from standard input). */
     fun setPassword(user: String, password: String) {
-        val admin = ProcessBuilder(bin, "admin", "--data", data.path, "password", "--user", user)
-            .redirectErrorStream(true)
-            .start()
-        admin.outputStream.bufferedWriter().use { it.write(password + "\n") }
-        val out = admin.inputStream.bufferedReader().readText()
-        check(admin.waitFor(30, TimeUnit.SECONDS) && admin.exitValue() == 0) { "gridsync admin password failed: $out" }
+        admin("password", "--user", user, input = password + "\n")
     }
 
     /** Revoke [deviceId] from the admin command: its next sync is told to wipe. */
     fun revoke(deviceId: String) {
-        val admin = ProcessBuilder(bin, "admin", "--data", data.path, "revoke", "--device", deviceId)
-            .redirectErrorStream(true)
-            .start()
-        val out = admin.inputStream.bufferedReader().readText()
-        check(admin.waitFor(30, TimeUnit.SECONDS) && admin.exitValue() == 0) { "gridsync admin revoke failed: $out" }
+        admin("revoke", "--device", deviceId)
+    }
+
+    /** The directory revision in force (JSON). */
+    fun directoryJson(): String = admin("directory", "show")
+
+    /** Store [json] as the next directory revision; the running server picks it up within seconds. */
+    fun importDirectory(json: String) {
+        val file = File(data.parentFile, "${data.name}-directory.json")
+        try {
+            file.writeText(json)
+            admin("directory", "import", file.path)
+        } finally {
+            file.delete()
+        }
     }
 
     override fun close() {
