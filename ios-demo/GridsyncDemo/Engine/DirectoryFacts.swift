@@ -22,9 +22,10 @@ struct CaseSubcategory: Codable, Hashable, Identifiable, Sendable {
 }
 
 /// What the app needs from the directory the relay sent at enrollment: the user's
-/// role and region, and the taxonomy. The engine keeps the whole directory in its
-/// database, but the bindings do not expose it, so the app keeps these few facts in
-/// a small file of its own. Staff names are not copied.
+/// role and region, and the taxonomy, kept in a small file of its own (written before
+/// the bindings exposed the directory). The report form starts with these categories
+/// and then reads the engine's directory (`ReportViewModel.reloadCategories`). Staff
+/// names are not copied.
 struct DirectoryFacts: Codable, Sendable {
     var role: String?
     var regionCode: String?

@@ -80,6 +80,15 @@ struct ReportView: View {
             .onChange(of: model.categoryCode) {
                 model.categoryChanged()
             }
+            .task {
+                await model.reloadCategories()
+            }
+            .onChange(of: session.sync.lastSuccessAt) {
+                // A category renamed or added on the server reaches the form.
+                if session.sync.lastSummary?.directoryUpdated == true {
+                    Task { await model.reloadCategories() }
+                }
+            }
             .onAppear {
                 model.onReported = { [session] in session.syncSoon() }
                 model.prepareLocation()

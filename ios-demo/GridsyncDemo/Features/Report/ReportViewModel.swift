@@ -30,7 +30,9 @@ final class ReportViewModel {
     var errorMessage: String?
     var savedNotice: String?
 
-    let categories: [CaseCategory]
+    /// The directory's categories: those read at enrollment until `reloadCategories`
+    /// has read the engine's directory (again after a sync that brought a newer one).
+    private(set) var categories: [CaseCategory]
     private let engine: EngineClient
     private let location: LocationService
 
@@ -58,6 +60,25 @@ final class ReportViewModel {
     var canSubmit: Bool {
         !isSaving && ingestingPhotos == 0
             && !title.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+    }
+
+    /// Read the categories from the directory the engine holds, keeping the choice
+    /// while the directory still has it. On failure the form keeps what it shows.
+    func reloadCategories() async {
+        guard let directory = try? await engine.directory() else { return }
+        let fresh = directory.categories.map { c in
+            CaseCategory(
+                code: c.code, name: c.name, nameEn: c.nameEn,
+                subcategories: c.subcategories.map {
+                    CaseSubcategory(code: $0.code, name: $0.name, nameEn: $0.nameEn)
+                })
+        }
+        guard !fresh.isEmpty, fresh != categories else { return }
+        categories = fresh
+        if !fresh.contains(where: { $0.code == categoryCode }) {
+            categoryCode = fresh[0].code
+        }
+        categoryChanged()
     }
 
     /// Keep the subcategory only if it belongs to the chosen category.
