@@ -6,6 +6,7 @@ import kotlinx.coroutines.Job
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.combine
 import kotlinx.coroutines.flow.update
 import kotlinx.coroutines.launch
 
@@ -30,8 +31,11 @@ class DeviceViewModel(private val repo: GridRepository, private val scope: Corou
     val state: StateFlow<DeviceState> = _state.asStateFlow()
 
     init {
-        scope.launch { repo.session.collect { s -> _state.update { it.copy(session = s) } } }
-        scope.launch { repo.pending.collect { p -> _state.update { it.copy(pendingCount = p.size) } } }
+        // One collector: the warning never counts changes of a device it does not show.
+        scope.launch {
+            combine(repo.session, repo.pending) { s, p -> s to p.size }
+                .collect { (s, n) -> _state.update { it.copy(session = s, pendingCount = n) } }
+        }
     }
 
     /** Erase everything of this device on this phone and return to enrollment. */
