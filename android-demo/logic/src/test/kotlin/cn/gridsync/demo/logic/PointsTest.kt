@@ -2,7 +2,8 @@
 // reports earn points under the sample directory's rules (2 a valid report, 10 more
 // for a major one), her community dispatcher adjusts them with a reason from his own
 // device, and after both sync her points view model shows the sum, the reason and
-// the leader by name; a month with nothing shows zeros.
+// the leader by name; a month with nothing shows zeros. A directory revision without
+// points rules empties the view at the next sync.
 package cn.gridsync.demo.logic
 
 import java.io.File
@@ -10,13 +11,17 @@ import java.nio.file.Files
 import java.security.SecureRandom
 import java.time.Instant
 import java.time.YearMonth
+import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeoutOrNull
 import org.junit.jupiter.api.AfterEach
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.Timeout
+import org.junit.jupiter.api.fail
 import uniffi.gridsync_ffi.GridEngine
 import uniffi.gridsync_ffi.enroll
 import uniffi.gridsync_ffi.newDeviceId
@@ -97,6 +102,29 @@ class PointsTest {
         assertTrue(before.adjustments.isEmpty())
         points.nextMonth()
         points.state.await("back to this month") { it.month == month && it.loaded && it.totals?.points == 17L }
+    }
+
+    @Test
+    fun aDirectoryWithoutPointsRulesShowsTheEmptyStateAfterASync() = runBlocking<Unit> {
+        val worker = phone()
+        worker.enroll(WORKER)
+        val points = PointsViewModel(worker.repo, worker.scope)
+        val zeros = points.state.await("zeros under the sample's rules") { it.loaded }
+        assertEquals(0L, zeros.totals?.points, "$zeros")
+
+        val json = relay.directoryJson()
+        val withoutRules = json.replaceFirst(Regex(""",\s*"points_rules"\s*:\s*\{[^}]*\}"""), "")
+        check(withoutRules != json) { "no points rules found in the directory" }
+        relay.importDirectory(withoutRules)
+        // The relay picks the revision up within 2 s; sync until the phone has it.
+        val sync = SyncViewModel(worker.repo, worker.connectivity, worker.scope)
+        withTimeoutOrNull(20.seconds) {
+            while (!points.state.value.empty) {
+                sync.syncNow().join()
+                assertEquals(UiMessage.SYNC_DONE, sync.state.value.notice?.message, "${sync.state.value.notice}")
+                delay(250)
+            }
+        } ?: fail("the points view did not empty: ${points.state.value}")
     }
 
     @Test
