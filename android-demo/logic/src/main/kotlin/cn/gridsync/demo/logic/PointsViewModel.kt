@@ -85,7 +85,7 @@ class PointsViewModel(private val repo: GridRepository, scope: CoroutineScope, c
                         val earns = directory != null && directory.awardsPoints && directory.roleOf(session.userId) == GRID_WORKER
                         val totals = if (earns) repo.myPoints(m)?.toTotals() ?: NOTHING else null
                         val names = directory?.record?.users?.associate { it.id to it.name } ?: emptyMap()
-                        val adjustments = repo.myPointsAdjustments(m).map {
+                        val adjustments = if (!earns) emptyList() else repo.myPointsAdjustments(m).map {
                             PointsAdjustmentRow(it.id, it.points, it.reason, it.by, names[it.by] ?: it.by, it.atMs)
                         }
                         // Only the answer for the month shown may land.
