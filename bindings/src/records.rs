@@ -947,6 +947,25 @@ pub struct DirectoryRecord {
     pub users: Vec<UserRecord>,
     /// Categories with their subcategories.
     pub categories: Vec<CategoryRecord>,
+    /// The points (积分) each event earns; none when the town awards no points.
+    pub points_rules: Option<PointsRulesRecord>,
+}
+
+/// The points (积分) each event earns a grid worker.
+#[derive(uniffi::Record)]
+pub struct PointsRulesRecord {
+    /// Per report not marked invalid.
+    pub valid_report: i32,
+    /// Per case handled on the spot.
+    pub handled_on_the_spot: i32,
+    /// Added per valid report of severity urgent.
+    pub major_case: i32,
+    /// Per report marked invalid (usually negative).
+    pub invalid_report: i32,
+    /// Per household visit.
+    pub visit: i32,
+    /// Per safety inspection of a place.
+    pub inspection: i32,
 }
 
 /// A region of the tree.
@@ -1066,6 +1085,14 @@ impl From<&Directory> for DirectoryRecord {
                         .collect(),
                 })
                 .collect(),
+            points_rules: d.points_rules().map(|p| PointsRulesRecord {
+                valid_report: p.valid_report,
+                handled_on_the_spot: p.handled_on_the_spot,
+                major_case: p.major_case,
+                invalid_report: p.invalid_report,
+                visit: p.visit,
+                inspection: p.inspection,
+            }),
         }
     }
 }

@@ -3595,6 +3595,10 @@ public struct DirectoryRecord: Equatable, Hashable {
      * Categories with their subcategories.
      */
     public var categories: [CategoryRecord]
+    /**
+     * The points (积分) each event earns; none when the town awards no points.
+     */
+    public var pointsRules: PointsRulesRecord?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3613,12 +3617,16 @@ public struct DirectoryRecord: Equatable, Hashable {
          */users: [UserRecord], 
         /**
          * Categories with their subcategories.
-         */categories: [CategoryRecord]) {
+         */categories: [CategoryRecord], 
+        /**
+         * The points (积分) each event earns; none when the town awards no points.
+         */pointsRules: PointsRulesRecord?) {
         self.name = name
         self.regions = regions
         self.departments = departments
         self.users = users
         self.categories = categories
+        self.pointsRules = pointsRules
     }
 
     
@@ -3641,7 +3649,8 @@ public struct FfiConverterTypeDirectoryRecord: FfiConverterRustBuffer {
                 regions: FfiConverterSequenceTypeRegionRecord.read(from: &buf), 
                 departments: FfiConverterSequenceTypeDepartmentRecord.read(from: &buf), 
                 users: FfiConverterSequenceTypeUserRecord.read(from: &buf), 
-                categories: FfiConverterSequenceTypeCategoryRecord.read(from: &buf)
+                categories: FfiConverterSequenceTypeCategoryRecord.read(from: &buf), 
+                pointsRules: FfiConverterOptionTypePointsRulesRecord.read(from: &buf)
         )
     }
 
@@ -3651,6 +3660,7 @@ public struct FfiConverterTypeDirectoryRecord: FfiConverterRustBuffer {
         FfiConverterSequenceTypeDepartmentRecord.write(value.departments, into: &buf)
         FfiConverterSequenceTypeUserRecord.write(value.users, into: &buf)
         FfiConverterSequenceTypeCategoryRecord.write(value.categories, into: &buf)
+        FfiConverterOptionTypePointsRulesRecord.write(value.pointsRules, into: &buf)
     }
 }
 
@@ -7337,6 +7347,115 @@ public func FfiConverterTypePointsAdjustmentRecord_lower(_ value: PointsAdjustme
 
 
 /**
+ * The points (积分) each event earns a grid worker.
+ */
+public struct PointsRulesRecord: Equatable, Hashable {
+    /**
+     * Per report not marked invalid.
+     */
+    public var validReport: Int32
+    /**
+     * Per case handled on the spot.
+     */
+    public var handledOnTheSpot: Int32
+    /**
+     * Added per valid report of severity urgent.
+     */
+    public var majorCase: Int32
+    /**
+     * Per report marked invalid (usually negative).
+     */
+    public var invalidReport: Int32
+    /**
+     * Per household visit.
+     */
+    public var visit: Int32
+    /**
+     * Per safety inspection of a place.
+     */
+    public var inspection: Int32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Per report not marked invalid.
+         */validReport: Int32, 
+        /**
+         * Per case handled on the spot.
+         */handledOnTheSpot: Int32, 
+        /**
+         * Added per valid report of severity urgent.
+         */majorCase: Int32, 
+        /**
+         * Per report marked invalid (usually negative).
+         */invalidReport: Int32, 
+        /**
+         * Per household visit.
+         */visit: Int32, 
+        /**
+         * Per safety inspection of a place.
+         */inspection: Int32) {
+        self.validReport = validReport
+        self.handledOnTheSpot = handledOnTheSpot
+        self.majorCase = majorCase
+        self.invalidReport = invalidReport
+        self.visit = visit
+        self.inspection = inspection
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PointsRulesRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePointsRulesRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PointsRulesRecord {
+        return
+            try PointsRulesRecord(
+                validReport: FfiConverterInt32.read(from: &buf), 
+                handledOnTheSpot: FfiConverterInt32.read(from: &buf), 
+                majorCase: FfiConverterInt32.read(from: &buf), 
+                invalidReport: FfiConverterInt32.read(from: &buf), 
+                visit: FfiConverterInt32.read(from: &buf), 
+                inspection: FfiConverterInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PointsRulesRecord, into buf: inout [UInt8]) {
+        FfiConverterInt32.write(value.validReport, into: &buf)
+        FfiConverterInt32.write(value.handledOnTheSpot, into: &buf)
+        FfiConverterInt32.write(value.majorCase, into: &buf)
+        FfiConverterInt32.write(value.invalidReport, into: &buf)
+        FfiConverterInt32.write(value.visit, into: &buf)
+        FfiConverterInt32.write(value.inspection, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePointsRulesRecord_lift(_ buf: RustBuffer) throws -> PointsRulesRecord {
+    return try FfiConverterTypePointsRulesRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePointsRulesRecord_lower(_ value: PointsRulesRecord) -> RustBuffer {
+    return FfiConverterTypePointsRulesRecord.lower(value)
+}
+
+
+/**
  * A region of the tree.
  */
 public struct RegionRecord: Equatable, Hashable {
@@ -9903,6 +10022,30 @@ fileprivate struct FfiConverterOptionTypeOrgFactsRecord: FfiConverterRustBuffer 
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeOrgFactsRecord.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypePointsRulesRecord: FfiConverterRustBuffer {
+    typealias SwiftType = PointsRulesRecord?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypePointsRulesRecord.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypePointsRulesRecord.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }

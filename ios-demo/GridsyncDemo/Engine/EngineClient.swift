@@ -138,14 +138,9 @@ final class EngineClient: Sendable {
         try await run { try $0.pointsAdjustments(region: nil, year: year, month: month) }
     }
 
-    /// The directory this device holds (regions, staff, categories).
+    /// The directory this device holds (regions, staff, categories, points rules).
     func directory() async throws -> DirectoryRecord {
         try await run { try $0.directory() }
-    }
-
-    /// The same directory as JSON, with what `DirectoryRecord` leaves out (the points rules).
-    func directoryJSON() async throws -> String {
-        try await run { try $0.directoryJson() }
     }
 
     // MARK: Sync and change notifications

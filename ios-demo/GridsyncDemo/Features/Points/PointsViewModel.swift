@@ -110,10 +110,9 @@ final class PointsViewModel {
     /// Only grid workers earn points, and only when the directory has points rules.
     private func readStaff() async throws -> (earnsPoints: Bool, names: [String: String]) {
         let directory = try await engine.directory()
-        let rules = try JSONDecoder().decode(PointsRulesProbe.self, from: Data(try await engine.directoryJSON().utf8))
         let role = directory.users.first { $0.id == userId }?.role
         let names = Dictionary(directory.users.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
-        return (rules.pointsRules != nil && role == "grid_worker", names)
+        return (directory.pointsRules != nil && role == "grid_worker", names)
     }
 
     /// A month in which she earned nothing and no leader adjusted anything.
@@ -133,14 +132,5 @@ final class PointsViewModel {
             guard !Task.isCancelled, let self else { return }
             await self.reload()
         }
-    }
-}
-
-/// The one directory field `DirectoryRecord` leaves out (see docs/directory-format.md).
-private struct PointsRulesProbe: Decodable {
-    let pointsRules: [String: Double]?
-
-    enum CodingKeys: String, CodingKey {
-        case pointsRules = "points_rules"
     }
 }

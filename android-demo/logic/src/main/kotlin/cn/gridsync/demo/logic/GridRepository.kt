@@ -47,19 +47,16 @@ enum class EraseCause {
     SIGNED_OUT,
 }
 
-/**
- * The directory this device holds (regions, staff, categories), and whether it
- * awards points (积分): the bindings' record leaves the points rules out.
- */
-data class LoadedDirectory(val record: DirectoryRecord, val awardsPoints: Boolean) {
+/** The directory this device holds (regions, staff, categories, points rules). */
+data class LoadedDirectory(val record: DirectoryRecord) {
+    /** Whether the town awards points (积分). */
+    val awardsPoints: Boolean get() = record.pointsRules != null
+
     /** The role code (`grid_worker`, …) of [userId], or null when the directory does not know her. */
     fun roleOf(userId: String): String? = record.users.firstOrNull { it.id == userId }?.role
 }
 
-/** The `points_rules` key with its object (a quote escaped inside some string does not match). */
-private val POINTS_RULES = Regex("""(?<!\\)"points_rules"\s*:\s*\{""")
-
-private fun GridEngine.loadedDirectory() = LoadedDirectory(directory(), POINTS_RULES.containsMatchIn(directoryJson()))
+private fun GridEngine.loadedDirectory() = LoadedDirectory(directory())
 
 /** The patrol in progress, kept in settings so a restart resumes it. */
 data class ActivePatrol(val id: String, val startedAtMs: Long)
