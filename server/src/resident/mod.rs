@@ -92,7 +92,31 @@ async fn from_this_site(req: axum::extract::Request, next: axum::middleware::Nex
         }
         (None, None) => false,
     };
-    if req.method() == axum::http::Method::POST && foreign {
+    let post = req.method() == axum::http::Method::POST;
+    // A small body is read before anything answers: a refusal (another site, a
+    // body that is not the form) would otherwise close the connection with the
+    // body unread, and the client could get a reset instead of the answer.
+    let small = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n <= FORM_BYTES);
+    let req = match post && small {
+        true => {
+            let (parts, body) = req.into_parts();
+            match axum::body::to_bytes(body, FORM_BYTES).await {
+                Ok(bytes) => {
+                    axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))
+                }
+                Err(_) => {
+                    return html(StatusCode::BAD_REQUEST, pages::track_form(Some(UNREADABLE)))
+                }
+            }
+        }
+        false => req,
+    };
+    if post && foreign {
         return html(
             StatusCode::FORBIDDEN,
             pages::message("无法提交", "请在本页面上填写并提交，不要从其他网站提交。"),
