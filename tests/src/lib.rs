@@ -3,6 +3,7 @@
 //! as HTTP would carry it, with a switch to take a device offline.
 
 pub mod fake_server;
+pub mod powerloss_vfs;
 pub mod probe;
 pub mod proxy;
 
