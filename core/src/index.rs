@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::ids::{CategoryCode, DeptId, DocId, DocKind, RegionCode, RegionLevel, UserId};
 use crate::search;
 use crate::track;
-use crate::workflow::{CaseState, Status, SupervisionLevel};
+use crate::workflow::{fold, CaseState, Entry, Status, SupervisionLevel};
 
 /// Most rows one list call returns.
 pub const MAX_PAGE: u32 = 1000;
@@ -30,16 +30,86 @@ fn time(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+/// How a server reads a case's timeline for its index: the same entries in the
+/// same order, some at another time than their author's clock wrote (and a
+/// dispatch's deadline moved with it), or `None` to take them as written.
+pub type TimelineReading = dyn Fn(&CaseDoc) -> Option<Vec<Entry>> + Send + Sync;
+
+/// The readings registered, each with the database file whose index it is for.
+static READINGS: std::sync::Mutex<Vec<(std::path::PathBuf, std::sync::Weak<TimelineReading>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn canonical(db: &std::path::Path) -> std::path::PathBuf {
+    let name = db.file_name().unwrap_or_default();
+    db.parent()
+        .and_then(|d| {
+            std::fs::canonicalize(if d.as_os_str().is_empty() {
+                ".".as_ref()
+            } else {
+                d
+            })
+            .ok()
+        })
+        .map_or_else(|| db.to_path_buf(), |d| d.join(name))
+}
+
+/// Index the cases of the database file `db` (an engine's, opened after this) with
+/// the times `reading` gives: a relay judges deadlines, overdue and durations by
+/// when it received an entry where its author's clock is implausible
+/// (docs/reliability.md, clocks). The documents are not touched. The reading
+/// holds while the caller keeps `reading`; every other database (a phone's) is
+/// indexed as written.
+pub fn read_timelines_with(db: &std::path::Path, reading: &std::sync::Arc<TimelineReading>) {
+    let mut all = READINGS.lock().unwrap_or_else(|e| e.into_inner());
+    all.retain(|(_, r)| r.strong_count() > 0);
+    all.push((canonical(db), std::sync::Arc::downgrade(reading)));
+}
+
+/// The reading registered for the database `tx` writes, if any.
+fn reading_for(tx: &Transaction<'_>) -> Option<std::sync::Arc<TimelineReading>> {
+    let all = READINGS.lock().unwrap_or_else(|e| e.into_inner());
+    if all.is_empty() {
+        return None;
+    }
+    let path = std::path::Path::new(tx.path().filter(|p| !p.is_empty())?);
+    let found = |p: &std::path::Path| {
+        all.iter()
+            .rev()
+            .find(|(db, _)| db == p)
+            .and_then(|(_, r)| r.upgrade())
+    };
+    found(path).or_else(|| found(&canonical(path)))
+}
+
 /// Upsert a case's row and its search terms.
 pub(crate) fn index_case(tx: &Transaction<'_>, case: &CaseDoc, state: &CaseState) -> Result<()> {
-    let updated = case
-        .timeline
+    let read = reading_for(tx)
+        .and_then(|reading| reading(case))
+        .filter(|t| t.len() == case.timeline.len());
+    let read_state;
+    let (timeline, state, created) = match &read {
+        Some(timeline) => {
+            read_state = fold(timeline);
+            // The report is the case's creation: read at another time, so is it.
+            let shift = match (timeline.first(), case.timeline.first()) {
+                (Some(read), Some(written)) => read.at - written.at,
+                _ => chrono::Duration::zero(),
+            };
+            let created = case
+                .created
+                .checked_add_signed(shift)
+                .unwrap_or(case.created);
+            (timeline.as_slice(), &read_state, created)
+        }
+        None => (case.timeline.as_slice(), state, case.created),
+    };
+    let updated = timeline
         .iter()
         .map(|e| e.at)
         .chain(case.notes.iter().map(|n| n.at))
         .chain(case.photos.iter().map(|p| p.at))
         .max()
-        .unwrap_or(case.created);
+        .unwrap_or(created);
     let rowid: i64 = tx
         .prepare_cached(
             "INSERT INTO cases (doc_id, grid, category, subcategory, severity, status, level,
@@ -80,7 +150,7 @@ pub(crate) fn index_case(tx: &Transaction<'_>, case: &CaseDoc, state: &CaseState
                 state.has_conflict(),
                 case.title,
                 case.photos.len() as i64,
-                ms(case.created),
+                ms(created),
                 ms(updated),
                 state.accepted_at.map(ms),
                 state.handled_at.map(ms),

@@ -425,6 +425,12 @@ pub struct CaseState {
     pub escalations: u32,
     /// One outcome per timeline entry, in timeline order.
     pub outcomes: Vec<Outcome>,
+    /// Per timeline entry, where a server judged the entry by another time than its
+    /// author's clock wrote (an implausible device time: later than the server
+    /// received it, or earlier than the entry it follows), the time it judged it
+    /// by; the times above are then read at those. Empty from [`fold`], which
+    /// takes every `at` as written.
+    pub judged_at: Vec<Option<DateTime<Utc>>>,
     last_applied: Option<String>,
 }
 
@@ -443,6 +449,7 @@ impl CaseState {
             closed_at: None,
             escalations: 0,
             outcomes: Vec::new(),
+            judged_at: Vec::new(),
             last_applied: None,
         }
     }

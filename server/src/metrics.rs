@@ -1,8 +1,9 @@
 //! `/metrics` in the Prometheus text format: requests and their latency per route,
 //! changes pushed by outcome and pulled, bytes in and out, the edge (open
 //! connections, connections closed and requests refused by its limits, body bytes
-//! held), and at scrape time the log size, how far devices are behind and the
-//! notifications by state. Counts only: no user, device or case.
+//! held), case timeline entries whose device time was implausible, and at scrape
+//! time the log size, how far devices are behind and the notifications by state.
+//! Counts only: no user, device or case.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +66,7 @@ pub struct Metrics {
     accept_errors: Counter,
     body_bytes_held: Gauge,
     notifications: Family<State, Gauge>,
+    implausible_times: Counter,
 }
 
 impl Default for Metrics {
@@ -153,7 +155,14 @@ impl Default for Metrics {
             "Outbound notifications in the ledger by state: queued, sent, failed, cancelled",
             notifications.clone(),
         );
+        let implausible_times = Counter::default();
+        registry.register(
+            "implausible_entry_times",
+            "Case timeline entries received with an implausible device time (later than the relay received them, or earlier than the step they follow), judged at the relay's time instead",
+            implausible_times.clone(),
+        );
         Metrics {
+            implausible_times,
             notifications,
             connections_open,
             connections_closed,
@@ -248,6 +257,10 @@ impl Metrics {
         self.devices.set(clamp(devices));
         self.devices_behind.set(clamp(behind));
         self.changes_behind.set(clamp(changes));
+        // The relay counts them as it receives them; the counter catches up.
+        let flagged = relay.implausible_times();
+        self.implausible_times
+            .inc_by(flagged.saturating_sub(self.implausible_times.get()));
         let counts = store.notification_counts().map_err(|e| e.to_string())?;
         for state in crate::relay::store::NotificationState::ALL {
             let n = counts.iter().find(|(s, _)| *s == state).map_or(0, |c| c.1);

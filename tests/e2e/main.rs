@@ -4,6 +4,7 @@ mod access;
 mod backup;
 mod blobstore;
 mod bombs;
+mod clocks;
 mod cluster;
 mod console;
 mod directory;

@@ -207,6 +207,13 @@ pub struct Texts {
     pub reporter: &'static str,
     pub conflict: &'static str,
     pub refused: &'static str,
+    /// Before the time a timeline entry is judged by, where its device's time is
+    /// implausible (shown beside the device's time).
+    pub time_implausible: &'static str,
+    /// After that time.
+    pub time_implausible_end: &'static str,
+    /// Why, as the mark's title.
+    pub time_implausible_why: &'static str,
     pub deadline_hours: &'static str,
     pub deadline_default: &'static str,
     pub satisfaction: &'static str,
@@ -360,6 +367,9 @@ const ZH: Texts = Texts {
     reporter: "上报人",
     conflict: "冲突（离线并发操作，未生效）",
     refused: "未生效",
+    time_implausible: "设备时间异常，按服务器判定时间",
+    time_implausible_end: "计",
+    time_implausible_why: "设备记录的时间晚于服务器收到它的时间，或早于它所接续的上一步：处置时限、超期、督办和统计按服务器判定的时间计（服务器收到时间，或上一步的时间）",
     deadline_hours: "时限（小时）",
     deadline_default: "留空按规则",
     satisfaction: "满意度（1–5）",
@@ -513,6 +523,9 @@ const EN: Texts = Texts {
     reporter: "Reported by",
     conflict: "Conflict (concurrent offline action, not applied)",
     refused: "Not applied",
+    time_implausible: "device clock implausible; counted at",
+    time_implausible_end: "by the server",
+    time_implausible_why: "The device's time is later than the server received the step, or earlier than the step it follows: deadlines, overdue, supervision and statistics count it at the server's time (when it received it, or the step before)",
     deadline_hours: "Deadline (hours)",
     deadline_default: "empty: by the rules",
     satisfaction: "Satisfaction (1–5)",

@@ -40,7 +40,7 @@ table{border-collapse:collapse;width:100%;background:#fff}th,td{padding:.4em .6e
 .filters{background:#fff;padding:.6em;margin-bottom:1em;display:flex;gap:.6em;flex-wrap:wrap;align-items:end}
 .filters label{display:flex;flex-direction:column;font-size:.85em}
 section{background:#fff;padding:.8em 1em;margin-bottom:1em;border-radius:4px}
-.timeline li{margin-bottom:.5em}.conflict{color:#b45309}.refused{color:#c81e1e}
+.timeline li{margin-bottom:.5em}.conflict{color:#b45309}.refused{color:#c81e1e}.time-implausible{color:#b45309;font-weight:bold}
 .photos img{max-height:120px;margin-right:.5em;border:1px solid #d9e2ec}
 .flash{padding:.6em 1em;border-radius:4px;margin-bottom:1em}.ok{background:#e3f9e5}.err{background:#fde8e8}
 .actions form{border-top:1px solid #e4e7eb;padding:.5em 0;display:flex;gap:.5em;flex-wrap:wrap;align-items:end}
@@ -359,10 +359,15 @@ pub fn detail(lang: Lang, who: &ConsoleUser, dir: &Directory, d: &Detail<'_>) ->
             section.timeline id="timeline" {
                 h3 { (t.timeline) }
                 ol {
-                    @for (entry, outcome) in d.case.timeline() {
+                    @for (i, (entry, outcome)) in d.case.timeline().enumerate() {
                         li class=(match outcome { Outcome::Applied => "", Outcome::Conflict { .. } => "conflict", Outcome::Refused(_) => "refused" }) {
                             strong.label { (lang.action(&entry.action)) } " · " (name_of(&entry.actor))
                             " · " (local(entry.at))
+                            @if let Some(judged) = state.judged_at.get(i).copied().flatten() {
+                                " " span.time-implausible data-judged=(judged.timestamp_millis()) title=(t.time_implausible_why) {
+                                    "⚠ " (t.time_implausible) " " (local(judged)) " " (t.time_implausible_end)
+                                }
+                            }
                             @if let Some(text) = entry_text(&entry.action) { @if !text.is_empty() { " — " (text) } }
                             @match outcome {
                                 Outcome::Applied => {},

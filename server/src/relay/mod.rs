@@ -6,7 +6,7 @@
 //! logging changes), `pull`, `blobs` (photos), `replica` (a node catching up with a
 //! shared log), `upstream` (tiers), `console` (the web console's side), `erase`
 //! (erasing a person for good, ADR 0011), `store` (what the relay keeps besides
-//! documents), `error`.
+//! documents), `times` (how it reads the times phones write), `error`.
 
 mod blobs;
 mod console;
@@ -19,6 +19,7 @@ mod push;
 mod replica;
 pub mod resident;
 pub mod store;
+pub mod times;
 mod upstream;
 
 pub use console::{ConsoleUser, DeviceView, DraftOutcome, TileUrl, PASSWORD_CHARS, SESSION_HOURS};
@@ -102,6 +103,10 @@ pub struct Relay {
     directory_writes: std::sync::Mutex<()>,
     /// The console map's base map, if configured.
     map_tiles: Option<console::TileUrl>,
+    /// How the replica's case index reads timelines (`times`), kept alive here.
+    _time_reading: Arc<gridsync_core::index::TimelineReading>,
+    /// Timeline entries received whose time was implausible, since start.
+    implausible_times: std::sync::atomic::AtomicU64,
 }
 
 /// Where a relay keeps what its nodes share.
@@ -161,6 +166,10 @@ impl Relay {
             // A bad file is refused before anything is stored, with what is wrong.
             Directory::from_json(json)?;
         }
+        // The replica's case index judges times as the relay does, from its first
+        // rebuild on.
+        let time_reading = times::index_reading(store.clone());
+        gridsync_core::index::read_timelines_with(&data.join("server.db"), &time_reading);
         let engine = Engine::open(data.join("server.db"), identity)?;
         // A node of a shared database starts from where its replica says; one
         // node's replica is written together with its log and never catches up.
@@ -186,6 +195,8 @@ impl Relay {
             directory_checked_ms: std::sync::atomic::AtomicI64::new(0),
             directory_writes: std::sync::Mutex::new(()),
             map_tiles: None,
+            _time_reading: time_reading,
+            implausible_times: std::sync::atomic::AtomicU64::new(0),
         };
         relay.open_directory(directory_json)?;
         // Nothing erased is served: an erasure interrupted before the replica, or

@@ -288,6 +288,10 @@ impl Relay {
         let mut verdicts = HashMap::new();
         let mut entries = Vec::new();
         let mut scopes = Vec::new();
+        // Case timeline entries received now, and how many of them carry a time
+        // the relay does not trust (`times`).
+        let mut received = Vec::new();
+        let mut implausible = 0;
         for (r, (id, changes)) in imported.into_iter().zip(sent) {
             let report = match r.outcome {
                 Ok(report) => report,
@@ -337,6 +341,9 @@ impl Relay {
                 None => self.engine.read_doc(&id).map_err(RelayError::internal)?,
             };
             if let Some(content) = content {
+                if let DocContent::Case(case) = &content {
+                    implausible += self.note_receipts(case, &mut received);
+                }
                 scopes.push((id, scope_of(content)));
             }
         }
@@ -348,13 +355,15 @@ impl Relay {
             .store
             .shared()
             .then(|| self.applied.load(Ordering::SeqCst));
-        let top = self.store.append(
+        let top = self.store.append_timed(
             device,
             &entries,
             &scopes,
+            &received,
             Utc::now().timestamp_millis(),
             expect,
         )?;
+        self.implausible_times.fetch_add(implausible, Ordering::Relaxed);
         // Under the push lock, the replica now holds the whole log.
         self.applied.fetch_max(top, Ordering::SeqCst);
         // An erasure that committed while this push was checked (another process,

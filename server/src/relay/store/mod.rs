@@ -345,7 +345,24 @@ pub trait RelayStore: Send + Sync {
         scopes: &[(DocId, DocScope)],
         now_ms: i64,
         expect_top: Option<u64>,
+    ) -> StoreResult<u64> {
+        self.append_timed(device, entries, scopes, &[], now_ms, expect_top)
+    }
+    /// [`RelayStore::append`], recording in the same transaction that the case
+    /// timeline entries `received` (document, entry id) were received at `now_ms`
+    /// — unless an earlier receipt is recorded: the first one counts.
+    fn append_timed(
+        &self,
+        device: DeviceId,
+        entries: &[LogEntry],
+        scopes: &[(DocId, DocScope)],
+        received: &[(DocId, String)],
+        now_ms: i64,
+        expect_top: Option<u64>,
     ) -> StoreResult<u64>;
+    /// When the relay received each recorded timeline entry of case `doc`: (entry
+    /// id, ms since the epoch by the relay's clock).
+    fn entry_receipts(&self, doc: &DocId) -> StoreResult<Vec<(String, i64)>>;
     /// Hold the lock under which a push checks changes against the replica and
     /// logs them, across every node on this store, until the answer is dropped.
     fn lock_pushes(&self) -> StoreResult<Box<dyn Held + '_>>;
@@ -1054,11 +1071,12 @@ impl<D: Database> RelayStore for SqlStore<D> {
         })
     }
 
-    fn append(
+    fn append_timed(
         &self,
         device: DeviceId,
         entries: &[LogEntry],
         scopes: &[(DocId, DocScope)],
+        received: &[(DocId, String)],
         now_ms: i64,
         expect_top: Option<u64>,
     ) -> StoreResult<u64> {
@@ -1126,7 +1144,26 @@ impl<D: Database> RelayStore for SqlStore<D> {
                     args![dev.as_str(), doc.as_str()],
                 )?;
             }
+            for (doc, entry) in received.iter().filter(|(d, _)| !erased.contains(d)) {
+                tx.exec(
+                    "INSERT INTO entry_receipts (doc_id, entry_id, received_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO NOTHING",
+                    args![doc.as_str(), entry.as_str(), now_ms],
+                )?;
+            }
             Self::top(tx)
+        })
+    }
+
+    fn entry_receipts(&self, doc: &DocId) -> StoreResult<Vec<(String, i64)>> {
+        self.read(|tx| {
+            tx.rows(
+                "SELECT entry_id, received_ms FROM entry_receipts WHERE doc_id = ?1",
+                args![doc.as_str()],
+            )?
+            .iter()
+            .map(|r| Ok((r.text(0)?, r.int(1)?)))
+            .collect()
         })
     }
 
@@ -1537,6 +1574,7 @@ impl<D: Database> RelayStore for SqlStore<D> {
                 "DELETE FROM doc_scope WHERE doc_id = ?1",
                 "DELETE FROM doc_photos WHERE doc_id = ?1",
                 "DELETE FROM upstream_refusals WHERE doc_id = ?1",
+                "DELETE FROM entry_receipts WHERE doc_id = ?1",
             ] {
                 tx.exec(sql, args![doc.as_str()])?;
             }

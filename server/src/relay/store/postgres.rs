@@ -190,6 +190,16 @@ const MIGRATIONS: &[&str] = &[
         next_ms  BIGINT NOT NULL
     );
 "#,
+    r#"
+    -- When the relay received each case timeline entry (the first time), by its
+    -- own clock (docs/reliability.md, clocks).
+    CREATE TABLE entry_receipts (
+        doc_id      TEXT NOT NULL,
+        entry_id    TEXT NOT NULL,
+        received_ms BIGINT NOT NULL,
+        PRIMARY KEY (doc_id, entry_id)
+    );
+"#,
 ];
 
 impl From<postgres::Error> for StoreError {

@@ -224,6 +224,17 @@ const MIGRATIONS: &[&str] = &[
         next_ms  INTEGER NOT NULL
     ) STRICT;
 "#,
+    r#"
+    -- When this relay received each case timeline entry (the first time), by its
+    -- own clock: a phone's clock that is implausibly off is not what deadlines,
+    -- overdue and durations are judged by (docs/reliability.md, clocks).
+    CREATE TABLE entry_receipts (
+        doc_id      TEXT NOT NULL,
+        entry_id    TEXT NOT NULL,
+        received_ms INTEGER NOT NULL,
+        PRIMARY KEY (doc_id, entry_id)
+    ) STRICT, WITHOUT ROWID;
+"#,
 ];
 
 /// `relay.db`: one connection, so one transaction at a time, for one node.
