@@ -16,7 +16,9 @@ type Scenario = fn(Level, u64, &std::path::Path) -> Report;
 /// In the order of the priorities.
 const SCENARIOS: &[(&str, Scenario)] = &[
     ("phone_killed", torture::phone_killed::run),
+    ("power_lost", torture::power_lost::run),
     ("disk_full", torture::disk_full::run),
+    ("io_errors", torture::io_errors::run),
     ("bad_links", torture::bad_links::run),
     ("long_offline", torture::long_offline::run),
     ("relay_killed", torture::relay_killed::run),

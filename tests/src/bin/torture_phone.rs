@@ -14,6 +14,13 @@
 //! the disk-full scenario capped it, so an error can be placed before or after space
 //! returned.
 //!
+//! With `TORTURE_VFS` or `TORTURE_VFS_FAULTS` set, SQLite's files go through the
+//! power-cut VFS (`gridsync_tests::powerloss_vfs`): a SIGKILL then leaves on disk
+//! only what was synced, and scheduled reads, writes or syncs fail; the last line
+//! before `done` is `V writes=… syncs=… reads=… faults=…`, the VFS's counts. With
+//! `TORTURE_FULL_FLAG=<file>` set, `<cap>` is `full` while that file exists (the
+//! orchestrator's mark that the phone's tmpfs is full) and `free` otherwise.
+//!
 //! Usage: torture_phone DB USER DEVICE KEY_HEX SEED RUN OPS
 
 use std::io::Write;
@@ -55,6 +62,8 @@ fn say(line: &str) {
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
+    // Before any connection opens: the VFS must be SQLite's default by then.
+    let vfs = gridsync_tests::powerloss_vfs::install_from_env()?;
     let args: Vec<String> = std::env::args().collect();
     let [_, db, user, device, key, seed, run, ops] = &args[..] else {
         return Err("usage: torture_phone DB USER DEVICE KEY_HEX SEED RUN OPS".into());
@@ -73,16 +82,27 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         &key,
     )?;
     say("ready");
+    if vfs {
+        // The VFS's counts once open: a fault scheduled past them hits the workload.
+        let (writes, syncs, reads) = gridsync_tests::powerloss_vfs::calls();
+        say(&format!("V0 writes={writes} syncs={syncs} reads={reads}"));
+    }
     let mut rng = Rng(seed ^ run.wrapping_mul(0x2545_F491_4F6C_DD1D));
     let all = CaseFilter {
         limit: 100_000,
         ..Default::default()
     };
-    let mut mine: Vec<String> = engine
-        .list_cases(&all)?
-        .into_iter()
-        .map(|c| c.id.to_string())
-        .collect();
+    let mut mine: Vec<String> = match engine.list_cases(&all) {
+        Ok(cases) => cases.into_iter().map(|c| c.id.to_string()).collect(),
+        Err(e) => {
+            say(&format!(
+                "E read {} fsize={} {e}",
+                kind(&e),
+                file_size_cap()
+            ));
+            Vec::new()
+        }
+    };
     for i in 0..ops {
         let roll = rng.below(100);
         let cap = file_size_cap();
@@ -128,8 +148,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 continue;
             };
             let doc_id = id.parse()?;
-            if engine.get_case(&doc_id)?.state.status != Status::Reported {
-                continue;
+            match engine.get_case(&doc_id) {
+                Ok(c) if c.state.status != Status::Reported => continue,
+                Ok(_) => {}
+                // A read can fail too (an I/O error): the app shows it.
+                Err(e) => {
+                    say(&format!("E read {} fsize={cap} {e}", kind(&e)));
+                    continue;
+                }
             }
             say("B act");
             let action = Action::SelfHandle {
@@ -149,6 +175,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 Err(e) => say(&format!("S err {} fsize={cap} {e}", sync_kind(&e))),
             }
         }
+    }
+    if vfs {
+        let (writes, syncs, reads) = gridsync_tests::powerloss_vfs::calls();
+        let faults = gridsync_tests::powerloss_vfs::faults_injected();
+        say(&format!(
+            "V writes={writes} syncs={syncs} reads={reads} faults={faults}"
+        ));
     }
     say("done");
     Ok(())
@@ -176,6 +209,10 @@ fn sync_kind(e: &SyncError) -> String {
 /// This process's soft RLIMIT_FSIZE as `/proc/self/limits` shows it (`unlimited`
 /// where there is no such file).
 fn file_size_cap() -> String {
+    if let Some(flag) = std::env::var_os("TORTURE_FULL_FLAG") {
+        let full = std::path::Path::new(&flag).exists();
+        return if full { "full" } else { "free" }.into();
+    }
     std::fs::read_to_string("/proc/self/limits")
         .ok()
         .and_then(|l| {

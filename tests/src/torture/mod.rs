@@ -5,8 +5,10 @@
 pub mod bad_links;
 pub mod clocks;
 pub mod disk_full;
+pub mod io_errors;
 pub mod long_offline;
 pub mod phone_killed;
+pub mod power_lost;
 pub mod relay_killed;
 pub mod versions;
 
@@ -230,14 +232,40 @@ pub struct RelayProcess {
 impl RelayProcess {
     /// Start `gridsync serve` on `data`, on `listen` (`127.0.0.1:0` for any port).
     pub fn start(data: &Path, listen: &str, log: &Path) -> std::io::Result<RelayProcess> {
+        let program = sibling_binary("gridsync", "GRIDSYNC_BIN");
+        RelayProcess::start_program(&program, &[], data, listen, log)
+    }
+
+    /// Start the relay's code under the power-cut VFS (`torture_relay`, see
+    /// `gridsync_tests::powerloss_vfs`) with `vfs` as its environment
+    /// (`TORTURE_VFS`, `TORTURE_VFS_FAULTS`).
+    pub fn start_under_vfs(
+        vfs: &[(&str, String)],
+        data: &Path,
+        listen: &str,
+        log: &Path,
+    ) -> std::io::Result<RelayProcess> {
+        let program = sibling_binary("torture_relay", "TORTURE_RELAY_BIN");
+        RelayProcess::start_program(&program, vfs, data, listen, log)
+    }
+
+    /// Start `program serve --listen … --data …` with `env` added.
+    pub fn start_program(
+        program: &Path,
+        env: &[(&str, String)],
+        data: &Path,
+        listen: &str,
+        log: &Path,
+    ) -> std::io::Result<RelayProcess> {
         let err = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)?;
-        let mut child = command(&sibling_binary("gridsync", "GRIDSYNC_BIN"))
+        let mut child = command(program)
             .args(["serve", "--listen", listen, "--data"])
             .arg(data)
             .env("GRIDSYNC_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(err)
             .spawn()?;
@@ -328,7 +356,21 @@ impl PhoneId {
     /// Start the phone workload (`torture_phone`) on this phone for `ops` operations,
     /// its stdout piped, its stderr to `log`; a child of this run until [`reaped`].
     pub fn workload(&self, seed: u64, run: u64, ops: u64, log: &Path) -> std::io::Result<Child> {
+        self.workload_with(seed, run, ops, log, &[])
+    }
+
+    /// [`PhoneId::workload`] with `env` added (the power-cut VFS's settings,
+    /// `TORTURE_FULL_FLAG`).
+    pub fn workload_with(
+        &self,
+        seed: u64,
+        run: u64,
+        ops: u64,
+        log: &Path,
+        env: &[(&str, String)],
+    ) -> std::io::Result<Child> {
         let child = command(&sibling_binary("torture_phone", "TORTURE_PHONE_BIN"))
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .arg(&self.db)
             .arg(self.identity.user.to_string())
             .arg(self.identity.device.to_string())
