@@ -1,10 +1,14 @@
-//! Scenario 3 of the issue, disk full and I/O errors, first on the phone, then on
-//! the relay. The full disk is a file size cap: RLIMIT_FSIZE set on the running
-//! process with `prlimit`, 64 KiB past the end of its database's WAL once that was
-//! checkpointed and truncated (SIGXFSZ ignored, so a write past the cap fails with
-//! `EFBIG` instead of killing it). No root, no
-//! mount: the real binaries' real writes are refused by the kernel. Lifting the cap
-//! is space returning, without a restart.
+//! Scenario 3 of the issue, disk full, first on the phone, then on the relay (its
+//! I/O-error half is `io_errors`). Where this process may mount one (root, as CI
+//! runs here), the phone's folder and the relay's data folder are each on a small
+//! tmpfs of their own ([`TMPFS_MIB`]), and a disk fills by a ballast file written
+//! until the kernel refuses (`ENOSPC`) and shortened by 64 KiB; deleting it is space
+//! returning. Elsewhere the full disk is a file size cap: RLIMIT_FSIZE set on the
+//! running process with `prlimit`, 64 KiB past the end of its database's WAL once
+//! that was checkpointed and truncated (SIGXFSZ ignored, so a write past the cap
+//! fails with `EFBIG` instead of killing it); lifting the cap is space returning.
+//! Either way the real binaries' real writes are refused by the kernel, and space
+//! returns without a restart. The line says which ran (`method`).
 //!
 //! Phone: the workload (`torture_phone`) reports, notes, takes photos, handles and
 //! syncs while its cap is in force, until it has seen enough errors; every error
@@ -21,8 +25,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::Child;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -33,8 +37,12 @@ use super::{
     Level, PhoneId, RelayProcess, Report, Rng, DISPATCHER, WORKER,
 };
 
-/// How far past the end of the truncated WAL the cap is set: a few writes still fit.
+/// How far past the end of the truncated WAL the cap is set, or how much of a
+/// tmpfs the ballast leaves free: a few writes still fit.
 const HEADROOM: u64 = 64 * 1024;
+/// The size of each tmpfs (the phone's, the relay's): bounds the memory a full disk
+/// takes and the ballast's writing.
+pub const TMPFS_MIB: u64 = 48;
 /// The phone's operations per round.
 const OPS: u64 = 400;
 /// A round of the workload may take this long before it is killed as hung.
@@ -80,13 +88,39 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
         Level::Quick => 1,
         Level::Long => 5,
     };
-    let data = work.join("relay");
+    // First, so that they are unmounted last, after every process and engine on them.
+    // `TORTURE_DISK_FULL=rlimit` runs the fallback where a mount would work.
+    let disks = if std::env::var("TORTURE_DISK_FULL").is_ok_and(|m| m == "rlimit") {
+        Err(std::io::Error::other("TORTURE_DISK_FULL=rlimit"))
+    } else {
+        Tmpfs::mount(&work.join("phone-disk"))
+            .and_then(|p| Ok((p, Tmpfs::mount(&work.join("relay-disk"))?)))
+    };
+    let disks = match disks {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("disk_full: no tmpfs ({e}); capping file sizes instead");
+            None
+        }
+    };
+    let (data, phone_folder) = match &disks {
+        Some((phone_disk, relay_disk)) => (relay_disk.dir.join("relay"), phone_disk.dir.clone()),
+        None => (work.join("relay"), work.to_path_buf()),
+    };
+    let full_flag = work.join("phone-disk-full");
     let relay_log = work.join("relay.log");
     let mut relay = RelayProcess::start(&data, "127.0.0.1:0", &relay_log)
         .expect("the relay starts (is the gridsync binary built?)");
     let listen = relay.addr().to_string();
-    let phone = enroll_phone(&data, &relay.url, &relay.url, WORKER, work, &mut rng)
-        .expect("the worker's phone enrolls");
+    let phone = enroll_phone(
+        &data,
+        &relay.url,
+        &relay.url,
+        WORKER,
+        &phone_folder,
+        &mut rng,
+    )
+    .expect("the worker's phone enrolls");
     let observer = enroll_phone(&data, &relay.url, &relay.url, DISPATCHER, work, &mut rng)
         .expect("the dispatcher's phone enrolls");
 
@@ -97,10 +131,39 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
         for full in [Full::Phone, Full::Relay] {
             let run = 2 * r + u64::from(full == Full::Relay);
             let log = work.join(format!("phone-{run}.log"));
-            let Ok(child) = phone.workload(seed, run, OPS, &log) else {
+            let env = match &disks {
+                Some(_) => vec![("TORTURE_FULL_FLAG", full_flag.display().to_string())],
+                None => Vec::new(),
+            };
+            let Ok(child) = phone.workload_with(seed, run, OPS, &log, &env) else {
                 report.broken += 1;
                 continue;
             };
+            if let Some((phone_disk, relay_disk)) = &disks {
+                let fill = match full {
+                    Full::Phone => Fill::Ballast {
+                        dir: &phone_disk.dir,
+                        flag: Some(&full_flag),
+                    },
+                    Full::Relay => Fill::Ballast {
+                        dir: &relay_disk.dir,
+                        flag: None,
+                    },
+                };
+                round(child, full, &fill, &mut acked, &mut counts);
+                report.runs += 1;
+                report.faults += 1;
+                report.panics += panics_in(&log);
+                check_phone(
+                    &phone,
+                    &acked,
+                    &mut lost_on_phone,
+                    &mut report,
+                    &mut counts,
+                    run,
+                );
+                continue;
+            }
             let (cap_pid, cap) = match full {
                 Full::Phone => (
                     child.id(),
@@ -124,7 +187,8 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
                 continue;
             };
             counts.cap_kib_max = counts.cap_kib_max.max(cap / 1024);
-            round(child, full, cap_pid, cap, &mut acked, &mut counts);
+            let fill = Fill::Cap { pid: cap_pid, cap };
+            round(child, full, &fill, &mut acked, &mut counts);
             report.runs += 1;
             report.faults += 1;
             report.panics += panics_in(&log);
@@ -187,7 +251,17 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     report.set("acked_after_space_returned", counts.acked_after);
     report.set("rounds_never_full", counts.never_full);
     report.set("phone_died", counts.phone_died);
-    report.set("cap_kib_max", counts.cap_kib_max);
+    match &disks {
+        Some(_) => {
+            report.set("method", "tmpfs");
+            report.set("tmpfs_mib", TMPFS_MIB);
+            report.set("free_kib_when_full", HEADROOM / 1024);
+        }
+        None => {
+            report.set("method", "rlimit");
+            report.set("cap_kib_max", counts.cap_kib_max);
+        }
+    }
     report.set(
         "drain_seconds_max",
         (counts.drain_seconds_max * 10.0).round() / 10.0,
@@ -220,14 +294,7 @@ fn cap_after_checkpoint(conn: &rusqlite::Connection, db: &Path) -> u64 {
 
 /// One round: the workload runs, the cap goes on as it starts and comes off once
 /// enough operations (phone) or syncs (relay) failed; every line is counted.
-fn round(
-    mut child: Child,
-    full: Full,
-    cap_pid: u32,
-    cap: u64,
-    acked: &mut Vec<Acked>,
-    counts: &mut Counts,
-) {
+fn round(mut child: Child, full: Full, fill: &Fill, acked: &mut Vec<Acked>, counts: &mut Counts) {
     // Enough failures to have gone through every kind of write at least once.
     let enough = match full {
         Full::Phone => 25,
@@ -250,7 +317,13 @@ fn round(
             break;
         };
         if line == "ready" {
-            capped = cap_file_size(cap_pid, Some(cap)).is_ok();
+            capped = match fill.on() {
+                Ok(()) => true,
+                Err(e) => {
+                    eprintln!("disk_full: the disk does not fill: {e}");
+                    false
+                }
+            };
             continue;
         }
         if line == "done" {
@@ -280,7 +353,7 @@ fn round(
         // The phone's own cap, as it read it when the operation began; until a line
         // shows the phone has seen it, an operation that began just before the cap
         // went on may fail under it.
-        let under_cap = fsize == format!("fsize={cap}");
+        let under_cap = fsize == fill.marker();
         saw_cap |= under_cap;
         let phone_capped = full == Full::Phone && (under_cap || (capped && !saw_cap));
         let relay_answer = kind == "network" || kind.starts_with("refused:");
@@ -301,11 +374,11 @@ fn round(
         }
         if capped && failures >= enough {
             // Space returns.
-            capped = cap_file_size(cap_pid, None).is_err();
+            capped = fill.off().is_err();
         }
     }
     if capped || failures == 0 {
-        let _ = cap_file_size(cap_pid, None);
+        let _ = fill.off();
         eprintln!("disk_full: the cap never produced {enough} errors ({failures})");
         counts.never_full += 1;
     }
@@ -369,4 +442,131 @@ fn check_phone(
 /// `PRAGMA integrity_check` on the stopped relay's database.
 fn relay_integrity(data: &Path) -> Result<(), String> {
     sqlite_integrity(&rusqlite::Connection::open(data.join("relay.db")).map_err(|e| e.to_string())?)
+}
+
+/// How a round fills a disk and gives the space back.
+enum Fill<'a> {
+    /// RLIMIT_FSIZE on the process `pid`.
+    Cap { pid: u32, cap: u64 },
+    /// A ballast file filling the tmpfs at `dir`; `flag` exists while it is full
+    /// (the phone reads it, `TORTURE_FULL_FLAG`).
+    Ballast {
+        dir: &'a Path,
+        flag: Option<&'a Path>,
+    },
+}
+
+impl Fill<'_> {
+    /// The disk is full from now on.
+    fn on(&self) -> std::io::Result<()> {
+        match self {
+            Fill::Cap { pid, cap } => cap_file_size(*pid, Some(*cap)),
+            Fill::Ballast { dir, flag } => {
+                // The mark first: an operation that reads no mark began with space.
+                if let Some(flag) = flag {
+                    std::fs::write(flag, b"")?;
+                }
+                fill_with_ballast(dir)
+            }
+        }
+    }
+
+    /// Space returns.
+    fn off(&self) -> std::io::Result<()> {
+        match self {
+            Fill::Cap { pid, .. } => cap_file_size(*pid, None),
+            Fill::Ballast { dir, flag } => {
+                match std::fs::remove_file(dir.join(BALLAST)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+                // The mark last: an operation that read it may have begun while full.
+                if let Some(flag) = flag {
+                    let _ = std::fs::remove_file(flag);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// What the phone prints as `fsize=` while this fill is on.
+    fn marker(&self) -> String {
+        match self {
+            Fill::Cap { cap, .. } => format!("fsize={cap}"),
+            Fill::Ballast { .. } => "fsize=full".to_owned(),
+        }
+    }
+}
+
+/// The ballast file's name in a tmpfs.
+const BALLAST: &str = "ballast";
+
+/// Fill the file system at `dir` with a ballast file until the kernel refuses a
+/// write (`ENOSPC`), then shorten it by [`HEADROOM`]: a few writes still fit. At
+/// most the tmpfs's size is written.
+fn fill_with_ballast(dir: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = dir.join(BALLAST);
+    let mut file = std::fs::File::create(&path)?;
+    let chunk = vec![0u8; 64 * 1024];
+    let mut written = 0u64;
+    let limit = TMPFS_MIB * 1024 * 1024 + chunk.len() as u64;
+    let refused = loop {
+        match file.write(&chunk) {
+            Ok(0) => break true,
+            Ok(n) => written += n as u64,
+            Err(e) if e.raw_os_error() == Some(28) => break true, // ENOSPC
+            Err(e) => return Err(e),
+        }
+        if written > limit {
+            break false;
+        }
+    };
+    if !refused {
+        return Err(std::io::Error::other("the tmpfs took more than its size"));
+    }
+    file.set_len(written.saturating_sub(HEADROOM))?;
+    file.sync_all()
+}
+
+/// A size-capped tmpfs mounted for the scenario; unmounted when dropped (also when
+/// the scenario panics), lazily if something still holds it.
+pub struct Tmpfs {
+    /// The mount point.
+    pub dir: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mount a [`TMPFS_MIB`] tmpfs at `dir` (created). Fails without the privilege
+    /// to mount (not root, a container without it) or without `mount`.
+    pub fn mount(dir: &Path) -> std::io::Result<Tmpfs> {
+        std::fs::create_dir_all(dir)?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={TMPFS_MIB}m,mode=0700"))
+            .arg("tmpfs")
+            .arg(dir)
+            .output()?;
+        if !out.status.success() {
+            return Err(std::io::Error::other(format!(
+                "mount: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(Tmpfs {
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let done = Command::new("umount")
+            .arg(&self.dir)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !done {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).output();
+        }
+    }
 }
