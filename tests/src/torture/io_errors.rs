@@ -42,6 +42,9 @@ const OPS: u64 = 16;
 /// A phone round may take this long before it is killed as hung.
 const ROUND_LIMIT: Duration = Duration::from_secs(60);
 
+/// The VFS's counts: (writes, syncs, reads).
+type Calls = (u64, u64, u64);
+
 /// What the rounds counted.
 #[derive(Default)]
 struct Counts {
@@ -373,7 +376,7 @@ fn phone_round(
     acked: &mut Vec<Acked>,
     counts: &mut Counts,
     report: &mut Report,
-) -> Option<((u64, u64, u64), (u64, u64, u64))> {
+) -> Option<(Calls, Calls)> {
     let log = work.join(format!("phone-{run}.log"));
     let Ok(mut child) = phone.workload_with(seed, run, OPS, &log, env) else {
         report.broken += 1;
