@@ -24,9 +24,9 @@ use crate::doc::patrol::PatrolDoc;
 use crate::doc::place::{Inspection, PlaceDoc};
 use crate::doc::registry::{HouseholdDoc, PersonDoc, Visit};
 use crate::doc::DocContent;
-use crate::ids::{DeptId, DocId, RegionCode, UserId};
+use crate::ids::{DeptId, DocId, RegionCode, RegionLevel, UserId};
 use crate::index::CaseFilter;
-use crate::workflow::{fold, may_report, Outcome, Refusal};
+use crate::workflow::{fold, may_report, Action, Outcome, Refusal};
 
 /// What a user may see.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -229,6 +229,9 @@ pub enum Denied {
     /// A new points adjustment whose worker is not a grid worker of its grid.
     #[error("a points adjustment must name a grid worker of its grid")]
     NotGridsWorker,
+    /// An escalation from a level above which the directory lists no region.
+    #[error("the case cannot be sent above {}: the directory lists no region above it", .0.as_str())]
+    NothingAbove(RegionLevel),
 }
 
 /// Whether `user`'s role reports cases at all (everyone but department handlers:
@@ -526,9 +529,41 @@ pub fn authorize_relayed(
             .map_err(|e| match e {
                 NewEntry::Workflow(reason) => Denied::Workflow(reason),
                 NewEntry::Author | NewEntry::NoteOrPhoto => Denied::Unvouched,
-            })
+            })?;
+            check_escalations(dir, before, after)
         }
     }
+}
+
+/// Whether every escalation `after` adds to a case (and that takes effect) goes
+/// to a region `dir` lists: what the relay checks besides [`authorize`]. The
+/// workflow stops only at the city; a district's own directory ends lower, and a
+/// case sent above it would be out of every dispatcher's reach.
+pub fn check_escalations(
+    dir: &Directory,
+    before: Option<&DocContent>,
+    after: &DocContent,
+) -> Result<(), Denied> {
+    let DocContent::Case(c) = after else {
+        return Ok(());
+    };
+    let known: HashSet<&str> = match before {
+        Some(DocContent::Case(b)) => b.timeline.iter().map(|e| e.id.as_str()).collect(),
+        _ => HashSet::new(),
+    };
+    let outcomes = fold(&c.timeline).outcomes;
+    for (i, (entry, outcome)) in c.timeline.iter().zip(&outcomes).enumerate() {
+        let new_escalation = matches!(entry.action, Action::Escalate { .. })
+            && matches!(outcome, Outcome::Applied)
+            && !known.contains(entry.id.as_str());
+        if new_escalation {
+            let level = fold(&c.timeline[..i]).level;
+            if dir.region_above(&c.grid, level).is_none() {
+                return Err(Denied::NothingAbove(level));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether the worker a new points adjustment names is a grid worker of its
@@ -906,6 +941,43 @@ mod tests {
 
     fn doc(c: &CaseDoc) -> DocContent {
         DocContent::Case(c.clone())
+    }
+
+    #[test]
+    fn a_case_is_sent_no_higher_than_the_directory_reaches() {
+        let district_only = sample();
+        let city = crate::directory::tests::city_sample();
+        let dd = user(&district_only, DD);
+        let up = |c: &CaseDoc| {
+            let reason = "跨区协调".into();
+            with_entry(c, &dd, dd.role, Action::Escalate { reason })
+        };
+        let to_district = up(&up(&case(&district_only, W, GRID_A, &[])));
+        let to_city = doc(&up(&to_district));
+        let to_district = doc(&to_district);
+        // Up to the district, both directories reach.
+        for dir in [&district_only, &city] {
+            assert_eq!(check_escalations(dir, None, &to_district), Ok(()));
+        }
+        // The district's own directory ends there; the city's goes one further.
+        assert_eq!(
+            check_escalations(&district_only, Some(&to_district), &to_city),
+            Err(Denied::NothingAbove(RegionLevel::District))
+        );
+        assert_eq!(
+            check_escalations(&city, Some(&to_district), &to_city),
+            Ok(())
+        );
+        // Only new entries are judged: what the relay already holds stays.
+        assert_eq!(
+            check_escalations(&district_only, Some(&to_city), &to_city),
+            Ok(())
+        );
+        let town: RegionCode = TOWN.parse().unwrap();
+        assert_eq!(
+            authorize_relayed(&district_only, &town, Some(&to_district), &to_city),
+            Err(Denied::NothingAbove(RegionLevel::District))
+        );
     }
 
     #[test]

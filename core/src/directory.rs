@@ -43,6 +43,8 @@ pub enum Role {
     TownDispatcher,
     /// 区 / 县 dispatcher.
     DistrictDispatcher,
+    /// 市 dispatcher: the top of a directory that spans several districts.
+    CityDispatcher,
     /// Handler in a department; handles what is dispatched to it.
     DepartmentHandler,
     /// May do everything within their region.
@@ -55,7 +57,8 @@ impl Role {
         match self {
             Role::CommunityDispatcher => Some(RegionLevel::Community),
             Role::TownDispatcher => Some(RegionLevel::Town),
-            Role::DistrictDispatcher | Role::Admin => Some(RegionLevel::District),
+            Role::DistrictDispatcher => Some(RegionLevel::District),
+            Role::CityDispatcher | Role::Admin => Some(RegionLevel::City),
             Role::GridWorker | Role::DepartmentHandler => None,
         }
     }
@@ -72,6 +75,7 @@ impl Role {
             Role::CommunityDispatcher => "community_dispatcher",
             Role::TownDispatcher => "town_dispatcher",
             Role::DistrictDispatcher => "district_dispatcher",
+            Role::CityDispatcher => "city_dispatcher",
             Role::DepartmentHandler => "department_handler",
             Role::Admin => "admin",
         }
@@ -84,6 +88,7 @@ impl Role {
             Role::CommunityDispatcher => "社区调度员",
             Role::TownDispatcher => "街道调度员",
             Role::DistrictDispatcher => "区调度员",
+            Role::CityDispatcher => "市调度员",
             Role::DepartmentHandler => "部门处置员",
             Role::Admin => "管理员",
         }
@@ -96,6 +101,7 @@ impl Role {
             Role::CommunityDispatcher,
             Role::TownDispatcher,
             Role::DistrictDispatcher,
+            Role::CityDispatcher,
             Role::DepartmentHandler,
             Role::Admin,
         ]
@@ -110,6 +116,7 @@ impl Role {
             Role::CommunityDispatcher => Some(RegionLevel::Community),
             Role::TownDispatcher => Some(RegionLevel::Town),
             Role::DistrictDispatcher => Some(RegionLevel::District),
+            Role::CityDispatcher => Some(RegionLevel::City),
             Role::DepartmentHandler | Role::Admin => None,
         }
     }
@@ -383,6 +390,9 @@ impl Directory {
     }
 
     fn build(file: DirectoryFile) -> Result<Directory, DirectoryError> {
+        // A directory's top is a district (a district's deployment) or a city above
+        // its districts; once a city is listed, every district must sit under one.
+        let has_city = file.regions.iter().any(|r| r.level == RegionLevel::City);
         let mut region_idx = HashMap::new();
         for (i, r) in file.regions.iter().enumerate() {
             check_name("region", r.code.as_str(), &r.name)?;
@@ -394,7 +404,8 @@ impl Directory {
                     r.code.as_str().len()
                 )));
             }
-            if let Some(parent_level) = r.level.parent() {
+            let needs_parent = r.level != RegionLevel::District || has_city;
+            if let Some(parent_level) = r.level.parent().filter(|_| needs_parent) {
                 let parent = r
                     .code
                     .ancestor(parent_level)
@@ -641,6 +652,20 @@ impl Directory {
         &self.regions
     }
 
+    /// The listed region one level above `level` that holds `code` — where a case
+    /// of that level in that place goes when it is sent up — if the directory
+    /// reaches that high (a district's own directory ends at the district).
+    pub fn region_above(&self, code: &RegionCode, level: RegionLevel) -> Option<&Region> {
+        let up = code.ancestor(level.parent()?)?;
+        self.region(&up)
+    }
+
+    /// Whether `code` is a top of the region tree: no region above it is listed.
+    /// Its administrators keep the whole directory.
+    pub fn is_top(&self, code: &RegionCode) -> bool {
+        self.region_above(code, code.level()).is_none()
+    }
+
     /// The grid whose boundary holds a position (WGS-84), if any; the first in
     /// the directory's order where boundaries overlap.
     pub fn grid_at(&self, lat: f64, lon: f64) -> Option<&Region> {
@@ -703,6 +728,68 @@ pub(crate) mod tests {
 
     pub(crate) fn sample() -> Directory {
         Directory::from_json(SAMPLE).expect("sample directory is valid")
+    }
+
+    /// The sample district under a city (3399) with a city dispatcher `sd-3399-1`,
+    /// as JSON.
+    pub(crate) fn city_json() -> serde_json::Value {
+        let mut d: serde_json::Value = serde_json::from_str(SAMPLE).unwrap();
+        let city = serde_json::json!({"code": "3399", "name": "清川市", "level": "city"});
+        d["regions"].as_array_mut().unwrap().insert(0, city);
+        let dispatcher = serde_json::json!({
+            "id": "sd-3399-1", "name": "市值班员", "role": "city_dispatcher", "region": "3399"
+        });
+        d["users"].as_array_mut().unwrap().push(dispatcher);
+        d
+    }
+
+    pub(crate) fn city_sample() -> Directory {
+        Directory::from_json(&city_json().to_string()).expect("city directory is valid")
+    }
+
+    #[test]
+    fn a_city_may_top_the_tree_and_then_holds_every_district() {
+        let district: RegionCode = "339901".parse().unwrap();
+        let city: RegionCode = "3399".parse().unwrap();
+        let alone = sample();
+        assert!(alone.is_top(&district));
+        assert!(alone
+            .region_above(&district, RegionLevel::District)
+            .is_none());
+        let above = city_sample();
+        assert!(!above.is_top(&district) && above.is_top(&city));
+        let grid: RegionCode = "339901001001001".parse().unwrap();
+        assert_eq!(
+            above
+                .region_above(&grid, RegionLevel::District)
+                .map(|r| &r.code),
+            Some(&city)
+        );
+        assert_eq!(
+            above
+                .region_above(&grid, RegionLevel::Community)
+                .map(|r| r.code.as_str()),
+            Some("339901001")
+        );
+
+        // Once a city is listed, a district outside every listed city is refused.
+        let mut stray = city_json();
+        stray["regions"][0]["code"] = "3398".into();
+        let err = Directory::from_json(&stray.to_string()).unwrap_err();
+        assert!(
+            err.to_string().contains("339901: its parent region"),
+            "{err}"
+        );
+        // A city dispatcher works at a city.
+        let mut misplaced = city_json();
+        let users = misplaced["users"].as_array_mut().unwrap();
+        users.last_mut().unwrap()["region"] = "339901".into();
+        let err = Directory::from_json(&misplaced.to_string()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("a city_dispatcher must be placed at a city region"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -114,12 +114,16 @@ pub enum RegionLevel {
     Town,
     /// 区 / 县.
     District,
+    /// 市 (地级市): the top of a directory that spans several districts. Declared
+    /// last, so the order of levels is the order up the tree.
+    City,
 }
 
 impl RegionLevel {
     /// The number of digits of a region code at this level.
     pub fn code_len(self) -> usize {
         match self {
+            RegionLevel::City => 4,
             RegionLevel::District => 6,
             RegionLevel::Town => 9,
             RegionLevel::Community => 12,
@@ -133,7 +137,8 @@ impl RegionLevel {
             RegionLevel::Grid => Some(RegionLevel::Community),
             RegionLevel::Community => Some(RegionLevel::Town),
             RegionLevel::Town => Some(RegionLevel::District),
-            RegionLevel::District => None,
+            RegionLevel::District => Some(RegionLevel::City),
+            RegionLevel::City => None,
         }
     }
 
@@ -144,6 +149,7 @@ impl RegionLevel {
             RegionLevel::Community => "community",
             RegionLevel::Town => "town",
             RegionLevel::District => "district",
+            RegionLevel::City => "city",
         }
     }
 }
@@ -156,16 +162,18 @@ impl FromStr for RegionLevel {
             "community" => Ok(RegionLevel::Community),
             "town" => Ok(RegionLevel::Town),
             "district" => Ok(RegionLevel::District),
+            "city" => Ok(RegionLevel::City),
             _ => Err(IdError {
                 kind: "region level",
-                reason: "expected grid, community, town or district",
+                reason: "expected grid, community, town, district or city",
             }),
         }
     }
 }
 
-/// A code in the region tree: 6 digits for a district, +3 for a town, +3 for a
-/// community, +3 for a grid. A region's subtree is exactly the codes it prefixes.
+/// A code in the region tree: 4 digits for a city, +2 for a district, +3 for a
+/// town, +3 for a community, +3 for a grid (the national administrative division
+/// codes, 行政区划代码, extended by three digits per level below the town). A region's subtree is exactly the codes it prefixes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RegionCode(String);
 
@@ -178,6 +186,7 @@ impl RegionCode {
     /// The level this code denotes, from its length.
     pub fn level(&self) -> RegionLevel {
         match self.0.len() {
+            4 => RegionLevel::City,
             6 => RegionLevel::District,
             9 => RegionLevel::Town,
             12 => RegionLevel::Community,
@@ -201,10 +210,10 @@ impl FromStr for RegionCode {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {
         let kind = "region code";
-        if !matches!(s.len(), 6 | 9 | 12 | 15) {
+        if !matches!(s.len(), 4 | 6 | 9 | 12 | 15) {
             return Err(IdError {
                 kind,
-                reason: "must have 6, 9, 12 or 15 digits",
+                reason: "must have 4, 6, 9, 12 or 15 digits",
             });
         }
         if !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -450,6 +459,12 @@ mod tests {
         assert!(!town.contains(&other));
         assert_eq!(grid.ancestor(RegionLevel::Town), Some(town.clone()));
         assert_eq!(town.ancestor(RegionLevel::Grid), None);
+        let city: RegionCode = "3399".parse().unwrap();
+        assert_eq!(city.level(), RegionLevel::City);
+        assert_eq!(grid.ancestor(RegionLevel::City), Some(city.clone()));
+        assert!(city.contains(&town) && !city.contains(&"3398".parse().unwrap()));
+        assert_eq!(RegionLevel::District.parent(), Some(RegionLevel::City));
+        assert!(RegionLevel::City > RegionLevel::District);
         assert!("33990".parse::<RegionCode>().is_err());
         assert!("33990100a".parse::<RegionCode>().is_err());
     }

@@ -35,18 +35,19 @@ pub struct Summary {
     pub satisfied: u64,
     /// Closed cases by the level that closed them, in [`LEVELS`] order: handled
     /// on the spot in the grid (小事不出网格), by the community, the town (street),
-    /// the district.
-    pub closed_at: [u64; 4],
+    /// the district, the city.
+    pub closed_at: [u64; 5],
     /// Valid cases sent up at least once (上报).
     pub escalated: u64,
 }
 
 /// The levels of [`Summary::closed_at`], lowest first.
-pub const LEVELS: [RegionLevel; 4] = [
+pub const LEVELS: [RegionLevel; 5] = [
     RegionLevel::Grid,
     RegionLevel::Community,
     RegionLevel::Town,
     RegionLevel::District,
+    RegionLevel::City,
 ];
 
 fn ratio(part: u64, whole: u64) -> Option<f64> {
@@ -137,10 +138,11 @@ const COLUMNS: &str = "count(*),
     coalesce(sum(status IN ('archived', 'evaluated') AND level = 'community'), 0),
     coalesce(sum(status IN ('archived', 'evaluated') AND level = 'town'), 0),
     coalesce(sum(status IN ('archived', 'evaluated') AND level = 'district'), 0),
+    coalesce(sum(status IN ('archived', 'evaluated') AND level = 'city'), 0),
     coalesce(sum(status != 'invalid' AND escalations > 0), 0)";
 
 /// How many columns [`COLUMNS`] has.
-const COLUMN_COUNT: usize = 14;
+const COLUMN_COUNT: usize = 15;
 
 fn summary_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Summary> {
     let n = |i: usize| r.get::<_, i64>(first + i).map(|v| v.max(0) as u64);
@@ -154,8 +156,8 @@ fn summary_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Summary> 
         evaluated: n(6)?,
         satisfaction_sum: n(7)?,
         satisfied: n(8)?,
-        closed_at: [n(9)?, n(10)?, n(11)?, n(12)?],
-        escalated: n(13)?,
+        closed_at: [n(9)?, n(10)?, n(11)?, n(12)?, n(13)?],
+        escalated: n(14)?,
     })
 }
 

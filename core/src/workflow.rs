@@ -509,9 +509,12 @@ impl CaseState {
             Action::Urge { level, .. } if self.supervision.is_some_and(|s| s >= *level) => Err(
                 Refusal::Parameter("supervision can only be raised above its current level".into()),
             ),
-            Action::Escalate { .. } if self.level == RegionLevel::District => Err(
-                Refusal::Parameter("the case is already at district level".into()),
-            ),
+            // Whether the directory lists a region above the case's level is for
+            // the engine and the relay to check (`Directory::region_above`); the
+            // fold knows only that nothing is above a city.
+            Action::Escalate { .. } if self.level == RegionLevel::City => Err(Refusal::Parameter(
+                "the case is already at city level".into(),
+            )),
             // A grid worker hands a case up from her community; further up is for
             // dispatchers. Likewise she can only handle on the spot what is still
             // the community's.
@@ -874,6 +877,47 @@ mod tests {
             Err(Refusal::Level { .. })
         ));
         assert!(s.check(Role::TownDispatcher, &again).is_ok());
+    }
+
+    #[test]
+    fn a_case_goes_up_to_the_city_and_no_further() {
+        let mut t = vec![report()];
+        for (i, role) in [
+            Role::CommunityDispatcher,
+            Role::TownDispatcher,
+            Role::DistrictDispatcher,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let after = t.last().map(|e| e.id.clone());
+            t.push(entry(
+                &format!("e{i}"),
+                after.as_deref(),
+                role,
+                Action::Escalate {
+                    reason: "major".into(),
+                },
+            ));
+        }
+        let s = fold(&t);
+        assert_eq!(s.level, RegionLevel::City);
+        assert_eq!(s.escalations, 3);
+        assert!(matches!(
+            s.check(Role::DistrictDispatcher, &Action::Accept),
+            Err(Refusal::Level { .. })
+        ));
+        assert!(s.check(Role::CityDispatcher, &Action::Accept).is_ok());
+        assert!(s.check(Role::Admin, &Action::Accept).is_ok());
+        let err = s
+            .check(
+                Role::CityDispatcher,
+                &Action::Escalate {
+                    reason: "higher".into(),
+                },
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("city level"), "{err}");
     }
 
     #[test]

@@ -395,7 +395,7 @@ fn supervision_figures_and_devices_in_the_console() {
     let level = console.get("/console/stats.csv?table=level").body;
     assert_eq!(
         level.trim_start_matches('\u{feff}').lines().next(),
-        Some("月份,结案,网格内办结,社区办结,街道办结,区级办结,上报上级")
+        Some("月份,结案,网格内办结,社区办结,街道办结,区级办结,市级办结,上报上级")
     );
     // 来源渠道: both cases came from the worker's phone; the board filters by it.
     let channels = console.get("/console/stats.csv?table=channel").body;

@@ -18,11 +18,12 @@ use crate::workflow::{leak, DISPATCHER, HANDLER, WORKER};
 const TOWN: &str = "td-339901001";
 const OTHER_TOWN: &str = "td-339901002";
 const DISTRICT_DISPATCHER: &str = "dd-339901-1";
-/// The district server's account at the city. The directory's top level is the
-/// district, so the city's server holds the same directory and its dispatcher is
-/// a district-level one.
+/// The district server's account at the city.
 const DISTRICT: &str = "dd-339901-1";
-const CITY_DISPATCHER: &str = "dd-339901-2";
+/// A district dispatcher working at the district's own server.
+const DISTRICT_PHONE: &str = "dd-339901-2";
+/// The city's dispatcher (市调度员), in the city directory of [`city_directory`].
+const CITY_DISPATCHER: &str = "sd-3399-1";
 /// A worker of another community, enrolled at the community server by mistake:
 /// what she reports is not the community's to send upward.
 const STRAY_WORKER: &str = "w-339901001002001";
@@ -295,24 +296,77 @@ fn start_below(upper_data: &Path, upper: &Server, data: &Path, account: &str) ->
     start_with(data, &["--upstream-interval-secs", "1"])
 }
 
+/// The sample district under a city (清川市, 3399) with a city dispatcher: the
+/// directory the city's server is started with.
+fn city_directory() -> String {
+    let mut d: serde_json::Value = serde_json::from_str(gridsync_server::SAMPLE_DIRECTORY).unwrap();
+    d["name"] = "清川市".into();
+    let city = serde_json::json!({"code": "3399", "name": "清川市", "level": "city"});
+    d["regions"].as_array_mut().unwrap().insert(0, city);
+    let dispatcher = serde_json::json!({
+        "id": CITY_DISPATCHER, "name": "市指挥中心值班员", "role": "city_dispatcher", "region": "3399"
+    });
+    d["users"].as_array_mut().unwrap().push(dispatcher);
+    d.to_string()
+}
+
 #[test]
 fn four_tiers_carry_a_community_report_to_the_city_and_a_city_dispatch_down_to_the_handler() {
     let dir = tempfile::tempdir().unwrap();
     let data = |tier: &str| dir.path().join(tier);
-    let city = start(&data("city"));
+    let file = dir.path().join("city-directory.json");
+    std::fs::write(&file, city_directory()).unwrap();
+    let city = start_with(&data("city"), &["--directory", file.to_str().unwrap()]);
     let district = start_below(&data("city"), &city, &data("district"), DISTRICT);
     let town = start_below(&data("district"), &district, &data("town"), TOWN);
     let community = start_below(&data("town"), &town, &data("community"), DISPATCHER);
 
     let worker = enroll(&data("community"), &community, WORKER, dir.path());
     let handler = enroll(&data("community"), &community, HANDLER, dir.path());
+    let district_phone = enroll(&data("district"), &district, DISTRICT_PHONE, dir.path());
     let city_phone = enroll(&data("city"), &city, CITY_DISPATCHER, dir.path());
 
-    // Up: a grid worker's report with a photo, community → town → district → city.
+    // The city's directory came down the chain to the community's phones.
+    eventually("the city directory reaches the grid worker", || {
+        worker.sync(&mut |_| {}).unwrap();
+        worker
+            .directory()
+            .unwrap()
+            .user(&CITY_DISPATCHER.parse().unwrap())
+            .is_some()
+    });
+
+    // Up: a grid worker's report with a photo, community → town → district, where
+    // the district's dispatcher sends it up (上报) until it is the city's.
     let (id, photo) = crate::photos::report_with_photo(&worker);
-    eventually("the report reaches the city", || {
+    eventually(
+        "the report and the city directory reach the district",
+        || {
+            district_phone.sync(&mut |_| {}).unwrap();
+            let knows_city = district_phone
+                .directory()
+                .unwrap()
+                .region(&"3399".parse().unwrap())
+                .is_some();
+            knows_city && district_phone.get_case(&id).is_ok()
+        },
+    );
+    let escalate = || Action::Escalate {
+        reason: "涉及跨区协调".into(),
+    };
+    for _ in 0..3 {
+        district_phone.act(&id, escalate()).unwrap();
+    }
+    let sent_up = district_phone.get_case(&id).unwrap();
+    assert_eq!(sent_up.state.level, gridsync_core::RegionLevel::City);
+    let err = district_phone.act(&id, Action::Accept).unwrap_err();
+    assert!(err.to_string().contains("city"), "{err}");
+    district_phone.sync(&mut |_| {}).unwrap();
+    eventually("the report, sent up, reaches the city", || {
         city_phone.sync(&mut |_| {}).unwrap();
-        city_phone.get_case(&id).is_ok()
+        city_phone
+            .get_case(&id)
+            .is_ok_and(|c| c.state.level == gridsync_core::RegionLevel::City)
     });
     eventually("its photo reaches the city", || {
         city_phone.fetch_photo(&photo).is_ok()
@@ -370,7 +424,18 @@ fn four_tiers_carry_a_community_report_to_the_city_and_a_city_dispatch_down_to_t
     });
     let case = city_phone.get_case(&id).unwrap();
     let actors: Vec<_> = case.doc.timeline.iter().map(|e| e.actor.as_str()).collect();
-    assert_eq!(actors, [WORKER, CITY_DISPATCHER, CITY_DISPATCHER, HANDLER]);
+    assert_eq!(
+        actors,
+        [
+            WORKER,
+            DISTRICT_PHONE,
+            DISTRICT_PHONE,
+            DISTRICT_PHONE,
+            CITY_DISPATCHER,
+            CITY_DISPATCHER,
+            HANDLER
+        ]
+    );
 
     // A report the town refuses (its author's grid is outside the community) is
     // shown on the community's console with the town's reason.

@@ -6,6 +6,7 @@ use automerge::{Automerge, AutomergeError};
 use chrono::{DateTime, Utc};
 use rusqlite::Transaction;
 
+use super::registry::forbidden;
 use super::Engine;
 use crate::directory::{Role, User};
 use crate::doc::case::{self, check_note, CaseDoc, NewCase, Note};
@@ -71,7 +72,6 @@ impl Engine {
                 )));
             }
         }
-        let forbidden = |e: crate::access::Denied| Error::Forbidden(e.to_string());
         // Asked before the grid is, so that a handler hears why she cannot.
         crate::access::check_reporter(me).map_err(forbidden)?;
         let grid = match (&input.grid, me.role) {
@@ -136,7 +136,16 @@ impl Engine {
     /// `check_scope` hides cases not dispatched to a handler's department, so a
     /// handler only ever acts on her department's cases.
     pub(super) fn action_entry(&self, case: &CaseDoc, me: &User, action: Action) -> Result<Entry> {
-        fold(&case.timeline).check(me.role, &action)?;
+        let state = fold(&case.timeline);
+        state.check(me.role, &action)?;
+        if matches!(action, Action::Escalate { .. })
+            && self
+                .directory()?
+                .region_above(&case.grid, state.level)
+                .is_none()
+        {
+            return Err(forbidden(crate::access::Denied::NothingAbove(state.level)));
+        }
         if case.timeline.len() >= case::limits::TIMELINE {
             return Err(Error::InvalidInput("the case's timeline is full".into()));
         }

@@ -1,7 +1,7 @@
 //! The directory in the console (目录管理): administrators place users (a new
 //! grid worker, a worker moved to another grid, a new handler) and add
-//! departments within their region; an administrator of the whole district
-//! replaces the whole directory. Every change is validated and becomes a new
+//! departments within their region; an administrator of the top region (the
+//! district, or the city above it) replaces the whole directory. Every change is validated and becomes a new
 //! revision with who and when (the history below the forms); nodes and phones
 //! pick it up without a restart. A server that syncs upward keeps its upstream's
 //! directory and shows it read-only.
@@ -14,7 +14,7 @@ use axum::Router;
 use chrono::DateTime;
 use gridsync_core::directory::{Directory, PointsRules};
 use gridsync_core::doc::registry::Tag;
-use gridsync_core::{access, DeptId, RegionCode, RegionLevel, Role, Severity, UserId};
+use gridsync_core::{access, DeptId, RegionCode, Role, Severity, UserId};
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -40,11 +40,12 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The roles a console edit may give (administrators come from a file).
-const PLACEABLE: [Role; 5] = [
+const PLACEABLE: [Role; 6] = [
     Role::GridWorker,
     Role::CommunityDispatcher,
     Role::TownDispatcher,
     Role::DistrictDispatcher,
+    Role::CityDispatcher,
     Role::DepartmentHandler,
 ];
 
@@ -210,7 +211,7 @@ async fn show(State(state): State<AppState>, headers: HeaderMap, who: ConsoleUse
     };
     let w = words(lang);
     let scope = access::scope_of(&who.user);
-    let whole = who.user.region.level() == RegionLevel::District;
+    let whole = dir.is_top(&who.user.region);
     let body = html! {
         h2 { (w.title) }
         p { (w.revision) " " strong id="revision" { (revision) }
@@ -376,15 +377,22 @@ fn by_name(dir: &Directory, id: &str) -> String {
         .unwrap_or_else(|| id.to_owned())
 }
 
-/// The directory in force, for an administrator of the district to edit
+/// The directory in force, for an administrator of the top region to edit
 /// offline and import (it holds every region's staff contacts).
 async fn download(State(state): State<AppState>, headers: HeaderMap, who: ConsoleUser) -> Response {
     let lang = lang(&headers);
-    if !may_edit(&who) || who.user.region.level() != RegionLevel::District {
+    if !may_edit(&who) {
         return failure(lang, Some(&who), &refused());
     }
-    match blocking(&state, |r| {
-        r.engine().directory_json().map_err(RelayError::internal)
+    let region = who.user.region.clone();
+    match blocking(&state, move |r| {
+        let dir = r.engine().directory().map_err(RelayError::internal)?;
+        if !dir.is_top(&region) {
+            return Err(refused());
+        }
+        r.engine()
+            .directory_json()
+            .map_err(|e| RelayError::internal(e).into())
     })
     .await
     {

@@ -290,7 +290,7 @@ fn issue_form(lang: Lang, who: &ConsoleUser, dir: &Directory, server: &str) -> M
             input type="hidden" name="csrf" value=(who.csrf);
             label { (w.target) select name="region" {
                 option value="" { "—" }
-                @for r in dir.regions().iter().filter(|r| r.level != RegionLevel::District && scope.covers(&r.code)) {
+                @for r in dir.regions().iter().filter(|r| r.level < RegionLevel::District && scope.covers(&r.code)) {
                     option value=(r.code.as_str()) { (r.name) " " (r.code.as_str()) }
                 }
             } }

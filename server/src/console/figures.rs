@@ -396,6 +396,7 @@ fn summary_rows(t: &Texts, s: &Summary) -> Vec<(&'static str, String)> {
         (t.closed_at_community, s.closed_at[1].to_string()),
         (t.closed_at_town, s.closed_at[2].to_string()),
         (t.closed_at_district, s.closed_at[3].to_string()),
+        (t.closed_at_city, s.closed_at[4].to_string()),
         (
             t.closed_locally_share,
             percent(s.closed_at_or_below(RegionLevel::Town)),
@@ -476,6 +477,7 @@ fn tables(t: &Texts, f: &Figures) -> Vec<Table> {
                 t.closed_at_community.into(),
                 t.closed_at_town.into(),
                 t.closed_at_district.into(),
+                t.closed_at_city.into(),
                 t.escalated.into(),
             ],
             rows: f

@@ -799,7 +799,7 @@ fn entry_photo(photo: Option<&EntryPhoto>, alt: &str) -> Markup {
 fn may_erase(user: &gridsync_core::User, grid: &gridsync_core::RegionCode) -> bool {
     matches!(
         user.role,
-        Role::TownDispatcher | Role::DistrictDispatcher | Role::Admin
+        Role::TownDispatcher | Role::DistrictDispatcher | Role::CityDispatcher | Role::Admin
     ) && access::scope_of(user).covers(grid)
 }
 

@@ -74,9 +74,9 @@ pub enum DirectoryEdit {
         /// The region whose cases it handles.
         region: RegionCode,
     },
-    /// Change a rule or a category's names (an administrator of the district).
+    /// Change a rule or a category's names (an administrator of the top region).
     Rule(RuleEdit),
-    /// Replace the whole directory (an administrator of the whole district).
+    /// Replace the whole directory (an administrator of the top region).
     Replace(String),
 }
 
@@ -383,7 +383,7 @@ impl Relay {
 
     /// Apply a console edit by `who`, an administrator: users and departments
     /// within her region (never another administrator), or — for an
-    /// administrator of the district — the whole directory. A relay that syncs
+    /// administrator of the top region — the whole directory. A relay that syncs
     /// upward keeps its upstream's directory and takes no edits of its own.
     /// Answers the new revision.
     pub fn console_edit_directory(
@@ -405,11 +405,11 @@ impl Relay {
         let after = self.directory_revision();
         let current = self.engine.directory_json().map_err(RelayError::internal)?;
         let dir = self.directory()?;
-        let whole = who.user.region.level() == gridsync_core::RegionLevel::District;
+        let whole = dir.is_top(&who.user.region);
         let json = match edit {
             DirectoryEdit::Replace(_) | DirectoryEdit::Rule(_) if !whole => {
                 return Err(refused(
-                    "only an administrator of the whole district changes its rules or replaces the directory",
+                    "only an administrator of the top region (the district, or the city above it) changes its rules or replaces the directory",
                 ));
             }
             DirectoryEdit::Replace(json) => {

@@ -33,6 +33,7 @@ private val ROLE_LABELS = mapOf(
     "community_dispatcher" to "社区调度员",
     "town_dispatcher" to "街道调度员",
     "district_dispatcher" to "区调度员",
+    "city_dispatcher" to "市调度员",
     "department_handler" to "部门处置员",
     "admin" to "管理员",
 )
