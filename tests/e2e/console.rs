@@ -333,11 +333,14 @@ fn supervision_figures_and_devices_in_the_console() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("relay");
     let server = start(&data);
-    let worker = enroll(&data, &server, WORKER, dir.path());
-    // A dispatcher whose phone acted three days ago: the dispatch is two days late now.
-    let three_days_ago: gridsync_core::Clock =
-        std::sync::Arc::new(|| chrono::Utc::now() - chrono::Duration::days(3));
-    let phone = enroll_with_clock(&data, &server, DISPATCHER, dir.path(), three_days_ago);
+    // A grid worker who reported four days ago and a dispatcher who acted three
+    // days ago, both offline since (times the relay finds plausible: each after
+    // what it follows, none after it arrived): the dispatch is two days late now.
+    let days_ago = |n: i64| -> gridsync_core::Clock {
+        std::sync::Arc::new(move || chrono::Utc::now() - chrono::Duration::days(n))
+    };
+    let worker = enroll_with_clock(&data, &server, WORKER, dir.path(), days_ago(4));
+    let phone = enroll_with_clock(&data, &server, DISPATCHER, dir.path(), days_ago(3));
     set_password(&data, DISPATCHER, "wanghu-2026-dispatch");
     let mut console = Console::new(&server);
     console.sign_in(DISPATCHER, "wanghu-2026-dispatch");
