@@ -366,7 +366,8 @@ impl Relay {
             Utc::now().timestamp_millis(),
             expect,
         )?;
-        self.implausible_times.fetch_add(implausible, Ordering::Relaxed);
+        self.implausible_times
+            .fetch_add(implausible, Ordering::Relaxed);
         // Under the push lock, the replica now holds the whole log.
         self.applied.fetch_max(top, Ordering::SeqCst);
         // An erasure that committed while this push was checked (another process,

@@ -8,10 +8,12 @@
 //! the relay's 24 hours, whatever its own clock says; a token aged past them in the
 //! relay's records is rotated at the next syncs; one past its expiry there is refused
 //! (401, no wipe) and works again once extended. Then deadlines: a dispatcher at
-//! each skew dispatches a case, and where the relay puts its deadline against its
-//! own clock is measured (printed, not judged: the deadline is written by the
-//! dispatching device). Not checked: implausible device times flagged (the relay
-//! does not flag them yet).
+//! each skew dispatches a case the true-time dispatcher has just reported, and the
+//! relay's own case index (`server.db`) must put its deadline the rule's 72 hours
+//! from the relay's now, not where the dispatching device's clock put it. Then
+//! device times: no time in the relay's index of the cases is later than the
+//! relay's now, and the relay's reading (`gridsync_server::relay::times`, with the
+//! receipts it recorded) flags entries of the fast phones as implausible.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +23,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use gridsync_core::sync::SyncError;
 use gridsync_core::vault::DeviceKey;
-use gridsync_core::{CaseFilter, Engine, Status, SupervisionLevel};
+use gridsync_core::{CaseFilter, DocId, Engine, Status, SupervisionLevel};
+use gridsync_server::relay::times;
 
 use super::bad_links::{compare, Worker};
 use super::phone_killed::dispatch;
@@ -146,8 +149,21 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
             .expect("a dispatcher enrolls");
         skewed_dispatchers.extend(skewed(&id, hours));
     }
-    let deadlines = deadlines(&skewed_dispatchers, &observer);
+    let server_db = data.join("server.db");
+    let deadlines = deadlines(&skewed_dispatchers, &observer, &server_db);
     report.broken += (OFFSETS_H.len() - deadlines.len()) as u64;
+    // The relay judges a deadline by its own clock: the rule's span from when it
+    // received the dispatch (or from the report it follows), not the device's.
+    let by_device_clock = deadlines
+        .iter()
+        .filter(|d| (d.relay_minutes - RULE_H * 60).abs() > TOLERANCE_MIN || d.relay_overdue)
+        .count() as u64;
+    report.broken += by_device_clock;
+    let future = future_times(&server_db);
+    report.broken += future.unwrap_or(1);
+    let flagged = flagged_entries(&observer, &relay_db);
+    // The fast phones' reports are later than the relay received them.
+    report.broken += u64::from(flagged.0 == 0);
     relay.kill();
     report.panics += panics_in(&relay_log);
     report.runs = offsets.len() as u64;
@@ -167,13 +183,31 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     report.set("tokens_refused_when_expired", tokens.refused_when_expired);
     report.set("tokens_working_when_extended", tokens.working_when_extended);
     report.set(
+        "deadline_hours_as_written",
+        deadlines
+            .iter()
+            .map(|d| d.written_hours)
+            .collect::<Vec<i64>>(),
+    );
+    report.set(
         "deadline_hours_after_relay_now",
-        deadlines.iter().map(|d| d.0).collect::<Vec<i64>>(),
+        deadlines
+            .iter()
+            .map(|d| (d.relay_minutes + 30).div_euclid(60))
+            .collect::<Vec<i64>>(),
+    );
+    report.set(
+        "overdue_as_written_at_once",
+        deadlines.iter().filter(|d| d.written_overdue).count() as u64,
     );
     report.set(
         "overdue_on_relay_at_once",
-        deadlines.iter().filter(|d| d.1).count() as u64,
+        deadlines.iter().filter(|d| d.relay_overdue).count() as u64,
     );
+    report.set("deadlines_by_device_clock", by_device_clock);
+    report.set("future_times_in_relay_index", future.unwrap_or(u64::MAX));
+    report.set("entries_flagged", flagged.0);
+    report.set("entries_read", flagged.1);
     report.set("docs_compared", docs_compared);
     report.seconds = started.elapsed().as_secs_f64();
     report
@@ -191,6 +225,19 @@ impl RelayDb {
                 c.execute(sql, rusqlite::params![id.identity.device.to_string(), ms])
             })
             .is_ok_and(|n| n == 1)
+    }
+
+    /// The receipts the relay recorded for a case's timeline entries.
+    fn receipts(&self, doc: &DocId) -> std::collections::HashMap<String, i64> {
+        let read = || -> rusqlite::Result<std::collections::HashMap<String, i64>> {
+            let c = rusqlite::Connection::open(&self.0)?;
+            c.busy_timeout(Duration::from_secs(10))?;
+            let mut stmt =
+                c.prepare("SELECT entry_id, received_ms FROM entry_receipts WHERE doc_id = ?1")?;
+            let rows = stmt.query_map([doc.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        };
+        read().unwrap_or_default()
     }
 
     fn token_hash(&self, id: &PhoneId) -> Option<Vec<u8>> {
@@ -280,44 +327,132 @@ fn tokens(
     t
 }
 
-/// Each skewed dispatcher dispatches a reported case with the directory's default
-/// deadline; the true-time `observer` reads it back from the relay. For each: the
-/// hours from the relay's now to the deadline, and whether the relay's supervision
-/// (the same `SupervisionLevel::effective` its pages and notices use, at its clock)
+/// The directory's default deadline for the `water` department, in hours.
+const RULE_H: i64 = 72;
+
+/// How far the relay's deadline may be from the rule's span from its now, in
+/// minutes: the relay's tolerance for clocks (5) and the minutes the round takes.
+const TOLERANCE_MIN: i64 = times::TOLERANCE_MINUTES + 10;
+
+/// One skewed dispatcher's dispatch, as written and as the relay judges it.
+struct Deadline {
+    /// The deadline in the document, hours from now.
+    written_hours: i64,
+    /// Whether that deadline is past already.
+    written_overdue: bool,
+    /// The deadline in the relay's case index, minutes from the relay's now.
+    relay_minutes: i64,
+    /// Whether the relay's supervision shows it overdue at once.
+    relay_overdue: bool,
+}
+
+/// Each skewed dispatcher dispatches a case the true-time `observer` has just
+/// reported, with the directory's default deadline. For each: the deadline as
+/// written in the document (the observer's copy: every replica holds the same),
+/// and as the relay's case index (`server.db`, read as the console reads it) holds
+/// it, each against the relay's now, and whether the relay's supervision (the
+/// same `SupervisionLevel::effective` its pages and notices use, at its clock)
 /// shows it overdue at once.
-fn deadlines(dispatchers: &[Engine], observer: &Engine) -> Vec<(i64, bool)> {
-    let reported = CaseFilter {
-        statuses: vec![Status::Reported],
-        limit: 1000,
-        ..Default::default()
-    };
+fn deadlines(dispatchers: &[Engine], observer: &Engine, server_db: &Path) -> Vec<Deadline> {
     let mut out = Vec::new();
-    for d in dispatchers {
-        let _ = d.sync(&mut |_| {});
-        let Some(case) = d
-            .list_cases(&reported)
-            .ok()
-            .and_then(|c| c.into_iter().next())
-        else {
+    for (i, d) in dispatchers.iter().enumerate() {
+        let mut case = super::bad_links::new_case(&format!("时钟派遣 第{i}件"));
+        case.grid = WORKER.strip_prefix("w-").and_then(|g| g.parse().ok());
+        let Ok(id) = observer.report_case(case) else {
             continue;
         };
+        let _ = observer.sync(&mut |_| {});
+        let _ = d.sync(&mut |_| {});
         let dept = "water"
             .parse()
             .expect("a department of the sample directory");
-        if d.dispatch(&case.id, dept, None).is_err() || d.sync(&mut |_| {}).is_err() {
+        if d.dispatch(&id, dept, None).is_err() || d.sync(&mut |_| {}).is_err() {
             continue;
         }
         let _ = observer.sync(&mut |_| {});
-        let Some(deadline) = observer
-            .get_case(&case.id)
-            .ok()
-            .and_then(|c| c.state.deadline)
-        else {
+        let Some(written) = observer.get_case(&id).ok().and_then(|c| c.state.deadline) else {
+            continue;
+        };
+        let Some(judged) = index_deadline(server_db, &id) else {
             continue;
         };
         let now = Utc::now();
-        let overdue = SupervisionLevel::effective(Status::Dispatched, Some(deadline), None, now);
-        out.push(((deadline - now).num_hours(), overdue.is_some()));
+        let level = |deadline| {
+            SupervisionLevel::effective(Status::Dispatched, Some(deadline), None, now).is_some()
+        };
+        out.push(Deadline {
+            written_hours: (written - now).num_hours(),
+            written_overdue: level(written),
+            relay_minutes: (judged - now).num_minutes(),
+            relay_overdue: level(judged),
+        });
     }
     out
+}
+
+fn server_index(server_db: &Path) -> Option<rusqlite::Connection> {
+    let c = rusqlite::Connection::open_with_flags(
+        server_db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .ok()?;
+    c.busy_timeout(Duration::from_secs(10)).ok()?;
+    Some(c)
+}
+
+/// The deadline of case `id` in the relay's case index.
+fn index_deadline(server_db: &Path, id: &DocId) -> Option<chrono::DateTime<Utc>> {
+    let ms: Option<i64> = server_index(server_db)?
+        .query_row(
+            "SELECT deadline_ms FROM cases WHERE doc_id = ?1",
+            [id.as_str()],
+            |r| r.get(0),
+        )
+        .ok()?;
+    chrono::DateTime::from_timestamp_millis(ms?)
+}
+
+/// How many times in the relay's case index (a report, an acceptance, a handling,
+/// a closing) are later than the relay's now, beyond its tolerance: a time from a
+/// fast phone taken as written. `None` if the index could not be read.
+fn future_times(server_db: &Path) -> Option<u64> {
+    let limit =
+        (Utc::now() + chrono::Duration::minutes(times::TOLERANCE_MINUTES)).timestamp_millis();
+    server_index(server_db)?
+        .query_row(
+            "SELECT count(*) FROM cases WHERE created_ms > ?1 OR accepted_ms > ?1
+                OR handled_ms > ?1 OR closed_ms > ?1",
+            [limit],
+            |r| r.get::<_, i64>(0),
+        )
+        .ok()
+        .map(|n| n.max(0) as u64)
+}
+
+/// Over every case the observer holds (the community's, as the relay holds them):
+/// the timeline entries the relay's reading flags as implausible (with the
+/// receipts the relay recorded), and the entries read.
+fn flagged_entries(observer: &Engine, db: &RelayDb) -> (u64, u64) {
+    let (mut flagged, mut read) = (0, 0);
+    let mut filter = CaseFilter {
+        limit: 1000,
+        ..Default::default()
+    };
+    loop {
+        let page = observer.list_cases(&filter).unwrap_or_default();
+        for summary in &page {
+            let Ok(case) = observer.get_case(&summary.id) else {
+                continue;
+            };
+            let received = db.receipts(&summary.id);
+            let reading = times::read(&case.doc.timeline, &received, Utc::now());
+            read += reading.len() as u64;
+            flagged += reading.iter().filter(|t| t.flag.is_some()).count() as u64;
+        }
+        if page.len() < 1000 {
+            break;
+        }
+        filter.offset += 1000;
+    }
+    (flagged, read)
 }
