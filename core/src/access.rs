@@ -15,8 +15,6 @@
 //!   downstream relay vouches for who made a change, not for what the rules allow
 //!   ([`authorize_relayed`]).
 
-use std::collections::HashSet;
-
 use crate::directory::{Directory, Role, User};
 use crate::doc::adjustment::AdjustmentDoc;
 use crate::doc::case::CaseDoc;
@@ -24,9 +22,9 @@ use crate::doc::patrol::PatrolDoc;
 use crate::doc::place::{Inspection, PlaceDoc};
 use crate::doc::registry::{HouseholdDoc, PersonDoc, Visit};
 use crate::doc::DocContent;
-use crate::ids::{DeptId, DocId, RegionCode, RegionLevel, UserId};
+use crate::ids::{DeptId, DocId, RegionCode, UserId};
 use crate::index::CaseFilter;
-use crate::workflow::{fold, may_report, Action, Outcome, Refusal};
+use crate::workflow::{fold, may_report, Outcome, Refusal};
 
 /// What a user may see.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -229,9 +227,6 @@ pub enum Denied {
     /// A new points adjustment whose worker is not a grid worker of its grid.
     #[error("a points adjustment must name a grid worker of its grid")]
     NotGridsWorker,
-    /// An escalation from a level above which the directory lists no region.
-    #[error("the case cannot be sent above {}: the directory lists no region above it", .0.as_str())]
-    NothingAbove(RegionLevel),
 }
 
 /// Whether `user`'s role reports cases at all (everyone but department handlers:
@@ -529,41 +524,9 @@ pub fn authorize_relayed(
             .map_err(|e| match e {
                 NewEntry::Workflow(reason) => Denied::Workflow(reason),
                 NewEntry::Author | NewEntry::NoteOrPhoto => Denied::Unvouched,
-            })?;
-            check_escalations(dir, before, after)
+            })
         }
     }
-}
-
-/// Whether every escalation `after` adds to a case (and that takes effect) goes
-/// to a region `dir` lists: what the relay checks besides [`authorize`]. The
-/// workflow stops only at the city; a district's own directory ends lower, and a
-/// case sent above it would be out of every dispatcher's reach.
-pub fn check_escalations(
-    dir: &Directory,
-    before: Option<&DocContent>,
-    after: &DocContent,
-) -> Result<(), Denied> {
-    let DocContent::Case(c) = after else {
-        return Ok(());
-    };
-    let known: HashSet<&str> = match before {
-        Some(DocContent::Case(b)) => b.timeline.iter().map(|e| e.id.as_str()).collect(),
-        _ => HashSet::new(),
-    };
-    let outcomes = fold(&c.timeline).outcomes;
-    for (i, (entry, outcome)) in c.timeline.iter().zip(&outcomes).enumerate() {
-        let new_escalation = matches!(entry.action, Action::Escalate { .. })
-            && matches!(outcome, Outcome::Applied)
-            && !known.contains(entry.id.as_str());
-        if new_escalation {
-            let level = fold(&c.timeline[..i]).level;
-            if dir.region_above(&c.grid, level).is_none() {
-                return Err(Denied::NothingAbove(level));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Whether the worker a new points adjustment names is a grid worker of its
@@ -613,12 +576,15 @@ pub fn check_new_entries(
     after: &CaseDoc,
     may_author: impl Fn(&UserId, Option<Role>) -> bool,
 ) -> Result<(), NewEntry> {
-    let known: HashSet<&str> = before
-        .map(|b| b.timeline.iter().map(|e| e.id.as_str()).collect())
-        .unwrap_or_default();
+    // The entries held before are matched in order, whole (history checks that
+    // they are a subsequence), not by id: an id is the writer's to choose, so a
+    // new entry reusing an old one's id is still checked as new.
+    let held = before.map_or(&[][..], |b| b.timeline.as_slice());
+    let mut matched = 0;
     let state = fold(&after.timeline);
     for (entry, outcome) in after.timeline.iter().zip(&state.outcomes) {
-        if known.contains(entry.id.as_str()) {
+        if held.get(matched) == Some(entry) {
+            matched += 1;
             continue;
         }
         if !may_author(&entry.actor, Some(entry.role)) {
@@ -944,40 +910,29 @@ mod tests {
     }
 
     #[test]
-    fn a_case_is_sent_no_higher_than_the_directory_reaches() {
-        let district_only = sample();
-        let city = crate::directory::tests::city_sample();
-        let dd = user(&district_only, DD);
-        let up = |c: &CaseDoc| {
-            let reason = "跨区协调".into();
-            with_entry(c, &dd, dd.role, Action::Escalate { reason })
-        };
-        let to_district = up(&up(&case(&district_only, W, GRID_A, &[])));
-        let to_city = doc(&up(&to_district));
-        let to_district = doc(&to_district);
-        // Up to the district, both directories reach.
-        for dir in [&district_only, &city] {
-            assert_eq!(check_escalations(dir, None, &to_district), Ok(()));
-        }
-        // The district's own directory ends there; the city's goes one further.
-        assert_eq!(
-            check_escalations(&district_only, Some(&to_district), &to_city),
-            Err(Denied::NothingAbove(RegionLevel::District))
+    fn an_entry_reusing_an_old_entrys_id_is_checked_as_new() {
+        let dir = sample();
+        let before = case(&dir, W, GRID_A, &[(CD, Action::Accept)]);
+        // The grid worker appends an archive in the dispatcher's name, under the
+        // id of the accept she already holds.
+        let cd = user(&dir, CD);
+        let mut forged = with_entry(
+            &before,
+            &cd,
+            cd.role,
+            Action::Invalidate {
+                reason: "重复".into(),
+            },
         );
+        let copied = before.timeline[1].id.clone();
+        forged.timeline.last_mut().unwrap().id = copied;
+        let (before, forged) = (doc(&before), doc(&forged));
         assert_eq!(
-            check_escalations(&city, Some(&to_district), &to_city),
-            Ok(())
-        );
-        // Only new entries are judged: what the relay already holds stays.
-        assert_eq!(
-            check_escalations(&district_only, Some(&to_city), &to_city),
-            Ok(())
+            authorize(&user(&dir, W), forged.id(), Some(&before), &forged),
+            Err(Denied::NotAuthor)
         );
         let town: RegionCode = TOWN.parse().unwrap();
-        assert_eq!(
-            authorize_relayed(&district_only, &town, Some(&to_district), &to_city),
-            Err(Denied::NothingAbove(RegionLevel::District))
-        );
+        assert!(authorize_relayed(&dir, &town, Some(&before), &forged).is_ok());
     }
 
     #[test]

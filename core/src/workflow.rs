@@ -509,12 +509,13 @@ impl CaseState {
             Action::Urge { level, .. } if self.supervision.is_some_and(|s| s >= *level) => Err(
                 Refusal::Parameter("supervision can only be raised above its current level".into()),
             ),
-            // Whether the directory lists a region above the case's level is for
-            // the engine and the relay to check (`Directory::region_above`); the
-            // fold knows only that nothing is above a city.
-            Action::Escalate { .. } if self.level == RegionLevel::City => Err(Refusal::Parameter(
-                "the case is already at city level".into(),
-            )),
+            // A case is sent up to the district at most, as every build has
+            // folded it: whether a city is above depends on the directory, which
+            // the fold does not have. A city's dispatchers act on district-level
+            // cases directly (ADR 0016).
+            Action::Escalate { .. } if self.level >= RegionLevel::District => Err(
+                Refusal::Parameter("the case is already at district level".into()),
+            ),
             // A grid worker hands a case up from her community; further up is for
             // dispatchers. Likewise she can only handle on the spot what is still
             // the community's.
@@ -880,15 +881,11 @@ mod tests {
     }
 
     #[test]
-    fn a_case_goes_up_to_the_city_and_no_further() {
+    fn a_case_goes_up_to_the_district_and_the_city_acts_on_it() {
         let mut t = vec![report()];
-        for (i, role) in [
-            Role::CommunityDispatcher,
-            Role::TownDispatcher,
-            Role::DistrictDispatcher,
-        ]
-        .into_iter()
-        .enumerate()
+        for (i, role) in [Role::CommunityDispatcher, Role::TownDispatcher]
+            .into_iter()
+            .enumerate()
         {
             let after = t.last().map(|e| e.id.clone());
             t.push(entry(
@@ -901,14 +898,11 @@ mod tests {
             ));
         }
         let s = fold(&t);
-        assert_eq!(s.level, RegionLevel::City);
-        assert_eq!(s.escalations, 3);
-        assert!(matches!(
-            s.check(Role::DistrictDispatcher, &Action::Accept),
-            Err(Refusal::Level { .. })
-        ));
+        assert_eq!(s.level, RegionLevel::District);
+        assert_eq!(s.escalations, 2);
+        assert!(s.check(Role::TownDispatcher, &Action::Accept).is_err());
+        assert!(s.check(Role::DistrictDispatcher, &Action::Accept).is_ok());
         assert!(s.check(Role::CityDispatcher, &Action::Accept).is_ok());
-        assert!(s.check(Role::Admin, &Action::Accept).is_ok());
         let err = s
             .check(
                 Role::CityDispatcher,
@@ -917,7 +911,7 @@ mod tests {
                 },
             )
             .unwrap_err();
-        assert!(err.to_string().contains("city level"), "{err}");
+        assert!(err.to_string().contains("district level"), "{err}");
     }
 
     #[test]

@@ -337,7 +337,9 @@ fn four_tiers_carry_a_community_report_to_the_city_and_a_city_dispatch_down_to_t
     });
 
     // Up: a grid worker's report with a photo, community → town → district, where
-    // the district's dispatcher sends it up (上报) until it is the city's.
+    // the district's dispatcher sends it up (上报) until it is the district's; the
+    // city's dispatcher acts on it there (a case goes up to the district at most,
+    // ADR 0016).
     let (id, photo) = crate::photos::report_with_photo(&worker);
     eventually(
         "the report and the city directory reach the district",
@@ -351,22 +353,25 @@ fn four_tiers_carry_a_community_report_to_the_city_and_a_city_dispatch_down_to_t
             knows_city && district_phone.get_case(&id).is_ok()
         },
     );
-    let escalate = || Action::Escalate {
-        reason: "涉及跨区协调".into(),
-    };
-    for _ in 0..3 {
-        district_phone.act(&id, escalate()).unwrap();
+    for _ in 0..2 {
+        let reason = "涉及跨街道协调".into();
+        district_phone
+            .act(&id, Action::Escalate { reason })
+            .unwrap();
     }
     let sent_up = district_phone.get_case(&id).unwrap();
-    assert_eq!(sent_up.state.level, gridsync_core::RegionLevel::City);
-    let err = district_phone.act(&id, Action::Accept).unwrap_err();
-    assert!(err.to_string().contains("city"), "{err}");
+    assert_eq!(sent_up.state.level, gridsync_core::RegionLevel::District);
+    let further = Action::Escalate {
+        reason: "再上报".into(),
+    };
+    let err = district_phone.act(&id, further).unwrap_err();
+    assert!(err.to_string().contains("district level"), "{err}");
     district_phone.sync(&mut |_| {}).unwrap();
     eventually("the report, sent up, reaches the city", || {
         city_phone.sync(&mut |_| {}).unwrap();
         city_phone
             .get_case(&id)
-            .is_ok_and(|c| c.state.level == gridsync_core::RegionLevel::City)
+            .is_ok_and(|c| c.state.level == gridsync_core::RegionLevel::District)
     });
     eventually("its photo reaches the city", || {
         city_phone.fetch_photo(&photo).is_ok()
@@ -428,7 +433,6 @@ fn four_tiers_carry_a_community_report_to_the_city_and_a_city_dispatch_down_to_t
         actors,
         [
             WORKER,
-            DISTRICT_PHONE,
             DISTRICT_PHONE,
             DISTRICT_PHONE,
             CITY_DISPATCHER,

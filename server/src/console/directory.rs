@@ -280,7 +280,7 @@ async fn show(State(state): State<AppState>, headers: HeaderMap, who: ConsoleUse
     )
 }
 
-/// The district administrator's forms for the taxonomy's names and the rules,
+/// The top region administrator's forms for the taxonomy's names and the rules,
 /// with the rules in force.
 fn rules_forms(lang: Lang, who: &ConsoleUser, dir: &Directory) -> Markup {
     let w = words(lang);

@@ -160,8 +160,9 @@ pub fn handlers(dir: &Directory, dept: &DeptId) -> Vec<UserId> {
 
 /// The leaders responsible for a case at `level` in `grid`: the dispatchers one
 /// level above it whose region holds the grid (a community's case → its town's
-/// dispatchers; a town's → the district's); at district level, or when that level
-/// has none, the dispatchers of the case's own level. Administrators are not
+/// dispatchers; a town's → the district's; a district's → the city's, if the
+/// directory has one); when that level has none, the dispatchers of the case's
+/// own level. Administrators are not
 /// leaders: they keep the system, not the cases.
 pub fn leaders(dir: &Directory, grid: &RegionCode, level: RegionLevel) -> Vec<UserId> {
     let at = |level: RegionLevel| -> Vec<UserId> {

@@ -80,7 +80,7 @@ pub enum DirectoryEdit {
     Replace(String),
 }
 
-/// A change to the district's rules or its taxonomy's names.
+/// A change to the top region's rules or its taxonomy's names.
 #[derive(Debug, Clone)]
 pub enum RuleEdit {
     /// Rename a category.

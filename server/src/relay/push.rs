@@ -7,9 +7,7 @@ use std::sync::atomic::Ordering;
 
 use automerge::{Change, ChangeHash};
 use chrono::Utc;
-use gridsync_core::access::{
-    authorize, authorize_relayed, check_adjusted_worker, check_escalations, Scope,
-};
+use gridsync_core::access::{authorize, authorize_relayed, check_adjusted_worker, Scope};
 use gridsync_core::sync::change::{decode_wire_change, ChangeError};
 use gridsync_core::sync::wire::{
     ChangeResult, ChangeStatus, PushRequest, PushResponse, WireChange, MAX_CHANGES_PER_MESSAGE,
@@ -229,15 +227,14 @@ impl Relay {
                         .ok_or_else(|| refused.to_string())?,
                 };
                 // What the user alone cannot tell: that a new adjustment's worker
-                // is in its grid, that an escalation has somewhere to go.
-                let dir = self.engine.directory().map_err(|e| {
-                    tracing::error!(error = %e, "directory");
-                    "the server has no directory".to_owned()
-                })?;
+                // is in its grid.
                 if let (None, DocContent::Adjustment(a)) = (before, after) {
+                    let dir = self.engine.directory().map_err(|e| {
+                        tracing::error!(error = %e, "directory");
+                        "the server has no directory".to_owned()
+                    })?;
                     check_adjusted_worker(&dir, a).map_err(|d| d.to_string())?;
                 }
-                check_escalations(&dir, before, after).map_err(|d| d.to_string())?;
                 self.check_new_photos(&visibility(placed), before, after)
             }
             Trust::Relay(region) => {
