@@ -36,6 +36,22 @@ const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 /// SQLCipher 4's page size: an encrypted file is a whole number of these pages.
 const CIPHER_PAGE: u64 = 4096;
 
+/// The HMAC over every page. HMAC-SHA256 rather than SQLCipher 4's default
+/// HMAC-SHA512: most phone cores (and the project machine) have SHA-256
+/// instructions and none for SHA-512, and the page HMAC was the largest part of
+/// an encrypted durable write. Files written with the default are converted at
+/// open ([`Cipher::Legacy`]). See `docs/adr/0010-encryption-at-rest.md`.
+const HMAC_ALGORITHM: &str = "HMAC_SHA256";
+
+/// The cipher settings a keyed connection reads the file with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cipher {
+    /// This version's: SQLCipher 4 with [`HMAC_ALGORITHM`].
+    Current,
+    /// SQLCipher 4's defaults (HMAC-SHA512), as files were written before.
+    Legacy,
+}
+
 /// The page cache of each connection to an encrypted file, in KiB (SQLite's default
 /// is 2 MiB). A page found there is already decrypted; a miss costs a decryption
 /// and an HMAC check, not just a copy from the OS cache. The cache grows only as
@@ -135,9 +151,10 @@ fn failure(code: std::ffi::c_int, message: &str) -> rusqlite::Error {
     rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), Some(message.into()))
 }
 
-/// `PRAGMA key`, the first statement on a connection to an encrypted file. The
-/// statement text holds the key, so it is zeroed after use.
-fn apply_key(conn: &Connection, key: &RawKey) -> rusqlite::Result<()> {
+/// `PRAGMA key`, the first statement on a connection to an encrypted file, and
+/// the cipher settings, before any page is read. The statement text holds the
+/// key, so it is zeroed after use.
+fn apply_key(conn: &Connection, key: &RawKey, cipher: Cipher) -> rusqlite::Result<()> {
     let mut sql = String::with_capacity(80);
     sql.push_str("PRAGMA key = \"");
     sql.push_str(key.as_str());
@@ -147,6 +164,9 @@ fn apply_key(conn: &Connection, key: &RawKey) -> rusqlite::Result<()> {
     bytes.fill(0);
     std::hint::black_box(&bytes);
     done?;
+    if cipher == Cipher::Current {
+        conn.pragma_update(None, "cipher_hmac_algorithm", HMAC_ALGORITHM)?;
+    }
     // A SQLite without SQLCipher ignores `PRAGMA key` and would write plaintext.
     let cipher: Option<String> = conn
         .query_row("PRAGMA cipher_version", [], |r| r.get(0))
@@ -253,8 +273,8 @@ fn remove_leftovers(path: &Path) -> std::io::Result<()> {
     remove_if_present(&tmp)
 }
 
-/// Write a copy of the database open on `conn` to `tmp`, encrypted with `key`,
-/// and make it durable. `conn`'s WAL is checkpointed into its file first, so that
+/// Write a copy of the database open on `conn` to `tmp`, encrypted with `key`
+/// under the current cipher settings, and make it durable. `conn`'s WAL is checkpointed into its file first, so that
 /// once `conn` is closed the original is complete in its one file.
 fn export_encrypted(conn: &Connection, tmp: &Path, key: &RawKey) -> Result<(), Fail> {
     remove_if_present(&beside(tmp, "-journal"))?;
@@ -277,6 +297,8 @@ fn export_encrypted(conn: &Connection, tmp: &Path, key: &RawKey) -> Result<(), F
         [tmp_text, key.as_str()],
     )?;
     let exported = (|| -> rusqlite::Result<()> {
+        // Before the copy's first page is written.
+        conn.pragma_update(Some("vault"), "cipher_hmac_algorithm", HMAC_ALGORITHM)?;
         // A rollback journal, not WAL: the copy must be whole in its one file.
         conn.pragma_update(Some("vault"), "journal_mode", "DELETE")?;
         conn.pragma_update(Some("vault"), "synchronous", "FULL")?;
@@ -386,6 +408,29 @@ fn check_ours(conn: &Connection, path: &Path, keyed: bool) -> Result<(i32, i64),
     Ok((app_id, version))
 }
 
+/// A connection to `path` with `key` (if any) under `cipher`, checked to be a
+/// gridsync database this version can open: its application id and schema
+/// version. Until then, closing it does not checkpoint a WAL into the file, so a
+/// refusal leaves the file as it was.
+fn open_checked(
+    path: &Path,
+    key: Option<&RawKey>,
+    cipher: Cipher,
+) -> Result<(Connection, i32, i64), OpenError> {
+    let sqlite = |source| OpenError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(sqlite)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+        .map_err(sqlite)?;
+    if let Some(key) = key {
+        apply_key(&conn, key, cipher).map_err(sqlite)?;
+    }
+    let (app_id, version) = check_ours(&conn, path, key.is_some())?;
+    Ok((conn, app_id, version))
+}
+
 /// Open the writer (creating or migrating the schema) and the reader.
 fn connect(path: &Path, key: Option<&RawKey>) -> Result<(Connection, Connection), OpenError> {
     let keyed = key.is_some();
@@ -393,16 +438,7 @@ fn connect(path: &Path, key: Option<&RawKey>) -> Result<(Connection, Connection)
         path: path.to_owned(),
         source,
     };
-    let mut writer = Connection::open(path).map_err(sqlite)?;
-    // Until the file is known to be ours and to open with this key, closing the
-    // connection must not checkpoint a WAL into it.
-    writer
-        .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
-        .map_err(sqlite)?;
-    if let Some(key) = key {
-        apply_key(&writer, key).map_err(sqlite)?;
-    }
-    let (app_id, version) = check_ours(&writer, path, keyed)?;
+    let (mut writer, app_id, version) = open_checked(path, key, Cipher::Current)?;
     let mode: String = writer
         .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
         .map_err(|e| classify(e, path, keyed))?;
@@ -425,21 +461,19 @@ fn connect(path: &Path, key: Option<&RawKey>) -> Result<(Connection, Connection)
     )
     .map_err(sqlite)?;
     if let Some(key) = key {
-        apply_key(&reader, key).map_err(sqlite)?;
+        apply_key(&reader, key, Cipher::Current).map_err(sqlite)?;
     }
     configure(&reader, keyed).map_err(sqlite)?;
     Ok((writer, reader))
 }
 
-/// Convert the plaintext gridsync database at `path` to one encrypted with `key`:
-/// an encrypted copy beside it, made durable, renamed over it. A foreign file is
-/// refused untouched.
-fn encrypt_plaintext(path: &Path, key: &RawKey) -> Result<(), OpenError> {
-    let conn = Connection::open(path).map_err(|source| OpenError::Sqlite {
-        path: path.to_owned(),
-        source,
-    })?;
-    check_ours(&conn, path, false)?;
+/// Rewrite the gridsync database at `path` as a copy encrypted with `key` under
+/// the current cipher settings, made durable and renamed over it. `from` is how
+/// the file reads now: plaintext (`None`), or encrypted with that key under
+/// SQLCipher 4's defaults. A foreign file, or one that does not open that way, is
+/// refused untouched (`NotGridsync`, `WrongKey`).
+fn convert(path: &Path, key: &RawKey, from: Option<&RawKey>) -> Result<(), OpenError> {
+    let (conn, _, _) = open_checked(path, from, Cipher::Legacy)?;
     let tmp = temp_path(path);
     let done = export_encrypted(&conn, &tmp, key)
         .and_then(|()| conn.close().map_err(|(_, e)| Fail::Sql(e)))
@@ -479,7 +513,7 @@ impl Db {
             OnDisk::New => {}
             OnDisk::Plain => {
                 if let Some(key) = &key {
-                    encrypt_plaintext(path, key)?;
+                    convert(path, key, None)?;
                 }
             }
             OnDisk::Other { len } if len % CIPHER_PAGE != 0 => {
@@ -494,7 +528,14 @@ impl Db {
             }
             OnDisk::Other { .. } => {}
         }
-        let (writer, reader) = connect(path, key.as_ref())?;
+        let (writer, reader) = match (connect(path, key.as_ref()), &key) {
+            // Written before the current cipher settings, or under another key.
+            (Err(OpenError::WrongKey { .. }), Some(k)) => {
+                convert(path, k, Some(k))?;
+                connect(path, key.as_ref())?
+            }
+            (opened, _) => opened?,
+        };
         Ok(Db {
             path: path.to_owned(),
             writer: Mutex::new(writer),
@@ -697,31 +738,121 @@ mod tests {
         }
     }
 
+    fn cipher_settings(conn: &Connection) -> Vec<String> {
+        conn.prepare("PRAGMA cipher_settings")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
     #[test]
-    fn sqlcipher_4_defaults_with_a_raw_key() {
+    fn sqlcipher_4_with_hmac_sha256_and_a_raw_key() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("a.db"), Some(&key(1))).unwrap();
         assert!(db.is_encrypted());
         for conn in [&db.writer, &db.reader] {
-            let cache: i64 = lock(conn)
+            let conn = lock(conn);
+            let cache: i64 = conn
                 .pragma_query_value(None, "cache_size", |r| r.get(0))
                 .unwrap();
             assert_eq!(cache, -ENCRYPTED_CACHE_KIB);
+            let settings = cipher_settings(&conn);
+            for want in [
+                "PRAGMA cipher_page_size = 4096;",
+                "PRAGMA cipher_hmac_algorithm = HMAC_SHA256;",
+                "PRAGMA cipher_use_hmac = 1;",
+            ] {
+                assert!(settings.iter().any(|s| s == want), "{want} in {settings:?}");
+            }
         }
-        let settings: Vec<String> = db
-            .read(|tx| {
-                tx.prepare("PRAGMA cipher_settings")?
-                    .query_map([], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()
+        drop(db);
+        // The file itself is written so: SQLCipher's defaults do not read it.
+        let conn = Connection::open(dir.path().join("a.db")).unwrap();
+        apply_key(&conn, &RawKey::new(&key(1)), Cipher::Legacy).unwrap();
+        let err = conn
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                r.get::<_, i64>(0)
             })
+            .unwrap_err();
+        assert_eq!(
+            err.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::NotADatabase)
+        );
+    }
+
+    #[test]
+    fn a_file_under_sqlcipher_4_defaults_is_converted_with_nothing_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        // A phone's file from before HMAC-SHA256: SQLCipher 4's defaults, the
+        // last write still in the WAL, as a crash leaves it.
+        let live = dir.path().join("live.db");
+        let mut conn = Connection::open(&live).unwrap();
+        apply_key(&conn, &RawKey::new(&key(1)), Cipher::Legacy).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.pragma_update(None, "application_id", schema::APPLICATION_ID)
             .unwrap();
-        for want in [
-            "PRAGMA cipher_page_size = 4096;",
-            "PRAGMA cipher_hmac_algorithm = HMAC_SHA512;",
-            "PRAGMA cipher_use_hmac = 1;",
-        ] {
-            assert!(settings.iter().any(|s| s == want), "{want} in {settings:?}");
+        schema::migrate(&mut conn, 0).unwrap();
+        assert!(cipher_settings(&conn)
+            .iter()
+            .any(|s| s == "PRAGMA cipher_hmac_algorithm = HMAC_SHA512;"));
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('canary', '张三家漏水')",
+            [],
+        )
+        .unwrap();
+        let path = dir.path().join("phone.db");
+        for (p, bytes) in files(&live) {
+            let name = p
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .replace("live", "phone");
+            std::fs::write(dir.path().join(name), bytes).unwrap();
         }
+        assert!(std::fs::metadata(beside(&path, "-wal")).unwrap().len() > 0);
+        drop(conn);
+
+        // A wrong key is still WrongKey, and the file is left as it was.
+        let data = |p: &Path| -> Vec<(PathBuf, Vec<u8>)> {
+            files(p)
+                .into_iter()
+                .filter(|(f, _)| !f.to_string_lossy().ends_with("-shm"))
+                .collect()
+        };
+        let before = data(&path);
+        for wrong in [Some(&key(2)), None] {
+            let err = Db::open(&path, wrong).err().expect("refused");
+            assert!(matches!(err, OpenError::WrongKey { .. }), "{err}");
+            assert!(data(&path) == before, "changed by a wrong key");
+        }
+        assert!(!temp_path(&path).exists());
+
+        let db = Db::open(&path, Some(&key(1))).unwrap();
+        assert_eq!(get(&db, "canary").as_deref(), Some("张三家漏水"));
+        let version: i64 = db
+            .read(|tx| tx.query_row("PRAGMA user_version", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(version, schema::current_version());
+        assert!(cipher_settings(&lock(&db.writer))
+            .iter()
+            .any(|s| s == "PRAGMA cipher_hmac_algorithm = HMAC_SHA256;"));
+        put(&db, "after", "1");
+        drop(db);
+        assert!(!temp_path(&path).exists());
+        for (p, bytes) in files(&path) {
+            assert!(
+                !contains(&bytes, "张三家漏水".as_bytes()),
+                "{}",
+                p.display()
+            );
+        }
+        // Converted once: it now opens under the current settings directly.
+        let db = Db::open(&path, Some(&key(1))).unwrap();
+        assert_eq!(get(&db, "after").as_deref(), Some("1"));
+        assert_eq!(get(&db, "canary").as_deref(), Some("张三家漏水"));
     }
 
     #[test]

@@ -245,8 +245,11 @@ fn integrity_problem(path: &Path, key: &DeviceKey) -> Option<String> {
         .map(|b| format!("{b:02x}"))
         .collect();
     let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute_batch(&format!("PRAGMA key = \"x'{raw}'\";"))
-        .unwrap();
+    // The engine's cipher settings: SQLCipher 4 with HMAC-SHA256 (ADR 0010).
+    conn.execute_batch(&format!(
+        "PRAGMA key = \"x'{raw}'\"; PRAGMA cipher_hmac_algorithm = HMAC_SHA256;"
+    ))
+    .unwrap();
     let problems: Vec<String> = conn
         .prepare("PRAGMA cipher_integrity_check")
         .unwrap()
