@@ -182,3 +182,54 @@ fn a_fast_workers_report_is_not_in_the_relays_future_and_the_console_marks_it() 
     worker.sync();
     assert_eq!(sim.relay.implausible_times(), 1);
 }
+
+#[test]
+fn the_console_shows_a_slow_dispatchers_deadline_from_the_relays_clock_and_marks_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let server = crate::sockets::start(&data);
+    let worker = crate::sockets::enroll(&data, &server, WORKER, dir.path());
+    let dispatcher = crate::sockets::enroll_with_clock(
+        &data,
+        &server,
+        DISPATCHER,
+        dir.path(),
+        Arc::new(|| Utc::now() - Duration::days(365)),
+    );
+    let id = worker.report_case(leak()).unwrap();
+    worker.sync(&mut |_| {}).unwrap();
+    dispatcher.sync(&mut |_| {}).unwrap();
+    dispatcher
+        .dispatch(&id, "water".parse().unwrap(), None)
+        .unwrap();
+    dispatcher.sync(&mut |_| {}).unwrap();
+    let written = dispatcher.get_case(&id).unwrap().state.deadline.unwrap();
+    assert!(
+        written < Utc::now() - Duration::days(300),
+        "a year behind as written"
+    );
+
+    let console = crate::console::signed_in(&server, &data, DISPATCHER);
+    let page = console.get(&format!("/console/cases/{}", id.as_str()));
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("设备时间异常，按服务器判定时间"),
+        "the dispatch is marked"
+    );
+    assert_eq!(page.body.matches("class=\"time-implausible\"").count(), 1);
+    assert!(
+        !page.body.contains("class=\"tag-overdue\""),
+        "not overdue at once"
+    );
+    assert!(
+        !page.body.contains("id=\"supervision\""),
+        "no supervision raised"
+    );
+    // Nor on the supervision page, which reads the relay's index.
+    let supervision = console.get("/console/supervision");
+    assert_eq!(supervision.status, 200);
+    assert!(
+        !supervision.body.contains(id.as_str()),
+        "not listed as late"
+    );
+}
