@@ -22,9 +22,9 @@ use crate::doc::patrol::PatrolDoc;
 use crate::doc::place::{Inspection, PlaceDoc};
 use crate::doc::registry::{HouseholdDoc, PersonDoc, Visit};
 use crate::doc::DocContent;
-use crate::ids::{DeptId, DocId, RegionCode, UserId};
+use crate::ids::{DeptId, DocId, RegionCode, RegionLevel, UserId};
 use crate::index::CaseFilter;
-use crate::workflow::{fold, may_report, Outcome, Refusal};
+use crate::workflow::{fold, may_report, Action, Entry, Outcome, Refusal};
 
 /// What a user may see.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -227,6 +227,9 @@ pub enum Denied {
     /// A new points adjustment whose worker is not a grid worker of its grid.
     #[error("a points adjustment must name a grid worker of its grid")]
     NotGridsWorker,
+    /// A new case reported at a level above its author's.
+    #[error("a new case cannot start at {} level", .0.as_str())]
+    ReportLevel(RegionLevel),
 }
 
 /// Whether `user`'s role reports cases at all (everyone but department handlers:
@@ -238,6 +241,30 @@ pub fn check_reporter(user: &User) -> Result<(), Denied> {
         Err(Denied::MayNotReport {
             role: user.role.as_str(),
         })
+    }
+}
+
+/// The level a new case reported by `role` starts at: her own for a dispatcher,
+/// the community for everyone else (an administrator's report included).
+pub fn report_level(role: Role) -> RegionLevel {
+    match role.dispatch_level() {
+        Some(level) if role != Role::Admin => level,
+        _ => RegionLevel::Community,
+    }
+}
+
+/// A new case's report starts no higher than its author's [`report_level`] (the
+/// author's role is checked with the entries): a case reported at a level above
+/// would be out of reach of the dispatchers who should take it.
+fn check_report_level(c: &CaseDoc) -> Result<(), Denied> {
+    match c.timeline.first() {
+        Some(Entry {
+            role,
+            action: Action::Report { level },
+            ..
+        }) if *level > report_level(*role) => Err(Denied::ReportLevel(*level)),
+        // A first entry that is not a report is the workflow's to refuse.
+        _ => Ok(()),
     }
 }
 
@@ -449,6 +476,7 @@ pub fn authorize(
                     if c.reporter != user.id {
                         return Err(Denied::NotReporter);
                     }
+                    check_report_level(c)?;
                 }
             }
             check_new_entries(b, c, |actor, role| {
@@ -515,6 +543,9 @@ pub fn authorize_relayed(
                 Some(DocContent::Case(b)) => Some(b),
                 _ => None,
             };
+            if b.is_none() {
+                check_report_level(c)?;
+            }
             let dept = fold(&c.timeline).assigned_dept;
             check_new_entries(b, c, |actor, role| {
                 dir.user(actor).is_some_and(|u| {
@@ -907,6 +938,45 @@ mod tests {
 
     fn doc(c: &CaseDoc) -> DocContent {
         DocContent::Case(c.clone())
+    }
+
+    #[test]
+    fn a_new_case_starts_no_higher_than_its_reporter() {
+        let dir = sample();
+        let at_level = |who: &str, level: RegionLevel| {
+            let mut c = case(&dir, who, GRID_A, &[]);
+            c.timeline[0].action = Action::Report { level };
+            doc(&c)
+        };
+        let town: RegionCode = TOWN.parse().unwrap();
+        for (who, level, allowed) in [
+            (W, RegionLevel::Community, true),
+            (W, RegionLevel::Town, false),
+            (W, RegionLevel::City, false),
+            (ADMIN, RegionLevel::District, false),
+            (TD, RegionLevel::Town, true),
+            (DD, RegionLevel::District, true),
+            (DD, RegionLevel::City, false),
+        ] {
+            let c = at_level(who, level);
+            let expected = if allowed {
+                Ok(())
+            } else {
+                Err(Denied::ReportLevel(level))
+            };
+            assert_eq!(
+                authorize(&user(&dir, who), c.id(), None, &c),
+                expected,
+                "{who} at {level:?}"
+            );
+            if who != ADMIN && who != DD {
+                assert_eq!(
+                    authorize_relayed(&dir, &town, None, &c),
+                    expected,
+                    "relayed: {who} at {level:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -89,10 +89,7 @@ impl Engine {
         }
         crate::access::check_new_case(me, &grid).map_err(forbidden)?;
         self.resolve_links(me, &grid, &input.links, &mut input.location)?;
-        let level = match me.role.dispatch_level() {
-            Some(l) if me.role != Role::Admin => l,
-            _ => RegionLevel::Community,
-        };
+        let level = crate::access::report_level(me.role);
         let report = Entry {
             id: new_entry_id(),
             after: None,
