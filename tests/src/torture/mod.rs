@@ -441,7 +441,8 @@ pub fn sqlite_integrity(conn: &rusqlite::Connection) -> Result<(), String> {
     }
 }
 
-/// A plain SQLCipher connection to a phone's database, keyed as the engine keys it.
+/// A plain SQLCipher connection to a phone's database, keyed as the engine keys it
+/// (core's `db.rs`, `apply_key`: the key, then HMAC-SHA256 for the page HMAC).
 pub fn open_raw(phone: &PhoneId) -> Result<rusqlite::Connection, String> {
     let conn = rusqlite::Connection::open(&phone.db).map_err(|e| e.to_string())?;
     let hex: String = DeviceKey::from_bytes(phone.key)
@@ -449,8 +450,10 @@ pub fn open_raw(phone: &PhoneId) -> Result<rusqlite::Connection, String> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    conn.execute_batch(&format!("PRAGMA key = \"x'{hex}'\";"))
-        .map_err(|e| e.to_string())?;
+    conn.execute_batch(&format!(
+        "PRAGMA key = \"x'{hex}'\"; PRAGMA cipher_hmac_algorithm = HMAC_SHA256;"
+    ))
+    .map_err(|e| e.to_string())?;
     Ok(conn)
 }
 
