@@ -105,11 +105,14 @@ fn level_four_and_dispatches_reach_the_gateway_once_each_after_it_fails_twice() 
             metrics_token,
         ],
     );
-    let worker = enroll(&data, &server, WORKER, dir.path());
-    // A dispatcher's phone that acted eight days ago: its dispatch is now more
-    // than 168 hours late, so supervision has reached level 4 by itself.
-    let eight_days_ago: gridsync_core::Clock = Arc::new(|| Utc::now() - chrono::Duration::days(8));
-    let phone = enroll_with_clock(&data, &server, DISPATCHER, dir.path(), eight_days_ago);
+    // A grid worker who reported nine days ago and a dispatcher who acted eight
+    // days ago, both offline since (times the relay finds plausible): the dispatch
+    // is now more than 168 hours late, so supervision has reached level 4 by itself.
+    let days_ago = |n: i64| -> gridsync_core::Clock {
+        Arc::new(move || Utc::now() - chrono::Duration::days(n))
+    };
+    let worker = enroll_with_clock(&data, &server, WORKER, dir.path(), days_ago(9));
+    let phone = enroll_with_clock(&data, &server, DISPATCHER, dir.path(), days_ago(8));
     set_password(&data, DISPATCHER, "wanghu-2026-dispatch");
     let mut console = Console::new(&server);
     console.sign_in(DISPATCHER, "wanghu-2026-dispatch");

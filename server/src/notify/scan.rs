@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use gridsync_core::index::MAX_PAGE;
-use gridsync_core::{fold, CaseFilter, DocContent, DocId, DocKind, RegionCode, Status};
+use gridsync_core::{CaseFilter, DocContent, DocId, DocKind, RegionCode, Status};
 
 use super::rules::{self, Event, Facts};
 use super::NotifyError;
@@ -92,7 +92,9 @@ fn logged(relay: &Relay, now: DateTime<Utc>, reach: &Reach) -> Result<u64, Notif
         for id in cases {
             match relay.engine().read_doc(id) {
                 Ok(Some(DocContent::Case(doc))) if reach.covers(&doc.grid) => {
-                    let state = fold(&doc.timeline);
+                    // Times as the relay judges them: a skewed phone's deadline
+                    // is not announced by its clock (relay::times).
+                    let state = relay.judged_state(&doc);
                     events.extend(rules::of_case(&dir, &doc, &state, now, reach.lead));
                 }
                 Ok(_) => {}

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use gridsync_core::{fold, Directory, DocContent, Status};
+use gridsync_core::{Directory, DocContent, Status};
 
 use super::gateway::{Gateway, GatewayError, Outgoing, Recipient, FORMAT, VERSION};
 use super::rules::{Message, Rule};
@@ -101,7 +101,8 @@ fn still_holds(relay: &Relay, r: &NotificationRecord, message: &Message) -> bool
     }
     match relay.engine().read_doc(&r.doc) {
         Ok(Some(DocContent::Case(doc))) => {
-            let state = fold(&doc.timeline);
+            // The deadline as the relay judges it, as the message was queued.
+            let state = relay.judged_state(&doc);
             state.status == Status::Dispatched
                 && state.deadline.map(|d| d.timestamp_millis()) == message.deadline
         }
