@@ -498,8 +498,9 @@ impl Db {
     /// derived from `key`, or plaintext if `None` (the relay's own files, tests).
     ///
     /// With a key, a plaintext gridsync database is first converted to an
-    /// encrypted one (nothing lost; the plaintext file is gone afterwards), and an
-    /// encrypted file that does not open with the key is
+    /// encrypted one (nothing lost; the plaintext file is gone afterwards), so is
+    /// a file encrypted under SQLCipher 4's default settings (HMAC-SHA512), and an
+    /// encrypted file that opens with the key under neither is
     /// [`OpenError::WrongKey`]. Without a key, an encrypted file is `WrongKey` too.
     /// A file that is not a gridsync database is refused and left untouched.
     pub fn open(path: &Path, key: Option<&DeviceKey>) -> Result<Db, OpenError> {
