@@ -31,10 +31,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::bad_links::compare;
-use super::phone_killed::{unaccounted_changes, Acked};
+use super::phone_killed::Acked;
 use super::{
-    cap_file_size, drain, enroll_phone, integrity_check, open_raw, panics_in, sqlite_integrity,
-    Level, PhoneId, RelayProcess, Report, Rng, DISPATCHER, WORKER,
+    cap_file_size, drain, enroll_phone, open_raw, panics_in, sqlite_integrity, Level, PhoneId,
+    RelayProcess, Report, Rng, DISPATCHER, WORKER,
 };
 
 /// How far past the end of the truncated WAL the cap is set, or how much of a
@@ -402,34 +402,9 @@ fn check_phone(
     counts: &mut Counts,
     run: u64,
 ) {
-    if let Err(e) = integrity_check(phone) {
-        eprintln!("disk_full: run {run}: integrity_check: {e}");
-        report.broken += 1;
-    }
-    let engine = match phone.open() {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("disk_full: run {run}: the database does not open: {e}");
-            report.broken += 1;
-            return;
-        }
+    let Some(engine) = super::power_lost::check_phone(phone, acked, lost, report, run) else {
+        return;
     };
-    for (i, w) in acked.iter().enumerate() {
-        if !w.held_by(&engine, true) && lost.insert(i) {
-            eprintln!("disk_full: run {run}: acknowledged write missing: {w:?}");
-        }
-    }
-    match unaccounted_changes(phone, &engine) {
-        Ok(0) => {}
-        Ok(n) => {
-            eprintln!("disk_full: run {run}: {n} local changes neither queued nor acknowledged");
-            report.broken += n;
-        }
-        Err(e) => {
-            eprintln!("disk_full: run {run}: outbox check: {e}");
-            report.broken += 1;
-        }
-    }
     let t = Instant::now();
     if drain(&engine, t + Duration::from_secs(60)) {
         counts.drain_seconds_max = counts.drain_seconds_max.max(t.elapsed().as_secs_f64());

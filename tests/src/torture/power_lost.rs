@@ -257,14 +257,15 @@ pub fn restart(
 }
 
 /// After a cut, with the phone down: `integrity_check`, every acknowledged write
-/// held (photos with their bytes), every local change accounted for.
+/// held (photos with their bytes), every local change accounted for. Answers the
+/// phone's engine, open, unless it did not open.
 pub fn check_phone(
     phone: &PhoneId,
     acked: &[Acked],
     lost: &mut BTreeSet<usize>,
     report: &mut Report,
     run: u64,
-) {
+) -> Option<gridsync_core::Engine> {
     let name = report.scenario;
     if let Err(e) = integrity_check(phone) {
         eprintln!("{name}: run {run}: integrity_check: {e}");
@@ -275,7 +276,7 @@ pub fn check_phone(
         Err(e) => {
             eprintln!("{name}: run {run}: the database does not open: {e}");
             report.broken += 1;
-            return;
+            return None;
         }
     };
     for (i, w) in acked.iter().enumerate() {
@@ -294,6 +295,7 @@ pub fn check_phone(
             report.broken += 1;
         }
     }
+    Some(engine)
 }
 
 /// With the relay down: its databases pass `integrity_check`, and every change the
