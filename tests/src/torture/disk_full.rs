@@ -30,7 +30,6 @@ use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::bad_links::compare;
 use super::phone_killed::Acked;
 use super::{
     cap_file_size, drain, enroll_phone, open_raw, panics_in, sqlite_integrity, Level, PhoneId,
@@ -221,21 +220,13 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     if !drain(&observer, Instant::now() + Duration::from_secs(60)) {
         report.stuck += 1;
     }
-    let engines = [Some(phone_engine)];
-    let indexed: Vec<(usize, Acked)> = acked.iter().map(|w| (0, w.clone())).collect();
-    let docs_compared = compare(&mut report, &engines, &indexed, &observer);
-    // `compare` counted what is missing at the end; of the rest, a write missing
-    // after a round (back by the end) or a photo without its bytes is lost too.
-    for (i, w) in acked.iter().enumerate() {
-        let held = engines[0].as_ref().is_some_and(|e| w.held_by(e, false));
-        if held
-            && w.held_by(&observer, false)
-            && (lost_on_phone.contains(&i) || w.bytes_missing_on(&observer))
-        {
-            eprintln!("disk_full: lost after a round or without its bytes: {w:?}");
-            report.lost += 1;
-        }
-    }
+    let docs_compared = super::power_lost::compare_at_the_end(
+        &mut report,
+        phone_engine,
+        &observer,
+        &acked,
+        &lost_on_phone,
+    );
     relay.kill();
     report.panics += panics_in(&relay_log);
     report.broken +=

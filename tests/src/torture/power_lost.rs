@@ -195,21 +195,7 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     if !drain(&observer, Instant::now() + Duration::from_secs(60)) {
         report.stuck += 1;
     }
-    let engines = [Some(engine)];
-    let indexed: Vec<(usize, Acked)> = acked.iter().map(|w| (0, w.clone())).collect();
-    let docs_compared = compare(&mut report, &engines, &indexed, &observer);
-    // Missing after a cut but back by the end, or a photo without its bytes: lost
-    // too (`compare` counted what is missing at the end).
-    for (i, w) in acked.iter().enumerate() {
-        let held = engines[0].as_ref().is_some_and(|e| w.held_by(e, false));
-        if held
-            && w.held_by(&observer, false)
-            && (lost_in_rounds.contains(&i) || w.bytes_missing_on(&observer))
-        {
-            eprintln!("power_lost: lost after a cut or without its bytes: {w:?}");
-            report.lost += 1;
-        }
-    }
+    let docs_compared = compare_at_the_end(&mut report, engine, &observer, &acked, &lost_in_rounds);
     report.lost += missing_on_relay.len() as u64;
     relay.kill();
     report.panics += panics_in(&relay_log);
@@ -254,6 +240,36 @@ pub fn restart(
         }
     }
     None
+}
+
+/// At the end of a scenario with one phone, both drained: [`compare`] the phone's
+/// `engine` and the `observer` (what is missing at the end is lost); of the rest,
+/// a write missing after a round (`lost_in_rounds`, back by the end) or a photo
+/// without its bytes is lost too. Answers how many documents were compared.
+pub fn compare_at_the_end(
+    report: &mut Report,
+    engine: gridsync_core::Engine,
+    observer: &gridsync_core::Engine,
+    acked: &[Acked],
+    lost_in_rounds: &BTreeSet<usize>,
+) -> u64 {
+    let engines = [Some(engine)];
+    let indexed: Vec<(usize, Acked)> = acked.iter().map(|w| (0, w.clone())).collect();
+    let docs_compared = compare(report, &engines, &indexed, observer);
+    for (i, w) in acked.iter().enumerate() {
+        let held = engines[0].as_ref().is_some_and(|e| w.held_by(e, false));
+        if held
+            && w.held_by(observer, false)
+            && (lost_in_rounds.contains(&i) || w.bytes_missing_on(observer))
+        {
+            eprintln!(
+                "{}: lost after a round or without its bytes: {w:?}",
+                report.scenario
+            );
+            report.lost += 1;
+        }
+    }
+    docs_compared
 }
 
 /// After a cut, with the phone down: `integrity_check`, every acknowledged write
