@@ -634,6 +634,19 @@ mod tests {
     }
 
     /// The files of the database at `path` (itself, `-wal`, `-shm`) that exist.
+    /// A copy of `live`'s files (database, WAL, shared memory) beside it as
+    /// `phone.db`, taken while `live` is open: its last writes still in the WAL,
+    /// as a crash leaves them. Answers the copy's path.
+    fn copy_while_open(live: &Path) -> PathBuf {
+        let path = live.with_file_name("phone.db");
+        for (p, bytes) in files(live) {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            std::fs::write(live.with_file_name(name.replace("live", "phone")), bytes).unwrap();
+        }
+        assert!(std::fs::metadata(beside(&path, "-wal")).unwrap().len() > 0);
+        path
+    }
+
     fn files(path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         ["", "-wal", "-shm"]
             .iter()
@@ -803,17 +816,7 @@ mod tests {
             [],
         )
         .unwrap();
-        let path = dir.path().join("phone.db");
-        for (p, bytes) in files(&live) {
-            let name = p
-                .file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .replace("live", "phone");
-            std::fs::write(dir.path().join(name), bytes).unwrap();
-        }
-        assert!(std::fs::metadata(beside(&path, "-wal")).unwrap().len() > 0);
+        let path = copy_while_open(&live);
         drop(conn);
 
         // A wrong key is still WrongKey, and the file is left as it was.
@@ -936,17 +939,7 @@ mod tests {
             .read(|tx| tx.query_row("PRAGMA user_version", [], |r| r.get(0)))
             .unwrap();
         // An install from before: the row still in the WAL, as a crash leaves it.
-        let path = dir.path().join("phone.db");
-        for (p, bytes) in files(&live) {
-            let name = p
-                .file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .replace("live", "phone");
-            std::fs::write(dir.path().join(name), bytes).unwrap();
-        }
-        assert!(std::fs::metadata(beside(&path, "-wal")).unwrap().len() > 0);
+        let path = copy_while_open(&live);
         drop(db);
         for (p, _) in files(&live) {
             std::fs::remove_file(p).unwrap();

@@ -605,18 +605,20 @@ mod tests {
         assert!(order.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
     }
 
+    /// A square of about 3 km near 30.25° N 120.0° E.
+    const RING: [[f64; 2]; 4] = [
+        [120.0, 30.24],
+        [120.03, 30.24],
+        [120.03, 30.27],
+        [120.0, 30.27],
+    ];
+
     /// The base map's tiles cover the map edge to edge, at a zoom where a tile
     /// is about 256 units wide, and sit where the projection puts their corners:
     /// tile (15, 27_306, 13_490) of Web Mercator holds 30.27° N 120.0° E.
     #[test]
     fn base_map_tiles_cover_the_map_at_a_fitting_zoom() {
-        let ring = [
-            [120.0, 30.24],
-            [120.03, 30.24],
-            [120.03, 30.27],
-            [120.0, 30.27],
-        ];
-        let p = Projection::fit(std::iter::once(&ring[..])).unwrap();
+        let p = Projection::fit(std::iter::once(&RING[..])).unwrap();
         let tiles = p.tiles(false);
         assert!(!tiles.is_empty() && tiles.len() <= MAX_TILES);
         let z = tiles[0].z;
@@ -647,7 +649,7 @@ mod tests {
         // A region far too large for 48 tiles is drawn at a coarser zoom.
         let wide = Projection {
             scale: 1e9,
-            ..Projection::fit(std::iter::once(&ring[..])).unwrap()
+            ..Projection::fit(std::iter::once(&RING[..])).unwrap()
         };
         let coarse = wide.tiles(false);
         assert!(coarse.len() <= MAX_TILES && coarse[0].z < MAX_ZOOM);
@@ -658,13 +660,7 @@ mod tests {
     /// directory's shapes fall on the streets they follow.
     #[test]
     fn gcj02_tiles_are_placed_where_their_corners_really_are() {
-        let ring = [
-            [120.0, 30.24],
-            [120.03, 30.24],
-            [120.03, 30.27],
-            [120.0, 30.27],
-        ];
-        let p = Projection::fit(std::iter::once(&ring[..])).unwrap();
+        let p = Projection::fit(std::iter::once(&RING[..])).unwrap();
         let (plain, mars) = (p.tiles(false), p.tiles(true));
         let moved = mars.iter().find_map(|m| {
             plain

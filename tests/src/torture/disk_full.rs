@@ -138,8 +138,8 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
                 report.broken += 1;
                 continue;
             };
-            if let Some((phone_disk, relay_disk)) = &disks {
-                let fill = match full {
+            let fill = match &disks {
+                Some((phone_disk, relay_disk)) => match full {
                     Full::Phone => Fill::Ballast {
                         dir: &phone_disk.dir,
                         flag: Some(&full_flag),
@@ -148,45 +148,34 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
                         dir: &relay_disk.dir,
                         flag: None,
                     },
-                };
-                round(child, full, &fill, &mut acked, &mut counts);
-                report.runs += 1;
-                report.faults += 1;
-                report.panics += panics_in(&log);
-                check_phone(
-                    &phone,
-                    &acked,
-                    &mut lost_on_phone,
-                    &mut report,
-                    &mut counts,
-                    run,
-                );
-                continue;
-            }
-            let (cap_pid, cap) = match full {
-                Full::Phone => (
-                    child.id(),
-                    open_raw(&phone).map(|c| cap_after_checkpoint(&c, &phone.db)),
-                ),
-                Full::Relay => {
-                    // The relay's log is capped too: start it empty (its panics so
-                    // far counted), so a panic while full still fits.
-                    report.panics += panics_in(&relay_log);
-                    let _ = std::fs::File::create(&relay_log);
-                    let db = data.join("relay.db");
-                    let conn = rusqlite::Connection::open(&db).map_err(|e| e.to_string());
-                    (
-                        relay.child.id(),
-                        conn.map(|c| cap_after_checkpoint(&c, &db)),
-                    )
+                },
+                None => {
+                    let (cap_pid, cap) = match full {
+                        Full::Phone => (
+                            child.id(),
+                            open_raw(&phone).map(|c| cap_after_checkpoint(&c, &phone.db)),
+                        ),
+                        Full::Relay => {
+                            // The relay's log is capped too: start it empty (its
+                            // panics so far counted), so a panic while full still fits.
+                            report.panics += panics_in(&relay_log);
+                            let _ = std::fs::File::create(&relay_log);
+                            let db = data.join("relay.db");
+                            let conn = rusqlite::Connection::open(&db).map_err(|e| e.to_string());
+                            (
+                                relay.child.id(),
+                                conn.map(|c| cap_after_checkpoint(&c, &db)),
+                            )
+                        }
+                    };
+                    let Ok(cap) = cap else {
+                        report.broken += 1;
+                        continue;
+                    };
+                    counts.cap_kib_max = counts.cap_kib_max.max(cap / 1024);
+                    Fill::Cap { pid: cap_pid, cap }
                 }
             };
-            let Ok(cap) = cap else {
-                report.broken += 1;
-                continue;
-            };
-            counts.cap_kib_max = counts.cap_kib_max.max(cap / 1024);
-            let fill = Fill::Cap { pid: cap_pid, cap };
             round(child, full, &fill, &mut acked, &mut counts);
             report.runs += 1;
             report.faults += 1;
