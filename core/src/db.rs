@@ -7,6 +7,9 @@
 //! opened with a key is converted once, and [`Db::rekey`] moves the file to a new
 //! key; both write an encrypted copy beside the file and rename it over the
 //! original, so a crash at any moment leaves one complete file under one key.
+//!
+//! A connection SQLCipher has given up on (one page failed its check, as after a
+//! failed read) is closed and reopened before its next operation.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -24,8 +27,8 @@ pub struct Db {
     path: PathBuf,
     // Dropped in this order: the writer, closing last, checkpoints the WAL into
     // the file and removes it (a read-only connection cannot).
-    reader: Mutex<Connection>,
-    writer: Mutex<Connection>,
+    reader: Mutex<Slot>,
+    writer: Mutex<Slot>,
     /// The key the file is encrypted with (`None`: plaintext); changed by `rekey`
     /// while both connection locks are held.
     key: Mutex<Option<RawKey>>,
@@ -57,6 +60,24 @@ enum Cipher {
 /// and an HMAC check, not just a copy from the OS cache. The cache grows only as
 /// pages are read. See `docs/performance.md`.
 const ENCRYPTED_CACHE_KIB: i64 = 16 * 1024;
+
+/// One of the two connections.
+struct Slot {
+    conn: Connection,
+    /// Not to be used again: reopened before the next operation. Set when
+    /// SQLCipher has put the connection in its error state, and while a reopen
+    /// fails.
+    stale: bool,
+}
+
+impl Slot {
+    fn new(conn: Connection) -> Slot {
+        Slot { conn, stale: false }
+    }
+}
+
+/// Opens one of the two connections: [`open_writer`] or [`open_reader`].
+type Opener = fn(&Path, Option<&RawKey>) -> Result<Connection, OpenError>;
 
 /// SQLCipher's raw-key form of the database key, `x'<64 hex digits>'`: used as
 /// the AES key as it is, without PBKDF2. Zeroed when dropped.
@@ -431,8 +452,8 @@ fn open_checked(
     Ok((conn, app_id, version))
 }
 
-/// Open the writer (creating or migrating the schema) and the reader.
-fn connect(path: &Path, key: Option<&RawKey>) -> Result<(Connection, Connection), OpenError> {
+/// Open the writer, creating or migrating the schema.
+fn open_writer(path: &Path, key: Option<&RawKey>) -> Result<Connection, OpenError> {
     let keyed = key.is_some();
     let sqlite = |source| OpenError::Sqlite {
         path: path.to_owned(),
@@ -455,6 +476,15 @@ fn connect(path: &Path, key: Option<&RawKey>) -> Result<(Connection, Connection)
             .map_err(sqlite)?;
     }
     schema::migrate(&mut writer, version).map_err(|e| classify(e, path, keyed))?;
+    Ok(writer)
+}
+
+/// Open the reader, once the writer has made the file a gridsync database.
+fn open_reader(path: &Path, key: Option<&RawKey>) -> Result<Connection, OpenError> {
+    let sqlite = |source| OpenError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
     let reader = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -463,8 +493,25 @@ fn connect(path: &Path, key: Option<&RawKey>) -> Result<(Connection, Connection)
     if let Some(key) = key {
         apply_key(&reader, key, Cipher::Current).map_err(sqlite)?;
     }
-    configure(&reader, keyed).map_err(sqlite)?;
-    Ok((writer, reader))
+    configure(&reader, key.is_some()).map_err(sqlite)?;
+    Ok(reader)
+}
+
+/// Open the writer (creating or migrating the schema) and the reader.
+fn connect(path: &Path, key: Option<&RawKey>) -> Result<(Connection, Connection), OpenError> {
+    Ok((open_writer(path, key)?, open_reader(path, key)?))
+}
+
+/// Whether SQLCipher still trusts `conn`. One page failing its HMAC check puts
+/// the connection in an error state for good: every later page it reads comes
+/// back as zeros ("file is not a database", "database disk image is malformed").
+/// SQLCipher 4.19 also decrypts the buffer of a read that failed, so one `EIO`
+/// does it, though the file is intact (`docs/reliability.md`, scenario 3).
+/// Asked after an operation fails, whatever its error says: the failed read
+/// itself is an I/O error, the operations after it something else.
+fn cipher_ok(conn: &Connection) -> bool {
+    conn.query_row("PRAGMA cipher_status", [], |r| r.get::<_, String>(0))
+        .is_ok_and(|status| status == "1")
 }
 
 /// Rewrite the gridsync database at `path` as a copy encrypted with `key` under
@@ -485,11 +532,23 @@ fn convert(path: &Path, key: &RawKey, from: Option<&RawKey>) -> Result<(), OpenE
         .map_err(|e| e.opening(path))
 }
 
+/// Why a connection could not be reopened, as a SQLite error: what the
+/// operation that needed it answers (a storage error).
+fn reopen_failure(e: OpenError) -> rusqlite::Error {
+    use rusqlite::ffi;
+    let code = match e {
+        OpenError::Sqlite { source, .. } => return source,
+        OpenError::WrongKey { .. } | OpenError::NotGridsync { .. } => ffi::SQLITE_NOTADB,
+        OpenError::Io { .. } => ffi::SQLITE_IOERR,
+        _ => ffi::SQLITE_CANTOPEN,
+    };
+    failure(code, &e.to_string())
+}
+
 fn reopen_error(e: OpenError) -> Error {
     match e {
-        OpenError::Sqlite { source, .. } => Error::Storage(source),
         OpenError::Io { source, .. } => Error::Io(source),
-        other => Error::Io(std::io::Error::other(other.to_string())),
+        other => Error::Storage(reopen_failure(other)),
     }
 }
 
@@ -539,8 +598,8 @@ impl Db {
         };
         Ok(Db {
             path: path.to_owned(),
-            writer: Mutex::new(writer),
-            reader: Mutex::new(reader),
+            writer: Mutex::new(Slot::new(writer)),
+            reader: Mutex::new(Slot::new(reader)),
             key: Mutex::new(key),
         })
     }
@@ -571,13 +630,13 @@ impl Db {
         let mut key = lock(&self.key);
         let tmp = temp_path(&self.path);
         remove_leftovers(&self.path)?;
-        if let Err(e) = export_encrypted(&writer, &tmp, &new) {
+        if let Err(e) = export_encrypted(&writer.conn, &tmp, &new) {
             let _ = remove_leftovers(&self.path);
             return Err(e.into());
         }
         // The reader first: the writer, closing last, checkpoints and removes the WAL.
-        let renamed = close(&mut reader)
-            .and_then(|()| close(&mut writer))
+        let renamed = close(&mut reader.conn)
+            .and_then(|()| close(&mut writer.conn))
             .map_err(Fail::Sql)
             .and_then(|()| replace(&self.path, &tmp));
         if renamed.is_ok() {
@@ -586,11 +645,40 @@ impl Db {
             let _ = remove_leftovers(&self.path);
         }
         let settled = renamed.and_then(|()| settle(&self.path));
-        // Reopen under whichever key the file now has.
+        // Reopen under whichever key the file now has; if that fails, before each
+        // connection's next operation.
+        writer.stale = true;
+        reader.stale = true;
         let (w, r) = connect(&self.path, key.as_ref()).map_err(reopen_error)?;
-        *writer = w;
-        *reader = r;
+        *writer = Slot::new(w);
+        *reader = Slot::new(r);
         settled.map_err(Error::from)
+    }
+
+    /// Run `op` on the connection in `slot`, first reopened with `open` if it is
+    /// stale. If the reopen fails, its error is the answer (tried again next time);
+    /// if `op` fails and SQLCipher no longer trusts the connection, it is stale:
+    /// the file is read afresh by the next operation, and a page that is really
+    /// corrupt fails that one too.
+    fn with<T, E: From<rusqlite::Error>>(
+        &self,
+        slot: &Mutex<Slot>,
+        open: Opener,
+        op: impl FnOnce(&mut Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut slot = lock(slot);
+        if slot.stale {
+            let fresh = open(&self.path, lock(&self.key).as_ref()).map_err(reopen_failure)?;
+            // The old one is closed second: never the last, so it does not touch
+            // the file as it goes.
+            drop(std::mem::replace(&mut slot.conn, fresh));
+            slot.stale = false;
+        }
+        let out = op(&mut slot.conn);
+        if out.is_err() && self.is_encrypted() && !cipher_ok(&slot.conn) {
+            slot.stale = true;
+        }
+        out
     }
 
     /// Run `f` in one IMMEDIATE transaction; commit (durably) if it returns Ok.
@@ -598,20 +686,22 @@ impl Db {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut conn = lock(&self.writer);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+        self.with(&self.writer, open_writer, |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
     }
 
     /// Write the WAL back into the database and truncate it to nothing, so no old
     /// page image (of a purged document, say) stays in the `-wal` file. Answers
     /// false if a reader kept it from finishing (it is tried again next time).
     pub fn checkpoint_truncate(&self) -> Result<bool, rusqlite::Error> {
-        let conn = lock(&self.writer);
-        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
-        Ok(busy == 0)
+        self.with(&self.writer, open_writer, |conn| {
+            let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            Ok(busy == 0)
+        })
     }
 
     /// Run `f` in a read transaction (a consistent snapshot).
@@ -619,9 +709,10 @@ impl Db {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut conn = lock(&self.reader);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-        f(&tx)
+        self.with(&self.reader, open_reader, |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            f(&tx)
+        })
     }
 }
 
@@ -633,7 +724,6 @@ mod tests {
         DeviceKey::from_bytes([n; 32])
     }
 
-    /// The files of the database at `path` (itself, `-wal`, `-shm`) that exist.
     /// A copy of `live`'s files (database, WAL, shared memory) beside it as
     /// `phone.db`, taken while `live` is open: its last writes still in the WAL,
     /// as a crash leaves them. Answers the copy's path.
@@ -647,6 +737,7 @@ mod tests {
         path
     }
 
+    /// The files of the database at `path` (itself, `-wal`, `-shm`) that exist.
     fn files(path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         ["", "-wal", "-shm"]
             .iter()
@@ -767,12 +858,13 @@ mod tests {
         let db = Db::open(&dir.path().join("a.db"), Some(&key(1))).unwrap();
         assert!(db.is_encrypted());
         for conn in [&db.writer, &db.reader] {
-            let conn = lock(conn);
-            let cache: i64 = conn
+            let slot = lock(conn);
+            let cache: i64 = slot
+                .conn
                 .pragma_query_value(None, "cache_size", |r| r.get(0))
                 .unwrap();
             assert_eq!(cache, -ENCRYPTED_CACHE_KIB);
-            let settings = cipher_settings(&conn);
+            let settings = cipher_settings(&slot.conn);
             for want in [
                 "PRAGMA cipher_page_size = 4096;",
                 "PRAGMA cipher_hmac_algorithm = HMAC_SHA256;",
@@ -840,7 +932,7 @@ mod tests {
             .read(|tx| tx.query_row("PRAGMA user_version", [], |r| r.get(0)))
             .unwrap();
         assert_eq!(version, schema::current_version());
-        assert!(cipher_settings(&lock(&db.writer))
+        assert!(cipher_settings(&lock(&db.writer).conn)
             .iter()
             .any(|s| s == "PRAGMA cipher_hmac_algorithm = HMAC_SHA256;"));
         put(&db, "after", "1");
@@ -872,6 +964,7 @@ mod tests {
             .iter()
             .any(|(p, b)| p.ends_with("phone.db-wal") && !b.is_empty()));
         lock(&db.writer)
+            .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .unwrap();
         for (p, bytes) in live.iter().chain(&files(&path)) {
@@ -1021,5 +1114,107 @@ mod tests {
         drop(db);
         let db = Db::open(&plain, Some(&key(3))).unwrap();
         assert_eq!(get(&db, "a").as_deref(), Some("1"));
+    }
+
+    /// Overwrite every page of `path` but the first with noise, as a failed read
+    /// leaves its buffer; answers the file as it was, to put back.
+    fn spoil(path: &Path) -> Vec<u8> {
+        let good = std::fs::read(path).unwrap();
+        let mut bad = good.clone();
+        for b in bad.iter_mut().skip(CIPHER_PAGE as usize) {
+            *b ^= 0x5a;
+        }
+        std::fs::write(path, bad).unwrap();
+        good
+    }
+
+    fn count(db: &Db) -> rusqlite::Result<i64> {
+        db.read(|tx| tx.query_row("SELECT count(*) FROM meta", [], |r| r.get(0)))
+    }
+
+    fn is_storage_failure(e: &rusqlite::Error) {
+        use rusqlite::ErrorCode::*;
+        assert!(
+            matches!(
+                e.sqlite_error_code(),
+                Some(DatabaseCorrupt | NotADatabase | SystemIoFailure)
+            ),
+            "{e}"
+        );
+    }
+
+    /// An encrypted database whose `meta` rows fill several pages, all in the file
+    /// (none in the WAL); answers its path and the number of rows.
+    fn filled(dir: &Path) -> (PathBuf, i64) {
+        let path = dir.join("phone.db");
+        let db = Db::open(&path, Some(&key(1))).unwrap();
+        db.write(|tx| {
+            for i in 0..300 {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                    (format!("k{i}"), ROW.repeat(10)),
+                )?;
+            }
+            Ok::<_, rusqlite::Error>(())
+        })
+        .unwrap();
+        assert!(db.checkpoint_truncate().unwrap());
+        let rows = count(&db).unwrap();
+        (path, rows)
+    }
+
+    const ROW: &str = "张三家漏水";
+
+    // SQLCipher decrypts a page even when its read failed, and one page failing
+    // its HMAC puts the connection in an error state for good: every later
+    // operation failed until the app restarted, though the file was intact
+    // (`docs/reliability.md`, scenario 3). A page that reads as noise once does
+    // the same to a connection; the operation after it must work. Each test opens
+    // the database afresh, so the rows' pages are read from the file.
+
+    #[test]
+    fn the_read_after_a_page_failed_its_check_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, rows) = filled(dir.path());
+        let db = Db::open(&path, Some(&key(1))).unwrap();
+        let good = spoil(&path);
+        is_storage_failure(&count(&db).unwrap_err());
+        std::fs::write(&path, &good).unwrap();
+        assert_eq!(count(&db).unwrap(), rows);
+        put(&db, "after", "1");
+        assert_eq!(count(&db).unwrap(), rows + 1);
+    }
+
+    #[test]
+    fn the_write_after_a_page_failed_its_check_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, rows) = filled(dir.path());
+        let db = Db::open(&path, Some(&key(1))).unwrap();
+        let good = spoil(&path);
+        let failed = db
+            .write(|tx| tx.execute("UPDATE meta SET value = 'x' WHERE key LIKE 'k%'", []))
+            .unwrap_err();
+        is_storage_failure(&failed);
+        std::fs::write(&path, &good).unwrap();
+        put(&db, "after", "1");
+        assert!(db.checkpoint_truncate().unwrap());
+        assert_eq!(count(&db).unwrap(), rows + 1);
+        assert_eq!(get(&db, "k7").as_deref(), Some(&*ROW.repeat(10)));
+    }
+
+    #[test]
+    fn a_page_that_keeps_failing_its_check_fails_every_operation() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, rows) = filled(dir.path());
+        let db = Db::open(&path, Some(&key(1))).unwrap();
+        let good = spoil(&path);
+        for _ in 0..3 {
+            is_storage_failure(&count(&db).unwrap_err());
+            let deleted = db.write(|tx| tx.execute("DELETE FROM meta WHERE key = 'k1'", []));
+            is_storage_failure(&deleted.unwrap_err());
+        }
+        std::fs::write(&path, &good).unwrap();
+        assert_eq!(count(&db).unwrap(), rows);
+        assert_eq!(get(&db, "k1").as_deref(), Some(&*ROW.repeat(10)));
     }
 }

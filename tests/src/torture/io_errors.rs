@@ -7,7 +7,7 @@
 //! sync or read after the database opened fails with `SQLITE_IOERR_*`, once. The
 //! first round runs without a fault and counts the calls, so every later fault falls
 //! inside a workload (long: at every write and every sync, and 40 reads; quick: six
-//! writes and four syncs, seeded; no reads, see `phone_plan`). The fault must surface as a storage
+//! writes, four syncs and four reads, seeded). The fault must surface as a storage
 //! error (what an app shows and retries), or be absorbed (a checkpoint's write);
 //! every operation after it must work; the process must finish; then the database
 //! passes `integrity_check`, holds every acknowledged write, accounts for every local
@@ -307,8 +307,8 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
 }
 
 /// The faults of the phone rounds: long, every write and sync of the workload and
-/// 40 reads; quick, six writes and four syncs; ordinals counted from the process's
-/// start (`at_open` are the calls of opening).
+/// 40 reads; quick, six writes, four syncs and four reads; ordinals counted from the
+/// process's start (`at_open` are the calls of opening).
 fn phone_plan(
     level: Level,
     rng: &mut Rng,
@@ -330,11 +330,13 @@ fn phone_plan(
     };
     let (w, s, r) = workload;
     match level {
-        // No read faults in quick: one poisons the phone's SQLCipher connections
-        // until the app restarts (docs/reliability.md, scenario 3), and CI must pass.
+        // Reads too: one failed read used to leave the phone's SQLCipher
+        // connections failing every operation until the app restarted
+        // (docs/reliability.md, scenario 3).
         Level::Quick => [
             pick(rng, "write", at_open.0, w, 6),
             pick(rng, "sync", at_open.1, s, 4),
+            pick(rng, "read", at_open.2, r, 4),
         ]
         .concat(),
         Level::Long => (1..=w)
