@@ -23,6 +23,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("long_offline", torture::long_offline::run),
     ("relay_killed", torture::relay_killed::run),
     ("clocks", torture::clocks::run),
+    ("soak", torture::soak::run),
     ("versions", torture::versions::run),
 ];
 

@@ -5,7 +5,7 @@
 //! phone must hold what the relay holds of its documents, nothing lost or duplicated.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,68 +15,9 @@ use gridsync_tests::proxy::{Fault, FaultProxy};
 
 use super::phone_killed::Acked;
 use super::{
-    drain, enroll_phone, panics_in, Level, RelayProcess, Report, Rng, DISPATCHER, WORKER, WORKER_2,
+    drain, enroll_phone, panics_in, Level, PhoneId, RelayProcess, Report, Rng, DISPATCHER, WORKER,
+    WORKER_2,
 };
-
-/// The relay's footprint at one moment.
-pub struct Sample {
-    /// Seconds since the phones started.
-    at: f64,
-    /// Resident set (VmRSS).
-    rss_kib: f64,
-    /// Open file descriptors.
-    fds: f64,
-    /// `relay.db-wal`.
-    wal_kib: f64,
-    /// `relay.db`.
-    db_kib: f64,
-}
-
-impl Sample {
-    /// Read `/proc/<pid>` and the data folder (`None` off Linux or once the relay died).
-    fn take(pid: u32, data: &Path, t0: Instant) -> Option<Sample> {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let rss_kib = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())?;
-        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as f64;
-        let kib = |name: &str| {
-            std::fs::metadata(data.join(name))
-                .map(|m| m.len() as f64 / 1024.0)
-                .unwrap_or(0.0)
-        };
-        Some(Sample {
-            at: t0.elapsed().as_secs_f64(),
-            rss_kib,
-            fds,
-            wal_kib: kib("relay.db-wal"),
-            db_kib: kib("relay.db"),
-        })
-    }
-}
-
-/// The least-squares slope of `(seconds, value)` points, per minute (0 for fewer than
-/// two points).
-pub fn slope_per_minute(points: impl Iterator<Item = (f64, f64)>) -> f64 {
-    let p: Vec<(f64, f64)> = points.collect();
-    let n = p.len() as f64;
-    if p.len() < 2 {
-        return 0.0;
-    }
-    let (mx, my) = (
-        p.iter().map(|x| x.0).sum::<f64>() / n,
-        p.iter().map(|x| x.1).sum::<f64>() / n,
-    );
-    let num: f64 = p.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
-    let den: f64 = p.iter().map(|(x, _)| (x - mx) * (x - mx)).sum();
-    if den == 0.0 {
-        0.0
-    } else {
-        num / den * 60.0
-    }
-}
 
 /// The seeded fault of the `i`-th connection.
 pub fn plan(rng: &mut Rng) -> Fault {
@@ -131,9 +72,29 @@ impl Worker<'_> {
         until: Instant,
         max_pause_ms: u64,
     ) -> Option<()> {
+        self.work_in_phases(engine, rng, until, max_pause_ms, &|_| false)
+    }
+
+    /// [`Worker::work`], except while `quiet(now)`: then the phone writes nothing
+    /// and only syncs, every 1–3 s, as an idle app does (a failed sync counted).
+    pub fn work_in_phases(
+        &self,
+        engine: &Engine,
+        rng: &mut Rng,
+        until: Instant,
+        max_pause_ms: u64,
+        quiet: &Quiet,
+    ) -> Option<()> {
         let mut mine = Vec::new();
         let mut i = 0;
         while Instant::now() < until {
+            if quiet(Instant::now()) {
+                if engine.sync(&mut |_| {}).is_err() {
+                    *self.failed.lock().ok()? += 1;
+                }
+                std::thread::sleep(Duration::from_millis(rng.range(1000, 3000)));
+                continue;
+            }
             match step(engine, rng, &mut mine, &self.tag, i) {
                 Ok(Some(w)) => self.acked.lock().ok()?.push((self.at, w)),
                 Ok(None) => {}
@@ -145,6 +106,9 @@ impl Worker<'_> {
         Some(())
     }
 }
+
+/// Whether the phones are in a quiet phase at a moment (no new data, only syncs).
+pub type Quiet = dyn Fn(Instant) -> bool + Sync;
 
 /// One operation of a phone's working day; the write it was told succeeded, if any.
 /// `Err(())` counts a sync that failed.
@@ -234,51 +198,78 @@ pub fn compare(
     docs_compared
 }
 
-/// Run the scenario.
-pub fn run(level: Level, seed: u64, work: &Path) -> Report {
-    let started = Instant::now();
-    let mut report = Report::new("bad_links", seed);
-    let mut rng = Rng::new(seed);
-    let (phones, minutes) = match level {
-        Level::Quick => (2, 1.0),
-        Level::Long => (10, 10.0),
-    };
-    let data = work.join("relay");
-    let relay_log = work.join("relay.log");
-    let mut relay = RelayProcess::start(&data, "127.0.0.1:0", &relay_log)
-        .expect("the relay starts (is the gridsync binary built?)");
-    let mut plan_rng = rng.fork();
-    let proxy = FaultProxy::start(relay.addr(), move |_| plan(&mut plan_rng))
-        .expect("the fault proxy starts");
-    let ids: Vec<_> = (0..phones)
-        .map(|p| {
-            let user = if p % 2 == 0 { WORKER } else { WORKER_2 };
-            enroll_phone(&data, &relay.url, &proxy.url(), user, work, &mut rng)
-                .expect("a phone enrolls")
-        })
-        .collect();
+/// The real relay, the fault proxy before it, and phones enrolled through it (two
+/// grid workers of the community, several devices each): what `bad_links` and
+/// `soak` start.
+pub struct Fleet {
+    /// `gridsync serve`.
+    pub relay: RelayProcess,
+    /// Between the phones and the relay, faults planned by [`plan`] until healed.
+    pub proxy: FaultProxy,
+    /// The relay's data folder.
+    pub data: PathBuf,
+    /// The relay's stderr.
+    pub relay_log: PathBuf,
+    /// The phones.
+    pub phones: Vec<PhoneId>,
+}
 
-    let until = Instant::now() + Duration::from_secs_f64(minutes * 60.0);
+impl Fleet {
+    /// Start the relay and the proxy in `work` and enroll `phones` phones.
+    pub fn start(phones: usize, work: &Path, rng: &mut Rng) -> Fleet {
+        let data = work.join("relay");
+        let relay_log = work.join("relay.log");
+        let relay = RelayProcess::start(&data, "127.0.0.1:0", &relay_log)
+            .expect("the relay starts (is the gridsync binary built?)");
+        let mut plan_rng = rng.fork();
+        let proxy = FaultProxy::start(relay.addr(), move |_| plan(&mut plan_rng))
+            .expect("the fault proxy starts");
+        let phones = (0..phones)
+            .map(|p| {
+                let user = if p % 2 == 0 { WORKER } else { WORKER_2 };
+                enroll_phone(&data, &relay.url, &proxy.url(), user, work, rng)
+                    .expect("a phone enrolls")
+            })
+            .collect();
+        Fleet {
+            relay,
+            proxy,
+            data,
+            relay_log,
+            phones,
+        }
+    }
+}
+
+/// What the phones did while the link was bad.
+pub struct Worked {
+    /// Each phone's engine (`None`: it did not open, or its thread failed).
+    pub engines: Vec<Option<Engine>>,
+    /// The writes each phone was told succeeded.
+    pub acked: Vec<(usize, Acked)>,
+    /// Syncs that failed.
+    pub failed_syncs: u64,
+}
+
+/// Every phone of `fleet` in a thread of its own with its own encrypted engine and
+/// HTTP client, working until `until` (an operation every 50 ms to `max_pause_ms`,
+/// only syncing while `quiet`), while `beside` runs in another thread with the
+/// acknowledged writes so far in view; answers what both did.
+pub fn work_phones<T: Send>(
+    fleet: &Fleet,
+    rng: &mut Rng,
+    until: Instant,
+    max_pause_ms: u64,
+    quiet: &Quiet,
+    beside: impl FnOnce(&Mutex<Vec<(usize, Acked)>>) -> T + Send,
+) -> (Worked, Option<T>) {
     let acked: Mutex<Vec<(usize, Acked)>> = Mutex::new(Vec::new());
     let failed_syncs = Mutex::new(0u64);
-    let mut engines: Vec<Option<Engine>> = Vec::new();
-    let relay_pid = relay.child.id();
-    let every = Duration::from_secs(match level {
-        Level::Quick => 5,
-        Level::Long => 10,
-    });
-    let mut samples: Vec<Sample> = Vec::new();
-    std::thread::scope(|s| {
-        let sampler = s.spawn(|| {
-            let mut out = Vec::new();
-            let t0 = Instant::now();
-            while Instant::now() < until {
-                out.extend(Sample::take(relay_pid, &data, t0));
-                std::thread::sleep(every);
-            }
-            out
-        });
-        let handles: Vec<_> = ids
+    let (engines, beside) = std::thread::scope(|s| {
+        let acked_ref = &acked;
+        let beside = s.spawn(move || beside(acked_ref));
+        let handles: Vec<_> = fleet
+            .phones
             .iter()
             .enumerate()
             .map(|(p, id)| {
@@ -292,22 +283,42 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
                         acked,
                         failed: failed_syncs,
                     };
-                    phone.work(&engine, &mut rng, until, 400)?;
+                    phone.work_in_phases(&engine, &mut rng, until, max_pause_ms, quiet)?;
                     Some(engine)
                 })
             })
             .collect();
-        engines = handles
+        let engines: Vec<Option<Engine>> = handles
             .into_iter()
             .map(|h| h.join().ok().flatten())
             .collect();
-        samples = sampler.join().unwrap_or_default();
+        (engines, beside.join().ok())
     });
-    // The link heals: every queue must drain within 60 s.
-    proxy.heal();
+    let worked = Worked {
+        engines,
+        acked: acked.into_inner().unwrap_or_default(),
+        failed_syncs: failed_syncs.into_inner().unwrap_or(0),
+    };
+    (worked, beside)
+}
+
+/// The link heals: every phone's queues must drain within 60 s (`stuck`); then the
+/// dispatcher reads the relay's copy and everything is compared ([`compare`]: lost,
+/// duplicates, diverged). A phone that did not work through is `broken`. The relay
+/// is killed and its log read for panics; the proxy's and the phones' figures go
+/// into the report.
+pub fn heal_and_check(
+    report: &mut Report,
+    mut fleet: Fleet,
+    worked: &Worked,
+    work: &Path,
+    rng: &mut Rng,
+) {
+    fleet.proxy.heal();
     let healed = Instant::now();
     let drained: Vec<Option<f64>> = std::thread::scope(|s| {
-        let hs: Vec<_> = engines
+        let hs: Vec<_> = worked
+            .engines
             .iter()
             .map(|e| {
                 s.spawn(move || {
@@ -322,58 +333,53 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     report.stuck += drained.iter().filter(|d| d.is_none()).count() as u64;
     let slowest = drained.iter().flatten().fold(0.0f64, |a, b| a.max(*b));
 
-    let acked = acked.into_inner().unwrap_or_default();
-    let observer = enroll_phone(&data, &relay.url, &relay.url, DISPATCHER, work, &mut rng)
+    let relay_url = fleet.relay.url.clone();
+    let observer = enroll_phone(&fleet.data, &relay_url, &relay_url, DISPATCHER, work, rng)
         .ok()
         .and_then(|o| o.open().ok());
-    let Some(observer) = observer else {
-        report.broken += 1;
-        return report;
-    };
-    if !drain(&observer, Instant::now() + Duration::from_secs(60)) {
-        report.stuck += 1;
+    let mut docs_compared = 0;
+    match observer {
+        Some(observer) => {
+            if !drain(&observer, Instant::now() + Duration::from_secs(60)) {
+                report.stuck += 1;
+            }
+            docs_compared = compare(report, &worked.engines, &worked.acked, &observer);
+        }
+        None => report.broken += 1,
     }
-    let docs_compared = compare(&mut report, &engines, &acked, &observer);
-    report.broken += engines.iter().filter(|e| e.is_none()).count() as u64;
-    relay.kill();
-    report.panics += panics_in(&relay_log);
-    let st = &proxy.stats;
-    report.runs = phones as u64;
+    report.broken += worked.engines.iter().filter(|e| e.is_none()).count() as u64;
+    fleet.relay.kill();
+    report.panics += panics_in(&fleet.relay_log);
+    let st = &fleet.proxy.stats;
+    let phones = fleet.phones.len() as u64;
+    report.runs = phones;
     report.faults = st.faults();
-    report.acked = acked.len() as u64;
-    report.set("phones", phones as u64);
+    report.acked = worked.acked.len() as u64;
+    report.set("phones", phones);
     report.set("connections", st.connections.load(Ordering::Relaxed));
     report.set("latency", st.latency.load(Ordering::Relaxed));
     report.set("throttled", st.throttled.load(Ordering::Relaxed));
     report.set("cut_mid_request", st.cut_up.load(Ordering::Relaxed));
     report.set("cut_mid_answer", st.cut_down.load(Ordering::Relaxed));
     report.set("black_holes", st.black_holes.load(Ordering::Relaxed));
-    report.set("failed_syncs", failed_syncs.into_inner().unwrap_or(0));
+    report.set("failed_syncs", worked.failed_syncs);
     report.set("docs_compared", docs_compared);
     report.set("drain_seconds_max", (slowest * 10.0).round() / 10.0);
-    // The relay's footprint while the phones worked: the first and last sample and
-    // the least-squares slope per minute over the second half (after warm-up).
-    let late = &samples[samples.len() / 2..];
-    for (name, get) in [
-        (
-            "relay_rss_kib",
-            (|x: &Sample| x.rss_kib) as fn(&Sample) -> f64,
-        ),
-        ("relay_fds", |x: &Sample| x.fds),
-        ("relay_wal_kib", |x: &Sample| x.wal_kib),
-        ("relay_db_kib", |x: &Sample| x.db_kib),
-    ] {
-        let first = samples.first().map(get).unwrap_or(0.0);
-        let last = samples.last().map(get).unwrap_or(0.0);
-        report.set(&format!("{name}_first"), first.round());
-        report.set(&format!("{name}_last"), last.round());
-        let slope = slope_per_minute(late.iter().map(|x| (x.at, get(x))));
-        report.set(
-            &format!("{name}_slope_per_min"),
-            (slope * 10.0).round() / 10.0,
-        );
-    }
-    report.set("samples", samples.len() as u64);
+}
+
+/// Run the scenario.
+pub fn run(level: Level, seed: u64, work: &Path) -> Report {
+    let started = Instant::now();
+    let mut report = Report::new("bad_links", seed);
+    let mut rng = Rng::new(seed);
+    let (phones, minutes) = match level {
+        Level::Quick => (2, 1.0),
+        Level::Long => (10, 10.0),
+    };
+    let fleet = Fleet::start(phones, work, &mut rng);
+    let until = Instant::now() + Duration::from_secs_f64(minutes * 60.0);
+    let (worked, _) = work_phones(&fleet, &mut rng, until, 400, &|_| false, |_| ());
+    heal_and_check(&mut report, fleet, &worked, work, &mut rng);
     report.seconds = started.elapsed().as_secs_f64();
     report
 }

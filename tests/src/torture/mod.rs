@@ -10,6 +10,7 @@ pub mod long_offline;
 pub mod phone_killed;
 pub mod power_lost;
 pub mod relay_killed;
+pub mod soak;
 pub mod versions;
 
 use std::io::{BufRead, BufReader};
@@ -102,7 +103,8 @@ pub struct Report {
     /// Panics in any process of the system under test.
     pub panics: u64,
     /// Other failed checks (a database that fails `integrity_check` or does not open,
-    /// a local change neither in the outbox nor acknowledged).
+    /// a local change neither in the outbox nor acknowledged, a soak measure trending
+    /// upward after warm-up).
     pub broken: u64,
     /// Scenario-specific figures.
     pub extra: Map<String, Value>,
