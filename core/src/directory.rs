@@ -221,6 +221,13 @@ pub struct User {
 /// The most characters of a user's `contact`.
 pub const MAX_CONTACT_CHARS: usize = 64;
 
+/// The shortest retention a category may have: a typo ("3" for "365") must not
+/// erase a category's closed cases within the hour.
+pub const MIN_RETENTION_DAYS: u32 = 30;
+
+/// The longest retention a category may have (a hundred years).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
 /// A subcategory of the taxonomy.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -245,6 +252,12 @@ pub struct Category {
     pub name_en: String,
     /// Its subcategories.
     pub subcategories: Vec<Subcategory>,
+    /// How many days a closed case of this category is kept (counted from when
+    /// it was closed, or the relay last received an entry of it, whichever is
+    /// later), then erased from the relay, the phones and new backups; `None`
+    /// keeps it (docs/directory-format.md, "Retention").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
 }
 
 /// How long a dispatched case may take. `"*"` matches any category or severity;
@@ -510,6 +523,14 @@ impl Directory {
             }
             if category_idx.insert(c.code.clone(), i).is_some() {
                 return Err(invalid(format!("category {} is listed twice", c.code)));
+            }
+            if let Some(days) = c.retention_days {
+                if !(MIN_RETENTION_DAYS..=MAX_RETENTION_DAYS).contains(&days) {
+                    return Err(invalid(format!(
+                        "category {}: retention_days must be {MIN_RETENTION_DAYS} to {MAX_RETENTION_DAYS}",
+                        c.code
+                    )));
+                }
             }
             let prefix = format!("{}.", c.code);
             for s in &c.subcategories {
@@ -911,6 +932,27 @@ pub(crate) mod tests {
                 Directory::from_json(&with(bad)),
                 Err(DirectoryError::Invalid(_))
             ));
+        }
+    }
+
+    #[test]
+    fn a_retention_is_optional_and_bounded() {
+        // The sample keeps every category: files from before the field load unchanged.
+        assert!(sample()
+            .categories()
+            .iter()
+            .all(|c| c.retention_days.is_none()));
+        let with = |days: u32| mutate(|v| v["taxonomy"][0]["retention_days"] = days.into());
+        let dir = with(MIN_RETENTION_DAYS).unwrap();
+        assert_eq!(dir.categories()[0].retention_days, Some(MIN_RETENTION_DAYS));
+        assert!(with(MAX_RETENTION_DAYS).is_ok());
+        for bad in [0, MIN_RETENTION_DAYS - 1, MAX_RETENTION_DAYS + 1] {
+            match with(bad) {
+                Err(DirectoryError::Invalid(why)) => {
+                    assert!(why.contains("retention_days must be 30 to 36500"), "{why}")
+                }
+                other => panic!("{bad} days: {other:?}"),
+            }
         }
     }
 

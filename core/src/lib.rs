@@ -41,7 +41,8 @@ pub use doc::case::{CaseDoc, CaseLinks, Channel, Location, NewCase, Person, Seve
 pub use doc::patrol::PatrolDoc;
 pub use doc::DocContent;
 pub use engine::{
-    Case, ChangeCheck, Clock, Engine, Identity, ImportResult, PhotoInfo, PhotoUsage, PullState,
+    Case, ChangeCheck, Clock, ClosedCase, Engine, Identity, ImportResult, PhotoInfo, PhotoUsage,
+    PullState,
 };
 pub use error::{Error, OpenError, Result};
 pub use ids::{

@@ -395,6 +395,8 @@ pub(crate) fn purge(tx: &Transaction<'_>, id: &DocId) -> Result<Vec<PhotoHash>> 
     for hash in &only_here {
         forget.execute([hash])?;
     }
+    // Its terms stay in the search index's segments until they merge: the
+    // caller runs `merge_search` once its purges are done.
     tx.prepare_cached(
         "DELETE FROM case_search WHERE rowid = (SELECT rowid FROM cases WHERE doc_id = ?1)",
     )?
@@ -411,6 +413,17 @@ pub(crate) fn purge(tx: &Transaction<'_>, id: &DocId) -> Result<Vec<PhotoHash>> 
         .into_iter()
         .map(|h| h.parse().map_err(Error::from))
         .collect()
+}
+
+/// Merge the search index into one segment, after purges. A contentless FTS5
+/// table only marks a deleted row; its terms (the words of a case's title,
+/// description and notes) stay in the older segments until those are merged, and
+/// FTS5's `secure-delete` cannot take them out without the text. Merging writes
+/// them out of the index; `secure_delete` zeroes the pages they leave.
+pub(crate) fn merge_search(tx: &Transaction<'_>) -> Result<()> {
+    tx.prepare_cached("INSERT INTO case_search (case_search) VALUES ('optimize')")?
+        .execute([])?;
+    Ok(())
 }
 
 /// Whether a document has local changes the server has not yet settled.

@@ -477,7 +477,7 @@ pub fn restore(
     let store = open_store(data, storage.database_url.as_deref()).map_err(|e| e.to_string())?;
     check_log(store.as_ref())?;
     for e in erasures {
-        crate::relay::erasable(&e.doc).map_err(|why| format!("{}: {why}", e.doc))?;
+        crate::relay::tombstoned_kind(&e.doc).map_err(|why| format!("{}: {why}", e.doc))?;
         store
             .erase(&e.doc, &e.reason, e.erased_ms)
             .map_err(|e| e.to_string())?;

@@ -33,6 +33,8 @@ pub trait BlobStore: Send + Sync {
     ) -> Result<Vec<u8>, BlobStoreError>;
     /// A whole stored photo.
     fn read(&self, hash: &PhotoHash) -> Result<Vec<u8>, BlobStoreError>;
+    /// Remove a stored photo for good (no error if absent): an erased document's.
+    fn remove(&self, hash: &PhotoHash) -> Result<(), BlobStoreError>;
     /// Resumable uploads, shared by every node (a device's next chunk may reach another node):
     /// the bytes received so far under `key` (0 if none).
     fn partial_len(&self, key: &str) -> Result<u64, BlobStoreError>;
@@ -184,6 +186,33 @@ impl BlobStore for LocalBlobStore {
         self.blobs
             .read(hash)
             .map_err(|e| io_error(|| photo_name(hash), "reading", e))
+    }
+
+    fn remove(&self, hash: &PhotoHash) -> Result<(), BlobStoreError> {
+        // Its bytes overwritten and synced before the name goes, as `secure_delete`
+        // zeroes a database's freed pages: what the disk gives back is not the photo.
+        let path = self.blobs.path(hash);
+        let fail = |e| io_error(|| photo_name(hash), "removing", e);
+        match OpenOptions::new().write(true).open(&path) {
+            Ok(mut f) => {
+                let len = f.metadata().map_err(fail)?.len();
+                let zeros = vec![0u8; 64 * 1024];
+                let mut left = len;
+                while left > 0 {
+                    let n = left.min(zeros.len() as u64) as usize;
+                    f.write_all(&zeros[..n]).map_err(fail)?;
+                    left -= n as u64;
+                }
+                f.sync_all().map_err(fail)?;
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(fail(e)),
+        }
+        self.blobs.remove(hash).map_err(fail)?;
+        if let Some(dir) = path.parent() {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(fail)?;
+        }
+        Ok(())
     }
 
     fn partial_len(&self, key: &str) -> Result<u64, BlobStoreError> {
@@ -528,6 +557,16 @@ impl BlobStore for S3BlobStore {
                 .ok_or_else(|| BlobStoreError::NotFound {
                     what: photo_name(hash),
                 })
+        })
+    }
+
+    fn remove(&self, hash: &PhotoHash) -> Result<(), BlobStoreError> {
+        let path = self.photo_path(hash);
+        self.run(async {
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(remote_error(|| photo_name(hash), "removing", e)),
+            }
         })
     }
 

@@ -151,6 +151,16 @@ enum AdminCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Erase now every closed case past its category's retention (the directory's
+    /// `retention_days`; `serve` does this hourly): from the log, the replica,
+    /// the photo store and, at their next sync, every phone. Irreversible. Safe
+    /// while `serve` runs.
+    SweepRetention {
+        /// The folder that holds the backups: the tombstones are appended to its
+        /// `erasures.log` now (otherwise at the next backup).
+        #[arg(long, env = "GRIDSYNC_BACKUPS")]
+        backups: Option<PathBuf>,
+    },
     /// Revoke a device: its next contact is told to erase its data.
     Revoke {
         /// The device id.
@@ -491,6 +501,7 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!(gateway = %notifier.describe(), "notifications");
         runtime.spawn(notifier.run(relay.clone()));
     }
+    runtime.spawn(sweep_retention(relay.clone()));
     let scheme = if settings.tls.is_some() {
         "https"
     } else {
@@ -532,6 +543,22 @@ async fn sync_upward(
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "upstream sync failed; retrying"),
             Err(e) => tracing::error!(error = %e, "upstream sync panicked"),
+        }
+    }
+}
+
+/// Erase the closed cases past their retention at start and hourly after, for
+/// as long as the relay runs; a failed sweep is tried again at the next.
+async fn sweep_retention(relay: Arc<Relay>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let relay = relay.clone();
+        match tokio::task::spawn_blocking(move || relay.sweep_retention(chrono::Utc::now())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "retention sweep failed; retrying in an hour"),
+            Err(e) => tracing::error!(error = %e, "retention sweep panicked"),
         }
     }
 }
@@ -600,6 +627,17 @@ fn admin(
                 None => {
                     println!("not yet in erasures.log: the next `gridsync admin backup` records it")
                 }
+            }
+        }
+        AdminCommand::SweepRetention { backups } => {
+            let relay = open()?;
+            let sweep = relay.sweep_retention(chrono::Utc::now())?;
+            println!(
+                "{} closed cases looked at, {} erased",
+                sweep.looked_at, sweep.erased
+            );
+            if let Some(folder) = backups {
+                gridsync_server::backup::record_erasures(relay.store(), &folder)?;
             }
         }
         AdminCommand::Enroll {

@@ -89,47 +89,17 @@ impl Canary {
     }
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
-fn files_under(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut dirs = vec![root.to_owned()];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                dirs.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
-}
-
-/// Every (file, canary) where a canary is found in a file under `root`, each file
-/// read whole (databases, WAL, SHM, photos, logs).
+/// Every (file, canary) where a canary is found in a file under `root`.
 fn scan(root: &Path, canary: &Canary) -> Vec<(PathBuf, String)> {
-    let mut found = Vec::new();
-    let files = files_under(root);
-    assert!(
-        !files.is_empty(),
-        "nothing to scan under {}",
-        root.display()
-    );
-    for file in files {
-        let bytes = std::fs::read(&file).unwrap_or_default();
-        for s in canary.strings() {
-            if contains(&bytes, s.as_bytes()) {
-                found.push((file.clone(), s.to_owned()));
-            }
-        }
-    }
-    found
+    let strings = canary.strings();
+    let needles: Vec<&[u8]> = strings.iter().map(|s| s.as_bytes()).collect();
+    gridsync_tests::canary::scan(root, &needles)
+        .into_iter()
+        .map(|(file, i)| (file, strings[i].to_owned()))
+        .collect()
 }
 
-fn admin(data: &Path, args: &[&str]) -> String {
+pub(crate) fn admin(data: &Path, args: &[&str]) -> String {
     let out = gridsync()
         .args(["admin", "--data"])
         .arg(data)
@@ -145,7 +115,7 @@ fn admin(data: &Path, args: &[&str]) -> String {
 }
 
 /// A phone enrolled over HTTP whose database is encrypted (SQLCipher), as in the app.
-fn enroll_encrypted(data: &Path, server: &Server, user: &str, folder: &Path) -> Engine {
+pub(crate) fn enroll_encrypted(data: &Path, server: &Server, user: &str, folder: &Path) -> Engine {
     let code = enrollment_code(data, &[], user);
     let device = DeviceId::random();
     let e = sync::enroll(&HttpTransport::new(&server.url), &code, device, "e2e")

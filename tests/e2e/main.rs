@@ -20,6 +20,7 @@ mod pressure;
 mod registry;
 mod registry_import;
 mod resident;
+mod retention;
 mod sockets;
 mod store;
 mod tiers;

@@ -2,6 +2,7 @@
 //! through an in-process transport that encodes and decodes every message exactly
 //! as HTTP would carry it, with a switch to take a device offline.
 
+pub mod canary;
 pub mod fake_server;
 pub mod powerloss_vfs;
 pub mod probe;

@@ -22,6 +22,17 @@ use crate::registry::{GridCounts, GridCoverage, PersonFilter, PersonSummary, Wor
 use crate::store;
 use crate::workflow::{fold, Action};
 
+/// A closed case, as [`Engine::closed_cases_before`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClosedCase {
+    /// The case.
+    pub doc: DocId,
+    /// Its category's code.
+    pub category: String,
+    /// When it was closed, as the index reads its timeline.
+    pub closed: DateTime<Utc>,
+}
+
 /// What a server checks incoming changes with (see
 /// [`Engine::import_changes_checked`]).
 pub(super) struct Checks<'a> {
@@ -703,6 +714,59 @@ impl Engine {
         }
         self.db
             .read(|tx| index::patrol_compliance(tx, workers, from, to))
+    }
+
+    /// The cases of `categories` closed (archived, evaluated or invalid) before
+    /// `before` by the index's reading of their timelines, in the order they
+    /// were closed, from just after `after` (a case of an earlier page), at most
+    /// `limit`: the candidates of a relay's retention sweep.
+    pub fn closed_cases_before(
+        &self,
+        categories: &[&str],
+        before: DateTime<Utc>,
+        after: Option<&ClosedCase>,
+        limit: u32,
+    ) -> Result<Vec<ClosedCase>> {
+        if categories.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.db.read(|tx| {
+            let marks = vec!["?"; categories.len()].join(", ");
+            let sql = format!(
+                "SELECT doc_id, category, closed_ms FROM cases
+                 WHERE closed_ms < ? AND (closed_ms, doc_id) > (?, ?) AND category IN ({marks})
+                 ORDER BY closed_ms, doc_id LIMIT ?"
+            );
+            let before_ms = before.timestamp_millis();
+            let (after_ms, after_doc) = after.map_or((i64::MIN, ""), |c| {
+                (c.closed.timestamp_millis(), c.doc.as_str())
+            });
+            let mut args: Vec<&dyn rusqlite::ToSql> = vec![&before_ms, &after_ms, &after_doc];
+            args.extend(categories.iter().map(|c| c as &dyn rusqlite::ToSql));
+            args.push(&limit);
+            let mut stmt = tx.prepare(&sql)?;
+            let rows = stmt.query_map(args.as_slice(), |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
+            let mut cases = Vec::new();
+            for row in rows {
+                let (doc, category, closed_ms) = row?;
+                // A time out of chrono's range is no time to erase by.
+                let Some(closed) = DateTime::from_timestamp_millis(closed_ms) else {
+                    continue;
+                };
+                cases.push(ClosedCase {
+                    doc: doc.parse()?,
+                    category,
+                    closed,
+                });
+            }
+            Ok(cases)
+        })
     }
 
     /// Read any document on this replica, without the user's scope check: for a

@@ -200,24 +200,29 @@ impl Engine {
         })
     }
 
-    /// Remove document `id` wholesale — snapshot, changes, index and search rows,
+    /// Remove documents `ids` wholesale — snapshot, changes, index and search rows,
     /// outbox entries and refused changes — unsent work or not, and empty the WAL
-    /// after: what the relay does to its replica when a person is erased (ADR
-    /// 0011). Answers whether this replica held it.
-    pub fn erase_document(&self, id: &DocId) -> Result<bool> {
+    /// after: what the relay does to its replica when a person is erased or a
+    /// case's retention ends (ADR 0011). Answers how many this replica held.
+    pub fn erase_documents(&self, ids: &[DocId]) -> Result<usize> {
         let (held, removal) = self.write(|tx| {
-            let held: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM docs WHERE doc_id = ?1)",
-                [id.as_str()],
-                |r| r.get(0),
-            )?;
-            store::unqueue_purge(tx, id)?;
-            let photos = match held {
-                true => store::purge(tx, id)?,
-                false => Vec::new(),
-            };
-            if held {
-                self.touch(id);
+            let mut held = 0;
+            let mut photos = Vec::new();
+            for id in ids {
+                store::unqueue_purge(tx, id)?;
+                let here: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM docs WHERE doc_id = ?1)",
+                    [id.as_str()],
+                    |r| r.get(0),
+                )?;
+                if here {
+                    photos.extend(store::purge(tx, id)?);
+                    self.touch(id);
+                    held += 1;
+                }
+            }
+            if held > 0 {
+                store::merge_search(tx)?;
             }
             // Noted before the rows go: a crash after the commit leaves files to sweep.
             let note = (!photos.is_empty())
@@ -226,11 +231,11 @@ impl Engine {
             Ok((held, PhotoRemoval { photos, note }))
         })?;
         self.remove_photo_files(removal);
-        // Also when it was not held: a call again after a checkpoint that a reader
+        // Also when none was held: a call again after a checkpoint that a reader
         // kept waiting finishes the job.
         if !self.checkpoint_after_purge()? {
             return Err(Error::Io(std::io::Error::other(
-                "the document is gone, but the WAL could not be emptied after it \
+                "the documents are gone, but the WAL could not be emptied after them \
                  (a reader was in the way); run the erasure again",
             )));
         }
@@ -261,6 +266,9 @@ impl Engine {
                 self.touch(&id);
                 purged += 1;
             }
+        }
+        if purged > 0 {
+            store::merge_search(tx)?;
         }
         // Noted before the rows go: a crash after the commit leaves files to sweep.
         let note = (!photos.is_empty())

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use chrono::Utc;
-use gridsync_core::{DocId, DocKind};
+use gridsync_core::{DocId, DocKind, PhotoHash};
 
 use super::{Relay, RelayError};
 
@@ -24,6 +24,9 @@ pub enum ErasureReason {
     /// Erased at another tier (a town's erasure reaching its district, or the
     /// district's reaching the town); never given by an operator.
     Tier,
+    /// A closed case past its category's retention (`retention.rs`); never given
+    /// by an operator.
+    CaseRetention,
 }
 
 impl ErasureReason {
@@ -43,6 +46,7 @@ impl ErasureReason {
             ErasureReason::AtRequest => "at-request",
             ErasureReason::EnteredInError => "entered-in-error",
             ErasureReason::Tier => "tier",
+            ErasureReason::CaseRetention => "case-retention",
         }
     }
 }
@@ -68,8 +72,8 @@ impl std::str::FromStr for ErasureReason {
     }
 }
 
-/// Whether `doc` is a document erasure applies to: a person or a household of
-/// the registry. Cases and patrols follow their own retention.
+/// Whether `doc` is a document an operator may erase: a person or a household of
+/// the registry. Cases leave by their category's retention.
 pub fn erasable(doc: &DocId) -> Result<(), RelayError> {
     match doc.kind() {
         DocKind::Person | DocKind::Household => Ok(()),
@@ -79,47 +83,88 @@ pub fn erasable(doc: &DocId) -> Result<(), RelayError> {
     }
 }
 
+/// Whether `doc` may carry a tombstone: a registry document, or a case removed
+/// by its category's retention (a restored `erasures.log`, another tier's).
+pub fn tombstoned_kind(doc: &DocId) -> Result<(), RelayError> {
+    match doc.kind() {
+        DocKind::Case => Ok(()),
+        _ => erasable(doc),
+    }
+}
+
+/// Whether `reason` may erase `doc`: a case only by retention (here or at
+/// another tier), a registry document by anything but.
+fn check_reason(doc: &DocId, reason: ErasureReason) -> Result<(), RelayError> {
+    tombstoned_kind(doc)?;
+    let case = doc.kind() == DocKind::Case;
+    let by_retention = matches!(reason, ErasureReason::CaseRetention | ErasureReason::Tier);
+    if case && !by_retention {
+        return Err(RelayError::bad_request(
+            "a case is erased only by its category's retention",
+        ));
+    }
+    if !case && reason == ErasureReason::CaseRetention {
+        return Err(RelayError::bad_request(
+            "retention erases cases, not registry documents",
+        ));
+    }
+    Ok(())
+}
+
 impl Relay {
-    /// Erase registry document `doc` for good (ADR 0011): its log rows, scope and
-    /// photo references deleted and a tombstone recorded in one transaction of the
-    /// store, then its rows in this node's replica, then the freed space made
-    /// unreadable (SQLite: `secure_delete` and a truncating WAL checkpoint on both
-    /// databases; PostgreSQL: `VACUUM (FULL)` of the log and scope tables). Every
-    /// device holding it is told to purge it by its next pull; a later push of it
-    /// is refused. Answers false if it had been erased already (the steps run
-    /// again: an erasure interrupted half-way is finished this way).
-    ///
-    /// Safe while `gridsync serve` runs on the same data folder: a push that
-    /// raced with it is refused at its log append, and the serving relay erases it
-    /// from the replica again after that append.
+    /// Erase registry document `doc` for good (ADR 0011), or a case past its
+    /// retention: see [`Relay::erase_all`]. Answers false if it had been erased
+    /// already (the steps run again: an erasure interrupted half-way is finished
+    /// this way).
     pub fn erase(&self, doc: &DocId, reason: ErasureReason) -> Result<bool, RelayError> {
-        erasable(doc)?;
-        let new = {
+        Ok(self.erase_all(std::slice::from_ref(doc), reason)? == 1)
+    }
+
+    /// Erase `docs` for good: under the push lock, the photos only they refer
+    /// to removed from the photo store, then, per document, its log rows, scope,
+    /// photo records, receipts and notifications deleted and a tombstone recorded
+    /// in one transaction of the store; then their rows in this node's replica;
+    /// then the freed space made unreadable (SQLite: `secure_delete` and a
+    /// truncating WAL checkpoint on both databases; PostgreSQL: `VACUUM (FULL)`
+    /// of the log and scope tables). Every device holding one is told to purge
+    /// it by its next pull; a later push of it is refused. Answers how many were
+    /// not erased before.
+    ///
+    /// The photos go first: a crash after them leaves a document that is erased
+    /// again by the next call (an operator's, or the next retention sweep), never
+    /// a tombstone whose photos stay. Safe while `gridsync serve` runs on the same
+    /// data folder: a push that raced with it is refused at its log append, and the
+    /// serving relay erases it from the replica again after that append.
+    pub fn erase_all(&self, docs: &[DocId], reason: ErasureReason) -> Result<usize, RelayError> {
+        for doc in docs {
+            check_reason(doc, reason)?;
+        }
+        let mut new = Vec::with_capacity(docs.len());
+        {
             let _pushes = self.store.lock_pushes()?;
-            self.store
-                .erase(doc, reason.code(), Utc::now().timestamp_millis())?
-        };
+            let now = Utc::now().timestamp_millis();
+            for doc in docs {
+                for hash in self.store.photos_only_of(doc)? {
+                    let hash: PhotoHash = hash.parse().map_err(RelayError::internal)?;
+                    self.blobs.remove(&hash).map_err(RelayError::internal)?;
+                }
+                new.push(self.store.erase(doc, reason.code(), now)?);
+            }
+        }
         // A reader of another process (a serving relay) may keep the WAL
         // checkpoint waiting a moment: try again before giving up.
-        let mut attempt = 0;
-        while let Err(e) = self.engine.erase_document(doc) {
-            attempt += 1;
-            if attempt == 5 {
-                return Err(RelayError::internal(e));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(200));
+        retry(|| {
+            self.engine
+                .erase_documents(docs)
+                .map(drop)
+                .map_err(RelayError::internal)
+        })?;
+        retry(|| Ok(self.store.scrub()?))?;
+        for (doc, new) in docs.iter().zip(&new) {
+            // The audit record: the id and the reason code, nothing about its content.
+            tracing::info!(target: "audit", doc = %doc, reason = reason.code(), new, "erased");
         }
-        let mut attempt = 0;
-        while let Err(e) = self.store.scrub() {
-            attempt += 1;
-            if attempt == 5 {
-                return Err(e.into());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-        // The audit record: the id and the reason code, nothing about the person.
-        tracing::info!(target: "audit", doc = %doc, reason = reason.code(), new, "erased");
-        Ok(new)
+        Ok(new.into_iter().filter(|&n| n).count())
     }
 
     /// Erase from this node's replica every tombstoned document it still holds,
@@ -131,16 +176,11 @@ impl Relay {
         if count == self.erasures_seen.load(Ordering::SeqCst) {
             return Ok(0);
         }
-        let mut erased = 0;
-        for e in self.store.erasures(0)? {
-            if self
-                .engine
-                .erase_document(&e.doc)
-                .map_err(RelayError::internal)?
-            {
-                erased += 1;
-            }
-        }
+        let tombstoned: Vec<DocId> = self.store.erasures(0)?.into_iter().map(|e| e.doc).collect();
+        let erased = self
+            .engine
+            .erase_documents(&tombstoned)
+            .map_err(RelayError::internal)?;
         if erased > 0 {
             tracing::info!(
                 documents = erased,
@@ -152,20 +192,42 @@ impl Relay {
     }
 
     /// Apply tombstones received from another tier (a downstream relay's push or
-    /// the upstream's pull answer): each erased here as by [`Relay::erase`], with
-    /// the reason `tier`. Answers how many were new here.
+    /// the upstream's pull answer): each registry document erased here as by
+    /// [`Relay::erase`], with the reason `tier`. A case is erased only where this
+    /// relay's own reading finds it past its retention (a tier's clock or a
+    /// compromised tier does not remove a case here early); otherwise this
+    /// relay's own sweep removes it when it is due. Answers how many were new here.
     pub(crate) fn erase_from_tier(&self, docs: &[DocId]) -> Result<usize, RelayError> {
-        let mut new = 0;
+        let mut due = Vec::new();
         for doc in docs {
-            if erasable(doc).is_err() {
+            if tombstoned_kind(doc).is_err() {
                 tracing::warn!(doc = %doc, "a tier named a document that cannot be erased; ignored");
                 continue;
             }
             if self.store.is_erased(doc)? {
                 continue;
             }
-            new += usize::from(self.erase(doc, ErasureReason::Tier)?);
+            if doc.kind() == DocKind::Case && !self.retention_due(doc, Utc::now())? {
+                continue;
+            }
+            due.push(doc.clone());
         }
-        Ok(new)
+        self.erase_all(&due, ErasureReason::Tier)
+    }
+}
+
+/// `step` again after a pause if it fails, up to five tries: a reader of another
+/// process may keep a checkpoint waiting a moment.
+fn retry(mut step: impl FnMut() -> Result<(), RelayError>) -> Result<(), RelayError> {
+    let mut attempt = 0;
+    loop {
+        match step() {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt == 4 => return Err(e),
+            Err(_) => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        }
     }
 }

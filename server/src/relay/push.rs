@@ -87,15 +87,16 @@ impl Relay {
         self.push_as(device.device, &trust, decode_incoming(req.changes))
     }
 
-    /// A downstream relay's erasures: each a registry document of its region (or
-    /// one this relay never had), erased here too.
+    /// A downstream relay's erasures: each a registry document or a case of its
+    /// region (or one this relay never had), erased here too (a case only when
+    /// due here, see [`Relay::erase_from_tier`]).
     fn erase_relayed(
         &self,
         region: &gridsync_core::RegionCode,
         docs: &[DocId],
     ) -> Result<(), RelayError> {
         for doc in docs {
-            super::erasable(doc)?;
+            super::tombstoned_kind(doc)?;
             let content = self.engine.read_doc(doc).map_err(RelayError::internal)?;
             if let Some(content) = content {
                 if !region.contains(content.grid()) {

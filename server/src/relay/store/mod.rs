@@ -458,11 +458,15 @@ pub trait RelayStore: Send + Sync {
     fn session(&self, token_hash: &[u8; 32], now_ms: i64) -> StoreResult<Option<(UserId, String)>>;
     /// End a session.
     fn end_session(&self, token_hash: &[u8; 32]) -> StoreResult<()>;
-    /// Erase document `doc` from the log (ADR 0011): its log rows, scope and photo
-    /// references are deleted and a permanent tombstone recorded, in one
-    /// transaction. Which devices hold it (`device_docs`) is kept, so their pulls
-    /// are told to purge it until they acknowledge. Answers false if it was
-    /// already erased (the rows are deleted again all the same).
+    /// The photos `doc` refers to that no other document does: what erasing it
+    /// removes from the photo store.
+    fn photos_only_of(&self, doc: &DocId) -> StoreResult<Vec<String>>;
+    /// Erase document `doc` from the log (ADR 0011): its log rows, scope, photo
+    /// references (and the records of photos no other document refers to),
+    /// receipts and queued notifications are deleted and a permanent tombstone
+    /// recorded, in one transaction. Which devices hold it (`device_docs`) is
+    /// kept, so their pulls are told to purge it until they acknowledge. Answers
+    /// false if it was already erased (the rows are deleted again all the same).
     fn erase(&self, doc: &DocId, reason: &str, now_ms: i64) -> StoreResult<bool>;
     /// After erasures: make the deleted rows unreadable on disk.
     fn scrub(&self) -> StoreResult<()>;
@@ -1570,9 +1574,17 @@ impl<D: Database> RelayStore for SqlStore<D> {
         // before (its rows are deleted here) or sees the tombstone (see `append`).
         self.db.transaction(Mode::Append, |tx| {
             for sql in [
+                // Before its references go: the photos only it refers to.
+                "DELETE FROM blobs WHERE hash IN (
+                     SELECT d.hash FROM doc_photos d WHERE d.doc_id = ?1 AND NOT EXISTS (
+                         SELECT 1 FROM doc_photos o WHERE o.hash = d.hash AND o.doc_id <> ?1))",
+                "DELETE FROM upstream_photo_misses WHERE hash IN (
+                     SELECT d.hash FROM doc_photos d WHERE d.doc_id = ?1 AND NOT EXISTS (
+                         SELECT 1 FROM doc_photos o WHERE o.hash = d.hash AND o.doc_id <> ?1))",
                 "DELETE FROM log WHERE doc_id = ?1",
                 "DELETE FROM doc_scope WHERE doc_id = ?1",
                 "DELETE FROM doc_photos WHERE doc_id = ?1",
+                "DELETE FROM notifications WHERE doc_id = ?1",
                 "DELETE FROM upstream_refusals WHERE doc_id = ?1",
                 "DELETE FROM entry_receipts WHERE doc_id = ?1",
             ] {
@@ -1584,6 +1596,20 @@ impl<D: Database> RelayStore for SqlStore<D> {
                 args![doc.as_str(), now_ms, reason],
             )?;
             Ok(new == 1)
+        })
+    }
+
+    fn photos_only_of(&self, doc: &DocId) -> StoreResult<Vec<String>> {
+        self.read(|tx| {
+            tx.rows(
+                "SELECT d.hash FROM doc_photos d WHERE d.doc_id = ?1 AND NOT EXISTS (
+                     SELECT 1 FROM doc_photos o WHERE o.hash = d.hash AND o.doc_id <> ?1)
+                 ORDER BY d.hash",
+                args![doc.as_str()],
+            )?
+            .iter()
+            .map(|r| r.text(0))
+            .collect()
         })
     }
 

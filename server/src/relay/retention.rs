@@ -1,0 +1,124 @@
+//! Retention (issue #19, scenario 9; docs/directory-format.md, "Retention"): a
+//! category of the directory may say how many days its closed cases are kept.
+//! A case is due when it is closed (archived, evaluated or invalid, as the relay
+//! judges its timeline) and that many days have passed since the later of when
+//! it was closed and when this relay last received an entry of it — the relay's
+//! own clock, so a phone's clock set back does not make a case go early, and any
+//! later step (an evaluation after archiving) starts the period again. A due case
+//! is erased like an erased person (ADR 0011): from the log, the replica, the
+//! photo store and, through the pull's purge list, every phone; its tombstone
+//! keeps it out of the backups taken afterwards and is applied to any restored.
+
+use chrono::{DateTime, Duration, Utc};
+use gridsync_core::{DocContent, DocId};
+
+use super::{ErasureReason, Relay, RelayError};
+
+/// A sweep looks at the candidates this many at a time (and erases the due ones
+/// of each page together).
+const STEP: u32 = 200;
+
+/// What a retention sweep did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Closed cases past the shortest retention that were looked at.
+    pub looked_at: usize,
+    /// Of those, the ones erased (due, and not erased before).
+    pub erased: usize,
+}
+
+impl Relay {
+    /// Erase every closed case past its category's retention at `now`. Cheap
+    /// when the directory keeps every category for good (nothing is read).
+    pub fn sweep_retention(&self, now: DateTime<Utc>) -> Result<Sweep, RelayError> {
+        let directory = self.directory()?;
+        let kept: Vec<(&str, u32)> = directory
+            .categories()
+            .iter()
+            .filter_map(|c| Some((c.code.as_str(), c.retention_days?)))
+            .collect();
+        let Some(shortest) = kept.iter().map(|&(_, days)| days).min() else {
+            return Ok(Sweep::default());
+        };
+        let codes: Vec<&str> = kept.iter().map(|&(code, _)| code).collect();
+        let before = now - Duration::days(shortest.into());
+        let mut sweep = Sweep::default();
+        let mut after = None;
+        loop {
+            let page = self
+                .engine
+                .closed_cases_before(&codes, before, after.as_ref(), STEP)
+                .map_err(RelayError::internal)?;
+            let mut due = Vec::new();
+            for case in &page {
+                let days = kept.iter().find(|&&(code, _)| code == case.category);
+                if let Some(&(_, days)) = days {
+                    if self.due_at(&case.doc, days, case.closed)? <= now {
+                        due.push(case.doc.clone());
+                    }
+                }
+            }
+            sweep.looked_at += page.len();
+            sweep.erased += self.erase_all(&due, ErasureReason::CaseRetention)?;
+            if page.len() < STEP as usize {
+                break;
+            }
+            after = page.last().cloned();
+        }
+        if sweep.erased > 0 {
+            tracing::info!(
+                erased = sweep.erased,
+                looked_at = sweep.looked_at,
+                "closed cases past their retention erased"
+            );
+        }
+        Ok(sweep)
+    }
+
+    /// Whether case `doc` is past its category's retention at `now`, as this
+    /// relay reads it (false for a case it does not hold, an open one, or one
+    /// whose category keeps its cases).
+    pub(super) fn retention_due(
+        &self,
+        doc: &DocId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RelayError> {
+        let Some(DocContent::Case(case)) =
+            self.engine.read_doc(doc).map_err(RelayError::internal)?
+        else {
+            return Ok(false);
+        };
+        let state = self.judged_state(&case);
+        let Some(closed) = state.closed_at.filter(|_| state.status.is_closed()) else {
+            return Ok(false);
+        };
+        let directory = self.directory()?;
+        let Some(days) = directory
+            .category(&case.category)
+            .and_then(|c| c.retention_days)
+        else {
+            return Ok(false);
+        };
+        Ok(self.due_at(doc, days, closed)? <= now)
+    }
+
+    /// When case `doc`, closed at `closed`, is due under a retention of `days`:
+    /// counted from the later of `closed` and the last entry of it this relay
+    /// received.
+    fn due_at(
+        &self,
+        doc: &DocId,
+        days: u32,
+        closed: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, RelayError> {
+        let last_received = self
+            .store
+            .entry_receipts(doc)?
+            .into_iter()
+            .map(|(_, ms)| ms)
+            .max()
+            .and_then(DateTime::from_timestamp_millis);
+        let from = last_received.map_or(closed, |r| r.max(closed));
+        Ok(from + Duration::days(days.into()))
+    }
+}

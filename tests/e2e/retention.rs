@@ -1,0 +1,237 @@
+//! Retention (issue #19, scenario 9): a closed case of a category with a
+//! retention period leaves the relay, the phones, the photo store and the
+//! backups taken afterwards once it is due by the relay's clock, and a canary
+//! scan of every file finds it nowhere; open cases and categories kept for good
+//! stay. Time passes by moving the relay's receipts back, as its clock would have
+//! recorded them had the case reached it 40 days ago.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use gridsync_core::{Action, CaseFilter, DocId, Engine, NewCase};
+use gridsync_tests::canary;
+
+use crate::erasure::{admin, enroll_encrypted};
+use crate::sockets::{enroll, enroll_with_clock, gridsync, start};
+use crate::workflow::{leak, DISPATCHER, WORKER};
+
+/// The directory in force with `retention_days` set on `category`, as a file.
+fn with_retention(data: &Path, category: &str, days: u32, file: &Path) {
+    let shown = admin(data, &["directory", "show"]);
+    let mut directory: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let taxonomy = directory["taxonomy"].as_array_mut().unwrap();
+    let entry = taxonomy
+        .iter_mut()
+        .find(|c| c["code"] == category)
+        .expect("the category is in the directory");
+    entry["retention_days"] = days.into();
+    std::fs::write(file, directory.to_string()).unwrap();
+}
+
+fn sorted(mut ids: Vec<DocId>) -> Vec<DocId> {
+    ids.sort();
+    ids
+}
+
+fn case_ids(phone: &Engine) -> Vec<DocId> {
+    sorted(
+        phone
+            .list_cases(&CaseFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect(),
+    )
+}
+
+#[test]
+fn a_case_past_its_retention_is_in_no_file_of_the_relay_the_phones_or_a_new_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let folders: Vec<PathBuf> = ["worker", "dispatcher", "sealed"]
+        .iter()
+        .map(|f| dir.path().join(f))
+        .collect();
+    for f in &folders {
+        std::fs::create_dir_all(f).unwrap();
+    }
+    let server = start(&data);
+
+    // A retention shorter than the floor is refused, with the reason.
+    let file = dir.path().join("directory.json");
+    with_retention(&data, "livelihood", 3, &file);
+    let refused = gridsync()
+        .args(["admin", "--data"])
+        .arg(&data)
+        .args(["directory", "import"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("retention_days must be 30 to 36500"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    // Livelihood's closed cases are kept 30 days; safety's for good.
+    with_retention(&data, "livelihood", 30, &file);
+    admin(&data, &["directory", "import", &file.to_string_lossy()]);
+
+    // The worker and the dispatcher acted 40 days ago (their clocks say so); the
+    // encrypted phone, as in the app, receives.
+    let past: gridsync_core::Clock = Arc::new(|| Utc::now() - Duration::days(40));
+    let worker = enroll_with_clock(&data, &server, WORKER, &folders[0], past.clone());
+    let dispatcher = enroll_with_clock(&data, &server, DISPATCHER, &folders[1], past);
+    let sealed = enroll_encrypted(&data, &server, DISPATCHER, &folders[2]);
+    let sync_all = || {
+        for phone in [&worker, &dispatcher, &sealed] {
+            let r = phone.sync(&mut |_| {}).expect("sync");
+            assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+        }
+    };
+    sync_all();
+
+    // The case that goes: reported with a photo, handled on the spot, archived.
+    let photo = worker
+        .ingest_photo(
+            &gridsync_tests::photo(0x5eed_c0de, 1200, 900),
+            Some("IMG_4001.jpg"),
+        )
+        .unwrap();
+    let title = "雀鸟巷漏水 zqretain7c41";
+    let description = "CANARY-CASE-5d2e 雀鸟巷三楼楼梯间漏水";
+    let gone = worker
+        .report_case(NewCase {
+            title: title.into(),
+            description: description.into(),
+            photos: vec![photo.hash.clone()],
+            ..leak()
+        })
+        .unwrap();
+    worker
+        .act(
+            &gone,
+            Action::SelfHandle {
+                result: "已关闭总阀 CANARY-RESULT-9b0a".into(),
+            },
+        )
+        .unwrap();
+    // An open case of the same category, and a closed one of a category kept for good.
+    let open = worker.report_case(leak()).unwrap();
+    let kept = worker
+        .report_case(NewCase {
+            category: "safety".parse().unwrap(),
+            subcategory: None,
+            ..leak()
+        })
+        .unwrap();
+    sync_all();
+    dispatcher.act(&gone, Action::Archive).unwrap();
+    dispatcher
+        .act(
+            &kept,
+            Action::Invalidate {
+                reason: "重复上报".into(),
+            },
+        )
+        .unwrap();
+    sync_all();
+    sync_all();
+    let all = sorted(vec![gone.clone(), open.clone(), kept.clone()]);
+    for phone in [&worker, &dispatcher, &sealed] {
+        assert_eq!(case_ids(phone), all);
+    }
+
+    let display = worker.photo(&photo.hash).unwrap();
+    let thumb = worker.photo(&photo.thumb).unwrap();
+    let strings = [
+        "zqretain7c41",
+        "CANARY-CASE-5d2e",
+        "CANARY-RESULT-9b0a",
+        photo.hash.as_str(),
+    ];
+    let mut canaries: Vec<&[u8]> = strings.iter().map(|s| s.as_bytes()).collect();
+    canaries.push(&display[display.len() / 2..display.len() / 2 + 48]);
+    canaries.push(&thumb[thumb.len() / 2..thumb.len() / 2 + 48]);
+    // The scan can fail: before the sweep each canary is in the relay's files.
+    let found = canary::scan(&data, &canaries);
+    for (i, s) in canaries.iter().enumerate() {
+        assert!(
+            found.iter().any(|(_, f)| *f == i),
+            "canary {i} ({}) not in the relay's files before the sweep: the scan proves nothing",
+            String::from_utf8_lossy(s)
+        );
+    }
+
+    let backups = dir.path().join("backups");
+    let before = backups.join("before");
+    admin(&data, &["backup", "--to", &before.to_string_lossy()]);
+
+    // The phones' clocks say 40 days, but the relay received it all today: not due.
+    let said = admin(&data, &["sweep-retention"]);
+    assert!(said.contains(", 0 erased"), "{said}");
+    assert_eq!(case_ids(&dispatcher), all);
+
+    // 40 days pass on the relay's clock (for these cases' receipts).
+    {
+        let relay_db = rusqlite::Connection::open(data.join("relay.db")).unwrap();
+        relay_db
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        let moved = relay_db
+            .execute(
+                "UPDATE entry_receipts SET received_ms = received_ms - ?1",
+                [Duration::days(40).num_milliseconds()],
+            )
+            .unwrap();
+        assert!(moved >= 4, "every entry has a receipt: {moved}");
+    }
+    let said = admin(
+        &data,
+        &["sweep-retention", "--backups", &backups.to_string_lossy()],
+    );
+    assert!(said.contains(", 1 erased"), "{said}");
+    let log = std::fs::read_to_string(backups.join("erasures.log")).unwrap();
+    assert!(
+        log.contains(gone.as_str()) && log.contains("case-retention"),
+        "{log}"
+    );
+    // Again: nothing more is due.
+    assert!(admin(&data, &["sweep-retention"]).contains(", 0 erased"));
+
+    // Purged from every phone at its next pull, with its photo.
+    sync_all();
+    sync_all();
+    let left = sorted(vec![open.clone(), kept.clone()]);
+    for phone in [&worker, &dispatcher, &sealed] {
+        assert_eq!(case_ids(phone), left);
+        assert!(phone.get_case(&gone).is_err());
+        assert!(!phone.has_photo(&photo.hash).unwrap());
+    }
+    let after = backups.join("after");
+    admin(&data, &["backup", "--to", &after.to_string_lossy()]);
+    drop(server);
+
+    // A restore of the backup from before the sweep applies erasures.log.
+    let restored = dir.path().join("restored");
+    let said = admin(&restored, &["restore", "--from", &before.to_string_lossy()]);
+    assert!(said.contains("1 erasures applied"), "{said}");
+
+    // Nothing readable anywhere: the relay (killed while serving), the plaintext
+    // phones, the backup taken after, the restored relay. The encrypted phone's
+    // file is ciphertext; it was checked through its API above.
+    let mut leftovers = Vec::new();
+    for root in [&data, &folders[0], &folders[1], &after, &restored] {
+        leftovers.extend(canary::scan(root, &canaries));
+    }
+    assert!(leftovers.is_empty(), "canaries left: {leftovers:?}");
+
+    // The restored relay serves the two that stay.
+    let server = start(&restored);
+    let late = dir.path().join("late");
+    std::fs::create_dir_all(&late).unwrap();
+    let newcomer = enroll(&restored, &server, DISPATCHER, &late);
+    newcomer.sync(&mut |_| {}).unwrap();
+    assert_eq!(case_ids(&newcomer), left);
+}
