@@ -23,7 +23,8 @@
  * for file, directory and whole-disk syncs. After the process is dead the
  * orchestrator replays the journal (tests/src/torture/power_lost/cut_files.rs) and
  * puts back the durable state: that is the cut. A sync that had not returned when
- * the process died counts as not done.
+ * the process died counts as not done. Several processes may share a journal
+ * (the unit test's shell commands); the suite gives each process its own.
  *
  * Not modelled: renaming a directory under a root, a rename across a root's border,
  * or O_TMPFILE (each is journalled as `U` and the recovery fails loudly); writes
@@ -55,6 +56,7 @@ static int nroots;
 static char journal[PATH_MAX / 2];
 static int active;
 static int logfd = -1;
+static off_t journal_end = -1;
 static unsigned long seq;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 /* The resolved path of each descriptor opened on a tracked path (NULL: not tracked). */
@@ -210,7 +212,14 @@ static void journal_line(const char *fmt, ...) {
         if (logfd < 0) die("cannot open the journal");
     }
     if (real_write(logfd, line, (size_t)n) != n) die("cannot write the journal");
+    journal_end = lseek(logfd, 0, SEEK_CUR);
 }
+
+/* The lists below are this process's memory of the journal. Another process under
+ * the same journal (a shell's `mv` or `sync`) may have synced or changed something
+ * since: if the journal grew behind our back, forget them and journal afresh (a
+ * second record of a name or of a file's bytes is ignored by the recovery). */
+static void forget_if_shared(void);
 
 static int in_ids(struct idlist *l, dev_t d, ino_t i) {
     for (size_t k = 0; k < l->n; k++)
@@ -241,10 +250,19 @@ static void remove_id(struct idlist *l, dev_t d, ino_t i) {
         }
 }
 
+static void forget_if_shared(void) {
+    struct stat st;
+    if (logfd < 0 || fstat(logfd, &st) != 0 || st.st_size == journal_end) return;
+    for (size_t k = 0; k < ntouched; k++) free(touched[k]);
+    ntouched = 0;
+    saved.n = 0;
+}
+
 /* Before the first change of name `p` since its directory's last fsync: journal
  * what the name durably is now (and keep a durable file alive by a hard link). */
 static void touch_name(const char *p) {
     if (!tracked_name(p)) return;
+    forget_if_shared();
     for (size_t k = 0; k < ntouched; k++)
         if (strcmp(touched[k], p) == 0) return;
     struct stat st;
@@ -304,6 +322,7 @@ static void save_bytes(int rfd, const struct stat *st) {
 static void touch_bytes(int fd) {
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return;
+    forget_if_shared();
     if (in_ids(&saved, st.st_dev, st.st_ino)) return;
     char proc[64];
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
@@ -370,6 +389,7 @@ static int open_common(int dirfd, const char *path, int flags, mode_t mode, int 
         (flags & O_ACCMODE) != O_RDONLY) {
         int rfd = real_open(p, O_RDONLY | O_CLOEXEC);
         if (rfd >= 0) {
+            forget_if_shared();
             save_bytes(rfd, &st);
             real_close(rfd);
         }

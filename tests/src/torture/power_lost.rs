@@ -179,7 +179,7 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
             std::thread::sleep(delay.saturating_sub(t.elapsed()));
             if phone_waits_photo {
                 let before = phone_files.journal_len();
-                let until = Instant::now() + Duration::from_secs(1);
+                let until = Instant::now() + Duration::from_millis(600);
                 while phone_files.journal_len() == before && Instant::now() < until {
                     std::thread::sleep(Duration::from_micros(200));
                 }

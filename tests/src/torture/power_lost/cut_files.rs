@@ -54,6 +54,15 @@ impl FileCut {
                 library.display()
             ));
         }
+        FileCut::with_library(library, journal, roots)
+    }
+
+    /// The same with the interposer at `library`.
+    pub fn with_library(
+        library: PathBuf,
+        journal: &Path,
+        roots: Vec<PathBuf>,
+    ) -> Result<FileCut, String> {
         let cut = FileCut {
             library,
             journal: journal.to_owned(),
@@ -259,5 +268,85 @@ impl FileCut {
         }
         self.fresh_journal()?;
         Ok(undone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The model end to end: the interposer built with `cc`, a shell's file
+    /// operations under it (`sync FILE` is an fsync of that file or folder), then
+    /// the cut.
+    #[test]
+    fn a_cut_keeps_what_was_synced_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let lib = dir.path().join(LIBRARY);
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/powercut_preload.c");
+        let built = std::process::Command::new("cc")
+            .args(["-shared", "-fPIC", "-O2", "-U_FORTIFY_SOURCE", "-o"])
+            .arg(&lib)
+            .arg(&src)
+            .args(["-ldl", "-lpthread"])
+            .status()
+            .expect("cc runs");
+        assert!(built.success(), "the interposer builds");
+        let root = dir.path().join("photos");
+        let cut = FileCut::with_library(lib, &dir.path().join("journal"), vec![root.clone()])
+            .expect("the journal is made");
+        let script = r#"
+            set -e
+            mkdir -p "$R/aa" "$R/bb"; sync "$R/aa" "$R" "$R/.."
+            printf synced > "$R/aa/kept"; sync "$R/aa/kept" "$R/aa"
+            printf ' appended' >> "$R/aa/kept"
+            printf unsynced > "$R/aa/empty"; sync "$R/aa"
+            printf tmp > "$R/aa/.tmp"; sync "$R/aa/.tmp"; mv "$R/aa/.tmp" "$R/aa/renamed"
+            printf back > "$R/bb/removed"; sync "$R/bb/removed" "$R/bb"; rm "$R/bb/removed"
+            mkdir "$R/cc"; printf x > "$R/cc/f"; sync "$R/cc/f" "$R/cc"
+        "#;
+        let ran = std::process::Command::new("sh")
+            .args(["-c", script])
+            .env("R", &root)
+            .envs(cut.env())
+            .status()
+            .expect("sh runs");
+        assert!(ran.success(), "the file operations run");
+        let undone = cut.cut().expect("the cut");
+        let read = |p: &str| fs::read_to_string(root.join(p)).ok();
+        assert_eq!(
+            read("aa/kept").as_deref(),
+            Some("synced"),
+            "bytes synced stay, later ones go"
+        );
+        assert_eq!(
+            read("aa/empty").as_deref(),
+            Some(""),
+            "a synced name without synced bytes is empty"
+        );
+        assert_eq!(
+            read("aa/renamed"),
+            None,
+            "a rename is undone without its folder's sync"
+        );
+        assert_eq!(
+            read("aa/.tmp"),
+            None,
+            "so is the creation of the temporary name"
+        );
+        assert_eq!(
+            read("bb/removed").as_deref(),
+            Some("back"),
+            "an unlink is undone"
+        );
+        assert!(
+            !root.join("cc").exists(),
+            "a folder whose name was never synced goes, content and all"
+        );
+        // Put back: `renamed`, `removed`, `cc`; bytes: `kept`, `empty`.
+        assert_eq!((undone.names, undone.files), (3, 2), "{undone:?}");
+        assert_eq!((undone.file_syncs, undone.dir_syncs), (4, 7), "{undone:?}");
+        // The journal starts afresh: a second cut changes nothing.
+        let again = cut.cut().expect("a second cut");
+        assert_eq!((again.names, again.files), (0, 0));
     }
 }
