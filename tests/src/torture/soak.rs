@@ -112,36 +112,46 @@ struct Bound {
     floor: f64,
 }
 
-const BOUNDS: [Bound; 4] = [
+/// The bounds of a run at `level`.
+fn bounds(level: Level) -> [Bound; 4] {
     // A leak grows with the requests, which never stop; a cache that fills up
-    // levels off, and after the warm-up its growth is inside 10 %.
-    Bound {
-        name: "relay_rss_kib",
-        get: |s| s.rss_kib,
-        percent: 10.0,
-        floor: 2048.0,
-    },
-    Bound {
-        name: "relay_fds",
-        get: |s| s.fds,
-        percent: 10.0,
-        floor: 4.0,
-    },
-    // A WAL file keeps the largest size it reached; it grows past the checkpoint's
-    // 1,000 pages only when checkpoints cannot complete (a reader held open).
-    Bound {
-        name: "relay_wal_kib",
-        get: |s| s.relay_wal_kib,
-        percent: 10.0,
-        floor: 1024.0,
-    },
-    Bound {
-        name: "server_wal_kib",
-        get: |s| s.server_wal_kib,
-        percent: 10.0,
-        floor: 1024.0,
-    },
-];
+    // levels off. A quick run's relay is still filling its caches (SQLite's page
+    // caches, 2 MiB a connection, over databases of 1–5 MiB): clean quick runs grow
+    // 6–9 % over the judged window, so quick allows 15 %.
+    let rss_percent = match level {
+        Level::Quick => 15.0,
+        Level::Long => 10.0,
+    };
+    [
+        Bound {
+            name: "relay_rss_kib",
+            get: |s| s.rss_kib,
+            percent: rss_percent,
+            floor: 2048.0,
+        },
+        Bound {
+            name: "relay_fds",
+            get: |s| s.fds,
+            percent: 10.0,
+            floor: 4.0,
+        },
+        // A WAL file keeps the largest size it reached; it grows past the
+        // checkpoint's 1,000 pages only when checkpoints cannot complete (a reader
+        // held open).
+        Bound {
+            name: "relay_wal_kib",
+            get: |s| s.relay_wal_kib,
+            percent: 10.0,
+            floor: 1024.0,
+        },
+        Bound {
+            name: "server_wal_kib",
+            get: |s| s.server_wal_kib,
+            percent: 10.0,
+            floor: 1024.0,
+        },
+    ]
+}
 
 /// The databases' growth per acknowledged write in the second half of the judged
 /// window may be at most this many times that of the first half (and this much
@@ -155,14 +165,14 @@ const DB_MIN_WRITES: f64 = 50.0;
 /// Judge the samples after the warm-up (`judged`): sets `trending` (each measure
 /// that trends upward, also counted as `broken`) and prints first, last, slope and
 /// projected growth of each.
-fn judge(report: &mut Report, samples: &[Sample], judged: &[Sample]) {
+fn judge(report: &mut Report, level: Level, samples: &[Sample], judged: &[Sample]) {
     let mut trending = 0u64;
     let round1 = |x: f64| (x * 10.0).round() / 10.0;
     let minutes = match (judged.first(), judged.last()) {
         (Some(a), Some(b)) => (b.at - a.at) / 60.0,
         _ => 0.0,
     };
-    for b in &BOUNDS {
+    for b in &bounds(level) {
         let first = samples.first().map(b.get).unwrap_or(0.0);
         let last = samples.last().map(b.get).unwrap_or(0.0);
         let slope = slope_per_minute(judged.iter().map(|s| (s.at, (b.get)(s))));
@@ -285,7 +295,7 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
         .position(|s| s.at >= warmup)
         .unwrap_or(samples.len());
     let judged = &samples[from..];
-    judge(&mut report, &samples, judged);
+    judge(&mut report, level, &samples, judged);
     // The resident set at the end of each quiet phase: whether it levels off.
     let in_quiet = |s: &Sample| (s.at as u64 % cycle) >= cycle - quiet_secs;
     let quiet_ends: Vec<f64> = samples
