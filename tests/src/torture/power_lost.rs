@@ -140,8 +140,8 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
         let cut_relay = rng.chance(50);
         let on_push = rng.chance(50);
         let relay_delay = Duration::from_millis(rng.range(200, delay.as_millis() as u64));
-        // A third of the cuts of each wait for a photo file to change, then a few
-        // hundred microseconds more: inside the write, sync, rename, folder sync.
+        // A third of the cuts of each wait for a photo file to change, then up to
+        // 1.5 ms more: inside the write, sync, rename, folder sync.
         let phone_waits_photo = rng.chance(33);
         let relay_waits_photo = !on_push && rng.chance(67);
         let (phone_jitter, relay_jitter) = (rng.range(0, 1500), rng.range(0, 1500));
@@ -176,17 +176,21 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
                 }
                 relay.kill(); // the relay's power goes
             }
-            std::thread::sleep(delay.saturating_sub(t.elapsed()));
+            let mut on_photo = false;
             if phone_waits_photo {
+                // From half the delay, the phone's first photo write (or the delay).
+                std::thread::sleep((delay / 2).saturating_sub(t.elapsed()));
                 let before = phone_files.journal_len();
-                let until = Instant::now() + Duration::from_millis(600);
-                while phone_files.journal_len() == before && Instant::now() < until {
+                while phone_files.journal_len() == before && t.elapsed() < delay {
                     std::thread::sleep(Duration::from_micros(200));
                 }
-                if phone_files.journal_len() != before {
-                    phone_on_photo += 1;
-                    std::thread::sleep(Duration::from_micros(phone_jitter));
-                }
+                on_photo = phone_files.journal_len() != before;
+            }
+            if on_photo {
+                phone_on_photo += 1;
+                std::thread::sleep(Duration::from_micros(phone_jitter));
+            } else {
+                std::thread::sleep(delay.saturating_sub(t.elapsed()));
             }
             let _ = child.kill(); // the phone's power goes
             let _ = child.wait();
