@@ -65,7 +65,7 @@ fn main() {
         .map(Duration::from_secs)
         .unwrap_or(match level {
             Level::Quick => Duration::from_secs(15 * 60),
-            Level::Long => Duration::from_secs(3 * 60 * 60),
+            Level::Long => Duration::from_secs(4 * 60 * 60),
         });
     std::thread::spawn(move || {
         std::thread::sleep(limit);
