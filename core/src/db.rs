@@ -162,6 +162,12 @@ impl Fail {
     }
 }
 
+/// `PRAGMA wal_checkpoint(TRUNCATE)`: false if a reader kept it from finishing.
+fn truncate_wal(conn: &Connection) -> Result<bool, rusqlite::Error> {
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    Ok(busy == 0)
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves SQLite consistent (the open transaction
     // is rolled back when dropped), so a poisoned lock is still usable.
@@ -698,9 +704,18 @@ impl Db {
     /// page image (of a purged document, say) stays in the `-wal` file. Answers
     /// false if a reader kept it from finishing (it is tried again next time).
     pub fn checkpoint_truncate(&self) -> Result<bool, rusqlite::Error> {
+        self.with(&self.writer, open_writer, |conn| truncate_wal(conn))
+    }
+
+    /// Rebuild the file from its live rows (`VACUUM`), then empty the WAL as
+    /// [`Db::checkpoint_truncate`] does. After an erasure: `secure_delete` zeroes
+    /// what is deleted, but not the copies of rows a page split or merge left in
+    /// a page's unused space, which a rebuilt file no longer has. Rewrites the
+    /// whole file: for a server's rare erasures, not a phone's purges.
+    pub fn vacuum(&self) -> Result<bool, rusqlite::Error> {
         self.with(&self.writer, open_writer, |conn| {
-            let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
-            Ok(busy == 0)
+            conn.execute_batch("VACUUM")?;
+            truncate_wal(conn)
         })
     }
 

@@ -152,7 +152,7 @@ enum AdminCommand {
         yes: bool,
     },
     /// Erase now every closed case past its category's retention (the directory's
-    /// `retention_days`; `serve` does this hourly): from the log, the replica,
+    /// `retention_days`; `serve` does this at start and daily): from the log, the replica,
     /// the photo store and, at their next sync, every phone. Irreversible. Safe
     /// while `serve` runs.
     SweepRetention {
@@ -547,17 +547,18 @@ async fn sync_upward(
     }
 }
 
-/// Erase the closed cases past their retention at start and hourly after, for
-/// as long as the relay runs; a failed sweep is tried again at the next.
+/// Erase the closed cases past their retention at start and daily after, for
+/// as long as the relay runs (a sweep that erases rewrites the databases, and
+/// retention counts in days); a failed sweep is tried again at the next.
 async fn sweep_retention(relay: Arc<Relay>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(24 * 3600));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let relay = relay.clone();
         match tokio::task::spawn_blocking(move || relay.sweep_retention(chrono::Utc::now())).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "retention sweep failed; retrying in an hour"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "retention sweep failed; retrying tomorrow"),
             Err(e) => tracing::error!(error = %e, "retention sweep panicked"),
         }
     }

@@ -46,3 +46,21 @@ pub fn scan(root: &Path, canaries: &[&[u8]]) -> Vec<(PathBuf, usize)> {
     }
     found
 }
+
+/// Every file under `root` whose whole content has one of the SHA-256 digests
+/// `hex` (lowercase hex, as photos are named): a photo kept under any name. A
+/// slice of a photo is no canary: synthetic photos share runs of JPEG bytes.
+pub fn copies(root: &Path, hex: &[&str]) -> Vec<PathBuf> {
+    use sha2::{Digest, Sha256};
+    files_under(root)
+        .into_iter()
+        .filter(|file| {
+            let bytes = std::fs::read(file).unwrap_or_default();
+            let digest: String = Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            hex.contains(&digest.as_str())
+        })
+        .collect()
+}

@@ -242,6 +242,19 @@ impl Engine {
         Ok(held)
     }
 
+    /// After erasures on a server's replica ([`Engine::erase_documents`]): the
+    /// file rebuilt from its live rows, so no page keeps a copy of an erased row
+    /// that a page split left behind, and the WAL emptied.
+    pub fn scrub(&self) -> Result<()> {
+        if !self.db.hold()?.vacuum()? {
+            return Err(Error::Io(std::io::Error::other(
+                "the database was rebuilt, but the WAL could not be emptied after it \
+                 (a reader was in the way); run the erasure again",
+            )));
+        }
+        Ok(())
+    }
+
     /// Empty the WAL after a purge: with `secure_delete` the database's own pages
     /// are zeroed, but the WAL would still hold earlier images of them. Answers
     /// false if a reader kept it from finishing.

@@ -288,6 +288,9 @@ fn fill(
     Ok((import_ms, raw_bytes))
 }
 
+/// Purges timed by `bench device`: each merges the whole search index.
+const PURGE_SAMPLES: usize = 20;
+
 /// `gridsync bench device`; with `encrypted`, on a SQLCipher database as on a phone.
 pub fn device(cases: usize, samples: usize, encrypted: bool) -> BenchResult {
     ENCRYPTED.store(encrypted, std::sync::atomic::Ordering::Relaxed);
@@ -499,6 +502,16 @@ pub fn device(cases: usize, samples: usize, encrypted: bool) -> BenchResult {
             .map_err(Into::into)
     })?;
     print("act_accept", stats);
+
+    // A case erased (an erasure or its retention's end reaching the phone): its
+    // rows gone, the search index merged so its words leave it, the WAL emptied.
+    let stats = sample(reported.len().min(PURGE_SAMPLES), |i| {
+        engine
+            .erase_documents(std::slice::from_ref(&reported[i].id))
+            .map(drop)
+            .map_err(Into::into)
+    })?;
+    print("purge_case", stats);
 
     if let Some(key) = &key {
         // Last, since the copy also compacts the file. Converting a plaintext

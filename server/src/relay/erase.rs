@@ -124,11 +124,9 @@ impl Relay {
     /// to removed from the photo store, then, per document, its log rows, scope,
     /// photo records, receipts and notifications deleted and a tombstone recorded
     /// in one transaction of the store; then their rows in this node's replica;
-    /// then the freed space made unreadable (SQLite: `secure_delete` and a
-    /// truncating WAL checkpoint on both databases; PostgreSQL: `VACUUM (FULL)`
-    /// of the log and scope tables). Every device holding one is told to purge
-    /// it by its next pull; a later push of it is refused. Answers how many were
-    /// not erased before.
+    /// then [`Relay::scrub`]. Every device holding one is told to purge it by its
+    /// next pull; a later push of it is refused. Answers how many were not erased
+    /// before.
     ///
     /// The photos go first: a crash after them leaves a document that is erased
     /// again by the next call (an operator's, or the next retention sweep), never
@@ -136,6 +134,23 @@ impl Relay {
     /// data folder: a push that raced with it is refused at its log append, and the
     /// serving relay erases it from the replica again after that append.
     pub fn erase_all(&self, docs: &[DocId], reason: ErasureReason) -> Result<usize, RelayError> {
+        let new = self.erase_unscrubbed(docs, reason)?;
+        if !docs.is_empty() {
+            self.scrub()?;
+        }
+        Ok(new)
+    }
+
+    /// [`Relay::erase_all`] without the scrub, for a sweep that scrubs once
+    /// after all its batches.
+    pub(super) fn erase_unscrubbed(
+        &self,
+        docs: &[DocId],
+        reason: ErasureReason,
+    ) -> Result<usize, RelayError> {
+        if docs.is_empty() {
+            return Ok(0);
+        }
         for doc in docs {
             check_reason(doc, reason)?;
         }
@@ -159,12 +174,21 @@ impl Relay {
                 .map(drop)
                 .map_err(RelayError::internal)
         })?;
-        retry(|| Ok(self.store.scrub()?))?;
         for (doc, new) in docs.iter().zip(&new) {
             // The audit record: the id and the reason code, nothing about its content.
             tracing::info!(target: "audit", doc = %doc, reason = reason.code(), new, "erased");
         }
         Ok(new.into_iter().filter(|&n| n).count())
+    }
+
+    /// Make erased rows unreadable on disk: SQLite's files rebuilt from their
+    /// live rows (`VACUUM`: `secure_delete` zeroes deleted rows, not the copies a
+    /// page split left in a page's unused space) and their WALs emptied, for the
+    /// store and this node's replica; PostgreSQL's log and scope tables rewritten
+    /// (`VACUUM (FULL)`). Rewrites whole files: once per erasure or sweep.
+    pub(super) fn scrub(&self) -> Result<(), RelayError> {
+        retry(|| Ok(self.store.scrub()?))?;
+        retry(|| self.engine.scrub().map_err(RelayError::internal))
     }
 
     /// Erase from this node's replica every tombstoned document it still holds,
@@ -182,6 +206,7 @@ impl Relay {
             .erase_documents(&tombstoned)
             .map_err(RelayError::internal)?;
         if erased > 0 {
+            self.engine.scrub().map_err(RelayError::internal)?;
             tracing::info!(
                 documents = erased,
                 "erased tombstoned documents from the replica"

@@ -44,6 +44,8 @@ impl Relay {
         let before = now - Duration::days(shortest.into());
         let mut sweep = Sweep::default();
         let mut after = None;
+        // Also when each was erased before (a sweep cut short): scrubbed anyway.
+        let mut touched = false;
         loop {
             let page = self
                 .engine
@@ -59,11 +61,15 @@ impl Relay {
                 }
             }
             sweep.looked_at += page.len();
-            sweep.erased += self.erase_all(&due, ErasureReason::CaseRetention)?;
+            sweep.erased += self.erase_unscrubbed(&due, ErasureReason::CaseRetention)?;
+            touched |= !due.is_empty();
             if page.len() < STEP as usize {
                 break;
             }
             after = page.last().cloned();
+        }
+        if touched {
+            self.scrub()?;
         }
         if sweep.erased > 0 {
             tracing::info!(

@@ -24,6 +24,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("relay_killed", torture::relay_killed::run),
     ("clocks", torture::clocks::run),
     ("soak", torture::soak::run),
+    ("retention", torture::retention::run),
     ("versions", torture::versions::run),
 ];
 

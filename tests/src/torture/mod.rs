@@ -10,6 +10,7 @@ pub mod long_offline;
 pub mod phone_killed;
 pub mod power_lost;
 pub mod relay_killed;
+pub mod retention;
 pub mod soak;
 pub mod versions;
 

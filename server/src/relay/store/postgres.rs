@@ -528,8 +528,10 @@ impl Database for PgDb {
         // Deleted rows stay in the table files as dead tuples until the table is
         // rewritten; VACUUM cannot run inside a transaction.
         let mut conn = self.pool.get()?;
-        conn.client
-            .batch_execute("VACUUM (FULL) log, doc_scope, doc_photos")?;
+        conn.client.batch_execute(
+            "VACUUM (FULL) log, doc_scope, doc_photos, blobs, entry_receipts, notifications, \
+                 upstream_photo_misses, upstream_refusals",
+        )?;
         Ok(())
     }
 }

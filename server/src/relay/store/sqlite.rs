@@ -351,9 +351,12 @@ impl Database for SqliteDb {
     }
 
     fn scrub(&self) -> StoreResult<()> {
-        // `secure_delete` zeroed the freed pages; the WAL still holds the images
-        // written before, until it is checkpointed and truncated.
+        // `secure_delete` zeroed what was deleted, but a page split or merge may
+        // have left copies of rows in a page's unused space: the file is rebuilt
+        // from its live rows. The WAL still holds the images written before,
+        // until it is checkpointed and truncated.
         let conn = self.conn();
+        conn.execute_batch("VACUUM")?;
         let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
         if busy != 0 {
             return Err(StoreError::transient(
