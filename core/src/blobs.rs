@@ -20,10 +20,11 @@
 //! ciphertext with its 16-byte tag. The associated data is the magic, the version
 //! and the hash in hex.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard};
 
 use chacha20poly1305::aead::rand_core::RngCore;
 use chacha20poly1305::aead::{Aead, OsRng, Payload};
@@ -158,9 +159,14 @@ impl SweepNote {
     }
 }
 
-/// Create `dir` and make its entry durable with its parent's.
+/// Create `dir` if needed and make its entry durable with its parent's: when
+/// it is made, and once per process when it exists (the process that made it may
+/// have died, or another thread may still be making it, before syncing).
 fn durable_dir(dir: &Path) -> std::io::Result<()> {
-    if dir.exists() {
+    static SYNCED: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
+    let synced = SYNCED.get_or_init(Default::default);
+    let lock = || synced.lock().unwrap_or_else(|e| e.into_inner());
+    if dir.exists() && lock().contains(dir) {
         return Ok(());
     }
     fs::create_dir_all(dir)?;
@@ -170,6 +176,7 @@ fn durable_dir(dir: &Path) -> std::io::Result<()> {
     {
         File::open(d)?.sync_all()?;
     }
+    lock().insert(dir.to_owned());
     Ok(())
 }
 
@@ -237,7 +244,11 @@ impl Blobs {
         let seal = self.seal();
         let path = self.path_for(hash, seal.is_some());
         if path.exists() {
-            return Ok(());
+            // Another writer's (or a process that died between its rename and
+            // its folder's sync): made durable before it is answered as stored.
+            File::open(&path)?.sync_all()?;
+            durable_dir(path.parent().unwrap_or(&self.root))?;
+            return File::open(path.parent().unwrap_or(&self.root))?.sync_all();
         }
         match &*seal {
             Some(seal) => self.put(hash, &path, &seal.seal(hash, bytes)?),
