@@ -116,10 +116,11 @@ struct Bound {
 fn bounds(level: Level) -> [Bound; 4] {
     // A leak grows with the requests, which never stop; a cache that fills up
     // levels off. A quick run's relay is still filling its caches (SQLite's page
-    // caches, 2 MiB a connection, over databases of 1–5 MiB): clean quick runs grow
-    // 6–9 % over the judged window, so quick allows 15 %.
+    // caches, 2 MiB a connection, over databases of 1–5 MiB): clean quick runs grew
+    // 5.7–10.1 % over the judged window, so quick allows 20 % and catches only a
+    // fast leak (64 KiB a push: 31 %); the long run judges the slow ones.
     let rss_percent = match level {
-        Level::Quick => 15.0,
+        Level::Quick => 20.0,
         Level::Long => 10.0,
     };
     [
