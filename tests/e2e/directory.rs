@@ -404,11 +404,26 @@ fn the_district_changes_its_rules_and_names_in_the_console_and_phones_follow() {
             "/console/directory/visit",
             vec![("tag", "elderly_alone"), ("every_days", "5")],
         ),
+        (
+            "/console/directory/retention",
+            vec![("code", "dispute"), ("days", "1095")],
+        ),
+        // Set, then kept for good again: the field leaves the category.
+        (
+            "/console/directory/retention",
+            vec![("code", "city"), ("days", "365")],
+        ),
+        (
+            "/console/directory/retention",
+            vec![("code", "city"), ("days", "")],
+        ),
     ] {
         let saved = post(path, &form);
         assert_eq!(saved.status, 303, "{path}: {}", saved.body);
     }
-    assert_eq!(revision(&admin), before + 4);
+    assert_eq!(revision(&admin), before + 7);
+    let page = admin.get("/console/directory").body;
+    assert!(page.contains("1095 天"), "the retention in force is shown");
 
     // Out-of-bounds rules change nothing and say why.
     for (path, form, why) in [
@@ -427,12 +442,22 @@ fn the_district_changes_its_rules_and_names_in_the_console_and_phones_follow() {
             vec![("tag", "elderly_alone"), ("every_days", "400")],
             "every_days must be between 1 and 366",
         ),
+        (
+            "/console/directory/retention",
+            vec![("code", "dispute"), ("days", "7")],
+            "retention_days must be 30 to 36500",
+        ),
+        (
+            "/console/directory/retention",
+            vec![("code", "weather"), ("days", "365")],
+            "no category weather",
+        ),
     ] {
         let refused = post(path, &form);
         assert_eq!(refused.status, 400, "{path}");
         assert!(refused.body.contains(why), "{why}: {}", refused.body);
     }
-    assert_eq!(revision(&admin), before + 4);
+    assert_eq!(revision(&admin), before + 7);
 
     // The phone follows at its next sync.
     assert!(sync(&worker).directory_updated);
@@ -448,6 +473,14 @@ fn the_district_changes_its_rules_and_names_in_the_console_and_phones_follow() {
         phone.visit_every(gridsync_core::doc::registry::Tag::ElderlyAlone),
         Some(5)
     );
+    let days = |code: &str| {
+        phone
+            .category(&code.parse().unwrap())
+            .unwrap()
+            .retention_days
+    };
+    assert_eq!(days("dispute"), Some(1095));
+    assert_eq!(days("city"), None);
 }
 
 #[test]

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::DateTime;
-use gridsync_core::directory::{Directory, PointsRules};
+use gridsync_core::directory::{Directory, PointsRules, MAX_RETENTION_DAYS, MIN_RETENTION_DAYS};
 use gridsync_core::doc::registry::Tag;
 use gridsync_core::{access, DeptId, RegionCode, Role, Severity, UserId};
 use maud::{html, Markup};
@@ -37,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/directory/deadline", post(set_deadline))
         .route("/console/directory/points", post(set_points))
         .route("/console/directory/visit", post(set_visit))
+        .route("/console/directory/retention", post(set_retention))
 }
 
 /// The roles a console edit may give (administrators come from a file).
@@ -87,6 +88,10 @@ struct Words {
     visit: &'static str,
     group: &'static str,
     every_days: &'static str,
+    retention: &'static str,
+    retention_days: &'static str,
+    kept: &'static str,
+    days_unit: &'static str,
 }
 
 const ZH: Words = Words {
@@ -113,7 +118,7 @@ const ZH: Words = Words {
     change: "变更",
     command_line: "命令行 / 文件 / 上级",
     rules: "分类与规则",
-    rules_note: "全区统一的事件分类名称、处置时限、积分和走访频次；修改后各手机下次同步时生效。",
+    rules_note: "全区统一的事件分类名称、处置时限、积分、走访频次和结案留存期限；修改后各手机下次同步时生效。结案事件超过留存期限后，从服务器、各手机和此后的备份中彻底删除，不可恢复。",
     category: "事件分类",
     name_zh: "中文名称",
     name_en: "英文名称",
@@ -127,6 +132,10 @@ const ZH: Words = Words {
     visit: "走访频次",
     group: "特殊人群",
     every_days: "间隔天数（留空则取消）",
+    retention: "结案留存期限",
+    retention_days: "留存天数（30–36500，留空则永久保留）",
+    kept: "永久保留",
+    days_unit: "天",
 };
 
 const EN: Words = Words {
@@ -153,7 +162,7 @@ const EN: Words = Words {
     change: "Change",
     command_line: "command line / file / upstream",
     rules: "Categories and rules",
-    rules_note: "The district's category names, deadlines, points and visit schedules; phones follow at their next sync.",
+    rules_note: "The district's category names, deadlines, points, visit schedules and retention of closed cases; phones follow at their next sync. A closed case past its retention is erased from the server, every phone and later backups, for good.",
     category: "Category",
     name_zh: "Chinese name",
     name_en: "English name",
@@ -167,6 +176,10 @@ const EN: Words = Words {
     visit: "Visit schedules",
     group: "Special group",
     every_days: "Every … days (empty: none)",
+    retention: "Retention of closed cases",
+    retention_days: "Days (30–36500; empty: kept for good)",
+    kept: "kept for good",
+    days_unit: "days",
 };
 
 fn words(lang: Lang) -> &'static Words {
@@ -347,6 +360,23 @@ fn rules_forms(lang: Lang, who: &ConsoleUser, dir: &Directory) -> Markup {
                     }
                 } }
                 label { (w.every_days) input type="number" name="every_days" min="1" max="366"; }
+                button type="submit" { (w.save) }
+            }
+            form.filters id="set-retention" method="post" action="/console/directory/retention" {
+                strong { (w.retention) }
+                input type="hidden" name="csrf" value=(who.csrf);
+                label { (w.category) select name="code" {
+                    @for c in dir.categories() {
+                        option value=(c.code.as_str()) {
+                            (lang.pick(&c.name, &c.name_en)) " · "
+                            @match c.retention_days {
+                                Some(days) => { (days) " " (w.days_unit) }
+                                None => { (w.kept) }
+                            }
+                        }
+                    }
+                } }
+                label { (w.retention_days) input type="number" name="days" min=(MIN_RETENTION_DAYS) max=(MAX_RETENTION_DAYS); }
                 button type="submit" { (w.save) }
             }
         }
@@ -593,6 +623,32 @@ async fn set_visit(
             every_days,
         })
     });
+    apply(state, headers, who, &f.csrf, edit).await
+}
+
+#[derive(Deserialize)]
+pub struct RetentionForm {
+    csrf: String,
+    code: String,
+    days: String,
+}
+
+async fn set_retention(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: ConsoleUser,
+    Form(f): Form<RetentionForm>,
+) -> Response {
+    let edit = (|| {
+        let days = match f.days.trim() {
+            "" => None,
+            days => Some(field(days, "the days")?),
+        };
+        Ok(DirectoryEdit::Rule(RuleEdit::Retention {
+            code: field(&f.code, "the category")?,
+            days,
+        }))
+    })();
     apply(state, headers, who, &f.csrf, edit).await
 }
 

@@ -111,6 +111,14 @@ pub enum RuleEdit {
         /// Days between visits.
         every_days: Option<u32>,
     },
+    /// Set how many days a category's closed cases are kept (ADR 0017); `None`
+    /// keeps them for good.
+    Retention {
+        /// The category's code.
+        code: CategoryCode,
+        /// Days after closing.
+        days: Option<u32>,
+    },
 }
 
 impl Relay {
@@ -675,6 +683,17 @@ fn edit_rule(json: &str, rule: &RuleEdit) -> Result<String, RelayError> {
             rules.push(serde_json::json!({
                 "category": category, "severity": severity, "hours": hours,
             }));
+        }
+        RuleEdit::Retention { code, days } => {
+            let category = list(&mut file, "taxonomy")?
+                .iter_mut()
+                .find(|c| c.get("code").and_then(Value::as_str) == Some(code.as_str()))
+                .and_then(Value::as_object_mut)
+                .ok_or_else(|| RelayError::bad_request(format!("no category {code}")))?;
+            match days {
+                Some(days) => category.insert("retention_days".into(), (*days).into()),
+                None => category.remove("retention_days"),
+            };
         }
         RuleEdit::Points(points) => {
             let points = serde_json::to_value(points).map_err(RelayError::internal)?;
