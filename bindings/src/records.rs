@@ -939,7 +939,7 @@ impl From<gridsync_core::sync::SyncReport> for SyncSummary {
 pub struct DirectoryRecord {
     /// Name of the top region.
     pub name: String,
-    /// Regions (district, town, community, grid), parents before children.
+    /// Regions (city, district, town, community, grid), parents before children.
     pub regions: Vec<RegionRecord>,
     /// Departments cases are dispatched to.
     pub departments: Vec<DepartmentRecord>,
@@ -975,7 +975,7 @@ pub struct RegionRecord {
     pub code: String,
     /// Name.
     pub name: String,
-    /// `district`, `town`, `community` or `grid`.
+    /// `city`, `district`, `town`, `community` or `grid`.
     pub level: String,
 }
 

@@ -3580,7 +3580,7 @@ public struct DirectoryRecord: Equatable, Hashable {
      */
     public var name: String
     /**
-     * Regions (district, town, community, grid), parents before children.
+     * Regions (city, district, town, community, grid), parents before children.
      */
     public var regions: [RegionRecord]
     /**
@@ -3607,7 +3607,7 @@ public struct DirectoryRecord: Equatable, Hashable {
          * Name of the top region.
          */name: String, 
         /**
-         * Regions (district, town, community, grid), parents before children.
+         * Regions (city, district, town, community, grid), parents before children.
          */regions: [RegionRecord], 
         /**
          * Departments cases are dispatched to.
@@ -7468,7 +7468,7 @@ public struct RegionRecord: Equatable, Hashable {
      */
     public var name: String
     /**
-     * `district`, `town`, `community` or `grid`.
+     * `city`, `district`, `town`, `community` or `grid`.
      */
     public var level: String
 
@@ -7482,7 +7482,7 @@ public struct RegionRecord: Equatable, Hashable {
          * Name.
          */name: String, 
         /**
-         * `district`, `town`, `community` or `grid`.
+         * `city`, `district`, `town`, `community` or `grid`.
          */level: String) {
         self.code = code
         self.name = name

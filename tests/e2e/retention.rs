@@ -236,3 +236,82 @@ fn a_case_past_its_retention_is_in_no_file_of_the_relay_the_phones_or_a_new_back
     newcomer.sync(&mut |_| {}).unwrap();
     assert_eq!(case_ids(&newcomer), left);
 }
+
+#[test]
+fn a_tiers_retention_tombstone_is_applied_only_where_the_case_is_due() {
+    use gridsync_server::relay::ErasureReason;
+    use gridsync_tests::{LocalTransport, SimRelay};
+    const TOWN: &str = "td-339901001";
+    let district = SimRelay::new();
+    let town = SimRelay::new();
+    let folder = tempfile::tempdir().unwrap();
+    // The district keeps livelihood's closed cases 30 days; the town follows.
+    let mut directory: serde_json::Value =
+        serde_json::from_str(gridsync_server::SAMPLE_DIRECTORY).unwrap();
+    let livelihood = directory["taxonomy"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|c| c["code"] == "livelihood")
+        .unwrap();
+    livelihood["retention_days"] = 30.into();
+    district
+        .relay
+        .import_directory(&directory.to_string())
+        .unwrap();
+    let up = LocalTransport::new(&district.relay);
+    let code = district.relay.create_relay_enrollment(TOWN).unwrap();
+    town.relay
+        .connect_upstream(&up, "local:", &code, &Default::default())
+        .unwrap();
+    let link = town.relay.upstream().unwrap().expect("linked");
+    let worker = town.enroll(WORKER, folder.path());
+    let dispatcher = town.enroll(DISPATCHER, folder.path());
+    town.relay.sync_upstream(&link, &up).unwrap();
+
+    let id = worker.report_case(leak()).unwrap();
+    worker
+        .act(
+            &id,
+            Action::SelfHandle {
+                result: "已处理".into(),
+            },
+        )
+        .unwrap();
+    worker.sync().unwrap();
+    dispatcher.sync().unwrap();
+    dispatcher.act(&id, Action::Archive).unwrap();
+    dispatcher.sync().unwrap();
+    town.relay.sync_upstream(&link, &up).unwrap();
+    assert!(district.relay.engine().read_doc(&id).unwrap().is_some());
+
+    // Closed today: not due at either tier.
+    assert_eq!(town.relay.sweep_retention(Utc::now()).unwrap().erased, 0);
+    assert_eq!(
+        district.relay.sweep_retention(Utc::now()).unwrap().erased,
+        0
+    );
+
+    // A town that erases it (its clock ahead, or compromised) sends the
+    // tombstone up; the district, where it is not due, keeps the case.
+    assert_eq!(
+        town.relay
+            .erase_all(std::slice::from_ref(&id), ErasureReason::CaseRetention)
+            .unwrap(),
+        1
+    );
+    let round = town.relay.sync_upstream(&link, &up).unwrap();
+    assert_eq!(round.erased_up, 1, "{round:?}");
+    assert!(!district.relay.store().is_erased(&id).unwrap());
+    assert!(district.relay.engine().read_doc(&id).unwrap().is_some());
+    // The town's phones purge it.
+    worker.sync().unwrap();
+    assert!(worker.get_case(&id).is_err());
+
+    // Thirty-one days on, the district's own sweep erases it.
+    let later = Utc::now() + Duration::days(31);
+    let sweep = district.relay.sweep_retention(later).unwrap();
+    assert_eq!((sweep.looked_at, sweep.erased), (1, 1));
+    assert!(district.relay.store().is_erased(&id).unwrap());
+    assert!(district.relay.engine().read_doc(&id).unwrap().is_none());
+}

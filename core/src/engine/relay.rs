@@ -27,8 +27,6 @@ use crate::workflow::{fold, Action};
 pub struct ClosedCase {
     /// The case.
     pub doc: DocId,
-    /// Its category's code.
-    pub category: String,
     /// When it was closed, as the index reads its timeline.
     pub closed: DateTime<Utc>,
 }
@@ -716,52 +714,40 @@ impl Engine {
             .read(|tx| index::patrol_compliance(tx, workers, from, to))
     }
 
-    /// The cases of `categories` closed (archived, evaluated or invalid) before
+    /// The cases of `category` closed (archived, evaluated or invalid) before
     /// `before` by the index's reading of their timelines, in the order they
     /// were closed, from just after `after` (a case of an earlier page), at most
     /// `limit`: the candidates of a relay's retention sweep.
     pub fn closed_cases_before(
         &self,
-        categories: &[&str],
+        category: &str,
         before: DateTime<Utc>,
         after: Option<&ClosedCase>,
         limit: u32,
     ) -> Result<Vec<ClosedCase>> {
-        if categories.is_empty() {
-            return Ok(Vec::new());
-        }
         self.db.read(|tx| {
-            let marks = vec!["?"; categories.len()].join(", ");
-            let sql = format!(
-                "SELECT doc_id, category, closed_ms FROM cases
-                 WHERE closed_ms < ? AND (closed_ms, doc_id) > (?, ?) AND category IN ({marks})
-                 ORDER BY closed_ms, doc_id LIMIT ?"
-            );
+            let sql = "SELECT doc_id, closed_ms FROM cases
+                 WHERE category = ? AND closed_ms < ? AND (closed_ms, doc_id) > (?, ?)
+                 ORDER BY closed_ms, doc_id LIMIT ?";
             let before_ms = before.timestamp_millis();
             let (after_ms, after_doc) = after.map_or((i64::MIN, ""), |c| {
                 (c.closed.timestamp_millis(), c.doc.as_str())
             });
-            let mut args: Vec<&dyn rusqlite::ToSql> = vec![&before_ms, &after_ms, &after_doc];
-            args.extend(categories.iter().map(|c| c as &dyn rusqlite::ToSql));
-            args.push(&limit);
-            let mut stmt = tx.prepare(&sql)?;
+            let args: [&dyn rusqlite::ToSql; 5] =
+                [&category, &before_ms, &after_ms, &after_doc, &limit];
+            let mut stmt = tx.prepare_cached(sql)?;
             let rows = stmt.query_map(args.as_slice(), |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
             })?;
             let mut cases = Vec::new();
             for row in rows {
-                let (doc, category, closed_ms) = row?;
+                let (doc, closed_ms) = row?;
                 // A time out of chrono's range is no time to erase by.
                 let Some(closed) = DateTime::from_timestamp_millis(closed_ms) else {
                     continue;
                 };
                 cases.push(ClosedCase {
                     doc: doc.parse()?,
-                    category,
                     closed,
                 });
             }

@@ -21,7 +21,8 @@ const STEP: u32 = 200;
 /// What a retention sweep did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Sweep {
-    /// Closed cases past the shortest retention that were looked at.
+    /// Closed cases past their category's retention by their close time that
+    /// were looked at (a later receipt may keep one).
     pub looked_at: usize,
     /// Of those, the ones erased (due, and not erased before).
     pub erased: usize,
@@ -32,41 +33,34 @@ impl Relay {
     /// when the directory keeps every category for good (nothing is read).
     pub fn sweep_retention(&self, now: DateTime<Utc>) -> Result<Sweep, RelayError> {
         let directory = self.directory()?;
-        let kept: Vec<(&str, u32)> = directory
-            .categories()
-            .iter()
-            .filter_map(|c| Some((c.code.as_str(), c.retention_days?)))
-            .collect();
-        let Some(shortest) = kept.iter().map(|&(_, days)| days).min() else {
-            return Ok(Sweep::default());
-        };
-        let codes: Vec<&str> = kept.iter().map(|&(code, _)| code).collect();
-        let before = now - Duration::days(shortest.into());
         let mut sweep = Sweep::default();
-        let mut after = None;
         // Also when each was erased before (a sweep cut short): scrubbed anyway.
         let mut touched = false;
-        loop {
-            let page = self
-                .engine
-                .closed_cases_before(&codes, before, after.as_ref(), STEP)
-                .map_err(RelayError::internal)?;
-            let mut due = Vec::new();
-            for case in &page {
-                let days = kept.iter().find(|&&(code, _)| code == case.category);
-                if let Some(&(_, days)) = days {
+        for category in directory.categories() {
+            let Some(days) = category.retention_days else {
+                continue;
+            };
+            let before = now - Duration::days(days.into());
+            let mut after = None;
+            loop {
+                let page = self
+                    .engine
+                    .closed_cases_before(category.code.as_str(), before, after.as_ref(), STEP)
+                    .map_err(RelayError::internal)?;
+                let mut due = Vec::new();
+                for case in &page {
                     if self.due_at(&case.doc, days, case.closed)? <= now {
                         due.push(case.doc.clone());
                     }
                 }
+                sweep.looked_at += page.len();
+                sweep.erased += self.erase_unscrubbed(&due, ErasureReason::CaseRetention)?;
+                touched |= !due.is_empty();
+                if page.len() < STEP as usize {
+                    break;
+                }
+                after = page.last().cloned();
             }
-            sweep.looked_at += page.len();
-            sweep.erased += self.erase_unscrubbed(&due, ErasureReason::CaseRetention)?;
-            touched |= !due.is_empty();
-            if page.len() < STEP as usize {
-                break;
-            }
-            after = page.last().cloned();
         }
         if touched {
             self.scrub()?;
