@@ -479,7 +479,7 @@ pub fn restore(
     for e in erasures {
         crate::relay::tombstoned_kind(&e.doc).map_err(|why| format!("{}: {why}", e.doc))?;
         store
-            .erase(&e.doc, &e.reason, e.erased_ms)
+            .erase(&e.doc, &e.reason, e.erased_ms, None)
             .map_err(|e| e.to_string())?;
     }
     store.scrub().map_err(|e| e.to_string())?;

@@ -171,18 +171,23 @@ fn a_case_past_its_retention_is_in_no_file_of_the_relay_the_phones_or_a_new_back
     assert!(said.contains(", 0 erased"), "{said}");
     assert_eq!(case_ids(&dispatcher), all);
 
-    // 40 days pass on the relay's clock (for these cases' receipts).
+    // 40 days pass on the relay's clock (for these cases' receipts and changes).
     {
         let relay_db = rusqlite::Connection::open(data.join("relay.db")).unwrap();
         relay_db
             .busy_timeout(std::time::Duration::from_secs(10))
             .unwrap();
+        let back = [Duration::days(40).num_milliseconds()];
         let moved = relay_db
             .execute(
                 "UPDATE entry_receipts SET received_ms = received_ms - ?1",
-                [Duration::days(40).num_milliseconds()],
+                back,
             )
             .unwrap();
+        let logged = relay_db
+            .execute("UPDATE log SET received_ms = received_ms - ?1", back)
+            .unwrap();
+        assert!(logged >= moved, "every change is in the log: {logged}");
         assert!(moved >= 4, "every entry has a receipt: {moved}");
     }
     let said = admin(
@@ -291,6 +296,22 @@ fn a_tiers_retention_tombstone_is_applied_only_where_the_case_is_due() {
         district.relay.sweep_retention(Utc::now()).unwrap().erased,
         0
     );
+
+    // A change received after the moment a sweep judged it due keeps it: the
+    // store refuses the erasure in the transaction that would make it.
+    assert_eq!(
+        town.relay
+            .store()
+            .erase(
+                &id,
+                "case-retention",
+                Utc::now().timestamp_millis(),
+                Some(0)
+            )
+            .unwrap(),
+        gridsync_server::relay::store::Erased::Renewed
+    );
+    assert!(!town.relay.store().is_erased(&id).unwrap());
 
     // A town that erases it (its clock ahead, or compromised) sends the
     // tombstone up; the district, where it is not due, keeps the case.

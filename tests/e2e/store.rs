@@ -1016,7 +1016,7 @@ fn what_the_upstream_did_not_store_is_kept_retried_and_forgotten(s: &Arc<dyn Rel
     // Stored at last: forgotten. Erased: forgotten with its document.
     s.record_upstream_answers(&[], &[a.hash, b.hash], 300)
         .expect("stored");
-    s.erase(&far, "test", 400).expect("erase");
+    s.erase(&far, "test", 400, None).expect("erase");
     assert_eq!(s.upstream_refusals(&region(TOWN), 10).expect("none").1, 0);
     assert!(s
         .upstream_retries(0, 10, u64::MAX)

@@ -4,9 +4,10 @@
 
 use std::sync::atomic::Ordering;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use gridsync_core::{DocId, DocKind, PhotoHash};
 
+use super::store::Erased;
 use super::{Relay, RelayError};
 
 /// Why a document was erased: a small closed set of codes, recorded with the
@@ -120,21 +121,21 @@ impl Relay {
         Ok(self.erase_all(std::slice::from_ref(doc), reason)? == 1)
     }
 
-    /// Erase `docs` for good: under the push lock, the photos only they refer
-    /// to removed from the photo store, then, per document, its log rows, scope,
-    /// photo records, receipts and notifications deleted and a tombstone recorded
-    /// in one transaction of the store; then their rows in this node's replica;
-    /// then [`Relay::scrub`]. Every device holding one is told to purge it by its
-    /// next pull; a later push of it is refused. Answers how many were not erased
-    /// before.
+    /// Erase `docs` for good: per document, under the push lock, its log rows,
+    /// scope, photo records, receipts and notifications deleted and a tombstone
+    /// recorded in one transaction of the store; then the photos only they
+    /// referred to removed from the photo store; then their rows in this node's
+    /// replica; then [`Relay::scrub`]. Every device holding one is told to purge
+    /// it by its next pull; a later push of it is refused. Answers how many were
+    /// not erased before.
     ///
-    /// The photos go first: a crash after them leaves a document that is erased
-    /// again by the next call (an operator's, or the next retention sweep), never
-    /// a tombstone whose photos stay. Safe while `gridsync serve` runs on the same
-    /// data folder: a push that raced with it is refused at its log append, and the
-    /// serving relay erases it from the replica again after that append.
+    /// An operator's erasure; retention goes through [`Relay::erase_unscrubbed`]
+    /// with the moment it judged the cases due. Safe while `gridsync serve` runs
+    /// on the same data folder: a push that raced with it is refused at its log
+    /// append, and the serving relay erases it from the replica again after that
+    /// append.
     pub fn erase_all(&self, docs: &[DocId], reason: ErasureReason) -> Result<usize, RelayError> {
-        let new = self.erase_unscrubbed(docs, reason)?;
+        let new = self.erase_unscrubbed(docs, reason, None)?;
         if !docs.is_empty() {
             self.scrub()?;
         }
@@ -142,11 +143,18 @@ impl Relay {
     }
 
     /// [`Relay::erase_all`] without the scrub, for a sweep that scrubs once
-    /// after all its batches.
+    /// after all its batches. With `judged`, the moment the documents were
+    /// judged due: one a change of which arrived since is left alone (a push
+    /// renewed it meanwhile).
+    ///
+    /// The photo files go after the tombstone has committed: a crash between
+    /// leaves a file no record names (see ADR 0017), never a live document
+    /// without its photos.
     pub(super) fn erase_unscrubbed(
         &self,
         docs: &[DocId],
         reason: ErasureReason,
+        judged: Option<DateTime<Utc>>,
     ) -> Result<usize, RelayError> {
         if docs.is_empty() {
             return Ok(0);
@@ -154,31 +162,45 @@ impl Relay {
         for doc in docs {
             check_reason(doc, reason)?;
         }
-        let mut new = Vec::with_capacity(docs.len());
+        let mut erased = Vec::with_capacity(docs.len());
+        let mut photos = Vec::new();
+        let mut new = 0;
         {
             let _pushes = self.store.lock_pushes()?;
             let now = Utc::now().timestamp_millis();
+            let bound = judged.map(|t| t.timestamp_millis());
             for doc in docs {
-                for hash in self.store.photos_only_of(doc)? {
-                    let hash: PhotoHash = hash.parse().map_err(RelayError::internal)?;
-                    self.blobs.remove(&hash).map_err(RelayError::internal)?;
+                match self.store.erase(doc, reason.code(), now, bound)? {
+                    Erased::Done {
+                        new: fresh,
+                        photos: gone,
+                    } => {
+                        new += usize::from(fresh);
+                        photos.extend(gone);
+                        erased.push(doc.clone());
+                        // The audit record: the id and the reason code, nothing
+                        // about its content.
+                        tracing::info!(target: "audit", doc = %doc, reason = reason.code(), new = fresh, "erased");
+                    }
+                    Erased::Renewed => {
+                        tracing::info!(doc = %doc, "a change arrived since it was judged due; kept");
+                    }
                 }
-                new.push(self.store.erase(doc, reason.code(), now)?);
             }
+        }
+        for hash in photos {
+            let hash: PhotoHash = hash.parse().map_err(RelayError::internal)?;
+            self.blobs.remove(&hash).map_err(RelayError::internal)?;
         }
         // A reader of another process (a serving relay) may keep the WAL
         // checkpoint waiting a moment: try again before giving up.
         retry(|| {
             self.engine
-                .erase_documents(docs)
+                .erase_documents(&erased)
                 .map(drop)
                 .map_err(RelayError::internal)
         })?;
-        for (doc, new) in docs.iter().zip(&new) {
-            // The audit record: the id and the reason code, nothing about its content.
-            tracing::info!(target: "audit", doc = %doc, reason = reason.code(), new, "erased");
-        }
-        Ok(new.into_iter().filter(|&n| n).count())
+        Ok(new)
     }
 
     /// Make erased rows unreadable on disk: SQLite's files rebuilt from their
@@ -223,6 +245,7 @@ impl Relay {
     /// compromised tier does not remove a case here early); otherwise this
     /// relay's own sweep removes it when it is due. Answers how many were new here.
     pub(crate) fn erase_from_tier(&self, docs: &[DocId]) -> Result<usize, RelayError> {
+        let judged = Utc::now();
         let mut due = Vec::new();
         for doc in docs {
             if tombstoned_kind(doc).is_err() {
@@ -232,12 +255,16 @@ impl Relay {
             if self.store.is_erased(doc)? {
                 continue;
             }
-            if doc.kind() == DocKind::Case && !self.retention_due(doc, Utc::now())? {
+            if doc.kind() == DocKind::Case && !self.retention_due(doc, judged)? {
                 continue;
             }
             due.push(doc.clone());
         }
-        self.erase_all(&due, ErasureReason::Tier)
+        let new = self.erase_unscrubbed(&due, ErasureReason::Tier, Some(judged))?;
+        if !due.is_empty() {
+            self.scrub()?;
+        }
+        Ok(new)
     }
 }
 

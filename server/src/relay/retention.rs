@@ -2,9 +2,9 @@
 //! category of the directory may say how many days its closed cases are kept.
 //! A case is due when it is closed (archived, evaluated or invalid, as the relay
 //! judges its timeline) and that many days have passed since the later of when
-//! it was closed and when this relay last received an entry of it — the relay's
+//! it was closed and when this relay last received a change of it — the relay's
 //! own clock, so a phone's clock set back does not make a case go early, and any
-//! later step (an evaluation after archiving) starts the period again. A due case
+//! later change (an evaluation after archiving, a note) starts the period again. A due case
 //! is erased like an erased person (ADR 0011): from the log, the replica, the
 //! photo store and, through the pull's purge list, every phone; its tombstone
 //! keeps it out of the backups taken afterwards and is applied to any restored.
@@ -33,6 +33,9 @@ impl Relay {
     /// when the directory keeps every category for good (nothing is read).
     pub fn sweep_retention(&self, now: DateTime<Utc>) -> Result<Sweep, RelayError> {
         let directory = self.directory()?;
+        // By the relay's own clock (`now` may be another moment): a change that
+        // arrives after this renews its case, even half-way through the sweep.
+        let judged = Utc::now();
         let mut sweep = Sweep::default();
         // Also when each was erased before (a sweep cut short): scrubbed anyway.
         let mut touched = false;
@@ -49,12 +52,16 @@ impl Relay {
                     .map_err(RelayError::internal)?;
                 let mut due = Vec::new();
                 for case in &page {
-                    if self.due_at(&case.doc, days, case.closed)? <= now {
+                    if self
+                        .due_at(&case.doc, days, case.closed)?
+                        .is_some_and(|due| due <= now)
+                    {
                         due.push(case.doc.clone());
                     }
                 }
                 sweep.looked_at += page.len();
-                sweep.erased += self.erase_unscrubbed(&due, ErasureReason::CaseRetention)?;
+                sweep.erased +=
+                    self.erase_unscrubbed(&due, ErasureReason::CaseRetention, Some(judged))?;
                 touched |= !due.is_empty();
                 if page.len() < STEP as usize {
                     break;
@@ -99,26 +106,26 @@ impl Relay {
         else {
             return Ok(false);
         };
-        Ok(self.due_at(doc, days, closed)? <= now)
+        Ok(self
+            .due_at(doc, days, closed)?
+            .is_some_and(|due| due <= now))
     }
 
     /// When case `doc`, closed at `closed`, is due under a retention of `days`:
-    /// counted from the later of `closed` and the last entry of it this relay
-    /// received.
+    /// counted from the later of `closed` and the last change of it this relay
+    /// received (its own clock; every change, whatever ids or times a phone put
+    /// in it). `None` when that is beyond the calendar.
     fn due_at(
         &self,
         doc: &DocId,
         days: u32,
         closed: DateTime<Utc>,
-    ) -> Result<DateTime<Utc>, RelayError> {
+    ) -> Result<Option<DateTime<Utc>>, RelayError> {
         let last_received = self
             .store
-            .entry_receipts(doc)?
-            .into_iter()
-            .map(|(_, ms)| ms)
-            .max()
+            .last_received(doc)?
             .and_then(DateTime::from_timestamp_millis);
         let from = last_received.map_or(closed, |r| r.max(closed));
-        Ok(from + Duration::days(days.into()))
+        Ok(from.checked_add_signed(Duration::days(days.into())))
     }
 }

@@ -360,15 +360,18 @@ fn set_retention(data: &Path, work: &Path) -> Result<(), String> {
     admin(data, &["directory", "import", &file.to_string_lossy()]).map(drop)
 }
 
-/// Move every receipt of the relay `AGE_DAYS` back, as its clock would have
-/// recorded them had the phones synced then (the relay keeps serving).
+/// Move every receipt and every logged change of the relay `AGE_DAYS` back, as
+/// its clock would have recorded them had the phones synced then (the relay keeps
+/// serving).
 fn age_receipts(data: &Path) -> rusqlite::Result<usize> {
     let db = rusqlite::Connection::open(data.join("relay.db"))?;
     db.busy_timeout(StdDuration::from_secs(10))?;
+    let back = [Duration::days(AGE_DAYS).num_milliseconds()];
     db.execute(
         "UPDATE entry_receipts SET received_ms = received_ms - ?1",
-        [Duration::days(AGE_DAYS).num_milliseconds()],
-    )
+        back,
+    )?;
+    db.execute("UPDATE log SET received_ms = received_ms - ?1", back)
 }
 
 /// The phone's database decrypted into `folder` (`sqlcipher_export`): what a

@@ -174,6 +174,22 @@ pub struct PullPage {
     pub erased: Vec<DocId>,
 }
 
+/// What [`RelayStore::erase`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Erased {
+    /// Erased; `new` is false if it had been erased before (its rows were
+    /// deleted again). `photos`: the photos only it referred to, whose records
+    /// are gone, to remove from the photo store now.
+    Done {
+        /// Not erased before.
+        new: bool,
+        /// Hashes of the photos to remove.
+        photos: Vec<String>,
+    },
+    /// Not erased: a change of it arrived after the bound given.
+    Renewed,
+}
+
 /// A tombstone: a registry document erased for good (ADR 0011). An id, a time and
 /// a reason code; nothing about the person.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -363,6 +379,8 @@ pub trait RelayStore: Send + Sync {
     /// When the relay received each recorded timeline entry of case `doc`: (entry
     /// id, ms since the epoch by the relay's clock).
     fn entry_receipts(&self, doc: &DocId) -> StoreResult<Vec<(String, i64)>>;
+    /// When this relay last received a change of `doc`, by its own clock.
+    fn last_received(&self, doc: &DocId) -> StoreResult<Option<i64>>;
     /// Hold the lock under which a push checks changes against the replica and
     /// logs them, across every node on this store, until the answer is dropped.
     fn lock_pushes(&self) -> StoreResult<Box<dyn Held + '_>>;
@@ -458,16 +476,20 @@ pub trait RelayStore: Send + Sync {
     fn session(&self, token_hash: &[u8; 32], now_ms: i64) -> StoreResult<Option<(UserId, String)>>;
     /// End a session.
     fn end_session(&self, token_hash: &[u8; 32]) -> StoreResult<()>;
-    /// The photos `doc` refers to that no other document does: what erasing it
-    /// removes from the photo store.
-    fn photos_only_of(&self, doc: &DocId) -> StoreResult<Vec<String>>;
     /// Erase document `doc` from the log (ADR 0011): its log rows, scope, photo
     /// references (and the records of photos no other document refers to),
     /// receipts and queued notifications are deleted and a permanent tombstone
     /// recorded, in one transaction. Which devices hold it (`device_docs`) is
-    /// kept, so their pulls are told to purge it until they acknowledge. Answers
-    /// false if it was already erased (the rows are deleted again all the same).
-    fn erase(&self, doc: &DocId, reason: &str, now_ms: i64) -> StoreResult<bool>;
+    /// kept, so their pulls are told to purge it until they acknowledge. With
+    /// `renewed_after`, nothing is done if a change of it was received later
+    /// (a case a push renewed after its retention was judged).
+    fn erase(
+        &self,
+        doc: &DocId,
+        reason: &str,
+        now_ms: i64,
+        renewed_after: Option<i64>,
+    ) -> StoreResult<Erased>;
     /// After erasures: make the deleted rows unreadable on disk.
     fn scrub(&self) -> StoreResult<()>;
     /// Whether `doc` was erased.
@@ -1171,6 +1193,16 @@ impl<D: Database> RelayStore for SqlStore<D> {
         })
     }
 
+    fn last_received(&self, doc: &DocId) -> StoreResult<Option<i64>> {
+        self.read(|tx| {
+            let row = tx.one(
+                "SELECT max(received_ms) FROM log WHERE doc_id = ?1",
+                args![doc.as_str()],
+            )?;
+            row.opt_int(0)
+        })
+    }
+
     fn lock_pushes(&self) -> StoreResult<Box<dyn Held + '_>> {
         self.db.lock_pushes()
     }
@@ -1569,18 +1601,44 @@ impl<D: Database> RelayStore for SqlStore<D> {
         Ok(())
     }
 
-    fn erase(&self, doc: &DocId, reason: &str, now_ms: i64) -> StoreResult<bool> {
+    fn erase(
+        &self,
+        doc: &DocId,
+        reason: &str,
+        now_ms: i64,
+        renewed_after: Option<i64>,
+    ) -> StoreResult<Erased> {
         // In append order: a push that is logging this document either committed
-        // before (its rows are deleted here) or sees the tombstone (see `append`).
+        // before (its rows are deleted here, or it renewed the case) or sees the
+        // tombstone (see `append`).
         self.db.transaction(Mode::Append, |tx| {
+            if let Some(bound) = renewed_after {
+                let renewed = tx.row(
+                    "SELECT 1 FROM log WHERE doc_id = ?1 AND received_ms > ?2",
+                    args![doc.as_str(), bound],
+                )?;
+                if renewed.is_some() {
+                    return Ok(Erased::Renewed);
+                }
+            }
+            let photos = tx
+                .rows(
+                    "SELECT d.hash FROM doc_photos d WHERE d.doc_id = ?1 AND NOT EXISTS (
+                         SELECT 1 FROM doc_photos o WHERE o.hash = d.hash AND o.doc_id <> ?1)
+                     ORDER BY d.hash",
+                    args![doc.as_str()],
+                )?
+                .iter()
+                .map(|r| r.text(0))
+                .collect::<StoreResult<Vec<_>>>()?;
+            for hash in &photos {
+                tx.exec("DELETE FROM blobs WHERE hash = ?1", args![hash.as_str()])?;
+                tx.exec(
+                    "DELETE FROM upstream_photo_misses WHERE hash = ?1",
+                    args![hash.as_str()],
+                )?;
+            }
             for sql in [
-                // Before its references go: the photos only it refers to.
-                "DELETE FROM blobs WHERE hash IN (
-                     SELECT d.hash FROM doc_photos d WHERE d.doc_id = ?1 AND NOT EXISTS (
-                         SELECT 1 FROM doc_photos o WHERE o.hash = d.hash AND o.doc_id <> ?1))",
-                "DELETE FROM upstream_photo_misses WHERE hash IN (
-                     SELECT d.hash FROM doc_photos d WHERE d.doc_id = ?1 AND NOT EXISTS (
-                         SELECT 1 FROM doc_photos o WHERE o.hash = d.hash AND o.doc_id <> ?1))",
                 "DELETE FROM log WHERE doc_id = ?1",
                 "DELETE FROM doc_scope WHERE doc_id = ?1",
                 "DELETE FROM doc_photos WHERE doc_id = ?1",
@@ -1595,21 +1653,10 @@ impl<D: Database> RelayStore for SqlStore<D> {
                  ON CONFLICT DO NOTHING",
                 args![doc.as_str(), now_ms, reason],
             )?;
-            Ok(new == 1)
-        })
-    }
-
-    fn photos_only_of(&self, doc: &DocId) -> StoreResult<Vec<String>> {
-        self.read(|tx| {
-            tx.rows(
-                "SELECT d.hash FROM doc_photos d WHERE d.doc_id = ?1 AND NOT EXISTS (
-                     SELECT 1 FROM doc_photos o WHERE o.hash = d.hash AND o.doc_id <> ?1)
-                 ORDER BY d.hash",
-                args![doc.as_str()],
-            )?
-            .iter()
-            .map(|r| r.text(0))
-            .collect()
+            Ok(Erased::Done {
+                new: new == 1,
+                photos,
+            })
         })
     }
 
