@@ -7,8 +7,9 @@ use std::sync::Arc;
 use gridsync_core::{DeviceId, DocId, DocKind, RegionCode, UserId};
 use gridsync_server::notify::Rule;
 use gridsync_server::relay::store::{
-    open_store, DocScope, EnrollmentBatch, LogEntry, NewNotification, NotStored, NotificationState,
-    PullAsk, PullPage, RelayStore, Settle, StoreErrorKind, TokenKind, Visibility, BACKLOG_CAP,
+    open_store, DocScope, EnrollmentBatch, Erased, LogEntry, NewNotification, NotStored,
+    NotificationState, PullAsk, PullPage, RelayStore, Settle, StoreErrorKind, TokenKind,
+    Visibility, BACKLOG_CAP,
 };
 use tempfile::TempDir;
 
@@ -64,6 +65,7 @@ on_both_stores!(
     a_disabled_user_loses_devices_codes_and_sessions_at_once,
     what_the_upstream_did_not_store_is_kept_retried_and_forgotten,
     photos_missing_here_are_asked_for_with_waits_and_not_for_ever,
+    an_erased_photos_position_is_never_given_again,
 );
 
 fn a_disabled_user_loses_devices_codes_and_sessions_at_once(s: &Arc<dyn RelayStore>) {
@@ -591,6 +593,37 @@ fn photos_are_visible_with_their_documents(s: &Arc<dyn RelayStore>) {
     assert_eq!(s.blobs_after(all[0].0, last, 10).expect("after").len(), 1);
     assert_eq!(s.blobs_after(0, all[0].0, 10).expect("upto").len(), 1);
     assert_eq!(s.blobs_after(0, last, 1).expect("limit").len(), 1);
+}
+
+/// The upstream round and the backups go by photo positions: a photo stored
+/// after the newest one was erased must come after every position already
+/// passed, or it would never be sent.
+fn an_erased_photos_position_is_never_given_again(s: &Arc<dyn RelayStore>) {
+    let w = enroll(s, "w1");
+    let (kept, erased, next) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
+    let (stays, goes) = (DocId::new(DocKind::Case), DocId::new(DocKind::Case));
+    for (doc, hash) in [(&stays, &kept), (&goes, &erased)] {
+        let mut sc = scope(GRID1, None);
+        sc.photos = vec![(hash.clone(), "w1".into())];
+        s.append(w, &[entry(doc, 1)], &[(doc.clone(), sc)], 10, None)
+            .expect("append");
+        s.record_blob(hash, 10, 1).expect("record");
+    }
+    let passed = s.last_blob().expect("last");
+    match s.erase(&goes, "case-retention", 20, None).expect("erase") {
+        Erased::Done { photos, .. } => assert_eq!(photos, vec![erased.clone()]),
+        other => panic!("{other:?}"),
+    }
+    s.record_blob(&next, 10, 30).expect("record");
+    let after = s.blobs_after(passed, s.last_blob().expect("last"), 10);
+    assert_eq!(
+        after
+            .expect("after")
+            .into_iter()
+            .map(|(_, h)| h)
+            .collect::<Vec<_>>(),
+        vec![next]
+    );
 }
 
 fn settings_accounts_and_sessions(s: &Arc<dyn RelayStore>) {

@@ -1372,13 +1372,9 @@ impl<D: Database> RelayStore for SqlStore<D> {
     }
 
     fn blobs_after(&self, after: i64, upto: i64, limit: u32) -> StoreResult<Vec<(i64, String)>> {
-        let pos = self.db.blob_position();
         self.read(|tx| {
             tx.rows(
-                &format!(
-                    "SELECT {pos}, hash FROM blobs WHERE {pos} > ?1 AND {pos} <= ?2
-                     ORDER BY {pos} LIMIT ?3"
-                ),
+                "SELECT pos, hash FROM blobs WHERE pos > ?1 AND pos <= ?2 ORDER BY pos LIMIT ?3",
                 args![after, upto, i64::from(limit)],
             )?
             .iter()
@@ -1388,9 +1384,8 @@ impl<D: Database> RelayStore for SqlStore<D> {
     }
 
     fn last_blob(&self) -> StoreResult<i64> {
-        let pos = self.db.blob_position();
         self.read(|tx| {
-            tx.one(&format!("SELECT coalesce(max({pos}), 0) FROM blobs"), &[])?
+            tx.one("SELECT coalesce(max(pos), 0) FROM blobs", &[])?
                 .int(0)
         })
     }

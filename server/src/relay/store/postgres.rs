@@ -516,10 +516,6 @@ impl Database for PgDb {
         Ok(Box::new(PushGuard { conn, _node: node }))
     }
 
-    fn blob_position(&self) -> &'static str {
-        "pos"
-    }
-
     fn shared(&self) -> bool {
         true
     }

@@ -189,8 +189,6 @@ pub trait Database: Send + Sync + 'static {
     /// Take the lock every push holds while it checks changes against the replica
     /// and logs them, across every node on this database.
     fn lock_pushes(&self) -> StoreResult<Box<dyn Held + '_>>;
-    /// The column that orders stored blobs.
-    fn blob_position(&self) -> &'static str;
     /// Whether several nodes may share this database.
     fn shared(&self) -> bool;
     /// After an erasure: make deleted rows unreadable on disk (SQLite: empty the

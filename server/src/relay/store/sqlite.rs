@@ -235,6 +235,21 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (doc_id, entry_id)
     ) STRICT, WITHOUT ROWID;
 "#,
+    r#"
+    -- Photo positions are never reused: an erased document's photos leave
+    -- `blobs`, and a new photo must not take a position the upstream round or a
+    -- backup has already passed (a rowid would be: SQLite reuses the largest).
+    CREATE TABLE blobs_positioned (
+        pos       INTEGER PRIMARY KEY AUTOINCREMENT,
+        hash      TEXT NOT NULL UNIQUE,
+        size      INTEGER NOT NULL,
+        stored_ms INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO blobs_positioned (pos, hash, size, stored_ms)
+        SELECT rowid, hash, size, stored_ms FROM blobs ORDER BY rowid;
+    DROP TABLE blobs;
+    ALTER TABLE blobs_positioned RENAME TO blobs;
+"#,
 ];
 
 /// `relay.db`: one connection, so one transaction at a time, for one node.
@@ -340,10 +355,6 @@ impl Database for SqliteDb {
         // One node: its replica is written only by this process, whose engine
         // and connection already take one write at a time.
         Ok(Box::new(()))
-    }
-
-    fn blob_position(&self) -> &'static str {
-        "rowid"
     }
 
     fn shared(&self) -> bool {
