@@ -299,6 +299,11 @@ pub const MIGRATIONS: &[&str] = &[
 
     ALTER TABLE cases ADD COLUMN channel TEXT NOT NULL DEFAULT 'phone';
     "#,
+    // 13: a document to purge because it was erased (a person, or a case past its
+    // retention), not only out of sight: its refused changes go with it.
+    r#"
+    ALTER TABLE purge_pending ADD COLUMN erased INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this code writes.

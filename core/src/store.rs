@@ -347,11 +347,12 @@ pub(crate) fn depending_on_rejections(
 
 /// Queue document `id` for purging, if this replica has it: it goes once settled
 /// (see [`purge`]).
-pub(crate) fn queue_purge(tx: &Transaction<'_>, id: &DocId) -> Result<()> {
+pub(crate) fn queue_purge(tx: &Transaction<'_>, id: &DocId, erased: bool) -> Result<()> {
     tx.execute(
-        "INSERT OR IGNORE INTO purge_pending (doc_id)
-         SELECT doc_id FROM docs WHERE doc_id = ?1",
-        [id.as_str()],
+        "INSERT INTO purge_pending (doc_id, erased)
+         SELECT doc_id, ?2 FROM docs WHERE doc_id = ?1
+         ON CONFLICT (doc_id) DO UPDATE SET erased = max(erased, excluded.erased)",
+        params![id.as_str(), erased],
     )?;
     Ok(())
 }
@@ -362,27 +363,27 @@ pub(crate) fn unqueue_purge(tx: &Transaction<'_>, id: &DocId) -> Result<()> {
     Ok(())
 }
 
-/// The documents queued for purging.
-pub(crate) fn queued_purges(tx: &Transaction<'_>) -> Result<Vec<DocId>> {
-    let ids: Vec<String> = tx
-        .prepare_cached("SELECT doc_id FROM purge_pending")?
-        .query_map([], |r| r.get(0))?
+/// The documents queued for purging, each with whether it was erased.
+pub(crate) fn queued_purges(tx: &Transaction<'_>) -> Result<Vec<(DocId, bool)>> {
+    let ids: Vec<(String, bool)> = tx
+        .prepare_cached("SELECT doc_id, erased FROM purge_pending")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     ids.into_iter()
-        .map(|s| s.parse().map_err(Error::from))
+        .map(|(s, erased)| Ok((s.parse()?, erased)))
         .collect()
 }
 
 /// Remove a document and everything derived from it. Its outbox rows must all be
 /// acknowledged; they go too. The changes of it the server refused stay for the
-/// user to see (`rejections`), except a person's or a household's: they hold the
-/// person's data, which must not outlive the document on this device — an erased
-/// person's above all (ADR 0011).
+/// user to see (`rejections`), except an `erased` document's (ADR 0011, 0017)
+/// and a person's or a household's: they hold the person's data, which must not
+/// outlive the document on this device.
 ///
 /// Returns the photos only this document referred to: their rows are deleted here,
 /// and the caller removes their files once the transaction has committed (a photo
 /// of a case the user may no longer see does not stay on the phone).
-pub(crate) fn purge(tx: &Transaction<'_>, id: &DocId) -> Result<Vec<PhotoHash>> {
+pub(crate) fn purge(tx: &Transaction<'_>, id: &DocId, erased: bool) -> Result<Vec<PhotoHash>> {
     let only_here: Vec<String> = tx
         .prepare_cached(
             "SELECT c.hash FROM case_photos c
@@ -403,7 +404,7 @@ pub(crate) fn purge(tx: &Transaction<'_>, id: &DocId) -> Result<Vec<PhotoHash>> 
     .execute([id.as_str()])?;
     tx.prepare_cached("DELETE FROM outbox WHERE doc_id = ?1")?
         .execute([id.as_str()])?;
-    if matches!(id.kind(), DocKind::Person | DocKind::Household) {
+    if erased || matches!(id.kind(), DocKind::Person | DocKind::Household) {
         tx.prepare_cached("DELETE FROM rejections WHERE doc_id = ?1")?
             .execute([id.as_str()])?;
     }

@@ -203,6 +203,14 @@ fn a_case_past_its_retention_is_in_no_file_of_the_relay_the_phones_or_a_new_back
     // Again: nothing more is due.
     assert!(admin(&data, &["sweep-retention"]).contains(", 0 erased"));
 
+    // The worker added a note offline meanwhile: refused as erased, and the
+    // refused change (with the note's text) forgotten with the case.
+    let late = "CANARY-LATE-3e1f 补充说明";
+    worker.add_note(&gone, late).unwrap();
+    let r = worker.sync(&mut |_| {}).expect("sync");
+    assert_eq!(r.rejected.len(), 1, "{:?}", r.rejected);
+    assert!(r.rejected[0].1.contains("erased"), "{:?}", r.rejected);
+
     // Purged from every phone at its next pull, with its photo.
     sync_all();
     sync_all();
@@ -211,6 +219,11 @@ fn a_case_past_its_retention_is_in_no_file_of_the_relay_the_phones_or_a_new_back
         assert_eq!(case_ids(phone), left);
         assert!(phone.get_case(&gone).is_err());
         assert!(!phone.has_photo(&photo.hash).unwrap());
+        assert!(phone
+            .rejected_changes()
+            .unwrap()
+            .iter()
+            .all(|(doc, _, _)| *doc != gone));
     }
     let after = backups.join("after");
     admin(&data, &["backup", "--to", &after.to_string_lossy()]);
@@ -224,6 +237,8 @@ fn a_case_past_its_retention_is_in_no_file_of_the_relay_the_phones_or_a_new_back
     // Nothing readable anywhere: the relay (killed while serving), the plaintext
     // phones, the backup taken after, the restored relay. The encrypted phone's
     // file is ciphertext; it was checked through its API above.
+    let mut canaries = canaries;
+    canaries.push(b"CANARY-LATE-3e1f");
     let mut leftovers = Vec::new();
     let mut photo_copies = Vec::new();
     for root in [&data, &folders[0], &folders[1], &after, &restored] {

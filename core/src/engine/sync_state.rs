@@ -117,16 +117,19 @@ impl Engine {
         cursor: u64,
         page: u64,
     ) -> Result<(Vec<ImportResult>, usize)> {
-        self.apply_pull_with_token(changes, purge, cursor, page, None)
+        self.apply_pull_with_token(changes, purge, &[], cursor, page, None)
     }
 
     /// Like [`Engine::apply_pull`], storing the page's new token (token rotation)
     /// in the same transaction: the device never has the page without the token
-    /// the server issued with it, nor the token without the page.
+    /// the server issued with it, nor the token without the page. `erased`: of
+    /// `purge`, the documents erased at the server, whose refused changes are
+    /// forgotten with them.
     pub fn apply_pull_with_token(
         &self,
         changes: Vec<(DocId, Change)>,
         purge: &[DocId],
+        erased: &[DocId],
         cursor: u64,
         page: u64,
         new_token: Option<&str>,
@@ -140,7 +143,7 @@ impl Engine {
             }
             let results = self.import_batch(tx, batch, None, now_ms)?;
             for id in purge {
-                store::queue_purge(tx, id)?;
+                store::queue_purge(tx, id, erased.contains(id))?;
             }
             let (purged, photos) = self.settle_purges(tx)?;
             let ack = purge
@@ -216,7 +219,7 @@ impl Engine {
                     |r| r.get(0),
                 )?;
                 if here {
-                    photos.extend(store::purge(tx, id)?);
+                    photos.extend(store::purge(tx, id, true)?);
                     self.touch(id);
                     held += 1;
                 }
@@ -273,9 +276,9 @@ impl Engine {
     fn settle_purges(&self, tx: &Transaction<'_>) -> Result<(usize, PhotoRemoval)> {
         let mut purged = 0;
         let mut photos = Vec::new();
-        for id in store::queued_purges(tx)? {
+        for (id, erased) in store::queued_purges(tx)? {
             if !store::has_unsettled(tx, &id)? {
-                photos.extend(store::purge(tx, &id)?);
+                photos.extend(store::purge(tx, &id, erased)?);
                 self.touch(&id);
                 purged += 1;
             }

@@ -487,6 +487,7 @@ impl Replica for Engine {
             self,
             page.changes,
             &page.purge,
+            &page.erased,
             page.next.cursor,
             page.next.page,
             page.new_token.as_deref(),

@@ -59,9 +59,10 @@ pub struct PushRequest {
     pub v: u32,
     /// The changes, dependencies before dependants.
     pub changes: Vec<WireChange>,
-    /// Registry documents (persons, households) erased at the sender, a relay
-    /// syncing upward (ADR 0011): the receiver erases them too. Only a relay
-    /// device may send any; absent (empty) from phones and from relays before it.
+    /// Documents erased at the sender, a relay syncing upward: persons and
+    /// households (ADR 0011), cases past their retention (ADR 0017; the receiver
+    /// erases those only once due by its own clock). Only a relay device may send
+    /// any; absent (empty) from phones and from relays before it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub erased: Vec<DocId>,
 }
@@ -172,10 +173,10 @@ pub struct PullResponse {
     /// this page, for a progress bar. Absent otherwise, and from servers before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backlog: Option<Backlog>,
-    /// Of `purge`, the documents that were erased (ADR 0011), for a relay syncing
-    /// upward: it erases them from its own log and replica rather than keeping
-    /// them. Filled only for relay devices; absent (empty) otherwise and from
-    /// servers before it.
+    /// Of `purge`, the documents that were erased (ADR 0011, 0017): a relay
+    /// syncing upward erases them from its own log and replica rather than
+    /// keeping them; a phone forgets its refused changes of them too. Absent
+    /// (empty) from servers before it (to phones, before retention).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub erased: Vec<DocId>,
     /// A newer directory revision than the request's `directory`; absent when

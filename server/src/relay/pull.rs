@@ -63,11 +63,8 @@ impl Relay {
             new_token,
             backlog,
             // A relay erases these rather than keeping them (ADR 0011); a phone
-            // purges them with the rest.
-            erased: match device.relay {
-                true => page.erased,
-                false => Vec::new(),
-            },
+            // purges them with the rest, and forgets its refused changes of them.
+            erased: page.erased,
             directory: self.directory_update(req.directory, device.relay.then_some(&user.region)),
         })
     }
