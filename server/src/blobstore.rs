@@ -190,7 +190,9 @@ impl BlobStore for LocalBlobStore {
 
     fn remove(&self, hash: &PhotoHash) -> Result<(), BlobStoreError> {
         // Its bytes overwritten and synced before the name goes, as `secure_delete`
-        // zeroes a database's freed pages: what the disk gives back is not the photo.
+        // zeroes a database's freed pages. On a copy-on-write file system or an
+        // SSD the old blocks may survive the overwrite: keep the data folder on an
+        // encrypted volume. An S3 bucket with versioning keeps old versions.
         let path = self.blobs.path(hash);
         let fail = |e| io_error(|| photo_name(hash), "removing", e);
         match OpenOptions::new().write(true).open(&path) {

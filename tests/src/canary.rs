@@ -37,7 +37,9 @@ pub fn scan(root: &Path, canaries: &[&[u8]]) -> Vec<(PathBuf, usize)> {
     );
     let mut found = Vec::new();
     for file in files {
-        let bytes = std::fs::read(&file).unwrap_or_default();
+        // An unreadable file would hide what it holds: the scan fails instead.
+        let bytes = std::fs::read(&file)
+            .unwrap_or_else(|e| panic!("{} cannot be scanned: {e}", file.display()));
         for (i, canary) in canaries.iter().enumerate() {
             if contains(&bytes, canary) {
                 found.push((file.clone(), i));
@@ -55,7 +57,8 @@ pub fn copies(root: &Path, hex: &[&str]) -> Vec<PathBuf> {
     files_under(root)
         .into_iter()
         .filter(|file| {
-            let bytes = std::fs::read(file).unwrap_or_default();
+            let bytes = std::fs::read(file)
+                .unwrap_or_else(|e| panic!("{} cannot be scanned: {e}", file.display()));
             let digest: String = Sha256::digest(&bytes)
                 .iter()
                 .map(|b| format!("{b:02x}"))

@@ -7,7 +7,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::{group_by_doc, Engine, ImportResult};
 use crate::error::{Error, Result};
-use crate::ids::{DocId, PhotoHash};
+use crate::ids::{DocId, DocKind, PhotoHash};
 use crate::store;
 
 /// Where a device's pulls stand (see [`Engine::pull_state`]).
@@ -275,15 +275,19 @@ impl Engine {
     /// Returns how many documents went and the photo files to remove after commit.
     fn settle_purges(&self, tx: &Transaction<'_>) -> Result<(usize, PhotoRemoval)> {
         let mut purged = 0;
+        let mut erased_cases = 0;
         let mut photos = Vec::new();
         for (id, erased) in store::queued_purges(tx)? {
             if !store::has_unsettled(tx, &id)? {
                 photos.extend(store::purge(tx, &id, erased)?);
                 self.touch(&id);
                 purged += 1;
+                erased_cases += usize::from(erased && id.kind() == DocKind::Case);
             }
         }
-        if purged > 0 {
+        // An erased case's words leave the search index now; a case only out of
+        // sight leaves them to FTS5's own merges (a merge rewrites the whole index).
+        if erased_cases > 0 {
             store::merge_search(tx)?;
         }
         // Noted before the rows go: a crash after the commit leaves files to sweep.
