@@ -9,6 +9,7 @@ use gridsync_core::vault::DeviceKey;
 use gridsync_core::{CaseFilter, DeviceId, Engine, Error, Identity};
 use gridsync_server::relay::store::TokenKind;
 use gridsync_server::relay::{RelayError, TokenRotation};
+use gridsync_tests::canary::{contains, files_under};
 use gridsync_tests::{LocalTransport, SimDevice, SimRelay};
 use sha2::{Digest, Sha256};
 
@@ -48,26 +49,6 @@ fn camera_jpeg(w: u32, h: u32) -> Vec<u8> {
     out.extend(((CANARY.len() + 2) as u16).to_be_bytes());
     out.extend(CANARY);
     out.extend(&plain[2..]);
-    out
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Every file under `root`, recursively.
-fn files_under(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut dirs = vec![root.to_owned()];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                dirs.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
     out
 }
 
