@@ -16,6 +16,7 @@ use gridsync_tests::{LocalTransport, SimDevice, SimRelay};
 
 use crate::access::push_raw;
 use crate::sockets::{enroll, enrollment_code, gridsync, start, Server};
+use crate::tiers::connect;
 use crate::workflow::{DISPATCHER, WORKER};
 
 const GRID: &str = "339901001001001";
@@ -465,10 +466,7 @@ fn erasures_travel_between_a_town_and_its_district_both_ways() {
     let folder = tempfile::tempdir().unwrap();
     let up = LocalTransport::new(&district.relay);
     let code = district.relay.create_relay_enrollment(TOWN).unwrap();
-    town.relay
-        .connect_upstream(&up, "local:", &code, &Default::default())
-        .unwrap();
-    let link = town.relay.upstream().unwrap().expect("linked");
+    let link = connect(&town, &up, &code);
     let worker = town.enroll(WORKER, folder.path());
     let district_phone = district.enroll(DISTRICT_ADMIN, folder.path());
 

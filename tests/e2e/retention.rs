@@ -5,7 +5,7 @@
 //! stay. Time passes by moving the relay's receipts back, as its clock would have
 //! recorded them had the case reached it 40 days ago.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
@@ -14,19 +14,21 @@ use gridsync_tests::canary;
 
 use crate::erasure::{admin, enroll_encrypted};
 use crate::sockets::{enroll, enroll_with_clock, gridsync, start};
+use crate::tiers::connect;
 use crate::workflow::{leak, DISPATCHER, WORKER};
 
-/// The directory in force with `retention_days` set on `category`, as a file.
-fn with_retention(data: &Path, category: &str, days: u32, file: &Path) {
-    let shown = admin(data, &["directory", "show"]);
-    let mut directory: serde_json::Value = serde_json::from_str(&shown).unwrap();
-    let taxonomy = directory["taxonomy"].as_array_mut().unwrap();
-    let entry = taxonomy
+/// The sample directory with `retention_days` set on `category`.
+fn with_retention(category: &str, days: u32) -> String {
+    let mut directory: serde_json::Value =
+        serde_json::from_str(gridsync_server::SAMPLE_DIRECTORY).unwrap();
+    let entry = directory["taxonomy"]
+        .as_array_mut()
+        .unwrap()
         .iter_mut()
         .find(|c| c["code"] == category)
         .expect("the category is in the directory");
     entry["retention_days"] = days.into();
-    std::fs::write(file, directory.to_string()).unwrap();
+    directory.to_string()
 }
 
 fn sorted(mut ids: Vec<DocId>) -> Vec<DocId> {
@@ -60,7 +62,7 @@ fn a_case_past_its_retention_is_in_no_file_of_the_relay_the_phones_or_a_new_back
 
     // A retention shorter than the floor is refused, with the reason.
     let file = dir.path().join("directory.json");
-    with_retention(&data, "livelihood", 3, &file);
+    std::fs::write(&file, with_retention("livelihood", 3)).unwrap();
     let refused = gridsync()
         .args(["admin", "--data"])
         .arg(&data)
@@ -75,7 +77,7 @@ fn a_case_past_its_retention_is_in_no_file_of_the_relay_the_phones_or_a_new_back
         String::from_utf8_lossy(&refused.stderr)
     );
     // Livelihood's closed cases are kept 30 days; safety's for good.
-    with_retention(&data, "livelihood", 30, &file);
+    std::fs::write(&file, with_retention("livelihood", 30)).unwrap();
     admin(&data, &["directory", "import", &file.to_string_lossy()]);
 
     // The worker and the dispatcher acted 40 days ago (their clocks say so); the
@@ -266,25 +268,13 @@ fn a_tiers_retention_tombstone_is_applied_only_where_the_case_is_due() {
     let town = SimRelay::new();
     let folder = tempfile::tempdir().unwrap();
     // The district keeps livelihood's closed cases 30 days; the town follows.
-    let mut directory: serde_json::Value =
-        serde_json::from_str(gridsync_server::SAMPLE_DIRECTORY).unwrap();
-    let livelihood = directory["taxonomy"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|c| c["code"] == "livelihood")
-        .unwrap();
-    livelihood["retention_days"] = 30.into();
     district
         .relay
-        .import_directory(&directory.to_string())
+        .import_directory(&with_retention("livelihood", 30))
         .unwrap();
     let up = LocalTransport::new(&district.relay);
     let code = district.relay.create_relay_enrollment(TOWN).unwrap();
-    town.relay
-        .connect_upstream(&up, "local:", &code, &Default::default())
-        .unwrap();
-    let link = town.relay.upstream().unwrap().expect("linked");
+    let link = connect(&town, &up, &code);
     let worker = town.enroll(WORKER, folder.path());
     let dispatcher = town.enroll(DISPATCHER, folder.path());
     town.relay.sync_upstream(&link, &up).unwrap();

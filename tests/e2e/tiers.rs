@@ -9,6 +9,7 @@ use gridsync_core::sync::wire::{self, ChangeStatus};
 use gridsync_core::sync::{self, Transport, TransportError};
 use gridsync_core::{Action, DocId, Entry, Role, Status};
 use gridsync_server::relay::store::{UpstreamRefusal, Visibility};
+use gridsync_server::relay::UpstreamLink;
 use gridsync_tests::{LocalTransport, SimRelay};
 
 use crate::console::{set_password, Console};
@@ -157,6 +158,15 @@ fn a_town_report_reaches_the_district_and_a_district_dispatch_reaches_the_town_d
     );
 }
 
+/// Connect `town` to the server behind `up` with `code` (from
+/// `create_relay_enrollment` there); the link its rounds go by.
+pub(crate) fn connect(town: &SimRelay, up: &LocalTransport<'_>, code: &str) -> UpstreamLink {
+    town.relay
+        .connect_upstream(up, "local:", code, &Default::default())
+        .unwrap();
+    town.relay.upstream().unwrap().expect("linked")
+}
+
 #[test]
 fn a_relay_is_trusted_only_for_its_own_region() {
     let district = SimRelay::new();
@@ -165,10 +175,7 @@ fn a_relay_is_trusted_only_for_its_own_region() {
     // The town server is enrolled upstream for the wrong town.
     let code = district.relay.create_relay_enrollment(OTHER_TOWN).unwrap();
     let up = LocalTransport::new(&district.relay);
-    town.relay
-        .connect_upstream(&up, "local:", &code, &Default::default())
-        .unwrap();
-    let link = town.relay.upstream().unwrap().expect("linked");
+    let link = connect(&town, &up, &code);
 
     let worker = town.enroll(WORKER, folder.path());
     worker.report_case(leak()).unwrap();
@@ -191,11 +198,7 @@ fn a_relay_is_trusted_only_for_its_own_region() {
     let phone_code = district.relay.create_enrollment(TOWN).unwrap();
     let phone_town = SimRelay::new();
     let up = LocalTransport::new(&district.relay);
-    phone_town
-        .relay
-        .connect_upstream(&up, "local:", &phone_code, &Default::default())
-        .unwrap();
-    let link = phone_town.relay.upstream().unwrap().expect("linked");
+    let link = connect(&phone_town, &up, &phone_code);
     let worker = phone_town.enroll(WORKER, folder.path());
     worker.report_case(leak()).unwrap();
     worker.sync().unwrap();
@@ -527,10 +530,7 @@ fn a_change_the_upstream_did_not_place_is_sent_again_until_it_is_stored() {
     let folder = tempfile::tempdir().unwrap();
     let up = LocalTransport::new(&district.relay);
     let code = district.relay.create_relay_enrollment(TOWN).unwrap();
-    town.relay
-        .connect_upstream(&up, "local:", &code, &Default::default())
-        .unwrap();
-    let link = town.relay.upstream().unwrap().expect("linked");
+    let link = connect(&town, &up, &code);
     let worker = town.enroll(WORKER, folder.path());
     let id = worker.report_case(leak()).unwrap();
     worker.add_note(&id, "井盖已设置警示").unwrap();
@@ -636,10 +636,7 @@ fn a_photo_the_upstream_does_not_have_is_asked_for_again_only_after_a_wait() {
     let folder = tempfile::tempdir().unwrap();
     let up = LocalTransport::new(&district.relay);
     let code = district.relay.create_relay_enrollment(TOWN).unwrap();
-    town.relay
-        .connect_upstream(&up, "local:", &code, &Default::default())
-        .unwrap();
-    let link = town.relay.upstream().unwrap().expect("linked");
+    let link = connect(&town, &up, &code);
     let worker = town.enroll(WORKER, folder.path());
     let id = worker.report_case(leak()).unwrap();
     worker.sync().unwrap();

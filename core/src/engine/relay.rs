@@ -742,10 +742,9 @@ impl Engine {
             let mut cases = Vec::new();
             for row in rows {
                 let (doc, closed_ms) = row?;
-                // A time out of chrono's range is no time to erase by.
-                let Some(closed) = DateTime::from_timestamp_millis(closed_ms) else {
-                    continue;
-                };
+                // A time out of chrono's range is no time to erase by: never due.
+                let closed =
+                    DateTime::from_timestamp_millis(closed_ms).unwrap_or(DateTime::<Utc>::MAX_UTC);
                 cases.push(ClosedCase {
                     doc: doc.parse()?,
                     closed,

@@ -142,6 +142,7 @@ impl Engine {
                 store::unqueue_purge(tx, id)?;
             }
             let results = self.import_batch(tx, batch, None, now_ms)?;
+            let erased: std::collections::HashSet<&DocId> = erased.iter().collect();
             for id in purge {
                 store::queue_purge(tx, id, erased.contains(id))?;
             }

@@ -188,9 +188,18 @@ impl Relay {
                 }
             }
         }
+        // Every photo is tried and the replica cleared even if one fails: the
+        // tombstones have committed, and a next call finds no photo record left.
+        let mut failed = None;
         for hash in photos {
-            let hash: PhotoHash = hash.parse().map_err(RelayError::internal)?;
-            self.blobs.remove(&hash).map_err(RelayError::internal)?;
+            let removed = hash
+                .parse::<PhotoHash>()
+                .map_err(RelayError::internal)
+                .and_then(|h| self.blobs.remove(&h).map_err(RelayError::internal));
+            if let Err(e) = removed {
+                tracing::error!(photo = %hash, error = %e, "an erased document's photo was not removed");
+                failed.get_or_insert(e);
+            }
         }
         // A reader of another process (a serving relay) may keep the WAL
         // checkpoint waiting a moment: try again before giving up.
@@ -200,7 +209,7 @@ impl Relay {
                 .map(drop)
                 .map_err(RelayError::internal)
         })?;
-        Ok(new)
+        failed.map_or(Ok(new), Err)
     }
 
     /// Make erased rows unreadable on disk: SQLite's files rebuilt from their

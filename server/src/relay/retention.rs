@@ -22,7 +22,7 @@ const STEP: u32 = 200;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Sweep {
     /// Closed cases past their category's retention by their close time that
-    /// were looked at (a later receipt may keep one).
+    /// were looked at (a later change received may keep one).
     pub looked_at: usize,
     /// Of those, the ones erased (due, and not erased before).
     pub erased: usize,
