@@ -32,6 +32,11 @@ fn open(data: &Path) -> rusqlite::Result<Connection> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(
+        None,
+        "journal_size_limit",
+        gridsync_core::db::WAL_SIZE_LIMIT,
+    )?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS audit (
             seq INTEGER PRIMARY KEY,

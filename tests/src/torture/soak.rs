@@ -136,9 +136,10 @@ fn bounds(level: Level) -> [Bound; 4] {
             percent: 10.0,
             floor: 4.0,
         },
-        // A WAL file keeps the largest size it reached; it grows past the
-        // checkpoint's 1,000 pages only when checkpoints cannot complete (a reader
-        // held open).
+        // A checkpoint that restarts a WAL file cuts it back to 4 MiB
+        // (`journal_size_limit`); sampled above that it holds a large transaction
+        // (a 4 MiB page of changes) until the next restart. It grows on and on only
+        // when checkpoints cannot complete (a reader held open).
         Bound {
             name: "relay_wal_kib",
             get: |s| s.relay_wal_kib,

@@ -264,6 +264,11 @@ impl SqliteDb {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(
+            None,
+            "journal_size_limit",
+            gridsync_core::db::WAL_SIZE_LIMIT,
+        )?;
         // Freed pages are zeroed: an erased document's log rows leave nothing
         // readable in the file (ADR 0011).
         conn.pragma_update(None, "secure_delete", "ON")?;
