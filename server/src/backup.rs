@@ -475,6 +475,7 @@ pub fn restore(
         done.databases += 1;
     }
     let store = open_store(data, storage.database_url.as_deref()).map_err(|e| e.to_string())?;
+    let photos = open_blob_store(storage.photos.as_ref(), data).map_err(|e| e.to_string())?;
     check_log(store.as_ref())?;
     for e in erasures {
         crate::relay::tombstoned_kind(&e.doc).map_err(|why| format!("{}: {why}", e.doc))?;
@@ -482,6 +483,10 @@ pub fn restore(
             .erase(&e.doc, &e.reason, e.erased_ms, None)
             .map_err(|e| e.to_string())?;
     }
+    // Their photos are not copied below; a photo store kept from before (a
+    // bucket) may still hold them.
+    crate::relay::remove_erased_photos(store.as_ref(), photos.as_ref())
+        .map_err(|e| e.to_string())?;
     store.scrub().map_err(|e| e.to_string())?;
     done.erasures = erasures.len();
     if storage.database_url.is_none() {
@@ -490,7 +495,6 @@ pub fn restore(
         crate::relay::Relay::open_with(data, None, storage).map_err(|e| e.to_string())?;
     }
     let store = open_store(data, storage.database_url.as_deref()).map_err(|e| e.to_string())?;
-    let photos = open_blob_store(storage.photos.as_ref(), data).map_err(|e| e.to_string())?;
     done.photos = copy_photos(
         store.as_ref(),
         &LocalBlobStore::at(&from.join(BLOBS)),

@@ -20,6 +20,9 @@ use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload, RetryConfig};
 
+/// The name a local photo file takes while it is being removed: `.erasing-<hash>`.
+const ERASING_PREFIX: &str = ".erasing-";
+
 /// Where the relay keeps photos: every node of a cluster must see the same store.
 pub trait BlobStore: Send + Sync {
     /// Store a complete, verified photo under its hash, durably, before returning (idempotent).
@@ -189,32 +192,43 @@ impl BlobStore for LocalBlobStore {
     }
 
     fn remove(&self, hash: &PhotoHash) -> Result<(), BlobStoreError> {
-        // Its bytes overwritten and synced before the name goes, as `secure_delete`
-        // zeroes a database's freed pages. On a copy-on-write file system or an
-        // SSD the old blocks may survive the overwrite: keep the data folder on an
+        // First renamed out of the photo's name, so that name never holds a
+        // half-zeroed file (a crash there would leave one that an upload of the
+        // same bytes takes for stored); then its bytes overwritten and synced
+        // before it goes, as `secure_delete` zeroes a database's freed pages. A
+        // crash after the rename leaves the renamed file to the next try, which
+        // finishes it first. On a copy-on-write file system or an SSD the old
+        // blocks may survive the overwrite: keep the data folder on an
         // encrypted volume. An S3 bucket with versioning keeps old versions.
         let path = self.blobs.path(hash);
         let fail = |e| io_error(|| photo_name(hash), "removing", e);
-        match OpenOptions::new().write(true).open(&path) {
-            Ok(mut f) => {
-                let len = f.metadata().map_err(fail)?.len();
-                let zeros = vec![0u8; 64 * 1024];
-                let mut left = len;
-                while left > 0 {
-                    let n = left.min(zeros.len() as u64) as usize;
-                    f.write_all(&zeros[..n]).map_err(fail)?;
-                    left -= n as u64;
-                }
-                f.sync_all().map_err(fail)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let doomed = dir.join(format!("{ERASING_PREFIX}{hash}"));
+        let sync_dir = || File::open(dir).and_then(|d| d.sync_all()).map_err(fail);
+        let zero_and_unlink = || -> Result<(), BlobStoreError> {
+            let mut f = match OpenOptions::new().write(true).open(&doomed) {
+                Ok(f) => f,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(fail(e)),
+            };
+            let zeros = vec![0u8; 64 * 1024];
+            let mut left = f.metadata().map_err(fail)?.len();
+            while left > 0 {
+                let n = left.min(zeros.len() as u64) as usize;
+                f.write_all(&zeros[..n]).map_err(fail)?;
+                left -= n as u64;
             }
+            f.sync_all().map_err(fail)?;
+            fs::remove_file(&doomed).map_err(fail)?;
+            sync_dir()
+        };
+        zero_and_unlink()?;
+        match fs::rename(&path, &doomed) {
+            Ok(()) => sync_dir()?,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(fail(e)),
         }
-        self.blobs.remove(hash).map_err(fail)?;
-        if let Some(dir) = path.parent() {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(fail)?;
-        }
-        Ok(())
+        zero_and_unlink()
     }
 
     fn partial_len(&self, key: &str) -> Result<u64, BlobStoreError> {
@@ -643,6 +657,38 @@ impl Drop for S3BlobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A removal leaves nothing under the photo's name or its removal name, and
+    /// one a crash cut short after the rename (the bytes still there under the
+    /// removal name) is finished by the next, also when the same bytes were put
+    /// again meanwhile.
+    #[test]
+    fn a_removed_photo_leaves_no_file_and_a_cut_removal_is_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::at(dir.path());
+        let bytes = b"CANARY-BYTES-77e0 to remove".to_vec();
+        let hash: PhotoHash = "ab".repeat(32).parse().unwrap();
+        store.put(&hash, &bytes).unwrap();
+        let path = store.blobs.path(&hash);
+        let doomed = path.with_file_name(format!("{ERASING_PREFIX}{hash}"));
+        store.remove(&hash).unwrap();
+        assert!(!path.exists() && !doomed.exists());
+        store.remove(&hash).unwrap();
+
+        for again in [false, true] {
+            store.put(&hash, &bytes).unwrap();
+            fs::rename(&path, &doomed).unwrap();
+            if again {
+                store.put(&hash, &bytes).unwrap();
+            }
+            store.remove(&hash).unwrap();
+            assert!(!path.exists() && !doomed.exists(), "again: {again}");
+            assert!(matches!(
+                store.read(&hash),
+                Err(BlobStoreError::NotFound { .. })
+            ));
+        }
+    }
 
     #[test]
     fn keys_are_a_safe_alphabet() {

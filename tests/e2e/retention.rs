@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use gridsync_core::{Action, CaseFilter, DocId, Engine, NewCase};
-use gridsync_tests::canary;
+use gridsync_tests::{canary, SimRelay};
 
 use crate::erasure::{admin, enroll_encrypted};
 use crate::sockets::{enroll, enroll_with_clock, gridsync, start};
@@ -340,4 +340,67 @@ fn a_tiers_retention_tombstone_is_applied_only_where_the_case_is_due() {
     assert_eq!((sweep.looked_at, sweep.erased), (1, 1));
     assert!(district.relay.store().is_erased(&id).unwrap());
     assert!(district.relay.engine().read_doc(&id).unwrap().is_none());
+}
+
+/// An erasure cut short after its tombstone committed (the relay died before its
+/// photos went and its files were scrubbed) is finished by the next sweep, which
+/// also runs when no category has a retention; a photo whose same bytes were
+/// sent again meanwhile, for another case, stays.
+#[test]
+fn an_erasure_cut_short_is_finished_by_the_next_sweep() {
+    let sim = SimRelay::new();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = sim.enroll(WORKER, dir.path());
+    let other = sim.enroll(WORKER, dir.path());
+    let only_jpeg = gridsync_tests::photo(0x0c07_5401, 1200, 900);
+    let shared_jpeg = gridsync_tests::photo(0x0c07_5402, 1200, 900);
+    let only = worker.ingest_photo(&only_jpeg, None).unwrap();
+    let shared = worker.ingest_photo(&shared_jpeg, None).unwrap();
+    let gone = worker
+        .report_case(NewCase {
+            title: "CANARY-CUT-41aa 漏水".into(),
+            photos: vec![only.hash.clone(), shared.hash.clone()],
+            ..leak()
+        })
+        .unwrap();
+    worker.sync().unwrap();
+    let data = sim.dir.path();
+    let only_files = [only.hash.as_str(), only.thumb.as_str()];
+    let shared_files = [shared.hash.as_str(), shared.thumb.as_str()];
+    assert_eq!(canary::copies(data, &only_files).len(), 2);
+    assert_eq!(canary::copies(data, &shared_files).len(), 2);
+
+    // The tombstone commits; the relay dies before the rest.
+    let store = sim.relay.store();
+    let now = Utc::now().timestamp_millis();
+    store.erase(&gone, "case-retention", now, None).unwrap();
+    assert_eq!(store.erased_photos_left(10).unwrap().len(), 4);
+    assert!(store.scrub_pending().unwrap().is_some());
+    assert_eq!(canary::copies(data, &only_files).len(), 2, "still there");
+
+    // Another phone sends the same bytes as one of them, for a case of its own.
+    let shared_again = other.ingest_photo(&shared_jpeg, None).unwrap();
+    assert_eq!(shared_again.hash, shared.hash);
+    let stays = other
+        .report_case(NewCase {
+            photos: vec![shared_again.hash.clone()],
+            ..leak()
+        })
+        .unwrap();
+    let r = other.sync().unwrap();
+    assert_eq!(r.photos_uploaded, 2, "{r:?}");
+    assert_eq!(store.erased_photos_left(10).unwrap().len(), 2);
+
+    // Restarted: the replica drops the erased case, the sweep does the rest.
+    sim.relay.apply_erasures().unwrap();
+    let swept = sim.relay.sweep_retention(Utc::now()).unwrap();
+    assert_eq!(swept.erased, 0, "no category has a retention");
+    assert!(store.erased_photos_left(10).unwrap().is_empty());
+    assert!(store.scrub_pending().unwrap().is_none());
+    assert!(canary::copies(data, &only_files).is_empty());
+    assert_eq!(canary::copies(data, &shared_files).len(), 2, "kept whole");
+    assert!(canary::scan(data, &[b"CANARY-CUT-41aa"]).is_empty());
+    assert!(sim.relay.engine().read_doc(&stays).unwrap().is_some());
+    // A second sweep finds nothing left to do.
+    assert_eq!(sim.relay.sweep_retention(Utc::now()).unwrap().erased, 0);
 }

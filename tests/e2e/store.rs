@@ -66,6 +66,7 @@ on_both_stores!(
     what_the_upstream_did_not_store_is_kept_retried_and_forgotten,
     photos_missing_here_are_asked_for_with_waits_and_not_for_ever,
     an_erased_photos_position_is_never_given_again,
+    an_erased_photo_goes_unless_recorded_again_and_scrubs_are_marked,
 );
 
 fn a_disabled_user_loses_devices_codes_and_sessions_at_once(s: &Arc<dyn RelayStore>) {
@@ -610,10 +611,14 @@ fn an_erased_photos_position_is_never_given_again(s: &Arc<dyn RelayStore>) {
         s.record_blob(hash, 10, 1).expect("record");
     }
     let passed = s.last_blob().expect("last");
-    match s.erase(&goes, "case-retention", 20, None).expect("erase") {
-        Erased::Done { photos, .. } => assert_eq!(photos, vec![erased.clone()]),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        s.erase(&goes, "case-retention", 20, None).expect("erase"),
+        Erased::Done { new: true }
+    );
+    assert_eq!(
+        s.erased_photos_left(10).expect("left"),
+        vec![erased.clone()]
+    );
     s.record_blob(&next, 10, 30).expect("record");
     let after = s.blobs_after(passed, s.last_blob().expect("last"), 10);
     assert_eq!(
@@ -624,6 +629,81 @@ fn an_erased_photos_position_is_never_given_again(s: &Arc<dyn RelayStore>) {
             .collect::<Vec<_>>(),
         vec![next]
     );
+}
+
+/// An erasure leaves its photos to remove and a mark that it awaits a scrub, in
+/// its own transaction; a photo recorded again before its removal ran (the same
+/// bytes for another document) is kept; a failed removal stays to be tried
+/// again; a scrub clears only the mark it began with.
+fn an_erased_photo_goes_unless_recorded_again_and_scrubs_are_marked(s: &Arc<dyn RelayStore>) {
+    let w = enroll(s, "w1");
+    let (first, second) = ("d".repeat(64), "e".repeat(64));
+    let goes = DocId::new(DocKind::Case);
+    let mut sc = scope(GRID1, None);
+    sc.photos = vec![(first.clone(), "w1".into()), (second.clone(), "w1".into())];
+    s.append(w, &[entry(&goes, 1)], &[(goes.clone(), sc)], 10, None)
+        .expect("append");
+    for hash in [&first, &second] {
+        s.record_blob(hash, 10, 1).expect("record");
+    }
+    assert_eq!(s.scrub_pending().expect("mark"), None);
+    s.erase(&goes, "case-retention", 20, None).expect("erase");
+    assert_eq!(
+        s.erased_photos_left(10).expect("left"),
+        vec![first.clone(), second.clone()]
+    );
+    let mark = s.scrub_pending().expect("mark").expect("marked");
+
+    // The first is sent again for another document: called off.
+    s.record_blob(&first, 10, 30).expect("record again");
+    assert_eq!(
+        s.erased_photos_left(10).expect("left"),
+        vec![second.clone()]
+    );
+    let mut ran = 0;
+    let removed = s
+        .remove_erased_photo(&first, &mut || {
+            ran += 1;
+            Ok(())
+        })
+        .expect("remove");
+    assert!(!removed);
+    assert_eq!(ran, 0);
+
+    // The second's removal fails, then succeeds.
+    let failing = s.remove_erased_photo(&second, &mut || {
+        Err(gridsync_server::relay::store::StoreError::failed(
+            "disk gone",
+        ))
+    });
+    assert!(failing.is_err());
+    assert_eq!(
+        s.erased_photos_left(10).expect("left"),
+        vec![second.clone()]
+    );
+    assert!(s
+        .remove_erased_photo(&second, &mut || Ok(()))
+        .expect("remove"));
+    assert!(s.erased_photos_left(10).expect("left").is_empty());
+    assert_eq!(s.blob_size(&first).expect("size"), Some(10));
+    assert_eq!(s.blob_size(&second).expect("size"), None);
+
+    // An erasure after a scrub began marks again; that scrub's end keeps it.
+    let later = DocId::new(DocKind::Case);
+    s.append(
+        w,
+        &[entry(&later, 1)],
+        &[(later.clone(), scope(GRID1, None))],
+        40,
+        None,
+    )
+    .expect("append");
+    s.erase(&later, "case-retention", 50, None).expect("erase");
+    s.scrubbed(&mark).expect("scrubbed");
+    let again = s.scrub_pending().expect("mark").expect("still marked");
+    assert_ne!(again, mark);
+    s.scrubbed(&again).expect("scrubbed");
+    assert_eq!(s.scrub_pending().expect("mark"), None);
 }
 
 fn settings_accounts_and_sessions(s: &Arc<dyn RelayStore>) {

@@ -8,6 +8,8 @@ use gridsync_core::sync::wire::{
 };
 use gridsync_core::{PhotoHash, User};
 
+use crate::blobstore::BlobStoreError;
+
 use super::{check_version, visibility, Caller, Relay, RelayError};
 
 impl Relay {
@@ -94,7 +96,11 @@ impl Relay {
     }
 
     /// Keep a checked photo ([`check_blob`]): durable in the photo store first,
-    /// then recorded, so a recorded photo can always be read.
+    /// then recorded, so a recorded photo can always be read. The same bytes
+    /// may have been an erased document's, their removal running between the
+    /// two steps (the put found the old file, the removal took it before the
+    /// record called it off): once recorded they are removed no more, so a file
+    /// missing then is put again.
     pub(super) fn keep_blob(&self, hash: &PhotoHash, bytes: &[u8]) -> Result<(), RelayError> {
         self.blobs.put(hash, bytes).map_err(RelayError::internal)?;
         self.store
@@ -103,7 +109,14 @@ impl Relay {
                 bytes.len() as u64,
                 Utc::now().timestamp_millis(),
             )
-            .map_err(RelayError::internal)
+            .map_err(RelayError::internal)?;
+        match self.blobs.read_range(hash, 0, 1) {
+            Err(BlobStoreError::NotFound { .. }) => {
+                self.blobs.put(hash, bytes).map_err(RelayError::internal)
+            }
+            Err(e) => Err(RelayError::internal(e)),
+            Ok(_) => Ok(()),
+        }
     }
 
     /// Drop a partial upload; a failure only leaves it for the next attempt to

@@ -7,8 +7,9 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Utc};
 use gridsync_core::{DocId, DocKind, PhotoHash};
 
-use super::store::Erased;
+use super::store::{Erased, RelayStore, StoreError};
 use super::{Relay, RelayError};
+use crate::blobstore::BlobStore;
 
 /// Why a document was erased: a small closed set of codes, recorded with the
 /// tombstone and in the audit log (never anything about the person).
@@ -147,9 +148,10 @@ impl Relay {
     /// judged due: one a change of which arrived since is left alone (a push
     /// renewed it meanwhile).
     ///
-    /// The photo files go after the tombstone has committed: a crash between
-    /// leaves a file no record names (see ADR 0017), never a live document
-    /// without its photos.
+    /// The photo files go after the tombstone has committed, which records them
+    /// as left to remove: a crash between leaves them for the next sweep
+    /// ([`Relay::remove_erased_photos`]), never a live document without its
+    /// photos.
     pub(super) fn erase_unscrubbed(
         &self,
         docs: &[DocId],
@@ -163,7 +165,6 @@ impl Relay {
             check_reason(doc, reason)?;
         }
         let mut erased = Vec::with_capacity(docs.len());
-        let mut photos = Vec::new();
         let mut new = 0;
         {
             let _pushes = self.store.lock_pushes()?;
@@ -171,12 +172,8 @@ impl Relay {
             let bound = judged.map(|t| t.timestamp_millis());
             for doc in docs {
                 match self.store.erase(doc, reason.code(), now, bound)? {
-                    Erased::Done {
-                        new: fresh,
-                        photos: gone,
-                    } => {
+                    Erased::Done { new: fresh } => {
                         new += usize::from(fresh);
-                        photos.extend(gone);
                         erased.push(doc.clone());
                         // The audit record: the id and the reason code, nothing
                         // about its content.
@@ -188,19 +185,9 @@ impl Relay {
                 }
             }
         }
-        // Every photo is tried and the replica cleared even if one fails: the
-        // tombstones have committed, and a next call finds no photo record left.
-        let mut failed = None;
-        for hash in photos {
-            let removed = hash
-                .parse::<PhotoHash>()
-                .map_err(RelayError::internal)
-                .and_then(|h| self.blobs.remove(&h).map_err(RelayError::internal));
-            if let Err(e) = removed {
-                tracing::error!(photo = %hash, error = %e, "an erased document's photo was not removed");
-                failed.get_or_insert(e);
-            }
-        }
+        // The replica is cleared even if a photo fails: the tombstones have
+        // committed, and the photo stays left to remove.
+        let photos = self.remove_erased_photos();
         // A reader of another process (a serving relay) may keep the WAL
         // checkpoint waiting a moment: try again before giving up.
         retry(|| {
@@ -209,7 +196,17 @@ impl Relay {
                 .map(drop)
                 .map_err(RelayError::internal)
         })?;
-        failed.map_or(Ok(new), Err)
+        photos.map(|_| new)
+    }
+
+    /// Remove from the photo store the photos erasures left to remove — just
+    /// committed, or left by a crash or a failure before (a sweep calls this
+    /// first): [`remove_erased_photos`].
+    pub(super) fn remove_erased_photos(&self) -> Result<usize, RelayError> {
+        Ok(remove_erased_photos(
+            self.store.as_ref(),
+            self.blobs.as_ref(),
+        )?)
     }
 
     /// Make erased rows unreadable on disk: SQLite's files rebuilt from their
@@ -218,8 +215,13 @@ impl Relay {
     /// store and this node's replica; PostgreSQL's log and scope tables rewritten
     /// (`VACUUM (FULL)`). Rewrites whole files: once per erasure or sweep.
     pub(super) fn scrub(&self) -> Result<(), RelayError> {
+        let mark = self.store.scrub_pending()?;
         retry(|| Ok(self.store.scrub()?))?;
-        retry(|| self.engine.scrub().map_err(RelayError::internal))
+        retry(|| self.engine.scrub().map_err(RelayError::internal))?;
+        if let Some(mark) = mark {
+            self.store.scrubbed(&mark)?;
+        }
+        Ok(())
     }
 
     /// Erase from this node's replica every tombstoned document it still holds,
@@ -274,6 +276,46 @@ impl Relay {
             self.scrub()?;
         }
         Ok(new)
+    }
+}
+
+/// Remove from `photos` the photos erasures recorded in `store` as left to
+/// remove, each unless the same bytes were recorded again since. Every photo is
+/// tried; answers how many files went, or the first failure (those that failed
+/// stay listed for the next call).
+pub(crate) fn remove_erased_photos(
+    store: &dyn RelayStore,
+    photos: &dyn BlobStore,
+) -> Result<usize, StoreError> {
+    const PAGE: u32 = 200;
+    let mut removed = 0;
+    loop {
+        let left = store.erased_photos_left(PAGE)?;
+        let mut failed = None;
+        for hash in &left {
+            let mut remove = || {
+                let photo = hash
+                    .parse::<PhotoHash>()
+                    .map_err(|e| StoreError::failed(e.to_string()))?;
+                photos
+                    .remove(&photo)
+                    .map_err(|e| StoreError::failed(e.to_string()))
+            };
+            match store.remove_erased_photo(hash, &mut remove) {
+                Ok(gone) => removed += usize::from(gone),
+                Err(e) => {
+                    tracing::error!(photo = %hash, error = %e, "an erased document's photo was not removed");
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        // A failed one is still listed: stop at the end of its page.
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if left.len() < PAGE as usize {
+            return Ok(removed);
+        }
     }
 }
 

@@ -26,6 +26,7 @@ mod upstream;
 pub use console::{ConsoleUser, DeviceView, DraftOutcome, TileUrl, PASSWORD_CHARS, SESSION_HOURS};
 pub use directory::{DirectoryEdit, RuleEdit};
 pub use enroll::{Caller, TokenRotation, ENROLLMENT_HOURS, RETIRED_TOKEN_DAYS};
+pub(crate) use erase::remove_erased_photos;
 pub use erase::{erasable, tombstoned_kind, ErasureReason};
 pub use error::RelayError;
 pub use resident::{Receipt, ResidentError, ResidentReport, Upload, Whereabouts};

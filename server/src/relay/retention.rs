@@ -29,16 +29,19 @@ pub struct Sweep {
 }
 
 impl Relay {
-    /// Erase every closed case past its category's retention at `now`. Cheap
-    /// when the directory keeps every category for good (nothing is read).
+    /// Erase every closed case past its category's retention at `now`, after
+    /// finishing what an erasure before left undone. Cheap when the directory
+    /// keeps every category for good (no case is read).
     pub fn sweep_retention(&self, now: DateTime<Utc>) -> Result<Sweep, RelayError> {
         let directory = self.directory()?;
         // By the relay's own clock (`now` may be another moment): a change that
         // arrives after this renews its case, even half-way through the sweep.
         let judged = Utc::now();
+        // What an erasure before left undone (a crash, a failure): its photos,
+        // its scrub.
+        self.remove_erased_photos()?;
+        let mut touched = self.store.scrub_pending()?.is_some();
         let mut sweep = Sweep::default();
-        // Also when each was erased before (a sweep cut short): scrubbed anyway.
-        let mut touched = false;
         for category in directory.categories() {
             let Some(days) = category.retention_days else {
                 continue;

@@ -43,8 +43,9 @@ pub enum StoreErrorKind {
 }
 
 impl StoreError {
-    /// A failure that retrying will not mend.
-    pub(crate) fn failed(message: impl Into<String>) -> Self {
+    /// A failure that retrying will not mend (also what a caller's step given
+    /// to the store answers, as in [`RelayStore::remove_erased_photo`]).
+    pub fn failed(message: impl Into<String>) -> Self {
         StoreError {
             kind: StoreErrorKind::Failed,
             message: message.into(),
@@ -178,13 +179,11 @@ pub struct PullPage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Erased {
     /// Erased; `new` is false if it had been erased before (its rows were
-    /// deleted again). `photos`: the photos only it referred to, whose records
-    /// are gone, to remove from the photo store now.
+    /// deleted again). The photos only it referred to are left to remove
+    /// ([`RelayStore::erased_photos_left`]).
     Done {
         /// Not erased before.
         new: bool,
-        /// Hashes of the photos to remove.
-        photos: Vec<String>,
     },
     /// Not erased: a change of it arrived after the bound given.
     Renewed,
@@ -451,7 +450,9 @@ pub trait RelayStore: Send + Sync {
     fn photo_referenced_outside(&self, hash: &str, vis: &Visibility) -> StoreResult<bool>;
     /// The size of a stored blob, if stored.
     fn blob_size(&self, hash: &str) -> StoreResult<Option<u64>>;
-    /// Record a blob as stored (after its file is durable).
+    /// Record a blob as stored (after its file is durable). A removal of the
+    /// same bytes left by an erasure is called off; one that ran before this
+    /// recorded them may have taken the file: see `Relay::keep_blob`.
     fn record_blob(&self, hash: &str, size: u64, now_ms: i64) -> StoreResult<()>;
     /// Set a console password (its PHC hash) for `user`; the account's device is
     /// `device` when the account is new, and kept otherwise. Every session of the
@@ -492,6 +493,25 @@ pub trait RelayStore: Send + Sync {
     ) -> StoreResult<Erased>;
     /// After erasures: make the deleted rows unreadable on disk.
     fn scrub(&self) -> StoreResult<()>;
+    /// Whether erasures committed since the last scrub that finished: a mark
+    /// `erase` sets, for [`RelayStore::scrubbed`] to clear.
+    fn scrub_pending(&self) -> StoreResult<Option<String>>;
+    /// A scrub finished that began when [`RelayStore::scrub_pending`] answered
+    /// `mark`: the mark is cleared unless an erasure set it again meanwhile.
+    fn scrubbed(&self, mark: &str) -> StoreResult<()>;
+    /// The photos erased documents left to remove from the photo store, up to
+    /// `limit`: recorded by `erase` in its transaction, so a crash or a failed
+    /// removal after it leaves them here, not as files nothing names.
+    fn erased_photos_left(&self, limit: u32) -> StoreResult<Vec<String>>;
+    /// Remove erased photo `hash` with `remove` (its file) and forget it, in a
+    /// transaction ordered with [`RelayStore::record_blob`]: a photo recorded
+    /// again since (the same bytes uploaded for another document) is kept and
+    /// only forgotten. Answers whether `remove` ran.
+    fn remove_erased_photo(
+        &self,
+        hash: &str,
+        remove: &mut dyn FnMut() -> StoreResult<()>,
+    ) -> StoreResult<bool>;
     /// Whether `doc` was erased.
     fn is_erased(&self, doc: &DocId) -> StoreResult<bool>;
     /// The tombstones recorded at or after `since_ms`, oldest first.
@@ -565,6 +585,15 @@ pub fn open_store(data: &Path, database_url: Option<&str>) -> StoreResult<Arc<dy
 /// Backlogs are counted up to this many changes ("more than" beyond it), so a
 /// device that never synced does not cost a scan of the whole log.
 pub const BACKLOG_CAP: u64 = 10_000;
+
+/// The `meta` key of the mark that erasures await a scrub.
+const SCRUB_PENDING: &str = "scrub-pending";
+/// The prefix of the `meta` keys of erased photos still to remove.
+const ERASED_PHOTO: &str = "erased-photo:";
+
+fn erased_photo_key(hash: &str) -> String {
+    format!("{ERASED_PHOTO}{hash}")
+}
 
 /// Log rows read at once while a pull fills its page.
 const PULL_BATCH: i64 = 500;
@@ -1514,6 +1543,10 @@ impl<D: Database> RelayStore for SqlStore<D> {
                 "INSERT INTO blobs (hash, size, stored_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT DO NOTHING",
                 args![hash, size, now_ms],
+            )?;
+            tx.exec(
+                "DELETE FROM meta WHERE key = ?1",
+                args![erased_photo_key(hash)],
             )
         })?;
         Ok(())
@@ -1632,6 +1665,10 @@ impl<D: Database> RelayStore for SqlStore<D> {
                     "DELETE FROM upstream_photo_misses WHERE hash = ?1",
                     args![hash.as_str()],
                 )?;
+                tx.exec(
+                    "INSERT INTO meta (key, value) VALUES (?1, '') ON CONFLICT DO NOTHING",
+                    args![erased_photo_key(hash)],
+                )?;
             }
             for sql in [
                 "DELETE FROM log WHERE doc_id = ?1",
@@ -1648,15 +1685,67 @@ impl<D: Database> RelayStore for SqlStore<D> {
                  ON CONFLICT DO NOTHING",
                 args![doc.as_str(), now_ms, reason],
             )?;
-            Ok(Erased::Done {
-                new: new == 1,
-                photos,
-            })
+            // A new mark each time, so a scrub that began before this does
+            // not clear it.
+            tx.exec(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                args![SCRUB_PENDING, format!("{now_ms}-{doc}")],
+            )?;
+            Ok(Erased::Done { new: new == 1 })
         })
     }
 
     fn scrub(&self) -> StoreResult<()> {
         self.db.scrub()
+    }
+
+    fn scrub_pending(&self) -> StoreResult<Option<String>> {
+        self.meta(SCRUB_PENDING)
+    }
+
+    fn scrubbed(&self, mark: &str) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.exec(
+                "DELETE FROM meta WHERE key = ?1 AND value = ?2",
+                args![SCRUB_PENDING, mark],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn erased_photos_left(&self, limit: u32) -> StoreResult<Vec<String>> {
+        Ok(self
+            .metas_with_prefix(ERASED_PHOTO, limit)?
+            .into_iter()
+            .map(|(key, _)| key[ERASED_PHOTO.len()..].to_owned())
+            .collect())
+    }
+
+    fn remove_erased_photo(
+        &self,
+        hash: &str,
+        remove: &mut dyn FnMut() -> StoreResult<()>,
+    ) -> StoreResult<bool> {
+        // In append order, as `record_blob`: the file goes only while no record
+        // of it can appear.
+        self.db.transaction(Mode::Append, |tx| {
+            let key = erased_photo_key(hash);
+            if tx
+                .row("SELECT 1 FROM meta WHERE key = ?1", args![key.as_str()])?
+                .is_none()
+            {
+                return Ok(false);
+            }
+            let recorded = tx
+                .row("SELECT 1 FROM blobs WHERE hash = ?1", args![hash])?
+                .is_some();
+            if !recorded {
+                remove()?;
+            }
+            tx.exec("DELETE FROM meta WHERE key = ?1", args![key.as_str()])?;
+            Ok(!recorded)
+        })
     }
 
     fn is_erased(&self, doc: &DocId) -> StoreResult<bool> {
