@@ -207,13 +207,15 @@ fn apply_key(conn: &Connection, key: &RawKey, cipher: Cipher) -> rusqlite::Resul
     }
 }
 
-/// Settings of every connection, once the file is known to open.
-/// The size, in bytes, a WAL file is cut back to when a checkpoint restarts it.
-/// Without a limit the file keeps the largest size one transaction ever gave it (a
-/// 4 MiB page of pushed changes, a VACUUM), and the frames past the write position
-/// stay readable in it. 4 MiB is the automatic checkpoint's 1,000 pages of 4 KiB.
+/// The size, in bytes, a WAL file is cut back to by the first commit after a
+/// checkpoint restarts it. Without a limit the file keeps the largest size one
+/// transaction ever gave it (a 4 MiB page of pushed changes, a VACUUM), with the
+/// old frames past the write position readable in it; with it, only the first
+/// 4 MiB are kept for reuse (old frames there stay until overwritten, as before).
+/// 4 MiB is the automatic checkpoint's 1,000 pages of 4 KiB.
 pub const WAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
 
+/// Settings of every connection, once the file is known to open.
 fn configure(conn: &Connection, keyed: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;

@@ -484,9 +484,19 @@ pub fn restore(
             .map_err(|e| e.to_string())?;
     }
     // Their photos are not copied below; a photo store kept from before (a
-    // bucket) may still hold them.
-    crate::relay::remove_erased_photos(store.as_ref(), photos.as_ref())
-        .map_err(|e| e.to_string())?;
+    // bucket) may still hold them. One that fails stays listed for the relay's
+    // first sweep: the restore goes on.
+    match crate::relay::remove_erased_photos(store.as_ref(), photos.as_ref()) {
+        Ok(done) if done.failed.is_empty() => {}
+        Ok(done) => tracing::warn!(
+            photos = done.failed.len(),
+            "erased photos not removed from the photo store yet; the relay's first sweep tries again"
+        ),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "erased photos not listed; the relay's first sweep removes them"
+        ),
+    }
     store.scrub().map_err(|e| e.to_string())?;
     done.erasures = erasures.len();
     if storage.database_url.is_none() {

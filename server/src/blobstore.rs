@@ -658,7 +658,7 @@ impl Drop for S3BlobStore {
 mod tests {
     use super::*;
 
-    /// A removal leaves nothing under the photo's name or its removal name, and
+    /// A removal zeroes the bytes and leaves nothing under the photo's name or its removal name, and
     /// one a crash cut short after the rename (the bytes still there under the
     /// removal name) is finished by the next, also when the same bytes were put
     /// again meanwhile.
@@ -671,8 +671,12 @@ mod tests {
         store.put(&hash, &bytes).unwrap();
         let path = store.blobs.path(&hash);
         let doomed = path.with_file_name(format!("{ERASING_PREFIX}{hash}"));
+        // A second name for the same bytes sees them overwritten.
+        let witness = dir.path().join("witness");
+        fs::hard_link(&path, &witness).unwrap();
         store.remove(&hash).unwrap();
         assert!(!path.exists() && !doomed.exists());
+        assert_eq!(fs::read(&witness).unwrap(), vec![0u8; bytes.len()]);
         store.remove(&hash).unwrap();
 
         for again in [false, true] {

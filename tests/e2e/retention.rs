@@ -374,7 +374,7 @@ fn an_erasure_cut_short_is_finished_by_the_next_sweep() {
     let store = sim.relay.store();
     let now = Utc::now().timestamp_millis();
     store.erase(&gone, "case-retention", now, None).unwrap();
-    assert_eq!(store.erased_photos_left(10).unwrap().len(), 4);
+    assert_eq!(store.erased_photos_left("", 10).unwrap().len(), 4);
     assert!(store.scrub_pending().unwrap().is_some());
     assert_eq!(canary::copies(data, &only_files).len(), 2, "still there");
 
@@ -389,17 +389,26 @@ fn an_erasure_cut_short_is_finished_by_the_next_sweep() {
         .unwrap();
     let r = other.sync().unwrap();
     assert_eq!(r.photos_uploaded, 2, "{r:?}");
-    assert_eq!(store.erased_photos_left(10).unwrap().len(), 2);
+    assert_eq!(store.erased_photos_left("", 10).unwrap().len(), 2);
 
     // Restarted: the replica drops the erased case, the sweep does the rest.
     sim.relay.apply_erasures().unwrap();
     let swept = sim.relay.sweep_retention(Utc::now()).unwrap();
     assert_eq!(swept.erased, 0, "no category has a retention");
-    assert!(store.erased_photos_left(10).unwrap().is_empty());
+    assert!(store.erased_photos_left("", 10).unwrap().is_empty());
     assert!(store.scrub_pending().unwrap().is_none());
     assert!(canary::copies(data, &only_files).is_empty());
     assert_eq!(canary::copies(data, &shared_files).len(), 2, "kept whole");
-    assert!(canary::scan(data, &[b"CANARY-CUT-41aa"]).is_empty());
+    // Nothing names the erased photo any more, and no mark is left.
+    let names: [&[u8]; 3] = [
+        b"CANARY-CUT-41aa",
+        only.hash.as_str().as_bytes(),
+        only.thumb.as_str().as_bytes(),
+    ];
+    assert!(canary::scan(data, &names).is_empty());
+    assert!(canary::files_under(data)
+        .iter()
+        .all(|f| !f.to_string_lossy().contains("scrub-pending")));
     assert!(sim.relay.engine().read_doc(&stays).unwrap().is_some());
     // A second sweep finds nothing left to do.
     assert_eq!(sim.relay.sweep_retention(Utc::now()).unwrap().erased, 0);

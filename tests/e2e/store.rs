@@ -613,10 +613,13 @@ fn an_erased_photos_position_is_never_given_again(s: &Arc<dyn RelayStore>) {
     let passed = s.last_blob().expect("last");
     assert_eq!(
         s.erase(&goes, "case-retention", 20, None).expect("erase"),
-        Erased::Done { new: true }
+        Erased::Done {
+            new: true,
+            photos: vec![erased.clone()]
+        }
     );
     assert_eq!(
-        s.erased_photos_left(10).expect("left"),
+        s.erased_photos_left("", 10).expect("left"),
         vec![erased.clone()]
     );
     s.record_blob(&next, 10, 30).expect("record");
@@ -649,15 +652,15 @@ fn an_erased_photo_goes_unless_recorded_again_and_scrubs_are_marked(s: &Arc<dyn 
     assert_eq!(s.scrub_pending().expect("mark"), None);
     s.erase(&goes, "case-retention", 20, None).expect("erase");
     assert_eq!(
-        s.erased_photos_left(10).expect("left"),
+        s.erased_photos_left("", 10).expect("left"),
         vec![first.clone(), second.clone()]
     );
-    let mark = s.scrub_pending().expect("mark").expect("marked");
+    assert!(s.scrub_pending().expect("mark").is_some());
 
     // The first is sent again for another document: called off.
     s.record_blob(&first, 10, 30).expect("record again");
     assert_eq!(
-        s.erased_photos_left(10).expect("left"),
+        s.erased_photos_left("", 10).expect("left"),
         vec![second.clone()]
     );
     let mut ran = 0;
@@ -670,7 +673,8 @@ fn an_erased_photo_goes_unless_recorded_again_and_scrubs_are_marked(s: &Arc<dyn 
     assert!(!removed);
     assert_eq!(ran, 0);
 
-    // The second's removal fails, then succeeds.
+    // The second's removal fails, then succeeds; a record of the same bytes
+    // meanwhile (another node, another thread) waits for it to end.
     let failing = s.remove_erased_photo(&second, &mut || {
         Err(gridsync_server::relay::store::StoreError::failed(
             "disk gone",
@@ -678,17 +682,38 @@ fn an_erased_photo_goes_unless_recorded_again_and_scrubs_are_marked(s: &Arc<dyn 
     });
     assert!(failing.is_err());
     assert_eq!(
-        s.erased_photos_left(10).expect("left"),
+        s.erased_photos_left("", 10).expect("left"),
         vec![second.clone()]
     );
-    assert!(s
-        .remove_erased_photo(&second, &mut || Ok(()))
-        .expect("remove"));
-    assert!(s.erased_photos_left(10).expect("left").is_empty());
+    assert_eq!(
+        s.erased_photos_left(&first, 10).expect("after the first"),
+        vec![second.clone()]
+    );
+    assert!(s.erased_photos_left(&second, 10).expect("after").is_empty());
+    std::thread::scope(|scope| {
+        let mut recording = None;
+        let removed = s
+            .remove_erased_photo(&second, &mut || {
+                let s = s.clone();
+                let hash = second.clone();
+                let record = scope.spawn(move || s.record_blob(&hash, 10, 60));
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                assert!(!record.is_finished(), "a record ran during the removal");
+                recording = Some(record);
+                Ok(())
+            })
+            .expect("remove");
+        assert!(removed);
+        let record = recording.expect("the removal ran").join();
+        record.expect("thread").expect("recorded after the removal");
+    });
+    assert!(s.erased_photos_left("", 10).expect("left").is_empty());
     assert_eq!(s.blob_size(&first).expect("size"), Some(10));
-    assert_eq!(s.blob_size(&second).expect("size"), None);
+    assert_eq!(s.blob_size(&second).expect("size"), Some(10));
 
-    // An erasure after a scrub began marks again; that scrub's end keeps it.
+    // A forgotten photo's row held its hash: a scrub is owed. An erasure after
+    // a scrub began marks again; that scrub's end keeps it.
+    let mark = s.scrub_pending().expect("mark").expect("marked");
     let later = DocId::new(DocKind::Case);
     s.append(
         w,

@@ -48,6 +48,7 @@ impl Relay {
             .blob_size(hash.as_str())
             .map_err(RelayError::internal)?
             .is_some()
+            && self.has_file(hash)?
         {
             return Ok(answer(req.total, true));
         }
@@ -110,12 +111,22 @@ impl Relay {
                 Utc::now().timestamp_millis(),
             )
             .map_err(RelayError::internal)?;
+        if self.has_file(hash)? {
+            Ok(())
+        } else {
+            self.blobs.put(hash, bytes).map_err(RelayError::internal)
+        }
+    }
+
+    /// Whether photo `hash`'s file is in the photo store. A recorded photo's
+    /// may be missing after a crash in [`Relay::keep_blob`] (the removal of
+    /// the same bytes took it, the process died before putting it again): its
+    /// upload is then taken again, not answered as stored.
+    fn has_file(&self, hash: &PhotoHash) -> Result<bool, RelayError> {
         match self.blobs.read_range(hash, 0, 1) {
-            Err(BlobStoreError::NotFound { .. }) => {
-                self.blobs.put(hash, bytes).map_err(RelayError::internal)
-            }
+            Ok(_) => Ok(true),
+            Err(BlobStoreError::NotFound { .. }) => Ok(false),
             Err(e) => Err(RelayError::internal(e)),
-            Ok(_) => Ok(()),
         }
     }
 

@@ -2,6 +2,8 @@
 //! history, from the log, the replica and, through the pull's purge list, every
 //! device that holds it. A permanent tombstone keeps it from coming back.
 
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
@@ -151,7 +153,9 @@ impl Relay {
     /// The photo files go after the tombstone has committed, which records them
     /// as left to remove: a crash between leaves them for the next sweep
     /// ([`Relay::remove_erased_photos`]), never a live document without its
-    /// photos.
+    /// photos. Fails if one of these documents' photos could not be removed
+    /// (it stays listed); another erasure's leftover that fails again is only
+    /// logged.
     pub(super) fn erase_unscrubbed(
         &self,
         docs: &[DocId],
@@ -165,6 +169,7 @@ impl Relay {
             check_reason(doc, reason)?;
         }
         let mut erased = Vec::with_capacity(docs.len());
+        let mut own_photos = HashSet::new();
         let mut new = 0;
         {
             let _pushes = self.store.lock_pushes()?;
@@ -172,8 +177,9 @@ impl Relay {
             let bound = judged.map(|t| t.timestamp_millis());
             for doc in docs {
                 match self.store.erase(doc, reason.code(), now, bound)? {
-                    Erased::Done { new: fresh } => {
+                    Erased::Done { new: fresh, photos } => {
                         new += usize::from(fresh);
+                        own_photos.extend(photos);
                         erased.push(doc.clone());
                         // The audit record: the id and the reason code, nothing
                         // about its content.
@@ -188,40 +194,91 @@ impl Relay {
         // The replica is cleared even if a photo fails: the tombstones have
         // committed, and the photo stays left to remove.
         let photos = self.remove_erased_photos();
-        // A reader of another process (a serving relay) may keep the WAL
-        // checkpoint waiting a moment: try again before giving up.
-        retry(|| {
-            self.engine
-                .erase_documents(&erased)
-                .map(drop)
-                .map_err(RelayError::internal)
-        })?;
-        photos.map(|_| new)
+        self.erase_from_replica(&erased)?;
+        if let Some((hash, e)) = photos?
+            .failed
+            .into_iter()
+            .find(|(hash, _)| own_photos.contains(hash))
+        {
+            return Err(RelayError::internal(format!(
+                "an erased document's photo {hash} was not removed (tried again at the next sweep): {e}"
+            )));
+        }
+        Ok(new)
     }
 
     /// Remove from the photo store the photos erasures left to remove — just
     /// committed, or left by a crash or a failure before (a sweep calls this
     /// first): [`remove_erased_photos`].
-    pub(super) fn remove_erased_photos(&self) -> Result<usize, RelayError> {
+    pub(super) fn remove_erased_photos(&self) -> Result<PhotoRemoval, RelayError> {
         Ok(remove_erased_photos(
             self.store.as_ref(),
             self.blobs.as_ref(),
         )?)
     }
 
+    /// The file that marks this node's replica as owing a scrub (the store's
+    /// mark is shared by the nodes; each replica is its own): made before rows
+    /// are erased from it, removed once it was scrubbed.
+    fn replica_scrub_mark(&self) -> PathBuf {
+        let mut path = self.engine.db_path().as_os_str().to_owned();
+        path.push(".scrub-pending");
+        PathBuf::from(path)
+    }
+
+    /// Whether this node's replica owes a scrub.
+    pub(super) fn replica_scrub_pending(&self) -> bool {
+        self.replica_scrub_mark().exists()
+    }
+
+    /// Erase `docs` from this node's replica, marked first as owing a scrub (the
+    /// mark is left only if a document went or it was there before). Answers
+    /// how many it held.
+    fn erase_from_replica(&self, docs: &[DocId]) -> Result<usize, RelayError> {
+        let mark = self.replica_scrub_mark();
+        let had = mark.exists();
+        if !had {
+            make_durable(&mark).map_err(RelayError::internal)?;
+        }
+        // A reader of another process (a serving relay) may keep the WAL
+        // checkpoint waiting a moment: try again before giving up.
+        let mut held = 0;
+        retry(|| {
+            held = self
+                .engine
+                .erase_documents(docs)
+                .map_err(RelayError::internal)?;
+            Ok(())
+        })?;
+        if held == 0 && !had {
+            std::fs::remove_file(&mark).map_err(RelayError::internal)?;
+        }
+        Ok(held)
+    }
+
     /// Make erased rows unreadable on disk: SQLite's files rebuilt from their
     /// live rows (`VACUUM`: `secure_delete` zeroes deleted rows, not the copies a
     /// page split left in a page's unused space) and their WALs emptied, for the
-    /// store and this node's replica; PostgreSQL's log and scope tables rewritten
-    /// (`VACUUM (FULL)`). Rewrites whole files: once per erasure or sweep.
+    /// store and this node's replica; PostgreSQL's tables rows were deleted from
+    /// rewritten (`VACUUM (FULL)`). Rewrites whole files: once per erasure or
+    /// sweep. Each mark of a scrub owed is cleared after its part, unless an
+    /// erasure set it again meanwhile.
     pub(super) fn scrub(&self) -> Result<(), RelayError> {
         let mark = self.store.scrub_pending()?;
         retry(|| Ok(self.store.scrub()?))?;
-        retry(|| self.engine.scrub().map_err(RelayError::internal))?;
         if let Some(mark) = mark {
             self.store.scrubbed(&mark)?;
         }
-        Ok(())
+        self.scrub_replica()
+    }
+
+    /// This node's part of [`Relay::scrub`].
+    fn scrub_replica(&self) -> Result<(), RelayError> {
+        retry(|| self.engine.scrub().map_err(RelayError::internal))?;
+        match std::fs::remove_file(self.replica_scrub_mark()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RelayError::internal(e)),
+            _ => Ok(()),
+        }
     }
 
     /// Erase from this node's replica every tombstoned document it still holds,
@@ -234,12 +291,11 @@ impl Relay {
             return Ok(0);
         }
         let tombstoned: Vec<DocId> = self.store.erasures(0)?.into_iter().map(|e| e.doc).collect();
-        let erased = self
-            .engine
-            .erase_documents(&tombstoned)
-            .map_err(RelayError::internal)?;
+        let erased = self.erase_from_replica(&tombstoned)?;
+        if self.replica_scrub_pending() {
+            self.scrub_replica()?;
+        }
         if erased > 0 {
-            self.engine.scrub().map_err(RelayError::internal)?;
             tracing::info!(
                 documents = erased,
                 "erased tombstoned documents from the replica"
@@ -279,19 +335,28 @@ impl Relay {
     }
 }
 
+/// What [`remove_erased_photos`] did.
+#[derive(Debug, Default)]
+pub(crate) struct PhotoRemoval {
+    /// Files removed.
+    pub removed: usize,
+    /// The photos whose removal failed, still listed for the next try, and why.
+    pub failed: Vec<(String, StoreError)>,
+}
+
 /// Remove from `photos` the photos erasures recorded in `store` as left to
-/// remove, each unless the same bytes were recorded again since. Every photo is
-/// tried; answers how many files went, or the first failure (those that failed
-/// stay listed for the next call).
+/// remove, each unless the same bytes were recorded again since. Every one is
+/// tried, in hash order, whatever failed before it; a failed one stays listed
+/// (and is logged). Fails only if the list cannot be read.
 pub(crate) fn remove_erased_photos(
     store: &dyn RelayStore,
     photos: &dyn BlobStore,
-) -> Result<usize, StoreError> {
+) -> Result<PhotoRemoval, StoreError> {
     const PAGE: u32 = 200;
-    let mut removed = 0;
+    let mut done = PhotoRemoval::default();
+    let mut after = String::new();
     loop {
-        let left = store.erased_photos_left(PAGE)?;
-        let mut failed = None;
+        let left = store.erased_photos_left(&after, PAGE)?;
         for hash in &left {
             let mut remove = || {
                 let photo = hash
@@ -302,20 +367,26 @@ pub(crate) fn remove_erased_photos(
                     .map_err(|e| StoreError::failed(e.to_string()))
             };
             match store.remove_erased_photo(hash, &mut remove) {
-                Ok(gone) => removed += usize::from(gone),
+                Ok(gone) => done.removed += usize::from(gone),
                 Err(e) => {
                     tracing::error!(photo = %hash, error = %e, "an erased document's photo was not removed");
-                    failed.get_or_insert(e);
+                    done.failed.push((hash.clone(), e));
                 }
             }
         }
-        // A failed one is still listed: stop at the end of its page.
-        if let Some(e) = failed {
-            return Err(e);
+        match left.last() {
+            Some(last) if left.len() == PAGE as usize => after = last.clone(),
+            _ => return Ok(done),
         }
-        if left.len() < PAGE as usize {
-            return Ok(removed);
-        }
+    }
+}
+
+/// Create an empty file at `path` that survives a power cut.
+fn make_durable(path: &Path) -> std::io::Result<()> {
+    std::fs::File::create(path)?.sync_all()?;
+    match path.parent() {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
     }
 }
 

@@ -37,10 +37,11 @@ impl Relay {
         // By the relay's own clock (`now` may be another moment): a change that
         // arrives after this renews its case, even half-way through the sweep.
         let judged = Utc::now();
-        // What an erasure before left undone (a crash, a failure): its photos,
+        // What an erasure before left undone (a crash, a failure): its photos
+        // (one that fails again is logged and stays listed; the sweep goes on),
         // its scrub.
         self.remove_erased_photos()?;
-        let mut touched = self.store.scrub_pending()?.is_some();
+        let mut touched = self.store.scrub_pending()?.is_some() || self.replica_scrub_pending();
         let mut sweep = Sweep::default();
         for category in directory.categories() {
             let Some(days) = category.retention_days else {

@@ -15,6 +15,7 @@ mod upstream;
 use std::path::Path;
 use std::sync::Arc;
 
+use chrono::Utc;
 use gridsync_core::sync::wire::{Backlog, MAX_CHANGES_PER_MESSAGE};
 use gridsync_core::{DeptId, DeviceId, DocId, DocKind, RegionCode, UserId};
 
@@ -179,11 +180,13 @@ pub struct PullPage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Erased {
     /// Erased; `new` is false if it had been erased before (its rows were
-    /// deleted again). The photos only it referred to are left to remove
-    /// ([`RelayStore::erased_photos_left`]).
+    /// deleted again). `photos`: the photos only it referred to, whose records
+    /// are gone, left to remove ([`RelayStore::erased_photos_left`]).
     Done {
         /// Not erased before.
         new: bool,
+        /// Hashes of the photos left to remove.
+        photos: Vec<String>,
     },
     /// Not erased: a change of it arrived after the bound given.
     Renewed,
@@ -499,14 +502,16 @@ pub trait RelayStore: Send + Sync {
     /// A scrub finished that began when [`RelayStore::scrub_pending`] answered
     /// `mark`: the mark is cleared unless an erasure set it again meanwhile.
     fn scrubbed(&self, mark: &str) -> StoreResult<()>;
-    /// The photos erased documents left to remove from the photo store, up to
-    /// `limit`: recorded by `erase` in its transaction, so a crash or a failed
-    /// removal after it leaves them here, not as files nothing names.
-    fn erased_photos_left(&self, limit: u32) -> StoreResult<Vec<String>>;
-    /// Remove erased photo `hash` with `remove` (its file) and forget it, in a
-    /// transaction ordered with [`RelayStore::record_blob`]: a photo recorded
-    /// again since (the same bytes uploaded for another document) is kept and
-    /// only forgotten. Answers whether `remove` ran.
+    /// The photos erased documents left to remove from the photo store, after
+    /// `after` in hash order, up to `limit`: recorded by `erase` in its
+    /// transaction, so a crash or a failed removal after it leaves them here,
+    /// not as files nothing names.
+    fn erased_photos_left(&self, after: &str, limit: u32) -> StoreResult<Vec<String>>;
+    /// Remove erased photo `hash` with `remove` (its file) and forget it, under
+    /// the photo's lock that [`RelayStore::record_blob`] takes too: a photo
+    /// recorded again since (the same bytes uploaded for another document) is
+    /// kept and only forgotten. A forgotten one marks a scrub as owed (its hash
+    /// was in the row). Answers whether `remove` ran.
     fn remove_erased_photo(
         &self,
         hash: &str,
@@ -591,8 +596,22 @@ const SCRUB_PENDING: &str = "scrub-pending";
 /// The prefix of the `meta` keys of erased photos still to remove.
 const ERASED_PHOTO: &str = "erased-photo:";
 
+/// Just past every key that starts with [`ERASED_PHOTO`] (`;` follows `:`).
+const ERASED_PHOTO_END: &str = "erased-photo;";
+
 fn erased_photo_key(hash: &str) -> String {
     format!("{ERASED_PHOTO}{hash}")
+}
+
+/// Mark that a scrub is owed, with a new `mark` each time so that a scrub that
+/// began before does not clear it.
+fn mark_scrub(tx: &mut dyn Tx, mark: &str) -> StoreResult<()> {
+    tx.exec(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        args![SCRUB_PENDING, mark],
+    )?;
+    Ok(())
 }
 
 /// Log rows read at once while a pull fills its page.
@@ -1539,6 +1558,8 @@ impl<D: Database> RelayStore for SqlStore<D> {
         // Like the log's sequence, blob positions must become visible in order: an
         // upstream round sends photos up to the last position it sees.
         self.db.transaction(Mode::Append, |tx| {
+            // Not while an erasure's removal of the same bytes runs.
+            tx.lock_photo(hash)?;
             tx.exec(
                 "INSERT INTO blobs (hash, size, stored_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT DO NOTHING",
@@ -1685,14 +1706,11 @@ impl<D: Database> RelayStore for SqlStore<D> {
                  ON CONFLICT DO NOTHING",
                 args![doc.as_str(), now_ms, reason],
             )?;
-            // A new mark each time, so a scrub that began before this does
-            // not clear it.
-            tx.exec(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                args![SCRUB_PENDING, format!("{now_ms}-{doc}")],
-            )?;
-            Ok(Erased::Done { new: new == 1 })
+            mark_scrub(tx, &format!("{now_ms}-{doc}"))?;
+            Ok(Erased::Done {
+                new: new == 1,
+                photos,
+            })
         })
     }
 
@@ -1714,12 +1732,20 @@ impl<D: Database> RelayStore for SqlStore<D> {
         Ok(())
     }
 
-    fn erased_photos_left(&self, limit: u32) -> StoreResult<Vec<String>> {
-        Ok(self
-            .metas_with_prefix(ERASED_PHOTO, limit)?
-            .into_iter()
-            .map(|(key, _)| key[ERASED_PHOTO.len()..].to_owned())
-            .collect())
+    fn erased_photos_left(&self, after: &str, limit: u32) -> StoreResult<Vec<String>> {
+        // A range, not LIKE: the same on both databases, and by the key's index.
+        self.read(|tx| {
+            tx.rows(
+                "SELECT key FROM meta WHERE key > ?1 AND key < ?2 ORDER BY key LIMIT ?3",
+                args![erased_photo_key(after), ERASED_PHOTO_END, i64::from(limit)],
+            )?
+            .iter()
+            .map(|r| {
+                let key = r.text(0)?;
+                Ok(key[ERASED_PHOTO.len()..].to_owned())
+            })
+            .collect()
+        })
     }
 
     fn remove_erased_photo(
@@ -1727,9 +1753,11 @@ impl<D: Database> RelayStore for SqlStore<D> {
         hash: &str,
         remove: &mut dyn FnMut() -> StoreResult<()>,
     ) -> StoreResult<bool> {
-        // In append order, as `record_blob`: the file goes only while no record
-        // of it can appear.
-        self.db.transaction(Mode::Append, |tx| {
+        // Under the photo's lock, as `record_blob`: the file goes only while no
+        // record of it can appear. Not the log's: a slow photo store does not
+        // hold up the pushes of every node.
+        self.db.transaction(Mode::Write, |tx| {
+            tx.lock_photo(hash)?;
             let key = erased_photo_key(hash);
             if tx
                 .row("SELECT 1 FROM meta WHERE key = ?1", args![key.as_str()])?
@@ -1744,6 +1772,8 @@ impl<D: Database> RelayStore for SqlStore<D> {
                 remove()?;
             }
             tx.exec("DELETE FROM meta WHERE key = ?1", args![key.as_str()])?;
+            // Its hash was in the row: a scrub is owed (the mark says nothing of it).
+            mark_scrub(tx, &format!("photo-{}", Utc::now().timestamp_micros()))?;
             Ok(!recorded)
         })
     }

@@ -435,6 +435,17 @@ fn value(row: &postgres::Row, i: usize) -> StoreResult<Value> {
 }
 
 impl<C: GenericClient> Tx for PgTx<'_, C> {
+    fn lock_photo(&mut self, hash: &str) -> StoreResult<()> {
+        // A key of its own per photo: the first 15 hex digits of its hash
+        // (ids unlike the log's and the pushes' locks but by chance).
+        let key = hash
+            .get(..15)
+            .and_then(|h| i64::from_str_radix(h, 16).ok())
+            .ok_or_else(|| StoreError::failed("not a photo hash"))?;
+        self.exec("SELECT pg_advisory_xact_lock(?1)", &[Value::Int(key)])?;
+        Ok(())
+    }
+
     fn exec(&mut self, sql: &str, args: &[Value]) -> StoreResult<u64> {
         let stmt = self.statement(sql)?;
         Ok(self.conn.execute(&stmt, &params(args))?)
@@ -526,7 +537,7 @@ impl Database for PgDb {
         let mut conn = self.pool.get()?;
         conn.client.batch_execute(
             "VACUUM (FULL) log, doc_scope, doc_photos, blobs, entry_receipts, notifications, \
-                 upstream_photo_misses, upstream_refusals",
+                 upstream_photo_misses, upstream_refusals, meta",
         )?;
         Ok(())
     }

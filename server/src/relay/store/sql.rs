@@ -151,6 +151,13 @@ pub trait Tx {
     fn row(&mut self, sql: &str, args: &[Value]) -> StoreResult<Option<Row>> {
         Ok(self.rows(sql, args)?.into_iter().next())
     }
+    /// Wait for, then hold to the commit, the lock of photo `hash` across every
+    /// node of a shared database (PostgreSQL's READ COMMITTED: the statements
+    /// after it see what committed before it was granted). Nothing where one
+    /// writer runs at a time (SQLite).
+    fn lock_photo(&mut self, _hash: &str) -> StoreResult<()> {
+        Ok(())
+    }
     /// The first row a query answers, which it must.
     fn one(&mut self, sql: &str, args: &[Value]) -> StoreResult<Row> {
         self.row(sql, args)?
