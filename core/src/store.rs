@@ -408,6 +408,19 @@ pub(crate) fn purge(tx: &Transaction<'_>, id: &DocId, erased: bool) -> Result<Ve
         tx.prepare_cached("DELETE FROM rejections WHERE doc_id = ?1")?
             .execute([id.as_str()])?;
     }
+    if erased {
+        // The relay removed the photos only this document referred to there. One
+        // that another document here refers to (attached before this pull told
+        // of the erasure) may be among them: it goes up again, answered at once
+        // if the relay kept it.
+        tx.prepare_cached(
+            "UPDATE photos SET uploaded_ms = NULL WHERE hash IN (
+                 SELECT c.hash FROM case_photos c WHERE c.doc_id = ?1
+                    AND EXISTS (SELECT 1 FROM case_photos o
+                                WHERE o.hash = c.hash AND o.doc_id <> ?1))",
+        )?
+        .execute([id.as_str()])?;
+    }
     tx.prepare_cached("DELETE FROM docs WHERE doc_id = ?1")?
         .execute([id.as_str()])?;
     only_here

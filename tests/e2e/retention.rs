@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use gridsync_core::{Action, CaseFilter, DocId, Engine, NewCase};
+use gridsync_server::relay::ErasureReason;
 use gridsync_tests::{canary, SimRelay};
 
 use crate::erasure::{admin, enroll_encrypted};
@@ -412,4 +413,50 @@ fn an_erasure_cut_short_is_finished_by_the_next_sweep() {
     assert!(sim.relay.engine().read_doc(&stays).unwrap().is_some());
     // A second sweep finds nothing left to do.
     assert_eq!(sim.relay.sweep_retention(Utc::now()).unwrap().erased, 0);
+}
+
+/// A phone that attached an erased case's photo to a new case before its pull
+/// told it of the erasure (the relay removed the photo with the case) sends the
+/// photo up again, so the new case does not lose it.
+#[test]
+fn a_photo_kept_by_a_new_case_goes_up_again_after_its_old_case_is_erased() {
+    let sim = SimRelay::new();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = sim.enroll(WORKER, dir.path());
+    let photo = worker
+        .ingest_photo(&gridsync_tests::photo(0x0c07_5403, 1200, 900), None)
+        .unwrap();
+    let gone = worker
+        .report_case(NewCase {
+            photos: vec![photo.hash.clone()],
+            ..leak()
+        })
+        .unwrap();
+    worker.sync().unwrap();
+    let files = [photo.hash.as_str(), photo.thumb.as_str()];
+    let data = sim.dir.path();
+    assert_eq!(canary::copies(data, &files).len(), 2);
+
+    // The same photo on a new case, not yet sent; meanwhile the old case goes.
+    let stays = worker
+        .report_case(NewCase {
+            photos: vec![photo.hash.clone()],
+            ..leak()
+        })
+        .unwrap();
+    assert!(sim
+        .relay
+        .erase(&gone, ErasureReason::CaseRetention)
+        .unwrap());
+    assert!(canary::copies(data, &files).is_empty());
+
+    // The sync that pushes the new case learns of the erasure; the next sends
+    // the photo again.
+    assert_eq!(worker.sync().unwrap().purged, 1);
+    worker.sync().unwrap();
+    assert!(worker.get_case(&gone).is_err());
+    assert!(worker.has_photo(&photo.hash).unwrap());
+    assert_eq!(canary::copies(data, &files).len(), 2, "the photo is back");
+    assert!(sim.relay.engine().read_doc(&stays).unwrap().is_some());
+    assert_eq!(worker.photos_to_upload().unwrap(), vec![]);
 }
