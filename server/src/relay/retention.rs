@@ -40,7 +40,13 @@ impl Relay {
         // What an erasure before left undone (a crash, a failure): its photos
         // (one that fails again is logged and stays listed; the sweep goes on),
         // its scrub.
-        self.remove_erased_photos()?;
+        let leftovers = self.remove_erased_photos()?;
+        if leftovers.removed > 0 {
+            tracing::info!(
+                photos = leftovers.removed,
+                "photos an earlier erasure left were removed"
+            );
+        }
         let mut touched = self.store.scrub_pending()?.is_some() || self.replica_scrub_pending();
         let mut sweep = Sweep::default();
         for category in directory.categories() {
