@@ -459,8 +459,9 @@ fn read_directory_file(p: &std::path::Path) -> Result<String, String> {
 /// blocking threads come and go with the load (tokio keeps an idle one 10 s), so
 /// over hours they spread the same work over ever more arenas: the two-hour soak's
 /// resident set rose for an hour with 17 of them (docs/reliability.md §7). More
-/// arenas than cores buy no parallelism, only fragmentation. Called before any
-/// thread starts.
+/// arenas spare threads that outnumber the cores some waiting for an arena's lock
+/// (`bench relay`: within the noise on a quiet machine, docs/performance.md).
+/// Called before any thread starts.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn limit_malloc_arenas() {
     if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
