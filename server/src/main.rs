@@ -1,6 +1,7 @@
 //! `gridsync`: the one binary — the relay (`serve`), its administration
 //! (`admin`), the demo and the benchmarks.
 
+mod allocator;
 mod bench;
 mod config;
 mod demo;
@@ -453,34 +454,8 @@ fn read_directory_file(p: &std::path::Path) -> Result<String, String> {
     std::fs::read_to_string(p).map_err(cannot)
 }
 
-/// At most one glibc malloc arena per core for the relay (an operator's
-/// `MALLOC_ARENA_MAX` wins). glibc gives a thread that allocates an arena of its
-/// own, up to eight per core, and each arena fragments on its own; the relay's
-/// blocking threads come and go with the load (tokio keeps an idle one 10 s), so
-/// over hours they spread the same work over ever more arenas: the two-hour soak's
-/// resident set rose for an hour with 17 of them (docs/reliability.md §7). More
-/// arenas spare threads that outnumber the cores some waiting for an arena's lock
-/// (`bench relay`: within the noise on a quiet machine, docs/performance.md).
-/// Called before any thread starts.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn limit_malloc_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
-        return;
-    }
-    let cores = std::thread::available_parallelism().map_or(2, usize::from);
-    let arenas = libc::c_int::try_from(cores.max(2)).unwrap_or(libc::c_int::MAX);
-    // SAFETY: mallopt sets an allocator tunable and touches no memory of ours; no
-    // other thread allocates yet.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, arenas);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}
-
 fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
-    limit_malloc_arenas();
+    allocator::limit_arenas();
     init_logs();
     let settings = args.resolve()?;
     let directory = settings
@@ -529,6 +504,7 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         runtime.spawn(notifier.run(relay.clone()));
     }
     runtime.spawn(sweep_retention(relay.clone()));
+    runtime.spawn(allocator::return_freed_memory());
     let scheme = if settings.tls.is_some() {
         "https"
     } else {
