@@ -405,6 +405,66 @@ fn a_full_body_budget_answers_busy_and_frees_itself() {
     assert!(took < Duration::from_secs(1), "sync took {took:?}");
 }
 
+#[test]
+fn a_strangers_sign_in_body_is_refused_before_it_takes_the_phones_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let server = start_with(&data, &["--body-budget-mib", "32", "--busy-wait-secs", "1"]);
+    let at = addr(&server);
+    let holder = enroll(&data, &server, DISPATCHER, dir.path());
+    let stolen = token(&holder);
+    // Three strangers post 16 MiB sign-in forms and stall after 12 MiB each: more
+    // than the whole budget, were the forms read.
+    let chunk = vec![b'x'; MIB];
+    let mut strangers = Vec::new();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(at).unwrap();
+        // A relay that stops reading must not leave the test blocked in a write.
+        s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(
+            format!(
+                "POST /console/sign-in HTTP/1.1\r\nhost: {at}\r\n\
+                 content-type: application/x-www-form-urlencoded\r\n\
+                 content-length: {}\r\n\r\nuser=",
+                16 * MIB
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        for _ in 0..12 {
+            if s.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        strangers.push(s);
+    }
+    let refused: Vec<Option<u16>> = strangers
+        .iter_mut()
+        .map(|s| until_closed(s, Instant::now() + Duration::from_secs(5)).0)
+        .collect();
+
+    // A phone's 4 MiB push finds room.
+    let mut push = TcpStream::connect(at).unwrap();
+    push.write_all(push_head(at, 4 * MIB, Some(&stolen)).as_bytes())
+        .unwrap();
+    for _ in 0..4 {
+        if push.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    let (status, _) = until_closed(&mut push, Instant::now() + Duration::from_secs(5));
+    println!(
+        "{{\"test\":\"sign_in_body_limit\",\"budget_mib\":32,\"strangers\":3,\"stranger_status\":{:?},\"next_push_status\":{}}}",
+        refused.iter().map(|s| s.unwrap_or(0)).collect::<Vec<_>>(),
+        status.unwrap_or(0)
+    );
+    assert_eq!(refused, [Some(413), Some(413), Some(413)]);
+    assert!(
+        status.is_some_and(|s| s != 503),
+        "{status:?}: the push found room"
+    );
+}
+
 /// A connection sending its headers one byte a second.
 struct Slow {
     stream: TcpStream,

@@ -913,7 +913,7 @@ pub(super) async fn devices(
         }
         p {
             @if offset > 0 { a href={ "/console/devices?offset=" (offset.saturating_sub(DEVICES_PAGE)) } { (t.prev_page) } " " }
-            @if offset + DEVICES_PAGE < total { a href={ "/console/devices?offset=" (offset + DEVICES_PAGE) } { (t.next_page) } }
+            @if offset.saturating_add(DEVICES_PAGE) < total { a href={ "/console/devices?offset=" (offset + DEVICES_PAGE) } { (t.next_page) } }
         }
         @if let Some((refusals, all)) = &refused {
             (super::upstream::section(lang, refusals, *all))

@@ -19,7 +19,7 @@ mod pages;
 mod registry;
 mod upstream;
 
-use axum::extract::{Form, FromRequestParts, Multipart, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Form, FromRequestParts, Multipart, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -43,12 +43,22 @@ const LANG_COOKIE: &str = "gs_lang";
 const PAGE_SIZE: u32 = 50;
 /// Longest accepted search text, in characters.
 const MAX_QUERY_CHARS: usize = 100;
+/// Most bytes of a sign-in form (a user id and a password, URL-encoded). The one
+/// console form a stranger can send: every other handler checks the session
+/// before it reads a body, and the bodies it reads count against the budget
+/// phones share (`http::body`).
+const SIGN_IN_BODY_BYTES: usize = 4 * 1024;
 
 /// The console's routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/console", get(|| async { Redirect::to("/console/cases") }))
-        .route("/console/sign-in", get(sign_in_page).post(sign_in))
+        .route(
+            "/console/sign-in",
+            get(sign_in_page)
+                .post(sign_in)
+                .layer(DefaultBodyLimit::max(SIGN_IN_BODY_BYTES)),
+        )
         .route("/console/sign-out", post(sign_out))
         .route("/console/lang", get(switch_lang))
         .route("/console/cases", get(board))

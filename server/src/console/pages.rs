@@ -282,7 +282,7 @@ pub fn board(lang: Lang, who: &ConsoleUser, dir: &Directory, b: &Board<'_>) -> M
                 }
                 p {
                     @if offset > 0 { a href=(page(offset.saturating_sub(b.page_size))) { (t.prev_page) } " " }
-                    @if b.rows.len() as u32 == b.page_size { a href=(page(offset + b.page_size)) { (t.next_page) } }
+                    @if b.rows.len() as u32 == b.page_size { a href=(page(offset.saturating_add(b.page_size))) { (t.next_page) } }
                 }
             }
         },

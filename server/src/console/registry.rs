@@ -479,7 +479,7 @@ async fn registry(
             tag.map(|t| t.as_str().to_owned()).unwrap_or_default(),
         ),
         ("grid", q.grid.clone().unwrap_or_default()),
-        ("offset", (offset + PAGE).to_string()),
+        ("offset", offset.saturating_add(PAGE).to_string()),
     ])
     .unwrap_or_default();
     let body = html! {
