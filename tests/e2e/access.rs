@@ -177,6 +177,106 @@ fn replayed_and_reordered_pushes_change_nothing() {
     assert_eq!(relay.relay.store().log_len().unwrap(), 2);
 }
 
+/// A change a rooted phone crafts: seq `seq` of its actor, no dependencies, one
+/// new key on the document's root set to `value` — so it applies to any document
+/// where the actor has `seq - 1` changes, and leaves the document valid.
+fn rootless_change(d: &SimDevice<'_>, seq: u64, value: &str) -> Vec<u8> {
+    use automerge::legacy::{Key, ObjectId, Op, OpType, SortedVec};
+    let change: automerge::Change = automerge::ExpandedChange {
+        operations: vec![Op {
+            action: OpType::Put(automerge::ScalarValue::Str(value.into())),
+            obj: ObjectId::Root,
+            key: Key::from("zz"),
+            pred: SortedVec::new(),
+            insert: false,
+        }],
+        actor_id: d.device.actor(),
+        hash: None,
+        seq,
+        start_op: std::num::NonZeroU64::new(1000).unwrap(),
+        time: 0,
+        message: None,
+        deps: vec![],
+        extra_bytes: vec![],
+        author: None,
+    }
+    .into();
+    change.raw_bytes().to_vec()
+}
+
+#[test]
+fn a_change_sent_again_under_another_document_is_refused() {
+    let relay = SimRelay::new();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = relay.enroll(WORKER, dir.path());
+    let first = worker.report_case(leak()).unwrap();
+    let second = worker.report_case(leak()).unwrap();
+    worker.sync().unwrap();
+    let seq = worker.changes_since(&first, &[]).unwrap().len() as u64 + 1;
+    assert_eq!(
+        worker.changes_since(&second, &[]).unwrap().len() as u64 + 1,
+        seq
+    );
+    let crafted = rootless_change(&worker, seq, "first");
+    assert_eq!(
+        push_raw(&worker, &first, crafted.clone()).status,
+        ChangeStatus::Accepted
+    );
+    let logged = relay.relay.store().log_len().unwrap();
+
+    // The same bytes under the worker's other case: refused, not applied there.
+    let copied = push_raw(&worker, &second, crafted.clone());
+    assert_eq!(copied.status, ChangeStatus::Rejected);
+    assert_eq!(
+        copied.reason.as_deref(),
+        Some("the change belongs to another record")
+    );
+    // Within one push too: the document named first keeps it.
+    let (third, fourth) = (
+        worker.report_case(leak()).unwrap(),
+        worker.report_case(leak()).unwrap(),
+    );
+    let crafted = rootless_change(&worker, seq, "third");
+    let mut changes = Vec::new();
+    for id in [&third, &fourth] {
+        for c in worker.changes_since(id, &[]).unwrap() {
+            changes.push(WireChange {
+                doc: id.clone(),
+                bytes: c.raw_bytes().to_vec(),
+            });
+        }
+        changes.push(WireChange {
+            doc: id.clone(),
+            bytes: crafted.clone(),
+        });
+    }
+    let body = wire::encode(&PushRequest {
+        v: 1,
+        changes,
+        erased: vec![],
+    });
+    worker
+        .transport
+        .post("/v1/push", Some(&worker.token), body)
+        .expect("push answered");
+    assert_eq!(
+        relay.relay.store().log_len().unwrap(),
+        logged + 2 * (seq - 1) + 1,
+        "both reports and the crafted change once"
+    );
+
+    // Every phone that syncs holds what the relay holds of each case.
+    let dispatcher = relay.enroll(DISPATCHER, dir.path());
+    dispatcher.sync().unwrap();
+    for id in [&first, &second, &third, &fourth] {
+        assert_eq!(
+            dispatcher.heads(id).unwrap(),
+            relay.relay.engine().heads(id).unwrap(),
+            "{id}"
+        );
+    }
+}
+
 #[test]
 fn forged_workflow_actions_and_foreign_changes_are_rejected_and_never_forwarded() {
     let relay = SimRelay::new();

@@ -51,6 +51,7 @@ macro_rules! on_both_stores {
 on_both_stores!(
     an_enrollment_code_works_once,
     appends_are_logged_once_in_order,
+    logged_changes_are_found_with_their_documents,
     a_pull_brings_what_the_device_may_see_in_order,
     base_data_goes_only_where_it_is_kept,
     a_document_dispatched_arrives_whole_and_leaves_when_reassigned,
@@ -311,6 +312,35 @@ fn an_enrollment_code_works_once(s: &Arc<dyn RelayStore>) {
     assert!(all.contains(&a) && all.contains(&b));
     assert!(s.is_local_device(a).expect("local"));
     assert!(!s.is_local_device(DeviceId::random()).expect("not local"));
+}
+
+fn logged_changes_are_found_with_their_documents(s: &Arc<dyn RelayStore>) {
+    let w = enroll(s, "w1");
+    let (one, other) = (DocId::new(DocKind::Case), DocId::new(DocKind::Case));
+    let sc = scope(GRID1, None);
+    // More than one lookup statement's worth, the last one short.
+    let entries: Vec<LogEntry> = (0..1_203)
+        .map(|n| entry(if n % 3 == 0 { &other } else { &one }, n))
+        .collect();
+    s.append(
+        w,
+        &entries,
+        &[(one.clone(), sc.clone()), (other.clone(), sc)],
+        10,
+        None,
+    )
+    .expect("append");
+    let unlogged = entry(&one, 5_000).hash;
+    let mut asked: Vec<[u8; 32]> = entries.iter().rev().map(|e| e.hash).collect();
+    asked.insert(600, unlogged);
+    let mut found = s.logged_docs(&asked).expect("lookup");
+    found.sort();
+    let mut want: Vec<([u8; 32], DocId)> =
+        entries.iter().map(|e| (e.hash, e.doc.clone())).collect();
+    want.sort();
+    assert_eq!(found, want);
+    assert!(s.logged_docs(&[unlogged]).expect("lookup").is_empty());
+    assert!(s.logged_docs(&[]).expect("lookup").is_empty());
 }
 
 fn appends_are_logged_once_in_order(s: &Arc<dyn RelayStore>) {

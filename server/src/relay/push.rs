@@ -25,6 +25,9 @@ const PUSH_ATTEMPTS: usize = 3;
 /// Why a change of an erased document is refused.
 const ERASED: &str = "the record was erased; it is removed from this device";
 
+/// Why a change already logged for another document is refused.
+const FOREIGN: &str = "the change belongs to another record";
+
 /// A change of the batch by its hash and raw bytes, to log it once stored.
 type Sent = (ChangeHash, Vec<u8>);
 
@@ -211,6 +214,8 @@ impl Relay {
         // On a shared database no other node logs anything until this is logged.
         let _pushes = self.store.lock_pushes()?;
         self.catch_up()?;
+        let mut verdicts = HashMap::new();
+        let batch = self.without_foreign_changes(batch, &mut verdicts)?;
         let actor = device.actor();
         let check = |id: &DocId,
                      before: Option<&DocContent>,
@@ -286,7 +291,6 @@ impl Relay {
             .import_changes_checked(batch, &check, writer.as_ref())
             .map_err(RelayError::internal)?;
 
-        let mut verdicts = HashMap::new();
         let mut entries = Vec::new();
         let mut scopes = Vec::new();
         // Case timeline entries received now, and how many of them carry a time
@@ -381,6 +385,47 @@ impl Relay {
             }
         }
         Ok(verdicts)
+    }
+
+    /// The batch without the changes the log holds for another document, or that
+    /// the batch itself names under another document first, each refused in
+    /// `verdicts`. The log and the replica keep a change once, under the document
+    /// it came with: the same bytes sent again under another document (a rooted
+    /// phone's crafted change with no dependencies, copied from one case into a
+    /// second) would be applied there in memory, then kept by neither (or by the
+    /// replica alone, if that document's snapshot were taken then) and answered
+    /// as stored.
+    fn without_foreign_changes(
+        &self,
+        batch: Vec<(DocId, Vec<Change>)>,
+        verdicts: &mut HashMap<ChangeHash, (ChangeStatus, Option<String>)>,
+    ) -> Result<Vec<(DocId, Vec<Change>)>, RelayError> {
+        let hashes: Vec<[u8; 32]> = batch
+            .iter()
+            .flat_map(|(_, cs)| cs.iter().map(|c| c.hash().0))
+            .collect();
+        let mut owner: HashMap<[u8; 32], DocId> =
+            self.store.logged_docs(&hashes)?.into_iter().collect();
+        let mut kept = Vec::with_capacity(batch.len());
+        for (id, changes) in batch {
+            let mut own = Vec::with_capacity(changes.len());
+            for change in changes {
+                let first = owner.entry(change.hash().0).or_insert_with(|| id.clone());
+                if *first == id {
+                    own.push(change);
+                } else {
+                    tracing::warn!(doc = %id, "a change of another document; refused");
+                    verdicts.insert(
+                        change.hash(),
+                        (ChangeStatus::Rejected, Some(FOREIGN.to_owned())),
+                    );
+                }
+            }
+            if !own.is_empty() {
+                kept.push((id, own));
+            }
+        }
+        Ok(kept)
     }
 
     /// A photo newly referred to must not be one a document outside the user's scope

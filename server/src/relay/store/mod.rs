@@ -519,6 +519,9 @@ pub trait RelayStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Whether `doc` was erased.
     fn is_erased(&self, doc: &DocId) -> StoreResult<bool>;
+    /// Of the change `hashes`, those already in the log, each with the document
+    /// it was logged for.
+    fn logged_docs(&self, hashes: &[[u8; 32]]) -> StoreResult<Vec<([u8; 32], DocId)>>;
     /// The tombstones recorded at or after `since_ms`, oldest first.
     fn erasures(&self, since_ms: i64) -> StoreResult<Vec<Erasure>>;
     /// How many tombstones there are.
@@ -616,6 +619,10 @@ fn mark_scrub(tx: &mut dyn Tx, mark: &str) -> StoreResult<()> {
 
 /// Log rows read at once while a pull fills its page.
 const PULL_BATCH: i64 = 500;
+
+/// Change hashes looked up in the log by one statement
+/// ([`RelayStore::logged_docs`]).
+const LOOKUP_CHUNK: usize = 500;
 
 /// The `?2`, `?3`, `?4` arguments of [`VISIBLE`]: the region range and department.
 fn visible_args(vis: &Visibility) -> [Value; 3] {
@@ -1780,6 +1787,30 @@ impl<D: Database> RelayStore for SqlStore<D> {
 
     fn is_erased(&self, doc: &DocId) -> StoreResult<bool> {
         self.read(|tx| erased_in(tx, doc))
+    }
+
+    fn logged_docs(&self, hashes: &[[u8; 32]]) -> StoreResult<Vec<([u8; 32], DocId)>> {
+        // One statement for every lookup (PostgreSQL prepares each text once per
+        // connection): a short last chunk repeats its last hash.
+        let sql = format!(
+            "SELECT hash, doc_id FROM log WHERE hash IN ({})",
+            (1..=LOOKUP_CHUNK)
+                .map(|i| format!("?{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut found = Vec::new();
+        for chunk in hashes.chunks(LOOKUP_CHUNK) {
+            let args: Vec<Value> = (0..LOOKUP_CHUNK)
+                .map(|i| Value::Bytes(chunk[i.min(chunk.len() - 1)].to_vec()))
+                .collect();
+            for r in self.read(|tx| tx.rows(&sql, &args))? {
+                let hash = <[u8; 32]>::try_from(r.bytes(0)?)
+                    .map_err(|_| StoreError::failed("a logged change hash is not 32 bytes"))?;
+                found.push((hash, r.parse(1)?));
+            }
+        }
+        Ok(found)
     }
 
     fn erasures(&self, since_ms: i64) -> StoreResult<Vec<Erasure>> {
