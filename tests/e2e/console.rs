@@ -128,6 +128,11 @@ impl Console {
     }
 }
 
+/// `text` as a form or query string encodes it.
+fn url_encoded(text: &str) -> String {
+    text.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
 fn status_of(engine: &Engine, id: &DocId) -> Status {
     engine.get_case(id).unwrap().state.status
 }
@@ -170,10 +175,40 @@ fn sign_in_sessions_csrf_and_scope() {
     assert!(board.body.contains(&format!("data-id=\"{id}\"")));
     assert!(board.body.contains("楼上管道漏水"));
     assert!(board.body.contains("待受理"));
-    let found = console.get("/console/cases?q=%E6%BC%8F%E6%B0%B4"); // 漏水
+    // A search is posted and answered with a link that carries it sealed:
+    // what was typed (a resident's name, a phone number) is in no URL.
+    let search = |text: &str| {
+        let posted = console.post("/console/cases", &[("q", text), ("status", "")]);
+        assert_eq!(posted.status, 303, "{}", posted.body);
+        let link = posted.location.expect("a link to the results");
+        let encoded: String = url_encoded(text);
+        assert!(
+            link.starts_with("/console/cases?")
+                && link.contains("qt=")
+                && !link.contains("q=")
+                && !link.contains(text)
+                && !link.contains(&encoded),
+            "{link}"
+        );
+        (link.clone(), console.get(&link))
+    };
+    let (link, found) = search("漏水");
     assert!(found.body.contains(&format!("data-id=\"{id}\"")));
-    let none = console.get("/console/cases?q=%E5%A1%8C%E6%96%B9"); // 塌方
+    assert!(
+        found.body.contains("value=\"漏水\""),
+        "the box shows the search"
+    );
+    let (_, none) = search("塌方");
     assert!(!none.body.contains(&format!("data-id=\"{id}\"")));
+    // A link with the text in the clear (typed by hand, or from before) is
+    // answered the same way; one whose seal was tampered with is refused.
+    let clear = console.get("/console/cases?q=%E6%BC%8F%E6%B0%B4");
+    assert_eq!(clear.status, 303);
+    assert!(clear
+        .location
+        .is_some_and(|l| l.contains("qt=") && !l.contains("q=")));
+    let tampered = link.replace("qt=", "qt=A");
+    assert_eq!(console.get(&tampered).status, 400);
     let bad = console.get("/console/cases?severity=extreme");
     assert_eq!(bad.status, 400);
 

@@ -731,7 +731,7 @@ fn debug_logs_carry_paths_but_never_query_strings() {
     println!(
         "{{\"test\":\"debug_log_query_strings\",\"search_status\":{status},\"log_lines\":{lines},\"leaked_fragments\":{leaks}}}"
     );
-    assert_eq!(status, 200);
+    assert_eq!(status, 303, "answered with the search sealed into the link");
     assert!(
         text.contains("/console/cases"),
         "the path is logged at debug level"

@@ -7,7 +7,7 @@
 //! projected equirectangularly at the map's middle latitude: at a district's
 //! size the distortion is far below a marker's width.
 
-use axum::extract::{Query, State};
+use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::NaiveDate;
@@ -16,14 +16,16 @@ use gridsync_core::directory::{Directory, Region};
 use gridsync_core::track::TrackPoint;
 use gridsync_core::{access, CaseMap, RegionCode, RegionLevel, Role, Status, UserId};
 use maud::{html, Markup};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::PageError;
 use super::i18n::Lang;
 use super::pages::{case_filters, layout};
-use super::{blocking, failure, given, html as page, lang, scope_grids, BoardQuery};
+use super::{
+    blocking, failure, given, html as page, lang, scope_grids, seal_search, to_sealed, BoardQuery,
+};
 use crate::http::AppState;
-use crate::relay::{ConsoleUser, RelayError, TileUrl};
+use crate::relay::{ConsoleUser, Relay, RelayError, TileUrl};
 
 /// Width of the map in SVG units; its height follows the region's shape.
 const WIDTH: f64 = 960.0;
@@ -33,7 +35,7 @@ const SHADES: [&str; 6] = [
 ];
 
 /// The map's filters: the board's, and a worker and day for patrol tracks.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 pub struct MapQuery {
     status: Option<String>,
     grid: Option<String>,
@@ -42,12 +44,20 @@ pub struct MapQuery {
     channel: Option<String>,
     dept: Option<String>,
     overdue: Option<String>,
+    /// As the board's: posted, never in a URL; sealed in `qt`.
+    #[serde(skip_serializing)]
     q: Option<String>,
+    qt: Option<String>,
     worker: Option<String>,
     day: Option<String>,
 }
 
 impl MapQuery {
+    /// The search text sealed into `qt`, for the map's URL.
+    fn seal(&mut self, relay: &Relay) -> Result<(), PageError> {
+        seal_search(&mut self.q, &mut self.qt, relay)
+    }
+
     fn board(&self) -> BoardQuery {
         BoardQuery {
             status: self.status.clone(),
@@ -58,6 +68,7 @@ impl MapQuery {
             dept: self.dept.clone(),
             overdue: self.overdue.clone(),
             q: self.q.clone(),
+            qt: self.qt.clone(),
             offset: None,
         }
     }
@@ -387,13 +398,17 @@ pub async fn map(
     Query(q): Query<MapQuery>,
 ) -> Response {
     let lang = lang(&headers);
-    let board = q.board();
-    let (board2, who2) = (board.clone(), who.clone());
+    if given(&q.q).is_some() {
+        return to_sealed(&state, lang, &who, "/console/map", q, MapQuery::seal).await;
+    }
+    let (board2, who2) = (q.board(), who.clone());
     let worker = q.worker.clone();
     let day = q.day.clone();
     let result = blocking(&state, move |r| {
         let engine = r.engine();
         let dir = engine.directory().map_err(RelayError::internal)?;
+        let mut board2 = board2;
+        board2.open(r)?;
         let filter = board2.filter(&who2)?;
         let cases = engine.case_map(&filter).map_err(RelayError::internal)?;
         let asked = MapQuery {
@@ -409,10 +424,10 @@ pub async fn map(
             ),
             None => None,
         };
-        Ok::<_, PageError>((dir, cases, tracks, r.map_tiles().cloned()))
+        Ok::<_, PageError>((dir, cases, tracks, r.map_tiles().cloned(), board2))
     })
     .await;
-    let (dir, cases, tracks, tiles) = match result {
+    let (dir, cases, tracks, tiles, board) = match result {
         Ok(v) => v,
         Err(e) => return failure(lang, Some(&who), &e),
     };
@@ -426,6 +441,17 @@ pub async fn map(
         StatusCode::OK,
         layout(lang, Some(&who), "/console/map", body),
     )
+}
+
+/// The map's filter form, posted: the same map, its search sealed.
+pub async fn search(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: ConsoleUser,
+    Form(q): Form<MapQuery>,
+) -> Response {
+    let lang = lang(&headers);
+    to_sealed(&state, lang, &who, "/console/map", q, MapQuery::seal).await
 }
 
 /// What the map shows.
@@ -472,7 +498,7 @@ fn map_page(
     per_grid.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     html! {
         h2 { (w.map) }
-        form.filters method="get" action="/console/map" {
+        form.filters method="post" action="/console/map" {
             label { (w.status) select name="status" {
                 option value="" { (w.all) }
                 @for s in Status::ALL {

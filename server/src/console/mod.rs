@@ -61,7 +61,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/console/sign-out", post(sign_out))
         .route("/console/lang", get(switch_lang))
-        .route("/console/cases", get(board))
+        .route("/console/cases", get(board).post(search_board))
         .route("/console/cases/{id}", get(detail))
         .route("/console/cases/{id}/act", post(act))
         .route("/console/cases/{id}/note", post(note))
@@ -74,7 +74,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/points/adjust", post(figures::adjust_points))
         .route("/console/devices", get(figures::devices))
         .route("/console/devices/{id}/revoke", post(figures::revoke))
-        .route("/console/map", get(map::map))
+        .route("/console/map", get(map::map).post(map::search))
         .merge(registry::routes())
         .merge(enrollments::routes())
         .merge(directory::routes())
@@ -279,13 +279,37 @@ pub struct BoardQuery {
     channel: Option<String>,
     dept: Option<String>,
     overdue: Option<String>,
+    /// The search text: from the filter form (posted), never written into a
+    /// URL — it can be a resident's name or phone number. Links carry it
+    /// sealed, in `qt`.
+    #[serde(skip_serializing)]
     q: Option<String>,
+    /// The search text sealed ([`Relay::seal_search`]).
+    qt: Option<String>,
     offset: Option<u32>,
 }
 
 impl BoardQuery {
     fn to_query(&self) -> String {
         serde_urlencoded::to_string(self).unwrap_or_default()
+    }
+
+    /// Whether a search text came in the clear (a posted form, or a URL
+    /// written by hand or from before searches were sealed).
+    fn searches_in_the_clear(&self) -> bool {
+        given(&self.q).is_some()
+    }
+
+    /// The search text sealed into `qt` (for a URL), from the first page.
+    fn seal(&mut self, relay: &Relay) -> Result<(), PageError> {
+        seal_search(&mut self.q, &mut self.qt, relay)?;
+        self.offset = None;
+        Ok(())
+    }
+
+    /// The search text of a sealed `qt`, into `q`.
+    fn open(&mut self, relay: &Relay) -> Result<(), PageError> {
+        open_search(&mut self.q, &self.qt, relay)
     }
 
     /// The filter for `who`: theirs to see, narrowed by what they asked.
@@ -329,16 +353,68 @@ impl BoardQuery {
             filter.overdue_at = Some(Utc::now());
         }
         if let Some(q) = given(&self.q) {
-            if q.chars().count() > MAX_QUERY_CHARS {
-                return Err(PageError::form(format!(
-                    "search text has at most {MAX_QUERY_CHARS} characters"
-                )));
-            }
-            filter.text = Some(q);
+            filter.text = Some(checked_search(q)?);
         }
         filter.limit = PAGE_SIZE;
         filter.offset = self.offset.unwrap_or(0);
         Ok(filter)
+    }
+}
+
+/// A search text `q` sealed into `qt`, `q` emptied.
+fn seal_search(
+    q: &mut Option<String>,
+    qt: &mut Option<String>,
+    relay: &Relay,
+) -> Result<(), PageError> {
+    *qt = match given(&q.take()) {
+        Some(text) => Some(relay.seal_search(&checked_search(text)?)?),
+        None => None,
+    };
+    Ok(())
+}
+
+/// The text of a sealed search `qt`, if any, into `q`.
+fn open_search(
+    q: &mut Option<String>,
+    qt: &Option<String>,
+    relay: &Relay,
+) -> Result<(), PageError> {
+    if let Some(t) = given(qt) {
+        *q = Some(relay.open_search(&t)?);
+    }
+    Ok(())
+}
+
+/// A search text within the console's bound.
+fn checked_search(q: String) -> Result<String, PageError> {
+    if q.chars().count() > MAX_QUERY_CHARS {
+        return Err(PageError::form(format!(
+            "search text has at most {MAX_QUERY_CHARS} characters"
+        )));
+    }
+    Ok(q)
+}
+
+/// Answer a search that came in the clear with the same page, the text sealed
+/// into its URL (`303`): what the address bar and the history keep.
+async fn to_sealed<Q: Serialize + Send + 'static>(
+    state: &AppState,
+    lang: Lang,
+    who: &ConsoleUser,
+    path: &'static str,
+    query: Q,
+    seal: fn(&mut Q, &Relay) -> Result<(), PageError>,
+) -> Response {
+    let sealed = blocking(state, move |r| {
+        let mut query = query;
+        seal(&mut query, r)?;
+        Ok::<_, PageError>(serde_urlencoded::to_string(&query).unwrap_or_default())
+    })
+    .await;
+    match sealed {
+        Ok(query) => Redirect::to(&format!("{path}?{query}")).into_response(),
+        Err(e) => failure(lang, Some(who), &e),
     }
 }
 
@@ -381,20 +457,25 @@ async fn board(
     Query(q): Query<BoardQuery>,
 ) -> Response {
     let lang = lang(&headers);
+    if q.searches_in_the_clear() {
+        return to_sealed(&state, lang, &who, "/console/cases", q, BoardQuery::seal).await;
+    }
     let (q2, who2) = (q.clone(), who.clone());
     let result = blocking(&state, move |r| {
         let engine = r.engine();
+        let mut q2 = q2;
+        q2.open(r)?;
         let filter = q2.filter(&who2)?;
         let counts = engine
             .count_cases(&filter.for_counting())
             .map_err(RelayError::internal)?;
         let rows = engine.list_cases(&filter).map_err(RelayError::internal)?;
         let dir = engine.directory().map_err(RelayError::internal)?;
-        Ok::<_, PageError>((counts, rows, dir))
+        Ok::<_, PageError>((counts, rows, dir, q2))
     })
     .await;
     match result {
-        Ok((counts, rows, dir)) => {
+        Ok((counts, rows, dir, q)) => {
             let grids = scope_grids(&dir, &who);
             let page = pages::board(
                 lang,
@@ -413,6 +494,17 @@ async fn board(
         }
         Err(e) => failure(lang, Some(&who), &e),
     }
+}
+
+/// The board's filter form, posted: the same board, its search sealed.
+async fn search_board(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: ConsoleUser,
+    Form(q): Form<BoardQuery>,
+) -> Response {
+    let lang = lang(&headers);
+    to_sealed(&state, lang, &who, "/console/cases", q, BoardQuery::seal).await
 }
 
 /// The actions the console offers, in the order shown.

@@ -245,7 +245,7 @@ pub fn board(lang: Lang, who: &ConsoleUser, dir: &Directory, b: &Board<'_>) -> M
                     }
                 }
             }
-            form.filters method="get" action="/console/cases" {
+            form.filters method="post" action="/console/cases" {
                 @if let Some(s) = selected { input type="hidden" name="status" value=(s); }
                 (case_filters(lang, dir, q, &b.grids))
                 button type="submit" { (t.filter) }

@@ -7,6 +7,8 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine as _;
+use chacha20poly1305::aead::Aead;
+use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
 use chrono::Utc;
 use gridsync_core::doc::adjustment::NewAdjustment;
 use gridsync_core::photo::PhotoLimits;
@@ -24,6 +26,10 @@ pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
 
 /// Sign-ins checked at the same time, at most.
 pub(crate) const MAX_SIGN_INS: usize = 4;
+
+/// Longest sealed search text taken from a URL, in characters (a search text
+/// of the console's 100 characters seals to at most about 460).
+const MAX_SEALED_SEARCH: usize = 1024;
 
 /// The Argon2 hash of a password nobody has, checked for unknown users.
 const UNKNOWN_USER_HASH: &str =
@@ -209,6 +215,47 @@ impl Relay {
             .map_err(RelayError::internal)?;
         tracing::info!("console password set");
         Ok(())
+    }
+
+    /// A console search text sealed for the board's and the map's links
+    /// (XChaCha20-Poly1305, a random nonce, under a key of this relay's secret,
+    /// base64url): what a dispatcher types to find a case — a resident's name or
+    /// phone number — never stands in a URL, so not in the browser's history, a
+    /// proxy's log or a link copied out of the console.
+    pub fn seal_search(&self, text: &str) -> Result<String, RelayError> {
+        let nonce = random_bytes::<24>()?;
+        let sealed = self
+            .search_key()?
+            .encrypt(XNonce::from_slice(&nonce), text.as_bytes())
+            .map_err(|_| RelayError::internal("sealing a search failed"))?;
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([&nonce[..], &sealed].concat()))
+    }
+
+    /// The text of [`Relay::seal_search`]'s `sealed`; a link this relay did not
+    /// make (or changed on the way) is refused.
+    pub fn open_search(&self, sealed: &str) -> Result<String, RelayError> {
+        let refused =
+            || RelayError::bad_request("the search in this link is not valid here; search again");
+        if sealed.len() > MAX_SEALED_SEARCH {
+            return Err(refused());
+        }
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sealed)
+            .map_err(|_| refused())?;
+        if bytes.len() < 24 {
+            return Err(refused());
+        }
+        let (nonce, sealed) = bytes.split_at(24);
+        let text = self
+            .search_key()?
+            .decrypt(XNonce::from_slice(nonce), sealed)
+            .map_err(|_| refused())?;
+        String::from_utf8(text).map_err(|_| refused())
+    }
+
+    fn search_key(&self) -> Result<XChaCha20Poly1305, RelayError> {
+        let key = self.derived_secret("gridsync console search")?;
+        Ok(XChaCha20Poly1305::new(&key.into()))
     }
 
     /// Check a user name and password; a new session token on success. Unknown

@@ -588,6 +588,12 @@ impl Relay {
         Ok(*self.resident.secret.get_or_init(|| secret))
     }
 
+    /// A key for `purpose`, derived from the secret above: one secret per relay,
+    /// a key of its own for each use.
+    pub(super) fn derived_secret(&self, purpose: &str) -> Result<[u8; 32], RelayError> {
+        Ok(hmac(&self.resident_secret()?, purpose.as_bytes()))
+    }
+
     /// A proof-of-work challenge: `expiry.random.mac`, good for [`CHALLENGE_MS`].
     pub fn resident_challenge(&self) -> Result<String, RelayError> {
         let expires = Utc::now().timestamp_millis() + CHALLENGE_MS;
