@@ -47,9 +47,20 @@ pub trait BlobStore: Send + Sync {
     fn read_partial(&self, key: &str) -> Result<Vec<u8>, BlobStoreError>;
     /// Forget partial `key` (no error if absent).
     fn remove_partial(&self, key: &str) -> Result<(), BlobStoreError>;
+    /// Every partial upload, with when it last grew.
+    fn partials(&self) -> Result<Vec<PartialUpload>, BlobStoreError>;
     /// A short description for logs and `gridsync` output, without secrets (e.g.
     /// "s3://bucket/prefix at http://127.0.0.1:9000" or "local folder /data/blobs").
     fn describe(&self) -> String;
+}
+
+/// A partial upload as [`BlobStore::partials`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartialUpload {
+    /// Its key.
+    pub key: String,
+    /// When it last grew.
+    pub modified: std::time::SystemTime,
 }
 
 /// What went wrong in a photo store. Messages name photos by hash and partial
@@ -273,6 +284,32 @@ impl BlobStore for LocalBlobStore {
             }
             _ => Ok(()),
         }
+    }
+
+    fn partials(&self) -> Result<Vec<PartialUpload>, BlobStoreError> {
+        let listing = || "partial uploads".to_owned();
+        let entries = match fs::read_dir(self.root.join(PARTIAL)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_error(listing, "listing", e)),
+        };
+        let mut found = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(listing, "listing", e))?;
+            let Some(key) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            // Removed since the listing began: nothing to list.
+            let modified = match entry.metadata().and_then(|m| m.modified()) {
+                Ok(t) => t,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_error(|| partial_name(&key), "reading", e)),
+            };
+            if check_key(&key).is_ok() {
+                found.push(PartialUpload { key, modified });
+            }
+        }
+        Ok(found)
     }
 
     fn describe(&self) -> String {
@@ -636,6 +673,28 @@ impl BlobStore for S3BlobStore {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                 Err(e) => Err(remote_error(|| partial_name(key), "removing", e)),
             }
+        })
+    }
+
+    fn partials(&self) -> Result<Vec<PartialUpload>, BlobStoreError> {
+        self.run(async {
+            let listed = self
+                .store
+                .list_with_delimiter(Some(&self.partials))
+                .await
+                .map_err(|e| remote_error(|| "partial uploads".to_owned(), "listing", e))?;
+            Ok(listed
+                .objects
+                .into_iter()
+                .filter_map(|o| {
+                    let key = o.location.filename()?.to_owned();
+                    check_key(&key).ok()?;
+                    Some(PartialUpload {
+                        key,
+                        modified: o.last_modified.into(),
+                    })
+                })
+                .collect())
         })
     }
 

@@ -503,7 +503,7 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!(gateway = %notifier.describe(), "notifications");
         runtime.spawn(notifier.run(relay.clone()));
     }
-    runtime.spawn(sweep_retention(relay.clone()));
+    runtime.spawn(daily_sweeps(relay.clone()));
     runtime.spawn(allocator::return_freed_memory());
     let scheme = if settings.tls.is_some() {
         "https"
@@ -550,19 +550,32 @@ async fn sync_upward(
     }
 }
 
-/// Erase the closed cases past their retention at start and daily after, for
-/// as long as the relay runs (a sweep that erases rewrites the databases, and
-/// retention counts in days); a failed sweep is tried again at the next.
-async fn sweep_retention(relay: Arc<Relay>) {
+/// At start and daily after, for as long as the relay runs: erase the closed
+/// cases past their retention (a sweep that erases rewrites the databases, and
+/// retention counts in days), and forget unfinished uploads abandoned for
+/// days. A failed sweep is tried again at the next.
+async fn daily_sweeps(relay: Arc<Relay>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(24 * 3600));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let relay = relay.clone();
-        match tokio::task::spawn_blocking(move || relay.sweep_retention(chrono::Utc::now())).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "retention sweep failed; retrying tomorrow"),
-            Err(e) => tracing::error!(error = %e, "retention sweep panicked"),
+        let swept = tokio::task::spawn_blocking(move || {
+            (
+                relay.sweep_retention(chrono::Utc::now()).map(drop),
+                relay.sweep_partials(std::time::SystemTime::now()).map(drop),
+            )
+        })
+        .await;
+        match swept {
+            Ok((retention, partials)) => {
+                for (what, result) in [("retention", retention), ("unfinished uploads", partials)] {
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, sweep = what, "sweep failed; retrying tomorrow");
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "a sweep panicked"),
         }
     }
 }

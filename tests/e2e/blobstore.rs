@@ -29,6 +29,34 @@ fn suite(open: Open) {
     missing_photo_is_an_error(&*store);
     bad_partial_keys_are_rejected(&*store);
     partial_uploads_are_shared_between_nodes(&*store, &*open());
+    partial_uploads_are_listed_on_every_node(&*store, &*open());
+}
+
+fn partial_uploads_are_listed_on_every_node(node_a: &dyn BlobStore, node_b: &dyn BlobStore) {
+    let keys = |store: &dyn BlobStore| {
+        let mut keys: Vec<String> = store
+            .partials()
+            .expect("listed")
+            .into_iter()
+            .map(|p| p.key)
+            .filter(|k| k.starts_with("listed-"))
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert!(keys(node_b).is_empty());
+    let before = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    node_a.append_partial("listed-1", b"one").expect("append");
+    node_a.append_partial("listed-2", b"two").expect("append");
+    assert_eq!(keys(node_b), ["listed-1", "listed-2"]);
+    assert!(node_b
+        .partials()
+        .expect("listed")
+        .iter()
+        .all(|p| p.modified > before));
+    node_b.remove_partial("listed-1").expect("remove");
+    assert_eq!(keys(node_a), ["listed-2"]);
+    node_a.remove_partial("listed-2").expect("remove");
 }
 
 /// Bytes that look like nothing in particular (so a shifted range would show).

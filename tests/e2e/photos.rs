@@ -441,3 +441,84 @@ fn knowing_a_photos_hash_is_no_way_to_read_it() {
         other => panic!("expected 404, got {:?}", other.map(|b| b.len())),
     }
 }
+
+#[test]
+fn unfinished_uploads_are_bounded_per_device_and_forgotten_when_stale() {
+    use gridsync_core::sync::wire::{self, BlobPutRequest, BlobPutResponse};
+    use gridsync_server::relay::{MAX_PARTIALS_PER_DEVICE, PARTIAL_DAYS};
+    let relay = SimRelay::new();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = relay.enroll(WORKER, dir.path());
+    let photo = worker.ingest_photo(&camera_jpeg(), None).unwrap();
+    let id = worker
+        .report_case(gridsync_core::NewCase {
+            photos: vec![photo.hash.clone()],
+            ..leak()
+        })
+        .unwrap();
+    // The report goes up, its photo does not: a photo she may upload.
+    for c in worker.changes_since(&id, &[]).unwrap() {
+        crate::access::push_raw(&worker, &id, c.raw_bytes().to_vec());
+    }
+    let put = |total: u64, offset: u64, bytes: Vec<u8>| -> BlobPutResponse {
+        let body = wire::encode(&BlobPutRequest {
+            v: 1,
+            hash: photo.hash.clone(),
+            total,
+            offset,
+            bytes,
+        });
+        let answer = worker
+            .transport
+            .post("/v1/blob/put", Some(&worker.token), body)
+            .expect("answered");
+        wire::decode(&answer).unwrap()
+    };
+    let partials = relay.dir.path().join("blobs").join("partial");
+    let count = || std::fs::read_dir(&partials).map_or(0, |d| d.count());
+
+    // A rooted phone starts the same photo under ever another size, and never
+    // finishes: each a partial of its own, up to a photo's 16 MiB.
+    let started = 3 * MAX_PARTIALS_PER_DEVICE as u64;
+    for total in 1_000..1_000 + started {
+        assert_eq!(put(total, 0, vec![7u8; 100]).received, 100);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(count(), MAX_PARTIALS_PER_DEVICE, "the newest kept, no more");
+    // The last started is among them: it goes on where it stopped.
+    assert_eq!(put(1_000 + started - 1, 0, vec![7u8; 100]).received, 100);
+
+    // Two weeks without a byte and the daily sweep forgets them, not one
+    // started since.
+    let stale = std::time::SystemTime::now()
+        - std::time::Duration::from_secs((PARTIAL_DAYS + 1) * 24 * 3600);
+    for entry in std::fs::read_dir(&partials).unwrap() {
+        std::fs::File::options()
+            .write(true)
+            .open(entry.unwrap().path())
+            .unwrap()
+            .set_modified(stale)
+            .unwrap();
+    }
+    assert_eq!(put(5_000, 0, vec![7u8; 100]).received, 100);
+    assert_eq!(
+        relay
+            .relay
+            .sweep_partials(std::time::SystemTime::now())
+            .unwrap(),
+        MAX_PARTIALS_PER_DEVICE - 1
+    );
+    assert_eq!(count(), 1, "the fresh one stays");
+
+    // The photo's own upload goes through as ever.
+    let display = worker.photo(&photo.hash).unwrap();
+    let mut done = None;
+    for (i, chunk) in display.chunks(PHOTO_CHUNK_BYTES).enumerate() {
+        done = Some(put(
+            display.len() as u64,
+            (i * PHOTO_CHUNK_BYTES) as u64,
+            chunk.to_vec(),
+        ));
+    }
+    assert!(done.is_some_and(|d| d.done), "the photo is stored");
+}

@@ -12,6 +12,16 @@ use crate::blobstore::BlobStoreError;
 
 use super::{check_version, visibility, Caller, Relay, RelayError};
 
+/// Unfinished uploads one device may have at once; starting another forgets its
+/// oldest. A phone uploads its photos one after the other, so more are uploads
+/// it gave up (a photo sent again with another size, a phone reset mid-upload)
+/// or a rooted phone filling the disk, each up to a photo's 16 MiB.
+pub const MAX_PARTIALS_PER_DEVICE: usize = 8;
+
+/// How long an unfinished upload that stopped growing is kept: a phone offline
+/// for days resumes it; one revoked or reset never comes back for it.
+pub const PARTIAL_DAYS: u64 = 14;
+
 impl Relay {
     /// The photo, if `user` may see a document that refers to it; otherwise the same
     /// answer as for a photo that does not exist.
@@ -69,6 +79,9 @@ impl Relay {
         if req.offset != have {
             // Not where the server stands (a retry, or a cut): say where to go on.
             return Ok(answer(have, false));
+        }
+        if have == 0 {
+            self.make_room_for_partial(&device.device.to_string());
         }
         let end = have + req.bytes.len() as u64;
         if end > req.total {
@@ -128,6 +141,63 @@ impl Relay {
             Err(BlobStoreError::NotFound { .. }) => Ok(false),
             Err(e) => Err(RelayError::internal(e)),
         }
+    }
+
+    /// Before `device` starts an upload: forget its oldest unfinished ones past
+    /// [`MAX_PARTIALS_PER_DEVICE`] - 1. A store that cannot list them now only
+    /// delays this to the next upload (and the daily sweep).
+    fn make_room_for_partial(&self, device: &str) {
+        let mut mine = match self.blobs.partials() {
+            Ok(all) => all
+                .into_iter()
+                .filter(|p| p.key.contains(&format!("-{device}-")))
+                .collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list partial uploads");
+                return;
+            }
+        };
+        let over = (mine.len() + 1).saturating_sub(MAX_PARTIALS_PER_DEVICE);
+        if over == 0 {
+            return;
+        }
+        mine.sort_by_key(|p| p.modified);
+        for p in mine.iter().take(over) {
+            self.forget_partial(&p.key);
+        }
+        tracing::warn!(
+            device,
+            forgotten = over,
+            "a device's oldest unfinished uploads forgotten"
+        );
+    }
+
+    /// Forget the unfinished uploads that have not grown for [`PARTIAL_DAYS`]
+    /// as of `now`: daily in `serve`. Answers how many went.
+    pub fn sweep_partials(&self, now: std::time::SystemTime) -> Result<usize, RelayError> {
+        let cutoff = now
+            .checked_sub(std::time::Duration::from_secs(PARTIAL_DAYS * 24 * 3600))
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let stale: Vec<String> = self
+            .blobs
+            .partials()
+            .map_err(RelayError::internal)?
+            .into_iter()
+            .filter(|p| p.modified < cutoff)
+            .map(|p| p.key)
+            .collect();
+        for key in &stale {
+            self.blobs
+                .remove_partial(key)
+                .map_err(RelayError::internal)?;
+        }
+        if !stale.is_empty() {
+            tracing::info!(
+                forgotten = stale.len(),
+                "unfinished uploads past {PARTIAL_DAYS} days forgotten"
+            );
+        }
+        Ok(stale.len())
     }
 
     /// Drop a partial upload; a failure only leaves it for the next attempt to

@@ -9,6 +9,7 @@
 //! documents), `times` (how it reads the times phones write), `error`.
 
 mod blobs;
+pub use blobs::{MAX_PARTIALS_PER_DEVICE, PARTIAL_DAYS};
 mod console;
 mod directory;
 mod enroll;
