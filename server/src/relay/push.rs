@@ -92,12 +92,16 @@ impl Relay {
 
     /// A downstream relay's erasures: each a registry document or a case of its
     /// region (or one this relay never had), erased here too (a case only when
-    /// due here, see [`Relay::erase_from_tier`]).
+    /// due here, see [`Relay::erase_from_tier`]). The region is judged on a
+    /// replica caught up with the shared log first: on a node whose replica lags
+    /// (its last push a while ago), a document another node logged would look
+    /// never had, and pass.
     fn erase_relayed(
         &self,
         region: &gridsync_core::RegionCode,
         docs: &[DocId],
     ) -> Result<(), RelayError> {
+        self.catch_up()?;
         for doc in docs {
             super::tombstoned_kind(doc)?;
             let content = self.engine.read_doc(doc).map_err(RelayError::internal)?;
