@@ -147,10 +147,11 @@ impl Relay {
     /// [`MAX_PARTIALS_PER_DEVICE`] - 1. A store that cannot list them now only
     /// delays this to the next upload (and the daily sweep).
     fn make_room_for_partial(&self, device: &str) {
+        let named = format!("-{device}-");
         let mut mine = match self.blobs.partials() {
             Ok(all) => all
                 .into_iter()
-                .filter(|p| p.key.contains(&format!("-{device}-")))
+                .filter(|p| p.key.contains(&named))
                 .collect::<Vec<_>>(),
             Err(e) => {
                 tracing::warn!(error = %e, "could not list partial uploads");
