@@ -1790,21 +1790,22 @@ impl<D: Database> RelayStore for SqlStore<D> {
     }
 
     fn logged_docs(&self, hashes: &[[u8; 32]]) -> StoreResult<Vec<([u8; 32], DocId)>> {
-        // One statement for every lookup (PostgreSQL prepares each text once per
-        // connection): a short last chunk repeats its last hash.
-        let sql = format!(
-            "SELECT hash, doc_id FROM log WHERE hash IN ({})",
-            (1..=LOOKUP_CHUNK)
-                .map(|i| format!("?{i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        // One statement for every lookup, written once (PostgreSQL prepares each
+        // text once per connection): a short last chunk repeats its last hash.
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let marks: Vec<String> = (1..=LOOKUP_CHUNK).map(|i| format!("?{i}")).collect();
+            format!(
+                "SELECT hash, doc_id FROM log WHERE hash IN ({})",
+                marks.join(", ")
+            )
+        });
+        let sql = SQL.as_str();
         let mut found = Vec::new();
         for chunk in hashes.chunks(LOOKUP_CHUNK) {
             let args: Vec<Value> = (0..LOOKUP_CHUNK)
                 .map(|i| Value::Bytes(chunk[i.min(chunk.len() - 1)].to_vec()))
                 .collect();
-            for r in self.read(|tx| tx.rows(&sql, &args))? {
+            for r in self.read(|tx| tx.rows(sql, &args))? {
                 let hash = <[u8; 32]>::try_from(r.bytes(0)?)
                     .map_err(|_| StoreError::failed("a logged change hash is not 32 bytes"))?;
                 found.push((hash, r.parse(1)?));
