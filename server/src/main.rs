@@ -489,7 +489,7 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     // first on every return): PostgreSQL's connections close by blocking, which
     // async code must not do.
     let keep = relay.clone();
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = runtime(relay.store().connections())?;
     if let Some(link) = relay.upstream()? {
         tracing::info!(upstream = %link.url, "syncing upward");
         runtime.spawn(sync_upward(
@@ -525,6 +525,24 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     drop(runtime);
     drop(keep);
     Ok(())
+}
+
+/// Blocking threads beyond the database's connections: the background rounds
+/// (upstream, notifications, sweeps, `malloc_trim`) and requests' work off the
+/// database (inflating a body, writing a photo, rendering a page).
+const SPARE_BLOCKING_THREADS: usize = 8;
+
+/// The relay's runtime: a worker per core, and blocking threads capped near the
+/// database's connections. More would only wait for a connection, and tokio's
+/// default (512, each kept while tasks keep coming) let one minute of slow disk
+/// grow the pool from 10 threads to 26, whose stacks and malloc caches stayed
+/// resident for the rest of the two-hour soak (docs/reliability.md §7). Tasks
+/// beyond the cap wait in the pool's queue, holding no thread.
+fn runtime(connections: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(connections + SPARE_BLOCKING_THREADS)
+        .build()
 }
 
 /// Rounds with the upstream server, for as long as the relay runs. A failed round

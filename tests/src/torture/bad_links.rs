@@ -15,8 +15,8 @@ use gridsync_tests::proxy::{Fault, FaultProxy};
 
 use super::phone_killed::Acked;
 use super::{
-    drain, enroll_phone, panics_in, Level, PhoneId, RelayProcess, Report, Rng, DISPATCHER, WORKER,
-    WORKER_2,
+    drain, enroll_phone, panics_in, Level, PhoneId, RelayProcess, Report, Rng, Stuck, DISPATCHER,
+    WORKER, WORKER_2,
 };
 
 /// The seeded fault of the `i`-th connection.
@@ -316,22 +316,29 @@ pub fn heal_and_check(
 ) {
     fleet.proxy.heal();
     let healed = Instant::now();
-    let drained: Vec<Option<f64>> = std::thread::scope(|s| {
+    // Each phone's seconds to drain; `None` for one that never opened (`broken`).
+    let drained: Vec<Option<Result<f64, Stuck>>> = std::thread::scope(|s| {
         let hs: Vec<_> = worked
             .engines
             .iter()
             .map(|e| {
                 s.spawn(move || {
                     let e = e.as_ref()?;
-                    drain(e, healed + Duration::from_secs(60))
-                        .then(|| healed.elapsed().as_secs_f64())
+                    let drained = drain(e, healed + Duration::from_secs(60));
+                    Some(drained.map(|()| healed.elapsed().as_secs_f64()))
                 })
             })
             .collect();
         hs.into_iter().map(|h| h.join().ok().flatten()).collect()
     });
-    report.stuck += drained.iter().filter(|d| d.is_none()).count() as u64;
-    let slowest = drained.iter().flatten().fold(0.0f64, |a, b| a.max(*b));
+    let mut slowest = 0.0f64;
+    for (i, d) in drained.into_iter().enumerate() {
+        match d {
+            Some(Ok(seconds)) => slowest = slowest.max(seconds),
+            Some(Err(why)) => report.stuck_queue(&format!("phone {i}"), why),
+            None => {}
+        }
+    }
 
     let relay_url = fleet.relay.url.clone();
     let observer = enroll_phone(&fleet.data, &relay_url, &relay_url, DISPATCHER, work, rng)
@@ -340,8 +347,8 @@ pub fn heal_and_check(
     let mut docs_compared = 0;
     match observer {
         Some(observer) => {
-            if !drain(&observer, Instant::now() + Duration::from_secs(60)) {
-                report.stuck += 1;
+            if let Err(why) = drain(&observer, Instant::now() + Duration::from_secs(60)) {
+                report.stuck_queue("the dispatcher", why);
             }
             docs_compared = compare(report, &worked.engines, &worked.acked, &observer);
         }

@@ -119,13 +119,14 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(60);
-    for e in engines.iter().flatten() {
-        if !drain(e, deadline) {
-            report.stuck += 1;
+    for (i, e) in engines.iter().enumerate() {
+        let Some(e) = e else { continue };
+        if let Err(why) = drain(e, deadline) {
+            report.stuck_queue(&format!("phone {i}"), why);
         }
     }
-    if !drain(&observer, Instant::now() + Duration::from_secs(60)) {
-        report.stuck += 1;
+    if let Err(why) = drain(&observer, Instant::now() + Duration::from_secs(60)) {
+        report.stuck_queue("the dispatcher", why);
     }
     let mut acked = acked.into_inner().unwrap_or_default();
     let dispatcher_writes = accepted.len() as u64;

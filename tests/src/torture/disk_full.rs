@@ -206,8 +206,8 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
         report.seconds = started.elapsed().as_secs_f64();
         return report;
     };
-    if !drain(&observer, Instant::now() + Duration::from_secs(60)) {
-        report.stuck += 1;
+    if let Err(why) = drain(&observer, Instant::now() + Duration::from_secs(60)) {
+        report.stuck_queue("the dispatcher", why);
     }
     let docs_compared = super::power_lost::compare_at_the_end(
         &mut report,
@@ -386,11 +386,11 @@ fn check_phone(
         return;
     };
     let t = Instant::now();
-    if drain(&engine, t + Duration::from_secs(60)) {
-        counts.drain_seconds_max = counts.drain_seconds_max.max(t.elapsed().as_secs_f64());
-    } else {
-        eprintln!("disk_full: run {run}: the phone did not drain once space returned");
-        report.stuck += 1;
+    match drain(&engine, t + Duration::from_secs(60)) {
+        Ok(()) => {
+            counts.drain_seconds_max = counts.drain_seconds_max.max(t.elapsed().as_secs_f64());
+        }
+        Err(why) => report.stuck_queue(&format!("run {run}: the phone once space returned"), why),
     }
 }
 

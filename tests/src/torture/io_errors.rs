@@ -113,9 +113,8 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
             run_no,
         );
         if let Ok(engine) = phone.open() {
-            if !drain(&engine, Instant::now() + Duration::from_secs(60)) {
-                eprintln!("io_errors: run {run_no}: the phone did not drain after its fault");
-                report.stuck += 1;
+            if let Err(why) = drain(&engine, Instant::now() + Duration::from_secs(60)) {
+                report.stuck_queue(&format!("run {run_no}: the phone after its fault"), why);
             }
         }
         run_no += 1;
@@ -234,9 +233,8 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     }
     // The faults have stopped: the next syncs must drain, without a restart.
     let t = Instant::now();
-    if !drain(&worker, t + Duration::from_secs(60)) {
-        eprintln!("io_errors: the second phone did not drain once the relay's faults stopped");
-        report.stuck += 1;
+    if let Err(why) = drain(&worker, t + Duration::from_secs(60)) {
+        report.stuck_queue("the second phone once the relay's faults stopped", why);
     }
     let drain_after_relay_faults = t.elapsed().as_secs_f64();
     // Then its power goes: what it acknowledged must be on its disk.
@@ -261,8 +259,8 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
         return report;
     };
     acked.extend(worker_acked.iter().map(|w| (1, w.clone())));
-    if !drain(&observer, Instant::now() + Duration::from_secs(60)) {
-        report.stuck += 1;
+    if let Err(why) = drain(&observer, Instant::now() + Duration::from_secs(60)) {
+        report.stuck_queue("the dispatcher", why);
     }
     let engines = [Some(phone_engine), Some(worker)];
     let docs_compared = compare(&mut report, &engines, &acked, &observer);

@@ -91,8 +91,8 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
             mine.push(id);
         }
     }
-    if !drain(&engine, Instant::now() + Duration::from_secs(60)) {
-        report.stuck += 1;
+    if let Err(why) = drain(&engine, Instant::now() + Duration::from_secs(60)) {
+        report.stuck_queue("the phone before going offline", why);
     }
 
     // Three days offline.
@@ -136,13 +136,12 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     let drained = drain(&engine, back + Duration::from_secs(bound));
     let catch_up = back.elapsed().as_secs_f64();
     let up = proxy.stats.up.load(Ordering::Relaxed) - up_before;
-    if !drained {
-        eprintln!("long_offline: the phone did not drain within {bound} s");
-        report.stuck += 1;
+    if let Err(why) = drained {
+        report.stuck_queue(&format!("the phone catching up within {bound} s"), why);
     }
     mode.store(CLEAN, Ordering::Relaxed);
-    if !drain(&observer, Instant::now() + Duration::from_secs(60)) {
-        report.stuck += 1;
+    if let Err(why) = drain(&observer, Instant::now() + Duration::from_secs(60)) {
+        report.stuck_queue("the dispatcher", why);
     }
     let dispatcher_writes = accepted.len() as u64;
     acked.extend(accepted.into_iter().map(|w| (0, w)));

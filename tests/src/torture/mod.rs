@@ -128,6 +128,18 @@ impl Report {
         self.extra.insert(key.to_owned(), value.into());
     }
 
+    /// Count a queue that did not drain, and say which and why (in the figures'
+    /// `stuck_queues`, and on stderr).
+    pub fn stuck_queue(&mut self, queue: &str, why: Stuck) {
+        self.stuck += 1;
+        let said = format!("{queue}: {why}");
+        eprintln!("{}: stuck: {said}", self.scenario);
+        match self.extra.get_mut("stuck_queues") {
+            Some(Value::Array(queues)) => queues.push(said.into()),
+            _ => self.set("stuck_queues", vec![said]),
+        }
+    }
+
     /// Whether anything failed.
     pub fn failed(&self) -> bool {
         self.lost + self.duplicates + self.stuck + self.diverged + self.panics + self.broken > 0
@@ -460,24 +472,67 @@ pub fn open_raw(phone: &PhoneId) -> Result<rusqlite::Connection, String> {
     Ok(conn)
 }
 
+/// A queue that did not drain by its deadline: what was still in it, and what its
+/// syncs were doing, so a `stuck` says which queue and why.
+#[derive(Debug, Default)]
+pub struct Stuck {
+    /// Changes still in the outbox (`None`: it could not be read).
+    outbox: Option<u64>,
+    /// Photos still to upload (`None`: they could not be read).
+    photos: Option<usize>,
+    /// Sync rounds tried, and how many of them failed.
+    syncs: u64,
+    failed: u64,
+    /// The last failed round's error.
+    last_error: Option<String>,
+    /// What the last round that succeeded moved.
+    last_moved: u64,
+}
+
+impl std::fmt::Display for Stuck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let or_unread = |n: Option<String>| n.unwrap_or_else(|| "unread".into());
+        write!(
+            f,
+            "outbox {}, photos {}, {} syncs ({} failed, the last one that worked moved {})",
+            or_unread(self.outbox.map(|n| n.to_string())),
+            or_unread(self.photos.map(|n| n.to_string())),
+            self.syncs,
+            self.failed,
+            self.last_moved
+        )?;
+        match &self.last_error {
+            Some(e) => write!(f, ", last error: {e}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Sync `engine` until a round moves nothing and its outbox and photo queue are
-/// empty, or `deadline` passes. True when drained.
-pub fn drain(engine: &Engine, deadline: Instant) -> bool {
+/// empty, or `deadline` passes (then what was left, in `Err`). A failed round
+/// counts as movement: the next one may succeed.
+pub fn drain(engine: &Engine, deadline: Instant) -> Result<(), Stuck> {
+    let mut stuck = Stuck::default();
     loop {
+        stuck.syncs += 1;
         let moved = match engine.sync(&mut |_| {}) {
-            Ok(r) => r.pushed + r.pulled + r.purged + r.photos_uploaded,
-            Err(_) => 1,
+            Ok(r) => {
+                stuck.last_moved = r.pushed + r.pulled + r.purged + r.photos_uploaded;
+                stuck.last_moved
+            }
+            Err(e) => {
+                stuck.failed += 1;
+                stuck.last_error = Some(e.to_string());
+                1
+            }
         };
-        let empty = engine.outbox_len().map(|n| n == 0).unwrap_or(false)
-            && engine
-                .photos_to_upload()
-                .map(|p| p.is_empty())
-                .unwrap_or(false);
-        if moved == 0 && empty {
-            return true;
+        stuck.outbox = engine.outbox_len().ok();
+        stuck.photos = engine.photos_to_upload().ok().map(|p| p.len());
+        if moved == 0 && stuck.outbox == Some(0) && stuck.photos == Some(0) {
+            return Ok(());
         }
         if Instant::now() >= deadline {
-            return false;
+            return Err(stuck);
         }
         std::thread::sleep(Duration::from_millis(100));
     }

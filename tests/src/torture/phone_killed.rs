@@ -263,14 +263,14 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     match phone.open() {
         Ok(engine) => {
             let deadline = Instant::now() + Duration::from_secs(60);
-            if !drain(&engine, deadline) {
-                report.stuck += 1;
+            if let Err(why) = drain(&engine, deadline) {
+                report.stuck_queue("the phone", why);
             }
-            if !drain(&observer, Instant::now() + Duration::from_secs(60)) {
-                report.stuck += 1;
+            if let Err(why) = drain(&observer, Instant::now() + Duration::from_secs(60)) {
+                report.stuck_queue("the dispatcher", why);
             }
-            if !drain(&engine, Instant::now() + Duration::from_secs(60)) {
-                report.stuck += 1;
+            if let Err(why) = drain(&engine, Instant::now() + Duration::from_secs(60)) {
+                report.stuck_queue("the phone, pulling the dispatcher's work", why);
             }
             for (i, w) in acked.iter().enumerate() {
                 let held = w.held_by(&engine, true) && w.held_by(&observer, false);

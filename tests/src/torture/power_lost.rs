@@ -296,11 +296,11 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
         report.seconds = started.elapsed().as_secs_f64();
         return report;
     };
-    if !drain(&engine, Instant::now() + Duration::from_secs(60)) {
-        report.stuck += 1;
+    if let Err(why) = drain(&engine, Instant::now() + Duration::from_secs(60)) {
+        report.stuck_queue("the phone", why);
     }
-    if !drain(&observer, Instant::now() + Duration::from_secs(60)) {
-        report.stuck += 1;
+    if let Err(why) = drain(&observer, Instant::now() + Duration::from_secs(60)) {
+        report.stuck_queue("the dispatcher", why);
     }
     let docs_compared = compare_at_the_end(&mut report, engine, &observer, &acked, &lost_in_rounds);
     report.lost += missing_on_relay.len() as u64;

@@ -100,15 +100,15 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     }
 
     let deadline = Instant::now() + Duration::from_secs(60);
-    if !drain(&engine, deadline) {
-        report.stuck += 1;
+    if let Err(why) = drain(&engine, deadline) {
+        report.stuck_queue("the phone", why);
     }
     let observer = enroll_phone(&data, &relay.url, &relay.url, DISPATCHER, work, &mut rng)
         .ok()
         .and_then(|o| o.open().ok());
     if let Some(observer) = observer {
-        if !drain(&observer, Instant::now() + Duration::from_secs(60)) {
-            report.stuck += 1;
+        if let Err(why) = drain(&observer, Instant::now() + Duration::from_secs(60)) {
+            report.stuck_queue("the dispatcher", why);
         }
         let mut lost = BTreeSet::new();
         for (i, w) in acked.iter().enumerate() {

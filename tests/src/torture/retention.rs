@@ -91,9 +91,9 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
     };
     let (worker, dispatcher) = (open(&phones[0]), open(&phones[1]));
     let drain_all = |report: &mut Report| {
-        for phone in [&worker, &dispatcher] {
-            if !drain(phone, Instant::now() + StdDuration::from_secs(60)) {
-                report.stuck += 1;
+        for (who, phone) in [("the worker", &worker), ("the dispatcher", &dispatcher)] {
+            if let Err(why) = drain(phone, Instant::now() + StdDuration::from_secs(60)) {
+                report.stuck_queue(who, why);
             }
         }
     };

@@ -388,6 +388,8 @@ pub trait RelayStore: Send + Sync {
     fn lock_pushes(&self) -> StoreResult<Box<dyn Held + '_>>;
     /// Whether several nodes may share this store (each keeping its own replica).
     fn shared(&self) -> bool;
+    /// How many of its connections can work at once (threads beyond them wait).
+    fn connections(&self) -> usize;
     /// The log's last sequence number (0 if empty).
     fn log_top(&self) -> StoreResult<u64>;
     /// The next page for `device` after `cursor`.
@@ -1264,6 +1266,10 @@ impl<D: Database> RelayStore for SqlStore<D> {
 
     fn shared(&self) -> bool {
         self.db.shared()
+    }
+
+    fn connections(&self) -> usize {
+        self.db.connections()
     }
 
     fn log_top(&self) -> StoreResult<u64> {

@@ -531,6 +531,10 @@ impl Database for PgDb {
         true
     }
 
+    fn connections(&self) -> usize {
+        POOL_SIZE as usize
+    }
+
     fn scrub(&self) -> StoreResult<()> {
         // Deleted rows stay in the table files as dead tuples until the table is
         // rewritten; VACUUM cannot run inside a transaction.

@@ -198,6 +198,8 @@ pub trait Database: Send + Sync + 'static {
     fn lock_pushes(&self) -> StoreResult<Box<dyn Held + '_>>;
     /// Whether several nodes may share this database.
     fn shared(&self) -> bool;
+    /// How many of its connections can work at once (threads beyond them wait).
+    fn connections(&self) -> usize;
     /// After an erasure: make deleted rows unreadable on disk (SQLite: empty the
     /// WAL; PostgreSQL: rewrite the log and scope tables).
     fn scrub(&self) -> StoreResult<()>;

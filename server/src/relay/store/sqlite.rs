@@ -366,6 +366,11 @@ impl Database for SqliteDb {
         false
     }
 
+    fn connections(&self) -> usize {
+        // One connection behind a mutex: reads and writes take turns.
+        1
+    }
+
     fn scrub(&self) -> StoreResult<()> {
         // `secure_delete` zeroed what was deleted, but a page split or merge may
         // have left copies of rows in a page's unused space: the file is rebuilt
