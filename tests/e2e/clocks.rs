@@ -170,7 +170,11 @@ fn a_fast_workers_report_is_not_in_the_relays_future_and_the_console_marks_it() 
         .unwrap();
     let token = sim
         .relay
-        .sign_in(DISPATCHER, "correct horse battery")
+        .sign_in(
+            DISPATCHER,
+            "correct horse battery",
+            std::net::Ipv4Addr::LOCALHOST.into(),
+        )
         .unwrap();
     let who = sim.relay.console_session(&token).unwrap();
     let case = sim.relay.console_case(&who, id.as_str()).unwrap();

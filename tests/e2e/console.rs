@@ -9,7 +9,7 @@ use std::process::Stdio;
 use chrono::Datelike;
 use gridsync_core::{Action, DocId, Engine, Status};
 
-use crate::sockets::{enroll, enroll_with_clock, gridsync, start, Server};
+use crate::sockets::{enroll, enroll_with_clock, gridsync, start, start_with, Server};
 use crate::workflow::{leak, DISPATCHER, HANDLER, WORKER};
 
 const OTHER_DISPATCHER: &str = "cd-339901002001";
@@ -632,4 +632,44 @@ fn image_variant(jpeg: &[u8]) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
     out.into_inner()
+}
+
+/// Password guessing: an address that guessed wrong ten times is refused, even
+/// with the right password, while a dispatcher elsewhere (another address behind
+/// the town's proxy) signs in as ever, however often.
+#[test]
+fn wrong_passwords_from_one_address_are_limited_and_others_still_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let server = start_with(&data, &["--trusted-proxy", "127.0.0.1"]);
+    set_password(&data, DISPATCHER, "wanghu-2026-dispatch");
+    let console = Console::new(&server);
+    let from = |address: &str, password: &str| {
+        Console::page(
+            console
+                .agent
+                .post(format!("{}/console/sign-in", console.url))
+                .header("X-Forwarded-For", address)
+                .send_form([("user", DISPATCHER), ("password", password)])
+                .unwrap(),
+        )
+    };
+    let (desk, guesser) = ("198.51.100.7", "203.0.113.9");
+
+    // Right passwords do not count: the same desk signs in again and again.
+    for _ in 0..12 {
+        assert_eq!(from(desk, "wanghu-2026-dispatch").status, 303);
+    }
+    for i in 0..10 {
+        let wrong = from(guesser, &format!("guess-{i}-2026"));
+        assert_eq!(wrong.status, 401, "guess {i}: {}", wrong.body);
+    }
+    let limited = from(guesser, "wanghu-2026-dispatch");
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert!(
+        limited.body.contains("密码错误次数过多"),
+        "the page says why, in Chinese: {}",
+        limited.body
+    );
+    assert_eq!(from(desk, "wanghu-2026-dispatch").status, 303);
 }

@@ -19,12 +19,16 @@ mod pages;
 mod registry;
 mod upstream;
 
-use axum::extract::{DefaultBodyLimit, Form, FromRequestParts, Multipart, Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, Form, FromRequestParts, Multipart, Path, Query, State,
+};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use chrono::Utc;
 use gridsync_core::{
     access, Action, CaseFilter, Channel, DeptId, RegionCode, RegionLevel, Severity, Status,
@@ -189,11 +193,13 @@ struct SignInForm {
 
 async fn sign_in(
     State(state): State<AppState>,
+    info: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Form(f): Form<SignInForm>,
 ) -> Response {
     let lang = lang(&headers);
-    match blocking(&state, move |r| r.sign_in(&f.user, &f.password)).await {
+    let client = crate::resident::client(&state, info, &headers);
+    match blocking(&state, move |r| r.sign_in(&f.user, &f.password, client)).await {
         Ok(token) => (
             [(
                 header::SET_COOKIE,
@@ -208,6 +214,10 @@ async fn sign_in(
         Err(PageError::Relay(RelayError::SignIn)) => html(
             StatusCode::UNAUTHORIZED,
             pages::sign_in(lang, Some(lang.t().wrong_password)),
+        ),
+        Err(PageError::Relay(RelayError::SignInLimited)) => html(
+            StatusCode::TOO_MANY_REQUESTS,
+            pages::sign_in(lang, Some(lang.t().too_many_guesses)),
         ),
         Err(e) => failure(lang, None, &e),
     }

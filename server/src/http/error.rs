@@ -17,6 +17,7 @@ pub fn status(e: &RelayError) -> StatusCode {
         RelayError::UnsupportedVersion(_) | RelayError::BadRequest(_) => StatusCode::BAD_REQUEST,
         RelayError::Forbidden { .. } => StatusCode::FORBIDDEN,
         RelayError::NotFound(_) => StatusCode::NOT_FOUND,
+        RelayError::SignInLimited => StatusCode::TOO_MANY_REQUESTS,
         RelayError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         RelayError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -4,6 +4,9 @@
 //! make them, then stored through the same checked push as a phone's changes, so
 //! they reach devices on their next sync and merge with offline work the same way.
 
+use std::net::IpAddr;
+use std::time::Instant;
+
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine as _;
@@ -16,6 +19,7 @@ use gridsync_core::sync::wire::{ChangeStatus, WireChange};
 use gridsync_core::{Action, Case, DeviceId, DocId, Identity, PhotoHash, PhotoInfo, User, UserId};
 
 use super::push::{decode_incoming, Trust};
+use super::resident::Rate;
 use super::store::BACKLOG_CAP;
 use super::{device_visibility, random_bytes, sha256, Relay, RelayError};
 
@@ -26,6 +30,17 @@ pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
 
 /// Sign-ins checked at the same time, at most.
 pub(crate) const MAX_SIGN_INS: usize = 4;
+
+/// Wrong sign-ins one address may make: ten at once, then one a minute. Only
+/// wrong ones count (a command centre's desks behind one address all sign in at
+/// eight), and while they are spent even the right password is refused, so a
+/// guesser learns nothing. Counted per address, not per account: a stranger who
+/// guesses at an account does not lock its dispatcher out. Each node counts its
+/// own.
+pub const SIGN_IN_GUESSES: Rate = Rate {
+    burst: 10.0,
+    every_secs: 60.0,
+};
 
 /// Longest sealed search text taken from a URL, in characters (a search text
 /// of the console's 100 characters seals to at most about 460).
@@ -258,9 +273,30 @@ impl Relay {
         Ok(XChaCha20Poly1305::new(&key.into()))
     }
 
-    /// Check a user name and password; a new session token on success. Unknown
-    /// users and wrong passwords get the same answer.
-    pub fn sign_in(&self, user: &str, password: &str) -> Result<String, RelayError> {
+    /// Check a user name and password from `client` (the address the resident
+    /// channel's limits count, [`Relay::resident_client`]); a new session token
+    /// on success. Unknown users and wrong passwords get the same answer; an
+    /// address that guessed wrong too often ([`SIGN_IN_GUESSES`]) is refused
+    /// before anything is checked.
+    pub fn sign_in(
+        &self,
+        user: &str,
+        password: &str,
+        client: IpAddr,
+    ) -> Result<String, RelayError> {
+        if !self.sign_in_guesses.has_room(client, Instant::now()) {
+            return Err(RelayError::SignInLimited);
+        }
+        let signed_in = self.check_sign_in(user, password);
+        if signed_in == Err(RelayError::SignIn) {
+            // With every address's bucket full, this one goes uncounted: the
+            // concurrency cap and Argon2's cost still bound its pace.
+            let _ = self.sign_in_guesses.take(client, Instant::now());
+        }
+        signed_in
+    }
+
+    fn check_sign_in(&self, user: &str, password: &str) -> Result<String, RelayError> {
         let wrong = || RelayError::SignIn;
         if user.len() > 64 || password.chars().count() > *PASSWORD_CHARS.end() {
             return Err(wrong());

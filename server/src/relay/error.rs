@@ -44,6 +44,9 @@ pub enum RelayError {
     /// A console sign-in with a wrong user name or password.
     #[error("wrong user name or password")]
     SignIn,
+    /// Console sign-ins from an address that guessed wrong too often lately.
+    #[error("too many wrong passwords from this address; try again in a few minutes")]
+    SignInLimited,
     /// A console request without a live session.
     #[error("not signed in, or the session expired")]
     NoSession,
@@ -79,6 +82,7 @@ impl RelayError {
             RelayError::Forbidden { code, .. } => code,
             RelayError::NotFound(_) => "not_found",
             RelayError::SignIn => "sign_in",
+            RelayError::SignInLimited => "sign_in_limited",
             RelayError::NoSession => "session",
             RelayError::Busy(_) => "busy",
             RelayError::Internal => "internal",

@@ -91,6 +91,8 @@ pub struct Relay {
     uploads: std::sync::Mutex<()>,
     console_writes: std::sync::Mutex<()>,
     sign_ins: std::sync::atomic::AtomicUsize,
+    /// Wrong console sign-ins, per address.
+    sign_in_guesses: resident::Clients,
     /// How far into the store's log this node has read into its replica.
     applied: std::sync::atomic::AtomicU64,
     /// Catching up, one thread at a time.
@@ -191,6 +193,7 @@ impl Relay {
             uploads: std::sync::Mutex::new(()),
             console_writes: std::sync::Mutex::new(()),
             sign_ins: std::sync::atomic::AtomicUsize::new(0),
+            sign_in_guesses: resident::Clients::new(console::SIGN_IN_GUESSES),
             applied: std::sync::atomic::AtomicU64::new(applied),
             replica: std::sync::Mutex::new(ReplicaState::at(applied)),
             erasures_seen: std::sync::atomic::AtomicU64::new(0),

@@ -234,27 +234,87 @@ impl Bucket {
     }
 }
 
-/// Per-address and global token buckets for one kind of request, in bounded
-/// memory: at [`Limiter::MAX_CLIENTS`] addresses the full buckets (idle
-/// addresses) are dropped, and if none is full the request is refused as if the
-/// global bucket were empty.
+/// One token bucket per client address, in bounded memory: at
+/// [`Clients::MAX`] addresses the full buckets (idle addresses) are dropped.
+#[derive(Debug)]
+pub struct Clients {
+    rate: Rate,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+/// Why a client's request was not taken.
+#[derive(Debug, PartialEq)]
+pub(super) enum Refused {
+    /// Its own bucket is empty.
+    Spent,
+    /// [`Clients::MAX`] other addresses are all still limited: no room to count it.
+    Crowded,
+}
+
+impl Clients {
+    /// Addresses remembered at most.
+    pub const MAX: usize = 10_000;
+
+    /// Buckets of this rate.
+    pub fn new(rate: Rate) -> Clients {
+        Clients {
+            rate,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Take one request from `client` at `now`.
+    pub(super) fn take(&self, client: IpAddr, now: Instant) -> Result<(), Refused> {
+        let rate = self.rate;
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if !buckets.contains_key(&client) && buckets.len() >= Self::MAX {
+            buckets.retain(|_, b| {
+                b.refill(rate, now);
+                b.tokens < rate.burst
+            });
+            if buckets.len() >= Self::MAX {
+                return Err(Refused::Crowded);
+            }
+        }
+        let mine = buckets
+            .entry(client)
+            .or_insert_with(|| Bucket::full(rate, now));
+        mine.refill(rate, now);
+        if mine.tokens < 1.0 {
+            return Err(Refused::Spent);
+        }
+        mine.tokens -= 1.0;
+        Ok(())
+    }
+
+    /// Whether `client` has a request left at `now`, without taking it (one not
+    /// seen yet has its whole burst).
+    pub(super) fn has_room(&self, client: IpAddr, now: Instant) -> bool {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        buckets.get_mut(&client).is_none_or(|b| {
+            b.refill(self.rate, now);
+            b.tokens >= 1.0
+        })
+    }
+}
+
+/// Per-address and global token buckets for one kind of request; when the
+/// addresses fill [`Clients::MAX`] the request is refused as if the global
+/// bucket were empty.
 #[derive(Debug)]
 pub struct Limiter {
-    per_client: Rate,
+    clients: Clients,
     global_rate: Rate,
-    state: Mutex<(Bucket, HashMap<IpAddr, Bucket>)>,
+    global: Mutex<Bucket>,
 }
 
 impl Limiter {
-    /// Addresses remembered at most.
-    pub const MAX_CLIENTS: usize = 10_000;
-
     /// A limiter with these rates.
     pub fn new(per_client: Rate, global: Rate) -> Limiter {
         Limiter {
-            per_client,
+            clients: Clients::new(per_client),
             global_rate: global,
-            state: Mutex::new((Bucket::full(global, Instant::now()), HashMap::new())),
+            global: Mutex::new(Bucket::full(global, Instant::now())),
         }
     }
 
@@ -267,8 +327,7 @@ impl Limiter {
     /// Everyone's share, taken once a request has shown it is worth it (a
     /// report: its proof of work checked), so junk spends only its sender's.
     fn take_global(&self, now: Instant) -> Result<(), ResidentError> {
-        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let global = &mut guard.0;
+        let mut global = self.global.lock().unwrap_or_else(|e| e.into_inner());
         global.refill(self.global_rate, now);
         if global.tokens < 1.0 {
             return Err(ResidentError::TooMany(BUSY));
@@ -279,27 +338,12 @@ impl Limiter {
 
     /// The address's own share.
     fn take_client(&self, client: IpAddr, now: Instant) -> Result<(), ResidentError> {
-        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let clients = &mut guard.1;
-        if !clients.contains_key(&client) && clients.len() >= Self::MAX_CLIENTS {
-            let rate = self.per_client;
-            clients.retain(|_, b| {
-                b.refill(rate, now);
-                b.tokens < rate.burst
-            });
-            if clients.len() >= Self::MAX_CLIENTS {
-                return Err(ResidentError::TooMany(BUSY));
-            }
-        }
-        let mine = clients
-            .entry(client)
-            .or_insert_with(|| Bucket::full(self.per_client, now));
-        mine.refill(self.per_client, now);
-        if mine.tokens < 1.0 {
-            return Err(ResidentError::TooMany("您提交得太频繁了，请过几分钟再试"));
-        }
-        mine.tokens -= 1.0;
-        Ok(())
+        self.clients.take(client, now).map_err(|refused| {
+            ResidentError::TooMany(match refused {
+                Refused::Spent => "您提交得太频繁了，请过几分钟再试",
+                Refused::Crowded => BUSY,
+            })
+        })
     }
 }
 
@@ -1204,6 +1248,23 @@ mod tests {
     }
 
     #[test]
+    fn looking_at_a_bucket_takes_nothing_and_a_spent_one_refills() {
+        let clients = Clients::new(Rate {
+            burst: 2.0,
+            every_secs: 60.0,
+        });
+        let now = Instant::now();
+        let a: IpAddr = [10, 0, 0, 1].into();
+        assert!(clients.has_room(a, now) && clients.has_room(a, now));
+        assert_eq!(clients.take(a, now), Ok(()));
+        assert!(clients.has_room(a, now));
+        assert_eq!(clients.take(a, now), Ok(()));
+        assert!(!clients.has_room(a, now));
+        assert_eq!(clients.take(a, now), Err(Refused::Spent));
+        assert!(clients.has_room(a, now + std::time::Duration::from_secs(60)));
+    }
+
+    #[test]
     fn limiter_memory_is_bounded() {
         let rate = Rate {
             burst: 1.0,
@@ -1217,7 +1278,7 @@ mod tests {
             },
         );
         let now = Instant::now();
-        for i in 0..Limiter::MAX_CLIENTS as u32 {
+        for i in 0..Clients::MAX as u32 {
             assert!(limiter.take(IpAddr::from(i.to_be_bytes()), now).is_ok());
         }
         // Every remembered address is still limited: a new one is refused.
@@ -1229,8 +1290,8 @@ mod tests {
         assert!(limiter
             .take(IpAddr::from([255, 255, 255, 255]), later)
             .is_ok());
-        let held = limiter.state.lock().unwrap().1.len();
-        assert!(held <= Limiter::MAX_CLIENTS, "{held}");
+        let held = limiter.clients.buckets.lock().unwrap().len();
+        assert!(held <= Clients::MAX, "{held}");
     }
 
     #[test]

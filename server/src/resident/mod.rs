@@ -150,9 +150,10 @@ fn html(status: StatusCode, page: maud::Markup) -> Response {
     r
 }
 
-/// The client's address for the rate limits: the connection's peer, or what a
-/// trusted reverse proxy forwards (`trusted_proxies`; docs/resident-channel.md).
-fn client(
+/// The client's address for the rate limits (the resident channel's, the
+/// console's wrong sign-ins): the connection's peer, or what a trusted reverse
+/// proxy forwards (`trusted_proxies`; docs/resident-channel.md).
+pub(crate) fn client(
     state: &AppState,
     info: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: &HeaderMap,
