@@ -537,7 +537,10 @@ const SPARE_BLOCKING_THREADS: usize = 8;
 /// default (512, each kept while tasks keep coming) let one minute of slow disk
 /// grow the pool from 10 threads to 26, whose stacks and malloc caches stayed
 /// resident for the rest of the two-hour soak (docs/reliability.md §7). Tasks
-/// beyond the cap wait in the pool's queue, holding no thread.
+/// beyond the cap wait in the pool's queue, holding no thread; so do, before
+/// it, requests that would wait on one lock in the relay (photo uploads, a
+/// cluster's pushes: `http::sync`'s lanes) and bodies inflated while they wait
+/// for budget.
 fn runtime(connections: usize) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

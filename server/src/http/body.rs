@@ -428,44 +428,54 @@ pub(super) async fn read(
     };
     match encoding {
         Encoding::Identity => Ok(wire),
-        Encoding::Gzip => {
-            let handle = tokio::runtime::Handle::current();
-            tokio::task::spawn_blocking(move || inflate(&wire, limit, ticket.as_ref(), &handle))
-                .await
-                .map_err(|e| BodyError::Gzip(e.to_string()))?
-        }
+        Encoding::Gzip => inflate(wire, limit, ticket).await,
     }
 }
 
 /// Inflate `gz` into at most `limit` bytes, taking the output's room from the
-/// budget as it grows. Runs on a blocking thread.
-fn inflate(
-    gz: &[u8],
-    limit: usize,
-    ticket: Option<&Arc<Ticket>>,
-    handle: &tokio::runtime::Handle,
-) -> Result<Bytes, BodyError> {
+/// budget as it grows. The room is waited for here, holding no thread: a
+/// blocking thread waiting for budget that requests queued for a blocking
+/// thread hold would wait its whole busy wait (the pool is capped, main.rs).
+/// Only each step's decompression runs on a blocking thread.
+async fn inflate(gz: Bytes, limit: usize, ticket: Option<Arc<Ticket>>) -> Result<Bytes, BodyError> {
     const STEP: usize = 256 * 1024;
-    let mut decoder = flate2::read::MultiGzDecoder::new(gz);
+    let mut decoder = flate2::read::MultiGzDecoder::new(std::io::Cursor::new(gz));
     let mut out: Vec<u8> = Vec::new();
+    loop {
+        if out.len() == out.capacity() && out.len() < limit {
+            let grow = (out.capacity().max(STEP)).min(limit - out.len());
+            if let Some(ticket) = &ticket {
+                ticket.clone().take(grow).await.map_err(BodyError::Failed)?;
+            }
+            out.reserve_exact(grow);
+        }
+        let step = tokio::task::spawn_blocking(move || {
+            let ended = fill(&mut decoder, &mut out, limit);
+            (decoder, out, ended)
+        });
+        let (stepped, filled, ended) = step.await.map_err(|e| BodyError::Gzip(e.to_string()))?;
+        (decoder, out) = (stepped, filled);
+        if ended? {
+            return Ok(Bytes::from(out));
+        }
+    }
+}
+
+/// Decompress into `out` up to its capacity, never past `limit`: `Ok(true)` at
+/// the stream's end, `Ok(false)` when `out` is full and more may follow.
+fn fill(decoder: &mut impl Read, out: &mut Vec<u8>, limit: usize) -> Result<bool, BodyError> {
     loop {
         if out.len() == limit {
             // Full: one more byte means too large.
             let mut probe = [0u8; 1];
             return match decoder.read(&mut probe) {
-                Ok(0) => Ok(Bytes::from(out)),
+                Ok(0) => Ok(true),
                 Ok(_) => Err(BodyError::TooLarge { limit }),
                 Err(e) => Err(BodyError::Gzip(e.to_string())),
             };
         }
         if out.len() == out.capacity() {
-            let grow = (out.capacity().max(STEP)).min(limit - out.len());
-            if let Some(ticket) = ticket {
-                handle
-                    .block_on(ticket.clone().take(grow))
-                    .map_err(BodyError::Failed)?;
-            }
-            out.reserve_exact(grow);
+            return Ok(false);
         }
         let start = out.len();
         let room = out.capacity().min(limit) - start;
@@ -473,7 +483,7 @@ fn inflate(
         match decoder.read(&mut out[start..]) {
             Ok(0) => {
                 out.truncate(start);
-                return Ok(Bytes::from(out));
+                return Ok(true);
             }
             Ok(n) => out.truncate(start + n),
             Err(e) => return Err(BodyError::Gzip(e.to_string())),
@@ -530,27 +540,38 @@ mod tests {
 
     #[tokio::test]
     async fn gzip_inflates_within_the_limit_and_not_past_it() {
-        let handle = tokio::runtime::Handle::current();
-        let text = vec![7u8; 1000];
-        let gz = gzip(&text);
-        let ok = tokio::task::spawn_blocking(move || inflate(&gz, 1000, None, &handle))
-            .await
-            .unwrap();
+        let ok = inflate(gzip(&[7u8; 1000]).into(), 1000, None).await;
         assert_eq!(ok.unwrap().len(), 1000);
+        // More than one step of room (256 KiB, then as much again, ...).
+        let text: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+        let several = inflate(gzip(&text).into(), 1_000_000, None).await;
+        assert_eq!(several.unwrap(), text);
 
-        let handle = tokio::runtime::Handle::current();
         let gz = gzip(&vec![0u8; 5_000_000]);
         assert!(gz.len() < 10_000, "a bomb: {} bytes", gz.len());
-        let big = tokio::task::spawn_blocking(move || inflate(&gz, 1_000_000, None, &handle))
-            .await
-            .unwrap();
+        let big = inflate(gz.into(), 1_000_000, None).await;
         assert_eq!(big, Err(BodyError::TooLarge { limit: 1_000_000 }));
 
-        let handle = tokio::runtime::Handle::current();
-        let bad = tokio::task::spawn_blocking(move || inflate(b"not gzip", 100, None, &handle))
-            .await
-            .unwrap();
+        let bad = inflate(Bytes::from_static(b"not gzip"), 100, None).await;
         assert!(matches!(bad, Err(BodyError::Gzip(_))), "{bad:?}");
+    }
+
+    #[tokio::test]
+    async fn inflating_takes_its_room_from_the_budget_and_gives_up_when_there_is_none() {
+        let budget = budget(300 * 1024);
+        let ticket = Arc::new(Ticket::new(budget.clone()));
+        let text = vec![1u8; 200 * 1024];
+        let inflated = inflate(gzip(&text).into(), 1_000_000, Some(ticket.clone())).await;
+        assert_eq!(inflated.unwrap().len(), text.len());
+        assert_eq!(
+            budget.permits.available_permits(),
+            300 * 1024 - 256 * 1024,
+            "one step's room taken, and held with the ticket"
+        );
+        // The next step needs 256 KiB more where 44 KiB are left: busy.
+        let more = vec![1u8; 400 * 1024];
+        let refused = inflate(gzip(&more).into(), 1_000_000, Some(ticket)).await;
+        assert_eq!(refused, Err(BodyError::Failed(BodyFailure::Busy)));
     }
 
     #[tokio::test]

@@ -43,6 +43,8 @@ pub struct AppState {
     pub relay: Arc<Relay>,
     /// Its metrics.
     pub metrics: Arc<Metrics>,
+    /// Where protocol work waits for a lock inside the relay.
+    pub(crate) lanes: Arc<sync::Lanes>,
 }
 
 /// The limits and timeouts of the HTTP edge.
@@ -219,6 +221,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let limits = options.limits;
     let state = AppState {
+        lanes: Arc::new(sync::Lanes::new(&relay)),
         relay,
         metrics: Arc::new(Metrics::default()),
     };

@@ -15,10 +15,44 @@ use axum::Router;
 use gridsync_core::sync::route::{Answer, Request as ProtocolRequest, Route};
 use gridsync_core::sync::wire::{self, ErrorBody, PROTOCOL_VERSION};
 
+use tokio::sync::Semaphore;
+
 use super::body::{self, BodyError, BodyFailure};
 use super::AppState;
 use crate::metrics::Metrics;
-use crate::relay::RelayError;
+use crate::relay::{Relay, RelayError};
+
+/// Protocol work that waits on one lock inside the relay is let onto a blocking
+/// thread one request at a time; the rest wait here, holding no thread. So
+/// requests stuck behind a slow photo store, or behind another node's push lock,
+/// cannot fill the blocking pool (capped near the database's connections,
+/// main.rs) while pulls and other pushes wait for a thread.
+pub(crate) struct Lanes {
+    /// Photo chunks: a node writes one upload at a time (`Relay::put_blob`).
+    blob_put: Arc<Semaphore>,
+    /// Pushes on a shared database: a node's pushes queue for the cluster's
+    /// push lock one at a time (`PgDb::lock_pushes`). A node alone on SQLite
+    /// takes no such lock.
+    push: Option<Arc<Semaphore>>,
+}
+
+impl Lanes {
+    /// The lanes of `relay`'s routes.
+    pub(crate) fn new(relay: &Relay) -> Lanes {
+        Lanes {
+            blob_put: Arc::new(Semaphore::new(1)),
+            push: relay.store().shared().then(|| Arc::new(Semaphore::new(1))),
+        }
+    }
+
+    fn of(&self, route: Route) -> Option<&Arc<Semaphore>> {
+        match route {
+            Route::BlobPut => Some(&self.blob_put),
+            Route::Push => self.push.as_ref(),
+            Route::Enroll | Route::Pull | Route::BlobGet => None,
+        }
+    }
+}
 
 /// Why a protocol request was not answered by the relay, or the relay's refusal.
 #[derive(Debug)]
@@ -202,8 +236,18 @@ async fn answer(state: AppState, route: Route, req: Request) -> Response {
         }
     };
     drop(bytes);
+    // Its place in its lane, held until the blocking work ends (not just until
+    // this request times out). The semaphores are never closed.
+    let admitted = match state.lanes.of(route) {
+        Some(lane) => lane.clone().acquire_owned().await.ok(),
+        None => None,
+    };
     let relay = state.relay.clone();
-    let result = blocking(move || relay.answer(caller.as_ref(), request)).await;
+    let result = blocking(move || {
+        let _admitted = admitted;
+        relay.answer(caller.as_ref(), request)
+    })
+    .await;
     if let Ok(answer) = &result {
         count(&state.metrics, answer);
     }

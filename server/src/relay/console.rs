@@ -19,7 +19,7 @@ use gridsync_core::sync::wire::{ChangeStatus, WireChange};
 use gridsync_core::{Action, Case, DeviceId, DocId, Identity, PhotoHash, PhotoInfo, User, UserId};
 
 use super::push::{decode_incoming, Trust};
-use super::resident::Rate;
+use super::resident::{Rate, Refused};
 use super::store::BACKLOG_CAP;
 use super::{device_visibility, random_bytes, sha256, Relay, RelayError};
 
@@ -284,14 +284,19 @@ impl Relay {
         password: &str,
         client: IpAddr,
     ) -> Result<String, RelayError> {
-        if !self.sign_in_guesses.has_room(client, Instant::now()) {
-            return Err(RelayError::SignInLimited);
-        }
+        // The guess is taken before the check, so sign-ins checked at once from
+        // one address cannot all pass on its last one; given back unless wrong.
+        let counted = match self.sign_in_guesses.take(client, Instant::now()) {
+            Ok(()) => true,
+            Err(Refused::Spent) => return Err(RelayError::SignInLimited),
+            // Every address remembered is still limited: this one goes
+            // uncounted rather than lock everyone out; the sign-ins checked at
+            // once and Argon2's cost still bound its pace.
+            Err(Refused::Crowded) => false,
+        };
         let signed_in = self.check_sign_in(user, password);
-        if signed_in == Err(RelayError::SignIn) {
-            // With every address's bucket full, this one goes uncounted: the
-            // concurrency cap and Argon2's cost still bound its pace.
-            let _ = self.sign_in_guesses.take(client, Instant::now());
+        if counted && signed_in != Err(RelayError::SignIn) {
+            self.sign_in_guesses.give_back(client);
         }
         signed_in
     }

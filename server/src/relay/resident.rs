@@ -287,14 +287,12 @@ impl Clients {
         Ok(())
     }
 
-    /// Whether `client` has a request left at `now`, without taking it (one not
-    /// seen yet has its whole burst).
-    pub(super) fn has_room(&self, client: IpAddr, now: Instant) -> bool {
+    /// Give back a request taken from `client` that turned out not to count.
+    pub(super) fn give_back(&self, client: IpAddr) {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        buckets.get_mut(&client).is_none_or(|b| {
-            b.refill(self.rate, now);
-            b.tokens >= 1.0
-        })
+        if let Some(b) = buckets.get_mut(&client) {
+            b.tokens = (b.tokens + 1.0).min(self.rate.burst);
+        }
     }
 }
 
@@ -390,6 +388,8 @@ pub struct Gate {
     forgotten_ms: std::sync::atomic::AtomicI64,
     /// Whether the public pages are served (`serve`'s `resident_channel`).
     open: std::sync::atomic::AtomicBool,
+    /// Whether a forwarded request was seen with no proxy trusted (warned once).
+    unbelieved: std::sync::atomic::AtomicBool,
 }
 
 /// A report's place among those read and taken at once; given back when dropped.
@@ -414,6 +414,7 @@ impl Default for Gate {
             in_flight: Arc::new(AtomicUsize::new(0)),
             forgotten_ms: std::sync::atomic::AtomicI64::new(0),
             open: std::sync::atomic::AtomicBool::new(true),
+            unbelieved: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -613,6 +614,16 @@ impl Relay {
             .proxies
             .read()
             .unwrap_or_else(|e| e.into_inner());
+        if forwarded.is_some()
+            && proxies.is_empty()
+            && !self.resident.unbelieved.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "a request carried X-Forwarded-For, and trusted_proxies is not set: if this \
+                 relay is behind a proxy, every client counts as the proxy's one address in \
+                 the per-address limits (docs/operations.md)"
+            );
+        }
         client_address(peer, forwarded, &proxies)
     }
 
@@ -1248,20 +1259,26 @@ mod tests {
     }
 
     #[test]
-    fn looking_at_a_bucket_takes_nothing_and_a_spent_one_refills() {
+    fn a_request_given_back_is_there_again_and_a_spent_bucket_refills() {
         let clients = Clients::new(Rate {
             burst: 2.0,
             every_secs: 60.0,
         });
         let now = Instant::now();
         let a: IpAddr = [10, 0, 0, 1].into();
-        assert!(clients.has_room(a, now) && clients.has_room(a, now));
         assert_eq!(clients.take(a, now), Ok(()));
-        assert!(clients.has_room(a, now));
+        clients.give_back(a);
+        clients.give_back(a);
+        // Given back up to the burst, never beyond it.
         assert_eq!(clients.take(a, now), Ok(()));
-        assert!(!clients.has_room(a, now));
+        assert_eq!(clients.take(a, now), Ok(()));
         assert_eq!(clients.take(a, now), Err(Refused::Spent));
-        assert!(clients.has_room(a, now + std::time::Duration::from_secs(60)));
+        clients.give_back(a);
+        assert_eq!(clients.take(a, now), Ok(()));
+        assert_eq!(clients.take(a, now), Err(Refused::Spent));
+        let later = now + std::time::Duration::from_secs(60);
+        assert_eq!(clients.take(a, later), Ok(()));
+        assert_eq!(clients.take(a, later), Err(Refused::Spent));
     }
 
     #[test]

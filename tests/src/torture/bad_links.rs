@@ -316,8 +316,10 @@ pub fn heal_and_check(
 ) {
     fleet.proxy.heal();
     let healed = Instant::now();
-    // Each phone's seconds to drain; `None` for one that never opened (`broken`).
-    let drained: Vec<Option<Result<f64, Stuck>>> = std::thread::scope(|s| {
+    // Each phone's seconds to drain, or what was left; `None` for one that never
+    // opened (`broken`); a drain that panicked is a panic.
+    type Drained = std::thread::Result<Option<Result<f64, Stuck>>>;
+    let drained: Vec<Drained> = std::thread::scope(|s| {
         let hs: Vec<_> = worked
             .engines
             .iter()
@@ -329,14 +331,15 @@ pub fn heal_and_check(
                 })
             })
             .collect();
-        hs.into_iter().map(|h| h.join().ok().flatten()).collect()
+        hs.into_iter().map(|h| h.join()).collect()
     });
     let mut slowest = 0.0f64;
     for (i, d) in drained.into_iter().enumerate() {
         match d {
-            Some(Ok(seconds)) => slowest = slowest.max(seconds),
-            Some(Err(why)) => report.stuck_queue(&format!("phone {i}"), why),
-            None => {}
+            Ok(Some(Ok(seconds))) => slowest = slowest.max(seconds),
+            Ok(Some(Err(why))) => report.stuck_queue(&format!("phone {i}"), why),
+            Ok(None) => {}
+            Err(_) => report.panics += 1,
         }
     }
 
