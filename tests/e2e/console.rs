@@ -416,8 +416,18 @@ fn supervision_figures_and_devices_in_the_console() {
     let detail = console.get(&format!("/console/cases/{late}")).body;
     assert!(detail.contains("data-level=\"2\"") && detail.contains("人工交办"));
 
-    // The figures, and the same as CSV.
-    let csv = console.get("/console/stats.csv?table=summary").body;
+    // The figures of the month the cases were reported in (four days ago: on the
+    // first days of a month, the month before), and the same as CSV.
+    let reported = worker.get_case(&late).unwrap().doc.timeline[0]
+        .at
+        .with_timezone(&gridsync_core::index::local_offset());
+    let month = reported.format("%Y-%m").to_string();
+    let table = |name: &str| {
+        console
+            .get(&format!("/console/stats.csv?table={name}&month={month}"))
+            .body
+    };
+    let csv = table("summary");
     assert!(
         csv.starts_with('\u{feff}'),
         "a BOM for spreadsheet programs"
@@ -430,13 +440,13 @@ fn supervision_figures_and_devices_in_the_console() {
     // 分级处置 and 积分: the levels per month, and the worker's points this month
     // under the sample directory's rules (two valid reports at 2, one handled on
     // the spot +3).
-    let level = console.get("/console/stats.csv?table=level").body;
+    let level = table("level");
     assert_eq!(
         level.trim_start_matches('\u{feff}').lines().next(),
         Some("月份,结案,网格内办结,社区办结,街道办结,区级办结,市级办结,上报上级")
     );
     // 来源渠道: both cases came from the worker's phone; the board filters by it.
-    let channels = console.get("/console/stats.csv?table=channel").body;
+    let channels = table("channel");
     let channels: Vec<&str> = channels.trim_start_matches('\u{feff}').lines().collect();
     assert_eq!(channels[0], "来源渠道,上报,结案,结案率,按期结案率");
     assert_eq!(channels.len(), 2, "{channels:?}");
@@ -448,19 +458,17 @@ fn supervision_figures_and_devices_in_the_console() {
         .body
         .contains("id=\"empty\""));
     assert_eq!(console.get("/console/cases?channel=telegram").status, 400);
-    let points = console.get("/console/stats.csv?table=points").body;
+    let points = table("points");
     let points: Vec<&str> = points.trim_start_matches('\u{feff}').lines().collect();
     assert_eq!(points.len(), 2, "{points:?}");
     assert!(points[1].ends_with(",2,1,0,0,0,0,7,0,7"), "{points:?}");
-    let stats = console.get("/console/stats").body;
+    let stats = console.get(&format!("/console/stats?month={month}")).body;
     assert!(stats.contains("<svg") && stats.contains("民生服务"));
     assert!(stats.contains("id=\"table-level\"") && stats.contains("id=\"table-points\""));
     // 积分调整: the dispatcher leads the worker's community, so the form is hers;
     // her adjustment joins the ranking, the ledger and its CSV, the monthly
     // report, and reaches the worker's phone.
     assert!(stats.contains("id=\"adjust-points\""));
-    let now = chrono::Utc::now().with_timezone(&gridsync_core::index::local_offset());
-    let month = now.format("%Y-%m").to_string();
     let adjust = |points: &str, reason: &str| {
         let csrf = console.csrf();
         console.post(
@@ -477,26 +485,31 @@ fn supervision_figures_and_devices_in_the_console() {
     assert_eq!(adjust("-3", "台账不全").status, 303);
     assert_eq!(adjust("0", "零分").status, 400);
     assert_eq!(adjust("5", "  ").status, 400);
-    let points = console.get("/console/stats.csv?table=points").body;
+    let points = table("points");
     let points: Vec<&str> = points.trim_start_matches('\u{feff}').lines().collect();
     assert!(points[1].ends_with(",2,1,0,0,0,0,7,-3,4"), "{points:?}");
-    let ledger = console.get("/console/stats.csv?table=adjustments").body;
+    let ledger = table("adjustments");
     let ledger: Vec<&str> = ledger.trim_start_matches('\u{feff}').lines().collect();
     assert_eq!(ledger.len(), 2, "{ledger:?}");
     assert!(
         ledger[1].starts_with(&month) && ledger[1].contains(",-3,台账不全,"),
         "{ledger:?}"
     );
-    assert!(console.get("/console/report").body.contains("台账不全"));
+    assert!(console
+        .get(&format!("/console/report?month={month}"))
+        .body
+        .contains("台账不全"));
     sync(&worker);
-    let mine = worker.points(None, now.year(), now.month()).unwrap();
+    let mine = worker
+        .points(None, reported.year(), reported.month())
+        .unwrap();
     assert_eq!(
         mine.iter()
             .map(|p| (p.adjusted, p.points))
             .collect::<Vec<_>>(),
         [(-3, 4)]
     );
-    let report = console.get("/console/report").body;
+    let report = console.get(&format!("/console/report?month={month}")).body;
     assert!(report.contains("id=\"hot-spots\"") && report.contains("望湖社区第1网格"));
     assert_eq!(
         console
