@@ -233,7 +233,8 @@ def test_the_map_shows_the_grids_the_cases_and_a_patrol_track(relay, browser):
     # Filtered like the board, and a worker's track for today (UTC+8).
     Select(browser.find_element(By.NAME, "severity")).select_by_value("high")
     Select(browser.find_element(By.NAME, "worker")).select_by_value(WORKER)
-    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))
+    # The day the patrol started (not today's, which may have turned since).
+    day = time.strftime("%Y-%m-%d", time.gmtime(now / 1000 + 8 * 3600))
     browser.execute_script(
         "document.querySelector('input[name=day]').value = arguments[0]", day)
     click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]"))
