@@ -14,7 +14,6 @@ use axum::routing::post;
 use axum::Router;
 use gridsync_core::sync::route::{Answer, Request as ProtocolRequest, Route};
 use gridsync_core::sync::wire::{self, ErrorBody, PROTOCOL_VERSION};
-
 use tokio::sync::Semaphore;
 
 use super::body::{self, BodyError, BodyFailure};
