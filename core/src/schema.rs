@@ -299,10 +299,37 @@ pub const MIGRATIONS: &[&str] = &[
 
     ALTER TABLE cases ADD COLUMN channel TEXT NOT NULL DEFAULT 'phone';
     "#,
-    // 13: a document to purge because it was erased (a person, or a case past its
+    // 10: a document to purge because it was erased (a person, or a case past its
     // retention), not only out of sight: its refused changes go with it.
     r#"
     ALTER TABLE purge_pending ADD COLUMN erased INTEGER NOT NULL DEFAULT 0;
+    "#,
+    // 11: the outbox holds no change bytes. A change waiting to go up is read from
+    // `doc_changes`, where compaction keeps it, marked `folded` (the snapshot
+    // holds it too, so loading skips it), until the server has settled it
+    // (`store::persist`); acknowledged rows keep only their hash. Each local
+    // change had been stored twice for ever, and a report wrote both copies'
+    // pages. The unsent changes a snapshot had taken in go back to `doc_changes`,
+    // folded. The new table also drops AUTOINCREMENT: nothing remembers a
+    // position of the outbox, and a plain rowid does not write `sqlite_sequence`
+    // on every local change.
+    r#"
+    ALTER TABLE doc_changes ADD COLUMN folded INTEGER;
+    INSERT OR IGNORE INTO doc_changes (doc_id, hash, bytes, folded)
+        SELECT doc_id, hash, bytes, 1 FROM outbox WHERE acked_ms IS NULL ORDER BY seq;
+    CREATE TABLE outbox_v11 (
+        seq        INTEGER PRIMARY KEY,
+        doc_id     TEXT NOT NULL REFERENCES docs (doc_id),
+        hash       BLOB NOT NULL UNIQUE,
+        created_ms INTEGER NOT NULL,
+        acked_ms   INTEGER
+    ) STRICT;
+    INSERT INTO outbox_v11 (seq, doc_id, hash, created_ms, acked_ms)
+        SELECT seq, doc_id, hash, created_ms, acked_ms FROM outbox ORDER BY seq;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_v11 RENAME TO outbox;
+    CREATE INDEX outbox_doc ON outbox (doc_id);
+    CREATE INDEX outbox_pending ON outbox (seq) WHERE acked_ms IS NULL;
     "#,
 ];
 
@@ -403,5 +430,53 @@ mod tests {
             .unwrap();
         assert_eq!(ok, "ok");
         assert_eq!(schema_of(&old), schema_of(&conn));
+    }
+
+    /// Step 11: an unsent change whose document was compacted (its bytes only in
+    /// the outbox) goes back to `doc_changes`, folded; one still there stays as it
+    /// was; an acknowledged one keeps only its row.
+    #[test]
+    fn the_outbox_gives_its_unsent_bytes_to_doc_changes() {
+        let mut old = Connection::open_in_memory().unwrap();
+        for step in &MIGRATIONS[..10] {
+            old.execute_batch(step).unwrap();
+        }
+        old.execute_batch(
+            "INSERT INTO docs (doc_id, kind, snapshot, updated_ms) VALUES ('case-1', 'case', x'00', 0);
+             INSERT INTO doc_changes (doc_id, hash, bytes) VALUES ('case-1', x'02', x'0202');
+             INSERT INTO outbox (doc_id, hash, bytes, created_ms, acked_ms) VALUES
+                 ('case-1', x'01', x'0101', 1, NULL),
+                 ('case-1', x'02', x'0202', 2, NULL),
+                 ('case-1', x'03', x'0303', 3, 4);",
+        )
+        .unwrap();
+        migrate(&mut old, 10).unwrap();
+        fn rows<A: rusqlite::types::FromSql>(
+            conn: &Connection,
+            sql: &str,
+        ) -> Vec<(A, Vec<u8>, Option<i64>)> {
+            conn.prepare(sql)
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        }
+        assert_eq!(
+            rows::<Vec<u8>>(
+                &old,
+                "SELECT hash, bytes, folded FROM doc_changes ORDER BY hash"
+            ),
+            vec![(vec![1], vec![1, 1], Some(1)), (vec![2], vec![2, 2], None)]
+        );
+        let outbox = rows::<i64>(&old, "SELECT seq, hash, acked_ms FROM outbox ORDER BY seq");
+        assert_eq!(
+            outbox,
+            vec![
+                (1, vec![1], None),
+                (2, vec![2], None),
+                (3, vec![3], Some(4))
+            ]
+        );
     }
 }

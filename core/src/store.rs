@@ -1,6 +1,7 @@
 //! Automerge documents in SQLite: a compacted snapshot per document plus the
-//! changes made since, append-only and keyed by hash. Local changes also go to the
-//! outbox, where they stay until the server acknowledges them.
+//! changes made since, append-only and keyed by hash. Local changes are also
+//! queued in the outbox by hash, and their bytes stay in `doc_changes` until the
+//! server has settled them.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -32,8 +33,9 @@ pub(crate) fn load_stored(tx: &Transaction<'_>, id: &DocId) -> Result<Option<Sto
     let Some(snapshot) = snapshot else {
         return Ok(None);
     };
-    let mut stmt =
-        tx.prepare_cached("SELECT bytes FROM doc_changes WHERE doc_id = ?1 ORDER BY id")?;
+    let mut stmt = tx.prepare_cached(
+        "SELECT bytes FROM doc_changes WHERE doc_id = ?1 AND folded IS NULL ORDER BY id",
+    )?;
     let changes = stmt
         .query_map([id.as_str()], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
@@ -94,6 +96,11 @@ fn ensure_doc_row(tx: &Transaction<'_>, id: &DocId, now_ms: i64) -> Result<()> {
 
 /// Persist changes to `doc` (already applied in memory), compacting when due.
 /// Local changes also enter the outbox.
+///
+/// Compaction folds a document's changes into its snapshot and deletes them,
+/// except those still waiting in the outbox, which read their bytes from
+/// `doc_changes`: they stay, marked `folded`, until the server settles them
+/// ([`mark_acked`], [`mark_rejected`]).
 pub(crate) fn persist(
     tx: &Transaction<'_>,
     id: &DocId,
@@ -107,31 +114,39 @@ pub(crate) fn persist(
         "INSERT OR IGNORE INTO doc_changes (doc_id, hash, bytes) VALUES (?1, ?2, ?3)",
     )?;
     let mut outbox = tx.prepare_cached(
-        "INSERT OR IGNORE INTO outbox (doc_id, hash, bytes, created_ms) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR IGNORE INTO outbox (doc_id, hash, created_ms) VALUES (?1, ?2, ?3)",
     )?;
     for change in changes {
         let hash = change.hash();
         insert.execute(params![id.as_str(), &hash.0[..], change.raw_bytes()])?;
         if local {
-            outbox.execute(params![
-                id.as_str(),
-                &hash.0[..],
-                change.raw_bytes(),
-                now_ms
-            ])?;
+            outbox.execute(params![id.as_str(), &hash.0[..], now_ms])?;
         }
     }
     let pending: i64 = tx
-        .prepare_cached("SELECT count(*) FROM doc_changes WHERE doc_id = ?1")?
+        .prepare_cached("SELECT count(*) FROM doc_changes WHERE doc_id = ?1 AND folded IS NULL")?
         .query_row([id.as_str()], |r| r.get(0))?;
     if pending > COMPACT_AFTER {
         // The snapshot and the deletion commit together, so a crash leaves either the
         // old changes or the new snapshot, never neither.
         tx.prepare_cached("UPDATE docs SET snapshot = ?2 WHERE doc_id = ?1")?
             .execute(params![id.as_str(), doc.save()])?;
-        tx.prepare_cached("DELETE FROM doc_changes WHERE doc_id = ?1")?
+        tx.prepare_cached(
+            "DELETE FROM doc_changes WHERE doc_id = ?1 AND hash NOT IN
+                 (SELECT hash FROM outbox WHERE doc_id = ?1 AND acked_ms IS NULL)",
+        )?
+        .execute([id.as_str()])?;
+        tx.prepare_cached("UPDATE doc_changes SET folded = 1 WHERE doc_id = ?1")?
             .execute([id.as_str()])?;
     }
+    Ok(())
+}
+
+/// A change the server settled leaves `doc_changes` if compaction kept it only
+/// for the outbox.
+fn drop_folded(tx: &Transaction<'_>, hash: &ChangeHash) -> Result<()> {
+    tx.prepare_cached("DELETE FROM doc_changes WHERE hash = ?1 AND folded = 1")?
+        .execute([&hash.0[..]])?;
     Ok(())
 }
 
@@ -234,19 +249,28 @@ pub struct OutboxItem {
 /// Unacknowledged changes in order, up to about `max_bytes` (always at least one).
 pub(crate) fn outbox_pending(tx: &Transaction<'_>, max_bytes: usize) -> Result<Vec<OutboxItem>> {
     let mut stmt = tx.prepare_cached(
-        "SELECT seq, doc_id, hash, bytes FROM outbox WHERE acked_ms IS NULL ORDER BY seq",
+        "SELECT o.seq, o.doc_id, o.hash, c.bytes FROM outbox o
+         LEFT JOIN doc_changes c ON c.hash = o.hash
+         WHERE o.acked_ms IS NULL ORDER BY o.seq",
     )?;
     let mut rows = stmt.query([])?;
     let mut out = Vec::new();
     let mut total = 0;
     while let Some(row) = rows.next()? {
-        let bytes: Vec<u8> = row.get(3)?;
+        let doc: String = row.get(1)?;
+        // Compaction keeps an unsent change's bytes; a row without them is damage,
+        // said out loud rather than skipped.
+        let Some(bytes) = row.get::<_, Option<Vec<u8>>>(3)? else {
+            return Err(Error::BadChange {
+                doc,
+                reason: "an unsent change's bytes are missing from the database".into(),
+            });
+        };
         if !out.is_empty() && total + bytes.len() > max_bytes {
             break;
         }
         total += bytes.len();
         let hash: Vec<u8> = row.get(2)?;
-        let doc: String = row.get(1)?;
         out.push(OutboxItem {
             seq: row.get(0)?,
             doc: doc.parse()?,
@@ -263,8 +287,8 @@ pub(crate) fn outbox_pending(tx: &Transaction<'_>, max_bytes: usize) -> Result<V
 /// How many changes are unacknowledged, and their bytes.
 pub(crate) fn outbox_size(tx: &Transaction<'_>) -> Result<(u64, u64)> {
     let (n, bytes): (i64, i64) = tx.query_row(
-        "SELECT count(*), coalesce(sum(length(bytes)), 0) FROM outbox
-         WHERE acked_ms IS NULL",
+        "SELECT count(*), coalesce(sum(length(c.bytes)), 0) FROM outbox o
+         LEFT JOIN doc_changes c ON c.hash = o.hash WHERE o.acked_ms IS NULL",
         [],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
@@ -279,14 +303,20 @@ pub(crate) fn mark_rejected(
 ) -> Result<usize> {
     let mut keep = tx.prepare_cached(
         "INSERT OR IGNORE INTO rejections (hash, doc_id, bytes, reason, rejected_ms)
-         SELECT hash, doc_id, bytes, ?2, ?3 FROM outbox WHERE hash = ?1 AND acked_ms IS NULL",
+         SELECT o.hash, o.doc_id, c.bytes, ?2, ?3 FROM outbox o
+         LEFT JOIN doc_changes c ON c.hash = o.hash
+         WHERE o.hash = ?1 AND o.acked_ms IS NULL",
     )?;
     let mut remove =
         tx.prepare_cached("DELETE FROM outbox WHERE hash = ?1 AND acked_ms IS NULL")?;
     let mut n = 0;
     for (h, reason) in rejected {
         keep.execute(params![&h.0[..], reason, now_ms])?;
-        n += remove.execute([&h.0[..]])?;
+        let removed = remove.execute([&h.0[..]])?;
+        if removed > 0 {
+            drop_folded(tx, h)?;
+        }
+        n += removed;
     }
     Ok(n)
 }
@@ -320,7 +350,9 @@ pub(crate) fn depending_on_rejections(
 ) -> Result<Vec<ChangeHash>> {
     let mut refused =
         tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM rejections WHERE hash = ?1)")?;
-    let mut bytes_of = tx.prepare_cached("SELECT bytes FROM outbox WHERE hash = ?1")?;
+    let mut bytes_of = tx.prepare_cached(
+        "SELECT c.bytes FROM outbox o JOIN doc_changes c ON c.hash = o.hash WHERE o.hash = ?1",
+    )?;
     let mut deps = Vec::new();
     for h in hashes {
         let bytes: Option<Vec<u8>> = bytes_of.query_row([&h.0[..]], |r| r.get(0)).optional()?;
@@ -461,7 +493,11 @@ pub(crate) fn mark_acked(
         tx.prepare_cached("UPDATE outbox SET acked_ms = ?2 WHERE hash = ?1 AND acked_ms IS NULL")?;
     let mut n = 0;
     for h in hashes {
-        n += stmt.execute(params![&h.0[..], now_ms])?;
+        let marked = stmt.execute(params![&h.0[..], now_ms])?;
+        if marked > 0 {
+            drop_folded(tx, h)?;
+        }
+        n += marked;
     }
     Ok(n)
 }

@@ -30,7 +30,7 @@ const COMMUNITY: &str = "cd-339901001001";
 const HANDLER: &str = "h-water-1";
 
 /// The generations this build must open.
-const GENERATIONS: &[&str] = &["v1"];
+const GENERATIONS: &[&str] = &["v1", "v2"];
 
 /// What a generation's phone held when it was written.
 #[derive(Serialize, Deserialize)]
@@ -258,10 +258,17 @@ fn fill(
     sync_with(community, &relay_link);
     sync_with(worker, link);
 
-    // Offline: a new case and an edit wait in the outbox.
-    worker
+    // Offline: a new case and an edit wait in the outbox. From v2 on, forty notes
+    // on the case too: more changes than a compaction waits for, so the file holds
+    // unsent changes its snapshot has already folded in (schema 11).
+    let offline = worker
         .report_case(case("井盖缺失", CaseLinks::default()))
         .expect("offline report");
+    for i in 0..40 {
+        worker
+            .add_note(&offline, &format!("第{i}次电话催办"))
+            .expect("offline note");
+    }
     worker
         .edit_person(
             &zhang,

@@ -36,6 +36,52 @@ fn local_changes_wait_in_the_outbox_until_acknowledged() {
     assert!(dispatcher.outbox_pending(usize::MAX).unwrap().is_empty());
 }
 
+/// The outbox keeps no copy of a change: compaction keeps an unsent change's
+/// bytes for it, and they leave once the server has it.
+#[test]
+fn unsent_changes_outlive_compaction_and_leave_once_acknowledged() {
+    let clock = TestClock::new();
+    let worker = device(WORKER, &clock);
+    let id = worker.report_case(leak_case()).unwrap();
+    for i in 0..40 {
+        worker.add_note(&id, &format!("第{i}次回访")).unwrap();
+    }
+    let folded = |worker: &Device| -> i64 {
+        rusqlite::Connection::open(worker.path())
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM doc_changes WHERE folded = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert!(folded(&worker) > 0, "the case was compacted");
+    let worker = worker.reopen(&clock);
+    let pending = worker.outbox_pending(usize::MAX).unwrap();
+    let made = worker.changes_since(&id, &[]).unwrap();
+    assert_eq!(pending.len(), 41);
+    assert_eq!(
+        pending.iter().map(|p| p.bytes.clone()).collect::<Vec<_>>(),
+        made.iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect::<Vec<_>>(),
+        "every change goes up, in order, byte for byte"
+    );
+    assert_eq!(worker.get_case(&id).unwrap().doc.notes.len(), 40);
+
+    let hashes: Vec<_> = pending.iter().map(|p| p.hash).collect();
+    assert_eq!(worker.mark_delivered(&hashes).unwrap(), 41);
+    assert_eq!(
+        folded(&worker),
+        0,
+        "acknowledged: only the snapshot holds them"
+    );
+    let worker = worker.reopen(&clock);
+    assert_eq!(worker.get_case(&id).unwrap().doc.notes.len(), 40);
+    assert!(worker.outbox_pending(usize::MAX).unwrap().is_empty());
+}
+
 #[test]
 fn importing_is_idempotent_and_order_independent() {
     let clock = TestClock::new();

@@ -19,7 +19,7 @@ use gridsync_tests::proxy::{Fault, FaultProxy};
 
 use super::bad_links::{compare, new_case, step};
 use super::phone_killed::{dispatch, Acked};
-use super::{drain, enroll_phone, open_raw, Level, RelayProcess, Report, Rng, DISPATCHER, WORKER};
+use super::{drain, enroll_phone, Level, RelayProcess, Report, Rng, DISPATCHER, WORKER};
 
 /// The link: clean before leaving, refusing every connection while offline, then
 /// 32 KB/s with cuts.
@@ -127,7 +127,7 @@ pub fn run(level: Level, seed: u64, work: &Path) -> Report {
         stop.store(true, Ordering::Relaxed);
         dispatcher.join().unwrap_or_default()
     });
-    let payload = payload(&id, &engine);
+    let payload = payload(&engine);
 
     // Back: 32 KB/s, cut again and again.
     mode.store(CATCH_UP, Ordering::Relaxed);
@@ -190,20 +190,11 @@ fn take_photo(engine: &Engine, rng: &mut Rng, mine: &[gridsync_core::DocId]) -> 
 }
 
 /// What the phone has to send: its pending changes and its photos' bytes.
-fn payload(id: &super::PhoneId, engine: &Engine) -> u64 {
-    let changes: i64 = open_raw(id)
-        .and_then(|c| {
-            c.query_row(
-                "SELECT coalesce(sum(length(bytes)), 0) FROM outbox WHERE acked_ms IS NULL",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(|e| e.to_string())
-        })
-        .unwrap_or(0);
+fn payload(engine: &Engine) -> u64 {
+    let changes = engine.outbox_size().map(|(_, bytes)| bytes).unwrap_or(0);
     let photos: u64 = engine
         .photos_to_upload()
         .map(|p| p.iter().map(|(_, size)| size).sum())
         .unwrap_or(0);
-    changes.max(0) as u64 + photos
+    changes + photos
 }
