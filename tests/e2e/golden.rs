@@ -7,7 +7,7 @@
 //!
 //! A generation is written once and never rewritten: when a format changes, add
 //! the next one beside it (see `tests/golden/README.md`):
-//! `GRIDSYNC_WRITE_GOLDEN=tests/golden/v2 cargo test -p gridsync-tests --test e2e golden::write -- --ignored`
+//! `GRIDSYNC_WRITE_GOLDEN=tests/golden/v3 cargo test -p gridsync-tests --test e2e golden::write -- --ignored`
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -22,15 +22,12 @@ use gridsync_core::{
     Action, CaseFilter, CaseLinks, DeviceId, Engine, Identity, Location, NewCase, Severity,
 };
 use gridsync_server::relay::{Relay, RelayError};
-use gridsync_tests::LocalTransport;
+use gridsync_tests::{LocalTransport, GOLDEN_GENERATIONS};
 use serde::{Deserialize, Serialize};
 
 const WORKER: &str = "w-339901001001001";
 const COMMUNITY: &str = "cd-339901001001";
 const HANDLER: &str = "h-water-1";
-
-/// The generations this build must open.
-const GENERATIONS: &[&str] = &["v1", "v2"];
 
 /// What a generation's phone held when it was written.
 #[derive(Serialize, Deserialize)]
@@ -366,7 +363,7 @@ fn write() {
 
 #[test]
 fn every_generation_opens_syncs_and_is_answered() {
-    for generation in GENERATIONS {
+    for generation in GOLDEN_GENERATIONS {
         let from = golden(generation);
         let tmp = tempfile::tempdir().expect("temp");
         copy_dir(&from, tmp.path());

@@ -18,6 +18,10 @@ use gridsync_core::{DeviceId, Engine, Identity};
 use gridsync_server::relay::{Relay, RelayError};
 use tempfile::TempDir;
 
+/// The golden generations in `tests/golden` this build must open: the e2e test
+/// (`tests/e2e/golden.rs`) and the torture suite's versions scenario run them all.
+pub const GOLDEN_GENERATIONS: &[&str] = &["v1", "v2"];
+
 /// A `width`×`height` JPEG that differs for every `salt` (a new photo, a new hash).
 pub fn photo(salt: u64, width: u32, height: u32) -> Vec<u8> {
     let img = image::ImageBuffer::from_fn(width, height, |x, y| {

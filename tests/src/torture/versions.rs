@@ -1,5 +1,5 @@
-//! Scenario 8 of the issue, versions, against the real binaries: the committed
-//! golden generation (`tests/golden/v1`: a phone database, a relay data folder and
+//! Scenario 8 of the issue, versions, against the real binaries: each committed
+//! golden generation (`tests/golden/v1`, `v2`, …: a phone database, a relay data folder and
 //! recorded protocol-v1 messages, see `tests/e2e/golden.rs`) opened by this build's
 //! `gridsync serve` and engine — the phone's file converted to SQLCipher on the way,
 //! as an app upgrading to encryption at rest does. Nothing the phone held is lost,
@@ -17,9 +17,6 @@ use serde::Deserialize;
 use super::{
     drain, enroll_phone, panics_in, Level, PhoneId, RelayProcess, Report, Rng, DISPATCHER,
 };
-
-/// The generations this build must open (as in `tests/e2e/golden.rs`).
-const GENERATIONS: &[&str] = &["v1"];
 
 #[derive(Deserialize)]
 struct Expected {
@@ -52,7 +49,7 @@ pub fn run(_level: Level, seed: u64, work: &Path) -> Report {
     let mut rng = Rng::new(seed);
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden");
     let (mut answered, mut refused_versions) = (0u64, 0u64);
-    for generation in GENERATIONS {
+    for generation in gridsync_tests::GOLDEN_GENERATIONS {
         report.runs += 1;
         let dir = work.join(generation);
         let expected = copy_dir(&golden.join(generation), &dir)
@@ -216,7 +213,9 @@ pub fn run(_level: Level, seed: u64, work: &Path) -> Report {
         let theirs: Vec<String> = observer
             .as_ref()
             .map(|o: &Engine| {
-                let _ = drain(o, Instant::now() + Duration::from_secs(60));
+                if let Err(why) = drain(o, Instant::now() + Duration::from_secs(60)) {
+                    report.stuck_queue("the new dispatcher phone", why);
+                }
                 o.list_cases(&all).unwrap_or_default()
             })
             .unwrap_or_default()
@@ -238,7 +237,10 @@ pub fn run(_level: Level, seed: u64, work: &Path) -> Report {
         drop(relay);
         report.panics += panics_in(&log);
     }
-    report.set("generations", GENERATIONS.len() as u64);
+    report.set(
+        "generations",
+        gridsync_tests::GOLDEN_GENERATIONS.len() as u64,
+    );
     report.set("recorded_requests_answered", answered);
     report.set("next_version_refused", refused_versions);
     report.seconds = started.elapsed().as_secs_f64();
