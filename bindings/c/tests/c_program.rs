@@ -59,9 +59,14 @@ fn run_bounded(mut command: Command, logs: &Path, name: &str, limit: Duration) -
     (status.success(), format!("{out}{err}"))
 }
 
-/// `cargo build --locked <args>` into this build's target folder and profile, so what
-/// it makes sits where this test looks for it.
-fn cargo_build(args: &[&str], logs: &Path, name: &str) {
+/// `cargo build --locked --workspace --all-targets` into this build's target folder
+/// and profile, so what it makes sits where this test looks for it. The whole
+/// workspace with its tests, so features resolve as in `cargo test --workspace`:
+/// under that, everything is already built and this only puts the `gridsync`
+/// binary and the cdylib in the profile folder. (A narrower build, `-p` one
+/// package, resolves other features and rebuilt most of the tree, twice: ten
+/// minutes of CI.)
+fn cargo_build(logs: &Path, name: &str) {
     let profile_dir = profile_dir();
     let target_dir = profile_dir.parent().expect("<target>/<profile>");
     let mut cargo = Command::new(env!("CARGO"));
@@ -88,8 +93,7 @@ fn cargo_build(args: &[&str], logs: &Path, name: &str) {
     }
     cargo
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "--locked"])
-        .args(args)
+        .args(["build", "--locked", "--workspace", "--all-targets"])
         .arg("--target-dir")
         .arg(target_dir);
     match profile_dir.file_name().and_then(|n| n.to_str()) {
@@ -103,7 +107,10 @@ fn cargo_build(args: &[&str], logs: &Path, name: &str) {
         None => {}
     }
     let (ok, output) = run_bounded(cargo, logs, name, Duration::from_secs(1800));
-    assert!(ok, "`cargo build {}` failed:\n{output}", args.join(" "));
+    assert!(
+        ok,
+        "`cargo build --workspace --all-targets` failed:\n{output}"
+    );
 }
 
 /// The `gridsync` binary: `GRIDSYNC_BIN`, or built (or found up to date) by cargo in
@@ -112,11 +119,7 @@ fn gridsync_bin(logs: &Path) -> PathBuf {
     if let Some(path) = std::env::var_os("GRIDSYNC_BIN") {
         return PathBuf::from(path);
     }
-    cargo_build(
-        &["-p", "gridsync-server", "--bin", "gridsync"],
-        logs,
-        "cargo-build-gridsync",
-    );
+    cargo_build(logs, "cargo-build-gridsync");
     let path = profile_dir().join(format!("gridsync{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),
@@ -130,11 +133,7 @@ fn gridsync_bin(logs: &Path) -> PathBuf {
 /// the cdylib in `deps/` only; `cargo build` puts it in the profile folder, where a
 /// C build finds it by its plain name.
 fn gridsync_c_lib(logs: &Path) -> PathBuf {
-    cargo_build(
-        &["-p", "gridsync-c", "--lib"],
-        logs,
-        "cargo-build-gridsync-c",
-    );
+    cargo_build(logs, "cargo-build-gridsync-c");
     let lib = profile_dir().join(format!(
         "{}gridsync_c{}",
         std::env::consts::DLL_PREFIX,
