@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 const WORKER: &str = "w-339901001001001";
@@ -65,8 +65,13 @@ fn run_bounded(mut command: Command, logs: &Path, name: &str, limit: Duration) -
 /// under that, everything is already built and this only puts the `gridsync`
 /// binary and the cdylib in the profile folder. (A narrower build, `-p` one
 /// package, resolves other features and rebuilt most of the tree, twice: ten
-/// minutes of CI.)
-fn cargo_build(logs: &Path, name: &str) {
+/// minutes of CI.) Once per test process: both tests need it.
+fn cargo_build(logs: &Path) {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| build_workspace(logs));
+}
+
+fn build_workspace(logs: &Path) {
     let profile_dir = profile_dir();
     let target_dir = profile_dir.parent().expect("<target>/<profile>");
     let mut cargo = Command::new(env!("CARGO"));
@@ -106,7 +111,7 @@ fn cargo_build(logs: &Path, name: &str) {
         }
         None => {}
     }
-    let (ok, output) = run_bounded(cargo, logs, name, Duration::from_secs(1800));
+    let (ok, output) = run_bounded(cargo, logs, "cargo-build", Duration::from_secs(1800));
     assert!(
         ok,
         "`cargo build --workspace --all-targets` failed:\n{output}"
@@ -119,7 +124,7 @@ fn gridsync_bin(logs: &Path) -> PathBuf {
     if let Some(path) = std::env::var_os("GRIDSYNC_BIN") {
         return PathBuf::from(path);
     }
-    cargo_build(logs, "cargo-build-gridsync");
+    cargo_build(logs);
     let path = profile_dir().join(format!("gridsync{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),
@@ -133,7 +138,7 @@ fn gridsync_bin(logs: &Path) -> PathBuf {
 /// the cdylib in `deps/` only; `cargo build` puts it in the profile folder, where a
 /// C build finds it by its plain name.
 fn gridsync_c_lib(logs: &Path) -> PathBuf {
-    cargo_build(logs, "cargo-build-gridsync-c");
+    cargo_build(logs);
     let lib = profile_dir().join(format!(
         "{}gridsync_c{}",
         std::env::consts::DLL_PREFIX,
