@@ -18,7 +18,8 @@ pub(crate) fn push_raw(d: &SimDevice<'_>, doc: &DocId, bytes: Vec<u8>) -> wire::
         changes: vec![WireChange {
             doc: doc.clone(),
             bytes,
-        }],
+        }]
+        .into(),
         erased: vec![],
     });
     let answer = d
@@ -252,7 +253,7 @@ fn a_change_sent_again_under_another_document_is_refused() {
     }
     let body = wire::encode(&PushRequest {
         v: 1,
-        changes,
+        changes: wire::Changes::new(changes, 1),
         erased: vec![],
     });
     worker
@@ -428,7 +429,7 @@ fn no_device_ever_receives_another_grids_cases() {
             Some(&d.token),
             wire::encode(&PushRequest {
                 v: 1,
-                changes: vec![],
+                changes: vec![].into(),
                 erased: vec![],
             }),
         );

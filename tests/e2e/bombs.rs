@@ -92,7 +92,8 @@ fn bombs_pushed_by_an_enrolled_phone_are_refused_and_the_relay_stays_small() {
             changes: vec![WireChange {
                 doc: id.clone(),
                 bytes: bytes.clone(),
-            }],
+            }]
+            .into(),
             erased: vec![],
         });
         let answer = transport
@@ -159,6 +160,7 @@ fn bomb_page(doc: &DocId, bombs: &[(&'static str, Vec<u8>)]) -> Vec<u8> {
         backlog: None,
         erased: Vec::new(),
         directory: None,
+        speaks: None,
     })
 }
 

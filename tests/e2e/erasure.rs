@@ -508,7 +508,7 @@ fn erasures_travel_between_a_town_and_its_district_both_ways() {
     // A phone sends no erasures.
     let body = wire::encode(&wire::PushRequest {
         v: wire::PROTOCOL_VERSION,
-        changes: Vec::new(),
+        changes: Vec::new().into(),
         erased: vec![DocId::new(DocKind::Person)],
     });
     assert!(LocalTransport::new(&town.relay)

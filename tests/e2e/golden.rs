@@ -464,7 +464,7 @@ fn check(generation: &str, dir: &Path, expected: &Expected) {
     else {
         panic!("a pull");
     };
-    req.v += 1;
+    req.v = gridsync_core::sync::wire::PROTOCOL_VERSION + 1;
     let refused = relay
         .answer(Some(&caller), Request::Pull(req))
         .expect_err("another version");

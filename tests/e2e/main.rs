@@ -17,6 +17,7 @@ mod notify;
 mod photo_privacy;
 mod photos;
 mod pressure;
+mod protocol;
 mod registry;
 mod registry_import;
 mod resident;

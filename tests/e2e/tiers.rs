@@ -500,7 +500,9 @@ impl Transport for Lossy<'_> {
         }
         let mut request: wire::PushRequest = wire::decode(&body).unwrap();
         if let Some(at) = request.changes.iter().position(|c| c.doc == self.doc) {
-            request.changes.remove(at);
+            let mut changes = request.changes.into_vec();
+            changes.remove(at);
+            request.changes = wire::Changes::new(changes, request.v);
             self.lose.set(self.lose.get() - 1);
         }
         self.district.post(path, token, wire::encode(&request))

@@ -48,6 +48,24 @@ mod mirror {
         pub changes: Vec<Change<'a>>,
     }
 
+    /// Version 2: consecutive changes to one document as one entry.
+    #[derive(Serialize)]
+    pub struct Run<'a> {
+        pub doc: &'a str,
+        pub bytes: Vec<Bytes<'a>>,
+    }
+
+    #[derive(Serialize)]
+    pub struct GroupedPull<'a> {
+        pub v: u32,
+        pub changes: (Run<'a>, Change<'a>),
+        pub cursor: u64,
+        pub more: bool,
+        pub purge: Vec<&'a str>,
+        pub page: u64,
+        pub speaks: u32,
+    }
+
     #[derive(Serialize)]
     pub struct Verdict<'a> {
         pub hash: Bytes<'a>,
@@ -250,6 +268,25 @@ fn seeds() -> Vec<Seed> {
                 more: true,
                 purge: vec![PATROL],
                 page: 4,
+            }),
+            is::<PullResponse>,
+        ),
+        (
+            "PullResponse",
+            wire::encode(&mirror::GroupedPull {
+                v: 2,
+                changes: (
+                    mirror::Run {
+                        doc: DOC,
+                        bytes: (0..3).map(|i| Bytes(&changes[i % changes.len()])).collect(),
+                    },
+                    change(3, PATROL),
+                ),
+                cursor: 47,
+                more: false,
+                purge: vec![],
+                page: 5,
+                speaks: 2,
             }),
             is::<PullResponse>,
         ),

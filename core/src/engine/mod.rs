@@ -65,9 +65,10 @@ pub struct Engine {
     /// Photo files; sealed with the device's photo key on a phone.
     blobs: Blobs,
     /// One sync at a time: a token the relay rotates is stored by the sync that
-    /// received it before the next sync reads it. What the syncs share is how to
-    /// pace the link: a sync cut off leaves it to the retry.
-    syncing: Mutex<crate::sync::Pace>,
+    /// received it before the next sync reads it. What the syncs share is what
+    /// they learnt of the server: how to pace the link (a sync cut off leaves it
+    /// to the retry) and the protocol version it speaks.
+    syncing: Mutex<crate::sync::Learnt>,
     photo_limits: PhotoLimits,
     identity: Identity,
     directory: RwLock<Option<Arc<Directory>>>,
@@ -192,7 +193,7 @@ impl Engine {
         Ok(Engine {
             db: Live::new(db),
             blobs,
-            syncing: Mutex::new(crate::sync::Pace::default()),
+            syncing: Mutex::new(crate::sync::Learnt::default()),
             photo_limits: PhotoLimits::default(),
             identity,
             directory: RwLock::new(directory),

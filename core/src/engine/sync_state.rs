@@ -312,7 +312,7 @@ impl Engine {
     }
 
     /// Hold the sync lock (one sync at a time on this engine).
-    pub(crate) fn one_sync(&self) -> std::sync::MutexGuard<'_, crate::sync::Pace> {
+    pub(crate) fn one_sync(&self) -> std::sync::MutexGuard<'_, crate::sync::Learnt> {
         self.syncing.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -10,7 +10,7 @@ use super::route::{self, Route};
 use super::session::{
     self, check_version, Link, Outgoing, PullApplied, PulledPage, PushVerdicts, Replica,
 };
-use super::wire::{self, DirectoryUpdate, EnrollRequest, ErrorBody, PROTOCOL_VERSION};
+use super::wire::{self, DirectoryUpdate, EnrollRequest, ErrorBody, FIRST_PROTOCOL_VERSION};
 use crate::engine::{Engine, PullState};
 use crate::error::Error;
 use crate::ids::DeviceId;
@@ -397,11 +397,11 @@ pub fn sync(
 ) -> Result<SyncReport, SyncError> {
     // A token the relay rotates during this sync is stored before another sync
     // reads the stored one.
-    let mut pace = engine.one_sync();
+    let mut learnt = engine.one_sync();
     let (_, token) = engine.server()?.ok_or(SyncError::NotEnrolled)?;
-    let mut link = Link::with_pace(transport, Some(&token), pace.clone());
+    let mut link = Link::resume(transport, Some(&token), learnt.clone());
     let result = sync_over(engine, &mut link, progress);
-    *pace = link.pace().clone();
+    *learnt = link.learnt().clone();
     obey_wipe(engine, result).map(|mut report| {
         report.requests = link.requests;
         report.bytes_up = link.bytes_up;
@@ -582,7 +582,7 @@ pub fn upload_blob(
         let chunk = bytes[start..end].to_vec();
         sent += chunk.len() as u64;
         let resp = link.call::<route::BlobPut>(&wire::BlobPutRequest {
-            v: PROTOCOL_VERSION,
+            v: link.protocol(),
             hash: hash.clone(),
             total: len,
             offset,
@@ -663,7 +663,7 @@ pub fn fetch_blob(
     let mut bytes: Vec<u8> = Vec::new();
     loop {
         let resp = link.call::<route::BlobGet>(&wire::BlobGetRequest {
-            v: PROTOCOL_VERSION,
+            v: link.protocol(),
             hash: hash.clone(),
             offset: bytes.len() as u64,
             max_bytes: link.page(wire::MAX_CHUNK_BYTES as u64),
@@ -718,7 +718,7 @@ pub fn enroll(
     app_version: &str,
 ) -> Result<Enrollment, SyncError> {
     let resp = Link::new(transport, None).call::<route::Enroll>(&EnrollRequest {
-        v: PROTOCOL_VERSION,
+        v: FIRST_PROTOCOL_VERSION,
         code: code.trim().to_owned(),
         device,
         app_version: app_version.to_owned(),

@@ -28,4 +28,4 @@ pub use client::{
 pub use link::{EnrollmentLink, LinkError};
 pub use pace::Pace;
 pub use route::{Endpoint, Route};
-pub use session::{Link, Outgoing, PullApplied, PulledPage, PushVerdicts, Replica};
+pub use session::{Learnt, Link, Outgoing, PullApplied, PulledPage, PushVerdicts, Replica};

@@ -18,8 +18,8 @@ use super::client::{SyncError, Transport, TransportError};
 use super::pace::Pace;
 use super::route::{Endpoint, Pull, Push};
 use super::wire::{
-    self, Backlog, ChangeStatus, DirectoryUpdate, PullRequest, PullResponse, PushRequest,
-    PushResponse, WireChange, MAX_CHANGES_PER_MESSAGE, PROTOCOL_VERSION,
+    self, Backlog, ChangeStatus, Changes, DirectoryUpdate, PullRequest, PullResponse, PushRequest,
+    PushResponse, WireChange, FIRST_PROTOCOL_VERSION, MAX_CHANGES_PER_MESSAGE, PROTOCOL_VERSION,
 };
 use crate::directory::Directory;
 use crate::engine::PullState;
@@ -59,19 +59,21 @@ pub struct PushPage {
 }
 
 impl PushPage {
-    /// The request for `items` (at most [`MAX_CHANGES_PER_MESSAGE`] are sent).
-    pub fn new(items: &[Outgoing]) -> PushPage {
+    /// The request for `items` (at most [`MAX_CHANGES_PER_MESSAGE`] are sent), in
+    /// protocol version `v`.
+    pub fn new(items: &[Outgoing], v: u32) -> PushPage {
         let items = &items[..items.len().min(MAX_CHANGES_PER_MESSAGE)];
+        let changes = items
+            .iter()
+            .map(|i| WireChange {
+                doc: i.doc.clone(),
+                bytes: i.bytes.clone(),
+            })
+            .collect();
         PushPage {
             request: PushRequest {
-                v: PROTOCOL_VERSION,
-                changes: items
-                    .iter()
-                    .map(|i| WireChange {
-                        doc: i.doc.clone(),
-                        bytes: i.bytes.clone(),
-                    })
-                    .collect(),
+                v,
+                changes: Changes::new(changes, v),
                 erased: Vec::new(),
             },
             sent: items.iter().map(|i| i.hash).collect(),
@@ -141,11 +143,17 @@ impl std::fmt::Debug for PulledPage {
     }
 }
 
-/// The pull request for a replica whose pulls stand at `state` and which holds
-/// directory revision `directory` (none: it takes no directory updates).
-pub fn pull_request(state: &PullState, directory: Option<u64>, max_bytes: u64) -> PullRequest {
+/// The pull request, in protocol version `v`, for a replica whose pulls stand at
+/// `state` and which holds directory revision `directory` (none: it takes no
+/// directory updates).
+pub fn pull_request(
+    state: &PullState,
+    directory: Option<u64>,
+    max_bytes: u64,
+    v: u32,
+) -> PullRequest {
     PullRequest {
-        v: PROTOCOL_VERSION,
+        v,
         cursor: state.cursor,
         max_bytes,
         purged: state.purged.clone(),
@@ -212,23 +220,45 @@ pub fn read_pull(answer: PullResponse, directory: Option<u64>) -> Result<PulledP
     })
 }
 
-/// The answer's protocol version is ours.
+/// The answer's protocol version is one this side speaks (each message is read
+/// by its own version).
 pub fn check_version(v: u32) -> Result<(), SyncError> {
-    if v == PROTOCOL_VERSION {
+    if wire::speaks(v) {
         Ok(())
     } else {
         Err(SyncError::Protocol(format!(
-            "server speaks protocol version {v}, this side {PROTOCOL_VERSION}"
+            "server speaks protocol version {v}, this side {FIRST_PROTOCOL_VERSION} to {PROTOCOL_VERSION}"
         )))
     }
 }
 
-/// A connection to a server: the transport, the token, what went over it, and the
-/// [`Pace`] that sizes its pages and times its requests.
+/// What a link learnt about a server, for the next link to it.
+#[derive(Debug, Clone)]
+pub struct Learnt {
+    /// How big its pages may be and how long its requests may take.
+    pub pace: Pace,
+    /// The protocol version to speak to it: the first, until it says it speaks a
+    /// newer one (so a server from before that version is never sent what it
+    /// cannot read).
+    pub protocol: u32,
+}
+
+impl Default for Learnt {
+    fn default() -> Self {
+        Learnt {
+            pace: Pace::default(),
+            protocol: FIRST_PROTOCOL_VERSION,
+        }
+    }
+}
+
+/// A connection to a server: the transport, the token, what went over it, and
+/// what it learnt: the [`Pace`] that sizes its pages and times its requests, and
+/// the protocol version the server speaks.
 pub struct Link<'a> {
     transport: &'a dyn Transport,
     token: Option<String>,
-    pace: Pace,
+    learnt: Learnt,
     /// Requests made.
     pub requests: u64,
     /// Request body bytes sent.
@@ -238,19 +268,19 @@ pub struct Link<'a> {
 }
 
 impl<'a> Link<'a> {
-    /// A link over `transport` with `token` (none for enrollment), pacing from
-    /// scratch.
+    /// A link over `transport` with `token` (none for enrollment), knowing nothing
+    /// of the server yet.
     pub fn new(transport: &'a dyn Transport, token: Option<&str>) -> Link<'a> {
-        Self::with_pace(transport, token, Pace::default())
+        Self::resume(transport, token, Learnt::default())
     }
 
-    /// A link that goes on from `pace`, what an earlier link to the same server
-    /// learnt (the app retries after a cut with a new link).
-    pub fn with_pace(transport: &'a dyn Transport, token: Option<&str>, pace: Pace) -> Link<'a> {
+    /// A link that goes on from what an earlier link to the same server learnt
+    /// (the app retries after a cut with a new link).
+    pub fn resume(transport: &'a dyn Transport, token: Option<&str>, learnt: Learnt) -> Link<'a> {
         Link {
             transport,
             token: token.map(str::to_owned),
-            pace,
+            learnt,
             requests: 0,
             bytes_up: 0,
             bytes_down: 0,
@@ -264,12 +294,26 @@ impl<'a> Link<'a> {
 
     /// The next page's size for this link, at most `cap` bytes.
     pub fn page(&self, cap: u64) -> u64 {
-        self.pace.page(cap)
+        self.learnt.pace.page(cap)
     }
 
     /// What this link has learnt, for the next one.
-    pub fn pace(&self) -> &Pace {
-        &self.pace
+    pub fn learnt(&self) -> &Learnt {
+        &self.learnt
+    }
+
+    /// The protocol version to write requests in.
+    pub fn protocol(&self) -> u32 {
+        self.learnt.protocol
+    }
+
+    /// A push or pull answer said the server speaks up to version `speaks` (none:
+    /// only the first): speak the newest both sides do from the next request on.
+    /// The latest answer decides, so a cluster half upgraded is followed back down.
+    pub fn heard(&mut self, speaks: Option<u32>) {
+        self.learnt.protocol = speaks
+            .unwrap_or(FIRST_PROTOCOL_VERSION)
+            .clamp(FIRST_PROTOCOL_VERSION, PROTOCOL_VERSION);
     }
 
     /// One request of endpoint `E` and its answer, within a timeout that follows
@@ -280,7 +324,8 @@ impl<'a> Link<'a> {
         self.bytes_up += sent;
         self.requests += 1;
         // An answer is at most about a page (a pull), or small.
-        let timeout = self.pace.timeout(sent.max(self.pace.page(u64::MAX)));
+        let pace = &mut self.learnt.pace;
+        let timeout = pace.timeout(sent.max(pace.page(u64::MAX)));
         let started = Instant::now();
         let answer =
             match self
@@ -290,13 +335,12 @@ impl<'a> Link<'a> {
                 Ok(answer) => answer,
                 Err(e) => {
                     if matches!(e, TransportError::Network(_)) {
-                        self.pace.failed();
+                        pace.failed();
                     }
                     return Err(e.into());
                 }
             };
-        self.pace
-            .done(sent + answer.len() as u64, started.elapsed());
+        pace.done(sent + answer.len() as u64, started.elapsed());
         self.bytes_down += answer.len() as u64;
         wire::decode(&answer).map_err(|e| SyncError::Protocol(e.to_string()))
     }
@@ -364,9 +408,10 @@ pub fn push_all(
         if items.is_empty() {
             break;
         }
-        let page = PushPage::new(&items);
+        let page = PushPage::new(&items, link.protocol());
         let before = link.bytes_up;
         let answer = link.call::<Push>(&page.request)?;
+        link.heard(answer.speaks);
         totals.bytes += link.bytes_up - before;
         let verdicts = page.read(answer)?;
         let moved = replica.record_push(&verdicts)?;
@@ -411,8 +456,9 @@ pub fn pull_all(
         let state = replica.pull_state()?;
         let directory = replica.directory_revision()?;
         let before = link.bytes_down;
-        let request = pull_request(&state, directory, link.page(page_bytes));
+        let request = pull_request(&state, directory, link.page(page_bytes), link.protocol());
         let answer = link.call::<Pull>(&request)?;
+        link.heard(answer.speaks);
         totals.bytes += link.bytes_down - before;
         let mut page = read_pull(answer, directory)?;
         let update = page.directory.take();
@@ -455,7 +501,7 @@ mod tests {
 
     #[test]
     fn a_push_answer_is_read_into_verdicts() {
-        let page = PushPage::new(&[outgoing(1), outgoing(2), outgoing(3)]);
+        let page = PushPage::new(&[outgoing(1), outgoing(2), outgoing(3)], PROTOCOL_VERSION);
         assert_eq!(page.request.changes.len(), 3);
         let result = |n: u8, status, reason: Option<&str>| ChangeResult {
             hash: ChangeHash([n; 32]),
@@ -470,6 +516,7 @@ mod tests {
                     result(2, ChangeStatus::Rejected, Some("scope")),
                     result(3, ChangeStatus::Deferred, None),
                 ],
+                speaks: None,
             })
             .unwrap();
         assert_eq!(verdicts.stored, vec![ChangeHash([1; 32])]);
@@ -482,7 +529,7 @@ mod tests {
 
     #[test]
     fn an_answer_about_unsent_changes_or_another_version_is_refused() {
-        let page = PushPage::new(&[outgoing(1)]);
+        let page = PushPage::new(&[outgoing(1)], PROTOCOL_VERSION);
         let bad = page.read(PushResponse {
             v: PROTOCOL_VERSION,
             results: vec![ChangeResult {
@@ -490,11 +537,13 @@ mod tests {
                 status: ChangeStatus::Accepted,
                 reason: None,
             }],
+            speaks: None,
         });
         assert!(matches!(bad, Err(SyncError::Protocol(_))));
-        let other = PushPage::new(&[outgoing(1)]).read(PushResponse {
+        let other = PushPage::new(&[outgoing(1)], PROTOCOL_VERSION).read(PushResponse {
             v: PROTOCOL_VERSION + 1,
             results: vec![],
+            speaks: None,
         });
         assert!(matches!(other, Err(SyncError::Protocol(_))));
     }
@@ -519,7 +568,8 @@ mod tests {
                         doc: id.clone(),
                         bytes: vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 2, 0],
                     },
-                ],
+                ]
+                .into(),
                 cursor: 7,
                 more: true,
                 purge: vec![id.clone()],
@@ -531,6 +581,7 @@ mod tests {
                 }),
                 erased: vec![],
                 directory: None,
+                speaks: None,
             },
             None,
         )
@@ -548,7 +599,7 @@ mod tests {
     fn a_directory_update_must_be_newer_and_one_this_build_reads() {
         let answer = |revision, json: &str| PullResponse {
             v: PROTOCOL_VERSION,
-            changes: vec![],
+            changes: vec![].into(),
             cursor: 1,
             more: false,
             purge: vec![],
@@ -560,6 +611,7 @@ mod tests {
                 revision,
                 json: json.into(),
             }),
+            speaks: None,
         };
         let sample = include_str!("../../data/sample-directory.json");
         let page = read_pull(answer(3, sample), Some(2)).unwrap();

@@ -3,12 +3,22 @@
 //! receiver before use.
 
 use automerge::ChangeHash;
+use serde::de::{SeqAccess, Visitor};
+use serde::ser::{SerializeSeq, SerializeStruct};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::ids::{DeviceId, DocId, PhotoHash, UserId};
 
-/// The protocol version this code speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The newest protocol version this code speaks: 2, where consecutive changes to
+/// one document travel as one entry (see [`Changes`]).
+pub const PROTOCOL_VERSION: u32 = 2;
+/// The oldest protocol version this code still speaks, to peers from before 2.
+pub const FIRST_PROTOCOL_VERSION: u32 = 1;
+
+/// Whether this code speaks protocol version `v`.
+pub fn speaks(v: u32) -> bool {
+    (FIRST_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&v)
+}
 /// Most bytes in one request or response body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Most changes in one push or pull page.
@@ -52,13 +62,199 @@ pub struct WireChange {
     pub bytes: Vec<u8>,
 }
 
+/// The changes of a push or a pull page, in order.
+///
+/// On the wire, a list of entries `{doc, bytes}`. In protocol 1 each entry is one
+/// change, `bytes` a byte string, so the document id travels with every change.
+/// From protocol 2 an entry may also be a run of consecutive changes to one
+/// document, `bytes` an array of byte strings: the id travels once per run. A
+/// reader takes either form in any entry; a writer groups only for a peer that
+/// speaks 2 (see [`Changes::new`]), and writes a run of one as a plain entry.
+/// Decoding stops at [`MAX_CHANGES_PER_MESSAGE`] changes, however they are grouped.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    list: Vec<WireChange>,
+    grouped: bool,
+}
+
+impl Changes {
+    /// `list`, to be written for a peer that speaks protocol version `v`.
+    pub fn new(list: Vec<WireChange>, v: u32) -> Changes {
+        Changes {
+            list,
+            grouped: v >= 2,
+        }
+    }
+
+    /// The changes, in order.
+    pub fn into_vec(self) -> Vec<WireChange> {
+        self.list
+    }
+}
+
+impl From<Vec<WireChange>> for Changes {
+    /// `list`, written for a peer of this protocol version.
+    fn from(list: Vec<WireChange>) -> Changes {
+        Changes::new(list, PROTOCOL_VERSION)
+    }
+}
+
+impl FromIterator<WireChange> for Changes {
+    /// The changes, written for a peer of this protocol version.
+    fn from_iter<I: IntoIterator<Item = WireChange>>(iter: I) -> Changes {
+        Vec::from_iter(iter).into()
+    }
+}
+
+impl std::ops::Deref for Changes {
+    type Target = [WireChange];
+    fn deref(&self) -> &[WireChange] {
+        &self.list
+    }
+}
+
+impl IntoIterator for Changes {
+    type Item = WireChange;
+    type IntoIter = std::vec::IntoIter<WireChange>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.list.into_iter()
+    }
+}
+
+impl PartialEq for Changes {
+    /// The same changes in the same order, however they are written.
+    fn eq(&self, other: &Changes) -> bool {
+        self.list == other.list
+    }
+}
+
+impl Serialize for Changes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if !self.grouped {
+            return self.list.serialize(s);
+        }
+        let runs: Vec<&[WireChange]> = self.list.chunk_by(|a, b| a.doc == b.doc).collect();
+        let mut seq = s.serialize_seq(Some(runs.len()))?;
+        for run in runs {
+            match run {
+                [one] => seq.serialize_element(one)?,
+                _ => seq.serialize_element(&Run(run))?,
+            }
+        }
+        seq.end()
+    }
+}
+
+/// Consecutive changes to one document, as one entry.
+struct Run<'a>(&'a [WireChange]);
+
+impl Serialize for Run<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut entry = s.serialize_struct("WireChange", 2)?;
+        entry.serialize_field("doc", &self.0[0].doc)?;
+        entry.serialize_field("bytes", &RunBytes(self.0))?;
+        entry.end()
+    }
+}
+
+struct RunBytes<'a>(&'a [WireChange]);
+
+impl Serialize for RunBytes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|c| serde_bytes::Bytes::new(&c.bytes)))
+    }
+}
+
+/// One entry as read: a change, or a run of changes, of one document.
+#[derive(Deserialize)]
+struct Entry {
+    doc: DocId,
+    bytes: EntryBytes,
+}
+
+enum EntryBytes {
+    One(Vec<u8>),
+    Run(Vec<Vec<u8>>),
+}
+
+fn too_many<E: serde::de::Error>() -> E {
+    E::custom(format!(
+        "more than {MAX_CHANGES_PER_MESSAGE} changes in one message"
+    ))
+}
+
+impl<'de> Deserialize<'de> for EntryBytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Bytes;
+        impl<'de> Visitor<'de> for Bytes {
+            type Value = EntryBytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a change (a byte string) or a run of them (an array of byte strings)")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<EntryBytes, E> {
+                Ok(EntryBytes::One(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<EntryBytes, E> {
+                Ok(EntryBytes::One(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<EntryBytes, A::Error> {
+                let mut run = Vec::new();
+                while let Some(bytes) = seq.next_element::<serde_bytes::ByteBuf>()? {
+                    if run.len() == MAX_CHANGES_PER_MESSAGE {
+                        return Err(too_many());
+                    }
+                    run.push(bytes.into_vec());
+                }
+                Ok(EntryBytes::Run(run))
+            }
+        }
+        d.deserialize_any(Bytes)
+    }
+}
+
+impl<'de> Deserialize<'de> for Changes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> Visitor<'de> for Entries {
+            type Value = Changes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of changes")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Changes, A::Error> {
+                let mut list = Vec::new();
+                let mut grouped = false;
+                while let Some(entry) = seq.next_element::<Entry>()? {
+                    match entry.bytes {
+                        EntryBytes::One(bytes) => list.push(WireChange {
+                            doc: entry.doc,
+                            bytes,
+                        }),
+                        EntryBytes::Run(run) => {
+                            grouped = true;
+                            list.extend(run.into_iter().map(|bytes| WireChange {
+                                doc: entry.doc.clone(),
+                                bytes,
+                            }));
+                        }
+                    }
+                    if list.len() > MAX_CHANGES_PER_MESSAGE {
+                        return Err(too_many());
+                    }
+                }
+                Ok(Changes { list, grouped })
+            }
+        }
+        d.deserialize_seq(Entries)
+    }
+}
+
 /// `POST /v1/push`: local changes the server has not acknowledged, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PushRequest {
     /// Protocol version.
     pub v: u32,
     /// The changes, dependencies before dependants.
-    pub changes: Vec<WireChange>,
+    pub changes: Changes,
     /// Documents erased at the sender, a relay syncing upward: persons and
     /// households (ADR 0011), cases past their retention (ADR 0017; the receiver
     /// erases those only once due by its own clock). Only a relay device may send
@@ -103,6 +299,10 @@ pub struct PushResponse {
     pub v: u32,
     /// Results.
     pub results: Vec<ChangeResult>,
+    /// The newest protocol version the server speaks; absent from servers that
+    /// speak only 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaks: Option<u32>,
 }
 
 /// `POST /v1/pull`: what is new since `cursor`.
@@ -154,7 +354,7 @@ pub struct PullResponse {
     pub v: u32,
     /// Changes visible to the device, in server order; a document that has just
     /// become visible arrives with its whole history.
-    pub changes: Vec<WireChange>,
+    pub changes: Changes,
     /// The cursor to send next time (store it with the changes, atomically).
     pub cursor: u64,
     /// Whether another page is waiting.
@@ -183,6 +383,10 @@ pub struct PullResponse {
     /// the device holds the newest, did not ask, or the server is before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<DirectoryUpdate>,
+    /// The newest protocol version the server speaks; absent from servers that
+    /// speak only 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaks: Option<u32>,
 }
 
 /// Changes still waiting for a device after a page: counted up to a cap the server
@@ -225,6 +429,7 @@ impl std::fmt::Debug for PullResponse {
             .field("backlog", &self.backlog)
             .field("erased", &self.erased)
             .field("directory", &self.directory)
+            .field("speaks", &self.speaks)
             .finish()
     }
 }
@@ -364,7 +569,7 @@ mod tests {
         };
         let pulled = PullResponse {
             v: PROTOCOL_VERSION,
-            changes: vec![],
+            changes: vec![].into(),
             cursor: 1,
             more: false,
             purge: vec![],
@@ -373,6 +578,7 @@ mod tests {
             backlog: None,
             erased: vec![],
             directory: None,
+            speaks: None,
         };
         let shown = format!("{enrolled:?} {pulled:?}");
         assert!(!shown.contains("secret-token"), "{shown}");
@@ -386,7 +592,8 @@ mod tests {
             changes: vec![WireChange {
                 doc: "case-0123456789abcdef0123456789abcdef".parse().unwrap(),
                 bytes: vec![1, 2, 3],
-            }],
+            }]
+            .into(),
             erased: vec![],
         };
         let bytes = encode(&req);
@@ -398,6 +605,141 @@ mod tests {
             decode::<PullRequest>(&bytes).is_err(),
             "wrong shape is an error"
         );
+    }
+
+    /// A change as protocol 1 writes it, and the push request of protocol 1: what
+    /// a peer from before version 2 reads.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct FirstChange {
+        doc: DocId,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct FirstPush {
+        v: u32,
+        changes: Vec<FirstChange>,
+    }
+
+    fn doc(n: u8) -> DocId {
+        format!("case-{}", format!("{n:02x}").repeat(16))
+            .parse()
+            .unwrap()
+    }
+
+    /// Changes to documents 1, 1, 1, 2, 1, 2, 2: four runs.
+    fn interleaved() -> Vec<WireChange> {
+        [1, 1, 1, 2, 1, 2, 2]
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| WireChange {
+                doc: doc(d),
+                bytes: vec![i as u8; 300],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn version_2_names_a_document_once_per_run_of_its_changes() {
+        let list = interleaved();
+        let grouped = PushRequest {
+            v: 2,
+            changes: Changes::new(list.clone(), 2),
+            erased: vec![],
+        };
+        let first = PushRequest {
+            v: 1,
+            changes: Changes::new(list.clone(), 1),
+            erased: vec![],
+        };
+        let (grouped_bytes, first_bytes) = (encode(&grouped), encode(&first));
+        // Read back: the same changes in the same order, either way.
+        assert_eq!(
+            decode::<PushRequest>(&grouped_bytes)
+                .unwrap()
+                .changes
+                .into_vec(),
+            list
+        );
+        assert_eq!(
+            decode::<PushRequest>(&first_bytes)
+                .unwrap()
+                .changes
+                .into_vec(),
+            list
+        );
+        // Protocol 1 is written as it always was: a peer before 2 reads it.
+        let old: FirstPush = decode(&first_bytes).unwrap();
+        assert_eq!(old.changes.len(), 7);
+        assert_eq!(encode(&old), first_bytes);
+        // Version 2: four entries, three fewer document ids (39 bytes each) less
+        // the arrays' headers.
+        let ids = |b: &[u8]| b.windows(37).filter(|w| w.starts_with(b"case-")).count();
+        assert_eq!((ids(&first_bytes), ids(&grouped_bytes)), (7, 4));
+        assert!(grouped_bytes.len() + 3 * 39 - 3 * 2 <= first_bytes.len());
+        // A peer before 2 cannot read a run: why a writer groups only for a peer
+        // that said it speaks 2.
+        assert!(decode::<FirstPush>(&grouped_bytes).is_err());
+        // A list without runs of two is the same bytes in either version.
+        let apart = vec![list[0].clone(), list[3].clone(), list[4].clone()];
+        assert_eq!(
+            encode(&Changes::new(apart.clone(), 2)),
+            encode(&Changes::new(apart, 1))
+        );
+    }
+
+    #[test]
+    fn a_reader_counts_the_changes_in_runs_against_the_bound() {
+        #[derive(Serialize)]
+        struct RunOf {
+            doc: DocId,
+            bytes: Vec<serde_bytes::ByteBuf>,
+        }
+        #[derive(Serialize)]
+        struct Push {
+            v: u32,
+            changes: Vec<RunOf>,
+        }
+        let run = |n: usize| RunOf {
+            doc: doc(1),
+            bytes: vec![serde_bytes::ByteBuf::new(); n],
+        };
+        // Empty byte strings are one byte each: a small body that would become
+        // millions of changes, each with its document id, if runs were unbounded.
+        let at_bound = encode(&Push {
+            v: 2,
+            changes: vec![run(MAX_CHANGES_PER_MESSAGE - 1), run(1)],
+        });
+        assert_eq!(
+            decode::<PushRequest>(&at_bound).unwrap().changes.len(),
+            MAX_CHANGES_PER_MESSAGE
+        );
+        for over in [
+            vec![run(MAX_CHANGES_PER_MESSAGE + 1)],
+            vec![run(MAX_CHANGES_PER_MESSAGE), run(1)],
+        ] {
+            let e = decode::<PushRequest>(&encode(&Push {
+                v: 2,
+                changes: over,
+            }))
+            .unwrap_err();
+            assert!(e.0.contains("more than 20000 changes"), "{e}");
+        }
+        // A run of something else than changes is refused as such.
+        #[derive(Serialize)]
+        struct Texts {
+            doc: DocId,
+            bytes: Vec<String>,
+        }
+        let texts = encode(&(
+            2,
+            vec![Texts {
+                doc: doc(1),
+                bytes: vec!["x".into()],
+            }],
+        ));
+        assert!(decode::<Changes>(&texts[1..]).is_err());
     }
 
     #[test]
@@ -413,7 +755,7 @@ mod tests {
         }
         let mut answer = PullResponse {
             v: PROTOCOL_VERSION,
-            changes: vec![],
+            changes: vec![].into(),
             cursor: 3,
             more: false,
             purge: vec![],
@@ -422,6 +764,7 @@ mod tests {
             backlog: None,
             erased: vec![],
             directory: None,
+            speaks: None,
         };
         // Without a token the answer is the same bytes as before the field existed.
         let plain = encode(&answer);
@@ -486,7 +829,7 @@ mod tests {
         let person: DocId = "person-0123456789abcdef0123456789abcdef".parse().unwrap();
         let mut push = PushRequest {
             v: PROTOCOL_VERSION,
-            changes: vec![],
+            changes: vec![].into(),
             erased: vec![],
         };
         // Empty, the request is the same bytes as before the field existed.
@@ -506,7 +849,7 @@ mod tests {
 
         let answer = PullResponse {
             v: PROTOCOL_VERSION,
-            changes: vec![],
+            changes: vec![].into(),
             cursor: 3,
             more: false,
             purge: vec![person.clone()],
@@ -515,6 +858,7 @@ mod tests {
             backlog: None,
             erased: vec![person.clone()],
             directory: None,
+            speaks: None,
         };
         let decoded: PullResponse = decode(&encode(&answer)).unwrap();
         assert_eq!(decoded.erased, vec![person]);

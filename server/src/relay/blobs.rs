@@ -4,7 +4,7 @@
 use chrono::Utc;
 use gridsync_core::sync::wire::{
     BlobGetRequest, BlobGetResponse, BlobPutRequest, BlobPutResponse, MAX_BLOB_BYTES,
-    MAX_CHUNK_BYTES, PROTOCOL_VERSION,
+    MAX_CHUNK_BYTES,
 };
 use gridsync_core::{PhotoHash, User};
 
@@ -49,7 +49,7 @@ impl Relay {
             )));
         }
         let answer = |received, done| BlobPutResponse {
-            v: PROTOCOL_VERSION,
+            v: req.v,
             received,
             done,
         };
@@ -231,7 +231,7 @@ impl Relay {
             .read_range(hash, req.offset.min(total), len)
             .map_err(RelayError::internal)?;
         Ok(BlobGetResponse {
-            v: PROTOCOL_VERSION,
+            v: req.v,
             total,
             bytes,
         })

@@ -11,7 +11,7 @@
 use base64::Engine as _;
 use chrono::Utc;
 use gridsync_core::ids::IdError;
-use gridsync_core::sync::wire::{self, EnrollRequest, EnrollResponse, PROTOCOL_VERSION};
+use gridsync_core::sync::wire::{self, EnrollRequest, EnrollResponse};
 use gridsync_core::User;
 
 use super::store::{DeviceRecord, Enrollment, EnrollmentBatch, TokenKind};
@@ -158,7 +158,7 @@ impl Relay {
             .map_err(RelayError::internal)?;
         tracing::info!(device = %device, "device enrolled");
         Ok(EnrollResponse {
-            v: PROTOCOL_VERSION,
+            v: req.v,
             token,
             user,
             directory,

@@ -38,7 +38,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use gridsync_core::sync::route::{Answer, Request};
-use gridsync_core::sync::wire::PROTOCOL_VERSION;
 use gridsync_core::{Directory, Engine, Identity};
 use sha2::{Digest, Sha256};
 
@@ -70,8 +69,9 @@ fn device_visibility(user: &gridsync_core::User, relay: bool) -> store::Visibili
     }
 }
 
+/// A request in a version this relay speaks (it answers in the same version).
 fn check_version(v: u32) -> Result<(), RelayError> {
-    if v == PROTOCOL_VERSION {
+    if gridsync_core::sync::wire::speaks(v) {
         Ok(())
     } else {
         Err(RelayError::UnsupportedVersion(v))

@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 use gridsync_core::sync::wire::{
-    PullRequest, PullResponse, WireChange, MAX_CHANGES_PER_MESSAGE, MAX_PULL_PAGE_BYTES,
+    Changes, PullRequest, PullResponse, WireChange, MAX_CHANGES_PER_MESSAGE, MAX_PULL_PAGE_BYTES,
     PROTOCOL_VERSION,
 };
 
@@ -49,13 +49,16 @@ impl Relay {
             ),
             false => None,
         };
+        let changes = page
+            .changes
+            .into_iter()
+            .map(|(doc, bytes)| WireChange { doc, bytes })
+            .collect();
+        // Answered in the request's version: a device from before version 2 reads
+        // one entry per change.
         Ok(PullResponse {
-            v: PROTOCOL_VERSION,
-            changes: page
-                .changes
-                .into_iter()
-                .map(|(doc, bytes)| WireChange { doc, bytes })
-                .collect(),
+            v: req.v,
+            changes: Changes::new(changes, req.v),
             cursor: page.cursor,
             more: page.more,
             purge: page.purge,
@@ -66,6 +69,7 @@ impl Relay {
             // purges them with the rest, and forgets its refused changes of them.
             erased: page.erased,
             directory: self.directory_update(req.directory, device.relay.then_some(&user.region)),
+            speaks: Some(PROTOCOL_VERSION),
         })
     }
 }

@@ -87,7 +87,14 @@ impl Relay {
             }
             self.erase_relayed(&user.region, &req.erased)?;
         }
-        self.push_as(device.device, &trust, decode_incoming(req.changes))
+        let v = req.v;
+        let mut answer = self.push_as(
+            device.device,
+            &trust,
+            decode_incoming(req.changes.into_vec()),
+        )?;
+        answer.v = v;
+        Ok(answer)
     }
 
     /// A downstream relay's erasures: each a registry document or a case of its
@@ -204,6 +211,7 @@ impl Relay {
         Ok(PushResponse {
             v: PROTOCOL_VERSION,
             results,
+            speaks: Some(PROTOCOL_VERSION),
         })
     }
 

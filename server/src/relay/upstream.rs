@@ -17,7 +17,6 @@ use gridsync_core::sync::route::Push;
 use gridsync_core::sync::session::{self, Link, Outgoing, PullApplied, PulledPage, PushVerdicts};
 use gridsync_core::sync::wire::{
     ChangeStatus, DirectoryUpdate, PushRequest, MAX_CHANGES_PER_MESSAGE, MAX_PULL_PAGE_BYTES,
-    PROTOCOL_VERSION,
 };
 use gridsync_core::sync::{self, HttpTransport, ServerSecurity, SyncError, Transport};
 use gridsync_core::{ChangeHash, DeviceId, DocId, PhotoHash, PullState};
@@ -284,8 +283,8 @@ impl Relay {
             .collect();
         for chunk in pending.chunks(MAX_CHANGES_PER_MESSAGE) {
             let request = PushRequest {
-                v: PROTOCOL_VERSION,
-                changes: Vec::new(),
+                v: wire.protocol(),
+                changes: Default::default(),
                 erased: chunk.iter().map(|e| e.doc.clone()).collect(),
             };
             let answer = wire.call::<Push>(&request)?;

@@ -168,7 +168,7 @@ pub fn run(_level: Level, seed: u64, work: &Path) -> Report {
             }
             // The same request from a phone of the next protocol version.
             if let Ok(Request::Pull(mut req)) = Request::decode(route, &body) {
-                req.v += 1;
+                req.v = gridsync_core::sync::wire::PROTOCOL_VERSION + 1;
                 match http.post(
                     route.path(),
                     Some(&expected.token),
