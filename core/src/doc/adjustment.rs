@@ -9,7 +9,7 @@ use automerge::{AutomergeError, ReadDoc, ROOT};
 use chrono::{DateTime, Utc};
 
 use super::{
-    check_len, check_root, opt_i64, put_root, req_parse, req_str, req_time, schema_err, time_value,
+    check_len, opt_i64, put_root, read_root, req_parse, req_str, req_time, schema_err, time_value,
     SchemaError,
 };
 use crate::ids::{DocId, RegionCode, UserId};
@@ -133,25 +133,25 @@ impl AdjustmentDoc {
 
     /// Read and validate an adjustment document: the same bounds as a new one.
     pub fn read(doc: &impl ReadDoc, id: &DocId) -> Result<AdjustmentDoc, SchemaError> {
-        check_root(doc, KIND, id)?;
+        let root = read_root(doc, KIND, id)?;
         let points =
-            opt_i64(doc, &ROOT, key::POINTS)?.ok_or_else(|| schema_err(key::POINTS, "missing"))?;
+            opt_i64(&root, key::POINTS)?.ok_or_else(|| schema_err(key::POINTS, "missing"))?;
         let points = i32::try_from(points)
             .ok()
             .filter(|p| *p != 0 && p.abs() <= limits::POINTS)
             .ok_or_else(|| schema_err(key::POINTS, "out of range"))?;
-        let reason = req_str(doc, &ROOT, key::REASON)?;
+        let reason = req_str(&root, key::REASON)?;
         check_len("reason", &reason, limits::REASON, true)
             .map_err(|_| schema_err(key::REASON, "empty or too long"))?;
         Ok(AdjustmentDoc {
             id: id.clone(),
-            grid: req_parse(doc, &ROOT, key::GRID)?,
-            worker: req_parse(doc, &ROOT, key::WORKER)?,
-            month: req_parse(doc, &ROOT, key::MONTH)?,
+            grid: req_parse(&root, key::GRID)?,
+            worker: req_parse(&root, key::WORKER)?,
+            month: req_parse(&root, key::MONTH)?,
             points,
             reason,
-            by: req_parse(doc, &ROOT, key::BY)?,
-            at: req_time(doc, &ROOT, key::AT)?,
+            by: req_parse(&root, key::BY)?,
+            at: req_time(&root, key::AT)?,
         })
     }
 }

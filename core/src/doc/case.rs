@@ -2,12 +2,12 @@
 //! append-only timeline whose fold is the case's status.
 
 use automerge::transaction::Transactable;
-use automerge::{AutomergeError, ObjId, ObjType, ReadDoc, ScalarValue, ROOT};
+use automerge::{AutomergeError, ObjType, ReadDoc, ScalarValue, ROOT};
 use chrono::{DateTime, Utc};
 
 use super::{
-    check_root, child, list_maps, opt_bool, opt_f64, opt_i64, opt_str, push_map, put_root,
-    req_list, req_parse, req_str, req_time, schema_err, time_value, SchemaError,
+    child, list_maps, opt_bool, opt_f64, opt_i64, opt_str, push_map, put_root, read_root, req_list,
+    req_parse, req_str, req_time, schema_err, time_value, Fields, SchemaError,
 };
 use crate::directory::Role;
 use crate::ids::{CategoryCode, DocId, DocKind, PhotoHash, RegionCode, RegionLevel, UserId};
@@ -526,29 +526,32 @@ impl CaseDoc {
 
     /// Read and validate a case document.
     pub fn read(doc: &impl ReadDoc, id: &DocId) -> Result<CaseDoc, SchemaError> {
-        check_root(doc, KIND, id)?;
-        let location = match child(doc, &ROOT, key::LOCATION, ObjType::Map)? {
-            Some(obj) => Some(Location {
-                lat: opt_f64(doc, &obj, key::LAT)?.unwrap_or_default(),
-                lon: opt_f64(doc, &obj, key::LON)?.unwrap_or_default(),
-                address: opt_str(doc, &obj, key::ADDRESS)?.unwrap_or_default(),
-            }),
+        let root = read_root(doc, KIND, id)?;
+        let location = match child(&root, key::LOCATION, ObjType::Map)? {
+            Some(obj) => {
+                let f = Fields::of(doc, &obj);
+                Some(Location {
+                    lat: opt_f64(&f, key::LAT)?.unwrap_or_default(),
+                    lon: opt_f64(&f, key::LON)?.unwrap_or_default(),
+                    address: opt_str(&f, key::ADDRESS)?.unwrap_or_default(),
+                })
+            }
             None => None,
         };
-        let people = read_list(doc, key::PEOPLE, limits::PEOPLE, |obj| {
+        let people = read_list(doc, &root, key::PEOPLE, limits::PEOPLE, |f| {
             Ok(Person {
-                name: opt_str(doc, obj, key::NAME)?.unwrap_or_default(),
-                role: opt_str(doc, obj, key::ROLE)?.unwrap_or_default(),
-                phone: opt_str(doc, obj, key::PHONE)?.unwrap_or_default(),
+                name: opt_str(f, key::NAME)?.unwrap_or_default(),
+                role: opt_str(f, key::ROLE)?.unwrap_or_default(),
+                phone: opt_str(f, key::PHONE)?.unwrap_or_default(),
             })
         })?;
-        let photos = read_list(doc, key::PHOTOS, limits::PHOTOS, |obj| {
+        let photos = read_list(doc, &root, key::PHOTOS, limits::PHOTOS, |f| {
             let dim = |k: &str| -> Result<u32, SchemaError> {
-                Ok(opt_i64(doc, obj, k)?
+                Ok(opt_i64(f, k)?
                     .and_then(|n| u32::try_from(n).ok())
                     .unwrap_or(0))
             };
-            let thumb = match opt_str(doc, obj, key::THUMB)? {
+            let thumb = match opt_str(f, key::THUMB)? {
                 Some(t) => Some(
                     t.parse()
                         .map_err(|_| schema_err(key::THUMB, "not a valid value"))?,
@@ -556,28 +559,26 @@ impl CaseDoc {
                 None => None,
             };
             Ok(PhotoRef {
-                hash: req_parse(doc, obj, key::HASH)?,
+                hash: req_parse(f, key::HASH)?,
                 thumb,
                 width: dim(key::WIDTH)?,
                 height: dim(key::HEIGHT)?,
-                by: req_parse(doc, obj, key::BY)?,
-                at: req_time(doc, obj, key::AT)?,
+                by: req_parse(f, key::BY)?,
+                at: req_time(f, key::AT)?,
             })
         })?;
-        let notes = read_list(doc, key::NOTES, limits::NOTES, |obj| {
+        let notes = read_list(doc, &root, key::NOTES, limits::NOTES, |f| {
             Ok(Note {
-                by: req_parse(doc, obj, key::BY)?,
-                at: req_time(doc, obj, key::AT)?,
-                text: req_str(doc, obj, key::TEXT)?,
+                by: req_parse(f, key::BY)?,
+                at: req_time(f, key::AT)?,
+                text: req_str(f, key::TEXT)?,
             })
         })?;
-        let timeline = read_list(doc, key::TIMELINE, limits::TIMELINE, |obj| {
-            read_entry(doc, obj)
-        })?;
+        let timeline = read_list(doc, &root, key::TIMELINE, limits::TIMELINE, read_entry)?;
         if timeline.is_empty() {
             return Err(schema_err(key::TIMELINE, "is empty"));
         }
-        let subcategory = match opt_str(doc, &ROOT, key::SUBCATEGORY)? {
+        let subcategory = match opt_str(&root, key::SUBCATEGORY)? {
             Some(s) => Some(
                 s.parse()
                     .map_err(|_| schema_err(key::SUBCATEGORY, "not a valid value"))?,
@@ -585,14 +586,14 @@ impl CaseDoc {
             None => None,
         };
         let links = CaseLinks {
-            place: match opt_str(doc, &ROOT, key::PLACE)? {
+            place: match opt_str(&root, key::PLACE)? {
                 Some(p) => Some(
                     p.parse()
                         .map_err(|_| schema_err(key::PLACE, "not a valid value"))?,
                 ),
                 None => None,
             },
-            persons: match child(doc, &ROOT, key::PERSONS, ObjType::List)? {
+            persons: match child(&root, key::PERSONS, ObjType::List)? {
                 Some(list) => {
                     if doc.length(&list) > limits::PEOPLE {
                         return Err(schema_err(key::PERSONS, "has more items than allowed"));
@@ -616,14 +617,14 @@ impl CaseDoc {
             .map_err(|e| schema_err(e.field, "not valid"))?;
         Ok(CaseDoc {
             id: id.clone(),
-            created: req_time(doc, &ROOT, key::CREATED)?,
-            reporter: req_parse(doc, &ROOT, key::REPORTER)?,
-            grid: req_parse(doc, &ROOT, key::GRID)?,
-            title: req_str(doc, &ROOT, key::TITLE)?,
-            description: opt_str(doc, &ROOT, key::DESCRIPTION)?.unwrap_or_default(),
-            category: req_parse(doc, &ROOT, key::CATEGORY)?,
+            created: req_time(&root, key::CREATED)?,
+            reporter: req_parse(&root, key::REPORTER)?,
+            grid: req_parse(&root, key::GRID)?,
+            title: req_str(&root, key::TITLE)?,
+            description: opt_str(&root, key::DESCRIPTION)?.unwrap_or_default(),
+            category: req_parse(&root, key::CATEGORY)?,
             subcategory,
-            severity: Severity::parse(&req_str(doc, &ROOT, key::SEVERITY)?)
+            severity: Severity::parse(&req_str(&root, key::SEVERITY)?)
                 .ok_or_else(|| schema_err(key::SEVERITY, "not a valid value"))?,
             location,
             people,
@@ -631,8 +632,7 @@ impl CaseDoc {
             notes,
             timeline,
             links,
-            channel: opt_str(doc, &ROOT, key::CHANNEL)?
-                .map_or(Channel::Phone, |c| Channel::parse(&c)),
+            channel: opt_str(&root, key::CHANNEL)?.map_or(Channel::Phone, |c| Channel::parse(&c)),
         })
     }
 
@@ -642,18 +642,23 @@ impl CaseDoc {
     }
 }
 
+/// The items of the root's list `field` (at most `max`, each a map), read by `read`.
 fn read_list<T>(
     doc: &impl ReadDoc,
+    root: &Fields,
     field: &'static str,
     max: usize,
-    mut read: impl FnMut(&ObjId) -> Result<T, SchemaError>,
+    mut read: impl FnMut(&Fields) -> Result<T, SchemaError>,
 ) -> Result<Vec<T>, SchemaError> {
-    let list = req_list(doc, &ROOT, field)?;
+    let list = req_list(root, field)?;
     let items = list_maps(doc, &list, field)?;
     if items.len() > max {
         return Err(schema_err(field, "has more items than allowed"));
     }
-    items.iter().map(&mut read).collect()
+    items
+        .iter()
+        .map(|obj| read(&Fields::of(doc, obj)))
+        .collect()
 }
 
 /// Append a timeline entry.
@@ -700,13 +705,12 @@ pub fn append_entry<T: Transactable>(tx: &mut T, entry: &Entry) -> Result<(), Au
     Ok(())
 }
 
-fn read_entry(doc: &impl ReadDoc, obj: &ObjId) -> Result<Entry, SchemaError> {
-    let text =
-        || -> Result<String, SchemaError> { Ok(opt_str(doc, obj, key::TEXT)?.unwrap_or_default()) };
-    let name = req_str(doc, obj, key::ACTION)?;
+fn read_entry(f: &Fields) -> Result<Entry, SchemaError> {
+    let text = || -> Result<String, SchemaError> { Ok(opt_str(f, key::TEXT)?.unwrap_or_default()) };
+    let name = req_str(f, key::ACTION)?;
     let action = match name.as_str() {
         "report" => Action::Report {
-            level: req_parse::<RegionLevel>(doc, obj, key::LEVEL)?,
+            level: req_parse::<RegionLevel>(f, key::LEVEL)?,
         },
         "accept" => Action::Accept,
         "archive" => Action::Archive,
@@ -716,22 +720,21 @@ fn read_entry(doc: &impl ReadDoc, obj: &ObjId) -> Result<Entry, SchemaError> {
         "escalate" => Action::Escalate { reason: text()? },
         "invalidate" => Action::Invalidate { reason: text()? },
         "dispatch" => Action::Dispatch {
-            dept: req_parse(doc, obj, key::DEPT)?,
-            deadline: req_time(doc, obj, key::DEADLINE)?,
+            dept: req_parse(f, key::DEPT)?,
+            deadline: req_time(f, key::DEADLINE)?,
         },
         "verify" => Action::Verify {
-            passed: opt_bool(doc, obj, key::PASSED)?
-                .ok_or_else(|| schema_err(key::PASSED, "missing"))?,
+            passed: opt_bool(f, key::PASSED)?.ok_or_else(|| schema_err(key::PASSED, "missing"))?,
             comment: text()?,
         },
         "evaluate" => Action::Evaluate {
-            satisfaction: opt_i64(doc, obj, key::SATISFACTION)?
+            satisfaction: opt_i64(f, key::SATISFACTION)?
                 .and_then(|n| u8::try_from(n).ok())
                 .ok_or_else(|| schema_err(key::SATISFACTION, "missing or out of range"))?,
             comment: text()?,
         },
         "urge" => Action::Urge {
-            level: opt_i64(doc, obj, key::SUPERVISION)?
+            level: opt_i64(f, key::SUPERVISION)?
                 .and_then(SupervisionLevel::from_number)
                 .ok_or_else(|| schema_err(key::SUPERVISION, "missing or out of range"))?,
             comment: text()?,
@@ -739,12 +742,12 @@ fn read_entry(doc: &impl ReadDoc, obj: &ObjId) -> Result<Entry, SchemaError> {
         _ => return Err(schema_err(key::ACTION, "unknown action")),
     };
     Ok(Entry {
-        id: req_str(doc, obj, key::ENTRY_ID)?,
-        after: opt_str(doc, obj, key::AFTER)?,
-        actor: req_parse(doc, obj, key::BY)?,
-        role: Role::parse(&req_str(doc, obj, key::ROLE)?)
+        id: req_str(f, key::ENTRY_ID)?,
+        after: opt_str(f, key::AFTER)?,
+        actor: req_parse(f, key::BY)?,
+        role: Role::parse(&req_str(f, key::ROLE)?)
             .ok_or_else(|| schema_err(key::ROLE, "unknown role"))?,
-        at: req_time(doc, obj, key::AT)?,
+        at: req_time(f, key::AT)?,
         action,
     })
 }

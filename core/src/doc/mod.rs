@@ -236,43 +236,65 @@ mod key {
     pub const THUMB: &str = "thumb";
 }
 
-fn scalar(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Result<Option<ScalarValue>, SchemaError> {
-    match doc.get(obj, key) {
-        Ok(Some((Value::Scalar(v), _))) => Ok(Some(v.into_owned())),
-        Ok(Some((Value::Object(_), _))) => {
-            Err(schema_err(key, "expected a value, found an object"))
-        }
-        Ok(None) => Ok(None),
-        Err(_) => Err(schema_err(key, "unreadable")),
+/// The fields of one map object of a document, read in one pass over the map.
+/// Reading field by field (`ReadDoc::get`) seeks the document's op columns anew
+/// for every field: a case read that way cost about six times as much, and
+/// reading cases was most of importing them (`docs/performance.md`, "Sync").
+pub(crate) struct Fields {
+    items: Vec<(String, Value<'static>, Option<ObjId>)>,
+}
+
+impl Fields {
+    /// The fields of the map `obj` (none if it is not a map).
+    pub(crate) fn of(doc: &impl ReadDoc, obj: &ObjId) -> Fields {
+        let items = doc
+            .map_range(obj, ..)
+            .map(|item| {
+                let id = matches!(item.value, automerge::ValueRef::Object(_)).then(|| item.id());
+                (item.key.into_owned(), item.value.into_value(), id)
+            })
+            .collect();
+        Fields { items }
+    }
+
+    fn get(&self, key: &str) -> Option<(&Value<'static>, Option<&ObjId>)> {
+        self.items
+            .iter()
+            .find(|(k, ..)| k == key)
+            .map(|(_, v, id)| (v, id.as_ref()))
     }
 }
 
-fn opt_str(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Result<Option<String>, SchemaError> {
-    match scalar(doc, obj, key)? {
+fn scalar<'f>(f: &'f Fields, key: &str) -> Result<Option<&'f ScalarValue>, SchemaError> {
+    match f.get(key) {
+        Some((Value::Scalar(v), _)) => Ok(Some(v.as_ref())),
+        Some((Value::Object(_), _)) => Err(schema_err(key, "expected a value, found an object")),
+        None => Ok(None),
+    }
+}
+
+fn opt_str(f: &Fields, key: &str) -> Result<Option<String>, SchemaError> {
+    match scalar(f, key)? {
         Some(ScalarValue::Str(s)) => Ok(Some(s.to_string())),
         Some(_) => Err(schema_err(key, "expected a string")),
         None => Ok(None),
     }
 }
 
-fn req_str(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Result<String, SchemaError> {
-    opt_str(doc, obj, key)?.ok_or_else(|| schema_err(key, "missing"))
+fn req_str(f: &Fields, key: &str) -> Result<String, SchemaError> {
+    opt_str(f, key)?.ok_or_else(|| schema_err(key, "missing"))
 }
 
-fn req_parse<T: std::str::FromStr>(
-    doc: &impl ReadDoc,
-    obj: &ObjId,
-    key: &str,
-) -> Result<T, SchemaError> {
-    req_str(doc, obj, key)?
+fn req_parse<T: std::str::FromStr>(f: &Fields, key: &str) -> Result<T, SchemaError> {
+    req_str(f, key)?
         .parse()
         .map_err(|_| schema_err(key, "not a valid value"))
 }
 
-fn opt_i64(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Result<Option<i64>, SchemaError> {
-    match scalar(doc, obj, key)? {
-        Some(ScalarValue::Int(n)) | Some(ScalarValue::Timestamp(n)) => Ok(Some(n)),
-        Some(ScalarValue::Uint(n)) => i64::try_from(n)
+fn opt_i64(f: &Fields, key: &str) -> Result<Option<i64>, SchemaError> {
+    match scalar(f, key)? {
+        Some(ScalarValue::Int(n)) | Some(ScalarValue::Timestamp(n)) => Ok(Some(*n)),
+        Some(ScalarValue::Uint(n)) => i64::try_from(*n)
             .map(Some)
             .map_err(|_| schema_err(key, "number out of range")),
         Some(_) => Err(schema_err(key, "expected a number")),
@@ -280,53 +302,43 @@ fn opt_i64(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Result<Option<i64>, Sc
     }
 }
 
-fn opt_f64(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Result<Option<f64>, SchemaError> {
-    match scalar(doc, obj, key)? {
-        Some(ScalarValue::F64(n)) => Ok(Some(n)),
-        Some(ScalarValue::Int(n)) => Ok(Some(n as f64)),
+fn opt_f64(f: &Fields, key: &str) -> Result<Option<f64>, SchemaError> {
+    match scalar(f, key)? {
+        Some(ScalarValue::F64(n)) => Ok(Some(*n)),
+        Some(ScalarValue::Int(n)) => Ok(Some(*n as f64)),
         Some(_) => Err(schema_err(key, "expected a number")),
         None => Ok(None),
     }
 }
 
-fn opt_bool(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Result<Option<bool>, SchemaError> {
-    match scalar(doc, obj, key)? {
-        Some(ScalarValue::Boolean(b)) => Ok(Some(b)),
+fn opt_bool(f: &Fields, key: &str) -> Result<Option<bool>, SchemaError> {
+    match scalar(f, key)? {
+        Some(ScalarValue::Boolean(b)) => Ok(Some(*b)),
         Some(_) => Err(schema_err(key, "expected a boolean")),
         None => Ok(None),
     }
 }
 
-fn opt_time(
-    doc: &impl ReadDoc,
-    obj: &ObjId,
-    key: &str,
-) -> Result<Option<DateTime<Utc>>, SchemaError> {
-    opt_i64(doc, obj, key)?
+fn opt_time(f: &Fields, key: &str) -> Result<Option<DateTime<Utc>>, SchemaError> {
+    opt_i64(f, key)?
         .map(|ms| DateTime::from_timestamp_millis(ms).ok_or_else(|| schema_err(key, "bad time")))
         .transpose()
 }
 
-fn req_time(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Result<DateTime<Utc>, SchemaError> {
-    opt_time(doc, obj, key)?.ok_or_else(|| schema_err(key, "missing"))
+fn req_time(f: &Fields, key: &str) -> Result<DateTime<Utc>, SchemaError> {
+    opt_time(f, key)?.ok_or_else(|| schema_err(key, "missing"))
 }
 
-fn child(
-    doc: &impl ReadDoc,
-    obj: &ObjId,
-    key: &str,
-    want: ObjType,
-) -> Result<Option<ObjId>, SchemaError> {
-    match doc.get(obj, key) {
-        Ok(Some((Value::Object(t), id))) if t == want => Ok(Some(id)),
-        Ok(Some(_)) => Err(schema_err(key, "has the wrong type")),
-        Ok(None) => Ok(None),
-        Err(_) => Err(schema_err(key, "unreadable")),
+fn child(f: &Fields, key: &str, want: ObjType) -> Result<Option<ObjId>, SchemaError> {
+    match f.get(key) {
+        Some((Value::Object(t), Some(id))) if *t == want => Ok(Some(id.clone())),
+        Some(_) => Err(schema_err(key, "has the wrong type")),
+        None => Ok(None),
     }
 }
 
-fn req_list(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Result<ObjId, SchemaError> {
-    child(doc, obj, key, ObjType::List)?.ok_or_else(|| schema_err(key, "missing"))
+fn req_list(f: &Fields, key: &str) -> Result<ObjId, SchemaError> {
+    child(f, key, ObjType::List)?.ok_or_else(|| schema_err(key, "missing"))
 }
 
 /// The map objects of a list, in list order; anything else in the list is a schema error.
@@ -339,16 +351,22 @@ fn list_maps(doc: &impl ReadDoc, list: &ObjId, field: &str) -> Result<Vec<ObjId>
         .collect()
 }
 
-fn check_root(doc: &impl ReadDoc, kind: &str, id: &crate::ids::DocId) -> Result<(), SchemaError> {
-    let root = automerge::ROOT;
-    if req_str(doc, &root, key::KIND)? != kind {
+/// The root's fields, once they say the document is `id`, of `kind`, in this
+/// schema version.
+fn read_root(
+    doc: &impl ReadDoc,
+    kind: &str,
+    id: &crate::ids::DocId,
+) -> Result<Fields, SchemaError> {
+    let root = Fields::of(doc, &automerge::ROOT);
+    if req_str(&root, key::KIND)? != kind {
         return Err(schema_err(key::KIND, "does not match the document id"));
     }
-    if req_str(doc, &root, key::ID)? != id.as_str() {
+    if req_str(&root, key::ID)? != id.as_str() {
         return Err(schema_err(key::ID, "does not match the document id"));
     }
-    match opt_i64(doc, &root, key::SCHEMA)? {
-        Some(SCHEMA_VERSION) => Ok(()),
+    match opt_i64(&root, key::SCHEMA)? {
+        Some(SCHEMA_VERSION) => Ok(root),
         _ => Err(schema_err(key::SCHEMA, "unsupported schema version")),
     }
 }
@@ -382,15 +400,12 @@ fn put_entry_photo<T: Transactable>(
 }
 
 /// A visit's or an inspection's photo: both files named, or neither.
-fn read_entry_photo(doc: &impl ReadDoc, obj: &ObjId) -> Result<Option<EntryPhoto>, SchemaError> {
+fn read_entry_photo(f: &Fields) -> Result<Option<EntryPhoto>, SchemaError> {
     let parse = |k: &str, v: String| {
         v.parse::<PhotoHash>()
             .map_err(|_| schema_err(k, "not a photo's hash"))
     };
-    match (
-        opt_str(doc, obj, key::PHOTO)?,
-        opt_str(doc, obj, key::THUMB)?,
-    ) {
+    match (opt_str(f, key::PHOTO)?, opt_str(f, key::THUMB)?) {
         (None, None) => Ok(None),
         (Some(hash), Some(thumb)) => Ok(Some(EntryPhoto {
             hash: parse(key::PHOTO, hash)?,
@@ -410,7 +425,60 @@ fn push_map<T: Transactable>(tx: &mut T, list: &ObjId) -> Result<ObjId, automerg
 }
 
 /// A root-level list to append to; its absence means the document is not ours.
+/// One field, so read alone: a write reads no more of the document than it must.
 fn list_obj<T: Transactable>(tx: &T, field: &str) -> Result<ObjId, automerge::AutomergeError> {
-    req_list(tx, &automerge::ROOT, field)
-        .map_err(|_| automerge::AutomergeError::InvalidObjId(field.into()))
+    match tx.get(automerge::ROOT, field) {
+        Ok(Some((Value::Object(ObjType::List), id))) => Ok(id),
+        _ => Err(automerge::AutomergeError::InvalidObjId(field.into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use automerge::transaction::Transactable;
+    use automerge::{ActorId, AutoCommit, ObjType, ReadDoc, ROOT};
+
+    use super::{child, opt_str, Fields};
+
+    /// Read in one pass, a field that two replicas set concurrently has the value
+    /// a lookup of that one field gives: the same winner on every replica.
+    #[test]
+    fn fields_read_in_one_pass_agree_with_lookups_on_conflicts() {
+        let mut a = AutoCommit::new().with_actor(ActorId::from(&[1u8; 16][..]));
+        a.put(ROOT, "title", "first").unwrap();
+        let inner = a.put_object(ROOT, "location", ObjType::Map).unwrap();
+        a.put(&inner, "address", "望湖小区3号楼").unwrap();
+        let mut b = a.fork().with_actor(ActorId::from(&[2u8; 16][..]));
+        a.put(ROOT, "title", "甲的标题").unwrap();
+        a.put(&inner, "address", "甲").unwrap();
+        b.put(ROOT, "title", "乙的标题").unwrap();
+        b.put(&inner, "address", "乙").unwrap();
+        b.put(ROOT, "only_b", "b").unwrap();
+        a.merge(&mut b).unwrap();
+        b.merge(&mut a).unwrap();
+        for doc in [&a, &b] {
+            let root = Fields::of(doc, &ROOT);
+            let looked_up = |obj: &automerge::ObjId, key: &str| match doc.get(obj, key).unwrap() {
+                Some((automerge::Value::Scalar(v), _)) => v.as_str().map(str::to_owned),
+                _ => None,
+            };
+            assert_eq!(opt_str(&root, "title").unwrap(), looked_up(&ROOT, "title"));
+            assert_eq!(opt_str(&root, "only_b").unwrap().as_deref(), Some("b"));
+            let obj = child(&root, "location", ObjType::Map).unwrap().unwrap();
+            assert_eq!(obj, inner);
+            let location = Fields::of(doc, &obj);
+            assert_eq!(
+                opt_str(&location, "address").unwrap(),
+                looked_up(&obj, "address")
+            );
+            assert!(
+                child(&root, "title", ObjType::Map).is_err(),
+                "a value, not a map"
+            );
+        }
+        assert_eq!(
+            opt_str(&Fields::of(&a, &ROOT), "title").unwrap(),
+            opt_str(&Fields::of(&b, &ROOT), "title").unwrap()
+        );
+    }
 }

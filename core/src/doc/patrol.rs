@@ -5,8 +5,8 @@ use automerge::{AutomergeError, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 use chrono::{DateTime, Utc};
 
 use super::{
-    check_root, list_maps, list_obj, opt_f64, opt_str, opt_time, push_map, put_root, req_list,
-    req_parse, req_str, req_time, schema_err, time_value, SchemaError,
+    list_maps, list_obj, opt_f64, opt_str, opt_time, push_map, put_root, read_root, req_list,
+    req_parse, req_str, req_time, schema_err, time_value, Fields, SchemaError,
 };
 use crate::ids::{DocId, DocKind, RegionCode, UserId};
 use crate::track::{self, TrackPoint};
@@ -120,8 +120,8 @@ impl PatrolDoc {
 
     /// Read and validate a patrol document.
     pub fn read(doc: &impl ReadDoc, id: &DocId) -> Result<PatrolDoc, SchemaError> {
-        check_root(doc, KIND, id)?;
-        let track_list = req_list(doc, &ROOT, key::TRACK)?;
+        let root = read_root(doc, KIND, id)?;
+        let track_list = req_list(&root, key::TRACK)?;
         let chunks = doc.length(&track_list);
         if chunks > limits::TRACK_CHUNKS {
             return Err(schema_err(key::TRACK, "has more chunks than allowed"));
@@ -138,7 +138,7 @@ impl PatrolDoc {
                 _ => return Err(schema_err(key::TRACK, "chunk is not bytes")),
             }
         }
-        let checkins_list = req_list(doc, &ROOT, key::CHECKINS)?;
+        let checkins_list = req_list(&root, key::CHECKINS)?;
         let checkins = bounded(
             list_maps(doc, &checkins_list, key::CHECKINS)?,
             key::CHECKINS,
@@ -146,8 +146,9 @@ impl PatrolDoc {
         )?
         .iter()
         .map(|obj| {
+            let f = &Fields::of(doc, obj);
             let reference = |field: &'static str, kind: DocKind| {
-                let given = opt_str(doc, obj, field)?;
+                let given = opt_str(f, field)?;
                 let id = given
                     .as_deref()
                     .and_then(|h| h.parse::<DocId>().ok())
@@ -162,16 +163,16 @@ impl PatrolDoc {
             let household = reference(key::HOUSEHOLD, DocKind::Household)?;
             let place_id = reference(key::PLACE_ID, DocKind::Place)?;
             Ok(CheckIn {
-                at: req_time(doc, obj, key::AT)?,
-                place: req_str(doc, obj, key::PLACE)?,
-                lat: opt_f64(doc, obj, key::LAT)?.unwrap_or_default(),
-                lon: opt_f64(doc, obj, key::LON)?.unwrap_or_default(),
+                at: req_time(f, key::AT)?,
+                place: req_str(f, key::PLACE)?,
+                lat: opt_f64(f, key::LAT)?.unwrap_or_default(),
+                lon: opt_f64(f, key::LON)?.unwrap_or_default(),
                 household,
                 place_id,
             })
         })
         .collect::<Result<_, SchemaError>>()?;
-        let obs_list = req_list(doc, &ROOT, key::OBSERVATIONS)?;
+        let obs_list = req_list(&root, key::OBSERVATIONS)?;
         let observations = bounded(
             list_maps(doc, &obs_list, key::OBSERVATIONS)?,
             key::OBSERVATIONS,
@@ -179,13 +180,14 @@ impl PatrolDoc {
         )?
         .iter()
         .map(|obj| {
+            let f = &Fields::of(doc, obj);
             Ok(Observation {
-                at: req_time(doc, obj, key::AT)?,
-                text: req_str(doc, obj, key::TEXT)?,
+                at: req_time(f, key::AT)?,
+                text: req_str(f, key::TEXT)?,
             })
         })
         .collect::<Result<_, SchemaError>>()?;
-        let cases_list = req_list(doc, &ROOT, key::CASES)?;
+        let cases_list = req_list(&root, key::CASES)?;
         let n_cases = doc.length(&cases_list);
         if n_cases > limits::CASES {
             return Err(schema_err(key::CASES, "has more items than allowed"));
@@ -203,10 +205,10 @@ impl PatrolDoc {
             .collect::<Result<_, SchemaError>>()?;
         Ok(PatrolDoc {
             id: id.clone(),
-            worker: req_parse(doc, &ROOT, key::WORKER)?,
-            grid: req_parse(doc, &ROOT, key::GRID)?,
-            started: req_time(doc, &ROOT, key::STARTED)?,
-            ended: opt_time(doc, &ROOT, key::ENDED)?,
+            worker: req_parse(&root, key::WORKER)?,
+            grid: req_parse(&root, key::GRID)?,
+            started: req_time(&root, key::STARTED)?,
+            ended: opt_time(&root, key::ENDED)?,
             track: points,
             track_chunks: chunks,
             checkins,

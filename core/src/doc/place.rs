@@ -24,9 +24,9 @@ use automerge::{AutomergeError, ObjType, ReadDoc, ROOT};
 use chrono::{DateTime, Utc};
 
 use super::{
-    check_len, check_root, child, list_maps, opt_bool, opt_f64, opt_str, push_map, put_entry_photo,
-    put_root, read_entry_photo, req_parse, req_str, req_time, schema_err, time_value, EntryPhoto,
-    SchemaError,
+    check_len, child, list_maps, opt_bool, opt_f64, opt_str, push_map, put_entry_photo, put_root,
+    read_entry_photo, read_root, req_parse, req_str, req_time, schema_err, time_value, EntryPhoto,
+    Fields, SchemaError,
 };
 use crate::ids::{DocId, DocKind, RegionCode, UserId};
 
@@ -405,11 +405,11 @@ impl PlaceEdit {
 
 /// An optional reference to a document of `kind`: `None` when absent or empty.
 fn opt_ref(
-    doc: &impl ReadDoc,
+    root: &Fields,
     field: &'static str,
     kind: DocKind,
 ) -> Result<Option<DocId>, SchemaError> {
-    match opt_str(doc, &ROOT, field)?.filter(|s| !s.is_empty()) {
+    match opt_str(root, field)?.filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(s) => s
             .parse::<DocId>()
@@ -440,12 +440,12 @@ impl PlaceDoc {
 
     /// Read and validate a place's document.
     pub fn read(doc: &impl ReadDoc, id: &DocId) -> Result<PlaceDoc, SchemaError> {
-        check_root(doc, DocKind::Place.as_str(), id)?;
-        let kind = PlaceKind::parse(&req_str(doc, &ROOT, key::PLACE_KIND)?)
+        let root = read_root(doc, DocKind::Place.as_str(), id)?;
+        let kind = PlaceKind::parse(&req_str(&root, key::PLACE_KIND)?)
             .ok_or_else(|| schema_err(key::PLACE_KIND, "not a place kind"))?;
-        let name = req_str(doc, &ROOT, key::NAME)?;
-        let address = req_str(doc, &ROOT, key::ADDRESS)?;
-        let org_type = opt_str(doc, &ROOT, key::ORG_TYPE)?;
+        let name = req_str(&root, key::NAME)?;
+        let address = req_str(&root, key::ADDRESS)?;
+        let org_type = opt_str(&root, key::ORG_TYPE)?;
         for (field, text, max) in [
             (key::NAME, name.as_str(), limits::NAME),
             (key::ADDRESS, address.as_str(), limits::ADDRESS),
@@ -459,10 +459,7 @@ impl PlaceDoc {
                 return Err(schema_err(field, "is longer than allowed"));
             }
         }
-        let location = match (
-            opt_f64(doc, &ROOT, key::LAT)?,
-            opt_f64(doc, &ROOT, key::LON)?,
-        ) {
+        let location = match (opt_f64(&root, key::LAT)?, opt_f64(&root, key::LON)?) {
             (Some(lat), Some(lon)) => {
                 check_location(Some((lat, lon)))
                     .map_err(|_| schema_err(key::LAT, "not a position on earth"))?;
@@ -470,19 +467,19 @@ impl PlaceDoc {
             }
             _ => None,
         };
-        let occupancy = match opt_str(doc, &ROOT, key::OCCUPANCY)?.filter(|s| !s.is_empty()) {
+        let occupancy = match opt_str(&root, key::OCCUPANCY)?.filter(|s| !s.is_empty()) {
             None => None,
             Some(s) => Some(
                 Occupancy::parse(&s)
                     .ok_or_else(|| schema_err(key::OCCUPANCY, "not an occupancy"))?,
             ),
         };
-        let credit_code = opt_str(doc, &ROOT, key::CREDIT_CODE)?
+        let credit_code = opt_str(&root, key::CREDIT_CODE)?
             .filter(|s| !s.is_empty())
             .map(|s| s.parse::<CreditCode>())
             .transpose()
             .map_err(|_| schema_err(key::CREDIT_CODE, "not a valid credit code"))?;
-        let contact = opt_ref(doc, key::CONTACT, DocKind::Person)?;
+        let contact = opt_ref(&root, key::CONTACT, DocKind::Person)?;
         let org =
             (org_type.is_some() || credit_code.is_some() || contact.is_some()).then(|| OrgFacts {
                 org_type: org_type.unwrap_or_default(),
@@ -490,26 +487,27 @@ impl PlaceDoc {
                 contact,
             });
         let mut inspections = Vec::new();
-        if let Some(list) = child(doc, &ROOT, key::INSPECTIONS, ObjType::List)? {
+        if let Some(list) = child(&root, key::INSPECTIONS, ObjType::List)? {
             if doc.length(&list) > limits::INSPECTIONS {
                 return Err(schema_err(key::INSPECTIONS, "has more items than allowed"));
             }
             for obj in list_maps(doc, &list, key::INSPECTIONS)? {
-                let findings = req_str(doc, &obj, key::FINDINGS)?;
+                let f = Fields::of(doc, &obj);
+                let findings = req_str(&f, key::FINDINGS)?;
                 if findings.chars().count() > limits::FINDINGS {
                     return Err(schema_err(key::FINDINGS, "is longer than allowed"));
                 }
                 inspections.push(Inspection {
-                    at: req_time(doc, &obj, key::AT)?,
-                    by: req_parse(doc, &obj, key::BY)?,
-                    patrol: req_parse::<DocId>(doc, &obj, key::PATROL)
+                    at: req_time(&f, key::AT)?,
+                    by: req_parse(&f, key::BY)?,
+                    patrol: req_parse::<DocId>(&f, key::PATROL)
                         .ok()
                         .filter(|p| p.kind() == DocKind::Patrol)
                         .ok_or_else(|| schema_err(key::PATROL, "not a patrol's document id"))?,
-                    passed: opt_bool(doc, &obj, key::PASSED)?
+                    passed: opt_bool(&f, key::PASSED)?
                         .ok_or_else(|| schema_err(key::PASSED, "is required"))?,
                     findings,
-                    photo: read_entry_photo(doc, &obj)?,
+                    photo: read_entry_photo(&f)?,
                 });
             }
         }
@@ -526,17 +524,17 @@ impl PlaceDoc {
         }
         Ok(PlaceDoc {
             id: id.clone(),
-            grid: req_parse(doc, &ROOT, key::GRID)?,
+            grid: req_parse(&root, key::GRID)?,
             kind,
             name,
             address,
-            within: opt_ref(doc, key::WITHIN, DocKind::Place)?,
+            within: opt_ref(&root, key::WITHIN, DocKind::Place)?,
             location,
             occupancy,
             org,
             inspections,
-            created_by: req_parse(doc, &ROOT, key::CREATED_BY)?,
-            created: req_time(doc, &ROOT, key::CREATED)?,
+            created_by: req_parse(&root, key::CREATED_BY)?,
+            created: req_time(&root, key::CREATED)?,
         })
     }
 }

@@ -25,9 +25,9 @@ use automerge::{AutomergeError, ObjType, ReadDoc, ROOT};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
-    check_len, check_root, child, list_maps, opt_str, opt_time, push_map, put_entry_photo,
-    put_root, read_entry_photo, req_parse, req_str, req_time, schema_err, time_value, EntryPhoto,
-    SchemaError,
+    check_len, child, list_maps, opt_str, opt_time, push_map, put_entry_photo, put_root,
+    read_entry_photo, read_root, req_parse, req_str, req_time, schema_err, time_value, EntryPhoto,
+    Fields, SchemaError,
 };
 use crate::ids::{DocId, DocKind, RegionCode, UserId};
 use crate::pii::{Phone, ResidentId, Sex};
@@ -251,9 +251,9 @@ impl PersonDoc {
 
     /// Read and validate a person's document.
     pub fn read(doc: &impl ReadDoc, id: &DocId) -> Result<PersonDoc, SchemaError> {
-        check_root(doc, DocKind::Person.as_str(), id)?;
-        let name = req_str(doc, &ROOT, key::NAME)?;
-        let notes = opt_str(doc, &ROOT, key::NOTES)?.unwrap_or_default();
+        let root = read_root(doc, DocKind::Person.as_str(), id)?;
+        let name = req_str(&root, key::NAME)?;
+        let notes = opt_str(&root, key::NOTES)?.unwrap_or_default();
         for (field, text, max) in [
             (key::NAME, &name, limits::NAME),
             (key::NOTES, &notes, limits::NOTES),
@@ -262,34 +262,34 @@ impl PersonDoc {
                 return Err(schema_err(field, "is longer than allowed"));
             }
         }
-        let id_number = opt_str(doc, &ROOT, key::ID_NUMBER)?
+        let id_number = opt_str(&root, key::ID_NUMBER)?
             .filter(|s| !s.is_empty())
             .map(|s| s.parse::<ResidentId>())
             .transpose()
             .map_err(|_| schema_err(key::ID_NUMBER, "not a valid ID number"))?;
-        let phone = opt_str(doc, &ROOT, key::PHONE)?
+        let phone = opt_str(&root, key::PHONE)?
             .filter(|s| !s.is_empty())
             .map(|s| s.parse::<Phone>())
             .transpose()
             .map_err(|_| schema_err(key::PHONE, "not a valid phone number"))?;
-        let sex = match opt_str(doc, &ROOT, key::SEX)?.as_deref() {
+        let sex = match opt_str(&root, key::SEX)?.as_deref() {
             None | Some("") => None,
             Some("male") => Some(Sex::Male),
             Some("female") => Some(Sex::Female),
             Some(_) => return Err(schema_err(key::SEX, "not male or female")),
         };
-        let born = opt_str(doc, &ROOT, key::BORN)?
+        let born = opt_str(&root, key::BORN)?
             .filter(|s| !s.is_empty())
             .map(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d"))
             .transpose()
             .map_err(|_| schema_err(key::BORN, "not a date"))?;
-        let household = match opt_str(doc, &ROOT, key::HOUSEHOLD)?.filter(|s| !s.is_empty()) {
+        let household = match opt_str(&root, key::HOUSEHOLD)?.filter(|s| !s.is_empty()) {
             None => None,
             Some(h) => {
                 let h: DocId = h
                     .parse()
                     .map_err(|_| schema_err(key::HOUSEHOLD, "not a document id"))?;
-                let relation = opt_str(doc, &ROOT, key::RELATION)?.unwrap_or_default();
+                let relation = opt_str(&root, key::RELATION)?.unwrap_or_default();
                 Some((h, relation))
             }
         };
@@ -298,7 +298,7 @@ impl PersonDoc {
         // (a group added by a later one) is passed over, not refused: refusing it
         // would make the person unreadable here and the push refused.
         let mut tags = Vec::new();
-        if let Some(map) = child(doc, &ROOT, key::TAGS, ObjType::Map)? {
+        if let Some(map) = child(&root, key::TAGS, ObjType::Map)? {
             if doc.length(&map) > 4 * Tag::ALL.len() {
                 return Err(schema_err(key::TAGS, "has more entries than allowed"));
             }
@@ -316,7 +316,7 @@ impl PersonDoc {
         tags.sort();
         Ok(PersonDoc {
             id: id.clone(),
-            grid: req_parse(doc, &ROOT, key::GRID)?,
+            grid: req_parse(&root, key::GRID)?,
             name,
             sex,
             born,
@@ -325,8 +325,8 @@ impl PersonDoc {
             household,
             tags,
             notes,
-            created_by: req_parse(doc, &ROOT, key::CREATED_BY)?,
-            created: req_time(doc, &ROOT, key::CREATED)?,
+            created_by: req_parse(&root, key::CREATED_BY)?,
+            created: req_time(&root, key::CREATED)?,
         })
     }
 }
@@ -494,50 +494,51 @@ impl HouseholdDoc {
 
     /// Read and validate a household's document.
     pub fn read(doc: &impl ReadDoc, id: &DocId) -> Result<HouseholdDoc, SchemaError> {
-        check_root(doc, DocKind::Household.as_str(), id)?;
-        let address = req_str(doc, &ROOT, key::ADDRESS)?;
+        let root = read_root(doc, DocKind::Household.as_str(), id)?;
+        let address = req_str(&root, key::ADDRESS)?;
         if address.chars().count() > limits::ADDRESS {
             return Err(schema_err(key::ADDRESS, "is longer than allowed"));
         }
-        let head = opt_str(doc, &ROOT, key::HEAD)?
+        let head = opt_str(&root, key::HEAD)?
             .filter(|s| !s.is_empty())
             .map(|s| s.parse::<DocId>())
             .transpose()
             .ok()
             .flatten()
             .filter(|h| h.kind() == DocKind::Person);
-        if opt_str(doc, &ROOT, key::HEAD)?.is_some_and(|s| !s.is_empty()) && head.is_none() {
+        if opt_str(&root, key::HEAD)?.is_some_and(|s| !s.is_empty()) && head.is_none() {
             return Err(schema_err(key::HEAD, "not a person's document id"));
         }
         let mut visits = Vec::new();
-        if let Some(list) = child(doc, &ROOT, key::VISITS, ObjType::List)? {
+        if let Some(list) = child(&root, key::VISITS, ObjType::List)? {
             if doc.length(&list) > limits::VISITS {
                 return Err(schema_err(key::VISITS, "has more items than allowed"));
             }
             for obj in list_maps(doc, &list, key::VISITS)? {
-                let findings = req_str(doc, &obj, key::FINDINGS)?;
+                let f = Fields::of(doc, &obj);
+                let findings = req_str(&f, key::FINDINGS)?;
                 if findings.chars().count() > limits::FINDINGS {
                     return Err(schema_err(key::FINDINGS, "is longer than allowed"));
                 }
                 visits.push(Visit {
-                    at: req_time(doc, &obj, key::AT)?,
-                    by: req_parse(doc, &obj, key::BY)?,
-                    patrol: req_parse::<DocId>(doc, &obj, key::PATROL)
+                    at: req_time(&f, key::AT)?,
+                    by: req_parse(&f, key::BY)?,
+                    patrol: req_parse::<DocId>(&f, key::PATROL)
                         .ok()
                         .filter(|p| p.kind() == DocKind::Patrol)
                         .ok_or_else(|| schema_err(key::PATROL, "not a patrol's document id"))?,
                     findings,
-                    photo: read_entry_photo(doc, &obj)?,
+                    photo: read_entry_photo(&f)?,
                 });
             }
         }
         Ok(HouseholdDoc {
             id: id.clone(),
-            grid: req_parse(doc, &ROOT, key::GRID)?,
+            grid: req_parse(&root, key::GRID)?,
             address,
             head,
-            left: opt_time(doc, &ROOT, key::LEFT)?,
-            place: match opt_str(doc, &ROOT, key::PLACE)?.filter(|s| !s.is_empty()) {
+            left: opt_time(&root, key::LEFT)?,
+            place: match opt_str(&root, key::PLACE)?.filter(|s| !s.is_empty()) {
                 None => None,
                 Some(p) => Some(
                     p.parse::<DocId>()
@@ -547,8 +548,8 @@ impl HouseholdDoc {
                 ),
             },
             visits,
-            created_by: req_parse(doc, &ROOT, key::CREATED_BY)?,
-            created: req_time(doc, &ROOT, key::CREATED)?,
+            created_by: req_parse(&root, key::CREATED_BY)?,
+            created: req_time(&root, key::CREATED)?,
         })
     }
 }
