@@ -57,6 +57,7 @@ on_both_stores!(
     a_document_dispatched_arrives_whole_and_leaves_when_reassigned,
     pages_split_by_size_and_lose_nothing,
     an_unacknowledged_page_is_sent_again,
+    a_pull_with_nothing_new_records_nothing_and_answers_the_same,
     backlogs_and_lag_count_what_is_waiting,
     photos_are_visible_with_their_documents,
     settings_accounts_and_sessions,
@@ -549,6 +550,70 @@ fn an_unacknowledged_page_is_sent_again(s: &Arc<dyn RelayStore>) {
     // Acknowledged, it is not sent a third time.
     let done = pull(s, handler, &dept("urban"), again.cursor, again.page);
     assert!(done.changes.is_empty());
+}
+
+/// Most pulls find nothing new: they are answered from a read, with the page
+/// number and purge list the written way would give, and write only what a
+/// device's pull must record (a page that sent something, an acknowledged purge,
+/// a moved cursor, a last sighting older than a minute).
+fn a_pull_with_nothing_new_records_nothing_and_answers_the_same(s: &Arc<dyn RelayStore>) {
+    let (w, handler) = (enroll(s, "w1"), enroll(s, "h1"));
+    let urban = dept("urban");
+    let ask = |cursor: u64, ack_page: u64, purged: &[DocId], now_ms: i64| {
+        let ask = PullAsk {
+            cursor,
+            max_bytes: 1 << 20,
+            ack_page,
+            purged,
+            directory: None,
+        };
+        s.pull(handler, &urban, &ask, now_ms).expect("pull")
+    };
+    let seen = || {
+        s.devices()
+            .expect("devices")
+            .into_iter()
+            .find(|d| d.device == handler)
+            .and_then(|d| d.last_seen_ms)
+    };
+    let doc = DocId::new(DocKind::Case);
+    append(s, w, &doc, &scope(GRID1, Some("urban")), 1);
+    let first = ask(0, 0, &[], 1_000);
+    assert_eq!(first.changes.len(), 1);
+    // The next pull records the cursor the device now stands at.
+    let recorded = ask(first.cursor, first.page, &[], 1_500);
+    assert!(recorded.changes.is_empty());
+    assert_eq!(recorded.page, first.page + 1);
+    assert_eq!(seen(), Some(1_500));
+
+    // Nothing new, nothing to record, seen half a second ago: nothing written.
+    let quiet = ask(recorded.cursor, recorded.page, &[], 2_000);
+    assert!(quiet.changes.is_empty() && quiet.purge.is_empty() && !quiet.more);
+    assert_eq!((quiet.cursor, quiet.page), (recorded.cursor, recorded.page));
+    assert_eq!(seen(), Some(1_500));
+    // A minute on, the sighting is recorded, with a page of its own.
+    let later = ask(quiet.cursor, quiet.page, &[], 61_500);
+    assert_eq!(later.page, recorded.page + 1);
+    assert_eq!(seen(), Some(61_500));
+
+    // Reassigned elsewhere: she is told to remove it until she says she did,
+    // by the written way and then by the quiet one, under the same page.
+    append(s, w, &doc, &scope(GRID1, Some("water")), 2);
+    let gone = ask(later.cursor, later.page, &[], 62_000);
+    assert_eq!(gone.purge, vec![doc.clone()]);
+    let repeated = ask(gone.cursor, gone.page, &[], 62_200);
+    assert_eq!(repeated.purge, vec![doc.clone()]);
+    let quiet = ask(repeated.cursor, repeated.page, &[], 62_500);
+    assert_eq!(
+        (quiet.page, quiet.purge.clone()),
+        (repeated.page, vec![doc.clone()])
+    );
+    assert_eq!(seen(), Some(62_200));
+    // Acknowledged: written, and not repeated.
+    let done = ask(quiet.cursor, quiet.page, std::slice::from_ref(&doc), 63_000);
+    assert!(done.purge.is_empty());
+    assert_eq!(done.page, repeated.page + 1);
+    assert_eq!(seen(), Some(63_000));
 }
 
 fn backlogs_and_lag_count_what_is_waiting(s: &Arc<dyn RelayStore>) {

@@ -1285,6 +1285,9 @@ impl<D: Database> RelayStore for SqlStore<D> {
     ) -> StoreResult<PullPage> {
         let dev = device.to_string();
         let cursor = ask.cursor;
+        if let Some(page) = self.read(|tx| quiet_pull(tx, &dev, vis, ask, now_ms))? {
+            return Ok(page);
+        }
         self.write(|tx| {
             // Everything up to `top` is committed (appends become visible in
             // order), so the cursor may move up to it and never past a change
@@ -1332,29 +1335,7 @@ impl<D: Database> RelayStore for SqlStore<D> {
                     args![dev.as_str(), doc.as_str(), page_no],
                 )?;
             }
-            fill.page.purge = tx
-                .rows(
-                    &format!(
-                        "SELECT d.doc_id FROM device_docs d JOIN doc_scope s USING (doc_id)
-                         WHERE d.device_id = ?1 AND NOT {}",
-                        visible_sql(vis)
-                    ),
-                    &device_vis_args(&dev, vis, &[]),
-                )?
-                .iter()
-                .map(|r| r.parse(0))
-                .collect::<StoreResult<_>>()?;
-            // Erased documents it holds: their scope rows are gone with them.
-            fill.page.erased = tx
-                .rows(
-                    "SELECT d.doc_id FROM device_docs d JOIN erased e USING (doc_id)
-                     WHERE d.device_id = ?1 ORDER BY d.doc_id",
-                    args![dev.as_str()],
-                )?
-                .iter()
-                .map(|r| r.parse(0))
-                .collect::<StoreResult<_>>()?;
-            fill.page.purge.extend(fill.page.erased.iter().cloned());
+            (fill.page.purge, fill.page.erased) = purge_lists(tx, &dev, vis)?;
             tx.exec(
                 "UPDATE devices SET last_seen_ms = ?2, last_cursor = ?3,
                  directory_revision = COALESCE(?4, directory_revision) WHERE device_id = ?1",
@@ -1935,6 +1916,105 @@ fn erased_in(tx: &mut dyn Tx, doc: &DocId) -> StoreResult<bool> {
 
 /// Documents that became visible to the device with history before its cursor
 /// arrive whole. Answers whether the page is full.
+/// How stale a device's `last_seen_ms` may be before a pull that changes nothing
+/// else writes it: the console shows it to the minute.
+const LAST_SEEN_PRECISION_MS: i64 = 60_000;
+
+/// The answer to a pull that has nothing to send and nothing to record, read
+/// without a write transaction — most pulls of a device in the field, which
+/// syncs when nothing is new; or `None` when the pull must go the written way.
+///
+/// Nothing to record: the cursor is at the end of the log and recorded there,
+/// no page since `ack_page` sent a document's history (one that did is sent
+/// again), no purge is acknowledged, the directory revision is the recorded one
+/// and the device was last seen within [`LAST_SEEN_PRECISION_MS`]. Nothing to
+/// send: no document has become visible to it. The answer repeats the device's
+/// last page number (a page that sent nothing needs none of its own) and the
+/// purge lists, which a read gives as the written way does.
+fn quiet_pull(
+    tx: &mut dyn Tx,
+    dev: &str,
+    vis: &Visibility,
+    ask: &PullAsk<'_>,
+    now_ms: i64,
+) -> StoreResult<Option<PullPage>> {
+    let Some(row) = tx.row(
+        "SELECT last_page, last_cursor, last_seen_ms, directory_revision,
+                EXISTS (SELECT 1 FROM device_docs WHERE device_id = ?1 AND sent_page > ?2),
+                (SELECT coalesce(max(seq), 0) FROM log)
+         FROM devices WHERE device_id = ?1",
+        args![dev, ask.ack_page],
+    )?
+    else {
+        return Ok(None);
+    };
+    let (page, recorded_cursor, seen_ms, revision, unacked, top) = (
+        row.count(0)?,
+        row.count(1)?,
+        row.opt_int(2)?,
+        row.count(3)?,
+        row.bool(4)?,
+        row.count(5)?,
+    );
+    let quiet = ask.cursor == top
+        && recorded_cursor == top
+        && !unacked
+        && ask.purged.is_empty()
+        && ask.directory.is_none_or(|d| d == revision)
+        && seen_ms.is_some_and(|seen| (0..LAST_SEEN_PRECISION_MS).contains(&(now_ms - seen)));
+    if !quiet {
+        return Ok(None);
+    }
+    let mut fill = Filling {
+        page: PullPage {
+            cursor: ask.cursor,
+            page,
+            ..Default::default()
+        },
+        bytes: 0,
+        max_bytes: ask.max_bytes,
+        sent_docs: Vec::new(),
+    };
+    if pull_new_documents(tx, dev, vis, ask.cursor, &mut fill)? || !fill.sent_docs.is_empty() {
+        return Ok(None);
+    }
+    (fill.page.purge, fill.page.erased) = purge_lists(tx, dev, vis)?;
+    Ok(Some(fill.page))
+}
+
+/// What a device holds and must remove: documents it may no longer see and, of
+/// them, those erased (whose scope rows are gone with them), as a pull answers
+/// them — the purge list with the erased at its end, and the erased.
+fn purge_lists(
+    tx: &mut dyn Tx,
+    dev: &str,
+    vis: &Visibility,
+) -> StoreResult<(Vec<DocId>, Vec<DocId>)> {
+    let mut purge: Vec<DocId> = tx
+        .rows(
+            &format!(
+                "SELECT d.doc_id FROM device_docs d JOIN doc_scope s USING (doc_id)
+                 WHERE d.device_id = ?1 AND NOT {}",
+                visible_sql(vis)
+            ),
+            &device_vis_args(dev, vis, &[]),
+        )?
+        .iter()
+        .map(|r| r.parse(0))
+        .collect::<StoreResult<_>>()?;
+    let erased: Vec<DocId> = tx
+        .rows(
+            "SELECT d.doc_id FROM device_docs d JOIN erased e USING (doc_id)
+             WHERE d.device_id = ?1 ORDER BY d.doc_id",
+            args![dev],
+        )?
+        .iter()
+        .map(|r| r.parse(0))
+        .collect::<StoreResult<_>>()?;
+    purge.extend(erased.iter().cloned());
+    Ok((purge, erased))
+}
+
 fn pull_new_documents(
     tx: &mut dyn Tx,
     dev: &str,
