@@ -21,6 +21,7 @@ pub use cases::Case;
 pub use patrols::{MAX_POINTS_PER_CALL, TRACK_CHUNK_POINTS};
 pub use photos::{PhotoInfo, PhotoUsage};
 pub use relay::{ChangeCheck, ClosedCase, FollowUp, HouseholdRow, RegistryKeys};
+pub(crate) use replication::parallel_map;
 pub use replication::{group_by_doc, ImportResult};
 pub use sync_state::PullState;
 

@@ -290,7 +290,7 @@ fn prepare_import(
 
 /// Map `f` over `items` on up to four threads, keeping the order. Small inputs stay
 /// on the calling thread.
-fn parallel_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+pub(crate) fn parallel_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     if threads < 2 || items.len() < 64 {
         return items.into_iter().map(f).collect();

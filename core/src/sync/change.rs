@@ -212,6 +212,14 @@ pub fn decode_wire_change(wire: WireChange) -> Result<(DocId, Change), (ChangeHa
     }
 }
 
+/// Decode the changes of a message, in order, on the available cores (each change
+/// is checked on its own): how the relay reads a push and a device a pull page.
+pub fn decode_wire_changes(
+    changes: Vec<WireChange>,
+) -> Vec<Result<(DocId, Change), (ChangeHash, ChangeError)>> {
+    crate::engine::parallel_map(changes, decode_wire_change)
+}
+
 /// The name of refused bytes in an answer: for a framed change the hash that names
 /// it (so the sender finds its change), otherwise the SHA-256 of the bytes.
 /// An Automerge chunk of type `typ` around `data`, framed as Automerge frames it:

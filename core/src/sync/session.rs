@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use automerge::{Change, ChangeHash};
 
-use super::change::{decode_wire_change, ChangeError};
+use super::change::{decode_wire_changes, ChangeError};
 use super::client::{SyncError, Transport, TransportError};
 use super::pace::Pace;
 use super::route::{Endpoint, Pull, Push};
@@ -194,11 +194,14 @@ pub fn read_pull(answer: PullResponse, directory: Option<u64>) -> Result<PulledP
         // A newer directory format than this build reads: it keeps its own.
         Some(_) | None => None,
     };
-    let mut changes = Vec::with_capacity(answer.changes.len());
+    let docs: Vec<DocId> = answer.changes.iter().map(|c| c.doc.clone()).collect();
+    let mut changes = Vec::with_capacity(docs.len());
     let mut refused = Vec::new();
-    for wire in answer.changes {
-        let doc = wire.doc.clone();
-        match decode_wire_change(wire) {
+    for (doc, decoded) in docs
+        .into_iter()
+        .zip(decode_wire_changes(answer.changes.into_vec()))
+    {
+        match decoded {
             Ok(c) => changes.push(c),
             Err((_, e)) => refused.push((doc, e)),
         }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use automerge::{Change, ChangeHash};
 use chrono::Utc;
 use gridsync_core::access::{authorize, authorize_relayed, check_adjusted_worker, Scope};
-use gridsync_core::sync::change::{decode_wire_change, ChangeError};
+use gridsync_core::sync::change::{decode_wire_changes, ChangeError};
 use gridsync_core::sync::wire::{
     ChangeResult, ChangeStatus, PushRequest, PushResponse, WireChange, MAX_CHANGES_PER_MESSAGE,
     PROTOCOL_VERSION,
@@ -35,9 +35,9 @@ type Sent = (ChangeHash, Vec<u8>);
 /// name to answer refused bytes under and why.
 pub(crate) type Incoming = Result<(DocId, Change), (ChangeHash, ChangeError)>;
 
-/// Decode every change of a message at the edge, once.
+/// Decode every change of a message at the edge, once (on the available cores).
 pub(crate) fn decode_incoming(changes: Vec<WireChange>) -> Vec<Incoming> {
-    changes.into_iter().map(decode_wire_change).collect()
+    decode_wire_changes(changes)
 }
 
 /// How far the changes of one push are checked.
