@@ -755,7 +755,7 @@ mod tests {
         assert!(last_message().contains("32 bytes"));
 
         let (status, engine) = open(&folder.path().join("ok.db"), &[1u8; 32]);
-        assert_eq!(status, GridsyncStatus::Ok);
+        assert_eq!(status, GridsyncStatus::Ok, "{}", last_message());
         assert!(gridsync_last_error_message().is_null());
         let mut count = 99;
         // SAFETY: a live engine and valid out-pointers.
