@@ -113,14 +113,6 @@ impl std::ops::Deref for Changes {
     }
 }
 
-impl IntoIterator for Changes {
-    type Item = WireChange;
-    type IntoIter = std::vec::IntoIter<WireChange>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.list.into_iter()
-    }
-}
-
 impl PartialEq for Changes {
     /// The same changes in the same order, however they are written.
     fn eq(&self, other: &Changes) -> bool {
