@@ -1,13 +1,14 @@
 //! The case document (网格事件): fields, photo references, notes and the
 //! append-only timeline whose fold is the case's status.
 
+use automerge::hydrate::Value;
 use automerge::transaction::Transactable;
-use automerge::{AutomergeError, ObjType, ReadDoc, ScalarValue, ROOT};
+use automerge::{AutomergeError, ObjType, ReadDoc, ScalarValue};
 use chrono::{DateTime, Utc};
 
 use super::{
-    child, list_maps, opt_bool, opt_f64, opt_i64, opt_str, push_map, put_root, read_root, req_list,
-    req_parse, req_str, req_time, schema_err, time_value, Fields, SchemaError,
+    child, list_maps, opt_bool, opt_f64, opt_i64, opt_str, read_root, req_list, req_parse, req_str,
+    req_time, schema_err, time_value, Batch, Fields, SchemaError,
 };
 use crate::directory::Role;
 use crate::ids::{CategoryCode, DocId, DocKind, PhotoHash, RegionCode, RegionLevel, UserId};
@@ -469,59 +470,52 @@ impl CaseDoc {
         }
     }
 
-    /// Write a whole new case into an empty document.
+    /// Write a whole new case into an empty document, in one batch.
     pub fn write_new<T: Transactable>(&self, tx: &mut T) -> Result<(), AutomergeError> {
-        put_root(tx, KIND, &self.id)?;
-        tx.put(ROOT, key::CREATED, time_value(self.created))?;
-        tx.put(ROOT, key::REPORTER, self.reporter.as_str())?;
-        tx.put(ROOT, key::GRID, self.grid.as_str())?;
-        tx.put(ROOT, key::TITLE, self.title.as_str())?;
-        tx.put(ROOT, key::DESCRIPTION, self.description.as_str())?;
-        tx.put(ROOT, key::CATEGORY, self.category.as_str())?;
-        if let Some(sub) = &self.subcategory {
-            tx.put(ROOT, key::SUBCATEGORY, sub.as_str())?;
-        }
-        tx.put(ROOT, key::SEVERITY, self.severity.as_str())?;
+        let mut root = Batch::root(KIND, &self.id);
+        root.put(key::CREATED, time_value(self.created));
+        root.put(key::REPORTER, self.reporter.as_str());
+        root.put(key::GRID, self.grid.as_str());
+        root.put(key::TITLE, self.title.as_str());
+        root.put(key::DESCRIPTION, self.description.as_str());
+        root.put(key::CATEGORY, self.category.as_str());
+        root.put_opt(
+            key::SUBCATEGORY,
+            self.subcategory.as_ref().map(|s| s.as_str()),
+        );
+        root.put(key::SEVERITY, self.severity.as_str());
         if let Some(loc) = &self.location {
-            let obj = tx.put_object(ROOT, key::LOCATION, ObjType::Map)?;
-            tx.put(&obj, key::LAT, loc.lat)?;
-            tx.put(&obj, key::LON, loc.lon)?;
-            tx.put(&obj, key::ADDRESS, loc.address.as_str())?;
+            let mut obj = Batch::default();
+            obj.put(key::LAT, loc.lat);
+            obj.put(key::LON, loc.lon);
+            obj.put(key::ADDRESS, loc.address.as_str());
+            root.put_map(key::LOCATION, obj);
         }
-        let people = tx.put_object(ROOT, key::PEOPLE, ObjType::List)?;
-        for p in &self.people {
-            let obj = push_map(tx, &people)?;
-            tx.put(&obj, key::NAME, p.name.as_str())?;
-            tx.put(&obj, key::ROLE, p.role.as_str())?;
-            tx.put(&obj, key::PHONE, p.phone.as_str())?;
-        }
+        let people = self.people.iter().map(|p| {
+            let mut obj = Batch::default();
+            obj.put(key::NAME, p.name.as_str());
+            obj.put(key::ROLE, p.role.as_str());
+            obj.put(key::PHONE, p.phone.as_str());
+            obj.into_value()
+        });
+        root.put_list(key::PEOPLE, people.collect());
         // Written only when there are links: a case without them is the same
         // document as before links existed.
-        if let Some(place) = &self.links.place {
-            tx.put(ROOT, key::PLACE, place.as_str())?;
-        }
+        root.put_opt(key::PLACE, self.links.place.as_ref().map(|p| p.as_str()));
         if self.channel != Channel::Phone {
-            tx.put(ROOT, key::CHANNEL, self.channel.as_str())?;
+            root.put(key::CHANNEL, self.channel.as_str());
         }
         if !self.links.persons.is_empty() {
-            let persons = tx.put_object(ROOT, key::PERSONS, ObjType::List)?;
-            for (i, p) in self.links.persons.iter().enumerate() {
-                tx.insert(&persons, i, p.as_str())?;
-            }
+            let persons = self.links.persons.iter().map(|p| Value::scalar(p.as_str()));
+            root.put_list(key::PERSONS, persons.collect());
         }
-        tx.put_object(ROOT, key::PHOTOS, ObjType::List)?;
-        for photo in &self.photos {
-            add_photo(tx, photo)?;
-        }
-        tx.put_object(ROOT, key::NOTES, ObjType::List)?;
-        for note in &self.notes {
-            add_note(tx, note)?;
-        }
-        tx.put_object(ROOT, key::TIMELINE, ObjType::List)?;
-        for entry in &self.timeline {
-            append_entry(tx, entry)?;
-        }
-        Ok(())
+        let photos = self.photos.iter().map(|p| photo_map(p).into_value());
+        root.put_list(key::PHOTOS, photos.collect());
+        let notes = self.notes.iter().map(|n| note_map(n).into_value());
+        root.put_list(key::NOTES, notes.collect());
+        let timeline = self.timeline.iter().map(|e| entry_map(e).into_value());
+        root.put_list(key::TIMELINE, timeline.collect());
+        root.write_root(tx)
     }
 
     /// Read and validate a case document.
@@ -663,46 +657,48 @@ fn read_list<T>(
 
 /// Append a timeline entry.
 pub fn append_entry<T: Transactable>(tx: &mut T, entry: &Entry) -> Result<(), AutomergeError> {
-    let list = super::list_obj(tx, key::TIMELINE)?;
-    let obj = push_map(tx, &list)?;
-    tx.put(&obj, key::ENTRY_ID, entry.id.as_str())?;
-    if let Some(after) = &entry.after {
-        tx.put(&obj, key::AFTER, after.as_str())?;
-    }
-    tx.put(&obj, key::BY, entry.actor.as_str())?;
-    tx.put(&obj, key::ROLE, entry.role.as_str())?;
-    tx.put(&obj, key::AT, time_value(entry.at))?;
-    tx.put(&obj, key::ACTION, entry.action.name())?;
+    entry_map(entry).append_to(tx, key::TIMELINE)
+}
+
+/// A timeline entry as the map the document holds.
+fn entry_map(entry: &Entry) -> Batch {
+    let mut obj = Batch::default();
+    obj.put(key::ENTRY_ID, entry.id.as_str());
+    obj.put_opt(key::AFTER, entry.after.as_deref());
+    obj.put(key::BY, entry.actor.as_str());
+    obj.put(key::ROLE, entry.role.as_str());
+    obj.put(key::AT, time_value(entry.at));
+    obj.put(key::ACTION, entry.action.name());
     match &entry.action {
-        Action::Report { level } => tx.put(&obj, key::LEVEL, level.as_str())?,
+        Action::Report { level } => obj.put(key::LEVEL, level.as_str()),
         Action::Accept | Action::Archive => {}
         Action::SelfHandle { result } | Action::Feedback { result } => {
-            tx.put(&obj, key::TEXT, result.as_str())?
+            obj.put(key::TEXT, result.as_str())
         }
         Action::Return { reason } | Action::Escalate { reason } | Action::Invalidate { reason } => {
-            tx.put(&obj, key::TEXT, reason.as_str())?
+            obj.put(key::TEXT, reason.as_str())
         }
         Action::Dispatch { dept, deadline } => {
-            tx.put(&obj, key::DEPT, dept.as_str())?;
-            tx.put(&obj, key::DEADLINE, time_value(*deadline))?;
+            obj.put(key::DEPT, dept.as_str());
+            obj.put(key::DEADLINE, time_value(*deadline));
         }
         Action::Verify { passed, comment } => {
-            tx.put(&obj, key::PASSED, *passed)?;
-            tx.put(&obj, key::TEXT, comment.as_str())?;
+            obj.put(key::PASSED, *passed);
+            obj.put(key::TEXT, comment.as_str());
         }
         Action::Evaluate {
             satisfaction,
             comment,
         } => {
-            tx.put(&obj, key::SATISFACTION, i64::from(*satisfaction))?;
-            tx.put(&obj, key::TEXT, comment.as_str())?;
+            obj.put(key::SATISFACTION, i64::from(*satisfaction));
+            obj.put(key::TEXT, comment.as_str());
         }
         Action::Urge { level, comment } => {
-            tx.put(&obj, key::SUPERVISION, level.number())?;
-            tx.put(&obj, key::TEXT, comment.as_str())?;
+            obj.put(key::SUPERVISION, level.number());
+            obj.put(key::TEXT, comment.as_str());
         }
     }
-    Ok(())
+    obj
 }
 
 fn read_entry(f: &Fields) -> Result<Entry, SchemaError> {
@@ -754,33 +750,37 @@ fn read_entry(f: &Fields) -> Result<Entry, SchemaError> {
 
 /// Append a photo reference.
 pub fn add_photo<T: Transactable>(tx: &mut T, photo: &PhotoRef) -> Result<(), AutomergeError> {
-    let list = super::list_obj(tx, key::PHOTOS)?;
-    let obj = push_map(tx, &list)?;
-    tx.put(&obj, key::HASH, photo.hash.as_str())?;
-    if let Some(thumb) = &photo.thumb {
-        tx.put(&obj, key::THUMB, thumb.as_str())?;
-    }
-    tx.put(&obj, key::WIDTH, i64::from(photo.width))?;
-    tx.put(&obj, key::HEIGHT, i64::from(photo.height))?;
-    tx.put(&obj, key::BY, photo.by.as_str())?;
-    tx.put(&obj, key::AT, time_value(photo.at))?;
-    Ok(())
+    photo_map(photo).append_to(tx, key::PHOTOS)
+}
+
+fn photo_map(photo: &PhotoRef) -> Batch {
+    let mut obj = Batch::default();
+    obj.put(key::HASH, photo.hash.as_str());
+    obj.put_opt(key::THUMB, photo.thumb.as_ref().map(|t| t.as_str()));
+    obj.put(key::WIDTH, i64::from(photo.width));
+    obj.put(key::HEIGHT, i64::from(photo.height));
+    obj.put(key::BY, photo.by.as_str());
+    obj.put(key::AT, time_value(photo.at));
+    obj
 }
 
 /// Append a note.
 pub fn add_note<T: Transactable>(tx: &mut T, note: &Note) -> Result<(), AutomergeError> {
-    let list = super::list_obj(tx, key::NOTES)?;
-    let obj = push_map(tx, &list)?;
-    tx.put(&obj, key::BY, note.by.as_str())?;
-    tx.put(&obj, key::AT, time_value(note.at))?;
-    tx.put(&obj, key::TEXT, note.text.as_str())?;
-    Ok(())
+    note_map(note).append_to(tx, key::NOTES)
+}
+
+fn note_map(note: &Note) -> Batch {
+    let mut obj = Batch::default();
+    obj.put(key::BY, note.by.as_str());
+    obj.put(key::AT, time_value(note.at));
+    obj.put(key::TEXT, note.text.as_str());
+    obj
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use automerge::AutoCommit;
+    use automerge::{AutoCommit, ROOT};
 
     fn case(channel: Channel) -> CaseDoc {
         let report = Entry {
@@ -834,5 +834,127 @@ mod tests {
         c.write_new(&mut doc).unwrap();
         doc.put(ROOT, key::CHANNEL, "mini_program").unwrap();
         assert_eq!(CaseDoc::read(&doc, &c.id).unwrap().channel, Channel::Other);
+    }
+
+    /// Written in batches (the whole case, then each appended entry, note and
+    /// photo), every part reads back as it was written, and appends made on two
+    /// replicas at once both survive the merge, in the same order on each.
+    #[test]
+    fn a_case_written_in_batches_reads_back_whole_and_merges() {
+        let at = |ms: i64| DateTime::from_timestamp_millis(1_765_000_000_000 + ms).unwrap();
+        let hash = |c: char| c.to_string().repeat(64).parse::<PhotoHash>().unwrap();
+        let worker: UserId = "gw-339901001001001".parse().unwrap();
+        let mut c = case(Channel::Hotline);
+        c.subcategory = Some("city.street_light".parse().unwrap());
+        c.location = Some(Location {
+            lat: 30.27,
+            lon: 120.15,
+            address: "望湖小区南门".into(),
+        });
+        c.people = vec![Person {
+            name: "张三".into(),
+            role: "住户".into(),
+            phone: "13800000000".into(),
+        }];
+        c.links = CaseLinks {
+            place: Some(DocId::new(DocKind::Place)),
+            persons: vec![DocId::new(DocKind::Person), DocId::new(DocKind::Person)],
+        };
+        c.photos = vec![
+            PhotoRef {
+                hash: hash('a'),
+                thumb: Some(hash('b')),
+                width: 1600,
+                height: 1200,
+                by: worker.clone(),
+                at: at(1),
+            },
+            PhotoRef {
+                hash: hash('c'),
+                thumb: None,
+                width: 0,
+                height: 0,
+                by: worker.clone(),
+                at: at(2),
+            },
+        ];
+        c.notes = vec![Note {
+            by: worker.clone(),
+            at: at(3),
+            text: "已电话联系".into(),
+        }];
+        let actions = [
+            Action::Accept,
+            Action::Dispatch {
+                dept: "water".parse().unwrap(),
+                deadline: at(86_400_000),
+            },
+            Action::Feedback {
+                result: "已修复".into(),
+            },
+            Action::Verify {
+                passed: false,
+                comment: "仍不亮".into(),
+            },
+            Action::Urge {
+                level: SupervisionLevel::OnSite,
+                comment: "尽快".into(),
+            },
+            Action::Evaluate {
+                satisfaction: 4,
+                comment: "满意".into(),
+            },
+        ];
+        for (i, action) in actions.into_iter().enumerate() {
+            let before = c.timeline.last().map(|e| e.id.clone());
+            c.timeline.push(Entry {
+                id: format!("e{}", i + 1),
+                after: before,
+                actor: worker.clone(),
+                role: Role::GridWorker,
+                at: at(10 + i as i64),
+                action,
+            });
+        }
+        let mut doc = AutoCommit::new();
+        c.write_new(&mut doc).unwrap();
+        assert_eq!(CaseDoc::read(&doc, &c.id).unwrap(), c);
+
+        let mut other = doc.fork().with_actor(automerge::ActorId::random());
+        let note = |text: &str| Note {
+            by: worker.clone(),
+            at: at(100),
+            text: text.into(),
+        };
+        let entry = |id: &str| Entry {
+            id: id.into(),
+            after: Some("e6".into()),
+            actor: worker.clone(),
+            role: Role::GridWorker,
+            at: at(100),
+            action: Action::Archive,
+        };
+        append_entry(&mut doc, &entry("mine")).unwrap();
+        add_note(&mut doc, &note("甲")).unwrap();
+        add_photo(&mut doc, &c.photos[1]).unwrap();
+        append_entry(&mut other, &entry("theirs")).unwrap();
+        add_note(&mut other, &note("乙")).unwrap();
+        doc.merge(&mut other).unwrap();
+        other.merge(&mut doc).unwrap();
+        let (a, b) = (
+            CaseDoc::read(&doc, &c.id).unwrap(),
+            CaseDoc::read(&other, &c.id).unwrap(),
+        );
+        assert_eq!(a, b);
+        assert_eq!(a.timeline[..c.timeline.len()], c.timeline[..]);
+        let mut ids: Vec<&str> = a.timeline[c.timeline.len()..]
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["mine", "theirs"]);
+        assert_eq!(a.notes.len(), 3);
+        assert_eq!(a.photos.len(), 3);
+        assert_eq!(a.photos[2], c.photos[1]);
     }
 }
