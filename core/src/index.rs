@@ -638,3 +638,50 @@ pub(crate) fn patrol_compliance(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A filter naming a department, and the overdue list, find their rows through
+    /// the partial indexes that leave undispatched cases out (schema step 12).
+    #[test]
+    fn department_and_overdue_filters_use_their_partial_indexes() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn, 0).unwrap();
+        let tx = conn.transaction().unwrap();
+        let filters = [
+            (
+                CaseFilter {
+                    assigned_dept: Some("water".parse().unwrap()),
+                    ..Default::default()
+                },
+                "cases_dept",
+            ),
+            (
+                CaseFilter {
+                    overdue_at: Some(Utc::now()),
+                    ..Default::default()
+                },
+                "cases_deadline",
+            ),
+        ];
+        for (f, index) in filters {
+            let (cond, args) = where_clause(&f).unwrap();
+            let plan: Vec<String> = tx
+                .prepare(&format!(
+                    "EXPLAIN QUERY PLAN SELECT doc_id FROM cases WHERE {cond}"
+                ))
+                .unwrap()
+                .query_map(params_from_iter(args), |r| r.get(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            assert!(
+                plan.iter()
+                    .any(|step| step.contains(&format!("INDEX {index} "))),
+                "{index}: {plan:?}"
+            );
+        }
+    }
+}

@@ -331,6 +331,16 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_doc ON outbox (doc_id);
     CREATE INDEX outbox_pending ON outbox (seq) WHERE acked_ms IS NULL;
     "#,
+    // 12: a case enters the department and deadline indexes once it is dispatched.
+    // A new report has neither, and every page a write touches is written (and on
+    // an encrypted device encrypted and authenticated) again; the filters that use
+    // these indexes name a department or a deadline, which implies the condition.
+    r#"
+    DROP INDEX cases_dept;
+    CREATE INDEX cases_dept ON cases (assigned_dept, status) WHERE assigned_dept IS NOT NULL;
+    DROP INDEX cases_deadline;
+    CREATE INDEX cases_deadline ON cases (status, deadline_ms) WHERE deadline_ms IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this code writes.
