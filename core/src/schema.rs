@@ -335,7 +335,17 @@ pub const MIGRATIONS: &[&str] = &[
     // A new report has neither, and every page a write touches is written (and on
     // an encrypted device encrypted and authenticated) again; the filters that use
     // these indexes name a department or a deadline, which implies the condition.
+    // And an outbox row keeps its change's size, in the index of unsent rows: the
+    // outbox's size (a sync's progress after every page, the app's count) is read
+    // from that index alone, not from every unsent change's row (`acked_ms`, always
+    // NULL there, makes the index cover the query's condition).
     r#"
+    ALTER TABLE outbox ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+    UPDATE outbox SET size = coalesce(
+        (SELECT length(c.bytes) FROM doc_changes c WHERE c.hash = outbox.hash), 0)
+        WHERE acked_ms IS NULL;
+    DROP INDEX outbox_pending;
+    CREATE INDEX outbox_pending ON outbox (seq, size, acked_ms) WHERE acked_ms IS NULL;
     DROP INDEX cases_dept;
     CREATE INDEX cases_dept ON cases (assigned_dept, status) WHERE assigned_dept IS NOT NULL;
     DROP INDEX cases_deadline;
@@ -488,5 +498,44 @@ mod tests {
                 (3, vec![3], Some(4))
             ]
         );
+    }
+
+    /// Step 12: each unsent outbox row gets its change's size; the outbox's size is
+    /// then read from the index of unsent rows alone.
+    #[test]
+    fn the_outbox_keeps_each_unsent_changes_size() {
+        let mut old = Connection::open_in_memory().unwrap();
+        for step in &MIGRATIONS[..11] {
+            old.execute_batch(step).unwrap();
+        }
+        old.execute_batch(
+            "INSERT INTO docs (doc_id, kind, updated_ms) VALUES ('case-1', 'case', 0);
+             INSERT INTO doc_changes (doc_id, hash, bytes, folded) VALUES
+                 ('case-1', x'01', x'010101', NULL), ('case-1', x'02', x'02', 1);
+             INSERT INTO outbox (doc_id, hash, created_ms, acked_ms) VALUES
+                 ('case-1', x'01', 1, NULL), ('case-1', x'02', 2, NULL),
+                 ('case-1', x'03', 3, 4);",
+        )
+        .unwrap();
+        migrate(&mut old, 11).unwrap();
+        let sizes: Vec<i64> = old
+            .prepare("SELECT size FROM outbox ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(sizes, [3, 1, 0]);
+        let tx = old.transaction().unwrap();
+        assert_eq!(crate::store::outbox_size(&tx).unwrap(), (2, 4));
+        let plan: String = tx
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT count(*), coalesce(sum(size), 0) FROM outbox
+                 WHERE acked_ms IS NULL",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("COVERING INDEX outbox_pending"), "{plan}");
     }
 }

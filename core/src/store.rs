@@ -114,13 +114,18 @@ pub(crate) fn persist(
         "INSERT OR IGNORE INTO doc_changes (doc_id, hash, bytes) VALUES (?1, ?2, ?3)",
     )?;
     let mut outbox = tx.prepare_cached(
-        "INSERT OR IGNORE INTO outbox (doc_id, hash, created_ms) VALUES (?1, ?2, ?3)",
+        "INSERT OR IGNORE INTO outbox (doc_id, hash, created_ms, size) VALUES (?1, ?2, ?3, ?4)",
     )?;
     for change in changes {
         let hash = change.hash();
         insert.execute(params![id.as_str(), &hash.0[..], change.raw_bytes()])?;
         if local {
-            outbox.execute(params![id.as_str(), &hash.0[..], now_ms])?;
+            outbox.execute(params![
+                id.as_str(),
+                &hash.0[..],
+                now_ms,
+                change.raw_bytes().len() as i64
+            ])?;
         }
     }
     let pending: i64 = tx
@@ -287,8 +292,7 @@ pub(crate) fn outbox_pending(tx: &Transaction<'_>, max_bytes: usize) -> Result<V
 /// How many changes are unacknowledged, and their bytes.
 pub(crate) fn outbox_size(tx: &Transaction<'_>) -> Result<(u64, u64)> {
     let (n, bytes): (i64, i64) = tx.query_row(
-        "SELECT count(*), coalesce(sum(length(c.bytes)), 0) FROM outbox o
-         LEFT JOIN doc_changes c ON c.hash = o.hash WHERE o.acked_ms IS NULL",
+        "SELECT count(*), coalesce(sum(size), 0) FROM outbox WHERE acked_ms IS NULL",
         [],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
