@@ -386,6 +386,15 @@ mod tests {
             .unwrap()
     }
 
+    /// A database as the first `version` steps left it, as an older build wrote it.
+    fn at_version(version: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for step in &MIGRATIONS[..version] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn
+    }
+
     /// Every step, applied one at a time from every older version, must end at the
     /// same schema as a fresh database.
     #[test]
@@ -416,10 +425,7 @@ mod tests {
     fn the_kind_check_is_widened_in_place() {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn, 0).unwrap();
-        let mut old = Connection::open_in_memory().unwrap();
-        for step in &MIGRATIONS[..4] {
-            old.execute_batch(step).unwrap();
-        }
+        let mut old = at_version(4);
         let insert = "INSERT INTO docs (doc_id, kind, updated_ms) VALUES ('person-1', 'person', 0)";
         assert!(old.execute(insert, []).is_err(), "the old check refuses it");
         old.execute(
@@ -457,10 +463,7 @@ mod tests {
     /// was; an acknowledged one keeps only its row.
     #[test]
     fn the_outbox_gives_its_unsent_bytes_to_doc_changes() {
-        let mut old = Connection::open_in_memory().unwrap();
-        for step in &MIGRATIONS[..10] {
-            old.execute_batch(step).unwrap();
-        }
+        let mut old = at_version(10);
         old.execute_batch(
             "INSERT INTO docs (doc_id, kind, snapshot, updated_ms) VALUES ('case-1', 'case', x'00', 0);
              INSERT INTO doc_changes (doc_id, hash, bytes) VALUES ('case-1', x'02', x'0202');
@@ -504,10 +507,7 @@ mod tests {
     /// then read from the index of unsent rows alone.
     #[test]
     fn the_outbox_keeps_each_unsent_changes_size() {
-        let mut old = Connection::open_in_memory().unwrap();
-        for step in &MIGRATIONS[..11] {
-            old.execute_batch(step).unwrap();
-        }
+        let mut old = at_version(11);
         old.execute_batch(
             "INSERT INTO docs (doc_id, kind, updated_ms) VALUES ('case-1', 'case', 0);
              INSERT INTO doc_changes (doc_id, hash, bytes, folded) VALUES

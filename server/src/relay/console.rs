@@ -18,10 +18,11 @@ use gridsync_core::photo::PhotoLimits;
 use gridsync_core::sync::wire::{ChangeStatus, WireChange};
 use gridsync_core::{Action, Case, DeviceId, DocId, Identity, PhotoHash, PhotoInfo, User, UserId};
 
-use super::push::{decode_incoming, Trust};
+use super::push::Trust;
 use super::resident::{Rate, Refused};
 use super::store::BACKLOG_CAP;
 use super::{device_visibility, random_bytes, sha256, Relay, RelayError};
+use gridsync_core::sync::change::decode_wire_changes;
 
 /// How long a console session lasts.
 pub const SESSION_HOURS: i64 = 12;
@@ -451,7 +452,7 @@ impl Relay {
         let answer = self.push_as(
             who.device,
             &Trust::Device(&who.user, Vec::new()),
-            decode_incoming(vec![WireChange {
+            decode_wire_changes(vec![WireChange {
                 doc: id.clone(),
                 bytes,
             }]),
@@ -617,7 +618,7 @@ impl Relay {
         let answer = self.push_as(
             device,
             &Trust::Device(user, Vec::new()),
-            decode_incoming(changes),
+            decode_wire_changes(changes),
         )?;
         Ok(answer
             .results

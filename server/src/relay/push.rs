@@ -10,7 +10,7 @@ use chrono::Utc;
 use gridsync_core::access::{authorize, authorize_relayed, check_adjusted_worker, Scope};
 use gridsync_core::sync::change::{decode_wire_changes, ChangeError};
 use gridsync_core::sync::wire::{
-    ChangeResult, ChangeStatus, PushRequest, PushResponse, WireChange, MAX_CHANGES_PER_MESSAGE,
+    ChangeResult, ChangeStatus, PushRequest, PushResponse, MAX_CHANGES_PER_MESSAGE,
     PROTOCOL_VERSION,
 };
 use gridsync_core::{fold, DeviceId, DocContent, DocId, PhotoHash, User};
@@ -31,14 +31,10 @@ const FOREIGN: &str = "the change belongs to another record";
 /// A change of the batch by its hash and raw bytes, to log it once stored.
 type Sent = (ChangeHash, Vec<u8>);
 
-/// A pushed change after the checked decoder: the document and the change, or the
-/// name to answer refused bytes under and why.
+/// A pushed change after the checked decoder (`decode_wire_changes`, once per
+/// message at the edge): the document and the change, or the name to answer
+/// refused bytes under and why.
 pub(crate) type Incoming = Result<(DocId, Change), (ChangeHash, ChangeError)>;
-
-/// Decode every change of a message at the edge, once (on the available cores).
-pub(crate) fn decode_incoming(changes: Vec<WireChange>) -> Vec<Incoming> {
-    decode_wire_changes(changes)
-}
 
 /// How far the changes of one push are checked.
 pub(crate) enum Trust<'a> {
@@ -91,7 +87,7 @@ impl Relay {
         let mut answer = self.push_as(
             device.device,
             &trust,
-            decode_incoming(req.changes.into_vec()),
+            decode_wire_changes(req.changes.into_vec()),
         )?;
         answer.v = v;
         Ok(answer)

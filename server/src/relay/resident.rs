@@ -25,8 +25,9 @@ use gridsync_core::{
 use sha2::{Digest, Sha256};
 
 use super::console::{ConsoleUser, SignInSlot};
-use super::push::{decode_incoming, Trust};
+use super::push::Trust;
 use super::{random_bytes, Relay, RelayError};
+use gridsync_core::sync::change::decode_wire_changes;
 
 /// Limits of a resident's report.
 pub mod limits {
@@ -938,7 +939,7 @@ impl Relay {
         let answer = self.push_as(
             device,
             &Trust::Device(user, Vec::new()),
-            decode_incoming(vec![WireChange { doc, bytes }]),
+            decode_wire_changes(vec![WireChange { doc, bytes }]),
         )?;
         match answer.results.into_iter().next() {
             Some(r) if r.status == ChangeStatus::Accepted => Ok(()),
